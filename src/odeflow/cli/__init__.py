@@ -1,0 +1,1 @@
+"""The `odeflow` command line."""

@@ -1,0 +1,158 @@
+"""Optimize-discretize: the continuous adjoint method (Pontryagin; Chen et al. 2018, seed 003).
+
+Backwards from T to t0 it solves the augmented system
+    dy/dt = f(t, y),   da/dt = -a^T df/dy,   dg/dt = -a^T df/dtheta,
+with a(T) = dL/dy(T) and g(T) = 0, so that g(t0) = dL/dtheta and a(t0) = dL/dy0.
+At every output time t_i the state is reset to the stored forward value and dL/dy(t_i) is
+added to a; the step size carries over between output times instead of being chosen anew.
+Time gradients: dL/dt_i = dL/dy(t_i) . f(t_i, y(t_i)) for i >= 1 and dL/dt0 = -a(t0+) . f(t0, y0),
+with a(t0+) the adjoint before the direct term dL/dy(t0) is added.
+Memory is independent of the number of steps: only the outputs are stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..solvers.loop import FixedGrid, integrate_adaptive, integrate_fixed
+from ..solvers.methods import get_method
+from ..solvers.problem import Problem
+from ..solvers.state import ErrorNorm, StatePacker, packed_func
+from ..solvers.stepping import Adaptive, FixedStep
+from ..solvers.tableau import ButcherTableau
+
+
+@dataclass(frozen=True)
+class OptimizeDiscretize:
+    """Continuous adjoint gradients.
+
+    params: tensors to differentiate (default: the parameters of func when it is an
+    nn.Module; a plain function must list them, or pass ``params=()``).
+    method / step: solver for the backward system (default: those of the forward solve).
+    seminorm: leave the parameter-gradient states out of the error norm (Kidger et al. 2021).
+    """
+
+    params: Optional[Sequence[Tensor]] = None
+    method: Optional[Union[str, ButcherTableau]] = None
+    step: Optional[Union[FixedStep, Adaptive]] = None
+    seminorm: bool = False
+
+    def resolve_params(self, func: Callable) -> Tuple[Tensor, ...]:
+        if self.params is not None:
+            params = tuple(self.params)
+        elif isinstance(func, nn.Module):
+            params = tuple(p for p in func.parameters() if p.requires_grad)
+        else:
+            raise TypeError(
+                "optimize-discretize needs to know the parameters of the vector field: func is a "
+                f"{type(func).__name__}, not an nn.Module; pass OptimizeDiscretize(params=[...]) "
+                "(odeint_adjoint(adjoint_params=...)), or params=() if it has none"
+            )
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"params[{i}] is a {type(p).__name__}, expected a tensor")
+        return params
+
+    def run(self, problem: Problem) -> List[Tensor]:
+        params = self.resolve_params(problem.user_func)
+        ys = _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
+        return list(ys.unbind(0))
+
+
+def _adjoint_step(problem: Problem, cfg: OptimizeDiscretize, n_params: int) -> Union[FixedStep, Adaptive]:
+    step = cfg.step or problem.step
+    if isinstance(step, Adaptive) and cfg.seminorm:
+        step = replace(step, weights=[1.0, 1.0] + [0.0] * n_params)
+    return step
+
+
+class _Adjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, problem: Problem, cfg: OptimizeDiscretize, y0: Tensor, t: Tensor, *params: Tensor) -> Tensor:
+        with torch.no_grad():
+            ys, _ = problem.run(y0=y0)
+            ys_t = torch.stack(ys)
+        ctx.problem, ctx.cfg = problem, cfg
+        ctx.save_for_backward(t, ys_t, *params)
+        return ys_t
+
+    @staticmethod
+    def backward(ctx, grad_ys: Tensor):
+        t, ys, *params = ctx.saved_tensors
+        problem: Problem = ctx.problem
+        cfg: OptimizeDiscretize = ctx.cfg
+        stats = problem.stats
+        params = tuple(params)
+        flat_f = packed_func(problem.user_func, problem.packer)
+
+        def f(tt: Tensor, y: Tensor) -> Tensor:
+            stats.nfe_backward += 1
+            return flat_f(tt, y)
+
+        def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+            y, a = state[0], state[1]
+            with torch.enable_grad():
+                y_ = y.detach().requires_grad_(True)
+                fy = f(tt, y_)
+                vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
+            return (fy.detach(), vjps[0]) + tuple(
+                torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
+
+        tvals = problem.t_values
+        n = len(tvals)
+        tab = get_method(cfg.method) if cfg.method is not None else problem.method
+        step = _adjoint_step(problem, cfg, len(params))
+        a = grad_ys[-1]
+        g = tuple(torch.zeros_like(p) for p in params)
+        aug_packer = StatePacker((ys[-1], a) + g)
+        aug_f = packed_func(aug_dynamics, aug_packer)
+        norm = ErrorNorm(aug_packer, step.rtol, step.atol, step.weights) if isinstance(step, Adaptive) else None
+        want_t = ctx.needs_input_grad[3]
+        grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
+        time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731
+        h: Optional[float] = None
+        for i in range(n - 1, 0, -1):
+            if want_t:
+                grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i])).sum()
+            state = aug_packer.pack((ys[i], a) + g)
+            span = [tvals[i], tvals[i - 1]]
+            with torch.no_grad():
+                if isinstance(step, FixedStep):
+                    grid = FixedGrid(tab, span, step.substeps(span), ys.dtype, ys.device)
+                    outs, _, _ = integrate_fixed(tab, aug_f, state, grid, _BackwardSteps(stats))
+                else:
+                    outs, h = integrate_adaptive(tab, aug_f, state, span, step, norm, _BackwardSteps(stats), h0=h)
+            _, a, *g_list = aug_packer.unpack(outs[-1])
+            g = tuple(g_list)
+            if i > 1:
+                a = a + grad_ys[i - 1]
+        if want_t:
+            # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
+            grad_t[0] = -(a * f(time_of(tvals[0]), ys[0])).sum()
+            grad_t = grad_t.to(t.dtype)
+        if n > 1:
+            a = a + grad_ys[0]
+        return (None, None, a, grad_t) + g
+
+
+class _BackwardSteps:
+    """Stats view for the backward solve: evaluations are counted by the adjoint itself,
+    steps go to steps_backward."""
+
+    def __init__(self, stats) -> None:
+        self._stats = stats
+        self.nfe = 0
+
+    @property
+    def steps(self) -> int:
+        return self._stats.steps_backward
+
+    @steps.setter
+    def steps(self, v: int) -> None:
+        self._stats.steps_backward = v
+
+    accepted = 0
+    rejected = 0

@@ -1,0 +1,29 @@
+"""Figures people look at instead of reading tables (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def plot_trajectories(t: Tensor, reference: Tensor, curves: Dict[str, Tensor], path: Path) -> None:
+    """Phase portrait of 2-D trajectories against a reference, and the error over time."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    ax0.plot(reference[:, 0], reference[:, 1], "k-", lw=3, alpha=0.3, label="reference")
+    for label, ys in curves.items():
+        ax0.plot(ys[:, 0].detach(), ys[:, 1].detach(), lw=1, label=label)
+        ax1.semilogy(t, (ys - reference).abs().max(dim=1).values.detach().clamp_min(1e-17), label=label)
+    ax0.set_xlabel("u1")
+    ax0.set_ylabel("u2")
+    ax0.legend(fontsize=8)
+    ax1.set_xlabel("t")
+    ax1.set_ylabel("max |error|")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,202 @@
+"""The integration loops: a fixed grid (no host synchronisation) and adaptive steps (one
+synchronisation per attempted step, to read the error norm).
+
+Both work on a single tensor state (tuples are packed before they get here) and call
+f(t, y) with t a 0-d tensor of the state's dtype. Time itself is kept in float64: Python
+floats on the host, or float64 tensors when gradients with respect to time are wanted.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .runge_kutta import interpolate, rk_step
+from .solution import SolverStats
+from .state import ErrorNorm
+from .stepping import Adaptive, initial_step
+from .tableau import ButcherTableau
+
+Func = Callable[[Tensor, Tensor], Tensor]
+
+
+class FixedGrid:
+    """Step sizes and stage times of a fixed-step solve, prepared once before the loop.
+
+    With ``t_tensor`` requiring grad, grid points are differentiable functions of the
+    output times (t_i + (t_{i+1} - t_i) * j / n_i), so the discrete solution can be
+    differentiated with respect to every output time; otherwise plain floats are used.
+    """
+
+    def __init__(self, tab: ButcherTableau, t: Sequence[float], substeps: Sequence[int],
+                 dtype: torch.dtype, device: torch.device, t_tensor: Optional[Tensor] = None) -> None:
+        self.substeps = list(substeps)
+        idx = torch.repeat_interleave(torch.arange(len(self.substeps)), torch.tensor(self.substeps))
+        frac = torch.cat([torch.arange(n, dtype=torch.float64) / n for n in self.substeps])
+        c = torch.tensor(tab.c, dtype=torch.float64)
+        if t_tensor is not None and t_tensor.requires_grad:
+            tt = t_tensor.to(torch.float64)
+            tt_dev = tt.to(device)
+            left = tt_dev[idx.to(device)]
+            width = (tt_dev[1:] - tt_dev[:-1])[idx.to(device)]
+            starts = left + width * frac.to(device)
+            ends = torch.cat([starts[1:], tt_dev[-1:]])
+            # Interior ends equal the next start; the last end of each interval is t_{i+1}.
+            h = ends - starts
+            stage_t = starts[:, None] + h[:, None] * c.to(device)[None, :]
+            self.h: List = list(h.to(dtype).unbind())
+        else:
+            tt = torch.tensor(list(t), dtype=torch.float64)
+            starts = tt[idx] + (tt[1:] - tt[:-1])[idx] * frac
+            ends = torch.cat([starts[1:], tt[-1:]])
+            h = ends - starts
+            stage_t = starts[:, None] + h[:, None] * c[None, :]
+            self.h = h.tolist()
+        self.stage_times: List[Tensor] = list(stage_t.reshape(-1).to(device=device, dtype=dtype).unbind())
+        self.stages = tab.stages
+
+    def __len__(self) -> int:
+        return len(self.h)
+
+    def times(self, step: int) -> List[Tensor]:
+        s = self.stages
+        return self.stage_times[step * s:(step + 1) * s]
+
+
+def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, stats: SolverStats,
+                    first: int = 0, last: Optional[int] = None, k1: Optional[Tensor] = None
+                    ) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
+    """Steps ``first`` .. ``last``-1 of the grid from y0. Returns (states at the output times
+    crossed, final state, carried FSAL derivative). Output times are grid points."""
+    last = len(grid) if last is None else last
+    ends = set()
+    acc = 0
+    for n in grid.substeps:
+        acc += n
+        ends.add(acc)
+    outs: List[Tensor] = []
+    y = y0
+    for i in range(first, last):
+        ts = grid.times(i)
+        if k1 is None:
+            k1 = f(ts[0], y)
+        y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
+        k1 = ks[-1] if tab.fsal else None
+        if i + 1 in ends:
+            outs.append(y)
+    stats.steps += last - first
+    stats.accepted += last - first
+    return outs, y, k1
+
+
+class _Times:
+    """Maps float64 host times to the 0-d tensors handed to f, optionally differentiable
+    with respect to the initial time through an anchor tensor."""
+
+    def __init__(self, t0: float, dtype: torch.dtype, device: torch.device, anchor: Optional[Tensor]) -> None:
+        self.t0, self.dtype, self.device, self.anchor = t0, dtype, device, anchor
+
+    def one(self, t: float) -> Tensor:
+        return self.many([t])[0]
+
+    def many(self, ts: List[float]) -> List[Tensor]:
+        if self.anchor is None:
+            return list(torch.tensor(ts, dtype=torch.float64).to(self.device, self.dtype).unbind())
+        offsets = torch.tensor([t - self.t0 for t in ts], dtype=torch.float64, device=self.device)
+        return list((self.anchor + offsets).to(self.dtype).unbind())
+
+
+def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence[float], ctrl: Adaptive,
+                       norm: ErrorNorm, stats: SolverStats, h0: Optional[float] = None,
+                       t_tensor: Optional[Tensor] = None) -> Tuple[List[Tensor], float]:
+    """Adaptive solve through the output times t_out (monotone, either direction); steps are
+    not shortened to hit an output time: outputs come from the dense output (methods of order
+    > 3 without a continuous extension, i.e. dopri8, land on output times instead).
+
+    Returns the states at t_out[1:] and the step size the controller proposes next (so a
+    caller that continues from here, e.g. the adjoint, need not restart step selection).
+    With ``t_tensor`` requiring grad, stage times and interpolation points are differentiable
+    in the output times (the discrete model's exact time derivative).
+    """
+    if not tab.adaptive:
+        from .methods import METHODS
+        valid = sorted(m.name for m in METHODS.values() if m.adaptive)
+        raise ValueError(f"method {tab.name!r} has no error estimate for adaptive stepping; "
+                         f"use FixedStep(h) or one of {valid}")
+    n = len(t_out)
+    t0 = float(t_out[0])
+    direction = 1.0 if t_out[-1] >= t0 else -1.0
+    differentiable = t_tensor is not None and t_tensor.requires_grad
+    anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if differentiable else None
+    times = _Times(t0, y0.dtype, y0.device, anchor)
+    q = min(tab.order, tab.error_order or tab.order) + 1
+    # Cubic Hermite output is third order: fine for bosh3/heun, too coarse for dopri8.
+    clip_to_outputs = tab.dense is None and tab.order > 3
+    outs: List[Tensor] = []
+    t, y = t0, y0
+    k1 = f(times.one(t), y)
+    if h0 is None and ctrl.first_step is None:
+        with torch.no_grad():
+            h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
+    h = h0 if h0 is not None else ctrl.first_step
+    h = ctrl.clamp(direction * abs(h))
+    err_prev = 1.0
+    nxt = 1
+    attempts = 0
+    nonfinite = False
+    while nxt < n:
+        if attempts >= ctrl.max_steps:
+            raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h,
+                              "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff")
+        attempts += 1
+        h_proposed = h
+        land = None
+        if clip_to_outputs and (t + h - t_out[nxt]) * direction > 0:
+            # No interpolant of matching order: land on the output time exactly instead.
+            land, h = t_out[nxt], t_out[nxt] - t
+        ts = times.many([t + ci * h for ci in tab.c])
+        if k1 is None:
+            k1 = f(ts[0], y)
+        y1, ks, err = rk_step(tab, f, y, k1, ts, h, True)
+        en = float(norm(err.detach(), y.detach(), y1.detach()))  # the step's one host sync
+        stats.steps += 1
+        if en <= 1.0:
+            stats.accepted += 1
+            t1 = t + h if land is None else land
+            f1 = ks[-1] if tab.fsal else None
+            while nxt < n and (t_out[nxt] - t1) * direction <= 0:
+                if t_out[nxt] == t1 and not differentiable:
+                    outs.append(y1)
+                else:
+                    if tab.dense is None and f1 is None:
+                        f1 = f(times.one(t1), y1)
+                    if differentiable:
+                        theta = (t_tensor[nxt].to(y0.device, torch.float64) - (anchor + (t - t0))) / h
+                    else:
+                        theta = (t_out[nxt] - t) / h
+                    outs.append(interpolate(tab, y, y1, ks, f1, theta, h))
+                nxt += 1
+            t, y, k1 = t1, y1, f1
+            factor = ctrl.max_factor if en == 0.0 else (
+                ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
+            factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
+            err_prev = max(en, 1e-4)
+            nonfinite = False
+        else:
+            stats.rejected += 1
+            nonfinite = not math.isfinite(en)
+            factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
+            factor = min(factor, 1.0)
+            if abs(h) <= ctrl.min_step or t + h * factor == t:
+                why = ("the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
+                       "here; check the vector field or shorten the time span"
+                       if nonfinite else
+                       "the problem may be stiff or singular here; loosen rtol/atol or lower min_step")
+                raise SolverError("step size underflow", t, h, why)
+        h = ctrl.clamp((h_proposed if land is not None and en <= 1.0 else h) * factor)
+        if ctrl.min_step > 0 and abs(h) < ctrl.min_step:
+            h = math.copysign(ctrl.min_step, h)
+    return outs, h

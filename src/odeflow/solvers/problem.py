@@ -1,0 +1,146 @@
+"""Checking a user's (func, y0, t, method, step) once, up front, and running the plain solve.
+
+Everything a user can get wrong is caught here with a message naming what was received and
+how to fix it, so the loops themselves carry no checks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .loop import FixedGrid, integrate_adaptive, integrate_fixed
+from .methods import get_method
+from .solution import SolverStats
+from .state import ErrorNorm, State, StatePacker, packed_func
+from .stepping import Adaptive, FixedStep
+from .tableau import ButcherTableau
+
+StepControl = Union[FixedStep, Adaptive]
+
+
+def check_times(t: Union[Tensor, Sequence[float]]) -> Tuple[Tensor, List[float]]:
+    """t as a 1-D float tensor (kept for gradients) and as float64 host values."""
+    if not isinstance(t, Tensor):
+        t = torch.as_tensor(t, dtype=torch.float64)
+    if t.dim() != 1 or t.numel() == 0:
+        raise ValueError(f"t must be a non-empty 1-D tensor of times; got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    values = t.detach().to("cpu", torch.float64).tolist()
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), values)):
+        raise ValueError(f"t contains NaN or inf: {values}")
+    if len(values) > 1:
+        diffs = [b - a for a, b in zip(values[:-1], values[1:])]
+        if any(d == 0 for d in diffs):
+            i = next(i for i, d in enumerate(diffs) if d == 0)
+            raise ValueError(f"t has a duplicated time {values[i]} at positions {i} and {i + 1}; "
+                             "times must be strictly increasing or strictly decreasing")
+        if not (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)):
+            raise ValueError("t is not sorted: times must be strictly increasing (or strictly decreasing to "
+                             f"integrate backwards); got {values[:8]}{' ...' if len(values) > 8 else ''}")
+    return t, values
+
+
+class _CheckedCountedFunc:
+    """Counts evaluations into the stats and checks the first output against the state."""
+
+    def __init__(self, func: Callable, packer: StatePacker, stats: SolverStats) -> None:
+        self.func, self.packer, self.stats = func, packer, stats
+        self.flat = packed_func(func, packer)
+        self.checked = False
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        self.stats.nfe += 1
+        if not self.checked:
+            return self._first_call(t, y)
+        return self.flat(t, y)
+
+    def _first_call(self, t: Tensor, y: Tensor) -> Tensor:
+        out = self.func(t, self.packer.unpack(y))
+        if self.packer.is_tuple:
+            if not isinstance(out, (tuple, list)) or len(out) != len(self.packer.shapes):
+                raise ValueError(f"func returned {type(out).__name__}"
+                                 f"{f' of length {len(out)}' if isinstance(out, (tuple, list)) else ''}"
+                                 f" but the state is a tuple of {len(self.packer.shapes)} tensors; "
+                                 "return one derivative per component")
+            got = [tuple(o.shape) for o in out]
+            want = [tuple(s) for s in self.packer.shapes]
+        else:
+            if not isinstance(out, Tensor):
+                raise ValueError(f"func returned {type(out).__name__}; expected a tensor shaped like y0")
+            got, want = [tuple(out.shape)], [tuple(self.packer.shapes[0])]
+        if got != want:
+            raise ValueError(f"func(t, y) returned shape(s) {got} but the state has shape(s) {want}; "
+                             "dy/dt must have the same shape as y")
+        self.checked = True
+        return self.packer.pack(out)
+
+
+@dataclass
+class Problem:
+    """A validated initial-value problem, with the state packed into one tensor."""
+
+    func: Callable[[Tensor, Tensor], Tensor]
+    y0: Tensor
+    t: Tensor
+    t_values: List[float]
+    packer: StatePacker
+    method: ButcherTableau
+    step: StepControl
+    norm: Optional[ErrorNorm]
+    stats: SolverStats = field(default_factory=SolverStats)
+    user_func: Optional[Callable] = None
+
+    def run(self, y0: Optional[Tensor] = None, h0: Optional[float] = None, differentiable_times: bool = False
+            ) -> Tuple[List[Tensor], Optional[float]]:
+        """Solve from y0 (default: the problem's) through all times; returns the states at
+        every time in t (y0 first) and, for adaptive steps, the next proposed step size."""
+        y0 = self.y0 if y0 is None else y0
+        if len(self.t_values) == 1:
+            return [y0], h0
+        t_tensor = self.t if differentiable_times else None
+        if isinstance(self.step, FixedStep):
+            grid = FixedGrid(self.method, self.t_values, self.step.substeps(self.t_values),
+                             y0.dtype, y0.device, t_tensor)
+            outs, _, _ = integrate_fixed(self.method, self.func, y0, grid, self.stats)
+            return [y0] + outs, None
+        assert self.norm is not None
+        outs, h = integrate_adaptive(self.method, self.func, y0, self.t_values, self.step, self.norm,
+                                     self.stats, h0=h0, t_tensor=t_tensor)
+        return [y0] + outs, h
+
+
+def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
+                 method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None) -> Problem:
+    """Validate the inputs of a solve (see `odeflow.solve`) and pack the state."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
+    tab = get_method(method)
+    if step is None:
+        step = Adaptive() if tab.adaptive else FixedStep()
+    if not isinstance(step, (FixedStep, Adaptive)):
+        raise TypeError(f"step must be FixedStep(h) or Adaptive(rtol, atol); got {type(step).__name__}")
+    if isinstance(step, Adaptive) and not tab.adaptive:
+        from .methods import METHODS
+        valid = sorted(m.name for m in METHODS.values() if m.adaptive)
+        raise ValueError(f"method {tab.name!r} has no embedded error estimate, so it cannot take adaptive "
+                         f"steps; use step=FixedStep(h) or one of {valid}")
+    packer = StatePacker(y0)
+    flat_y0 = packer.pack(y0)
+    if not bool(torch.isfinite(flat_y0).all()):
+        bad = (~torch.isfinite(flat_y0.detach())).nonzero()[:5].reshape(-1).tolist()
+        raise ValueError(f"y0 contains NaN or inf (first flat indices {bad}); clean the initial state")
+    t_tensor, values = check_times(t)
+    norm = None
+    if isinstance(step, Adaptive):
+        norm = ErrorNorm(packer, step.rtol, step.atol, step.weights)
+    stats = SolverStats()
+    return Problem(_CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
+                   norm, stats, user_func=func)
+
+
+__all__ = ["Problem", "make_problem", "check_times", "SolverError"]

@@ -1,0 +1,85 @@
+"""One explicit Runge–Kutta step and the dense output between two accepted steps.
+
+    k_i = f(t + c_i h, y + h sum_j a_ij k_j),  y1 = y + h sum_i b_i k_i,  err = h sum_i e_i k_i.
+
+Linear combinations skip zero coefficients and use fused `add(alpha=)` when h is a plain
+float, so the per-step work is only the stages themselves.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .tableau import ButcherTableau
+
+Step = Union[float, Tensor]
+
+
+def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], h: Step) -> Tensor:
+    """y + h * sum_j coeffs[j] * ks[j] (y may be None, meaning 0)."""
+    terms = [(k, c) for k, c in zip(ks, coeffs) if c != 0.0]
+    if isinstance(h, Tensor):
+        acc = terms[0][0] * terms[0][1]
+        for k, c in terms[1:]:
+            acc = torch.add(acc, k, alpha=c)
+        return acc * h if y is None else y + h * acc
+    if y is None:
+        k, c = terms[0]
+        acc = k * (h * c)
+        terms = terms[1:]
+    else:
+        acc = y
+    for k, c in terms:
+        acc = torch.add(acc, k, alpha=h * c)
+    return acc
+
+
+def rk_step(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tensor, k1: Tensor,
+            t_stages: Sequence[Tensor], h: Step, with_error: bool
+            ) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
+    """Advance one step. Returns (y1, stage derivatives, local error estimate or None).
+
+    For FSAL tableaus the last stage input is y1 itself and the last k is f(t + h, y1).
+    """
+    ks = [k1]
+    y1: Optional[Tensor] = None
+    last = tab.stages - 1
+    for i in range(1, tab.stages):
+        yi = combine(y, ks, tab.a[i], h) if any(tab.a[i]) else y
+        if tab.fsal and i == last:
+            y1 = yi
+        ks.append(f(t_stages[i], yi))
+    if y1 is None:
+        y1 = combine(y, ks, tab.b, h)
+    err = combine(None, ks, tab.b_err, h) if (with_error and tab.b_err is not None) else None
+    return y1, ks, err
+
+
+def _hermite_weights(theta: Union[float, Tensor]) -> Tuple:
+    """Cubic Hermite basis (h00, h10, h01, h11) at theta in [0, 1]."""
+    t2 = theta * theta
+    t3 = t2 * theta
+    return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
+
+
+def interpolate(tab: ButcherTableau, y0: Tensor, y1: Tensor, ks: Sequence[Tensor],
+                f1: Optional[Tensor], theta: Union[float, Tensor], h: Step) -> Tensor:
+    """y(t + theta h) from the step's data: the method's own continuous extension when it
+    has one (dopri5, tsit5: fourth order), else cubic Hermite using f0 = ks[0] and f1."""
+    if tab.dense is not None:
+        if isinstance(theta, Tensor):
+            powers = torch.stack([theta ** (d + 1) for d in range(len(tab.dense[0]))])
+            w = torch.tensor(tab.dense, dtype=powers.dtype, device=powers.device) @ powers
+            acc = sum(w[i].to(y0.dtype) * k for i, k in enumerate(ks))
+            return y0 + h * acc
+        powers = [theta ** (d + 1) for d in range(len(tab.dense[0]))]
+        weights = [sum(p * x for p, x in zip(powers, row)) for row in tab.dense]
+        return combine(y0, ks, weights, h)
+    assert f1 is not None, "Hermite interpolation needs f(t1, y1)"
+    h00, h10, h01, h11 = _hermite_weights(theta)
+    if isinstance(theta, Tensor):
+        h00, h10, h01, h11 = (w.to(y0.dtype) for w in (h00, h10, h01, h11))
+        return h00 * y0 + h01 * y1 + h * (h10 * ks[0] + h11 * f1)
+    return torch.add(torch.add(y0 * h00, y1, alpha=h01), ks[0] * h10 + f1 * h11, alpha=h)

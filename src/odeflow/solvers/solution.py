@@ -1,0 +1,33 @@
+"""What a solve returns: the states at the requested times, the statistics and the status."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+
+@dataclass
+class SolverStats:
+    """Counts of one solve. ``nfe_backward`` is filled in by the backward pass (adjoint
+    evaluations, or recomputed evaluations under checkpointing)."""
+
+    nfe: int = 0
+    steps: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    nfe_backward: int = 0
+    steps_backward: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Solution:
+    """ys[i] is the state at ts[i]; a tuple state gives a tuple of such series."""
+
+    ts: Tensor
+    ys: Any
+    stats: SolverStats = field(default_factory=SolverStats)
+    status: str = "success"
