@@ -25,8 +25,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/solver_forward.py
-	$(BIN)/python benchmarks/training_step.py
+	cd benchmarks && ../$(BIN)/python solver_forward.py
+	cd benchmarks && ../$(BIN)/python training_step.py
+	cd benchmarks && ../$(BIN)/python timeseries.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

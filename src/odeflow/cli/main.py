@@ -1,17 +1,17 @@
-"""`odeflow` command: demo, check-gradient (more subcommands register themselves here)."""
+"""`odeflow` command: demo, check-gradient, train, compare."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import List, Optional
 
-from . import check_gradient, demo
+from . import check_gradient, demo, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odeflow", description="Neural ODEs trained fast and correctly.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, check_gradient):
+    for module in (demo, check_gradient, train):
         module.register(sub)
     return parser
 

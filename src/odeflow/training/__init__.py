@@ -1,0 +1,1 @@
+"""Training infrastructure: run folders, metrics, checkpoints, progress, trainers."""
