@@ -116,7 +116,7 @@ class _Adjoint(torch.autograd.Function):
         h: Optional[float] = None
         for i in range(n - 1, 0, -1):
             if want_t:
-                grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i])).sum()
+                grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i].detach())).sum()
             state = aug_packer.pack((ys[i], a) + g)
             span = [tvals[i], tvals[i - 1]]
             with torch.no_grad():
@@ -131,7 +131,7 @@ class _Adjoint(torch.autograd.Function):
                 a = a + grad_ys[i - 1]
         if want_t:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
-            grad_t[0] = -(a * f(time_of(tvals[0]), ys[0])).sum()
+            grad_t[0] = -(a * f(time_of(tvals[0]), ys[0].detach())).sum()
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]

@@ -28,7 +28,8 @@ def plot_snapshots(path: Path, t: Tensor, u: Tensor, result: "TrainResult", titl
         ax.plot(u[:, 0], u[:, 1], "ko", ms=3, label="data")
         ax.plot(ys[:, 0], ys[:, 1], "r-", label="model")
         ax.set_title(f"{title}: iteration {it}")
-    axes[0][0].legend(fontsize=7)
+    if result.snapshots:
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

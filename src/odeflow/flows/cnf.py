@@ -1,0 +1,170 @@
+"""CNF blocks (FFJORD): z' = f(t, z), l' = -tr(df/dz), from t = 0 to T.
+
+With l(0) = 0, log p(x) = log N(z(T); 0, I) - l(T)   (instantaneous change of variables).
+Loss per sample (seed 000 eq. 15): D/2 log 2 pi + |z(T)|^2/2 - int_0^T tr J dt.
+Any solver and either gradient mode; T fixed or trainable; exact or Hutchinson divergence.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..gradients import DiscretizeOptimize, OptimizeDiscretize
+from ..solve import solve
+from ..solvers.solution import SolverStats
+from ..solvers.stepping import Adaptive, FixedStep
+from .divergence import NOISES, divergence_exact, divergence_hutchinson, sample_noise
+
+StepControl = Union[FixedStep, Adaptive]
+
+
+def check_batch(x: Tensor, dim: int, what: str = "x") -> None:
+    """A clear error for data of the wrong shape or with NaN/inf rows."""
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != dim:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{what} must have shape [batch, {dim}] for this flow; got {shape}")
+    finite = torch.isfinite(x).all(dim=1)
+    if not bool(finite.all()):
+        rows = (~finite).nonzero().reshape(-1)[:5].tolist()
+        raise ValueError(f"{what} contains NaN or inf in rows {rows} (of {x.shape[0]}); clean the batch")
+
+
+def standard_normal_logprob(z: Tensor) -> Tensor:
+    return -0.5 * (z.shape[1] * math.log(2 * math.pi) + (z * z).sum(dim=1))
+
+
+class CNF(nn.Module):
+    """One continuous normalizing flow block.
+
+    Args:
+        net: f(t, z) for z of shape [batch, dim] (e.g. `odeflow.nn.ODENet`).
+        T: end time; trainable with ``train_T=True`` (TO-FLOW).
+        divergence: 'exact' or 'hutchinson' (noise 'gaussian' or 'rademacher').
+        method, step: solver used for training and, unless changed, evaluation.
+        adjoint: optimize-discretize (continuous adjoint) instead of discretize-optimize.
+    """
+
+    def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
+                 divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
+                 step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False) -> None:
+        super().__init__()
+        if divergence not in ("exact", "hutchinson"):
+            raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
+        if noise not in NOISES:
+            raise ValueError(f"unknown noise {noise!r}; valid: {', '.join(NOISES)}")
+        if not T > 0:
+            raise ValueError(f"end time T must be > 0; got {T}")
+        self.net, self.dim = net, dim
+        T_tensor = torch.tensor(float(T))
+        if train_T:
+            self.T = nn.Parameter(T_tensor)
+        else:
+            self.register_buffer("T", T_tensor)
+        self.divergence, self.noise = divergence, noise
+        self.method, self.step = method, step if step is not None else Adaptive(1e-5, 1e-5)
+        self.adjoint, self.seminorm = adjoint, seminorm
+        self._e: Optional[Tensor] = None
+        self.last_stats = SolverStats()
+
+    def set_solver(self, method: str, step: StepControl) -> None:
+        """Re-discretize: evaluate (or keep training) with another method/step."""
+        self.method, self.step = method, step
+
+    def _gradient(self) -> Union[DiscretizeOptimize, OptimizeDiscretize]:
+        if self.adjoint:
+            return OptimizeDiscretize(params=[p for p in self.net.parameters() if p.requires_grad],
+                                      seminorm=self.seminorm)
+        return DiscretizeOptimize()
+
+    def _times(self, reverse: bool, dtype: torch.dtype) -> Tensor:
+        T = self.T.to(torch.float64)
+        t = torch.stack([torch.zeros_like(T), T])
+        return t.flip(0) if reverse else t
+
+    def _augmented(self, t: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+        z = state[0]
+        create = torch.is_grad_enabled()
+        with torch.enable_grad():
+            if not z.requires_grad:
+                z = z.detach().requires_grad_(True)
+            f = self.net(t, z)
+            if self.divergence == "exact":
+                div = divergence_exact(f, z, create)
+            else:
+                div, _ = divergence_hutchinson(f, z, self._e, create)
+        if not create:
+            f, div = f.detach(), div.detach()
+        return f, -div
+
+    def transform(self, x: Tensor, with_logdet: bool = True) -> Tuple[Tensor, Tensor]:
+        """x -> (z(T), l(T)) with l(T) = -int tr J dt = -log|det dz/dx|."""
+        check_batch(x, self.dim)
+        if self.divergence == "hutchinson":
+            self._e = sample_noise(x, self.noise)
+        l0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        sol = solve(self._augmented, (x, l0), self._times(False, x.dtype), method=self.method, step=self.step,
+                    gradient=self._gradient())
+        self.last_stats = sol.stats
+        zs, ls = sol.ys
+        return zs[-1], ls[-1]
+
+    def _field(self, t: Tensor, z: Tensor) -> Tensor:
+        return self.net(t, z)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        """z(T) -> x by integrating f backwards from T to 0."""
+        check_batch(z, self.dim, "z")
+        sol = solve(self._field, z, self._times(True, z.dtype), method=self.method, step=self.step,
+                    gradient=self._gradient())
+        return sol.ys[-1]
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z, l = self.transform(x)
+        return standard_normal_logprob(z) - l
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        p = next(self.parameters())
+        z = torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator)
+        return self.inverse(z)
+
+
+class CNFStack(nn.Module):
+    """Blocks applied in sequence: log p(x) = log N(z_K) - sum_k l_k."""
+
+    def __init__(self, blocks: Sequence[CNF]) -> None:
+        super().__init__()
+        if not blocks:
+            raise ValueError("a CNF stack needs at least one block")
+        self.blocks = nn.ModuleList(blocks)
+        self.dim = blocks[0].dim
+
+    def transform(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for block in self.blocks:
+            x, l = block.transform(x)
+            total = total + l
+        return x, total
+
+    def inverse(self, z: Tensor) -> Tensor:
+        for block in reversed(self.blocks):
+            z = block.inverse(z)
+        return z
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z, l = self.transform(x)
+        return standard_normal_logprob(z) - l
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        p = next(self.parameters())
+        return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator))
+
+    def set_solver(self, method: str, step: StepControl) -> None:
+        for block in self.blocks:
+            block.set_solver(method, step)
+
+    @property
+    def nfe(self) -> List[SolverStats]:
+        return [b.last_stats for b in self.blocks]

@@ -1,0 +1,42 @@
+"""ODE nets: a stack of time-conditioned layers with a nonlinearity between them (none after
+the last), widths dim -> hidden... -> dim. FFJORD's toy 2-D net is 64-64-64, tanh."""
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import make_layer, zero_last
+
+ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh, "softplus": F.softplus, "elu": F.elu, "swish": F.silu,
+}
+
+
+class ODENet(nn.Module):
+    """f(t, x) for x of shape [batch, dim]."""
+
+    def __init__(self, dim: int, hidden: Sequence[int] = (64, 64, 64), layer: str = "concatsquash",
+                 activation: str = "tanh", zero_init: bool = False) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
+        if dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"dimensions must be positive; got dim={dim}, hidden={list(hidden)}")
+        widths = [dim, *hidden, dim]
+        self.layers = nn.ModuleList(make_layer(layer, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.act = ACTIVATIONS[activation]
+        self.dim = dim
+        if zero_init:
+            zero_last(self.layers[-1])
+        self.config = dict(dim=dim, hidden=list(hidden), layer=layer, activation=activation, zero_init=zero_init)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(t, x)
+            if i < last:
+                x = self.act(x)
+        return x
