@@ -141,5 +141,8 @@ def test_fixed_grid_lands_on_every_output_time():
     sol = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4",
                         step=odeflow.FixedStep(1.5 / 29))
     assert sol.stats.steps == 29
+    t32 = torch.linspace(0, 1.5, 30)  # float32 spacing is off by ~1e-6 relative
+    assert odeflow.solve(lambda t, y: -y, torch.ones(1), t32, method="rk4",
+                         step=odeflow.FixedStep(1.5 / 29)).stats.steps == 29
     grid = odeflow.FixedStep(0.3).substeps([0.0, 1.0, 1.05])
     assert grid == [4, 1]
