@@ -1,0 +1,39 @@
+"""Figures of a trained 2-D flow: data, learned density heatmap, and samples."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ..data.toy2d import sample_toy  # noqa: E402
+from ..flows import CNF  # noqa: E402
+
+
+def plot_density_and_samples(flow: CNF, data: str, out: Path, lim: float = 4.0, n_grid: int = 80) -> None:
+    xs = torch.linspace(-lim, lim, n_grid)
+    grid = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), dim=-1).reshape(-1, 2)
+    saved = flow.divergence
+    flow.divergence = "exact"
+    with torch.no_grad():
+        density = flow.log_prob(grid).exp().reshape(n_grid, n_grid)
+        samples = flow.sample(2000, generator=torch.Generator().manual_seed(0))
+    flow.divergence = saved
+    real = sample_toy(data, 2000, seed=123)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    axes[0].hist2d(real[:, 0].numpy(), real[:, 1].numpy(), bins=80, range=[[-lim, lim], [-lim, lim]])
+    axes[0].set_title(f"data: {data}")
+    axes[1].imshow(density.numpy(), origin="lower", extent=(-lim, lim, -lim, lim))
+    axes[1].set_title("learned density")
+    axes[2].hist2d(samples[:, 0].numpy(), samples[:, 1].numpy(), bins=80, range=[[-lim, lim], [-lim, lim]])
+    axes[2].set_title("samples")
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out / "density.png", dpi=100)
+    plt.close(fig)
