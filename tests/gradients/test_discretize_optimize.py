@@ -80,6 +80,7 @@ def test_memory_plain_grows_checkpointed_and_adjoint_do_not():
     plain = [_peak_growth_mb("plain", n) for n in (20, 200)]
     ckpt = [_peak_growth_mb("checkpointed", n) for n in (20, 200)]
     adjoint = [_peak_growth_mb("adjoint", n) for n in (20, 200)]
-    assert plain[1] > 5 * plain[0], plain
-    assert ckpt[1] < plain[1] / 5, (ckpt, plain)
-    assert adjoint[1] < 2 * adjoint[0] + 10.0, adjoint
+    measured = dict(plain=plain, checkpointed=ckpt, adjoint=adjoint)
+    assert plain[1] > 4 * plain[0], measured
+    assert ckpt[1] < plain[1] / 5, measured
+    assert adjoint[1] < 2 * adjoint[0] + 20.0, measured
