@@ -9,7 +9,8 @@ import torch
 
 from .. import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize, solve
 from ..gradients import derivative_check, plot_derivative_check
-from ..problems import CubicMLP, SpiralField
+from ..models import VectorFieldMLP
+from ..problems import SpiralField
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     t = torch.linspace(0, 1.5, 30, dtype=torch.float64)
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64)
     data = solve(SpiralField(), u0, t, method="tsit5", step=Adaptive(1e-10, 1e-12)).ys
-    model = CubicMLP(dtype=torch.float64)
+    model = VectorFieldMLP(2, (50,), "tanh", "cube", dtype=torch.float64)
     if args.mode == "disc-opt":
         kw = dict(method="rk4", step=FixedStep(1.5 / 29), gradient=DiscretizeOptimize())
     else:

@@ -79,7 +79,7 @@ class CNF(nn.Module):
                                       seminorm=self.seminorm)
         return DiscretizeOptimize()
 
-    def _times(self, reverse: bool, dtype: torch.dtype) -> Tensor:
+    def _times(self, reverse: bool) -> Tensor:
         T = self.T.to(torch.float64)
         t = torch.stack([torch.zeros_like(T), T])
         return t.flip(0) if reverse else t
@@ -105,7 +105,7 @@ class CNF(nn.Module):
         if self.divergence == "hutchinson":
             self._e = sample_noise(x, self.noise)
         l0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        sol = solve(self._augmented, (x, l0), self._times(False, x.dtype), method=self.method, step=self.step,
+        sol = solve(self._augmented, (x, l0), self._times(False), method=self.method, step=self.step,
                     gradient=self._gradient())
         self.last_stats = sol.stats
         zs, ls = sol.ys
@@ -117,7 +117,7 @@ class CNF(nn.Module):
     def inverse(self, z: Tensor) -> Tensor:
         """z(T) -> x by integrating f backwards from T to 0."""
         check_batch(z, self.dim, "z")
-        sol = solve(self._field, z, self._times(True, z.dtype), method=self.method, step=self.step,
+        sol = solve(self._field, z, self._times(True), method=self.method, step=self.step,
                     gradient=self._gradient())
         return sol.ys[-1]
 

@@ -7,6 +7,7 @@ floats on the host, or float64 tensors when gradients with respect to time are w
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -57,6 +58,8 @@ class FixedGrid:
             self.h = h.tolist()
         self.stage_times: List[Tensor] = list(stage_t.reshape(-1).to(device=device, dtype=dtype).unbind())
         self.stages = tab.stages
+        # Step counts after which the state is at an output time.
+        self.output_steps = set(itertools.accumulate(self.substeps))
 
     def __len__(self) -> int:
         return len(self.h)
@@ -72,11 +75,6 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
     """Steps ``first`` .. ``last``-1 of the grid from y0. Returns (states at the output times
     crossed, final state, carried FSAL derivative). Output times are grid points."""
     last = len(grid) if last is None else last
-    ends = set()
-    acc = 0
-    for n in grid.substeps:
-        acc += n
-        ends.add(acc)
     outs: List[Tensor] = []
     y = y0
     for i in range(first, last):
@@ -85,7 +83,7 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
             k1 = f(ts[0], y)
         y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
         k1 = ks[-1] if tab.fsal else None
-        if i + 1 in ends:
+        if i + 1 in grid.output_steps:
             outs.append(y)
     stats.steps += last - first
     stats.accepted += last - first
