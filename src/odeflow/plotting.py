@@ -27,3 +27,15 @@ def plot_trajectories(t: Tensor, reference: Tensor, curves: Dict[str, Tensor], p
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_samples(x, path: Path, lim: float = 4.0) -> None:
+    """Scatter of 2-D samples x [n, 2] (array or tensor)."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(x[:, 0], x[:, 1], s=2)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

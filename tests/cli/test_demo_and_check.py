@@ -9,7 +9,9 @@ def test_demo_writes_run_folder(tmp_path):
     rows = json.loads((out / "stats.json").read_text())
     assert {r["run"] for r in rows} >= {"rk4 h=0.05", "dopri5 1e-6"}
     assert all(r["max_error"] < 1e-2 for r in rows)
-    assert (out / "spiral.png").is_file() and (out / "timeseries" / "metrics.csv").is_file()
+    assert (out / "spiral.png").is_file()
+    for name in ("metrics.csv", "summary.json", "density.png", "forward_inverse.png", "best.pt"):
+        assert (out / "cnf" / name).is_file(), name
 
 
 def test_check_gradient_cli(tmp_path, capsys):

@@ -13,11 +13,15 @@ CONFIGS = {
     "concat-hutch-disc-T": dict(layer="concat", divergence="hutchinson", adjoint=False, train_T=True),
     "ignore-exact-adjoint": dict(layer="ignore", divergence="exact", adjoint=True, train_T=False),
     "concatsquash-hutch-adjoint-T": dict(layer="concatsquash", divergence="hutchinson", adjoint=True, train_T=True),
+    "control-exact-adjoint": dict(layer="concatsquash", divergence="exact", adjoint=True, train_T=False,
+                                  control_times=[0.0, 0.25, 0.5]),
+    "control-hutch-disc-T": dict(layer="concat", divergence="hutchinson", adjoint=False, train_T=True,
+                                 control_times=[0.0, 0.5]),
 }
 
 
 def make_flow(cfg, dim=2, step=TIGHT, method="dopri5", noise="gaussian"):
-    net = ODENet(dim, (16, 16), layer=cfg["layer"], activation="tanh")
+    net = ODENet(dim, (16, 16), layer=cfg["layer"], activation="tanh", control_times=cfg.get("control_times"))
     return CNF(net, dim, T=0.5, train_T=cfg["train_T"], divergence=cfg["divergence"], noise=noise,
                method=method, step=step, adjoint=cfg["adjoint"]).double()
 
@@ -42,10 +46,11 @@ def test_inverse_of_transform_is_identity(name):
         assert (flow.inverse(z) - x).norm(dim=1).mean() < 1e-7
 
 
+@pytest.mark.parametrize("name", ["concatsquash-exact-disc", "control-exact-adjoint"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_integrated_divergence_equals_slogdet_of_jacobian(dim):
+def test_integrated_divergence_equals_slogdet_of_jacobian(dim, name):
     torch.manual_seed(dim)
-    flow = make_flow(CONFIGS["concatsquash-exact-disc"], dim=dim)
+    flow = make_flow(CONFIGS[name], dim=dim)
     x = torch.randn(1, dim, dtype=torch.float64)
     _, l = flow.transform(x)
     jac = torch.autograd.functional.jacobian(lambda v: flow.transform(v.reshape(1, dim))[0].reshape(dim), x.reshape(dim))

@@ -1,6 +1,8 @@
 import csv
 import json
 
+import pytest
+
 from odeflow.cli.main import main
 from odeflow.training.run_folder import load_checkpoint
 
@@ -10,7 +12,8 @@ def test_train_cnf_writes_run_folder(tmp_path):
     code = main(["train", "cnf", "--iterations", "12", "--val-every", "6", "--hidden", "16", "16", "--batch", "128",
                  "--quiet", "--out", str(out)])
     assert code == 0
-    for name in ("config.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "density.png"):
+    for name in ("config.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "density.png",
+                 "forward_inverse.png"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 12 and rows[5]["val_nll"] != "" and rows[0]["val_nll"] == ""
@@ -23,3 +26,40 @@ def test_train_cnf_writes_run_folder(tmp_path):
 def test_train_cnf_unknown_dataset(tmp_path, capsys):
     assert main(["train", "cnf", "--data", "gaussians8", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "valid: 2spirals, 8gaussians" in capsys.readouterr().err
+
+
+def test_multilevel_run_switches_grid_and_learning_rate_and_keeps_training(tmp_path):
+    out = tmp_path / "ml"
+    assert main(["train", "cnf", "--iterations", "12", "--val-every", "6", "--hidden", "16", "16", "--batch", "64",
+                 "--schedule", "until=6 method=rk4 step=0.25 lr=1e-2; until=12 method=rk4 step=0.1 lr=5e-3",
+                 "--quiet", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["nfe_forward"]) for r in rows] == [8] * 6 + [20] * 6
+    assert [int(r["stage"]) for r in rows] == [0] * 6 + [1] * 6
+    assert all(float(r["loss"]) == float(r["loss"]) for r in rows)  # finite, kept training
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["schedule"][1]["lr"] == 5e-3
+
+
+def test_combined_recipe_from_a_toml_config(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('iterations = 8\nbatch = 64\nhidden = [16, 16]\nval_every = 4\nkinetic = 0.01\njacobian = 0.01\n'
+                   'zero_init = true\nlearn_T = true\nstep_size = 0.25\n'
+                   '[[schedule]]\nuntil = 4\nmethod = "rk4"\nstep = 0.5\n'
+                   '[[schedule]]\nuntil = 8\nmethod = "rk4"\nstep = 0.25\nlr = 5e-4\n')
+    out = tmp_path / "all"
+    assert main(["train", "cnf", "--config", str(cfg), "--T-alpha", "0.2", "--quiet", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    Ts = [float(r["T"]) for r in rows]
+    assert len(set(Ts)) == len(Ts) and all(0.1 <= T <= 0.9 for T in Ts)  # T moves every iteration, clipped
+    assert float(rows[0]["kinetic"]) == 0.0 and float(rows[-1]["kinetic"]) > 0  # f = 0 at the start
+    assert json.loads((out / "config.json").read_text())["T_alpha"] == 0.2
+    assert json.loads((out / "summary.json").read_text())["T"] == pytest.approx(Ts[-1])
+
+
+def test_bad_config_file_is_explained(tmp_path, capsys):
+    cfg = tmp_path / "run.json"
+    cfg.write_text('{"iterations": 3, "kinetik": 0.1}')
+    assert main(["train", "cnf", "--config", str(cfg), "--quiet", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown keys ['kinetik']" in capsys.readouterr().err

@@ -1,17 +1,17 @@
-"""`odeflow` command: demo, check-gradient, train, compare."""
+"""`odeflow` command: demo, check-gradient, train, compare, evaluate, sample."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import List, Optional
 
-from . import check_gradient, demo, train
+from . import check_gradient, demo, evaluate, sample, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odeflow", description="Neural ODEs trained fast and correctly.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, check_gradient, train):
+    for module in (demo, check_gradient, train, evaluate, sample):
         module.register(sub)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import train_cnf
 from ..training.timeseries import TimeSeriesConfig, train_timeseries
 from ..training.timeseries_compare import compare_modes, comparison_table
 
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/timeseries"))
     p.set_defaults(run=run_train)
-    register_cnf(train)
+    train_cnf.register(train)
 
     compare = sub.add_parser("compare", help="compare gradient modes").add_subparsers(dest="task", required=True)
     c = compare.add_parser("timeseries", help="both modes from the same initialisation, over seeds")
@@ -68,46 +69,4 @@ def run_compare(args: argparse.Namespace) -> int:
     results = compare_modes(cfg, list(range(args.seeds)), args.out, progress=not args.quiet)
     print(comparison_table(results, cfg.loss_threshold))
     print(f"figures and tables in {args.out}")
-    return 0
-
-
-def register_cnf(train_sub: argparse._SubParsersAction) -> None:
-    from ..training.cnf import CNFConfig
-    d = CNFConfig()
-    p = train_sub.add_parser("cnf", help="train a continuous normalizing flow on a toy 2-D density")
-    p.add_argument("--data", default=d.data)
-    p.add_argument("--hidden", type=int, nargs="+", default=d.hidden)
-    p.add_argument("--layer", default=d.layer)
-    p.add_argument("--activation", default=d.activation)
-    p.add_argument("--T", type=float, default=d.T)
-    p.add_argument("--mode", choices=["disc-opt", "opt-disc"], default=d.mode)
-    p.add_argument("--method", default=d.method)
-    p.add_argument("--step-size", type=float, default=d.step_size, help="0 for adaptive steps with --rtol/--atol")
-    p.add_argument("--rtol", type=float, default=d.rtol)
-    p.add_argument("--atol", type=float, default=d.atol)
-    p.add_argument("--divergence", choices=["exact", "hutchinson"], default=d.divergence)
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--val-every", type=int, default=d.val_every)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", type=Path, default=Path("runs/cnf"))
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=run_train_cnf)
-
-
-def run_train_cnf(args: argparse.Namespace) -> int:
-    from ..data.toy2d import TOY_DATASETS
-    from ..training.cnf import CNFConfig, train_cnf
-    if args.data not in TOY_DATASETS:
-        raise ValueError(f"unknown dataset {args.data!r}; valid: {', '.join(sorted(TOY_DATASETS))}")
-    cfg = CNFConfig(data=args.data, hidden=args.hidden, layer=args.layer, activation=args.activation, T=args.T,
-                    mode=args.mode, method=args.method, step_size=args.step_size or None, rtol=args.rtol,
-                    atol=args.atol, divergence=args.divergence, iterations=args.iterations, batch=args.batch,
-                    lr=args.lr, val_every=args.val_every, seed=args.seed)
-    s = train_cnf(cfg, args.out, progress=not args.quiet)
-    t, r = s["trained_solver"], s["rediscretized_dopri5"]
-    print(f"{cfg.mode} {cfg.method}: {s['ms_per_iter']:.1f} ms/iter; test NLL {t['nll']:.3f} (inverse error "
-          f"{t['inverse_error']:.2e}, NFE {t['nfe']}); re-discretized dopri5 1e-5: NLL {r['nll']:.3f}, inverse error "
-          f"{r['inverse_error']:.2e}, NFE {r['nfe']}; run folder {args.out}")
     return 0

@@ -1,5 +1,7 @@
-"""Continuous normalizing flows (FFJORD): divergence estimators, CNF blocks and stacks."""
-from .cnf import CNF, CNFStack
-from .divergence import divergence_exact, divergence_hutchinson, sample_noise
+"""Continuous normalizing flows (FFJORD) with RNODE regularization and a learnable end time."""
+from .cnf import CNF, CNFStack, check_batch, standard_normal_logprob
+from .divergence import divergence_exact, divergence_hutchinson, sample_noise, trace_and_frobenius_exact
+from .end_time import EndTimeOptimizer, end_time_gradient
 
-__all__ = ["CNF", "CNFStack", "divergence_exact", "divergence_hutchinson", "sample_noise"]
+__all__ = ["CNF", "CNFStack", "check_batch", "standard_normal_logprob", "divergence_exact", "divergence_hutchinson",
+           "sample_noise", "trace_and_frobenius_exact", "EndTimeOptimizer", "end_time_gradient"]

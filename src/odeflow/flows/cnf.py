@@ -3,11 +3,20 @@
 With l(0) = 0, log p(x) = log N(z(T); 0, I) - l(T)   (instantaneous change of variables).
 Loss per sample (seed 000 eq. 15): D/2 log 2 pi + |z(T)|^2/2 - int_0^T tr J dt.
 Any solver and either gradient mode; T fixed or trainable; exact or Hutchinson divergence.
+
+RNODE (Finlay et al. 2020, seed 001): with kinetic = lambda_K or jacobian = lambda_J > 0 the
+training state grows two per-sample integrals, normalised per dimension as in the reference
+code,
+    E' = 0.5 * mean_i f_i^2          (kinetic energy)
+    n' = mean_i (e^T J)_i^2          (Jacobian Frobenius; exact trace: ||J||_F^2 / D),
+which reuse the f and the VJP rows of the divergence (no extra VJP) and are left out of the
+step-size error norm. `loss(x)` = mean NLL + lambda_K mean E(T) + lambda_J mean n(T).
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +25,7 @@ from ..gradients import DiscretizeOptimize, OptimizeDiscretize
 from ..solve import solve
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive, FixedStep
-from .divergence import NOISES, divergence_exact, divergence_hutchinson, sample_noise
+from .divergence import NOISES, divergence_hutchinson, sample_noise, trace_and_frobenius_exact
 
 StepControl = Union[FixedStep, Adaptive]
 
@@ -45,11 +54,13 @@ class CNF(nn.Module):
         divergence: 'exact' or 'hutchinson' (noise 'gaussian' or 'rademacher').
         method, step: solver used for training and, unless changed, evaluation.
         adjoint: optimize-discretize (continuous adjoint) instead of discretize-optimize.
+        kinetic, jacobian: RNODE coefficients lambda_K, lambda_J used by `loss`.
     """
 
     def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
                  divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
-                 step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False) -> None:
+                 step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
+                 kinetic: float = 0.0, jacobian: float = 0.0) -> None:
         super().__init__()
         if divergence not in ("exact", "hutchinson"):
             raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
@@ -57,6 +68,8 @@ class CNF(nn.Module):
             raise ValueError(f"unknown noise {noise!r}; valid: {', '.join(NOISES)}")
         if not T > 0:
             raise ValueError(f"end time T must be > 0; got {T}")
+        if kinetic < 0 or jacobian < 0:
+            raise ValueError(f"RNODE coefficients must be >= 0; got kinetic={kinetic}, jacobian={jacobian}")
         self.net, self.dim = net, dim
         T_tensor = torch.tensor(float(T))
         if train_T:
@@ -66,6 +79,7 @@ class CNF(nn.Module):
         self.divergence, self.noise = divergence, noise
         self.method, self.step = method, step if step is not None else Adaptive(1e-5, 1e-5)
         self.adjoint, self.seminorm = adjoint, seminorm
+        self.kinetic, self.jacobian = float(kinetic), float(jacobian)
         self._e: Optional[Tensor] = None
         self.last_stats = SolverStats()
 
@@ -84,35 +98,78 @@ class CNF(nn.Module):
         t = torch.stack([torch.zeros_like(T), T])
         return t.flip(0) if reverse else t
 
-    def _augmented(self, t: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
-        z = state[0]
-        create = torch.is_grad_enabled()
+    def _rates(self, t: Tensor, z: Tensor, create: bool, regularize: bool) -> Tuple[Tensor, ...]:
+        """(f, tr J[, E', n']) at (t, z); the RNODE rates reuse f and the divergence VJPs."""
         with torch.enable_grad():
-            if not z.requires_grad:
+            if not (create and z.requires_grad):  # a fresh leaf when no outer graph is being built
                 z = z.detach().requires_grad_(True)
             f = self.net(t, z)
             if self.divergence == "exact":
-                div = divergence_exact(f, z, create)
+                div, frob = trace_and_frobenius_exact(f, z, create)
+                frob = frob / self.dim
             else:
-                div, _ = divergence_hutchinson(f, z, self._e, create)
-        if not create:
-            f, div = f.detach(), div.detach()
-        return f, -div
+                div, eJ = divergence_hutchinson(f, z, self._e, create)
+                frob = (eJ * eJ).mean(dim=1)
+        out = (f, div, 0.5 * (f * f).mean(dim=1), frob) if regularize else (f, div)
+        return out if create else tuple(v.detach() for v in out)
 
-    def transform(self, x: Tensor, with_logdet: bool = True) -> Tuple[Tensor, Tensor]:
-        """x -> (z(T), l(T)) with l(T) = -int tr J dt = -log|det dz/dx|."""
+    def _augmented(self, t: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        rates = self._rates(t, state[0], torch.is_grad_enabled(), len(state) == 4)
+        return (rates[0], -rates[1]) + tuple(rates[2:])
+
+    @property
+    def regularized(self) -> bool:
+        return self.kinetic > 0 or self.jacobian > 0
+
+    def _step_for(self, n_components: int) -> StepControl:
+        """The step control; regularizer integrals are left out of the adaptive error norm."""
+        if n_components == 4 and isinstance(self.step, Adaptive):
+            weights = list(self.step.weights or [1.0, 1.0])[:2] + [0.0, 0.0]
+            return replace(self.step, weights=weights)
+        return self.step
+
+    def integrate(self, x: Tensor, regularize: bool = False) -> Tuple[Tensor, ...]:
+        """x -> (z(T), l(T)) or, with ``regularize``, (z(T), l(T), E(T), n(T)), all per sample."""
         check_batch(x, self.dim)
         if self.divergence == "hutchinson":
             self._e = sample_noise(x, self.noise)
-        l0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        sol = solve(self._augmented, (x, l0), self._times(False), method=self.method, step=self.step,
+        zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        state = (x, zero, zero, zero) if regularize else (x, zero)
+        sol = solve(self._augmented, state, self._times(False), method=self.method, step=self._step_for(len(state)),
                     gradient=self._gradient())
         self.last_stats = sol.stats
-        zs, ls = sol.ys
-        return zs[-1], ls[-1]
+        return tuple(y[-1] for y in sol.ys)
+
+    def transform(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """x -> (z(T), l(T)) with l(T) = -int tr J dt = -log|det dz/dx|."""
+        z, l = self.integrate(x)
+        return z, l
+
+    def loss(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Training loss: mean NLL (nats) + lambda_K mean E(T) + lambda_J mean n(T) (RNODE).
+
+        Returns (loss, parts) with parts nll, kinetic, jacobian (detached) and z_T (the end
+        state, detached, for the TO-FLOW end-time gradient)."""
+        out = self.integrate(x, regularize=self.regularized)
+        nll = -(standard_normal_logprob(out[0]) - out[1]).mean()
+        loss = nll
+        parts = dict(nll=nll.detach(), z_T=out[0].detach())
+        if self.regularized:
+            kin, jac = out[2].mean(), out[3].mean()
+            loss = loss + self.kinetic * kin + self.jacobian * jac
+            parts.update(kinetic=kin.detach(), jacobian=jac.detach())
+        return loss, parts
 
     def _field(self, t: Tensor, z: Tensor) -> Tensor:
         return self.net(t, z)
+
+    def push_forward(self, x: Tensor) -> Tensor:
+        """x -> z(T) without the log-determinant (cheaper; for plots and inverse checks)."""
+        check_batch(x, self.dim)
+        sol = solve(self._field, x, self._times(False), method=self.method, step=self.step,
+                    gradient=self._gradient())
+        self.last_stats = sol.stats
+        return sol.ys[-1]
 
     def inverse(self, z: Tensor) -> Tensor:
         """z(T) -> x by integrating f backwards from T to 0."""
@@ -147,6 +204,11 @@ class CNFStack(nn.Module):
             x, l = block.transform(x)
             total = total + l
         return x, total
+
+    def push_forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block.push_forward(x)
+        return x
 
     def inverse(self, z: Tensor) -> Tensor:
         for block in reversed(self.blocks):

@@ -2,6 +2,7 @@
 Grathwohl et al. 2019).
 
 exact:      sum_i d f_i / d z_i, one vector-Jacobian product per dimension.
+            The rows of J also give ||J||_F^2 exactly (RNODE), at no further cost.
 Hutchinson: tr(J) ~ e^T J e with E[e e^T] = I (Gaussian or Rademacher e), one VJP per call;
             e is drawn once per solve and shared by all stages. e^T J is returned too, so the
             RNODE Jacobian penalty ||e^T J||^2 costs no further VJP.
@@ -19,11 +20,19 @@ NOISES = ("gaussian", "rademacher")
 
 def divergence_exact(f: Tensor, z: Tensor, create_graph: bool) -> Tensor:
     """Exact trace of df/dz per sample."""
+    return trace_and_frobenius_exact(f, z, create_graph)[0]
+
+
+def trace_and_frobenius_exact(f: Tensor, z: Tensor, create_graph: bool) -> Tuple[Tensor, Tensor]:
+    """(tr J, ||J||_F^2) per sample from the D rows of J, one VJP each; the Frobenius norm
+    (RNODE's Jacobian penalty) comes from the same rows, so it costs no extra VJP."""
     div = torch.zeros(f.shape[0], dtype=f.dtype, device=f.device)
+    frob = torch.zeros_like(div)
     for i in range(f.shape[1]):
         (g,) = torch.autograd.grad(f[:, i].sum(), z, create_graph=create_graph, retain_graph=True)
         div = div + g[:, i]
-    return div
+        frob = frob + (g * g).sum(dim=1)
+    return div, frob
 
 
 def divergence_hutchinson(f: Tensor, z: Tensor, e: Tensor, create_graph: bool) -> Tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ Memory is independent of the number of steps: only the outputs are stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -62,11 +62,29 @@ class OptimizeDiscretize:
         return list(ys.unbind(0))
 
 
-def _adjoint_step(problem: Problem, cfg: OptimizeDiscretize, n_params: int) -> Union[FixedStep, Adaptive]:
-    step = cfg.step or problem.step
-    if isinstance(step, Adaptive) and cfg.seminorm:
-        step = replace(step, weights=[1.0, 1.0] + [0.0] * n_params)
-    return step
+def _adjoint_norm(problem: Problem, step: Adaptive, aug_packer: StatePacker, seminorm: bool) -> ErrorNorm:
+    """Error norm of the backward state (y, a, g_params).
+
+    Per-component tolerances and weights of the forward state apply element for element to
+    y and to its adjoint a (a component left out forwards, e.g. an RNODE integral, is left out
+    backwards too); the parameter gradients get the mean tolerance, and weight 0 with a seminorm.
+    """
+    n_y, n_g = sum(problem.packer.numels), sum(aug_packer.numels[2:])
+
+    def expand(value):
+        v = problem.packer.per_component(value, "tolerance")
+        if not isinstance(v, Tensor):
+            return v  # one float for every element
+        return torch.cat([v, v, torch.full((n_g,), float(v.mean()), dtype=v.dtype, device=v.device)])
+
+    rtol, atol = expand(step.rtol), expand(step.atol)
+    fw = problem.packer.per_component(step.weights, "weights") if step.weights is not None else None
+    if fw is None and not seminorm:
+        return ErrorNorm(aug_packer, rtol, atol)
+    ones = torch.ones(n_y, dtype=problem.packer.dtype, device=problem.packer.device)
+    wy = fw if isinstance(fw, Tensor) else ones * (1.0 if fw is None else float(fw))
+    wg = torch.full((n_g,), 0.0 if seminorm else 1.0, dtype=wy.dtype, device=wy.device)
+    return ErrorNorm(aug_packer, rtol, atol, torch.cat([wy, wy, wg]))
 
 
 class _Adjoint(torch.autograd.Function):
@@ -104,12 +122,12 @@ class _Adjoint(torch.autograd.Function):
         tvals = problem.t_values
         n = len(tvals)
         tab = get_method(cfg.method) if cfg.method is not None else problem.method
-        step = _adjoint_step(problem, cfg, len(params))
+        step = cfg.step or problem.step
         a = grad_ys[-1]
         g = tuple(torch.zeros_like(p) for p in params)
         aug_packer = StatePacker((ys[-1], a) + g)
         aug_f = packed_func(aug_dynamics, aug_packer)
-        norm = ErrorNorm(aug_packer, step.rtol, step.atol, step.weights) if isinstance(step, Adaptive) else None
+        norm = _adjoint_norm(problem, step, aug_packer, cfg.seminorm) if isinstance(step, Adaptive) else None
         want_t = ctx.needs_input_grad[3]
         grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
         time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731

@@ -2,12 +2,13 @@
 the last), widths dim -> hidden... -> dim. FFJORD's toy 2-D net is 64-64-64, tanh."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .control import ControlLayer
 from .layers import make_layer, zero_last
 
 ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
@@ -16,10 +17,15 @@ ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
 
 
 class ODENet(nn.Module):
-    """f(t, x) for x of shape [batch, dim]."""
+    """f(t, x) for x of shape [batch, dim].
+
+    ``control_times`` (two or more) makes every layer's weights piecewise linear in t between
+    those times (`ControlLayer`, seed 000 Fig. 1); ``zero_init`` starts from f = 0 (RNODE).
+    """
 
     def __init__(self, dim: int, hidden: Sequence[int] = (64, 64, 64), layer: str = "concatsquash",
-                 activation: str = "tanh", zero_init: bool = False) -> None:
+                 activation: str = "tanh", zero_init: bool = False,
+                 control_times: Optional[Sequence[float]] = None) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
@@ -31,7 +37,10 @@ class ODENet(nn.Module):
         self.dim = dim
         if zero_init:
             zero_last(self.layers[-1])
-        self.config = dict(dim=dim, hidden=list(hidden), layer=layer, activation=activation, zero_init=zero_init)
+        if control_times is not None and len(control_times) > 1:
+            self.layers = nn.ModuleList(ControlLayer(layer_, control_times) for layer_ in self.layers)
+        self.config = dict(dim=dim, hidden=list(hidden), layer=layer, activation=activation, zero_init=zero_init,
+                           control_times=None if control_times is None else list(control_times))
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         last = len(self.layers) - 1

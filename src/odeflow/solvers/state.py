@@ -62,9 +62,16 @@ class StatePacker:
         return tuple(p.reshape(n, *s) for p, s in zip(ys.split(self.numels, dim=1), self.shapes))
 
     def per_component(self, value: Optional[PerComponent], what: str) -> Union[float, Tensor, None]:
-        """A float, or a flat tensor holding one value per element of each tuple component."""
+        """A float, or a flat tensor holding one value per element of each tuple component.
+
+        A tensor is taken as already holding one value per element of the packed state."""
         if value is None or isinstance(value, (int, float)):
             return value
+        if isinstance(value, Tensor):
+            if value.dim() != 1 or value.numel() != sum(self.numels):
+                raise ValueError(f"{what} as a tensor needs one value per state element ({sum(self.numels)}); "
+                                 f"got shape {tuple(value.shape)}")
+            return value.to(dtype=self.dtype, device=self.device)
         values = list(value)
         if not self.is_tuple or len(values) != len(self.numels):
             raise ValueError(
@@ -85,13 +92,13 @@ class ErrorNorm:
     """
 
     def __init__(self, packer: StatePacker, rtol: PerComponent, atol: PerComponent,
-                 weights: Optional[Sequence[float]] = None) -> None:
+                 weights: Union[Sequence[float], Tensor, None] = None) -> None:
         self.rtol = packer.per_component(rtol, "rtol")
         self.atol = packer.per_component(atol, "atol")
         self.weights: Optional[Tensor] = None
         self.weight_sum = 1.0
         if weights is not None:
-            w = packer.per_component(list(weights), "weights")
+            w = packer.per_component(weights if isinstance(weights, Tensor) else list(weights), "weights")
             assert isinstance(w, Tensor)
             if (w < 0).any() or float(w.sum()) <= 0:
                 raise ValueError("error-norm weights must be >= 0 with at least one positive")

@@ -64,5 +64,6 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
 
 
 def read_metrics(path: Path) -> List[Dict[str, float]]:
+    """Rows of a metrics CSV as floats; empty cells (e.g. no validation that iteration) are NaN."""
     with Path(path).open(newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(fh)]

@@ -1,0 +1,27 @@
+"""Shared CLI options for choosing a solver at evaluation time (re-discretization)."""
+from __future__ import annotations
+
+import argparse
+from typing import Optional, Tuple
+
+from ..solvers.methods import METHODS
+from ..solvers.stepping import Adaptive, FixedStep
+
+
+def add_solver_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=None, help="solver method (default: the one the flow was trained with)")
+    p.add_argument("--step-size", type=float, default=None, help="fixed step size; omit for adaptive steps")
+    p.add_argument("--rtol", type=float, default=None, help="adaptive relative tolerance (default 1e-5)")
+    p.add_argument("--atol", type=float, default=None, help="adaptive absolute tolerance (default 1e-5)")
+
+
+def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, object]]:
+    """(method, step) from the options, or None to keep the trained solver."""
+    if args.method is None and args.step_size is None and args.rtol is None and args.atol is None:
+        return None
+    method = args.method or ("rk4" if args.step_size else "dopri5")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
+    if args.step_size is not None:
+        return method, FixedStep(args.step_size)
+    return method, Adaptive(args.rtol or 1e-5, args.atol or 1e-5)
