@@ -66,3 +66,18 @@ def test_theta_backward_skips_T_and_fixed_T_is_rejected():
         EndTimeOptimizer(make_flow(train_T=False))
     with pytest.raises(ValueError, match="must contain T0"):
         EndTimeOptimizer(make_flow(), eps=0.6)
+
+
+def test_nll_objective_leaves_the_regularizers_out():
+    flow = make_flow(kinetic=0.1, jacobian=0.1)
+    x = torch.randn(8, 2, dtype=torch.float64)
+    with torch.no_grad():
+        _, parts = flow.loss(x)
+        g = float(end_time_gradient(flow, parts["z_T"], regularizers=False))
+        values = []
+        for sign in (1, -1):
+            flow.T.fill_(0.5 + sign * 1e-5)
+            values.append(float(flow.loss(x)[1]["nll"]))
+    assert g == pytest.approx((values[0] - values[1]) / 2e-5, rel=1e-6)
+    with pytest.raises(ValueError, match="valid: loss, nll"):
+        EndTimeOptimizer(flow, objective="likelihood")

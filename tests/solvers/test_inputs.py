@@ -146,3 +146,18 @@ def test_fixed_grid_lands_on_every_output_time():
                          step=odeflow.FixedStep(1.5 / 29)).stats.steps == 29
     grid = odeflow.FixedStep(0.3).substeps([0.0, 1.0, 1.05])
     assert grid == [4, 1]
+
+
+@pytest.mark.parametrize("T", [0.3, 0.5, 0.9])
+def test_fixed_step_count_is_independent_of_the_interval(T):
+    sol = odeflow.solve(lambda t, y: -y, torch.ones(3, dtype=torch.float64), torch.tensor([0.0, T]), method="rk4",
+                        step=odeflow.FixedStep(steps=4))
+    assert sol.stats.steps == 4 and sol.stats.nfe == 16
+    assert torch.allclose(sol.ys[-1], torch.exp(torch.tensor(-T, dtype=torch.float64)).expand(3), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(steps=0), "steps must be an integer"),
+                                           (dict(h=0.1, steps=2), "h or steps, not both")])
+def test_bad_fixed_step_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        odeflow.FixedStep(**kwargs)

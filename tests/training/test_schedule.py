@@ -35,3 +35,8 @@ def test_bad_schedules_are_explained(spec, match):
 
 def test_empty_schedule():
     assert parse_schedule(None) == [] and parse_schedule("") == []
+
+
+def test_stage_with_a_step_count():
+    stage = parse_schedule("until=5 method=rk4 steps=3")[0]
+    assert stage.step() == FixedStep(steps=3) and stage.step().substeps([0.0, 0.7]) == [3]

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .solver_options import add_solver_options, chosen_solver
+from .solver_options import add_solver_options, chosen_solver, describe_step
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +27,11 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or cfg.data
     x = sample_toy(data, args.n, seed=args.seed)
     method, step = chosen_solver(args) or (flow.method, flow.step)
-    result = dict(checkpoint=str(args.checkpoint), data=data, n=args.n, method=method, step=repr(step),
+    result = dict(checkpoint=str(args.checkpoint), data=data, n=args.n, method=method, step=describe_step(step),
                   **evaluate_flow(flow, x, method, step))
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{data} (n={args.n}) with {method} {step}: test NLL {result['nll']:.4f} nats, inverse error "
+        print(f"{data} (n={args.n}) with {method} {describe_step(step)}: test NLL {result['nll']:.4f} nats, inverse error "
               f"{result['inverse_error']:.2e}, NFE {result['nfe']}")
     return 0

@@ -25,3 +25,12 @@ def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, object]]:
     if args.step_size is not None:
         return method, FixedStep(args.step_size)
     return method, Adaptive(args.rtol or 1e-5, args.atol or 1e-5)
+
+
+def describe_step(step: object) -> str:
+    """A short label: 'h=0.05', 'steps=4' or 'rtol=1e-05 atol=1e-05'."""
+    if isinstance(step, FixedStep):
+        return f"steps={step.steps}" if step.steps else f"h={step.h}"
+    if isinstance(step, Adaptive):
+        return f"rtol={step.rtol:g} atol={step.atol:g}" if isinstance(step.rtol, float) else repr(step)
+    return repr(step)

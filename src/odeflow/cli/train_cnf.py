@@ -23,6 +23,7 @@ _OPTIONS: Dict[str, Any] = {
     "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
     "--method": ("method", dict()),
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
+    "--n-steps": ("n_steps", dict(type=int, help="exactly this many fixed steps on [0, T] (instead of --step-size)")),
     "--rtol": ("rtol", dict(type=float)),
     "--atol": ("atol", dict(type=float)),
     "--seminorm": ("seminorm", dict(action="store_true")),
@@ -42,6 +43,7 @@ _OPTIONS: Dict[str, Any] = {
     "--T-lr": ("T_lr", dict(type=float)),
     "--T-alpha": ("T_alpha", dict(type=float, help="temporal regularization alpha |T|")),
     "--T-eps": ("T_eps", dict(type=float, help="clip T to [eps, 2 T0 - eps]")),
+    "--T-objective": ("T_objective", dict(choices=["loss", "nll"], help="what the T step minimises")),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=1000 method=rk4 step=0.25 lr=5e-4'")),
 }

@@ -98,7 +98,7 @@ class CNF(nn.Module):
         t = torch.stack([torch.zeros_like(T), T])
         return t.flip(0) if reverse else t
 
-    def _rates(self, t: Tensor, z: Tensor, create: bool, regularize: bool) -> Tuple[Tensor, ...]:
+    def rates(self, t: Tensor, z: Tensor, create: bool, regularize: bool) -> Tuple[Tensor, ...]:
         """(f, tr J[, E', n']) at (t, z); the RNODE rates reuse f and the divergence VJPs."""
         with torch.enable_grad():
             if not (create and z.requires_grad):  # a fresh leaf when no outer graph is being built
@@ -114,7 +114,7 @@ class CNF(nn.Module):
         return out if create else tuple(v.detach() for v in out)
 
     def _augmented(self, t: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-        rates = self._rates(t, state[0], torch.is_grad_enabled(), len(state) == 4)
+        rates = self.rates(t, state[0], torch.is_grad_enabled(), len(state) == 4)
         return (rates[0], -rates[1]) + tuple(rates[2:])
 
     @property

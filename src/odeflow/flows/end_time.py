@@ -18,17 +18,18 @@ from torch import Tensor, nn
 from .cnf import CNF
 
 
-def end_time_gradient(flow: CNF, z_T: Tensor) -> Tensor:
-    """dL/dT of `flow.loss` (theta fixed) from the end state z(T) of that loss's solve.
+def end_time_gradient(flow: CNF, z_T: Tensor, regularizers: bool = True) -> Tensor:
+    """dL/dT of `flow.loss` (theta fixed) from the end state z(T) of that loss's solve;
+    with ``regularizers=False`` of the NLL part alone.
 
     A Hutchinson flow reuses the noise of that solve, so the estimate matches the loss's."""
     t = flow.T.detach().to(torch.float64)
     with torch.no_grad():
-        f, div, kin, frob = flow._rates(t, z_T.detach(), create=False, regularize=True)
+        f, div, kin, frob = flow.rates(t, z_T.detach(), create=False, regularize=True)
         grad = ((z_T * f).sum(dim=1) - div).mean()
-        if flow.kinetic > 0:
+        if regularizers and flow.kinetic > 0:
             grad = grad + flow.kinetic * kin.mean()
-        if flow.jacobian > 0:
+        if regularizers and flow.jacobian > 0:
             grad = grad + flow.jacobian * frob.mean()
     return grad
 
@@ -37,9 +38,16 @@ class EndTimeOptimizer:
     """Alternating TO-FLOW update of a CNF's end time (the theta optimizer leaves T alone).
 
     step(z_T): T <- clip(Adam(T, dL/dT + alpha sign(T))) to [t0 + eps, 2 T0 - t0 - eps].
+    ``objective='nll'`` leaves the RNODE integrands out of dL/dT: at fixed theta they always
+    push T down (E'(T), n'(T) >= 0), although rescaling time would lower the kinetic energy
+    of a longer flow; with 'loss' T collapses towards t0 + eps when RNODE is on.
     """
 
-    def __init__(self, flow: CNF, lr: float = 1e-2, alpha: float = 0.1, eps: float = 0.1, t0: float = 0.0) -> None:
+    def __init__(self, flow: CNF, lr: float = 1e-2, alpha: float = 0.1, eps: float = 0.1, t0: float = 0.0,
+                 objective: str = "loss") -> None:
+        if objective not in ("loss", "nll"):
+            raise ValueError(f"unknown end-time objective {objective!r}; valid: loss, nll")
+        self.regularizers = objective == "loss"
         if not isinstance(flow.T, nn.Parameter):
             raise ValueError("the flow's end time is fixed; build the CNF with train_T=True to learn it")
         T0 = float(flow.T.detach())
@@ -54,7 +62,7 @@ class EndTimeOptimizer:
     def step(self, z_T: Tensor) -> float:
         """One update of T; returns the gradient used (including alpha sign(T))."""
         T = self.flow.T
-        grad = end_time_gradient(self.flow, z_T) + self.alpha * torch.sign(T.detach())
+        grad = end_time_gradient(self.flow, z_T, self.regularizers) + self.alpha * torch.sign(T.detach())
         T.grad = grad.to(T.dtype).reshape(T.shape)
         self.opt.step()
         with torch.no_grad():

@@ -21,18 +21,25 @@ from .state import ErrorNorm, PerComponent
 class FixedStep:
     """Steps of size at most ``h``; each interval between requested output times is split
     into ceil(|dt| / h) equal steps, so the grid lands exactly on every output time.
-    ``h=None`` steps from output time to output time."""
+    ``steps=n`` instead splits every interval into exactly n equal steps, whatever its length
+    (the cost stays fixed when a learnable end time moves); neither steps from output time to
+    output time."""
 
     h: Optional[float] = None
+    steps: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
             raise ValueError(f"FixedStep(h={self.h!r}): h must be a positive finite number")
+        if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"FixedStep(steps={self.steps!r}): steps must be an integer >= 1")
+        if self.h is not None and self.steps is not None:
+            raise ValueError("FixedStep takes h or steps, not both")
 
     def substeps(self, t: Sequence[float]) -> List[int]:
         """Number of equal steps in each interval [t_i, t_{i+1}]."""
         if self.h is None:
-            return [1] * (len(t) - 1)
+            return [self.steps or 1] * (len(t) - 1)
         # The slack keeps h = (t1 - t0)/n from turning into n + 1 steps through rounding
         # (float32 times included: their spacing is off by ~1e-6 relative): a step may exceed h
         # by at most 0.01%.

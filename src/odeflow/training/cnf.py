@@ -39,6 +39,7 @@ class CNFConfig:
     mode: str = "disc-opt"            # 'disc-opt' or 'opt-disc'
     method: str = "rk4"
     step_size: Optional[float] = 0.05  # None: adaptive with rtol/atol
+    n_steps: Optional[int] = None      # instead of step_size: exactly this many steps on [0, T]
     rtol: float = 1e-5
     atol: float = 1e-5
     divergence: str = "hutchinson"
@@ -59,10 +60,13 @@ class CNFConfig:
     T_lr: float = 1e-2
     T_alpha: float = 0.1
     T_eps: float = 0.1
+    T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
     schedule: Optional[List[Dict[str, Any]]] = None   # multilevel stages (see training.schedule)
     time_budget: Optional[float] = None      # stop once this many seconds of training have passed
 
     def step(self):
+        if self.n_steps:
+            return FixedStep(steps=self.n_steps)
         return FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
 
     def val_solver(self, flow: CNF):
@@ -107,7 +111,7 @@ def train_cnf(cfg: CNFConfig, out: Path, progress: bool = True) -> Dict[str, Any
     folder = RunFolder(out)
     folder.write_config(asdict(cfg))
     opt = torch.optim.Adam([p for n, p in flow.named_parameters() if n != "T"], lr=cfg.lr)
-    end_time = EndTimeOptimizer(flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps) if cfg.learn_T else None
+    end_time = EndTimeOptimizer(flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps, objective=cfg.T_objective) if cfg.learn_T else None
     x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed)
     bar = Progress(cfg.iterations, f"cnf {cfg.mode}", enabled=progress)
     best, elapsed, stage, it = float("inf"), 0.0, -1, -1

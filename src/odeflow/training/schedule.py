@@ -7,6 +7,7 @@ h = 0.25 (tolerances / 1e3) with the learning rate 1e-3 -> 5e-4, saving 12-15 % 
 
 Text form (CLI): stages separated by ';', each a list of key=value:
     "until=500 method=rk4 step=0.5 lr=1e-3; until=1000 method=rk4 step=0.25 lr=5e-4"
+(`steps=4` instead of `step=` fixes the number of steps on [0, T] rather than their size.)
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Stage:
     until: int
     method: str
     step_size: Optional[float] = None   # None: adaptive with rtol/atol
+    steps: Optional[int] = None         # instead of step_size: this many steps on [0, T]
     rtol: float = 1e-5
     atol: float = 1e-5
     lr: Optional[float] = None          # None: keep the current learning rate
@@ -33,14 +35,18 @@ class Stage:
             raise ValueError(f"schedule stage: until must be >= 1; got {self.until}")
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"schedule stage: step must be > 0; got {self.step_size}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"schedule stage: steps must be >= 1; got {self.steps}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"schedule stage: lr must be > 0; got {self.lr}")
 
     def step(self) -> Union[FixedStep, Adaptive]:
+        if self.steps:
+            return FixedStep(steps=self.steps)
         return FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
 
 
-_KEYS = {"until": int, "method": str, "step": float, "step_size": float, "rtol": float, "atol": float, "lr": float}
+_KEYS = {"until": int, "method": str, "step": float, "step_size": float, "steps": int, "rtol": float, "atol": float, "lr": float}
 
 
 def parse_schedule(spec: Union[str, Sequence[Dict[str, Any]], None]) -> List[Stage]:
