@@ -115,3 +115,19 @@ def test_zero_initialised_flow_starts_as_the_identity():
 def test_negative_coefficients_are_rejected():
     with pytest.raises(ValueError, match="RNODE coefficients"):
         make_flow(kinetic=-1.0)
+
+
+def test_stack_loss_adds_every_blocks_regularizers():
+    from odeflow.flows import CNFStack
+    blocks = [make_flow(seed=k, kinetic=0.1 * (k + 1), jacobian=0.0) for k in range(2)]
+    stack = CNFStack(blocks)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    loss, parts = stack.loss(x)
+    with torch.no_grad():
+        z1, l1, E1, _ = blocks[0].integrate(x, regularize=True)
+        z2, l2, E2, _ = blocks[1].integrate(z1, regularize=True)
+        nll = -(stack.log_prob(x)).mean()
+    assert float(parts["nll"]) == pytest.approx(float(nll), rel=1e-10)
+    assert float(loss.detach()) == pytest.approx(float(nll + 0.1 * E1.mean() + 0.2 * E2.mean()), rel=1e-10)
+    loss.backward()
+    assert all(p.grad is not None for p in stack.parameters())

@@ -219,6 +219,20 @@ class CNFStack(nn.Module):
         z, l = self.transform(x)
         return standard_normal_logprob(z) - l
 
+    def loss(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Mean NLL + each block's RNODE terms (its own lambda_K, lambda_J); parts as `CNF.loss`."""
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        reg = torch.zeros((), dtype=x.dtype, device=x.device)
+        kin, jac = reg, reg
+        for block in self.blocks:
+            out = block.integrate(x, regularize=block.regularized)
+            x, total = out[0], total + out[1]
+            if block.regularized:
+                kin, jac = kin + out[2].mean(), jac + out[3].mean()
+                reg = reg + block.kinetic * out[2].mean() + block.jacobian * out[3].mean()
+        nll = -(standard_normal_logprob(x) - total).mean()
+        return nll + reg, dict(nll=nll.detach(), z_T=x.detach(), kinetic=kin.detach(), jacobian=jac.detach())
+
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         p = next(self.parameters())
         return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator))
