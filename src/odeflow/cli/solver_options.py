@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
+from ..training.schedule import make_step
 
 
 def add_solver_options(p: argparse.ArgumentParser) -> None:
@@ -22,9 +23,7 @@ def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, object]]:
     method = args.method or ("rk4" if args.step_size else "dopri5")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
-    if args.step_size is not None:
-        return method, FixedStep(args.step_size)
-    return method, Adaptive(args.rtol or 1e-5, args.atol or 1e-5)
+    return method, make_step(args.step_size, None, args.rtol or 1e-5, args.atol or 1e-5)
 
 
 def describe_step(step: object) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Dict
 
@@ -67,9 +66,17 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 def read_config_file(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            raise ValueError(f"config file {path}: TOML needs Python 3.11 or later; use a .json file") from None
+        parse, errors = tomllib.loads, (tomllib.TOMLDecodeError,)
+    else:
+        parse, errors = json.loads, (json.JSONDecodeError,)
     try:
-        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        data = parse(path.read_text())
+    except errors as err:
         raise ValueError(f"config file {path} cannot be parsed: {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/object of CNFConfig fields")

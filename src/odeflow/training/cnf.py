@@ -23,10 +23,10 @@ from ..data.toy2d import sample_toy
 from ..flows import CNF, EndTimeOptimizer
 from ..flows.cnf import standard_normal_logprob
 from ..nn import ODENet
-from ..solvers.stepping import Adaptive, FixedStep
+from ..solvers.stepping import Adaptive
 from .progress import Progress
 from .run_folder import RunFolder
-from .schedule import Stage, parse_schedule, stage_index
+from .schedule import Stage, make_step, parse_schedule, stage_index
 
 
 @dataclass
@@ -65,15 +65,12 @@ class CNFConfig:
     time_budget: Optional[float] = None      # stop once this many seconds of training have passed
 
     def step(self):
-        if self.n_steps:
-            return FixedStep(steps=self.n_steps)
-        return FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
+        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
 
     def val_solver(self, flow: CNF):
         if self.val_method is None:
             return flow.method, flow.step
-        step = FixedStep(self.val_step_size) if self.val_step_size else Adaptive(1e-5, 1e-5)
-        return self.val_method, step
+        return self.val_method, make_step(self.val_step_size)
 
 
 def build_flow(cfg: CNFConfig) -> CNF:
@@ -117,8 +114,9 @@ def train_cnf(cfg: CNFConfig, out: Path, progress: bool = True) -> Dict[str, Any
     best, elapsed, stage, it = float("inf"), 0.0, -1, -1
     try:
         for it in range(cfg.iterations):
-            if stages and stage_index(stages, it) != stage:
-                stage = stage_index(stages, it)
+            k = stage_index(stages, it) if stages else stage
+            if k != stage:
+                stage = k
                 _enter_stage(flow, opt, stages[stage])
             x = sample_toy(cfg.data, cfg.batch, seed=cfg.seed * 1_000_003 + it)
             start = time.perf_counter()

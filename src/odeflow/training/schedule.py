@@ -18,6 +18,14 @@ from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
 
 
+def make_step(step_size: Optional[float] = None, steps: Optional[int] = None, rtol: float = 1e-5,
+              atol: float = 1e-5) -> Union[FixedStep, Adaptive]:
+    """FixedStep(steps=...) if a step count is given, else FixedStep(h) if a size is, else Adaptive."""
+    if steps:
+        return FixedStep(steps=steps)
+    return FixedStep(step_size) if step_size else Adaptive(rtol, atol)
+
+
 @dataclass(frozen=True)
 class Stage:
     until: int
@@ -41,9 +49,7 @@ class Stage:
             raise ValueError(f"schedule stage: lr must be > 0; got {self.lr}")
 
     def step(self) -> Union[FixedStep, Adaptive]:
-        if self.steps:
-            return FixedStep(steps=self.steps)
-        return FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
+        return make_step(self.step_size, self.steps, self.rtol, self.atol)
 
 
 _KEYS = {"until": int, "method": str, "step": float, "step_size": float, "steps": int, "rtol": float, "atol": float, "lr": float}
