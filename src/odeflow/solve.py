@@ -18,7 +18,7 @@ Gradient = Union[DiscretizeOptimize, OptimizeDiscretize]
 
 def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
           method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-          gradient: Optional[Gradient] = None, check_finite: bool = True) -> Solution:
+          gradient: Optional[Gradient] = None, check_finite: bool = True, compile: bool = False) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Args:
@@ -33,6 +33,11 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             OptimizeDiscretize() (continuous adjoint, memory independent of the steps).
         check_finite: one final check that all outputs are finite (the only host sync of a
             fixed-step solve).
+        compile: run the solver through torch.compile (Inductor, C++ wrapper): a fixed grid
+            becomes one compiled loop, an adaptive step one compiled call, also in the adjoint's
+            backward pass. Pays off for small states where per-operation overhead dominates;
+            the first call compiles (seconds to tens of seconds), later calls with the same
+            shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside).
 
     Returns:
         Solution with ys of shape [len(t), *y0.shape] (a tuple of such for tuple states),
@@ -41,10 +46,13 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     Raises:
         ValueError / TypeError for malformed input; SolverError when the numerics fail.
     """
-    problem = make_problem(func, y0, t, method, step)
+    problem = make_problem(func, y0, t, method, step, compile=compile)
     gradient = DiscretizeOptimize() if gradient is None else gradient
     if not isinstance(gradient, (DiscretizeOptimize, OptimizeDiscretize)):
         raise TypeError(f"gradient must be DiscretizeOptimize() or OptimizeDiscretize(); got {gradient!r}")
+    if compile and isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed:
+        raise ValueError("compile=True does not combine with checkpointed DiscretizeOptimize (the compiled "
+                         "loop keeps what its backward needs); drop checkpoints or use compile=False")
     ys_list = gradient.run(problem)
     ys = torch.stack(ys_list)
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):

@@ -18,6 +18,9 @@ def _timeseries_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rtol", type=float, default=d.rtol)
     p.add_argument("--atol", type=float, default=d.atol)
     p.add_argument("--seminorm", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="solve through torch.compile: several times faster per iteration at this size, "
+                        "after a first iteration that compiles (~10-40 s)")
     p.add_argument("--iterations", type=int, default=d.iterations)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--hidden", type=int, nargs="+", default=d.hidden)
@@ -32,7 +35,7 @@ def _timeseries_options(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace, **over) -> TimeSeriesConfig:
     return TimeSeriesConfig(
         data=args.data, time_column=args.time_column, method=args.method, step_size=args.step_size,
-        rtol=args.rtol, atol=args.atol, seminorm=args.seminorm, iterations=args.iterations, lr=args.lr,
+        rtol=args.rtol, atol=args.atol, seminorm=args.seminorm, compile=args.compile, iterations=args.iterations, lr=args.lr,
         hidden=args.hidden, activation=args.activation, transform=args.transform, dtype=args.dtype,
         check_at=args.check_at, loss_threshold=args.loss_threshold,
         snapshot_at=sorted({0, 25, 100, args.iterations}), **over)

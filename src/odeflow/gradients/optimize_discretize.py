@@ -4,7 +4,8 @@ Backwards from T to t0 it solves the augmented system
     dy/dt = f(t, y),   da/dt = -a^T df/dy,   dg/dt = -a^T df/dtheta,
 with a(T) = dL/dy(T) and g(T) = 0, so that g(t0) = dL/dtheta and a(t0) = dL/dy0.
 At every output time t_i the state is reset to the stored forward value and dL/dy(t_i) is
-added to a; the step size carries over between output times instead of being chosen anew.
+added to a; the step size carries over between output times instead of being chosen anew
+(the first backward step is the one the forward solve proposed next).
 Time gradients: dL/dt_i = dL/dy(t_i) . f(t_i, y(t_i)) for i >= 1 and dL/dt0 = -a(t0+) . f(t0, y0),
 with a(t0+) the adjoint before the direct term dL/dy(t0) is added.
 Memory is independent of the number of steps: only the outputs are stored.
@@ -17,6 +18,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
 from ..solvers.loop import FixedGrid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
 from ..solvers.problem import Problem
@@ -91,9 +93,9 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, problem: Problem, cfg: OptimizeDiscretize, y0: Tensor, t: Tensor, *params: Tensor) -> Tensor:
         with torch.no_grad():
-            ys, _ = problem.run(y0=y0)
+            ys, h_next = problem.run(y0=y0)
             ys_t = torch.stack(ys)
-        ctx.problem, ctx.cfg = problem, cfg
+        ctx.problem, ctx.cfg, ctx.h_next = problem, cfg, h_next
         ctx.save_for_backward(t, ys_t, *params)
         return ys_t
 
@@ -110,14 +112,17 @@ class _Adjoint(torch.autograd.Function):
             stats.nfe_backward += 1
             return flat_f(tt, y)
 
-        def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-            y, a = state[0], state[1]
-            with torch.enable_grad():
-                y_ = y.detach().requires_grad_(True)
-                fy = f(tt, y_)
-                vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
-            return (fy.detach(), vjps[0]) + tuple(
-                torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
+        if problem.compile:
+            aug_dynamics = functional_aug_dynamics(problem.user_func, problem.packer, params)
+        else:
+            def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+                y, a = state[0], state[1]
+                with torch.enable_grad():
+                    y_ = y.detach().requires_grad_(True)
+                    fy = f(tt, y_)
+                    vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
+                return (fy.detach(), vjps[0]) + tuple(
+                    torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
 
         tvals = problem.t_values
         n = len(tvals)
@@ -131,22 +136,40 @@ class _Adjoint(torch.autograd.Function):
         want_t = ctx.needs_input_grad[3]
         grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
         time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731
-        h: Optional[float] = None
+        # The backward solve starts from the step size the forward solve would have taken next
+        # (no initial-step estimate, whose evaluations would cost two vector-Jacobian products).
+        h: Optional[float] = ctx.h_next
+        counter = _BackwardSteps(stats)
+        key = compile_key("adjoint", tab, problem.user_func, ys[-1])
+        f_eager, attempt = aug_f, None
+        if problem.compile:
+            f_eager = counted(aug_f, counter.count_evals)
+            attempt = CompiledAttempt(tab, aug_f, norm, counter.count_evals, key) if norm is not None else None
+        # The state stays packed, (y, a, g) flat; at t_i it restarts from the stored y(t_i) and
+        # a jumps by dL/dy(t_i).
+        ny = ys[0].numel()
+        flat_ys, flat_grads = ys.reshape(n, ny), grad_ys.reshape(n, ny)
+        state = aug_packer.pack((ys[-1], a) + g)
         for i in range(n - 1, 0, -1):
             if want_t:
                 grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i].detach())).sum()
-            state = aug_packer.pack((ys[i], a) + g)
             span = [tvals[i], tvals[i - 1]]
             with torch.no_grad():
                 if isinstance(step, FixedStep):
                     grid = FixedGrid(tab, span, step.substeps(span), ys.dtype, ys.device)
-                    outs, _, _ = integrate_fixed(tab, aug_f, state, grid, _BackwardSteps(stats))
+                    if problem.compile:
+                        outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
+                    else:
+                        outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter)
                 else:
-                    outs, h = integrate_adaptive(tab, aug_f, state, span, step, norm, _BackwardSteps(stats), h0=h)
-            _, a, *g_list = aug_packer.unpack(outs[-1])
-            g = tuple(g_list)
+                    # Steps end on t_{i-1}, where the adjoint jumps: no overshoot and interpolation.
+                    outs, h = integrate_adaptive(tab, f_eager, state, span, step, norm, counter, h0=h,
+                                                 attempt=attempt, land_on_outputs=True)
+            state = outs[-1]
             if i > 1:
-                a = a + grad_ys[i - 1]
+                state = torch.cat([flat_ys[i - 1], state[ny:2 * ny] + flat_grads[i - 1], state[2 * ny:]])
+        _, a, *g_list = aug_packer.unpack(state)
+        g = tuple(g_list)
         if want_t:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
             grad_t[0] = -(a * f(time_of(tvals[0]), ys[0].detach())).sum()
@@ -156,13 +179,43 @@ class _Adjoint(torch.autograd.Function):
         return (None, None, a, grad_t) + g
 
 
+def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[Tensor, ...]) -> Callable:
+    """The augmented dynamics (f, -a^T df/dy, -a^T df/dtheta) through torch.func.vjp, which
+    torch.compile can trace (torch.autograd.grad it cannot); the parameters enter by
+    torch.func.functional_call, so they must be parameters of the nn.Module func."""
+    names: List[str] = []
+    if params:
+        by_id = {id(p): name for name, p in func.named_parameters()} if isinstance(func, nn.Module) else {}
+        missing = [i for i, p in enumerate(params) if id(p) not in by_id]
+        if missing:
+            raise ValueError(
+                "compile=True with OptimizeDiscretize needs the adjoint parameters to be parameters of the "
+                f"nn.Module vector field; params {missing} are not. Use compile=False for this func")
+        names = [by_id[id(p)] for p in params]
+
+    def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        y, a = state[0], state[1]
+
+        def field(y_: Tensor, *values: Tensor) -> Tensor:
+            args = (tt, packer.unpack(y_))
+            out = torch.func.functional_call(func, dict(zip(names, values)), args) if values else func(*args)
+            return packer.pack(out)
+
+        fy, pull = torch.func.vjp(field, y, *params)
+        return (fy,) + tuple(pull(-a))
+
+    return aug_dynamics
+
+
 class _BackwardSteps:
-    """Stats view for the backward solve: evaluations are counted by the adjoint itself,
-    steps go to steps_backward."""
+    """Stats view for the backward solve: evaluations go to nfe_backward, steps to steps_backward."""
 
     def __init__(self, stats) -> None:
         self._stats = stats
         self.nfe = 0
+
+    def count_evals(self, n: int) -> None:
+        self._stats.nfe_backward += n
 
     @property
     def steps(self) -> int:

@@ -68,8 +68,9 @@ class TimeSeriesODE(nn.Module):
         self.field = field
 
     def solve(self, u0: Tensor, t: Tensor, method: str = "rk4", step: Optional[Union[FixedStep, Adaptive]] = None,
-              gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None) -> Solution:
-        return solve(self.field, u0, t, method=method, step=step, gradient=gradient)
+              gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
+              compile: bool = False) -> Solution:
+        return solve(self.field, u0, t, method=method, step=step, gradient=gradient, compile=compile)
 
     @staticmethod
     def loss(pred: Tensor, target: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .runge_kutta import interpolate, rk_step
+from .runge_kutta import dense_outputs, interpolate, rk_step
 from .solution import SolverStats
 from .state import ErrorNorm
 from .stepping import Adaptive, initial_step
@@ -48,7 +48,8 @@ class FixedGrid:
             # Interior ends equal the next start; the last end of each interval is t_{i+1}.
             h = ends - starts
             stage_t = starts[:, None] + h[:, None] * c.to(device)[None, :]
-            self.h: List = list(h.to(dtype).unbind())
+            self.h_table = h.to(dtype)
+            self.h: List = list(self.h_table.unbind())
         else:
             tt = torch.tensor(list(t), dtype=torch.float64)
             starts = tt[idx] + (tt[1:] - tt[:-1])[idx] * frac
@@ -56,7 +57,10 @@ class FixedGrid:
             h = ends - starts
             stage_t = starts[:, None] + h[:, None] * c[None, :]
             self.h = h.tolist()
-        self.stage_times: List[Tensor] = list(stage_t.reshape(-1).to(device=device, dtype=dtype).unbind())
+            self.h_table = h.to(device)
+        # [steps, stages] table of stage times (for the compiled scan) and the same as 0-d tensors.
+        self.stage_table = stage_t.to(device=device, dtype=dtype)
+        self.stage_times: List[Tensor] = list(self.stage_table.reshape(-1).unbind())
         self.stages = tab.stages
         # Step counts after which the state is at an output time.
         self.output_steps = set(itertools.accumulate(self.substeps))
@@ -100,16 +104,35 @@ class _Times:
     def one(self, t: float) -> Tensor:
         return self.many([t])[0]
 
-    def many(self, ts: List[float]) -> List[Tensor]:
+    def many(self, ts: List[float]) -> Tensor:
+        """The times as one 1-D tensor of the state's dtype."""
         if self.anchor is None:
-            return list(torch.tensor(ts, dtype=torch.float64).to(self.device, self.dtype).unbind())
+            return torch.tensor(ts, dtype=torch.float64).to(self.device, self.dtype)
         offsets = torch.tensor([t - self.t0 for t in ts], dtype=torch.float64, device=self.device)
-        return list((self.anchor + offsets).to(self.dtype).unbind())
+        return (self.anchor + offsets).to(self.dtype)
+
+
+Attempt = Callable[[Tensor, Optional[Tensor], float, float, "_Times"], Tuple[Tensor, Sequence[Tensor], Tensor]]
+
+
+def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
+    """One attempted step from (t, y) with step h in eager mode: (y1, stage derivatives,
+    error norm as a 0-d tensor)."""
+
+    def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times):
+        ts_list = list(times.many([t + ci * h for ci in tab.c]).unbind())
+        if k1 is None:
+            k1 = f(ts_list[0], y)
+        y1, ks, err = rk_step(tab, f, y, k1, ts_list, h, True)
+        return y1, ks, norm(err.detach(), y.detach(), y1.detach())
+
+    return attempt
 
 
 def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence[float], ctrl: Adaptive,
                        norm: ErrorNorm, stats: SolverStats, h0: Optional[float] = None,
-                       t_tensor: Optional[Tensor] = None) -> Tuple[List[Tensor], float]:
+                       t_tensor: Optional[Tensor] = None, attempt: Optional[Attempt] = None,
+                       land_on_outputs: bool = False) -> Tuple[List[Tensor], float]:
     """Adaptive solve through the output times t_out (monotone, either direction); steps are
     not shortened to hit an output time: outputs come from the dense output (methods of order
     > 3 without a continuous extension, i.e. dopri8, land on output times instead).
@@ -117,7 +140,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     Returns the states at t_out[1:] and the step size the controller proposes next (so a
     caller that continues from here, e.g. the adjoint, need not restart step selection).
     With ``t_tensor`` requiring grad, stage times and interpolation points are differentiable
-    in the output times (the discrete model's exact time derivative).
+    in the output times (the discrete model's exact time derivative). ``attempt`` replaces
+    the eager step attempt (stages and error norm), e.g. by a compiled one. With
+    ``land_on_outputs`` steps are shortened to end on the output times instead.
     """
     if not tab.adaptive:
         from .methods import METHODS
@@ -132,11 +157,13 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     times = _Times(t0, y0.dtype, y0.device, anchor)
     q = min(tab.order, tab.error_order or tab.order) + 1
     # Cubic Hermite output is third order: fine for bosh3/heun, too coarse for dopri8.
-    clip_to_outputs = tab.dense is None and tab.order > 3
+    clip_to_outputs = land_on_outputs or (tab.dense is None and tab.order > 3)
+    attempt = eager_attempt(tab, f, norm) if attempt is None else attempt
     outs: List[Tensor] = []
     t, y = t0, y0
-    k1 = f(times.one(t), y)
+    k1: Optional[Tensor] = None  # else the first attempt evaluates it (inside a compiled step)
     if h0 is None and ctrl.first_step is None:
+        k1 = f(times.one(t), y)
         with torch.no_grad():
             h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
     h = h0 if h0 is not None else ctrl.first_step
@@ -155,18 +182,19 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
         if clip_to_outputs and (t + h - t_out[nxt]) * direction > 0:
             # No interpolant of matching order: land on the output time exactly instead.
             land, h = t_out[nxt], t_out[nxt] - t
-        ts = times.many([t + ci * h for ci in tab.c])
-        if k1 is None:
-            k1 = f(ts[0], y)
-        y1, ks, err = rk_step(tab, f, y, k1, ts, h, True)
-        en = float(norm(err.detach(), y.detach(), y1.detach()))  # the step's one host sync
+        y1, ks, en_t = attempt(y, k1, t, h, times)
+        en = float(en_t)  # the step's one host sync
         stats.steps += 1
         if en <= 1.0:
             stats.accepted += 1
             t1 = t + h if land is None else land
             f1 = ks[-1] if tab.fsal else None
+            first, thetas = len(outs), []
             while nxt < n and (t_out[nxt] - t1) * direction <= 0:
                 if t_out[nxt] == t1 and not differentiable:
+                    outs.append(y1)
+                elif tab.dense is not None and not differentiable:
+                    thetas.append((t_out[nxt] - t) / h)  # filled in below, all at once
                     outs.append(y1)
                 else:
                     if tab.dense is None and f1 is None:
@@ -177,6 +205,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
                         theta = (t_out[nxt] - t) / h
                     outs.append(interpolate(tab, y, y1, ks, f1, theta, h))
                 nxt += 1
+            if thetas:
+                outs[first:first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
             t, y, k1 = t1, y1, f1
             factor = ctrl.max_factor if en == 0.0 else (
                 ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))

@@ -11,6 +11,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .errors import SolverError
 from .loop import FixedGrid, integrate_adaptive, integrate_fixed
 from .methods import get_method
@@ -59,6 +60,12 @@ class _CheckedCountedFunc:
             return self._first_call(t, y)
         return self.flat(t, y)
 
+    def check(self, t: Tensor, y: Tensor) -> None:
+        """Run the first-call checks now, uncounted (before handing the raw func to compiled code)."""
+        if not self.checked:
+            with torch.no_grad():
+                self._first_call(t, y.detach())
+
     def _first_call(self, t: Tensor, y: Tensor) -> Tensor:
         out = self.func(t, self.packer.unpack(y))
         if self.packer.is_tuple:
@@ -94,6 +101,14 @@ class Problem:
     norm: Optional[ErrorNorm]
     stats: SolverStats = field(default_factory=SolverStats)
     user_func: Optional[Callable] = None
+    compile: bool = False
+
+    def raw_func(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """The packed vector field without counting (for compiled code), after the first-call checks."""
+        func = self.func
+        assert isinstance(func, _CheckedCountedFunc)
+        func.check(torch.tensor(self.t_values[0], dtype=self.y0.dtype, device=self.y0.device), self.y0)
+        return func.flat
 
     def run(self, y0: Optional[Tensor] = None, h0: Optional[float] = None, differentiable_times: bool = False
             ) -> Tuple[List[Tensor], Optional[float]]:
@@ -106,16 +121,24 @@ class Problem:
         if isinstance(self.step, FixedStep):
             grid = FixedGrid(self.method, self.t_values, self.step.substeps(self.t_values),
                              y0.dtype, y0.device, t_tensor)
+            if self.compile:
+                key = compile_key("forward", self.method, self.user_func, y0)
+                return [y0] + integrate_fixed_compiled(self.method, self.raw_func(), y0, grid, self.stats, key), None
             outs, _, _ = integrate_fixed(self.method, self.func, y0, grid, self.stats)
             return [y0] + outs, None
         assert self.norm is not None
+        attempt = None
+        if self.compile:
+            attempt = CompiledAttempt(self.method, self.raw_func(), self.norm, self.stats.count_evals,
+                                      compile_key("forward", self.method, self.user_func, y0))
         outs, h = integrate_adaptive(self.method, self.func, y0, self.t_values, self.step, self.norm,
-                                     self.stats, h0=h0, t_tensor=t_tensor)
+                                     self.stats, h0=h0, t_tensor=t_tensor, attempt=attempt)
         return [y0] + outs, h
 
 
 def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
-                 method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None) -> Problem:
+                 method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
+                 compile: bool = False) -> Problem:
     """Validate the inputs of a solve (see `odeflow.solve`) and pack the state."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
@@ -139,8 +162,10 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
     if isinstance(step, Adaptive):
         norm = ErrorNorm(packer, step.rtol, step.atol, step.weights)
     stats = SolverStats()
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False; got {compile!r}")
     return Problem(_CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
-                   norm, stats, user_func=func)
+                   norm, stats, user_func=func, compile=compile)
 
 
 __all__ = ["Problem", "make_problem", "check_times", "SolverError"]

@@ -64,6 +64,19 @@ def _hermite_weights(theta: Union[float, Tensor]) -> Tuple:
     return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
 
 
+def dense_outputs(tab: ButcherTableau, y0: Tensor, ks: Sequence[Tensor], thetas: Sequence[float],
+                  h: float) -> List[Tensor]:
+    """y(t + theta_j h) for several theta_j of one step from the continuous extension,
+    y0 + h W K with W_ji = sum_d theta_j^(d+1) dense_id: one matrix product for all of them."""
+    w = []
+    for th in thetas:
+        powers = [th ** (d + 1) for d in range(len(tab.dense[0]))]
+        w.append([sum(map(float.__mul__, row, powers)) for row in tab.dense])
+    k = torch.stack(list(ks[:len(tab.dense)])).reshape(len(tab.dense), -1)
+    out = torch.addmm(y0.reshape(1, -1), torch.tensor(w, dtype=y0.dtype, device=y0.device), k, alpha=h)
+    return list(out.reshape(len(thetas), *y0.shape).unbind())
+
+
 def interpolate(tab: ButcherTableau, y0: Tensor, y1: Tensor, ks: Sequence[Tensor],
                 f1: Optional[Tensor], theta: Union[float, Tensor], h: Step) -> Tensor:
     """y(t + theta h) from the step's data: the method's own continuous extension when it

@@ -19,6 +19,9 @@ class SolverStats:
     nfe_backward: int = 0
     steps_backward: int = 0
 
+    def count_evals(self, n: int) -> None:
+        self.nfe += n
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 

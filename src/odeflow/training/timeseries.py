@@ -36,6 +36,7 @@ class TimeSeriesConfig:
     rtol: float = 1e-7
     atol: float = 1e-9
     seminorm: bool = False
+    compile: bool = False                # solve through torch.compile (first iteration compiles)
     iterations: int = 300
     lr: float = 0.1
     seed: int = 0
@@ -59,9 +60,10 @@ class TimeSeriesConfig:
     def solver_kwargs(self) -> Dict[str, Any]:
         if self.mode == "disc-opt":
             return dict(method=self.method or "rk4", step=FixedStep(self.step_size),
-                        gradient=DiscretizeOptimize())
+                        gradient=DiscretizeOptimize(), compile=self.compile)
         step = FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
-        return dict(method=self.method or "dopri5", step=step, gradient=OptimizeDiscretize(seminorm=self.seminorm))
+        return dict(method=self.method or "dopri5", step=step, gradient=OptimizeDiscretize(seminorm=self.seminorm),
+                    compile=self.compile)
 
 
 def load_data(cfg: TimeSeriesConfig) -> Tuple[Tensor, Tensor]:

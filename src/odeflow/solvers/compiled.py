@@ -1,0 +1,178 @@
+"""Compiled solver paths (`solve(..., compile=True)`): torch.compile with Inductor's C++ wrapper.
+
+For small states (a few hundred numbers, batch 1) a Runge–Kutta step is dozens of tiny tensor
+operations and PyTorch's per-operation dispatch, not arithmetic, sets the cost. Compiling
+turns those operations into one C++ call:
+
+- fixed grid: the whole solve is one ``scan`` over the steps (torch's structured loop), so
+  the forward pass and its backward pass are one compiled call each, and compile time does
+  not grow with the number of steps;
+- adaptive steps: every attempted step (all stages plus the error norm) is one compiled call;
+  accepting, rejecting and choosing the next step stay in Python (one host sync per attempt,
+  as in eager mode).
+
+The vector field must be traceable as one graph (no host syncs, no torch.autograd.grad);
+inside the compiled adjoint its vector-Jacobian products come from torch.func.vjp.
+Evaluations are counted outside the compiled code (NFE per step is fixed by the tableau).
+"""
+from __future__ import annotations
+
+import functools
+import types
+from typing import Callable, Hashable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .runge_kutta import rk_step
+from .solution import SolverStats
+from .state import ErrorNorm
+from .tableau import ButcherTableau
+
+Func = Callable[[Tensor, Tensor], Tensor]
+_OPTIONS = {"cpp_wrapper": True}
+
+
+def _scan_op() -> Callable:
+    try:
+        from torch._higher_order_ops.scan import scan
+    except ImportError as exc:  # pragma: no cover - depends on the installed torch
+        raise RuntimeError(f"compile=True needs torch >= 2.6 (torch.compile with scan); installed torch "
+                           f"{torch.__version__}. Upgrade torch or use compile=False") from exc
+    return scan
+
+
+def _fixed_solve(tab: ButcherTableau, f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor,
+                 out_index: Tensor) -> Tuple[Tensor, Tensor]:
+    """All steps of a fixed grid as one scan; returns (states at the output steps, final state)."""
+    scan = _scan_op()
+
+    def body(carry, xs):
+        y, k1 = carry if tab.fsal else (carry, None)
+        ts, h = xs
+        ts_list = list(ts.unbind())
+        if k1 is None:
+            k1 = f(ts_list[0], y)
+        y1, ks, _ = rk_step(tab, f, y, k1, ts_list, h, False)
+        return ((y1, ks[-1]) if tab.fsal else y1), y1.clone()
+
+    init = (y0, f(stage_times[0, 0], y0)) if tab.fsal else y0
+    _, ys = scan(body, init, (stage_times, hs))
+    return ys.index_select(0, out_index), ys[-1]
+
+
+def _attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor], times_h: Tensor
+             ) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
+    """One attempted adaptive step: (y1, stage derivatives, error norm as a 0-d tensor).
+    times_h holds the stage times and, last, the step size."""
+    h = times_h[-1]
+    ts_list = list(times_h[:-1].to(y.dtype).unbind())
+    if k1 is None:
+        k1 = f(ts_list[0], y)
+    y1, ks, err = rk_step(tab, f, y, k1, ts_list, h, True)
+    assert err is not None
+    return y1, tuple(ks), norm(err.detach(), y.detach(), y1.detach())
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(fn: Callable, key: Hashable) -> Callable:
+    """torch.compile of a private copy of fn per key: torch.compile keeps its compiled graphs
+    (and its limit on recompilations) per code object, so every vector field and state shape
+    gets its own copy instead of piling guards onto one shared function."""
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return torch.compile(copy, fullgraph=True, dynamic=False, options=_OPTIONS)
+
+
+def _func_identity(func: Callable) -> Hashable:
+    """Identifies a vector field across calls: a function by its code and what its closure
+    holds (a lambda re-created every iteration around the same model is the same field)."""
+    if isinstance(func, types.MethodType):
+        return id(func.__func__), id(func.__self__)
+    if isinstance(func, types.FunctionType):
+        cells = []
+        for cell in func.__closure__ or ():
+            try:
+                cells.append(id(cell.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append(None)
+        return (id(func.__code__), *cells)
+    return id(func)
+
+
+def compile_key(kind: str, tab: ButcherTableau, user_func: Callable, y: Tensor) -> Hashable:
+    """What a compiled solver function is specialised for: one vector field, tableau and state."""
+    return kind, tab.name, _func_identity(user_func), tuple(y.shape), y.dtype, str(y.device)
+
+
+def run_compiled(fn: Callable, key: Hashable, *args):
+    """Call the compiled version of fn, turning tracing and build failures into clear errors."""
+    from torch._dynamo import exc as dynamo_exc
+    try:
+        return _compiled(fn, key)(*args)
+    except dynamo_exc.FailOnRecompileLimitHit as e:
+        raise RuntimeError(
+            "compile=True had to recompile the solver too often for one vector field and state shape: "
+            "something it depends on changes from call to call (e.g. a Python number inside f). Make "
+            "it a tensor, or use compile=False") from e
+    except (dynamo_exc.Unsupported, getattr(dynamo_exc, "UncapturedHigherOrderOpError", dynamo_exc.Unsupported)) as e:
+        reason = str(e).strip().splitlines()[0]
+        raise ValueError(
+            f"compile=True could not capture the vector field as one graph ({reason}). A compiled solve "
+            "needs f(t, y) made of tensor operations only: no .item()/float() or data-dependent Python "
+            "branches, no torch.autograd.grad (a CNF's divergence uses it). Use compile=False for this "
+            "vector field") from e
+    except dynamo_exc.BackendCompilerFailed as e:
+        raise RuntimeError(
+            "compile=True: Inductor failed to build the compiled solver (it needs a working C++ compiler, "
+            f"e.g. gcc). Underlying error: {str(e).strip().splitlines()[0]}. Use compile=False") from e
+
+
+def evals_per_step(tab: ButcherTableau) -> int:
+    """Evaluations of f per step once the first-same-as-last derivative is carried over."""
+    return tab.stages - 1 if tab.fsal else tab.stages
+
+
+def integrate_fixed_compiled(tab: ButcherTableau, f: Func, y0: Tensor, grid, stats: SolverStats,
+                             key: Hashable) -> List[Tensor]:
+    """Compiled counterpart of `loop.integrate_fixed` over the whole grid: the states at the
+    output times crossed (grid points), differentiable through the compiled backward.
+    ``key``: see `compile_key`."""
+    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
+    outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps)
+    n = len(grid)
+    stats.count_evals(n * evals_per_step(tab) + (1 if tab.fsal else 0))
+    stats.steps += n
+    stats.accepted += n
+    return list(outs.unbind(0))
+
+
+def counted(f: Func, count: Callable[[int], None]) -> Func:
+    """f with every call counted through ``count(1)``: for the evaluations a compiled solve
+    makes outside its compiled steps (first derivative and initial step size, outputs)."""
+
+    def f_counted(t: Tensor, y: Tensor) -> Tensor:
+        count(1)
+        return f(t, y)
+
+    return f_counted
+
+
+class CompiledAttempt:
+    """Attempted adaptive steps through one compiled call each (see `loop.integrate_adaptive`).
+
+    ``count(n)`` receives the number of f evaluations of every attempt; ``key``: see `compile_key`."""
+
+    def __init__(self, tab: ButcherTableau, f: Func, norm: ErrorNorm, count: Callable[[int], None],
+                 key: Hashable) -> None:
+        self.tab, self.f, self.norm, self.count, self.key = tab, f, norm, count, key
+
+    def __call__(self, y: Tensor, k1: Optional[Tensor], t: float, h: float, times
+                 ) -> Tuple[Tensor, Sequence[Tensor], Tensor]:
+        self.count(self.tab.stages - (0 if k1 is None else 1))
+        stage_times = [t + ci * h for ci in self.tab.c]
+        if times.anchor is None:  # one host-to-tensor conversion for times and step
+            times_h = torch.tensor(stage_times + [h], dtype=torch.float64, device=y.device)
+        else:  # differentiable times
+            h_t = torch.tensor([h], dtype=torch.float64, device=y.device)
+            times_h = torch.cat([times.many(stage_times).to(torch.float64), h_t])
+        return run_compiled(_attempt, self.key, self.tab, self.f, self.norm, y, k1, times_h)

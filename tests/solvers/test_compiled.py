@@ -1,0 +1,100 @@
+"""solve(..., compile=True): same numbers, gradients and statistics as eager mode, one compile
+per vector field and shape, and clear errors for what it cannot do."""
+import pytest
+import torch
+from torch import nn
+
+import odeflow
+from odeflow import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize
+
+D = torch.float64
+
+
+class Field(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2)).to(D)
+
+    def forward(self, t, y):
+        return self.net(y) - 0.5 * y * torch.cos(t)
+
+
+FIELD = Field()
+T = torch.linspace(0.0, 1.0, 6, dtype=D)
+
+
+def _grads(compile, method, step, gradient, y0=None, t=None):
+    y0 = torch.tensor([[0.8, -0.3], [0.1, 0.5]], dtype=D) if y0 is None else y0
+    y0 = y0.clone().requires_grad_(True)
+    t = (T if t is None else t).clone().requires_grad_(True)
+    FIELD.zero_grad(set_to_none=True)
+    sol = odeflow.solve(FIELD, y0, t, method=method, step=step, gradient=gradient, compile=compile)
+    (sol.ys * torch.linspace(-1, 1, sol.ys.numel(), dtype=D).reshape(sol.ys.shape)).sum().backward()
+    return sol, [y0.grad, t.grad] + [p.grad for p in FIELD.parameters()]
+
+
+@pytest.mark.parametrize("method, step, gradient", [
+    ("rk4", FixedStep(0.1), DiscretizeOptimize()),
+    ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), DiscretizeOptimize()),
+    ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), OptimizeDiscretize()),
+])
+def test_compiled_matches_eager(method, step, gradient):
+    eager, g_eager = _grads(False, method, step, gradient)
+    comp, g_comp = _grads(True, method, step, gradient)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g_comp, g_eager):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    assert comp.stats.as_dict() == eager.stats.as_dict()
+    assert comp.stats.nfe > 0
+
+
+def test_compiled_fixed_grid_tuple_state_and_fsal_method():
+    def f(t, state):
+        x, v = state
+        return v, -x - 0.1 * v
+
+    y0 = (torch.tensor([1.0], dtype=D), torch.tensor([0.0], dtype=D))
+    outs = [odeflow.solve(f, y0, T, method="dopri5", step=FixedStep(0.05), compile=c) for c in (False, True)]
+    for a, b in zip(outs[1].ys, outs[0].ys):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert outs[1].stats.as_dict() == outs[0].stats.as_dict()
+
+
+def test_repeated_solves_do_not_recompile():
+    from torch._dynamo.utils import counters
+
+    _grads(True, "rk4", FixedStep(0.1), DiscretizeOptimize())
+    before = counters["stats"]["unique_graphs"]
+    for _ in range(3):
+        # a fresh closure around the same model is the same vector field
+        model = FIELD
+        sol = odeflow.solve(lambda t, y: model(t, y), torch.ones(2, 2, dtype=D), T, method="rk4", step=FixedStep(0.1),
+                            compile=True)
+        sol.ys.sum().backward()
+        _grads(True, "rk4", FixedStep(0.1), DiscretizeOptimize())
+    assert counters["stats"]["unique_graphs"] - before <= 1  # at most the lambda's own first compile
+
+
+def test_compile_rejects_what_it_cannot_trace():
+    def with_autograd(t, y):  # like a CNF's divergence: torch.autograd.grad inside f
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            return torch.autograd.grad((y_ ** 2).sum(), y_, create_graph=True)[0]
+
+    with pytest.raises(ValueError, match="compile=False"):
+        odeflow.solve(with_autograd, torch.ones(2, dtype=D), T, method="rk4", step=FixedStep(0.5), compile=True)
+
+
+def test_compile_argument_errors():
+    with pytest.raises(ValueError, match="checkpoint"):
+        odeflow.solve(FIELD, torch.ones(2, dtype=D), T, method="rk4", step=FixedStep(0.1),
+                      gradient=DiscretizeOptimize(checkpoints=2), compile=True)
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        odeflow.solve(FIELD, torch.ones(2, dtype=D), T, compile="yes")
+    w = torch.ones(2, dtype=D, requires_grad=True)
+    y0 = torch.ones(2, dtype=D, requires_grad=True)
+    sol = odeflow.solve(lambda t, y: -w * y, y0, T, method="rk4", step=FixedStep(0.1),
+                        gradient=OptimizeDiscretize(params=[w]), compile=True)
+    with pytest.raises(ValueError, match="parameters of the nn.Module"):
+        sol.ys.sum().backward()
