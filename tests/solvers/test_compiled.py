@@ -38,6 +38,7 @@ def _grads(compile, method, step, gradient, y0=None, t=None):
     ("rk4", FixedStep(0.1), DiscretizeOptimize()),
     ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), DiscretizeOptimize()),
     ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), OptimizeDiscretize()),
+    ("rk4", FixedStep(0.1), OptimizeDiscretize()),
 ])
 def test_compiled_matches_eager(method, step, gradient):
     eager, g_eager = _grads(False, method, step, gradient)
@@ -74,6 +75,15 @@ def test_repeated_solves_do_not_recompile():
         sol.ys.sum().backward()
         _grads(True, "rk4", FixedStep(0.1), DiscretizeOptimize())
     assert counters["stats"]["unique_graphs"] - before <= 1  # at most the lambda's own first compile
+
+
+@pytest.mark.slow  # nine compiles
+def test_many_grid_sizes_do_not_exhaust_recompilations():
+    # torch.compile allows 8 recompilations of one function; every grid size gets its own copy
+    for n in range(3, 12):
+        sol = odeflow.solve(FIELD, torch.ones(2, dtype=D), torch.linspace(0, 1, n, dtype=D), method="euler",
+                            step=FixedStep(0.25), compile=True)
+        assert sol.ys.shape == (n, 2)
 
 
 def test_compile_rejects_what_it_cannot_trace():

@@ -78,3 +78,11 @@ def test_compare_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| disc-opt |" in text and "| opt-disc |" in text and "ms/iter ratio" in text
     assert (out / "comparison.md").is_file() and (out / "loss_both_modes.png").is_file()
+
+
+def test_compiled_training_follows_the_eager_run():
+    cfg = dict(mode="disc-opt", iterations=5, check_at=[], snapshot_at=[])
+    eager = train_timeseries(TimeSeriesConfig(**cfg), None, progress=False)
+    compiled = train_timeseries(TimeSeriesConfig(**cfg, compile=True), None, progress=False)
+    assert compiled.losses == pytest.approx(eager.losses, rel=1e-9)
+    assert compiled.nfe_forward == eager.nfe_forward

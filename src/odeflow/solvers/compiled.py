@@ -137,7 +137,10 @@ def integrate_fixed_compiled(tab: ButcherTableau, f: Func, y0: Tensor, grid, sta
     """Compiled counterpart of `loop.integrate_fixed` over the whole grid: the states at the
     output times crossed (grid points), differentiable through the compiled backward.
     ``key``: see `compile_key`."""
+    _scan_op()  # a clear error on a torch without scan, before tracing starts
     steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
+    # The loop length and outputs are part of the graph: each grid size gets its own copy.
+    key = (key, len(grid), len(grid.output_steps))
     outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps)
     n = len(grid)
     stats.count_evals(n * evals_per_step(tab) + (1 if tab.fsal else 0))
