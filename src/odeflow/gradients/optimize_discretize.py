@@ -150,24 +150,33 @@ class _Adjoint(torch.autograd.Function):
         ny = ys[0].numel()
         flat_ys, flat_grads = ys.reshape(n, ny), grad_ys.reshape(n, ny)
         state = aug_packer.pack((ys[-1], a) + g)
-        for i in range(n - 1, 0, -1):
-            if want_t:
+        if want_t:
+            for i in range(n - 1, 0, -1):
                 grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i].detach())).sum()
-            span = [tvals[i], tvals[i - 1]]
-            with torch.no_grad():
-                if isinstance(step, FixedStep):
+
+        def restart(i: int, out: Tensor) -> Tensor:
+            """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
+            return torch.cat([flat_ys[i], out[ny:2 * ny] + flat_grads[i], out[2 * ny:]])
+
+        with torch.no_grad():
+            if n == 1:
+                pass  # nothing to integrate: dL/dy0 is the direct term alone
+            elif isinstance(step, FixedStep):
+                for i in range(n - 1, 0, -1):
+                    span = [tvals[i], tvals[i - 1]]
                     grid = FixedGrid(tab, span, step.substeps(span), ys.dtype, ys.device)
                     if problem.compile:
                         outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
                     else:
                         outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter)
-                else:
-                    # Steps end on t_{i-1}, where the adjoint jumps: no overshoot and interpolation.
-                    outs, h = integrate_adaptive(tab, f_eager, state, span, step, norm, counter, h0=h,
-                                                 attempt=attempt, land_on_outputs=True)
-            state = outs[-1]
-            if i > 1:
-                state = torch.cat([flat_ys[i - 1], state[ny:2 * ny] + flat_grads[i - 1], state[2 * ny:]])
+                    state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
+            else:
+                # One backward solve through all output times: steps land on each t_i, where
+                # the state restarts (no overshoot and interpolation back).
+                outs, _ = integrate_adaptive(tab, f_eager, state, tvals[::-1], step, norm, counter, h0=h,
+                                             attempt=attempt, land_on_outputs=True,
+                                             jump=lambda j, out: restart(n - 1 - j, out))
+                state = outs[-1]
         _, a, *g_list = aug_packer.unpack(state)
         g = tuple(g_list)
         if want_t:

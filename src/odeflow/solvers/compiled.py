@@ -80,7 +80,14 @@ def _compiled(fn: Callable, key: Hashable) -> Callable:
     (and its limit on recompilations) per code object, so every vector field and state shape
     gets its own copy instead of piling guards onto one shared function."""
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-    return torch.compile(copy, fullgraph=True, dynamic=False, options=_OPTIONS)
+    return torch.compile(copy, fullgraph=True, dynamic=False, backend=_inductor_cpp_wrapper)
+
+
+def _inductor_cpp_wrapper(graph, example_inputs):
+    """Inductor with its C++ wrapper, configured at compile time only (torch.compile(options=...)
+    would re-apply the configuration on every call)."""
+    from torch._inductor.compile_fx import compile_fx
+    return compile_fx(graph, example_inputs, config_patches=_OPTIONS)
 
 
 def _func_identity(func: Callable) -> Hashable:

@@ -132,7 +132,8 @@ def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
 def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence[float], ctrl: Adaptive,
                        norm: ErrorNorm, stats: SolverStats, h0: Optional[float] = None,
                        t_tensor: Optional[Tensor] = None, attempt: Optional[Attempt] = None,
-                       land_on_outputs: bool = False) -> Tuple[List[Tensor], float]:
+                       land_on_outputs: bool = False, jump: Optional[Callable[[int, Tensor], Tensor]] = None
+                       ) -> Tuple[List[Tensor], float]:
     """Adaptive solve through the output times t_out (monotone, either direction); steps are
     not shortened to hit an output time: outputs come from the dense output (methods of order
     > 3 without a continuous extension, i.e. dopri8, land on output times instead).
@@ -142,7 +143,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     With ``t_tensor`` requiring grad, stage times and interpolation points are differentiable
     in the output times (the discrete model's exact time derivative). ``attempt`` replaces
     the eager step attempt (stages and error norm), e.g. by a compiled one. With
-    ``land_on_outputs`` steps are shortened to end on the output times instead.
+    ``land_on_outputs`` steps are shortened to end on the output times instead; then
+    ``jump(i, y)``, if given, replaces the state at every interior output time t_out[i] (a
+    discontinuity such as the adjoint's dL/dy(t_i); outputs hold the states before the jump).
     """
     if not tab.adaptive:
         from .methods import METHODS
@@ -152,6 +155,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     n = len(t_out)
     t0 = float(t_out[0])
     direction = 1.0 if t_out[-1] >= t0 else -1.0
+    if jump is not None and not land_on_outputs:
+        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
     differentiable = t_tensor is not None and t_tensor.requires_grad
     anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if differentiable else None
     times = _Times(t0, y0.dtype, y0.device, anchor)
@@ -208,6 +213,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             if thetas:
                 outs[first:first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
             t, y, k1 = t1, y1, f1
+            if jump is not None and nxt < n and t_out[nxt - 1] == t1:
+                y, k1 = jump(nxt - 1, y1), None
             factor = ctrl.max_factor if en == 0.0 else (
                 ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
             factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
