@@ -91,3 +91,29 @@ def test_excluded_component_does_not_drive_step_size():
     alone = odeflow.solve(lambda t, y: -y, y0[0], t, step=odeflow.Adaptive(rtol=1e-6, atol=1e-8))
     assert only_y.stats.steps == alone.stats.steps
     assert both.stats.steps > 3 * only_y.stats.steps
+
+
+def test_landing_on_outputs_with_jumps_matches_restarting_per_interval():
+    """integrate_adaptive(land_on_outputs, jump): steps end on every output time and the state
+    restarts there, as if each interval were solved separately from the jumped state."""
+    from odeflow.solvers.loop import integrate_adaptive
+    from odeflow.solvers.methods import get_method
+    from odeflow.solvers.solution import SolverStats
+    from odeflow.solvers.state import ErrorNorm, StatePacker
+
+    tab, ctrl = get_method("dopri5"), odeflow.Adaptive(rtol=1e-10, atol=1e-12)
+    norm = ErrorNorm(StatePacker(Y0), ctrl.rtol, ctrl.atol)
+    times = [0.0, 0.3, 0.7, 1.0]
+    kick = torch.tensor([0.1, -0.2], dtype=torch.float64)
+    stats = SolverStats()
+    outs, _ = integrate_adaptive(tab, spiral, Y0, times, ctrl, norm, stats, land_on_outputs=True,
+                                 jump=lambda i, y: y + i * kick)
+    y, expected = Y0, []
+    for i in range(1, len(times)):
+        y = odeflow.solve(spiral, y, times[i - 1:i + 1], method="dopri8", step=odeflow.Adaptive(1e-13, 1e-14)).ys[-1]
+        expected.append(y)
+        y = y + i * kick
+    torch.testing.assert_close(torch.stack(outs), torch.stack(expected), rtol=1e-8, atol=1e-9)
+    assert stats.accepted >= len(times) - 1
+    with pytest.raises(ValueError, match="land_on_outputs"):
+        integrate_adaptive(tab, spiral, Y0, times, ctrl, norm, SolverStats(), jump=lambda i, y: y)
