@@ -185,7 +185,7 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
         h_proposed = h
         land = None
         if clip_to_outputs and (t + h - t_out[nxt]) * direction > 0:
-            # No interpolant of matching order: land on the output time exactly instead.
+            # Land on the output time exactly (asked for, or no interpolant of matching order).
             land, h = t_out[nxt], t_out[nxt] - t
         y1, ks, en_t = attempt(y, k1, t, h, times)
         en = float(en_t)  # the step's one host sync
