@@ -24,6 +24,7 @@ from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .loop import try_step
 from .runge_kutta import rk_step
 from .solution import SolverStats
 from .state import ErrorNorm
@@ -65,13 +66,8 @@ def _attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optio
              ) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
     """One attempted adaptive step: (y1, stage derivatives, error norm as a 0-d tensor).
     times_h holds the stage times and, last, the step size."""
-    h = times_h[-1]
-    ts_list = list(times_h[:-1].to(y.dtype).unbind())
-    if k1 is None:
-        k1 = f(ts_list[0], y)
-    y1, ks, err = rk_step(tab, f, y, k1, ts_list, h, True)
-    assert err is not None
-    return y1, tuple(ks), norm(err.detach(), y.detach(), y1.detach())
+    y1, ks, en = try_step(tab, f, norm, y, k1, list(times_h[:-1].to(y.dtype).unbind()), times_h[-1])
+    return y1, tuple(ks), en
 
 
 @functools.lru_cache(maxsize=256)

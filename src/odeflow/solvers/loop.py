@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .runge_kutta import dense_outputs, interpolate, rk_step
+from .runge_kutta import Step, dense_outputs, interpolate, rk_step
 from .solution import SolverStats
 from .state import ErrorNorm
 from .stepping import Adaptive, initial_step
@@ -115,16 +115,22 @@ class _Times:
 Attempt = Callable[[Tensor, Optional[Tensor], float, float, "_Times"], Tuple[Tensor, Sequence[Tensor], Tensor]]
 
 
+def try_step(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor],
+             stage_times: Sequence[Tensor], h: Step) -> Tuple[Tensor, List[Tensor], Tensor]:
+    """One attempted step: (y1, stage derivatives, error norm as a 0-d tensor); eager, or
+    traced whole by the compiled solver."""
+    if k1 is None:
+        k1 = f(stage_times[0], y)
+    y1, ks, err = rk_step(tab, f, y, k1, stage_times, h, True)
+    assert err is not None
+    return y1, ks, norm(err.detach(), y.detach(), y1.detach())
+
+
 def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
-    """One attempted step from (t, y) with step h in eager mode: (y1, stage derivatives,
-    error norm as a 0-d tensor)."""
+    """Attempted steps from (t, y) with step h in eager mode (see `try_step`)."""
 
     def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times):
-        ts_list = list(times.many([t + ci * h for ci in tab.c]).unbind())
-        if k1 is None:
-            k1 = f(ts_list[0], y)
-        y1, ks, err = rk_step(tab, f, y, k1, ts_list, h, True)
-        return y1, ks, norm(err.detach(), y.detach(), y1.detach())
+        return try_step(tab, f, norm, y, k1, list(times.many([t + ci * h for ci in tab.c]).unbind()), h)
 
     return attempt
 

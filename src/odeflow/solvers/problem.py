@@ -107,7 +107,8 @@ class Problem:
         """The packed vector field without counting (for compiled code), after the first-call checks."""
         func = self.func
         assert isinstance(func, _CheckedCountedFunc)
-        func.check(torch.tensor(self.t_values[0], dtype=self.y0.dtype, device=self.y0.device), self.y0)
+        if not func.checked:
+            func.check(torch.tensor(self.t_values[0], dtype=self.y0.dtype, device=self.y0.device), self.y0)
         return func.flat
 
     def run(self, y0: Optional[Tensor] = None, h0: Optional[float] = None, differentiable_times: bool = False

@@ -87,9 +87,7 @@ def interpolate(tab: ButcherTableau, y0: Tensor, y1: Tensor, ks: Sequence[Tensor
             w = torch.tensor(tab.dense, dtype=powers.dtype, device=powers.device) @ powers
             acc = sum(w[i].to(y0.dtype) * k for i, k in enumerate(ks))
             return y0 + h * acc
-        powers = [theta ** (d + 1) for d in range(len(tab.dense[0]))]
-        weights = [sum(p * x for p, x in zip(powers, row)) for row in tab.dense]
-        return combine(y0, ks, weights, h)
+        return dense_outputs(tab, y0, ks, [theta], h)[0]
     assert f1 is not None, "Hermite interpolation needs f(t1, y1)"
     h00, h10, h01, h11 = _hermite_weights(theta)
     if isinstance(theta, Tensor):
