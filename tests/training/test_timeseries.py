@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -80,6 +81,8 @@ def test_compare_cli(tmp_path, capsys):
     assert (out / "comparison.md").is_file() and (out / "loss_both_modes.png").is_file()
 
 
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="compile=True needs a C++ compiler")
 def test_compiled_training_follows_the_eager_run():
     cfg = dict(mode="disc-opt", iterations=5, check_at=[], snapshot_at=[])
     eager = train_timeseries(TimeSeriesConfig(**cfg), None, progress=False)
