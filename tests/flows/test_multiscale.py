@@ -63,10 +63,14 @@ def test_loss_gradients_reach_every_piece_and_end_time_steps_clip():
     assert all(0.1 <= t <= 0.9 for t in after) and after != before
 
 
-def test_end_time_gradient_matches_finite_differences():
-    """The T gradient TO-FLOW uses is the exact derivative of the discrete loss (rk4, 4 steps on
-    [0, T]), including T's effect on the later blocks."""
-    flow = _random_flow(divergence="exact", train_T=True, step=FixedStep(steps=4), kinetic=0.01, jacobian=0.01)
+@pytest.mark.parametrize("solver", [dict(method="rk4", step=FixedStep(steps=4)),
+                                    dict(method="dopri5", step=Adaptive(1e-9, 1e-9), adjoint=True)],
+                         ids=["disc-opt-rk4", "opt-disc-dopri5"])
+def test_end_time_gradient_matches_finite_differences(solver):
+    """The T gradient TO-FLOW uses (left in T.grad by the backward pass) is the derivative of the
+    loss (Disc-Opt: of the discrete loss, rk4 4 steps on [0, T]; Opt-Disc: the adjoint's),
+    including T's effect on the later blocks."""
+    flow = _random_flow(divergence="exact", train_T=True, kinetic=0.01, jacobian=0.01, **solver)
     x = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 0.9 + 0.05
     loss, _ = flow.loss(x)
     loss.backward()

@@ -1,0 +1,236 @@
+"""Task `image`: multiscale image CNFs (FFJORD, RNODE seed 001 §6, TO-FLOW seed 004) on digits,
+MNIST, Fashion-MNIST or CIFAR-10.
+
+Each iteration: a batch of training images (shuffled epochs), dequantized with fresh uniform
+noise; theta step on bits/dim + RNODE terms (Gaussian Hutchinson trace, one noise draw per
+solve); with `learn_T` every block's end time takes a TO-FLOW step with the gradient the same
+backward pass left in it. Validation: bits/dim of the first `val_size` validation images
+(fixed dequantization noise, Hutchinson, the validation solver: dopri5 1e-5 by default as in
+RNODE's evaluation) and a PNG grid of samples. At the end: train/val/test bits/dim and a final
+sample grid.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import torch
+from torch import Tensor
+
+from ..data.images import IMAGE_DATASETS, image_shape, load_images
+from ..flows.image_transforms import dequantize
+from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
+from ..training import AuxiliaryStep, RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training.data import EpochBatches, iteration_seed
+from ..training.schedule import Stage, make_step
+
+
+@dataclass
+class ImageConfig(TrainingConfig):
+    data: str = "digits"
+    data_dir: Optional[str] = None
+    batch: int = 200
+    hidden: List[int] = field(default_factory=lambda: [64, 64, 64])
+    activation: str = "softplus"
+    blocks: int = 1                      # CNF blocks before and after each squeeze
+    scales: Optional[int] = None         # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4)
+    pieces: int = 1                      # weights piecewise constant in time (RNODE: 10 MNIST, 14 CIFAR-10)
+    alpha: float = 1e-6                  # logit transform
+    T: float = 1.0
+    mode: str = "disc-opt"               # 'disc-opt' or 'opt-disc' (continuous adjoint)
+    method: str = "rk4"
+    step_size: Optional[float] = 0.25    # None: adaptive with rtol/atol
+    n_steps: Optional[int] = None        # instead of step_size: exactly this many steps on [0, T]
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    zero_init: bool = True               # f = 0 at the start (RNODE)
+    kinetic: float = 0.0                 # RNODE lambda_K
+    jacobian: float = 0.0                # RNODE lambda_J
+    learn_T: bool = False                # TO-FLOW: every block's end time learnable
+    T_lr: float = 1e-2
+    T_alpha: float = 0.1
+    T_eps: float = 0.1
+    val_method: str = "dopri5"
+    val_step_size: Optional[float] = None   # None: adaptive with val_rtol/val_atol
+    val_rtol: float = 1e-5
+    val_atol: float = 1e-5
+    val_size: Optional[int] = 1000       # validation images used (None: all)
+    eval_batch: int = 500
+    samples: int = 64                    # images in each sample grid
+
+    def validate(self) -> None:
+        super().validate()
+        if self.data not in IMAGE_DATASETS:
+            raise ValueError(f"unknown image data set {self.data!r}; valid: {', '.join(IMAGE_DATASETS)}")
+        if self.mode not in ("disc-opt", "opt-disc"):
+            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
+        if self.learn_T and self.step_size is not None and self.n_steps is None:
+            raise ValueError("learn_T with a fixed step size changes the cost as T moves; give n_steps instead "
+                             "of step_size (e.g. n_steps = 4 for rk4 h = 0.25 on T = 1)")
+        for name in ("pieces", "blocks", "eval_batch", "samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.val_size is not None and self.val_size < 1:
+            raise ValueError(f"val_size must be >= 1 (or unset for all); got {self.val_size}")
+
+    def step(self):
+        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
+
+    def val_solver(self):
+        return self.val_method, make_step(self.val_step_size, None, self.val_rtol, self.val_atol)
+
+
+def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
+    torch.manual_seed(cfg.seed)
+    return MultiscaleCNF(image_shape(cfg.data), scales=cfg.scales, blocks=cfg.blocks, hidden=cfg.hidden,
+                         activation=cfg.activation, pieces=cfg.pieces, T=cfg.T, train_T=cfg.learn_T, alpha=cfg.alpha,
+                         method=cfg.method, step=cfg.step(), adjoint=cfg.mode == "opt-disc", kinetic=cfg.kinetic,
+                         jacobian=cfg.jacobian, zero_init=cfg.zero_init)
+
+
+@contextmanager
+def using_solver(flow: MultiscaleCNF, method: str, step) -> Iterator[MultiscaleCNF]:
+    """Evaluate with another solver (no gradients); each block's own solver comes back."""
+    saved = [(b.method, b.step) for b in flow.cnfs]
+    flow.set_solver(method, step)
+    try:
+        with torch.no_grad():
+            yield flow
+    finally:
+        for b, (m, s) in zip(flow.cnfs, saved):
+            b.set_solver(m, s)
+
+
+def bits_per_dim_of(flow: MultiscaleCNF, x: Tensor, method: str, step, batch: int = 500) -> Tensor:
+    """Per-image bits/dim of dequantized images x (Hutchinson trace, the given solver)."""
+    with using_solver(flow, method, step):
+        return torch.cat([flow.bits_per_dim(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+class ImageEndTimeStep(AuxiliaryStep):
+    """TO-FLOW's T update for every block after the theta step (T.grad from the same backward)."""
+
+    def __init__(self, end_times: ImageEndTimes) -> None:
+        self.end_times = end_times
+
+    def step(self, out: StepOutput, ctx: RunContext) -> Dict[str, float]:
+        self.end_times.step()
+        return {"T": self.end_times.mean()}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"adam": self.end_times.opt.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.end_times.opt.load_state_dict(state["adam"])
+
+
+class ImageTask(Task):
+    name = "image"
+    monitor = "val_bits_per_dim"
+
+    config: ImageConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self.flow = build_image_flow(cfg).to(ctx.device)
+        self.model = self.flow
+        self.device = ctx.device
+        self.x_train = load_images(cfg.data, cfg.data_dir, "train")[0]
+        x_val = load_images(cfg.data, cfg.data_dir, "val")[0]
+        x_val = x_val[:cfg.val_size] if cfg.val_size else x_val
+        g = torch.Generator().manual_seed(10_000 + cfg.seed)
+        self.x_val = dequantize(x_val, g).to(ctx.device)
+        self.batches = EpochBatches(len(self.x_train), cfg.batch, cfg.seed, ctx.dist)
+        self.rank = ctx.dist.rank
+        self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+
+    def parameters(self) -> List[torch.nn.Parameter]:
+        return self.flow.theta()
+
+    def auxiliary_steps(self, ctx: RunContext) -> Dict[str, AuxiliaryStep]:
+        cfg = self.config
+        if not cfg.learn_T:
+            return {}
+        return {"T": ImageEndTimeStep(ImageEndTimes(self.flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps))}
+
+    def enter_stage(self, stage: Stage) -> None:
+        self.flow.set_solver(stage.method, stage.step())
+
+    def batch(self, iteration: int, ctx: RunContext) -> Tensor:
+        idx = self.batches.indices(iteration)
+        g = torch.Generator().manual_seed(iteration_seed(self.config.seed, iteration) * 7 + self.rank)
+        return dequantize(self.x_train[idx], g).to(ctx.device)
+
+    def training_loss(self, x: Tensor) -> StepOutput:
+        flow = self.flow
+        for b in flow.cnfs:
+            b.noise_shard = self.shard
+        try:
+            loss, parts = flow.loss(x)
+        finally:
+            for b in flow.cnfs:
+                b.noise_shard = None
+        stats = [b.last_stats for b in flow.cnfs]
+        T = torch.stack([t.detach().reshape(()) for t in flow.end_times()]).mean()
+        metrics: Dict[str, Any] = dict(loss=loss.detach(), bits_per_dim=parts["bits_per_dim"], nll=parts["nll"],
+                                       kinetic=parts["kinetic"], jacobian=parts["jacobian"], T=T,
+                                       nfe_forward=sum(s.nfe for s in stats),
+                                       nfe_backward=lambda: sum(s.nfe_backward for s in stats))
+        return StepOutput(loss, metrics)
+
+    def validate(self, ctx: RunContext) -> Dict[str, float]:
+        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        bpd = bits_per_dim_of(self.flow, x, *self.config.val_solver(), batch=self.config.eval_batch)
+        if ctx.is_main and ctx.folder is not None:
+            self.sample_grid(ctx.folder.file(f"samples_{ctx.iteration + 1:06d}.png"), *self.config.val_solver())
+        return dict(val_bits_per_dim=ctx.dist.sample_mean(bpd))
+
+    def sample_grid(self, path: Path, method: str, step) -> Path:
+        from ..plotting_images import save_image_grid
+        with using_solver(self.flow, method, step):
+            g = torch.Generator(device=self.device).manual_seed(self.config.seed)
+            x = self.flow.sample(self.config.samples, generator=g).clamp(0, 1)
+        return save_image_grid(x, path, nrow=int(math.ceil(math.sqrt(self.config.samples))))
+
+    def finish(self, ctx: RunContext) -> Dict[str, Any]:
+        cfg, solver = self.config, self.config.val_solver()
+        g = torch.Generator().manual_seed(20_000 + cfg.seed)
+        n = cfg.val_size or len(self.x_val)
+        x_train = dequantize(self.x_train[:n], g).to(ctx.device)
+        x_test = dequantize(load_images(cfg.data, cfg.data_dir, "test")[0], g).to(ctx.device)
+        summary: Dict[str, Any] = dict(
+            train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, cfg.eval_batch).mean()),
+            val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, cfg.eval_batch).mean()),
+            test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, cfg.eval_batch).mean()),
+            test_images=len(x_test), T=[float(t) for t in self.flow.end_times()],
+            parameters=sum(p.numel() for p in self.flow.theta()))
+        if ctx.folder is not None:
+            self.sample_grid(ctx.folder.file("samples.png"), *solver)
+        return summary
+
+
+def train_image(cfg: ImageConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
+                tensorboard: bool = False) -> Dict[str, Any]:
+    """Train (or, with ``resume``, continue) and return summary.json's content."""
+    return Trainer(ImageTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
+                   label=f"image {cfg.data}").fit()
+
+
+def load_image_flow(path: Path):
+    """(flow in eval mode, its training config) from best.pt or last.pt of `odeflow train image`."""
+    import dataclasses
+
+    from ..training.checkpoint import load_checkpoint
+    state = load_checkpoint(path)
+    if state.get("kind") != "image":
+        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not an image flow; "
+                         "pass a best.pt or last.pt written by `odeflow train image`")
+    known = {f.name for f in dataclasses.fields(ImageConfig)}
+    cfg = ImageConfig(**{k: v for k, v in state["config"].items() if k in known})
+    flow = build_image_flow(cfg)
+    flow.load_state_dict(state["model"])
+    flow.eval()
+    return flow, cfg
