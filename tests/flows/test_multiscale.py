@@ -63,9 +63,10 @@ def test_loss_gradients_reach_every_piece_and_end_time_steps_clip():
     assert all(0.1 <= t <= 0.9 for t in after) and after != before
 
 
-@pytest.mark.parametrize("solver", [dict(method="rk4", step=FixedStep(steps=4)),
-                                    dict(method="dopri5", step=Adaptive(1e-9, 1e-9), adjoint=True)],
-                         ids=["disc-opt-rk4", "opt-disc-dopri5"])
+@pytest.mark.parametrize("solver", [
+    pytest.param(dict(method="rk4", step=FixedStep(steps=4)), id="disc-opt-rk4"),
+    pytest.param(dict(method="dopri5", step=Adaptive(1e-9, 1e-9), adjoint=True), id="opt-disc-dopri5",
+                 marks=pytest.mark.slow)])
 def test_end_time_gradient_matches_finite_differences(solver):
     """The T gradient TO-FLOW uses (left in T.grad by the backward pass) is the derivative of the
     loss (Disc-Opt: of the discrete loss, rk4 4 steps on [0, T]; Opt-Disc: the adjoint's),
