@@ -21,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.toy2d import sample_toy
-    from ..training.cnf import evaluate_flow
-    from ..training.cnf_checkpoint import load_flow
+    from ..tasks.cnf2d import evaluate_flow, load_flow
     flow, cfg = load_flow(args.checkpoint)
     data = args.data or cfg.data
     x = sample_toy(data, args.n, seed=args.seed)

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ..training.cnf_checkpoint import load_flow
+    from ..tasks.cnf2d import load_flow
     if args.n < 1:
         raise ValueError(f"--n must be >= 1; got {args.n}")
     if args.out.suffix not in (".csv", ".npy"):
