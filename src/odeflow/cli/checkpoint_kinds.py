@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
 EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf"}
-SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf"}
+SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf", "image": "odeflow.cli.train_image:sample_image"}
 
 
 def handler_for(table: Dict[str, str], path: Path, command: str) -> Tuple[Callable[..., int], Dict[str, Any]]:

@@ -205,7 +205,7 @@ class ImageTask(Task):
             train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, cfg.eval_batch).mean()),
             val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, cfg.eval_batch).mean()),
             test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, cfg.eval_batch).mean()),
-            test_images=len(x_test), T=[float(t) for t in self.flow.end_times()],
+            test_images=len(x_test), T=[float(t.detach()) for t in self.flow.end_times()],
             parameters=sum(p.numel() for p in self.flow.theta()))
         if ctx.folder is not None:
             self.sample_grid(ctx.folder.file("samples.png"), *solver)

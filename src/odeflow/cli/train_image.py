@@ -1,0 +1,104 @@
+"""`odeflow train image`: multiscale CNFs (FFJORD / RNODE / TO-FLOW) on digits, MNIST,
+Fashion-MNIST or CIFAR-10.
+
+Settings come from the defaults, then a config file (`--config configs/mnist_rnode.toml`, keys
+as in `ImageConfig`), then the options given on the command line.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict
+
+from .config_options import add_config_options, make_config, positive_float, positive_int
+from ..training.distributed import is_main_process
+from .training_run import report_errors
+
+DEFAULT_OUT = "runs/image"
+
+# option name -> (ImageConfig field, argparse keyword arguments)
+_OPTIONS: Dict[str, Any] = {
+    "--data": ("data", dict(choices=["digits", "mnist", "fashion-mnist", "cifar10"])),
+    "--data-dir": ("data_dir", dict(help="folder with mnist/, fashion-mnist/, cifar-10-batches-py/ "
+                                         "(or torchvision's MNIST/raw/, FashionMNIST/raw/); not needed for digits")),
+    "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
+    "--activation": ("activation", dict()),
+    "--blocks": ("blocks", dict(type=positive_int, help="CNF blocks before and after each squeeze")),
+    "--scales": ("scales", dict(type=positive_int, help="number of scales (default: FFJORD's rule)")),
+    "--pieces": ("pieces", dict(type=positive_int, help="weights piecewise constant on this many pieces of [0, T]")),
+    "--alpha": ("alpha", dict(type=float, help="logit transform alpha")),
+    "--T": ("T", dict(type=positive_float, help="end time of every block (initial value with --learn-T)")),
+    "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
+    "--method": ("method", dict()),
+    "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
+    "--n-steps": ("n_steps", dict(type=positive_int, help="exactly this many fixed steps on [0, T]")),
+    "--rtol": ("rtol", dict(type=positive_float)),
+    "--atol": ("atol", dict(type=positive_float)),
+    "--no-zero-init": ("zero_init", dict(action="store_false", help="PyTorch-default init (FFJORD) instead of f = 0")),
+    "--kinetic": ("kinetic", dict(type=float, help="RNODE lambda_K (e.g. 0.01)")),
+    "--jacobian": ("jacobian", dict(type=float, help="RNODE lambda_J (e.g. 0.01; CIFAR-10 0.03)")),
+    "--learn-T": ("learn_T", dict(action="store_true", help="TO-FLOW: learn every block's end time")),
+    "--T-lr": ("T_lr", dict(type=positive_float)),
+    "--T-alpha": ("T_alpha", dict(type=float, help="temporal regularization alpha |T|")),
+    "--T-eps": ("T_eps", dict(type=positive_float, help="clip T to [eps, 2 T0 - eps]")),
+    "--val-method": ("val_method", dict(help="validation/test solver")),
+    "--val-step-size": ("val_step_size", dict(type=positive_float)),
+    "--val-size": ("val_size", dict(type=positive_int, help="validation images used")),
+    "--eval-batch": ("eval_batch", dict(type=positive_int)),
+    "--samples": ("samples", dict(type=positive_int, help="images in each sample grid")),
+}
+
+
+def register(train_sub: argparse._SubParsersAction) -> None:
+    from ..tasks.image import ImageConfig
+    p = train_sub.add_parser("image", help="train a multiscale image CNF (bits/dim, sample grids)")
+    add_config_options(p, ImageConfig, _OPTIONS, DEFAULT_OUT)
+    p.set_defaults(run=run)
+
+
+def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
+    if values.get("step_size") == 0:
+        values["step_size"] = None
+    return values
+
+
+def make_image_config(args: argparse.Namespace):
+    from ..tasks.image import ImageConfig
+    return make_config(ImageConfig, args, DEFAULT_OUT, adjust=_adjust)
+
+
+@report_errors
+def run(args: argparse.Namespace) -> int:
+    from ..tasks.image import train_image
+    cfg, out, resume = make_image_config(args)
+    s = train_image(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
+    if is_main_process():
+        print(f"image {cfg.data} ({cfg.mode} {cfg.method}): {s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; "
+              f"bits/dim train {s['train_bits_per_dim']:.3f}, val {s['val_bits_per_dim']:.3f}, "
+              f"test {s['test_bits_per_dim']:.3f}; samples in {out}/samples.png")
+    return 0
+
+
+def sample_image(args: argparse.Namespace, state) -> int:
+    """`odeflow sample RUN/best.pt --out grid.png` for image runs: a PNG grid (or .npy floats in [0, 1])."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from ..plotting_images import save_image_grid
+    from ..tasks.image import load_image_flow
+    from .solver_options import chosen_solver
+    if args.out.suffix not in (".png", ".npy"):
+        raise ValueError(f"image runs write a PNG grid or a .npy array: give --out samples.png; got {args.out}")
+    flow, cfg = load_image_flow(args.checkpoint)
+    solver = chosen_solver(args) or cfg.val_solver()
+    flow.set_solver(*solver)
+    with torch.no_grad():
+        x = flow.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).clamp(0, 1)
+    if args.out.suffix == ".npy":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.out, x.numpy())
+    else:
+        save_image_grid(x, args.out, nrow=int(math.ceil(math.sqrt(args.n))))
+    print(f"wrote {args.n} samples ({cfg.data}, solver {solver[0]}) to {args.out}")
+    return 0

@@ -1,0 +1,55 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from odeflow.cli.main import main
+from odeflow.tasks.image import ImageConfig, ImageTask, load_image_flow
+from odeflow.training import Trainer
+
+TINY = ["--data", "digits", "--hidden", "4", "4", "4", "--batch", "8", "--val-size", "16", "--samples", "4",
+        "--val-method", "rk4", "--val-step-size", "0.5", "--step-size", "0.5", "--quiet"]
+
+
+def test_train_image_cli_writes_bits_per_dim_samples_and_resumable_checkpoints(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "image", *TINY, "--iterations", "3", "--val-every", "2", "--kinetic", "0.01",
+                 "--jacobian", "0.01", "--pieces", "2", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    for split in ("train", "val", "test"):
+        assert 0 < summary[f"{split}_bits_per_dim"] < 30
+    assert summary["test_images"] == 359
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert len(rows) == 3 and all(float(r["bits_per_dim"]) > 0 for r in rows)
+    assert [r["val_bits_per_dim"] != "" for r in rows] == [False, True, True]
+    assert (run / "samples_000002.png").is_file() and (run / "samples.png").is_file()
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(run / "best.pt"), "--n", "4", "--out", str(out), "--method", "rk4",
+                 "--step-size", "0.5"]) == 0
+    assert out.is_file()
+    assert main(["sample", str(run / "best.pt"), "--n", "4", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "PNG" in capsys.readouterr().err
+
+
+def test_learned_end_times_move_and_are_logged(tmp_path):
+    cfg = ImageConfig(data="digits", hidden=[4, 4, 4], batch=8, iterations=2, val_every=2, val_size=8, samples=4,
+                      step_size=None, n_steps=2, learn_T=True, T_lr=0.05, kinetic=0.01, jacobian=0.01,
+                      val_method="rk4", val_step_size=0.5)
+    summary = Trainer(ImageTask(cfg), tmp_path / "r", quiet=True).fit()
+    assert all(0.1 <= t <= 1.9 for t in summary["T"]) and summary["T"] != [1.0] * 3
+    flow, loaded = load_image_flow(tmp_path / "r" / "last.pt")
+    assert [float(t) for t in flow.end_times()] == pytest.approx(summary["T"])
+
+
+@pytest.mark.parametrize("bad,match", [(dict(data="svhn"), "valid: digits"), (dict(mode="adjoint"), "valid: disc-opt"),
+                                       (dict(learn_T=True), "n_steps"), (dict(pieces=0), "pieces")])
+def test_config_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ImageConfig(**bad).validate()
+
+
+def test_missing_mnist_files_are_reported_by_the_cli(tmp_path, capsys):
+    assert main(["train", "image", "--data", "mnist", "--data-dir", str(tmp_path), "--iterations", "1", "--quiet",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
