@@ -53,3 +53,20 @@ def test_missing_mnist_files_are_reported_by_the_cli(tmp_path, capsys):
     assert main(["train", "image", "--data", "mnist", "--data-dir", str(tmp_path), "--iterations", "1", "--quiet",
                  "--out", str(tmp_path / "r")]) == 2
     assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,epochs,train_images,extra", [
+    ("mnist_rnode", 100, 54_000, dict(pieces=10, kinetic=0.01, jacobian=0.01, method="rk4", step_size=0.25)),
+    ("cifar10_rnode", 100, 45_000, dict(pieces=14, kinetic=0.01, jacobian=0.03, method="rk4", step_size=0.25)),
+    ("mnist_toflow", 200, 54_000, dict(learn_T=True, mode="opt-disc", method="dopri5", step_size=None, T_lr=1e-2,
+                                       T_alpha=0.1, T_eps=0.1))])
+def test_config_files_hold_the_papers_settings(name, epochs, train_images, extra):
+    from pathlib import Path
+
+    from odeflow.cli.config_options import read_config_file
+    from odeflow.cli.train_image import _adjust
+    cfg = ImageConfig(**_adjust(read_config_file(Path(__file__).parents[2] / "configs" / f"{name}.toml")))
+    cfg.validate()
+    assert (cfg.batch, cfg.lr, cfg.optimizer, cfg.hidden, cfg.activation) == (200, 1e-3, "adam", [64, 64, 64], "softplus")
+    assert cfg.iterations == epochs * train_images // cfg.batch
+    assert {k: getattr(cfg, k) for k in extra} == extra
