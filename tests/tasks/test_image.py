@@ -39,7 +39,7 @@ def test_learned_end_times_move_and_are_logged(tmp_path):
     summary = Trainer(ImageTask(cfg), tmp_path / "r", quiet=True).fit()
     assert all(0.1 <= t <= 1.9 for t in summary["T"]) and summary["T"] != [1.0] * 3
     flow, loaded = load_image_flow(tmp_path / "r" / "last.pt")
-    assert [float(t) for t in flow.end_times()] == pytest.approx(summary["T"])
+    assert [float(t.detach()) for t in flow.end_times()] == pytest.approx(summary["T"])
 
 
 @pytest.mark.parametrize("bad,match", [(dict(data="svhn"), "valid: digits"), (dict(mode="adjoint"), "valid: disc-opt"),
