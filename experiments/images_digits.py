@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import time
 from pathlib import Path
 
@@ -119,10 +120,16 @@ def plot(out: Path) -> None:
              "|---|---|---|---|---|---|---|"]
     for recipe in RECIPES:
         path = out / f"{recipe}.csv"
-        if not path.exists():
+        if path.exists():
+            rows = [r for r in csv.DictReader(path.open()) if r["val_bpd"]]
+        elif (out / f"{recipe}.log").exists():  # a run stopped before its end: the validations it printed
+            rows = [dict(wall_time=m[1], val_bpd=m[2]) for m in
+                    re.findall(r"it (\d+) t (\d+)s train \S+ val (\S+)", (out / f"{recipe}.log").read_text())]
+        else:
             continue
-        rows = [r for r in csv.DictReader(path.open()) if r["val_bpd"]]
         ax.plot([float(r["wall_time"]) for r in rows], [float(r["val_bpd"]) for r in rows], marker="o", label=recipe)
+        if not (out / f"{recipe}_summary.json").exists():
+            continue
         s = json.loads((out / f"{recipe}_summary.json").read_text())
         T = "1.0" if s["T"] is None else ", ".join(f"{t:.2f}" for t in s["T"])
         lines.append(f"| {recipe} | {s['iterations']} | {s['s_per_iter']:.2f} | {s['nfe_forward_last']} / "
@@ -137,7 +144,8 @@ def plot(out: Path) -> None:
     panels = [("data", load_images("digits", None, "test")[0][:64])]
     panels += [(r, torch.load(out / f"{r}_samples.pt", weights_only=True)) for r in RECIPES
                if (out / f"{r}_samples.pt").exists()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2), squeeze=False)
+    axes = axes[0]
     for a, (name, imgs) in zip(axes, panels):
         a.imshow(image_grid(imgs, nrow=8), cmap="gray", vmin=0, vmax=255)
         a.set_title(name)
