@@ -115,7 +115,7 @@ def plot(out: Path) -> None:
     import matplotlib.pyplot as plt
 
     from odeflow.plotting_images import image_grid
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax_it) = plt.subplots(1, 2, figsize=(11, 4))
     lines = ["| recipe | iterations | s/iter | NFE-F / NFE-B (last iter) | final val bits/dim | test bits/dim | T |",
              "|---|---|---|---|---|---|---|"]
     for recipe in RECIPES:
@@ -123,11 +123,12 @@ def plot(out: Path) -> None:
         if path.exists():
             rows = [r for r in csv.DictReader(path.open()) if r["val_bpd"]]
         elif (out / f"{recipe}.log").exists():  # a run stopped before its end: the validations it printed
-            rows = [dict(wall_time=m[1], val_bpd=m[2]) for m in
+            rows = [dict(iteration=m[0], wall_time=m[1], val_bpd=m[2]) for m in
                     re.findall(r"it (\d+) t (\d+)s train \S+ val (\S+)", (out / f"{recipe}.log").read_text())]
         else:
             continue
         ax.plot([float(r["wall_time"]) for r in rows], [float(r["val_bpd"]) for r in rows], marker="o", label=recipe)
+        ax_it.plot([int(r["iteration"]) + 1 for r in rows], [float(r["val_bpd"]) for r in rows], marker="o", label=recipe)
         if not (out / f"{recipe}_summary.json").exists():
             continue
         s = json.loads((out / f"{recipe}_summary.json").read_text())
@@ -139,6 +140,9 @@ def plot(out: Path) -> None:
     ax.set_ylabel("validation bits/dim (dopri5 1e-5)")
     ax.set_title("8x8 digits: multiscale CNF")
     ax.legend()
+    ax_it.set_xlabel("iteration")
+    ax_it.set_ylabel("validation bits/dim (dopri5 1e-5)")
+    ax_it.legend()
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=120)
     panels = [("data", load_images("digits", None, "test")[0][:64])]
