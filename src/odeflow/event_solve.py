@@ -71,7 +71,7 @@ def solve_with_events(func: Callable, y0, t: Tensor, method, step, gradient, eve
         sol.events, sol.stats.nfe = watcher.found, sol.stats.nfe + nfe_first
         return sol
     direction = 1.0 if end >= values[0] else -1.0
-    keep = max(1, sum(1 for v in values if (rec.t - v) * direction > 0))
+    keep = 1 if t_end is not None else max(1, sum(1 for v in values if (rec.t - v) * direction > 0))
     t_tensor = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
     t_e = torch.tensor(rec.t, dtype=t_tensor.dtype if t_tensor.is_floating_point() else torch.float64,
                        device=t_tensor.device)

@@ -36,7 +36,8 @@ Func = Callable[[Tensor, Tensor], Tensor]
 def jacobian_blocks(f: Func, t: Tensor, y: Tensor, batched: bool) -> Tensor:
     """df/dy at (t, y) as [B, d, d] (B = 1, d = numel for the full Jacobian)."""
     if hasattr(f, "jacobian"):
-        return f.jacobian(t, y).reshape(1, y.numel(), y.numel())
+        j = f.jacobian(t, y)
+        return j.reshape(1, j.shape[-1], j.shape[-1])
     rows = y.reshape(y.shape[0], -1) if batched else y.reshape(1, -1)
     nb, d = rows.shape
     with torch.enable_grad():
@@ -95,8 +96,11 @@ class ImplicitRK:
         mat = torch.eye(m * d, dtype=jb.dtype, device=jb.device) - h * big
         return torch.linalg.lu_factor(mat)
 
-    def _solve(self, lu, rhs: Tensor, nb: int) -> Tensor:
-        """rhs [m, n] -> solution [m, n] of the block system."""
+    def _solve(self, lu, rhs: Tensor, nb: int, k: Optional[int] = None) -> Tensor:
+        """rhs [m, n] -> solution [m, n] of the block system; with k, only the first k
+        components have a Jacobian (the rest: identity)."""
+        if k is not None:
+            return torch.cat([self._solve(lu, rhs[:, :k], 1), rhs[:, k:]], dim=1)
         m = rhs.shape[0]
         r = rhs.reshape(m, nb, -1).permute(1, 0, 2).reshape(nb, -1, 1)
         x = torch.linalg.lu_solve(*lu, r)
@@ -108,7 +112,8 @@ class ImplicitRK:
         tab = self.tableau
         s, shape = tab.stages, y.shape
         flat = y.reshape(-1)
-        nb = shape[0] if (self.jacobian == "batched" and y.dim() > 1) else 1
+        k = getattr(f, "newton_dims", None)
+        nb = shape[0] if (self.jacobian == "batched" and y.dim() > 1 and k is None) else 1
         ts = times.stages(t, h, tab.c)
         t0 = times.stages(t, h, [0.0])[0]
         with torch.no_grad():
@@ -123,7 +128,7 @@ class ImplicitRK:
             prev = math.inf
             for _ in range(self.max_newton):
                 fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-                dz = self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb)
+                dz = self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
                 z = z + dz
                 size = float((dz.abs() / sc).max())
                 if not math.isfinite(size) or size > 2 * prev > 0:
@@ -137,7 +142,7 @@ class ImplicitRK:
         z = z.detach()
         for _ in range(self.grad_iterations if torch.is_grad_enabled() else 0):
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-            z = z + self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb)
+            z = z + self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
         hf = self._stage_derivatives(a, z, h * f0)
         if all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1])):  # stiffly accurate
             y1 = flat + z[-1]
@@ -150,7 +155,7 @@ class ImplicitRK:
                 raw = e.to(hf.dtype) @ hf.detach() + (h * tab.gamma0) * f0
                 g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
                 lu_e = self._newton_matrix(jb, h, torch.full((1, 1), g, dtype=a.dtype, device=y.device))
-                err = self._solve(lu_e, raw[None, :], nb)[0]
+                err = self._solve(lu_e, raw[None, :], nb, k)[0]
         return y1.reshape(shape), err, f0, list(hf.unbind(0))
 
     @staticmethod
