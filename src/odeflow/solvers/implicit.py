@@ -53,6 +53,8 @@ def jacobian_blocks(f: Func, t: Tensor, y: Tensor, batched: bool) -> Tensor:
                          for i in range(d)])
     if g is None:
         return torch.zeros(nb, d, d, dtype=y.dtype, device=y.device)
+    # autograd returns J^H v for complex (holomorphic) f: conjugate back to the rows of J.
+    g = g.conj() if g.is_complex() else g
     return g.reshape(d, nb, d).permute(1, 0, 2).detach()
 
 
