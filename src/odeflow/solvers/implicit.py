@@ -8,9 +8,10 @@ one LU factorisation per step, batched over independent rows when ``jacobian='ba
 y1 = y + d^T Z with d^T = b^T A^-1 (A invertible) or y + h b^T F. The embedded error
     err = (I - h g J)^-1 (h g0 f(t, y) + h sum_j (b_hat_j - b_j) F_j)
 is filtered by the same kind of matrix so that it stays bounded for stiff components.
-Gradients: Newton runs without a graph; the last ``grad_iterations`` Newton iterations are
-repeated with autograd on, so backpropagation sees the discrete solution as a function of
-y, t and the parameters (to the Newton tolerance). A vector field may provide its own
+Gradients: Newton runs without a graph; then one Newton step with the exact stage Jacobians
+is repeated with autograd on, which gives the implicit-function-theorem derivative of the
+converged stages, so backpropagation sees the discrete solution as a function of y, t and
+the parameters (to the Newton tolerance). A vector field may provide its own
 ``f.jacobian(t, y) -> [n, n]`` (the adjoint's backward system does).
 """
 from __future__ import annotations
@@ -118,8 +119,9 @@ class ImplicitRK:
         nb = shape[0] if (self.jacobian == "batched" and y.dim() > 1 and k is None) else 1
         ts = times.stages(t, h, tab.c)
         t0 = times.stages(t, h, [0.0])[0]
+        f0_graph = f(t0, y).reshape(-1)  # keeps its graph: dense output and explicit first stages use it
         with torch.no_grad():
-            f0 = f(t0, y).reshape(-1)
+            f0 = f0_graph.detach()
             jb = jacobian_blocks(f, t0, y.detach(), nb > 1)
             a = torch.tensor(tab.a, dtype=torch.float64).to(y.device, real_dtype(y.dtype))
             lu = self._newton_matrix(jb, h, a)
@@ -140,12 +142,19 @@ class ImplicitRK:
                     ok = True
                     break
             if not ok:
-                return None, None, f0, []
+                return None, None, f0_graph, []
         z = z.detach()
-        for _ in range(self.grad_iterations if torch.is_grad_enabled() else 0):
+        if torch.is_grad_enabled() and k is None:
+            # One differentiable Newton step with the exact stage Jacobians: z* - G_Z^-1 G(z*) has
+            # the derivative -G_Z^-1 dG of the implicit function theorem (the discrete gradient).
+            with torch.no_grad():
+                lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
+            fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
+            z = z + self._solve(lu_x, -(z - h * (a.to(fz.dtype) @ fz)), nb)
+        for _ in range(self.grad_iterations if (torch.is_grad_enabled() and k is not None) else 0):
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
             z = z + self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
-        hf = self._stage_derivatives(a, z, h * f0)
+        hf = self._stage_derivatives(a, z, h * f0_graph)
         if all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1])):  # stiffly accurate
             y1 = flat + z[-1]
         else:
@@ -158,7 +167,14 @@ class ImplicitRK:
                 g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
                 lu_e = self._newton_matrix(jb, h, torch.full((1, 1), g, dtype=a.dtype, device=y.device))
                 err = self._solve(lu_e, raw[None, :], nb, k)[0]
-        return y1.reshape(shape), err, f0, list(hf.unbind(0))
+        return y1.reshape(shape), err, f0_graph, list(hf.unbind(0))
+
+    def _exact_lu(self, f: Func, ts, flat: Tensor, z: Tensor, shape, h: float, a: Tensor, nb: int):
+        """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block."""
+        js = torch.stack([jacobian_blocks(f, ts[j], (flat + z[j]).reshape(shape), nb > 1) for j in range(len(ts))])
+        s_, nbk, d, _ = js.shape
+        big = torch.einsum("ij,jbpq->bipjq", a.to(js.dtype), js).reshape(nbk, s_ * d, s_ * d)
+        return torch.linalg.lu_factor(torch.eye(s_ * d, dtype=js.dtype, device=js.device) - h * big)
 
     @staticmethod
     def _stage_derivatives(a: Tensor, z: Tensor, hf0: Tensor) -> Tensor:
