@@ -138,8 +138,7 @@ def _fixed_step(name: str, func, y0, t: Tensor, opts: Dict[str, Any], adjoint: b
 
 
 def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
-    if name in TORCHDIFFEQ_ADAPTIVE and ("step_size" in opts or "grid_constructor" in opts):
-        pass  # torchdiffeq's adaptive solvers ignore them with a warning too (below)
+    # step_size / grid_constructor on torchdiffeq's adaptive solvers: ignored with a warning, as there.
     _warn_unknown(name, opts, ADAPTIVE_OPTIONS)
     kw: Dict[str, Any] = {"rtol": rtol, "atol": atol}
     for key, field in (("first_step", "first_step"), ("min_step", "min_step"), ("max_step", "max_step"),
