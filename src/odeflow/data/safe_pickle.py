@@ -8,7 +8,6 @@ with an error that says how to convert the file to CSV instead.
 """
 from __future__ import annotations
 
-import importlib
 import pickle
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Tuple
@@ -61,7 +60,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: not part of a plain pandas "
                                          "DataFrame of numbers")
-        return getattr(importlib.import_module(module), name)
+        return super().find_class(module, name)   # also maps Python 2 names (__builtin__, copy_reg)
 
 
 def load_dataframe_pickle(path: Path) -> Any:
