@@ -56,3 +56,20 @@ def test_stack_log_det_equals_slogdet_of_the_whole_flow():
         sign, logdet = torch.linalg.slogdet(jac)
         assert sign > 0
         assert float(-l[b].detach()) == pytest.approx(float(logdet), abs=1e-7)
+
+
+def test_evaluate_stack_nll_matches_log_prob_and_restores_the_solver():
+    from odeflow.flows.stacked import evaluate_stack
+    torch.manual_seed(4)
+    flow = build_stacked_cnf(3, StackSpec(blocks=2, layers=1, multiplier=4, T=0.5), method="rk4",
+                             step=odeflow.FixedStep(0.25)).double()
+    x = torch.randn(10, 3, dtype=torch.float64)
+    tight = odeflow.Adaptive(1e-9, 1e-10)
+    result = evaluate_stack(flow, x, "dopri5", tight, chunk=4)
+    for b in flow.blocks:
+        assert (b.method, b.step, b.divergence) == ("rk4", odeflow.FixedStep(0.25), "hutchinson")
+        b.set_solver("dopri5", tight)
+        b.divergence = "exact"
+    with torch.no_grad():
+        assert result["nll"] == pytest.approx(float(-flow.log_prob(x).mean()), abs=1e-10)
+    assert result["inverse_error"] < 1e-8 and result["nfe"] > 0
