@@ -86,8 +86,9 @@ class TabularConfig(TrainingConfig):
             raise ValueError(f"unknown noise {self.noise!r}; valid: {', '.join(NOISES)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        if self.mode == "opt-disc" and self.step_size is None and self.n_steps is None and self.method in ("rk4", "euler", "midpoint", "heun"):
-            raise ValueError(f"method {self.method} has no error estimate: give step_size or use dopri5")
+        if not self.step_size and not self.n_steps and METHODS[self.method].b_err is None:
+            raise ValueError(f"method {self.method} has no error estimate for adaptive steps: give step_size "
+                             "(or n_steps), or use an embedded method such as dopri5")
         for name in ("fine_factor", "eval_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -110,8 +111,11 @@ class TabularConfig(TrainingConfig):
         return 0.05
 
     def val_solver(self) -> Tuple[str, Any]:
-        return self.val_method, FixedStep(self.val_step_size or self.fine_h()) if self.val_method not in (
-            "dopri5", "tsit5", "bosh3", "dopri8") else Adaptive(1e-6, 1e-8)
+        """Validation: `val_method` with h = val_step_size (default the fine h); an embedded
+        method without a step size runs adaptively with 1e-6/1e-8."""
+        if METHODS[self.val_method].b_err is not None and self.val_step_size is None:
+            return self.val_method, Adaptive(1e-6, 1e-8)
+        return self.val_method, FixedStep(self.val_step_size or self.fine_h())
 
 
 # --- config files -------------------------------------------------------------------------------
