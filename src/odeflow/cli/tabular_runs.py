@@ -1,29 +1,23 @@
 """`odeflow evaluate` and `odeflow sample` for runs of `odeflow train tabular` (checkpoint kind
-'tabular'): the commands look at the checkpoint's kind and hand tabular runs to these functions."""
+'tabular', registered in cli/checkpoint_kinds.py); each function gets (args, loaded checkpoint)."""
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from typing import Any, Dict
 
 from .solver_options import chosen_solver, describe_step
 
 
-def checkpoint_kind(path: Path) -> str:
-    """The 'kind' entry of an odeflow checkpoint ('cnf', 'tabular', ...); errors as load_checkpoint."""
-    from ..training.checkpoint import load_checkpoint
-    return str(load_checkpoint(path).get("kind", "unknown"))
-
-
-def evaluate_tabular(args: argparse.Namespace) -> int:
+def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
     """Test NLL (exact trace), inverse error and NFE-F on the first --n rows of the test split,
     with the trained solver or the one given (re-discretization)."""
     import torch
 
     from ..data.tabular import load_tabular
     from ..flows.stacked import evaluate_stack
-    from ..tasks.tabular import DTYPES, load_tabular_flow
-    flow, cfg = load_tabular_flow(args.checkpoint)
+    from ..tasks.tabular import DTYPES, tabular_flow_from_state
+    flow, cfg = tabular_flow_from_state(state, args.checkpoint)
     if args.data is not None and args.data != cfg.data:
         raise ValueError(f"--data {args.data}: this run was trained on {cfg.data!r}; omit --data for tabular runs")
     data = load_tabular(cfg.data, cfg.data_dir)
@@ -39,18 +33,16 @@ def evaluate_tabular(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_tabular(args: argparse.Namespace) -> int:
+def sample_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
     """Samples x = f^-1(z), z ~ N(0, I), in the data's preprocessed coordinates (.csv or .npy);
     --plot draws the first two coordinates."""
     import numpy as np
     import torch
 
-    from ..tasks.tabular import load_tabular_flow
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1; got {args.n}")
+    from ..tasks.tabular import tabular_flow_from_state
     if args.out.suffix not in (".csv", ".npy"):
         raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
-    flow, _ = load_tabular_flow(args.checkpoint)
+    flow, _ = tabular_flow_from_state(state, args.checkpoint)
     solver = chosen_solver(args)
     if solver is not None:
         flow.set_solver(*solver)

@@ -265,9 +265,13 @@ def train_tabular(cfg: TabularConfig, out: Optional[Path], progress: bool = True
 def load_tabular_flow(path: Path) -> Tuple[CNFStack, TabularConfig]:
     """(flow in eval mode with the exact trace, its config) from a tabular run's best.pt/last.pt."""
     from ..training.checkpoint import load_checkpoint
-    state = load_checkpoint(path)
+    return tabular_flow_from_state(load_checkpoint(path), path)
+
+
+def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") -> Tuple[CNFStack, TabularConfig]:
+    """The flow and config of a loaded checkpoint of kind 'tabular'."""
     if state.get("kind") != "tabular":
-        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a tabular CNF; "
+        raise ValueError(f"checkpoint {where} holds a {state.get('kind', 'unknown')!r} model, not a tabular CNF; "
                          "pass a best.pt or last.pt written by `odeflow train tabular`")
     known = {f.name for f in dataclasses.fields(TabularConfig)}
     cfg = TabularConfig(**{k: v for k, v in state["config"].items() if k in known})
