@@ -9,6 +9,7 @@ from odeflow.cli.main import main
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    pytest.importorskip("sklearn")   # breast_cancer ships with scikit-learn (the 'tabular' extra)
     out = tmp_path_factory.mktemp("tabular")
     assert main(["train", "tabular", "--data", "breast_cancer", "--iterations", "2", "--val-every", "1",
                  "--batch", "40", "--multiplier", "1", "--val-max", "16", "--test-max", "16", "--dtype", "float64",
