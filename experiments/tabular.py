@@ -62,7 +62,7 @@ def train(data, name: str, mode: str, budget: float, seed: int, out: Path,
     opt = torch.optim.Adam(flow.parameters(), lr=s["lr"])
     train_x = torch.tensor(data.train)
     val_x = torch.tensor(data.val)
-    val_solver = ("rk4", FixedStep(val_h or s["h_do"] / 5))
+    val_solver = ("rk4", FixedStep(val_h or s.get("val_step_size") or s["h_do"] / 5))
     gen = torch.Generator().manual_seed(seed)
     order, pos = torch.randperm(len(train_x), generator=gen), 0
     history: List[Dict[str, Any]] = []
