@@ -34,27 +34,8 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
 
 
 def sample_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
-    """Samples x = f^-1(z), z ~ N(0, I), in the data's preprocessed coordinates (.csv or .npy);
-    --plot draws the first two coordinates."""
-    import numpy as np
-    import torch
-
+    """Samples in the data's preprocessed coordinates (.csv or .npy); --plot draws the first two."""
     from ..tasks.tabular import tabular_flow_from_state
-    if args.out.suffix not in (".csv", ".npy"):
-        raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
+    from .sample import write_flow_samples
     flow, _ = tabular_flow_from_state(state, args.checkpoint)
-    solver = chosen_solver(args)
-    if solver is not None:
-        flow.set_solver(*solver)
-    with torch.no_grad():
-        x = flow.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).numpy()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix == ".npy":
-        np.save(args.out, x)
-    else:
-        np.savetxt(args.out, x, delimiter=",", header=",".join(f"x{i}" for i in range(x.shape[1])), comments="")
-    if args.plot is not None:
-        from ..plotting import plot_samples
-        plot_samples(x[:, :2], args.plot)
-    print(f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}" + (f" and {args.plot}" if args.plot else ""))
-    return 0
+    return write_flow_samples(flow, args)
