@@ -65,7 +65,6 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> Dict[str, Any]:
-        cfg, task = self.cfg, self.task
         dist = Distributed.from_environment(cfg.device)
         try:
             return self._fit(dist)
