@@ -65,7 +65,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> Dict[str, Any]:
-        dist = Distributed.from_environment(cfg.device)
+        dist = Distributed.from_environment(self.cfg.device)
         try:
             return self._fit(dist)
         finally:
