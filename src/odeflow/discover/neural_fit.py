@@ -1,11 +1,17 @@
-"""Step 1-2 of the seed's recipe (seed 002, "Neural ODEs + interpretable models"): fit a neural
+"""Steps 1-2 of the seed's recipe (seed 002, "Neural ODEs + interpretable models"): fit a neural
 ODE to irregular, noisy observations of one trajectory, then sample it clean and regularly.
 
 The field works in standardized coordinates, dx/dt = s ⊙ g_θ((x − m)/s) (m, s: the data's mean
-and std per variable), the initial state x(t_0) is learned along with θ (the first observation is
-noisy too), and the loss is the mean squared standardized error at the observation times. The
-horizon grows in stages (first third of the series, two thirds, all) so the fit does not settle
-in a poor local minimum of a long oscillatory trajectory. Adam with a cosine learning rate.
+and std per variable). Fitting is multiple shooting over short windows: every observation j gets
+a learned state ŝ_j (initialised at the noisy x_j); from each ŝ_j the ODE is rolled over the next
+k observation intervals and compared with the observations there:
+
+    L = mean_j ‖(ŝ_j − x_j)/s‖² + mean_{j, i=1..k} ‖(Φ_{t_j → t_{j+i}}(ŝ_j) − x_{j+i})/s‖²
+
+All windows are solved as one batch: interval j is mapped to τ ∈ [0, 1] with dz/dτ = Δt_j f(z)
+(per-sample Δt), rk4 with a fixed number of sub-steps. A single long rollout of an oscillating
+system is a poor objective (measured here: no fit of Lotka–Volterra in 300 iterations); short
+windows are well conditioned and cost a few evaluations of a batched field. Adam, cosine rate.
 Derivatives of the regular samples are the learned field itself, not finite differences.
 """
 from __future__ import annotations
@@ -19,26 +25,25 @@ from torch import Tensor, nn
 
 from ..models.timeseries import VectorFieldMLP
 from ..solve import solve
-from ..solvers.stepping import FixedStep
+from ..solvers.stepping import Adaptive, FixedStep
 
 
 @dataclass
 class NeuralFitConfig:
     hidden: Sequence[int] = (32, 32)
     activation: str = "tanh"
-    iterations: int = 600
+    iterations: int = 1500
     lr: float = 1e-2
     min_lr: float = 1e-4
-    method: str = "rk4"
-    steps_per_unit: Optional[float] = None  # solver steps per unit time (default: 200 over the span)
-    stages: Sequence[float] = (1 / 3, 2 / 3, 1.0)
+    window: int = 8  # observation intervals per shooting window
+    substeps: int = 2  # rk4 steps per observation interval
     seed: int = 0
 
     def validate(self) -> None:
         if self.iterations < 1 or self.lr <= 0 or self.min_lr < 0:
             raise ValueError(f"need iterations >= 1, lr > 0, min_lr >= 0; got {self.iterations}, {self.lr}, {self.min_lr}")
-        if not self.stages or any(not 0 < s <= 1 for s in self.stages) or list(self.stages) != sorted(self.stages):
-            raise ValueError(f"stages must be increasing fractions in (0, 1]; got {list(self.stages)}")
+        if self.window < 1 or self.substeps < 1:
+            raise ValueError(f"need window >= 1 and substeps >= 1; got {self.window}, {self.substeps}")
 
 
 class StandardizedField(nn.Module):
@@ -54,6 +59,17 @@ class StandardizedField(nn.Module):
         return self.std * self.net(t, (x - self.mean) / self.std)
 
 
+class _Rescaled(nn.Module):
+    """dz/dτ = Δt ⊙ f(z) on τ ∈ [0, 1]: one observation interval per batch row."""
+
+    def __init__(self, f: nn.Module, dt: Tensor) -> None:
+        super().__init__()
+        self.f, self.dt = f, dt
+
+    def forward(self, tau: Tensor, z: Tensor) -> Tensor:
+        return self.dt * self.f(tau, z)
+
+
 @dataclass
 class NeuralFit:
     field: StandardizedField
@@ -61,11 +77,12 @@ class NeuralFit:
     t0: float
     t_end: float
     losses: List[float] = field(default_factory=list)
-    step: float = 0.0
+    states: Optional[Tensor] = None  # the learned (denoised) state at every observation
 
     def trajectory(self, t: Tensor) -> Tensor:
+        """The fitted ODE's solution from the learned x(t_0) at times t (dopri5, rtol 1e-9)."""
         with torch.no_grad():
-            return solve(self.field, self.x0, t.to(self.x0.dtype), method="rk4", step=FixedStep(self.step)).ys
+            return solve(self.field, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)).ys
 
     def resample(self, n: int = 1000) -> Tuple[Tensor, Tensor, Tensor]:
         """(t [n] regular on the observed span, x [n, d] from the fitted ODE, dx/dt [n, d] = f_θ(x))."""
@@ -75,6 +92,23 @@ class NeuralFit:
         x = self.trajectory(t)
         with torch.no_grad():
             return t, x, self.field(t[0], x)
+
+
+def shooting_loss(fld: nn.Module, states: Tensor, t: Tensor, x: Tensor, std: Tensor, window: int, substeps: int) -> Tensor:
+    """The multiple-shooting objective above for states, x [n, d] at times t [n]."""
+    n = x.shape[0]
+    k = min(window, n - 1)
+    starts = n - k  # windows j = 0 .. n-k-1 reach j+k <= n-1; shorter tails are covered by earlier windows
+    z = states[:starts]
+    dt_all = (t[1:] - t[:-1]).to(x.dtype).unsqueeze(-1)
+    tau = torch.tensor([0.0, 1.0], dtype=x.dtype)
+    err = ((states - x) / std).pow(2).mean()
+    pred_err = x.new_zeros(())
+    for i in range(k):
+        dt = dt_all[i:i + starts]
+        z = solve(_Rescaled(fld, dt), z, tau, method="rk4", step=FixedStep(steps=substeps)).ys[-1]
+        pred_err = pred_err + ((z - x[i + 1:i + 1 + starts]) / std).pow(2).mean()
+    return err + pred_err / k
 
 
 def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None) -> NeuralFit:
@@ -91,22 +125,16 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     torch.manual_seed(cfg.seed)
     std = x.std(dim=0).clamp_min(1e-8)
     fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation)
-    x0 = nn.Parameter(x[0].clone())
-    span = float(t[-1] - t[0])
-    h = span / 200 if cfg.steps_per_unit is None else 1.0 / cfg.steps_per_unit
-    opt = torch.optim.Adam([*fld.parameters(), x0], lr=cfg.lr)
+    states = nn.Parameter(x.clone())
+    opt = torch.optim.Adam([*fld.parameters(), states], lr=cfg.lr)
     losses: List[float] = []
-    per_stage = math.ceil(cfg.iterations / len(cfg.stages))
     for it in range(cfg.iterations):
-        frac = cfg.stages[min(it // per_stage, len(cfg.stages) - 1)]
-        n_use = max(3, int((t <= t[0] + frac * span + 1e-12).sum()))
         lr = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * it / cfg.iterations))
         for group in opt.param_groups:
             group["lr"] = lr
-        pred = solve(fld, x0, t[:n_use], method=cfg.method, step=FixedStep(h)).ys
-        loss = (((pred - x[:n_use]) / std) ** 2).mean()
+        loss = shooting_loss(fld, states, t, x, std, cfg.window, cfg.substeps)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    return NeuralFit(fld, x0.detach(), float(t[0]), float(t[-1]), losses, h)
+    return NeuralFit(fld, states.detach()[0].clone(), float(t[0]), float(t[-1]), losses, states.detach().clone())
