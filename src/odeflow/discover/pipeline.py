@@ -22,7 +22,7 @@ class Discovery:
 
 
 def discover_equations(t: Tensor, x: Tensor, variables: list, config: Optional[NeuralFitConfig] = None,
-                       n_samples: int = 1000, degree: int = 3, threshold: float = 0.1) -> Discovery:
+                       n_samples: int = 1000, degree: int = 3, threshold: float = 0.05) -> Discovery:
     """Fit a neural ODE to (t, x), sample it on n_samples regular times, run SINDy on those."""
     fit = fit_neural_ode(t, x, config)
     t_reg, x_reg, xdot_reg = fit.resample(n_samples)

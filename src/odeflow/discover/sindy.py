@@ -64,7 +64,7 @@ class Equations:
 
 
 def fit_sindy(t: Union[Tensor, np.ndarray], x: Union[Tensor, np.ndarray], variables: Sequence[str],
-              x_dot: Optional[Union[Tensor, np.ndarray]] = None, degree: int = 3, threshold: float = 0.1) -> Equations:
+              x_dot: Optional[Union[Tensor, np.ndarray]] = None, degree: int = 3, threshold: float = 0.05) -> Equations:
     """SINDy on samples x [n, d] at times t [n] (regular or not); derivatives from x_dot [n, d] when
     given, else pysindy's finite differences (which follow irregular times)."""
     ps = import_pysindy()
