@@ -98,7 +98,7 @@ def main():
                 results.append(row)
                 curves[f"{system}/{kind}/{integrator}"] = drift.mean(dim=1).tolist()
                 print(json.dumps(row), flush=True)
-    (args.out / "hnn_results.json").write_text(json.dumps(dict(results=results, t=t_long.tolist(), curves=curves), indent=1))
+    (args.out / "hnn_results.json").write_text(json.dumps(dict(results=results), indent=1))
     plot(args.out, t_long, curves)
 
 
