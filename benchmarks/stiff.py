@@ -12,7 +12,6 @@ dopri5 and reports the evaluations per iteration.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from typing import Callable, Dict, List, Tuple
 
