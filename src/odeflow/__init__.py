@@ -4,6 +4,7 @@ One solver core (explicit, multistep and implicit methods, fixed and adaptive st
 (discretize-optimize and optimize-discretize), and a torchdiffeq-compatible drop-in.
 """
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .dense import odeint_dense
 from .odeint import odeint, odeint_adjoint, odeint_event
 from .solve import solve
 from .solvers import (METHODS, Adaptive, ButcherTableau, FixedStep, Solution, SolverError, SolverStats,
@@ -12,5 +13,5 @@ from .solvers.events import Event
 
 __version__ = "0.1.0"
 
-__all__ = ["solve", "odeint", "odeint_adjoint", "odeint_event", "Event", "DiscretizeOptimize", "OptimizeDiscretize", "FixedStep",
+__all__ = ["solve", "odeint", "odeint_adjoint", "odeint_event", "odeint_dense", "Event", "DiscretizeOptimize", "OptimizeDiscretize", "FixedStep",
            "Adaptive", "ButcherTableau", "METHODS", "get_method", "Solution", "SolverError", "SolverStats"]

@@ -8,18 +8,18 @@ repeats the first pass's steps (the cost of an event solve is about two solves).
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .gradients import DiscretizeOptimize
 from .solvers.events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event
 from .solvers.loop import integrate_adaptive, real_dtype
 from .solvers.problem import Problem, make_problem
 from .solvers.solution import Solution, SolverStats
 from .solvers.state import packed_func
-from .solvers.stepping import Adaptive, FixedStep
+from .solvers.stepping import Adaptive
 from .solvers.tableau import ButcherTableau
 
 

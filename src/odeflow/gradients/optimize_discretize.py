@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..solvers.hooks import StepHooks
+from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
 from ..solvers.loop import FixedGrid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
@@ -168,8 +169,20 @@ class _Adjoint(torch.autograd.Function):
         with torch.no_grad():
             if n == 1:
                 pass  # nothing to integrate: dL/dy0 is the direct term alone
-            elif not isinstance(tab, ButcherTableau):  # multistep, implicit, scipy: one solve per interval
-                if hasattr(tab, "tableau"):  # implicit: Newton on (y, a) with the Jacobian blocks of f
+            elif hasattr(tab, "tableau") and hasattr(problem.method, "tableau"):
+                # implicit forward and backward: y from the forward steps, never integrated backwards
+                y_shape = ys[0].shape
+                flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
+                a_cur, g_cur = grad_ys[-1].reshape(-1), g
+                for i in range(n - 1, 0, -1):
+                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm, step, flat_y,
+                                                    flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
+                                                    a_cur, g_cur, params, counter)
+                    if i > 1:
+                        a_cur = a_cur + flat_grads[i - 1]
+                state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
+            elif not isinstance(tab, ButcherTableau):  # multistep, scipy: one solve per interval
+                if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
                     aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
                 for i in range(n - 1, 0, -1):
                     outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], step, norm, counter, hooks)

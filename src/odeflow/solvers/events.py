@@ -11,7 +11,6 @@ so a loss L(t_e, y_e) sends back to the fixed-time state y(t_e) the gradient
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
