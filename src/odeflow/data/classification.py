@@ -79,5 +79,10 @@ def holdout(n: int, fraction: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
     if n < 2:
         raise ValueError(f"need at least 2 samples to hold some out; got {n}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    k = min(n - 1, max(1, int(round(fraction * n))))
+    k = held_out_count(n, fraction)
     return perm[k:], perm[:k]
+
+
+def held_out_count(n: int, fraction: float) -> int:
+    """How many of n samples `holdout` holds out: round(fraction n), at least 1, at most n - 1."""
+    return min(n - 1, max(1, int(round(fraction * n))))
