@@ -1,11 +1,10 @@
-"""ODE-Net classifiers: shapes, the ResNet = Euler identity, parameters, gradient modes, NFE,
-second-order dynamics and the RNODE kinetic energy."""
+"""ODE-Net classifiers: shapes, the ResNet = Euler identity, parameters, gradient modes, NFE."""
 import pytest
 import torch
 
 from odeflow import Adaptive, FixedStep
 from odeflow.models import KINDS, conv_classifier, count_parameters, mlp_classifier
-from odeflow.models.classifier_fields import ConvField, MLPField, SecondOrder
+from odeflow.models.classifier_fields import ConvField, MLPField
 from odeflow.models.classifiers import Augment
 from odeflow.models.ode_block import EulerStack, ODEBlock
 
@@ -61,24 +60,6 @@ def test_anode_appends_zero_channels():
     assert model.block.field.in_features == 11
 
 
-def test_second_order_with_constant_acceleration():
-    """d²h/dt² = a (field weights zero, bias a), v(0) = 0: h(T) = h0 + a T²/2 (rk4 is exact)."""
-    accel = MLPField(4, 2, hidden=(3,)).double()
-    for p in accel.parameters():
-        torch.nn.init.zeros_(p)
-    a = torch.tensor([0.3, -1.2], dtype=torch.float64)
-    with torch.no_grad():
-        accel.layers[-1].linear.bias.copy_(a)
-    block = ODEBlock(SecondOrder(accel), T=2.0, method="rk4", step=FixedStep(steps=3))
-    h0 = torch.randn(5, 2, dtype=torch.float64)
-    (hT, vT), _ = block((h0, torch.zeros_like(h0)))
-    torch.testing.assert_close(hT, h0 + a * 2.0 ** 2 / 2, rtol=0, atol=1e-12)
-    torch.testing.assert_close(vT, (a * 2.0).expand_as(vT), rtol=0, atol=1e-12)
-
-
-def test_second_order_field_checks_widths():
-    with pytest.raises(ValueError, match="twice"):
-        SecondOrder(MLPField(4, 4))
 
 
 @pytest.mark.parametrize("kind", ["odenet", "sonode"])
@@ -99,28 +80,6 @@ def test_adjoint_gradient_matches_backprop(kind):
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
 
 
-def test_kinetic_energy_matches_euler_sum():
-    """E(T) from the solver's augmented state = sum_k dt 0.5 mean(f(t_k, h_k)^2) of the ResNet twin."""
-    field = ConvField(8).double()
-    h = torch.randn(3, 8, 4, 4, dtype=torch.float64)
-    ode = ODEBlock(field, T=1.0, method="euler", step=FixedStep(steps=4), kinetic=0.1)
-    res = EulerStack(field, steps=4, T=1.0, kinetic=0.1)
-    (hT, e_ode), (hR, e_res) = ode(h, regularize=True), res(h, regularize=True)
-    assert e_ode.shape == (3,) and bool((e_ode > 0).all())
-    torch.testing.assert_close(e_ode, e_res, rtol=1e-12, atol=0)
-    torch.testing.assert_close(hT, hR, rtol=1e-12, atol=0)
-    assert ode(h)[1] is None  # no regularizer outside training
-
-
-def test_kinetic_is_left_out_of_the_error_norm():
-    """With the energy state excluded, adaptive NFE does not change when lambda_K is switched on."""
-    field = MLPField(2, 2, hidden=(16,), activation="tanh").double()
-    h = torch.randn(20, 2, dtype=torch.float64)
-    plain = ODEBlock(field, method="dopri5", step=Adaptive(1e-6, 1e-6))
-    reg = ODEBlock(field, method="dopri5", step=Adaptive(1e-6, 1e-6), kinetic=1.0)
-    plain(h)
-    reg(h, regularize=True)
-    assert reg.last_stats.nfe == plain.last_stats.nfe
 
 
 def test_bad_arguments():
