@@ -31,6 +31,15 @@ def test_annuli_run_folder(tmp_path, model, mode):
 
 
 def test_epochs_become_iterations(tmp_path):
+    cfg = ClassifyConfig(model="resnet", data="annuli", epochs=2, batch=256, hidden=[8], n_steps=2, val_every=100)
+    s = train_classify(cfg, tmp_path, progress=False)
+    # 2000 training points, 200 held out -> 1800 // 256 = 7 batches per epoch
+    assert s["iterations_per_epoch"] == 7 and s["iterations"] == 14 and s["epochs_trained"] == 2
+    assert len(s["test_confusion"]) == 2 and sum(map(sum, s["test_confusion"])) == 1000
+
+
+@pytest.mark.slow
+def test_digits_images(tmp_path):
     pytest.importorskip("sklearn")
     cfg = ClassifyConfig(model="odenet", data="digits", epochs=1, batch=256, channels=8, n_steps=1, val_every=100)
     s = train_classify(cfg, tmp_path, progress=False)
