@@ -78,3 +78,15 @@ def test_iterations_per_epoch():
     assert iterations_per_epoch(1000, 128) == 7
     with pytest.raises(ValueError, match="larger than the training set"):
         iterations_per_epoch(10, 128)
+
+
+def test_evaluate_checkpoint(tmp_path, capsys):
+    cfg = ClassifyConfig(model="odenet", data="annuli", iterations=4, batch=64, hidden=[8], n_steps=2, val_every=4)
+    s = train_classify(cfg, tmp_path, progress=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "last.pt"), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["accuracy"] == pytest.approx(s["test_accuracy"]) and same["nfe"] == 8
+    assert main(["evaluate", str(tmp_path / "last.pt"), "--method", "dopri5", "--rtol", "1e-6", "--json"]) == 0
+    fine = json.loads(capsys.readouterr().out)
+    assert fine["method"] == "dopri5" and fine["nfe"] > 8

@@ -9,7 +9,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
-EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf"}
+EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf",
+                              "classify": "odeflow.cli.evaluate_classify:evaluate_classify"}
 SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf"}
 
 

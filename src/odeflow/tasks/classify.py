@@ -194,3 +194,32 @@ def train_classify(cfg: ClassifyConfig, out: Optional[Path], progress: bool = Tr
         cfg.iterations = cfg.epochs * iterations_per_epoch(n_train, cfg.batch)
     return Trainer(ClassifyTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
                    label=f"classify {cfg.model} {cfg.data}").fit()
+
+
+def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:
+    """(model in eval mode, its training config) from a best.pt or last.pt of `odeflow train classify`."""
+    import dataclasses
+
+    from ..training.checkpoint import load_checkpoint
+    state = load_checkpoint(path)
+    if state.get("kind") != ClassifyTask.name:
+        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a classifier; "
+                         "pass a best.pt or last.pt written by `odeflow train classify`")
+    known = {f.name for f in dataclasses.fields(ClassifyConfig)}
+    cfg = ClassifyConfig(**{k: v for k, v in state["config"].items() if k in known})
+    x, _ = load_classification(cfg.data, "test", cfg.data_dir, seed=cfg.seed)
+    model = build_classifier(cfg, tuple(x.shape[1:]))
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
+@torch.no_grad()
+def evaluate_classifier(model: ODEClassifier, x: Tensor, y: Tensor, batch: int = 1000) -> Dict[str, float]:
+    """Test accuracy, mean cross-entropy and NFE per forward solve with the model's current solver."""
+    correct, loss, nfe = 0.0, 0.0, 0
+    for i in range(0, len(y), batch):
+        out = model.classify(x[i:i + batch])
+        loss += float(F.cross_entropy(out.logits, y[i:i + batch], reduction="sum"))
+        correct += float((out.logits.argmax(1) == y[i:i + batch]).sum())
+        nfe = max(nfe, out.stats.nfe)
+    return dict(accuracy=correct / len(y), loss=loss / len(y), nfe=nfe)
