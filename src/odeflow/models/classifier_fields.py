@@ -27,8 +27,10 @@ ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with min(32, C) groups, the ODE-Net paper's normalisation (C must divide)."""
-    groups = min(32, channels)
+    """GroupNorm with at least 4 channels per group and at most 32 groups (the ODE-Net paper's
+    min(32, C) groups assumed C = 64). One channel per group would be instance norm, after which
+    the head's global average pool of ReLU(normalised map) is nearly the same for every image."""
+    groups = max(1, min(32, channels // 4))
     while channels % groups:
         groups -= 1
     return nn.GroupNorm(groups, channels)
