@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import train_classify, train_cnf, train_timeseries
+from . import train_classify, train_cnf, train_tabular, train_timeseries
 
 # One line per task command: each module has register(train_subparsers).
-TASK_COMMANDS = [train_timeseries, train_cnf, train_classify]
+TASK_COMMANDS = [train_timeseries, train_cnf, train_tabular, train_classify]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
