@@ -28,7 +28,7 @@ def _digits_sklearn(split: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:  # optional dependency
-        raise ImportError("the digits data set ships with scikit-learn: pip install 'odeflow[sklearn]'") from err
+        raise ImportError("the digits data set ships with scikit-learn: pip install 'odeflow[images]'") from err
     data = load_digits()
     images = np.rint(data.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     labels = data.target.astype(np.int64)
