@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
 EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf",
-                              "tabular": "odeflow.cli.tabular_runs:evaluate_tabular"}
+                              "tabular": "odeflow.cli.tabular_runs:evaluate_tabular",
+                              "classify": "odeflow.cli.evaluate_classify:evaluate_classify"}
 SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf",
                             "tabular": "odeflow.cli.tabular_runs:sample_tabular"}
 

@@ -3,10 +3,19 @@ from __future__ import annotations
 
 import argparse
 
-from . import train_cnf, train_function_encoder, train_hamiltonian, train_sde, train_tabular, train_timeseries
+from . import (train_classify, train_cnf, train_function_encoder, train_hamiltonian, train_sde, train_tabular,
+               train_timeseries)
 
 # One line per task command: each module has register(train_subparsers).
-TASK_COMMANDS = [train_timeseries, train_cnf, train_tabular, train_hamiltonian, train_function_encoder, train_sde]
+TASK_COMMANDS = [
+    train_timeseries,
+    train_cnf,
+    train_tabular,
+    train_classify,
+    train_hamiltonian,
+    train_function_encoder,
+    train_sde,
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
