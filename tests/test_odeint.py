@@ -28,8 +28,8 @@ def test_matches_torchdiffeq(method, options):
     ours = odeflow.odeint(func, y0, T, rtol=1e-9, atol=1e-11, method=method, options=options)
     theirs = torchdiffeq.odeint(func, y0, T, rtol=1e-9, atol=1e-11, method=method, options=options)
     assert ours.shape == theirs.shape == (6, 5, 3)
-    # torchdiffeq's rk4 is the 3/8 rule: same order, slightly different numbers.
-    tol = {"euler": 1e-6}.get(method, 1e-5 if options is None and method == "rk4" else 1e-7)
+    # Fixed grids: the same scheme (rk4 is the 3/8 rule in both) gives the same numbers.
+    tol = 1e-7 if method in ("dopri5", "bosh3") else 1e-12
     assert torch.allclose(ours, theirs, atol=tol)
 
 
@@ -61,6 +61,7 @@ def test_options_are_translated():
         odeflow.odeint(lambda t, y: -y, y0, T, options=dict(max_num_steps=2))
 
 
-def test_unknown_option_is_named():
-    with pytest.raises(ValueError, match="jump_t"):
-        odeflow.odeint(lambda t, y: -y, torch.ones(1), T, options=dict(jump_t=[0.5]))
+def test_unknown_option_is_named_in_a_warning():
+    """torchdiffeq ignores unknown options with a warning; so does the drop-in, naming them."""
+    with pytest.warns(UserWarning, match="jump_tt"):
+        odeflow.odeint(lambda t, y: -y, torch.ones(1), T, options=dict(jump_tt=[0.5]))

@@ -1,15 +1,17 @@
 """odeflow: neural ODEs trained fast and correctly.
 
-One solver core (explicit Runge–Kutta, fixed and adaptive steps), two ways to get gradients
+One solver core (explicit, multistep and implicit methods, fixed and adaptive steps, events), two ways to get gradients
 (discretize-optimize and optimize-discretize), and a torchdiffeq-compatible drop-in.
 """
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
-from .odeint import odeint, odeint_adjoint
+from .dense import odeint_dense
+from .odeint import odeint, odeint_adjoint, odeint_event
 from .solve import solve
 from .solvers import (METHODS, Adaptive, ButcherTableau, FixedStep, Solution, SolverError, SolverStats,
                       get_method)
+from .solvers.events import Event
 
 __version__ = "0.1.0"
 
-__all__ = ["solve", "odeint", "odeint_adjoint", "DiscretizeOptimize", "OptimizeDiscretize", "FixedStep",
+__all__ = ["solve", "odeint", "odeint_adjoint", "odeint_event", "odeint_dense", "Event", "DiscretizeOptimize", "OptimizeDiscretize", "FixedStep",
            "Adaptive", "ButcherTableau", "METHODS", "get_method", "Solution", "SolverError", "SolverStats"]

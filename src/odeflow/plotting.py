@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, Sequence
 
 import matplotlib
 
@@ -38,4 +38,23 @@ def plot_samples(x, path: Path, lim: float = 4.0) -> None:
     ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_loss_vs_time(history: Sequence[Dict[str, Any]], path: Path, title: str = "") -> None:
+    """Training loss (faint) and validation NLL (markers) against training time (wall_time)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rows = [r for r in history if "wall_time" in r and "loss" in r]
+    ax.plot([r["wall_time"] for r in rows], [r["loss"] for r in rows], color="tab:blue", alpha=0.3, lw=0.8,
+            label="training loss")
+    val = [r for r in rows if isinstance(r.get("val_nll"), (int, float))]
+    if val:
+        ax.plot([r["wall_time"] for r in val], [r["val_nll"] for r in val], "o-", color="tab:red", ms=3,
+                label="validation NLL (exact trace)")
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("NLL (nats)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,15 +18,20 @@ Gradient = Union[DiscretizeOptimize, OptimizeDiscretize]
 
 def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
           method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-          gradient: Optional[Gradient] = None, check_finite: bool = True, compile: bool = False) -> Solution:
+          gradient: Optional[Gradient] = None, check_finite: bool = True, compile: bool = False,
+          events=None) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Args:
         func: f(t, y) with t a 0-d tensor and y shaped like y0 (tensor or tuple of tensors).
         y0: initial state, any shape (batch dimensions included) or a tuple of tensors.
         t: 1-D strictly monotone times; t[0] is the initial time, decreasing t integrates backwards.
-        method: a name ('euler', 'midpoint', 'heun', 'rk4', 'bosh3', 'dopri5', 'tsit5',
-            'dopri8') or a ButcherTableau.
+        method: a name or a method object. Explicit RK: 'euler', 'midpoint', 'heun',
+            'rk4' (classic), 'rk4_38' (3/8 rule), 'heun3', 'bosh3', 'fehlberg2', 'dopri5',
+            'tsit5', 'dopri8', or a ButcherTableau; multistep: 'explicit_adams',
+            'implicit_adams'; implicit (stiff): 'implicit_euler', 'implicit_midpoint',
+            'trapezoid', 'radauIIA3', 'radauIIA5', 'gl4', 'gl6', 'sdirk2', 'trbdf2';
+            'scipy_solver' (scipy.integrate.solve_ivp).
         step: FixedStep(h) or Adaptive(rtol, atol, ...); default Adaptive() for embedded
             methods and output-to-output steps otherwise.
         gradient: DiscretizeOptimize() (default; autograd through the steps) or
@@ -38,6 +43,14 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             backward pass. Pays off for small states where per-operation overhead dominates;
             the first call compiles (seconds to tens of seconds), later calls with the same
             shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside).
+        events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
+            directions): roots of g(t, y(t)) are located on the dense output; a terminal one
+            ends the solve there (Solution.status 'event', ts/ys end at the event, event_t
+            carries the gradient through the event time). Explicit RK methods only.
+
+    Step callbacks: func.callback_step / callback_accept_step / callback_reject_step(t0, y0,
+    dt), when present, are called at every step (the *_adjoint ones in the adjoint's
+    backward solve), as in torchdiffeq.
 
     Returns:
         Solution with ys of shape [len(t), *y0.shape] (a tuple of such for tuple states),
@@ -46,6 +59,9 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     Raises:
         ValueError / TypeError for malformed input; SolverError when the numerics fail.
     """
+    if events is not None:
+        from .event_solve import solve_with_events
+        return solve_with_events(func, y0, t, method, step, gradient, events, check_finite)
     problem = make_problem(func, y0, t, method, step, compile=compile)
     gradient = DiscretizeOptimize() if gradient is None else gradient
     if not isinstance(gradient, (DiscretizeOptimize, OptimizeDiscretize)):

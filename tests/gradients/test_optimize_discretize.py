@@ -174,7 +174,7 @@ def test_plain_function_without_params_is_an_error():
     with pytest.raises(TypeError, match="not an nn.Module"):
         odeflow.solve(lambda t, y: -a * y, torch.ones(2), torch.tensor([0.0, 1.0]),
                       gradient=odeflow.OptimizeDiscretize())
-    with pytest.raises(TypeError, match="adjoint_params"):
+    with pytest.raises(ValueError, match="adjoint_params"):  # torchdiffeq raises ValueError here too
         odeflow.odeint_adjoint(lambda t, y: -a * y, torch.ones(2), torch.tensor([0.0, 1.0]))
 
 

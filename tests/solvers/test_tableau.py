@@ -23,7 +23,8 @@ def f(t, y):
 ORDER_CASES = {
     "euler": [64, 128, 256, 512], "midpoint": [32, 64, 128, 256], "heun": [32, 64, 128, 256],
     "rk4": [16, 32, 64, 128], "bosh3": [16, 32, 64, 128], "dopri5": [8, 16, 32, 64],
-    "tsit5": [8, 16, 32, 64], "dopri8": [4, 6, 8, 12],
+    "tsit5": [8, 16, 32, 64], "dopri8": [4, 6, 8, 12], "rk4_38": [16, 32, 64, 128],
+    "heun3": [16, 32, 64, 128], "fehlberg2": [32, 64, 128, 256],
 }
 
 
@@ -57,7 +58,7 @@ def test_empirical_convergence_order_matches_declared(name):
     assert abs(slope - tab.order) < 0.5, f"{name}: measured order {slope:.2f}, declared {tab.order}"
 
 
-@pytest.mark.parametrize("name", ["dopri5", "tsit5", "bosh3", "heun", "dopri8"])
+@pytest.mark.parametrize("name", ["dopri5", "tsit5", "bosh3", "heun", "dopri8", "fehlberg2"])
 def test_embedded_error_estimate_has_its_order(name):
     """The local error estimate h*sum(e_i k_i) scales like h^(error_order + 1)."""
     tab = get_method(name)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from odeflow.cli.main import main
 from odeflow.training.checkpoint import load_checkpoint

@@ -9,8 +9,12 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
-EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf"}
-SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf", "image": "odeflow.cli.train_image:sample_image"}
+EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf",
+                              "tabular": "odeflow.cli.tabular_runs:evaluate_tabular",
+                              "classify": "odeflow.cli.evaluate_classify:evaluate_classify"}
+SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf",
+                            "tabular": "odeflow.cli.tabular_runs:sample_tabular",
+                            "image": "odeflow.cli.train_image:sample_image"}
 
 
 def handler_for(table: Dict[str, str], path: Path, command: str) -> Tuple[Callable[..., int], Dict[str, Any]]:

@@ -27,13 +27,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def sample_cnf(args: argparse.Namespace, state) -> int:
+    from ..tasks.cnf2d import load_flow
+    flow, _ = load_flow(args.checkpoint)
+    return write_flow_samples(flow, args)
+
+
+def write_flow_samples(flow, args: argparse.Namespace) -> int:
+    """x = f^-1(z), z ~ N(0, I) with the chosen (or trained) solver, to .csv/.npy; --plot draws the
+    first two coordinates. Shared by every flow task (cnf, tabular)."""
     import numpy as np
     import torch
-
-    from ..tasks.cnf2d import load_flow
     if args.out.suffix not in (".csv", ".npy"):
         raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
-    flow, _ = load_flow(args.checkpoint)
     solver = chosen_solver(args)
     if solver is not None:
         flow.set_solver(*solver)
@@ -46,6 +51,6 @@ def sample_cnf(args: argparse.Namespace, state) -> int:
         np.savetxt(args.out, x, delimiter=",", header=",".join(f"x{i}" for i in range(x.shape[1])), comments="")
     if args.plot is not None:
         from ..plotting import plot_samples
-        plot_samples(x, args.plot)
-    print(f"wrote {args.n} samples to {args.out}" + (f" and {args.plot}" if args.plot else ""))
+        plot_samples(x[:, :2], args.plot)
+    print(f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}" + (f" and {args.plot}" if args.plot else ""))
     return 0

@@ -3,10 +3,20 @@ from __future__ import annotations
 
 import argparse
 
-from . import train_cnf, train_image, train_timeseries
+from . import (train_classify, train_cnf, train_function_encoder, train_hamiltonian, train_image, train_sde,
+               train_tabular, train_timeseries)
 
 # One line per task command: each module has register(train_subparsers).
-TASK_COMMANDS = [train_timeseries, train_cnf, train_image]
+TASK_COMMANDS = [
+    train_timeseries,
+    train_cnf,
+    train_tabular,
+    train_classify,
+    train_hamiltonian,
+    train_function_encoder,
+    train_sde,
+    train_image,
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

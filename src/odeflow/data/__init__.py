@@ -1,6 +1,18 @@
-"""Data: the seed 000 spiral, time series from CSV, FFJORD toy 2-D densities."""
+"""Data: the seed 000 spiral, time series from CSV, FFJORD toy 2-D densities, tabular sets,
+classification sets (annuli, digits, image files), physical systems."""
+from .annuli import make_annuli
+from .classification import DATASETS as CLASSIFICATION_DATASETS
+from .classification import holdout, load_classification
+from .discovery_systems import KNOWN_SYSTEMS, irregular_series, solve_known, write_series_csv
+from .families import FAMILIES, family_trajectories, parameter_grid, sample_parameters
+from .hamiltonian_systems import HAMILTONIAN_SYSTEMS, hamiltonian_initial_states, hamiltonian_trajectories
 from .spiral import make_spiral
+from .tabular import TabularData, load_tabular
 from .time_series_csv import load_series_csv
 from .toy2d import TOY_DATASETS, sample_toy
 
-__all__ = ["make_spiral", "load_series_csv", "sample_toy", "TOY_DATASETS"]
+__all__ = ["make_spiral", "load_series_csv", "sample_toy", "TOY_DATASETS", "TabularData", "load_tabular",
+           "make_annuli", "load_classification", "holdout", "CLASSIFICATION_DATASETS",
+           "HAMILTONIAN_SYSTEMS", "hamiltonian_initial_states", "hamiltonian_trajectories", "FAMILIES",
+           "family_trajectories", "sample_parameters", "parameter_grid", "KNOWN_SYSTEMS", "irregular_series",
+           "solve_known", "write_series_csv"]

@@ -76,7 +76,7 @@ def _digits(split: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the 'digits' data set needs scikit-learn: pip install 'odeflow[sklearn]'") from exc
+        raise ImportError("the 'digits' data set needs scikit-learn: pip install 'odeflow[images]'") from exc
     bunch = load_digits()
     levels = np.asarray(bunch.images)  # [1797, 8, 8], values 0..16
     x = np.rint(levels * (255.0 / 16.0)).astype(np.uint8)[:, None]

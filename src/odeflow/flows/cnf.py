@@ -25,7 +25,7 @@ from ..gradients import DiscretizeOptimize, OptimizeDiscretize
 from ..solve import solve
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive, FixedStep
-from .divergence import NOISES, divergence_hutchinson, sample_noise, trace_and_frobenius_exact
+from .divergence import NOISES, divergence_hutchinson, sample_noise, trace_and_frobenius_batched
 
 StepControl = Union[FixedStep, Adaptive]
 
@@ -106,7 +106,7 @@ class CNF(nn.Module):
                 z = z.detach().requires_grad_(True)
             f = self.net(t, z)
             if self.divergence == "exact":
-                div, frob = trace_and_frobenius_exact(f, z, create)
+                div, frob = trace_and_frobenius_batched(f, z, create)
                 frob = frob / self.dim
             else:
                 div, eJ = divergence_hutchinson(f, z, self._e, create)

@@ -18,6 +18,7 @@ from ..solvers.loop import FixedGrid, integrate_fixed
 from ..solvers.problem import Problem
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import FixedStep
+from ..solvers.tableau import ButcherTableau
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,12 @@ class DiscretizeOptimize:
         if not self.checkpointed or len(problem.t_values) == 1:
             ys, _ = problem.run(differentiable_times=differentiable_times)
             return ys
-        if not isinstance(problem.step, FixedStep):
-            raise ValueError("checkpointed discretize-optimize needs step=FixedStep(h); for adaptive steps "
-                             "use DiscretizeOptimize() without checkpoints or OptimizeDiscretize()")
+        if not isinstance(problem.step, FixedStep) or problem.step.grid is not None:
+            raise ValueError("checkpointed discretize-optimize needs step=FixedStep(h) (or steps=n); for adaptive "
+                             "steps use DiscretizeOptimize() without checkpoints or OptimizeDiscretize()")
+        if not isinstance(problem.method, ButcherTableau):
+            raise ValueError(f"checkpointed discretize-optimize supports explicit Runge–Kutta methods; got "
+                             f"{problem.method.name!r}: drop the checkpoints or use OptimizeDiscretize()")
         return self._run_checkpointed(problem, differentiable_times)
 
     def _run_checkpointed(self, problem: Problem, differentiable_times: bool) -> List[Tensor]:

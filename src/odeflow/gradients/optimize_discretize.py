@@ -18,13 +18,15 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..solvers.hooks import StepHooks
+from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
 from ..solvers.loop import FixedGrid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
 from ..solvers.problem import Problem
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
 from ..solvers.stepping import Adaptive, FixedStep
-from ..solvers.tableau import ButcherTableau
+from ..solvers.tableau import ButcherTableau  # noqa: F401 (isinstance checks)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def _adjoint_norm(problem: Problem, step: Adaptive, aug_packer: StatePacker, sem
         return torch.cat([v, v, torch.full((n_g,), float(v.mean()), dtype=v.dtype, device=v.device)])
 
     rtol, atol = expand(step.rtol), expand(step.atol)
+    if step.norm is not None:  # a user norm sees (y, a, *params), y and a flat
+        return ErrorNorm(aug_packer, rtol, atol, fn=step.norm)
     fw = problem.packer.per_component(step.weights, "weights") if step.weights is not None else None
     if fw is None and not seminorm:
         return ErrorNorm(aug_packer, rtol, atol)
@@ -120,8 +124,11 @@ class _Adjoint(torch.autograd.Function):
                 with torch.enable_grad():
                     y_ = y.detach().requires_grad_(True)
                     fy = f(tt, y_)
-                    vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
-                return (fy.detach(), vjps[0]) + tuple(
+                    if fy.requires_grad:
+                        vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
+                    else:  # f depends on neither y nor the parameters
+                        vjps = (None,) * (1 + len(params))
+                return (fy.detach(), torch.zeros_like(y) if vjps[0] is None else vjps[0]) + tuple(
                     torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
 
         tvals = problem.t_values
@@ -158,9 +165,28 @@ class _Adjoint(torch.autograd.Function):
             """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
             return torch.cat([flat_ys[i], out[ny:2 * ny] + flat_grads[i], out[2 * ny:]])
 
+        hooks = StepHooks.from_func(problem.user_func, aug_packer, suffix="_adjoint")
         with torch.no_grad():
             if n == 1:
                 pass  # nothing to integrate: dL/dy0 is the direct term alone
+            elif hasattr(tab, "tableau") and hasattr(problem.method, "tableau"):
+                # implicit forward and backward: y from the forward steps, never integrated backwards
+                y_shape = ys[0].shape
+                flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
+                a_cur, g_cur = grad_ys[-1].reshape(-1), g
+                for i in range(n - 1, 0, -1):
+                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm, step, flat_y,
+                                                    flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
+                                                    a_cur, g_cur, params, counter)
+                    if i > 1:
+                        a_cur = a_cur + flat_grads[i - 1]
+                state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
+            elif not isinstance(tab, ButcherTableau):  # multistep, scipy: one solve per interval
+                if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
+                    aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
+                for i in range(n - 1, 0, -1):
+                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], step, norm, counter, hooks)
+                    state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
             elif isinstance(step, FixedStep):
                 for i in range(n - 1, 0, -1):
                     span = [tvals[i], tvals[i - 1]]
@@ -168,13 +194,13 @@ class _Adjoint(torch.autograd.Function):
                     if problem.compile:
                         outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
                     else:
-                        outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter)
+                        outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter, hooks=hooks)
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
             else:
                 # One backward solve through all output times: steps land on each t_i, where
                 # the state restarts (no overshoot and interpolation back).
                 outs, _ = integrate_adaptive(tab, f_eager, state, tvals[::-1], step, norm, counter, h0=h,
-                                             attempt=attempt, land_on_outputs=True,
+                                             attempt=attempt, land_on_outputs=True, hooks=hooks,
                                              jump=lambda j, out: restart(n - 1 - j, out))
                 state = outs[-1]
         _, a, *g_list = aug_packer.unpack(state)
@@ -214,6 +240,25 @@ def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[T
         return (fy,) + tuple(pull(-a))
 
     return aug_dynamics
+
+
+def _with_adjoint_jacobian(aug_f: Callable, flat_f: Callable, ny: int, y_shape) -> Callable:
+    """aug_f with the Jacobian used by implicit methods in the backward solve: d(f, -a^T df/dy)/d(y, a)
+    approximated by blockdiag(J, -J^T) (the second-derivative coupling term is dropped, which
+    only slows Newton's convergence); the parameter gradients have no Jacobian (newton_dims)."""
+
+    def g(tt: Tensor, state: Tensor) -> Tensor:
+        return aug_f(tt, state)
+
+    def jacobian(tt: Tensor, state: Tensor) -> Tensor:
+        from ..solvers.implicit import jacobian_blocks
+        j = jacobian_blocks(flat_f, tt, state[:ny].detach().view(y_shape), False)[0]
+        out = torch.zeros(2 * ny, 2 * ny, dtype=j.dtype, device=j.device)
+        out[:ny, :ny], out[ny:, ny:] = j, -j.T
+        return out
+
+    g.jacobian, g.newton_dims = jacobian, 2 * ny
+    return g
 
 
 class _BackwardSteps:

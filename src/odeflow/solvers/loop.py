@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
+from .hooks import StepHooks
 from .runge_kutta import Step, dense_outputs, interpolate, rk_step
 from .solution import SolverStats
 from .state import ErrorNorm
@@ -33,8 +34,11 @@ class FixedGrid:
     """
 
     def __init__(self, tab: ButcherTableau, t: Sequence[float], substeps: Sequence[int],
-                 dtype: torch.dtype, device: torch.device, t_tensor: Optional[Tensor] = None) -> None:
+                 dtype: torch.dtype, device: torch.device, t_tensor: Optional[Tensor] = None,
+                 perturb: bool = False) -> None:
+        dtype = real_dtype(dtype)
         self.substeps = list(substeps)
+        self.perturb = perturb
         idx = torch.repeat_interleave(torch.arange(len(self.substeps)), torch.tensor(self.substeps))
         frac = torch.cat([torch.arange(n, dtype=torch.float64) / n for n in self.substeps])
         c = torch.tensor(tab.c, dtype=torch.float64)
@@ -60,6 +64,8 @@ class FixedGrid:
             self.h_table = h.to(device)
         # [steps, stages] table of stage times (for the compiled scan) and the same as 0-d tensors.
         self.stage_table = stage_t.to(device=device, dtype=dtype)
+        if perturb:
+            self.stage_table = perturb_stage_times(self.stage_table, c.tolist(), 1.0 if t[-1] >= t[0] else -1.0)
         self.stage_times: List[Tensor] = list(self.stage_table.reshape(-1).unbind())
         self.stages = tab.stages
         # Step counts after which the state is at an output time.
@@ -73,20 +79,44 @@ class FixedGrid:
         return self.stage_times[step * s:(step + 1) * s]
 
 
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of times handed to f: the state's, or its real counterpart for complex states."""
+    return torch.empty((), dtype=dtype).real.dtype if dtype.is_complex else dtype
+
+
+def perturb_stage_times(table: Tensor, c: Sequence[float], direction: float) -> Tensor:
+    """Stage times with c = 0 moved one ulp into the step and c = 1 one ulp back from its end
+    (torchdiffeq's perturb): f that jumps at a grid point is evaluated on the step's side.
+    The shift carries no gradient (the times themselves still do)."""
+    out = table.clone()
+    for j, cj in enumerate(c):
+        if cj in (0.0, 1.0):
+            col = table[..., j]
+            toward = col + (direction if cj == 0.0 else -direction)
+            out[..., j] = col + (torch.nextafter(col.detach(), toward.detach()) - col.detach())
+    return out
+
+
 def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, stats: SolverStats,
-                    first: int = 0, last: Optional[int] = None, k1: Optional[Tensor] = None
-                    ) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
+                    first: int = 0, last: Optional[int] = None, k1: Optional[Tensor] = None,
+                    hooks: Optional[StepHooks] = None) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
     """Steps ``first`` .. ``last``-1 of the grid from y0. Returns (states at the output times
     crossed, final state, carried FSAL derivative). Output times are grid points."""
     last = len(grid) if last is None else last
     outs: List[Tensor] = []
     y = y0
+    reuse = tab.fsal and not grid.perturb
     for i in range(first, last):
         ts = grid.times(i)
+        if hooks is not None:
+            hooks.step(float(ts[0]), y, float(grid.h[i]))
         if k1 is None:
             k1 = f(ts[0], y)
+        y_start = y
         y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
-        k1 = ks[-1] if tab.fsal else None
+        if hooks is not None:
+            hooks.accept(float(ts[0]), y_start, float(grid.h[i]))
+        k1 = ks[-1] if reuse else None
         if i + 1 in grid.output_steps:
             outs.append(y)
     stats.steps += last - first
@@ -99,7 +129,7 @@ class _Times:
     with respect to the initial time through an anchor tensor."""
 
     def __init__(self, t0: float, dtype: torch.dtype, device: torch.device, anchor: Optional[Tensor]) -> None:
-        self.t0, self.dtype, self.device, self.anchor = t0, dtype, device, anchor
+        self.t0, self.dtype, self.device, self.anchor = t0, real_dtype(dtype), device, anchor
 
     def one(self, t: float) -> Tensor:
         return self.many([t])[0]
@@ -129,17 +159,38 @@ def try_step(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optio
 def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
     """Attempted steps from (t, y) with step h in eager mode (see `try_step`)."""
 
-    def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times):
-        return try_step(tab, f, norm, y, k1, list(times.many([t + ci * h for ci in tab.c]).unbind()), h)
+    def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times, before_jump: bool = False):
+        stage_t = times.many([t + ci * h for ci in tab.c])
+        if before_jump:  # the stages at the step's end see f from before the jump
+            stage_t = perturb_stage_times(stage_t[None], [ci if ci == 1.0 else 0.5 for ci in tab.c],
+                                          1.0 if h > 0 else -1.0)[0]
+        return try_step(tab, f, norm, y, k1, list(stage_t.unbind()), h)
 
     return attempt
+
+
+class _Stops:
+    """Times a step must land on (step_t, jump_t) beyond t0 in the direction of integration."""
+
+    def __init__(self, ctrl: Adaptive, t0: float, direction: float) -> None:
+        ahead = lambda v: (v - t0) * direction > 0  # noqa: E731
+        self.jumps = set(v for v in ctrl.jump_t if ahead(v))
+        self.times = sorted((v for v in set(ctrl.step_t) | self.jumps if ahead(v)), key=lambda v: v * direction)
+        self.i = 0
+
+    def next(self) -> Optional[float]:
+        return self.times[self.i] if self.i < len(self.times) else None
+
+    def passed(self, t: float, direction: float) -> None:
+        while self.i < len(self.times) and (self.times[self.i] - t) * direction <= 0:
+            self.i += 1
 
 
 def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence[float], ctrl: Adaptive,
                        norm: ErrorNorm, stats: SolverStats, h0: Optional[float] = None,
                        t_tensor: Optional[Tensor] = None, attempt: Optional[Attempt] = None,
-                       land_on_outputs: bool = False, jump: Optional[Callable[[int, Tensor], Tensor]] = None
-                       ) -> Tuple[List[Tensor], float]:
+                       land_on_outputs: bool = False, jump: Optional[Callable[[int, Tensor], Tensor]] = None,
+                       hooks: Optional[StepHooks] = None, events=None) -> Tuple[List[Tensor], float]:
     """Adaptive solve through the output times t_out (monotone, either direction); steps are
     not shortened to hit an output time: outputs come from the dense output (methods of order
     > 3 without a continuous extension, i.e. dopri8, land on output times instead).
@@ -152,6 +203,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     ``land_on_outputs`` steps are shortened to end on the output times instead; then
     ``jump(i, y)``, if given, replaces the state at every interior output time t_out[i] (a
     discontinuity such as the adjoint's dL/dy(t_i); outputs hold the states before the jump).
+    ``hooks``: step callbacks. ``events`` (an `events.EventWatcher`): checked after every
+    accepted step on the dense output; a terminal event ends the solve there (the outputs
+    returned are those before it). t_out[-1] may be +-inf when a terminal event ends the solve.
     """
     if not tab.adaptive:
         from .methods import METHODS
@@ -169,7 +223,11 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     q = min(tab.order, tab.error_order or tab.order) + 1
     # Cubic Hermite output is third order: fine for bosh3/heun, too coarse for dopri8.
     clip_to_outputs = land_on_outputs or (tab.dense is None and tab.order > 3)
-    attempt = eager_attempt(tab, f, norm) if attempt is None else attempt
+    stops = _Stops(ctrl, t0, direction)
+    if attempt is None:
+        attempt = eager_attempt(tab, f, norm)
+    elif stops.jumps:
+        raise ValueError("jump_t needs eager steps (compile=False)")
     outs: List[Tensor] = []
     t, y = t0, y0
     k1: Optional[Tensor] = None  # else the first attempt evaluates it (inside a compiled step)
@@ -193,15 +251,35 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
         if clip_to_outputs and (t + h - t_out[nxt]) * direction > 0:
             # Land on the output time exactly (asked for, or no interpolant of matching order).
             land, h = t_out[nxt], t_out[nxt] - t
-        y1, ks, en_t = attempt(y, k1, t, h, times)
+        stop = stops.next()
+        if stop is not None and (t + h - stop) * direction > 0 and (land is None or (land - stop) * direction > 0):
+            land, h = stop, stop - t
+        on_jump = land is not None and land in stops.jumps
+        if hooks is not None:
+            hooks.step(t, y, h)
+        if on_jump:
+            y1, ks, en_t = attempt(y, k1, t, h, times, True)
+        else:
+            y1, ks, en_t = attempt(y, k1, t, h, times)
         en = float(en_t)  # the step's one host sync
         stats.steps += 1
         if en <= 1.0:
             stats.accepted += 1
+            if hooks is not None:
+                hooks.accept(t, y, h)
             t1 = t + h if land is None else land
             f1 = ks[-1] if tab.fsal else None
+            t_end = t1
+            if events is not None:
+                def dense(tt: float, y=y, y1=y1, ks=ks, t=t, h=h, t1=t1) -> Tensor:
+                    nonlocal f1
+                    if tab.dense is None and f1 is None:
+                        f1 = f(times.one(t1), y1)
+                    return interpolate(tab, y, y1, ks, f1, (tt - t) / h, h)
+                if events.check(t, y, t1, y1, dense):
+                    t_end = events.terminal.t
             first, thetas = len(outs), []
-            while nxt < n and (t_out[nxt] - t1) * direction <= 0:
+            while nxt < n and (t_out[nxt] - t_end) * direction <= 0:
                 if t_out[nxt] == t1 and not differentiable:
                     outs.append(y1)
                 elif tab.dense is not None and not differentiable:
@@ -218,9 +296,15 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
                 nxt += 1
             if thetas:
                 outs[first:first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
+            if t_end != t1:
+                return outs, h  # a terminal event
             t, y, k1 = t1, y1, f1
+            stops.passed(t1, direction)
             if jump is not None and nxt < n and t_out[nxt - 1] == t1:
                 y, k1 = jump(nxt - 1, y1), None
+            if on_jump:  # f anew, just past the discontinuity
+                after = times.one(t1)
+                k1 = f(torch.nextafter(after, after + direction), y)
             factor = ctrl.max_factor if en == 0.0 else (
                 ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
             factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
@@ -228,6 +312,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             nonfinite = False
         else:
             stats.rejected += 1
+            if hooks is not None:
+                hooks.reject(t, y, h)
             nonfinite = not math.isfinite(en)
             factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
             factor = min(factor, 1.0)

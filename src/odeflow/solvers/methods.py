@@ -6,7 +6,7 @@ DOP853; Bogacki & Shampine (1989) for bosh3; Tsitouras (2011) for tsit5.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from .tableau import ButcherTableau
 
@@ -42,6 +42,25 @@ RK4 = ButcherTableau(
     name="rk4", order=4, c=[0.0, 0.5, 0.5, 1.0],
     a=[[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]],
     b=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
+)
+
+# Kutta's 3/8 rule: fourth order like the classic scheme, smaller error constant; torchdiffeq's 'rk4'.
+RK4_38 = ButcherTableau(
+    name="rk4_38", order=4, c=[0.0, 1 / 3, 2 / 3, 1.0],
+    a=[[], [1 / 3], [-1 / 3, 1.0], [1.0, -1.0, 1.0]],
+    b=[1 / 8, 3 / 8, 3 / 8, 1 / 8],
+)
+
+# Heun's third-order method (Hairer I, Table II.1.1): fixed steps only.
+HEUN3 = ButcherTableau(
+    name="heun3", order=3, c=[0.0, 1 / 3, 2 / 3], a=[[], [1 / 3], [0.0, 2 / 3]], b=[0.25, 0.0, 0.75],
+)
+
+# Runge–Kutta–Fehlberg 2(1) (Fehlberg 1969): the second-order solution is propagated and the
+# first-order one (weights 1/256, 255/256, 0) gives the error estimate.
+FEHLBERG2 = ButcherTableau(
+    name="fehlberg2", order=2, c=[0.0, 0.5, 1.0], a=[[], [0.5], [1 / 256, 255 / 256]],
+    b=[1 / 512, 255 / 256, 1 / 512], b_err=[-1 / 512, 0.0, 1 / 512], error_order=1,
 )
 
 BOSH3 = ButcherTableau(
@@ -148,17 +167,38 @@ DOPRI8 = ButcherTableau(
 )
 
 METHODS: Dict[str, ButcherTableau] = {
-    m.name: m for m in (EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5, DOPRI8)
+    m.name: m for m in (EULER, MIDPOINT, HEUN, RK4, RK4_38, HEUN3, BOSH3, FEHLBERG2, DOPRI5, TSIT5, DOPRI8)
 }
 
 
-def get_method(method: Union[str, ButcherTableau]) -> ButcherTableau:
-    """Return the tableau for a name, or the tableau itself; unknown names list the valid ones."""
-    if isinstance(method, ButcherTableau):
-        return method
+def _other_methods() -> Dict[str, object]:
+    """Methods that are not explicit RK tableaus (imported late: they build on this module)."""
+    from .adams import Adams
+    from .implicit import IMPLICIT_METHODS
+    from .scipy_method import ScipySolver
+    return {"explicit_adams": Adams(implicit=False), "implicit_adams": Adams(implicit=True),
+            "scipy_solver": ScipySolver(), **IMPLICIT_METHODS}
+
+
+def all_method_names(adaptive: Optional[bool] = None) -> List[str]:
+    """Every method name get_method accepts (only the adaptive ones, or only the fixed ones)."""
+    ms = {**METHODS, **_other_methods()}
+    return sorted(k for k, m in ms.items() if adaptive is None or bool(getattr(m, "adaptive")) == adaptive)
+
+
+def get_method(method: Union[str, ButcherTableau, object]) -> ButcherTableau:
+    """Return the method for a name, or the method object itself; unknown names list the valid ones.
+
+    Explicit RK methods are `ButcherTableau`s; the others (Adams, implicit RK, scipy) are
+    objects with ``name``, ``order``, ``adaptive`` and ``integrate(...)``."""
+    if isinstance(method, ButcherTableau) or hasattr(method, "integrate"):
+        return method  # type: ignore[return-value]
     if isinstance(method, str) and method in METHODS:
         return METHODS[method]
+    others = _other_methods()
+    if isinstance(method, str) and method in others:
+        return others[method]  # type: ignore[return-value]
     raise ValueError(
-        f"unknown method {method!r}; valid methods are {', '.join(sorted(METHODS))} "
+        f"unknown method {method!r}; valid methods are {', '.join(all_method_names())} "
         "(or pass a ButcherTableau)"
     )

@@ -13,6 +13,8 @@ from torch import Tensor
 
 from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .errors import SolverError
+from .grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from .hooks import StepHooks
 from .loop import FixedGrid, integrate_adaptive, integrate_fixed
 from .methods import get_method
 from .solution import SolverStats
@@ -96,12 +98,13 @@ class Problem:
     t: Tensor
     t_values: List[float]
     packer: StatePacker
-    method: ButcherTableau
+    method: ButcherTableau  # or another method object with .integrate (see methods.get_method)
     step: StepControl
     norm: Optional[ErrorNorm]
     stats: SolverStats = field(default_factory=SolverStats)
     user_func: Optional[Callable] = None
     compile: bool = False
+    hooks: Optional[StepHooks] = None
 
     def raw_func(self) -> Callable[[Tensor, Tensor], Tensor]:
         """The packed vector field without counting (for compiled code), after the first-call checks."""
@@ -119,13 +122,21 @@ class Problem:
         if len(self.t_values) == 1:
             return [y0], h0
         t_tensor = self.t if differentiable_times else None
+        if not isinstance(self.method, ButcherTableau):
+            return [y0] + self.method.integrate(self.func, y0, self.t_values, self.step, self.norm, self.stats,
+                                                self.hooks), None
+        if isinstance(self.step, FixedStep) and self.step.grid is not None:
+            times = GridTimes(y0.dtype, y0.device, self.step.perturb)
+            step_fn = rk_grid_step(self.method, self.func, times)
+            return [y0] + integrate_grid(step_fn, self.func, y0, grid_points(self.step, self.t_values),
+                                         self.t_values, self.step.interp, self.stats, self.hooks), None
         if isinstance(self.step, FixedStep):
             grid = FixedGrid(self.method, self.t_values, self.step.substeps(self.t_values),
-                             y0.dtype, y0.device, t_tensor)
+                             y0.dtype, y0.device, t_tensor, perturb=self.step.perturb)
             if self.compile:
                 key = compile_key("forward", self.method, self.user_func, y0)
                 return [y0] + integrate_fixed_compiled(self.method, self.raw_func(), y0, grid, self.stats, key), None
-            outs, _, _ = integrate_fixed(self.method, self.func, y0, grid, self.stats)
+            outs, _, _ = integrate_fixed(self.method, self.func, y0, grid, self.stats, hooks=self.hooks)
             return [y0] + outs, None
         assert self.norm is not None
         attempt = None
@@ -133,7 +144,7 @@ class Problem:
             attempt = CompiledAttempt(self.method, self.raw_func(), self.norm, self.stats.count_evals,
                                       compile_key("forward", self.method, self.user_func, y0))
         outs, h = integrate_adaptive(self.method, self.func, y0, self.t_values, self.step, self.norm,
-                                     self.stats, h0=h0, t_tensor=t_tensor, attempt=attempt)
+                                     self.stats, h0=h0, t_tensor=t_tensor, attempt=attempt, hooks=self.hooks)
         return [y0] + outs, h
 
 
@@ -149,8 +160,8 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
     if not isinstance(step, (FixedStep, Adaptive)):
         raise TypeError(f"step must be FixedStep(h) or Adaptive(rtol, atol); got {type(step).__name__}")
     if isinstance(step, Adaptive) and not tab.adaptive:
-        from .methods import METHODS
-        valid = sorted(m.name for m in METHODS.values() if m.adaptive)
+        from .methods import all_method_names
+        valid = all_method_names(adaptive=True)
         raise ValueError(f"method {tab.name!r} has no embedded error estimate, so it cannot take adaptive "
                          f"steps; use step=FixedStep(h) or one of {valid}")
     packer = StatePacker(y0)
@@ -161,12 +172,17 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
     t_tensor, values = check_times(t)
     norm = None
     if isinstance(step, Adaptive):
-        norm = ErrorNorm(packer, step.rtol, step.atol, step.weights)
+        norm = ErrorNorm(packer, step.rtol, step.atol, step.weights, fn=step.norm)
     stats = SolverStats()
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False; got {compile!r}")
+    hooks = StepHooks.from_func(func, packer)
+    if compile and (hooks is not None or not isinstance(tab, ButcherTableau)
+                    or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))):
+        raise ValueError("compile=True supports explicit Runge–Kutta methods without step callbacks, explicit "
+                         "grids or perturb; use compile=False")
     return Problem(_CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
-                   norm, stats, user_func=func, compile=compile)
+                   norm, stats, user_func=func, compile=compile, hooks=hooks)
 
 
 __all__ = ["Problem", "make_problem", "check_times", "SolverError"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, List, Optional
 
 from torch import Tensor
 
@@ -28,9 +28,15 @@ class SolverStats:
 
 @dataclass
 class Solution:
-    """ys[i] is the state at ts[i]; a tuple state gives a tuple of such series."""
+    """ys[i] is the state at ts[i]; a tuple state gives a tuple of such series.
+
+    With events: ``events`` lists every located root (`events.EventRecord`); after a terminal
+    event ``status`` is 'event', ts ends with the event time ``event_t`` (differentiable)
+    and ys with the state there."""
 
     ts: Tensor
     ys: Any
     stats: SolverStats = field(default_factory=SolverStats)
     status: str = "success"
+    events: List[Any] = field(default_factory=list)
+    event_t: Optional[Tensor] = None

@@ -30,10 +30,10 @@ class StatePacker:
         for i, p in enumerate(parts):
             if not isinstance(p, Tensor):
                 raise TypeError(f"y0{f'[{i}]' if self.is_tuple else ''} is a {type(p).__name__}, expected a torch.Tensor")
-            if not p.is_floating_point():
+            if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(
                     f"y0{f'[{i}]' if self.is_tuple else ''} has dtype {p.dtype}; the state must be floating point "
-                    "(e.g. y0.float() or y0.double())"
+                    "or complex (e.g. y0.float() or y0.double())"
                 )
         if len({p.dtype for p in parts}) > 1 or len({p.device for p in parts}) > 1:
             raise ValueError(
@@ -43,6 +43,8 @@ class StatePacker:
         self.shapes = [p.shape for p in parts]
         self.numels = [p.numel() for p in parts]
         self.dtype, self.device = parts[0].dtype, parts[0].device
+        # Times and tolerances are real even for a complex state.
+        self.real_dtype = parts[0].abs().dtype if parts[0].is_complex() else parts[0].dtype
 
     def pack(self, y: State) -> Tensor:
         if not self.is_tuple:
@@ -71,7 +73,7 @@ class StatePacker:
             if value.dim() != 1 or value.numel() != sum(self.numels):
                 raise ValueError(f"{what} as a tensor needs one value per state element ({sum(self.numels)}); "
                                  f"got shape {tuple(value.shape)}")
-            return value.to(dtype=self.dtype, device=self.device)
+            return value.to(dtype=self.real_dtype, device=self.device)
         values = list(value)
         if not self.is_tuple or len(values) != len(self.numels):
             raise ValueError(
@@ -79,7 +81,7 @@ class StatePacker:
                 f"{len(self.numels) if self.is_tuple else 1} component(s); give one value or one per component"
             )
         return torch.cat([
-            torch.full((n,), float(v), dtype=self.dtype, device=self.device)
+            torch.full((n,), float(v), dtype=self.real_dtype, device=self.device)
             for v, n in zip(values, self.numels)
         ])
 
@@ -89,10 +91,14 @@ class ErrorNorm:
 
     ``weights`` (per tuple component) multiply each squared ratio; the mean is taken over the
     weighted elements only, so weight 0 removes a component from step-size control.
+    ``fn``, if given, replaces the RMS: it receives the ratio shaped like the state (a tuple
+    for tuple states) and returns a scalar (torchdiffeq's ``options={'norm': fn}``).
     """
 
     def __init__(self, packer: StatePacker, rtol: PerComponent, atol: PerComponent,
-                 weights: Union[Sequence[float], Tensor, None] = None) -> None:
+                 weights: Union[Sequence[float], Tensor, None] = None,
+                 fn: Optional[Callable[[State], Union[Tensor, float]]] = None) -> None:
+        self.packer, self.fn = packer, fn
         self.rtol = packer.per_component(rtol, "rtol")
         self.atol = packer.per_component(atol, "atol")
         self.weights: Optional[Tensor] = None
@@ -109,6 +115,10 @@ class ErrorNorm:
         return self.atol + self.rtol * mag
 
     def rms(self, ratio: Tensor) -> Tensor:
+        if self.fn is not None:
+            return torch.as_tensor(self.fn(self.packer.unpack(ratio)), dtype=self.packer.real_dtype).abs()
+        if ratio.is_complex():
+            ratio = ratio.abs()
         sq = ratio * ratio
         if self.weights is None:
             return sq.mean().sqrt()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -23,12 +23,30 @@ class FixedStep:
     into ceil(|dt| / h) equal steps, so the grid lands exactly on every output time.
     ``steps=n`` instead splits every interval into exactly n equal steps, whatever its length
     (the cost stays fixed when a learnable end time moves); neither steps from output time to
-    output time."""
+    output time.
+
+    grid: explicit step times instead (from t[0] to t[-1], monotone); output times between
+    grid points are interpolated, ``interp='linear'`` or ``'cubic'`` (Hermite, one extra
+    evaluation per output step) as torchdiffeq's fixed-grid solvers do.
+    perturb: evaluate f just after the start and just before the end of every step
+    (one ulp in the state's dtype), so a vector field that jumps at grid points sees the
+    correct side of the jump (torchdiffeq's ``perturb=True``)."""
 
     h: Optional[float] = None
     steps: Optional[int] = None
+    grid: Optional[Tuple[float, ...]] = None
+    interp: str = "linear"
+    perturb: bool = False
 
     def __post_init__(self) -> None:
+        if self.grid is not None:
+            object.__setattr__(self, "grid", tuple(float(g) for g in self.grid))
+            if self.h is not None or self.steps is not None:
+                raise ValueError("FixedStep takes grid, h or steps, not several")
+            if len(self.grid) < 2:
+                raise ValueError(f"FixedStep(grid=...) needs at least two times; got {list(self.grid)}")
+        if self.interp not in ("linear", "cubic"):
+            raise ValueError(f"FixedStep(interp={self.interp!r}): use 'linear' or 'cubic'")
         if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
             raise ValueError(f"FixedStep(h={self.h!r}): h must be a positive finite number")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
@@ -55,6 +73,11 @@ class Adaptive:
     first_step: initial step (default: Hairer's algorithm). min_step / max_step bound |h|.
     max_steps: attempted steps before `SolverError`. safety, min_factor, max_factor, alpha,
     beta: controller constants.
+    step_t: times every step must land on (not stepped over, e.g. known kinks of f).
+    jump_t: times where f is discontinuous: steps land there and f is evaluated anew just
+    after the jump (torchdiffeq's ``step_t`` / ``jump_t``).
+    norm: a function replacing the RMS error norm; it receives the scaled error
+    err / (atol + rtol * max(|y0|, |y1|)) shaped like the state and returns a scalar.
     """
 
     rtol: PerComponent = 1e-7
@@ -69,8 +92,21 @@ class Adaptive:
     max_factor: float = 10.0
     alpha: float = 0.7
     beta: float = 0.4
+    step_t: Tuple[float, ...] = ()
+    jump_t: Tuple[float, ...] = ()
+    norm: Optional[Callable] = None
 
     def __post_init__(self) -> None:
+        for name in ("step_t", "jump_t"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"Adaptive({name}=...): times must be finite; got {list(values)}")
+            object.__setattr__(self, name, values)
+        if set(self.step_t) & set(self.jump_t):
+            raise ValueError(f"step_t and jump_t share times {sorted(set(self.step_t) & set(self.jump_t))}; "
+                             "give each time once (jump_t already lands on it)")
+        if self.norm is not None and not callable(self.norm):
+            raise TypeError(f"Adaptive(norm=...) must be callable norm(scaled_error) -> scalar; got {self.norm!r}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             values = [value] if isinstance(value, (int, float)) else list(value)

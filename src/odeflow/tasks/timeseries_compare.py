@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .timeseries import TimeSeriesConfig, TrainResult, build_model, load_data, train_timeseries
+from .timeseries import TimeSeriesConfig, TrainResult, train_timeseries
 
 
 def compare_modes(cfg: TimeSeriesConfig, seeds: List[int], out: Optional[Path] = None,

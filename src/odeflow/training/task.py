@@ -16,9 +16,8 @@ Life cycle (all ranks):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable
 
-import torch
 from torch import Tensor, nn
 
 from .config import TrainingConfig

@@ -65,8 +65,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> Dict[str, Any]:
-        cfg, task = self.cfg, self.task
-        dist = Distributed.from_environment(cfg.device)
+        dist = Distributed.from_environment(self.cfg.device)
         try:
             return self._fit(dist)
         finally:

@@ -1,0 +1,92 @@
+"""The adjoint of a stiff solve without integrating y backwards (an "interpolated adjoint").
+
+Backwards in time dy/dt = f is as unstable as the forward problem is stiff (eigenvalues
+-1000 become +1000), so the backward solve of the plain adjoint needs tiny steps. Here, on
+each output interval, the forward solve is repeated from the stored y(t_{i-1}) and its
+accepted steps are kept; backwards only (a, g) is integrated,
+    da/dt = -a^T df/dy(t, y(t)),   dg/dt = -a^T df/dθ(t, y(t)),
+with y(t) the cubic Hermite interpolant of the kept steps (Kim et al. 2021, "Stiff neural
+ordinary differential equations", discuss why the backward y is the problem). Used by
+`OptimizeDiscretize` for implicit methods.
+"""
+from __future__ import annotations
+
+import bisect
+from typing import Callable, List, Tuple
+
+import torch
+from torch import Tensor
+
+from ..solvers.implicit import interpolate_hermite, jacobian_blocks
+from ..solvers.loop import real_dtype
+from ..solvers.state import ErrorNorm, StatePacker
+
+
+class _Recorder:
+    """Step hooks keeping the start of every accepted step."""
+
+    def __init__(self) -> None:
+        self.points: List[Tuple[float, Tensor]] = []
+
+    def step(self, t, y, h) -> None:
+        pass
+
+    def reject(self, t, y, h) -> None:
+        pass
+
+    def accept(self, t: float, y: Tensor, h: float) -> None:
+        self.points.append((t, y.detach().clone()))
+
+
+def _mean(v) -> float:
+    return float(v.mean()) if isinstance(v, Tensor) else float(sum(v) / len(v)) if isinstance(v, (list, tuple)) else float(v)
+
+
+def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_start: Tensor, y_end: Tensor,
+                     t0: float, t1: float, a: Tensor, g: Tuple[Tensor, ...], params: Tuple[Tensor, ...],
+                     stats) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+    """(a, g) at t0 from (a, g) at t1 > or < t0, along the forward solution from y(t0) = y_start."""
+    rec = _Recorder()
+    method.integrate(flat_f, y_start, [t0, t1], fwd_step, fwd_norm, stats, rec)
+    nodes = [(t, y) for t, y in rec.points if (t - t0) * (t1 - t0) < (t1 - t0) ** 2] + [(t1, y_end)]
+    if nodes[0][0] != t0:
+        nodes.insert(0, (t0, y_start))
+    times = [t for t, _ in nodes]
+    t_dtype = real_dtype(y_start.dtype)
+    fs = [flat_f(torch.tensor(t, dtype=torch.float64).to(y_start.device, t_dtype), y) for t, y in nodes]
+    ascending = times[-1] >= times[0]
+    keys = times if ascending else [-t for t in times]
+
+    def y_at(tt: Tensor) -> Tensor:
+        tv = float(tt)
+        k = min(max(bisect.bisect_right(keys, tv if ascending else -tv) - 1, 0), len(nodes) - 2)
+        (ta, ya), (tb, yb) = nodes[k], nodes[k + 1]
+        return interpolate_hermite(ya, yb, fs[k], fs[k + 1], (tv - ta) / (tb - ta), tb - ta)
+
+    shape = y_start.shape
+    packer = StatePacker((a,) + g)
+    ny = a.numel()
+
+    def aug(tt: Tensor, state: Tensor) -> Tensor:
+        parts = packer.unpack(state)
+        adj = parts[0]
+        with torch.enable_grad():
+            y_ = y_at(tt).detach().requires_grad_(True)
+            fy = flat_f(tt, y_)
+            vjps = torch.autograd.grad(fy, (y_,) + params, -adj, allow_unused=True) if fy.requires_grad \
+                else (None,) * (1 + len(params))
+        outs = [torch.zeros_like(adj) if vjps[0] is None else vjps[0]]
+        outs += [torch.zeros_like(p) if v is None else v for p, v in zip(params, vjps[1:])]
+        return packer.pack(tuple(outs))
+
+    def jacobian(tt: Tensor, state: Tensor) -> Tensor:
+        return -jacobian_blocks(flat_f, tt, y_at(tt).view(shape), False)[0].T
+
+    aug.jacobian, aug.newton_dims = jacobian, ny
+    norm = None
+    if fwd_norm is not None:
+        norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))
+    state = packer.pack((a,) + g)
+    out = method.integrate(aug, state, [t1, t0], bwd_step, norm, stats)[-1]
+    parts = packer.unpack(out)
+    return parts[0], tuple(parts[1:])

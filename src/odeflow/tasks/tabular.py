@@ -1,0 +1,284 @@
+"""Task `tabular`: density estimation on tabular data with the stacked CNF of seed 000 §4.2.3
+(Tables 2-5): POWER, GAS, HEPMASS, MINIBOONE, BSDS300 from the standard files, or the
+built-in digits / breast_cancer.
+
+Training: mean NLL with Hutchinson's trace (Gaussian noise, one draw per solve), shuffled
+epochs over the training split; Disc-Opt (rk4, fixed h, backprop through the steps) or
+Opt-Disc (dopri5 with the continuous adjoint, rtol 1e-6 / atol 1e-8 as in the seed).
+Validation: NLL with the exact trace and a fixed accurate solver (rk4 with h / 5 by default),
+so both gradient modes are judged the same way; the Trainer keeps best.pt and stops early
+after `patience` validations without improvement; a multilevel `schedule` switches solver and
+learning rate (Fig. 8). Test (on best.pt): NLL, inverse error mean ||f^-1(f(x)) - x||_2 and
+NFE-F with the training solver and re-discretized with rk4 h / 5 and dopri5 1e-6/1e-8 (Table 5).
+
+Config files (configs/<data>.toml): top-level keys are `TabularConfig` fields, `[model]` holds
+the architecture (blocks, layers, multiplier, activation, layer, T) and `[disc-opt]` /
+`[opt-disc]` the settings of each gradient mode (method, step size or tolerances, batch).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..data.tabular import LOADERS, TabularData, load_tabular
+from ..flows.cnf import CNFStack
+from ..flows.divergence import NOISES
+from ..flows.stacked import StackSpec, build_stacked_cnf, evaluate_stack, nll_per_sample
+from ..solvers.methods import METHODS
+from ..solvers.stepping import Adaptive, FixedStep
+from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training.data import EpochBatches
+from ..training.schedule import Stage, make_step
+
+MODES = ("disc-opt", "opt-disc")
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class TabularConfig(TrainingConfig):
+    data: str = "digits"
+    data_dir: Optional[str] = None          # None: $ODEFLOW_DATA, else ./data
+    mode: str = "disc-opt"
+    # model (seed 000 Table 3)
+    blocks: int = 1
+    layers: int = 2
+    multiplier: int = 2
+    activation: str = "softplus"
+    layer: str = "concatsquash"
+    T: float = 1.0
+    train_T: bool = False
+    # training solver
+    method: str = "rk4"
+    step_size: Optional[float] = 0.25        # None: adaptive with rtol/atol
+    n_steps: Optional[int] = None
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    seminorm: bool = False
+    divergence: str = "hutchinson"
+    noise: str = "gaussian"
+    # evaluation
+    val_method: str = "rk4"
+    val_step_size: Optional[float] = None    # None: the training h / fine_factor (0.05 for adaptive training)
+    fine_factor: int = 5                     # re-discretization: rk4 with h / fine_factor
+    val_max: Optional[int] = None            # validate on the first N validation rows only
+    test_max: Optional[int] = None           # test on the first N test rows only
+    eval_chunk: int = 1024
+    dtype: str = "float32"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.data not in LOADERS:
+            raise ValueError(f"unknown tabular data set {self.data!r}; valid: {', '.join(LOADERS)}")
+        for name in ("method", "val_method"):
+            if getattr(self, name) not in METHODS:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(sorted(METHODS))}")
+        if self.divergence not in ("exact", "hutchinson"):
+            raise ValueError(f"unknown divergence {self.divergence!r}; valid: exact, hutchinson")
+        if self.noise not in NOISES:
+            raise ValueError(f"unknown noise {self.noise!r}; valid: {', '.join(NOISES)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+        if not self.step_size and not self.n_steps and METHODS[self.method].b_err is None:
+            raise ValueError(f"method {self.method} has no error estimate for adaptive steps: give step_size "
+                             "(or n_steps), or use an embedded method such as dopri5")
+        for name in ("fine_factor", "eval_chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("val_max", "test_max"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (or unset); got {getattr(self, name)}")
+        self.spec()
+
+    def spec(self) -> StackSpec:
+        return StackSpec(**{k: getattr(self, k) for k in MODEL_KEYS})
+
+    def step(self):
+        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
+
+    def fine_h(self) -> float:
+        if self.step_size:
+            return self.step_size / self.fine_factor
+        if self.n_steps:
+            return self.T / (self.n_steps * self.fine_factor)
+        return 0.05
+
+    def val_solver(self) -> Tuple[str, Any]:
+        """Validation: `val_method` with h = val_step_size (default the fine h); an embedded
+        method without a step size runs adaptively with 1e-6/1e-8."""
+        if METHODS[self.val_method].b_err is not None and self.val_step_size is None:
+            return self.val_method, Adaptive(1e-6, 1e-8)
+        return self.val_method, FixedStep(self.val_step_size or self.fine_h())
+
+
+# --- config files -------------------------------------------------------------------------------
+def repository_configs() -> Path:
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def default_config_file(data: str) -> Optional[Path]:
+    """configs/<data>.toml in the working directory, else in the source checkout; None if neither."""
+    for folder in (Path("configs"), repository_configs()):
+        path = folder / f"{data}.toml"
+        if path.is_file():
+            return path
+    return None
+
+
+def flatten_config(values: Dict[str, Any], mode: Optional[str], source: str = "config") -> Dict[str, Any]:
+    """Top-level keys, then [model], then the table of the mode ([disc-opt] or [opt-disc])."""
+    values = dict(values)
+    mode = mode or values.get("mode", "disc-opt")
+    if mode not in MODES:
+        raise ValueError(f"{source}: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    tables = {k: values.pop(k) for k in ("model", *MODES) if k in values}
+    flat = {k: v for k, v in values.items()}
+    for key, value in tables.get("model", {}).items():
+        if key not in MODEL_KEYS:
+            raise ValueError(f"{source}: unknown [model] key {key!r}; valid: {', '.join(MODEL_KEYS)}")
+        flat[key] = value
+    flat.update(tables.get(mode, {}))
+    flat["mode"] = mode
+    if "step_size" not in tables.get(mode, {}) and mode == "opt-disc" and flat.get("method") == "dopri5":
+        flat["step_size"] = None
+    fields = {f.name for f in dataclasses.fields(TabularConfig)}
+    unknown = sorted(set(flat) - fields)
+    if unknown:
+        raise ValueError(f"{source}: unknown keys {unknown}; valid: {', '.join(sorted(fields))}")
+    return flat
+
+
+def read_tabular_config(path: Path, mode: Optional[str] = None, **overrides: Any) -> TabularConfig:
+    """TabularConfig from a config file (see the module docstring), then keyword overrides."""
+    import tomllib
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        values = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {path} cannot be parsed: {err}") from None
+    flat = flatten_config(values, overrides.get("mode", mode), str(path))
+    flat.update(overrides)
+    return TabularConfig(**flat)
+
+
+# --- the task -----------------------------------------------------------------------------------
+def build_tabular_flow(cfg: TabularConfig, dim: int) -> CNFStack:
+    torch.manual_seed(cfg.seed)
+    flow = build_stacked_cnf(dim, cfg.spec(), method=cfg.method, step=cfg.step(), adjoint=cfg.mode == "opt-disc",
+                             divergence=cfg.divergence, noise=cfg.noise, seminorm=cfg.seminorm)
+    return flow.to(DTYPES[cfg.dtype])
+
+
+class TabularTask(Task):
+    name = "tabular"
+    monitor = "val_nll"
+
+    config: TabularConfig
+
+    def __init__(self, config: TabularConfig, data: Optional[TabularData] = None) -> None:
+        super().__init__(config)
+        self.data = data
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        if self.data is None:
+            self.data = load_tabular(cfg.data, cfg.data_dir)
+        dtype = DTYPES[cfg.dtype]
+        as_tensor = lambda a, n=None: torch.tensor(a[:n], dtype=dtype, device=ctx.device)  # noqa: E731
+        self.x_train = as_tensor(self.data.train)
+        self.x_val = as_tensor(self.data.val, cfg.val_max)
+        self.flow = build_tabular_flow(cfg, self.data.dim).to(ctx.device)
+        self.model = self.flow
+        self.batches = EpochBatches(len(self.x_train), cfg.batch, cfg.seed, ctx.dist)
+        self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+
+    def enter_stage(self, stage: Stage) -> None:
+        self.flow.set_solver(stage.method, stage.step())
+
+    def batch(self, iteration: int, ctx: RunContext) -> Tensor:
+        return self.x_train[self.batches.indices(iteration).to(self.x_train.device)]
+
+    def training_loss(self, x: Tensor) -> StepOutput:
+        flow = self.flow
+        for block in flow.blocks:
+            block.noise_shard = self.shard
+        try:
+            loss, parts = flow.loss(x)
+        finally:
+            for block in flow.blocks:
+                block.noise_shard = None
+        stats = flow.nfe
+        metrics: Dict[str, Any] = dict(loss=loss.detach(), nll=parts["nll"],
+                                       nfe_forward=sum(s.nfe for s in stats),
+                                       nfe_backward=lambda: sum(s.nfe_backward for s in stats))
+        return StepOutput(loss, metrics)
+
+    def validate(self, ctx: RunContext) -> Dict[str, float]:
+        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        per_sample = nll_per_sample(self.flow, x, *self.config.val_solver(), chunk=self.config.eval_chunk)
+        return dict(val_nll=ctx.dist.sample_mean(per_sample))
+
+    def finish(self, ctx: RunContext) -> Dict[str, Any]:
+        cfg, flow = self.config, self.flow
+        best = ctx.folder.file("best.pt") if ctx.folder is not None else None
+        if best is not None and best.is_file():          # early stopping: test the best validation model
+            from ..training.checkpoint import load_checkpoint
+            flow.load_state_dict(load_checkpoint(best)["model"])
+        x = torch.tensor(self.data.test[:cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
+        solvers = {"": (flow.blocks[0].method, flow.blocks[0].step),
+                   "_rk4_fine": ("rk4", FixedStep(cfg.fine_h())),
+                   "_dopri5": ("dopri5", Adaptive(1e-6, 1e-8))}
+        summary: Dict[str, Any] = dict(data=cfg.data, dim=self.data.dim, mode=cfg.mode,
+                                       tested_model="best.pt" if best is not None and best.is_file() else "last")
+        for suffix, (method, step) in solvers.items():
+            r = evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk)
+            summary.update({f"test_nll{suffix}": r["nll"], f"test_inverse_error{suffix}": r["inverse_error"],
+                            f"test_nfe{suffix}": r["nfe"]})
+        if ctx.folder is not None and ctx.history:
+            from ..plotting import plot_loss_vs_time
+            plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
+        return summary
+
+    def describe(self, summary: Dict[str, Any]) -> str:
+        return (f"{summary['data']} {summary['mode']}: test NLL {summary['test_nll']:.3f} nats (inverse error "
+                f"{summary['test_inverse_error']:.2e}, NFE-F {summary['test_nfe']:.0f}); rk4 h/{self.config.fine_factor}: "
+                f"{summary['test_nll_rk4_fine']:.3f} ({summary['test_inverse_error_rk4_fine']:.2e}); dopri5 1e-6/1e-8: "
+                f"{summary['test_nll_dopri5']:.3f} ({summary['test_inverse_error_dopri5']:.2e}, "
+                f"NFE-F {summary['test_nfe_dopri5']:.0f})")
+
+
+def train_tabular(cfg: TabularConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
+                  tensorboard: bool = False, data: Optional[TabularData] = None) -> Dict[str, Any]:
+    """Train (or continue) and return summary.json's content."""
+    return Trainer(TabularTask(cfg, data), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
+                   label=f"tabular {cfg.data} {cfg.mode}").fit()
+
+
+def load_tabular_flow(path: Path) -> Tuple[CNFStack, TabularConfig]:
+    """(flow in eval mode with the exact trace, its config) from a tabular run's best.pt/last.pt."""
+    from ..training.checkpoint import load_checkpoint
+    return tabular_flow_from_state(load_checkpoint(path), path)
+
+
+def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") -> Tuple[CNFStack, TabularConfig]:
+    """The flow and config of a loaded checkpoint of kind 'tabular'."""
+    if state.get("kind") != "tabular":
+        raise ValueError(f"checkpoint {where} holds a {state.get('kind', 'unknown')!r} model, not a tabular CNF; "
+                         "pass a best.pt or last.pt written by `odeflow train tabular`")
+    known = {f.name for f in dataclasses.fields(TabularConfig)}
+    cfg = TabularConfig(**{k: v for k, v in state["config"].items() if k in known})
+    dim = state["model"]["blocks.0.net.layers.0.linear.weight"].shape[1]
+    flow = build_tabular_flow(cfg, int(dim))
+    flow.load_state_dict(state["model"])
+    flow.eval()
+    for block in flow.blocks:
+        block.divergence = "exact"
+    return flow, cfg

@@ -1,0 +1,51 @@
+"""`odeflow train tabular`, then `odeflow evaluate` / `odeflow sample` on its run."""
+import json
+
+import numpy as np
+import pytest
+
+from odeflow.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    pytest.importorskip("sklearn")   # breast_cancer ships with scikit-learn (the 'tabular' extra)
+    out = tmp_path_factory.mktemp("tabular")
+    assert main(["train", "tabular", "--data", "breast_cancer", "--iterations", "2", "--val-every", "1",
+                 "--batch", "40", "--multiplier", "1", "--val-max", "16", "--test-max", "16", "--dtype", "float64",
+                 "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_summary_and_takes_the_config_file(run):
+    summary = json.loads((run / "summary.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert np.isfinite(summary["test_nll"]) and np.isfinite(summary["test_inverse_error"])
+    assert summary["test_inverse_error_dopri5"] < 1e-5
+    # configs/breast_cancer.toml gives T, the block count and Disc-Opt's rk4 h = 0.25; the options override
+    assert (config["T"], config["blocks"], config["method"], config["step_size"]) == (1.0, 1, "rk4", 0.25)
+    assert (config["multiplier"], config["batch"], config["mode"]) == (1, 40, "disc-opt")
+
+
+def test_evaluate_and_rediscretize_a_tabular_run(run, capsys):
+    assert main(["evaluate", str(run / "best.pt"), "--n", "16", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run / "best.pt"), "--n", "16", "--json", "--method", "dopri5", "--rtol", "1e-7",
+                 "--atol", "1e-9"]) == 0
+    fine = json.loads(capsys.readouterr().out)
+    assert trained["nfe"] == 16 and trained["method"] == "rk4"           # rk4 h = 0.25 on T = 1
+    assert fine["inverse_error"] < 1e-6 and abs(fine["nll"] - trained["nll"]) < 0.05
+
+
+def test_sample_a_tabular_run(run, tmp_path):
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run / "last.pt"), "--n", "20", "--out", str(out)]) == 0
+    x = np.load(out)
+    assert x.shape == (20, 30) and np.isfinite(x).all()
+
+
+def test_missing_data_file_names_the_relative_path(tmp_path, capsys):
+    code = main(["train", "tabular", "--data", "miniboone", "--data-dir", str(tmp_path), "--iterations", "1",
+                 "--quiet", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "missing file miniboone/data.npy" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""Adams–Bashforth / Adams–Moulton coefficients and the variable-order methods."""
+import pytest
+import torch
+
+import odeflow
+from odeflow.solvers.adams import Adams, bashforth, moulton
+
+
+def test_coefficients_are_the_textbook_ones():
+    assert bashforth(1) == (1.0,)
+    assert bashforth(2) == (1.5, -0.5)
+    assert [round(c * 24, 10) for c in bashforth(4)] == [55, -59, 37, -9]
+    assert [round(c * 720, 9) for c in moulton(5)] == [251, 646, -264, 106, -19]
+    for k in range(1, 13):
+        assert sum(bashforth(k)) == pytest.approx(1.0, abs=1e-12)
+        assert sum(moulton(k)) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_implicit_adams_reaches_high_order_after_start_up():
+    """On y' = -y with h = 0.02 the variable-order predictor–corrector reaches ~1e-10 accuracy."""
+    t = torch.linspace(0, 2, 3, dtype=torch.float64)
+    sol = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method=Adams(implicit=True),
+                        step=odeflow.FixedStep(0.02))
+    assert float((sol.ys[:, 0] - torch.exp(-t)).abs().max()) < 1e-9
+
+
+def test_explicit_adams_of_order_eleven_is_unstable_at_this_step_like_torchdiffeq():
+    """The order grows to 11, whose Adams–Bashforth stability region is tiny: y' = -y, h = 0.02
+    blows up in torchdiffeq too, with the same numbers."""
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    t = torch.linspace(0, 2, 3, dtype=torch.float64)
+    y0 = torch.ones(1, dtype=torch.float64)
+    ours = odeflow.odeint(lambda t, y: -y, y0, t, method="explicit_adams", options=dict(step_size=0.02))
+    theirs = torchdiffeq.odeint(lambda t, y: -y, y0, t, method="explicit_adams", options=dict(step_size=0.02))
+    assert float(ours[-1].abs()) > 1e3 and torch.allclose(ours, theirs, rtol=1e-6)
+
+
+def test_max_order_below_four_warns_and_is_rk4():
+    with pytest.warns(UserWarning, match="max_order"):
+        m = Adams(max_order=3)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    a = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method=m, step=odeflow.FixedStep(0.1)).ys
+    b = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4_38",
+                      step=odeflow.FixedStep(0.1)).ys
+    assert torch.allclose(a, b, atol=1e-15)
