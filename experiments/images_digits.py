@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -68,32 +69,48 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
     out.mkdir(parents=True, exist_ok=True)
     rows, elapsed, it, next_val = [], 0.0, 0, 0.0
     gen = torch.Generator().manual_seed(seed)
-    while elapsed < budget:
-        idx = torch.randint(0, len(x_train), (batch,), generator=gen)
-        xb = dequantize(x_train[idx], gen)
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss, parts = flow.loss(xb)
-        loss.backward()
-        opt.step()
-        if ends is not None:
-            ends.step()
-        elapsed += time.perf_counter() - start
-        nfe_f, nfe_b = flow.nfe
-        row = dict(iteration=it, wall_time=elapsed, loss=float(loss.detach()), train_bpd=float(parts["bits_per_dim"]),
-                   nfe_forward=nfe_f, nfe_backward=nfe_b,
-                   T=ends.mean() if ends else 1.0, val_bpd="")
-        if elapsed >= next_val or elapsed >= budget:
-            row["val_bpd"] = evaluate(flow, x_val)
-            next_val += budget / points
-            print(f"{recipe} it {it} t {elapsed:.0f}s train {row['train_bpd']:.3f} val {row['val_bpd']:.3f} "
-                  f"nfe {nfe_f}/{nfe_b} T {row['T']:.3f}", flush=True)
-        rows.append(row)
-        it += 1
-    with (out / f"{recipe}.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    # SIGTERM/SIGINT end training early but still write the test bits/dim, samples and summary
+    signal.signal(signal.SIGTERM, _stop)
+    stopped = False
+    fh = (out / f"{recipe}.csv").open("w", newline="")
+    writer = None
+    try:
+        while elapsed < budget:
+            idx = torch.randint(0, len(x_train), (batch,), generator=gen)
+            xb = dequantize(x_train[idx], gen)
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss, parts = flow.loss(xb)
+            loss.backward()
+            opt.step()
+            if ends is not None:
+                ends.step()
+            elapsed += time.perf_counter() - start
+            nfe_f, nfe_b = flow.nfe
+            row = dict(iteration=it, wall_time=elapsed, loss=float(loss.detach()), train_bpd=float(parts["bits_per_dim"]),
+                       nfe_forward=nfe_f, nfe_backward=nfe_b,
+                       T=ends.mean() if ends else 1.0, val_bpd="")
+            if elapsed >= next_val or elapsed >= budget:
+                row["val_bpd"] = evaluate(flow, x_val)
+                next_val += budget / points
+                print(f"{recipe} it {it} t {elapsed:.0f}s train {row['train_bpd']:.3f} val {row['val_bpd']:.3f} "
+                      f"nfe {nfe_f}/{nfe_b} T {row['T']:.3f}", flush=True)
+            rows.append(row)
+            if writer is None:
+                writer = csv.DictWriter(fh, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+            fh.flush()
+            it += 1
+    except KeyboardInterrupt:
+        stopped = True
+        print(f"{recipe}: stopped after {it} iterations, {elapsed:.0f} s of training", flush=True)
+    finally:
+        fh.close()
+    if not rows:
+        return
+    if rows[-1]["val_bpd"] == "":
+        rows[-1] = dict(rows[-1], val_bpd=evaluate(flow, x_val))
     test = evaluate(flow, x_test)
     flow.set_solver(*EVAL)
     with torch.no_grad():
@@ -101,12 +118,17 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
     torch.save(samples, out / f"{recipe}_samples.pt")
     from odeflow.plotting_images import save_image_grid
     save_image_grid(samples, out / f"{recipe}_samples.png", nrow=8)
-    summary = dict(recipe=recipe, iterations=it, train_seconds=elapsed, s_per_iter=elapsed / it, test_bits_per_dim=test,
-                   final_val_bits_per_dim=rows[-1]["val_bpd"], T=ends.values() if ends else None,
-                   nfe_forward_last=rows[-1]["nfe_forward"], nfe_backward_last=rows[-1]["nfe_backward"],
-                   hidden=hidden, batch=batch, alpha=alpha, params=sum(p.numel() for p in flow.parameters()))
+    summary = dict(recipe=recipe, iterations=it, train_seconds=elapsed, s_per_iter=elapsed / it,
+                   test_bits_per_dim=test, final_val_bits_per_dim=rows[-1]["val_bpd"],
+                   T=ends.values() if ends else None, nfe_forward_last=rows[-1]["nfe_forward"],
+                   nfe_backward_last=rows[-1]["nfe_backward"], stopped_early=stopped, hidden=hidden, batch=batch,
+                   alpha=alpha, params=sum(p.numel() for p in flow.parameters()))
     (out / f"{recipe}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary), flush=True)
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def plot(out: Path) -> None:
