@@ -2,7 +2,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from odeflow.cli.main import main
 from odeflow.tasks.image import ImageConfig, ImageTask, load_image_flow
