@@ -61,20 +61,20 @@ def test_poisson_integral_matches_quadrature():
     times, values, mask = _series(B=2)
     model = _model(poisson=True, decoder_solver=disc_opt("rk4", h=0.01))
     out = model(times, values, mask, n_samples=1, sample=False)
-    fine = torch.linspace(float(times[0]), float(times[-1]), 4001, dtype=torch.float64)
+    fine = torch.linspace(float(times[0]), float(times[-1]), 801, dtype=torch.float64)
     with torch.no_grad():
         _, z, log_lam, _ = model.decode(out.z0, fine)
     trapz = torch.trapezoid(log_lam.exp(), fine, dim=-2)  # [K, B, D]
-    torch.testing.assert_close(out.integral, trapz, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(out.integral, trapz, rtol=1e-5, atol=1e-7)
     ll = poisson_log_likelihood(out.log_intensity, out.integral, mask)
     assert ll.shape == (1, 2)
 
 
 @pytest.mark.parametrize("poisson", [False, True])
 def test_gradients_of_both_modes_agree(poisson):
-    times, values, mask = _series(B=2, T=5)
+    times, values, mask = _series(B=2, T=4)
     grads = []
-    for solver in (disc_opt("dopri5", h=0.01), opt_disc("dopri5", h=0.01)):
+    for solver in (disc_opt("dopri5", h=0.03), opt_disc("dopri5", h=0.03)):
         model = _model(poisson=poisson, decoder_solver=solver, encoder_solver=solver)
         torch.manual_seed(5)
         out = model(times, values, mask, n_samples=2)
