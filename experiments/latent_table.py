@@ -2,7 +2,8 @@
 (issue 14; Rubanova et al. 2019 Tables 1-2 in spirit, at laptop scale) and the per-iteration
 time of both gradient modes.
 
-Every run: Adam (lr 1e-2), batches of `--batch` series, `--iterations` steps, one CPU thread,
+Every run: Adam (lr 1e-2, decay 0.999 per step, gradient norm clipped at 10), batches of `--batch`
+series, `--iterations` steps or `--budget` seconds of training steps (whichever ends first), one CPU thread,
 the same seed for every model; test MSE on 100 held-out periodic series / the 16 CO2 test
 windows, scored points only (held-out points for interpolation, t >= t_split for extrapolation).
 Runs are engine-agnostic (a plain loop over tasks/latent_setup.py, the code the `odeflow train
@@ -28,7 +29,9 @@ from odeflow.tasks.latent_setup import LatentSettings, build_model, evaluate, lo
 OUT = Path("runs/latent_table")
 
 
-def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: int, out: Path) -> dict:
+def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: int, out: Path,
+        budget: float = 0.0) -> dict:
+    """Train for `iterations`, or until `budget` seconds of training steps (0: no budget)."""
     settings.check()
     torch.manual_seed(seed)
     data = load_data(settings, seed)
@@ -50,12 +53,14 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
         sched.step()
         times.append(time.perf_counter() - t0)
         losses.append(metrics["mse"])
+        if budget and sum(times) >= budget:
+            break
         if it % 50 == 0 or it == iterations - 1:
             print(f"{settings.model} {settings.data} {settings.task} p={settings.fraction} it {it}: "
                   f"train mse {metrics['mse']:.4f} {1e3 * times[-1]:.0f} ms", flush=True)
     test = evaluate(model, data.test, settings, data.t_split, seed)
     result = dict(model=settings.model, data=settings.data, task=settings.task, fraction=settings.fraction,
-                  mode=settings.mode, iterations=iterations, batch=batch, lr=lr, seed=seed,
+                  mode=settings.mode, iterations=len(times), budget_s=budget, batch=batch, lr=lr, seed=seed,
                   ms_per_iter=1e3 * sum(times[1:]) / max(1, len(times) - 1),
                   train_mse_last50=sum(losses[-50:]) / len(losses[-50:]),
                   **{f"test_{k}": v for k, v in test.items()})
@@ -63,6 +68,42 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
     name = f"{settings.model}_{settings.data}_{settings.task}_{settings.fraction}_{settings.mode}_s{seed}.json"
     (out / name).write_text(json.dumps(result, indent=1))
     print(json.dumps(result), flush=True)
+    return result
+
+
+def timing(iterations: int, batch: int, seed: int, out: Path) -> dict:
+    """ms per training iteration of Disc-Opt and Opt-Disc, alternating iteration by iteration
+    in one process (same batches, same load), for the latent ODE and the ODE-RNN."""
+    from odeflow.tasks.latent_setup import training_loss
+    result = {}
+    for model in ("latent-ode", "ode-rnn"):
+        runs = {}
+        for mode in ("disc-opt", "opt-disc"):
+            s = LatentSettings(model=model, data="periodic", task="interpolation", fraction=0.5, mode=mode)
+            torch.manual_seed(seed)
+            data = load_data(s, seed)
+            net = build_model(s, 1)
+            runs[mode] = (s, data, net, torch.optim.Adam(net.parameters(), lr=1e-2), [])
+        g = torch.Generator().manual_seed(seed)
+        for it in range(iterations):
+            idx = torch.randint(len(data.train), (batch,), generator=g).tolist()
+            state = g.get_state()
+            for mode, (s, data, net, opt, times) in runs.items():
+                g.set_state(state)  # both modes see the same batch and masks
+                tb = make_task_batch([data.train[i] for i in idx], s, data.t_split, g)
+                t0 = time.perf_counter()
+                loss, _ = training_loss(net, tb, s, kl_weight(it, s.kl_warmup, s.kl_rate))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+        for mode, (*_, times) in runs.items():
+            result[f"{model}_{mode}_ms"] = 1e3 * sum(times[1:]) / max(1, len(times) - 1)
+        result[f"{model}_ratio"] = result[f"{model}_opt-disc_ms"] / result[f"{model}_disc-opt_ms"]
+        print(json.dumps(result), flush=True)
+    result.update(iterations=iterations, batch=batch)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "timing.json").write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -101,12 +142,13 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--budget", type=float, default=0.0, help="seconds of training per run (0: none)")
     p.add_argument("--part", default="0/1", help="i/n: run every n-th grid row starting at i (parallel workers)")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.what == "run":
         run(LatentSettings(model=a.model, data=a.data, task=a.task, fraction=a.fraction, mode=a.mode),
-            a.iterations, a.batch, a.lr, a.seed, a.out)
+            a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
     elif a.what == "grid":
         i, n = map(int, a.part.split("/"))
         rows = list(grid_rows())
@@ -114,12 +156,9 @@ def main() -> None:
         for s in rows[i::n]:
             name = f"{s.model}_{s.data}_{s.task}_{s.fraction}_{s.mode}_s{a.seed}.json"
             if not (a.out / name).exists():
-                run(s, a.iterations, a.batch, a.lr, a.seed, a.out)
+                run(s, a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
     elif a.what == "timing":
-        for model in ("latent-ode", "ode-rnn"):
-            for mode in ("disc-opt", "opt-disc"):
-                run(LatentSettings(model=model, data="periodic", task="interpolation", fraction=0.5, mode=mode),
-                    a.iterations, a.batch, a.lr, a.seed, a.out / "timing")
+        timing(a.iterations, a.batch, a.seed, a.out)
     else:
         print(table(a.out))
 
