@@ -111,3 +111,41 @@ def test_figures_are_written(tmp_path):
                              n_series=2, n_dense=30)
     assert [p.name for p in paths] == ["predictions.png", "latents.png", "intensity.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def _physionet_fixture(folder, n=10):
+    """n small records in set-a/ and their outcomes; HR runs higher for the deaths."""
+    (folder / "set-a").mkdir(parents=True)
+    lines = ["RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death"]
+    g = torch.Generator().manual_seed(0)
+    for k in range(n):
+        rid, died = 140000 + k, k % 2
+        rows = ["Time,Parameter,Value", f"00:00,RecordID,{rid}", f"00:00,Age,{50 + k}", "00:00,Height,-1"]
+        for h in range(0, 48, 6):
+            hr = 70 + 30 * died + float(torch.randn(1, generator=g)) * 3
+            rows.append(f"{h:02d}:{int(torch.randint(60, (1,), generator=g)):02d},HR,{hr:.1f}")
+            if h % 12 == 0:
+                rows.append(f"{h:02d}:30,Temp,{36.5 + 0.1 * k:.1f}")
+        (folder / "set-a" / f"{rid}.txt").write_text("\n".join(rows) + "\n")
+        lines.append(f"{rid},10,3,5,-1,{died}")
+    (folder / "Outcomes-a.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_physionet_pipeline_on_fixture_files(tmp_path):
+    _physionet_fixture(tmp_path / "physionet")
+    s = _small(data="physionet", data_dir=str(tmp_path / "physionet"), quantization=1.0, test_fraction=0.4,
+               step_size=0.1, hidden=6, latent_dim=3, field_hidden=8)
+    data = load_data(s, seed=0)
+    assert len(data.variables) == 41 and len(data.train) == 6 and len(data.test) == 4
+    assert all(float(x.times[-1]) <= 1.0 for x in data.train)  # hours / 48
+    assert {x.label for x in data.train} == {0.0, 1.0}
+    net = build_model(s, 41)
+    tb = make_task_batch(data.train, s, data.t_split, torch.Generator().manual_seed(0))
+    loss, _ = training_loss(net, tb, s, 1.0)
+    loss.backward()
+    assert math.isfinite(float(loss.detach()))
+    feats = summary_features(net, data.train + data.test, s, data.t_split, seed=0)
+    assert feats.shape == (10, 3) and bool(torch.isfinite(feats).all())
+    labels = torch.tensor([x.label for x in data.train + data.test])
+    auc = mortality_auc(feats[:6], labels[:6], feats[6:], labels[6:])
+    assert auc is None or 0.0 <= auc <= 1.0
