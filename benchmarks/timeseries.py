@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import odeflow  # noqa: E402
 from _timing import machine, time_side_by_side  # noqa: E402
-from odeflow.training.timeseries import TimeSeriesConfig, build_model, load_data  # noqa: E402
+from odeflow.tasks.timeseries import TimeSeriesConfig, build_model, load_data  # noqa: E402
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from odeflow.training.cnf import CNFConfig, train_cnf
+from odeflow.tasks.cnf2d import CNFConfig, train_cnf
 from odeflow.training.run_folder import read_metrics
 
 COARSE_FIRST = 300

@@ -17,8 +17,7 @@ import torch
 
 from odeflow.data.toy2d import sample_toy
 from odeflow.solvers.stepping import Adaptive, FixedStep
-from odeflow.training.cnf import CNFConfig, evaluate_flow, train_cnf
-from odeflow.training.cnf_checkpoint import load_flow
+from odeflow.tasks.cnf2d import CNFConfig, evaluate_flow, load_flow, train_cnf
 from odeflow.training.run_folder import read_metrics
 
 RUNS = {
@@ -66,7 +65,7 @@ def table(args) -> str:
                 r = evaluate_flow(flow, x_test, method, step)
                 extra.append(f"| {label} re-discretized: {name} | {r['nll']:.3f} | | {r['nfe']} | "
                              f"{r['inverse_error']:.2e} | |")
-        from odeflow.training.cnf_figures import plot_forward_inverse
+        from odeflow.tasks.cnf2d_figures import plot_forward_inverse
         plot_forward_inverse(flow, x_test[:2000], args.docs / f"fig7_{folder_name(label)}.png", title=label)
         if label.endswith("0.25"):
             flow.set_solver("dopri5", Adaptive(1e-5, 1e-5))

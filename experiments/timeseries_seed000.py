@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from odeflow.training.timeseries import TimeSeriesConfig
-from odeflow.training.timeseries_compare import compare_modes, comparison_table
+from odeflow.tasks.timeseries import TimeSeriesConfig
+from odeflow.tasks.timeseries_compare import compare_modes, comparison_table
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

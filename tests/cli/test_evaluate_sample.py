@@ -7,7 +7,7 @@ import torch
 
 from odeflow.cli.main import main
 from odeflow.data import sample_toy
-from odeflow.training.cnf_checkpoint import load_flow
+from odeflow.tasks.cnf2d import load_flow
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..plotting import plot_trajectories
     plot_trajectories(t, ref, curves, out / "spiral.png")
     print(f"wrote {out / 'stats.json'} and {out / 'spiral.png'}")
-    from ..training.cnf import CNFConfig, train_cnf
+    from ..tasks.cnf2d import CNFConfig, train_cnf
     coarse = min(300, max(1, args.iterations // 2))
     cfg = CNFConfig(data="8gaussians", mode="disc-opt", method="rk4", n_steps=4, divergence="exact", batch=256,
                     kinetic=0.01, jacobian=0.01, zero_init=True, learn_T=True, iterations=args.iterations, lr=1e-3,

@@ -10,7 +10,7 @@ from .solver_options import add_solver_options, chosen_solver, describe_step
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained CNF checkpoint, optionally re-discretized")
-    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `odeflow train cnf`")
+    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt of a run (`odeflow train cnf`, ...)")
     add_solver_options(p)
     p.add_argument("--data", default=None, help="toy dataset (default: the training one)")
     p.add_argument("--n", type=int, default=4096, help="number of test samples")
@@ -20,9 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .checkpoint_kinds import EVALUATORS, handler_for
+    evaluate, state = handler_for(EVALUATORS, args.checkpoint, "evaluate")
+    return evaluate(args, state)
+
+
+def evaluate_cnf(args: argparse.Namespace, state) -> int:
     from ..data.toy2d import sample_toy
-    from ..training.cnf import evaluate_flow
-    from ..training.cnf_checkpoint import load_flow
+    from ..tasks.cnf2d import evaluate_flow, load_flow
     flow, cfg = load_flow(args.checkpoint)
     data = args.data or cfg.data
     x = sample_toy(data, args.n, seed=args.seed)

@@ -19,12 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .checkpoint_kinds import SAMPLERS, handler_for
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1; got {args.n}")
+    sample, state = handler_for(SAMPLERS, args.checkpoint, "sample")
+    return sample(args, state)
+
+
+def sample_cnf(args: argparse.Namespace, state) -> int:
     import numpy as np
     import torch
 
-    from ..training.cnf_checkpoint import load_flow
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1; got {args.n}")
+    from ..tasks.cnf2d import load_flow
     if args.out.suffix not in (".csv", ".npy"):
         raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
     flow, _ = load_flow(args.checkpoint)

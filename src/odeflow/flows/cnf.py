@@ -81,6 +81,7 @@ class CNF(nn.Module):
         self.adjoint, self.seminorm = adjoint, seminorm
         self.kinetic, self.jacobian = float(kinetic), float(jacobian)
         self._e: Optional[Tensor] = None
+        self.noise_shard: Optional[Tuple[int, slice]] = None   # (global batch, rows): see sample_noise
         self.last_stats = SolverStats()
 
     def set_solver(self, method: str, step: StepControl) -> None:
@@ -132,7 +133,7 @@ class CNF(nn.Module):
         """x -> (z(T), l(T)) or, with ``regularize``, (z(T), l(T), E(T), n(T)), all per sample."""
         check_batch(x, self.dim)
         if self.divergence == "hutchinson":
-            self._e = sample_noise(x, self.noise)
+            self._e = sample_noise(x, self.noise, shard=self.noise_shard)
         zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         state = (x, zero, zero, zero) if regularize else (x, zero)
         sol = solve(self._augmented, state, self._times(False), method=self.method, step=self._step_for(len(state)),

@@ -41,10 +41,16 @@ def divergence_hutchinson(f: Tensor, z: Tensor, e: Tensor, create_graph: bool) -
     return (eJ * e).sum(dim=1), eJ
 
 
-def sample_noise(like: Tensor, kind: str, generator: "torch.Generator | None" = None) -> Tensor:
+def sample_noise(like: Tensor, kind: str, generator: "torch.Generator | None" = None,
+                 shard: "Tuple[int, slice] | None" = None) -> Tensor:
+    """Noise shaped like ``like``. With ``shard = (n, rows)`` the noise of a global batch of n is
+    drawn and its ``rows`` kept: the ranks of a data-parallel run then use, together, exactly
+    the noise one process would draw for the whole batch."""
+    shape = like.shape if shard is None else (shard[0],) + tuple(like.shape[1:])
     if kind == "gaussian":
-        return torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
-    if kind == "rademacher":
-        bits = torch.randint(0, 2, like.shape, device=like.device, generator=generator)
-        return (2 * bits - 1).to(like.dtype)
-    raise ValueError(f"unknown noise {kind!r}; valid: {', '.join(NOISES)}")
+        e = torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
+    elif kind == "rademacher":
+        e = (2 * torch.randint(0, 2, shape, device=like.device, generator=generator) - 1).to(like.dtype)
+    else:
+        raise ValueError(f"unknown noise {kind!r}; valid: {', '.join(NOISES)}")
+    return e if shard is None else e[shard[1]]

@@ -12,6 +12,8 @@ theta step, with the temporal regularization alpha |T| and clipping to
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -44,7 +46,7 @@ class EndTimeOptimizer:
     """
 
     def __init__(self, flow: CNF, lr: float = 1e-2, alpha: float = 0.1, eps: float = 0.1, t0: float = 0.0,
-                 objective: str = "loss") -> None:
+                 objective: str = "loss", reduce: Optional[Callable[[Tensor], Tensor]] = None) -> None:
         if objective not in ("loss", "nll"):
             raise ValueError(f"unknown end-time objective {objective!r}; valid: loss, nll")
         self.regularizers = objective == "loss"
@@ -56,13 +58,17 @@ class EndTimeOptimizer:
             raise ValueError(f"clipping interval [{self.low}, {self.high}] must contain T0 = {T0}; "
                              f"use eps < T0 - t0 (got eps = {eps})")
         self.flow, self.alpha = flow, alpha
+        self.reduce = reduce  # averages dL/dT over data-parallel ranks (each has its shard's mean)
         flow.T.requires_grad_(False)  # theta's backward pass computes no T gradient
         self.opt = torch.optim.Adam([flow.T], lr=lr)
 
     def step(self, z_T: Tensor) -> float:
         """One update of T; returns the gradient used (including alpha sign(T))."""
         T = self.flow.T
-        grad = end_time_gradient(self.flow, z_T, self.regularizers) + self.alpha * torch.sign(T.detach())
+        grad = end_time_gradient(self.flow, z_T, self.regularizers)
+        if self.reduce is not None:
+            grad = self.reduce(grad).to(grad)
+        grad = grad + self.alpha * torch.sign(T.detach())
         T.grad = grad.to(T.dtype).reshape(T.shape)
         self.opt.step()
         with torch.no_grad():

@@ -1,32 +1,25 @@
-"""A dependency-free one-line progress bar: iteration, loss, ms/iter and any extra fields."""
+"""The progress bar (tqdm): it/s, ETA, and the latest loss, NFE and T as postfix."""
 from __future__ import annotations
 
 import sys
-import time
-from typing import TextIO
+from typing import Any, Dict
+
+from tqdm.auto import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, label: str = "", stream: TextIO = sys.stderr, width: int = 24,
-                 enabled: bool = True) -> None:
-        self.total, self.label, self.stream, self.width, self.enabled = total, label, stream, width, enabled
-        self.start = time.perf_counter()
-        self.interactive = enabled and hasattr(stream, "isatty") and stream.isatty()
+    """A tqdm bar over [start, total) iterations; ``enabled=False`` (--quiet) prints nothing."""
 
-    def update(self, i: int, **fields: float) -> None:
-        if not self.enabled:
-            return
-        done = i + 1
-        if not self.interactive and done not in (1, self.total) and done % max(1, self.total // 10):
-            return
-        frac = done / self.total
-        bar = "#" * int(self.width * frac) + "-" * (self.width - int(self.width * frac))
-        ms = 1e3 * (time.perf_counter() - self.start) / done
-        extra = " ".join(f"{k} {v:.4g}" for k, v in fields.items())
-        line = f"{self.label} [{bar}] {done}/{self.total} {extra} {ms:.1f} ms/iter"
-        self.stream.write(("\r" + line) if self.interactive else line + "\n")
-        self.stream.flush()
+    def __init__(self, total: int, start: int = 0, label: str = "", enabled: bool = True) -> None:
+        self.bar = tqdm(total=total, initial=start, desc=label, disable=not enabled, dynamic_ncols=True,
+                        file=sys.stderr, unit="it", mininterval=0.5)
+
+    def update(self, fields: Dict[str, Any]) -> None:
+        self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in fields.items()}, refresh=False)
+        self.bar.update(1)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
-        if self.enabled and self.interactive:
-            self.stream.write("\n")
+        self.bar.close()

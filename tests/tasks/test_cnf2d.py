@@ -4,7 +4,7 @@ import json
 import pytest
 
 from odeflow.cli.main import main
-from odeflow.training.run_folder import load_checkpoint
+from odeflow.training.checkpoint import load_checkpoint
 
 
 def test_train_cnf_writes_run_folder(tmp_path):

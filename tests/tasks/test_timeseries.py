@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from odeflow.cli.main import main
-from odeflow.training.run_folder import load_checkpoint, read_metrics
-from odeflow.training.timeseries import TimeSeriesConfig, build_model, train_timeseries
+from odeflow.training.checkpoint import load_checkpoint
+from odeflow.training.run_folder import read_metrics
+from odeflow.tasks.timeseries import TimeSeriesConfig, build_model, train_timeseries
 
 
 @pytest.mark.parametrize("mode,extra", [("disc-opt", {}), ("opt-disc", dict(rtol=1e-5, atol=1e-7))])
@@ -45,14 +46,14 @@ def test_run_folder_contents(tmp_path):
     out = tmp_path / "run"
     code = main(["train", "timeseries", "--iterations", "26", "--check-at", "2", "--quiet", "--out", str(out)])
     assert code == 0
-    for name in ("config.json", "metrics.csv", "checkpoint.pt", "summary.json", "loss.png", "fit_disc-opt.png",
+    for name in ("config.json", "metrics.csv", "last.pt", "summary.json", "loss.png", "fit_disc-opt.png",
                  "derivative_check_disc-opt_it2.png", "extrapolation.png"):
         assert (out / name).is_file(), name
     rows = read_metrics(out / "metrics.csv")
     assert len(rows) == 26 and set(rows[0]) == {"iteration", "loss", "wall_time", "nfe_forward", "nfe_backward"}
     checks = json.loads((out / "derivative_checks.json").read_text())
     assert checks["2"]["passed"]
-    state = load_checkpoint(out / "checkpoint.pt")
+    state = load_checkpoint(out / "last.pt")
     assert state["config"]["iterations"] == 26
 
 

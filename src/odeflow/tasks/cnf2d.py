@@ -1,0 +1,197 @@
+"""Task `cnf`: a CNF on a toy 2-D density (FFJORD; seed 000 §4.2.1) with the speed-ups of
+seeds 001 (RNODE), 004 (TO-FLOW) and 000 §4.2.5 (multilevel), alone or together.
+
+Each iteration: a fresh batch drawn from the toy generator; theta step on mean NLL (Hutchinson
+or exact trace) + RNODE terms; with `learn_T` the TO-FLOW step on T; a multilevel `schedule`
+switches solver and learning rate. Validation: NLL with the exact trace and the validation
+solver (default: the training one). At the end the flow is evaluated again with a fine solver
+(re-discretization) together with its inverse error mean ||f^-1(f(x)) - x||_2.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+from ..data.toy2d import TOY_DATASETS, sample_toy
+from ..flows import CNF
+from ..flows.cnf import standard_normal_logprob
+from ..nn import ODENet
+from ..solvers.stepping import Adaptive
+from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training.data import generated_shard
+from ..training.schedule import Stage, make_step
+from .end_time_step import end_time_steps
+
+
+@dataclass
+class CNFConfig(TrainingConfig):
+    data: str = "8gaussians"
+    hidden: List[int] = field(default_factory=lambda: [64, 64, 64])
+    layer: str = "concatsquash"
+    activation: str = "tanh"
+    T: float = 0.5
+    mode: str = "disc-opt"            # 'disc-opt' or 'opt-disc'
+    method: str = "rk4"
+    step_size: Optional[float] = 0.05  # None: adaptive with rtol/atol
+    n_steps: Optional[int] = None      # instead of step_size: exactly this many steps on [0, T]
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    divergence: str = "hutchinson"
+    val_size: int = 2048
+    val_method: Optional[str] = None        # None: validate with the training solver
+    val_step_size: Optional[float] = None   # with val_method: None = adaptive rtol = atol = 1e-5
+    seminorm: bool = False
+    controls: int = 1                        # > 1: weights interpolated between that many control times
+    zero_init: bool = False                  # last layer zero, f = 0 at the start (RNODE)
+    kinetic: float = 0.0                     # RNODE lambda_K
+    jacobian: float = 0.0                    # RNODE lambda_J
+    learn_T: bool = False                    # TO-FLOW
+    T_lr: float = 1e-2
+    T_alpha: float = 0.1
+    T_eps: float = 0.1
+    T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode not in ("disc-opt", "opt-disc"):
+            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
+        if self.controls < 1:
+            raise ValueError(f"controls must be >= 1; got {self.controls}")
+        if self.data not in TOY_DATASETS:
+            raise ValueError(f"unknown dataset {self.data!r}; valid: {', '.join(sorted(TOY_DATASETS))}")
+        if self.val_size < 1:
+            raise ValueError(f"val_size must be >= 1; got {self.val_size}")
+
+    def step(self):
+        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
+
+    def val_solver(self, flow: CNF):
+        if self.val_method is None:
+            return flow.method, flow.step
+        return self.val_method, make_step(self.val_step_size)
+
+
+def build_flow(cfg: CNFConfig) -> CNF:
+    torch.manual_seed(cfg.seed)
+    control_times = [cfg.T * k / (cfg.controls - 1) for k in range(cfg.controls)] if cfg.controls > 1 else None
+    net = ODENet(2, cfg.hidden, layer=cfg.layer, activation=cfg.activation, zero_init=cfg.zero_init,
+                 control_times=control_times)
+    return CNF(net, 2, T=cfg.T, train_T=cfg.learn_T, divergence=cfg.divergence, method=cfg.method, step=cfg.step(),
+               adjoint=cfg.mode == "opt-disc", seminorm=cfg.seminorm, kinetic=cfg.kinetic, jacobian=cfg.jacobian)
+
+
+@contextmanager
+def using_solver(flow: CNF, method: str, step):
+    """Evaluate with another solver and the exact trace; the flow's own settings come back."""
+    saved = (flow.method, flow.step, flow.divergence)
+    flow.set_solver(method, step)
+    flow.divergence = "exact"
+    try:
+        with torch.no_grad():
+            yield flow
+    finally:
+        flow.method, flow.step, flow.divergence = saved
+
+
+def nll_per_sample(flow: CNF, x: Tensor, method: str, step) -> Tensor:
+    """-log p(x) per sample with the exact trace and the given solver."""
+    with using_solver(flow, method, step):
+        z, l = flow.transform(x)
+    return -(standard_normal_logprob(z) - l)
+
+
+def evaluate_flow(flow: CNF, x: Tensor, method: str, step) -> Dict[str, float]:
+    """Test NLL (exact trace), inverse error and NFE with the given solver."""
+    with using_solver(flow, method, step):
+        z, l = flow.transform(x)
+        nfe = flow.last_stats.nfe
+        nll = float(-(standard_normal_logprob(z) - l).mean())
+        inv = float((flow.inverse(z) - x).norm(dim=1).mean())
+    return dict(nll=nll, inverse_error=inv, nfe=nfe)
+
+
+class CNF2DTask(Task):
+    name = "cnf"
+    monitor = "val_nll"
+
+    config: CNFConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self.flow = build_flow(cfg).to(ctx.device)
+        self.model = self.flow
+        self.x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed).to(ctx.device)
+        self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+
+    def auxiliary_steps(self, ctx: RunContext):
+        return end_time_steps(self.flow, self.config, ctx)
+
+    def enter_stage(self, stage: Stage) -> None:
+        self.flow.set_solver(stage.method, stage.step())
+
+    def batch(self, iteration: int, ctx: RunContext) -> Tensor:
+        draw = lambda n, seed: sample_toy(self.config.data, n, seed=seed)  # noqa: E731
+        return generated_shard(draw, self.config.batch, self.config.seed, iteration, ctx.dist).to(ctx.device)
+
+    def training_loss(self, x: Tensor) -> StepOutput:
+        flow = self.flow
+        flow.noise_shard = self.shard
+        try:
+            loss, parts = flow.loss(x)
+        finally:
+            flow.noise_shard = None
+        stats = flow.last_stats
+        metrics: Dict[str, Any] = dict(loss=loss.detach(), nll=parts["nll"], kinetic=parts.get("kinetic", 0.0),
+                                       jacobian=parts.get("jacobian", 0.0), T=flow.T.detach(),
+                                       nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
+        return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
+
+    def validate(self, ctx: RunContext) -> Dict[str, float]:
+        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        return dict(val_nll=ctx.dist.sample_mean(nll_per_sample(self.flow, x, *self.config.val_solver(self.flow))))
+
+    def finish(self, ctx: RunContext) -> Dict[str, Any]:
+        cfg, flow = self.config, self.flow
+        x_test = sample_toy(cfg.data, cfg.val_size, seed=20_000 + cfg.seed).to(ctx.device)
+        trained = evaluate_flow(flow, x_test, flow.method, flow.step)
+        fine = evaluate_flow(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5))
+        summary = dict(T=float(flow.T.detach()), test_nll=trained["nll"], test_inverse_error=trained["inverse_error"],
+                       test_nfe=trained["nfe"], test_nll_dopri5=fine["nll"],
+                       test_inverse_error_dopri5=fine["inverse_error"], trained_solver=trained,
+                       rediscretized_dopri5=fine)
+        if ctx.folder is not None:
+            from .cnf2d_figures import plot_density_and_samples, plot_forward_inverse
+            plot_density_and_samples(flow, cfg.data, ctx.folder.path)
+            plot_forward_inverse(flow, x_test[:2000], ctx.folder.file("forward_inverse.png"),
+                                 title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))")
+        return summary
+
+
+def train_cnf(cfg: CNFConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
+              tensorboard: bool = False) -> Dict[str, Any]:
+    """Train (or, with ``resume``, continue) and return summary.json's content."""
+    return Trainer(CNF2DTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
+                   label=f"cnf {cfg.mode}").fit()
+
+
+def load_flow(path: Path):
+    """(flow in eval mode with the exact trace, its training config) from best.pt or last.pt."""
+    import dataclasses
+
+    from ..training.checkpoint import load_checkpoint
+    state = load_checkpoint(path)
+    if state.get("kind") != "cnf":
+        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a CNF; "
+                         "pass a best.pt or last.pt written by `odeflow train cnf`")
+    known = {f.name for f in dataclasses.fields(CNFConfig)}
+    cfg = CNFConfig(**{k: v for k, v in state["config"].items() if k in known})
+    flow = build_flow(cfg)
+    flow.load_state_dict(state["model"])
+    flow.eval()
+    flow.divergence = "exact"
+    return flow, cfg

@@ -1,0 +1,85 @@
+"""Checkpoints: plain data and tensors, written atomically, loaded with weights_only=True.
+
+A checkpoint is a dict whose `model` entry is the model's state_dict, with the task `kind`,
+its `config` (plain data), and for resuming the optimizers, schedulers, iteration, elapsed
+training time, early-stopping state and every random number generator. Loading never runs
+code from the file: torch.load(weights_only=True) refuses any pickled Python object beyond
+tensors and plain containers, and the refusal is turned into an error that says so.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file holds pickled Python objects that weights-only loading refuses to build."""
+
+
+def save_checkpoint(state: Dict[str, Any], path: Path) -> Path:
+    """Write atomically: to a temporary file in the same folder, then rename over the target."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Load an odeflow checkpoint safely; a clear error for missing, corrupt or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():  # a pickled class or function: refused, never called
+            raise UnsafeCheckpointError(
+                f"refused to load {path}: it contains pickled Python objects, not only tensors and plain data, "
+                "and unpickling them could run arbitrary code. odeflow checkpoints never contain such objects; "
+                "only use files written by odeflow (or re-save the model's state_dict with torch.save)") from None
+        raise _corrupt(path, err) from None
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise _corrupt(path, err) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"checkpoint {path} is not an odeflow checkpoint (no 'model'/'config' entries)")
+    return state
+
+
+def _corrupt(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"checkpoint {path} is corrupt or not an odeflow checkpoint ({type(err).__name__}: {err}); "
+                      "re-run training or use an earlier checkpoint")
+
+
+def rng_state() -> Dict[str, Any]:
+    """Every generator a training step may draw from, as plain data and tensors."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: Dict[str, Any] = dict(
+        torch=torch.get_rng_state(),
+        numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
+                   cached=float(cached)),
+        python=_python_state_to_plain(random.getstate()))
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state_to_plain(s: Any) -> list:
+    version, internal, gauss = s
+    return [version, list(internal), gauss]

@@ -1,0 +1,56 @@
+"""Settings every task shares with the engine; a task's config dataclass extends this one.
+
+Everything here is plain data (it goes to config.json and into checkpoints) and is checked by
+``validate`` with a message naming the field and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, List, Optional
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainingConfig:
+    iterations: int = 1000
+    batch: int = 512                       # the global batch (all ranks together)
+    lr: float = 1e-3
+    seed: int = 0
+    val_every: int = 100
+    checkpoint_every: int = 100            # last.pt every N iterations (and at the end, and on SIGTERM/SIGINT)
+    patience: Optional[int] = None         # early stopping: validations without improvement
+    time_budget: Optional[float] = None    # stop once this many seconds of training have passed
+    schedule: Optional[List[Dict[str, Any]]] = None   # multilevel stages (see training.schedule)
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"          # 'cosine': cosine decay over `iterations`
+    grad_clip: Optional[float] = None      # clip the global gradient norm
+    device: str = "cpu"                    # 'auto': cuda when available
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        positive_ints = ("iterations", "batch", "val_every", "checkpoint_every")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 (or unset); got {self.patience!r}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds; got {self.time_budget!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0; got {self.grad_clip!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+
+
+def config_fields(cls: type) -> List[str]:
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,303 @@
+"""The Trainer: one loop for every task (see task.py for what a task supplies).
+
+Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
+DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
+theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
+`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. SIGTERM/SIGINT end
+the iteration in flight, write last.pt and stop; `resume=True` continues from last.pt exactly
+(model, optimizers, schedulers, stage, iteration, elapsed time, RNGs, early stopping).
+Only rank 0 writes the run folder.
+"""
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..solvers.errors import SolverError
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .context import RunContext
+from .distributed import Distributed
+from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
+from .metrics_log import MetricsLog
+from .optim import make_lr_scheduler, make_optimizer, set_lr
+from .progress import Progress
+from .run_folder import RunFolder
+from .schedule import parse_schedule, stage_index
+from .task import StepOutput, Task
+
+# Settings that may change when a run is resumed; anything else must match the checkpoint.
+RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience")
+
+
+class _TaskForward(nn.Module):
+    """The task's loss as a module's forward, so that DDP sees (and synchronises) the step."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.model = task.model
+        self._task = [task]  # a list: not registered as a submodule
+
+    def forward(self, batch: Any) -> StepOutput:
+        return self._task[0].training_loss(batch)
+
+
+class Trainer:
+    """Runs a task. ``out=None``: no run folder (no checkpoints, no resume)."""
+
+    def __init__(self, task: Task, out: Optional[Path] = None, quiet: bool = False, tensorboard: bool = False,
+                 resume: bool = False, label: Optional[str] = None) -> None:
+        if resume and out is None:
+            raise ValueError("resume needs the run folder (--resume RUN_DIR)")
+        self.task, self.cfg = task, task.config
+        self.out = Path(out) if out is not None else None
+        self.quiet, self.tensorboard, self.resume = quiet, tensorboard, resume
+        self.label = label or task.name
+        self._signal: Optional[str] = None
+
+    # ------------------------------------------------------------------------------------------
+    def fit(self) -> Dict[str, Any]:
+        cfg, task = self.cfg, self.task
+        dist = Distributed.from_environment(cfg.device)
+        try:
+            return self._fit(dist)
+        finally:
+            dist.close()
+
+    def _fit(self, dist: Distributed) -> Dict[str, Any]:
+        cfg, task = self.cfg, self.task
+        device = dist.device(cfg.device)
+        dist.shard(cfg.batch)  # the global batch must split evenly over the processes
+        state = self._resume_state() if self.resume else None
+        folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
+        ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed)
+        _seed_everything(cfg.seed)
+        task.setup(ctx)
+        aux = task.auxiliary_steps(ctx)  # first: an auxiliary optimizer may take parameters out of theta's
+        params = list(task.parameters())
+        opt = make_optimizer(cfg, params)
+        sched = make_lr_scheduler(cfg, opt)
+        stages = parse_schedule(cfg.schedule)
+        forward = dist.wrap(_TaskForward(task), device)
+        self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
+        if state is not None:
+            task.model.load_state_dict(state["model"])
+            stage = state["stage"]
+            if stage >= 0:
+                task.enter_stage(stages[stage])
+            opt.load_state_dict(state["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(state["scheduler"])
+            for name, step in aux.items():
+                step.load_state_dict(state["auxiliary"][name])
+            task.load_state_dict(state["task"])
+            self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
+            self.best, self.bad_validations = state["best"], state["bad_validations"]
+            set_rng_state(state["rng"])
+        if folder is not None:
+            folder.write_config(dict(asdict(cfg), world_size=dist.world_size,
+                                     per_rank_batch=cfg.batch // dist.world_size))
+        log = MetricsLog(folder.file("metrics.csv"), resume_from=self.start if state is not None else None,
+                         tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None) \
+            if folder is not None else None
+        if log is not None and state is not None:
+            ctx.history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
+        bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
+        self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
+        previous = self._install_signal_handlers()
+        it, stopped_early, last_val = self.start - 1, False, {}
+        try:
+            for it in range(self.start, cfg.iterations):
+                ctx.iteration = it
+                k = stage_index(stages, it) if stages else stage
+                if k != stage:
+                    stage = k
+                    task.enter_stage(stages[stage])
+                    if stages[stage].lr is not None:
+                        set_lr(opt, stages[stage].lr)
+                task.before_iteration(it, ctx)
+                batch = task.batch(it, ctx)
+                start = time.perf_counter()
+                out = self._step(forward, params, batch, it)
+                row: Dict[str, Any] = {"iteration": it}
+                row.update(self._reduce(out.metrics, dist))
+                for step in aux.values():
+                    row.update(step.step(out, ctx))
+                self.elapsed += time.perf_counter() - start
+                if stages:
+                    row["stage"] = stage
+                if sched is not None:
+                    row["lr"] = opt.param_groups[0]["lr"]
+                row["wall_time"] = self.elapsed
+                done = it + 1 == cfg.iterations
+                if cfg.time_budget is not None:
+                    done = done or dist.broadcast_flag(self.elapsed >= cfg.time_budget)
+                if (it + 1) % cfg.val_every == 0 or done:
+                    last_val = task.validate(ctx)
+                    row.update(last_val)
+                    if self._after_validation(last_val, it, stage):
+                        stopped_early = done = True
+                ctx.history.append(row)
+                if log is not None:
+                    log.log(row)
+                bar.update({k: v for k, v in row.items() if k in ("loss", "nfe_forward", "T", *last_val)})
+                interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
+                if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
+                    self._save("last.pt", it, stage)
+                if interrupted:
+                    raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
+                if done:
+                    break
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+            self._restore_signal_handlers(previous)
+        summary: Dict[str, Any] = dict(iterations=it + 1, train_seconds=self.elapsed,
+                                       ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
+                                       world_size=dist.world_size, stopped_early=stopped_early)
+        if math.isfinite(self.best):
+            summary[f"best_{task.monitor}"] = self.best
+        summary.update(last_val)
+        ctx.iteration = it
+        self.history = ctx.history
+        if dist.rank == 0:
+            summary.update(task.finish(ctx))
+            if folder is not None:
+                folder.write_json("summary.json", summary)
+        return dist.broadcast_object(summary)  # every rank returns rank 0's summary
+
+    # ------------------------------------------------------------------------------------------
+    def _step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
+        opt, cfg = self._opt, self.cfg
+        opt.zero_grad(set_to_none=True)
+        try:
+            out = forward(batch)
+            if not bool(torch.isfinite(out.loss.detach())):
+                raise TrainingError(it, f"the loss is not finite ({float(out.loss.detach()):g})", NONFINITE_HINT)
+            out.loss.backward()
+        except SolverError as err:
+            raise TrainingError(it, f"the solver failed: {err.reason} at t={err.t:.4g} (step {err.h:.3g})",
+                                f"{err.hint}; or {NONFINITE_HINT}") from None
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            limit = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(params, limit)
+            if not bool(torch.isfinite(norm)):
+                raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
+        opt.step()
+        if self._sched is not None:
+            self._sched.step()
+        return out
+
+    @staticmethod
+    def _reduce(metrics: Dict[str, Any], dist: Distributed) -> Dict[str, Any]:
+        """Metrics as Python numbers, averaged over ranks (one device sync for all tensors)."""
+        metrics = {k: v() if callable(v) else v for k, v in metrics.items()}  # values known after backward
+        names = list(metrics)
+        if not names:
+            return {}
+        if not dist.active:
+            tensors = [k for k in names if isinstance(metrics[k], torch.Tensor)]
+            values = torch.stack([metrics[k].detach().double().reshape(()).cpu() for k in tensors]).tolist() \
+                if tensors else []
+            out = dict(metrics)
+            out.update(zip(tensors, values))
+            return out
+        stacked = torch.stack([torch.as_tensor(metrics[k], dtype=torch.float64).detach().reshape(()).cpu()
+                               for k in names])
+        return dict(zip(names, dist.mean(stacked).tolist()))
+
+    def _after_validation(self, val: Dict[str, float], it: int, stage: int) -> bool:
+        """best.pt when the monitored metric improved; True when early stopping says stop."""
+        key = self.task.monitor
+        if key not in val:
+            return False
+        value = val[key] if self.task.monitor_mode == "min" else -val[key]
+        if math.isfinite(value) and value < self.best:
+            self.best, self.bad_validations = value, 0
+            self._save("best.pt", it, stage, extra={key: val[key]})
+            return False
+        self.bad_validations += 1
+        return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
+
+    def _save(self, name: str, it: int, stage: int, extra: Optional[Dict[str, Any]] = None) -> None:
+        if self._folder is None:
+            return
+        model = self.task.model
+        if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+            if not self.quiet:
+                print(f"warning: not writing {name} at iteration {it}: the model has non-finite values")
+            return
+        state: Dict[str, Any] = dict(
+            model=model.state_dict(), kind=self.task.name, config=asdict(self.cfg), iteration=it, stage=stage,
+            elapsed=self.elapsed, best=self.best, bad_validations=self.bad_validations,
+            optimizer=self._opt.state_dict(),
+            scheduler=self._sched.state_dict() if self._sched is not None else None,
+            auxiliary={k: v.state_dict() for k, v in self._aux.items()}, task=self.task.state_dict(),
+            rng=rng_state(), world_size=self._ctx.dist.world_size)
+        if extra:
+            state.update(extra)
+        save_checkpoint(state, self._folder.file(name))
+
+    def _resume_state(self) -> Dict[str, Any]:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} does not exist (the run folder has no last.pt; "
+                                    "start a new run without --resume)")
+        state = load_checkpoint(path)
+        if state.get("kind") != self.task.name:
+            raise ValueError(f"cannot resume: {path} holds a {state.get('kind')!r} run, not {self.task.name!r}")
+        if "optimizer" not in state or "rng" not in state:
+            raise ValueError(f"cannot resume: {path} has no optimizer/RNG state (written by an older odeflow)")
+        ours = asdict(self.cfg)
+        diff = sorted(k for k in ours if k not in RESUMABLE_CHANGES and state["config"].get(k, ours[k]) != ours[k])
+        if diff:
+            raise ValueError(f"cannot resume with changed settings {diff}: the run was trained with "
+                             f"{ {k: state['config'].get(k) for k in diff} }; only {', '.join(RESUMABLE_CHANGES)} "
+                             "may change when resuming")
+        return state
+
+    # ------------------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> Dict[int, Any]:
+        previous: Dict[int, Any] = {}
+        if self.out is None:
+            return previous
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signal = signal.Signals(signum).name
+            signal.signal(signum, previous.get(signum, signal.SIG_DFL))  # a second signal acts at once
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: no handlers, checkpoints still periodic
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _number(text: str) -> Any:
+    """A metrics.csv cell back as a number ('' -> NaN)."""
+    if text == "":
+        return math.nan
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
