@@ -17,7 +17,7 @@ Usage:
 """
 import argparse
 import json
-import random
+import os
 import time
 from pathlib import Path
 
@@ -56,16 +56,16 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
         if budget and sum(times) >= budget:
             break
         if it % 50 == 0 or it == iterations - 1:
-            print(f"{settings.model} {settings.data} {settings.task} p={settings.fraction} it {it}: "
+            print(f"{settings.model} {settings.data} {settings.task_kind} p={settings.fraction} it {it}: "
                   f"train mse {metrics['mse']:.4f} {1e3 * times[-1]:.0f} ms", flush=True)
     test = evaluate(model, data.test, settings, data.t_split, seed)
-    result = dict(model=settings.model, data=settings.data, task=settings.task, fraction=settings.fraction,
+    result = dict(model=settings.model, data=settings.data, task=settings.task_kind, fraction=settings.fraction,
                   mode=settings.mode, iterations=len(times), budget_s=budget, batch=batch, lr=lr, seed=seed,
                   ms_per_iter=1e3 * sum(times[1:]) / max(1, len(times) - 1),
                   train_mse_last50=sum(losses[-50:]) / len(losses[-50:]),
                   **{f"test_{k}": v for k, v in test.items()})
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{settings.model}_{settings.data}_{settings.task}_{settings.fraction}_{settings.mode}_s{seed}.json"
+    name = f"{settings.model}_{settings.data}_{settings.task_kind}_{settings.fraction}_{settings.mode}_s{seed}.json"
     (out / name).write_text(json.dumps(result, indent=1))
     print(json.dumps(result), flush=True)
     return result
@@ -79,7 +79,7 @@ def timing(iterations: int, batch: int, seed: int, out: Path) -> dict:
     for model in ("latent-ode", "ode-rnn"):
         runs = {}
         for mode in ("disc-opt", "opt-disc"):
-            s = LatentSettings(model=model, data="periodic", task="interpolation", fraction=0.5, mode=mode)
+            s = LatentSettings(model=model, data="periodic", task_kind="interpolation", fraction=0.5, mode=mode)
             torch.manual_seed(seed)
             data = load_data(s, seed)
             net = build_model(s, 1)
@@ -112,7 +112,7 @@ def grid_rows():
         for fraction in fractions:
             for task in ("interpolation", "extrapolation"):
                 for model in ("latent-ode", "ode-rnn", "rnn-dt"):
-                    yield LatentSettings(model=model, data=data, task=task, fraction=fraction)
+                    yield LatentSettings(model=model, data=data, task_kind=task, fraction=fraction)
 
 
 def table(out: Path) -> str:
@@ -143,20 +143,24 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--budget", type=float, default=0.0, help="seconds of training per run (0: none)")
-    p.add_argument("--part", default="0/1", help="i/n: run every n-th grid row starting at i (parallel workers)")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.what == "run":
-        run(LatentSettings(model=a.model, data=a.data, task=a.task, fraction=a.fraction, mode=a.mode),
+        run(LatentSettings(model=a.model, data=a.data, task_kind=a.task, fraction=a.fraction, mode=a.mode),
             a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
     elif a.what == "grid":
-        i, n = map(int, a.part.split("/"))
         rows = list(grid_rows())
-        random.Random(0).shuffle(rows)  # spread the dearer latent-ODE runs over the workers
-        for s in rows[i::n]:
-            name = f"{s.model}_{s.data}_{s.task}_{s.fraction}_{s.mode}_s{a.seed}.json"
-            if not (a.out / name).exists():
-                run(s, a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
+        rows.sort(key=lambda r: r.model != "latent-ode")  # the dearest runs first
+        for s in rows:  # workers started side by side claim rows through lock files
+            name = f"{s.model}_{s.data}_{s.task_kind}_{s.fraction}_{s.mode}_s{a.seed}.json"
+            a.out.mkdir(parents=True, exist_ok=True)
+            if (a.out / name).exists():
+                continue
+            try:
+                os.close(os.open(a.out / (name + ".lock"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                continue
+            run(s, a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
     elif a.what == "timing":
         timing(a.iterations, a.batch, a.seed, a.out)
     else:

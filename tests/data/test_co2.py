@@ -29,3 +29,13 @@ def test_bad_arguments():
         load_co2_windows(keep=0.0)
     with pytest.raises(ValueError, match="no training window"):
         load_co2_windows(split_year=1950.0)
+
+
+def test_windows_share_one_weekly_grid():
+    """A batch of windows has at most ~104 distinct times (the weekly grid), not one per point."""
+    from odeflow.data import collate
+    train, _ = load_co2_windows(seed=0)
+    times = collate(train).times
+    assert times.shape[0] <= 105
+    weeks = times / (7 / 365.25)
+    assert float((weeks - weeks.round()).abs().max()) < 1e-3

@@ -31,7 +31,7 @@ def test_settings_check(bad, match):
 @pytest.mark.parametrize("model,cls", [("latent-ode", LatentODE), ("ode-rnn", RecurrentRegressor),
                                        ("rnn-dt", RecurrentRegressor)])
 def test_training_loss_and_evaluation_run_for_every_model(model, cls):
-    s = _small(model=model, task="extrapolation", fraction=0.5)
+    s = _small(model=model, task_kind="extrapolation", fraction=0.5)
     data = load_data(s, seed=0)
     assert len(data.train) == 8 and len(data.test) == 4 and data.t_split == pytest.approx(
         0.5 * float(data.train[0].times[-1]), rel=1e-6)
@@ -48,7 +48,7 @@ def test_training_loss_and_evaluation_run_for_every_model(model, cls):
 
 def test_test_mse_counts_only_scored_points():
     """Changing a value the task neither shows nor scores leaves the test MSE unchanged."""
-    s = _small(model="rnn-dt", task="extrapolation", fraction=0.5)
+    s = _small(model="rnn-dt", task_kind="extrapolation", fraction=0.5)
     data = load_data(s, seed=0)
     net = build_model(s, 1)
     before = evaluate(net, data.test, s, data.t_split, seed=0)["mse"]
@@ -64,7 +64,7 @@ def test_test_mse_counts_only_scored_points():
 
 
 def test_prediction_mse_by_hand():
-    s = _small(model="ode-rnn", task="interpolation", fraction=0.3)
+    s = _small(model="ode-rnn", task_kind="interpolation", fraction=0.3)
     data = load_data(s, seed=1)
     net = build_model(s, 1)
     tb = make_task_batch(data.test, s, data.t_split, torch.Generator().manual_seed(1 + 7919))
@@ -105,7 +105,7 @@ def test_mortality_auc_and_features():
 
 def test_figures_are_written(tmp_path):
     from odeflow.tasks.latent_figures import plot_latent_task
-    s = _small(model="latent-ode", poisson=True, task="extrapolation")
+    s = _small(model="latent-ode", poisson=True, task_kind="extrapolation")
     data = load_data(s, seed=0)
     paths = plot_latent_task(build_model(s, 1), data.test, s, data.t_split, 0, tmp_path, data.variables,
                              n_series=2, n_dense=30)

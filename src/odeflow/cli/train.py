@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import train_cnf, train_timeseries
+from . import train_cnf, train_latent, train_timeseries
 
 # One line per task command: each module has register(train_subparsers).
-TASK_COMMANDS = [train_timeseries, train_cnf]
+TASK_COMMANDS = [train_timeseries, train_cnf, train_latent]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

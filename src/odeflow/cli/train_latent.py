@@ -27,7 +27,7 @@ _OPTIONS: Dict[str, Any] = {
     "--model": ("model", dict(choices=["latent-ode", "ode-rnn", "rnn-dt"])),
     "--data": ("data", dict(help="periodic (toy), co2 (statsmodels, thinned), physionet (files in --data-dir) "
                                  "or a long-format CSV series,time,variable,value")),
-    "--task": ("task", dict(choices=["interpolation", "extrapolation"])),
+    "--task": ("task_kind", dict(choices=["interpolation", "extrapolation"])),
     "--fraction": ("fraction", dict(type=_fraction, help="share of points the encoder sees")),
     "--t-split": ("t_split", dict(type=float, help="extrapolation boundary (default: middle of the time span)")),
     "--data-dir": ("data_dir", dict(help="PhysioNet 2012 directory (set-a/*.txt, Outcomes-a.txt)")),
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if is_main_process():
         extra = f", ELBO {s['test_elbo']:.1f}" if "test_elbo" in s else ""
         auc = f", mortality AUC {s['test_auc']:.3f}" if s.get("test_auc") is not None else ""
-        print(f"{cfg.model} {cfg.mode} on {cfg.data} ({cfg.task}, {int(100 * cfg.fraction)}% observed): "
+        print(f"{cfg.model} {cfg.mode} on {cfg.data} ({cfg.task_kind}, {int(100 * cfg.fraction)}% observed): "
               f"{s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; test MSE {s['test_mse']:.4f}"
               f"{extra}{auc}; run folder {out}")
     return 0

@@ -8,7 +8,8 @@ cycle) is divided by one scale, the std of the training residuals. Windows of `w
 (the first one after `history_years` of data) start every `stride_years`;
 training windows end before `split_year`, test windows start at `split_year + window_years`
 or later (no week in both). In each window every weekly value is kept with probability `keep`
-(seeded), missing weeks are dropped, and time is in years since the window start.
+(seeded), missing weeks are dropped, and time is in years since the window start, on the weekly
+grid k * 7/365.25 (so a batch of windows has at most window_years * 52 distinct times).
 """
 from __future__ import annotations
 
@@ -38,22 +39,23 @@ def load_co2_windows(window_years: float = 2.0, stride_years: float = 0.5, keep:
     if window_years <= 0 or stride_years <= 0:
         raise ValueError(f"window_years and stride_years must be > 0; got {window_years}, {stride_years}")
     frame = _co2_frame()
-    years = np.asarray(frame.index.year + (frame.index.day_of_year - 1) / 365.25, dtype=np.float64)
     values = frame["co2"].to_numpy(dtype=np.float64)
+    years = np.asarray(frame.index.year + (frame.index.day_of_year - 1) / 365.25, dtype=np.float64)
     ok = np.isfinite(values)
+    week = 7.0 / 365.25  # the data are weekly: window times sit on one weekly grid
+    n_win, stride, n_hist = (max(1, round(x / week)) for x in (window_years, stride_years, history_years))
     rng = np.random.default_rng(seed)
     windows = []
-    start = years[0] + history_years
-    while start + window_years <= years[-1] + 1e-9:
-        end = start + window_years
-        past = ok & (years >= start - history_years) & (years < start)
-        if past.sum() < 10:
-            raise ValueError(f"history_years={history_years} leaves {int(past.sum())} weeks before {start:.2f}")
-        slope, level = np.polyfit(years[past] - start, values[past], 1)
-        rows = ok & (years >= start) & (years < end) & (rng.random(len(years)) < keep)
-        if rows.sum() >= 4:
-            windows.append((start, end, years[rows] - start, values[rows] - (level + slope * (years[rows] - start))))
-        start += stride_years
+    for i0 in range(n_hist, len(values) - n_win + 1, stride):
+        past = np.arange(i0 - n_hist, i0)[ok[i0 - n_hist:i0]]
+        if len(past) < 10:
+            raise ValueError(f"history_years={history_years} leaves {len(past)} weeks before {years[i0]:.2f}")
+        slope, level = np.polyfit((past - i0) * week, values[past], 1)
+        rows = np.arange(i0, i0 + n_win)
+        rows = rows[ok[rows] & (rng.random(n_win) < keep)]
+        if len(rows) >= 4:
+            t = (rows - i0) * week
+            windows.append((years[i0], years[i0] + n_win * week, t, values[rows] - (level + slope * t)))
     train_resid = [r for s0, e0, _, r in windows if e0 <= split_year]
     if not train_resid:
         raise ValueError(f"split_year={split_year} leaves no training window; the data span "

@@ -95,7 +95,7 @@ class LatentTask(Task):
         self.model.eval()
         test = evaluate(self.model, data.test, cfg, data.t_split, cfg.seed, device=ctx.device)
         summary: Dict[str, Any] = {f"test_{k}": v for k, v in test.items()}
-        summary.update(model=cfg.model, data=cfg.data, task_kind=cfg.task, fraction=cfg.fraction,
+        summary.update(model=cfg.model, data=cfg.data, task_kind=cfg.task_kind, fraction=cfg.fraction,
                        t_split=data.t_split, n_train=len(self.train), n_test=len(data.test))
         labelled = [s for s in data.test if s.label is not None]
         if labelled:

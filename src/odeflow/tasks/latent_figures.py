@@ -55,12 +55,12 @@ def plot_latent_task(model: torch.nn.Module, series: List[Series], s: LatentSett
             lo, hi = torch.quantile(k, 0.05, dim=0), torch.quantile(k, 0.95, dim=0)
             ax.fill_between(t, lo.numpy(), hi.numpy(), color="tab:blue", alpha=0.25,
                             label=f"5-95% over {k.shape[0]} z0 samples")
-        if s.task == "extrapolation":
+        if s.task_kind == "extrapolation":
             ax.axvline(t_split, c="gray", ls="--", lw=0.8)
         ax.set_xlabel("t")
         ax.set_title(f"{series[b].name or b}: {name}", fontsize=9)
     axes[0][0].legend(fontsize=6, loc="best")
-    fig.suptitle(f"{s.model} on {s.data}, {s.task}, {int(100 * s.fraction)}% observed", fontsize=10)
+    fig.suptitle(f"{s.model} on {s.data}, {s.task_kind}, {int(100 * s.fraction)}% observed", fontsize=10)
     fig.tight_layout()
     paths = [folder / "predictions.png"]
     fig.savefig(paths[0], dpi=110)

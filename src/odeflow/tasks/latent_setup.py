@@ -37,7 +37,7 @@ class LatentSettings:
 
     model: str = "latent-ode"
     data: str = "periodic"                 # periodic | physionet | co2 | PATH.csv
-    task: str = "interpolation"
+    task_kind: str = "interpolation"      # interpolation | extrapolation (CLI --task)
     fraction: float = 0.5                  # share of points the encoder sees
     t_split: Optional[float] = None        # extrapolation boundary (default: middle of the time span)
     data_dir: str = "data/physionet"       # PhysioNet files
@@ -67,7 +67,7 @@ class LatentSettings:
     test_fraction: float = 0.2             # share of records held out (CSV, PhysioNet)
 
     def check(self) -> None:
-        for name, value, valid in (("model", self.model, MODELS), ("task", self.task, TASKS),
+        for name, value, valid in (("model", self.model, MODELS), ("task", self.task_kind, TASKS),
                                    ("mode", self.mode, MODES), ("encoder", self.encoder, ("ode-rnn", "rnn"))):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
@@ -159,7 +159,7 @@ class TaskBatch:
 def make_task_batch(series: List[Series], s: LatentSettings, t_split: float, generator: torch.Generator,
                     device: Optional[torch.device] = None) -> TaskBatch:
     b = collate(series)
-    if s.task == "interpolation":
+    if s.task_kind == "interpolation":
         inp, target = split_interpolation(b.mask, s.fraction, generator)
         if s.fraction == 1.0:
             target = b.mask  # nothing held out: score the reconstruction
