@@ -117,7 +117,7 @@ def grid_rows():
 
 def table(out: Path) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    rows = [r for r in rows if r["mode"] == "disc-opt" and r["iterations"] > 20]
+    rows = [r for r in rows if r.get("mode") == "disc-opt" and r["iterations"] > 20]
     key = {}
     for r in rows:
         key[(r["data"], r["fraction"], r["task"], r["model"])] = r["test_mse"]
