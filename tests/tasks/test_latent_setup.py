@@ -71,7 +71,7 @@ def test_prediction_mse_by_hand():
     pred, _ = predict(net, tb)
     by_hand = ((pred[0] - tb.batch.values) ** 2 * tb.target).sum() / tb.target.sum()
     got = evaluate(net, data.test, s, data.t_split, seed=1)["mse"]
-    assert got == pytest.approx(float(by_hand), rel=1e-5)
+    assert got == pytest.approx(float(by_hand.detach()), rel=1e-5)
 
 
 def test_csv_data_is_split_and_normalised(tmp_path):

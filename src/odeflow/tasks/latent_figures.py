@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from ..data import Series
-from ..models import LatentODE
 from .latent_setup import LatentSettings, TaskBatch, make_task_batch, predict
 
 
