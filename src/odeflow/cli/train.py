@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import (train_classify, train_cnf, train_function_encoder, train_hamiltonian, train_image, train_sde,
-               train_tabular, train_timeseries)
+from . import (train_classify, train_cnf, train_function_encoder, train_hamiltonian, train_image, train_latent,
+               train_sde, train_tabular, train_timeseries)
 
 # One line per task command: each module has register(train_subparsers).
 TASK_COMMANDS = [
@@ -16,6 +16,7 @@ TASK_COMMANDS = [
     train_function_encoder,
     train_sde,
     train_image,
+    train_latent,
 ]
 
 

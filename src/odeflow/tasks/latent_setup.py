@@ -1,0 +1,271 @@
+"""The latent-ODE task's pieces that need no training engine: data sets, models, one batch's
+loss and metrics, evaluation on a fixed test set (Rubanova et al. 2019; seed 002 eq. 32).
+
+Tasks (on the union-of-times grid of a batch):
+  interpolation: the encoder sees a random `fraction` of each series' points; the held-out
+                 points are scored.
+  extrapolation: the encoder sees (a `fraction` of) the points before `t_split`; every point
+                 after it is scored.
+Training fits every point of the series (the encoder still sees only its input mask); test
+MSE is over the scored points only, from the posterior-mean prediction for the latent ODE
+(mean of the decoded trajectories of several z0 samples).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..data import (IrregularBatch, Normalizer, Series, collate, load_co2_windows, load_long_csv, load_physionet,
+                    make_periodic, split_extrapolation, split_interpolation)
+from ..models import (LatentODE, RecurrentRegressor, disc_opt, elbo, iwae, kl_normal_standard,
+                      masked_gaussian_log_likelihood, masked_mse, make_ode_rnn, make_rnn_dt, opt_disc)
+from ..models.elbo import poisson_log_likelihood
+
+MODELS = ("latent-ode", "ode-rnn", "rnn-dt")
+BUILTIN_DATA = ("periodic", "physionet", "co2")
+TASKS = ("interpolation", "extrapolation")
+MODES = ("disc-opt", "opt-disc")
+
+
+@dataclass
+class LatentSettings:
+    """Everything that defines the latent task's data and model (CLI flags map onto these)."""
+
+    model: str = "latent-ode"
+    data: str = "periodic"                 # periodic | physionet | co2 | PATH.csv
+    task_kind: str = "interpolation"      # interpolation | extrapolation (CLI --task)
+    fraction: float = 0.5                  # share of points the encoder sees
+    t_split: Optional[float] = None        # extrapolation boundary (default: middle of the time span)
+    data_dir: str = "data/physionet"       # PhysioNet files
+    quantization: float = 0.1              # PhysioNet time bins (hours)
+    max_records: Optional[int] = None
+    n_train: int = 1000                    # periodic toy sizes
+    n_test: int = 100
+    n_points: int = 100
+    noise: float = 0.01
+    time_scale: Optional[float] = None     # multiply times (default: 1, PhysioNet 1/48, CSV 1/span)
+    latent_dim: int = 6
+    hidden: int = 20                       # recurrent hidden size (all models)
+    field_hidden: int = 50
+    encoder: str = "ode-rnn"               # latent ODE encoder: ode-rnn | rnn
+    poisson: bool = False
+    obs_std: float = 0.01
+    samples: int = 3                       # z0 samples per series in training
+    eval_samples: int = 10
+    iwae: bool = False
+    kl_warmup: int = 10
+    kl_rate: float = 0.99
+    mode: str = "disc-opt"
+    method: str = "midpoint"               # Disc-Opt decoder method (encoder: euler)
+    step_size: float = 0.1                 # Disc-Opt fixed steps (and Opt-Disc encoder steps)
+    rtol: float = 1e-3
+    atol: float = 1e-4
+    test_fraction: float = 0.2             # share of records held out (CSV, PhysioNet)
+
+    def check(self) -> None:
+        for name, value, valid in (("model", self.model, MODELS), ("task", self.task_kind, TASKS),
+                                   ("mode", self.mode, MODES), ("encoder", self.encoder, ("ode-rnn", "rnn"))):
+            if value not in valid:
+                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        if self.data not in BUILTIN_DATA and not self.data.endswith(".csv"):
+            raise ValueError(f"unknown data {self.data!r}; valid: {', '.join(BUILTIN_DATA)} or a path ending in .csv")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {self.fraction}")
+        if self.samples < 1 or self.eval_samples < 1 or self.obs_std <= 0 or self.step_size <= 0:
+            raise ValueError("samples and eval_samples must be >= 1, obs_std and step_size > 0")
+        if self.poisson and self.model != "latent-ode":
+            raise ValueError("--poisson applies to --model latent-ode only")
+
+
+@dataclass
+class LatentData:
+    train: List[Series]
+    test: List[Series]
+    variables: List[str]
+    t_split: float
+    normalizer: Optional[Normalizer] = None
+    extra: Dict[str, float] = field(default_factory=dict)
+
+
+def _split_records(series: List[Series], test_fraction: float, seed: int) -> Tuple[List[Series], List[Series]]:
+    if len(series) < 2:
+        raise ValueError(f"need at least 2 series to hold some out for testing; got {len(series)}")
+    perm = torch.randperm(len(series), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_test = min(len(series) - 1, max(1, round(test_fraction * len(series))))
+    return [series[i] for i in perm[n_test:]], [series[i] for i in perm[:n_test]]
+
+
+def _scale(series: List[Series], factor: float) -> List[Series]:
+    return [Series(s.times * factor, s.values, s.mask, s.label, s.name) for s in series]
+
+
+def load_data(s: LatentSettings, seed: int, dtype: torch.dtype = torch.float32) -> LatentData:
+    """Train and test series (normalised, times scaled) and the extrapolation boundary."""
+    normalizer = None
+    if s.data == "periodic":
+        every = make_periodic(s.n_train + s.n_test, n_points=s.n_points, noise=s.noise, seed=seed, dtype=dtype)
+        train, test, variables, scale = every[:s.n_train], every[s.n_train:], ["x"], 1.0
+    elif s.data == "co2":
+        train, test = load_co2_windows(seed=seed, dtype=dtype)
+        variables, scale = ["co2"], 1.0
+    else:
+        if s.data == "physionet":
+            series, variables = load_physionet(s.data_dir, s.quantization, max_records=s.max_records, dtype=dtype)
+            scale = 1.0 / 48.0
+        else:
+            series, variables = load_long_csv(Path(s.data), dtype=dtype)
+            span = max(float(x.times[-1] - x.times[0]) for x in series)
+            scale = 1.0 / span if span > 0 else 1.0
+        train, test = _split_records(series, s.test_fraction, seed)
+        normalizer = Normalizer.fit(train)
+        train, test = normalizer.apply(train), normalizer.apply(test)
+    scale = s.time_scale if s.time_scale is not None else scale
+    if scale != 1.0:
+        train, test = _scale(train, scale), _scale(test, scale)
+    t_lo = min(float(x.times[0]) for x in train)
+    t_hi = max(float(x.times[-1]) for x in train)
+    t_split = s.t_split if s.t_split is not None else 0.5 * (t_lo + t_hi)
+    return LatentData(train, test, variables, t_split, normalizer)
+
+
+def build_model(s: LatentSettings, input_dim: int) -> nn.Module:
+    """The model named by s.model with the solvers of s.mode (Disc-Opt: euler encoder and
+    s.method decoder on fixed steps of at most s.step_size, which every gap between grid times
+    also splits; Opt-Disc: the adjoint with the same euler encoder steps and a dopri5 decoder)."""
+    if s.mode == "disc-opt":
+        enc, dec = disc_opt("euler", s.step_size), disc_opt(s.method, s.step_size)
+    else:
+        enc, dec = opt_disc("euler", h=s.step_size), opt_disc("dopri5", s.rtol, s.atol)
+    if s.model == "latent-ode":
+        return LatentODE(input_dim, s.latent_dim, s.hidden, s.field_hidden, s.encoder, s.poisson, dec, enc)
+    if s.model == "ode-rnn":
+        return make_ode_rnn(input_dim, s.hidden, s.field_hidden, enc)
+    return make_rnn_dt(input_dim, s.hidden)
+
+
+@dataclass
+class TaskBatch:
+    """A collated batch with the encoder's input mask and the scored target mask."""
+
+    batch: IrregularBatch
+    inp: Tensor
+    target: Tensor
+
+
+def make_task_batch(series: List[Series], s: LatentSettings, t_split: float, generator: torch.Generator,
+                    device: Optional[torch.device] = None) -> TaskBatch:
+    b = collate(series)
+    if s.task_kind == "interpolation":
+        inp, target = split_interpolation(b.mask, s.fraction, generator)
+        if s.fraction == 1.0:
+            target = b.mask  # nothing held out: score the reconstruction
+    else:
+        inp, target = split_extrapolation(b.times, b.mask, t_split, s.fraction, generator)
+    if device is not None:
+        b, inp, target = b.to(device), inp.to(device), target.to(device)
+    return TaskBatch(b, inp, target)
+
+
+def _encoder_view(tb: TaskBatch) -> Tuple[Tensor, Tensor, Tensor]:
+    """The grid times where some series has an input value, with those values and masks."""
+    seen = tb.inp.sum(dim=(0, 2)) > 0
+    return tb.batch.times[seen], tb.batch.values[:, seen], tb.inp[:, seen]
+
+
+def predict(model: nn.Module, tb: TaskBatch, n_samples: int = 1, sample: bool = True):
+    """Predictions [K, B, T, D] on the batch grid (K = 1 for the recurrent models) and the
+    latent output (None for them)."""
+    if isinstance(model, LatentODE):
+        times, values, mask = _encoder_view(tb)
+        out = model(times, values, mask, n_samples=n_samples, predict_times=tb.batch.times, sample=sample)
+        return out.mean, out
+    return model(tb.batch.times, tb.batch.values, tb.inp)[None], None
+
+
+def training_loss(model: nn.Module, tb: TaskBatch, s: LatentSettings, kl_beta: float) -> Tuple[Tensor, Dict[str, float]]:
+    """-ELBO (or -IWAE) per series for the latent ODE, the Gaussian NLL per series otherwise;
+    both fit every observed point of the batch (b.mask)."""
+    mask = tb.batch.mask
+    pred, out = predict(model, tb, s.samples)
+    log_lik = masked_gaussian_log_likelihood(tb.batch.values, pred, s.obs_std, mask)  # [K, B]
+    metrics = {"mse": float(masked_mse(tb.batch.values, pred.detach().mean(0), mask))}
+    if out is None:
+        loss = -log_lik.mean()
+        metrics["nll"] = float(loss.detach())
+        return loss, metrics
+    if out.log_intensity is not None:
+        log_lik = log_lik + poisson_log_likelihood(out.log_intensity, out.integral, mask)
+    kl = kl_normal_standard(out.q_mean, out.q_std)
+    bound = iwae(log_lik, out.z0, out.q_mean, out.q_std, kl_beta) if s.iwae else elbo(log_lik, kl, kl_beta)
+    metrics.update(elbo=float(elbo(log_lik.detach(), kl.detach(), 1.0)), kl=float(kl.detach().mean()), kl_weight=kl_beta)
+    return -bound, metrics
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int,
+             batch_size: int = 100, device: Optional[torch.device] = None) -> Dict[str, float]:
+    """Test metrics over all `series` with fixed input/target masks (seeded): mse on the scored
+    points, nll per scored value (Gaussian with obs_std), and for the latent ODE the ELBO per
+    series (all points, KL weight 1)."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    sq = count = nll = 0.0
+    elbo_sum, n_series = 0.0, 0
+    for start in range(0, len(series), batch_size):
+        tb = make_task_batch(series[start:start + batch_size], s, t_split, g, device)
+        pred, out = predict(model, tb, s.eval_samples)
+        mean = pred.mean(0)
+        x = torch.where(tb.target > 0, tb.batch.values, mean)
+        sq += float(((x - mean) ** 2 * tb.target).sum())
+        count += float(tb.target.sum())
+        nll -= float(masked_gaussian_log_likelihood(tb.batch.values, mean, s.obs_std, tb.target).sum())
+        if out is not None:
+            log_lik = masked_gaussian_log_likelihood(tb.batch.values, pred, s.obs_std, tb.batch.mask)
+            if out.log_intensity is not None:
+                log_lik = log_lik + poisson_log_likelihood(out.log_intensity, out.integral, tb.batch.mask)
+            kl = kl_normal_standard(out.q_mean, out.q_std)
+            elbo_sum += float((log_lik.mean(0) - kl).sum())
+        n_series += tb.batch.values.shape[0]
+    if count == 0:
+        raise ValueError("the test split scores no point: check --fraction / --t-split against the data's times")
+    result = {"mse": sq / count, "nll": nll / count}
+    if isinstance(model, LatentODE):
+        result["elbo"] = elbo_sum / n_series
+    return result
+
+
+@torch.no_grad()
+def summary_features(model: nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int,
+                     batch_size: int = 100) -> Tensor:
+    """One vector per series for a downstream classifier: the posterior mean of z0 (latent ODE)
+    or the last hidden state (ODE-RNN, RNN-Δt), from the encoder's input points."""
+    g = torch.Generator().manual_seed(seed + 104729)
+    feats = []
+    for start in range(0, len(series), batch_size):
+        tb = make_task_batch(series[start:start + batch_size], s, t_split, g)
+        if isinstance(model, LatentODE):
+            times, values, mask = _encoder_view(tb)
+            feats.append(model.posterior(times, values, mask, tb.batch.times[0])[0])
+        else:
+            assert isinstance(model, RecurrentRegressor)
+            feats.append(model.encode(tb.batch.times, tb.batch.values, tb.inp))
+    return torch.cat(feats)
+
+
+def mortality_auc(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> Optional[float]:
+    """Test ROC AUC of a logistic regression on the features (None unless both classes occur
+    in the training and the test labels)."""
+    ok_tr, ok_te = ~torch.isnan(train_y), ~torch.isnan(test_y)
+    ytr, yte = train_y[ok_tr], test_y[ok_te]
+    if len(torch.unique(ytr)) < 2 or len(torch.unique(yte)) < 2:
+        return None
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("mortality AUC needs scikit-learn: pip install 'odeflow[latent]'") from e
+    clf = LogisticRegression(max_iter=1000).fit(train_x[ok_tr].double().numpy(), ytr.numpy())
+    return float(roc_auc_score(yte.numpy(), clf.predict_proba(test_x[ok_te].double().numpy())[:, 1]))
