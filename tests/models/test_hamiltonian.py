@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from odeflow import Adaptive, FixedStep, solve
+from odeflow import Adaptive, FixedStep
 from odeflow.models import HamiltonianNN, SeparableHamiltonianNN
 
 

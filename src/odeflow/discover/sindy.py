@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from torch import Tensor
 
 
