@@ -69,3 +69,17 @@ def test_config_files_hold_the_papers_settings(name, epochs, train_images, extra
     assert (cfg.batch, cfg.lr, cfg.optimizer, cfg.hidden, cfg.activation) == (200, 1e-3, "adam", [64, 64, 64], "softplus")
     assert cfg.iterations == epochs * train_images // cfg.batch
     assert {k: getattr(cfg, k) for k in extra} == extra
+
+
+def test_evaluate_an_image_run_with_its_own_and_a_finer_solver(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "image", *TINY, "--iterations", "2", "--val-every", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "last.pt"), "--n", "8", "--json"]) == 0
+    coarse = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run / "last.pt"), "--n", "8", "--json", "--method", "dopri5", "--rtol", "1e-6",
+                 "--atol", "1e-6"]) == 0
+    fine = json.loads(capsys.readouterr().out)
+    assert coarse["n"] == 8 and coarse["method"] == "rk4" and 0 < coarse["test_bits_per_dim"] < 30
+    assert fine["inverse_error"] < 1e-4 and fine["nfe"] > 0
+    assert abs(fine["test_bits_per_dim"] - coarse["test_bits_per_dim"]) < 1.0

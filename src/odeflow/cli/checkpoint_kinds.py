@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, Tuple
 
 EVALUATORS: Dict[str, str] = {"cnf": "odeflow.cli.evaluate:evaluate_cnf",
                               "tabular": "odeflow.cli.tabular_runs:evaluate_tabular",
-                              "classify": "odeflow.cli.evaluate_classify:evaluate_classify"}
+                              "classify": "odeflow.cli.evaluate_classify:evaluate_classify",
+                              "image": "odeflow.cli.train_image:evaluate_image"}
 SAMPLERS: Dict[str, str] = {"cnf": "odeflow.cli.sample:sample_cnf",
                             "tabular": "odeflow.cli.tabular_runs:sample_tabular",
                             "image": "odeflow.cli.train_image:sample_image"}
