@@ -50,6 +50,16 @@ def test_two_processes_match_one(tmp_path, case):
         assert all(float(r["nfe_backward"]) > 0 for r in rows["two"])
 
 
+def test_timeseries_runs_replicated_under_torchrun(tmp_path):
+    args = ["train", "timeseries", "--iterations", "5", "--check-at", "--quiet"]
+    proc = _torchrun(args, tmp_path / "two")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    rows = {d: list(csv.DictReader((tmp_path / d / "metrics.csv").open())) for d in ("one", "two")}
+    assert [float(r["loss"]) for r in rows["one"]] == pytest.approx([float(r["loss"]) for r in rows["two"]], rel=1e-9)
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["per_rank_batch"] == 1
+
+
 def test_batch_that_does_not_split_is_refused(tmp_path):
     proc = _torchrun(COMMON[:-1] + ["--batch", "63", "--quiet"], tmp_path / "odd")
     assert proc.returncode != 0 and "multiple of 2" in proc.stderr

@@ -91,6 +91,7 @@ class TrainResult:
 
 class TimeSeriesTask(Task):
     name = "timeseries"
+    shards_batch = False  # one series: under torchrun every rank fits all of it (same gradient)
 
     config: TimeSeriesConfig
 

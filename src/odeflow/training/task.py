@@ -67,6 +67,7 @@ class Task:
     name: str = "task"
     monitor: str = "val_loss"
     monitor_mode: str = "min"
+    shards_batch: bool = True   # False: every rank computes the whole batch (e.g. one time series)
 
     def __init__(self, config: TrainingConfig) -> None:
         config.validate()

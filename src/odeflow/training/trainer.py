@@ -74,7 +74,8 @@ class Trainer:
     def _fit(self, dist: Distributed) -> Dict[str, Any]:
         cfg, task = self.cfg, self.task
         device = dist.device(cfg.device)
-        dist.shard(cfg.batch)  # the global batch must split evenly over the processes
+        if task.shards_batch:
+            dist.shard(cfg.batch)  # the global batch must split evenly over the processes
         state = self._resume_state() if self.resume else None
         folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
         ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed)
@@ -103,7 +104,7 @@ class Trainer:
             set_rng_state(state["rng"])
         if folder is not None:
             folder.write_config(dict(asdict(cfg), world_size=dist.world_size,
-                                     per_rank_batch=cfg.batch // dist.world_size))
+                                     per_rank_batch=cfg.batch // dist.world_size if task.shards_batch else cfg.batch))
         log = MetricsLog(folder.file("metrics.csv"), resume_from=self.start if state is not None else None,
                          tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None) \
             if folder is not None else None
