@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from odeflow.data.tabular import TabularData
+from odeflow.data.tabular import LOADERS, TabularData
 from odeflow.solvers.stepping import FixedStep
 from odeflow.tasks.tabular import (MODES, TabularConfig, flatten_config, load_tabular_flow, read_tabular_config,
                                    train_tabular)
@@ -30,7 +30,7 @@ def _cfg(**over) -> TabularConfig:
     return TabularConfig(**base)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml") if p.stem in LOADERS))
 @pytest.mark.parametrize("mode", MODES)
 def test_every_shipped_config_gives_a_valid_config(name, mode):
     cfg = read_tabular_config(CONFIGS / f"{name}.toml", mode)
