@@ -12,6 +12,7 @@ from odeflow.discover import NeuralFitConfig, discover_equations, fit_neural_ode
 pytest.importorskip("pysindy")
 
 
+@pytest.mark.slow  # ~30 s alone; the discover CLI test covers the same pipeline end to end
 def test_fit_reduces_loss_and_resamples_with_field_derivatives():
     t, x, _ = irregular_series("lotka-volterra", n_obs=30, noise=0.02, t_end=4.0)
     fit = fit_neural_ode(t, x, NeuralFitConfig(iterations=60, hidden=(16,), window=4))
