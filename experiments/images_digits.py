@@ -57,7 +57,7 @@ def evaluate(flow: MultiscaleCNF, x: torch.Tensor, batch: int = 512) -> float:
 
 
 def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: int, points: int,
-          alpha: float) -> None:
+          alpha: float, stop_at: float | None = None) -> None:
     torch.manual_seed(seed)
     flow = MultiscaleCNF((1, 8, 8), hidden=(hidden,) * 3, alpha=alpha, **RECIPES[recipe])
     opt = torch.optim.Adam(flow.theta(), lr=1e-3)
@@ -67,7 +67,8 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
     x_val = dequantize(load_images("digits", None, "val")[0], g)
     x_test = dequantize(load_images("digits", None, "test")[0], g)
     out.mkdir(parents=True, exist_ok=True)
-    rows, elapsed, it, next_val = [], 0.0, 0, 0.0
+    rows, elapsed, cpu, it, next_val = [], 0.0, 0.0, 0, 0.0
+    run_start, run_cpu_start = time.perf_counter(), time.process_time()
     gen = torch.Generator().manual_seed(seed)
     # SIGTERM/SIGINT end training early but still write the test bits/dim, samples and summary
     signal.signal(signal.SIGTERM, _stop)
@@ -76,9 +77,13 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
     writer = None
     try:
         while elapsed < budget:
+            if stop_at is not None and time.time() >= stop_at:  # a wall-clock deadline (epoch seconds)
+                stopped = True
+                print(f"{recipe}: deadline reached after {it} iterations, {elapsed:.0f} s of training", flush=True)
+                break
             idx = torch.randint(0, len(x_train), (batch,), generator=gen)
             xb = dequantize(x_train[idx], gen)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=True)
             loss, parts = flow.loss(xb)
             loss.backward()
@@ -86,8 +91,9 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
             if ends is not None:
                 ends.step()
             elapsed += time.perf_counter() - start
+            cpu += time.process_time() - start_cpu
             nfe_f, nfe_b = flow.nfe
-            row = dict(iteration=it, wall_time=elapsed, loss=float(loss.detach()), train_bpd=float(parts["bits_per_dim"]),
+            row = dict(iteration=it, wall_time=elapsed, cpu_time=cpu, loss=float(loss.detach()), train_bpd=float(parts["bits_per_dim"]),
                        nfe_forward=nfe_f, nfe_backward=nfe_b,
                        T=ends.mean() if ends else 1.0, val_bpd="")
             if elapsed >= next_val or elapsed >= budget:
@@ -118,7 +124,10 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
     torch.save(samples, out / f"{recipe}_samples.pt")
     from odeflow.plotting_images import save_image_grid
     save_image_grid(samples, out / f"{recipe}_samples.png", nrow=8)
-    summary = dict(recipe=recipe, iterations=it, train_seconds=elapsed, s_per_iter=elapsed / it,
+    summary = dict(recipe=recipe, iterations=it, train_seconds=elapsed, train_cpu_seconds=cpu,
+                   s_per_iter=elapsed / it, cpu_s_per_iter=cpu / it,
+                   total_wall_seconds=time.perf_counter() - run_start,
+                   total_cpu_seconds=time.process_time() - run_cpu_start,
                    test_bits_per_dim=test, final_val_bits_per_dim=rows[-1]["val_bpd"],
                    T=ends.values() if ends else None, nfe_forward_last=rows[-1]["nfe_forward"],
                    nfe_backward_last=rows[-1]["nfe_backward"], stopped_early=stopped, hidden=hidden, batch=batch,
@@ -137,31 +146,43 @@ def plot(out: Path) -> None:
     import matplotlib.pyplot as plt
 
     from odeflow.plotting_images import image_grid
-    fig, (ax, ax_it) = plt.subplots(1, 2, figsize=(11, 4))
-    lines = ["| recipe | iterations | s/iter | NFE-F / NFE-B (last iter) | final val bits/dim | test bits/dim | T |",
-             "|---|---|---|---|---|---|---|"]
+    fig, (ax, ax_cpu, ax_it) = plt.subplots(1, 3, figsize=(15, 4))
+    lines = ["| recipe | iterations | training wall s | s/iter (wall) | CPU s/iter | NFE-F / NFE-B mean (last iter) "
+             "| final val bits/dim | test bits/dim | T |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for recipe in RECIPES:
         path = out / f"{recipe}.csv"
+        mean_nfe = ""
         if path.exists():
-            rows = [r for r in csv.DictReader(path.open()) if r["val_bpd"]]
+            all_rows = list(csv.DictReader(path.open()))
+            rows = [r for r in all_rows if r["val_bpd"]]
+            mean_nfe = (f"{sum(float(r['nfe_forward']) for r in all_rows) / len(all_rows):.0f} / "
+                        f"{sum(float(r['nfe_backward']) for r in all_rows) / len(all_rows):.0f} ")
         elif (out / f"{recipe}.log").exists():  # a run stopped before its end: the validations it printed
             rows = [dict(iteration=m[0], wall_time=m[1], val_bpd=m[2]) for m in
                     re.findall(r"it (\d+) t (\d+)s train \S+ val (\S+)", (out / f"{recipe}.log").read_text())]
         else:
             continue
-        ax.plot([float(r["wall_time"]) for r in rows], [float(r["val_bpd"]) for r in rows], marker="o", label=recipe)
-        ax_it.plot([int(r["iteration"]) + 1 for r in rows], [float(r["val_bpd"]) for r in rows], marker="o", label=recipe)
+        bpd = [float(r["val_bpd"]) for r in rows]
+        ax.plot([float(r["wall_time"]) for r in rows], bpd, marker="o", label=recipe)
+        if rows and "cpu_time" in rows[0]:
+            ax_cpu.plot([float(r["cpu_time"]) for r in rows], bpd, marker="o", label=recipe)
+        ax_it.plot([int(r["iteration"]) + 1 for r in rows], bpd, marker="o", label=recipe)
         if not (out / f"{recipe}_summary.json").exists():
             continue
         s = json.loads((out / f"{recipe}_summary.json").read_text())
         T = "1.0" if s["T"] is None else ", ".join(f"{t:.2f}" for t in s["T"])
-        lines.append(f"| {recipe} | {s['iterations']} | {s['s_per_iter']:.2f} | {s['nfe_forward_last']} / "
-                     f"{s['nfe_backward_last']} | {float(s['final_val_bits_per_dim']):.3f} | "
+        cpu = f"{s['cpu_s_per_iter']:.2f}" if "cpu_s_per_iter" in s else "–"
+        lines.append(f"| {recipe} | {s['iterations']} | {s['train_seconds']:.0f} | {s['s_per_iter']:.2f} | {cpu} | "
+                     f"{mean_nfe}({s['nfe_forward_last']} / {s['nfe_backward_last']}) | {float(s['final_val_bits_per_dim']):.3f} | "
                      f"{s['test_bits_per_dim']:.3f} | {T} |")
     ax.set_xlabel("training wall time (s)")
     ax.set_ylabel("validation bits/dim (dopri5 1e-5)")
     ax.set_title("8x8 digits: multiscale CNF")
     ax.legend()
+    ax_cpu.set_xlabel("training CPU time of the process (s)")
+    ax_cpu.set_ylabel("validation bits/dim (dopri5 1e-5)")
+    ax_cpu.legend()
     ax_it.set_xlabel("iteration")
     ax_it.set_ylabel("validation bits/dim (dopri5 1e-5)")
     ax_it.legend()
@@ -192,12 +213,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.05, help="logit transform alpha")
     p.add_argument("--out", type=Path, default=Path("docs/images_digits"))
+    p.add_argument("--stop-at", type=float, default=None,
+                   help="wall-clock deadline (Unix seconds): stop training then, still evaluate and write results")
     p.add_argument("--plot", action="store_true")
     args = p.parse_args()
     if args.plot:
         plot(args.out)
     elif args.recipe:
-        train(args.recipe, args.budget, args.out, args.hidden, args.batch, args.seed, args.points, args.alpha)
+        train(args.recipe, args.budget, args.out, args.hidden, args.batch, args.seed, args.points, args.alpha, args.stop_at)
     else:
         p.error("give --recipe or --plot")
 
