@@ -42,7 +42,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             becomes one compiled loop, an adaptive step one compiled call, also in the adjoint's
             backward pass. Pays off for small states where per-operation overhead dominates;
             the first call compiles (seconds to tens of seconds), later calls with the same
-            shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside).
+            shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside;
+            torch.func.vjp/jvp/vmap are fine, e.g. `odeflow.flows.CNF(compile=True)`).
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
             directions): roots of g(t, y(t)) are located on the dense output; a terminal one
             ends the solve there (Solution.status 'event', ts/ys end at the event, event_t

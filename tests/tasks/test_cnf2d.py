@@ -63,3 +63,22 @@ def test_bad_config_file_is_explained(tmp_path, capsys):
     cfg.write_text('{"iterations": 3, "kinetik": 0.1}')
     assert main(["train", "cnf", "--config", str(cfg), "--quiet", "--out", str(tmp_path / "x")]) == 2
     assert "unknown keys ['kinetik']" in capsys.readouterr().err
+
+
+def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
+    """`--compile` sets CNFConfig.compile and build_flow gives a CNF that solves with compile=True
+    (training itself is covered by tests/flows/test_functional_divergence.py)."""
+    import odeflow.tasks.cnf2d as cnf2d
+    seen = {}
+
+    def fake_train(cfg, out, **kwargs):
+        seen["cfg"] = cfg
+        solver = dict(nll=0.0, inverse_error=0.0, nfe=0)
+        return dict(iterations=0, ms_per_iter=0.0, T=cfg.T, trained_solver=solver, rediscretized_dopri5=solver)
+
+    monkeypatch.setattr(cnf2d, "train_cnf", fake_train)
+    assert main(["train", "cnf", "--compile", "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert seen["cfg"].compile is True
+    assert cnf2d.build_flow(seen["cfg"]).compile is True
+    assert main(["train", "cnf", "--quiet", "--out", str(tmp_path / "s")]) == 0
+    assert seen["cfg"].compile is False and cnf2d.build_flow(seen["cfg"]).compile is False

@@ -26,6 +26,7 @@ from ..solve import solve
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive, FixedStep
 from .divergence import NOISES, divergence_hutchinson, sample_noise, trace_and_frobenius_batched
+from .functional_divergence import CNFDynamics
 
 StepControl = Union[FixedStep, Adaptive]
 
@@ -55,12 +56,14 @@ class CNF(nn.Module):
         method, step: solver used for training and, unless changed, evaluation.
         adjoint: optimize-discretize (continuous adjoint) instead of discretize-optimize.
         kinetic, jacobian: RNODE coefficients lambda_K, lambda_J used by `loss`.
+        compile: solve through torch.compile (`solve(..., compile=True)`); the divergence and
+            RNODE rates then come from torch.func (`CNFDynamics`), results equal to eager.
     """
 
     def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
                  divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
                  step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
-                 kinetic: float = 0.0, jacobian: float = 0.0) -> None:
+                 kinetic: float = 0.0, jacobian: float = 0.0, compile: bool = False) -> None:
         super().__init__()
         if divergence not in ("exact", "hutchinson"):
             raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
@@ -83,6 +86,17 @@ class CNF(nn.Module):
         self._e: Optional[Tensor] = None
         self.noise_shard: Optional[Tuple[int, slice]] = None   # (global batch, rows): see sample_noise
         self.last_stats = SolverStats()
+        self.compile = bool(compile)
+        # Not registered as submodules (the state dict keeps the eager layout); one per
+        # (divergence, regularize) so a compiled solve sees the same field object every call.
+        object.__setattr__(self, "_dynamics", {})
+
+    def dynamics(self, regularize: bool) -> CNFDynamics:
+        """The torch.func field used with compile=True (cached per divergence and regularize)."""
+        key = (self.divergence, regularize)
+        if key not in self._dynamics:
+            self._dynamics[key] = CNFDynamics(self.net, self.dim, self.divergence, regularize)
+        return self._dynamics[key]
 
     def set_solver(self, method: str, step: StepControl) -> None:
         """Re-discretize: evaluate (or keep training) with another method/step."""
@@ -136,8 +150,12 @@ class CNF(nn.Module):
             self._e = sample_noise(x, self.noise, shard=self.noise_shard)
         zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         state = (x, zero, zero, zero) if regularize else (x, zero)
-        sol = solve(self._augmented, state, self._times(False), method=self.method, step=self._step_for(len(state)),
-                    gradient=self._gradient())
+        func = self._augmented
+        if self.compile:
+            func = self.dynamics(regularize)
+            func.set_noise(self._e if self.divergence == "hutchinson" else None)
+        sol = solve(func, state, self._times(False), method=self.method, step=self._step_for(len(state)),
+                    gradient=self._gradient(), compile=self.compile)
         self.last_stats = sol.stats
         return tuple(y[-1] for y in sol.ys)
 
@@ -167,16 +185,16 @@ class CNF(nn.Module):
     def push_forward(self, x: Tensor) -> Tensor:
         """x -> z(T) without the log-determinant (cheaper; for plots and inverse checks)."""
         check_batch(x, self.dim)
-        sol = solve(self._field, x, self._times(False), method=self.method, step=self.step,
-                    gradient=self._gradient())
+        sol = solve(self.net if self.compile else self._field, x, self._times(False), method=self.method,
+                    step=self.step, gradient=self._gradient(), compile=self.compile)
         self.last_stats = sol.stats
         return sol.ys[-1]
 
     def inverse(self, z: Tensor) -> Tensor:
         """z(T) -> x by integrating f backwards from T to 0."""
         check_batch(z, self.dim, "z")
-        sol = solve(self._field, z, self._times(True), method=self.method, step=self.step,
-                    gradient=self._gradient())
+        sol = solve(self.net if self.compile else self._field, z, self._times(True), method=self.method,
+                    step=self.step, gradient=self._gradient(), compile=self.compile)
         return sol.ys[-1]
 
     def log_prob(self, x: Tensor) -> Tensor:

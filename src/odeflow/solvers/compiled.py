@@ -122,8 +122,8 @@ def run_compiled(fn: Callable, key: Hashable, *args):
         raise ValueError(
             f"compile=True could not capture the vector field as one graph ({reason}). A compiled solve "
             "needs f(t, y) made of tensor operations only: no .item()/float() or data-dependent Python "
-            "branches, no torch.autograd.grad (a CNF's divergence uses it). Use compile=False for this "
-            "vector field") from e
+            "branches, no torch.autograd.grad (take derivatives with torch.func, as CNF(compile=True) does). "
+            "Use compile=False for this vector field") from e
     except dynamo_exc.BackendCompilerFailed as e:
         raise RuntimeError(
             "compile=True: Inductor failed to build the compiled solver (it needs a working C++ compiler, "

@@ -55,6 +55,7 @@ class CNFConfig(TrainingConfig):
     T_alpha: float = 0.1
     T_eps: float = 0.1
     T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
+    compile: bool = False                    # solve through torch.compile (torch.func divergence)
 
     def validate(self) -> None:
         super().validate()
@@ -82,7 +83,8 @@ def build_flow(cfg: CNFConfig) -> CNF:
     net = ODENet(2, cfg.hidden, layer=cfg.layer, activation=cfg.activation, zero_init=cfg.zero_init,
                  control_times=control_times)
     return CNF(net, 2, T=cfg.T, train_T=cfg.learn_T, divergence=cfg.divergence, method=cfg.method, step=cfg.step(),
-               adjoint=cfg.mode == "opt-disc", seminorm=cfg.seminorm, kinetic=cfg.kinetic, jacobian=cfg.jacobian)
+               adjoint=cfg.mode == "opt-disc", seminorm=cfg.seminorm, kinetic=cfg.kinetic, jacobian=cfg.jacobian,
+               compile=cfg.compile)
 
 
 @contextmanager
