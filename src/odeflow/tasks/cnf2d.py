@@ -183,17 +183,7 @@ def train_cnf(cfg: CNFConfig, out: Optional[Path], progress: bool = True, resume
 
 def load_flow(path: Path):
     """(flow in eval mode with the exact trace, its training config) from best.pt or last.pt."""
-    import dataclasses
-
-    from ..training.checkpoint import load_checkpoint
-    state = load_checkpoint(path)
-    if state.get("kind") != "cnf":
-        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a CNF; "
-                         "pass a best.pt or last.pt written by `odeflow train cnf`")
-    known = {f.name for f in dataclasses.fields(CNFConfig)}
-    cfg = CNFConfig(**{k: v for k, v in state["config"].items() if k in known})
-    flow = build_flow(cfg)
-    flow.load_state_dict(state["model"])
-    flow.eval()
+    from ..training.checkpoint import model_from_checkpoint
+    flow, cfg = model_from_checkpoint(path, "cnf", CNFConfig, build_flow)
     flow.divergence = "exact"
     return flow, cfg

@@ -221,16 +221,5 @@ def train_image(cfg: ImageConfig, out: Optional[Path], progress: bool = True, re
 
 def load_image_flow(path: Path):
     """(flow in eval mode, its training config) from best.pt or last.pt of `odeflow train image`."""
-    import dataclasses
-
-    from ..training.checkpoint import load_checkpoint
-    state = load_checkpoint(path)
-    if state.get("kind") != "image":
-        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not an image flow; "
-                         "pass a best.pt or last.pt written by `odeflow train image`")
-    known = {f.name for f in dataclasses.fields(ImageConfig)}
-    cfg = ImageConfig(**{k: v for k, v in state["config"].items() if k in known})
-    flow = build_image_flow(cfg)
-    flow.load_state_dict(state["model"])
-    flow.eval()
-    return flow, cfg
+    from ..training.checkpoint import model_from_checkpoint
+    return model_from_checkpoint(path, "image", ImageConfig, build_image_flow)

@@ -12,7 +12,7 @@ import os
 import pickle
 import random
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
@@ -83,3 +83,19 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 def _python_state_to_plain(s: Any) -> list:
     version, internal, gauss = s
     return [version, list(internal), gauss]
+
+
+def model_from_checkpoint(path: Path, kind: str, config_cls: type, build: Any) -> Tuple[Any, Any]:
+    """(model in eval mode, its config) from a run's best.pt/last.pt: the task `kind` is checked,
+    the config rebuilt from its plain data (unknown keys ignored), the model built and loaded."""
+    import dataclasses
+    state = load_checkpoint(path)
+    if state.get("kind") != kind:
+        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a {kind!r} one; "
+                         f"pass a best.pt or last.pt written by `odeflow train {kind}`")
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    cfg = config_cls(**{k: v for k, v in state["config"].items() if k in known})
+    model = build(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg
