@@ -25,7 +25,7 @@ MODES = ("disc-opt", "checkpointed", "adjoint")
 
 def one(mode: str, steps: int, batch: int) -> None:
     import torch
-    from odeflow import DiscretizeOptimize, FixedStep
+    from odeflow import FixedStep
     from odeflow.data.tabular import load_tabular
     from odeflow.flows import CNF
     from odeflow.nn import ODENet
@@ -35,9 +35,8 @@ def one(mode: str, steps: int, batch: int) -> None:
     data = load_tabular("digits")
     x = torch.as_tensor(data.train[:batch], dtype=torch.float32)
     flow = CNF(ODENet(data.dim, (256, 256)), data.dim, T=0.5, divergence="hutchinson", method="rk4",
-               step=FixedStep(0.5), adjoint=mode == "adjoint")
-    if mode == "checkpointed":
-        flow._gradient = lambda: DiscretizeOptimize(checkpoints=max(1, round(math.sqrt(steps))))
+               step=FixedStep(0.5), adjoint=mode == "adjoint",
+               checkpoints=max(1, round(math.sqrt(steps))) if mode == "checkpointed" else None)
     flow.loss(x)[0].backward()  # warm-up: allocator, kernels
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     flow.set_solver("rk4", FixedStep(0.5 / steps))

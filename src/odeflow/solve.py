@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .solvers.errors import SolverError
-from .solvers.problem import StepControl, make_problem
+from .solvers.problem import StepControl, capturing, make_problem
 from .solvers.solution import Solution
 from .solvers.state import State
 from .solvers.tableau import ButcherTableau
@@ -36,8 +36,11 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             methods and output-to-output steps otherwise.
         gradient: DiscretizeOptimize() (default; autograd through the steps) or
             OptimizeDiscretize() (continuous adjoint, memory independent of the steps).
-        check_finite: one final check that all outputs are finite (the only host sync of a
-            fixed-step solve).
+        check_finite: check that y0 and all outputs are finite (on a GPU the only host syncs
+            of a fixed-step solve). Skipped automatically inside CUDA-graph capture: a
+            fixed-step solve without them has no host syncs and no host-to-device copies
+            (the grid is cached), so a training step can be captured with torch.cuda.graph
+            (see `odeflow.training.cuda_graph.GraphedStep`).
         compile: run the solver through torch.compile (Inductor, C++ wrapper): a fixed grid
             becomes one compiled loop, an adaptive step one compiled call, also in the adjoint's
             backward pass. Pays off for small states where per-operation overhead dominates;
@@ -63,7 +66,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     if events is not None:
         from .event_solve import solve_with_events
         return solve_with_events(func, y0, t, method, step, gradient, events, check_finite)
-    problem = make_problem(func, y0, t, method, step, compile=compile)
+    check_finite = check_finite and not capturing(_first_tensor(y0))
+    problem = make_problem(func, y0, t, method, step, compile=compile, check_finite=check_finite)
     gradient = DiscretizeOptimize() if gradient is None else gradient
     if not isinstance(gradient, (DiscretizeOptimize, OptimizeDiscretize)):
         raise TypeError(f"gradient must be DiscretizeOptimize() or OptimizeDiscretize(); got {gradient!r}")
@@ -79,3 +83,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
                           "the ODE blows up or the fixed step is too large; use a smaller step or an "
                           "adaptive method")
     return Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats)
+
+
+def _first_tensor(y0: State) -> Tensor:
+    first = y0[0] if isinstance(y0, (tuple, list)) and y0 else y0
+    return first if isinstance(first, Tensor) else torch.empty(0)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..gradients import DiscretizeOptimize, OptimizeDiscretize
 from ..solve import solve
+from ..solvers.problem import capturing
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive, FixedStep
 from .divergence import NOISES, divergence_hutchinson, sample_noise, trace_and_frobenius_batched
@@ -32,10 +33,13 @@ StepControl = Union[FixedStep, Adaptive]
 
 
 def check_batch(x: Tensor, dim: int, what: str = "x") -> None:
-    """A clear error for data of the wrong shape or with NaN/inf rows."""
+    """A clear error for data of the wrong shape or with NaN/inf rows (the NaN check is skipped
+    inside CUDA-graph capture, where it would be a host sync)."""
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != dim:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{what} must have shape [batch, {dim}] for this flow; got {shape}")
+    if capturing(x):
+        return
     finite = torch.isfinite(x).all(dim=1)
     if not bool(finite.all()):
         rows = (~finite).nonzero().reshape(-1)[:5].tolist()
@@ -58,12 +62,15 @@ class CNF(nn.Module):
         kinetic, jacobian: RNODE coefficients lambda_K, lambda_J used by `loss`.
         compile: solve through torch.compile (`solve(..., compile=True)`); the divergence and
             RNODE rates then come from torch.func (`CNFDynamics`), results equal to eager.
+        checkpoints: Disc-Opt with a fixed step only: recompute the steps in this many segments
+            during the backward pass (memory O(segments + steps per segment) instead of O(steps)).
     """
 
     def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
                  divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
                  step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
-                 kinetic: float = 0.0, jacobian: float = 0.0, compile: bool = False) -> None:
+                 kinetic: float = 0.0, jacobian: float = 0.0, compile: bool = False,
+                 checkpoints: Optional[int] = None) -> None:
         super().__init__()
         if divergence not in ("exact", "hutchinson"):
             raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
@@ -86,7 +93,12 @@ class CNF(nn.Module):
         self._e: Optional[Tensor] = None
         self.noise_shard: Optional[Tuple[int, slice]] = None   # (global batch, rows): see sample_noise
         self.last_stats = SolverStats()
+        self._host_T: Optional[Tuple[tuple, float]] = None
         self.compile = bool(compile)
+        if checkpoints is not None and (adjoint or compile):
+            raise ValueError("checkpoints apply to discretize-optimize without compile; drop checkpoints, "
+                             "adjoint=True or compile=True")
+        self.checkpoints = checkpoints
         # Not registered as submodules (the state dict keeps the eager layout); one per
         # (divergence, regularize) so a compiled solve sees the same field object every call.
         object.__setattr__(self, "_dynamics", {})
@@ -106,11 +118,22 @@ class CNF(nn.Module):
         if self.adjoint:
             return OptimizeDiscretize(params=[p for p in self.net.parameters() if p.requires_grad],
                                       seminorm=self.seminorm)
+        if self.checkpoints is not None:
+            return DiscretizeOptimize(checkpoints=self.checkpoints,
+                                      params=[p for p in self.parameters() if p.requires_grad])
         return DiscretizeOptimize()
 
     def _times(self, reverse: bool) -> Tensor:
-        T = self.T.to(torch.float64)
-        t = torch.stack([torch.zeros_like(T), T])
+        """[0, T] (or [T, 0]): differentiable when T is trained, else host numbers (read from the
+        device once per value of T, so a fixed-T solve on a GPU needs no host sync)."""
+        if self.T.requires_grad:
+            T = self.T.to(torch.float64)
+            t = torch.stack([torch.zeros_like(T), T])
+        else:
+            key = (self.T.data_ptr(), self.T._version, self.T.device)
+            if self._host_T is None or self._host_T[0] != key:
+                self._host_T = (key, float(self.T))
+            t = torch.tensor([0.0, self._host_T[1]], dtype=torch.float64)
         return t.flip(0) if reverse else t
 
     def rates(self, t: Tensor, z: Tensor, create: bool, regularize: bool) -> Tuple[Tensor, ...]:
@@ -203,7 +226,7 @@ class CNF(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         p = next(self.parameters())
-        z = torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator)
+        z = torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device)
         return self.inverse(z)
 
 
@@ -254,7 +277,7 @@ class CNFStack(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         p = next(self.parameters())
-        return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator))
+        return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device))
 
     def set_solver(self, method: str, step: StepControl) -> None:
         for block in self.blocks:

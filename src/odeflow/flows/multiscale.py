@@ -226,7 +226,7 @@ class MultiscaleCNF(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None, temperature: float = 1.0) -> Tensor:
         p = next(self.parameters())
-        z = torch.randn(n, self.dim, dtype=p.dtype, device=p.device, generator=generator) * temperature
+        z = torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device) * temperature
         return self.inverse(z)
 
 

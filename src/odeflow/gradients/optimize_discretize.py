@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..solvers.hooks import StepHooks
 from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
-from ..solvers.loop import FixedGrid, integrate_adaptive, integrate_fixed
+from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
 from ..solvers.problem import Problem
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
@@ -190,7 +190,7 @@ class _Adjoint(torch.autograd.Function):
             elif isinstance(step, FixedStep):
                 for i in range(n - 1, 0, -1):
                     span = [tvals[i], tvals[i - 1]]
-                    grid = FixedGrid(tab, span, step.substeps(span), ys.dtype, ys.device)
+                    grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
                     if problem.compile:
                         outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
                     else:

@@ -7,6 +7,7 @@ floats on the host, or float64 tensors when gradients with respect to time are w
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -77,6 +78,22 @@ class FixedGrid:
     def times(self, step: int) -> List[Tensor]:
         s = self.stages
         return self.stage_times[step * s:(step + 1) * s]
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_grid(tab: ButcherTableau, t: Tuple[float, ...], substeps: Tuple[int, ...],
+                 dtype: torch.dtype, device: torch.device, perturb: bool) -> FixedGrid:
+    return FixedGrid(tab, t, substeps, dtype, device, None, perturb)
+
+
+def fixed_grid(tab: ButcherTableau, t: Sequence[float], substeps: Sequence[int], dtype: torch.dtype,
+               device: torch.device, t_tensor: Optional[Tensor] = None, perturb: bool = False) -> FixedGrid:
+    """A FixedGrid, reused across solves when the times are plain numbers: repeated solves on the
+    same grid (every training iteration) then copy no step sizes or stage times to the device,
+    which also makes a fixed-step solve free of host-to-device copies (CUDA-graph capturable)."""
+    if t_tensor is not None and t_tensor.requires_grad:
+        return FixedGrid(tab, t, substeps, dtype, device, t_tensor, perturb)
+    return _cached_grid(tab, tuple(t), tuple(substeps), dtype, torch.device(device), perturb)
 
 
 def real_dtype(dtype: torch.dtype) -> torch.dtype:

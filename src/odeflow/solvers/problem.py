@@ -15,7 +15,7 @@ from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .errors import SolverError
 from .grid import GridTimes, grid_points, integrate_grid, rk_grid_step
 from .hooks import StepHooks
-from .loop import FixedGrid, integrate_adaptive, integrate_fixed
+from .loop import fixed_grid, integrate_adaptive, integrate_fixed
 from .methods import get_method
 from .solution import SolverStats
 from .state import ErrorNorm, State, StatePacker, packed_func
@@ -131,8 +131,8 @@ class Problem:
             return [y0] + integrate_grid(step_fn, self.func, y0, grid_points(self.step, self.t_values),
                                          self.t_values, self.step.interp, self.stats, self.hooks), None
         if isinstance(self.step, FixedStep):
-            grid = FixedGrid(self.method, self.t_values, self.step.substeps(self.t_values),
-                             y0.dtype, y0.device, t_tensor, perturb=self.step.perturb)
+            grid = fixed_grid(self.method, self.t_values, self.step.substeps(self.t_values),
+                              y0.dtype, y0.device, t_tensor, perturb=self.step.perturb)
             if self.compile:
                 key = compile_key("forward", self.method, self.user_func, y0)
                 return [y0] + integrate_fixed_compiled(self.method, self.raw_func(), y0, grid, self.stats, key), None
@@ -148,10 +148,16 @@ class Problem:
         return [y0] + outs, h
 
 
+def capturing(x: Tensor) -> bool:
+    """True inside CUDA-graph capture (torch.cuda.graph), where host syncs are not allowed."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
                  method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-                 compile: bool = False) -> Problem:
-    """Validate the inputs of a solve (see `odeflow.solve`) and pack the state."""
+                 compile: bool = False, check_finite: bool = True) -> Problem:
+    """Validate the inputs of a solve (see `odeflow.solve`) and pack the state.
+    ``check_finite=False`` skips the one data-dependent check (y0 finite, a host sync)."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
     tab = get_method(method)
@@ -166,7 +172,7 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
                          f"steps; use step=FixedStep(h) or one of {valid}")
     packer = StatePacker(y0)
     flat_y0 = packer.pack(y0)
-    if not bool(torch.isfinite(flat_y0).all()):
+    if check_finite and not bool(torch.isfinite(flat_y0).all()):
         bad = (~torch.isfinite(flat_y0.detach())).nonzero()[:5].reshape(-1).tolist()
         raise ValueError(f"y0 contains NaN or inf (first flat indices {bad}); clean the initial state")
     t_tensor, values = check_times(t)

@@ -24,7 +24,7 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
 
 
 def plot_confusion(counts: Tensor, path: Path, title: str = "") -> None:
-    k = counts.shape[0]
+    k, counts = counts.shape[0], counts.cpu()
     fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k))
     ax.imshow(counts.numpy(), cmap="Blues")
     top = float(counts.max()) if counts.numel() else 1.0
@@ -48,8 +48,9 @@ def plot_decision_boundary(model: ODEClassifier, x: Tensor, y: Tensor, path: Pat
     """P(class 1) (or the predicted class for K > 2) over a grid, with the points on top."""
     g = torch.linspace(-lim, lim, n_grid)
     grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-    probs = torch.softmax(model(grid.to(x.dtype)), dim=1)
+    probs = torch.softmax(model(grid.to(x.device, x.dtype)), dim=1).cpu()
     field = probs[:, 1] if probs.shape[1] == 2 else probs.argmax(1).to(probs.dtype)
+    x, y = x.cpu(), y.cpu()
     fig, ax = plt.subplots(figsize=(4.2, 4))
     mesh = ax.contourf(g, g, field.reshape(n_grid, n_grid), levels=20, cmap="RdBu_r", alpha=0.8)
     fig.colorbar(mesh, ax=ax, fraction=0.046)
@@ -66,7 +67,8 @@ def plot_flow(model: ODEClassifier, x: Tensor, y: Tensor, path: Path, times: Seq
               title: str = "") -> None:
     """Block states at fractions ``times`` of T: dims (0, 1); for augmented states also (0, 2) at T."""
     T = model.block.T
-    states = model.flow(x, [T * s for s in times])
+    states = model.flow(x, [T * s for s in times]).cpu()
+    y = y.cpu()
     extra = states.shape[-1] > 2
     n = len(times) + int(extra)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2))

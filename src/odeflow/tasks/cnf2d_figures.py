@@ -14,13 +14,14 @@ from ..flows import CNF  # noqa: E402
 
 
 def plot_density_and_samples(flow: CNF, data: str, out: Path, lim: float = 4.0, n_grid: int = 80) -> None:
-    xs = torch.linspace(-lim, lim, n_grid)
+    p = next(flow.parameters())
+    xs = torch.linspace(-lim, lim, n_grid, dtype=p.dtype, device=p.device)
     grid = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), dim=-1).reshape(-1, 2)
     saved = flow.divergence
     flow.divergence = "exact"
     with torch.no_grad():
-        density = flow.log_prob(grid).exp().reshape(n_grid, n_grid)
-        samples = flow.sample(2000, generator=torch.Generator().manual_seed(0))
+        density = flow.log_prob(grid).exp().reshape(n_grid, n_grid).cpu()
+        samples = flow.sample(2000, generator=torch.Generator().manual_seed(0)).cpu()
     flow.divergence = saved
     real = sample_toy(data, 2000, seed=123)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
@@ -47,6 +48,7 @@ def plot_forward_inverse(flow: CNF, x: torch.Tensor, path: Path, title: str = ""
         fx = flow.push_forward(x)
         back = flow.inverse(fx)
     err = float((back - x).norm(dim=1).mean())
+    x, fx, back = x.cpu(), fx.cpu(), back.cpu()
     colour = torch.atan2(x[:, 1], x[:, 0]).numpy()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, pts, name in zip(axes, (x, fx, back), ("x ~ data", "f(x)", f"f^-1(f(x)), error {err:.1e}")):

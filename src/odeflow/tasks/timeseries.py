@@ -121,7 +121,7 @@ class TimeSeriesTask(Task):
         sol = self.model.solve(self.u[0], self.t, **self.kw)
         loss = self.model.loss(sol.ys, self.u)
         if self.iteration in self.config.snapshot_at:
-            self.snapshots[self.iteration] = sol.ys.detach().clone()
+            self.snapshots[self.iteration] = sol.ys.detach().to("cpu", copy=True)
         stats = sol.stats
         return StepOutput(loss, dict(loss=loss.detach(), nfe_forward=stats.nfe,
                                      nfe_backward=lambda: stats.nfe_backward))
@@ -148,7 +148,7 @@ class TimeSeriesTask(Task):
         n = ctx.iteration + 1
         if n in cfg.snapshot_at:
             with torch.no_grad():
-                self.snapshots[n] = self.model.solve(self.u[0], self.t, **self.kw).ys.detach().clone()
+                self.snapshots[n] = self.model.solve(self.u[0], self.t, **self.kw).ys.detach().to("cpu", copy=True)
         self.final = self.result(ctx.history)
         summary = {k: v for k, v in asdict(self.final).items() if k not in ("losses", "wall", "snapshots", "checks")}
         summary["train_loss"] = self.final.final_loss

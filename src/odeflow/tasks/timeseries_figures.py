@@ -53,8 +53,9 @@ def plot_losses(path: Path, results: Dict[str, "TrainResult"]) -> None:
 def plot_extrapolation(path: Path, model, u0: Tensor, t_end: float, dtype: torch.dtype) -> None:
     t = torch.linspace(0, t_end, 400, dtype=torch.float64)
     truth = solve(SpiralField(), u0.to(torch.float64), t, method="tsit5", step=Adaptive(1e-10, 1e-12)).ys
+    device = next(model.parameters()).device
     with torch.no_grad():
-        pred = solve(model.field, u0, t.to(dtype), method="dopri5", step=Adaptive(1e-7, 1e-9)).ys
+        pred = solve(model.field, u0.to(device), t.to(dtype), method="dopri5", step=Adaptive(1e-7, 1e-9)).ys.cpu()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot(truth[:, 0], truth[:, 1], "k-", lw=2, alpha=0.4, label=f"truth to t={t_end}")
     ax.plot(pred[:, 0], pred[:, 1], "r--", label="model")
