@@ -56,6 +56,8 @@ ENGINE_OPTIONS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "--lr-schedule": ("lr_schedule", dict(choices=["constant", "cosine"])),
     "--grad-clip": ("grad_clip", dict(type=positive_float, help="clip the global gradient norm")),
     "--device": ("device", dict(choices=["cpu", "cuda", "auto"])),
+    "--cuda-graph": ("cuda_graph", dict(action="store_true",
+                                        help="capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)")),
 }
 
 

@@ -24,7 +24,7 @@ from ..nn import ODENet
 from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
 from ..training.data import generated_shard
-from ..training.schedule import Stage, make_step
+from ..training.schedule import Stage, make_step, parse_schedule
 from .end_time_step import end_time_steps
 
 
@@ -152,6 +152,19 @@ class CNF2DTask(Task):
                                        jacobian=parts.get("jacobian", 0.0), T=flow.T.detach(),
                                        nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
         return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
+
+    def cuda_graph_problem(self) -> Optional[str]:
+        cfg = self.config
+        stages = parse_schedule(cfg.schedule) if cfg.schedule else []
+        if cfg.mode != "disc-opt":
+            return "the adjoint (opt-disc) chooses its backward steps on the host; use --mode disc-opt"
+        if isinstance(cfg.step(), Adaptive) or any(s.step_size is None and s.steps is None for s in stages):
+            return "adaptive steps are accepted or rejected on the host; use a fixed step (--step-size or --steps)"
+        if cfg.learn_T:
+            return "a learnable end time (--learn-T) is read on the host every step"
+        if cfg.compile:
+            return "compile and CUDA graphs are alternatives; drop one"
+        return None
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         x = self.x_val[ctx.dist.rank::ctx.dist.world_size]

@@ -29,6 +29,7 @@ class TrainingConfig:
     lr_schedule: str = "constant"          # 'cosine': cosine decay over `iterations`
     grad_clip: Optional[float] = None      # clip the global gradient norm
     device: str = "cpu"                    # 'auto': cuda when available
+    cuda_graph: bool = False               # capture each training step in a CUDA graph (fixed-step tasks)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -47,6 +48,11 @@ class TrainingConfig:
             raise ValueError(f"grad_clip must be > 0; got {self.grad_clip!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        if self.cuda_graph and self.device == "cpu":
+            raise ValueError("cuda_graph needs a GPU: use --device cuda (or auto) with --cuda-graph")
+        if self.cuda_graph and self.lr_schedule != "constant":
+            raise ValueError(f"cuda_graph bakes the learning rate into the captured step; lr_schedule "
+                             f"{self.lr_schedule!r} changes it every iteration: use lr_schedule 'constant'")
         for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")

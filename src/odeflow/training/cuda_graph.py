@@ -8,7 +8,7 @@ one launch. Adaptive steps and the adjoint choose step sizes on the host and can
 """
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -62,6 +62,41 @@ class GraphedStep:
             static.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.loss
+
+
+class CapturedTrainingStep:
+    """The Trainer's step as a `GraphedStep`: the task's loss, backward, gradient-norm clipping
+    (norm returned, so the Trainer can check it) and the optimizer step. The batch is a tensor or
+    a tuple/list of tensors of fixed shape; the returned StepOutput and norm are the captured
+    tensors, refreshed by every call."""
+
+    def __init__(self, forward: Callable[[Any], Any], params: List[Tensor], optimizer: torch.optim.Optimizer,
+                 batch: Any, clip: float) -> None:
+        tensors, self._rebuild = _flatten(batch)
+        captured: dict = {}
+
+        def step(*xs: Tensor) -> Tensor:
+            out = forward(self._rebuild(xs))
+            out.loss.backward()
+            captured["norm"] = torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+            captured["out"] = out
+            return out.loss
+
+        self.graph = GraphedStep(step, tensors, optimizer)
+        self.out, self.norm = captured["out"], captured["norm"]  # from the capture (the last call)
+
+    def __call__(self, batch: Any) -> Tuple[Any, Tensor]:
+        self.graph(*_flatten(batch)[0])
+        return self.out, self.norm
+
+
+def _flatten(batch: Any) -> Tuple[List[Tensor], Callable[[Sequence[Tensor]], Any]]:
+    if isinstance(batch, Tensor):
+        return [batch], lambda xs: xs[0]
+    if isinstance(batch, (tuple, list)) and all(isinstance(x, Tensor) for x in batch):
+        return list(batch), lambda xs: type(batch)(xs)
+    raise ValueError(f"a CUDA-graph step needs a batch of tensors; got {type(batch).__name__}")
 
 
 def _snapshot(params: List[Tensor], optimizer: torch.optim.Optimizer) -> dict:

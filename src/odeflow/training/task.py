@@ -16,7 +16,7 @@ Life cycle (all ranks):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Optional
 
 from torch import Tensor, nn
 
@@ -102,6 +102,12 @@ class Task:
     def training_loss(self, batch: Any) -> StepOutput:
         """Loss of one batch with ``self.model``; runs inside DistributedDataParallel.forward."""
         raise NotImplementedError
+
+    def cuda_graph_problem(self) -> Optional[str]:
+        """Why this task's step cannot be captured in a CUDA graph (``--cuda-graph``), or None
+        when it can: a tensor batch of fixed shape and a step without host syncs (fixed-step
+        Disc-Opt). Default: not supported."""
+        return f"the {self.name} task does not support CUDA-graph capture"
 
     # --- evaluation ---------------------------------------------------------------------------
     def validate(self, ctx: RunContext) -> Dict[str, float]:

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..solvers.errors import SolverError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .cuda_graph import CapturedTrainingStep
 from .context import RunContext
 from .distributed import Distributed
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
@@ -35,7 +36,7 @@ from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience")
+RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph")
 
 
 class _TaskForward(nn.Module):
@@ -87,6 +88,13 @@ class Trainer:
         sched = make_lr_scheduler(cfg, opt)
         stages = parse_schedule(cfg.schedule)
         forward = dist.wrap(_TaskForward(task), device)
+        self._graphed: Optional[CapturedTrainingStep] = None
+        if cfg.cuda_graph:
+            problem = task.cuda_graph_problem() or (
+                "CUDA graphs do not combine with torchrun/DDP here" if dist.active else None) or (
+                None if device.type == "cuda" else f"the run's device is {device}, not a GPU")
+            if problem:
+                raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
         if state is not None:
             task.model.load_state_dict(state["model"])
@@ -120,6 +128,7 @@ class Trainer:
                 k = stage_index(stages, it) if stages else stage
                 if k != stage:
                     stage = k
+                    self._graphed = None  # a new solver or lr: captured again at the next step
                     task.enter_stage(stages[stage])
                     if stages[stage].lr is not None:
                         set_lr(opt, stages[stage].lr)
@@ -178,6 +187,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def _step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
         opt, cfg = self._opt, self.cfg
+        if cfg.cuda_graph:
+            return self._graphed_step(forward, params, batch, it)
         opt.zero_grad(set_to_none=True)
         try:
             out = forward(batch)
@@ -196,6 +207,20 @@ class Trainer:
         opt.step()
         if self._sched is not None:
             self._sched.step()
+        return out
+
+    def _graphed_step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
+        """The step replayed from a CUDA graph (captured at the first step and after a stage
+        change). The finite checks run after the replay: a non-finite loss or gradient stops the
+        run as in eager mode, with the files on disk untouched (the update was applied in memory)."""
+        if self._graphed is None:
+            limit = self.cfg.grad_clip if self.cfg.grad_clip is not None else math.inf
+            self._graphed = CapturedTrainingStep(forward, params, self._opt, batch, limit)
+        out, norm = self._graphed(batch)
+        if not bool(torch.isfinite(out.loss.detach())):
+            raise TrainingError(it, f"the loss is not finite ({float(out.loss.detach()):g})", NONFINITE_HINT)
+        if not bool(torch.isfinite(norm)):
+            raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
         return out
 
     @staticmethod
