@@ -111,7 +111,7 @@ def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
         nfe_f += func.nfe
         func.nfe = 0
         logpz = -0.5 * (2 * torch.log(torch.tensor(2 * torch.pi)) + (zT[-1] ** 2).sum(dim=1))
-        loss = -(logpz + dlogp[-1]).mean()   # log p(x) = log N(z(T)) - int tr J = logpz + dlogp(T)
+        loss = -(logpz - dlogp[-1]).mean()   # log p(x) = log N(z(T)) + int tr J dt = logpz - dlogp(T)
         loss.backward()
         opt.step()
         elapsed += time.perf_counter() - start

@@ -74,7 +74,7 @@ def ffjord_run(args, data, x_test: Tensor) -> Dict[str, Any]:
         zT, dlogp = odeint_adjoint(func, (x, torch.zeros(x.shape[0])), times, rtol=1e-6, atol=1e-8, method="dopri5")
         nfe_f, func.nfe = nfe_f + func.nfe, 0
         logpz = -0.5 * (data.dim * torch.log(torch.tensor(2 * torch.pi)) + (zT[-1] ** 2).sum(dim=1))
-        loss = -(logpz + dlogp[-1]).mean()
+        loss = -(logpz - dlogp[-1]).mean()   # log p(x) = log N(z(T)) - dlogp(T)
         loss.backward()
         opt.step()
         elapsed += time.perf_counter() - start
