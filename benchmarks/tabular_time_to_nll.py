@@ -122,8 +122,9 @@ class _SharedEvaluatorTask(TabularTask):
         return {}
 
 
-def odeflow_run(args, data, x_test: Tensor, target: float, name: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    cfg = read_tabular_config(ROOT / "configs" / "digits.toml", mode="disc-opt", seed=args.seed,
+def odeflow_run(args, data, x_test: Tensor, target: float, name: str, overrides: Dict[str, Any],
+                config: str = "digits.toml") -> Dict[str, Any]:
+    cfg = read_tabular_config(ROOT / "configs" / config, mode="disc-opt", seed=args.seed,
                               val_every=args.val_every, iterations=10**6, time_budget=args.odeflow_budget,
                               patience=None, checkpoint_every=10**9, **overrides)
     trainer = Trainer(_SharedEvaluatorTask(cfg, data, x_test, target), None, quiet=True)
@@ -145,8 +146,8 @@ def table(results: List[Dict[str, Any]], target: float) -> str:
              "NFE-F / NFE-B per iter | speed-up (wall) | speed-up (CPU) | final test NLL (dopri5 1e-6/1e-8, exact) | "
              "inverse error |", "|---|---|---|---|---|---|---|---|---|---|"]
     hits = [next(((i, t, c) for i, t, c, v in r["curve"] if v <= target), None) for r in results]
+    base = hits[0] if results and results[0]["name"].startswith("ffjord") else None
     for r, hit in zip(results, hits):
-        base = hits[0]
         speed = f"{base[1] / hit[1]:.1f}x | {base[2] / hit[2]:.1f}x" if hit and base else "– | –"
         cells = f"{hit[1]:.1f} | {hit[2]:.1f} | {hit[0]}" if hit else "not reached | – | –"
         lines.append(f"| {r['name']} | {cells} | {r['ms_per_iter']:.0f} | {r['nfe_forward']:.1f} / {r['nfe_backward']:.1f} | "
@@ -160,20 +161,28 @@ def main() -> None:
     p.add_argument("--val-every", type=int, default=20)
     p.add_argument("--ffjord-budget", type=float, default=180.0, help="CPU seconds of FFJORD training")
     p.add_argument("--odeflow-budget", type=float, default=120.0, help="wall seconds of odeflow training at most")
-    p.add_argument("--variant", action="append", default=[], help="NAME:JSON overrides of digits.toml's disc-opt")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME:JSON overrides of digits.toml's disc-opt, or NAME:@FILE for configs/FILE")
+    p.add_argument("--target", type=float, default=None,
+                   help="exploration: skip the FFJORD run and use this target (no speed-up column then)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
     data = load_tabular("digits")
     x_test = torch.tensor(data.test, dtype=torch.float32)
     print(f"{machine()}; load average at start {os.getloadavg()}", flush=True)
-    results = [ffjord_run(args, data, x_test)]
-    target = min(c[3] for c in results[0]["curve"])
-    print(f"target: FFJORD's best test NLL within its budget, {target:.3f}", flush=True)
-    variants = [("odeflow disc-opt (digits.toml)", {})]
-    variants += [(v.split(":", 1)[0], json.loads(v.split(":", 1)[1])) for v in args.variant]
-    for name, over in variants:
-        results.append(odeflow_run(args, data, x_test, target, name, over))
+    results, target = [], args.target
+    if target is None:
+        results = [ffjord_run(args, data, x_test)]
+        target = min(c[3] for c in results[0]["curve"])
+        print(f"target: FFJORD's best test NLL within its budget, {target:.3f}", flush=True)
+    variants = [("odeflow disc-opt (digits.toml)", "{}")] if args.target is None else []
+    variants += [tuple(v.split(":", 1)) for v in args.variant]
+    for name, spec in variants:
+        if spec.startswith("@"):
+            results.append(odeflow_run(args, data, x_test, target, name, {}, config=spec[1:]))
+        else:
+            results.append(odeflow_run(args, data, x_test, target, name, json.loads(spec)))
     print(f"load average at end {os.getloadavg()}")
     text = table(results, target)
     print(text)
