@@ -59,7 +59,12 @@ def test_nll(flow: CNF, x: Tensor) -> float:
 
 def as_flow(net: nn.Module, T: float) -> CNF:
     """An odeflow CNF around a trained net, for the shared evaluator."""
-    return CNF(net, 2, T=T, divergence="exact", method="dopri5", step=DOPRI5)
+    return CNF(net, 2, T=T, divergence="exact", method="dopri5", step=DOPRI5).to(next(net.parameters()).device)
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def batch_of(data: str, batch: int, seed: int, it: int) -> Tensor:
@@ -94,31 +99,33 @@ class HutchinsonODEfunc(nn.Module):
 def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
     from torchdiffeq import odeint_adjoint
     torch.manual_seed(args.seed)
-    net = ODENet(2, [64, 64, 64], layer="concatsquash", activation="tanh")
+    net = ODENet(2, [64, 64, 64], layer="concatsquash", activation="tanh").to(args.device)
     func = HutchinsonODEfunc(net)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
-    times = torch.tensor([0.0, 0.5])
+    times = torch.tensor([0.0, 0.5], device=args.device)
     torch.manual_seed(args.seed)
     elapsed, cpu, hit, hit_cpu, curve, nfe_f, nfe_b = 0.0, 0.0, None, None, [], 0, 0
     it = 0
     for it in range(args.ffjord_max_iterations):
-        x = batch_of(args.data, args.ffjord_batch, args.seed, it)
+        x = batch_of(args.data, args.ffjord_batch, args.seed, it).to(args.device)
+        synchronize(args.device)
         start, start_cpu = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         func.e = torch.randn_like(x)
         func.nfe = 0
-        zT, dlogp = odeint_adjoint(func, (x, torch.zeros(x.shape[0])), times, rtol=1e-5, atol=1e-5, method="dopri5")
+        zT, dlogp = odeint_adjoint(func, (x, torch.zeros(x.shape[0], device=x.device)), times, rtol=1e-5, atol=1e-5, method="dopri5")
         nfe_f += func.nfe
         func.nfe = 0
         logpz = -0.5 * (2 * torch.log(torch.tensor(2 * torch.pi)) + (zT[-1] ** 2).sum(dim=1))
         loss = -(logpz - dlogp[-1]).mean()   # log p(x) = log N(z(T)) + int tr J dt = logpz - dlogp(T)
         loss.backward()
         opt.step()
+        synchronize(args.device)
         elapsed += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
         nfe_b += func.nfe
         if (it + 1) % args.val_every == 0:
-            nll = test_nll(as_flow(net, 0.5), x_test)
+            nll = test_nll(as_flow(net, 0.5), x_test.to(args.device))
             curve.append((it + 1, elapsed, nll))
             print(f"  ffjord it {it + 1}: {elapsed:.1f} s, test NLL {nll:.3f}", flush=True)
             if nll <= args.target:
@@ -127,7 +134,7 @@ def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
             if elapsed > args.ffjord_budget:
                 break
     n = it + 1
-    final = evaluate_flow(as_flow(net, 0.5), x_final, "dopri5", DOPRI5)
+    final = evaluate_flow(as_flow(net, 0.5), x_final.to(args.device), "dopri5", DOPRI5)
     return dict(name="ffjord (torchdiffeq)", iterations=n, seconds=elapsed, hit=hit, hit_cpu=hit_cpu, ms_per_iter=1e3 * elapsed / n,
                 nfe_forward=nfe_f / n, nfe_backward=nfe_b / n, curve=curve, final=final, T=0.5)
 
@@ -171,7 +178,7 @@ class _SharedEvaluatorTask(CNF2DTask):
 
     def validate(self, ctx) -> Dict[str, float]:
         start = time.process_time()
-        nll = test_nll(self.flow, self.x_test)
+        nll = test_nll(self.flow, self.x_test.to(ctx.device))
         self.cpu_at_validation[ctx.iteration + 1] = self.cpu + start - self._mark
         self.cpu -= time.process_time() - start
         return dict(val_nll=nll)
@@ -179,7 +186,7 @@ class _SharedEvaluatorTask(CNF2DTask):
 
 def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dict[str, Any]) -> Dict[str, Any]:
     settings = dict(recipe(name), data=args.data, seed=args.seed, val_every=args.val_every, val_size=len(x_test),
-                    checkpoint_every=10**9)
+                    checkpoint_every=10**9, device=args.device, cuda_graph=args.cuda_graph)
     settings.update(overrides)
     cfg = CNFConfig(**settings)
     cfg.validate()
@@ -193,7 +200,7 @@ def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dic
     hit = next(((i, t) for i, t, v in curve if v <= args.target), None)
     hit_cpu = trainer.task.cpu_at_validation[hit[0]] if hit else None
     flow = trainer.task.flow
-    final = evaluate_flow(flow, x_final, "dopri5", DOPRI5)
+    final = evaluate_flow(flow, x_final.to(args.device), "dopri5", DOPRI5)
     n = s["iterations"]
     return dict(name=name, iterations=n, seconds=s["train_seconds"], hit=hit, hit_cpu=hit_cpu, ms_per_iter=s["ms_per_iter"],
                 nfe_forward=sum(r["nfe_forward"] for r in rows) / n,
@@ -232,12 +239,15 @@ def main() -> None:
     p.add_argument("--ffjord-max-iterations", type=int, default=5000)
     p.add_argument("--set", nargs="*", default=[], help="recipe overrides key=json-value (exploration)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="both sides on this device")
+    p.add_argument("--cuda-graph", action="store_true", help="odeflow's recipes with --cuda-graph (GPU)")
     args = p.parse_args()
     torch.set_num_threads(1)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     x_test = sample_toy(args.data, args.test_size, seed=10_000 + args.seed)
     x_final = sample_toy(args.data, args.test_size, seed=20_000 + args.seed)
-    print(f"{machine()}; load average at start {os.getloadavg()}", flush=True)
+    card = f"; device {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
+    print(f"{machine()}{card}; load average at start {os.getloadavg()}", flush=True)
     results = []
     for name in args.recipes:
         results.append(odeflow_run(name, args, x_test, x_final, overrides))
