@@ -1,12 +1,16 @@
 """`odeflow.solve`: the object door into the solver core, with a choice of gradient."""
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .solvers import compile_policy as policy_mod
+from .solvers.compile_cache import Unfingerprintable, fingerprint
+from .solvers.compile_policy import AutoCompile
 from .solvers.errors import SolverError
 from .solvers.problem import StepControl, make_problem
 from .solvers.solution import Solution
@@ -14,12 +18,13 @@ from .solvers.state import State
 from .solvers.tableau import ButcherTableau
 
 Gradient = Union[DiscretizeOptimize, OptimizeDiscretize]
+log = logging.getLogger(__name__)
 
 
 def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
           method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-          gradient: Optional[Gradient] = None, check_finite: bool = True, compile: bool = False,
-          events=None) -> Solution:
+          gradient: Optional[Gradient] = None, check_finite: bool = True,
+          compile: Union[bool, str, AutoCompile] = False, events=None) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Args:
@@ -44,6 +49,14 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             the first call compiles (seconds to tens of seconds), later calls with the same
             shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside;
             torch.func.vjp/jvp/vmap are fine, e.g. `odeflow.flows.CNF(compile=True)`).
+            Compiled solvers are kept in a cache directory ($ODEFLOW_CACHE_DIR, default
+            ~/.cache/odeflow; `odeflow.set_cache_dir`), so a later process with the same
+            vector field and shapes loads them in seconds instead of compiling again.
+            compile="auto" (or `AutoCompile(expected_calls=...)`): solve eagerly, time the
+            first calls of this problem and compile once the calls to come (expected_calls,
+            else as many as made so far) are expected to save more than compiling costs
+            (measured cold/warm costs; see `odeflow.solvers.compile_policy`); never compiles
+            what cannot be compiled, and falls back to eager when compiling fails.
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
             directions): roots of g(t, y(t)) are located on the dense output; a terminal one
             ends the solve there (Solution.status 'event', ts/ys end at the event, event_t
@@ -60,6 +73,11 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     Raises:
         ValueError / TypeError for malformed input; SolverError when the numerics fail.
     """
+    if compile == "auto" or isinstance(compile, AutoCompile):
+        return _solve_auto(AutoCompile() if compile == "auto" else compile, func, y0, t, method, step, gradient,
+                           check_finite, events)
+    if isinstance(compile, str):
+        raise ValueError(f"compile must be True, False or 'auto'; got {compile!r}")
     if events is not None:
         from .event_solve import solve_with_events
         return solve_with_events(func, y0, t, method, step, gradient, events, check_finite)
@@ -79,3 +97,32 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
                           "the ODE blows up or the fixed step is too large; use a smaller step or an "
                           "adaptive method")
     return Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats)
+
+
+def _solve_auto(policy: AutoCompile, func, y0, t, method, step, gradient, check_finite, events) -> Solution:
+    """compile="auto": eager or compiled, as `odeflow.solvers.compile_policy` decides."""
+    from .solvers.compiled import _func_identity
+
+    def run(compiled: bool) -> Solution:
+        return solve(func, y0, t, method, step, gradient, check_finite, compiled, events)
+
+    leaves = list(y0) if isinstance(y0, (tuple, list)) else [y0]
+    shapes = tuple((tuple(v.shape), v.dtype, v.requires_grad) for v in leaves if isinstance(v, Tensor))
+    n_t = len(t)
+    key = (_func_identity(func), str(method), repr(step), type(gradient).__name__, getattr(gradient, "seminorm", None),
+           shapes, n_t, torch.is_grad_enabled())
+    rec = policy_mod.record_for(key)
+    if rec.calls == 0:
+        why = policy_mod.compile_possible(func, method, step, gradient, events)
+        if why is not None:
+            rec.failed = True
+            log.debug("odeflow auto-compile: solving eagerly (%s)", why)
+        else:
+            try:
+                rec.disk_key = fingerprint(func, [str(method), repr(step), type(gradient).__name__, shapes, n_t,
+                                                  torch.is_grad_enabled()])
+            except Unfingerprintable:
+                rec.disk_key = None
+    if rec.failed:
+        return run(False)
+    return policy_mod.timed_solve(rec, policy, run, policy_mod.decide(rec, policy))

@@ -10,8 +10,9 @@ process with the same function, vector field and shapes loads it instead of comp
 (seconds instead of tens of seconds; what remains is mostly importing Inductor itself).
 
 Cache directory: ``$ODEFLOW_CACHE_DIR``, else ``~/.cache/odeflow``; `set_cache_dir` changes
-it. Compiled solvers live in ``<dir>/compiled``; Inductor's own cache is pointed at
-``<dir>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set. Delete the folder to start cold.
+it. Compiled solvers live in ``<dir>/compiled``; Inductor's own cache (the compiled C++ they
+load) in ``<dir>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` was set before importing
+odeflow. Delete the folder to start cold.
 
 An entry is named by a fingerprint of everything the compiled code depends on: the torch
 version, odeflow's solver sources, the function, and every argument -- tensors by shape,
@@ -21,13 +22,14 @@ shapes. What cannot be fingerprinted is compiled in-process only (as before, not
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import types
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -53,10 +55,26 @@ def set_cache_dir(path: Optional[os.PathLike]) -> None:
     _cache_dir = None if path is None else Path(path).expanduser()
 
 
-def point_inductor_cache() -> None:
-    """Inductor's own cache (kernels, graphs) under the odeflow cache unless the user chose one."""
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
+# Inductor writes its cache where $TORCHINDUCTOR_CACHE_DIR says, and sets that variable to its
+# default (/tmp/torchinductor_<user>) the first time it looks: what the user set counts only if
+# it was set before odeflow was imported.
+_USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+
+
+@contextlib.contextmanager
+def inductor_cache_env() -> Iterator[None]:
+    """Inductor's own cache (kernels, graphs) under the odeflow cache while compiling or loading,
+    unless the user chose one with $TORCHINDUCTOR_CACHE_DIR (a saved compiled solver refers
+    to the compiled C++ there: without it, loading builds the C++ again)."""
+    old = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _USER_INDUCTOR_DIR or str(cache_dir() / "inductor")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = old
 
 
 class Unfingerprintable(Exception):
@@ -215,7 +233,7 @@ def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:
     # The scan loop is refused by Inductor's graph caches by default; its body graphs are part
     # of the graph that is hashed, so caching it is safe here.
     cacheable = {"torch.ops.higher_order.scan": torch.__version__}
-    with torch._inductor.config.patch(unsafe_marked_cacheable_functions=cacheable):
+    with torch._inductor.config.patch(unsafe_marked_cacheable_functions=cacheable), inductor_cache_env():
         compiled = torch.compile(copy, fullgraph=True, dynamic=False, backend="inductor",
                                  options={**options, "guard_filter_fn": _guard_filter})
         return compiled.aot_compile((tuple(args), {}))
@@ -238,7 +256,7 @@ def load(path: Path, fn: Callable) -> Optional[Callable]:
     """The compiled function saved at ``path``; None (logged) when it cannot be read."""
     from torch._guards import TracingContext, tracing
     try:
-        with open(path, "rb") as fh, tracing(TracingContext(None)):
+        with open(path, "rb") as fh, tracing(TracingContext(None)), inductor_cache_env():
             return torch.compiler.load_compiled_function(fh, f_globals=fn.__globals__)
     except Exception as e:  # noqa: BLE001 - a stale or foreign file: compile again
         log.debug("odeflow: could not load the compiled solver %s (%s); compiling again", path, e)
