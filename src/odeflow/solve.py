@@ -77,7 +77,18 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
         return _solve_auto(AutoCompile() if compile == "auto" else compile, func, y0, t, method, step, gradient,
                            check_finite, events)
     if isinstance(compile, str):
-        raise ValueError(f"compile must be True, False or 'auto'; got {compile!r}")
+        raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
+    if compile is True and events is None:
+        rec = _record(func, y0, t, method, step, gradient, events)
+        if not rec.ran_compiled:  # the first compiled call: its cost is recorded for compile="auto"
+            rec.compiled = True
+            return policy_mod.timed_solve(rec, AutoCompile(), lambda c: _solve(
+                func, y0, t, method, step, gradient, check_finite, c, events), True, fallback=False)
+    return _solve(func, y0, t, method, step, gradient, check_finite, compile, events)
+
+
+def _solve(func, y0, t, method, step, gradient, check_finite: bool, compile: bool, events) -> Solution:
+    """`solve` with compile True or False."""
     if events is not None:
         from .event_solve import solve_with_events
         return solve_with_events(func, y0, t, method, step, gradient, events, check_finite)
@@ -99,30 +110,36 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     return Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats)
 
 
-def _solve_auto(policy: AutoCompile, func, y0, t, method, step, gradient, check_finite, events) -> Solution:
-    """compile="auto": eager or compiled, as `odeflow.solvers.compile_policy` decides."""
+def _record(func, y0, t, method, step, gradient, events) -> policy_mod._Record:
+    """auto's record of this problem (the same vector field, method, step, gradient and shapes)."""
     from .solvers.compiled import _func_identity
-
-    def run(compiled: bool) -> Solution:
-        return solve(func, y0, t, method, step, gradient, check_finite, compiled, events)
-
     leaves = list(y0) if isinstance(y0, (tuple, list)) else [y0]
     shapes = tuple((tuple(v.shape), v.dtype, v.requires_grad) for v in leaves if isinstance(v, Tensor))
     n_t = len(t)
     key = (_func_identity(func), str(method), repr(step), type(gradient).__name__, getattr(gradient, "seminorm", None),
            shapes, n_t, torch.is_grad_enabled())
     rec = policy_mod.record_for(key)
-    if rec.calls == 0:
+    if rec.calls == 0 and not rec.checked:
+        rec.checked = True
         why = policy_mod.compile_possible(func, method, step, gradient, events)
         if why is not None:
             rec.failed = True
             log.debug("odeflow auto-compile: solving eagerly (%s)", why)
-        else:
-            try:
-                rec.disk_key = fingerprint(func, [str(method), repr(step), type(gradient).__name__, shapes, n_t,
-                                                  torch.is_grad_enabled()])
-            except Unfingerprintable:
-                rec.disk_key = None
+        try:
+            rec.disk_key = fingerprint(func, [str(method), repr(step), type(gradient).__name__, shapes, n_t,
+                                              torch.is_grad_enabled()])
+        except Unfingerprintable:
+            rec.disk_key = None
+    return rec
+
+
+def _solve_auto(policy: AutoCompile, func, y0, t, method, step, gradient, check_finite, events) -> Solution:
+    """compile="auto": eager or compiled, as `odeflow.solvers.compile_policy` decides."""
+
+    def run(compiled: bool) -> Solution:
+        return _solve(func, y0, t, method, step, gradient, check_finite, compiled, events)
+
+    rec = _record(func, y0, t, method, step, gradient, events)
     if rec.failed:
         return run(False)
     return policy_mod.timed_solve(rec, policy, run, policy_mod.decide(rec, policy))

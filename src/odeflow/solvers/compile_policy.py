@@ -93,6 +93,7 @@ class _Record:
         self.compiled = False       # decided to compile (sticky)
         self.ran_compiled = False   # a compiled call has been made
         self.logged = False
+        self.checked = False        # compile_possible looked at
         self.failed = False         # compiling is impossible: eager from now on
         self.disk_key: Optional[str] = None
 
@@ -171,16 +172,17 @@ def decide(rec: _Record, policy: AutoCompile) -> bool:
     ok = gains(remaining, rec.eager_call_s(), speedup, cost)
     if ok or not rec.logged:  # the first decision and the switch to compiling, not every call
         rec.logged = True
-            log.debug("odeflow auto-compile: %d calls to come x %.4f s eager x (1 - 1/%.1f) %s %.1f s %s compile -> %s",
+        log.debug("odeflow auto-compile: %d calls to come x %.4f s eager x (1 - 1/%.1f) %s %.1f s %s compile -> %s",
                   remaining, rec.eager_call_s(), speedup, ">" if ok else "<=", cost, "warm" if warm else "cold",
                   "compile" if ok else "eager")
     rec.compiled = ok
     return ok
 
 
-def timed_solve(rec: _Record, policy: AutoCompile, run: Callable[[bool], Any], compile_now: bool) -> Any:
+def timed_solve(rec: _Record, policy: AutoCompile, run: Callable[[bool], Any], compile_now: bool,
+                fallback: bool = True) -> Any:
     """Run one solve (``run(compile)``), timing it for the decision; a failed compile marks the
-    problem as not compilable and solves it eagerly. The first call of each kind (eager: one-time
+    problem as not compilable and solves it eagerly (with ``fallback``). The first call of each kind (eager: one-time
     set-up; compiled: the compile itself) is not counted as a per-call cost."""
     start = time.perf_counter()
     rec.note_previous(start, policy.backward_factor)
@@ -191,6 +193,8 @@ def timed_solve(rec: _Record, policy: AutoCompile, run: Callable[[bool], Any], c
         try:
             out = run(True)
         except (ValueError, RuntimeError) as e:
+            if not fallback:
+                raise
             rec.failed, rec.compiled = True, False
             log.debug("odeflow auto-compile: compiling failed (%s); solving eagerly from now on",
                       str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -241,3 +245,16 @@ def compile_possible(func: Callable, method: Any, step: Any, gradient: Any, even
     if not has_cxx_compiler():
         return "no C++ compiler"
     return None
+
+
+COMPILE_CHOICES = ("auto", "on", "off")
+
+
+def compile_choice(value: Any) -> Any:
+    """A task's compile setting (config files, `--compile {auto,on,off}`) as `solve` takes it:
+    'on'/True -> True, 'off'/False -> False, 'auto' -> 'auto'."""
+    if isinstance(value, bool):
+        return value
+    if value in COMPILE_CHOICES:
+        return {"on": True, "off": False}.get(value, "auto")
+    raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)} (or true/false); got {value!r}")
