@@ -14,6 +14,10 @@ turns those operations into one C++ call:
 The vector field must be traceable as one graph (no host syncs, no torch.autograd.grad);
 inside the compiled adjoint its vector-Jacobian products come from torch.func.vjp.
 Evaluations are counted outside the compiled code (NFE per step is fixed by the tableau).
+
+Each compiled function is compiled ahead of time for its arguments and saved in the cache
+directory (`compile_cache`): a later process loads it instead of tracing and compiling again.
+What cannot be saved is compiled in-process by torch.compile, as before.
 """
 from __future__ import annotations
 
