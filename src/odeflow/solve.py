@@ -142,4 +142,5 @@ def _solve_auto(policy: AutoCompile, func, y0, t, method, step, gradient, check_
     rec = _record(func, y0, t, method, step, gradient, events)
     if rec.failed:
         return run(False)
-    return policy_mod.timed_solve(rec, policy, run, policy_mod.decide(rec, policy))
+    return policy_mod.timed_solve(rec, policy, run, policy_mod.decide(rec, policy),
+                                  adjoint=isinstance(gradient, OptimizeDiscretize))

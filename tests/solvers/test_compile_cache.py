@@ -108,6 +108,11 @@ def test_a_new_process_loads_the_compiled_solver_instead_of_compiling(tmp_path, 
     assert len(list((tmp_path / "compiled").glob("*.bin"))) == 1
     assert (tmp_path / "inductor").is_dir()
 
+    obtain = compiled._obtain
+    monkeypatch.setattr(compiled, "_obtain", lambda *a: pytest.fail("the same problem compiled or loaded again"))
+    torch.testing.assert_close(run()[0], ys, rtol=0, atol=0)  # in-process: the variant already there
+    monkeypatch.setattr(compiled, "_obtain", obtain)
+
     compiled._VARIANTS.clear()
     monkeypatch.setattr(compile_cache, "aot_compile", lambda *a, **k: pytest.fail("compiled again"))
     with torch.no_grad():  # changed parameters reach the loaded solver (they are inputs, not constants)

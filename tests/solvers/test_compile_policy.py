@@ -94,6 +94,11 @@ def test_timed_solve_measures_calls_and_falls_back_on_failure(monkeypatch, tmp_p
     assert rec.eager_n == 1 and rec.eager_s == 2.0
     assert cp.timed_solve(rec, policy, run, True) == "eager result"
     assert calls == [False, False, False, True, False] and rec.failed and not rec.compiled
+    # the adjoint's backward counts adjoint_factor forward solves: 1 s x 10 vs 2 s -> 2 s; x 1.5 -> 1.5 s
+    rec2 = cp._Record()
+    for _ in range(3):
+        cp.timed_solve(rec2, AutoCompile(adjoint_factor=1.5), run, False, adjoint=True)
+    assert rec2.eager_n == 1 and rec2.eager_s == 1.5
     with pytest.raises(ValueError, match="could not capture"):
         cp.timed_solve(cp._Record(), policy, run, True, fallback=False)
 

@@ -177,9 +177,17 @@ def _function(fn: types.FunctionType, parts: List[str], seen: set, depth: int) -
     # user-level globals the code names (helper functions, constants), not modules/classes
     for name in _global_names(fn.__code__):
         value = fn.__globals__.get(name)
-        if isinstance(value, (types.FunctionType, int, float, str, tuple)):
+        if isinstance(value, (types.FunctionType, int, float, str, tuple, Tensor, nn.Module)):
             parts.append(f"global:{name}")
-            _walk(value, parts, seen, depth + 1)
+            if isinstance(value, tuple):  # a tuple of odd objects is named by its length only
+                try:
+                    sub: List[str] = []
+                    _walk(value, sub, seen, depth + 1)
+                    parts.extend(sub)
+                except Unfingerprintable:
+                    parts.append(f"tuple[{len(value)}]")
+            else:
+                _walk(value, parts, seen, depth + 1)
 
 
 def _global_names(code: types.CodeType) -> List[str]:

@@ -8,8 +8,8 @@ still to come, compiling gains when
     R * c * (1 - 1/S) > C.                                               (1)
 
 c is measured: the first ``eager_calls`` calls of a problem run eagerly and are timed (the
-forward solve, times ``backward_factor`` for its backward pass, or the time between two
-solves of the problem if that is shorter). R is what the caller says (``expected_calls``,
+forward solve times ``backward_factor``, or ``adjoint_factor`` for the continuous adjoint, to
+include its backward pass; or the time between two solves of the problem if that is shorter). R is what the caller says (``expected_calls``,
 e.g. the training task's iterations, counted down call by call); without it, R is taken to
 be the number of calls made so far (a run is assumed to go on about as long as it has
 lasted: compile once the eager time spent reaches about the compile cost, which is never
@@ -47,7 +47,11 @@ class AutoCompile:
     speedup: compiled speedup S per call when no earlier compile was recorded.
     cold_cost, warm_cost: first-call seconds C without / with the compiled solver on disk
         when no earlier compile was recorded.
-    backward_factor: eager forward-and-backward time over forward time.
+    backward_factor: eager forward-and-backward time over forward time, backpropagation
+        (Disc-Opt); adjoint_factor: the same for the continuous adjoint (Opt-Disc), whose backward
+        solve with a vector-Jacobian product per stage costs several forward solves (about 8 on
+        the spiral). The per-call cost is the smaller of forward x factor and the time from one
+        call of the problem to the next.
     """
 
     expected_calls: Optional[int] = None
@@ -56,6 +60,7 @@ class AutoCompile:
     cold_cost: float = 45.0
     warm_cost: float = 5.0
     backward_factor: float = 3.0
+    adjoint_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.expected_calls is not None and (not isinstance(self.expected_calls, int) or self.expected_calls < 0):
@@ -65,10 +70,10 @@ class AutoCompile:
             raise ValueError(f"AutoCompile(eager_calls=...) must be >= 1; got {self.eager_calls}")
         if self.speedup <= 1.0:
             raise ValueError(f"AutoCompile(speedup=...) must be > 1 (compiled calls faster); got {self.speedup}")
-        if self.cold_cost < 0 or self.warm_cost < 0 or self.backward_factor < 1:
-            raise ValueError("AutoCompile costs must be >= 0 and backward_factor >= 1; got "
+        if self.cold_cost < 0 or self.warm_cost < 0 or self.backward_factor < 1 or self.adjoint_factor < 1:
+            raise ValueError("AutoCompile costs must be >= 0 and backward_factor, adjoint_factor >= 1; got "
                              f"cold_cost={self.cold_cost}, warm_cost={self.warm_cost}, "
-                             f"backward_factor={self.backward_factor}")
+                             f"backward_factor={self.backward_factor}, adjoint_factor={self.adjoint_factor}")
 
 
 def gains(remaining: float, eager_call_s: float, speedup: float, compile_s: float) -> bool:
@@ -180,12 +185,12 @@ def decide(rec: _Record, policy: AutoCompile) -> bool:
 
 
 def timed_solve(rec: _Record, policy: AutoCompile, run: Callable[[bool], Any], compile_now: bool,
-                fallback: bool = True) -> Any:
+                fallback: bool = True, adjoint: bool = False) -> Any:
     """Run one solve (``run(compile)``), timing it for the decision; a failed compile marks the
     problem as not compilable and solves it eagerly (with ``fallback``). The first call of each kind (eager: one-time
     set-up; compiled: the compile itself) is not counted as a per-call cost."""
     start = time.perf_counter()
-    rec.note_previous(start, policy.backward_factor)
+    rec.note_previous(start, policy.adjoint_factor if adjoint else policy.backward_factor)
     first_compiled = compile_now and not rec.ran_compiled
     if compile_now:
         history = read_history(rec.disk_key)
