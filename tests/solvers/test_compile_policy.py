@@ -185,3 +185,31 @@ def test_compile_settings_are_checked():
         AutoCompile(speedup=1.0)
     with pytest.raises(TypeError, match="'auto'"):
         odeflow.solve(Field(), torch.ones(2, dtype=D), [0.0, 1.0], compile="sometimes")
+
+
+def test_auto_that_compiles_equals_eager(monkeypatch):
+    """A policy that compiles as soon as it has timed one call: the compiled calls give the
+    eager numbers and gradients."""
+    from odeflow.solvers import compiled
+    used = []
+    real = compiled._call
+    monkeypatch.setattr(compiled, "_call", lambda *a: used.append(1) or real(*a))
+    torch.manual_seed(0)
+    field, t = Field(), torch.linspace(0, 1, 4, dtype=D)
+    policy = AutoCompile(expected_calls=100, eager_calls=1, cold_cost=0.0)
+
+    def run(compile):
+        field.zero_grad(set_to_none=True)
+        y0 = torch.tensor([0.5, -0.2], dtype=D, requires_grad=True)
+        sol = odeflow.solve(field, y0, t, method="rk4", step=FixedStep(0.125), compile=compile)
+        sol.ys.pow(2).sum().backward()
+        return sol.ys.detach(), [y0.grad] + [p.grad.clone() for p in field.parameters()], sol.stats.as_dict()
+
+    for _ in range(5):
+        ys, grads, stats = run(policy)
+        ys_e, grads_e, stats_e = run(False)
+        torch.testing.assert_close(ys, ys_e, rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads, grads_e):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        assert stats == stats_e
+    assert used  # it did compile
