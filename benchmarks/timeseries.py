@@ -4,8 +4,9 @@ Disc-Opt: rk4 on the data grid (h = 1.5/29), backprop through the steps.
 Opt-Disc: dopri5 with the continuous adjoint, rtol 1e-7, atol 1e-9 (the reference settings).
 Same model, same parameters (seed 0, float64), loss = SSE over the 30 points, forward + backward.
 odeflow runs eager and compiled (`solve(..., compile=True)`); the compile time of the first
-call is reported separately. Inductor's on-disk cache starts empty (a fresh temporary folder)
-unless --warm-cache is given, so the compile time is the cold one.
+call is reported separately. The odeflow cache directory (compiled solvers and Inductor's cache)
+starts empty (a fresh temporary folder) unless --warm-cache is given ($ODEFLOW_CACHE_DIR or
+~/.cache/odeflow), so the compile time is the cold one.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import tempfile
 import time
 
 if "--warm-cache" not in sys.argv:
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="odeflow-bench-inductor-")
+    os.environ["ODEFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="odeflow-bench-cache-")
 
 import torch  # noqa: E402
 

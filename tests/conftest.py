@@ -6,3 +6,19 @@ import torch
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _odeflow_cache_dir(tmp_path_factory):
+    """Compiled solvers go to a per-session folder, never the user's ~/.cache/odeflow."""
+    import os
+    from odeflow.solvers import compile_cache
+    path = tmp_path_factory.mktemp("odeflow-cache")
+    old = os.environ.get("ODEFLOW_CACHE_DIR")
+    os.environ["ODEFLOW_CACHE_DIR"] = str(path)
+    yield path
+    compile_cache.set_cache_dir(None)
+    if old is None:
+        os.environ.pop("ODEFLOW_CACHE_DIR", None)
+    else:
+        os.environ["ODEFLOW_CACHE_DIR"] = old

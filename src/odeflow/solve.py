@@ -1,12 +1,16 @@
 """`odeflow.solve`: the object door into the solver core, with a choice of gradient."""
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .solvers import compile_policy as policy_mod
+from .solvers.compile_cache import Unfingerprintable, fingerprint
+from .solvers.compile_policy import AutoCompile
 from .solvers.errors import SolverError
 from .solvers.problem import StepControl, capturing, make_problem
 from .solvers.solution import Solution
@@ -14,12 +18,13 @@ from .solvers.state import State
 from .solvers.tableau import ButcherTableau
 
 Gradient = Union[DiscretizeOptimize, OptimizeDiscretize]
+log = logging.getLogger(__name__)
 
 
 def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
           method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-          gradient: Optional[Gradient] = None, check_finite: bool = True, compile: bool = False,
-          events=None) -> Solution:
+          gradient: Optional[Gradient] = None, check_finite: bool = True,
+          compile: Union[bool, str, AutoCompile] = False, events=None) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Args:
@@ -47,6 +52,14 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
             the first call compiles (seconds to tens of seconds), later calls with the same
             shapes reuse it. f must be traceable as one graph (no torch.autograd.grad inside;
             torch.func.vjp/jvp/vmap are fine, e.g. `odeflow.flows.CNF(compile=True)`).
+            Compiled solvers are kept in a cache directory ($ODEFLOW_CACHE_DIR, default
+            ~/.cache/odeflow; `odeflow.set_cache_dir`), so a later process with the same
+            vector field and shapes loads them in seconds instead of compiling again.
+            compile="auto" (or `AutoCompile(expected_calls=...)`): solve eagerly, time the
+            first calls of this problem and compile once the calls to come (expected_calls,
+            else as many as made so far) are expected to save more than compiling costs
+            (measured cold/warm costs; see `odeflow.solvers.compile_policy`); never compiles
+            what cannot be compiled, and falls back to eager when compiling fails.
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
             directions): roots of g(t, y(t)) are located on the dense output; a terminal one
             ends the solve there (Solution.status 'event', ts/ys end at the event, event_t
@@ -63,6 +76,22 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     Raises:
         ValueError / TypeError for malformed input; SolverError when the numerics fail.
     """
+    if compile == "auto" or isinstance(compile, AutoCompile):
+        return _solve_auto(AutoCompile() if compile == "auto" else compile, func, y0, t, method, step, gradient,
+                           check_finite, events)
+    if isinstance(compile, str):
+        raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
+    if compile is True and events is None:
+        rec = _record(func, y0, t, method, step, gradient, events)
+        if not rec.ran_compiled:  # the first compiled call: its cost is recorded for compile="auto"
+            rec.compiled = True
+            return policy_mod.timed_solve(rec, AutoCompile(), lambda c: _solve(
+                func, y0, t, method, step, gradient, check_finite, c, events), True, fallback=False)
+    return _solve(func, y0, t, method, step, gradient, check_finite, compile, events)
+
+
+def _solve(func, y0, t, method, step, gradient, check_finite: bool, compile: bool, events) -> Solution:
+    """`solve` with compile True or False."""
     if events is not None:
         from .event_solve import solve_with_events
         return solve_with_events(func, y0, t, method, step, gradient, events, check_finite)
@@ -88,3 +117,39 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
 def _first_tensor(y0: State) -> Tensor:
     first = y0[0] if isinstance(y0, (tuple, list)) and y0 else y0
     return first if isinstance(first, Tensor) else torch.empty(0)
+
+
+def _record(func, y0, t, method, step, gradient, events) -> policy_mod._Record:
+    """auto's record of this problem (the same vector field, method, step, gradient and shapes)."""
+    from .solvers.compiled import _func_identity
+    leaves = list(y0) if isinstance(y0, (tuple, list)) else [y0]
+    shapes = tuple((tuple(v.shape), v.dtype, v.requires_grad) for v in leaves if isinstance(v, Tensor))
+    n_t = len(t)
+    key = (_func_identity(func), str(method), repr(step), type(gradient).__name__, getattr(gradient, "seminorm", None),
+           shapes, n_t, torch.is_grad_enabled())
+    rec = policy_mod.record_for(key)
+    if rec.calls == 0 and not rec.checked:
+        rec.checked = True
+        why = policy_mod.compile_possible(func, method, step, gradient, events)
+        if why is not None:
+            rec.failed = True
+            log.debug("odeflow auto-compile: solving eagerly (%s)", why)
+        try:
+            rec.disk_key = fingerprint(func, [str(method), repr(step), type(gradient).__name__, shapes, n_t,
+                                              torch.is_grad_enabled()])
+        except Unfingerprintable:
+            rec.disk_key = None
+    return rec
+
+
+def _solve_auto(policy: AutoCompile, func, y0, t, method, step, gradient, check_finite, events) -> Solution:
+    """compile="auto": eager or compiled, as `odeflow.solvers.compile_policy` decides."""
+
+    def run(compiled: bool) -> Solution:
+        return _solve(func, y0, t, method, step, gradient, check_finite, compiled, events)
+
+    rec = _record(func, y0, t, method, step, gradient, events)
+    if rec.failed:
+        return run(False)
+    return policy_mod.timed_solve(rec, policy, run, policy_mod.decide(rec, policy),
+                                  adjoint=isinstance(gradient, OptimizeDiscretize))

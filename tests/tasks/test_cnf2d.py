@@ -66,8 +66,9 @@ def test_bad_config_file_is_explained(tmp_path, capsys):
 
 
 def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
-    """`--compile` sets CNFConfig.compile and build_flow gives a CNF that solves with compile=True
-    (training itself is covered by tests/flows/test_functional_divergence.py)."""
+    """`--compile` (= on) sets CNFConfig.compile and build_flow gives a CNF that solves with
+    compile=True; the default 'auto' and 'off' build an eager CNF (training itself is covered by
+    tests/flows/test_functional_divergence.py)."""
     import odeflow.tasks.cnf2d as cnf2d
     seen = {}
 
@@ -78,7 +79,9 @@ def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cnf2d, "train_cnf", fake_train)
     assert main(["train", "cnf", "--compile", "--quiet", "--out", str(tmp_path / "r")]) == 0
-    assert seen["cfg"].compile is True
+    assert seen["cfg"].compile == "on"
     assert cnf2d.build_flow(seen["cfg"]).compile is True
     assert main(["train", "cnf", "--quiet", "--out", str(tmp_path / "s")]) == 0
-    assert seen["cfg"].compile is False and cnf2d.build_flow(seen["cfg"]).compile is False
+    assert seen["cfg"].compile == "auto" and cnf2d.build_flow(seen["cfg"]).compile is False
+    assert main(["train", "cnf", "--compile", "off", "--quiet", "--out", str(tmp_path / "t")]) == 0
+    assert seen["cfg"].compile == "off" and cnf2d.build_flow(seen["cfg"]).compile is False

@@ -86,7 +86,39 @@ def test_compare_cli(tmp_path, capsys):
                     reason="compile=True needs a C++ compiler")
 def test_compiled_training_follows_the_eager_run():
     cfg = dict(mode="disc-opt", iterations=5, check_at=[], snapshot_at=[])
-    eager = train_timeseries(TimeSeriesConfig(**cfg), None, progress=False)
+    eager = train_timeseries(TimeSeriesConfig(**cfg, compile="off"), None, progress=False)
     compiled = train_timeseries(TimeSeriesConfig(**cfg, compile=True), None, progress=False)
     assert compiled.losses == pytest.approx(eager.losses, rel=1e-9)
     assert compiled.nfe_forward == eager.nfe_forward
+
+
+@pytest.mark.parametrize("argv, want", [([], "auto"), (["--compile"], "on"), (["--compile", "on"], "on"),
+                                        (["--compile", "off"], "off"), (["--compile", "auto"], "auto")])
+def test_compile_option_parsing(tmp_path, monkeypatch, argv, want):
+    import odeflow.tasks.timeseries as ts
+    seen = {}
+
+    def fake_train(cfg, out, **kwargs):
+        seen["cfg"] = cfg
+        return ts.TrainResult([1.0], [0.1], 1.0, 1.0, None, None, {}, {}, 0.0, 0.0)
+
+    monkeypatch.setattr(ts, "train_timeseries", fake_train)
+    assert main(["train", "timeseries", *argv, "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert seen["cfg"].compile == want
+    kwargs = seen["cfg"].solver_kwargs()
+    if want == "auto":  # auto knows how many solves the run makes
+        assert kwargs["compile"].expected_calls == seen["cfg"].iterations
+    else:
+        assert kwargs["compile"] is (want == "on")
+
+
+def test_compile_choice_is_recorded_and_checked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "timeseries", "--iterations", "2", "--check-at", "--compile", "off", "--quiet",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["compile"] == "off"
+    with pytest.raises(SystemExit):
+        main(["train", "timeseries", "--compile", "maybe", "--quiet", "--out", str(tmp_path / "x")])
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="auto, on, off"):
+        TimeSeriesConfig(compile="maybe").validate()

@@ -41,8 +41,10 @@ _OPTIONS: Dict[str, Any] = {
     "--T-alpha": ("T_alpha", dict(type=float, help="temporal regularization alpha |T|")),
     "--T-eps": ("T_eps", dict(type=positive_float, help="clip T to [eps, 2 T0 - eps]")),
     "--T-objective": ("T_objective", dict(choices=["loss", "nll"], help="what the T step minimises")),
-    "--compile": ("compile", dict(action="store_true", help="solve through torch.compile (first iterations "
-                                                            "compile for seconds; pays off in long runs)")),
+    "--compile": ("compile", dict(nargs="?", const="on", choices=["auto", "on", "off"],
+                                  help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
+                                       "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
+                                       "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=1000 method=rk4 step=0.25 lr=5e-4'")),
 }

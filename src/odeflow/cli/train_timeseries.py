@@ -18,9 +18,10 @@ _OPTIONS: Dict[str, Any] = {
     "--rtol": ("rtol", dict(type=positive_float)),
     "--atol": ("atol", dict(type=positive_float)),
     "--seminorm": ("seminorm", dict(action="store_true")),
-    "--compile": ("compile", dict(action="store_true",
-                                  help="solve through torch.compile: several times faster per iteration at this "
-                                       "size, after a first iteration that compiles (~10-40 s)")),
+    "--compile": ("compile", dict(nargs="?", const="on", choices=["auto", "on", "off"],
+                                  help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
+                                       "(compile only when the run is long enough to repay the compile; "
+                                       "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
     "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
     "--activation": ("activation", dict()),
     "--transform": ("transform", dict()),

@@ -14,16 +14,23 @@ turns those operations into one C++ call:
 The vector field must be traceable as one graph (no host syncs, no torch.autograd.grad);
 inside the compiled adjoint its vector-Jacobian products come from torch.func.vjp.
 Evaluations are counted outside the compiled code (NFE per step is fixed by the tableau).
+
+Each compiled function is compiled ahead of time for its arguments and saved in the cache
+directory (`compile_cache`): a later process loads it instead of tracing and compiling again.
+What cannot be saved is compiled in-process by torch.compile, as before.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import types
+from collections import OrderedDict
 from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from . import compile_cache as cache
 from .loop import try_step
 from .runge_kutta import rk_step
 from .solution import SolverStats
@@ -31,6 +38,7 @@ from .state import ErrorNorm
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
+log = logging.getLogger(__name__)
 _OPTIONS = {"cpp_wrapper": True}
 
 
@@ -107,11 +115,73 @@ def compile_key(kind: str, tab: ButcherTableau, user_func: Callable, y: Tensor) 
     return kind, tab.name, _func_identity(user_func), tuple(y.shape), y.dtype, str(y.device)
 
 
+_VARIANTS: "OrderedDict[Hashable, List[Callable]]" = OrderedDict()
+_MAX_VARIANTS = 8
+
+
+def _signature(args: Sequence) -> Hashable:
+    """What, beyond the compile key, selects a compiled variant: which tensor arguments need
+    gradients, which optional ones are given, and the grad mode."""
+    return torch.is_grad_enabled(), tuple(
+        (tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, Tensor) else a is None for a in args)
+
+
+def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
+    """A compiled fn for these arguments: loaded from the cache directory, or compiled ahead of
+    time and saved there; when it cannot be persisted, torch.compile in this process."""
+    from torch._dynamo import exc as dynamo_exc
+    try:
+        path = cache.entry_path(cache.fingerprint(fn, args))
+    except cache.Unfingerprintable as e:
+        log.debug("odeflow: compiled solver not persisted (%s)", e)
+        return _compiled(fn, key)
+    if path.exists():
+        loaded = cache.load(path, fn)
+        if loaded is not None:
+            return loaded
+    try:
+        compiled = cache.aot_compile(fn, args, _OPTIONS)
+    except dynamo_exc.PackageError as e:  # guards or code that cannot be saved: in-process only
+        log.debug("odeflow: compiled solver not persisted (%s)", e)
+        return _compiled(fn, key)
+    cache.save(compiled, path)
+    return compiled
+
+
+def _call(fn: Callable, key: Hashable, args: Sequence):
+    slot = (fn, key, _signature(args))
+    variants = _VARIANTS.setdefault(slot, [])
+    _VARIANTS.move_to_end(slot)
+    while len(_VARIANTS) > 256:
+        _VARIANTS.popitem(last=False)
+    for variant in variants:
+        try:
+            return variant(*args)
+        except RuntimeError as e:
+            if not cache.guard_failed(e):
+                raise
+    if len(variants) >= _MAX_VARIANTS:
+        raise RuntimeError(
+            "compile=True had to recompile the solver too often for one vector field and state shape: "
+            "something it depends on changes from call to call (e.g. a Python number inside f). Make "
+            "it a tensor, or use compile=False")
+    variant = _obtain(fn, key, args)
+    variants.append(variant)
+    try:
+        return variant(*args)
+    except RuntimeError as e:
+        if not cache.guard_failed(e):  # a saved entry that does not fit after all: compile afresh
+            raise
+        variants[-1] = cache.aot_compile(fn, args, _OPTIONS)
+        return variants[-1](*args)
+
+
 def run_compiled(fn: Callable, key: Hashable, *args):
     """Call the compiled version of fn, turning tracing and build failures into clear errors."""
     from torch._dynamo import exc as dynamo_exc
+    from torch._inductor import exc as inductor_exc
     try:
-        return _compiled(fn, key)(*args)
+        return _call(fn, key, args)
     except dynamo_exc.FailOnRecompileLimitHit as e:
         raise RuntimeError(
             "compile=True had to recompile the solver too often for one vector field and state shape: "
@@ -124,7 +194,7 @@ def run_compiled(fn: Callable, key: Hashable, *args):
             "needs f(t, y) made of tensor operations only: no .item()/float() or data-dependent Python "
             "branches, no torch.autograd.grad (take derivatives with torch.func, as CNF(compile=True) does). "
             "Use compile=False for this vector field") from e
-    except dynamo_exc.BackendCompilerFailed as e:
+    except (dynamo_exc.BackendCompilerFailed, inductor_exc.CppCompileError, inductor_exc.InductorError) as e:
         raise RuntimeError(
             "compile=True: Inductor failed to build the compiled solver (it needs a working C++ compiler, "
             f"e.g. gcc). Underlying error: {str(e).strip().splitlines()[0]}. Use compile=False") from e

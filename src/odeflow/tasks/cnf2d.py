@@ -12,7 +12,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+import logging
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -21,11 +22,14 @@ from ..data.toy2d import TOY_DATASETS, sample_toy
 from ..flows import CNF
 from ..flows.cnf import standard_normal_logprob
 from ..nn import ODENet
+from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
 from ..training.data import generated_shard
 from ..training.schedule import Stage, make_step, parse_schedule
 from .end_time_step import end_time_steps
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,7 +59,7 @@ class CNFConfig(TrainingConfig):
     T_alpha: float = 0.1
     T_eps: float = 0.1
     T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
-    compile: bool = False                    # solve through torch.compile (torch.func divergence)
+    compile: Union[str, bool] = "auto"       # 'on': torch.compile (torch.func divergence); 'auto' stays eager
 
     def validate(self) -> None:
         super().validate()
@@ -67,6 +71,7 @@ class CNFConfig(TrainingConfig):
             raise ValueError(f"unknown dataset {self.data!r}; valid: {', '.join(sorted(TOY_DATASETS))}")
         if self.val_size < 1:
             raise ValueError(f"val_size must be >= 1; got {self.val_size}")
+        compile_choice(self.compile)
 
     def step(self):
         return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
@@ -84,7 +89,18 @@ def build_flow(cfg: CNFConfig) -> CNF:
                  control_times=control_times)
     return CNF(net, 2, T=cfg.T, train_T=cfg.learn_T, divergence=cfg.divergence, method=cfg.method, step=cfg.step(),
                adjoint=cfg.mode == "opt-disc", seminorm=cfg.seminorm, kinetic=cfg.kinetic, jacobian=cfg.jacobian,
-               compile=cfg.compile)
+               compile=cnf_compile(cfg.compile))
+
+
+def cnf_compile(choice) -> bool:
+    """compile 'auto' builds an eager CNF: CNF(compile=True) swaps in the torch.func divergence and
+    its C++ build took more than 9 minutes for the FFJORD-size net (benchmarks/RESULTS.md), more
+    than a toy run can repay; 'on' compiles as asked."""
+    value = compile_choice(choice)
+    if value == "auto":
+        log.debug("odeflow auto-compile: CNF solved eagerly (its compile does not pay in a toy run)")
+        return False
+    return value
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -16,6 +16,7 @@ from torch import Tensor
 from ..data import load_series_csv, make_spiral
 from ..gradients import DiscretizeOptimize, OptimizeDiscretize, derivative_check
 from ..models import TimeSeriesODE, VectorFieldMLP
+from ..solvers.compile_policy import AutoCompile, compile_choice
 from ..solvers.stepping import Adaptive, FixedStep
 from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
 
@@ -33,7 +34,7 @@ class TimeSeriesConfig(TrainingConfig):
     rtol: float = 1e-7
     atol: float = 1e-9
     seminorm: bool = False
-    compile: bool = False                # solve through torch.compile (first iteration compiles)
+    compile: Union[str, bool] = "auto"   # 'auto' | 'on' | 'off': torch.compile (auto: when it pays)
     iterations: int = 300
     lr: float = 0.1
     batch: int = 1                       # one series: the whole series is the batch
@@ -52,14 +53,20 @@ class TimeSeriesConfig(TrainingConfig):
             raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+        compile_choice(self.compile)
+
+    def solve_compile(self) -> Union[bool, AutoCompile]:
+        """What `solve(compile=...)` gets: auto knows the run makes `iterations` gradient solves."""
+        choice = compile_choice(self.compile)
+        return AutoCompile(expected_calls=self.iterations) if choice == "auto" else choice
 
     def solver_kwargs(self) -> Dict[str, Any]:
         if self.mode == "disc-opt":
             return dict(method=self.method or "rk4", step=FixedStep(self.step_size),
-                        gradient=DiscretizeOptimize(), compile=self.compile)
+                        gradient=DiscretizeOptimize(), compile=self.solve_compile())
         step = FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
         return dict(method=self.method or "dopri5", step=step, gradient=OptimizeDiscretize(seminorm=self.seminorm),
-                    compile=self.compile)
+                    compile=self.solve_compile())
 
 
 def load_data(cfg: TimeSeriesConfig) -> Tuple[Tensor, Tensor]:

@@ -36,7 +36,7 @@ from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph")
+RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph", "compile")
 
 
 class _TaskForward(nn.Module):
