@@ -94,6 +94,7 @@ def test_cuda_graph_setting_needs_a_gpu_device_and_a_constant_lr():
                                           (dict(step_size=None), "adaptive"),
                                           (dict(learn_T=True), "learnable end time"),
                                           (dict(schedule=[dict(until=5, method="dopri5")]), "adaptive"),
+                                          (dict(compile="on"), "compile"),
                                           ({}, None)])
 def test_cnf_task_says_when_its_step_can_be_captured(over, reason):
     from odeflow.tasks.cnf2d import CNF2DTask, CNFConfig

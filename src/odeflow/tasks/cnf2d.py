@@ -178,7 +178,7 @@ class CNF2DTask(Task):
             return "adaptive steps are accepted or rejected on the host; use a fixed step (--step-size or --steps)"
         if cfg.learn_T:
             return "a learnable end time (--learn-T) is read on the host every step"
-        if cfg.compile:
+        if cnf_compile(cfg.compile):
             return "compile and CUDA graphs are alternatives; drop one"
         return None
 
