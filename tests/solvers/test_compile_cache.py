@@ -122,3 +122,16 @@ def test_a_new_process_loads_the_compiled_solver_instead_of_compiling(tmp_path, 
     ys2, grads2 = run()
     torch.testing.assert_close(ys2, eager2, rtol=1e-12, atol=1e-12)
     assert not torch.allclose(ys2, ys)
+
+
+def test_compiled_solvers_are_not_loaded_from_a_shared_folder(tmp_path):
+    from odeflow.solvers import compile_cache
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    planted = shared / "x.bin"
+    planted.write_bytes(b"not a compiled solver")
+    assert not compile_cache.private(shared)
+    assert compile_cache.load(planted, lambda: None) is None
+    shared.chmod(0o700)
+    assert compile_cache.private(shared)

@@ -12,7 +12,8 @@ process with the same function, vector field and shapes loads it instead of comp
 Cache directory: ``$ODEFLOW_CACHE_DIR``, else ``~/.cache/odeflow``; `set_cache_dir` changes
 it. Compiled solvers live in ``<dir>/compiled``; Inductor's own cache (the compiled C++ they
 load) in ``<dir>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` was set before importing
-odeflow. Delete the folder to start cold.
+odeflow. Delete the folder to start cold. Saved solvers are code: they are created in a folder
+only this user may write to, and loaded only from such a folder (else compiled in-process).
 
 An entry is named by a fingerprint of everything the compiled code depends on: the torch
 version, odeflow's solver sources, the function, and every argument -- tensors by shape,
@@ -250,7 +251,7 @@ def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:
 def save(compiled: Callable, path: Path) -> bool:
     """Write a compiled function to ``path`` (atomically); False, logged, when it cannot be saved."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         compiled.save_compiled_function(str(tmp))
         os.replace(tmp, path)
@@ -263,12 +264,27 @@ def save(compiled: Callable, path: Path) -> bool:
 def load(path: Path, fn: Callable) -> Optional[Callable]:
     """The compiled function saved at ``path``; None (logged) when it cannot be read."""
     from torch._guards import TracingContext, tracing
+    if not private(path.parent):
+        log.warning("odeflow: not loading compiled solvers from %s: the folder is not private to this user "
+                    "(its files are executable code); compiling in-process instead", path.parent)
+        return None
     try:
         with open(path, "rb") as fh, tracing(TracingContext(None)), inductor_cache_env():
             return torch.compiler.load_compiled_function(fh, f_globals=fn.__globals__)
     except Exception as e:  # noqa: BLE001 - a stale or foreign file: compile again
         log.debug("odeflow: could not load the compiled solver %s (%s); compiling again", path, e)
         return None
+
+
+def private(folder: Path) -> bool:
+    """Whether ``folder`` belongs to this user and nobody else may write to it: saved compiled
+    solvers are code (pickled graphs, compiled C++), trusted only from such a folder."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    owner_ok = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return owner_ok and not st.st_mode & 0o022
 
 
 def guard_failed(error: BaseException) -> bool:
