@@ -43,12 +43,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--modes", nargs="+", default=["disc-opt", "opt-disc"], choices=["disc-opt", "opt-disc"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f}; {args.threads} thread(s)\n")
     print("| mode | eager first s | eager ms/iter | compiled first s | compiled ms/iter | eager / compiled |")
     print("|---|---|---|---|---|---|")
-    for adjoint in (False, True):
+    for adjoint in [m == "opt-disc" for m in args.modes]:
         e0, e, le = run(False, adjoint, args.iterations)
         c0, c, lc = run(True, adjoint, args.iterations)
         assert abs(le - lc) < 1e-3 * max(1.0, abs(le)), (le, lc)
