@@ -135,3 +135,14 @@ def test_compiled_solvers_are_not_loaded_from_a_shared_folder(tmp_path):
     assert compile_cache.load(planted, lambda: None) is None
     shared.chmod(0o700)
     assert compile_cache.private(shared)
+
+
+def test_a_torch_that_cannot_save_compiled_functions_compiles_in_process(monkeypatch):
+    """torch < 2.12 has no aot_compile/load_compiled_function: compile=True must still work."""
+    from odeflow.solvers import compile_cache, compiled
+    monkeypatch.setattr(compile_cache, "supported", lambda: False)
+    calls = []
+    monkeypatch.setattr(compiled, "_compiled", lambda fn, key: calls.append(key) or fn)
+    monkeypatch.setattr(compile_cache, "aot_compile", lambda *a: pytest.fail("aot_compile called"))
+    fn = compiled._obtain(lambda x: x + 1, ("k",), (torch.zeros(2),))
+    assert calls == [("k",)] and torch.equal(fn(torch.zeros(2)), torch.ones(2))

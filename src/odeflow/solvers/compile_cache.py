@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -233,6 +234,16 @@ def _guard_filter(entries) -> List[bool]:
     bad = set(CheckFunctionManager.UNSUPPORTED_SERIALIZATION_GUARD_TYPES)
     return [not (e.is_global or e.guard_type in bad or bad.intersection(e.derived_guard_types or ())
                  or "__import__" in e.name) for e in entries]
+
+
+@functools.lru_cache(maxsize=1)
+def supported() -> bool:
+    """Whether this torch can compile ahead of time, save and load (torch >= 2.12's
+    ``torch.compile(...).aot_compile`` and ``torch.compiler.load_compiled_function``); older
+    versions compile in-process only, as before."""
+    from torch._dynamo import exc as dynamo_exc
+    return (hasattr(torch.compiler, "load_compiled_function") and hasattr(dynamo_exc, "PackageError")
+            and hasattr(torch.compile(lambda x: x), "aot_compile"))
 
 
 def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:

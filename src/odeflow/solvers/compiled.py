@@ -130,6 +130,9 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
     """A compiled fn for these arguments: loaded from the cache directory, or compiled ahead of
     time and saved there; when it cannot be persisted, torch.compile in this process."""
     from torch._dynamo import exc as dynamo_exc
+    if not cache.supported():
+        log.debug("odeflow: this torch (%s) cannot save compiled functions; compiling in-process", torch.__version__)
+        return _compiled(fn, key)
     try:
         path = cache.entry_path(cache.fingerprint(fn, args))
     except cache.Unfingerprintable as e:
