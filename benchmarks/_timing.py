@@ -4,13 +4,17 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from typing import Callable, Dict
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional
 
 import torch
 
 
-def time_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int = 7, min_time: float = 0.2) -> Dict[str, float]:
-    """Median seconds per call of each function, measured round-robin in one process."""
+def time_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int = 7, min_time: float = 0.2,
+                      sync: Callable[[], None] = lambda: None) -> Dict[str, float]:
+    """Median seconds per call of each function, measured round-robin in one process;
+    ``sync`` runs after every call (torch.cuda.synchronize for GPU work)."""
+    fns = {name: _then(fn, sync) for name, fn in fns.items()}
     loops = {}
     for name, fn in fns.items():
         fn()  # warm-up
@@ -33,3 +37,35 @@ def time_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int = 7, mi
 def machine() -> str:
     return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def _then(fn: Callable[[], object], after: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        fn()
+        after()
+    return run
+
+
+class TrainingCPUClock:
+    """CPU seconds (time.process_time) of training only, for time-to-target benchmarks: from the
+    end of each batch draw to the start of the next iteration, validations left out."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self._mark: Optional[float] = None
+        self.at_validation: Dict[int, float] = {}   # iterations done -> training CPU seconds
+
+    def iteration_starts(self) -> None:
+        if self._mark is not None:
+            self.cpu += time.process_time() - self._mark
+            self._mark = None
+
+    def batch_drawn(self) -> None:
+        self._mark = time.process_time()
+
+    @contextmanager
+    def validating(self, iterations_done: int) -> Iterator[None]:
+        start = time.process_time()
+        self.at_validation[iterations_done] = self.cpu + start - self._mark
+        yield
+        self.cpu -= time.process_time() - start

@@ -45,7 +45,7 @@ from odeflow.training.data import iteration_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _timing import machine  # noqa: E402
+from _timing import TrainingCPUClock, machine  # noqa: E402
 
 DOPRI5 = Adaptive(1e-5, 1e-5)
 
@@ -162,26 +162,20 @@ class _SharedEvaluatorTask(CNF2DTask):
     def __init__(self, cfg: CNFConfig, x_test: Tensor) -> None:
         super().__init__(cfg)
         self.x_test = x_test
-        self.cpu, self._mark = 0.0, None
-        self.cpu_at_validation: Dict[int, float] = {}   # iterations done -> training CPU seconds
+        self.clock = TrainingCPUClock()
 
     def before_iteration(self, iteration: int, ctx) -> None:
-        if self._mark is not None:
-            self.cpu += time.process_time() - self._mark
-            self._mark = None
+        self.clock.iteration_starts()
         super().before_iteration(iteration, ctx)
 
     def batch(self, iteration: int, ctx) -> Tensor:
         x = super().batch(iteration, ctx)
-        self._mark = time.process_time()
+        self.clock.batch_drawn()
         return x
 
     def validate(self, ctx) -> Dict[str, float]:
-        start = time.process_time()
-        nll = test_nll(self.flow, self.x_test.to(ctx.device))
-        self.cpu_at_validation[ctx.iteration + 1] = self.cpu + start - self._mark
-        self.cpu -= time.process_time() - start
-        return dict(val_nll=nll)
+        with self.clock.validating(ctx.iteration + 1):
+            return dict(val_nll=test_nll(self.flow, self.x_test.to(ctx.device)))
 
 
 def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dict[str, Any]) -> Dict[str, Any]:
@@ -198,7 +192,7 @@ def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dic
         for c in curve:
             print(f"  {name} it {c[0]}: {c[1]:.2f} s, test NLL {c[2]:.3f}", flush=True)
     hit = next(((i, t) for i, t, v in curve if v <= args.target), None)
-    hit_cpu = trainer.task.cpu_at_validation[hit[0]] if hit else None
+    hit_cpu = trainer.task.clock.at_validation[hit[0]] if hit else None
     flow = trainer.task.flow
     final = evaluate_flow(flow, x_final.to(args.device), "dopri5", DOPRI5)
     n = s["iterations"]

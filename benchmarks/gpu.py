@@ -16,9 +16,7 @@ Timings: median of interleaved repeats with torch.cuda.synchronize. Prints markd
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Callable, Dict
@@ -32,34 +30,15 @@ from odeflow.flows import CNF
 from odeflow.nn import ODENet
 from odeflow.training.cuda_graph import GraphedStep
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import time_side_by_side  # noqa: E402
+
 DEV = "cuda"
 
 
 def timed(fns: Dict[str, Callable[[], object]], repeats: int, min_time: float = 0.3) -> Dict[str, float]:
     """Median seconds per call, round-robin, each call followed by a device sync."""
-    def synced(fn):
-        def run():
-            fn()
-            if DEV == "cuda":
-                torch.cuda.synchronize()
-        return run
-    fns = {k: synced(f) for k, f in fns.items()}
-    loops = {}
-    for name, fn in fns.items():
-        fn()
-        start, n = time.perf_counter(), 0
-        while time.perf_counter() - start < min_time or n < 2:
-            fn()
-            n += 1
-        loops[name] = n
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(loops[name]):
-                fn()
-            samples[name].append((time.perf_counter() - start) / loops[name])
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return time_side_by_side(fns, repeats, min_time, sync=torch.cuda.synchronize if DEV == "cuda" else lambda: None)
 
 
 class MLP(nn.Module):

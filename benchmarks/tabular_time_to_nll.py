@@ -42,7 +42,7 @@ from odeflow.training.distributed import Distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _timing import machine  # noqa: E402
+from _timing import TrainingCPUClock, machine  # noqa: E402
 from cnf_time_to_nll import HutchinsonODEfunc  # noqa: E402
 
 DOPRI5 = Adaptive(1e-6, 1e-8)
@@ -98,22 +98,19 @@ class _SharedEvaluatorTask(TabularTask):
     def __init__(self, cfg, data, x_test: Tensor, stop_at: float) -> None:
         super().__init__(cfg, data)
         self.x_test, self.stop_at = x_test, stop_at
-        self.cpu, self._mark, self.cpu_at_validation = 0.0, None, {}
+        self.clock = TrainingCPUClock()
 
     def before_iteration(self, iteration: int, ctx) -> None:
-        if self._mark is not None:
-            self.cpu, self._mark = self.cpu + time.process_time() - self._mark, None
+        self.clock.iteration_starts()
 
     def batch(self, iteration: int, ctx) -> Tensor:
         x = super().batch(iteration, ctx)
-        self._mark = time.process_time()
+        self.clock.batch_drawn()
         return x
 
     def validate(self, ctx) -> Dict[str, float]:
-        start = time.process_time()
-        nll = test_nll(self.flow, self.x_test)
-        self.cpu_at_validation[ctx.iteration + 1] = self.cpu + start - self._mark
-        self.cpu -= time.process_time() - start
+        with self.clock.validating(ctx.iteration + 1):
+            nll = test_nll(self.flow, self.x_test)
         if nll <= self.stop_at:
             self.config.iterations = ctx.iteration + 2   # reached: one more iteration, then finish
         return dict(val_nll=nll)
@@ -130,13 +127,13 @@ def odeflow_run(args, data, x_test: Tensor, target: float, name: str, overrides:
     trainer = Trainer(_SharedEvaluatorTask(cfg, data, x_test, target), None, quiet=True)
     s = trainer.fit()
     rows = trainer.history
-    cpu = trainer.task.cpu_at_validation
+    cpu = trainer.task.clock.at_validation
     curve = [(r["iteration"] + 1, r["wall_time"], cpu[r["iteration"] + 1], r["val_nll"]) for r in rows if "val_nll" in r]
     for c in curve:
         print(f"  {name} it {c[0]}: {c[1]:.1f} s (CPU {c[2]:.1f} s), test NLL {c[3]:.3f}", flush=True)
     n = s["iterations"]
     final = evaluate_stack(trainer.task.flow, x_test, "dopri5", DOPRI5)
-    return dict(name=name, iterations=n, seconds=s["train_seconds"], cpu=trainer.task.cpu, ms_per_iter=s["ms_per_iter"],
+    return dict(name=name, iterations=n, seconds=s["train_seconds"], cpu=trainer.task.clock.cpu, ms_per_iter=s["ms_per_iter"],
                 nfe_forward=sum(r["nfe_forward"] for r in rows) / n, nfe_backward=sum(r["nfe_backward"] for r in rows) / n,
                 curve=curve, final=final, overrides=overrides)
 
