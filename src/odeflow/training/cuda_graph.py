@@ -116,5 +116,8 @@ def _restore(saved: dict, params: List[Tensor], optimizer: torch.optim.Optimizer
             for k, v in optimizer.state.get(p, {}).items():
                 if isinstance(v, Tensor):
                     old = saved["state"].get((id(p), k))
-                    v.copy_(old) if old is not None else v.zero_()
+                    if old is None:
+                        v.zero_()
+                    else:
+                        v.copy_(old)
         optimizer.zero_grad(set_to_none=False)
