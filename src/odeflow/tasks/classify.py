@@ -220,10 +220,12 @@ def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:
 
 
 @torch.no_grad()
-def evaluate_classifier(model: ODEClassifier, x: Tensor, y: Tensor, batch: int = 1000) -> Dict[str, float]:
+def evaluate_classifier(model: ODEClassifier, x: Tensor, y: Tensor, batch: int = 1000,
+                        progress: bool = False) -> Dict[str, float]:
     """Test accuracy, mean cross-entropy and NFE per forward solve with the model's current solver."""
+    from ..training.progress import chunk_starts
     correct, loss, nfe = 0.0, 0.0, 0
-    for i in range(0, len(y), batch):
+    for i in chunk_starts(len(y), batch, "test accuracy", enabled=progress):
         out = model.classify(x[i:i + batch])
         loss += float(F.cross_entropy(out.logits, y[i:i + batch], reduction="sum"))
         correct += float((out.logits.argmax(1) == y[i:i + batch]).sum())
