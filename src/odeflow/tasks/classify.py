@@ -26,13 +26,13 @@ from ..training.data import EpochBatches
 from ..training.schedule import Stage, make_step
 
 SMALL_SETS = ("digits", "annuli")      # a few thousand samples: small batches converge in a few epochs
-NUM_CLASSES = {"annuli": 2, "digits": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10}
+NUM_CLASSES = {"annuli": 2, "digits": 10, "mnist5k": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10}
 
 
 @dataclass
 class ClassifyConfig(TrainingConfig):
     model: str = "odenet"              # odenet | resnet | anode | sonode
-    data: str = "digits"               # annuli | digits | mnist | fashion-mnist | cifar10
+    data: str = "digits"               # annuli | digits | mnist5k | mnist | fashion-mnist | cifar10
     data_dir: Optional[str] = None     # folder with the standard files (mnist, fashion-mnist, cifar10)
     epochs: Optional[int] = None       # if set, iterations = epochs * (training batches per epoch)
     batch: Optional[int] = None        # None: 8 on the small vector/8x8 sets (digits, annuli), else 128
