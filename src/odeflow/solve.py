@@ -103,10 +103,10 @@ def _solve(func, y0, t, method, step, gradient, check_finite: bool, compile: boo
     if compile and isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed:
         raise ValueError("compile=True does not combine with checkpointed DiscretizeOptimize (the compiled "
                          "loop keeps what its backward needs); drop checkpoints or use compile=False")
-    ys_list = gradient.run(problem)
-    ys = torch.stack(ys_list)
+    out = gradient.run(problem)
+    ys = out if isinstance(out, Tensor) else torch.stack(out)  # the adjoint returns its node's output as is
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):
-        finite_rows = torch.isfinite(ys.detach()).reshape(len(ys_list), -1).all(dim=1).tolist()
+        finite_rows = torch.isfinite(ys.detach()).reshape(len(ys), -1).all(dim=1).tolist()
         first_bad = finite_rows.index(False)
         raise SolverError("the solution became non-finite (NaN/inf)", problem.t_values[first_bad], float("nan"),
                           "the ODE blows up or the fixed step is too large; use a smaller step or an "

@@ -84,7 +84,7 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
 
     aug.jacobian, aug.newton_dims = jacobian, ny
     norm = None
-    if fwd_norm is not None:
+    if hasattr(bwd_step, "rtol"):  # adaptive backward steps (whatever the forward ones were)
         norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))
     state = packer.pack((a,) + g)
     out = method.integrate(aug, state, [t1, t0], bwd_step, norm, stats)[-1]

@@ -12,8 +12,8 @@ Memory is independent of the number of steps: only the outputs are stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -37,12 +37,19 @@ class OptimizeDiscretize:
     nn.Module; a plain function must list them, or pass ``params=()``).
     method / step: solver for the backward system (default: those of the forward solve).
     seminorm: leave the parameter-gradient states out of the error norm (Kidger et al. 2021).
+    options / from_options: the drop-in's torchdiffeq-style adjoint options, shown as
+    ``ys.grad_fn.adjoint_options`` (as torchdiffeq does), and the function that turns them into
+    (method, step) for the backward solve; when the dict is changed before backward() (e.g. its
+    'norm' replaced), the backward solve follows the changed options.
     """
 
     params: Optional[Sequence[Tensor]] = None
     method: Optional[Union[str, ButcherTableau]] = None
     step: Optional[Union[FixedStep, Adaptive]] = None
     seminorm: bool = False
+    options: Optional[Dict[str, Any]] = field(default=None, compare=False, hash=False)
+    from_options: Optional[Callable[[Dict[str, Any]], Tuple[Any, Any]]] = field(default=None, compare=False,
+                                                                                 hash=False)
 
     def resolve_params(self, func: Callable) -> Tuple[Tensor, ...]:
         if self.params is not None:
@@ -60,10 +67,11 @@ class OptimizeDiscretize:
                 raise TypeError(f"params[{i}] is a {type(p).__name__}, expected a tensor")
         return params
 
-    def run(self, problem: Problem) -> List[Tensor]:
+    def run(self, problem: Problem) -> Tensor:
+        """The states at every output time, [len(t), *state], straight from the adjoint's
+        autograd node (its ``grad_fn`` carries ``adjoint_options``)."""
         params = self.resolve_params(problem.user_func)
-        ys = _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
-        return list(ys.unbind(0))
+        return _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
 
 
 def _adjoint_norm(problem: Problem, step: Adaptive, aug_packer: StatePacker, seminorm: bool) -> ErrorNorm:
@@ -100,6 +108,9 @@ class _Adjoint(torch.autograd.Function):
             ys, h_next = problem.run(y0=y0)
             ys_t = torch.stack(ys)
         ctx.problem, ctx.cfg, ctx.h_next = problem, cfg, h_next
+        ctx.adjoint_options = cfg.options
+        if cfg.options is not None:
+            ctx.options_seen = dict(cfg.options)
         ctx.save_for_backward(t, ys_t, *params)
         return ys_t
 
@@ -135,6 +146,9 @@ class _Adjoint(torch.autograd.Function):
         n = len(tvals)
         tab = get_method(cfg.method) if cfg.method is not None else problem.method
         step = cfg.step or problem.step
+        if cfg.from_options is not None and _changed(ctx.options_seen, ctx.adjoint_options):
+            method, step = cfg.from_options(ctx.adjoint_options)
+            tab = get_method(method)
         a = grad_ys[-1]
         g = tuple(torch.zeros_like(p) for p in params)
         aug_packer = StatePacker((ys[-1], a) + g)
@@ -212,6 +226,11 @@ class _Adjoint(torch.autograd.Function):
         if n > 1:
             a = a + grad_ys[0]
         return (None, None, a, grad_t) + g
+
+
+def _changed(seen: Dict[str, Any], now: Optional[Dict[str, Any]]) -> bool:
+    """Whether the adjoint options dict was changed after the forward solve (values compared by identity)."""
+    return now is not None and (seen.keys() != now.keys() or any(now[k] is not v for k, v in seen.items()))
 
 
 def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[Tensor, ...]) -> Callable:

@@ -90,6 +90,12 @@ class Adams:
 
     def integrate(self, f: Func, y0: Tensor, t_out: Sequence[float], step: FixedStep, norm, stats: SolverStats,
                   hooks: Optional[StepHooks] = None) -> List[Tensor]:
+        return integrate_grid(self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp,
+                              stats, hooks, step.perturb)
+
+    def stepper(self, f: Func, y0: Tensor, step: FixedStep):
+        """advance(t0, t1, y) -> (y1, f(t0, y)): one step of a solve (the history lives in
+        the closure, so the steps must be taken in order, all of the same size)."""
         times = GridTimes(y0.dtype, y0.device, step.perturb)
         history: deque = deque(maxlen=self.max_order - 1)
         warned = [False]
@@ -123,7 +129,7 @@ class Adams:
                     history.pop()
             return y + dy, f0
 
-        return integrate_grid(advance, f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks)
+        return advance
 
 
 def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: float) -> Tensor:

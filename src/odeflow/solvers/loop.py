@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .errors import SolverError
 from .hooks import StepHooks
-from .runge_kutta import Step, dense_outputs, interpolate, rk_step
+from .runge_kutta import LOW_PRECISION, Step, dense_outputs, interpolate, rk_step, rk_step_compensated
 from .solution import SolverStats
 from .state import ErrorNorm
 from .stepping import Adaptive, initial_step
@@ -123,6 +123,8 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
     outs: List[Tensor] = []
     y = y0
     reuse = tab.fsal and not grid.perturb
+    compensate = y0.dtype in LOW_PRECISION
+    carry: Optional[Tensor] = None
     for i in range(first, last):
         ts = grid.times(i)
         if hooks is not None:
@@ -130,7 +132,10 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
         if k1 is None:
             k1 = f(ts[0], y)
         y_start = y
-        y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
+        if compensate:
+            y, carry, ks = rk_step_compensated(tab, f, y, carry, k1, ts, grid.h[i])
+        else:
+            y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
         if hooks is not None:
             hooks.accept(float(ts[0]), y_start, float(grid.h[i]))
         k1 = ks[-1] if reuse else None
