@@ -80,8 +80,8 @@ def _wrapped(func: Callable, cfg: Resolved, adj: Optional[Resolved] = None) -> C
                         is not None)
         if unused:
             warnings.warn(f"Solver {who.name!r} does not support callbacks {unused}: they are never called")
-    has = any(getattr(func, n, None) is not None for n in forward) or any(
-        getattr(func, n + "_adjoint", None) is not None for n in backward)
+    # Wrapped whenever func has any callback, so that the solvers see only those called.
+    has = any(getattr(func, n + suffix, None) is not None for n in CALLBACK_NAMES for suffix in ("", "_adjoint"))
     return _DropinFunc(func, forward, backward) if has else func
 
 

@@ -191,7 +191,7 @@ class _Adjoint(torch.autograd.Function):
                 for i in range(n - 1, 0, -1):
                     a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm, step, flat_y,
                                                     flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
-                                                    a_cur, g_cur, params, counter)
+                                                    a_cur, g_cur, params, counter, hooks)
                     if i > 1:
                         a_cur = a_cur + flat_grads[i - 1]
                 state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
