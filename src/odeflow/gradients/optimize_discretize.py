@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from ..solvers.hooks import StepHooks
 from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
-from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
+from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, perturb_stage_times, real_dtype
 from ..solvers.methods import get_method
 from ..solvers.problem import Problem
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
@@ -171,9 +172,18 @@ class _Adjoint(torch.autograd.Function):
         ny = ys[0].numel()
         flat_ys, flat_grads = ys.reshape(n, ny), grad_ys.reshape(n, ny)
         state = aug_packer.pack((ys[-1], a) + g)
+        perturb = isinstance(problem.step, FixedStep) and problem.step.perturb
+
+        def time_at(i: int, toward: int) -> Tensor:
+            """t_i, or with perturb the time one ulp from t_i toward t_toward (f may jump at t_i)."""
+            if not perturb:
+                return time_of(tvals[i])
+            tt = torch.tensor([[tvals[i]]], dtype=torch.float64).to(ys.device, real_dtype(ys.dtype))
+            return perturb_stage_times(tt, [0.0], 1.0 if tvals[toward] > tvals[i] else -1.0)[0, 0]
+
         if want_t:
             for i in range(n - 1, 0, -1):
-                grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i].detach())).sum()
+                grad_t[i] = (grad_ys[i] * f(time_at(i, i - 1), ys[i].detach())).sum()
 
         def restart(i: int, out: Tensor) -> Tensor:
             """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
@@ -189,7 +199,8 @@ class _Adjoint(torch.autograd.Function):
                 flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
                 a_cur, g_cur = grad_ys[-1].reshape(-1), g
                 for i in range(n - 1, 0, -1):
-                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm, step, flat_y,
+                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm,
+                                                    interval_step(step, tvals[i], tvals[i - 1]), flat_y,
                                                     flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
                                                     a_cur, g_cur, params, counter, hooks)
                     if i > 1:
@@ -199,11 +210,19 @@ class _Adjoint(torch.autograd.Function):
                 if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
                     aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
                 for i in range(n - 1, 0, -1):
-                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], step, norm, counter, hooks)
+                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], interval_step(step, tvals[i],
+                                         tvals[i - 1]), norm, counter, hooks)
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
             elif isinstance(step, FixedStep):
                 for i in range(n - 1, 0, -1):
                     span = [tvals[i], tvals[i - 1]]
+                    on = interval_step(step, *span)
+                    if on.grid is not None:  # explicit points (perturb, grid_constructor)
+                        stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
+                        outs = integrate_grid(stepper, aug_f, state, list(on.grid), span, on.interp, counter, hooks,
+                                              on.perturb)
+                        state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
+                        continue
                     grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
                     if problem.compile:
                         outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
@@ -221,11 +240,28 @@ class _Adjoint(torch.autograd.Function):
         g = tuple(g_list)
         if want_t:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
-            grad_t[0] = -(a * f(time_of(tvals[0]), ys[0].detach())).sum()
+            grad_t[0] = -(a * f(time_at(0, 1), ys[0].detach())).sum()
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]
         return (None, None, a, grad_t) + g
+
+
+def interval_step(step, a: float, b: float):
+    """The backward step control from t_i = a to t_{i-1} = b. A fixed step with perturb steps on
+    the forward grid points of the interval, reversed (points computed anew backwards round
+    differently, and a perturbed stage next to such a point can land on the forward one, where
+    f jumps); an explicit grid (one for all intervals, e.g. from grid_constructor) gives its
+    points between a and b."""
+    if not isinstance(step, FixedStep) or (step.grid is None and not step.perturb):
+        return step
+    if step.grid is not None:
+        lo, hi = min(a, b), max(a, b)
+        inner = sorted((g for g in step.grid if lo < g < hi), reverse=a > b)
+        pts = [a, *inner, b]
+    else:
+        pts = grid_points(step, [b, a])[::-1]
+    return FixedStep(grid=tuple(pts), interp=step.interp, perturb=step.perturb)
 
 
 def _changed(seen: Dict[str, Any], now: Optional[Dict[str, Any]]) -> bool:

@@ -55,7 +55,7 @@ def grid_points(step: FixedStep, t_out: Sequence[float]) -> List[float]:
         return g
     pts = [float(t_out[0])]
     for (a, b), n in zip(zip(t_out[:-1], t_out[1:]), step.substeps(list(t_out))):
-        pts.extend(a + (b - a) * j / n for j in range(1, n))
+        pts.extend(a + (b - a) * (j / n) for j in range(1, n))  # rounded as `loop.FixedGrid`
         pts.append(float(b))
     return pts
 

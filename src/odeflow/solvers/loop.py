@@ -104,13 +104,18 @@ def real_dtype(dtype: torch.dtype) -> torch.dtype:
 def perturb_stage_times(table: Tensor, c: Sequence[float], direction: float) -> Tensor:
     """Stage times with c = 0 moved one ulp into the step and c = 1 one ulp back from its end
     (torchdiffeq's perturb): f that jumps at a grid point is evaluated on the step's side.
+    Next to 0 the shift is to the smallest normal number instead of a subnormal one (which
+    flush-to-zero arithmetic would turn back into 0, the discontinuity itself).
     The shift carries no gradient (the times themselves still do)."""
     out = table.clone()
+    tiny = torch.finfo(table.dtype).tiny
     for j, cj in enumerate(c):
         if cj in (0.0, 1.0):
-            col = table[..., j]
+            col = table[..., j].detach()
             toward = col + (direction if cj == 0.0 else -direction)
-            out[..., j] = col + (torch.nextafter(col.detach(), toward.detach()) - col.detach())
+            moved = torch.nextafter(col, toward)
+            moved = torch.where(moved.abs() < tiny, torch.sign(toward - col) * tiny, moved)
+            out[..., j] = table[..., j] + (moved - col)
     return out
 
 
