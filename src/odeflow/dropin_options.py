@@ -129,12 +129,26 @@ def _fixed_step(name: str, func, y0, t: Tensor, opts: Dict[str, Any], adjoint: b
         return FixedStep(grid=tuple(step_size_grid(values[0], values[-1], h)), interp=interp, perturb=perturb)
     if constructor is not None:
         if adjoint:
-            warnings.warn("grid_constructor is not used by the adjoint's backward solve (it steps from output time "
-                          "to output time); give adjoint_options=dict(step_size=...) to choose its steps")
-            return FixedStep(perturb=perturb)
+            return FixedStep(grid=_backward_grid(constructor, func, y0, t), interp=interp, perturb=perturb) \
+                if len(values) > 1 else FixedStep(perturb=perturb)
         grid = constructor(func, y0, t)
         return FixedStep(grid=tuple(_times(grid)), interp=interp, perturb=perturb)
     return FixedStep(perturb=perturb, interp=interp)
+
+
+def _backward_grid(constructor: Callable, func, y0, t: Tensor) -> tuple:
+    """The adjoint's steps from a grid_constructor: as torchdiffeq's backward solve, one call per
+    output interval with t = [t_i, t_{i-1}] (func and y0 are the forward ones here, not the
+    augmented system), joined into one decreasing grid through every output time."""
+    tt = t.detach()
+    pts: List[float] = []
+    for i in range(len(tt) - 1, 0, -1):
+        g = _times(constructor(func, y0, tt[[i, i - 1]]))
+        if len(g) < 2 or g[0] != float(tt[i]) or g[-1] != float(tt[i - 1]):
+            raise ValueError(f"grid_constructor(func, y0, t) must return a grid from t[0] to t[-1]; for "
+                             f"t=[{float(tt[i])}, {float(tt[i - 1])}] it returned {g[:3]} ... {g[-3:]}")
+        pts.extend(g if not pts else g[1:])
+    return tuple(pts)
 
 
 def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:

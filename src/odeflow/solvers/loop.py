@@ -290,7 +290,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             y1, ks, en_t = attempt(y, k1, t, h, times)
         en = float(en_t)  # the step's one host sync
         stats.steps += 1
-        if en <= 1.0:
+        # A step at the smallest allowed size is taken whatever its error (as torchdiffeq does).
+        if en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en)):
             stats.accepted += 1
             if hooks is not None:
                 hooks.accept(t, y, h)
