@@ -198,4 +198,23 @@ def _event_mode(f, y0, t, cfg, gradient, event_fn, reroute: bool):
     direction = 1.0 if float(t[1]) > float(t[0]) else -1.0
     sol = solve_with_events(f, y0, t, cfg.method, cfg.step, gradient, Event(event_fn),
                             check_finite=True, reroute=reroute, t_end=direction * float("inf"))
-    return sol.event_t.to(t.dtype), sol.ys
+    event_t = sol.event_t.to(t.dtype)
+    anchor = sol.ys[0] if isinstance(sol.ys, tuple) else sol.ys
+    if not reroute and isinstance(gradient, OptimizeDiscretize) and anchor.requires_grad:
+        event_t = _NoEventTimeGradient.apply(event_t, anchor)
+    return event_t, sol.ys
+
+
+class _NoEventTimeGradient(torch.autograd.Function):
+    """torchdiffeq's odeint_adjoint(event_fn=...) returns the event time from its adjoint node:
+    it is part of the graph, but no gradient flows through it (odeint_event adds that one).
+    Same here: t_e attached to the solution with a zero gradient."""
+
+    @staticmethod
+    def forward(ctx, event_t: Tensor, anchor: Tensor) -> Tensor:
+        ctx.shape, ctx.dtype, ctx.device = anchor.shape, anchor.dtype, anchor.device
+        return event_t.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, torch.zeros(ctx.shape, dtype=ctx.dtype, device=ctx.device)
