@@ -199,7 +199,9 @@ class _Adjoint(torch.autograd.Function):
                 flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
                 a_cur, g_cur = grad_ys[-1].reshape(-1), g
                 for i in range(n - 1, 0, -1):
-                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm,
+                    fwd = problem.step if getattr(problem.step, "grid", None) is None else \
+                        interval_step(problem.step, tvals[i - 1], tvals[i])
+                    a_cur, g_cur = interval_adjoint(tab, fwd, problem.norm,
                                                     interval_step(step, tvals[i], tvals[i - 1]), flat_y,
                                                     flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
                                                     a_cur, g_cur, params, counter, hooks)
