@@ -76,7 +76,8 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
     times = [t for t, _ in nodes]
     # f at both ends of every piece, taken on the piece's side of its ends when f may jump at
     # the forward grid points (perturb): f is never evaluated at a grid point itself.
-    gt = GridTimes(y_start.dtype, y_start.device, bool(getattr(fwd_step, "perturb", False)))
+    gt = GridTimes(y_start.dtype, y_start.device,
+                   bool(getattr(fwd_step, "perturb", False) or getattr(fwd_step, "jump_t", ())))
     ends = [gt.stages(ta, tb - ta, [0.0, 1.0]) for ta, tb in zip(times[:-1], times[1:])]
     f_left = [flat_f(ta, ya) for (ta, _), (_, ya) in zip(ends, nodes[:-1])]
     f_right = [flat_f(tb, yb) for (_, tb), (_, yb) in zip(ends, nodes[1:])]

@@ -215,10 +215,14 @@ class ImplicitRK:
 
     def _adaptive(self, f: Func, y0: Tensor, t_out: List[float], ctrl: Adaptive, norm, stats: SolverStats,
                   hooks: Optional[StepHooks], events=None) -> List[Tensor]:
-        times = GridTimes(y0.dtype, y0.device, False)
         direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
+        # Steps land on step_t and jump_t; with jumps, the stages at a step's ends are taken one
+        # ulp inside it (f never evaluated at a jump, as with perturb).
+        stops = sorted((v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
+                       key=lambda v: v * direction)
+        times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t))
         t, y = t_out[0], y0
-        one = lambda tv: times.stages(tv, 0.0, [0.0])[0]  # noqa: E731
+        one = lambda tv: times.stages(tv, direction, [0.0])[0]  # noqa: E731  (f at tv, integration side)
         h = ctrl.first_step
         if h is None:
             with torch.no_grad():
@@ -232,6 +236,12 @@ class ImplicitRK:
             attempts += 1
             if attempts > ctrl.max_steps:
                 raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h, "raise max_steps or loosen rtol/atol")
+            h_proposed, land = h, None
+            while stops and (stops[0] - t) * direction <= 0:
+                stops.pop(0)
+            if stops and (t + h - stops[0]) * direction > 0:
+                land = stops[0]
+                h = land - t
             if hooks is not None:
                 hooks.step(t, y, h)
             y1, err, f0, _ = self.step(f, t, y, h, times, norm.scale(y.detach()))
@@ -244,14 +254,15 @@ class ImplicitRK:
                 stats.accepted += 1
                 if hooks is not None:
                     hooks.accept(t, y, h)
-                t1 = t + h
+                t1 = t + h if land is None else land
                 f1 = None
+                end = times.stages(t, h, [1.0])[0]  # f(t1) from inside the step
                 if events is not None:
                     f1_cache: List[Tensor] = []
 
-                    def dense(v: float, t=t, y=y, y1=y1, f0=f0, h=h, t1=t1, cache=f1_cache) -> Tensor:
+                    def dense(v: float, t=t, y=y, y1=y1, f0=f0, h=h, end=end, cache=f1_cache) -> Tensor:
                         if not cache:
-                            cache.append(f(one(t1), y1))
+                            cache.append(f(end, y1))
                         return interpolate_hermite(y, y1, f0.reshape(y.shape), cache[0], (v - t) / h, h)
                     if events.check(t, y, t1, y1, dense):
                         return outs
@@ -260,12 +271,13 @@ class ImplicitRK:
                         outs.append(y1)
                     else:
                         if f1 is None:
-                            f1 = f(one(t1), y1)
+                            f1 = f(end, y1)
                         outs.append(interpolate_hermite(y, y1, f0.reshape(y.shape), f1, (t_out[nxt] - t) / h, h))
                     nxt += 1
                 t, y = t1, y1
                 factor = ctrl.max_factor if en == 0 else ctrl.safety * en ** (-1.0 / q)
                 factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
+                h = h if land is None else h_proposed  # a step shortened to land is not the controller's
             else:
                 stats.rejected += 1
                 if hooks is not None:
