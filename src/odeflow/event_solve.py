@@ -28,7 +28,7 @@ from .solvers.tableau import ButcherTableau
 def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatcher:
     """First pass: integrate from t0 toward t_end (may be +-inf) and record the roots on the
     dense output of the method: the continuous extension of explicit RK methods (cubic
-    Hermite where they have none), cubic Hermite for Adams and implicit RK methods."""
+    Hermite where they have none), the Adams interpolant, cubic Hermite for implicit RK."""
     method = problem.method
     if problem.compile:
         raise ValueError("events do not combine with compile=True")
@@ -57,6 +57,8 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
             times = GridTimes(y0.dtype, y0.device, step.perturb)
             if isinstance(method, ButcherTableau):
                 advance = rk_advance(method, problem.func, y0, times)
+            elif hasattr(method, "event_stepper"):  # a method with its own interpolant (Adams)
+                advance = method.event_stepper(problem.func, y0, step)
             else:
                 advance = hermite_advance(method.stepper(problem.func, y0, step), problem.func, times)
             fixed_steps_until_event(advance, y0, t0, h, t_end, watcher, scratch, getattr(step, "max_steps", 20000))
