@@ -6,9 +6,11 @@ such for tuple states), and accept every option of torchdiffeq's solvers (transl
 `dropin_options`). Methods: torchdiffeq's names ('rk4' is the 3/8 rule, as there) plus
 odeflow's ('tsit5', 'rk4_38', the implicit methods, ...). Callbacks on func
 (callback_step, callback_accept_step, callback_reject_step and their _adjoint variants) are
-called as torchdiffeq calls them (t0 in the user's time, dt > 0, y0 shaped like the state).
-Differences: solver failures raise SolverError instead of AssertionError; the adaptive
-controller is a PI controller (step sequences differ, results agree within tolerance).
+called as torchdiffeq calls them (t0 in the user's time, dt > 0, y0 shaped like the state;
+fixed grids call only callback_step, scipy_solver none, with a warning naming the others).
+Events work with every method but scipy_solver. Differences (docs/dropin.md): solver failures
+raise SolverError instead of AssertionError; the adaptive controller is a PI controller (step
+sequences differ, results agree within tolerance).
 """
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
             directions): roots of g(t, y(t)) are located on the dense output; a terminal one
             ends the solve there (Solution.status 'event', ts/ys end at the event, event_t
-            carries the gradient through the event time). Explicit RK methods only.
+            carries the gradient through the event time). Every method but 'scipy_solver'
+            (dense output: the RK continuous extension or cubic Hermite, the Adams polynomial).
 
     Step callbacks: func.callback_step / callback_accept_step / callback_reject_step(t0, y0,
     dt), when present, are called at every step (the *_adjoint ones in the adjoint's
