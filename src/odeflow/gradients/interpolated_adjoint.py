@@ -19,7 +19,6 @@ from torch import Tensor
 
 from ..solvers.grid import GridTimes
 from ..solvers.implicit import interpolate_hermite, jacobian_blocks
-from ..solvers.loop import real_dtype
 from ..solvers.state import ErrorNorm, StatePacker
 
 
