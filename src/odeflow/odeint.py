@@ -62,9 +62,9 @@ class _DropinFunc(nn.Module):
         return self.base(t, y)
 
 
-def _supported(name: str, step: Any, method: Any) -> Tuple[str, ...]:
-    """The callbacks torchdiffeq's solver `name` calls: none for scipy_solver, callback_step only
-    on fixed grids, all three for the adaptive solvers."""
+def _supported(step: Any, method: Any) -> Tuple[str, ...]:
+    """The callbacks torchdiffeq's solvers call: none for scipy_solver, callback_step only on
+    fixed grids, all three for the adaptive solvers."""
     if isinstance(method, ScipySolver):
         return ()
     return FIXED_GRID_CALLBACKS if isinstance(step, FixedStep) else CALLBACK_NAMES
@@ -73,8 +73,8 @@ def _supported(name: str, step: Any, method: Any) -> Tuple[str, ...]:
 def _wrapped(func: Callable, cfg: Resolved, adj: Optional[Resolved] = None) -> Callable:
     """func with the callbacks the chosen solvers call; a warning names those never called
     (torchdiffeq's "Solver ... does not support callbacks")."""
-    forward = _supported(cfg.name, cfg.step, cfg.method)
-    backward = _supported(adj.name, adj.step, adj.method) if adj is not None else ()
+    forward = _supported(cfg.step, cfg.method)
+    backward = _supported(adj.step, adj.method) if adj is not None else ()
     for names, suffix, who in ((forward, "", cfg), (backward, "_adjoint", adj)):
         if who is None:
             continue
