@@ -83,3 +83,27 @@ def test_adjoint_norm_values_match_torchdiffeq(shape):
         xs = lib.odeint_adjoint(lambda t, x: x, torch.full(shape, 1.0), torch.tensor([0.0, 1.0]), adjoint_params=params)
         norms.append(float(xs.grad_fn.adjoint_options["norm"](parts)))
     assert abs(norms[0] - norms[1]) < 1e-6
+
+
+@pytest.mark.parametrize("shapes", [((), (1,)), ((2, 2), (3,))])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tuple_state_node_and_norm_like_torchdiffeq(shapes, kind):
+    """Tuple states: each output is View <- Slice <- the adjoint node (torchdiffeq's layout), and
+    the node's norm (it receives flat y and adj_y) gives torchdiffeq's values."""
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    gen = torch.Generator().manual_seed(len(shapes[0]))
+    n = sum(torch.Size(s).numel() for s in shapes)
+    parts = (torch.randn((), generator=gen), torch.randn(n, generator=gen), torch.randn(n, generator=gen),
+             torch.randn(7, generator=gen), torch.randn((), generator=gen))
+    values = []
+    for lib in (odeflow, torchdiffeq):
+        params = (torch.rand(7, requires_grad=True), torch.rand((), requires_grad=True))
+        xs = lib.odeint_adjoint(lambda t, x: (x[0], -x[1]), tuple(torch.ones(s) for s in shapes),
+                                torch.tensor([0.0, 1.0]), adjoint_params=params, **_kwargs(kind))
+        node = xs[0].grad_fn.next_functions[0][0].next_functions[0][0]
+        values.append(float(node.adjoint_options["norm"](parts)))
+        if lib is odeflow:
+            assert "Adjoint" in type(node).__name__
+            sum(x.sum() for x in xs).backward()
+            assert params[0].grad is not None
+    assert abs(values[0] - values[1]) < 1e-6
