@@ -138,7 +138,7 @@ def measure_step(flow: Flow, x: Tensor, method: str, loss: Callable[[Flow, Tenso
 def steps_per_block(block: CNF, step: StepControl, x: Tensor, method: str) -> int:
     """Fixed steps on [0, T]; for adaptive steps, the steps of one solve of x (no gradient)."""
     if isinstance(step, FixedStep):
-        return sum(step.substeps([0.0, float(block.T)]))
+        return sum(step.substeps([0.0, float(block.T.detach())]))
     with _probe_settings([block], method, step), torch.no_grad():
         block.push_forward(x)
     return max(1, block.last_stats.steps)

@@ -216,7 +216,8 @@ class TabularTask(Task):
         if cfg.batch > n:
             message = (f"batch {cfg.batch} is larger than the training set ({n} rows of {cfg.data}): "
                        f"each iteration uses the whole training set (batch {n})")
-            warnings.warn(message, stacklevel=2)
+            if ctx.quiet:
+                warnings.warn(message, stacklevel=2)
             note(ctx, f"warning: {message}")
             cfg.batch = n
         self.flow = build_tabular_flow(cfg, self.data.dim).to(ctx.device)
