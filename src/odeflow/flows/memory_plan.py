@@ -33,7 +33,16 @@ from ..solvers.stepping import Adaptive, FixedStep
 from .cnf import CNF, CNFStack, StepControl, standard_normal_logprob
 from .memory import GB, MB, LiveTensorBytes
 
-SAFETY = 1.25          # allocator slack over the counted tensor bytes (measured RSS / counted: see docs)
+# Allocator slack over the counted tensor bytes. CPU: glibc's heap fragments under the repeated
+# large allocations of a training step; resident memory settled at 2.0-2.3x the counted peak
+# (MINIBOONE's net, batch 2000 and 5000, through the Trainer; docs/tabular.md). CUDA: the
+# caching allocator's reserved memory over the allocated peak.
+SAFETY_BY_DEVICE = {"cpu": 2.5, "cuda": 1.25}
+SAFETY = SAFETY_BY_DEVICE["cpu"]
+
+
+def safety(device: torch.device) -> float:
+    return SAFETY_BY_DEVICE.get(device.type, SAFETY)
 ADAM_STATE = 2         # Adam keeps two tensors per parameter (the gradients are in the probe)
 STRATEGIES = ("auto", "plain", "checkpointed", "adjoint")
 
@@ -163,7 +172,8 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
     fixed_steps = all(isinstance(step, FixedStep) and step.grid is None for _, step in solvers)
     n_params = sum(p.numel() * p.element_size() for p in flow.parameters() if p.requires_grad)
     base = in_use_bytes + ADAM_STATE * n_params
-    total = lambda kept, extra=0.0: base + SAFETY * (fp.peak(batch, kept) + extra)  # noqa: E731
+    slack = safety(x_probe.device)
+    total = lambda kept, extra=0.0: base + slack * (fp.peak(batch, kept) + extra)  # noqa: E731
     state_row = (blocks[0].dim + 3) * x_probe.element_size()
     plain, adjoint = total(len(blocks) * n), total(1)
     mb = lambda v: v / MB  # noqa: E731
@@ -174,7 +184,7 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
     budget_text = f"budget {budget_bytes / GB:.2f} GB"
     if blocks[0].adjoint:
         if adjoint > budget_bytes and strategy == "auto":
-            raise ValueError(_too_big(fp, base, budget_bytes, batch, "the adjoint"))
+            raise ValueError(_too_big(fp, base, budget_bytes, batch, "the adjoint", slack))
         return done("adjoint", None, adjoint, f"opt-disc: memory does not grow with the steps "
                     f"(predicted peak {adjoint / GB:.2f} GB, {budget_text})")
     if strategy == "plain" or (strategy == "auto" and plain <= budget_bytes):
@@ -195,11 +205,11 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
         return done("adjoint", None, adjoint,
                     f"the plain step would need {plain / GB:.2f} GB and {why} in the {budget_text}: the gradient "
                     f"comes from the continuous adjoint on the same solver instead ({adjoint / GB:.2f} GB)")
-    raise ValueError(_too_big(fp, base, budget_bytes, batch, "segments of one step or the adjoint"))
+    raise ValueError(_too_big(fp, base, budget_bytes, batch, "segments of one step or the adjoint", slack))
 
 
-def _too_big(fp: StepFootprint, base: float, budget: int, batch: int, what: str) -> str:
-    room = (budget - base) / SAFETY - fp.fixed
+def _too_big(fp: StepFootprint, base: float, budget: int, batch: int, what: str, slack: float) -> str:
+    room = (budget - base) / slack - fp.fixed
     fits = int(room // (fp.per_row + fp.per_row_step)) if room > 0 else 0
     return (f"batch {batch} does not fit in the memory budget of {budget / GB:.2f} GB even with {what} "
             f"(in use already {base / GB:.2f} GB); use --batch {max(fits, 0)} or less, or raise --max-memory")
@@ -236,5 +246,5 @@ def plan_eval_chunk(flow: Flow, x_probe: Tensor, budget_bytes: int, in_use_bytes
     p1, p2 = one(x_probe[:c0]), one(x_probe[:2 * c0])
     e_row = max(1.0, (p2 - p1) / c0)
     e0 = max(0.0, p1 - c0 * e_row)
-    room = (budget_bytes - in_use_bytes) / SAFETY - e0
+    room = (budget_bytes - in_use_bytes) / safety(x_probe.device) - e0
     return int(max(1, min(max_chunk, room // e_row)))
