@@ -214,6 +214,7 @@ class CNF2DTask(Task):
             plot_density_and_samples(flow, cfg.data, ctx.folder.path)
             plot_forward_inverse(flow, x_test[:2000], ctx.folder.file("forward_inverse.png"),
                                  title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))")
+        summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
 
