@@ -112,6 +112,34 @@ def run_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
     return result
 
 
+def markdown(results: Dict[str, Any]) -> str:
+    """The docs table from results.json."""
+    head = ("| set | d | batch | blocks x steps | plan (predicted peak) | s / iteration (first) | peak RSS | "
+            "validation pass | test pass, training solver | test pass, rk4 h/5 | seed GPU total, Disc-Opt / Opt-Disc |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+
+    def pass_text(p: Dict[str, Any]) -> str:
+        mark = " est." if p["estimated"] else ""
+        return f"{p['seconds'] / 3600:.1f} h{mark} ({p['rows']:,} rows)" if p["seconds"] > 5400 \
+            else f"{p['seconds']:.0f} s{mark} ({p['rows']:,} rows)"
+
+    for r in results.values():
+        if "error" in r:
+            rows.append(f"| {r['set']} | failed: {' '.join(r['error'])} |")
+            continue
+        plan = r["plan"]
+        what = plan["strategy"] + (f", segments of {plan['segment_steps']}" if plan["segment_steps"] else "")
+        seed = r["seed_gpu_total_s"]
+        rows.append(
+            f"| {r['set']} | {r['d']} | {r['batch']:,} | {r['blocks']} x {plan['steps_per_block']} | {what} "
+            f"({plan['predicted_mb'] / 1024:.1f} GB; plain {plan['plain_mb'] / 1024:.1f} GB) | "
+            f"{r['s_per_iter']:.1f} ({r['s_first_iter']:.1f}) | {r['peak_rss_mb'] / 1024:.2f} GB | "
+            f"{pass_text(r['validation_pass'])} | {pass_text(r['test_pass_training_solver'])} | "
+            f"{pass_text(r['test_pass_rk4_fine'])} | {seed['disc_opt'] / 1e3:.1f}K s / {seed['opt_disc'] / 1e3:.0f}K s |")
+    return head + "\n" + "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", nargs="+", default=["miniboone", "power", "hepmass", "gas", "bsds300"],
@@ -124,7 +152,11 @@ def main() -> None:
     p.add_argument("--measure-below", type=float, default=30.0, help="run a pass in full if estimated under S s")
     p.add_argument("--out", type=Path, default=Path("docs/tabular_scale/results.json"))
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     args = p.parse_args()
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())))
+        return
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, args)), flush=True)
         return

@@ -50,7 +50,12 @@ Flow = Union[CNF, CNFStack]
 
 
 def blocks_of(flow: Flow) -> List[CNF]:
-    return list(flow.blocks) if isinstance(flow, CNFStack) else [flow]
+    """The CNF blocks of a stack, a multiscale image flow (its `cnfs`), or a single CNF."""
+    if isinstance(flow, CNFStack):
+        return list(flow.blocks)
+    if isinstance(flow, CNF):
+        return [flow]
+    return list(getattr(flow, "cnfs"))
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,7 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
     base = in_use_bytes + ADAM_STATE * n_params
     slack = safety(x_probe.device)
     total = lambda kept, extra=0.0: base + slack * (fp.peak(batch, kept) + extra)  # noqa: E731
-    state_row = (blocks[0].dim + 3) * x_probe.element_size()
+    state_row = (max(b.dim for b in blocks) + 3) * x_probe.element_size()
     plain, adjoint = total(len(blocks) * n), total(1)
     mb = lambda v: v / MB  # noqa: E731
 

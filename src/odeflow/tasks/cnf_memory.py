@@ -24,14 +24,17 @@ def note(ctx: RunContext, message: str) -> None:
 
 
 def plan_memory(flow: Flow, x_probe: Tensor, batch: int, ctx: RunContext, max_memory: Optional[float],
-                strategy: str = "auto", solvers: Sequence[tuple] = (), max_chunk: int = 1024
+                strategy: str = "auto", solvers: Sequence[tuple] = (), max_chunk: Optional[int] = 1024
                 ) -> Dict[str, Any]:
-    """Plan and apply the training step's gradient mode and the evaluation chunk; say why.
-    Returns the record that goes to summary.json under `memory`."""
+    """Plan and apply the training step's gradient mode and (unless max_chunk is None) the
+    exact-trace evaluation chunk; say why. Returns the record for summary.json's `memory`."""
     budget, source = budget_bytes(max_memory, ctx.device)
     in_use = in_use_bytes(ctx.device)
     plan: MemoryPlan = plan_training_memory(flow, x_probe[:PROBE_ROWS], batch, budget, in_use, solvers, strategy)
     apply_plan(flow, plan)
+    if max_chunk is None:
+        note(ctx, f"{plan.describe()} [{source}]")
+        return dict(plan.as_dict(), budget_source=source)
     chunk = plan_eval_chunk(flow, x_probe[:PROBE_ROWS], budget, in_use, max_chunk)
     note(ctx, f"{plan.describe()} [{source}]; exact-trace evaluation in chunks of {chunk} rows")
     return dict(plan.as_dict(), budget_source=source, eval_chunk=chunk)
