@@ -194,6 +194,9 @@ class CNF2DTask(Task):
             return "a learnable end time (--learn-T) is read on the host every step"
         if cnf_compile(cfg.compile):
             return "compile and CUDA graphs are alternatives; drop one"
+        if getattr(self, "memory", None) and self.memory["strategy"] == "adjoint":
+            return ("the memory plan chose the adjoint (the plain and checkpointed steps do not fit); raise "
+                    "--max-memory or lower --batch")
         return None
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
