@@ -107,7 +107,9 @@ def test_memory_plan_is_reported_and_checkpointing_trains_like_plain(tmp_path, p
 
 def test_validation_rows_default_to_a_share_of_training_time(tmp_path):
     summary = train_tabular(_cfg(val_share=1e-9, eval_chunk=10), tmp_path, progress=False, data=_tiny_data())
-    assert summary["val_rows"] == 10            # a tiny share: only the first (timed) chunk of 40 rows
+    assert summary["val_rows"] == 10            # a tiny share: only the first (timed) rows, one chunk of 10
+    timed = train_tabular(_cfg(val_share=1e-9), tmp_path / "timed", progress=False, data=_tiny_data())
+    assert timed["val_rows"] == 32              # TIMED_ROWS of the 40
     generous = train_tabular(_cfg(val_share=1.0, eval_chunk=10), tmp_path / "all", progress=False, data=_tiny_data())
     assert generous["val_rows"] > 10
     few = train_tabular(_cfg(val_max=7), tmp_path / "few", progress=False, data=_tiny_data())

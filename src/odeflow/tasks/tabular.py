@@ -43,6 +43,7 @@ from .cnf_memory import note, peak_memory_mb, plan_memory
 MODES = ("disc-opt", "opt-disc")
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+TIMED_ROWS = 32        # validation rows timed to size an automatic validation pass
 
 
 @dataclass
@@ -256,7 +257,7 @@ class TabularTask(Task):
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         """Validation NLL on the first `val_rows` rows, streamed in chunks. Without --val-max the
         number of rows is fixed at the first validation: as many as take `val_share` of the
-        training time since setup, timed on the first chunk (at least that chunk)."""
+        training time since setup, timed on the first TIMED_ROWS rows (at least those)."""
         cfg = self.config
         x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
         label = "validation" if ctx.is_main and not ctx.quiet else None
@@ -264,7 +265,7 @@ class TabularTask(Task):
         if self.val_rows is None:
             train_seconds = time.perf_counter() - self._since
             start = time.perf_counter()
-            first = nll_per_sample(self.flow, x[:self.chunk], *cfg.val_solver(), chunk=self.chunk)
+            first = nll_per_sample(self.flow, x[:min(self.chunk, TIMED_ROWS)], *cfg.val_solver(), chunk=self.chunk)
             per_row = (time.perf_counter() - start) / max(1, first.shape[0])
             rows = max(first.shape[0], int(cfg.val_share * train_seconds / max(per_row, 1e-12)))
             rows = int(ctx.dist.broadcast_object(min(rows, x.shape[0])))
