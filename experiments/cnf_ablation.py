@@ -58,7 +58,7 @@ def train_all(args) -> None:
             cfg = CNFConfig(data=data, T=0.5, divergence="exact", batch=args.batch, lr=1e-3,
                             iterations=1_000_000, time_budget=args.budget, val_every=args.val_every,
                             val_size=1024, val_method="dopri5", seed=0, **over)
-            s = train_cnf(cfg, out, progress=False)
+            s = train_cnf(cfg, out, progress=True)
             print(f"{data} {name}: {s['iterations']} its, {s['ms_per_iter']:.1f} ms/iter, best {s['best_val_nll']:.3f}, "
                   f"T {s['T']:.3f}", flush=True)
 

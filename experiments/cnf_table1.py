@@ -40,7 +40,7 @@ def train_all(args) -> None:
             continue
         cfg = CNFConfig(data="8gaussians", T=0.5, divergence="exact", iterations=args.iterations,
                         batch=args.batch, lr=1e-3, val_every=250, rtol=1e-5, atol=1e-5, **over)
-        s = train_cnf(cfg, out, progress=False)
+        s = train_cnf(cfg, out, progress=True)
         print(f"{label}: {s['ms_per_iter']:.1f} ms/iter, test {s['trained_solver']}", flush=True)
 
 

@@ -19,6 +19,7 @@ Error: mean squared error of rollouts (dopri5 rtol 1e-6) over [0, 3] against the
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_function_encoder.py [--iterations N]
 """
+from tqdm.auto import tqdm
 import argparse
 import json
 import math
@@ -56,7 +57,7 @@ def train_fe(t, z, k, iterations, gram_weight=1.0, points=POINTS):
     opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
     eye = torch.eye(k, dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)
-    for it in range(iterations):
+    for it in tqdm(range(iterations), desc="dynamics_function_encoder", leave=False, mininterval=1.0):
         cosine(opt, it, iterations)
         i = torch.randint(zd_all.shape[1], (points,), generator=gen)
         j = torch.randint(zq_all.shape[1], (points,), generator=gen)
@@ -77,7 +78,7 @@ def train_node(zmid, v, iterations, batch=512):
     opt = torch.optim.Adam(f.parameters(), lr=1e-2)
     t0 = torch.zeros((), dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)
-    for it in range(iterations):
+    for it in tqdm(range(iterations), desc="dynamics_function_encoder", leave=False, mininterval=1.0):
         cosine(opt, it, iterations)
         i = torch.randint(zmid.shape[0], (min(batch, zmid.shape[0]),), generator=gen)
         loss = (f(t0, zmid[i]) - v[i]).pow(2).mean()

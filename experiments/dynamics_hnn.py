@@ -15,6 +15,7 @@ of the TRUE energy at t = 3 and t = 300, the max over [0, 300], and state error 
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_hnn.py [--iterations N] [--out docs/dynamics]
 """
+from tqdm.auto import tqdm
 import argparse
 import json
 import math
@@ -41,7 +42,7 @@ def build(kind):
 def train(model, zmid, v, iterations, lr=1e-2):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     t0 = torch.zeros((), dtype=torch.float64)
-    for it in range(iterations):
+    for it in tqdm(range(iterations), desc="dynamics_hnn", leave=False, mininterval=1.0):
         for g in opt.param_groups:
             g["lr"] = 1e-4 + 0.5 * (lr - 1e-4) * (1 + math.cos(math.pi * it / iterations))
         loss = (model(t0, zmid) - v).pow(2).mean()

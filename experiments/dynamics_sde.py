@@ -9,6 +9,7 @@ model paths, next to the sampling error of the 256 data paths themselves.
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_sde.py [--iterations N]
 """
+from tqdm.auto import tqdm
 import argparse
 import json
 import math
@@ -33,7 +34,7 @@ def main():
     sde = NeuralSDE(1, hidden=(32, 32))
     opt = torch.optim.Adam(sde.parameters(), lr=1e-2)
     start = time.time()
-    for it in range(args.iterations):
+    for it in tqdm(range(args.iterations), desc="dynamics_sde", leave=False, mininterval=1.0):
         for g in opt.param_groups:
             g["lr"] = 1e-4 + 0.5 * (1e-2 - 1e-4) * (1 + math.cos(math.pi * it / args.iterations))
         paths = sde.sample(torch.zeros(128, 1), t, dt=0.05)

@@ -15,6 +15,7 @@ Usage:
   python experiments/latent_table.py timing                      # ms/iter of Disc-Opt vs Opt-Disc
   python experiments/latent_table.py table                       # markdown from the JSON files
 """
+from tqdm.auto import tqdm
 import argparse
 import json
 import os
@@ -41,7 +42,7 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
     g = torch.Generator().manual_seed(seed)
     from odeflow.tasks.latent_setup import training_loss
     times, losses = [], []
-    for it in range(iterations):
+    for it in tqdm(range(iterations), desc="latent_table", leave=False, mininterval=1.0):
         idx = torch.randint(len(data.train), (batch,), generator=g).tolist()
         tb = make_task_batch([data.train[i] for i in idx], settings, data.t_split, g)
         t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def timing(iterations: int, batch: int, seed: int, out: Path) -> dict:
             net = build_model(s, 1)
             runs[mode] = (s, data, net, torch.optim.Adam(net.parameters(), lr=1e-2), [])
         g = torch.Generator().manual_seed(seed)
-        for it in range(iterations):
+        for it in tqdm(range(iterations), desc="latent_table", leave=False, mininterval=1.0):
             idx = torch.randint(len(data.train), (batch,), generator=g).tolist()
             state = g.get_state()
             for mode, (s, data, net, opt, times) in runs.items():

@@ -18,5 +18,5 @@ if __name__ == "__main__":
     out = Path(args[1]) if len(args) > 1 else Path("docs/timeseries")
     cfg = TimeSeriesConfig(iterations=300, lr=0.1, rtol=1e-7, atol=1e-9, check_at=[14, 24],
                            snapshot_at=[0, 25, 100, 300], loss_threshold=1.0, compile="--compile" in sys.argv)
-    results = compare_modes(cfg, list(range(n_seeds)), out, progress=False)
+    results = compare_modes(cfg, list(range(n_seeds)), out, progress=True)
     print(comparison_table(results, cfg.loss_threshold))

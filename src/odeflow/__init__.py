@@ -2,19 +2,58 @@
 
 One solver core (explicit, multistep and implicit methods, fixed and adaptive steps, events), two ways to get gradients
 (discretize-optimize and optimize-discretize), and a torchdiffeq-compatible drop-in.
+
+The public names load on first use (PEP 562), so that `import odeflow` — and with it the
+`odeflow` command's `--help` — does not pay for importing torch until a solver is needed.
 """
-from .gradients import DiscretizeOptimize, OptimizeDiscretize
-from .dense import odeint_dense
-from .odeint import odeint, odeint_adjoint, odeint_event
-from .solve import solve
-from .solvers import (METHODS, Adaptive, ButcherTableau, FixedStep, Solution, SolverError, SolverStats,
-                      get_method)
-from .solvers.compile_cache import cache_dir, set_cache_dir
-from .solvers.compile_policy import AutoCompile
-from .solvers.events import Event
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any, Dict, List
 
 __version__ = "0.1.0"
 
-__all__ = ["solve", "odeint", "odeint_adjoint", "odeint_event", "odeint_dense", "Event", "DiscretizeOptimize", "OptimizeDiscretize", "FixedStep",
-           "Adaptive", "ButcherTableau", "METHODS", "get_method", "Solution", "SolverError", "SolverStats",
-           "AutoCompile", "cache_dir", "set_cache_dir"]
+# public name -> submodule that defines it
+_EXPORTS: Dict[str, str] = {
+    "solve": ".solve",
+    "odeint": ".odeint", "odeint_adjoint": ".odeint", "odeint_event": ".odeint",
+    "odeint_dense": ".dense",
+    "Event": ".solvers.events",
+    "DiscretizeOptimize": ".gradients", "OptimizeDiscretize": ".gradients",
+    "METHODS": ".solvers", "Adaptive": ".solvers", "ButcherTableau": ".solvers", "FixedStep": ".solvers",
+    "Solution": ".solvers", "SolverError": ".solvers", "SolverStats": ".solvers", "get_method": ".solvers",
+    "cache_dir": ".solvers.compile_cache", "set_cache_dir": ".solvers.compile_cache",
+    "AutoCompile": ".solvers.compile_policy",
+}
+
+__all__: List[str] = list(_EXPORTS)
+
+
+class _LazyPackage(types.ModuleType):
+    """The package object: public names resolve on first access.
+
+    Importing a submodule whose name equals a public name (``odeflow.solve``, ``odeflow.odeint``)
+    would bind the submodule over the function; that binding is skipped so that ``odeflow.solve``
+    stays the function, as with an eager ``from .solve import solve``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        where = _EXPORTS.get(name)
+        if where is None:
+            raise AttributeError(f"module 'odeflow' has no attribute {name!r}")
+        value = getattr(importlib.import_module(where, __name__), name)
+        self.__dict__[name] = value
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(super().__dir__()) | set(_EXPORTS))
+
+
+sys.modules[__name__].__class__ = _LazyPackage

@@ -74,7 +74,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
         ts, and stats (nfe, steps, accepted, rejected; nfe_backward after backward()).
 
     Raises:
-        ValueError / TypeError for malformed input; SolverError when the numerics fail.
+        ValueError: malformed input (also TypeError for wrong types).
+        SolverError: the numerics fail (step size underflow, too many steps, non-finite state).
     """
     if compile == "auto" or isinstance(compile, AutoCompile):
         return _solve_auto(AutoCompile() if compile == "auto" else compile, func, y0, t, method, step, gradient,

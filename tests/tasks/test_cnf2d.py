@@ -18,9 +18,19 @@ def test_train_cnf_writes_run_folder(tmp_path):
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 12 and rows[5]["val_nll"] != "" and rows[0]["val_nll"] == ""
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["trained_solver"]["nfe"] == 40  # rk4, h = 0.05 on T = 0.5
+    assert summary["trained_solver"]["nfe"] == 8  # the default stages: 2 rk4 steps before iteration 50
     assert summary["rediscretized_dopri5"]["inverse_error"] < 1e-3
     assert load_checkpoint(out / "best.pt")["kind"] == "cnf"
+
+
+@pytest.mark.parametrize("flag,value,nfe", [("--step-size", "0.05", 40), ("--lr", "1e-3", 16), ("--method", "euler", 4)])
+def test_own_solver_or_rate_replaces_the_default_stages(tmp_path, flag, value, nfe):
+    out = tmp_path / "cnf"
+    assert main(["train", "cnf", "--iterations", "2", "--hidden", "8", "--batch", "32", flag, value,
+                 "--quiet", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["schedule"] is None
+    assert json.loads((out / "summary.json").read_text())["trained_solver"]["nfe"] == nfe
 
 
 def test_train_cnf_unknown_dataset(tmp_path, capsys):

@@ -2,22 +2,40 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import List, Optional
 
-from . import check_gradient, demo, discover, evaluate, sample, train
+from .. import __version__
+from .commands import COMMANDS, first_word
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: full options for the command named there, a one-line stub for the others.
+
+    Without argv (or with none named) every command is built in full, as tests and docs tools expect.
+    """
     parser = argparse.ArgumentParser(prog="odeflow", description="Neural ODEs trained fast and correctly.")
+    parser.add_argument("--version", action="version", version=f"odeflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, check_gradient, train, evaluate, sample, discover):
-        module.register(sub)
+    chosen = first_word(argv) if argv is not None else None
+    full = argv is None
+    for name, (module, help_text) in COMMANDS.items():
+        if full or name == chosen:
+            command = importlib.import_module(f".{module}", __package__)
+            if module == "train":      # `train` and `compare` build their task tables lazily too
+                rest = argv[argv.index(name) + 1:] if argv is not None else None
+                command.register_command(sub, name, rest)
+            else:
+                command.register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:

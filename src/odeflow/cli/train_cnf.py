@@ -67,7 +67,14 @@ def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
         values["step_size"] = None
     if "schedule" in values:
         values["schedule"] = schedule_as_dicts(parse_schedule(values["schedule"])) or None
+    elif SOLVER_AND_RATE & set(values):
+        # The default stages set their own solver and rate; a user who sets them means a plain run.
+        values["schedule"] = None
     return values
+
+
+# Options that replace the default multilevel stages (they set what the stages would override).
+SOLVER_AND_RATE = {"lr", "method", "step_size", "n_steps", "rtol", "atol"}
 
 
 def make_cnf_config(args: argparse.Namespace):

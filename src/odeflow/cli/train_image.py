@@ -126,7 +126,7 @@ def evaluate_image(args: argparse.Namespace, state) -> int:
     x = load_images(cfg.data, cfg.data_dir, "test")[0][:args.n]
     x = dequantize(x, torch.Generator().manual_seed(args.seed))
     method, step = chosen_solver(args) or cfg.val_solver()
-    bpd = bits_per_dim_of(flow, x, method, step, cfg.eval_batch)
+    bpd = bits_per_dim_of(flow, x, method, step, cfg.eval_batch, progress=not args.quiet)
     with using_solver(flow, method, step):
         head = x[:min(len(x), 64)]
         z = flow.push_forward(head)

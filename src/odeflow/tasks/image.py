@@ -112,10 +112,14 @@ def using_solver(flow: MultiscaleCNF, method: str, step) -> Iterator[MultiscaleC
             b.set_solver(m, s)
 
 
-def bits_per_dim_of(flow: MultiscaleCNF, x: Tensor, method: str, step, batch: int = 500) -> Tensor:
-    """Per-image bits/dim of dequantized images x (Hutchinson trace, the given solver)."""
+def bits_per_dim_of(flow: MultiscaleCNF, x: Tensor, method: str, step, batch: int = 500,
+                    progress: bool = False) -> Tensor:
+    """Per-image bits/dim of dequantized images x (Hutchinson trace, the given solver), in chunks
+    of `batch` images (a tqdm bar with progress=True)."""
+    from ..training.progress import chunk_starts
     with using_solver(flow, method, step):
-        return torch.cat([flow.bits_per_dim(x[i:i + batch]) for i in range(0, len(x), batch)])
+        return torch.cat([flow.bits_per_dim(x[i:i + batch])
+                          for i in chunk_starts(len(x), batch, "bits/dim", enabled=progress)])
 
 
 class ImageEndTimeStep(AuxiliaryStep):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 from tqdm.auto import tqdm
 
@@ -23,3 +23,13 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def chunk_starts(n: int, batch: int, label: str = "", enabled: bool = True) -> Iterator[int]:
+    """Start indices 0, batch, 2·batch, ... < n with a tqdm bar over the n items (what is being
+    done in `label`, items/s and ETA); ``enabled=False`` (--quiet) prints nothing."""
+    with tqdm(total=n, desc=label, disable=not enabled, dynamic_ncols=True, file=sys.stderr, unit="item",
+              mininterval=0.5, leave=False) as bar:
+        for start in range(0, n, batch):
+            yield start
+            bar.update(min(batch, n - start))

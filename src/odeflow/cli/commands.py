@@ -1,0 +1,44 @@
+"""The table of `odeflow` commands and `odeflow train` tasks: name -> (module in odeflow.cli, help).
+
+Only the module of the command that is run gets imported (each one pulls in torch and its task),
+so `odeflow --help`, `odeflow train --help` and usage errors answer without loading torch.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+COMMANDS: Dict[str, Tuple[str, str]] = {
+    "demo": ("demo", "solve a known ODE with several methods, then train a CNF on 8gaussians (under a minute)"),
+    "check-gradient": ("check_gradient", "Taylor derivative check (seed 000 eq. 13) of a gradient mode"),
+    "train": ("train", "train a model (see `odeflow train TASK --help`)"),
+    "compare": ("train", "compare gradient modes"),
+    "evaluate": ("evaluate", "evaluate a trained CNF checkpoint, optionally re-discretized"),
+    "sample": ("sample", "draw samples from a trained CNF checkpoint"),
+    "discover": ("discover", "recover equations from a time series (neural ODE + SINDy; needs pysindy)"),
+}
+
+TRAIN_TASKS: Dict[str, Tuple[str, str]] = {
+    "timeseries": ("train_timeseries", "fit a neural ODE to a time series (seed 000 §4.1)"),
+    "cnf": ("train_cnf", "train a continuous normalizing flow on a toy 2-D density"),
+    "tabular": ("train_tabular", "density estimation on tabular data (seed 000 Table 2)"),
+    "classify": ("train_classify", "train an ODE-Net / ResNet / ANODE / SONODE classifier"),
+    "hamiltonian": ("train_hamiltonian", "Hamiltonian NN on a pendulum / mass-spring; energy drift"),
+    "function-encoder": ("train_function_encoder", "function encoder (eq. 35): zero-shot dynamics of a family"),
+    "sde": ("train_sde", "neural SDE with uncertainty bands (needs torchsde)"),
+    "image": ("train_image", "train a multiscale image CNF (bits/dim, sample grids)"),
+    "latent": ("train_latent", "latent ODE / ODE-RNN / RNN-Δt on irregularly-sampled series"),
+}
+
+COMPARE_TASKS: Dict[str, Tuple[str, str]] = {
+    "timeseries": ("train_timeseries", "both modes from the same initialisation, over seeds"),
+}
+
+
+def help_of(name: str, table: Dict[str, Tuple[str, str]] = COMMANDS) -> str:
+    """The one-line help of a command (or, with table=TRAIN_TASKS, of a task)."""
+    return table[name][1]
+
+
+def first_word(argv: "list[str]") -> "str | None":
+    """The first argument that is not an option: the (sub)command being run, if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
