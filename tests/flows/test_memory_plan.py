@@ -8,7 +8,7 @@ import torch
 from odeflow.flows.memory import MB, LiveTensorBytes
 from odeflow.flows.memory_plan import (SAFETY, apply_plan, measure_step, plan_eval_chunk, plan_training_memory)
 from odeflow.flows.stacked import StackSpec, build_stacked_cnf, nll_per_sample
-from odeflow.solvers.stepping import FixedStep
+from odeflow.solvers.stepping import Adaptive, FixedStep
 
 CASES = [(3, 2, 8, 1), (5, 2, 6, 2), (7, 1, 10, 3)]   # (dim, blocks, multiplier, seed)
 
@@ -61,6 +61,9 @@ def test_adjoint_when_segments_do_not_fit_and_an_error_naming_the_batch():
     assert squeezed.strategy == "adjoint"
     with pytest.raises(ValueError, match=r"does not fit .* use --batch \d+ or less"):
         plan_training_memory(flow, x[:32], 4096, int(adjoint.predicted_mb * MB * 0.2), 0)
+    flow.set_solver("dopri5", Adaptive(1e-3, 1e-3))
+    with pytest.raises(ValueError, match="'checkpointed' needs fixed steps"):
+        plan_training_memory(flow, x[:32], 64, 10 ** 12, 0, strategy="checkpointed")
 
 
 @pytest.mark.parametrize("segment_steps", [1, 3])

@@ -195,6 +195,9 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
     if strategy == "plain" or (strategy == "auto" and plain <= budget_bytes):
         return done("plain", None, plain, f"the whole graph ({len(blocks)} block(s) x {n} steps, batch {batch}) "
                     f"needs a predicted {plain / GB:.2f} GB, within the {budget_text}")
+    if strategy == "checkpointed" and not fixed_steps:
+        raise ValueError("memory plan 'checkpointed' needs fixed steps in every stage (--step-size or --n-steps); "
+                         "use 'auto' or 'adjoint' with adaptive steps")
     if fixed_steps and strategy in ("auto", "checkpointed"):
         for seg in range(n, 0, -1):
             segments = math.ceil(n / seg)
