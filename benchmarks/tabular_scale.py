@@ -133,8 +133,10 @@ def markdown(results: Dict[str, Any]) -> str:
 
     def pass_text(p: Dict[str, Any]) -> str:
         mark = " est." if p["estimated"] else ""
-        return f"{p['seconds'] / 3600:.1f} h{mark} ({p['rows']:,} rows)" if p["seconds"] > 5400 \
-            else f"{p['seconds']:.0f} s{mark} ({p['rows']:,} rows)"
+        secs = p["seconds"]
+        value = f"{secs / 86400:.0f} d" if secs > 2 * 86400 else f"{secs / 3600:.1f} h" if secs > 5400 \
+            else f"{secs:.0f} s"
+        return f"{value}{mark} ({p['rows']:,} rows)"
 
     for r in results.values():
         if "error" in r:
