@@ -134,7 +134,7 @@ def markdown(results: Dict[str, Any]) -> str:
     def pass_text(p: Dict[str, Any]) -> str:
         mark = " est." if p["estimated"] else ""
         secs = p["seconds"]
-        value = f"{secs / 86400:.0f} d" if secs > 2 * 86400 else f"{secs / 3600:.1f} h" if secs > 5400 \
+        value = f"{secs / 86400:.1f} d" if secs > 2 * 86400 else f"{secs / 3600:.1f} h" if secs > 5400 \
             else f"{secs:.0f} s"
         return f"{value}{mark} ({p['rows']:,} rows)"
 
