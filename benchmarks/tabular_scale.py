@@ -18,7 +18,7 @@ memory (getrusage ru_maxrss) is its own. Reported per set:
 
 Usage:
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tabular_scale.py --max-memory 6 \
-        --iterations 3 --out docs/tabular_scale/results.json [--sets miniboone power ...]
+        --iterations 3 --out docs/tabular/scale_results.json [--sets miniboone power ...]
 """
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def main() -> None:
     p.add_argument("--memory-plan", default="auto", choices=["auto", "plain", "checkpointed", "adjoint"])
     p.add_argument("--timing-rows", type=int, default=64, help="rows timed for a pass estimate")
     p.add_argument("--measure-below", type=float, default=30.0, help="run a pass in full if estimated under S s")
-    p.add_argument("--out", type=Path, default=Path("docs/tabular_scale/results.json"))
+    p.add_argument("--out", type=Path, default=Path("docs/tabular/scale_results.json"))
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     args = p.parse_args()
