@@ -184,6 +184,9 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
     mb = lambda v: v / MB  # noqa: E731
 
     def done(kind: str, seg: Optional[int], value: float, reason: str) -> MemoryPlan:
+        if strategy != "auto":
+            reason = (f"asked for ({strategy}); predicted peak {value / GB:.2f} GB, the plain step "
+                      f"{plain / GB:.2f} GB, budget {budget_bytes / GB:.2f} GB")
         return MemoryPlan(kind, seg, n, mb(value), mb(plain), mb(budget_bytes), reason)
 
     budget_text = f"budget {budget_bytes / GB:.2f} GB"
