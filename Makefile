@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.odeflow-installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,10 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python training_step.py
 	cd benchmarks && ../$(BIN)/python timeseries.py
 
+docs: $(STAMP)
+	# The site (mkdocs material + mkdocstrings API reference) in site/, built offline.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "open site/index.html"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -129,12 +129,26 @@ def _fixed_step(name: str, func, y0, t: Tensor, opts: Dict[str, Any], adjoint: b
         return FixedStep(grid=tuple(step_size_grid(values[0], values[-1], h)), interp=interp, perturb=perturb)
     if constructor is not None:
         if adjoint:
-            warnings.warn("grid_constructor is not used by the adjoint's backward solve (it steps from output time "
-                          "to output time); give adjoint_options=dict(step_size=...) to choose its steps")
-            return FixedStep(perturb=perturb)
+            return FixedStep(grid=_backward_grid(constructor, func, y0, t), interp=interp, perturb=perturb) \
+                if len(values) > 1 else FixedStep(perturb=perturb)
         grid = constructor(func, y0, t)
         return FixedStep(grid=tuple(_times(grid)), interp=interp, perturb=perturb)
     return FixedStep(perturb=perturb, interp=interp)
+
+
+def _backward_grid(constructor: Callable, func, y0, t: Tensor) -> tuple:
+    """The adjoint's steps from a grid_constructor: as torchdiffeq's backward solve, one call per
+    output interval with t = [t_i, t_{i-1}] (func and y0 are the forward ones here, not the
+    augmented system), joined into one decreasing grid through every output time."""
+    tt = t.detach()
+    pts: List[float] = []
+    for i in range(len(tt) - 1, 0, -1):
+        g = _times(constructor(func, y0, tt[[i, i - 1]]))
+        if len(g) < 2 or g[0] != float(tt[i]) or g[-1] != float(tt[i - 1]):
+            raise ValueError(f"grid_constructor(func, y0, t) must return a grid from t[0] to t[-1]; for "
+                             f"t=[{float(tt[i])}, {float(tt[i - 1])}] it returned {g[:3]} ... {g[-3:]}")
+        pts.extend(g if not pts else g[1:])
+    return tuple(pts)
 
 
 def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
@@ -169,22 +183,56 @@ def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
     return Adaptive(**kw)
 
 
-def adjoint_norm_fn(norm: Callable, y0: Any) -> Callable:
-    """A torchdiffeq adjoint norm (it receives (t, y, adj_y, *params); tuple states
-    (t, *y, *adj_y, *params)) as an odeflow adjoint norm (which receives (y, a, *params),
-    y and a flat)."""
-    if isinstance(y0, (tuple, list)):
-        numels = [p.numel() for p in y0]
-        shapes = [p.shape for p in y0]
-        split = lambda v: tuple(x.view(s) for x, s in zip(v.split(numels), shapes))  # noqa: E731
-    else:
-        split = lambda v: (v.view(y0.shape),)  # noqa: E731
+def _splitter(y0: Any) -> Callable[[Tensor], Any]:
+    """Flat (packed) state -> the user's tuple of tensors (identity for a tensor state)."""
+    if not isinstance(y0, (tuple, list)):
+        return lambda v: v
+    numels, shapes = [p.numel() for p in y0], [p.shape for p in y0]
+    return lambda v: tuple(x.view(s) for x, s in zip(v.reshape(-1).split(numels), shapes))
+
+
+def adjoint_norm_option(norm: Any, y0: Any, forward_norm: Optional[Callable]) -> Callable:
+    """The callable torchdiffeq keeps as ``adjoint_options['norm']``: it receives
+    (t, y, adj_y, *adj_params), y and adj_y flat for tuple states (as there). Default:
+    max(|t|, |y|, |adj_y|, max_i RMS(adj_param_i)) with |.| the forward norm; 'seminorm' leaves
+    the parameters out (Kidger et al. 2021); a user callable of a tuple state receives
+    (t, *y, *adj_y, *adj_params)."""
+    split = _splitter(y0)
+    tuple_state = isinstance(y0, (tuple, list))
+    if forward_norm is None:
+        forward_norm = mixed_norm
+    state_norm = (lambda v: forward_norm(split(v))) if tuple_state else forward_norm  # noqa: E731
+    if norm is None or (isinstance(norm, str) and norm == "seminorm"):
+        with_params = norm is None
+
+        def default_norm(parts) -> Tensor:
+            t, y, adj_y, *adj_params = parts
+            values = [t.abs(), state_norm(y), state_norm(adj_y)]
+            if with_params:
+                values.append(mixed_norm(tuple(adj_params)))
+            return torch.stack([torch.as_tensor(v, dtype=torch.float64).reshape(()) for v in values]).max()
+
+        return default_norm
+    if isinstance(norm, str):
+        raise ValueError(f"adjoint_options['norm'] must be 'seminorm' or a callable; got {norm!r}")
+    if not callable(norm):
+        raise TypeError(f"adjoint_options['norm'] must be callable norm(tuple) -> scalar; got {norm!r}")
+    if not tuple_state:
+        return norm
+
+    def user_norm(parts) -> Tensor:
+        t, y, adj_y, *adj_params = parts
+        return norm((t, *split(y), *split(adj_y), *adj_params))
+
+    return user_norm
+
+
+def as_backward_norm(norm: Callable) -> Callable:
+    """An adjoint norm in torchdiffeq's form (t, y, adj_y, *adj_params) as the error norm of
+    odeflow's backward state (y, adj_y, *adj_params), which has no time component (t = 0)."""
 
     def fn(aug) -> Tensor:
-        y, a, *params = aug
-        zero = torch.zeros((), dtype=y.dtype, device=y.device)
-        if isinstance(y0, (tuple, list)):
-            return norm((zero, *split(y), *split(a), *params))
-        return norm((zero, split(y)[0], split(a)[0], *params))
+        y = aug[0]
+        return norm((torch.zeros((), dtype=y.real.dtype, device=y.device), *aug))
 
     return fn

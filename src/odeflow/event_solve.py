@@ -14,7 +14,9 @@ import torch
 from torch import Tensor
 
 from .gradients import DiscretizeOptimize
-from .solvers.events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event
+from .solvers.events import (Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance,
+                             rk_advance)
+from .solvers.grid import GridTimes
 from .solvers.loop import integrate_adaptive, real_dtype
 from .solvers.problem import Problem, make_problem
 from .solvers.solution import Solution, SolverStats
@@ -24,29 +26,42 @@ from .solvers.tableau import ButcherTableau
 
 
 def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatcher:
-    """First pass: integrate from t0 toward t_end (may be +-inf) and record the roots."""
-    tab = problem.method
-    if not isinstance(tab, ButcherTableau):
-        raise ValueError(f"events need an explicit Runge–Kutta method; got {problem.method.name!r}")
+    """First pass: integrate from t0 toward t_end (may be +-inf) and record the roots on the
+    dense output of the method: the continuous extension of explicit RK methods (cubic
+    Hermite where they have none), the Adams interpolant, cubic Hermite for implicit RK."""
+    method = problem.method
     if problem.compile:
         raise ValueError("events do not combine with compile=True")
+    if not isinstance(method, ButcherTableau) and not hasattr(method, "stepper"):
+        raise ValueError(f"events are not available with {method.name!r} (it returns no dense output); use "
+                         "dopri5, tsit5, an Adams or an implicit method")
     y0 = problem.y0.detach()
     t0 = problem.t_values[0]
     watcher = EventWatcher(events, problem.packer, t0, y0, real_dtype(y0.dtype))
     scratch = SolverStats()
+    step = problem.step
     with torch.no_grad():
-        if isinstance(problem.step, Adaptive):
-            integrate_adaptive(tab, problem.func, y0, [t0, t_end], problem.step, problem.norm, scratch,
-                               events=watcher)
+        if isinstance(step, Adaptive):
+            if isinstance(method, ButcherTableau):
+                integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch,
+                                   events=watcher)
+            else:
+                method.integrate(problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
         else:
-            h = problem.step.h
+            h = step.h
             if h is None:
                 if not math.isfinite(t_end):
                     raise ValueError("fixed-step event handling needs a step size (options=dict(step_size=h) "
                                      "or FixedStep(h))")
-                h = abs(t_end - t0) / (problem.step.steps or 1)
-            fixed_steps_until_event(tab, problem.func, y0, t0, h, t_end, watcher, scratch,
-                                    getattr(problem.step, "max_steps", 20000))
+                h = abs(t_end - t0) / (step.steps or 1)
+            times = GridTimes(y0.dtype, y0.device, step.perturb)
+            if isinstance(method, ButcherTableau):
+                advance = rk_advance(method, problem.func, y0, times)
+            elif hasattr(method, "event_stepper"):  # a method with its own interpolant (Adams)
+                advance = method.event_stepper(problem.func, y0, step)
+            else:
+                advance = hermite_advance(method.stepper(problem.func, y0, step), problem.func, times)
+            fixed_steps_until_event(advance, y0, t0, h, t_end, watcher, scratch, getattr(step, "max_steps", 20000))
     return watcher
 
 
@@ -79,6 +94,7 @@ def solve_with_events(func: Callable, y0, t: Tensor, method, step, gradient, eve
     problem = make_problem(func, y0, t_new, method, step)
     gradient = DiscretizeOptimize() if gradient is None else gradient
     ys = gradient.run(problem)
+    ys = list(ys.unbind(0)) if isinstance(ys, Tensor) else ys
     t_out = t_e
     if reroute:
         flat_f = packed_func(func, problem.packer)

@@ -63,7 +63,8 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event in both
             directions): roots of g(t, y(t)) are located on the dense output; a terminal one
             ends the solve there (Solution.status 'event', ts/ys end at the event, event_t
-            carries the gradient through the event time). Explicit RK methods only.
+            carries the gradient through the event time). Every method but 'scipy_solver'
+            (dense output: the RK continuous extension or cubic Hermite, the Adams polynomial).
 
     Step callbacks: func.callback_step / callback_accept_step / callback_reject_step(t0, y0,
     dt), when present, are called at every step (the *_adjoint ones in the adjoint's
@@ -104,10 +105,10 @@ def _solve(func, y0, t, method, step, gradient, check_finite: bool, compile: boo
     if compile and isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed:
         raise ValueError("compile=True does not combine with checkpointed DiscretizeOptimize (the compiled "
                          "loop keeps what its backward needs); drop checkpoints or use compile=False")
-    ys_list = gradient.run(problem)
-    ys = torch.stack(ys_list)
+    out = gradient.run(problem)
+    ys = out if isinstance(out, Tensor) else torch.stack(out)  # the adjoint returns its node's output as is
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):
-        finite_rows = torch.isfinite(ys.detach()).reshape(len(ys_list), -1).all(dim=1).tolist()
+        finite_rows = torch.isfinite(ys.detach()).reshape(len(ys), -1).all(dim=1).tolist()
         first_bad = finite_rows.index(False)
         raise SolverError("the solution became non-finite (NaN/inf)", problem.t_values[first_bad], float("nan"),
                           "the ODE blows up or the fixed step is too large; use a smaller step or an "

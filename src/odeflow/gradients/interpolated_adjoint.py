@@ -17,8 +17,8 @@ from typing import Callable, List, Tuple
 import torch
 from torch import Tensor
 
+from ..solvers.grid import GridTimes
 from ..solvers.implicit import interpolate_hermite, jacobian_blocks
-from ..solvers.loop import real_dtype
 from ..solvers.state import ErrorNorm, StatePacker
 
 
@@ -42,26 +42,52 @@ def _mean(v) -> float:
     return float(v.mean()) if isinstance(v, Tensor) else float(sum(v) / len(v)) if isinstance(v, (list, tuple)) else float(v)
 
 
+class _WithForwardState:
+    """Adjoint step hooks for a backward state (a, g) without y: the callbacks receive
+    (y(t), a, g) packed, y from the forward interpolant (as for the other methods)."""
+
+    def __init__(self, hooks, y_at: Callable[[float], Tensor]) -> None:
+        self.hooks, self.y_at = hooks, y_at
+
+    def _full(self, t: float, state: Tensor) -> Tensor:
+        return torch.cat([self.y_at(t).reshape(-1), state])
+
+    def step(self, t: float, state: Tensor, h: float) -> None:
+        self.hooks.step(t, self._full(t, state), h)
+
+    def accept(self, t: float, state: Tensor, h: float) -> None:
+        self.hooks.accept(t, self._full(t, state), h)
+
+    def reject(self, t: float, state: Tensor, h: float) -> None:
+        self.hooks.reject(t, self._full(t, state), h)
+
+
 def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_start: Tensor, y_end: Tensor,
                      t0: float, t1: float, a: Tensor, g: Tuple[Tensor, ...], params: Tuple[Tensor, ...],
-                     stats) -> Tuple[Tensor, Tuple[Tensor, ...]]:
-    """(a, g) at t0 from (a, g) at t1 > or < t0, along the forward solution from y(t0) = y_start."""
+                     stats, hooks=None) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+    """(a, g) at t0 from (a, g) at t1 > or < t0, along the forward solution from y(t0) = y_start.
+    ``hooks``: the adjoint step callbacks (they see (y, a, g))."""
     rec = _Recorder()
     method.integrate(flat_f, y_start, [t0, t1], fwd_step, fwd_norm, stats, rec)
     nodes = [(t, y) for t, y in rec.points if (t - t0) * (t1 - t0) < (t1 - t0) ** 2] + [(t1, y_end)]
     if nodes[0][0] != t0:
         nodes.insert(0, (t0, y_start))
     times = [t for t, _ in nodes]
-    t_dtype = real_dtype(y_start.dtype)
-    fs = [flat_f(torch.tensor(t, dtype=torch.float64).to(y_start.device, t_dtype), y) for t, y in nodes]
+    # f at both ends of every piece, taken on the piece's side of its ends when f may jump at
+    # the forward grid points (perturb): f is never evaluated at a grid point itself.
+    gt = GridTimes(y_start.dtype, y_start.device,
+                   bool(getattr(fwd_step, "perturb", False) or getattr(fwd_step, "jump_t", ())))
+    ends = [gt.stages(ta, tb - ta, [0.0, 1.0]) for ta, tb in zip(times[:-1], times[1:])]
+    f_left = [flat_f(ta, ya) for (ta, _), (_, ya) in zip(ends, nodes[:-1])]
+    f_right = [flat_f(tb, yb) for (_, tb), (_, yb) in zip(ends, nodes[1:])]
     ascending = times[-1] >= times[0]
     keys = times if ascending else [-t for t in times]
 
-    def y_at(tt: Tensor) -> Tensor:
+    def y_at(tt) -> Tensor:
         tv = float(tt)
         k = min(max(bisect.bisect_right(keys, tv if ascending else -tv) - 1, 0), len(nodes) - 2)
         (ta, ya), (tb, yb) = nodes[k], nodes[k + 1]
-        return interpolate_hermite(ya, yb, fs[k], fs[k + 1], (tv - ta) / (tb - ta), tb - ta)
+        return interpolate_hermite(ya, yb, f_left[k], f_right[k], (tv - ta) / (tb - ta), tb - ta)
 
     shape = y_start.shape
     packer = StatePacker((a,) + g)
@@ -84,9 +110,10 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
 
     aug.jacobian, aug.newton_dims = jacobian, ny
     norm = None
-    if fwd_norm is not None:
+    if hasattr(bwd_step, "rtol"):  # adaptive backward steps (whatever the forward ones were)
         norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))
     state = packer.pack((a,) + g)
-    out = method.integrate(aug, state, [t1, t0], bwd_step, norm, stats)[-1]
+    out = method.integrate(aug, state, [t1, t0], bwd_step, norm, stats,
+                           None if hooks is None else _WithForwardState(hooks, y_at))[-1]
     parts = packer.unpack(out)
     return parts[0], tuple(parts[1:])

@@ -12,8 +12,8 @@ Memory is independent of the number of steps: only the outputs are stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from ..solvers.hooks import StepHooks
 from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
-from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
+from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, perturb_stage_times, real_dtype
 from ..solvers.methods import get_method
 from ..solvers.problem import Problem
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
@@ -37,12 +38,19 @@ class OptimizeDiscretize:
     nn.Module; a plain function must list them, or pass ``params=()``).
     method / step: solver for the backward system (default: those of the forward solve).
     seminorm: leave the parameter-gradient states out of the error norm (Kidger et al. 2021).
+    options / from_options: the drop-in's torchdiffeq-style adjoint options, shown as
+    ``ys.grad_fn.adjoint_options`` (as torchdiffeq does), and the function that turns them into
+    (method, step) for the backward solve; when the dict is changed before backward() (e.g. its
+    'norm' replaced), the backward solve follows the changed options.
     """
 
     params: Optional[Sequence[Tensor]] = None
     method: Optional[Union[str, ButcherTableau]] = None
     step: Optional[Union[FixedStep, Adaptive]] = None
     seminorm: bool = False
+    options: Optional[Dict[str, Any]] = field(default=None, compare=False, hash=False)
+    from_options: Optional[Callable[[Dict[str, Any]], Tuple[Any, Any]]] = field(default=None, compare=False,
+                                                                                 hash=False)
 
     def resolve_params(self, func: Callable) -> Tuple[Tensor, ...]:
         if self.params is not None:
@@ -60,10 +68,11 @@ class OptimizeDiscretize:
                 raise TypeError(f"params[{i}] is a {type(p).__name__}, expected a tensor")
         return params
 
-    def run(self, problem: Problem) -> List[Tensor]:
+    def run(self, problem: Problem) -> Tensor:
+        """The states at every output time, [len(t), *state], straight from the adjoint's
+        autograd node (its ``grad_fn`` carries ``adjoint_options``)."""
         params = self.resolve_params(problem.user_func)
-        ys = _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
-        return list(ys.unbind(0))
+        return _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
 
 
 def _adjoint_norm(problem: Problem, step: Adaptive, aug_packer: StatePacker, seminorm: bool) -> ErrorNorm:
@@ -100,6 +109,9 @@ class _Adjoint(torch.autograd.Function):
             ys, h_next = problem.run(y0=y0)
             ys_t = torch.stack(ys)
         ctx.problem, ctx.cfg, ctx.h_next = problem, cfg, h_next
+        ctx.adjoint_options = cfg.options
+        if cfg.options is not None:
+            ctx.options_seen = dict(cfg.options)
         ctx.save_for_backward(t, ys_t, *params)
         return ys_t
 
@@ -135,6 +147,9 @@ class _Adjoint(torch.autograd.Function):
         n = len(tvals)
         tab = get_method(cfg.method) if cfg.method is not None else problem.method
         step = cfg.step or problem.step
+        if cfg.from_options is not None and _changed(ctx.options_seen, ctx.adjoint_options):
+            method, step = cfg.from_options(ctx.adjoint_options)
+            tab = get_method(method)
         a = grad_ys[-1]
         g = tuple(torch.zeros_like(p) for p in params)
         aug_packer = StatePacker((ys[-1], a) + g)
@@ -157,9 +172,18 @@ class _Adjoint(torch.autograd.Function):
         ny = ys[0].numel()
         flat_ys, flat_grads = ys.reshape(n, ny), grad_ys.reshape(n, ny)
         state = aug_packer.pack((ys[-1], a) + g)
+        perturb = isinstance(problem.step, FixedStep) and problem.step.perturb
+
+        def time_at(i: int, toward: int) -> Tensor:
+            """t_i, or with perturb the time one ulp from t_i toward t_toward (f may jump at t_i)."""
+            if not perturb:
+                return time_of(tvals[i])
+            tt = torch.tensor([[tvals[i]]], dtype=torch.float64).to(ys.device, real_dtype(ys.dtype))
+            return perturb_stage_times(tt, [0.0], 1.0 if tvals[toward] > tvals[i] else -1.0)[0, 0]
+
         if want_t:
             for i in range(n - 1, 0, -1):
-                grad_t[i] = (grad_ys[i] * f(time_of(tvals[i]), ys[i].detach())).sum()
+                grad_t[i] = (grad_ys[i] * f(time_at(i, i - 1), ys[i].detach())).sum()
 
         def restart(i: int, out: Tensor) -> Tensor:
             """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
@@ -175,9 +199,12 @@ class _Adjoint(torch.autograd.Function):
                 flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
                 a_cur, g_cur = grad_ys[-1].reshape(-1), g
                 for i in range(n - 1, 0, -1):
-                    a_cur, g_cur = interval_adjoint(tab, problem.step, problem.norm, step, flat_y,
+                    fwd = problem.step if getattr(problem.step, "grid", None) is None else \
+                        interval_step(problem.step, tvals[i - 1], tvals[i])
+                    a_cur, g_cur = interval_adjoint(tab, fwd, problem.norm,
+                                                    interval_step(step, tvals[i], tvals[i - 1]), flat_y,
                                                     flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
-                                                    a_cur, g_cur, params, counter)
+                                                    a_cur, g_cur, params, counter, hooks)
                     if i > 1:
                         a_cur = a_cur + flat_grads[i - 1]
                 state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
@@ -185,11 +212,19 @@ class _Adjoint(torch.autograd.Function):
                 if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
                     aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
                 for i in range(n - 1, 0, -1):
-                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], step, norm, counter, hooks)
+                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], interval_step(step, tvals[i],
+                                         tvals[i - 1]), norm, counter, hooks)
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
             elif isinstance(step, FixedStep):
                 for i in range(n - 1, 0, -1):
                     span = [tvals[i], tvals[i - 1]]
+                    on = interval_step(step, *span)
+                    if on.grid is not None:  # explicit points (perturb, grid_constructor)
+                        stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
+                        outs = integrate_grid(stepper, aug_f, state, list(on.grid), span, on.interp, counter, hooks,
+                                              on.perturb)
+                        state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
+                        continue
                     grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
                     if problem.compile:
                         outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
@@ -207,11 +242,33 @@ class _Adjoint(torch.autograd.Function):
         g = tuple(g_list)
         if want_t:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
-            grad_t[0] = -(a * f(time_of(tvals[0]), ys[0].detach())).sum()
+            grad_t[0] = -(a * f(time_at(0, 1), ys[0].detach())).sum()
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]
         return (None, None, a, grad_t) + g
+
+
+def interval_step(step, a: float, b: float):
+    """The backward step control from t_i = a to t_{i-1} = b. A fixed step with perturb steps on
+    the forward grid points of the interval, reversed (points computed anew backwards round
+    differently, and a perturbed stage next to such a point can land on the forward one, where
+    f jumps); an explicit grid (one for all intervals, e.g. from grid_constructor) gives its
+    points between a and b."""
+    if not isinstance(step, FixedStep) or (step.grid is None and not step.perturb):
+        return step
+    if step.grid is not None:
+        lo, hi = min(a, b), max(a, b)
+        inner = sorted((g for g in step.grid if lo < g < hi), reverse=a > b)
+        pts = [a, *inner, b]
+    else:
+        pts = grid_points(step, [b, a])[::-1]
+    return FixedStep(grid=tuple(pts), interp=step.interp, perturb=step.perturb)
+
+
+def _changed(seen: Dict[str, Any], now: Optional[Dict[str, Any]]) -> bool:
+    """Whether the adjoint options dict was changed after the forward solve (values compared by identity)."""
+    return now is not None and (seen.keys() != now.keys() or any(now[k] is not v for k, v in seen.items()))
 
 
 def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[Tensor, ...]) -> Callable:

@@ -90,6 +90,31 @@ class Adams:
 
     def integrate(self, f: Func, y0: Tensor, t_out: Sequence[float], step: FixedStep, norm, stats: SolverStats,
                   hooks: Optional[StepHooks] = None) -> List[Tensor]:
+        return integrate_grid(self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp,
+                              stats, hooks, step.perturb)
+
+    def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
+        """advance(t0, t1, y) -> (y1, dense) for event location: the dense output is the step's
+        own Adams interpolant (`dense_output`), cubic Hermite after the RK4 start-up steps."""
+        from .events import hermite_advance
+        box: List = [None]
+        hermite = hermite_advance(self.stepper(f, y0, step, dense=box), f, GridTimes(y0.dtype, y0.device,
+                                                                                      step.perturb))
+
+        def advance(t0: float, t1: float, y: Tensor):
+            y1, dense = hermite(t0, t1, y)
+            if box[0] is None:
+                return y1, dense
+            nodes, fs = box[0]
+            return y1, lambda v, h=t1 - t0: dense_output(y, h, nodes, fs, (v - t0) / h)
+
+        return advance
+
+    def stepper(self, f: Func, y0: Tensor, step: FixedStep, dense: Optional[List] = None):
+        """advance(t0, t1, y) -> (y1, f(t0, y)): one step of a solve (the history lives in
+        the closure, so the steps must be taken in order, all of the same size). With a list
+        ``dense``, each step leaves there its interpolant's data (nodes, derivatives) or None
+        after an RK4 start-up step (see `dense_output`)."""
         times = GridTimes(y0.dtype, y0.device, step.perturb)
         history: deque = deque(maxlen=self.max_order - 1)
         warned = [False]
@@ -100,17 +125,24 @@ class Adams:
             f0 = f(ts[0], y)
             history.appendleft(f0)
             order = min(len(history), self.max_order - 1)
+            if dense is not None:
+                dense[:] = [None]
             if order < MIN_ORDER - 1:
                 y1, _, _ = rk_step(RK4_38, f, y, f0, ts, h, False)
                 return y1, f0
             dy = _weighted(bashforth(order), history, h)
+            if dense is not None:
+                dense[:] = [(tuple(-j for j in range(order)), tuple(history)[:order])]
             if self.implicit:
                 coeffs = moulton(order + 1)
                 delta = _weighted(coeffs[1:], history, h)
                 converged = False
                 for _ in range(self.max_iters):
                     dy_old = dy
-                    dy = torch.add(delta, f(ts[-1], y + dy), alpha=h * coeffs[0])
+                    f_new = f(ts[-1], y + dy)
+                    dy = torch.add(delta, f_new, alpha=h * coeffs[0])
+                    if dense is not None:  # the corrector's polynomial through f_new, f_n, f_n-1, ...
+                        dense[:] = [(tuple(1 - j for j in range(order + 1)), (f_new,) + tuple(history)[:order])]
                     tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())
                     converged = bool(((dy_old - dy).abs() / tol).max() < 1)
                     if converged:
@@ -123,7 +155,29 @@ class Adams:
                     history.pop()
             return y + dy, f0
 
-        return integrate_grid(advance, f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks)
+        return advance
+
+
+def dense_output(y0: Tensor, h: float, nodes: Sequence[int], fs: Sequence[Tensor], theta: float) -> Tensor:
+    """The Adams step's own interpolant: y(t_n + theta h) = y_n + h sum_j B_j(theta) f_j with
+    B_j(theta) = int_0^theta L_j(s) ds over the step's nodes (s = 0, -1, ... for Adams–Bashforth,
+    1, 0, -1, ... for Adams–Moulton); at theta = 1 it is the step's result (Hairer I, §III.1)."""
+    weights = [sum(c * theta ** (i + 1) for i, c in enumerate(poly)) for poly in _antiderivatives(tuple(nodes))]
+    return y0 + _weighted(weights, fs, h)
+
+
+@lru_cache(maxsize=None)
+def _antiderivatives(nodes: Tuple[int, ...]) -> Tuple[Tuple[float, ...], ...]:
+    """Coefficients of theta^1, theta^2, ... of int_0^theta L_j(s) ds for every node j, exactly."""
+    out = []
+    for j in range(len(nodes)):
+        poly, denom = [Fraction(1)], Fraction(1)
+        for m, node in enumerate(nodes):
+            if m != j:
+                poly = [a - node * b for a, b in zip([Fraction(0)] + poly, poly + [Fraction(0)])]
+                denom *= nodes[j] - node
+        out.append(tuple(float(c / (i + 1) / denom) for i, c in enumerate(poly)))
+    return tuple(out)
 
 
 def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: float) -> Tensor:

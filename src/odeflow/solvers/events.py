@@ -152,29 +152,74 @@ class EventWatcher:
         return b  # the side past the crossing, so the event has happened at the returned time
 
 
-def fixed_steps_until_event(tab, f: Callable, y0: Tensor, t0: float, h: float, t_end: float,
+# advance(t0, t1, y) -> (y1, dense): one step and its dense output v -> y(v) (built lazily).
+Advance = Callable[[float, float, Tensor], Tuple[Tensor, Callable[[float], Tensor]]]
+
+
+def hermite_advance(step_fn: Callable, f: Callable, times) -> Advance:
+    """A fixed-step method given as step_fn(t0, t1, y) -> (y1, f(t0, y) or None) (Adams,
+    implicit RK) with the cubic Hermite dense output from (y0, f0, y1, f1). f1 (and f0 when
+    the step did not return it) is evaluated on the first dense call only, i.e. only in the
+    step where an event changes sign; evaluated on the step's side of t0 and t1 (perturb)."""
+
+    def advance(t0: float, t1: float, y0: Tensor):
+        y1, f0 = step_fn(t0, t1, y0)
+        h = t1 - t0
+        cache: List[Tensor] = []
+
+        def dense(v: float) -> Tensor:
+            from .runge_kutta import _hermite_weights
+            if not cache:
+                ta, tb = times.stages(t0, h, [0.0, 1.0])
+                cache.append((f(ta, y0) if f0 is None else f0).reshape(y0.shape))
+                cache.append(f(tb, y1).reshape(y0.shape))
+            h00, h10, h01, h11 = _hermite_weights((v - t0) / h)
+            return h00 * y0 + h01 * y1 + h * (h10 * cache[0] + h11 * cache[1])
+
+        return y1, dense
+
+    return advance
+
+
+def rk_advance(tab, f: Callable, y0: Tensor, times) -> Advance:
+    """Fixed explicit RK steps (compensated summation for low-precision states) with the
+    method's dense output (its continuous extension, else cubic Hermite)."""
+    from .runge_kutta import LOW_PRECISION, interpolate, rk_step_compensated
+    carry: List[Optional[Tensor]] = [None]
+    compensate = y0.dtype in LOW_PRECISION
+
+    def advance(t: float, t1: float, y: Tensor):
+        h = t1 - t
+        ts = times.stages(t, h, tab.c)
+        if compensate:
+            y1, carry[0], ks = rk_step_compensated(tab, f, y, carry[0], f(ts[0], y), ts, h)
+        else:
+            y1, ks, _ = rk_step(tab, f, y, f(ts[0], y), ts, h, False)
+        cache: List[Tensor] = []
+
+        def dense(v: float) -> Tensor:
+            if tab.dense is None and not cache:
+                cache.append(f(times.stages(t, h, [1.0])[0], y1))
+            return interpolate(tab, y, y1, ks, cache[0] if cache else None, (v - t) / h, h)
+
+        return y1, dense
+
+    return advance
+
+
+def fixed_steps_until_event(advance: Advance, y0: Tensor, t0: float, h: float, t_end: float,
                             watcher: EventWatcher, stats: SolverStats, max_steps: int) -> None:
-    """Fixed steps of size h from t0 toward t_end (may be infinite) until a terminal event."""
-    from .runge_kutta import interpolate
+    """Fixed steps of size h from t0 toward t_end (may be infinite) until a terminal event;
+    ``advance`` is any fixed-step method (explicit RK, Adams, implicit RK)."""
     direction = 1.0 if t_end >= t0 else -1.0
     h = direction * abs(h)
-    t_dtype = watcher.t_dtype
-    tt = lambda v: torch.tensor(v, dtype=torch.float64).to(y0.device, t_dtype)  # noqa: E731
     t, y = t0, y0
-    for _ in range(max_steps):
-        step = h if (t + h - t_end) * direction < 0 else t_end - t
-        ts = list(torch.tensor([t + c * step for c in tab.c], dtype=torch.float64).to(y0.device, t_dtype).unbind())
-        y1, ks, _ = rk_step(tab, f, y, f(ts[0], y), ts, step, False)
+    for k in range(1, max_steps + 1):
+        t1 = t0 + k * h  # torchdiffeq's grid t0 + k h
+        t1 = t1 if (t1 - t_end) * direction < 0 else t_end
+        y1, dense = advance(t, t1, y)
         stats.steps += 1
         stats.accepted += 1
-        t1 = t + step
-        cache = {}
-
-        def dense(v: float, t=t, y=y, y1=y1, ks=ks, step=step, t1=t1) -> Tensor:
-            if "f1" not in cache:
-                cache["f1"] = f(tt(t1), y1)
-            return interpolate(tab, y, y1, ks, cache["f1"], (v - t) / step, step)
-
         if watcher.check(t, y, t1, y1, dense) or t1 == t_end:
             return
         t, y = t1, y1

@@ -55,7 +55,7 @@ def grid_points(step: FixedStep, t_out: Sequence[float]) -> List[float]:
         return g
     pts = [float(t_out[0])]
     for (a, b), n in zip(zip(t_out[:-1], t_out[1:]), step.substeps(list(t_out))):
-        pts.extend(a + (b - a) * j / n for j in range(1, n))
+        pts.extend(a + (b - a) * (j / n) for j in range(1, n))  # rounded as `loop.FixedGrid`
         pts.append(float(b))
     return pts
 
@@ -95,9 +95,11 @@ def rk_grid_step(tab: ButcherTableau, f: Func, times: GridTimes) -> StepFn:
 
 
 def integrate_grid(step_fn: StepFn, f: Func, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
-                   interp: str, stats: SolverStats, hooks: Optional[StepHooks] = None) -> List[Tensor]:
-    """Step through the grid; the states at t_out[1:] (interpolated inside a step)."""
-    times = GridTimes(y0.dtype, y0.device, False)
+                   interp: str, stats: SolverStats, hooks: Optional[StepHooks] = None,
+                   perturb: bool = False) -> List[Tensor]:
+    """Step through the grid; the states at t_out[1:] (interpolated inside a step). With
+    ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side."""
+    times = GridTimes(y0.dtype, y0.device, perturb)
     outs: List[Tensor] = []
     direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
     j = 1
@@ -121,9 +123,9 @@ def integrate_grid(step_fn: StepFn, f: Func, y0: Tensor, grid: Sequence[float], 
                 outs.append(y + (y1 - y) * ((tj - a) / (b - a)))
             else:
                 if f0 is None:
-                    f0 = f(times.stages(a, 0.0, [0.0])[0], y)
+                    f0 = f(times.stages(a, b - a, [0.0])[0], y)
                 if f1 is None:
-                    f1 = f(times.stages(b, 0.0, [0.0])[0], y1)
+                    f1 = f(times.stages(a, b - a, [1.0])[0], y1)
                 s, h = (tj - a) / (b - a), b - a
                 h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
                 h01, h11 = s * s * (3 - 2 * s), s * s * (s - 1)

@@ -126,7 +126,8 @@ class ImplicitRK:
             a = torch.tensor(tab.a, dtype=torch.float64).to(y.device, real_dtype(y.dtype))
             lu = self._newton_matrix(jb, h, a)
             z = (torch.tensor(tab.c, dtype=a.dtype, device=y.device)[:, None] * h) * f0[None, :]
-            tol = self.newton_tol if scale is not None else 1e-10
+            # Fixed steps: converged to rounding (1e-10 absolute in float64, 16 ulps in float32).
+            tol = self.newton_tol if scale is not None else max(1e-10, 16 * torch.finfo(a.dtype).eps)
             sc = scale.reshape(-1) if scale is not None else (1.0 + flat.abs())
             ok = False
             prev = math.inf
@@ -187,29 +188,41 @@ class ImplicitRK:
 
     # ---- drivers ----------------------------------------------------------------------
     def integrate(self, f: Func, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats,
-                  hooks: Optional[StepHooks] = None) -> List[Tensor]:
+                  hooks: Optional[StepHooks] = None, events=None) -> List[Tensor]:
+        """States at t_out[1:]. ``events`` (adaptive steps only, an `events.EventWatcher`): checked
+        after every accepted step on the cubic Hermite interpolant; a terminal event ends the
+        solve (t_out[-1] may then be +-inf)."""
         if isinstance(step, FixedStep):
-            times = GridTimes(y0.dtype, y0.device, step.perturb)
-
-            def advance(t0: float, t1: float, y: Tensor):
-                y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None)
-                if y1 is None:
-                    raise SolverError(f"{self.name}: Newton iteration did not converge", t0, t1 - t0,
-                                      "use a smaller step or an adaptive implicit method")
-                return y1, f0.reshape(y.shape)
-
-            return integrate_grid(advance, f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks)
+            return integrate_grid(self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp,
+                                  stats, hooks, step.perturb)
         if not self.adaptive:
             raise ValueError(f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
                              "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler")
-        return self._adaptive(f, y0, list(t_out), step, norm, stats, hooks)
+        return self._adaptive(f, y0, list(t_out), step, norm, stats, hooks, events)
+
+    def stepper(self, f: Func, y0: Tensor, step: FixedStep):
+        """advance(t0, t1, y) -> (y1, f(t0, y)): one fixed step."""
+        times = GridTimes(y0.dtype, y0.device, step.perturb)
+
+        def advance(t0: float, t1: float, y: Tensor):
+            y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None)
+            if y1 is None:
+                raise SolverError(f"{self.name}: Newton iteration did not converge", t0, t1 - t0,
+                                  "use a smaller step or an adaptive implicit method")
+            return y1, f0.reshape(y.shape)
+
+        return advance
 
     def _adaptive(self, f: Func, y0: Tensor, t_out: List[float], ctrl: Adaptive, norm, stats: SolverStats,
-                  hooks: Optional[StepHooks]) -> List[Tensor]:
-        times = GridTimes(y0.dtype, y0.device, False)
+                  hooks: Optional[StepHooks], events=None) -> List[Tensor]:
         direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
+        # Steps land on step_t and jump_t; with jumps, the stages at a step's ends are taken one
+        # ulp inside it (f never evaluated at a jump, as with perturb).
+        stops = sorted((v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
+                       key=lambda v: v * direction)
+        times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t))
         t, y = t_out[0], y0
-        one = lambda tv: times.stages(tv, 0.0, [0.0])[0]  # noqa: E731
+        one = lambda tv: times.stages(tv, direction, [0.0])[0]  # noqa: E731  (f at tv, integration side)
         h = ctrl.first_step
         if h is None:
             with torch.no_grad():
@@ -223,6 +236,12 @@ class ImplicitRK:
             attempts += 1
             if attempts > ctrl.max_steps:
                 raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h, "raise max_steps or loosen rtol/atol")
+            h_proposed, land = h, None
+            while stops and (stops[0] - t) * direction <= 0:
+                stops.pop(0)
+            if stops and (t + h - stops[0]) * direction > 0:
+                land = stops[0]
+                h = land - t
             if hooks is not None:
                 hooks.step(t, y, h)
             y1, err, f0, _ = self.step(f, t, y, h, times, norm.scale(y.detach()))
@@ -231,23 +250,34 @@ class ImplicitRK:
                 en = math.inf
             else:
                 en = float(norm(err, y.detach(), y1.detach()))
-            if en <= 1.0:
+            if en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en)):
                 stats.accepted += 1
                 if hooks is not None:
                     hooks.accept(t, y, h)
-                t1 = t + h
+                t1 = t + h if land is None else land
                 f1 = None
+                end = times.stages(t, h, [1.0])[0]  # f(t1) from inside the step
+                if events is not None:
+                    f1_cache: List[Tensor] = []
+
+                    def dense(v: float, t=t, y=y, y1=y1, f0=f0, h=h, end=end, cache=f1_cache) -> Tensor:
+                        if not cache:
+                            cache.append(f(end, y1))
+                        return interpolate_hermite(y, y1, f0.reshape(y.shape), cache[0], (v - t) / h, h)
+                    if events.check(t, y, t1, y1, dense):
+                        return outs
                 while nxt < len(t_out) and (t_out[nxt] - t1) * direction <= 0:
                     if t_out[nxt] == t1:
                         outs.append(y1)
                     else:
                         if f1 is None:
-                            f1 = f(one(t1), y1)
+                            f1 = f(end, y1)
                         outs.append(interpolate_hermite(y, y1, f0.reshape(y.shape), f1, (t_out[nxt] - t) / h, h))
                     nxt += 1
                 t, y = t1, y1
                 factor = ctrl.max_factor if en == 0 else ctrl.safety * en ** (-1.0 / q)
                 factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
+                h = h if land is None else h_proposed  # a step shortened to land is not the controller's
             else:
                 stats.rejected += 1
                 if hooks is not None:

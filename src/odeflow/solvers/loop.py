@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .errors import SolverError
 from .hooks import StepHooks
-from .runge_kutta import Step, dense_outputs, interpolate, rk_step
+from .runge_kutta import LOW_PRECISION, Step, dense_outputs, interpolate, rk_step, rk_step_compensated
 from .solution import SolverStats
 from .state import ErrorNorm
 from .stepping import Adaptive, initial_step
@@ -104,13 +104,18 @@ def real_dtype(dtype: torch.dtype) -> torch.dtype:
 def perturb_stage_times(table: Tensor, c: Sequence[float], direction: float) -> Tensor:
     """Stage times with c = 0 moved one ulp into the step and c = 1 one ulp back from its end
     (torchdiffeq's perturb): f that jumps at a grid point is evaluated on the step's side.
+    Next to 0 the shift is to the smallest normal number instead of a subnormal one (which
+    flush-to-zero arithmetic would turn back into 0, the discontinuity itself).
     The shift carries no gradient (the times themselves still do)."""
     out = table.clone()
+    tiny = torch.finfo(table.dtype).tiny
     for j, cj in enumerate(c):
         if cj in (0.0, 1.0):
-            col = table[..., j]
+            col = table[..., j].detach()
             toward = col + (direction if cj == 0.0 else -direction)
-            out[..., j] = col + (torch.nextafter(col.detach(), toward.detach()) - col.detach())
+            moved = torch.nextafter(col, toward)
+            moved = torch.where(moved.abs() < tiny, torch.sign(toward - col) * tiny, moved)
+            out[..., j] = table[..., j] + (moved - col)
     return out
 
 
@@ -123,6 +128,8 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
     outs: List[Tensor] = []
     y = y0
     reuse = tab.fsal and not grid.perturb
+    compensate = y0.dtype in LOW_PRECISION
+    carry: Optional[Tensor] = None
     for i in range(first, last):
         ts = grid.times(i)
         if hooks is not None:
@@ -130,7 +137,10 @@ def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, s
         if k1 is None:
             k1 = f(ts[0], y)
         y_start = y
-        y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
+        if compensate:
+            y, carry, ks = rk_step_compensated(tab, f, y, carry, k1, ts, grid.h[i])
+        else:
+            y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
         if hooks is not None:
             hooks.accept(float(ts[0]), y_start, float(grid.h[i]))
         k1 = ks[-1] if reuse else None
@@ -280,7 +290,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             y1, ks, en_t = attempt(y, k1, t, h, times)
         en = float(en_t)  # the step's one host sync
         stats.steps += 1
-        if en <= 1.0:
+        # A step at the smallest allowed size is taken whatever its error (as torchdiffeq does).
+        if en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en)):
             stats.accepted += 1
             if hooks is not None:
                 hooks.accept(t, y, h)

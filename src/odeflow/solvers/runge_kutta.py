@@ -15,17 +15,21 @@ from torch import Tensor
 from .tableau import ButcherTableau
 
 Step = Union[float, Tensor]
+LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16, torch.complex64)
 
 
-def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], h: Step) -> Tensor:
-    """y + h * sum_j coeffs[j] * ks[j] (y may be None, meaning 0)."""
+def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], h: Step,
+            increment_first: bool = False) -> Tensor:
+    """y + h * sum_j coeffs[j] * ks[j] (y may be None, meaning 0). ``increment_first``: sum the
+    increment, then add it to y once (one rounding at |y| instead of one per term: used for the
+    step's result, where the roundings would add up over the steps)."""
     terms = [(k, c) for k, c in zip(ks, coeffs) if c != 0.0]
     if isinstance(h, Tensor):
         acc = terms[0][0] * terms[0][1]
         for k, c in terms[1:]:
             acc = torch.add(acc, k, alpha=c)
         return acc * h if y is None else y + h * acc
-    if y is None:
+    if y is None or increment_first:
         k, c = terms[0]
         acc = k * (h * c)
         terms = terms[1:]
@@ -33,26 +37,43 @@ def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], 
         acc = y
     for k, c in terms:
         acc = torch.add(acc, k, alpha=h * c)
-    return acc
+    return y + acc if (y is not None and increment_first) else acc
+
+
+def rk_step_compensated(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tensor,
+                        carry: Optional[Tensor], k1: Tensor, t_stages: Sequence[Tensor], h: Step
+                        ) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    """`rk_step` with the state accumulated by Kahan's compensated summation: ``carry`` holds
+    the rounding error of the previous additions y + dy (None at the start), so a float32
+    state does not drift by one rounding per step over thousands of fixed steps. Returns
+    (y1, carry, stage derivatives). The compensation terms have zero derivative."""
+    _, ks, _ = rk_step(tab, f, y, k1, t_stages, h, False, result=False)
+    dy = combine(None, ks, tab.b, h)
+    z = dy if carry is None else dy - carry
+    y1 = y + z
+    return y1, (y1 - y) - z, ks
 
 
 def rk_step(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tensor, k1: Tensor,
-            t_stages: Sequence[Tensor], h: Step, with_error: bool
+            t_stages: Sequence[Tensor], h: Step, with_error: bool, result: bool = True
             ) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
-    """Advance one step. Returns (y1, stage derivatives, local error estimate or None).
+    """Advance one step. Returns (y1, stage derivatives, local error estimate or None);
+    ``result=False`` skips y1 of a non-FSAL method (the caller sums it itself).
 
     For FSAL tableaus the last stage input is y1 itself and the last k is f(t + h, y1).
     """
     ks = [k1]
     y1: Optional[Tensor] = None
     last = tab.stages - 1
+    # Low precision: the step's result rounded once at |y| (costs one operation per step).
+    low = y.dtype in LOW_PRECISION
     for i in range(1, tab.stages):
-        yi = combine(y, ks, tab.a[i], h) if any(tab.a[i]) else y
+        yi = combine(y, ks, tab.a[i], h, increment_first=low and tab.fsal and i == last) if any(tab.a[i]) else y
         if tab.fsal and i == last:
             y1 = yi
         ks.append(f(t_stages[i], yi))
-    if y1 is None:
-        y1 = combine(y, ks, tab.b, h)
+    if y1 is None and result:
+        y1 = combine(y, ks, tab.b, h, increment_first=low)
     err = combine(None, ks, tab.b_err, h) if (with_error and tab.b_err is not None) else None
     return y1, ks, err
 

@@ -60,8 +60,13 @@ class StatePacker:
         """[n_times, total] → tuple of [n_times, *shape_i] (or the tensor itself)."""
         if not self.is_tuple:
             return ys
-        n = ys.shape[0]
-        return tuple(p.reshape(n, *s) for p, s in zip(ys.split(self.numels, dim=1), self.shapes))
+        # Slices viewed to shape (as torchdiffeq's _flat_to_shape): each component's grad_fn is
+        # View <- Slice <- the solver's node (the adjoint's, whose adjoint_options callers inspect).
+        n, start, out = ys.shape[0], 0, []
+        for numel, shape in zip(self.numels, self.shapes):
+            out.append(ys[:, start:start + numel].view(n, *shape))
+            start += numel
+        return tuple(out)
 
     def per_component(self, value: Optional[PerComponent], what: str) -> Union[float, Tensor, None]:
         """A float, or a flat tensor holding one value per element of each tuple component.

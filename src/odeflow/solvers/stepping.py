@@ -70,7 +70,9 @@ class Adaptive:
 
     rtol, atol: tolerances (a float, or one per tuple-state component).
     weights: per-component weights in the error norm (0 leaves a component out).
-    first_step: initial step (default: Hairer's algorithm). min_step / max_step bound |h|.
+    first_step: initial step (default: Hairer's algorithm). min_step / max_step bound |h|; a
+    step of size min_step is accepted whatever its error estimate (as in torchdiffeq), so the
+    solve goes on at min_step where the controller would go below it.
     max_steps: attempted steps before `SolverError`. safety, min_factor, max_factor, alpha,
     beta: controller constants.
     step_t: times every step must land on (not stepped over, e.g. known kinks of f).
