@@ -49,3 +49,31 @@ def test_missing_data_file_names_the_relative_path(tmp_path, capsys):
                  "--quiet", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "missing file miniboone/data.npy" in capsys.readouterr().err
+
+
+def test_a_table_of_ones_own_trains_then_evaluates_and_samples(tmp_path, capsys, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 2.0]]) + 5.0
+    pd.DataFrame(x, columns=["a", "b", "c"]).to_csv(tmp_path / "mine.csv", index=False)
+    monkeypatch.chdir(tmp_path)                  # a relative path, resolved for later commands
+    out = tmp_path / "run"
+    assert main(["train", "tabular", "--data", "mine.csv", "--iterations", "2", "--val-every", "1", "--batch", "500",
+                 "--dtype", "float64", "--quiet", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dim"] == 3 and summary["test_rows"] == 12 and np.isfinite(summary["test_nll"])
+    assert json.loads((out / "config.json").read_text())["batch"] == 96          # the whole training split
+    monkeypatch.chdir(tmp_path.parent)
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best.pt"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 12 and abs(result["nll"] - summary["test_nll"]) < 1e-9
+    assert main(["sample", str(out / "best.pt"), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 3)
+
+
+def test_a_table_with_a_text_column_is_refused_by_name(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame({"x": np.arange(20.0), "name": ["p", "q"] * 10}).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["train", "tabular", "--data", str(tmp_path / "t.csv"), "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert "not numeric: ['name']" in capsys.readouterr().err

@@ -95,3 +95,21 @@ def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
     assert seen["cfg"].compile == "auto" and cnf2d.build_flow(seen["cfg"]).compile is False
     assert main(["train", "cnf", "--compile", "off", "--quiet", "--out", str(tmp_path / "t")]) == 0
     assert seen["cfg"].compile == "off" and cnf2d.build_flow(seen["cfg"]).compile is False
+
+
+def test_memory_budget_checkpoints_and_the_run_matches_plain(tmp_path):
+    common = ["train", "cnf", "--iterations", "3", "--val-every", "3", "--hidden", "16", "16", "--batch", "64",
+              "--quiet"]
+    assert main(common + ["--memory-plan", "plain", "--out", str(tmp_path / "plain")]) == 0
+    assert main(common + ["--memory-plan", "checkpointed", "--max-memory", "64", "--out", str(tmp_path / "ck")]) == 0
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    ck = json.loads((tmp_path / "ck" / "summary.json").read_text())
+    assert plain["memory"]["strategy"] == "plain" and ck["memory"]["strategy"] == "checkpointed"
+    assert ck["memory"]["budget_source"] == "--max-memory 64 GB" and ck["peak_memory_mb"] > 0
+    assert abs(ck["test_nll"] - plain["test_nll"]) < 1e-5      # the same discrete gradient
+
+
+def test_too_small_a_budget_names_the_batch_that_fits(tmp_path, capsys):
+    assert main(["train", "cnf", "--iterations", "1", "--max-memory", "0.01", "--quiet",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "does not fit in the memory budget" in capsys.readouterr().err

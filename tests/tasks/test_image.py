@@ -83,3 +83,14 @@ def test_evaluate_an_image_run_with_its_own_and_a_finer_solver(tmp_path, capsys)
     assert coarse["n"] == 8 and coarse["method"] == "rk4" and 0 < coarse["test_bits_per_dim"] < 30
     assert fine["inverse_error"] < 1e-4 and fine["nfe"] > 0
     assert abs(fine["test_bits_per_dim"] - coarse["test_bits_per_dim"]) < 1.0
+
+
+def test_image_run_reports_its_memory_plan_and_checkpointing_matches_plain(tmp_path):
+    runs = {}
+    for plan in ("plain", "checkpointed"):
+        assert main(["train", "image", *TINY, "--iterations", "2", "--val-every", "2", "--memory-plan", plan,
+                     "--out", str(tmp_path / plan)]) == 0
+        runs[plan] = json.loads((tmp_path / plan / "summary.json").read_text())
+    assert runs["checkpointed"]["memory"]["strategy"] == "checkpointed"
+    assert runs["checkpointed"]["peak_memory_mb"] > 0
+    assert abs(runs["checkpointed"]["test_bits_per_dim"] - runs["plain"]["test_bits_per_dim"]) < 1e-5

@@ -84,3 +84,33 @@ def test_loaded_flow_reproduces_log_prob(tmp_path):
     x = torch.tensor(_tiny_data().test[:8])
     with torch.no_grad():
         assert torch.equal(a.log_prob(x), b.log_prob(x))
+
+
+def test_batch_larger_than_the_training_set_uses_the_whole_set(tmp_path):
+    with pytest.warns(UserWarning, match="batch 500 is larger than the training set \\(160 rows"):
+        summary = train_tabular(_cfg(batch=500, iterations=2), tmp_path, progress=False, data=_tiny_data())
+    assert json.loads((tmp_path / "config.json").read_text())["batch"] == 160
+    assert np.isfinite(summary["test_nll"])
+
+
+@pytest.mark.parametrize("plan", ["checkpointed", "adjoint"])
+def test_memory_plan_is_reported_and_checkpointing_trains_like_plain(tmp_path, plan):
+    plain = train_tabular(_cfg(memory_plan="plain"), tmp_path / "plain", progress=False, data=_tiny_data())
+    other = train_tabular(_cfg(memory_plan=plan), tmp_path / plan, progress=False, data=_tiny_data())
+    assert plain["memory"]["strategy"] == "plain" and other["memory"]["strategy"] == plan
+    assert other["peak_memory_mb"] > 0 and other["memory"]["eval_chunk"] >= 1
+    if plan == "checkpointed":      # the same discrete gradient: the same model, to rounding
+        assert abs(other["test_nll"] - plain["test_nll"]) < 1e-9
+    else:                           # the adjoint's gradient differs slightly from the discrete one
+        assert abs(other["test_nll"] - plain["test_nll"]) < 0.05
+
+
+def test_validation_rows_default_to_a_share_of_training_time(tmp_path):
+    summary = train_tabular(_cfg(val_share=1e-9, eval_chunk=10), tmp_path, progress=False, data=_tiny_data())
+    assert summary["val_rows"] == 10            # a tiny share: only the first (timed) rows, one chunk of 10
+    timed = train_tabular(_cfg(val_share=1e-9), tmp_path / "timed", progress=False, data=_tiny_data())
+    assert timed["val_rows"] == 32              # TIMED_ROWS of the 40
+    generous = train_tabular(_cfg(val_share=1.0, eval_chunk=10), tmp_path / "all", progress=False, data=_tiny_data())
+    assert generous["val_rows"] > 10
+    few = train_tabular(_cfg(val_max=7), tmp_path / "few", progress=False, data=_tiny_data())
+    assert few["val_rows"] == 7 and few["test_rows"] == 40

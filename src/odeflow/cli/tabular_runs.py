@@ -20,7 +20,7 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
     flow, cfg = tabular_flow_from_state(state, args.checkpoint)
     if args.data is not None and args.data != cfg.data:
         raise ValueError(f"--data {args.data}: this run was trained on {cfg.data!r}; omit --data for tabular runs")
-    data = load_tabular(cfg.data, cfg.data_dir)
+    data = load_tabular(cfg.data, cfg.data_dir, seed=cfg.seed)
     x = torch.tensor(data.test[:args.n], dtype=DTYPES[cfg.dtype])
     method, step = chosen_solver(args) or (flow.blocks[0].method, flow.blocks[0].step)
     result = dict(checkpoint=str(args.checkpoint), data=cfg.data, n=int(x.shape[0]), method=method,

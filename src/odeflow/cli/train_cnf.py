@@ -45,6 +45,10 @@ _OPTIONS: Dict[str, Any] = {
                                   help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
                                        "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
                                        "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
+    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
+                                                                  "unset: in use + half of the free memory")),
+    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
+                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=1000 method=rk4 step=0.25 lr=5e-4'")),
 }

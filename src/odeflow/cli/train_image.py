@@ -44,6 +44,10 @@ _OPTIONS: Dict[str, Any] = {
     "--val-step-size": ("val_step_size", dict(type=positive_float)),
     "--val-size": ("val_size", dict(type=positive_int, help="validation images used")),
     "--eval-batch": ("eval_batch", dict(type=positive_int)),
+    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
+                                                                  "unset: in use + half of the free memory")),
+    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
+                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
     "--samples": ("samples", dict(type=positive_int, help="images in each sample grid")),
 }
 

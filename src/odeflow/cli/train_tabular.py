@@ -20,7 +20,9 @@ from ..training.distributed import is_main_process
 DEFAULT_OUT = "runs/tabular"
 
 _OPTIONS: Dict[str, Any] = {
-    "--data": ("data", dict(help="power, gas, hepmass, miniboone, bsds300 (files) or digits, breast_cancer (built in)")),
+    "--data": ("data", dict(help="power, gas, hepmass, miniboone, bsds300 (files), digits, breast_cancer (built in), "
+                                 "or your own table: PATH.csv, PATH.npy or PATH.parquet (numeric columns; split "
+                                 "80/10/10 with --seed, standardized)")),
     "--data-dir": ("data_dir", dict(help="folder with power/, gas/, hepmass/, miniboone/, BSDS300/ "
                                          "(default $ODEFLOW_DATA, else ./data)")),
     "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
@@ -40,8 +42,14 @@ _OPTIONS: Dict[str, Any] = {
     "--val-method": ("val_method", dict()),
     "--val-step-size": ("val_step_size", dict(type=positive_float)),
     "--fine-factor": ("fine_factor", dict(type=positive_int, help="re-discretized test with rk4 h / factor")),
-    "--val-max": ("val_max", dict(type=positive_int)),
-    "--test-max": ("test_max", dict(type=positive_int)),
+    "--val-max": ("val_max", dict(type=positive_int, help="validation rows (unset: as many as take --val-share of "
+                                                          "the training time)")),
+    "--val-share": ("val_share", dict(type=positive_float, help="share of training time a validation pass may take")),
+    "--test-max": ("test_max", dict(type=positive_int, help="test rows (unset: the whole test set)")),
+    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
+                                                                  "unset: in use + half of the free memory")),
+    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
+                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
     "--dtype": ("dtype", dict(choices=["float32", "float64"])),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=2000 method=rk4 step=0.25 lr=5e-4'")),
@@ -59,6 +67,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 
 def make_tabular_config(args: argparse.Namespace):
+    from ..data.user_table import is_table_path
     from ..tasks.tabular import default_config_file, flatten_config
     from ..training.schedule import parse_schedule, schedule_as_dicts
     from .config_options import read_config_file
@@ -68,12 +77,14 @@ def make_tabular_config(args: argparse.Namespace):
             raise ValueError("--config cannot be combined with --resume: the settings come from the run's last.pt")
         file_values: Dict[str, Any] = {}
     else:
-        if path is None:
+        if path is None and not is_table_path(getattr(args, "data", "digits")):
             path = default_config_file(getattr(args, "data", "digits"))
         file_values = flatten_config(read_config_file(path), getattr(args, "mode", None), str(path)) if path else {}
 
     def adjust(values: Dict[str, Any]) -> Dict[str, Any]:
         merged = {**file_values, **values}
+        if is_table_path(merged.get("data")):   # evaluate/sample find it from any folder
+            merged["data"] = str(Path(merged["data"]).expanduser().resolve())
         if merged.get("step_size") == 0:
             merged["step_size"] = None
         if isinstance(merged.get("schedule"), str):

@@ -268,8 +268,13 @@ DIMS: Dict[str, int] = {"power": 6, "gas": 8, "hepmass": 21, "miniboone": 43, "b
                         "breast_cancer": 30}
 
 
-def load_tabular(name: str, root: Optional[PathLike] = None) -> TabularData:
-    """One of `LOADERS` by name, files read from `data_dir(root)`."""
+def load_tabular(name: str, root: Optional[PathLike] = None, seed: int = 0) -> TabularData:
+    """One of `LOADERS` by name, files read from `data_dir(root)`; or a table of the user's own
+    (a path ending in .csv, .npy or .parquet: `data.user_table`, split with `seed`)."""
+    from .user_table import TABLE_SUFFIXES, is_table_path, load_user_table
+    if name not in LOADERS and is_table_path(name):
+        return load_user_table(name, seed)
     if name not in LOADERS:
-        raise ValueError(f"unknown tabular data set {name!r}; valid: {', '.join(LOADERS)}")
+        raise ValueError(f"unknown tabular data set {name!r}; valid: {', '.join(LOADERS)}, or a path to a table "
+                         f"of your own ending in {', '.join(TABLE_SUFFIXES)}")
     return LOADERS[name](data_dir(root))

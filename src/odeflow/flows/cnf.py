@@ -64,13 +64,15 @@ class CNF(nn.Module):
             RNODE rates then come from torch.func (`CNFDynamics`), results equal to eager.
         checkpoints: Disc-Opt with a fixed step only: recompute the steps in this many segments
             during the backward pass (memory O(segments + steps per segment) instead of O(steps)).
+        segment_steps: instead of checkpoints, this many steps per segment (what the memory
+            planner, `flows.memory_plan`, chooses; it keeps its meaning when h changes).
     """
 
     def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
                  divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
                  step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
                  kinetic: float = 0.0, jacobian: float = 0.0, compile: bool = False,
-                 checkpoints: Optional[int] = None) -> None:
+                 checkpoints: Optional[int] = None, segment_steps: Optional[int] = None) -> None:
         super().__init__()
         if divergence not in ("exact", "hutchinson"):
             raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
@@ -95,10 +97,12 @@ class CNF(nn.Module):
         self.last_stats = SolverStats()
         self._host_T: Optional[Tuple[tuple, float]] = None
         self.compile = bool(compile)
-        if checkpoints is not None and (adjoint or compile):
+        if (checkpoints is not None or segment_steps is not None) and (adjoint or compile):
             raise ValueError("checkpoints apply to discretize-optimize without compile; drop checkpoints, "
                              "adjoint=True or compile=True")
-        self.checkpoints = checkpoints
+        if checkpoints is not None and segment_steps is not None:
+            raise ValueError("give either checkpoints (number of segments) or segment_steps, not both")
+        self.checkpoints, self.segment_steps = checkpoints, segment_steps
         # Not registered as submodules (the state dict keeps the eager layout); one per
         # (divergence, regularize) so a compiled solve sees the same field object every call.
         object.__setattr__(self, "_dynamics", {})
@@ -118,8 +122,10 @@ class CNF(nn.Module):
         if self.adjoint:
             return OptimizeDiscretize(params=[p for p in self.net.parameters() if p.requires_grad],
                                       seminorm=self.seminorm)
-        if self.checkpoints is not None:
-            return DiscretizeOptimize(checkpoints=self.checkpoints,
+        checkpointed = self.checkpoints is not None or self.segment_steps is not None
+        if checkpointed and torch.is_grad_enabled() and isinstance(self.step, FixedStep) and self.step.grid is None:
+            # evaluation without gradients, or a stage with adaptive steps, runs plainly
+            return DiscretizeOptimize(checkpoints=self.checkpoints, segment_steps=self.segment_steps,
                                       params=[p for p in self.parameters() if p.requires_grad])
         return DiscretizeOptimize()
 

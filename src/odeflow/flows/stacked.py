@@ -9,6 +9,7 @@ of width `multiplier` * D.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Iterator, Mapping, Optional
@@ -85,26 +86,43 @@ def using_solver(flow: CNFStack, method: str, step: StepControl) -> Iterator[CNF
             b.method, b.step, b.divergence = m, s, d
 
 
-def nll_per_sample(flow: CNFStack, x: Tensor, method: str, step: StepControl, chunk: int = 1024) -> Tensor:
-    """-log p(x) per sample (nats) with the exact trace and the given solver, in chunks."""
+def _chunks(x: Tensor, chunk: int, progress: Optional[str]) -> Iterator[Tensor]:
+    """x in chunks of `chunk` rows, with a tqdm bar over the rows when `progress` names it."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 rows; got {chunk}")
+    if progress is None:
+        yield from x.split(chunk)
+        return
+    from tqdm.auto import tqdm
+    with tqdm(total=x.shape[0], desc=progress, unit="row", leave=False, file=sys.stderr, dynamic_ncols=True,
+              mininterval=1.0) as bar:
+        for part in x.split(chunk):
+            yield part
+            bar.update(part.shape[0])
+
+
+def nll_per_sample(flow: CNFStack, x: Tensor, method: str, step: StepControl, chunk: int = 1024,
+                   progress: Optional[str] = None) -> Tensor:
+    """-log p(x) per sample (nats) with the exact trace and the given solver, streamed in chunks of
+    `chunk` rows (only one chunk's evaluation is in memory at a time)."""
     check_batch(x, flow.dim)
     with using_solver(flow, method, step):
         parts = []
-        for part in x.split(chunk):
+        for part in _chunks(x, chunk, progress):
             z, l = flow.transform(part)
             parts.append(-(standard_normal_logprob(z) - l))
     return torch.cat(parts)
 
 
 def evaluate_stack(flow: CNFStack, x: Tensor, method: str, step: StepControl,
-                   chunk: int = 1024, inverse: bool = True) -> Dict[str, float]:
+                   chunk: int = 1024, inverse: bool = True, progress: Optional[str] = None) -> Dict[str, float]:
     """Test NLL (nats, exact trace), inverse error mean_i ||f^-1(f(x_i)) - x_i||_2 and NFE-F
     (forward evaluations summed over the blocks, mean over chunks) with the given solver
     (re-discretization, seed 000 Table 5)."""
     check_batch(x, flow.dim)
     nll_sum, inv_sum, nfe = 0.0, 0.0, []
     with using_solver(flow, method, step):
-        for part in x.split(chunk):
+        for part in _chunks(x, chunk, progress):
             z, l = flow.transform(part)
             nfe.append(sum(s.nfe for s in flow.nfe))
             nll_sum += float(-(standard_normal_logprob(z) - l).sum())

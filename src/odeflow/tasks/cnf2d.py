@@ -21,12 +21,14 @@ from torch import Tensor
 from ..data.toy2d import TOY_DATASETS, sample_toy
 from ..flows import CNF
 from ..flows.cnf import standard_normal_logprob
+from ..flows.memory_plan import STRATEGIES
 from ..nn import ODENet
 from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
 from ..training.data import generated_shard
 from ..training.schedule import Stage, make_step, parse_schedule
+from .cnf_memory import peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class CNFConfig(TrainingConfig):
     T_eps: float = 0.1
     T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
     compile: Union[str, bool] = "auto"       # 'on': torch.compile (torch.func divergence); 'auto' stays eager
+    max_memory: Optional[float] = None       # GB; None: in use + half of the free RAM / GPU memory
+    memory_plan: str = "auto"                # auto, plain, checkpointed or adjoint (flows.memory_plan)
 
     def validate(self) -> None:
         super().validate()
@@ -86,6 +90,10 @@ class CNFConfig(TrainingConfig):
         if self.val_size < 1:
             raise ValueError(f"val_size must be >= 1; got {self.val_size}")
         compile_choice(self.compile)
+        if self.max_memory is not None and not self.max_memory > 0:
+            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
+        if self.memory_plan not in STRATEGIES:
+            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
 
     def step(self):
         return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
@@ -159,6 +167,12 @@ class CNF2DTask(Task):
         self.model = self.flow
         self.x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed).to(ctx.device)
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+        self.memory = None
+        if not self.flow.compile:   # a compiled solve keeps its own graph: not planned here
+            stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
+            probe = sample_toy(cfg.data, 64, seed=30_000 + cfg.seed).to(ctx.device)
+            self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
+                                      cfg.memory_plan, [(cfg.method, cfg.step())] + stages)
 
     def auxiliary_steps(self, ctx: RunContext):
         return end_time_steps(self.flow, self.config, ctx)
@@ -194,6 +208,9 @@ class CNF2DTask(Task):
             return "a learnable end time (--learn-T) is read on the host every step"
         if cnf_compile(cfg.compile):
             return "compile and CUDA graphs are alternatives; drop one"
+        if getattr(self, "memory", None) and self.memory["strategy"] == "adjoint":
+            return ("the memory plan chose the adjoint (the plain and checkpointed steps do not fit); raise "
+                    "--max-memory or lower --batch")
         return None
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
@@ -208,12 +225,13 @@ class CNF2DTask(Task):
         summary = dict(T=float(flow.T.detach()), test_nll=trained["nll"], test_inverse_error=trained["inverse_error"],
                        test_nfe=trained["nfe"], test_nll_dopri5=fine["nll"],
                        test_inverse_error_dopri5=fine["inverse_error"], trained_solver=trained,
-                       rediscretized_dopri5=fine)
+                       rediscretized_dopri5=fine, memory=self.memory)
         if ctx.folder is not None:
             from .cnf2d_figures import plot_density_and_samples, plot_forward_inverse
             plot_density_and_samples(flow, cfg.data, ctx.folder.path)
             plot_forward_inverse(flow, x_test[:2000], ctx.folder.file("forward_inverse.png"),
                                  title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))")
+        summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
 

@@ -25,7 +25,9 @@ from ..flows.image_transforms import dequantize
 from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
 from ..training import AuxiliaryStep, RunContext, StepOutput, Task, Trainer, TrainingConfig
 from ..training.data import EpochBatches, iteration_seed
-from ..training.schedule import Stage, make_step
+from ..flows.memory_plan import STRATEGIES
+from ..training.schedule import Stage, make_step, parse_schedule
+from .cnf_memory import PROBE_ROWS, peak_memory_mb, plan_memory
 
 
 @dataclass
@@ -60,9 +62,15 @@ class ImageConfig(TrainingConfig):
     val_size: Optional[int] = 1000       # validation images used (None: all)
     eval_batch: int = 500
     samples: int = 64                    # images in each sample grid
+    max_memory: Optional[float] = None   # GB; None: in use + half of the free RAM / GPU memory
+    memory_plan: str = "auto"            # auto, plain, checkpointed or adjoint (flows.memory_plan)
 
     def validate(self) -> None:
         super().validate()
+        if self.max_memory is not None and not self.max_memory > 0:
+            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
+        if self.memory_plan not in STRATEGIES:
+            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
         if self.data not in IMAGE_DATASETS:
             raise ValueError(f"unknown image data set {self.data!r}; valid: {', '.join(IMAGE_DATASETS)}")
         if self.mode not in ("disc-opt", "opt-disc"):
@@ -150,6 +158,11 @@ class ImageTask(Task):
         self.batches = EpochBatches(len(self.x_train), cfg.batch, cfg.seed, ctx.dist)
         self.rank = ctx.dist.rank
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+        stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
+        g = torch.Generator().manual_seed(30_000 + cfg.seed)
+        probe = dequantize(self.x_train[:PROBE_ROWS], g).to(ctx.device)
+        self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
+                                  cfg.memory_plan, [(cfg.method, cfg.step())] + stages, max_chunk=None)
 
     def parameters(self) -> List[torch.nn.Parameter]:
         return self.flow.theta()
@@ -210,9 +223,10 @@ class ImageTask(Task):
             val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, cfg.eval_batch).mean()),
             test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, cfg.eval_batch).mean()),
             test_images=len(x_test), T=[float(t.detach()) for t in self.flow.end_times()],
-            parameters=sum(p.numel() for p in self.flow.theta()))
+            parameters=sum(p.numel() for p in self.flow.theta()), memory=self.memory)
         if ctx.folder is not None:
             self.sample_grid(ctx.folder.file("samples.png"), *solver)
+        summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
 

@@ -18,6 +18,8 @@ the architecture (blocks, layers, multiplier, activation, layer, T) and `[disc-o
 from __future__ import annotations
 
 import dataclasses
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -26,6 +28,8 @@ import torch
 from torch import Tensor
 
 from ..data.tabular import LOADERS, TabularData, load_tabular
+from ..data.user_table import TABLE_SUFFIXES, is_table_path
+from ..flows.memory_plan import STRATEGIES
 from ..flows.cnf import CNFStack
 from ..flows.divergence import NOISES
 from ..flows.stacked import StackSpec, build_stacked_cnf, evaluate_stack, nll_per_sample
@@ -33,11 +37,13 @@ from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
 from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
 from ..training.data import EpochBatches
-from ..training.schedule import Stage, make_step
+from ..training.schedule import Stage, make_step, parse_schedule
+from .cnf_memory import note, peak_memory_mb, plan_memory
 
 MODES = ("disc-opt", "opt-disc")
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+TIMED_ROWS = 32        # validation rows timed to size an automatic validation pass
 
 
 @dataclass
@@ -66,17 +72,23 @@ class TabularConfig(TrainingConfig):
     val_method: str = "rk4"
     val_step_size: Optional[float] = None    # None: the training h / fine_factor (0.05 for adaptive training)
     fine_factor: int = 5                     # re-discretization: rk4 with h / fine_factor
-    val_max: Optional[int] = None            # validate on the first N validation rows only
-    test_max: Optional[int] = None           # test on the first N test rows only
-    eval_chunk: int = 1024
+    val_max: Optional[int] = None            # validate on the first N validation rows (None: as many as
+                                             # fit in val_share of the training time between validations)
+    val_share: float = 0.1
+    test_max: Optional[int] = None           # test on the first N test rows only (None: the whole test set)
+    eval_chunk: int = 1024                   # the largest chunk; the memory plan may choose fewer rows
     dtype: str = "float32"
+    # memory (flows.memory_plan)
+    max_memory: Optional[float] = None       # GB; None: in use + half of the free RAM / GPU memory
+    memory_plan: str = "auto"                # auto, plain, checkpointed or adjoint
 
     def validate(self) -> None:
         super().validate()
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if self.data not in LOADERS:
-            raise ValueError(f"unknown tabular data set {self.data!r}; valid: {', '.join(LOADERS)}")
+        if self.data not in LOADERS and not is_table_path(self.data):
+            raise ValueError(f"unknown tabular data set {self.data!r}; valid: {', '.join(LOADERS)}, or a table "
+                             f"of your own: a path ending in {', '.join(TABLE_SUFFIXES)}")
         for name in ("method", "val_method"):
             if getattr(self, name) not in METHODS:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(sorted(METHODS))}")
@@ -92,6 +104,12 @@ class TabularConfig(TrainingConfig):
         for name in ("fine_factor", "eval_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 < self.val_share <= 1:
+            raise ValueError(f"val_share must be in (0, 1]; got {self.val_share!r}")
+        if self.max_memory is not None and not self.max_memory > 0:
+            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
+        if self.memory_plan not in STRATEGIES:
+            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
         for name in ("val_max", "test_max"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or unset); got {getattr(self, name)}")
@@ -190,15 +208,30 @@ class TabularTask(Task):
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
         if self.data is None:
-            self.data = load_tabular(cfg.data, cfg.data_dir)
+            self.data = load_tabular(cfg.data, cfg.data_dir, seed=cfg.seed)
         dtype = DTYPES[cfg.dtype]
         as_tensor = lambda a, n=None: torch.tensor(a[:n], dtype=dtype, device=ctx.device)  # noqa: E731
         self.x_train = as_tensor(self.data.train)
         self.x_val = as_tensor(self.data.val, cfg.val_max)
+        n = len(self.x_train)
+        if cfg.batch > n:
+            message = (f"batch {cfg.batch} is larger than the training set ({n} rows of {cfg.data}): "
+                       f"each iteration uses the whole training set (batch {n})")
+            if ctx.quiet:
+                warnings.warn(message, stacklevel=2)
+            note(ctx, f"warning: {message}")
+            cfg.batch = n
         self.flow = build_tabular_flow(cfg, self.data.dim).to(ctx.device)
         self.model = self.flow
-        self.batches = EpochBatches(len(self.x_train), cfg.batch, cfg.seed, ctx.dist)
+        self.batches = EpochBatches(n, cfg.batch, cfg.seed, ctx.dist)
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+        stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
+        solvers = [(cfg.method, cfg.step())] + stages
+        self.memory = plan_memory(self.flow, self.x_train[:64], cfg.batch // ctx.dist.world_size, ctx,
+                                  cfg.max_memory, cfg.memory_plan, solvers, cfg.eval_chunk)
+        self.chunk = self.memory["eval_chunk"]
+        self.val_rows: Optional[int] = cfg.val_max
+        self._since = time.perf_counter()
 
     def enter_stage(self, stage: Stage) -> None:
         self.flow.set_solver(stage.method, stage.step())
@@ -222,9 +255,40 @@ class TabularTask(Task):
         return StepOutput(loss, metrics)
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
+        """Validation NLL on the first `val_rows` rows, streamed in chunks. Without --val-max the
+        number of rows is fixed at the first validation: as many as take `val_share` of the
+        training time since setup, timed on the first TIMED_ROWS rows (at least those)."""
+        cfg = self.config
         x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
-        per_sample = nll_per_sample(self.flow, x, *self.config.val_solver(), chunk=self.config.eval_chunk)
+        label = "validation" if ctx.is_main and not ctx.quiet else None
+        first = None
+        if self.val_rows is None:
+            train_seconds = time.perf_counter() - self._since
+            start = time.perf_counter()
+            first = nll_per_sample(self.flow, x[:min(self.chunk, TIMED_ROWS)], *cfg.val_solver(), chunk=self.chunk)
+            per_row = (time.perf_counter() - start) / max(1, first.shape[0])
+            rows = max(first.shape[0], int(cfg.val_share * train_seconds / max(per_row, 1e-12)))
+            rows = int(ctx.dist.broadcast_object(min(rows, x.shape[0])))
+            self.val_rows = rows * ctx.dist.world_size
+            note(ctx, f"validation on {rows * ctx.dist.world_size} of {len(self.x_val)} rows: {per_row * 1e3:.2f} ms "
+                      f"per row, at most {cfg.val_share:.0%} of the {train_seconds:.1f} s of training so far "
+                      "(--val-max N sets it)")
+        rows = min(x.shape[0], max(1, self.val_rows // ctx.dist.world_size))
+        if first is not None:
+            rest = x[first.shape[0]:rows]
+            per_sample = torch.cat([first[:rows]] + ([nll_per_sample(self.flow, rest, *cfg.val_solver(), chunk=self.chunk,
+                                                                       progress=label)] if len(rest) else []))
+        else:
+            per_sample = nll_per_sample(self.flow, x[:rows], *cfg.val_solver(), chunk=self.chunk, progress=label)
+        self._since = time.perf_counter()
         return dict(val_nll=ctx.dist.sample_mean(per_sample))
+
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(val_rows=self.val_rows)
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if self.config.val_max is None and state.get("val_rows") is not None:
+            self.val_rows = int(state["val_rows"])
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, flow = self.config, self.flow
@@ -237,14 +301,17 @@ class TabularTask(Task):
                    "_rk4_fine": ("rk4", FixedStep(cfg.fine_h())),
                    "_dopri5": ("dopri5", Adaptive(1e-6, 1e-8))}
         summary: Dict[str, Any] = dict(data=cfg.data, dim=self.data.dim, mode=cfg.mode,
-                                       tested_model="best.pt" if best is not None and best.is_file() else "last")
+                                       tested_model="best.pt" if best is not None and best.is_file() else "last",
+                                       memory=self.memory, val_rows=self.val_rows, test_rows=int(x.shape[0]))
         for suffix, (method, step) in solvers.items():
-            r = evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk)
+            label = f"test{suffix.replace('_', ' ') or ' (training solver)'}" if not ctx.quiet else None
+            r = evaluate_stack(flow, x, method, step, chunk=self.chunk, progress=label)
             summary.update({f"test_nll{suffix}": r["nll"], f"test_inverse_error{suffix}": r["inverse_error"],
                             f"test_nfe{suffix}": r["nfe"]})
         if ctx.folder is not None and ctx.history:
             from ..plotting import plot_loss_vs_time
             plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
+        summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
     def describe(self, summary: Dict[str, Any]) -> str:

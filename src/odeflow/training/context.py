@@ -18,6 +18,7 @@ class RunContext:
     seed: int
     iteration: int = 0                 # the iteration being run (or the last one, in finish)
     history: List[Dict[str, Any]] = field(default_factory=list)   # the metrics rows so far
+    quiet: bool = False                # --quiet: no progress bars or notes from the task
 
     @property
     def is_main(self) -> bool:

@@ -36,7 +36,8 @@ from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph", "compile")
+RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph", "compile",
+                     "max_memory", "memory_plan")
 
 
 class _TaskForward(nn.Module):
@@ -79,7 +80,7 @@ class Trainer:
             dist.shard(cfg.batch)  # the global batch must split evenly over the processes
         state = self._resume_state() if self.resume else None
         folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
-        ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed)
+        ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed, quiet=self.quiet)
         _seed_everything(cfg.seed)
         task.setup(ctx)
         aux = task.auxiliary_steps(ctx)  # first: an auxiliary optimizer may take parameters out of theta's

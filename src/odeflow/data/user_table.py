@@ -1,0 +1,102 @@
+"""A table of the user's own for density estimation: `--data PATH.csv|PATH.npy|PATH.parquet`.
+
+Every column must be a numeric feature with a density: columns that are not numbers, that are
+constant (no density at all) or that hold NaN/inf are reported together, by name, with the fix.
+The rows are split 80/10/10 by a seeded permutation (train/validation/test) and standardized
+by the training split's mean and standard deviation, so the flow sees unit-scale features.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+
+from .tabular import TabularData
+
+TABLE_SUFFIXES: Tuple[str, ...] = (".csv", ".npy", ".parquet")
+MIN_ROWS = 10
+
+
+def is_table_path(name: object) -> bool:
+    """True when `name` names a file of a supported kind (by its suffix)."""
+    return isinstance(name, (str, Path)) and Path(str(name)).suffix.lower() in TABLE_SUFFIXES
+
+
+def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
+    """(numeric values [n, d], their column names, names of the non-numeric columns)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 2:
+            raise ValueError(f"{path}: a table needs a 2-D array [rows, columns]; got shape {arr.shape}. "
+                             "Reshape it (e.g. x.reshape(len(x), -1)) and save it again")
+        names = [f"column {j}" for j in range(arr.shape[1])]
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise ValueError(f"{path}: the array holds {arr.dtype}, not real numbers; save a float array "
+                             "(np.save(path, x.astype(float)))")
+        return arr.astype(np.float64), names, []
+    import pandas as pd
+    if suffix == ".csv":
+        frame = pd.read_csv(path)
+    else:
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as err:
+            raise ImportError(f"reading {path} needs a parquet engine: pip install pyarrow "
+                              "(or save the table as .csv)") from err
+    numeric = frame.select_dtypes(include=[np.number, "bool"]).columns
+    other = [str(c) for c in frame.columns if c not in numeric]
+    values = frame[numeric].to_numpy(dtype=np.float64)
+    return values, [str(c) for c in numeric], other
+
+
+def check_columns(values: np.ndarray, names: Sequence[str], non_numeric: Sequence[str], where: str) -> None:
+    """ValueError listing every column that cannot be modelled, each kind with its fix."""
+    problems = []
+    if non_numeric:
+        problems.append(f"not numeric: {list(non_numeric)} (drop them, or encode them as numbers, e.g. one-hot "
+                        "columns, and save the table again)")
+    bad = ~np.isfinite(values)
+    missing = [f"{names[j]} ({int(bad[:, j].sum())} rows)" for j in range(values.shape[1]) if bad[:, j].any()]
+    if missing:
+        problems.append(f"NaN or inf: {missing} (drop those rows, e.g. frame.dropna(), or fill them in)")
+    finite_cols = [j for j in range(values.shape[1]) if not bad[:, j].any()]
+    constant = [names[j] for j in finite_cols if values.shape[0] and np.ptp(values[:, j]) == 0]
+    if constant:
+        problems.append(f"constant: {constant} (a constant column has no density: drop it)")
+    if problems:
+        raise ValueError(f"{where}: columns that cannot be modelled; " + "; ".join(problems))
+    if values.shape[1] == 0:
+        raise ValueError(f"{where}: no numeric columns to model")
+
+
+def seeded_split(values: np.ndarray, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """80/10/10 train/validation/test after a permutation from RandomState(seed); at least one row
+    in each of validation and test."""
+    n = values.shape[0]
+    order = np.random.RandomState(seed).permutation(n)
+    n_val = n_test = max(1, int(round(0.1 * n)))
+    shuffled = values[order]
+    return shuffled[:n - n_val - n_test], shuffled[n - n_val - n_test:n - n_test], shuffled[n - n_test:]
+
+
+def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
+    """The table at `path` checked, split 80/10/10 (RandomState(seed)) and standardized by the
+    training split (mean, standard deviation with ddof 0)."""
+    path = Path(path)
+    if not is_table_path(path):
+        raise ValueError(f"{path}: unsupported table file; use one of {', '.join(TABLE_SUFFIXES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"table {path} does not exist (give the path of a {', '.join(TABLE_SUFFIXES)} file)")
+    values, names, other = _read(path)
+    check_columns(values, names, other, str(path))
+    if values.shape[0] < MIN_ROWS:
+        raise ValueError(f"{path}: {values.shape[0]} rows; a train/validation/test split needs at least {MIN_ROWS}")
+    train, val, test = seeded_split(values, seed)
+    mu, sd = train.mean(axis=0), train.std(axis=0)
+    flat = [names[j] for j in range(len(names)) if sd[j] == 0]
+    if flat:
+        raise ValueError(f"{path}: columns {flat} are constant on the training split (seed {seed}); drop them "
+                         "or use more rows")
+    return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd)
