@@ -30,12 +30,16 @@ def plan_memory(flow: Flow, x_probe: Tensor, batch: int, ctx: RunContext, max_me
     exact-trace evaluation chunk; say why. Returns the record for summary.json's `memory`."""
     budget, source = budget_bytes(max_memory, ctx.device)
     in_use = in_use_bytes(ctx.device)
-    plan: MemoryPlan = plan_training_memory(flow, x_probe[:PROBE_ROWS], batch, budget, in_use, solvers, strategy)
+    # The probes draw Hutchinson noise: keep them off the run's random stream, so that a run
+    # trains the same with or without a plan (and as before plans existed).
+    devices = [ctx.device] if ctx.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        plan: MemoryPlan = plan_training_memory(flow, x_probe[:PROBE_ROWS], batch, budget, in_use, solvers, strategy)
+        chunk = None if max_chunk is None else plan_eval_chunk(flow, x_probe[:PROBE_ROWS], budget, in_use, max_chunk)
     apply_plan(flow, plan)
-    if max_chunk is None:
+    if chunk is None:
         note(ctx, f"{plan.describe()} [{source}]")
         return dict(plan.as_dict(), budget_source=source)
-    chunk = plan_eval_chunk(flow, x_probe[:PROBE_ROWS], budget, in_use, max_chunk)
     note(ctx, f"{plan.describe()} [{source}]; exact-trace evaluation in chunks of {chunk} rows")
     return dict(plan.as_dict(), budget_source=source, eval_chunk=chunk)
 
