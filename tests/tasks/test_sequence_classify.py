@@ -30,11 +30,12 @@ def _write_csv(path, seed, n_series=60):
     return path
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_csv_gru_dt_learns_a_separable_family(tmp_path, seed):
+@pytest.mark.parametrize("model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3),
+                                        ("latent-ode", 4)])
+def test_csv_models_learn_a_separable_family(tmp_path, model, seed):
     path = _write_csv(tmp_path / "s.csv", seed)
-    cfg = SequenceClassifyConfig(model="gru-dt", data=str(path), iterations=40, batch=8, val_every=20, seed=seed,
-                                 test_fraction=0.25)
+    cfg = SequenceClassifyConfig(model=model, data=str(path), iterations=40, batch=8, val_every=20, seed=seed,
+                                 test_fraction=0.25, hidden=16, field_hidden=16, latent_dim=4)
     s = train_sequence_classify(cfg, None, progress=False)
     assert s["n_test"] == 15 and s["classes"] == ["down", "up"]
     assert s["test_accuracy"] >= 0.8
