@@ -47,3 +47,32 @@ def test_malformed_files(tmp_path, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="series,time,variable,value"):
         load_long_csv(tmp_path / "nope.csv")
+
+
+def test_label_column_gives_class_indices(tmp_path):
+    from odeflow.data.long_csv import load_labelled_long_csv
+    p = _write(tmp_path, "series,time,variable,value,label\n"
+                         "a,0.0,x,1.0,walk\n"
+                         "b,0.1,x,-1,run\n"
+                         "a,0.3,y,4.5,walk\n"
+                         "c,0.2,y,2.0,walk\n")
+    series, variables, classes = load_labelled_long_csv(p)
+    assert classes == ["run", "walk"] and variables == ["x", "y"]
+    assert [(s.name, s.label) for s in series] == [("a", 1.0), ("b", 0.0), ("c", 1.0)]
+    plain, _ = load_long_csv(p)                                   # the label column is ignored there
+    assert [s.label for s in plain] == [None, None, None]
+    assert torch.equal(plain[0].values, series[0].values)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("series,time,variable,value\na,0,x,1\nb,0,x,2\n", "no 'label' column"),
+    ("series,time,variable,value,label\na,0,x,1,u\na,1,x,2,v\nb,0,x,1,v\n", "one label"),
+    ("series,time,variable,value,label\na,0,x,1,u\nb,1,x,2,u\n", "distinct class"),
+    ("series,time,variable,value,label\na,0,x,1,\nb,1,x,2,u\n", "empty 'label'"),
+    ("series,time,variable,value,label\na,0,x,1\n", "4 fields, expected 5"),
+    ("series,time,variable,value,class\na,0,x,1,u\n", "optionally followed by 'label'"),
+])
+def test_label_errors(tmp_path, text, match):
+    from odeflow.data.long_csv import load_labelled_long_csv
+    with pytest.raises(ValueError, match=match):
+        load_labelled_long_csv(_write(tmp_path, text))

@@ -7,24 +7,45 @@
 
 Series and variable names are free text; times are numbers; a (series, time, variable) may
 appear once. Variables a series never observes are masked. Errors name the file and line.
+An optional fifth column `label` (free text, the same on every row of a series) gives each
+series a class: `load_labelled_long_csv` returns them; `load_long_csv` ignores it.
 """
 from __future__ import annotations
 
 import csv
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
 from .irregular import Series
 
 COLUMNS = ("series", "time", "variable", "value")
+LABEL = "label"
 
 
 def load_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32) -> Tuple[List[Series], List[str]]:
     """(series in order of first appearance, variable names sorted) from a long-format CSV."""
-    path = Path(path)
+    series, variables, _ = _read(Path(path), dtype, need_label=False)
+    return series, variables
+
+
+def load_labelled_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32
+                           ) -> Tuple[List[Series], List[str], List[str]]:
+    """(series with label = class index, variable names sorted, class names sorted) from a
+    long-format CSV with the extra column `label` (one class per series)."""
+    series, variables, labels = _read(Path(path), dtype, need_label=True)
+    assert labels is not None
+    classes = sorted(set(labels.values()))
+    if len(classes) < 2:
+        raise ValueError(f"{path}: column 'label' has {len(classes)} distinct class(es); a classifier needs >= 2")
+    index = {c: i for i, c in enumerate(classes)}
+    return [Series(s.times, s.values, s.mask, float(index[labels[s.name]]), s.name) for s in series], variables, classes
+
+
+def _read(path: Path, dtype: torch.dtype, need_label: bool
+          ) -> Tuple[List[Series], List[str], Optional[Dict[str, str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"series file {path} does not exist; expected a CSV with header "
                                 f"'{','.join(COLUMNS)}' (one row per observed value)")
@@ -36,15 +57,28 @@ def load_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32) ->
         if header is None:
             raise ValueError(f"{path} is empty; expected the header '{','.join(COLUMNS)}'")
         header = [h.strip().lower() for h in header]
-        if tuple(header) != COLUMNS:
+        has_label = tuple(header) == COLUMNS + (LABEL,)
+        if tuple(header) != COLUMNS and not has_label:
             raise ValueError(f"{path}: header is {header}; expected exactly {list(COLUMNS)} (long format: "
-                             f"one row per observed value)")
+                             f"one row per observed value), optionally followed by '{LABEL}'")
+        if need_label and not has_label:
+            raise ValueError(f"{path}: no '{LABEL}' column; a classifier needs the header "
+                             f"'{','.join(COLUMNS + (LABEL,))}' (the class of each series on its rows)")
+        width = len(header)
+        labels: Dict[str, str] = {}
         for line, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
-            if len(row) != 4:
-                raise ValueError(f"{path}, line {line}: {len(row)} fields, expected 4 ({','.join(COLUMNS)})")
-            name, t_text, var, v_text = (c.strip() for c in row)
+            if len(row) != width:
+                raise ValueError(f"{path}, line {line}: {len(row)} fields, expected {width} ({','.join(header)})")
+            name, t_text, var, v_text = (c.strip() for c in row[:4])
+            if has_label:
+                label = row[4].strip()
+                if not label:
+                    raise ValueError(f"{path}, line {line}: empty '{LABEL}' (every row needs its series' class)")
+                if labels.setdefault(name, label) != label:
+                    raise ValueError(f"{path}, line {line}: series {name!r} has label {label!r} here but "
+                                     f"{labels[name]!r} earlier; a series has one label")
             if not name or not var:
                 raise ValueError(f"{path}, line {line}: empty series or variable name")
             numbers = []
@@ -79,4 +113,4 @@ def load_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32) ->
             mask[row_of[t], col[var]] = 1.0
         out.append(Series(torch.tensor(times, dtype=torch.float64).to(dtype), values.to(dtype), mask.to(dtype),
                           name=name))
-    return out, variables
+    return out, variables, (labels if has_label else None)

@@ -1,0 +1,83 @@
+"""Classifiers of irregular multivariate series (Rubanova et al. 2019 §classification).
+
+  ode-rnn:    ODE-RNN encoder (forward in time); logits = W h + b from the state right after
+              the series' last observation.
+  gru-dt, gru-d: the GRU baselines of models.gru_d, same linear head on their final state.
+  latent-ode: the latent ODE (ODE-RNN encoder run backwards -> q(z0|x)) with a classifier MLP
+              on z0; trained on  -ELBO / n_obs + ce_weight * CE(classifier(z0 samples), y)
+              (the joint objective of Rubanova et al.); predictions from the posterior mean.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .gru_d import ObservationGRU
+from .latent_ode import LatentODE
+from .ode_solver import ODESolver, disc_opt
+from .odernn import ODERNN
+
+SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d")
+
+
+def last_observed(mask: Tensor) -> Tensor:
+    """Index [B] of each series' last grid time with an observation (0 if none)."""
+    seen = (mask.sum(-1) > 0).to(torch.long)                       # [B, T]
+    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(seen)
+    return (idx * seen).max(-1).values
+
+
+class RecurrentClassifier(nn.Module):
+    """ODE-RNN or an observation GRU, then a linear head."""
+
+    def __init__(self, core: nn.Module, hidden_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.core = core
+        self.head = nn.Linear(hidden_dim, num_classes)
+
+    def features(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+        if isinstance(self.core, ODERNN):
+            after = self.core(times, values, mask).after                # [T, B, H]
+            last = last_observed(mask)
+            return after[last, torch.arange(after.shape[1], device=after.device)]
+        return self.core(times, values, mask)
+
+    def forward(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+        return self.head(self.features(times, values, mask))
+
+
+class LatentODEClassifier(nn.Module):
+    """A LatentODE plus an MLP classifier on z0."""
+
+    def __init__(self, latent: LatentODE, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.latent = latent
+        self.classifier = nn.Sequential(nn.Linear(latent.latent_dim, width), nn.ReLU(), nn.Linear(width, num_classes))
+
+    def forward(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+        """Logits [B, C] from the posterior mean of z0."""
+        mean, _ = self.latent.posterior(times, values, mask)
+        return self.classifier(mean)
+
+
+def make_sequence_classifier(kind: str, input_dim: int, num_classes: int, hidden: int = 32,
+                             field_hidden: int = 32, latent_dim: int = 16, step_size: float = 0.1,
+                             method: str = "midpoint", solver: Optional[ODESolver] = None) -> nn.Module:
+    """One of SEQUENCE_MODELS; ODE parts on fixed steps of at most `step_size` (euler encoder,
+    `method` latent decoder), or `solver` for the encoder when given."""
+    if kind not in SEQUENCE_MODELS:
+        raise ValueError(f"unknown sequence model {kind!r}; valid: {', '.join(SEQUENCE_MODELS)}")
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs >= 2 classes; got {num_classes}")
+    enc = solver or disc_opt("euler", step_size)
+    if kind == "ode-rnn":
+        from .timeseries import VectorFieldMLP
+        field = VectorFieldMLP(hidden, hidden=(field_hidden,), activation="tanh", transform="identity")
+        return RecurrentClassifier(ODERNN(input_dim, hidden, field, solver=enc), hidden, num_classes)
+    if kind in ("gru-dt", "gru-d"):
+        return RecurrentClassifier(ObservationGRU(input_dim, hidden, kind), hidden, num_classes)
+    latent = LatentODE(input_dim, latent_dim, hidden, field_hidden, "ode-rnn", False,
+                       disc_opt(method, step_size), enc)
+    return LatentODEClassifier(latent, num_classes)

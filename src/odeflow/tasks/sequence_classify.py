@@ -1,0 +1,214 @@
+"""Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
+--data japanese-vowels|basic-motions|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d`).
+
+Data: the bundled UEA sets (official train/test split) or a long CSV with a `label` column
+(seeded split, `test_fraction` held out); `drop` removes that share of each series'
+observations (once, seeded; per time point or per channel, data.drop), train and test alike;
+channels normalised with training statistics. A held-out `val_fraction` of the training
+split drives best.pt. Each iteration: a shuffled minibatch put on the union of its times;
+loss = cross-entropy, and for the latent ODE -ELBO / (observed values) + ce_weight * CE on
+z0 samples (Rubanova et al. 2019, KL annealed). summary.json: test_accuracy, test_loss,
+seconds_per_epoch, parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.classification import holdout
+from ..data.drop import DROP_MODES, drop_observations
+from ..data.irregular import IrregularBatch, Normalizer, Series, collate
+from ..data.long_csv import load_labelled_long_csv
+from ..data.uea import UEA_SETS, load_uea
+from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
+from ..models.sequence_classifiers import SEQUENCE_MODELS, LatentODEClassifier, make_sequence_classifier
+from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training.data import EpochBatches
+
+SEQUENCE_DATA = tuple(UEA_SETS)
+
+
+def is_sequence_data(data: str) -> bool:
+    return data in SEQUENCE_DATA or data.endswith(".csv")
+
+
+@dataclass
+class SequenceClassifyConfig(TrainingConfig):
+    model: str = "ode-rnn"             # ode-rnn | latent-ode | gru-dt | gru-d
+    data: str = "basic-motions"        # japanese-vowels | basic-motions | PATH.csv (with a label column)
+    drop: float = 0.0                  # share of observations removed per series
+    drop_mode: str = "time"            # time | channel
+    epochs: Optional[int] = None       # if set, iterations = epochs * (training batches per epoch)
+    iterations: int = 300
+    batch: int = 16
+    lr: float = 1e-2
+    lr_schedule: str = "cosine"
+    grad_clip: Optional[float] = 10.0
+    val_every: int = 25
+    checkpoint_every: int = 50
+    val_fraction: float = 0.1          # of the training split, held out for validation
+    test_fraction: float = 0.2         # CSV only: series held out for testing
+    hidden: int = 32                   # recurrent state size
+    field_hidden: int = 32             # width of the ODE fields' hidden layer
+    latent_dim: int = 16               # latent ODE: size of z
+    method: str = "midpoint"           # latent ODE decoder (encoder: euler)
+    step_size: float = 0.1             # fixed ODE steps; every gap between grid times also splits
+    obs_std: float = 0.1               # latent ODE: observation noise of the ELBO
+    samples: int = 3                   # latent ODE: z0 samples per series in training
+    ce_weight: float = 100.0           # latent ODE: weight of the cross-entropy (Rubanova et al.)
+    kl_warmup: int = 10
+    kl_rate: float = 0.99
+
+    def validate(self) -> None:
+        super().validate()
+        if self.model not in SEQUENCE_MODELS:
+            raise ValueError(f"unknown sequence model {self.model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
+        if not is_sequence_data(self.data):
+            raise ValueError(f"unknown sequence data {self.data!r}; valid: {', '.join(SEQUENCE_DATA)} or a "
+                             f"long CSV path ending in .csv (series,time,variable,value,label)")
+        if not 0 <= self.drop < 1:
+            raise ValueError(f"drop must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {self.drop}")
+        if self.drop_mode not in DROP_MODES:
+            raise ValueError(f"unknown drop_mode {self.drop_mode!r}; valid: {', '.join(DROP_MODES)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1 (or unset to use iterations); got {self.epochs}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)}")
+        if min(self.hidden, self.field_hidden, self.latent_dim, self.samples) < 1:
+            raise ValueError("hidden, field_hidden, latent_dim and samples must be >= 1")
+        if self.step_size <= 0 or self.obs_std <= 0 or self.ce_weight < 0:
+            raise ValueError("step_size and obs_std must be > 0, ce_weight >= 0")
+
+
+@dataclass
+class SequenceData:
+    train: List[Series]
+    val: List[Series]
+    test: List[Series]
+    classes: List[str]
+    num_variables: int
+
+
+def load_sequence_data(cfg: SequenceClassifyConfig, dtype: torch.dtype = torch.float32) -> SequenceData:
+    """Train/validation/test series after dropping and normalisation (all seeded by cfg.seed)."""
+    if cfg.data in UEA_SETS:
+        train, test, classes = load_uea(cfg.data, dtype)
+    else:
+        series, _, classes = load_labelled_long_csv(Path(cfg.data), dtype)
+        if len(series) < 3:
+            raise ValueError(f"{cfg.data}: {len(series)} series; need at least 3 (train, validation, test)")
+        keep, held = holdout(len(series), cfg.test_fraction, seed=cfg.seed)
+        train, test = [series[i] for i in keep.tolist()], [series[i] for i in held.tolist()]
+        span = max(float(s.times[-1] - s.times[0]) for s in train)
+        if span > 0:
+            train = [Series(s.times / span, s.values, s.mask, s.label, s.name) for s in train]
+            test = [Series(s.times / span, s.values, s.mask, s.label, s.name) for s in test]
+    if cfg.drop > 0:
+        train = drop_observations(train, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed))
+        test = drop_observations(test, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed + 1))
+    keep, held = holdout(len(train), cfg.val_fraction, seed=cfg.seed)
+    fit, val = [train[i] for i in keep.tolist()], [train[i] for i in held.tolist()]
+    norm = Normalizer.fit(fit)
+    return SequenceData(norm.apply(fit), norm.apply(val), norm.apply(test), classes, fit[0].values.shape[1])
+
+
+def _labels(b: IrregularBatch) -> Tensor:
+    return b.labels.long()
+
+
+class SequenceClassifyTask(Task):
+    name = "sequence-classify"
+    monitor = "val_loss"
+
+    config: SequenceClassifyConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        torch.manual_seed(ctx.seed)
+        self.data = load_sequence_data(cfg)
+        self.model = make_sequence_classifier(cfg.model, self.data.num_variables, len(self.data.classes),
+                                              cfg.hidden, cfg.field_hidden, cfg.latent_dim, cfg.step_size,
+                                              cfg.method).to(ctx.device)
+        self.batches = EpochBatches(len(self.data.train), cfg.batch, cfg.seed, ctx.dist)
+        self.device = ctx.device
+
+    def batch(self, iteration: int, ctx: RunContext) -> Tuple[int, IrregularBatch]:
+        idx = self.batches.indices(iteration).tolist()
+        return iteration, collate([self.data.train[i] for i in idx]).to(self.device)
+
+    def training_loss(self, batch: Tuple[int, IrregularBatch]) -> StepOutput:
+        iteration, b = batch
+        cfg, net, y = self.config, self.model, _labels(b)
+        if isinstance(net, LatentODEClassifier):
+            out = net.latent(b.times, b.values, b.mask, n_samples=cfg.samples)
+            log_lik = masked_gaussian_log_likelihood(b.values, out.mean, cfg.obs_std, b.mask)   # [K, B]
+            n_obs = b.mask.sum(dim=(1, 2)).clamp(min=1)
+            kl = kl_normal_standard(out.q_mean, out.q_std)
+            beta = kl_weight(iteration, cfg.kl_warmup, cfg.kl_rate)
+            bound = elbo(log_lik / n_obs, kl / n_obs, beta)
+            logits = net.classifier(out.z0)                                                    # [K, B, C]
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(cfg.samples))
+            loss = -bound + cfg.ce_weight * ce
+            acc = (logits.detach().mean(0).argmax(-1) == y).float().mean()
+            return StepOutput(loss, dict(loss=loss.detach(), ce=ce.detach(), elbo_per_value=bound.detach(),
+                                         kl=kl.detach().mean(), kl_weight=beta, accuracy=acc))
+        logits = net(b.times, b.values, b.mask)
+        ce = F.cross_entropy(logits, y)
+        return StepOutput(ce, dict(loss=ce.detach(), ce=ce.detach(),
+                                   accuracy=(logits.detach().argmax(-1) == y).float().mean()))
+
+    @torch.no_grad()
+    def evaluate(self, series: List[Series], chunk: int = 100) -> Tuple[Tensor, Tensor, Tensor]:
+        """(per-series cross-entropy, predicted classes, true classes)."""
+        self.model.eval()
+        ce, pred, true = [], [], []
+        try:
+            for i in range(0, len(series), chunk):
+                b = collate(series[i:i + chunk]).to(self.device)
+                logits = self.model(b.times, b.values, b.mask)
+                y = _labels(b)
+                ce.append(F.cross_entropy(logits, y, reduction="none"))
+                pred.append(logits.argmax(-1))
+                true.append(y)
+        finally:
+            self.model.train()
+        return torch.cat(ce), torch.cat(pred), torch.cat(true)
+
+    def validate(self, ctx: RunContext) -> Dict[str, float]:
+        ce, pred, y = self.evaluate(self.data.val)
+        return dict(val_loss=float(ce.mean()), val_accuracy=float((pred == y).float().mean()))
+
+    def finish(self, ctx: RunContext) -> Dict[str, Any]:
+        cfg, data = self.config, self.data
+        ce, pred, y = self.evaluate(data.test)
+        per_epoch = self.batches.per_epoch
+        wall = ctx.history[-1].get("wall_time", float("nan")) if ctx.history else float("nan")
+        counts = torch.zeros(len(data.classes), len(data.classes), dtype=torch.long)
+        for t, p in zip(y.tolist(), pred.tolist()):
+            counts[t, p] += 1
+        summary: Dict[str, Any] = dict(
+            test_accuracy=float((pred == y).float().mean()), test_loss=float(ce.mean()),
+            parameters=sum(p.numel() for p in self.model.parameters()), iterations_per_epoch=per_epoch,
+            epochs_trained=(ctx.iteration + 1) / per_epoch, seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch,
+            model=cfg.model, data=cfg.data, drop=cfg.drop, drop_mode=cfg.drop_mode, classes=data.classes,
+            n_train=len(data.train), n_val=len(data.val), n_test=len(data.test), test_confusion=counts.tolist())
+        return summary
+
+
+def train_sequence_classify(cfg: SequenceClassifyConfig, out: Optional[Path], progress: bool = True,
+                            resume: bool = False, tensorboard: bool = False) -> Dict[str, Any]:
+    """Train (epochs converted to iterations) and return summary.json's content."""
+    cfg.validate()
+    if cfg.epochs is not None:
+        n = len(load_sequence_data(cfg).train)
+        if cfg.batch > n:
+            raise ValueError(f"batch {cfg.batch} is larger than the training set ({n} series); use a smaller --batch")
+        cfg.iterations = cfg.epochs * (n // cfg.batch)
+    return Trainer(SequenceClassifyTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
+                   label=f"classify {cfg.model} {cfg.data}").fit()
