@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("discover", help="recover equations from a time series (neural ODE + SINDy; needs pysindy)")
+    p = sub.add_parser("discover", help="recover equations from a time series (neural ODE + SINDy with model selection)")
     p.add_argument("--data", type=Path, required=True,
                    help="CSV with a header: a time column first, then one column per variable; an optional "
                         "'trajectory' column holds several trajectories (long form)")
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "SINDy on the raw data with the same model selection (no neural fit)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--raw", action="store_true", help="also run SINDy directly on the raw data (raw_equations.txt)")
+    p.add_argument("--raw", action="store_true", help="also run pysindy directly on the raw data (raw_equations.txt; needs pysindy)")
     p.set_defaults(run=run)
 
 

@@ -76,13 +76,14 @@ def stlsq(theta: np.ndarray, y: np.ndarray, threshold: float, max_iter: int = 20
     norms[norms == 0] = 1.0
     scale = np.linalg.norm(y) if relative else 1.0
     scale = scale if scale > 0 else 1.0
+    a = theta / norms
+    g, r = a.T @ a, a.T @ y  # normal equations on unit-norm columns: one pass over the samples
     active = np.ones(m, dtype=bool)
     xi = np.zeros(m)
     for _ in range(max_iter):
         xi = np.zeros(m)
         if active.any():
-            a = theta[:, active] / norms[active]
-            w = np.linalg.lstsq(a, y, rcond=None)[0]
+            w = _solve(g[np.ix_(active, active)], r[active])
             xi[active] = w / norms[active]
         size = np.abs(xi) * norms / scale if relative else np.abs(xi)
         new = active & (size >= threshold)
@@ -93,6 +94,13 @@ def stlsq(theta: np.ndarray, y: np.ndarray, threshold: float, max_iter: int = 20
     return xi
 
 
+def _solve(g: np.ndarray, r: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(g, r)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(g, r, rcond=None)[0]
+
+
 def _lstsq_on(theta: np.ndarray, y: np.ndarray, support: np.ndarray) -> np.ndarray:
     xi = np.zeros(theta.shape[1])
     if support.any():
@@ -100,20 +108,32 @@ def _lstsq_on(theta: np.ndarray, y: np.ndarray, support: np.ndarray) -> np.ndarr
     return xi
 
 
+def _gram_rss(theta: np.ndarray, y: np.ndarray):
+    """rss(support) = ‖y − Θ_S ξ_S‖² by the normal equations on unit-norm columns: after one
+    Θᵀ Θ product every subset costs an |S|×|S| solve, independent of the number of samples."""
+    norms = np.linalg.norm(theta, axis=0)
+    a = theta / np.where(norms > 0, norms, 1.0)
+    g, r, yy = a.T @ a, a.T @ y, float(y @ y)
+
+    def rss(sup) -> float:
+        idx = np.flatnonzero(sup) if np.asarray(sup).dtype == bool else np.asarray(sup)
+        if len(idx) == 0:
+            return yy
+        gs, rs = g[np.ix_(idx, idx)], r[idx]
+        try:
+            w = np.linalg.solve(gs, rs)
+        except np.linalg.LinAlgError:
+            w = np.linalg.lstsq(gs, rs, rcond=None)[0]
+        return yy - float(rs @ w)
+    return rss
+
+
 def greedy_paths(theta: np.ndarray, y: np.ndarray) -> List[np.ndarray]:
     """Supports met by backward elimination (drop the term whose removal raises the in-sample
     residual least) and forward selection (add the term that lowers it most), every size.
     STLSQ alone can miss the true support when library columns are nearly collinear."""
     m = theta.shape[1]
-    a = theta / np.where(np.linalg.norm(theta, axis=0) > 0, np.linalg.norm(theta, axis=0), 1.0)
-
-    def rss(sup: np.ndarray) -> float:
-        if not sup.any():
-            return float(y @ y)
-        w = np.linalg.lstsq(a[:, sup], y, rcond=None)[0]
-        r = y - a[:, sup] @ w
-        return float(r @ r)
-
+    rss = _gram_rss(theta, y)
     out = []
     sup = np.ones(m, dtype=bool)
     out.append(sup.copy())
@@ -133,16 +153,10 @@ def best_subsets(theta: np.ndarray, y: np.ndarray, max_size: int) -> List[np.nda
     """For each size 1..max_size, the support with the lowest in-sample residual (exhaustive)."""
     from itertools import combinations
     m = theta.shape[1]
+    rss = _gram_rss(theta, y)
     out = []
     for size in range(1, min(max_size, m) + 1):
-        best, best_rss = None, np.inf
-        for combo in combinations(range(m), size):
-            a = theta[:, combo]
-            w = np.linalg.lstsq(a, y, rcond=None)[0]
-            r = y - a @ w
-            rss = float(r @ r)
-            if rss < best_rss:
-                best, best_rss = combo, rss
+        best = min(combinations(range(m), size), key=lambda c: rss(list(c)))
         sup = np.zeros(m, dtype=bool)
         sup[list(best)] = True
         out.append(sup)
@@ -158,13 +172,35 @@ def _fold_of(groups: np.ndarray, folds: int) -> np.ndarray:
 
 def cv_scores(theta: np.ndarray, y: np.ndarray, support: np.ndarray, fold: np.ndarray, k: int) -> np.ndarray:
     """Relative held-out squared error of least squares on `support`, one value per fold."""
-    out = np.empty(k)
-    for f in range(k):
-        test = fold == f
-        xi = _lstsq_on(theta[~test], y[~test], support)
-        den = float(np.sum(y[test] ** 2)) or 1.0
-        out[f] = float(np.sum((y[test] - theta[test] @ xi) ** 2)) / den
-    return out
+    return _FoldGrams(theta, y, fold, k).scores(support)
+
+
+class _FoldGrams:
+    """Per-fold Gram matrices on unit-norm columns, so that scoring a support costs k small solves:
+    train on (total − fold), error on the fold = yy_f − 2 w·r_f + wᵀ G_f w."""
+
+    def __init__(self, theta: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> None:
+        norms = np.linalg.norm(theta, axis=0)
+        a = theta / np.where(norms > 0, norms, 1.0)
+        self.k = k
+        self.parts = []
+        for f in range(k):
+            on = fold == f
+            self.parts.append((a[on].T @ a[on], a[on].T @ y[on], float(y[on] @ y[on])))
+        self.g = sum(p[0] for p in self.parts)
+        self.r = sum(p[1] for p in self.parts)
+
+    def scores(self, support: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(support)
+        out = np.empty(self.k)
+        for f, (gf, rf, yyf) in enumerate(self.parts):
+            den = yyf or 1.0
+            if len(idx) == 0:
+                out[f] = yyf / den
+                continue
+            w = _solve((self.g - gf)[np.ix_(idx, idx)], (self.r - rf)[idx])
+            out[f] = (yyf - 2 * w @ rf[idx] + w @ gf[np.ix_(idx, idx)] @ w) / den
+        return out
 
 
 @dataclass
@@ -252,7 +288,8 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
                     sup[:sizes[deg]] = g
                     found.setdefault(sup.tobytes(), (sup, deg, []))
         cands = list(found.values())
-        scores = [cv_scores(theta, y, sup, fold, k) for sup, _, _ in cands]
+        grams = _FoldGrams(theta, y, fold, k)
+        scores = [grams.scores(sup) for sup, _, _ in cands]
         means = np.array([s.mean() for s in scores])
         best = int(np.argmin(means))
         se = scores[best].std(ddof=1) / np.sqrt(k) if k > 1 else 0.0
@@ -287,23 +324,37 @@ def _bootstrap(sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.n
                n_boot: int, seed: int) -> None:
     """Bagging over groups (resampled with replacement): on each resample every equation's
     candidate supports are rescored by their in-sample relative residual, the same rule picks one,
-    and it is refitted. Inclusion = fraction of resamples whose pick holds the term."""
+    and it is refitted. Inclusion = fraction of resamples whose pick holds the term.
+    (Per-group Gram matrices: a resample's normal equations are a weighted sum of them.)"""
     rng = np.random.default_rng(seed)
     uniq, inverse = np.unique(groups, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    norms = np.linalg.norm(theta, axis=0)
+    norms = np.where(norms > 0, norms, 1.0)
+    a = theta / norms
     d, m = sel.coefficients.shape
+    per_group = []
+    for gi in range(len(uniq)):
+        on = inverse == gi
+        per_group.append((a[on].T @ a[on], a[on].T @ xdot[on], np.sum(xdot[on] ** 2, axis=0)))
+    gg = np.stack([p[0] for p in per_group])  # [G, m, m]
+    rr = np.stack([p[1] for p in per_group])  # [G, m, d]
+    yy = np.stack([p[2] for p in per_group])  # [G, d]
     boot = np.zeros((n_boot, d, m))
     for b in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        rows = np.concatenate([rows_of[g] for g in pick])
-        th = theta[rows]
+        counts = np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)).astype(float)
+        g = np.tensordot(counts, gg, axes=1)
+        r = np.tensordot(counts, rr, axes=1)
+        y2 = counts @ yy
         for i in range(d):
-            y = xdot[rows, i]
-            den = float(y @ y) or 1.0
             cands = sel.table[i]
-            fits = [_lstsq_on(th, y, sup) for sup, _, _ in cands]
-            means = np.array([float(np.sum((y - th @ xi) ** 2)) / den for xi in fits])
-            boot[b, i] = fits[choose(cands, means, 0.0, rel_tol)]
+            fits, means = [], []
+            for sup, _, _ in cands:
+                w = np.zeros(m)
+                if sup.any():
+                    w[sup] = _solve(g[np.ix_(sup, sup)], r[sup, i])
+                fits.append(w)
+                means.append((y2[i] - w @ r[:, i]) / (y2[i] or 1.0))
+            boot[b, i] = fits[choose(cands, np.array(means), 0.0, rel_tol)] / norms
     sel.inclusion = (boot != 0).mean(axis=0)
     sel.lower = np.percentile(boot, 2.5, axis=0)
     sel.upper = np.percentile(boot, 97.5, axis=0)
