@@ -7,7 +7,8 @@
 
 The time column is `time_column` or the first column that is not the trajectory column; every
 other column is a variable. Rows of a trajectory need not be adjacent in the file; within each
-trajectory times must be strictly increasing in file order.
+trajectory times must be strictly increasing in file order. (Unlike `long_csv`, one row holds
+every variable: equation discovery needs fully observed states.)
 """
 from __future__ import annotations
 

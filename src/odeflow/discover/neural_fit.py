@@ -17,7 +17,8 @@ short windows are well conditioned.
 
 Stopping: a random `validation` fraction of the interior observations is held out. Every
 `check_every` iterations each held-out x_v is predicted by rolling the field from the learned state
-`val_horizon` observations before it (long enough that field errors, not the noise, dominate); when that error has not improved for `patience` checks the rate is cut
+`val_horizon` observations before it (long enough that field errors, not the noise, dominate);
+when that error has not improved for `patience` checks the rate is cut
 (×0.3), and below `min_lr` the fit stops and the best checkpoint is kept.
 
 Derivatives handed to SINDy are the learned field itself, not finite differences.

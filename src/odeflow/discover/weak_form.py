@@ -6,7 +6,8 @@ integration by parts turns ẋ = Θ(x) ξ into
     −∫ φ_k'(t) x(t) dt = ∫ φ_k(t) Θ(x(t)) dt ξ,      φ_k(t) = ((t − a_k)(b_k − t))^p,
 
 one row per test function; integrals by product integration on the (irregular) observation times
-(x and Θ(x) linear between observations, φ_k and φ_k' integrated exactly against that), each row scaled by 1/∫φ_k, and x replaced by x − x̄_k (x̄_k its φ_k-weighted mean) in the left side,
+(x and Θ(x) linear between observations, φ_k and φ_k' integrated exactly against that), each
+row scaled by 1/∫φ_k, and x replaced by x − x̄_k (x̄_k its φ_k-weighted mean) in the left side,
 which is exact because ∫φ_k' = 0 but removes the quadrature error of ∫φ_k' times a large mean.
 Noise enters only through integrals, which average it.
 (pysindy 2.1's WeakPDELibrary, given the same 1-D irregular time grid, returned all-zero models even on
