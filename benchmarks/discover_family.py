@@ -108,7 +108,14 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
     return row
 
 
-def report(rows) -> str:
+def report(rows, same_instances: bool = False) -> str:
+    """Markdown table; same_instances: only (system, noise, instance) that every method has."""
+    if same_instances:
+        methods = {r["method"] for r in rows}
+        have = {}
+        for r in rows:
+            have.setdefault((r["system"], r["noise"], r["instance"]), set()).add(r["method"])
+        rows = [r for r in rows if have[(r["system"], r["noise"], r["instance"])] == methods]
     out = ["| system | noise | method | instances | exact support | median coef. error | worst coef. error |",
            "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["system"], r["noise"], r["method"]) for r in rows},
@@ -131,10 +138,12 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/discover_family.jsonl"))
     ap.add_argument("--report", action="store_true", help="print the table of the rows in --out and exit")
+    ap.add_argument("--same-instances", action="store_true",
+                    help="with --report: only instances that every method has finished")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
     if args.report:
-        print(report(rows))
+        print(report(rows, args.same_instances))
         return
     torch.set_num_threads(1)
     done = {(r["system"], r["instance"], r["noise"], r["method"]) for r in rows}
