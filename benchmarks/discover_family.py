@@ -129,6 +129,36 @@ def report(rows, same_instances: bool = False) -> str:
     return "\n".join(out)
 
 
+def pivot(rows, same_instances: bool = False) -> str:
+    """One row per system and noise, one column per method: 'k/n exact, median / worst error'."""
+    if same_instances:
+        methods = {r["method"] for r in rows}
+        have = {}
+        for r in rows:
+            have.setdefault((r["system"], r["noise"], r["instance"]), set()).add(r["method"])
+        rows = [r for r in rows if have[(r["system"], r["noise"], r["instance"])] == methods]
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    out = ["| system | noise | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for system in FAMILIES:
+        for noise in sorted({r["noise"] for r in rows}):
+            cells = []
+            for m in methods:
+                rs = [r for r in rows if (r["system"], r["noise"], r["method"]) == (system, noise, m)]
+                if not rs:
+                    cells.append("—")
+                    continue
+                errs = np.array([r["coef_err"] for r in rs])
+                ok = sum(r["support_ok"] for r in rs)
+                cells.append(f"{ok}/{len(rs)}, {_pct(np.median(errs))} / {_pct(np.max(errs))}")
+            if any(c != "—" for c in cells):
+                out.append(f"| {system} | {noise:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1%}" if v < 10 else f"{100 * v:.0e}%"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
@@ -138,12 +168,13 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/discover_family.jsonl"))
     ap.add_argument("--report", action="store_true", help="print the table of the rows in --out and exit")
+    ap.add_argument("--pivot", action="store_true", help="with --report: one row per system and noise")
     ap.add_argument("--same-instances", action="store_true",
                     help="with --report: only instances that every method has finished")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
     if args.report:
-        print(report(rows, args.same_instances))
+        print(pivot(rows, args.same_instances) if args.pivot else report(rows, args.same_instances))
         return
     torch.set_num_threads(1)
     done = {(r["system"], r["instance"], r["noise"], r["method"]) for r in rows}
