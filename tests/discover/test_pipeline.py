@@ -42,7 +42,7 @@ def test_discover_cli_writes_equations_and_named_coefficients(tmp_path, capsys):
     data = write_series_csv(tmp_path / "series.csv", t, x, ["prey", "predator"], time_name="time")
     out = tmp_path / "run"
     assert main(["discover", "--data", str(data), "--out", str(out), "--iterations", "5", "--hidden", "8",
-                 "--degree", "2", "--samples", "50", "--raw"]) == 0
+                 "--degree", "2", "--samples", "50", "--raw", "--ensemble", "5", "--quiet"]) == 0
     with (out / "coefficients.csv").open() as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["equation", "1", "prey", "predator", "prey^2", "prey predator", "predator^2"]
@@ -68,3 +68,72 @@ def test_lotka_volterra_recovered_within_5_percent_without_spurious_terms():
     active = truth != 0
     assert np.all(eq.coefficients[~active] == 0)
     assert np.all(np.abs(eq.coefficients[active] - truth[active]) <= 0.05 * np.abs(truth[active]))
+
+
+def test_discover_cli_long_form_one_field_inclusion_and_fit_summary(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from odeflow.data.discovery_families import random_instance
+    from odeflow.data.trajectories_csv import write_trajectories_csv
+    inst = random_instance("lotka-volterra", 51)
+    t1, x1, _ = inst.observe(20, 0.01, 1)
+    t2, x2, _ = inst.observe(20, 0.01, 2)
+    traj = torch.cat([torch.zeros(20, dtype=torch.long), torch.ones(20, dtype=torch.long)])
+    data = write_trajectories_csv(tmp_path / "long.csv", torch.cat([t1, t2]), torch.cat([x1, x2]), traj, ["x", "y"])
+    out = tmp_path / "run"
+    assert main(["discover", "--data", str(data), "--out", str(out), "--iterations", "4", "--hidden", "8",
+                 "--samples", "60", "--ensemble", "5", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trajectories"] == 2 and summary["observations"] == 40
+    assert summary["fit"]["iterations"] == 4 and np.isfinite(summary["fit"]["train_loss"])
+    assert summary["final_loss"] == summary["fit"]["train_loss"]
+    assert len(summary["selection"]["degree"]) == 2
+    with (out / "inclusion.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:4] == ["equation", "1", "x", "y"] and len(rows[0]) == 11  # degrees 1-3 compete: degree-3 columns
+    assert all(0.0 <= float(v) <= 1.0 for r in rows[1:] for v in r[1:])
+    assert "neural ODE fit 4 iterations" in capsys.readouterr().out
+
+
+def test_discover_cli_weak_method_recovers_a_random_instance(tmp_path, capsys):
+    from odeflow.data.discovery_families import random_instance
+    inst = random_instance("duffing", 52)
+    t, x, _ = inst.observe(400, 0.0, 52)
+    data = write_series_csv(tmp_path / "s.csv", t, x, ["x", "y"])
+    out = tmp_path / "run"
+    assert main(["discover", "--data", str(data), "--out", str(out), "--method", "weak", "--ensemble", "10"]) == 0
+    with (out / "coefficients.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    terms = rows[0][1:]
+    coef = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    truth = inst.truth(terms)
+    assert np.array_equal(coef != 0, truth != 0)
+    assert np.abs(coef - truth).max() < 0.02 * np.abs(truth).max()
+    assert not (out / "fit.png").exists() and "weak-form SINDy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,match", [
+    ("t,x,y\n0,1,1\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", r"\[1\] are constant"),
+    ("t,x\n0,1\n1,2\n2,3\n", "at least 4"),
+    ("trajectory,t,x\na,0,1\na,1,2\na,1,3\n", "strictly increasing in trajectory 'a'"),
+])
+def test_discover_cli_bad_data_is_a_clear_error(tmp_path, capsys, text, match):
+    import re
+    p = tmp_path / "s.csv"
+    p.write_text(text)
+    assert main(["discover", "--data", str(p), "--out", str(tmp_path / "o"), "--iterations", "2", "--quiet"]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.slow  # one full default fit: 268 s on the shared 2-core machine at load ~9 (passed)
+@pytest.mark.parametrize("seed", [61])
+def test_random_lotka_volterra_instance_recovered_with_defaults(seed):
+    from odeflow.data.discovery_families import random_instance
+    inst = random_instance("lotka-volterra", seed)
+    t, x, _ = inst.observe(150, 0.01, seed)
+    result = discover_equations(t, x, ["x", "y"], ensemble=10)
+    truth = inst.truth(result.equations.terms)
+    assert np.array_equal(result.equations.coefficients != 0, truth != 0)
+    assert np.linalg.norm(result.equations.coefficients - truth) / np.linalg.norm(truth) < 0.05

@@ -16,6 +16,7 @@ from .spiral import make_spiral
 from .tabular import TabularData, load_tabular
 from .time_series_csv import load_series_csv
 from .toy2d import TOY_DATASETS, sample_toy
+from .trajectories_csv import load_trajectories_csv, write_trajectories_csv
 
 __all__ = ["make_spiral", "load_series_csv", "sample_toy", "TOY_DATASETS", "TabularData", "load_tabular",
            "make_annuli", "load_classification", "holdout", "CLASSIFICATION_DATASETS",
@@ -23,4 +24,5 @@ __all__ = ["make_spiral", "load_series_csv", "sample_toy", "TOY_DATASETS", "Tabu
            "family_trajectories", "sample_parameters", "parameter_grid", "KNOWN_SYSTEMS", "irregular_series",
            "solve_known", "write_series_csv",
            "Series", "IrregularBatch", "collate", "split_interpolation", "split_extrapolation", "Normalizer",
-           "make_periodic", "load_long_csv", "load_physionet", "load_co2_windows"]
+           "make_periodic", "load_long_csv", "load_physionet", "load_co2_windows", "load_trajectories_csv",
+           "write_trajectories_csv"]

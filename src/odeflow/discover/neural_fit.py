@@ -1,49 +1,66 @@
 """Steps 1-2 of the seed's recipe (seed 002, "Neural ODEs + interpretable models"): fit a neural
-ODE to irregular, noisy observations of one trajectory, then sample it clean and regularly.
+ODE to irregular, noisy observations of one or more trajectories, then sample it where the data is.
 
 The field works in standardized coordinates, dx/dt = s ⊙ g_θ((x − m)/s) (m, s: the data's mean
-and std per variable). Fitting is multiple shooting over short windows: every observation j gets
-a learned state ŝ_j (initialised at the noisy x_j); from each ŝ_j the ODE is rolled over the next
-k observation intervals and compared with the observations there:
+and std per variable); every trajectory shares the one field. Fitting is multiple shooting over
+short windows: every training observation j gets a learned state ŝ_j (initialised at the noisy
+x_j); from each ŝ_j the ODE is rolled over the next k observation intervals of the same trajectory
+and compared with the observations there:
 
     L = mean_j ‖(ŝ_j − x_j)/s‖² + mean_{j, i=1..k} ‖(Φ_{t_j → t_{j+i}}(ŝ_j) − x_{j+i})/s‖²
 
-All windows are solved as one batch: interval j is mapped to τ ∈ [0, 1] with dz/dτ = Δt_j f(z)
-(per-sample Δt), rk4 with a fixed number of sub-steps. A single long rollout of an oscillating
-system is a poor objective (measured here: no fit of Lotka–Volterra in 300 iterations); short
-windows are well conditioned and cost a few evaluations of a batched field. Adam, cosine rate.
-Derivatives of the regular samples are the learned field itself, not finite differences.
+All windows are one batch: interval j is mapped to τ ∈ [0, 1] with dz/dτ = Δt_j f(z) (per-row Δt),
+classic rk4 with a fixed number of sub-steps (written inline: a few hundred small batched calls
+per iteration, where a general solver's bookkeeping would dominate). A single long rollout of an
+oscillating system is a poor objective (measured: no fit of Lotka–Volterra in 300 iterations);
+short windows are well conditioned.
+
+Stopping: a random `validation` fraction of the interior observations is held out. Every
+`check_every` iterations each held-out x_v is predicted by rolling the field from the learned state
+`val_horizon` observations before it (long enough that field errors, not the noise, dominate);
+when that error has not improved for `patience` checks the rate is cut
+(×0.3), and below `min_lr` the fit stops and the best checkpoint is kept.
+
+Derivatives handed to SINDy are the learned field itself, not finite differences.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..models.timeseries import VectorFieldMLP
 from ..solve import solve
-from ..solvers.stepping import Adaptive, FixedStep
+from ..solvers.stepping import Adaptive
 
 
 @dataclass
 class NeuralFitConfig:
     hidden: Sequence[int] = (32, 32)
     activation: str = "tanh"
-    iterations: int = 1500
+    iterations: int = 2000  # at most; the fit usually stops earlier (validation, patience)
     lr: float = 1e-2
-    min_lr: float = 1e-4
-    window: int = 8  # observation intervals per shooting window
-    substeps: int = 2  # rk4 steps per observation interval
+    min_lr: float = 1e-4  # stop once the plateau cuts would take the rate below this
+    window: int = 4  # observation intervals per shooting window
+    substeps: Optional[int] = None  # rk4 steps per observation interval; None: from the data (auto_substeps)
+    validation: float = 0.15  # fraction of interior observations held out for stopping
+    check_every: int = 25  # iterations between validation checks
+    patience: int = 4  # checks without improvement before the rate is cut
+    val_horizon: int = 8  # held-out points are predicted from the learned state this many observations back
+    progress: bool = False  # tqdm bar on stderr
     seed: int = 0
 
     def validate(self) -> None:
         if self.iterations < 1 or self.lr <= 0 or self.min_lr < 0:
             raise ValueError(f"need iterations >= 1, lr > 0, min_lr >= 0; got {self.iterations}, {self.lr}, {self.min_lr}")
-        if self.window < 1 or self.substeps < 1:
+        if self.window < 1 or (self.substeps is not None and self.substeps < 1):
             raise ValueError(f"need window >= 1 and substeps >= 1; got {self.window}, {self.substeps}")
+        if not 0 <= self.validation < 0.5 or self.check_every < 1 or self.patience < 1:
+            raise ValueError(f"need 0 <= validation < 0.5, check_every >= 1, patience >= 1; got {self.validation}, "
+                             f"{self.check_every}, {self.patience}")
 
 
 class StandardizedField(nn.Module):
@@ -59,15 +76,51 @@ class StandardizedField(nn.Module):
         return self.std * self.net(t, (x - self.mean) / self.std)
 
 
-class _Rescaled(nn.Module):
-    """dz/dτ = Δt ⊙ f(z) on τ ∈ [0, 1]: one observation interval per batch row."""
+def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = False):
+    """z(Δt) of dz/dt = f(z) from z [m, d] with per-row Δt [m, 1], `steps` classic rk4 steps.
+    record=True also returns the states before each step, [steps, m, d]."""
+    h = dt / steps
+    t0 = z.new_zeros(())
+    seen = []
+    for _ in range(steps):
+        if record:
+            seen.append(z)
+        k1 = f(t0, z)
+        k2 = f(t0, z + 0.5 * h * k1)
+        k3 = f(t0, z + 0.5 * h * k2)
+        k4 = f(t0, z + h * k3)
+        z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return (z, torch.stack(seen)) if record else z
 
-    def __init__(self, f: nn.Module, dt: Tensor) -> None:
-        super().__init__()
-        self.f, self.dt = f, dt
 
-    def forward(self, tau: Tensor, z: Tensor) -> Tensor:
-        return self.dt * self.f(tau, z)
+def check_observations(t: Tensor, x: Tensor, trajectory: Optional[Tensor] = None, min_points: int = 4) -> Tensor:
+    """Validate (t [n], x [n, d], trajectory ids [n]) and return the ids (zeros when not given).
+    Raises ValueError naming the problem: shapes, NaN/inf, too few points, times not strictly
+    increasing within a trajectory, constant variables."""
+    if x.dim() != 2 or t.dim() != 1 or x.shape[0] != t.shape[0]:
+        raise ValueError(f"need t [n] and x [n, d]; got t {tuple(t.shape)}, x {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(t).all()):
+        raise ValueError("observations contain NaN or inf; drop or fill those rows first")
+    traj = torch.zeros(t.shape[0], dtype=torch.long) if trajectory is None else torch.as_tensor(trajectory).long()
+    if traj.shape != t.shape:
+        raise ValueError(f"trajectory ids must be one per observation; got {tuple(traj.shape)} for {t.shape[0]} rows")
+    for k in torch.unique(traj).tolist():
+        idx = (traj == k).nonzero().flatten()
+        if len(idx) < min_points:
+            raise ValueError(f"trajectory {k} has {len(idx)} observations; need at least {min_points} per trajectory "
+                             f"to fit an ODE (merge or drop short trajectories)")
+        if not bool((idx[1:] == idx[:-1] + 1).all()):
+            raise ValueError(f"rows of trajectory {k} are not contiguous; sort the data by trajectory, then time")
+        tk = t[idx]
+        if not bool((tk[1:] > tk[:-1]).all()):
+            raise ValueError(f"times must be strictly increasing within each trajectory (trajectory {k}); "
+                             f"sort by time and drop duplicate times")
+    std = x.std(dim=0)
+    const = (std <= 1e-12 * (1 + x.abs().amax(dim=0))).nonzero().flatten().tolist()
+    if const:
+        raise ValueError(f"variable column(s) {const} are constant over all observations: nothing to fit there; "
+                         f"drop them (their derivative is 0)")
+    return traj
 
 
 @dataclass
@@ -77,7 +130,19 @@ class NeuralFit:
     t0: float
     t_end: float
     losses: List[float] = field(default_factory=list)
-    states: Optional[Tensor] = None  # the learned (denoised) state at every observation
+    states: Optional[Tensor] = None  # the learned (denoised) state at every training observation
+    t_train: Optional[Tensor] = None
+    trajectory_train: Optional[Tensor] = None
+    val_losses: List[float] = field(default_factory=list)  # one per check
+    best_val: float = float("nan")
+    best_iteration: int = 0
+    iterations: int = 0
+    stopped_early: bool = False
+    substeps: int = 2
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[self.best_iteration] if self.losses else float("nan")
 
     def trajectory(self, t: Tensor) -> Tensor:
         """The fitted ODE's solution from the learned x(t_0) at times t (dopri5, rtol 1e-9)."""
@@ -85,7 +150,7 @@ class NeuralFit:
             return solve(self.field, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)).ys
 
     def resample(self, n: int = 1000) -> Tuple[Tensor, Tensor, Tensor]:
-        """(t [n] regular on the observed span, x [n, d] from the fitted ODE, dx/dt [n, d] = f_θ(x))."""
+        """(t [n] regular on the first trajectory's span, x [n, d] from the fitted ODE, dx/dt = f_θ(x))."""
         if n < 3:
             raise ValueError(f"need n >= 3 regular samples; got {n}")
         t = torch.linspace(self.t0, self.t_end, n, dtype=self.x0.dtype)
@@ -93,48 +158,181 @@ class NeuralFit:
         with torch.no_grad():
             return t, x, self.field(t[0], x)
 
+    def samples(self, n: int = 1000, nearby: int = 0, spread: float = 0.05, folds: int = 5,
+                seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Samples where the data is: from every learned state ŝ_j the field is rolled to the next
+        observation of its trajectory (rk4), recording ~n points in all, with dx/dt = f_θ(x); plus
+        `nearby` copies started at ŝ_j + spread·s·N(0, I) (s: the data's std), which the field
+        carries along the same intervals. Returns (t, x, xdot, group, trajectory) as numpy arrays;
+        group labels `folds` contiguous time windows per trajectory for cross-validation.
+        """
+        if n < 3:
+            raise ValueError(f"need n >= 3 samples; got {n}")
+        st, tt, tr = self.states, self.t_train, self.trajectory_train
+        nxt = torch.arange(1, len(tt))
+        starts = nxt[tr[nxt] == tr[nxt - 1]] - 1
+        q = max(1, int(np.ceil(n / max(1, len(starts)))))
+        dt = (tt[starts + 1] - tt[starts]).unsqueeze(-1)
+        z0 = st[starts]
+        gen = torch.Generator().manual_seed(seed)
+        copies = [z0] + [z0 + spread * self.field.std * torch.randn(z0.shape, generator=gen, dtype=z0.dtype)
+                         for _ in range(nearby)]
+        xs, ts = [], []
+        frac = torch.arange(q, dtype=z0.dtype).view(q, 1) / q
+        t_rows = (tt[starts].unsqueeze(0) + frac * dt.view(1, -1))  # [q, m]
+        with torch.no_grad():
+            for z in copies:
+                _, seen = rk4_flow(self.field, z, dt, q * self.substeps, record=True)
+                xs.append(seen[::self.substeps].reshape(-1, z.shape[-1]))
+                ts.append(t_rows.reshape(-1))
+            x = torch.cat(xs)
+            xdot = self.field(tt[0], x)
+        t_all = torch.cat(ts)
+        traj = tr[starts].repeat(q * len(copies))
+        group = torch.zeros_like(traj)
+        for k in torch.unique(tr).tolist():
+            on = tr == k
+            lo, hi = float(tt[on].min()), float(tt[on].max())
+            mine = traj == k
+            g = ((t_all[mine] - lo) / max(hi - lo, 1e-300) * folds).long().clamp(0, folds - 1)
+            group[mine] = k * folds + g
+        return t_all.numpy(), x.numpy(), xdot.numpy(), group.numpy(), traj.numpy()
 
-def shooting_loss(fld: nn.Module, states: Tensor, t: Tensor, x: Tensor, std: Tensor, window: int, substeps: int) -> Tensor:
-    """The multiple-shooting objective above for states, x [n, d] at times t [n]."""
-    n = x.shape[0]
-    k = min(window, n - 1)
-    starts = n - k  # windows j = 0 .. n-k-1 reach j+k <= n-1; shorter tails are covered by earlier windows
-    z = states[:starts]
-    dt_all = (t[1:] - t[:-1]).to(x.dtype).unsqueeze(-1)
-    tau = torch.tensor([0.0, 1.0], dtype=x.dtype)
+
+def auto_substeps(t: Tensor, x: Tensor, traj: Tensor, std: Tensor, max_jump: float = 0.7, cap: int = 4) -> int:
+    """rk4 steps per observation interval so that no step moves a variable by more than about
+    max_jump of its std, judged from the largest change between consecutive observations."""
+    same = traj[1:] == traj[:-1]
+    if not bool(same.any()):
+        return 1
+    jump = float(((x[1:] - x[:-1]).abs() / std).amax(dim=-1)[same].max())
+    return int(min(cap, max(1, int(np.ceil(jump / max_jump)))))
+
+
+def _windows(t: Tensor, traj: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Window starts, step lengths dt [k, m, 1] (0 past a trajectory's end) and validity mask [k, m]."""
+    n = t.shape[0]
+    starts = torch.arange(n - 1)
+    starts = starts[traj[starts + 1] == traj[starts]]
+    dts, valid = [], []
+    for i in range(1, k + 1):
+        tgt = (starts + i).clamp(max=n - 1)
+        ok = (starts + i <= n - 1) & (traj[tgt] == traj[starts])
+        dts.append(torch.where(ok, t[tgt] - t[(tgt - 1).clamp(min=0)], torch.zeros_like(t[tgt])))
+        valid.append(ok)
+    return starts, torch.stack(dts).unsqueeze(-1), torch.stack(valid)
+
+
+def shooting_loss(fld: nn.Module, states: Tensor, x: Tensor, std: Tensor, starts: Tensor, dts: Tensor,
+                  valid: Tensor, substeps: int) -> Tensor:
+    """The multiple-shooting objective above (windows from `_windows`)."""
     err = ((states - x) / std).pow(2).mean()
-    pred_err = x.new_zeros(())
-    for i in range(k):
-        dt = dt_all[i:i + starts]
-        z = solve(_Rescaled(fld, dt), z, tau, method="rk4", step=FixedStep(steps=substeps)).ys[-1]
-        pred_err = pred_err + ((z - x[i + 1:i + 1 + starts]) / std).pow(2).mean()
-    return err + pred_err / k
+    z = states[starts]
+    total, count = x.new_zeros(()), valid.sum().clamp(min=1)
+    for i in range(dts.shape[0]):
+        z = rk4_flow(fld, z, dts[i], substeps)
+        tgt = (starts + i + 1).clamp(max=x.shape[0] - 1)
+        sq = ((z - x[tgt]) / std).pow(2).mean(dim=-1)
+        total = total + (sq * valid[i]).sum()
+    return err + total / count
 
 
-def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None) -> NeuralFit:
-    """Fit dx/dt = f_θ(x) to observations x [n, d] at increasing times t [n] (float64 inside)."""
+def _split(t: Tensor, traj: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
+    """Boolean mask of held-out observations: a random `fraction` of each trajectory's interior
+    points (never the first or last), only where the trajectory keeps >= 4 training points."""
+    held = torch.zeros(t.shape[0], dtype=torch.bool)
+    if fraction <= 0:
+        return held
+    for k in torch.unique(traj).tolist():
+        idx = (traj == k).nonzero().flatten()
+        n_val = min(int(round(fraction * len(idx))), len(idx) - 4)
+        if n_val < 1:
+            continue
+        inner = idx[1:-1]
+        held[inner[torch.randperm(len(inner), generator=gen)[:n_val]]] = True
+    return held
+
+
+def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None,
+                   trajectory: Optional[Tensor] = None) -> NeuralFit:
+    """Fit one field dx/dt = f_θ(x) to observations x [n, d] at times t [n] (float64 inside).
+    trajectory [n]: trajectory id per row (rows of a trajectory contiguous, times increasing)."""
     cfg = config or NeuralFitConfig()
     cfg.validate()
-    if x.dim() != 2 or t.dim() != 1 or x.shape[0] != t.shape[0] or x.shape[0] < 3:
-        raise ValueError(f"need t [n] and x [n, d] with n >= 3; got t {tuple(t.shape)}, x {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(t).all()):
-        raise ValueError("observations contain NaN or inf; drop or fill those rows first")
-    if not bool((t[1:] > t[:-1]).all()):
-        raise ValueError("times must be strictly increasing")
+    traj = check_observations(t, x, trajectory, min_points=4)
     t, x = t.to(torch.float64), x.to(torch.float64)
+    gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    held = _split(t, traj, cfg.validation, gen)
+    tr_t, tr_x, tr_id = t[~held], x[~held], traj[~held]
     std = x.std(dim=0).clamp_min(1e-8)
+    substeps = cfg.substeps or auto_substeps(tr_t, tr_x, tr_id, std)
     fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation)
-    states = nn.Parameter(x.clone())
+    states = nn.Parameter(tr_x.clone())
+    starts, dts, valid = _windows(tr_t, tr_id, min(cfg.window, tr_t.shape[0] - 1))
+    # validation: roll from the training state `back` observations before each held-out point
+    v_idx = held.nonzero().flatten()
+    back = max(1, cfg.val_horizon)
+    v_from, v_dt = [], []
+    pos = torch.cumsum((~held).long(), 0) - 1  # index into the training arrays of the last training row <= i
+    for v in v_idx.tolist():
+        p = int(pos[v])
+        first = int((tr_id == traj[v]).nonzero()[0])
+        p0 = max(first, p - back + 1)
+        v_from.append(p0)
+        v_dt.append(float(t[v] - tr_t[p0]))
+    v_from_t = torch.tensor(v_from, dtype=torch.long)
+    v_dt_t = torch.tensor(v_dt, dtype=torch.float64).unsqueeze(-1)
+    v_steps = substeps * (back + 1)
     opt = torch.optim.Adam([*fld.parameters(), states], lr=cfg.lr)
     losses: List[float] = []
-    for it in range(cfg.iterations):
-        lr = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * it / cfg.iterations))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = shooting_loss(fld, states, t, x, std, cfg.window, cfg.substeps)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return NeuralFit(fld, states.detach()[0].clone(), float(t[0]), float(t[-1]), losses, states.detach().clone())
+    val_losses: List[float] = []
+    best = (float("inf"), 0, None, None)
+    bad, lr, stopped = 0, cfg.lr, False
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.iterations, desc="neural ODE fit", unit="it", leave=False)
+    try:
+        for it in range(cfg.iterations):
+            loss = shooting_loss(fld, states, tr_x, std, starts, dts, valid, substeps)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+            if (it + 1) % cfg.check_every and it + 1 != cfg.iterations:
+                continue
+            with torch.no_grad():
+                if len(v_idx):
+                    pred = rk4_flow(fld, states[v_from_t], v_dt_t, v_steps)
+                    score = float(((pred - x[v_idx]) / std).pow(2).mean())
+                else:
+                    score = float(np.mean(losses[-cfg.check_every:]))
+            val_losses.append(score)
+            if bar is not None:
+                bar.set_postfix(loss=f"{losses[-1]:.3g}", val=f"{score:.3g}", lr=f"{lr:.1e}")
+            if score < best[0] * (1 - 1e-3):
+                best = (score, it, {k: v.clone() for k, v in fld.state_dict().items()}, states.detach().clone())
+                bad = 0
+            else:
+                bad += 1
+            if bad >= cfg.patience:
+                if lr * 0.3 < cfg.min_lr:
+                    stopped = True
+                    break
+                lr *= 0.3
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                bad = 0
+    finally:
+        if bar is not None:
+            bar.close()
+    if best[2] is not None:
+        fld.load_state_dict(best[2])
+        learned = best[3]
+    else:
+        learned = states.detach().clone()
+    return NeuralFit(fld, learned[0].clone(), float(tr_t[0]), float(tr_t[tr_id == tr_id[0]][-1]), losses, learned,
+                     tr_t, tr_id, val_losses, best[0], best[1], len(losses), stopped, substeps)

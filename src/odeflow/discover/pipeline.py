@@ -1,45 +1,91 @@
-"""The whole recipe: irregular noisy series -> neural ODE -> regular clean samples -> SINDy."""
+"""The whole recipe: irregular noisy series (one or more trajectories) -> one neural ODE ->
+samples where the data is -> SINDy with model selection (threshold × degree path, cross-validated,
+sparsest within tolerance) and bootstrap inclusion probabilities."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
+import numpy as np
+import torch
 from torch import Tensor
 
-from ..data.time_series_csv import load_series_csv
-from .neural_fit import NeuralFit, NeuralFitConfig, fit_neural_ode
-from .sindy import Equations, fit_sindy
+from ..data.trajectories_csv import load_trajectories_csv
+from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neural_ode
+from .selection import Selection, polynomial_terms, select_from_library, select_model
+from .sindy import Equations
+from .weak_form import weak_system
 
 
 @dataclass
 class Discovery:
     equations: Equations
-    fit: NeuralFit
+    fit: Optional[NeuralFit]  # None for method "weak"
     t: Tensor
     x: Tensor
     variables: list
+    trajectory: Optional[Tensor] = None
+    selection: Optional[Selection] = None
+    labels: Optional[list] = None
+
+
+def check_variable_names(variables: Sequence[str]) -> None:
+    bad = [v for v in variables if not v or any(ch.isspace() or ch == "^" for ch in v)]
+    if bad:
+        raise ValueError(f"variable names {bad} would make ambiguous library terms; use names without spaces or '^'")
 
 
 def discover_equations(t: Tensor, x: Tensor, variables: list, config: Optional[NeuralFitConfig] = None,
-                       n_samples: int = 1000, degree: int = 3, threshold: float = 0.05) -> Discovery:
-    """Fit a neural ODE to (t, x), sample it on n_samples regular times, run SINDy on those."""
-    fit = fit_neural_ode(t, x, config)
-    t_reg, x_reg, xdot_reg = fit.resample(n_samples)
-    eq = fit_sindy(t_reg, x_reg, variables, x_dot=xdot_reg, degree=degree, threshold=threshold)
-    return Discovery(eq, fit, t, x, list(variables))
+                       n_samples: int = 1000, degree: Optional[int] = None, threshold: Optional[float] = None,
+                       trajectory: Optional[Tensor] = None, nearby: int = 4, spread: float = 0.05,
+                       ensemble: int = 50, seed: int = 0, method: str = "neural") -> Discovery:
+    """Fit one neural ODE to (t, x) (rows grouped by `trajectory`), sample it along the data
+    (plus `nearby` perturbed copies of each learned state), then select the SINDy model.
+
+    degree None: degrees 1..3 compete; an int fixes the library degree. threshold None: the
+    threshold path is scored by cross-validation over time windows; a number fixes pysindy's
+    classic STLSQ rule |ξ| < threshold on raw coefficients (the pre-selection behaviour).
+    method "weak": no neural fit; the same selection on weak-form SINDy rows (odeflow.discover.weak_form).
+    """
+    check_variable_names(variables)
+    if x.dim() != 2 or x.shape[1] != len(variables):
+        raise ValueError(f"need x [n, d] and d variable names; got x {tuple(x.shape)}, names {list(variables)}")
+    if degree is not None and degree < 1:
+        raise ValueError(f"need degree >= 1; got {degree}")
+    if threshold is not None and threshold < 0:
+        raise ValueError(f"need threshold >= 0; got {threshold}")
+    if method not in ("neural", "weak"):
+        raise ValueError(f"method must be 'neural' or 'weak'; got {method!r}")
+    degrees = (degree,) if degree else (1, 2, 3)
+    opts = dict(thresholds=None if threshold is None else [threshold], relative=threshold is None, ensemble=ensemble,
+                seed=seed, greedy=threshold is None, exhaustive=3 if threshold is None else 0)
+    if method == "weak":
+        traj = check_observations(t, x, trajectory, min_points=8)
+        gs, bs, groups = [], [], []
+        for k in torch.unique(traj).tolist():
+            on = traj == k
+            g, b, terms, centres = weak_system(t[on].double().numpy(), x[on].double().numpy(), variables, max(degrees))
+            tk = t[on].double().numpy()
+            gs.append(g)
+            bs.append(b)
+            groups.append(k * 5 + np.minimum((5 * (centres - tk[0]) / (tk[-1] - tk[0])).astype(int), 4))
+        sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
+        sel = select_from_library(np.concatenate(gs), np.concatenate(bs), terms, sizes, np.concatenate(groups), **opts)
+        eq = Equations(list(variables), sel.terms, sel.coefficients, sel.inclusion, sel.lower, sel.upper)
+        return Discovery(eq, None, t, x, list(variables), traj, sel)
+    fit = fit_neural_ode(t, x, config, trajectory=trajectory)
+    _, xs, xd, groups, _ = fit.samples(n_samples, nearby=nearby, spread=spread, seed=seed)
+    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, **opts)
+    eq = Equations(list(variables), sel.terms, sel.coefficients, sel.inclusion, sel.lower, sel.upper)
+    return Discovery(eq, fit, t, x, list(variables), trajectory, sel)
 
 
-def discover_from_csv(path: Union[str, Path], time_column: Optional[str] = None, **kwargs) -> Discovery:
-    """As discover_equations, reading a CSV whose first column is time (or ``time_column``)."""
-    path = Path(path)
-    if time_column is None:
-        if not path.is_file():
-            raise FileNotFoundError(f"series file {path} does not exist; give a CSV with a header row such as "
-                                    f"'t,x,y' (time first, then one column per variable)")
-        header = path.read_text().splitlines()[:1]
-        if not header or not header[0].strip():
-            raise ValueError(f"{path} is empty; expected a header row such as 't,x,y'")
-        time_column = header[0].split(",")[0].strip()
-    t, x, names = load_series_csv(path, time_column=time_column)
-    return discover_equations(t, x, names, **kwargs)
+def discover_from_csv(path: Union[str, Path], time_column: Optional[str] = None,
+                      trajectory_column: str = "trajectory", **kwargs) -> Discovery:
+    """As discover_equations, reading a CSV: time column first (or ``time_column``), one column per
+    variable, and optionally a ``trajectory`` column (long form: all trajectories fit one field)."""
+    t, x, traj, names, labels = load_trajectories_csv(path, time_column, trajectory_column)
+    result = discover_equations(t, x, names, trajectory=traj, **kwargs)
+    result.labels = labels
+    return result

@@ -31,16 +31,30 @@ class Equations:
     variables: List[str]
     terms: List[str]
     coefficients: np.ndarray
+    inclusion: Optional[np.ndarray] = None  # [d, m] bootstrap inclusion probability of each term
+    lower: Optional[np.ndarray] = None  # [d, m] 2.5% bootstrap quantile
+    upper: Optional[np.ndarray] = None  # [d, m] 97.5% bootstrap quantile
 
-    def lines(self, precision: int = 4) -> List[str]:
-        """'dx/dt = 1.0000 x - 0.5000 x y', one string per equation."""
+    def halfwidth(self) -> Optional[np.ndarray]:
+        """± of each coefficient: the larger distance from it to the bootstrap 2.5% / 97.5% quantiles."""
+        if self.lower is None or self.upper is None:
+            return None
+        return np.maximum(np.abs(self.upper - self.coefficients), np.abs(self.coefficients - self.lower))
+
+    def lines(self, precision: int = 4, intervals: bool = True) -> List[str]:
+        """'dx/dt = 1.0000 x - 0.5000 x y', one string per equation; with bootstrap intervals (and
+        intervals=True) each coefficient reads '(1.0000 ± 0.0021) x'."""
         out = []
-        for var, row in zip(self.variables, self.coefficients):
+        pm = self.halfwidth() if intervals else None
+        for i, (var, row) in enumerate(zip(self.variables, self.coefficients)):
             parts = []
-            for c, term in zip(row, self.terms):
+            for j, (c, term) in enumerate(zip(row, self.terms)):
                 if c == 0:
                     continue
-                mag = f"{abs(c):.{precision}f}" + ("" if term == "1" else f" {term}")
+                num = f"{abs(c):.{precision}f}"
+                if pm is not None:
+                    num = f"({num} ± {pm[i, j]:.{precision}f})"
+                mag = num + ("" if term == "1" else f" {term}")
                 parts.append(("- " if c < 0 else "+ ") + mag)
             rhs = " ".join(parts) if parts else "0"
             rhs = rhs[2:] if rhs.startswith("+ ") else ("-" + rhs[2:] if rhs.startswith("- ") else rhs)
@@ -51,7 +65,8 @@ class Equations:
         return float(self.coefficients[self.variables.index(variable), self.terms.index(term)])
 
     def write(self, folder: Union[str, Path]) -> None:
-        """equations.txt (one equation per line) and coefficients.csv (one row per equation)."""
+        """equations.txt (one equation per line), coefficients.csv (one row per equation) and, with
+        bootstrap results, inclusion.csv (same layout: each term's inclusion probability)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "equations.txt").write_text("\n".join(self.lines()) + "\n")
@@ -60,6 +75,12 @@ class Equations:
             w.writerow(["equation", *self.terms])
             for var, row in zip(self.variables, self.coefficients):
                 w.writerow([f"d{var}/dt", *(repr(float(c)) for c in row)])
+        if self.inclusion is not None:
+            with (folder / "inclusion.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["equation", *self.terms])
+                for var, row in zip(self.variables, self.inclusion):
+                    w.writerow([f"d{var}/dt", *(f"{float(p):.3f}" for p in row)])
 
 
 def fit_sindy(t: Union[Tensor, np.ndarray], x: Union[Tensor, np.ndarray], variables: Sequence[str],
