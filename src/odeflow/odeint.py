@@ -193,13 +193,13 @@ def odeint_event(func: Callable[[Tensor, State], State], y0: State, t0: Tensor, 
 
 
 def _event_mode(f, y0, t, cfg, gradient, event_fn, reroute: bool):
-    from .event_solve import solve_with_events
     from .solvers.events import Event
+    from .solving import SolveCall, run
     if len(t) != 2:
         raise ValueError(f"event handling needs len(t) == 2 (t[0] and the direction); got len(t)={len(t)}")
     direction = 1.0 if float(t[1]) > float(t[0]) else -1.0
-    sol = solve_with_events(f, y0, t, cfg.method, cfg.step, gradient, Event(event_fn),
-                            check_finite=True, reroute=reroute, t_end=direction * float("inf"))
+    sol = run(SolveCall(f, y0, t, cfg.method, cfg.step, gradient, True, Event(event_fn),
+                        event_end=direction * float("inf"), reroute=reroute))
     event_t = sol.event_t.to(t.dtype)
     anchor = sol.ys[0] if isinstance(sol.ys, tuple) else sol.ys
     if not reroute and isinstance(gradient, OptimizeDiscretize) and anchor.requires_grad:

@@ -8,6 +8,7 @@ from torch import nn
 
 import odeflow
 from odeflow import Adaptive, AutoCompile, DiscretizeOptimize, FixedStep, OptimizeDiscretize
+from odeflow import compiling
 from odeflow.solvers import compile_policy as cp
 
 D = torch.float64
@@ -78,7 +79,7 @@ def test_decide_never_after_a_failure():
 def test_timed_solve_measures_calls_and_falls_back_on_failure(monkeypatch, tmp_path):
     monkeypatch.setenv("ODEFLOW_CACHE_DIR", str(tmp_path))
     clock = iter(float(i) for i in range(1000))
-    monkeypatch.setattr(cp.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(compiling.time, "perf_counter", lambda: next(clock))
     rec, policy, calls = cp._Record(), AutoCompile(backward_factor=3.0), []
     rec.disk_key = "k"
 
@@ -89,29 +90,29 @@ def test_timed_solve_measures_calls_and_falls_back_on_failure(monkeypatch, tmp_p
         return "eager result"
 
     for _ in range(3):
-        assert cp.timed_solve(rec, policy, run, False) == "eager result"
+        assert compiling.timed_solve(rec, policy, run, False) == "eager result"
     # the first call is not timed; the second: forward 1 s x 3 vs 2 s between the starts -> 2 s
     assert rec.eager_n == 1 and rec.eager_s == 2.0
-    assert cp.timed_solve(rec, policy, run, True) == "eager result"
+    assert compiling.timed_solve(rec, policy, run, True) == "eager result"
     assert calls == [False, False, False, True, False] and rec.failed and not rec.compiled
     # the adjoint's backward counts adjoint_factor forward solves: 1 s x 10 vs 2 s -> 2 s; x 1.5 -> 1.5 s
     rec2 = cp._Record()
     for _ in range(3):
-        cp.timed_solve(rec2, AutoCompile(adjoint_factor=1.5), run, False, adjoint=True)
+        compiling.timed_solve(rec2, AutoCompile(adjoint_factor=1.5), run, False, adjoint=True)
     assert rec2.eager_n == 1 and rec2.eager_s == 1.5
     with pytest.raises(ValueError, match="could not capture"):
-        cp.timed_solve(cp._Record(), policy, run, True, fallback=False)
+        compiling.timed_solve(cp._Record(), policy, run, True, fallback=False)
 
 
 def test_timed_solve_records_the_first_compiled_call(monkeypatch, tmp_path):
     monkeypatch.setenv("ODEFLOW_CACHE_DIR", str(tmp_path))
     rec = cp._Record()
     rec.disk_key = "first"
-    cp.timed_solve(rec, AutoCompile(), lambda compiled: None, True)
+    compiling.timed_solve(rec, AutoCompile(), lambda compiled: None, True)
     assert "cold_s" in cp.read_history("first")
     rec2 = cp._Record()
     rec2.disk_key = "first"
-    cp.timed_solve(rec2, AutoCompile(), lambda compiled: None, True)
+    compiling.timed_solve(rec2, AutoCompile(), lambda compiled: None, True)
     assert "warm_s" in cp.read_history("first")
 
 
@@ -135,17 +136,17 @@ class Field(nn.Module):
 def test_auto_never_compiles_what_cannot_be_compiled(kwargs, reason):
     kwargs = dict(kwargs)
     events = kwargs.pop("events", None)
-    assert reason in cp.compile_possible(Field(), kwargs["method"], kwargs["step"], kwargs.get("gradient"), events)
+    assert reason in compiling.compile_possible(Field(), kwargs["method"], kwargs["step"], kwargs.get("gradient"), events)
 
 
 def test_auto_needs_a_cxx_compiler(monkeypatch):
     monkeypatch.setattr(cp, "has_cxx_compiler", lambda: False)
-    assert cp.compile_possible(Field(), "rk4", FixedStep(0.1), None, None) == "no C++ compiler"
+    assert compiling.compile_possible(Field(), "rk4", FixedStep(0.1), None, None) == "no C++ compiler"
     f = Field()
     f.callback_step = lambda t0, y0, dt: None
     monkeypatch.setattr(cp, "has_cxx_compiler", lambda: True)
-    assert cp.compile_possible(f, "rk4", FixedStep(0.1), None, None) == "step callbacks"
-    assert cp.compile_possible(Field(), "rk4", FixedStep(0.1), None, None) is None
+    assert compiling.compile_possible(f, "rk4", FixedStep(0.1), None, None) == "step callbacks"
+    assert compiling.compile_possible(Field(), "rk4", FixedStep(0.1), None, None) is None
 
 
 def test_auto_equals_eager_and_stays_eager_for_a_short_run(monkeypatch):

@@ -131,3 +131,16 @@ def test_adjoint_of_a_stiff_problem_never_integrates_y_backwards():
     g_ref = torch.autograd.grad(ref.ys.pow(2).sum(), p)[0]
     assert abs(float(g_od - g_ref)) < 1e-5 * abs(float(g_ref))
     assert sol.stats.steps_backward < 4 * sol.stats.steps and sol.stats.nfe_backward > 0  # re-solve + backward
+
+
+@pytest.mark.parametrize("name", [n for n, m in sorted(IMPLICIT_METHODS.items()) if m.adaptive])
+def test_adaptive_batched_state_matches_the_rows_solved_one_by_one(name):
+    """A [batch, d] state (the error estimate once came back flat and broke the error norm)."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 2, generator=gen, dtype=torch.float64) - 2 * torch.eye(2, dtype=torch.float64)
+    y0 = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.7, 1.5], dtype=torch.float64)
+    ys = odeflow.solve(lambda t, y: y @ a.T, y0, t, method=name, step=odeflow.Adaptive(1e-5, 1e-7)).ys
+    assert ys.shape == (3, 4, 2)
+    exact = torch.stack([y0 @ torch.linalg.matrix_exp(a * float(s)).T for s in t])
+    assert torch.allclose(ys, exact, rtol=1e-2, atol=1e-3)

@@ -20,35 +20,17 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .safe_pickle import load_dataframe_pickle
+from .tabular_data import TabularData
 
 PathLike = Union[str, Path]
 ARCHIVE = ("the MAF data archive (Papamakarios et al. 2017; zenodo.org record 1161203, data.tar.gz): "
            "unpack it so that its folders power/, gas/, hepmass/, miniboone/, BSDS300/ lie in the data directory")
-
-
-@dataclass(frozen=True)
-class TabularData:
-    """Train/validation/test splits, float64 arrays [n, d]."""
-    name: str
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-
-    @property
-    def dim(self) -> int:
-        return int(self.train.shape[1])
-
-    def split(self, which: str) -> np.ndarray:
-        if which not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {which!r}; valid: train, val, test")
-        return getattr(self, which)
 
 
 def data_dir(path: Optional[PathLike] = None) -> Path:

@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from .tabular import TabularData
+from .tabular_data import TabularData
 
 TABLE_SUFFIXES: Tuple[str, ...] = (".csv", ".npy", ".parquet")
 MIN_ROWS = 10

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..solvers.loop import FixedGrid, fixed_grid, integrate_fixed
+from ..solvers.plain_run import run_plain
 from ..solvers.problem import Problem
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import FixedStep
@@ -58,7 +59,7 @@ class DiscretizeOptimize:
         """States at every output time (y0 first), differentiable by autograd."""
         differentiable_times = problem.t.requires_grad
         if not self.checkpointed or len(problem.t_values) == 1:
-            ys, _ = problem.run(differentiable_times=differentiable_times)
+            ys, _ = run_plain(problem, differentiable_times=differentiable_times)
             return ys
         if not isinstance(problem.step, FixedStep) or problem.step.grid is not None:
             raise ValueError("checkpointed discretize-optimize needs step=FixedStep(h) (or steps=n); for adaptive "

@@ -24,6 +24,7 @@ from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_
 from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
 from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, perturb_stage_times, real_dtype
 from ..solvers.methods import get_method
+from ..solvers.plain_run import run_plain
 from ..solvers.problem import Problem
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
 from ..solvers.stepping import Adaptive, FixedStep
@@ -106,7 +107,7 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, problem: Problem, cfg: OptimizeDiscretize, y0: Tensor, t: Tensor, *params: Tensor) -> Tensor:
         with torch.no_grad():
-            ys, h_next = problem.run(y0=y0)
+            ys, h_next = run_plain(problem, y0=y0)
             ys_t = torch.stack(ys)
         ctx.problem, ctx.cfg, ctx.h_next = problem, cfg, h_next
         ctx.adjoint_options = cfg.options

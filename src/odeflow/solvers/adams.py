@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .grid import Func, GridTimes, grid_points, integrate_grid
 from .hooks import StepHooks
-from .methods import RK4_38
+from .explicit_methods import RK4_38
 from .runge_kutta import rk_step
 from .solution import SolverStats
 from .stepping import FixedStep

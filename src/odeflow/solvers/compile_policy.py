@@ -17,11 +17,11 @@ worse than twice the better choice in hindsight -- the ski-rental rule). C and S
 the previous compile of the same problem recorded in the cache directory when there is
 one, else from the defaults below (measured on the seed-000 spiral, 2-core CPU, torch 2.13).
 
-auto never compiles what cannot be compiled (implicit or multistep methods, step
-callbacks, explicit grids, checkpointed Disc-Opt, events, no C++ compiler, adjoint
-parameters outside the field's module); if compiling fails anyway (e.g. torch.autograd.grad
+auto never compiles what cannot be compiled (`odeflow.compiling.compile_possible`: implicit
+or multistep methods, step callbacks, explicit grids, checkpointed Disc-Opt, events, no C++
+compiler, adjoint parameters outside the field's module); if compiling fails anyway (e.g. torch.autograd.grad
 in f), the problem is marked and solved eagerly from then on. Each fallback is logged at
-debug level (logger ``odeflow.solvers.compile_policy``).
+debug level (loggers ``odeflow.compiling`` and ``odeflow.solvers.compile_policy``).
 """
 from __future__ import annotations
 
@@ -29,9 +29,8 @@ import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, Optional
+from typing import Any, Dict, Hashable, Optional
 
 from . import compile_cache
 
@@ -182,74 +181,6 @@ def decide(rec: _Record, policy: AutoCompile) -> bool:
                   "compile" if ok else "eager")
     rec.compiled = ok
     return ok
-
-
-def timed_solve(rec: _Record, policy: AutoCompile, run: Callable[[bool], Any], compile_now: bool,
-                fallback: bool = True, adjoint: bool = False) -> Any:
-    """Run one solve (``run(compile)``), timing it for the decision; a failed compile marks the
-    problem as not compilable and solves it eagerly (with ``fallback``). The first call of each kind (eager: one-time
-    set-up; compiled: the compile itself) is not counted as a per-call cost."""
-    start = time.perf_counter()
-    rec.note_previous(start, policy.adjoint_factor if adjoint else policy.backward_factor)
-    first_compiled = compile_now and not rec.ran_compiled
-    if compile_now:
-        history = read_history(rec.disk_key)
-        warm = "cold_s" in history or "warm_s" in history
-        try:
-            out = run(True)
-        except (ValueError, RuntimeError) as e:
-            if not fallback:
-                raise
-            rec.failed, rec.compiled = True, False
-            log.debug("odeflow auto-compile: compiling failed (%s); solving eagerly from now on",
-                      str(e).splitlines()[0] if str(e) else type(e).__name__)
-            compile_now, first_compiled = False, False
-            start = time.perf_counter()
-            out = run(False)
-        elapsed = time.perf_counter() - start
-        rec.ran_compiled = rec.ran_compiled or compile_now
-        if first_compiled:
-            write_history(rec.disk_key, **{("warm_s" if warm else "cold_s"): elapsed})
-        if rec.compiled_n == 3 and rec.eager_n > 0:  # measured speedup, for the next decision
-            write_history(rec.disk_key, speedup=rec.eager_call_s() / max(rec.compiled_s / rec.compiled_n, 1e-9))
-    else:
-        out = run(False)
-        elapsed = time.perf_counter() - start
-    # a first call (set-up, or compiling) is not a per-call cost
-    rec.last = None if (rec.calls == 0 or first_compiled) else (start, elapsed, compile_now)
-    rec.calls += 1
-    return out
-
-
-def compile_possible(func: Callable, method: Any, step: Any, gradient: Any, events: Any) -> Optional[str]:
-    """Why a solve cannot be compiled (None: it can be tried)."""
-    from ..gradients import DiscretizeOptimize, OptimizeDiscretize
-    from .hooks import NAMES
-    from .methods import get_method
-    from .stepping import FixedStep
-    from .tableau import ButcherTableau
-    if events is not None:
-        return "events"
-    try:
-        tab = get_method(method)
-    except (ValueError, TypeError):
-        return None  # the solve itself reports the bad method
-    if not isinstance(tab, ButcherTableau):
-        return f"method {tab.name!r} is not an explicit Runge-Kutta method"
-    if isinstance(step, FixedStep) and (step.grid is not None or step.perturb):
-        return "explicit grid or perturbed steps"
-    if any(getattr(func, name + sfx, None) is not None for name in NAMES for sfx in ("", "_adjoint")):
-        return "step callbacks"
-    if isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed:
-        return "checkpointed discretize-optimize"
-    if isinstance(gradient, OptimizeDiscretize) and gradient.params is not None:
-        import torch.nn as nn
-        own = {id(p) for p in func.parameters()} if isinstance(func, nn.Module) else set()
-        if any(id(p) not in own for p in gradient.params):
-            return "adjoint parameters outside the vector field's module"
-    if not has_cxx_compiler():
-        return "no C++ compiler"
-    return None
 
 
 COMPILE_CHOICES = ("auto", "on", "off")

@@ -168,7 +168,7 @@ class ImplicitRK:
                 g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
                 lu_e = self._newton_matrix(jb, h, torch.full((1, 1), g, dtype=a.dtype, device=y.device))
                 err = self._solve(lu_e, raw[None, :], nb, k)[0]
-        return y1.reshape(shape), err, f0_graph, list(hf.unbind(0))
+        return y1.reshape(shape), None if err is None else err.reshape(shape), f0_graph, list(hf.unbind(0))
 
     def _exact_lu(self, f: Func, ts, flat: Tensor, z: Tensor, shape, h: float, a: Tensor, nb: int):
         """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block."""

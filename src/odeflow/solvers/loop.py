@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
+from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
 from .runge_kutta import LOW_PRECISION, Step, dense_outputs, interpolate, rk_step, rk_step_compensated
 from .solution import SolverStats
@@ -235,8 +236,7 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     returned are those before it). t_out[-1] may be +-inf when a terminal event ends the solve.
     """
     if not tab.adaptive:
-        from .methods import METHODS
-        valid = sorted(m.name for m in METHODS.values() if m.adaptive)
+        valid = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
         raise ValueError(f"method {tab.name!r} has no error estimate for adaptive stepping; "
                          f"use FixedStep(h) or one of {valid}")
     n = len(t_out)

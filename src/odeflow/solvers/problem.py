@@ -1,4 +1,4 @@
-"""Checking a user's (func, y0, t, method, step) once, up front, and running the plain solve.
+"""Checking a user's (func, y0, t, method, step) once, up front: the `Problem` a gradient mode runs.
 
 Everything a user can get wrong is caught here with a message naming what was received and
 how to fix it, so the loops themselves carry no checks.
@@ -11,14 +11,12 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .errors import SolverError
-from .grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from .counted_func import CheckedCountedFunc
 from .hooks import StepHooks
-from .loop import fixed_grid, integrate_adaptive, integrate_fixed
-from .methods import get_method
+from .methods import all_method_names, get_method
 from .solution import SolverStats
-from .state import ErrorNorm, State, StatePacker, packed_func
+from .state import ErrorNorm, State, StatePacker
 from .stepping import Adaptive, FixedStep
 from .tableau import ButcherTableau
 
@@ -48,47 +46,6 @@ def check_times(t: Union[Tensor, Sequence[float]]) -> Tuple[Tensor, List[float]]
     return t, values
 
 
-class _CheckedCountedFunc:
-    """Counts evaluations into the stats and checks the first output against the state."""
-
-    def __init__(self, func: Callable, packer: StatePacker, stats: SolverStats) -> None:
-        self.func, self.packer, self.stats = func, packer, stats
-        self.flat = packed_func(func, packer)
-        self.checked = False
-
-    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        self.stats.nfe += 1
-        if not self.checked:
-            return self._first_call(t, y)
-        return self.flat(t, y)
-
-    def check(self, t: Tensor, y: Tensor) -> None:
-        """Run the first-call checks now, uncounted (before handing the raw func to compiled code)."""
-        if not self.checked:
-            with torch.no_grad():
-                self._first_call(t, y.detach())
-
-    def _first_call(self, t: Tensor, y: Tensor) -> Tensor:
-        out = self.func(t, self.packer.unpack(y))
-        if self.packer.is_tuple:
-            if not isinstance(out, (tuple, list)) or len(out) != len(self.packer.shapes):
-                raise ValueError(f"func returned {type(out).__name__}"
-                                 f"{f' of length {len(out)}' if isinstance(out, (tuple, list)) else ''}"
-                                 f" but the state is a tuple of {len(self.packer.shapes)} tensors; "
-                                 "return one derivative per component")
-            got = [tuple(o.shape) for o in out]
-            want = [tuple(s) for s in self.packer.shapes]
-        else:
-            if not isinstance(out, Tensor):
-                raise ValueError(f"func returned {type(out).__name__}; expected a tensor shaped like y0")
-            got, want = [tuple(out.shape)], [tuple(self.packer.shapes[0])]
-        if got != want:
-            raise ValueError(f"func(t, y) returned shape(s) {got} but the state has shape(s) {want}; "
-                             "dy/dt must have the same shape as y")
-        self.checked = True
-        return self.packer.pack(out)
-
-
 @dataclass
 class Problem:
     """A validated initial-value problem, with the state packed into one tensor."""
@@ -109,43 +66,10 @@ class Problem:
     def raw_func(self) -> Callable[[Tensor, Tensor], Tensor]:
         """The packed vector field without counting (for compiled code), after the first-call checks."""
         func = self.func
-        assert isinstance(func, _CheckedCountedFunc)
+        assert isinstance(func, CheckedCountedFunc)
         if not func.checked:
             func.check(torch.tensor(self.t_values[0], dtype=self.y0.dtype, device=self.y0.device), self.y0)
         return func.flat
-
-    def run(self, y0: Optional[Tensor] = None, h0: Optional[float] = None, differentiable_times: bool = False
-            ) -> Tuple[List[Tensor], Optional[float]]:
-        """Solve from y0 (default: the problem's) through all times; returns the states at
-        every time in t (y0 first) and, for adaptive steps, the next proposed step size."""
-        y0 = self.y0 if y0 is None else y0
-        if len(self.t_values) == 1:
-            return [y0], h0
-        t_tensor = self.t if differentiable_times else None
-        if not isinstance(self.method, ButcherTableau):
-            return [y0] + self.method.integrate(self.func, y0, self.t_values, self.step, self.norm, self.stats,
-                                                self.hooks), None
-        if isinstance(self.step, FixedStep) and self.step.grid is not None:
-            times = GridTimes(y0.dtype, y0.device, self.step.perturb)
-            step_fn = rk_grid_step(self.method, self.func, times)
-            return [y0] + integrate_grid(step_fn, self.func, y0, grid_points(self.step, self.t_values),
-                                         self.t_values, self.step.interp, self.stats, self.hooks), None
-        if isinstance(self.step, FixedStep):
-            grid = fixed_grid(self.method, self.t_values, self.step.substeps(self.t_values),
-                              y0.dtype, y0.device, t_tensor, perturb=self.step.perturb)
-            if self.compile:
-                key = compile_key("forward", self.method, self.user_func, y0)
-                return [y0] + integrate_fixed_compiled(self.method, self.raw_func(), y0, grid, self.stats, key), None
-            outs, _, _ = integrate_fixed(self.method, self.func, y0, grid, self.stats, hooks=self.hooks)
-            return [y0] + outs, None
-        assert self.norm is not None
-        attempt = None
-        if self.compile:
-            attempt = CompiledAttempt(self.method, self.raw_func(), self.norm, self.stats.count_evals,
-                                      compile_key("forward", self.method, self.user_func, y0))
-        outs, h = integrate_adaptive(self.method, self.func, y0, self.t_values, self.step, self.norm,
-                                     self.stats, h0=h0, t_tensor=t_tensor, attempt=attempt, hooks=self.hooks)
-        return [y0] + outs, h
 
 
 def capturing(x: Tensor) -> bool:
@@ -166,7 +90,6 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
     if not isinstance(step, (FixedStep, Adaptive)):
         raise TypeError(f"step must be FixedStep(h) or Adaptive(rtol, atol); got {type(step).__name__}")
     if isinstance(step, Adaptive) and not tab.adaptive:
-        from .methods import all_method_names
         valid = all_method_names(adaptive=True)
         raise ValueError(f"method {tab.name!r} has no embedded error estimate, so it cannot take adaptive "
                          f"steps; use step=FixedStep(h) or one of {valid}")
@@ -187,7 +110,7 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
                     or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))):
         raise ValueError("compile=True supports explicit Runge–Kutta methods without step callbacks, explicit "
                          "grids or perturb; use compile=False")
-    return Problem(_CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
+    return Problem(CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
                    norm, stats, user_func=func, compile=compile, hooks=hooks)
 
 

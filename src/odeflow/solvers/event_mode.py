@@ -1,0 +1,128 @@
+"""Events as a mode of the solve (`solve(..., events=...)`, `odeint(..., event_fn=...)`, `odeint_event`).
+
+The loop itself watches for roots: `locate` runs the one integration loop, without a graph,
+with an `EventWatcher` checking the dense output after every accepted step (the continuous
+extension of explicit RK methods, cubic Hermite where they have none, the Adams interpolant,
+cubic Hermite for implicit RK). `until_event` turns the user's problem into the problem the
+gradient then solves: [output times before the terminal event, t_e], or the whole problem
+when no terminal event occurs. `EventTime` (in `events`) adds the gradient through t_e.
+The cost of an event solve is about two solves.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .events import (Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance,
+                     rk_advance)
+from .grid import GridTimes
+from .loop import integrate_adaptive, real_dtype
+from .problem import Problem, make_problem
+from .solution import SolverStats
+from .state import packed_func
+from .stepping import Adaptive
+from .tableau import ButcherTableau
+
+
+def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatcher:
+    """Integrate from t0 toward t_end (may be +-inf) without a graph, recording the roots of the
+    events on the method's dense output; a terminal root ends the integration."""
+    method = problem.method
+    if not isinstance(method, ButcherTableau) and not hasattr(method, "stepper"):
+        raise ValueError(f"events are not available with {method.name!r} (it returns no dense output); use "
+                         "dopri5, tsit5, an Adams or an implicit method")
+    y0 = problem.y0.detach()
+    t0 = problem.t_values[0]
+    watcher = EventWatcher(events, problem.packer, t0, y0, real_dtype(y0.dtype))
+    scratch = SolverStats()
+    step = problem.step
+    with torch.no_grad():
+        if isinstance(step, Adaptive):
+            if isinstance(method, ButcherTableau):
+                integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch,
+                                   events=watcher)
+            else:
+                method.integrate(problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
+            return watcher
+        h = step.h
+        if h is None:
+            if not math.isfinite(t_end):
+                raise ValueError("fixed-step event handling needs a step size (options=dict(step_size=h) "
+                                 "or FixedStep(h))")
+            h = abs(t_end - t0) / (step.steps or 1)
+        times = GridTimes(y0.dtype, y0.device, step.perturb)
+        if isinstance(method, ButcherTableau):
+            advance = rk_advance(method, problem.func, y0, times)
+        elif hasattr(method, "event_stepper"):  # a method with its own interpolant (Adams)
+            advance = method.event_stepper(problem.func, y0, step)
+        else:
+            advance = hermite_advance(method.stepper(problem.func, y0, step), problem.func, times)
+        fixed_steps_until_event(advance, y0, t0, h, t_end, watcher, scratch, getattr(step, "max_steps", 20000))
+    return watcher
+
+
+@dataclass
+class EventStop:
+    """What the event search found, and the problem the gradient mode solves next."""
+
+    watcher: EventWatcher
+    events: List[Event]
+    problem: Problem            # to the terminal event, or the whole problem when there is none
+    nfe_search: int             # evaluations spent by `locate`
+    t_kept: Optional[Tensor] = None   # output times before the terminal event (None: no terminal event)
+    t_e: Optional[Tensor] = None
+
+
+def until_event(func: Callable, y0, t, method, step, events, check_finite: bool,
+                t_end: Optional[float] = None) -> EventStop:
+    """Search t[0] -> t[-1] (or -> ``t_end``, which may be +-inf) for the events, and build the
+    problem to solve with gradients: to the terminal event if one occurred."""
+    evs = as_events(events)
+    probe = make_problem(func, y0, t, method, step)
+    values = probe.t_values
+    end = values[-1] if t_end is None else t_end
+    if len(values) == 1 and t_end is None:
+        raise ValueError("events need at least two times in t (the search runs from t[0] to t[-1])")
+    watcher = locate(probe, evs, end)
+    rec = watcher.terminal
+    if rec is None:
+        return EventStop(watcher, evs, make_problem(func, y0, t, method, step, check_finite=check_finite),
+                         probe.stats.nfe)
+    direction = 1.0 if end >= values[0] else -1.0
+    keep = 1 if t_end is not None else max(1, sum(1 for v in values if (rec.t - v) * direction > 0))
+    t_tensor = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
+    t_e = torch.tensor(rec.t, dtype=t_tensor.dtype if t_tensor.is_floating_point() else torch.float64,
+                       device=t_tensor.device)
+    problem = make_problem(func, y0, torch.cat([t_tensor[:keep], t_e.reshape(1)]), method, step)
+    return EventStop(watcher, evs, problem, probe.stats.nfe, t_tensor[:keep], t_e)
+
+
+def through_event_time(stop: EventStop, ys: List[Tensor], reroute: bool) -> Tuple[Tensor, List[Tensor]]:
+    """t_e and the states, with the gradient of the terminal event time (implicit function
+    theorem: dt_e = -(dg/dy . dy) / (dg/dt + dg/dy . f), `EventTime`) when ``reroute``."""
+    assert stop.t_e is not None and stop.watcher.terminal is not None
+    if not reroute:
+        return stop.t_e, ys
+    problem, rec = stop.problem, stop.watcher.terminal
+    assert problem.user_func is not None
+    flat_f = packed_func(problem.user_func, problem.packer)
+    ev, k = stop.events[rec.index], rec.component
+
+    def g(tt: Tensor, y: Tensor) -> Tensor:
+        out = torch.as_tensor(ev.fn(tt.to(real_dtype(y.dtype)), problem.packer.unpack(y)))
+        return out.reshape(-1)[k].real if out.is_complex() else out.reshape(-1)[k]
+
+    t_out, ys[-1] = EventTime.apply(stop.t_e.to(real_dtype(ys[-1].dtype)), ys[-1], flat_f, g)
+    return t_out.to(stop.t_e.dtype), ys
+
+
+def check_event_finite(stacked: Tensor, stop: EventStop) -> None:
+    """The event solve's outputs must be finite."""
+    if not bool(torch.isfinite(stacked.detach()).all()):
+        t_fail = stop.watcher.terminal.t if stop.watcher.terminal is not None else float("nan")
+        raise SolverError("the solution became non-finite (NaN/inf)", t_fail, float("nan"), "check the vector field")
