@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,27 @@ _EXPORTS: Dict[str, str] = {
 }
 
 __all__: List[str] = list(_EXPORTS)
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (below)
+    from .dense import odeint_dense as odeint_dense
+    from .gradients import DiscretizeOptimize as DiscretizeOptimize
+    from .gradients import OptimizeDiscretize as OptimizeDiscretize
+    from .odeint import odeint as odeint
+    from .odeint import odeint_adjoint as odeint_adjoint
+    from .odeint import odeint_event as odeint_event
+    from .solve import solve as solve
+    from .solvers import METHODS as METHODS
+    from .solvers import Adaptive as Adaptive
+    from .solvers import ButcherTableau as ButcherTableau
+    from .solvers import FixedStep as FixedStep
+    from .solvers import Solution as Solution
+    from .solvers import SolverError as SolverError
+    from .solvers import SolverStats as SolverStats
+    from .solvers import get_method as get_method
+    from .solvers.compile_cache import cache_dir as cache_dir
+    from .solvers.compile_cache import set_cache_dir as set_cache_dir
+    from .solvers.compile_policy import AutoCompile as AutoCompile
+    from .solvers.events import Event as Event
 
 
 class _LazyPackage(types.ModuleType):

@@ -88,6 +88,7 @@ def resolve(func: Optional[Callable], y0: Any, t: Tensor, rtol: Any, atol: Any, 
     opts = dict(options or {})
     requested = "dopri5" if method is None else method
     name = ALIASES.get(requested, requested)
+    obj: Any
     try:
         obj = get_method(name)
     except ValueError:

@@ -28,6 +28,7 @@ from .solvers.hooks import NAMES as CALLBACK_NAMES
 from .solvers.scipy_method import ScipySolver
 from .solvers.stepping import Adaptive, FixedStep
 from .solvers.state import State
+from .solving import Gradient
 
 
 FIXED_GRID_CALLBACKS = ("callback_step",)  # torchdiffeq's fixed-grid solvers call only this one
@@ -57,6 +58,8 @@ class _DropinFunc(nn.Module):
                 y0 = (torch.zeros((), dtype=y0[0].dtype, device=y0[0].device),) + tuple(y0)
             return cb(t0, y0, dt.abs())
         return call
+
+    base: Callable  # the user's func (set in __init__, not a registered module)
 
     def forward(self, t: Tensor, y: State) -> State:
         return self.base(t, y)
@@ -181,7 +184,8 @@ def odeint_event(func: Callable[[Tensor, State], State], y0: State, t0: Tensor, 
     if odeint_interface is odeint:
         if kwargs:
             raise TypeError(f"odeint_event got unexpected arguments {sorted(kwargs)} for odeint")
-        gradient, adj = DiscretizeOptimize(), None
+        gradient: Gradient = DiscretizeOptimize()
+        adj = None
     else:
         names = ("adjoint_rtol", "adjoint_atol", "adjoint_method", "adjoint_options", "adjoint_params")
         unknown = sorted(set(kwargs) - set(names))
@@ -200,6 +204,7 @@ def _event_mode(f, y0, t, cfg, gradient, event_fn, reroute: bool):
     direction = 1.0 if float(t[1]) > float(t[0]) else -1.0
     sol = run(SolveCall(f, y0, t, cfg.method, cfg.step, gradient, True, Event(event_fn),
                         event_end=direction * float("inf"), reroute=reroute))
+    assert sol.event_t is not None  # odeint's event mode always ends on its event
     event_t = sol.event_t.to(t.dtype)
     anchor = sol.ys[0] if isinstance(sol.ys, tuple) else sol.ys
     if not reroute and isinstance(gradient, OptimizeDiscretize) and anchor.requires_grad:

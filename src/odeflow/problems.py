@@ -10,6 +10,8 @@ SPIRAL_A = ((-0.1, 2.0), (-2.0, -0.1))
 class SpiralField(nn.Module):
     """The seed 000 truth: du/dt = A^T u^3 with A = [[-0.1, 2], [-2, -0.1]] (DiffEqFlux spiral)."""
 
+    A: Tensor
+
     def __init__(self, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         self.register_buffer("A", torch.tensor(SPIRAL_A, dtype=dtype))

@@ -60,7 +60,7 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     gradient = DiscretizeOptimize() if gradient is None else gradient
     if not isinstance(gradient, (DiscretizeOptimize, OptimizeDiscretize)):
         raise TypeError(f"gradient must be DiscretizeOptimize() or OptimizeDiscretize(); got {gradient!r}")
-    if isinstance(compile, str) and compile != "auto":
+    if not (isinstance(compile, (bool, AutoCompile)) or compile is None or compile == "auto"):
         raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
     if compile is True and events is not None:
         raise ValueError("events do not combine with compile=True; use compile=False or 'auto' (which solves "
@@ -68,4 +68,4 @@ def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Se
     call = SolveCall(func, y0, t, method, step, gradient, check_finite, events)
     if compile is False or compile is None:
         return run(call)
-    return run_compiled(call, AutoCompile() if compile == "auto" else compile)
+    return run_compiled(call, compile if isinstance(compile, (bool, AutoCompile)) else AutoCompile())

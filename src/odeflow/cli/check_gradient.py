@@ -1,6 +1,8 @@
 """`odeflow check-gradient`: the seed 000 Taylor test on the built-in spiral regression problem."""
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import argparse
 import json
 from pathlib import Path
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64)
     data = solve(SpiralField(), u0, t, method="tsit5", step=Adaptive(1e-10, 1e-12)).ys
     model = VectorFieldMLP(2, (50,), "tanh", "cube", dtype=torch.float64)
+    kw: Dict[str, Any]
     if args.mode == "disc-opt":
         kw = dict(method="rk4", step=FixedStep(1.5 / 29), gradient=DiscretizeOptimize())
     else:

@@ -13,74 +13,23 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type
 
+from ..training.config import TrainingConfig
+from .config_cli import Options, add_options, fraction, non_negative_float, options_of, positive_float, positive_int
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+__all__ = ["add_config_options", "make_config", "read_config_file", "positive_int", "positive_float",
+           "non_negative_float", "fraction"]
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-# option -> (config field, argparse keyword arguments); common to every task
-ENGINE_OPTIONS: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    "--iterations": ("iterations", dict(type=positive_int)),
-    "--batch": ("batch", dict(type=positive_int, help="global batch (split over torchrun processes)")),
-    "--lr": ("lr", dict(type=positive_float)),
-    "--seed": ("seed", dict(type=int)),
-    "--val-every": ("val_every", dict(type=positive_int)),
-    "--checkpoint-every": ("checkpoint_every", dict(type=positive_int, help="write last.pt every N iterations")),
-    "--patience": ("patience", dict(type=positive_int, help="early stopping: validations without improvement")),
-    "--time-budget": ("time_budget", dict(type=positive_float, help="stop after this many seconds of training")),
-    "--optimizer": ("optimizer", dict(choices=["adam", "adamw", "sgd"])),
-    "--weight-decay": ("weight_decay", dict(type=non_negative_float)),
-    "--lr-schedule": ("lr_schedule", dict(choices=["constant", "cosine"])),
-    "--grad-clip": ("grad_clip", dict(type=positive_float, help="clip the global gradient norm")),
-    "--device": ("device", dict(choices=["cpu", "cuda", "auto"])),
-    "--cuda-graph": ("cuda_graph", dict(action="store_true",
-                                        help="capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)")),
-}
-
-
-def add_config_options(p: argparse.ArgumentParser, cls: Type, options: Dict[str, Tuple[str, Dict[str, Any]]],
-                       default_out: str, config_file: bool = True) -> None:
-    """Options of the task's own table and of the engine; unset options stay out of the namespace."""
-    defaults = cls()
-    if config_file:
-        p.add_argument("--config", type=Path, default=None, help=f"JSON or TOML file with {cls.__name__} fields")
-    for flag, (name, kwargs) in {**ENGINE_OPTIONS, **options}.items():
-        kwargs = dict(kwargs)
-        kwargs["help"] = f"{kwargs.get('help', '')} (default {getattr(defaults, name)})".strip()
-        p.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
-    p.add_argument("--out", type=Path, default=argparse.SUPPRESS, help=f"run folder (default {default_out})")
-    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last.pt (exactly where it stopped)")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (RUN/tensorboard)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+def add_config_options(p: argparse.ArgumentParser, cls: Type, options: Options, default_out: str,
+                       config_file: bool = True) -> None:
+    """The engine's options (generated from `TrainingConfig`) and the task's ``options``."""
+    add_options(p, cls, {**options_of(TrainingConfig), **options}, default_out, config_file)
 
 
 def read_config_file(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
+    errors: Tuple[type, ...]
     if path.suffix == ".toml":
         try:
             import tomllib

@@ -8,7 +8,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 # odeflow's fast CNF recipe, the same settings as configs/cnf_fast.toml (a test keeps the two equal).
 FAST_RECIPE: Dict[str, Any] = dict(
@@ -59,7 +59,7 @@ def _solver_comparison(out: Path) -> None:
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64)
     field = SpiralField()
     ref = solve(field, u0, t, method="dopri8", step=Adaptive(1e-12, 1e-13)).ys
-    runs = {"rk4 h=0.05": ("rk4", FixedStep(0.05)), "bosh3 1e-6": ("bosh3", Adaptive(1e-6, 1e-8)),
+    runs: Dict[str, Tuple[str, Any]] = {"rk4 h=0.05": ("rk4", FixedStep(0.05)), "bosh3 1e-6": ("bosh3", Adaptive(1e-6, 1e-8)),
             "dopri5 1e-6": ("dopri5", Adaptive(1e-6, 1e-8)), "tsit5 1e-6": ("tsit5", Adaptive(1e-6, 1e-8))}
     rows, curves = [], {}
     for label, (method, step) in runs.items():

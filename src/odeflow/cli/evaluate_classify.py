@@ -2,6 +2,8 @@
 another solver than the training one (re-discretization; the ResNet twin keeps its blocks)."""
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import argparse
 import json
 
@@ -16,7 +18,7 @@ def evaluate_classify(args: argparse.Namespace, state) -> int:
     if solver is not None:
         model.set_solver(*solver)
     x, y = load_classification(cfg.data, "test", cfg.data_dir, seed=cfg.seed)
-    result = evaluate_classifier(model, x, y, progress=not args.quiet)
+    result: Dict[str, Any] = dict(evaluate_classifier(model, x, y, progress=not args.quiet))
     method = "euler (ResNet blocks)" if cfg.model == "resnet" else model.block.method
     step = "" if cfg.model == "resnet" else describe_step(model.block.step)
     result.update(checkpoint=str(args.checkpoint), model=cfg.model, data=cfg.data, method=method, step=step)

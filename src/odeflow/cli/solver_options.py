@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
@@ -16,7 +16,7 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=float, default=None, help="adaptive absolute tolerance (default 1e-5)")
 
 
-def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, object]]:
+def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, Any]]:
     """(method, step) from the options, or None to keep the trained solver."""
     if args.method is None and args.step_size is None and args.rtol is None and args.atol is None:
         return None

@@ -22,7 +22,8 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
         raise ValueError(f"--data {args.data}: this run was trained on {cfg.data!r}; omit --data for tabular runs")
     data = load_tabular(cfg.data, cfg.data_dir, seed=cfg.seed)
     x = torch.tensor(data.test[:args.n], dtype=DTYPES[cfg.dtype])
-    method, step = chosen_solver(args) or (flow.blocks[0].method, flow.blocks[0].step)
+    first: Any = flow.blocks[0]
+    method, step = chosen_solver(args) or (first.method, first.step)
     result = dict(checkpoint=str(args.checkpoint), data=cfg.data, n=int(x.shape[0]), method=method,
                   step=describe_step(step), **evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk))
     if args.json:

@@ -8,56 +8,28 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, positive_float, positive_int
-from ..training.distributed import is_main_process
+from .config_cli import add_options, options_of
+from .config_options import make_config
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/cnf"
 
-# option name -> (CNFConfig field, argparse keyword arguments)
-_OPTIONS: Dict[str, Any] = {
-    "--data": ("data", dict()),
-    "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
-    "--layer": ("layer", dict()),
-    "--activation": ("activation", dict()),
-    "--controls": ("controls", dict(type=positive_int, help="control times for time-dependent weights (1: constant)")),
-    "--T": ("T", dict(type=positive_float, help="end time (initial value with --learn-T)")),
-    "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
-    "--method": ("method", dict()),
-    "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
-    "--n-steps": ("n_steps", dict(type=positive_int, help="exactly this many fixed steps on [0, T] (instead of --step-size)")),
-    "--rtol": ("rtol", dict(type=positive_float)),
-    "--atol": ("atol", dict(type=positive_float)),
-    "--seminorm": ("seminorm", dict(action="store_true")),
-    "--divergence": ("divergence", dict(choices=["exact", "hutchinson"])),
-    "--val-size": ("val_size", dict(type=positive_int)),
-    "--val-method": ("val_method", dict(help="validation solver (default: the training one)")),
-    "--val-step-size": ("val_step_size", dict(type=positive_float)),
-    "--zero-init": ("zero_init", dict(action="store_true", help="start from f = 0 (RNODE)")),
-    "--kinetic": ("kinetic", dict(type=float, help="RNODE lambda_K (e.g. 0.01)")),
-    "--jacobian": ("jacobian", dict(type=float, help="RNODE lambda_J (e.g. 0.01)")),
-    "--learn-T": ("learn_T", dict(action="store_true", help="TO-FLOW: learn the end time")),
-    "--T-lr": ("T_lr", dict(type=positive_float)),
-    "--T-alpha": ("T_alpha", dict(type=float, help="temporal regularization alpha |T|")),
-    "--T-eps": ("T_eps", dict(type=positive_float, help="clip T to [eps, 2 T0 - eps]")),
-    "--T-objective": ("T_objective", dict(choices=["loss", "nll"], help="what the T step minimises")),
+# what the dataclass cannot say (every other option is generated from CNFConfig's fields)
+_SPECIAL: Dict[str, Any] = {
     "--compile": ("compile", dict(nargs="?", const="on", choices=["auto", "on", "off"],
                                   help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
                                        "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
                                        "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
-    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
-                                                                  "unset: in use + half of the free memory")),
-    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
-                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
+    "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=1000 method=rk4 step=0.25 lr=5e-4'")),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.cnf2d import CNFConfig
+    from ..tasks.cnf2d_config import CNFConfig
     p = train_sub.add_parser("cnf", help="train a continuous normalizing flow on a toy 2-D density")
-    add_config_options(p, CNFConfig, _OPTIONS, DEFAULT_OUT)
+    add_options(p, CNFConfig, options_of(CNFConfig, _SPECIAL), DEFAULT_OUT)
     p.set_defaults(run=run)
 
 
@@ -78,13 +50,14 @@ SOLVER_AND_RATE = {"lr", "method", "step_size", "n_steps", "rtol", "atol"}
 
 
 def make_cnf_config(args: argparse.Namespace):
-    from ..tasks.cnf2d import CNFConfig
+    from ..tasks.cnf2d_config import CNFConfig
     return make_config(CNFConfig, args, DEFAULT_OUT, adjust=_adjust)
 
 
 @report_errors
 def run(args: argparse.Namespace) -> int:
     from ..tasks.cnf2d import train_cnf
+    from ..training.distributed import is_main_process
     cfg, out, resume = make_cnf_config(args)
     s = train_cnf(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     t, r = s["trained_solver"], s["rediscretized_dopri5"]

@@ -2,40 +2,27 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, non_negative_float, positive_float, positive_int
-from ..training.distributed import is_main_process
+from .config_cli import add_options, options_of
+from .config_options import make_config
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/hamiltonian"
 
-_OPTIONS: Dict[str, Any] = {
-    "--system": ("system", dict(choices=["pendulum", "mass-spring"])),
-    "--model": ("model", dict(choices=["hnn", "hnn-separable", "node"])),
-    "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
-    "--activation": ("activation", dict()),
-    "--n-train": ("n_train", dict(type=positive_int, help="training trajectories")),
-    "--horizon": ("horizon", dict(type=positive_float, help="training trajectory length")),
-    "--points": ("points", dict(type=positive_int, help="samples per training trajectory")),
-    "--noise": ("noise", dict(type=non_negative_float)),
-    "--integrator": ("integrator", dict(choices=["rk4", "dopri5", "leapfrog"], help="for the long rollouts")),
-    "--step-size": ("step_size", dict(type=positive_float)),
-    "--rollout-factor": ("rollout_factor", dict(type=positive_float, help="rollout length / training horizon")),
-    "--n-test": ("n_test", dict(type=positive_int)),
-}
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.hamiltonian import HamiltonianConfig
+    from ..tasks.hamiltonian_config import HamiltonianConfig
     p = train_sub.add_parser("hamiltonian", help="Hamiltonian NN on a pendulum / mass-spring; energy drift")
-    add_config_options(p, HamiltonianConfig, _OPTIONS, DEFAULT_OUT)
+    add_options(p, HamiltonianConfig, options_of(HamiltonianConfig, skip={"n_val"}), DEFAULT_OUT)  # n_val: config files only
     p.set_defaults(run=run)
 
 
 @report_errors
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.hamiltonian import HamiltonianConfig, HamiltonianTask
+    from ..tasks.hamiltonian import HamiltonianTask
+    from ..tasks.hamiltonian_config import HamiltonianConfig
+    from ..training.distributed import is_main_process
     from ..training import Trainer
     cfg, out, resume = make_config(HamiltonianConfig, args, DEFAULT_OUT)
     task = HamiltonianTask(cfg)

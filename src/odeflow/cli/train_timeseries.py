@@ -4,59 +4,52 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, positive_float, positive_int
-from ..training.distributed import is_main_process
+from .config_cli import add_options, options_of, positive_int
+from .config_options import make_config
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/timeseries"
 
-_OPTIONS: Dict[str, Any] = {
-    "--data": ("data", dict(help="'spiral' (built in) or a CSV file with a time column")),
-    "--time-column": ("time_column", dict()),
-    "--method": ("method", dict(help="solver (default rk4 for disc-opt, dopri5 for opt-disc)")),
-    "--step-size": ("step_size", dict(type=positive_float, help="fixed step (default: the data spacing)")),
-    "--rtol": ("rtol", dict(type=positive_float)),
-    "--atol": ("atol", dict(type=positive_float)),
-    "--seminorm": ("seminorm", dict(action="store_true")),
+# what the config dataclass cannot say (every other option is generated from its fields)
+_SPECIAL: Dict[str, Any] = {
     "--compile": ("compile", dict(nargs="?", const="on", choices=["auto", "on", "off"],
                                   help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
                                        "(compile only when the run is long enough to repay the compile; "
                                        "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
-    "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
-    "--activation": ("activation", dict()),
-    "--transform": ("transform", dict()),
-    "--dtype": ("dtype", dict(choices=["float32", "float64"])),
     "--check-at": ("check_at", dict(type=int, nargs="*", help="iterations with a derivative check")),
-    "--loss-threshold": ("loss_threshold", dict(type=positive_float)),
 }
+
+# config-file-only settings (snapshot_at follows --iterations unless a config file sets it)
+_NOT_ON_THE_COMMAND_LINE = {"snapshot_at", "extrapolate_to"}
 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
-    from ..tasks.timeseries import TimeSeriesConfig
+    from ..tasks.timeseries_config import TimeSeriesConfig
     if "snapshot_at" not in values:
         values["snapshot_at"] = sorted({0, 25, 100, values.get("iterations", TimeSeriesConfig.iterations)})
     return values
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.timeseries import TimeSeriesConfig
+    from ..tasks.timeseries_config import TimeSeriesConfig
     p = train_sub.add_parser("timeseries", help="fit a neural ODE to a time series (seed 000 §4.1)")
-    add_config_options(p, TimeSeriesConfig, {**_OPTIONS, "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"]))},
-                       DEFAULT_OUT)
+    add_options(p, TimeSeriesConfig, options_of(TimeSeriesConfig, _SPECIAL, skip=_NOT_ON_THE_COMMAND_LINE), DEFAULT_OUT)
     p.set_defaults(run=run_train)
 
 
 def register_compare(compare_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.timeseries import TimeSeriesConfig
+    from ..tasks.timeseries_config import TimeSeriesConfig
     c = compare_sub.add_parser("timeseries", help="both modes from the same initialisation, over seeds")
-    add_config_options(c, TimeSeriesConfig, _OPTIONS, "runs/timeseries_compare")
+    add_options(c, TimeSeriesConfig, options_of(TimeSeriesConfig, _SPECIAL, skip={"mode", *_NOT_ON_THE_COMMAND_LINE}), "runs/timeseries_compare")
     c.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (0 .. N-1)")
     c.set_defaults(run=run_compare)
 
 
 @report_errors
 def run_train(args: argparse.Namespace) -> int:
-    from ..tasks.timeseries import TimeSeriesConfig, train_timeseries
+    from ..tasks.timeseries import train_timeseries
+    from ..tasks.timeseries_config import TimeSeriesConfig
+    from ..training.distributed import is_main_process
     cfg, out, resume = make_config(TimeSeriesConfig, args, DEFAULT_OUT, adjust=_adjust)
     r = train_timeseries(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
@@ -67,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 @report_errors
 def run_compare(args: argparse.Namespace) -> int:
-    from ..tasks.timeseries import TimeSeriesConfig
+    from ..tasks.timeseries_config import TimeSeriesConfig
     from ..tasks.timeseries_compare import compare_modes, comparison_table
     if args.resume is not None:
         raise ValueError("compare runs cannot be resumed; use `odeflow train timeseries --resume RUN_DIR` per run")

@@ -67,16 +67,17 @@ class DiscretizeOptimize:
         if not isinstance(problem.method, ButcherTableau):
             raise ValueError(f"checkpointed discretize-optimize supports explicit Runge–Kutta methods; got "
                              f"{problem.method.name!r}: drop the checkpoints or use OptimizeDiscretize()")
-        params = field_params(problem.user_func, self.params)
+        params = field_params(problem.field, self.params)
         return self._run_checkpointed(problem, differentiable_times, params)
 
     def _run_checkpointed(self, problem: Problem, differentiable_times: bool,
                           params: Tuple[Tensor, ...]) -> List[Tensor]:
-        y0 = problem.y0
-        grid = fixed_grid(problem.method, problem.t_values, problem.step.substeps(problem.t_values),
+        y0, step = problem.y0, problem.step
+        assert isinstance(step, FixedStep)  # checked when the mode was chosen
+        grid = fixed_grid(problem.method, problem.t_values, step.substeps(problem.t_values),
                           y0.dtype, y0.device, problem.t if differentiable_times else None)
         n = len(grid)
-        seg = self.segment_steps or max(1, math.ceil(n / self.checkpoints))
+        seg = self.segment_steps or max(1, math.ceil(n / (self.checkpoints or 1)))
         problem.stats.steps += n
         problem.stats.accepted += n
         outs: List[Tensor] = [y0]
@@ -107,13 +108,14 @@ def field_params(func: Optional[Callable], given: Optional[Sequence[Tensor]]) ->
             f"checkpointed discretize-optimize needs the parameters of the vector field: func is a "
             f"{type(func).__name__} holding no nn.Module; pass DiscretizeOptimize(checkpoints=..., "
             "params=[...]) (params=() if it has none)")
-    seen, params = set(), []
+    seen: set = set()
+    found: List[Tensor] = []
     for m in modules:
         for p in m.parameters():
             if p.requires_grad and id(p) not in seen:
                 seen.add(id(p))
-                params.append(p)
-    return tuple(params)
+                found.append(p)
+    return tuple(found)
 
 
 def _modules_of(func: Optional[Callable]) -> Optional[List[nn.Module]]:

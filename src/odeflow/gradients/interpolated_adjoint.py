@@ -108,7 +108,7 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
     def jacobian(tt: Tensor, state: Tensor) -> Tensor:
         return -jacobian_blocks(flat_f, tt, y_at(tt).view(shape), False)[0].T
 
-    aug.jacobian, aug.newton_dims = jacobian, ny
+    aug.jacobian, aug.newton_dims = jacobian, ny  # type: ignore[attr-defined]  # read by the implicit solvers
     norm = None
     if hasattr(bwd_step, "rtol"):  # adaptive backward steps (whatever the forward ones were)
         norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))

@@ -13,7 +13,7 @@ Memory is independent of the number of steps: only the outputs are stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,7 @@ from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, pert
 from ..solvers.methods import get_method
 from ..solvers.plain_run import run_plain
 from ..solvers.problem import Problem
+from ..solvers.solution import SolverStats
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
 from ..solvers.stepping import Adaptive, FixedStep
 from ..solvers.tableau import ButcherTableau  # noqa: F401 (isinstance checks)
@@ -72,7 +73,7 @@ class OptimizeDiscretize:
     def run(self, problem: Problem) -> Tensor:
         """The states at every output time, [len(t), *state], straight from the adjoint's
         autograd node (its ``grad_fn`` carries ``adjoint_options``)."""
-        params = self.resolve_params(problem.user_func)
+        params = self.resolve_params(problem.field)
         return _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
 
 
@@ -123,14 +124,14 @@ class _Adjoint(torch.autograd.Function):
         cfg: OptimizeDiscretize = ctx.cfg
         stats = problem.stats
         params = tuple(params)
-        flat_f = packed_func(problem.user_func, problem.packer)
+        flat_f = packed_func(problem.field, problem.packer)
 
         def f(tt: Tensor, y: Tensor) -> Tensor:
             stats.nfe_backward += 1
             return flat_f(tt, y)
 
         if problem.compile:
-            aug_dynamics = functional_aug_dynamics(problem.user_func, problem.packer, params)
+            aug_dynamics = functional_aug_dynamics(problem.field, problem.packer, params)
         else:
             def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
                 y, a = state[0], state[1]
@@ -140,7 +141,7 @@ class _Adjoint(torch.autograd.Function):
                     if fy.requires_grad:
                         vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
                     else:  # f depends on neither y nor the parameters
-                        vjps = (None,) * (1 + len(params))
+                        vjps = (None,) * (1 + len(params))  # type: ignore[assignment]  # all-None grads
                 return (fy.detach(), torch.zeros_like(y) if vjps[0] is None else vjps[0]) + tuple(
                     torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
 
@@ -157,13 +158,13 @@ class _Adjoint(torch.autograd.Function):
         aug_f = packed_func(aug_dynamics, aug_packer)
         norm = _adjoint_norm(problem, step, aug_packer, cfg.seminorm) if isinstance(step, Adaptive) else None
         want_t = ctx.needs_input_grad[3]
-        grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
+        grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device)  # returned only when want_t
         time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731
         # The backward solve starts from the step size the forward solve would have taken next
         # (no initial-step estimate, whose evaluations would cost two vector-Jacobian products).
         h: Optional[float] = ctx.h_next
-        counter = _BackwardSteps(stats)
-        key = compile_key("adjoint", tab, problem.user_func, ys[-1])
+        counter = cast(SolverStats, _BackwardSteps(stats))  # duck-typed stats view
+        key = compile_key("adjoint", tab, problem.field, ys[-1])
         f_eager, attempt = aug_f, None
         if problem.compile:
             f_eager = counted(aug_f, counter.count_evals)
@@ -190,7 +191,7 @@ class _Adjoint(torch.autograd.Function):
             """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
             return torch.cat([flat_ys[i], out[ny:2 * ny] + flat_grads[i], out[2 * ny:]])
 
-        hooks = StepHooks.from_func(problem.user_func, aug_packer, suffix="_adjoint")
+        hooks = StepHooks.from_func(problem.field, aug_packer, suffix="_adjoint")
         with torch.no_grad():
             if n == 1:
                 pass  # nothing to integrate: dL/dy0 is the direct term alone
@@ -235,6 +236,7 @@ class _Adjoint(torch.autograd.Function):
             else:
                 # One backward solve through all output times: steps land on each t_i, where
                 # the state restarts (no overshoot and interpolation back).
+                assert norm is not None  # adaptive steps have one
                 outs, _ = integrate_adaptive(tab, f_eager, state, tvals[::-1], step, norm, counter, h0=h,
                                              attempt=attempt, land_on_outputs=True, hooks=hooks,
                                              jump=lambda j, out: restart(n - 1 - j, out))
@@ -247,7 +249,7 @@ class _Adjoint(torch.autograd.Function):
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]
-        return (None, None, a, grad_t) + g
+        return (None, None, a, grad_t if want_t else None) + g
 
 
 def interval_step(step, a: float, b: float):
@@ -291,10 +293,10 @@ def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[T
 
         def field(y_: Tensor, *values: Tensor) -> Tensor:
             args = (tt, packer.unpack(y_))
-            out = torch.func.functional_call(func, dict(zip(names, values)), args) if values else func(*args)
+            out = torch.func.functional_call(cast(nn.Module, func), dict(zip(names, values)), args) if values else func(*args)
             return packer.pack(out)
 
-        fy, pull = torch.func.vjp(field, y, *params)
+        fy, pull = torch.func.vjp(field, y, *params)[:2]
         return (fy,) + tuple(pull(-a))
 
     return aug_dynamics
@@ -315,14 +317,14 @@ def _with_adjoint_jacobian(aug_f: Callable, flat_f: Callable, ny: int, y_shape) 
         out[:ny, :ny], out[ny:, ny:] = j, -j.T
         return out
 
-    g.jacobian, g.newton_dims = jacobian, 2 * ny
+    g.jacobian, g.newton_dims = jacobian, 2 * ny  # type: ignore[attr-defined]  # read by the implicit solvers
     return g
 
 
 class _BackwardSteps:
     """Stats view for the backward solve: evaluations go to nfe_backward, steps to steps_backward."""
 
-    def __init__(self, stats) -> None:
+    def __init__(self, stats: SolverStats) -> None:
         self._stats = stats
         self.nfe = 0
 

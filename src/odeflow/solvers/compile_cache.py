@@ -256,7 +256,7 @@ def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:
     with torch._inductor.config.patch(unsafe_marked_cacheable_functions=cacheable), inductor_cache_env():
         compiled = torch.compile(copy, fullgraph=True, dynamic=False, backend="inductor",
                                  options={**options, "guard_filter_fn": _guard_filter})
-        return compiled.aot_compile((tuple(args), {}))
+        return compiled.aot_compile((tuple(args), {}))  # type: ignore[attr-defined]  # not in torch's stubs
 
 
 def save(compiled: Callable, path: Path) -> bool:
@@ -264,7 +264,7 @@ def save(compiled: Callable, path: Path) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        compiled.save_compiled_function(str(tmp))
+        compiled.save_compiled_function(str(tmp))  # type: ignore[attr-defined]  # not in torch's stubs
         os.replace(tmp, path)
         return True
     except Exception as e:  # noqa: BLE001 - persistence is an optimisation; compiling still worked

@@ -100,7 +100,7 @@ def _func_identity(func: Callable) -> Hashable:
     if isinstance(func, types.MethodType):
         return id(func.__func__), id(func.__self__)
     if isinstance(func, types.FunctionType):
-        cells = []
+        cells: List[Optional[int]] = []
         for cell in func.__closure__ or ():
             try:
                 cells.append(id(cell.cell_contents))

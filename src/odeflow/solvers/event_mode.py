@@ -44,6 +44,7 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
     with torch.no_grad():
         if isinstance(step, Adaptive):
             if isinstance(method, ButcherTableau):
+                assert problem.norm is not None  # adaptive problems have one
                 integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch,
                                    events=watcher)
             else:
@@ -109,8 +110,7 @@ def through_event_time(stop: EventStop, ys: List[Tensor], reroute: bool) -> Tupl
     if not reroute:
         return stop.t_e, ys
     problem, rec = stop.problem, stop.watcher.terminal
-    assert problem.user_func is not None
-    flat_f = packed_func(problem.user_func, problem.packer)
+    flat_f = packed_func(problem.field, problem.packer)
     ev, k = stop.events[rec.index], rec.component
 
     def g(tt: Tensor, y: Tensor) -> Tensor:

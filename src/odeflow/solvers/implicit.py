@@ -250,7 +250,7 @@ class ImplicitRK:
                 en = math.inf
             else:
                 en = float(norm(err, y.detach(), y1.detach()))
-            if en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en)):
+            if y1 is not None and (en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en))):
                 stats.accepted += 1
                 if hooks is not None:
                     hooks.accept(t, y, h)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -170,7 +170,7 @@ class _Times:
         return (self.anchor + offsets).to(self.dtype)
 
 
-Attempt = Callable[[Tensor, Optional[Tensor], float, float, "_Times"], Tuple[Tensor, Sequence[Tensor], Tensor]]
+Attempt = Callable[..., Tuple[Tensor, Sequence[Tensor], Tensor]]  # (y, k1, t, h, times[, on_jump])
 
 
 def try_step(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor],
@@ -245,7 +245,7 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     if jump is not None and not land_on_outputs:
         raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
     differentiable = t_tensor is not None and t_tensor.requires_grad
-    anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if differentiable else None
+    anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if t_tensor is not None and differentiable else None
     times = _Times(t0, y0.dtype, y0.device, anchor)
     q = min(tab.order, tab.error_order or tab.order) + 1
     # Cubic Hermite output is third order: fine for bosh3/heun, too coarse for dopri8.
@@ -262,8 +262,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
         k1 = f(times.one(t), y)
         with torch.no_grad():
             h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
-    h = h0 if h0 is not None else ctrl.first_step
-    h = ctrl.clamp(direction * abs(h))
+    h_first = h0 if h0 is not None else ctrl.first_step
+    assert h_first is not None
+    h = ctrl.clamp(direction * abs(h_first))
     err_prev = 1.0
     nxt = 1
     attempts = 0
@@ -316,7 +317,8 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
                 else:
                     if tab.dense is None and f1 is None:
                         f1 = f(times.one(t1), y1)
-                    if differentiable:
+                    theta: Union[float, Tensor]
+                    if t_tensor is not None and anchor is not None:  # differentiable output times
                         theta = (t_tensor[nxt].to(y0.device, torch.float64) - (anchor + (t - t0))) / h
                     else:
                         theta = (t_out[nxt] - t) / h

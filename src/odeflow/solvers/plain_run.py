@@ -35,7 +35,7 @@ def run_plain(problem: Problem, y0: Optional[Tensor] = None, h0: Optional[float]
         grid = fixed_grid(problem.method, problem.t_values, problem.step.substeps(problem.t_values),
                           y0.dtype, y0.device, t_tensor, perturb=problem.step.perturb)
         if problem.compile:
-            key = compile_key("forward", problem.method, problem.user_func, y0)
+            key = compile_key("forward", problem.method, problem.field, y0)
             return [y0] + integrate_fixed_compiled(problem.method, problem.raw_func(), y0, grid, problem.stats, key), None
         outs, _, _ = integrate_fixed(problem.method, problem.func, y0, grid, problem.stats, hooks=problem.hooks)
         return [y0] + outs, None
@@ -43,7 +43,7 @@ def run_plain(problem: Problem, y0: Optional[Tensor] = None, h0: Optional[float]
     attempt = None
     if problem.compile:
         attempt = CompiledAttempt(problem.method, problem.raw_func(), problem.norm, problem.stats.count_evals,
-                                  compile_key("forward", problem.method, problem.user_func, y0))
+                                  compile_key("forward", problem.method, problem.field, y0))
     outs, h = integrate_adaptive(problem.method, problem.func, y0, problem.t_values, problem.step, problem.norm,
                                  problem.stats, h0=h0, t_tensor=t_tensor, attempt=attempt, hooks=problem.hooks)
     return [y0] + outs, h

@@ -63,6 +63,12 @@ class Problem:
     compile: bool = False
     hooks: Optional[StepHooks] = None
 
+    @property
+    def field(self) -> Callable:
+        """The user's vector field f(t, y), as given (unpacked states)."""
+        assert self.user_func is not None, "make_problem sets the user's field"
+        return self.user_func
+
     def raw_func(self) -> Callable[[Tensor, Tensor], Tensor]:
         """The packed vector field without counting (for compiled code), after the first-call checks."""
         func = self.func

@@ -7,7 +7,7 @@ float, so the per-step work is only the stages themselves.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import cast, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -75,7 +75,7 @@ def rk_step(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tenso
     if y1 is None and result:
         y1 = combine(y, ks, tab.b, h, increment_first=low)
     err = combine(None, ks, tab.b_err, h) if (with_error and tab.b_err is not None) else None
-    return y1, ks, err
+    return cast(Tensor, y1), ks, err  # None only with result=False, whose caller sums y1 itself
 
 
 def _hermite_weights(theta: Union[float, Tensor]) -> Tuple:
@@ -89,11 +89,13 @@ def dense_outputs(tab: ButcherTableau, y0: Tensor, ks: Sequence[Tensor], thetas:
                   h: float) -> List[Tensor]:
     """y(t + theta_j h) for several theta_j of one step from the continuous extension,
     y0 + h W K with W_ji = sum_d theta_j^(d+1) dense_id: one matrix product for all of them."""
+    dense = tab.dense
+    assert dense is not None, "dense output needs the method's continuous extension"
     w = []
     for th in thetas:
-        powers = [th ** (d + 1) for d in range(len(tab.dense[0]))]
-        w.append([sum(map(float.__mul__, row, powers)) for row in tab.dense])
-    k = torch.stack(list(ks[:len(tab.dense)])).reshape(len(tab.dense), -1)
+        powers = [th ** (d + 1) for d in range(len(dense[0]))]
+        w.append([sum(map(float.__mul__, row, powers)) for row in dense])
+    k = torch.stack(list(ks[:len(dense)])).reshape(len(dense), -1)
     out = torch.addmm(y0.reshape(1, -1), torch.tensor(w, dtype=y0.dtype, device=y0.device), k, alpha=h)
     return list(out.reshape(len(thetas), *y0.shape).unbind())
 
@@ -108,10 +110,17 @@ def interpolate(tab: ButcherTableau, y0: Tensor, y1: Tensor, ks: Sequence[Tensor
             w = torch.tensor(tab.dense, dtype=powers.dtype, device=powers.device) @ powers
             acc = sum(w[i].to(y0.dtype) * k for i, k in enumerate(ks))
             return y0 + h * acc
-        return dense_outputs(tab, y0, ks, [theta], h)[0]
+        return dense_outputs(tab, y0, ks, [theta], _number(h))[0]
     assert f1 is not None, "Hermite interpolation needs f(t1, y1)"
     h00, h10, h01, h11 = _hermite_weights(theta)
     if isinstance(theta, Tensor):
         h00, h10, h01, h11 = (w.to(y0.dtype) for w in (h00, h10, h01, h11))
         return h00 * y0 + h01 * y1 + h * (h10 * ks[0] + h11 * f1)
-    return torch.add(torch.add(y0 * h00, y1, alpha=h01), ks[0] * h10 + f1 * h11, alpha=h)
+    return torch.add(torch.add(y0 * h00, y1, alpha=h01), ks[0] * h10 + f1 * h11, alpha=_number(h))
+
+
+def _number(h: Step) -> float:
+    """A float step (a tensor step comes with a tensor theta, handled above)."""
+    if isinstance(h, Tensor):
+        raise TypeError("a tensor step size needs a tensor theta")
+    return h

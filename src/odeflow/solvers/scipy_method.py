@@ -55,7 +55,7 @@ class ScipySolver:
         kwargs = {}
         if step is not None and hasattr(step, "max_step") and math.isfinite(step.max_step):
             kwargs["max_step"] = step.max_step
-        if step is not None and getattr(step, "min_step", 0) and self.solver == "LSODA":
+        if step is not None and getattr(step, "min_step", None) and self.solver == "LSODA":
             kwargs["min_step"] = step.min_step
         y_np = y0.detach().cpu().numpy().reshape(-1).astype(np.complex128 if dtype.is_complex else np.float64)
         sol = solve_ivp(np_f, (t_out[0], t_out[-1]), y_np, method=self.solver, t_eval=list(t_out),

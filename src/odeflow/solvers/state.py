@@ -68,7 +68,7 @@ class StatePacker:
             start += numel
         return tuple(out)
 
-    def per_component(self, value: Optional[PerComponent], what: str) -> Union[float, Tensor, None]:
+    def per_component(self, value: Union[PerComponent, Tensor, None], what: str) -> Union[float, Tensor, None]:
         """A float, or a flat tensor holding one value per element of each tuple component.
 
         A tensor is taken as already holding one value per element of the packed state."""
@@ -91,6 +91,11 @@ class StatePacker:
         ])
 
 
+def _given(value: Union[float, Tensor, None]) -> Union[float, Tensor]:
+    assert value is not None, "a tolerance is always given"
+    return value
+
+
 class ErrorNorm:
     """Weighted RMS norm of err / (atol + rtol * max(|y0|, |y1|)) (Hairer I, eq. 4.11).
 
@@ -104,8 +109,8 @@ class ErrorNorm:
                  weights: Union[Sequence[float], Tensor, None] = None,
                  fn: Optional[Callable[[State], Union[Tensor, float]]] = None) -> None:
         self.packer, self.fn = packer, fn
-        self.rtol = packer.per_component(rtol, "rtol")
-        self.atol = packer.per_component(atol, "atol")
+        self.rtol = _given(packer.per_component(rtol, "rtol"))
+        self.atol = _given(packer.per_component(atol, "atol"))
         self.weights: Optional[Tensor] = None
         self.weight_sum = 1.0
         if weights is not None:

@@ -111,9 +111,9 @@ class Adaptive:
             raise TypeError(f"Adaptive(norm=...) must be callable norm(scaled_error) -> scalar; got {self.norm!r}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
-            values = [value] if isinstance(value, (int, float)) else list(value)
-            bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
-            if bad or (name == "rtol" and any(v <= 0 for v in values)):
+            tols = [value] if isinstance(value, (int, float)) else list(value)
+            bad = [v for v in tols if not (math.isfinite(v) and v >= 0)]
+            if bad or (name == "rtol" and any(v <= 0 for v in tols)):
                 need = "> 0" if name == "rtol" else ">= 0"
                 raise ValueError(f"Adaptive({name}={value!r}): {name} must be finite and {need}")
         if self.first_step is not None and not self.first_step > 0:

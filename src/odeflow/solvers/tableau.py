@@ -32,12 +32,12 @@ class ButcherTableau:
 
     name: str
     order: int
-    c: Tuple[float, ...]
-    a: Tuple[Tuple[float, ...], ...]
-    b: Tuple[float, ...]
-    b_err: Optional[Tuple[float, ...]] = None
+    c: Sequence[float]                         # stored as tuples (frozen, hashable)
+    a: Sequence[Sequence[float]]
+    b: Sequence[float]
+    b_err: Optional[Sequence[float]] = None
     error_order: Optional[int] = None
-    dense: Optional[Tuple[Tuple[float, ...], ...]] = None
+    dense: Optional[Sequence[Sequence[float]]] = None
     fsal: bool = field(init=False)
 
     def __post_init__(self) -> None:

@@ -66,7 +66,7 @@ def plot_decision_boundary(model: ODEClassifier, x: Tensor, y: Tensor, path: Pat
 def plot_flow(model: ODEClassifier, x: Tensor, y: Tensor, path: Path, times: Sequence[float] = (0.0, 0.5, 1.0),
               title: str = "") -> None:
     """Block states at fractions ``times`` of T: dims (0, 1); for augmented states also (0, 2) at T."""
-    T = model.block.T
+    T = float(model.block.T)
     states = model.flow(x, [T * s for s in times]).cpu()
     y = y.cpu()
     extra = states.shape[-1] > 2

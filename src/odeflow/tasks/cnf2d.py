@@ -10,98 +10,27 @@ solver (default: the training one). At the end the flow is evaluated again with 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 import logging
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor
 
-from ..data.toy2d import TOY_DATASETS, sample_toy
+from ..data.toy2d import sample_toy
 from ..flows import CNF
 from ..flows.cnf import standard_normal_logprob
-from ..flows.memory_plan import STRATEGIES
 from ..nn import ODENet
 from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import generated_shard
-from ..training.schedule import Stage, make_step, parse_schedule
+from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
+from .cnf2d_config import CNFConfig
 
 log = logging.getLogger(__name__)
-
-# The default multilevel stages: 2 rk4 steps with lr 1e-2 (RNODE's simple early dynamics take a
-# large rate), 2 steps with lr 1e-3, then 4 steps with lr 5e-4 to the end. Passing a learning rate
-# or solver on the command line drops them (see cli/train_cnf.py); in code pass schedule=None.
-FAST_STAGES: List[Dict[str, Any]] = [dict(until=50, method="rk4", steps=2, lr=1e-2),
-                                     dict(until=150, method="rk4", steps=2, lr=1e-3),
-                                     dict(until=151, method="rk4", steps=4, lr=5e-4)]
-
-
-@dataclass
-class CNFConfig(TrainingConfig):
-    data: str = "8gaussians"
-    # The defaults are odeflow's fast recipe (configs/cnf_fast.toml; docs/cnf.md: test NLL 3.15 on
-    # 8gaussians 34-61x sooner than FFJORD's recipe): batch 256, RNODE, three multilevel stages.
-    iterations: int = 250
-    batch: int = 256
-    lr: float = 1e-2
-    val_every: int = 50
-    schedule: Optional[List[Dict[str, Any]]] = field(default_factory=lambda: [dict(s) for s in FAST_STAGES])
-    hidden: List[int] = field(default_factory=lambda: [64, 64, 64])
-    layer: str = "concatsquash"
-    activation: str = "tanh"
-    T: float = 0.5
-    mode: str = "disc-opt"            # 'disc-opt' or 'opt-disc'
-    method: str = "rk4"
-    step_size: Optional[float] = 0.125  # None: adaptive with rtol/atol (0.125: 4 rk4 steps on [0, 0.5])
-    n_steps: Optional[int] = None      # instead of step_size: exactly this many steps on [0, T]
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    divergence: str = "hutchinson"
-    val_size: int = 2048
-    val_method: Optional[str] = None        # None: validate with the training solver
-    val_step_size: Optional[float] = None   # with val_method: None = adaptive rtol = atol = 1e-5
-    seminorm: bool = False
-    controls: int = 1                        # > 1: weights interpolated between that many control times
-    zero_init: bool = True                   # last layer zero, f = 0 at the start (RNODE)
-    kinetic: float = 0.01                    # RNODE lambda_K
-    jacobian: float = 0.01                   # RNODE lambda_J
-    learn_T: bool = False                    # TO-FLOW
-    T_lr: float = 1e-2
-    T_alpha: float = 0.1
-    T_eps: float = 0.1
-    T_objective: str = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
-    compile: Union[str, bool] = "auto"       # 'on': torch.compile (torch.func divergence); 'auto' stays eager
-    max_memory: Optional[float] = None       # GB; None: in use + half of the free RAM / GPU memory
-    memory_plan: str = "auto"                # auto, plain, checkpointed or adjoint (flows.memory_plan)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.mode not in ("disc-opt", "opt-disc"):
-            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
-        if self.controls < 1:
-            raise ValueError(f"controls must be >= 1; got {self.controls}")
-        if self.data not in TOY_DATASETS:
-            raise ValueError(f"unknown dataset {self.data!r}; valid: {', '.join(sorted(TOY_DATASETS))}")
-        if self.val_size < 1:
-            raise ValueError(f"val_size must be >= 1; got {self.val_size}")
-        compile_choice(self.compile)
-        if self.max_memory is not None and not self.max_memory > 0:
-            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
-        if self.memory_plan not in STRATEGIES:
-            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
-
-    def step(self):
-        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
-
-    def val_solver(self, flow: CNF):
-        if self.val_method is None:
-            return flow.method, flow.step
-        return self.val_method, make_step(self.val_step_size)
 
 
 def build_flow(cfg: CNFConfig) -> CNF:
@@ -167,7 +96,7 @@ class CNF2DTask(Task):
         self.model = self.flow
         self.x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed).to(ctx.device)
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
-        self.memory = None
+        self.memory: Optional[Dict[str, Any]] = None
         if not self.flow.compile:   # a compiled solve keeps its own graph: not planned here
             stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
             probe = sample_toy(cfg.data, 64, seed=30_000 + cfg.seed).to(ctx.device)
@@ -208,7 +137,8 @@ class CNF2DTask(Task):
             return "a learnable end time (--learn-T) is read on the host every step"
         if cnf_compile(cfg.compile):
             return "compile and CUDA graphs are alternatives; drop one"
-        if getattr(self, "memory", None) and self.memory["strategy"] == "adjoint":
+        memory = getattr(self, "memory", None)
+        if memory is not None and memory["strategy"] == "adjoint":
             return ("the memory plan chose the adjoint (the plain and checkpointed steps do not fit); raise "
                     "--max-memory or lower --batch")
         return None

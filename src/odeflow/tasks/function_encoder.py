@@ -11,7 +11,6 @@ truth; figures alphas.png and phase_portraits.png.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -21,41 +20,10 @@ from torch import Tensor
 from ..data.families import family_trajectories, get_family, parameter_grid, sample_parameters
 from ..models import FunctionEncoderODE, finite_difference_velocities
 from ..solvers.stepping import Adaptive
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
 from .dynamics_figures import alpha_bars, phase_portraits
-
-
-@dataclass
-class FunctionEncoderConfig(TrainingConfig):
-    family: str = "van-der-pol"
-    n_systems: int = 24
-    trajectories: int = 20               # per training system (half for α, half for the loss)
-    horizon: float = 3.0
-    points: int = 61
-    n_basis: int = 8
-    hidden: List[int] = field(default_factory=lambda: [32, 32])
-    activation: str = "tanh"
-    gram_weight: float = 1.0
-    test_parameters: List[List[float]] = field(default_factory=lambda: [[0.75], [1.25], [1.75], [2.25], [3.0]])
-    demos: int = 5
-    eval_trajectories: int = 10
-    iterations: int = 800
-    batch: int = 8                       # systems per iteration
-    lr: float = 1e-2
-    lr_schedule: str = "cosine"
-    val_every: int = 100
-
-    def validate(self) -> None:
-        super().validate()
-        get_family(self.family)
-        parameter_grid(self.family, self.test_parameters)
-        if self.trajectories < 2 or self.points < 3 or self.horizon <= 0 or self.demos < 1 or self.eval_trajectories < 1:
-            raise ValueError("need trajectories >= 2, points >= 3, horizon > 0, demos >= 1, eval_trajectories >= 1")
-        if self.n_basis < 1 or self.gram_weight < 0:
-            raise ValueError(f"need n_basis >= 1 and gram_weight >= 0; got {self.n_basis}, {self.gram_weight}")
-        if self.batch > self.n_systems:
-            raise ValueError(f"batch ({self.batch} systems) exceeds n_systems ({self.n_systems}); lower --batch")
+from .function_encoder_config import FunctionEncoderConfig
 
 
 def system_velocities(t: Tensor, z: Tensor):
@@ -114,7 +82,7 @@ class FunctionEncoderTask(Task):
                                 dtype=torch.float64).to(ctx.device)
         t = self.t.to(ctx.device)
         out: Dict[str, Any] = {}
-        errs = {"least_squares": [], "inner": []}
+        errs: Dict[str, List[float]] = {"least_squares": [], "inner": []}
         alphas: Dict[str, List[float]] = {}
         curves: Dict[str, Tensor] = {}
         for j, p in enumerate(params.tolist()):

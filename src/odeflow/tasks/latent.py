@@ -18,27 +18,11 @@ import torch
 
 from ..data import Series
 from ..models.elbo import kl_weight
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import iteration_seed
-from .latent_setup import (LatentSettings, TaskBatch, build_model, evaluate, load_data, make_task_batch,
+from .latent_setup import (TaskBatch, build_model, evaluate, load_data, make_task_batch,
                            mortality_auc, summary_features, training_loss)
-
-
-@dataclass
-class LatentConfig(TrainingConfig, LatentSettings):
-    iterations: int = 500
-    batch: int = 16
-    lr: float = 1e-2
-    val_every: int = 50
-    checkpoint_every: int = 50
-    grad_clip: Optional[float] = 10.0
-    val_size: int = 100                    # training series held out for validation
-
-    def validate(self) -> None:
-        super().validate()
-        self.check()
-        if self.val_size < 1:
-            raise ValueError(f"val_size must be >= 1; got {self.val_size}")
+from .latent_config import LatentConfig
 
 
 @dataclass

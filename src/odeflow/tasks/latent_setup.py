@@ -24,61 +24,8 @@ from ..data import (IrregularBatch, Normalizer, Series, collate, load_co2_window
 from ..models import (LatentODE, RecurrentRegressor, disc_opt, elbo, iwae, kl_normal_standard,
                       masked_gaussian_log_likelihood, masked_mse, make_ode_rnn, make_rnn_dt, opt_disc)
 from ..models.elbo import poisson_log_likelihood
+from .latent_config import LatentSettings
 
-MODELS = ("latent-ode", "ode-rnn", "rnn-dt")
-BUILTIN_DATA = ("periodic", "physionet", "co2")
-TASKS = ("interpolation", "extrapolation")
-MODES = ("disc-opt", "opt-disc")
-
-
-@dataclass
-class LatentSettings:
-    """Everything that defines the latent task's data and model (CLI flags map onto these)."""
-
-    model: str = "latent-ode"
-    data: str = "periodic"                 # periodic | physionet | co2 | PATH.csv
-    task_kind: str = "interpolation"      # interpolation | extrapolation (CLI --task)
-    fraction: float = 0.5                  # share of points the encoder sees
-    t_split: Optional[float] = None        # extrapolation boundary (default: middle of the time span)
-    data_dir: str = "data/physionet"       # PhysioNet files
-    quantization: float = 0.1              # PhysioNet time bins (hours)
-    max_records: Optional[int] = None
-    n_train: int = 1000                    # periodic toy sizes
-    n_test: int = 100
-    n_points: int = 100
-    noise: float = 0.01
-    time_scale: Optional[float] = None     # multiply times (default: 1, PhysioNet 1/48, CSV 1/span)
-    latent_dim: int = 6
-    hidden: int = 20                       # recurrent hidden size (all models)
-    field_hidden: int = 50
-    encoder: str = "ode-rnn"               # latent ODE encoder: ode-rnn | rnn
-    poisson: bool = False
-    obs_std: float = 0.01
-    samples: int = 3                       # z0 samples per series in training
-    eval_samples: int = 10
-    iwae: bool = False
-    kl_warmup: int = 10
-    kl_rate: float = 0.99
-    mode: str = "disc-opt"
-    method: str = "midpoint"               # Disc-Opt decoder method (encoder: euler)
-    step_size: float = 0.1                 # Disc-Opt fixed steps (and Opt-Disc encoder steps)
-    rtol: float = 1e-3
-    atol: float = 1e-4
-    test_fraction: float = 0.2             # share of records held out (CSV, PhysioNet)
-
-    def check(self) -> None:
-        for name, value, valid in (("model", self.model, MODELS), ("task", self.task_kind, TASKS),
-                                   ("mode", self.mode, MODES), ("encoder", self.encoder, ("ode-rnn", "rnn"))):
-            if value not in valid:
-                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-        if self.data not in BUILTIN_DATA and not self.data.endswith(".csv"):
-            raise ValueError(f"unknown data {self.data!r}; valid: {', '.join(BUILTIN_DATA)} or a path ending in .csv")
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1]; got {self.fraction}")
-        if self.samples < 1 or self.eval_samples < 1 or self.obs_std <= 0 or self.step_size <= 0:
-            raise ValueError("samples and eval_samples must be >= 1, obs_std and step_size > 0")
-        if self.poisson and self.model != "latent-ode":
-            raise ValueError("--poisson applies to --model latent-ode only")
 
 
 @dataclass

@@ -9,45 +9,18 @@ data's (and against the exact moments for Ornstein–Uhlenbeck); figure bands.pn
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
-from ..data.stochastic import SDE_SYSTEMS, ou_moments, sde_paths
+from ..data.stochastic import ou_moments, sde_paths
 from ..models import NeuralSDE
-from ..models.sde import SDE_METHODS, import_torchsde
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..models.sde import import_torchsde
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import iteration_seed
 from .dynamics_figures import sde_bands
-
-
-@dataclass
-class SDEConfig(TrainingConfig):
-    system: str = "ornstein-uhlenbeck"
-    n_paths: int = 256
-    horizon: float = 3.0
-    points: int = 21
-    hidden: List[int] = field(default_factory=lambda: [32, 32])
-    activation: str = "tanh"
-    dt: float = 0.05
-    method: str = "euler"
-    adjoint: bool = False
-    iterations: int = 300
-    batch: int = 128                     # model paths per iteration (all ranks together)
-    lr: float = 1e-2
-    lr_schedule: str = "cosine"
-    val_every: int = 50
-
-    def validate(self) -> None:
-        super().validate()
-        if self.system not in SDE_SYSTEMS:
-            raise ValueError(f"unknown SDE system {self.system!r}; valid: {', '.join(sorted(SDE_SYSTEMS))}")
-        if self.method not in SDE_METHODS:
-            raise ValueError(f"unknown SDE method {self.method!r}; valid: {', '.join(SDE_METHODS)}")
-        if self.n_paths < 2 or self.points < 2 or self.horizon <= 0 or not self.dt > 0:
-            raise ValueError("need n_paths >= 2, points >= 2, horizon > 0 and dt > 0")
+from .sde_config import SDEConfig
 
 
 class SDETask(Task):

@@ -6,67 +6,20 @@ forward and backward NFE. The run folder holds config, metrics, checkpoints and 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..data import load_series_csv, make_spiral
-from ..gradients import DiscretizeOptimize, OptimizeDiscretize, derivative_check
+from ..gradients import derivative_check
 from ..models import TimeSeriesODE, VectorFieldMLP
-from ..solvers.compile_policy import AutoCompile, compile_choice
-from ..solvers.stepping import Adaptive, FixedStep
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import RunContext, StepOutput, Task, Trainer
+from .timeseries_config import TimeSeriesConfig
 
-MODES = ("disc-opt", "opt-disc")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclass
-class TimeSeriesConfig(TrainingConfig):
-    data: str = "spiral"                 # 'spiral' or a CSV path
-    time_column: str = "t"
-    mode: str = "disc-opt"               # 'disc-opt' (rk4 on the data grid) or 'opt-disc' (dopri5 adjoint)
-    method: Optional[str] = None         # default rk4 for disc-opt, dopri5 for opt-disc
-    step_size: Optional[float] = None    # fixed step; default: the data spacing
-    rtol: float = 1e-7
-    atol: float = 1e-9
-    seminorm: bool = False
-    compile: Union[str, bool] = "auto"   # 'auto' | 'on' | 'off': torch.compile (auto: when it pays)
-    iterations: int = 300
-    lr: float = 0.1
-    batch: int = 1                       # one series: the whole series is the batch
-    hidden: List[int] = field(default_factory=lambda: [50])
-    activation: str = "tanh"
-    transform: str = "cube"
-    dtype: str = "float64"
-    check_at: List[int] = field(default_factory=lambda: [14, 24])
-    snapshot_at: List[int] = field(default_factory=lambda: [0, 25, 100, 300])
-    extrapolate_to: float = 6.0
-    loss_threshold: float = 0.1
-
-    def validate(self) -> None:
-        super().validate()
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        compile_choice(self.compile)
-
-    def solve_compile(self) -> Union[bool, AutoCompile]:
-        """What `solve(compile=...)` gets: auto knows the run makes `iterations` gradient solves."""
-        choice = compile_choice(self.compile)
-        return AutoCompile(expected_calls=self.iterations) if choice == "auto" else choice
-
-    def solver_kwargs(self) -> Dict[str, Any]:
-        if self.mode == "disc-opt":
-            return dict(method=self.method or "rk4", step=FixedStep(self.step_size),
-                        gradient=DiscretizeOptimize(), compile=self.solve_compile())
-        step = FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
-        return dict(method=self.method or "dopri5", step=step, gradient=OptimizeDiscretize(seminorm=self.seminorm),
-                    compile=self.solve_compile())
 
 
 def load_data(cfg: TimeSeriesConfig) -> Tuple[Tensor, Tensor]:

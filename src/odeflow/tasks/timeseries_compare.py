@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .timeseries_config import MODES
 from .timeseries import TimeSeriesConfig, TrainResult, train_timeseries
 
 
@@ -15,7 +16,7 @@ def compare_modes(cfg: TimeSeriesConfig, seeds: List[int], out: Optional[Path] =
                   progress: bool = True) -> Dict[str, List[TrainResult]]:
     results: Dict[str, List[TrainResult]] = {"disc-opt": [], "opt-disc": []}
     for seed in seeds:
-        for mode in results:
+        for mode in MODES:
             run_cfg = replace(cfg, mode=mode, seed=seed, check_at=cfg.check_at if seed == seeds[0] else [])
             run_out = out / f"seed{seed}_{mode}" if out is not None and seed == seeds[0] else None
             results[mode].append(train_timeseries(run_cfg, run_out, progress=progress))
@@ -32,8 +33,8 @@ def compare_modes(cfg: TimeSeriesConfig, seeds: List[int], out: Optional[Path] =
 
 
 def _mean(xs: List[Optional[float]]) -> Optional[float]:
-    xs = [x for x in xs if x is not None]
-    return statistics.mean(xs) if xs else None
+    known = [x for x in xs if x is not None]
+    return statistics.mean(known) if known else None
 
 
 def _fmt(x: Optional[float], spec: str = ".1f") -> str:

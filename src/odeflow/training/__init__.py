@@ -1,12 +1,32 @@
 """The training engine shared by every task: Trainer loop, schedules, checkpoints (resume, safe
-loading), metrics (CSV, TensorBoard), progress (tqdm), torch.distributed. Knows no task."""
-from .checkpoint import UnsafeCheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainingConfig
-from .context import RunContext
-from .distributed import Distributed
-from .errors import TrainingError, TrainingInterrupted
-from .task import AuxiliaryStep, StepOutput, Task
-from .trainer import Trainer
+loading), metrics (CSV, TensorBoard), progress (tqdm), torch.distributed. Knows no task.
 
-__all__ = ["Trainer", "Task", "StepOutput", "AuxiliaryStep", "TrainingConfig", "RunContext", "Distributed",
-           "TrainingError", "TrainingInterrupted", "load_checkpoint", "save_checkpoint", "UnsafeCheckpointError"]
+Public names load on first use (PEP 562), so the torch-free config modules under it (config,
+config_types) import without torch: the command line builds its parsers from them.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List
+
+_EXPORTS: Dict[str, str] = {
+    "UnsafeCheckpointError": ".checkpoint", "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
+    "TrainingConfig": ".config", "RunContext": ".context", "Distributed": ".distributed",
+    "TrainingError": ".errors", "TrainingInterrupted": ".errors",
+    "AuxiliaryStep": ".task", "StepOutput": ".task", "Task": ".task", "Trainer": ".trainer",
+}
+
+__all__: List[str] = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -6,7 +6,9 @@ Everything here is plain data (it goes to config.json and into checkpoints) and 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
+
+from .config_types import NonNegativeFloat, PositiveFloat, PositiveInt
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -15,21 +17,21 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class TrainingConfig:
-    iterations: int = 1000
-    batch: int = 512                       # the global batch (all ranks together)
-    lr: float = 1e-3
+    iterations: PositiveInt = 1000
+    batch: PositiveInt = 512               # global batch (split over torchrun processes)
+    lr: PositiveFloat = 1e-3
     seed: int = 0
-    val_every: int = 100
-    checkpoint_every: int = 100            # last.pt every N iterations (and at the end, and on SIGTERM/SIGINT)
-    patience: Optional[int] = None         # early stopping: validations without improvement
-    time_budget: Optional[float] = None    # stop once this many seconds of training have passed
+    val_every: PositiveInt = 100
+    checkpoint_every: PositiveInt = 100    # write last.pt every N iterations (and at the end, on SIGTERM/SIGINT)
+    patience: Optional[PositiveInt] = None     # early stopping: validations without improvement
+    time_budget: Optional[PositiveFloat] = None    # stop after this many seconds of training
     schedule: Optional[List[Dict[str, Any]]] = None   # multilevel stages (see training.schedule)
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"          # 'cosine': cosine decay over `iterations`
-    grad_clip: Optional[float] = None      # clip the global gradient norm
-    device: str = "cpu"                    # 'auto': cuda when available
-    cuda_graph: bool = False               # capture each training step in a CUDA graph (fixed-step tasks)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: NonNegativeFloat = 0.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"    # 'cosine': cosine decay over `iterations`
+    grad_clip: Optional[PositiveFloat] = None  # clip the global gradient norm
+    device: Literal["cpu", "cuda", "auto"] = "cpu"    # 'auto': cuda when available
+    cuda_graph: bool = False               # capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
