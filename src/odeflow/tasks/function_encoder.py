@@ -34,6 +34,7 @@ def system_velocities(t: Tensor, z: Tensor):
 
 
 class FunctionEncoderTask(Task):
+    model: FunctionEncoderODE  # set by setup
     name = "function-encoder"
     monitor = "val_loss"
     config: FunctionEncoderConfig

@@ -24,6 +24,7 @@ from .sde_config import SDEConfig
 
 
 class SDETask(Task):
+    model: NeuralSDE  # set by setup
     name = "sde"
     monitor = "val_nll"
     config: SDEConfig

@@ -50,6 +50,7 @@ class TrainResult:
 
 
 class TimeSeriesTask(Task):
+    model: TimeSeriesODE  # set by setup
     name = "timeseries"
     shards_batch = False  # one series: under torchrun every rank fits all of it (same gradient)
 

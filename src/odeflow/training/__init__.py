@@ -7,7 +7,7 @@ config_types) import without torch: the command line builds its parsers from the
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 _EXPORTS: Dict[str, str] = {
     "UnsafeCheckpointError": ".checkpoint", "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
@@ -17,6 +17,20 @@ _EXPORTS: Dict[str, str] = {
 }
 
 __all__: List[str] = list(_EXPORTS)
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (below)
+    from .checkpoint import UnsafeCheckpointError as UnsafeCheckpointError
+    from .checkpoint import load_checkpoint as load_checkpoint
+    from .checkpoint import save_checkpoint as save_checkpoint
+    from .config import TrainingConfig as TrainingConfig
+    from .context import RunContext as RunContext
+    from .distributed import Distributed as Distributed
+    from .errors import TrainingError as TrainingError
+    from .errors import TrainingInterrupted as TrainingInterrupted
+    from .task import AuxiliaryStep as AuxiliaryStep
+    from .task import StepOutput as StepOutput
+    from .task import Task as Task
+    from .trainer import Trainer as Trainer
 
 
 def __getattr__(name: str) -> Any:
