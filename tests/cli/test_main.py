@@ -20,7 +20,9 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["compare", "--help"], ["--version"],
-                                  ["trian"], ["train", "cnff"], []])
+                                  ["trian"], ["train", "cnff"], [], ["demo", "--bogus"], ["check-gradient", "--help"],
+                                  ["evaluate", "--bogus"], ["sample", "--help"], ["discover", "--bogus"],
+                                  ["compare", "timeseries", "--seeds", "0"]])
 def test_help_and_usage_errors_do_not_import_torch(argv):
     done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "NO-TORCH", done.stderr

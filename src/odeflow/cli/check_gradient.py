@@ -1,18 +1,10 @@
 """`odeflow check-gradient`: the seed 000 Taylor test on the built-in spiral regression problem."""
 from __future__ import annotations
 
-from typing import Any, Dict
-
 import argparse
 import json
 from pathlib import Path
-
-import torch
-
-from .. import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize, solve
-from ..gradients import derivative_check, plot_derivative_check
-from ..models import VectorFieldMLP
-from ..problems import SpiralField
+from typing import Any, Dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize, solve
+    from ..gradients import derivative_check, plot_derivative_check
+    from ..models import VectorFieldMLP
+    from ..problems import SpiralField
     torch.manual_seed(args.seed)
     t = torch.linspace(0, 1.5, 30, dtype=torch.float64)
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64)
