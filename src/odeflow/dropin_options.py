@@ -73,7 +73,7 @@ def mixed_norm(parts) -> Tensor:
 def _warn_unknown(name: str, options: Dict[str, Any], valid: set) -> None:
     unknown = sorted(set(options) - valid)
     if unknown:
-        warnings.warn(f"{name}: unexpected options {unknown} are ignored (valid for this method: {sorted(valid)})")
+        warnings.warn(f"{name}: unexpected options {unknown} are ignored (valid for this method: {sorted(valid)})", stacklevel=2)
 
 
 def _first(v: float) -> float:
@@ -166,12 +166,12 @@ def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
     jump_t = _times(opts["jump_t"]) if opts.get("jump_t") is not None else []
     if opts.get("grid_points") is not None:
         warnings.warn("grid_points/eps are torchdiffeq < 0.2 options: grid_points are used as step_t "
-                      "(or as jump_t when eps > 0)")
+                      "(or as jump_t when eps > 0)", stacklevel=2)
         (jump_t if float(opts.get("eps", 0.0)) > 0 else step_t).extend(_times(opts["grid_points"]))
     kw["step_t"], kw["jump_t"] = tuple(step_t), tuple(jump_t)
     dtype = opts.get("dtype")
     if dtype is not None and dtype != torch.float64:
-        warnings.warn(f"options['dtype']={dtype}: odeflow keeps times in float64 always")
+        warnings.warn(f"options['dtype']={dtype}: odeflow keeps times in float64 always", stacklevel=2)
     norm = opts.get("norm")
     if isinstance(norm, str):
         raise ValueError(f"options['norm']={norm!r}: 'seminorm' is an adjoint option "

@@ -84,7 +84,7 @@ def _wrapped(func: Callable, cfg: Resolved, adj: Optional[Resolved] = None) -> C
         unused = sorted(n + suffix for n in CALLBACK_NAMES if n not in names and getattr(func, n + suffix, None)
                         is not None)
         if unused:
-            warnings.warn(f"Solver {who.name!r} does not support callbacks {unused}: they are never called")
+            warnings.warn(f"Solver {who.name!r} does not support callbacks {unused}: they are never called", stacklevel=2)
     # Wrapped whenever func has any callback, so that the solvers see only those called.
     has = any(getattr(func, n + suffix, None) is not None for n in CALLBACK_NAMES for suffix in ("", "_adjoint"))
     return _DropinFunc(func, forward, backward) if has else func

@@ -134,7 +134,7 @@ def _modules_of(func: Optional[Callable]) -> Optional[List[nn.Module]]:
 
 def _filled(cell) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True

@@ -77,7 +77,7 @@ class Adams:
         if not 1 <= self.max_order <= MAX_ORDER:
             raise ValueError(f"Adams(max_order={self.max_order}): must be between 1 and {MAX_ORDER}")
         if self.max_order < MIN_ORDER:
-            warnings.warn(f"max_order is below {MIN_ORDER}, so the solver reduces to the 3/8-rule rk4.")
+            warnings.warn(f"max_order is below {MIN_ORDER}, so the solver reduces to the 3/8-rule rk4.", stacklevel=2)
         if self.max_iters < 1:
             raise ValueError(f"Adams(max_iters={self.max_iters}): must be >= 1")
 
@@ -150,7 +150,7 @@ class Adams:
                 if not converged:
                     if not warned[0]:
                         warnings.warn("Adams–Moulton functional iteration did not converge; the solution may be "
-                                      "inaccurate (use a smaller step or loosen rtol/atol)")
+                                      "inaccurate (use a smaller step or loosen rtol/atol)", stacklevel=2)
                         warned[0] = True
                     history.pop()
             return y + dy, f0

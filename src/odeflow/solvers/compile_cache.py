@@ -161,7 +161,7 @@ def _class(cls: type, parts: List[str]) -> None:
     for klass in cls.__mro__:
         if klass.__module__.startswith(("torch", "builtins")):
             continue
-        for name, member in sorted(vars(klass).items()):
+        for _name, member in sorted(vars(klass).items()):
             fn = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
             if isinstance(fn, types.FunctionType):
                 _code(fn.__code__, parts, 0)

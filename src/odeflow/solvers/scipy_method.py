@@ -36,9 +36,9 @@ class ScipySolver:
             raise ImportError("method='scipy_solver' needs scipy: pip install scipy") from exc
         if y0.requires_grad and torch.is_grad_enabled():
             warnings.warn("scipy_solver: no gradient flows through scipy; use odeint_adjoint / "
-                          "OptimizeDiscretize for gradients")
+                          "OptimizeDiscretize for gradients", stacklevel=2)
         if hooks is not None:
-            warnings.warn("scipy_solver does not call step callbacks")
+            warnings.warn("scipy_solver does not call step callbacks", stacklevel=2)
         import numpy as np
         shape, dtype, device = y0.shape, y0.dtype, y0.device
         t_dtype = real_dtype(dtype)

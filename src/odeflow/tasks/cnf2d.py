@@ -70,16 +70,16 @@ def using_solver(flow: CNF, method: str, step):
 def nll_per_sample(flow: CNF, x: Tensor, method: str, step) -> Tensor:
     """-log p(x) per sample with the exact trace and the given solver."""
     with using_solver(flow, method, step):
-        z, l = flow.transform(x)
-    return -(standard_normal_logprob(z) - l)
+        z, logdet = flow.transform(x)
+    return -(standard_normal_logprob(z) - logdet)
 
 
 def evaluate_flow(flow: CNF, x: Tensor, method: str, step) -> Dict[str, float]:
     """Test NLL (exact trace), inverse error and NFE with the given solver."""
     with using_solver(flow, method, step):
-        z, l = flow.transform(x)
+        z, logdet = flow.transform(x)
         nfe = flow.last_stats.nfe
-        nll = float(-(standard_normal_logprob(z) - l).mean())
+        nll = float(-(standard_normal_logprob(z) - logdet).mean())
         inv = float((flow.inverse(z) - x).norm(dim=1).mean())
     return dict(nll=nll, inverse_error=inv, nfe=nfe)
 
