@@ -94,3 +94,27 @@ def test_image_run_reports_its_memory_plan_and_checkpointing_matches_plain(tmp_p
     assert runs["checkpointed"]["memory"]["strategy"] == "checkpointed"
     assert runs["checkpointed"]["peak_memory_mb"] > 0
     assert abs(runs["checkpointed"]["test_bits_per_dim"] - runs["plain"]["test_bits_per_dim"]) < 1e-5
+
+
+def test_digits_without_config_uses_the_fast_default_recipe(tmp_path):
+    """`odeflow train image --data digits` reads configs/image_digits.toml; options given still win,
+    and --config replaces it (MNIST and the others have no default file)."""
+    import tomllib
+    from pathlib import Path
+
+    from odeflow.cli.main import build_parser
+    from odeflow.cli.train_image import make_image_config
+    recipe = tomllib.loads((Path(__file__).parents[2] / "configs" / "image_digits.toml").read_text())
+
+    def config(*argv):
+        argv = ["train", "image", *argv, "--out", str(tmp_path / "r")]
+        return make_image_config(build_parser(argv).parse_args(argv))[0]
+
+    cfg = config("--data", "digits")
+    assert {k: getattr(cfg, k) for k in recipe} == recipe and cfg.hidden == [32, 32]
+    assert config("--data", "digits", "--batch", "16").batch == 16
+    other = tmp_path / "other.toml"
+    other.write_text('data = "digits"\niterations = 3\n')
+    from_file = config("--config", str(other))
+    assert from_file.iterations == 3 and from_file.hidden == ImageConfig().hidden
+    assert config("--data", "mnist").hidden == ImageConfig().hidden

@@ -91,6 +91,13 @@ class ImageConfig(TrainingConfig):
         return self.val_method, make_step(self.val_step_size, None, self.val_rtol, self.val_atol)
 
 
+def default_image_config_file(data: str) -> Optional[Path]:
+    """configs/image_<data>.toml in the working directory, else in the source checkout (None if
+    neither): the settings `odeflow train image --data <data>` uses without --config."""
+    from .tabular import default_config_file
+    return default_config_file(f"image_{data}")
+
+
 def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
     torch.manual_seed(cfg.seed)
     return MultiscaleCNF(image_shape(cfg.data), scales=cfg.scales, blocks=cfg.blocks, hidden=cfg.hidden,
