@@ -52,7 +52,7 @@ Flow = Union[CNF, CNFStack]
 def blocks_of(flow: Flow) -> List[CNF]:
     """The CNF blocks of a stack, a multiscale image flow (its `cnfs`), or a single CNF."""
     if isinstance(flow, CNFStack):
-        return list(flow.blocks)
+        return flow.cnfs
     if isinstance(flow, CNF):
         return [flow]
     return list(getattr(flow, "cnfs"))
