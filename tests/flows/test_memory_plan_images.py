@@ -70,7 +70,7 @@ def test_bits_per_dim_chunk_shrinks_with_the_budget_and_keeps_the_values():
     x = _images(120, 1, 4, 5)
     bpd = lambda f, images: f.bits_per_dim(images)  # noqa: E731
     big = plan_eval_chunk(flow, x[:32], 10 ** 12, 0, 500, bpd, "dopri5")
-    budget = MB // 8
+    budget = 4 * MB                                # about 30 of the 120 images per chunk
     small = plan_eval_chunk(flow, x[:32], budget, 0, 500, bpd, "dopri5")
     assert big == 500 and 1 <= small < 120
     meter = LiveTensorBytes()
