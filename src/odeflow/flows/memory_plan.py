@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 import torch
 from torch import Tensor
 
-from ..solvers.stepping import Adaptive, FixedStep
+from ..solvers.stepping import FixedStep
 from .cnf import CNF, CNFStack, StepControl, standard_normal_logprob
 from .memory import GB, MB, LiveTensorBytes
 
