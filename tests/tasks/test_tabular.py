@@ -106,11 +106,29 @@ def test_memory_plan_is_reported_and_checkpointing_trains_like_plain(tmp_path, p
 
 
 def test_validation_rows_default_to_a_share_of_training_time(tmp_path):
-    summary = train_tabular(_cfg(val_share=1e-9, eval_chunk=10), tmp_path, progress=False, data=_tiny_data())
-    assert summary["val_rows"] == 10            # a tiny share: only the first (timed) rows, one chunk of 10
-    timed = train_tabular(_cfg(val_share=1e-9), tmp_path / "timed", progress=False, data=_tiny_data())
+    summary = train_tabular(_cfg(val_share=1e-9, val_min=1, eval_chunk=10), tmp_path, progress=False,
+                            data=_tiny_data())
+    assert summary["val_rows"] == 10            # a tiny share, no floor: only the first (timed) rows, one chunk
+    timed = train_tabular(_cfg(val_share=1e-9, val_min=1), tmp_path / "timed", progress=False, data=_tiny_data())
     assert timed["val_rows"] == 32              # TIMED_ROWS of the 40
-    generous = train_tabular(_cfg(val_share=1.0, eval_chunk=10), tmp_path / "all", progress=False, data=_tiny_data())
+    generous = train_tabular(_cfg(val_share=1.0, val_min=1, eval_chunk=10), tmp_path / "all", progress=False,
+                             data=_tiny_data())
     assert generous["val_rows"] > 10
     few = train_tabular(_cfg(val_max=7), tmp_path / "few", progress=False, data=_tiny_data())
     assert few["val_rows"] == 7 and few["test_rows"] == 40
+
+
+@pytest.mark.parametrize("n_val, val_min, expected", [(40, 1000, 40), (300, 120, 120), (300, 1000, 300)])
+def test_automatic_validation_rows_have_a_floor(tmp_path, n_val, val_min, expected):
+    """However short the training so far, best.pt is chosen on min(val_min, all) validation rows
+    (32 of digits' 161 rows before the floor existed)."""
+    rng = np.random.RandomState(n_val)
+    x = rng.randn(160 + n_val + 20, 2)
+    data = TabularData("tiny", x[:160], x[160:160 + n_val], x[160 + n_val:])
+    summary = train_tabular(_cfg(val_share=1e-9, val_min=val_min, iterations=2), tmp_path, progress=False, data=data)
+    assert summary["val_rows"] == expected
+
+
+def test_val_min_must_be_positive():
+    with pytest.raises(ValueError, match="val_min must be >= 1"):
+        _cfg(val_min=0).validate()

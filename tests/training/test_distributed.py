@@ -63,3 +63,18 @@ def test_timeseries_runs_replicated_under_torchrun(tmp_path):
 def test_batch_that_does_not_split_is_refused(tmp_path):
     proc = _torchrun(COMMON[:-1] + ["--batch", "63", "--quiet"], tmp_path / "odd")
     assert proc.returncode != 0 and "multiple of 2" in proc.stderr
+
+
+def test_a_training_process_never_imports_pandas_or_pyarrow(tmp_path):
+    """pandas (and through it pyarrow, with its own threads) stays out of a `train` process: with
+    pyarrow installed, a torchrun child that had imported it aborted at exit ("terminate called
+    without an active exception"). Only reading a user's table or the GAS pickle imports pandas."""
+    script = ("import sys, odeflow.data.tabular, odeflow.tasks.tabular\n"
+              "from odeflow.cli.main import main\n"
+              f"assert main({COMMON[:2] + ['--iterations', '2', '--batch', '32', '--val-size', '32', '--quiet']!r}"
+              f" + ['--out', {str(tmp_path / 'run')!r}]) == 0\n"
+              "print(sorted({'pandas', 'pyarrow'} & {m.split('.')[0] for m in sys.modules}))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

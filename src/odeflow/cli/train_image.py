@@ -2,7 +2,8 @@
 Fashion-MNIST or CIFAR-10.
 
 Settings come from the defaults, then a config file (`--config configs/mnist_rnode.toml`, keys
-as in `ImageConfig`), then the options given on the command line.
+as in `ImageConfig`; without --config, configs/image_<data>.toml if it exists, e.g. the fast digits
+recipe), then the options given on the command line.
 """
 from __future__ import annotations
 
@@ -66,7 +67,11 @@ def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def make_image_config(args: argparse.Namespace):
-    from ..tasks.image import ImageConfig
+    """Defaults, then --config or, without it, configs/image_<data>.toml when there is one (the
+    fast default recipe for digits), then the options given."""
+    from ..tasks.image import ImageConfig, default_image_config_file
+    if getattr(args, "config", None) is None and getattr(args, "resume", None) is None:
+        args.config = default_image_config_file(getattr(args, "data", ImageConfig.data))
     return make_config(ImageConfig, args, DEFAULT_OUT, adjust=_adjust)
 
 

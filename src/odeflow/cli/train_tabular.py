@@ -43,8 +43,10 @@ _OPTIONS: Dict[str, Any] = {
     "--val-step-size": ("val_step_size", dict(type=positive_float)),
     "--fine-factor": ("fine_factor", dict(type=positive_int, help="re-discretized test with rk4 h / factor")),
     "--val-max": ("val_max", dict(type=positive_int, help="validation rows (unset: as many as take --val-share of "
-                                                          "the training time)")),
+                                                          "the training time, at least --val-min)")),
     "--val-share": ("val_share", dict(type=positive_float, help="share of training time a validation pass may take")),
+    "--val-min": ("val_min", dict(type=positive_int, help="the fewest automatic validation rows (or the whole "
+                                                          "validation set if smaller)")),
     "--test-max": ("test_max", dict(type=positive_int, help="test rows (unset: the whole test set)")),
     "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
                                                                   "unset: in use + half of the free memory")),

@@ -11,7 +11,7 @@ images by a fixed permutation, seed 0, when `load_images` is not available).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -62,6 +62,7 @@ def _mnist5k(split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _images(name: str, split: str, data_dir: Optional[Union[str, Path]]) -> Tuple[np.ndarray, np.ndarray]:
+    load_images: Optional[Callable[[str, Union[str, Path, None], str], Tuple[Tensor, Tensor]]]
     try:
         from .images import load_images  # written alongside; reads the standard files
     except ImportError:
@@ -76,10 +77,11 @@ def _images(name: str, split: str, data_dir: Optional[Union[str, Path]]) -> Tupl
         raise ValueError(f"{name!r} is read from its standard files: pass data_dir (the folder holding them, "
                          "e.g. --data-dir ~/data/mnist); they are downloaded from the data set's home page")
     images, labels = load_images(name, data_dir, split)
+    x, y = np.asarray(images), np.asarray(labels)
     if split == "train":  # load_images keeps the last part of the training files as "val": use all of it
         val_images, val_labels = load_images(name, data_dir, "val")
-        images, labels = np.concatenate([images, val_images]), np.concatenate([labels, val_labels])
-    return np.asarray(images), np.asarray(labels)
+        x, y = np.concatenate([x, np.asarray(val_images)]), np.concatenate([y, np.asarray(val_labels)])
+    return x, y
 
 
 def load_classification(name: str, split: str, data_dir: Optional[Union[str, Path]] = None,

@@ -11,7 +11,8 @@ column per variable.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple, Union
 
@@ -30,7 +31,7 @@ class KnownSystem:
     t_end: float
     field: Callable[[Tensor, Tensor], Tensor]
     # true coefficients: equation (variable) -> {library term: coefficient}
-    coefficients: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    coefficients: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)   # not `field`: shadowed above
 
 
 def _lotka_volterra(t: Tensor, z: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ with no observed channel are removed from the series. Seeded by the caller's gen
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -28,7 +28,7 @@ def _kept(n: int, share: float, generator: torch.Generator) -> torch.Tensor:
 
 
 def drop_observations(series: Sequence[Series], share: float, mode: str = "time",
-                      generator: torch.Generator = None) -> List[Series]:
+                      generator: Optional[torch.Generator] = None) -> List[Series]:
     """New series with `share` of each one's observations removed (see module docstring)."""
     if not 0 <= share < 1:
         raise ValueError(f"drop share must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {share}")

@@ -102,8 +102,9 @@ def _find(folders: Sequence[Path], stem: str) -> Optional[Path]:
 def _idx(name: str, data_dir: Path, source: str) -> Tuple[np.ndarray, np.ndarray]:
     folders = [data_dir / sub for sub in _IDX_LAYOUTS[name]] + [data_dir]
     stems = _IDX_FILES[source]
-    paths = [_find(folders, stem) for stem in stems]
-    if any(p is None for p in paths):
+    found = [_find(folders, stem) for stem in stems]
+    paths = [p for p in found if p is not None]
+    if len(paths) != len(found):
         raise FileNotFoundError(
             f"{name} {source} files not found; searched {', '.join(str(f) for f in folders)} for "
             f"{' and '.join(s + '[.gz]' for s in stems)}. Put the IDX files in {folders[0]}/ "

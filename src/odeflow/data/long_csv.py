@@ -101,7 +101,7 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
     if not rows:
         raise ValueError(f"{path}: no data rows after the header")
     variables = sorted({var for obs in rows.values() for _, var in obs})
-    col = {v: j for j, v in enumerate(variables)}
+    column_of = {v: j for j, v in enumerate(variables)}
     out: List[Series] = []
     for name, obs in rows.items():
         times = sorted({t for t, _ in obs})
@@ -109,8 +109,8 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
         values = torch.zeros(len(times), len(variables), dtype=torch.float64)
         mask = torch.zeros_like(values)
         for (t, var), v in obs.items():
-            values[row_of[t], col[var]] = v
-            mask[row_of[t], col[var]] = 1.0
+            values[row_of[t], column_of[var]] = v
+            mask[row_of[t], column_of[var]] = 1.0
         out.append(Series(torch.tensor(times, dtype=torch.float64).to(dtype), values.to(dtype), mask.to(dtype),
                           name=name))
     return out, variables, (labels if has_label else None)

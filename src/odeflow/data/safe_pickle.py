@@ -8,6 +8,7 @@ with an error that says how to convert the file to CSV instead.
 """
 from __future__ import annotations
 
+import functools
 import pickle
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Tuple
@@ -34,8 +35,11 @@ ALLOWED: FrozenSet[Tuple[str, str]] = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=None)
 def _renames() -> Dict[Tuple[str, str], Tuple[str, str]]:
-    """pandas' table of old class locations (pickles written by old pandas versions)."""
+    """pandas' table of old class locations (pickles written by old pandas versions). Read on the
+    first unpickling, not at import: importing this module (every `odeflow train`) must not import
+    pandas, whose optional pyarrow backend aborted torchrun children at exit (gloo)."""
     try:
         from pandas.compat import pickle_compat
     except ImportError:  # pragma: no cover - depends on the pandas version
@@ -53,10 +57,8 @@ def conversion_hint(path: Path) -> str:
 class RestrictedUnpickler(pickle.Unpickler):
     """Resolves only `ALLOWED` globals; anything else raises pickle.UnpicklingError."""
 
-    renames = _renames()
-
     def find_class(self, module: str, name: str) -> Any:
-        module, name = self.renames.get((module, name), (module, name))
+        module, name = _renames().get((module, name), (module, name))
         if (module, name) not in ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: not part of a plain pandas "
                                          "DataFrame of numbers")

@@ -73,8 +73,8 @@ def split_tail(data: np.ndarray, fraction: float = 0.1) -> Tuple[np.ndarray, np.
     return rest[:rest.shape[0] - n_val], rest[rest.shape[0] - n_val:], test
 
 
-def normalise(train: np.ndarray, val: np.ndarray, test: np.ndarray, mu: np.ndarray,
-              s: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalise(train: np.ndarray, val: np.ndarray, test: np.ndarray, mu: Union[np.ndarray, float],
+              s: Union[np.ndarray, float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (train - mu) / s, (val - mu) / s, (test - mu) / s
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +67,11 @@ class CNF(nn.Module):
         segment_steps: instead of checkpoints, this many steps per segment (what the memory
             planner, `flows.memory_plan`, chooses; it keeps its meaning when h changes).
     """
+
+    # A flag where nn.Module has a method (tasks read `flow.compile`): deliberately shadowed.
+    compile: bool  # type: ignore[assignment]
+    T: Tensor                                            # a Parameter (train_T) or a buffer
+    _dynamics: Dict[Tuple[str, bool], CNFDynamics]       # set in __init__, not a submodule
 
     def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
                  divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
@@ -152,6 +157,8 @@ class CNF(nn.Module):
                 div, frob = trace_and_frobenius_batched(f, z, create)
                 frob = frob / self.dim
             else:
+                if self._e is None:
+                    raise RuntimeError("Hutchinson noise is drawn by integrate(); set _e before calling rates()")
                 div, eJ = divergence_hutchinson(f, z, self._e, create)
                 frob = (eJ * eJ).mean(dim=1)
         out = (f, div, 0.5 * (f * f).mean(dim=1), frob) if regularize else (f, div)
@@ -246,20 +253,25 @@ class CNFStack(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.dim = blocks[0].dim
 
+    @property
+    def cnfs(self) -> List[CNF]:
+        """The blocks, typed (nn.ModuleList's stub yields plain Modules)."""
+        return cast(List[CNF], list(self.blocks))
+
     def transform(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for block in self.blocks:
+        for block in self.cnfs:
             x, l = block.transform(x)
             total = total + l
         return x, total
 
     def push_forward(self, x: Tensor) -> Tensor:
-        for block in self.blocks:
+        for block in self.cnfs:
             x = block.push_forward(x)
         return x
 
     def inverse(self, z: Tensor) -> Tensor:
-        for block in reversed(self.blocks):
+        for block in reversed(self.cnfs):
             z = block.inverse(z)
         return z
 
@@ -272,7 +284,7 @@ class CNFStack(nn.Module):
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         reg = torch.zeros((), dtype=x.dtype, device=x.device)
         kin, jac = reg, reg
-        for block in self.blocks:
+        for block in self.cnfs:
             out = block.integrate(x, regularize=block.regularized)
             x, total = out[0], total + out[1]
             if block.regularized:
@@ -286,9 +298,9 @@ class CNFStack(nn.Module):
         return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device))
 
     def set_solver(self, method: str, step: StepControl) -> None:
-        for block in self.blocks:
+        for block in self.cnfs:
             block.set_solver(method, step)
 
     @property
     def nfe(self) -> List[SolverStats]:
-        return [b.last_stats for b in self.blocks]
+        return [b.last_stats for b in self.cnfs]

@@ -27,7 +27,7 @@ def trace_and_frobenius_func(net: nn.Module, t: Tensor, z: Tensor) -> Tuple[Tens
     """(f, tr J, ||J||_F^2) per sample, all rows of J from one vmapped torch.func.vjp.
     z: [batch, dim]; f must act per sample (row b of f depends on row b of z only)."""
     batch, dim = z.shape
-    f, pull = torch.func.vjp(lambda z_: net(t, z_), z)
+    f, pull = torch.func.vjp(lambda z_: net(t, z_), z)  # type: ignore[misc]  # stub: always 3 outputs; 2 without has_aux
     basis = torch.eye(dim, dtype=z.dtype, device=z.device).unsqueeze(1).expand(dim, batch, dim)
     (rows,) = torch.func.vmap(pull)(basis)  # rows[i, b, :] = e_i^T J_b
     return f, rows.diagonal(dim1=0, dim2=2).sum(dim=1), (rows * rows).sum(dim=(0, 2))
@@ -35,7 +35,7 @@ def trace_and_frobenius_func(net: nn.Module, t: Tensor, z: Tensor) -> Tuple[Tens
 
 def hutchinson_func(net: nn.Module, t: Tensor, z: Tensor, e: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """(f, e^T J e, e^T J) per sample from one torch.func.vjp with the noise e."""
-    f, pull = torch.func.vjp(lambda z_: net(t, z_), z)
+    f, pull = torch.func.vjp(lambda z_: net(t, z_), z)  # type: ignore[misc]  # stub: always 3 outputs; 2 without has_aux
     (eJ,) = pull(e)
     return f, (eJ * e).sum(dim=1), eJ
 

@@ -13,7 +13,7 @@ bits/dim:    for log p(x) of the dequantized x in [0, 1]^D (nats),
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Optional, overload, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -66,6 +66,14 @@ def unsqueeze(x: Tensor, factor: int = 2) -> Tensor:
     b, c, h, w = x.shape
     x = x.reshape(b, c // (factor * factor), factor, factor, h, w)
     return x.permute(0, 1, 4, 2, 5, 3).reshape(b, c // (factor * factor), h * factor, w * factor)
+
+
+@overload
+def bits_per_dim(log_prob: Tensor, dims: int, levels: int = 256) -> Tensor: ...
+
+
+@overload
+def bits_per_dim(log_prob: float, dims: int, levels: int = 256) -> float: ...
 
 
 def bits_per_dim(log_prob: Union[Tensor, float], dims: int, levels: int = 256) -> Union[Tensor, float]:

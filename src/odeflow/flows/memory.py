@@ -109,10 +109,10 @@ def default_budget_bytes(device: torch.device, fraction: float = SAFE_FRACTION) 
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return in_use_bytes(device) + int(fraction * free)
-    free = cpu_available_bytes()
-    if free is None:
+    available = cpu_available_bytes()
+    if available is None:
         return 4 * GB
-    return in_use_bytes(device) + int(fraction * free)
+    return in_use_bytes(device) + int(fraction * available)
 
 
 def budget_bytes(max_memory_gb: Optional[float], device: torch.device) -> Tuple[int, str]:

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 import torch
 from torch import Tensor
 
-from ..solvers.stepping import Adaptive, FixedStep
+from ..solvers.stepping import FixedStep
 from .cnf import CNF, CNFStack, StepControl, standard_normal_logprob
 from .memory import GB, MB, LiveTensorBytes
 
@@ -52,7 +52,7 @@ Flow = Union[CNF, CNFStack]
 def blocks_of(flow: Flow) -> List[CNF]:
     """The CNF blocks of a stack, a multiscale image flow (its `cnfs`), or a single CNF."""
     if isinstance(flow, CNFStack):
-        return list(flow.blocks)
+        return flow.cnfs
     if isinstance(flow, CNF):
         return [flow]
     return list(getattr(flow, "cnfs"))
@@ -234,24 +234,33 @@ def apply_plan(flow: Flow, plan: MemoryPlan) -> None:
         b.adjoint = plan.strategy == "adjoint"
 
 
-def plan_eval_chunk(flow: Flow, x_probe: Tensor, budget_bytes: int, in_use_bytes: int, max_chunk: int) -> int:
-    """Rows per chunk for exact-trace evaluation without gradients within the budget: the peak of
-    one exact-trace step at c0 and 2 c0 rows fixes peak(c) = e0 + c * e_row."""
+def exact_log_prob(flow: Flow, x: Tensor) -> Tensor:
+    """log p(x) with the exact trace in every block (the tabular evaluation)."""
+    blocks = blocks_of(flow)
+    saved = [b.divergence for b in blocks]
+    try:
+        for b in blocks:
+            b.divergence = "exact"
+        z, logdet = flow.transform(x)
+        return standard_normal_logprob(z) - logdet
+    finally:
+        for b, d in zip(blocks, saved):
+            b.divergence = d
+
+
+def plan_eval_chunk(flow: Flow, x_probe: Tensor, budget_bytes: int, in_use_bytes: int, max_chunk: int,
+                    evaluate: Callable[[Flow, Tensor], Tensor] = exact_log_prob, method: str = "rk4") -> int:
+    """Rows per chunk for evaluation without gradients within the budget: the peak of one
+    `evaluate` (default: the exact-trace log-density) with one step of `method` per block at c0
+    and 2 c0 rows fixes peak(c) = e0 + c * e_row. Without a graph the peak does not grow with the
+    number of steps, only with the method's stages."""
     blocks = blocks_of(flow)
     c0 = max(1, x_probe.shape[0] // 2)
 
     def one(x: Tensor) -> int:
-        saved = [b.divergence for b in blocks]
         meter = LiveTensorBytes()
-        try:
-            with _probe_settings(blocks, "rk4", FixedStep(steps=1)), torch.no_grad(), meter:
-                for b in blocks:
-                    b.divergence = "exact"
-                z, l = flow.transform(x)
-                standard_normal_logprob(z) - l
-        finally:
-            for b, d in zip(blocks, saved):
-                b.divergence = d
+        with _probe_settings(blocks, method, FixedStep(steps=1)), torch.no_grad(), meter:
+            evaluate(flow, x)
         return meter.peak
 
     p1, p2 = one(x_probe[:c0]), one(x_probe[:2 * c0])

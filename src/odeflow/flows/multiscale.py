@@ -18,7 +18,7 @@ integrals as in the reference code). With ``train_T`` every block's end time is 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor, nn
@@ -91,9 +91,14 @@ class MultiscaleCNF(nn.Module):
                            method=method, adjoint=adjoint, kinetic=kinetic, jacobian=jacobian, zero_init=zero_init)
 
     # --- structure ------------------------------------------------------------------------------
+    @staticmethod
+    def _blocks(group: nn.Module) -> List[CNF]:
+        """The CNF blocks of one group of `pre` / `post` (typed: nn.ModuleList's stub yields Modules)."""
+        return cast(List[CNF], list(cast(nn.ModuleList, group)))
+
     @property
     def cnfs(self) -> List[CNF]:
-        return [b for group in list(self.pre) + list(self.post) for b in group]
+        return [b for group in list(self.pre) + list(self.post) for b in self._blocks(group)]
 
     def end_times(self) -> List[Tensor]:
         return [b.T for b in self.cnfs]
@@ -139,11 +144,11 @@ class MultiscaleCNF(nn.Module):
             x, logdet = logit_transform(x, self.alpha)
         latents: List[Tensor] = []
 
-        def flow(group: nn.ModuleList, h: Tensor) -> Tensor:
+        def flow(group: nn.Module, h: Tensor) -> Tensor:
             nonlocal logdet, kinetic, jacobian
             size = h.shape[1:]
             z = h.reshape(b, -1)
-            for cnf in group:
+            for cnf in self._blocks(group):
                 if not logdets:
                     z = cnf.push_forward(z)
                     continue
@@ -204,16 +209,16 @@ class MultiscaleCNF(nn.Module):
         chunks: List[Tensor] = []
         offset = 0
         for s in range(self.n_scale - 1):
-            c, h, w = self.sizes[s]
-            n = 2 * c * (h // 2) * (w // 2)
+            c_s, h_s, w_s = self.sizes[s]
+            n = 2 * c_s * (h_s // 2) * (w_s // 2)
             chunks.append(z[:, offset:offset + n])
             offset += n
         h = z[:, offset:].reshape(b, *self.sizes[-1])
 
-        def back(group: nn.ModuleList, v: Tensor) -> Tensor:
+        def back(group: nn.Module, v: Tensor) -> Tensor:
             size = v.shape[1:]
             flat = v.reshape(b, -1)
-            for cnf in reversed(list(group)):
+            for cnf in reversed(self._blocks(group)):
                 flat = cnf.inverse(flat)
             return flat.reshape(b, *size)
 

@@ -74,15 +74,15 @@ def build_stacked_cnf(dim: int, spec: StackSpec, method: str = "rk4", step: Opti
 def using_solver(flow: CNFStack, method: str, step: StepControl) -> Iterator[CNFStack]:
     """Evaluate every block with another solver and the exact trace, without gradients; the
     blocks' own solver and divergence come back afterwards."""
-    saved = [(b.method, b.step, b.divergence) for b in flow.blocks]
+    saved = [(b.method, b.step, b.divergence) for b in flow.cnfs]
     try:
-        for b in flow.blocks:
+        for b in flow.cnfs:
             b.set_solver(method, step)
             b.divergence = "exact"
         with torch.no_grad():
             yield flow
     finally:
-        for b, (m, s, d) in zip(flow.blocks, saved):
+        for b, (m, s, d) in zip(flow.cnfs, saved):
             b.method, b.step, b.divergence = m, s, d
 
 

@@ -16,7 +16,7 @@ homeomorphism of R^d, so it cannot pull apart nested classes (the annuli); augme
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +63,10 @@ class ODEClassifier(nn.Module):
     """stem -> augment -> block -> head. ``block`` is an `ODEBlock` or `EulerStack`; with
     ``second_order`` the block's state is (h, v) with v(0) = 0 and the head reads h."""
 
-    def __init__(self, kind: str, stem: nn.Module, augment: Augment, block: nn.Module, head: nn.Module,
-                 num_classes: int, second_order: bool = False) -> None:
+    block: Union[ODEBlock, EulerStack]
+
+    def __init__(self, kind: str, stem: nn.Module, augment: Augment, block: Union[ODEBlock, EulerStack],
+                 head: nn.Module, num_classes: int, second_order: bool = False) -> None:
         super().__init__()
         check_kind(kind)
         self.kind, self.stem, self.augment, self.block, self.head = kind, stem, augment, block, head
@@ -110,7 +112,7 @@ class ODEClassifier(nn.Module):
 
 
 def _block(kind: str, field: nn.Module, T: float, method: str, step: Optional[StepControl], adjoint: bool,
-           kinetic: float, resnet_steps: int) -> nn.Module:
+           kinetic: float, resnet_steps: int) -> Union[ODEBlock, EulerStack]:
     if kind == "resnet":
         return EulerStack(field, resnet_steps, T, kinetic=kinetic)
     return ODEBlock(field, T=T, method=method, step=step, adjoint=adjoint, kinetic=kinetic)
@@ -127,7 +129,7 @@ def conv_classifier(kind: str, in_channels: int, num_classes: int, channels: int
     check_kind(kind)
     if downsample < 0:
         raise ValueError(f"downsample must be >= 0; got {downsample}")
-    layers = [nn.Conv2d(in_channels, channels, 3, padding=1)]
+    layers: List[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1)]
     for _ in range(downsample):
         layers += [group_norm(channels), nn.ReLU(), nn.Conv2d(channels, channels, 4, stride=2, padding=1)]
     stem = nn.Sequential(*layers)

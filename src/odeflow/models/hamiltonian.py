@@ -140,7 +140,7 @@ class SeparableHamiltonianNN(HamiltonianNN):
             return super().rollout(z0, t, method, step, gradient)
         if gradient is not None and not isinstance(gradient, DiscretizeOptimize):
             raise ValueError("leapfrog differentiates through its steps; use gradient=None or DiscretizeOptimize()")
-        if step is None:
+        if not isinstance(step, FixedStep):
             raise ValueError("method='leapfrog' needs step=FixedStep(h) or FixedStep(steps=n)")
         self._check(z0)
         qs, ps = leapfrog(self.kinetic_grad, self.potential_grad, z0[..., :self.dof], z0[..., self.dof:], t, step)

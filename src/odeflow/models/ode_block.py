@@ -11,6 +11,8 @@ adds kinetic * mean E(T) to its loss, which keeps trajectories straight and NFE 
 """
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import replace
 from typing import Callable, Optional, Tuple, Union
 
@@ -28,7 +30,7 @@ StepControl = Union[FixedStep, Adaptive]
 
 def kinetic_rate(rates: Tuple[Tensor, ...]) -> Tensor:
     """0.5 * mean over all features of f^2, per sample: [batch]."""
-    sq = sum(r.reshape(r.shape[0], -1).pow(2).sum(dim=1) for r in rates)
+    sq: Tensor = functools.reduce(operator.add, (r.reshape(r.shape[0], -1).pow(2).sum(dim=1) for r in rates))
     return 0.5 * sq / sum(r[0].numel() for r in rates)
 
 
@@ -73,7 +75,7 @@ class ODEBlock(nn.Module):
     def forward(self, h0: State, regularize: bool = False) -> Tuple[State, Optional[Tensor]]:
         """h0 -> (h(T), E(T) or None); E is integrated when ``regularize`` (training) and kinetic > 0."""
         tuple_state = isinstance(h0, tuple)
-        parts = h0 if tuple_state else (h0,)
+        parts: Tuple[Tensor, ...] = h0 if isinstance(h0, tuple) else (h0,)
         field = self.field
         t = torch.tensor([0.0, self.T], dtype=torch.float64)
         with_energy = regularize and self.kinetic > 0

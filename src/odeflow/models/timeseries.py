@@ -6,7 +6,7 @@ The loss is the sum of squared errors at the observation times.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,16 +44,17 @@ class VectorFieldMLP(nn.Module):
         self.act = _lookup(ACTIVATIONS, activation, "activation")
         self.transform = _lookup(TRANSFORMS, transform, "input transform")
         widths = [dim, *hidden, dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(widths[:-1], widths[1:]))
-        for layer in self.layers:
+        linears = [nn.Linear(a, b, dtype=dtype) for a, b in zip(widths[:-1], widths[1:])]
+        for layer in linears:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.layers = nn.ModuleList(linears)
         self.config = dict(dim=dim, hidden=list(hidden), activation=activation, transform=transform)
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         h = self.transform(y)
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast(Sequence[nn.Linear], self.layers)):   # ModuleList's stub is untyped
             h = F.linear(h, layer.weight, layer.bias)
             if i < last:
                 h = self.act(h)

@@ -40,6 +40,8 @@ class ControlLayer(nn.Module):
         times: the control times t_1 < ... < t_K (K >= 1; K = 1 is the plain layer).
     """
 
+    times: Tensor                     # buffer [K]
+
     def __init__(self, base: nn.Module, times: Sequence[float]) -> None:
         super().__init__()
         times_t = torch.as_tensor(list(times), dtype=torch.float64)

@@ -13,13 +13,13 @@ no host synchronisation. The net works on flattened states z [B, C*H*W] so that 
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-CONV_ACTIVATIONS = {"softplus": F.softplus, "tanh": torch.tanh, "elu": F.elu, "swish": F.silu}
+CONV_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {"softplus": F.softplus, "tanh": torch.tanh, "elu": F.elu, "swish": F.silu}
 
 
 def piece_index(t: Tensor, T0: float, pieces: int) -> Tensor:
@@ -37,6 +37,7 @@ class PiecewiseConcatConv2d(nn.Module):
         super().__init__()
         base = nn.Conv2d(c_in + 1, c_out, kernel, padding=kernel // 2)
         self.weight = nn.Parameter(base.weight.detach().unsqueeze(0).repeat(pieces, 1, 1, 1, 1))
+        assert base.bias is not None                      # nn.Conv2d has a bias by default
         self.bias = nn.Parameter(base.bias.detach().unsqueeze(0).repeat(pieces, 1))
         self.padding = kernel // 2
 
@@ -68,10 +69,11 @@ class ConvODENet(nn.Module):
                              f"hidden={list(hidden)}")
         self.shape: Tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))
         widths = [self.shape[0], *hidden, self.shape[0]]
-        self.layers = nn.ModuleList(PiecewiseConcatConv2d(a, b, pieces) for a, b in zip(widths[:-1], widths[1:]))
+        layers = [PiecewiseConcatConv2d(a, b, pieces) for a, b in zip(widths[:-1], widths[1:])]
         if zero_init:
-            nn.init.zeros_(self.layers[-1].weight)
-            nn.init.zeros_(self.layers[-1].bias)
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+        self.layers = nn.ModuleList(layers)
         self.act = CONV_ACTIVATIONS[activation]
         self.pieces, self.T0 = int(pieces), float(T0)
         self.dim = math.prod(self.shape)

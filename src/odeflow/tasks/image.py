@@ -60,7 +60,7 @@ class ImageConfig(TrainingConfig):
     val_rtol: float = 1e-5
     val_atol: float = 1e-5
     val_size: Optional[int] = 1000       # validation images used (None: all)
-    eval_batch: int = 500
+    eval_batch: int = 500                # images per evaluation chunk at most (the memory plan may take fewer)
     samples: int = 64                    # images in each sample grid
     max_memory: Optional[float] = None   # GB; None: in use + half of the free RAM / GPU memory
     memory_plan: str = "auto"            # auto, plain, checkpointed or adjoint (flows.memory_plan)
@@ -89,6 +89,13 @@ class ImageConfig(TrainingConfig):
 
     def val_solver(self):
         return self.val_method, make_step(self.val_step_size, None, self.val_rtol, self.val_atol)
+
+
+def default_image_config_file(data: str) -> Optional[Path]:
+    """configs/image_<data>.toml in the working directory, else in the source checkout (None if
+    neither): the settings `odeflow train image --data <data>` uses without --config."""
+    from .tabular import default_config_file
+    return default_config_file(f"image_{data}")
 
 
 def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
@@ -162,7 +169,10 @@ class ImageTask(Task):
         g = torch.Generator().manual_seed(30_000 + cfg.seed)
         probe = dequantize(self.x_train[:PROBE_ROWS], g).to(ctx.device)
         self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
-                                  cfg.memory_plan, [(cfg.method, cfg.step())] + stages, max_chunk=None)
+                                  cfg.memory_plan, [(cfg.method, cfg.step())] + stages, max_chunk=cfg.eval_batch,
+                                  evaluate=lambda flow, x: flow.bits_per_dim(x), eval_method=cfg.val_method,
+                                  eval_what="bits/dim evaluation")
+        self.eval_batch = int(self.memory["eval_chunk"])      # at most cfg.eval_batch images at a time
 
     def parameters(self) -> List[torch.nn.Parameter]:
         return self.flow.theta()
@@ -200,7 +210,7 @@ class ImageTask(Task):
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
-        bpd = bits_per_dim_of(self.flow, x, *self.config.val_solver(), batch=self.config.eval_batch)
+        bpd = bits_per_dim_of(self.flow, x, *self.config.val_solver(), batch=self.eval_batch)
         if ctx.is_main and ctx.folder is not None:
             self.sample_grid(ctx.folder.file(f"samples_{ctx.iteration + 1:06d}.png"), *self.config.val_solver())
         return dict(val_bits_per_dim=ctx.dist.sample_mean(bpd))
@@ -219,9 +229,9 @@ class ImageTask(Task):
         x_train = dequantize(self.x_train[:n], g).to(ctx.device)
         x_test = dequantize(load_images(cfg.data, cfg.data_dir, "test")[0], g).to(ctx.device)
         summary: Dict[str, Any] = dict(
-            train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, cfg.eval_batch).mean()),
-            val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, cfg.eval_batch).mean()),
-            test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, cfg.eval_batch).mean()),
+            train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, self.eval_batch).mean()),
+            val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, self.eval_batch).mean()),
+            test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, self.eval_batch).mean()),
             test_images=len(x_test), T=[float(t.detach()) for t in self.flow.end_times()],
             parameters=sum(p.numel() for p in self.flow.theta()), memory=self.memory)
         if ctx.folder is not None:

@@ -73,8 +73,10 @@ class TabularConfig(TrainingConfig):
     val_step_size: Optional[float] = None    # None: the training h / fine_factor (0.05 for adaptive training)
     fine_factor: int = 5                     # re-discretization: rk4 with h / fine_factor
     val_max: Optional[int] = None            # validate on the first N validation rows (None: as many as
-                                             # fit in val_share of the training time between validations)
+                                             # fit in val_share of the training time between validations,
+                                             # never fewer than min(val_min, the whole validation set))
     val_share: float = 0.1
+    val_min: int = 1000                      # floor of the automatic count: best.pt is chosen on >= this
     test_max: Optional[int] = None           # test on the first N test rows only (None: the whole test set)
     eval_chunk: int = 1024                   # the largest chunk; the memory plan may choose fewer rows
     dtype: str = "float32"
@@ -101,7 +103,7 @@ class TabularConfig(TrainingConfig):
         if not self.step_size and not self.n_steps and METHODS[self.method].b_err is None:
             raise ValueError(f"method {self.method} has no error estimate for adaptive steps: give step_size "
                              "(or n_steps), or use an embedded method such as dopri5")
-        for name in ("fine_factor", "eval_chunk"):
+        for name in ("fine_factor", "eval_chunk", "val_min"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if not 0 < self.val_share <= 1:
@@ -257,7 +259,9 @@ class TabularTask(Task):
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         """Validation NLL on the first `val_rows` rows, streamed in chunks. Without --val-max the
         number of rows is fixed at the first validation: as many as take `val_share` of the
-        training time since setup, timed on the first TIMED_ROWS rows (at least those)."""
+        training time since setup, timed on the first TIMED_ROWS rows, and never fewer than
+        min(val_min, the whole validation set): best.pt is picked on this estimate, whose standard
+        error s / sqrt(rows) (s: the per-row NLL's standard deviation) the note reports."""
         cfg = self.config
         x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
         label = "validation" if ctx.is_main and not ctx.quiet else None
@@ -267,12 +271,17 @@ class TabularTask(Task):
             start = time.perf_counter()
             first = nll_per_sample(self.flow, x[:min(self.chunk, TIMED_ROWS)], *cfg.val_solver(), chunk=self.chunk)
             per_row = (time.perf_counter() - start) / max(1, first.shape[0])
-            rows = max(first.shape[0], int(cfg.val_share * train_seconds / max(per_row, 1e-12)))
+            timed = int(cfg.val_share * train_seconds / max(per_row, 1e-12))
+            floor = -(-cfg.val_min // ctx.dist.world_size)          # per rank
+            rows = max(first.shape[0], timed, floor)
             rows = int(ctx.dist.broadcast_object(min(rows, x.shape[0])))
             self.val_rows = rows * ctx.dist.world_size
-            note(ctx, f"validation on {rows * ctx.dist.world_size} of {len(self.x_val)} rows: {per_row * 1e3:.2f} ms "
-                      f"per row, at most {cfg.val_share:.0%} of the {train_seconds:.1f} s of training so far "
-                      "(--val-max N sets it)")
+            spread = float(first.std()) if first.shape[0] > 1 else float("nan")
+            why = (f"{cfg.val_share:.0%} of the {train_seconds:.1f} s of training so far" if timed >= floor else
+                   f"the floor --val-min {cfg.val_min} (the time share {cfg.val_share:.0%} would give {timed * ctx.dist.world_size})")
+            note(ctx, f"validation on {self.val_rows} of {len(self.x_val)} rows ({why}; {per_row * 1e3:.2f} ms per "
+                      f"row; standard error of the NLL about {spread / (self.val_rows ** 0.5):.3g} nats; "
+                      "--val-max N sets it)")
         rows = min(x.shape[0], max(1, self.val_rows // ctx.dist.world_size))
         if first is not None:
             rest = x[first.shape[0]:rows]

@@ -59,7 +59,10 @@ def _corrupt(path: Path, err: Exception) -> ValueError:
 
 def rng_state() -> Dict[str, Any]:
     """Every generator a training step may draw from, as plain data and tensors."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    if not isinstance(legacy, tuple):                # numpy's stub allows the dict form too
+        raise TypeError(f"numpy's legacy random state is a tuple; got {type(legacy).__name__}")
+    kind, keys, pos, has_gauss, cached = legacy
     state: Dict[str, Any] = dict(
         torch=torch.get_rng_state(),
         numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),

@@ -70,7 +70,7 @@ class CapturedTrainingStep:
     a tuple/list of tensors of fixed shape; the returned StepOutput and norm are the captured
     tensors, refreshed by every call."""
 
-    def __init__(self, forward: Callable[[Any], Any], params: List[Tensor], optimizer: torch.optim.Optimizer,
+    def __init__(self, forward: Callable[[Any], Any], params: Sequence[Tensor], optimizer: torch.optim.Optimizer,
                  batch: Any, clip: float) -> None:
         tensors, self._rebuild = _flatten(batch)
         captured: dict = {}

@@ -39,8 +39,10 @@ class EpochBatches:
             raise ValueError(f"batch {global_batch} is larger than the training set ({n} samples); use a smaller --batch")
         self.per_rank = global_batch // dist.world_size
         dist.shard(global_batch)  # validates divisibility
-        self.sampler = DistributedSampler(range(n), num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                          seed=seed, drop_last=True)
+        # DistributedSampler only takes len() of its data set; torch's stub asks for a Dataset
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(n), num_replicas=dist.world_size, rank=dist.rank, shuffle=True,  # type: ignore[arg-type]
+            seed=seed, drop_last=True)
         self.per_epoch = len(self.sampler) // self.per_rank
         self._epoch, self._indices = -1, torch.empty(0, dtype=torch.long)
 

@@ -11,10 +11,13 @@ import csv
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TextIO
 
 
 class MetricsLog:
+    _fh: TextIO                              # the open file (opened again by every _rewrite)
+    _writer: "csv.DictWriter[str]"
+
     def __init__(self, path: Path, resume_from: Optional[int] = None, tensorboard_dir: Optional[Path] = None) -> None:
         self.path = Path(path)
         self.rows: List[Dict[str, Any]] = []

@@ -13,11 +13,11 @@ def make_optimizer(cfg: TrainingConfig, params: Iterable[nn.Parameter]) -> torch
     params = list(params)
     if not params:
         raise ValueError("the task's model has no trainable parameters")
-    capturable = dict(capturable=True) if cfg.cuda_graph else {}  # its step counter stays on the GPU
+    capturable = bool(cfg.cuda_graph)  # its step counter stays on the GPU (False is torch's default)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **capturable)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, capturable=capturable)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **capturable)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, capturable=capturable)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 

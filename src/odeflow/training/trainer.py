@@ -131,8 +131,9 @@ class Trainer:
                     stage = k
                     self._graphed = None  # a new solver or lr: captured again at the next step
                     task.enter_stage(stages[stage])
-                    if stages[stage].lr is not None:
-                        set_lr(opt, stages[stage].lr)
+                    lr = stages[stage].lr
+                    if lr is not None:
+                        set_lr(opt, lr)
                 task.before_iteration(it, ctx)
                 batch = task.batch(it, ctx)
                 start = time.perf_counter()
@@ -275,6 +276,8 @@ class Trainer:
         save_checkpoint(state, self._folder.file(name))
 
     def _resume_state(self) -> Dict[str, Any]:
+        if self.out is None:                     # __init__ refuses resume without a folder
+            raise ValueError("resume needs the run folder (--resume RUN_DIR)")
         path = self.out / "last.pt"
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {path} does not exist (the run folder has no last.pt; "
