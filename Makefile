@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.odeflow-installed
 
-.PHONY: demo test test-slow bench docs clean
+.PHONY: demo test lint test-slow bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/odeflow demo --out runs/demo
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The checks a contributor's pre-commit hook runs too (.pre-commit-config.yaml): lint, format, types.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
+	$(BIN)/mypy
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -13,7 +13,6 @@ from torch import Tensor
 
 from .dropin_options import resolve
 from .solve import solve
-from .solvers.state import State
 from .solvers.loop import real_dtype
 from .solvers.methods import get_method
 from .solvers.runge_kutta import interpolate, rk_step
@@ -25,7 +24,7 @@ class _Recording:
         self.func = func
         self.steps: List[Tuple[float, Tensor, float]] = []
 
-    def __call__(self, t: Tensor, y: State) -> State:
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         return self.func(t, y)
 
     def callback_accept_step(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:

@@ -5,7 +5,7 @@ The door validates and hands on: solve -> (compile wrapper `compiling`, unless c
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, TypeVar, Union
 
 from torch import Tensor
 
@@ -20,8 +20,10 @@ from .solving import Gradient, SolveCall, run
 
 __all__ = ["solve", "Gradient"]
 
+S = TypeVar("S", bound=State)  # the state: a tensor, or a tuple of tensors
 
-def solve(func: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
+
+def solve(func: Callable[[Tensor, S], S], y0: S, t: Union[Tensor, Sequence[float]],
           method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
           gradient: Optional[Gradient] = None, check_finite: bool = True,
           compile: Union[bool, str, AutoCompile] = False, events=None) -> Solution:

@@ -19,7 +19,7 @@ from odeflow.training.config_types import Fraction, NonNegativeFloat, PositiveIn
 from .flag_snapshot import snapshot
 
 PINNED = json.loads((Path(__file__).parent / "train_flags.json").read_text())
-GENERATED = ["cnf", "timeseries", "latent", "hamiltonian", "function-encoder", "sde"]
+GENERATED = sorted(PINNED)
 
 
 @pytest.mark.parametrize("task", sorted(PINNED))
@@ -49,9 +49,14 @@ def test_fields_help_and_overrides():
         rate: NonNegativeFloat = 0.0
         names: List[str] = field(default_factory=list)
         kind: str = field(default="a", metadata={"help": "which kind"})
+        share: float = 0.5                 # 50 % of the rows
 
     opts = options_of(Cfg, {"--k": ("kind", dict(choices=["a", "b"]))}, engine=False)
-    assert list(opts) == ["--width-of-net", "--rate", "--names", "--k"]
+    assert list(opts) == ["--width-of-net", "--rate", "--names", "--k", "--share"]
+    parser = argparse.ArgumentParser()
+    for flag, (name, kwargs) in opts.items():
+        parser.add_argument(flag, dest=name, **kwargs)
+    assert "50 % of the rows" in parser.format_help()
     assert opts["--width-of-net"] == ("width_of_net", dict(type=positive_int, help="hidden width"))
     assert opts["--names"][1] == dict(nargs="+")
     assert opts["--k"] == ("kind", dict(choices=["a", "b"]))

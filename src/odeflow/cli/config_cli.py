@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import inspect
 import io
+import re
 import textwrap
 import tokenize
 import types
@@ -77,6 +78,7 @@ CHECKS: Dict[Tuple[type, str], Callable[[str], Any]] = {
     (int, "positive"): positive_int, (float, "positive"): positive_float,
     (float, "non-negative"): non_negative_float, (float, "fraction"): fraction,
 }
+_TYPE_IGNORE = re.compile(r"^type:\s*ignore(\[[^\]]*\])?\s*(#\s*)?")  # a checker's note is not help
 ENGINE_SKIP = frozenset({"schedule"})   # a task that has stages adds --schedule itself
 
 
@@ -95,7 +97,7 @@ def field_comments(cls: type) -> Dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+        comments = {tok.start[0]: _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
                     for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
         body = ast.parse(_dedent(source)).body[0]
         for node in getattr(body, "body", []):
@@ -161,7 +163,7 @@ def options_of(cls: type, overrides: Optional[Options] = None, skip: Iterable[st
         kwargs = argparse_kwargs(hints[f.name])
         help_text = f.metadata.get("help") or comments.get(f.name, "")
         if help_text:
-            kwargs["help"] = help_text
+            kwargs["help"] = help_text.replace("%", "%%")  # argparse formats help with %
         out[flag_of(f.name)] = (f.name, kwargs)
     return {**out, **overrides}
 

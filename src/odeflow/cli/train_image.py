@@ -10,53 +10,23 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, positive_float, positive_int
-from ..training.distributed import is_main_process
+from .config_cli import add_options, options_of
+from .config_options import make_config
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/image"
 
-# option name -> (ImageConfig field, argparse keyword arguments)
-_OPTIONS: Dict[str, Any] = {
-    "--data": ("data", dict(choices=["digits", "mnist", "fashion-mnist", "cifar10"])),
-    "--data-dir": ("data_dir", dict(help="folder with mnist/, fashion-mnist/, cifar-10-batches-py/ "
-                                         "(or torchvision's MNIST/raw/, FashionMNIST/raw/); not needed for digits")),
-    "--hidden": ("hidden", dict(type=positive_int, nargs="+")),
-    "--activation": ("activation", dict()),
-    "--blocks": ("blocks", dict(type=positive_int, help="CNF blocks before and after each squeeze")),
-    "--scales": ("scales", dict(type=positive_int, help="number of scales (default: FFJORD's rule)")),
-    "--pieces": ("pieces", dict(type=positive_int, help="weights piecewise constant on this many pieces of [0, T]")),
-    "--alpha": ("alpha", dict(type=float, help="logit transform alpha")),
-    "--T": ("T", dict(type=positive_float, help="end time of every block (initial value with --learn-T)")),
-    "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
-    "--method": ("method", dict()),
+# what the config dataclass cannot say (every other option is generated from its fields)
+_SPECIAL: Dict[str, Any] = {
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
-    "--n-steps": ("n_steps", dict(type=positive_int, help="exactly this many fixed steps on [0, T]")),
-    "--rtol": ("rtol", dict(type=positive_float)),
-    "--atol": ("atol", dict(type=positive_float)),
     "--no-zero-init": ("zero_init", dict(action="store_false", help="PyTorch-default init (FFJORD) instead of f = 0")),
-    "--kinetic": ("kinetic", dict(type=float, help="RNODE lambda_K (e.g. 0.01)")),
-    "--jacobian": ("jacobian", dict(type=float, help="RNODE lambda_J (e.g. 0.01; CIFAR-10 0.03)")),
-    "--learn-T": ("learn_T", dict(action="store_true", help="TO-FLOW: learn every block's end time")),
-    "--T-lr": ("T_lr", dict(type=positive_float)),
-    "--T-alpha": ("T_alpha", dict(type=float, help="temporal regularization alpha |T|")),
-    "--T-eps": ("T_eps", dict(type=positive_float, help="clip T to [eps, 2 T0 - eps]")),
-    "--val-method": ("val_method", dict(help="validation/test solver")),
-    "--val-step-size": ("val_step_size", dict(type=positive_float)),
-    "--val-size": ("val_size", dict(type=positive_int, help="validation images used")),
-    "--eval-batch": ("eval_batch", dict(type=positive_int)),
-    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
-                                                                  "unset: in use + half of the free memory")),
-    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
-                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
-    "--samples": ("samples", dict(type=positive_int, help="images in each sample grid")),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.image import ImageConfig
+    from ..tasks.image_config import ImageConfig
     p = train_sub.add_parser("image", help="train a multiscale image CNF (bits/dim, sample grids)")
-    add_config_options(p, ImageConfig, _OPTIONS, DEFAULT_OUT)
+    add_options(p, ImageConfig, options_of(ImageConfig, _SPECIAL, skip={"val_rtol", "val_atol"}), DEFAULT_OUT)
     p.set_defaults(run=run)
 
 
@@ -69,7 +39,8 @@ def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
 def make_image_config(args: argparse.Namespace):
     """Defaults, then --config or, without it, configs/image_<data>.toml when there is one (the
     fast default recipe for digits), then the options given."""
-    from ..tasks.image import ImageConfig, default_image_config_file
+    from ..tasks.image import default_image_config_file
+    from ..tasks.image_config import ImageConfig
     if getattr(args, "config", None) is None and getattr(args, "resume", None) is None:
         args.config = default_image_config_file(getattr(args, "data", ImageConfig.data))
     return make_config(ImageConfig, args, DEFAULT_OUT, adjust=_adjust)
@@ -78,6 +49,7 @@ def make_image_config(args: argparse.Namespace):
 @report_errors
 def run(args: argparse.Namespace) -> int:
     from ..tasks.image import train_image
+    from ..training.distributed import is_main_process
     cfg, out, resume = make_image_config(args)
     s = train_image(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():

@@ -13,58 +13,31 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict
 
-from .config_options import add_config_options, make_config, positive_float, positive_int
+from .config_cli import add_options, options_of
+from .config_options import make_config
 from .training_run import report_errors
-from ..training.distributed import is_main_process
 
 DEFAULT_OUT = "runs/tabular"
 
-_OPTIONS: Dict[str, Any] = {
-    "--data": ("data", dict(help="power, gas, hepmass, miniboone, bsds300 (files), digits, breast_cancer (built in), "
-                                 "or your own table: PATH.csv, PATH.npy or PATH.parquet (numeric columns; split "
-                                 "80/10/10 with --seed, standardized)")),
-    "--data-dir": ("data_dir", dict(help="folder with power/, gas/, hepmass/, miniboone/, BSDS300/ "
-                                         "(default $ODEFLOW_DATA, else ./data)")),
-    "--mode": ("mode", dict(choices=["disc-opt", "opt-disc"])),
-    "--blocks": ("blocks", dict(type=positive_int, help="flow steps (CNF blocks)")),
-    "--layers": ("layers", dict(type=positive_int, help="hidden layers per block")),
-    "--multiplier": ("multiplier", dict(type=positive_int, help="hidden width = multiplier x dimension")),
-    "--activation": ("activation", dict()),
-    "--T": ("T", dict(type=positive_float, help="end time of each block")),
-    "--method": ("method", dict()),
+# what the config dataclass cannot say (every other option is generated from its fields)
+_SPECIAL: Dict[str, Any] = {
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
-    "--n-steps": ("n_steps", dict(type=positive_int)),
-    "--rtol": ("rtol", dict(type=positive_float)),
-    "--atol": ("atol", dict(type=positive_float)),
-    "--seminorm": ("seminorm", dict(action="store_true")),
-    "--divergence": ("divergence", dict(choices=["exact", "hutchinson"])),
-    "--noise": ("noise", dict(choices=["gaussian", "rademacher"])),
-    "--val-method": ("val_method", dict()),
-    "--val-step-size": ("val_step_size", dict(type=positive_float)),
-    "--fine-factor": ("fine_factor", dict(type=positive_int, help="re-discretized test with rk4 h / factor")),
-    "--val-max": ("val_max", dict(type=positive_int, help="validation rows (unset: as many as take --val-share of "
-                                                          "the training time, at least --val-min)")),
-    "--val-share": ("val_share", dict(type=positive_float, help="share of training time a validation pass may take")),
-    "--val-min": ("val_min", dict(type=positive_int, help="the fewest automatic validation rows (or the whole "
-                                                          "validation set if smaller)")),
-    "--test-max": ("test_max", dict(type=positive_int, help="test rows (unset: the whole test set)")),
-    "--max-memory": ("max_memory", dict(type=positive_float, help="memory budget in GB (RAM, or GPU memory on CUDA); "
-                                                                  "unset: in use + half of the free memory")),
-    "--memory-plan": ("memory_plan", dict(choices=["auto", "plain", "checkpointed", "adjoint"],
-                                          help="how gradients flow; auto: the fastest that fits --max-memory")),
-    "--dtype": ("dtype", dict(choices=["float32", "float64"])),
     "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
                                          "until=2000 method=rk4 step=0.25 lr=5e-4'")),
 }
 
+# config-file-only settings (the [model] table, the evaluation chunk)
+_NOT_ON_THE_COMMAND_LINE = {"layer", "train_T", "eval_chunk"}
+
 
 def register(train_sub: argparse._SubParsersAction) -> None:
-    from ..tasks.tabular import TabularConfig
+    from ..tasks.tabular_config import TabularConfig
     p = train_sub.add_parser("tabular", help="density estimation on tabular data (seed 000 Table 2)")
     p.add_argument("--config", type=Path, default=None,
                    help="TOML file: TabularConfig keys, [model] and [disc-opt]/[opt-disc] tables "
                         "(default configs/<data>.toml when it exists)")
-    add_config_options(p, TabularConfig, _OPTIONS, DEFAULT_OUT, config_file=False)
+    add_options(p, TabularConfig, options_of(TabularConfig, _SPECIAL, skip=_NOT_ON_THE_COMMAND_LINE), DEFAULT_OUT,
+                config_file=False)
     p.set_defaults(run=run)
 
 
@@ -93,14 +66,15 @@ def make_tabular_config(args: argparse.Namespace):
             merged["schedule"] = schedule_as_dicts(parse_schedule(merged["schedule"])) or None
         return merged
 
+    from ..tasks.tabular_config import TabularConfig
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "config"})
-    from ..tasks.tabular import TabularConfig
     return make_config(TabularConfig, plain, DEFAULT_OUT, adjust=adjust)
 
 
 @report_errors
 def run(args: argparse.Namespace) -> int:
     from ..tasks.tabular import TabularTask, train_tabular
+    from ..training.distributed import is_main_process
     cfg, out, resume = make_tabular_config(args)
     summary = train_tabular(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():

@@ -185,7 +185,7 @@ class CNF(nn.Module):
         if self.divergence == "hutchinson":
             self._e = sample_noise(x, self.noise, shard=self.noise_shard)
         zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        state = (x, zero, zero, zero) if regularize else (x, zero)
+        state: Tuple[Tensor, ...] = (x, zero, zero, zero) if regularize else (x, zero)
         func = self._augmented
         if self.compile:
             func = self.dynamics(regularize)

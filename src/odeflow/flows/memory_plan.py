@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -32,6 +32,9 @@ from torch import Tensor
 from ..solvers.stepping import FixedStep
 from .cnf import CNF, CNFStack, StepControl, standard_normal_logprob
 from .memory import GB, MB, LiveTensorBytes
+
+if TYPE_CHECKING:
+    from .multiscale import MultiscaleCNF
 
 # Allocator slack over the counted tensor bytes. CPU: glibc's heap fragments under the repeated
 # large allocations of a training step; resident memory settled at 2.0-2.3x the counted peak
@@ -46,7 +49,7 @@ def safety(device: torch.device) -> float:
 ADAM_STATE = 2         # Adam keeps two tensors per parameter (the gradients are in the probe)
 STRATEGIES = ("auto", "plain", "checkpointed", "adjoint")
 
-Flow = Union[CNF, CNFStack]
+Flow = Union[CNF, CNFStack, "MultiscaleCNF"]
 
 
 def blocks_of(flow: Flow) -> List[CNF]:

@@ -10,80 +10,21 @@ the test points through the block.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.classification import DATASETS, held_out_count, holdout, load_classification
-from ..models.classifiers import KINDS, ODEClassifier, conv_classifier, count_parameters, mlp_classifier
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..data.classification import held_out_count, holdout, load_classification
+from ..models.classifiers import ODEClassifier, conv_classifier, count_parameters, mlp_classifier
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
-from ..training.schedule import Stage, make_step
+from ..training.schedule import Stage
+from .classify_config import ClassifyConfig
 
-# Sets of a few thousand samples: small batches converge in a few epochs (measured in docs/classify.md:
-# digits 79 % -> 97 % and mnist5k 40 % -> 94 % in 5 epochs against batch 128); larger sets: 128.
-SMALL_SET_BATCH = {"digits": 8, "annuli": 8, "mnist5k": 16}
 NUM_CLASSES = {"annuli": 2, "digits": 10, "mnist5k": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10}
-
-
-@dataclass
-class ClassifyConfig(TrainingConfig):
-    model: str = "odenet"              # odenet | resnet | anode | sonode
-    data: str = "digits"               # annuli | digits | mnist5k | mnist | fashion-mnist | cifar10
-    data_dir: Optional[str] = None     # folder with the standard files (mnist, fashion-mnist, cifar10)
-    epochs: Optional[int] = None       # if set, iterations = epochs * (training batches per epoch)
-    batch: Optional[int] = None        # None: 8 (digits, annuli), 16 (mnist5k), else 128
-    lr: float = 3e-3
-    lr_schedule: str = "cosine"        # with the small batch: >= 95 % on digits in 5 epochs (docs/classify.md)
-    val_every: int = 50
-    val_fraction: float = 0.1          # of the training split, held out for validation
-    channels: int = 32                 # images: feature-map channels of the block
-    downsample: Optional[int] = None   # images: stride-2 convs in the stem (None: 1 up to 16 px, else 2)
-    hidden: List[int] = field(default_factory=lambda: [32, 32])  # vectors: hidden widths of the field
-    activation: str = "tanh"           # vectors: field activation
-    augment: Optional[int] = None      # anode: extra zero channels/dims (None: 8 for images, 1 for vectors)
-    T: float = 1.0
-    mode: str = "disc-opt"             # disc-opt | opt-disc (continuous adjoint)
-    method: str = "rk4"
-    n_steps: Optional[int] = 4         # fixed steps on [0, T]; also the ResNet's number of blocks
-    step_size: Optional[float] = None  # instead of n_steps; both None: adaptive with rtol/atol
-    rtol: float = 1e-3
-    atol: float = 1e-4
-    kinetic: float = 0.0               # RNODE lambda_K
-
-    def __post_init__(self) -> None:
-        if self.batch is None:
-            self.batch = SMALL_SET_BATCH.get(self.data, 128)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.model not in KINDS:
-            raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(KINDS)}")
-        if self.data not in DATASETS:
-            raise ValueError(f"unknown data {self.data!r}; valid: {', '.join(DATASETS)}")
-        if self.mode not in ("disc-opt", "opt-disc"):
-            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1 (or unset to use iterations); got {self.epochs}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
-        if self.kinetic < 0:
-            raise ValueError(f"kinetic (lambda_K) must be >= 0; got {self.kinetic}")
-        if self.model == "resnet" and self.resnet_blocks() is None:
-            raise ValueError("the ResNet twin needs a fixed grid: give n_steps (its number of blocks) or step_size")
-
-    def step(self):
-        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
-
-    def resnet_blocks(self) -> Optional[int]:
-        if self.n_steps:
-            return self.n_steps
-        return max(1, math.ceil(self.T / self.step_size)) if self.step_size else None
 
 
 def build_classifier(cfg: ClassifyConfig, x_shape: Tuple[int, ...]) -> ODEClassifier:
@@ -123,7 +64,7 @@ class ClassifyTask(Task):
         self.x_train, self.y_train = x[keep].to(dev), y[keep].to(dev)
         self.x_val, self.y_val = x[held].to(dev), y[held].to(dev)
         self.model = self.net = build_classifier(cfg, tuple(x.shape[1:])).to(dev)
-        self.batches = EpochBatches(len(keep), cfg.batch, cfg.seed, ctx.dist)
+        self.batches = EpochBatches(len(keep), cfg.batch_size, cfg.seed, ctx.dist)
 
     def enter_stage(self, stage: Stage) -> None:
         self.net.set_solver(stage.method, stage.step())
@@ -199,7 +140,7 @@ def train_classify(cfg: ClassifyConfig, out: Optional[Path], progress: bool = Tr
     if cfg.epochs is not None:
         n = len(load_classification(cfg.data, "train", cfg.data_dir, seed=cfg.seed)[1])
         n_train = n - held_out_count(n, cfg.val_fraction)
-        cfg.iterations = cfg.epochs * iterations_per_epoch(n_train, cfg.batch)
+        cfg.iterations = cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size)
     return Trainer(ClassifyTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
                    label=f"classify {cfg.model} {cfg.data}").fit()
 

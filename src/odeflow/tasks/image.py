@@ -13,82 +13,20 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch import Tensor
 
-from ..data.images import IMAGE_DATASETS, image_shape, load_images
+from ..data.images import image_shape, load_images
 from ..flows.image_transforms import dequantize
 from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
-from ..training import AuxiliaryStep, RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import AuxiliaryStep, RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches, iteration_seed
-from ..flows.memory_plan import STRATEGIES
-from ..training.schedule import Stage, make_step, parse_schedule
+from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import PROBE_ROWS, peak_memory_mb, plan_memory
-
-
-@dataclass
-class ImageConfig(TrainingConfig):
-    data: str = "digits"
-    data_dir: Optional[str] = None
-    batch: int = 200
-    hidden: List[int] = field(default_factory=lambda: [64, 64, 64])
-    activation: str = "softplus"
-    blocks: int = 1                      # CNF blocks before and after each squeeze
-    scales: Optional[int] = None         # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4)
-    pieces: int = 1                      # weights piecewise constant in time (RNODE: 10 MNIST, 14 CIFAR-10)
-    alpha: float = 1e-6                  # logit transform
-    T: float = 1.0
-    mode: str = "disc-opt"               # 'disc-opt' or 'opt-disc' (continuous adjoint)
-    method: str = "rk4"
-    step_size: Optional[float] = 0.25    # None: adaptive with rtol/atol
-    n_steps: Optional[int] = None        # instead of step_size: exactly this many steps on [0, T]
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    zero_init: bool = True               # f = 0 at the start (RNODE)
-    kinetic: float = 0.0                 # RNODE lambda_K
-    jacobian: float = 0.0                # RNODE lambda_J
-    learn_T: bool = False                # TO-FLOW: every block's end time learnable
-    T_lr: float = 1e-2
-    T_alpha: float = 0.1
-    T_eps: float = 0.1
-    val_method: str = "dopri5"
-    val_step_size: Optional[float] = None   # None: adaptive with val_rtol/val_atol
-    val_rtol: float = 1e-5
-    val_atol: float = 1e-5
-    val_size: Optional[int] = 1000       # validation images used (None: all)
-    eval_batch: int = 500                # images per evaluation chunk at most (the memory plan may take fewer)
-    samples: int = 64                    # images in each sample grid
-    max_memory: Optional[float] = None   # GB; None: in use + half of the free RAM / GPU memory
-    memory_plan: str = "auto"            # auto, plain, checkpointed or adjoint (flows.memory_plan)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.max_memory is not None and not self.max_memory > 0:
-            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
-        if self.memory_plan not in STRATEGIES:
-            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
-        if self.data not in IMAGE_DATASETS:
-            raise ValueError(f"unknown image data set {self.data!r}; valid: {', '.join(IMAGE_DATASETS)}")
-        if self.mode not in ("disc-opt", "opt-disc"):
-            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
-        if self.learn_T and self.step_size is not None and self.n_steps is None:
-            raise ValueError("learn_T with a fixed step size changes the cost as T moves; give n_steps instead "
-                             "of step_size (e.g. n_steps = 4 for rk4 h = 0.25 on T = 1)")
-        for name in ("pieces", "blocks", "eval_batch", "samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.val_size is not None and self.val_size < 1:
-            raise ValueError(f"val_size must be >= 1 (or unset for all); got {self.val_size}")
-
-    def step(self):
-        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
-
-    def val_solver(self):
-        return self.val_method, make_step(self.val_step_size, None, self.val_rtol, self.val_atol)
+from .image_config import ImageConfig
 
 
 def default_image_config_file(data: str) -> Optional[Path]:
@@ -146,6 +84,12 @@ class ImageEndTimeStep(AuxiliaryStep):
         self.end_times.opt.load_state_dict(state["adam"])
 
 
+
+def _bits_per_dim(flow: Any, x: Tensor) -> Tensor:
+    """What the memory plan probes for an evaluation chunk: per-image bits/dim."""
+    return flow.bits_per_dim(x)
+
+
 class ImageTask(Task):
     name = "image"
     monitor = "val_bits_per_dim"
@@ -170,7 +114,7 @@ class ImageTask(Task):
         probe = dequantize(self.x_train[:PROBE_ROWS], g).to(ctx.device)
         self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
                                   cfg.memory_plan, [(cfg.method, cfg.step())] + stages, max_chunk=cfg.eval_batch,
-                                  evaluate=lambda flow, x: flow.bits_per_dim(x), eval_method=cfg.val_method,
+                                  evaluate=_bits_per_dim, eval_method=cfg.val_method,
                                   eval_what="bits/dim evaluation")
         self.eval_batch = int(self.memory["eval_chunk"])      # at most cfg.eval_batch images at a time
 

@@ -21,69 +21,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.classification import holdout
-from ..data.drop import DROP_MODES, drop_observations
+from ..data.drop import drop_observations
 from ..data.irregular import IrregularBatch, Normalizer, Series, collate
 from ..data.long_csv import load_labelled_long_csv
 from ..data.uea import UEA_SETS, load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
-from ..models.sequence_classifiers import SEQUENCE_MODELS, LatentODEClassifier, make_sequence_classifier
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..models.sequence_classifiers import LatentODEClassifier, make_sequence_classifier
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
+from .sequence_classify_config import SequenceClassifyConfig
 
 SEQUENCE_DATA = tuple(UEA_SETS)
-
-
-def is_sequence_data(data: str) -> bool:
-    return data in SEQUENCE_DATA or data.endswith(".csv")
-
-
-@dataclass
-class SequenceClassifyConfig(TrainingConfig):
-    model: str = "ode-rnn"             # ode-rnn | latent-ode | gru-dt | gru-d
-    data: str = "basic-motions"        # japanese-vowels | basic-motions | PATH.csv (with a label column)
-    drop: float = 0.0                  # share of observations removed per series
-    drop_mode: str = "time"            # time | channel
-    epochs: Optional[int] = None       # if set, iterations = epochs * (training batches per epoch)
-    iterations: int = 300
-    batch: int = 16
-    lr: float = 1e-2
-    lr_schedule: str = "cosine"
-    grad_clip: Optional[float] = 10.0
-    val_every: int = 25
-    checkpoint_every: int = 50
-    val_fraction: float = 0.1          # of the training split, held out for validation
-    test_fraction: float = 0.2         # CSV only: series held out for testing
-    hidden: int = 32                   # recurrent state size
-    field_hidden: int = 32             # width of the ODE fields' hidden layer
-    latent_dim: int = 16               # latent ODE: size of z
-    method: str = "midpoint"           # latent ODE decoder (encoder: euler)
-    step_size: float = 0.1             # fixed ODE steps; every gap between grid times also splits
-    obs_std: float = 0.1               # latent ODE: observation noise of the ELBO
-    samples: int = 3                   # latent ODE: z0 samples per series in training
-    ce_weight: float = 100.0           # latent ODE: weight of the cross-entropy (Rubanova et al.)
-    kl_warmup: int = 10
-    kl_rate: float = 0.99
-
-    def validate(self) -> None:
-        super().validate()
-        if self.model not in SEQUENCE_MODELS:
-            raise ValueError(f"unknown sequence model {self.model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
-        if not is_sequence_data(self.data):
-            raise ValueError(f"unknown sequence data {self.data!r}; valid: {', '.join(SEQUENCE_DATA)} or a "
-                             f"long CSV path ending in .csv (series,time,variable,value,label)")
-        if not 0 <= self.drop < 1:
-            raise ValueError(f"drop must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {self.drop}")
-        if self.drop_mode not in DROP_MODES:
-            raise ValueError(f"unknown drop_mode {self.drop_mode!r}; valid: {', '.join(DROP_MODES)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1 (or unset to use iterations); got {self.epochs}")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)}")
-        if min(self.hidden, self.field_hidden, self.latent_dim, self.samples) < 1:
-            raise ValueError("hidden, field_hidden, latent_dim and samples must be >= 1")
-        if self.step_size <= 0 or self.obs_std <= 0 or self.ce_weight < 0:
-            raise ValueError("step_size and obs_std must be > 0, ce_weight >= 0")
 
 
 @dataclass

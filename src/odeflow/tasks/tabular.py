@@ -20,122 +20,25 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..data.tabular import LOADERS, TabularData, load_tabular
-from ..data.user_table import TABLE_SUFFIXES, is_table_path
-from ..flows.memory_plan import STRATEGIES
+from ..data.tabular import TabularData, load_tabular
 from ..flows.cnf import CNFStack
-from ..flows.divergence import NOISES
 from ..flows.stacked import StackSpec, build_stacked_cnf, evaluate_stack, nll_per_sample
-from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
-from ..training import RunContext, StepOutput, Task, Trainer, TrainingConfig
+from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
-from ..training.schedule import Stage, make_step, parse_schedule
+from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import note, peak_memory_mb, plan_memory
+from .tabular_config import MODES, TabularConfig
 
-MODES = ("disc-opt", "opt-disc")
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 TIMED_ROWS = 32        # validation rows timed to size an automatic validation pass
-
-
-@dataclass
-class TabularConfig(TrainingConfig):
-    data: str = "digits"
-    data_dir: Optional[str] = None          # None: $ODEFLOW_DATA, else ./data
-    mode: str = "disc-opt"
-    # model (seed 000 Table 3)
-    blocks: int = 1
-    layers: int = 2
-    multiplier: int = 2
-    activation: str = "softplus"
-    layer: str = "concatsquash"
-    T: float = 1.0
-    train_T: bool = False
-    # training solver
-    method: str = "rk4"
-    step_size: Optional[float] = 0.25        # None: adaptive with rtol/atol
-    n_steps: Optional[int] = None
-    rtol: float = 1e-6
-    atol: float = 1e-8
-    seminorm: bool = False
-    divergence: str = "hutchinson"
-    noise: str = "gaussian"
-    # evaluation
-    val_method: str = "rk4"
-    val_step_size: Optional[float] = None    # None: the training h / fine_factor (0.05 for adaptive training)
-    fine_factor: int = 5                     # re-discretization: rk4 with h / fine_factor
-    val_max: Optional[int] = None            # validate on the first N validation rows (None: as many as
-                                             # fit in val_share of the training time between validations,
-                                             # never fewer than min(val_min, the whole validation set))
-    val_share: float = 0.1
-    val_min: int = 1000                      # floor of the automatic count: best.pt is chosen on >= this
-    test_max: Optional[int] = None           # test on the first N test rows only (None: the whole test set)
-    eval_chunk: int = 1024                   # the largest chunk; the memory plan may choose fewer rows
-    dtype: str = "float32"
-    # memory (flows.memory_plan)
-    max_memory: Optional[float] = None       # GB; None: in use + half of the free RAM / GPU memory
-    memory_plan: str = "auto"                # auto, plain, checkpointed or adjoint
-
-    def validate(self) -> None:
-        super().validate()
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if self.data not in LOADERS and not is_table_path(self.data):
-            raise ValueError(f"unknown tabular data set {self.data!r}; valid: {', '.join(LOADERS)}, or a table "
-                             f"of your own: a path ending in {', '.join(TABLE_SUFFIXES)}")
-        for name in ("method", "val_method"):
-            if getattr(self, name) not in METHODS:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(sorted(METHODS))}")
-        if self.divergence not in ("exact", "hutchinson"):
-            raise ValueError(f"unknown divergence {self.divergence!r}; valid: exact, hutchinson")
-        if self.noise not in NOISES:
-            raise ValueError(f"unknown noise {self.noise!r}; valid: {', '.join(NOISES)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        if not self.step_size and not self.n_steps and METHODS[self.method].b_err is None:
-            raise ValueError(f"method {self.method} has no error estimate for adaptive steps: give step_size "
-                             "(or n_steps), or use an embedded method such as dopri5")
-        for name in ("fine_factor", "eval_chunk", "val_min"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not 0 < self.val_share <= 1:
-            raise ValueError(f"val_share must be in (0, 1]; got {self.val_share!r}")
-        if self.max_memory is not None and not self.max_memory > 0:
-            raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
-        if self.memory_plan not in STRATEGIES:
-            raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
-        for name in ("val_max", "test_max"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (or unset); got {getattr(self, name)}")
-        self.spec()
-
-    def spec(self) -> StackSpec:
-        return StackSpec(**{k: getattr(self, k) for k in MODEL_KEYS})
-
-    def step(self):
-        return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
-
-    def fine_h(self) -> float:
-        if self.step_size:
-            return self.step_size / self.fine_factor
-        if self.n_steps:
-            return self.T / (self.n_steps * self.fine_factor)
-        return 0.05
-
-    def val_solver(self) -> Tuple[str, Any]:
-        """Validation: `val_method` with h = val_step_size (default the fine h); an embedded
-        method without a step size runs adaptively with 1e-6/1e-8."""
-        if METHODS[self.val_method].b_err is not None and self.val_step_size is None:
-            return self.val_method, Adaptive(1e-6, 1e-8)
-        return self.val_method, FixedStep(self.val_step_size or self.fine_h())
 
 
 # --- config files -------------------------------------------------------------------------------
@@ -243,12 +146,12 @@ class TabularTask(Task):
 
     def training_loss(self, x: Tensor) -> StepOutput:
         flow = self.flow
-        for block in flow.blocks:
+        for block in flow.cnfs:
             block.noise_shard = self.shard
         try:
             loss, parts = flow.loss(x)
         finally:
-            for block in flow.blocks:
+            for block in flow.cnfs:
                 block.noise_shard = None
         stats = flow.nfe
         metrics: Dict[str, Any] = dict(loss=loss.detach(), nll=parts["nll"],
@@ -305,11 +208,13 @@ class TabularTask(Task):
         if best is not None and best.is_file():          # early stopping: test the best validation model
             from ..training.checkpoint import load_checkpoint
             flow.load_state_dict(load_checkpoint(best)["model"])
-        x = torch.tensor(self.data.test[:cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
-        solvers = {"": (flow.blocks[0].method, flow.blocks[0].step),
+        data = self.data
+        assert data is not None  # loaded by setup
+        x = torch.tensor(data.test[:cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
+        solvers = {"": (flow.cnfs[0].method, flow.cnfs[0].step),
                    "_rk4_fine": ("rk4", FixedStep(cfg.fine_h())),
                    "_dopri5": ("dopri5", Adaptive(1e-6, 1e-8))}
-        summary: Dict[str, Any] = dict(data=cfg.data, dim=self.data.dim, mode=cfg.mode,
+        summary: Dict[str, Any] = dict(data=cfg.data, dim=data.dim, mode=cfg.mode,
                                        tested_model="best.pt" if best is not None and best.is_file() else "last",
                                        memory=self.memory, val_rows=self.val_rows, test_rows=int(x.shape[0]))
         for suffix, (method, step) in solvers.items():
@@ -355,6 +260,6 @@ def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") ->
     flow = build_tabular_flow(cfg, int(dim))
     flow.load_state_dict(state["model"])
     flow.eval()
-    for block in flow.blocks:
+    for block in flow.cnfs:
         block.divergence = "exact"
     return flow, cfg
