@@ -1,4 +1,5 @@
 """Side-by-side timing: candidates are interleaved, and the median of repeats is reported."""
+
 from __future__ import annotations
 
 import platform
@@ -10,8 +11,12 @@ from typing import Callable, Dict, Iterator, Optional
 import torch
 
 
-def time_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int = 7, min_time: float = 0.2,
-                      sync: Callable[[], None] = lambda: None) -> Dict[str, float]:
+def time_side_by_side(
+    fns: Dict[str, Callable[[], object]],
+    repeats: int = 7,
+    min_time: float = 0.2,
+    sync: Callable[[], None] = lambda: None,
+) -> Dict[str, float]:
     """Median seconds per call of each function, measured round-robin in one process;
     ``sync`` runs after every call (torch.cuda.synchronize for GPU work)."""
     fns = {name: _then(fn, sync) for name, fn in fns.items()}
@@ -35,14 +40,17 @@ def time_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int = 7, mi
 
 
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
 
 
 def _then(fn: Callable[[], object], after: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         fn()
         after()
+
     return run
 
 
@@ -53,7 +61,7 @@ class TrainingCPUClock:
     def __init__(self) -> None:
         self.cpu = 0.0
         self._mark: Optional[float] = None
-        self.at_validation: Dict[int, float] = {}   # iterations done -> training CPU seconds
+        self.at_validation: Dict[int, float] = {}  # iterations done -> training CPU seconds
 
     def iteration_starts(self) -> None:
         if self._mark is not None:

@@ -6,6 +6,7 @@ iteration and the median ms of the following ones; asserts nothing.
 
     PYTHONPATH=src python benchmarks/cnf_compile_step.py [--iterations 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,16 @@ from odeflow.nn import ODENet
 
 def run(compile: bool, adjoint: bool, iterations: int):
     torch.manual_seed(0)
-    flow = CNF(ODENet(2, (64, 64, 64)), 2, T=0.5, divergence="hutchinson", method="rk4", step=FixedStep(0.05),
-               adjoint=adjoint, compile=compile)
+    flow = CNF(
+        ODENet(2, (64, 64, 64)),
+        2,
+        T=0.5,
+        divergence="hutchinson",
+        method="rk4",
+        step=FixedStep(0.05),
+        adjoint=adjoint,
+        compile=compile,
+    )
     opt = torch.optim.Adam(flow.parameters(), lr=1e-3)
     times, losses = [], []
     for it in range(iterations):
@@ -53,8 +62,11 @@ def main() -> None:
         e0, e, le = run(False, adjoint, args.iterations)
         c0, c, lc = run(True, adjoint, args.iterations)
         assert abs(le - lc) < 1e-3 * max(1.0, abs(le)), (le, lc)
-        print(f"| {'Opt-Disc' if adjoint else 'Disc-Opt'} | {e0:.2f} | {1e3 * e:.1f} | {c0:.1f} | {1e3 * c:.1f} | "
-              f"{e / c:.2f}x |", flush=True)
+        print(
+            f"| {'Opt-Disc' if adjoint else 'Disc-Opt'} | {e0:.2f} | {1e3 * e:.1f} | {c0:.1f} | {1e3 * c:.1f} | "
+            f"{e / c:.2f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Each (mode, n) runs in a fresh subprocess; the figure is the growth of the peak 
 
     PYTHONPATH=src python benchmarks/cnf_memory.py [--steps 4 16 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ MODES = ("disc-opt", "checkpointed", "adjoint")
 
 def one(mode: str, steps: int, batch: int) -> None:
     import torch
+
     from odeflow import FixedStep
     from odeflow.data.tabular import load_tabular
     from odeflow.flows import CNF
@@ -34,9 +36,16 @@ def one(mode: str, steps: int, batch: int) -> None:
     torch.manual_seed(0)
     data = load_tabular("digits")
     x = torch.as_tensor(data.train[:batch], dtype=torch.float32)
-    flow = CNF(ODENet(data.dim, (256, 256)), data.dim, T=0.5, divergence="hutchinson", method="rk4",
-               step=FixedStep(0.5), adjoint=mode == "adjoint",
-               checkpoints=max(1, round(math.sqrt(steps))) if mode == "checkpointed" else None)
+    flow = CNF(
+        ODENet(data.dim, (256, 256)),
+        data.dim,
+        T=0.5,
+        divergence="hutchinson",
+        method="rk4",
+        step=FixedStep(0.5),
+        adjoint=mode == "adjoint",
+        checkpoints=max(1, round(math.sqrt(steps))) if mode == "checkpointed" else None,
+    )
     flow.loss(x)[0].backward()  # warm-up: allocator, kernels
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     flow.set_solver("rk4", FixedStep(0.5 / steps))
@@ -62,8 +71,13 @@ def main() -> None:
     for n in args.steps:
         cells = []
         for mode in MODES:
-            out = subprocess.run([sys.executable, __file__, "--one", mode, str(n), "--batch", str(args.batch)],
-                                 capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", mode, str(n), "--batch", str(args.batch)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=dict(os.environ, OMP_NUM_THREADS="1"),
+            )
             mb, s = out.stdout.split()
             cells.append(f"{float(mb):.0f} MB ({float(s):.1f} s)")
         print(f"| {n} | " + " | ".join(cells) + " |", flush=True)

@@ -22,6 +22,7 @@ trace, inverse error) on a second held-out set. The runs go one after another in
 
 Usage: PYTHONPATH=src python benchmarks/cnf_time_to_nll.py [--recipes fast combined] [--skip-ffjord]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,6 +99,7 @@ class HutchinsonODEfunc(nn.Module):
 
 def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
     from torchdiffeq import odeint_adjoint
+
     torch.manual_seed(args.seed)
     net = ODENet(2, [64, 64, 64], layer="concatsquash", activation="tanh").to(args.device)
     func = HutchinsonODEfunc(net)
@@ -113,11 +115,13 @@ def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         func.e = torch.randn_like(x)
         func.nfe = 0
-        zT, dlogp = odeint_adjoint(func, (x, torch.zeros(x.shape[0], device=x.device)), times, rtol=1e-5, atol=1e-5, method="dopri5")
+        zT, dlogp = odeint_adjoint(
+            func, (x, torch.zeros(x.shape[0], device=x.device)), times, rtol=1e-5, atol=1e-5, method="dopri5"
+        )
         nfe_f += func.nfe
         func.nfe = 0
         logpz = -0.5 * (2 * torch.log(torch.tensor(2 * torch.pi)) + (zT[-1] ** 2).sum(dim=1))
-        loss = -(logpz - dlogp[-1]).mean()   # log p(x) = log N(z(T)) + int tr J dt = logpz - dlogp(T)
+        loss = -(logpz - dlogp[-1]).mean()  # log p(x) = log N(z(T)) + int tr J dt = logpz - dlogp(T)
         loss.backward()
         opt.step()
         synchronize(args.device)
@@ -135,22 +139,44 @@ def ffjord_run(args, x_test: Tensor, x_final: Tensor) -> Dict[str, Any]:
                 break
     n = it + 1
     final = evaluate_flow(as_flow(net, 0.5), x_final.to(args.device), "dopri5", DOPRI5)
-    return dict(name="ffjord (torchdiffeq)", iterations=n, seconds=elapsed, hit=hit, hit_cpu=hit_cpu, ms_per_iter=1e3 * elapsed / n,
-                nfe_forward=nfe_f / n, nfe_backward=nfe_b / n, curve=curve, final=final, T=0.5)
+    return dict(
+        name="ffjord (torchdiffeq)",
+        iterations=n,
+        seconds=elapsed,
+        hit=hit,
+        hit_cpu=hit_cpu,
+        ms_per_iter=1e3 * elapsed / n,
+        nfe_forward=nfe_f / n,
+        nfe_backward=nfe_b / n,
+        curve=curve,
+        final=final,
+        T=0.5,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # odeflow recipes
 def recipe(name: str) -> Dict[str, Any]:
-    if name == "combined":   # `make demo`'s CNF (cli/demo.py), its first 400 of 1,500 iterations
-        return dict(mode="disc-opt", method="rk4", n_steps=4, divergence="exact", batch=256, kinetic=0.01,
-                    jacobian=0.01, zero_init=True, learn_T=True, iterations=400, lr=1e-3,
-                    schedule=[dict(until=300, method="rk4", steps=2, lr=1e-3),
-                              dict(until=301, method="rk4", steps=4, lr=5e-4)])
+    if name == "combined":  # `make demo`'s CNF (cli/demo.py), its first 400 of 1,500 iterations
+        return dict(
+            mode="disc-opt",
+            method="rk4",
+            n_steps=4,
+            divergence="exact",
+            batch=256,
+            kinetic=0.01,
+            jacobian=0.01,
+            zero_init=True,
+            learn_T=True,
+            iterations=400,
+            lr=1e-3,
+            schedule=[dict(until=300, method="rk4", steps=2, lr=1e-3), dict(until=301, method="rk4", steps=4, lr=5e-4)],
+        )
     path = ROOT / "configs" / f"cnf_{name}.toml"
     if not path.is_file():
         raise ValueError(f"unknown recipe {name!r}: neither 'combined' nor {path}")
     import tomllib
+
     return tomllib.loads(path.read_text())
 
 
@@ -179,8 +205,16 @@ class _SharedEvaluatorTask(CNF2DTask):
 
 
 def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    settings = dict(recipe(name), data=args.data, seed=args.seed, val_every=args.val_every, val_size=len(x_test),
-                    checkpoint_every=10**9, device=args.device, cuda_graph=args.cuda_graph)
+    settings = dict(
+        recipe(name),
+        data=args.data,
+        seed=args.seed,
+        val_every=args.val_every,
+        val_size=len(x_test),
+        checkpoint_every=10**9,
+        device=args.device,
+        cuda_graph=args.cuda_graph,
+    )
     settings.update(overrides)
     cfg = CNFConfig(**settings)
     cfg.validate()
@@ -196,26 +230,43 @@ def odeflow_run(name: str, args, x_test: Tensor, x_final: Tensor, overrides: Dic
     flow = trainer.task.flow
     final = evaluate_flow(flow, x_final.to(args.device), "dopri5", DOPRI5)
     n = s["iterations"]
-    return dict(name=name, iterations=n, seconds=s["train_seconds"], hit=hit, hit_cpu=hit_cpu, ms_per_iter=s["ms_per_iter"],
-                nfe_forward=sum(r["nfe_forward"] for r in rows) / n,
-                nfe_backward=sum(r["nfe_backward"] for r in rows) / n, curve=curve, final=final,
-                T=float(flow.T.detach()), config=settings)
+    return dict(
+        name=name,
+        iterations=n,
+        seconds=s["train_seconds"],
+        hit=hit,
+        hit_cpu=hit_cpu,
+        ms_per_iter=s["ms_per_iter"],
+        nfe_forward=sum(r["nfe_forward"] for r in rows) / n,
+        nfe_backward=sum(r["nfe_backward"] for r in rows) / n,
+        curve=curve,
+        final=final,
+        T=float(flow.T.detach()),
+        config=settings,
+    )
 
 
 def table(results: List[Dict[str, Any]], target: float) -> str:
     base = next((r for r in results if r["name"].startswith("ffjord")), None)
-    lines = [f"| recipe | wall time to NLL <= {target} (s) | CPU time to it (s) | iterations to it | ms/iter | "
-             "NFE-F / NFE-B per iter | speed-up (wall) | speed-up (CPU) | iterations run | "
-             "final test NLL (dopri5 1e-5, exact) | inverse error | T |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| recipe | wall time to NLL <= {target} (s) | CPU time to it (s) | iterations to it | ms/iter | "
+        "NFE-F / NFE-B per iter | speed-up (wall) | speed-up (CPU) | iterations run | "
+        "final test NLL (dopri5 1e-5, exact) | inverse error | T |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         hit = r["hit"]
         ok = hit and base and base["hit"]
         speed = f"{base['hit'][1] / hit[1]:.1f}x | {base['hit_cpu'] / r['hit_cpu']:.1f}x" if ok else "– | –"
-        lines.append(f"| {r['name']} | {hit[1]:.2f} | {r['hit_cpu']:.2f} | {hit[0]} | " if hit
-                     else f"| {r['name']} | not reached | – | – | ")
-        lines[-1] += (f"{r['ms_per_iter']:.1f} | {r['nfe_forward']:.1f} / {r['nfe_backward']:.1f} | {speed} | "
-                      f"{r['iterations']} | {r['final']['nll']:.3f} | {r['final']['inverse_error']:.1e} | {r['T']:.3f} |")
+        lines.append(
+            f"| {r['name']} | {hit[1]:.2f} | {r['hit_cpu']:.2f} | {hit[0]} | "
+            if hit
+            else f"| {r['name']} | not reached | – | – | "
+        )
+        lines[-1] += (
+            f"{r['ms_per_iter']:.1f} | {r['nfe_forward']:.1f} / {r['nfe_backward']:.1f} | {speed} | "
+            f"{r['iterations']} | {r['final']['nll']:.3f} | {r['final']['inverse_error']:.1e} | {r['T']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -252,8 +303,9 @@ def main() -> None:
     text = table(results, args.target)
     print(text)
     if args.json is not None:
-        args.json.write_text(json.dumps(dict(results=results, load_end=os.getloadavg(), machine=machine()), indent=1,
-                                        default=str))
+        args.json.write_text(
+            json.dumps(dict(results=results, load_end=os.getloadavg(), machine=machine()), indent=1, default=str)
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Usage: python distributed.py [--iterations 60] [--batch 512]
 Each configuration is run as a fresh command (import and process start-up excluded: the ratio
 uses the trainer's own training time, summary.json's train_seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,29 @@ from pathlib import Path
 
 
 def run(nproc: int, threads: int, args, out: Path) -> dict:
-    base = ["-m", "odeflow.cli.main", "train", "cnf", "--iterations", str(args.iterations), "--batch", str(args.batch),
-            "--val-every", str(args.iterations), "--val-size", "256", "--quiet", "--out", str(out), *args.extra]
-    cmd = [sys.executable, *base] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *base]
+    base = [
+        "-m",
+        "odeflow.cli.main",
+        "train",
+        "cnf",
+        "--iterations",
+        str(args.iterations),
+        "--batch",
+        str(args.batch),
+        "--val-every",
+        str(args.iterations),
+        "--val-size",
+        "256",
+        "--quiet",
+        "--out",
+        str(out),
+        *args.extra,
+    ]
+    cmd = (
+        [sys.executable, *base]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *base]
+    )
     subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)), capture_output=True)
     return json.loads((out / "summary.json").read_text())
 
@@ -40,7 +60,9 @@ def main() -> None:
                 s = run(nproc, threads, args, Path(tmp) / f"{r}_{nproc}_{threads}")
                 times[label].append(s["train_seconds"] / s["iterations"])
     base = min(times[configs[0][0]])
-    print(f"| configuration (global batch {args.batch}) | ms/iter (best of {args.repeats}) | it/s | speed-up vs 1 process, 1 thread |")
+    print(
+        f"| configuration (global batch {args.batch}) | ms/iter (best of {args.repeats}) | it/s | speed-up vs 1 process, 1 thread |"
+    )
     print("|---|---|---|---|")
     for label, _, _ in configs:
         t = min(times[label])

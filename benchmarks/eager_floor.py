@@ -6,16 +6,17 @@ markdown table: median ms per call and odeflow / hand-written (target <= 1.05x).
 
     PYTHONPATH=src python benchmarks/eager_floor.py [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 
 import torch
+from _timing import machine, time_side_by_side
 from torch import nn
 
 import odeflow
-from _timing import machine, time_side_by_side
 
 H, N = 0.01, 100
 
@@ -72,8 +73,10 @@ def main() -> None:
 
         for name, (a, b) in {"forward": (fwd_hand, fwd_odeflow), "forward+backward": (bwd_hand, bwd_odeflow)}.items():
             r = time_side_by_side({"hand": a, "odeflow": b}, repeats=args.repeats)
-            print(f"| {batch} | {name} | {1e3 * r['hand']:.2f} | {1e3 * r['odeflow']:.2f} | {r['odeflow'] / r['hand']:.2f}x |",
-                  flush=True)
+            print(
+                f"| {batch} | {name} | {1e3 * r['hand']:.2f} | {1e3 * r['odeflow']:.2f} | {r['odeflow'] / r['hand']:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

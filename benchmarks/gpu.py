@@ -13,14 +13,15 @@ Timings: median of interleaved repeats with torch.cuda.synchronize. Prints markd
 
     PYTHONPATH=src python benchmarks/gpu.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Callable, Dict
 
+import tomllib
 import torch
 from torch import nn
 
@@ -53,6 +54,7 @@ class MLP(nn.Module):
 
 def mlp_steps(repeats: int) -> list:
     import torchdiffeq
+
     g = torch.Generator().manual_seed(0)
     y0 = torch.randn(1024, 2, generator=g).to(DEV)
     target = torch.randn(1024, 2, generator=g).to(DEV)
@@ -60,13 +62,18 @@ def mlp_steps(repeats: int) -> list:
     t_dev = t_host.to(DEV)
     rows = []
     cases = {
-        "rk4 10 steps (Disc-Opt)": (dict(method="rk4", step=odeflow.FixedStep(0.1)),
-                                    lambda f: torchdiffeq.odeint(f, y0, t_dev, method="rk4", options=dict(step_size=0.1))),
-        "dopri5 1e-5 backprop": (dict(method="dopri5", step=odeflow.Adaptive(1e-5, 1e-5)),
-                                 lambda f: torchdiffeq.odeint(f, y0, t_dev, rtol=1e-5, atol=1e-5)),
-        "dopri5 1e-5 adjoint": (dict(method="dopri5", step=odeflow.Adaptive(1e-5, 1e-5),
-                                     gradient=odeflow.OptimizeDiscretize()),
-                                lambda f: torchdiffeq.odeint_adjoint(f, y0, t_dev, rtol=1e-5, atol=1e-5)),
+        "rk4 10 steps (Disc-Opt)": (
+            dict(method="rk4", step=odeflow.FixedStep(0.1)),
+            lambda f: torchdiffeq.odeint(f, y0, t_dev, method="rk4", options=dict(step_size=0.1)),
+        ),
+        "dopri5 1e-5 backprop": (
+            dict(method="dopri5", step=odeflow.Adaptive(1e-5, 1e-5)),
+            lambda f: torchdiffeq.odeint(f, y0, t_dev, rtol=1e-5, atol=1e-5),
+        ),
+        "dopri5 1e-5 adjoint": (
+            dict(method="dopri5", step=odeflow.Adaptive(1e-5, 1e-5), gradient=odeflow.OptimizeDiscretize()),
+            lambda f: torchdiffeq.odeint_adjoint(f, y0, t_dev, rtol=1e-5, atol=1e-5),
+        ),
     }
     for label, (kw, tdq) in cases.items():
         torch.manual_seed(0)
@@ -102,6 +109,7 @@ def mlp_steps(repeats: int) -> list:
 
 def cnf_steps(repeats: int) -> list:
     import torchdiffeq
+
     x = sample_toy("8gaussians", 1024, seed=0).to(DEV)
     rows = []
 
@@ -126,15 +134,27 @@ def cnf_steps(repeats: int) -> list:
     def theirs_ffjord():
         opt_t.zero_grad(set_to_none=True)
         tdq_func.e = torch.randn_like(x)
-        zT, lT = [s[-1] for s in torchdiffeq.odeint_adjoint(
-            tdq_func, (x, torch.zeros(len(x), device=DEV)), t_dev, rtol=1e-5, atol=1e-5,
-            adjoint_params=tuple(theirs_net.parameters()))]
+        zT, lT = [
+            s[-1]
+            for s in torchdiffeq.odeint_adjoint(
+                tdq_func,
+                (x, torch.zeros(len(x), device=DEV)),
+                t_dev,
+                rtol=1e-5,
+                atol=1e-5,
+                adjoint_params=tuple(theirs_net.parameters()),
+            )
+        ]
         nll = -(-0.5 * (2 * 1.8378770664093453 + (zT * zT).sum(1)) - lT).mean()
         nll.backward()
         opt_t.step()
 
-    rows.append(("FFJORD recipe (dopri5 1e-5 adjoint, Hutchinson)",
-                 timed({"torchdiffeq": theirs_ffjord, "odeflow": ours_ffjord}, repeats)))
+    rows.append(
+        (
+            "FFJORD recipe (dopri5 1e-5 adjoint, Hutchinson)",
+            timed({"torchdiffeq": theirs_ffjord, "odeflow": ours_ffjord}, repeats),
+        )
+    )
 
     # RNODE recipe: rk4 4 steps, exact trace, kinetic + Jacobian terms.
     rn = make(divergence="exact", method="rk4", step=odeflow.FixedStep(0.125), kinetic=0.01, jacobian=0.01)
@@ -154,11 +174,14 @@ def cnf_steps(repeats: int) -> list:
         opt_r.zero_grad(set_to_none=True)
         rn_step(x)
 
-
     def theirs_rk4():
         opt_tr.zero_grad(set_to_none=True)
-        zT, lT = [s[-1] for s in torchdiffeq.odeint(tdq_exact, (x, torch.zeros(len(x), device=DEV)), t_dev,
-                                                    method="rk4", options=dict(step_size=0.125))]
+        zT, lT = [
+            s[-1]
+            for s in torchdiffeq.odeint(
+                tdq_exact, (x, torch.zeros(len(x), device=DEV)), t_dev, method="rk4", options=dict(step_size=0.125)
+            )
+        ]
         (-(-0.5 * (2 * 1.8378770664093453 + (zT * zT).sum(1)) - lT).mean()).backward()
         opt_tr.step()
 
@@ -166,8 +189,7 @@ def cnf_steps(repeats: int) -> list:
     if DEV == "cuda":
         graphed = GraphedStep(rn_step, [x], opt_r)
         fns["odeflow CUDA graph"] = lambda: graphed(x)
-    rows.append(("rk4 4 steps, exact trace (odeflow: + RNODE terms)",
-                 timed(fns, repeats)))
+    rows.append(("rk4 4 steps, exact trace (odeflow: + RNODE terms)", timed(fns, repeats)))
     return rows
 
 
@@ -194,6 +216,7 @@ class TorchdiffeqCNF(nn.Module):
 def mnist(repeats: int) -> list:
     from odeflow.flows.image_transforms import dequantize
     from odeflow.tasks.image import ImageConfig, build_image_flow
+
     rows = []
     for name in ("mnist_rnode", "mnist_toflow"):
         values = tomllib.loads((Path(__file__).parents[1] / "configs" / f"{name}.toml").read_text())
@@ -242,10 +265,13 @@ def main() -> None:
     if DEV == "cuda" and not torch.cuda.is_available():
         sys.exit("benchmarks/gpu.py needs a CUDA device (or --device cpu for a smoke run)")
     import torchdiffeq
+
     repeats = 3 if args.quick else 7
     card = torch.cuda.get_device_name() if DEV == "cuda" else "CPU smoke run"
-    print(f"{card}, torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, "
-          f"float32; ratios = torchdiffeq time / odeflow time")
+    print(
+        f"{card}, torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, "
+        f"float32; ratios = torchdiffeq time / odeflow time"
+    )
     if "mlp" in args.only:
         table("MLP 2-64-64-2, batch 1024, training step", mlp_steps(repeats))
     if "cnf" in args.only:

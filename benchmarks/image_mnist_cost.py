@@ -10,14 +10,15 @@ measured sizes.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/image_mnist_cost.py --config configs/mnist_rnode.toml --batches 4 8
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import time
-import tomllib
 from pathlib import Path
 
+import tomllib
 import torch
 
 from odeflow.flows.image_transforms import dequantize
@@ -37,8 +38,15 @@ def measure(cfg: ImageConfig, batch: int, repeats: int) -> dict:
         loss.backward()
         opt.step()
         nfe = flow.nfe
-        out.append(dict(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, nfe_forward=nfe[0],
-                        nfe_backward=nfe[1], bits_per_dim=float(parts["bits_per_dim"])))
+        out.append(
+            dict(
+                wall=time.perf_counter() - wall,
+                cpu=time.process_time() - cpu,
+                nfe_forward=nfe[0],
+                nfe_backward=nfe[1],
+                bits_per_dim=float(parts["bits_per_dim"]),
+            )
+        )
     best = min(out, key=lambda r: r["cpu"])
     return dict(batch=batch, **best)
 
@@ -58,9 +66,14 @@ def main() -> None:
     rows = [measure(cfg, b, args.repeats) for b in args.batches]
     (b1, r1), (b2, r2) = [(r["batch"], r) for r in rows]
     slope = (r2["cpu"] - r1["cpu"]) / (b2 - b1)
-    result = dict(config=str(args.config), params=sum(p.numel() for p in build_image_flow(cfg).theta()),
-                  measured=rows, cpu_s_per_iter_batch200=r2["cpu"] + slope * (cfg.batch - b2),
-                  cpu_s_per_image=slope, torch_threads=torch.get_num_threads())
+    result = dict(
+        config=str(args.config),
+        params=sum(p.numel() for p in build_image_flow(cfg).theta()),
+        measured=rows,
+        cpu_s_per_iter_batch200=r2["cpu"] + slope * (cfg.batch - b2),
+        cpu_s_per_image=slope,
+        torch_threads=torch.get_num_threads(),
+    )
     print(json.dumps(result, indent=1))
     if args.out is not None:
         with args.out.open("a") as fh:

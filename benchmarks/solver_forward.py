@@ -4,13 +4,14 @@ Small MLP vector field (2 -> 64 -> 2, tanh) at batch 1 and batch 1024; fixed rk4
 [0, 1]) and adaptive dopri5 (rtol 1e-5, atol 1e-7 on [0, 5]). Prints a markdown table of
 median times and ratios (peer / odeflow, > 1 means odeflow is faster).
 """
+
 from __future__ import annotations
 
 import torch
+from _timing import machine, time_side_by_side
 from torch import nn
 
 import odeflow
-from _timing import machine, time_side_by_side
 
 
 def main() -> None:
@@ -22,6 +23,7 @@ def main() -> None:
 
     rows = []
     import torchdiffeq
+
     try:
         import torchode
     except ImportError:  # torchode is optional
@@ -38,8 +40,9 @@ def main() -> None:
             }
             if torchode is not None and method == "dopri5":
                 term = torchode.ODETerm(f)
-                solver = torchode.AutoDiffAdjoint(torchode.Dopri5(term=term),
-                                                  torchode.IntegralController(atol=1e-7, rtol=1e-5, term=term))
+                solver = torchode.AutoDiffAdjoint(
+                    torchode.Dopri5(term=term), torchode.IntegralController(atol=1e-7, rtol=1e-5, term=term)
+                )
                 t_eval = t.repeat(batch, 1)
                 fns["torchode"] = lambda: solver.solve(torchode.InitialValueProblem(y0=y0, t_eval=t_eval))
             with torch.no_grad():
@@ -50,8 +53,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for batch, label, t in rows:
         tode = f"{1e3 * t['torchode']:.2f} | {t['torchode'] / t['odeflow']:.2f}x" if "torchode" in t else "– | –"
-        print(f"| {batch} | {label} | {1e3 * t['odeflow']:.2f} | {1e3 * t['torchdiffeq']:.2f} | "
-              f"{t['torchdiffeq'] / t['odeflow']:.2f}x | {tode} |")
+        print(
+            f"| {batch} | {label} | {1e3 * t['odeflow']:.2f} | {1e3 * t['torchdiffeq']:.2f} | "
+            f"{t['torchdiffeq'] / t['odeflow']:.2f}x | {tode} |"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ so its entry is dopri5 (capped at --max-steps attempted steps). The last table t
 stiff linear neural ODE y' = -K (y - W u(t)) for a few iterations with radauIIA5 and with
 dopri5 and reports the evaluations per iteration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ PROBLEMS: Dict[str, Tuple[Callable, Callable, List[float], float]] = {
 
 def reference(f_np, y0, t_end):
     from scipy.integrate import solve_ivp
+
     return np.array(solve_ivp(f_np, (0, t_end), y0, method="Radau", rtol=1e-12, atol=1e-12).y[:, -1])
 
 
@@ -57,6 +59,7 @@ def rel_err(y, ref):
 
 def run_scipy(method, f_np, y0, t_end, rtol):
     from scipy.integrate import solve_ivp
+
     start = time.perf_counter()
     sol = solve_ivp(f_np, (0, t_end), y0, method=method, rtol=rtol, atol=rtol * 1e-4)
     return time.perf_counter() - start, sol.y[:, -1], sol.nfev, len(sol.t) - 1
@@ -67,8 +70,13 @@ def run_odeflow(method, f, y0, t_end, rtol, max_steps):
     start = time.perf_counter()
     try:
         with torch.no_grad():
-            sol = odeflow.solve(f, torch.tensor(y0, dtype=D), t, method=method,
-                                step=odeflow.Adaptive(rtol, rtol * 1e-4, max_steps=max_steps))
+            sol = odeflow.solve(
+                f,
+                torch.tensor(y0, dtype=D),
+                t,
+                method=method,
+                step=odeflow.Adaptive(rtol, rtol * 1e-4, max_steps=max_steps),
+            )
     except odeflow.SolverError as e:
         return time.perf_counter() - start, None, None, f"failed: {e.reason}"
     return time.perf_counter() - start, sol.ys[-1].numpy(), sol.stats.nfe, sol.stats.accepted
@@ -76,12 +84,14 @@ def run_odeflow(method, f, y0, t_end, rtol, max_steps):
 
 def run_torchdiffeq(f, y0, t_end, rtol, max_steps):
     import torchdiffeq
+
     t = torch.tensor([0.0, t_end], dtype=D)
     start = time.perf_counter()
     try:
         with torch.no_grad():
-            out = torchdiffeq.odeint(f, torch.tensor(y0, dtype=D), t, rtol=rtol, atol=rtol * 1e-4,
-                                     options=dict(max_num_steps=max_steps))
+            out = torchdiffeq.odeint(
+                f, torch.tensor(y0, dtype=D), t, rtol=rtol, atol=rtol * 1e-4, options=dict(max_num_steps=max_steps)
+            )
     except AssertionError:
         return time.perf_counter() - start, None, None, f"failed: > {max_steps} steps"
     return time.perf_counter() - start, out[-1].numpy(), None, None
@@ -96,14 +106,18 @@ def accuracy_tables(rtols, max_steps):
         print(f"\n### {name}\n\n| solver | rtol | time s | max rel. error | NFE | steps |\n|---|---|---|---|---|---|")
         for rtol in rtols:
             rows = [(f"scipy {m}", run_scipy(m, f_np, y0, t_end, rtol)) for m in ("Radau", "BDF")]
-            rows += [(f"odeflow {m}", run_odeflow(m, f, y0, t_end, rtol, 20000))
-                     for m in ("radauIIA5", "radauIIA3", "sdirk2", "trbdf2")]
+            rows += [
+                (f"odeflow {m}", run_odeflow(m, f, y0, t_end, rtol, 20000))
+                for m in ("radauIIA5", "radauIIA3", "sdirk2", "trbdf2")
+            ]
             rows.append(("odeflow dopri5 (explicit)", run_odeflow("dopri5", f, y0, t_end, rtol, max_steps)))
             rows.append(("torchdiffeq dopri5 (explicit)", run_torchdiffeq(f, y0, t_end, rtol, max_steps)))
             for label, (sec, y, nfe, steps) in rows:
                 err = "–" if y is None else f"{rel_err(np.asarray(y), ref):.1e}"
-                print(f"| {label} | {rtol:.0e} | {sec:.3f} | {err} | {nfe if nfe is not None else '–'} | "
-                      f"{steps if steps is not None else '–'} |")
+                print(
+                    f"| {label} | {rtol:.0e} | {sec:.3f} | {err} | {nfe if nfe is not None else '–'} | "
+                    f"{steps if steps is not None else '–'} |"
+                )
 
 
 class StiffLinear(torch.nn.Module):
@@ -125,11 +139,14 @@ def training_table(iterations):
     target_model = StiffLinear()
     with torch.no_grad():
         target_model.w.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=D))
-        target = odeflow.solve(target_model, torch.zeros(2, dtype=D), t, method="radauIIA5",
-                               step=odeflow.Adaptive(1e-8, 1e-10)).ys
-    print("\n### Stiff neural-ODE training (y' = -K (y - W u(t)), K = diag(1, 1e3), 16 outputs on [0, 3], "
-          "Adam lr 0.05, discretize-optimize, rtol 1e-5)\n\n| method | NFE / iter | steps / iter | ms / iter | "
-          "final loss |\n|---|---|---|---|---|")
+        target = odeflow.solve(
+            target_model, torch.zeros(2, dtype=D), t, method="radauIIA5", step=odeflow.Adaptive(1e-8, 1e-10)
+        ).ys
+    print(
+        "\n### Stiff neural-ODE training (y' = -K (y - W u(t)), K = diag(1, 1e3), 16 outputs on [0, 3], "
+        "Adam lr 0.05, discretize-optimize, rtol 1e-5)\n\n| method | NFE / iter | steps / iter | ms / iter | "
+        "final loss |\n|---|---|---|---|---|"
+    )
     for method in ("radauIIA5", "dopri5"):
         model = StiffLinear()
         opt = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -144,7 +161,9 @@ def training_table(iterations):
             nfe += sol.stats.nfe
             steps += sol.stats.steps
         ms = (time.perf_counter() - start) / iterations * 1e3
-        print(f"| {method} | {nfe / iterations:.0f} | {steps / iterations:.0f} | {ms:.0f} | {float(loss.detach()):.2e} |")
+        print(
+            f"| {method} | {nfe / iterations:.0f} | {steps / iterations:.0f} | {ms:.0f} | {float(loss.detach()):.2e} |"
+        )
 
 
 def main() -> None:

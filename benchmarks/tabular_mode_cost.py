@@ -11,6 +11,7 @@ backward evaluation). Side by side in one process, one thread, CPU time (time.pr
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tabular_mode_cost.py [--points 0 100 ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,15 @@ def iteration_cost(flow, x: torch.Tensor, repeat: int = 3) -> Dict[str, Any]:
         for p in flow.parameters():
             p.grad = None
     stats = flow.nfe
-    return dict(forward_s=min(fwd), backward_s=min(bwd), total_s=min(fwd) + min(bwd),
-                nfe_forward=sum(s.nfe for s in stats), nfe_backward=sum(s.nfe_backward for s in stats),
-                steps_forward=sum(s.steps for s in stats), rejected=sum(s.rejected for s in stats))
+    return dict(
+        forward_s=min(fwd),
+        backward_s=min(bwd),
+        total_s=min(fwd) + min(bwd),
+        nfe_forward=sum(s.nfe for s in stats),
+        nfe_backward=sum(s.nfe_backward for s in stats),
+        steps_forward=sum(s.steps for s in stats),
+        rejected=sum(s.rejected for s in stats),
+    )
 
 
 def eval_costs(flow, x: torch.Tensor) -> Dict[str, float]:
@@ -100,8 +107,13 @@ def cumulative(results: Dict[str, Any], points) -> Dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--points", type=int, nargs="+", default=[0, 100, 200, 300, 500, 800],
-                   help="Disc-Opt iterations at which both modes are measured")
+    p.add_argument(
+        "--points",
+        type=int,
+        nargs="+",
+        default=[0, 100, 200, 300, 500, 800],
+        help="Disc-Opt iterations at which both modes are measured",
+    )
     p.add_argument("--out", type=Path, default=Path("docs/tabular/mode_cost.json"))
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -112,9 +124,13 @@ def main() -> None:
     x_train = torch.tensor(data.train, dtype=torch.float32)
     batches = EpochBatches(len(x_train), do_cfg.batch, 0, Distributed())
     x = x_train[batches.indices(0)]
-    results: Dict[str, Any] = dict(config=str(CONFIG.name), batch=do_cfg.batch, dim=data.dim,
-                                   disc_opt_solver=f"{do_cfg.method} h={do_cfg.step_size}",
-                                   opt_disc_solver=f"{od_cfg.method} {od_cfg.rtol}/{od_cfg.atol} adjoint")
+    results: Dict[str, Any] = dict(
+        config=str(CONFIG.name),
+        batch=do_cfg.batch,
+        dim=data.dim,
+        disc_opt_solver=f"{do_cfg.method} h={do_cfg.step_size}",
+        opt_disc_solver=f"{od_cfg.method} {od_cfg.rtol}/{od_cfg.atol} adjoint",
+    )
     opt = torch.optim.Adam(do.parameters(), lr=do_cfg.lr)
     trained = 0
     for target in args.points:
@@ -125,8 +141,12 @@ def main() -> None:
             opt.step()
             trained += 1
         od.load_state_dict(do.state_dict())
-        row = dict(iterations=trained, disc_opt=iteration_cost(do, x), opt_disc=iteration_cost(od, x),
-                   per_eval=eval_costs(do, x))
+        row = dict(
+            iterations=trained,
+            disc_opt=iteration_cost(do, x),
+            opt_disc=iteration_cost(od, x),
+            per_eval=eval_costs(do, x),
+        )
         row["ratio_total"] = row["opt_disc"]["total_s"] / row["disc_opt"]["total_s"]
         results[label] = row
         print(label, json.dumps(row), flush=True)

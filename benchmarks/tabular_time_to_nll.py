@@ -18,6 +18,7 @@ test NLL the FFJORD run reached within its training budget. The FFJORD run goes 
 
 Usage: PYTHONPATH=src python benchmarks/tabular_time_to_nll.py [--ffjord-budget S] [--odeflow-budget S]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ def test_nll(flow: CNFStack, x: Tensor) -> float:
 
 def ffjord_run(args, data, x_test: Tensor) -> Dict[str, Any]:
     from torchdiffeq import odeint_adjoint
+
     cfg = read_tabular_config(ROOT / "configs" / "digits.toml", mode="opt-disc", seed=args.seed)
-    flow = build_tabular_flow(cfg, data.dim)          # the same net and initial weights; torchdiffeq solves
+    flow = build_tabular_flow(cfg, data.dim)  # the same net and initial weights; torchdiffeq solves
     net, T = flow.blocks[0].net, float(flow.blocks[0].T)
     func = HutchinsonODEfunc(net)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-6)
@@ -74,7 +76,7 @@ def ffjord_run(args, data, x_test: Tensor) -> Dict[str, Any]:
         zT, dlogp = odeint_adjoint(func, (x, torch.zeros(x.shape[0])), times, rtol=1e-6, atol=1e-8, method="dopri5")
         nfe_f, func.nfe = nfe_f + func.nfe, 0
         logpz = -0.5 * (data.dim * torch.log(torch.tensor(2 * torch.pi)) + (zT[-1] ** 2).sum(dim=1))
-        loss = -(logpz - dlogp[-1]).mean()   # log p(x) = log N(z(T)) - dlogp(T)
+        loss = -(logpz - dlogp[-1]).mean()  # log p(x) = log N(z(T)) - dlogp(T)
         loss.backward()
         opt.step()
         elapsed += time.perf_counter() - start
@@ -87,8 +89,17 @@ def ffjord_run(args, data, x_test: Tensor) -> Dict[str, Any]:
                 break
     n = it + 1
     final = evaluate_stack(flow, x_test, "dopri5", DOPRI5)
-    return dict(name="ffjord (torchdiffeq, dopri5 adjoint 1e-6/1e-8)", iterations=n, seconds=elapsed, cpu=cpu,
-                ms_per_iter=1e3 * elapsed / n, nfe_forward=nfe_f / n, nfe_backward=nfe_b / n, curve=curve, final=final)
+    return dict(
+        name="ffjord (torchdiffeq, dopri5 adjoint 1e-6/1e-8)",
+        iterations=n,
+        seconds=elapsed,
+        cpu=cpu,
+        ms_per_iter=1e3 * elapsed / n,
+        nfe_forward=nfe_f / n,
+        nfe_backward=nfe_b / n,
+        curve=curve,
+        final=final,
+    )
 
 
 class _SharedEvaluatorTask(TabularTask):
@@ -112,43 +123,68 @@ class _SharedEvaluatorTask(TabularTask):
         with self.clock.validating(ctx.iteration + 1):
             nll = test_nll(self.flow, self.x_test)
         if nll <= self.stop_at:
-            self.config.iterations = ctx.iteration + 2   # reached: one more iteration, then finish
+            self.config.iterations = ctx.iteration + 2  # reached: one more iteration, then finish
         return dict(val_nll=nll)
 
     def finish(self, ctx) -> Dict[str, Any]:
         return {}
 
 
-def odeflow_run(args, data, x_test: Tensor, target: float, name: str, overrides: Dict[str, Any],
-                config: str = "digits.toml") -> Dict[str, Any]:
-    cfg = read_tabular_config(ROOT / "configs" / config, mode="disc-opt", seed=args.seed,
-                              val_every=args.val_every, iterations=10**6, time_budget=args.odeflow_budget,
-                              patience=None, checkpoint_every=10**9, **overrides)
+def odeflow_run(
+    args, data, x_test: Tensor, target: float, name: str, overrides: Dict[str, Any], config: str = "digits.toml"
+) -> Dict[str, Any]:
+    cfg = read_tabular_config(
+        ROOT / "configs" / config,
+        mode="disc-opt",
+        seed=args.seed,
+        val_every=args.val_every,
+        iterations=10**6,
+        time_budget=args.odeflow_budget,
+        patience=None,
+        checkpoint_every=10**9,
+        **overrides,
+    )
     trainer = Trainer(_SharedEvaluatorTask(cfg, data, x_test, target), None, quiet=True)
     s = trainer.fit()
     rows = trainer.history
     cpu = trainer.task.clock.at_validation
-    curve = [(r["iteration"] + 1, r["wall_time"], cpu[r["iteration"] + 1], r["val_nll"]) for r in rows if "val_nll" in r]
+    curve = [
+        (r["iteration"] + 1, r["wall_time"], cpu[r["iteration"] + 1], r["val_nll"]) for r in rows if "val_nll" in r
+    ]
     for c in curve:
         print(f"  {name} it {c[0]}: {c[1]:.1f} s (CPU {c[2]:.1f} s), test NLL {c[3]:.3f}", flush=True)
     n = s["iterations"]
     final = evaluate_stack(trainer.task.flow, x_test, "dopri5", DOPRI5)
-    return dict(name=name, iterations=n, seconds=s["train_seconds"], cpu=trainer.task.clock.cpu, ms_per_iter=s["ms_per_iter"],
-                nfe_forward=sum(r["nfe_forward"] for r in rows) / n, nfe_backward=sum(r["nfe_backward"] for r in rows) / n,
-                curve=curve, final=final, overrides=overrides)
+    return dict(
+        name=name,
+        iterations=n,
+        seconds=s["train_seconds"],
+        cpu=trainer.task.clock.cpu,
+        ms_per_iter=s["ms_per_iter"],
+        nfe_forward=sum(r["nfe_forward"] for r in rows) / n,
+        nfe_backward=sum(r["nfe_backward"] for r in rows) / n,
+        curve=curve,
+        final=final,
+        overrides=overrides,
+    )
 
 
 def table(results: List[Dict[str, Any]], target: float) -> str:
-    lines = [f"| recipe | wall time to test NLL <= {target:.3f} (s) | CPU time to it (s) | iterations to it | ms/iter | "
-             "NFE-F / NFE-B per iter | speed-up (wall) | speed-up (CPU) | final test NLL (dopri5 1e-6/1e-8, exact) | "
-             "inverse error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| recipe | wall time to test NLL <= {target:.3f} (s) | CPU time to it (s) | iterations to it | ms/iter | "
+        "NFE-F / NFE-B per iter | speed-up (wall) | speed-up (CPU) | final test NLL (dopri5 1e-6/1e-8, exact) | "
+        "inverse error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     hits = [next(((i, t, c) for i, t, c, v in r["curve"] if v <= target), None) for r in results]
     base = hits[0] if results and results[0]["name"].startswith("ffjord") else None
     for r, hit in zip(results, hits):
         speed = f"{base[1] / hit[1]:.1f}x | {base[2] / hit[2]:.1f}x" if hit and base else "– | –"
         cells = f"{hit[1]:.1f} | {hit[2]:.1f} | {hit[0]}" if hit else "not reached | – | –"
-        lines.append(f"| {r['name']} | {cells} | {r['ms_per_iter']:.0f} | {r['nfe_forward']:.1f} / {r['nfe_backward']:.1f} | "
-                     f"{speed} | {r['final']['nll']:.3f} | {r['final']['inverse_error']:.1e} |")
+        lines.append(
+            f"| {r['name']} | {cells} | {r['ms_per_iter']:.0f} | {r['nfe_forward']:.1f} / {r['nfe_backward']:.1f} | "
+            f"{speed} | {r['final']['nll']:.3f} | {r['final']['inverse_error']:.1e} |"
+        )
     return "\n".join(lines)
 
 
@@ -158,10 +194,18 @@ def main() -> None:
     p.add_argument("--val-every", type=int, default=20)
     p.add_argument("--ffjord-budget", type=float, default=180.0, help="CPU seconds of FFJORD training")
     p.add_argument("--odeflow-budget", type=float, default=120.0, help="wall seconds of odeflow training at most")
-    p.add_argument("--variant", action="append", default=[],
-                   help="NAME:JSON overrides of digits.toml's disc-opt, or NAME:@FILE for configs/FILE")
-    p.add_argument("--target", type=float, default=None,
-                   help="exploration: skip the FFJORD run and use this target (no speed-up column then)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:JSON overrides of digits.toml's disc-opt, or NAME:@FILE for configs/FILE",
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="exploration: skip the FFJORD run and use this target (no speed-up column then)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -184,8 +228,11 @@ def main() -> None:
     text = table(results, target)
     print(text)
     if args.json is not None:
-        args.json.write_text(json.dumps(dict(results=results, target=target, machine=machine(),
-                                             load_end=os.getloadavg()), indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                dict(results=results, target=target, machine=machine(), load_end=os.getloadavg()), indent=1, default=str
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ call is reported separately. The odeflow cache directory (compiled solvers and I
 starts empty (a fresh temporary folder) unless --warm-cache is given ($ODEFLOW_CACHE_DIR or
 ~/.cache/odeflow), so the compile time is the cold one.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,15 @@ if "--warm-cache" not in sys.argv:
     os.environ["ODEFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="odeflow-bench-cache-")
 
 import torch  # noqa: E402
+from _timing import machine, time_side_by_side  # noqa: E402
 
 import odeflow  # noqa: E402
-from _timing import machine, time_side_by_side  # noqa: E402
 from odeflow.tasks.timeseries import TimeSeriesConfig, build_model, load_data  # noqa: E402
 
 
 def main() -> None:
     import torchdiffeq
+
     torch.set_num_threads(1)
     cfg = TimeSeriesConfig()
     t, u = load_data(cfg)
@@ -37,6 +39,7 @@ def main() -> None:
         def run():
             field.zero_grad(set_to_none=True)
             (forward() - u).pow(2).sum().backward()
+
         return run
 
     fixed = dict(method="rk4", step=odeflow.FixedStep())
@@ -45,14 +48,14 @@ def main() -> None:
         "odeflow compiled": grad_step(lambda: odeflow.solve(field, u0, t, **fixed, compile=True).ys),
         "torchdiffeq": grad_step(lambda: torchdiffeq.odeint(field, u0, t, method="rk4")),
     }
-    adaptive = dict(method="dopri5", step=odeflow.Adaptive(rtol=1e-7, atol=1e-9),
-                    gradient=odeflow.OptimizeDiscretize())
+    adaptive = dict(method="dopri5", step=odeflow.Adaptive(rtol=1e-7, atol=1e-9), gradient=odeflow.OptimizeDiscretize())
     adj = dict(rtol=1e-7, atol=1e-9, method="dopri5")
     opt = {
         "odeflow": grad_step(lambda: odeflow.solve(field, u0, t, **adaptive).ys),
         "odeflow compiled": grad_step(lambda: odeflow.solve(field, u0, t, **adaptive, compile=True).ys),
         "torchdiffeq": grad_step(lambda: torchdiffeq.odeint_adjoint(field, u0, t, **adj)),
     }
+
     def gradient(run):
         run()
         return torch.cat([p.grad.reshape(-1) for p in field.parameters()])
@@ -70,8 +73,10 @@ def main() -> None:
         compile_s = time.perf_counter() - start
         times = time_side_by_side(fns, repeats=reps, min_time=0.5)
         peer = times["torchdiffeq"]
-        print(f"| {label} | {1e3 * peer:.1f} | {1e3 * times['odeflow']:.1f} | {peer / times['odeflow']:.1f}x | "
-              f"{1e3 * times['odeflow compiled']:.2f} | {peer / times['odeflow compiled']:.1f}x | {compile_s:.0f} |")
+        print(
+            f"| {label} | {1e3 * peer:.1f} | {1e3 * times['odeflow']:.1f} | {peer / times['odeflow']:.1f}x | "
+            f"{1e3 * times['odeflow compiled']:.2f} | {peer / times['odeflow compiled']:.1f}x | {compile_s:.0f} |"
+        )
         errors[label] = {name: float((gradient(fn) - reference).norm() / reference.norm()) for name, fn in fns.items()}
     print("\nRelative error of the parameter gradient against torchdiffeq dopri5 backprop at rtol 1e-12:\n")
     print("| mode | torchdiffeq | odeflow | odeflow compiled |")

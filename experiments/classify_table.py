@@ -4,6 +4,7 @@ One row per run folder (its summary.json and config.json): model, data, gradient
 test accuracy, test cross-entropy, parameters, NFE per forward solve at test time, NFE forward/backward per training
 iteration (mean over the run), seconds per epoch.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,14 +28,18 @@ def row(folder: Path) -> str:
     else:
         solver = f"{c['method']} rtol {c['rtol']:g}"
     extra = f", λK {c['kinetic']:g}" if c.get("kinetic") else ""
-    return (f"| {c['model']} | {c['data']} | {c['mode']}{extra} | {solver} | {s['test_accuracy']:.4f} | {s['test_loss']:.3f} | "
-            f"{s['parameters']:,} | {s['test_nfe']} | {fwd:.1f} / {bwd:.1f} | {s['epochs_trained']:.0f} | "
-            f"{s['seconds_per_epoch']:.2f} |")
+    return (
+        f"| {c['model']} | {c['data']} | {c['mode']}{extra} | {solver} | {s['test_accuracy']:.4f} | {s['test_loss']:.3f} | "
+        f"{s['parameters']:,} | {s['test_nfe']} | {fwd:.1f} / {bwd:.1f} | {s['epochs_trained']:.0f} | "
+        f"{s['seconds_per_epoch']:.2f} |"
+    )
 
 
 def main(folders) -> None:
-    print("| model | data | gradient | solver | test accuracy | test CE | parameters | test NFE | train NFE fwd / bwd "
-          "| epochs | s / epoch |")
+    print(
+        "| model | data | gradient | solver | test accuracy | test CE | parameters | test NFE | train NFE fwd / bwd "
+        "| epochs | s / epoch |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for f in folders:
         print(row(Path(f)))

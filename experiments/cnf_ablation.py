@@ -20,6 +20,7 @@ error after re-discretization with dopri5 1e-5. Table and convergence figure go 
 
 Usage: python experiments/cnf_ablation.py [--budget S] [--data NAME ...] [--train-only]
 """
+
 import argparse
 import json
 import math
@@ -35,8 +36,10 @@ RNODE = dict(kinetic=0.01, jacobian=0.01, zero_init=True)
 
 
 def two_levels(coarse: dict, fine: dict) -> list:
-    return [dict(until=COARSE_FIRST, method="rk4", lr=1e-3, **coarse),
-            dict(until=COARSE_FIRST + 1, method="rk4", lr=5e-4, **fine)]
+    return [
+        dict(until=COARSE_FIRST, method="rk4", lr=1e-3, **coarse),
+        dict(until=COARSE_FIRST + 1, method="rk4", lr=5e-4, **fine),
+    ]
 
 
 RECIPES = {
@@ -55,12 +58,26 @@ def train_all(args) -> None:
             out = args.out / data / name
             if (out / "summary.json").exists():
                 continue
-            cfg = CNFConfig(data=data, T=0.5, divergence="exact", batch=args.batch, lr=1e-3,
-                            iterations=1_000_000, time_budget=args.budget, val_every=args.val_every,
-                            val_size=1024, val_method="dopri5", seed=0, **over)
+            cfg = CNFConfig(
+                data=data,
+                T=0.5,
+                divergence="exact",
+                batch=args.batch,
+                lr=1e-3,
+                iterations=1_000_000,
+                time_budget=args.budget,
+                val_every=args.val_every,
+                val_size=1024,
+                val_method="dopri5",
+                seed=0,
+                **over,
+            )
             s = train_cnf(cfg, out, progress=True)
-            print(f"{data} {name}: {s['iterations']} its, {s['ms_per_iter']:.1f} ms/iter, best {s['best_val_nll']:.3f}, "
-                  f"T {s['T']:.3f}", flush=True)
+            print(
+                f"{data} {name}: {s['iterations']} its, {s['ms_per_iter']:.1f} ms/iter, best {s['best_val_nll']:.3f}, "
+                f"T {s['T']:.3f}",
+                flush=True,
+            )
 
 
 def curve(folder: Path):
@@ -71,17 +88,21 @@ def curve(folder: Path):
 
 def report(args) -> str:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     lines = []
     fig, axes = plt.subplots(1, len(args.data), figsize=(6 * len(args.data), 4.5), squeeze=False)
     for ax, data in zip(axes[0], args.data):
         _, base = curve(args.out / data / "ffjord")
         target = base[-1][1]
-        lines += [f"\n### {data} (target: FFJORD's final test NLL {target:.3f})\n",
-                  "| recipe | iterations | ms/iter | NFE-F / NFE-B per iter | final test NLL | time to target (s) | "
-                  "speed-up | time to target + 0.05 (s) | speed-up | final T | inverse error (dopri5 1e-5) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"\n### {data} (target: FFJORD's final test NLL {target:.3f})\n",
+            "| recipe | iterations | ms/iter | NFE-F / NFE-B per iter | final test NLL | time to target (s) | "
+            "speed-up | time to target + 0.05 (s) | speed-up | final T | inverse error (dopri5 1e-5) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         base_hits = [next(t for t, v in base if v <= goal) for goal in (target, target + 0.05)]
         for name in RECIPES:
             folder = args.out / data / name

@@ -8,6 +8,7 @@ parallel processes, one torch thread each (use a machine with a free core per va
 Usage: PYTHONPATH=src python experiments/cnf_fast_sweep.py VARIANTS.json [--jobs N] [--out results.json]
 VARIANTS.json: {"name": {overrides}, ...}
 """
+
 import argparse
 import json
 import multiprocessing as mp
@@ -22,9 +23,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def one(item):
     name, over, val_every, target = item
     import torch
+
     torch.set_num_threads(1)
     import cnf_time_to_nll as b
+
     from odeflow.data.toy2d import sample_toy
+
     args = argparse.Namespace(data="8gaussians", seed=over.pop("seed", 0), val_every=val_every, target=target)
     base = over.pop("base", "combined")
     x_test = sample_toy("8gaussians", 2048, seed=10_000 + args.seed)
@@ -55,6 +59,8 @@ if __name__ == "__main__":
             print(f"{r['name']:28s} ERROR {r['error']}")
             continue
         hit = r["hit"]
-        print(f"{r['name']:28s} hit {'%.2f s @ %d' % (hit[1], hit[0]) if hit else 'none':16s} "
-              f"{r['ms_per_iter']:6.1f} ms/it  best {min(c[2] for c in r['curve']):.3f}  final {r['final']['nll']:.3f} "
-              f"inv {r['final']['inverse_error']:.1e} T {r['T']:.3f}")
+        print(
+            f"{r['name']:28s} hit {f'{hit[1]:.2f} s @ {hit[0]}' if hit else 'none':16s} "
+            f"{r['ms_per_iter']:6.1f} ms/it  best {min(c[2] for c in r['curve']):.3f}  final {r['final']['nll']:.3f} "
+            f"inv {r['final']['inverse_error']:.1e} T {r['T']:.3f}"
+        )

@@ -9,6 +9,7 @@ with rk4 h = 0.05 and dopri5 1e-5. One CPU thread so the timings compare like fo
 Usage: python experiments/cnf_table1.py [--iterations N] [--batch B] [--out DIR] [--docs DIR]
 Training skips a run whose summary.json exists; the table and the Fig. 7 panels go to docs/.
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -25,8 +26,11 @@ RUNS = {
     "disc-opt rk4 h=0.05": dict(mode="disc-opt", method="rk4", step_size=0.05),
     "disc-opt rk4 h=0.25": dict(mode="disc-opt", method="rk4", step_size=0.25),
 }
-SEED_TABLE = {"opt-disc dopri5": (2.83, 0.79, 65, 8.88e-7), "disc-opt rk4 h=0.05": (2.79, 0.48, 40, 1.82e-8),
-              "disc-opt rk4 h=0.25": (2.83, 0.10, 8, 1.47e-2)}
+SEED_TABLE = {
+    "opt-disc dopri5": (2.83, 0.79, 65, 8.88e-7),
+    "disc-opt rk4 h=0.05": (2.79, 0.48, 40, 1.82e-8),
+    "disc-opt rk4 h=0.25": (2.83, 0.10, 8, 1.47e-2),
+}
 
 
 def folder_name(label: str) -> str:
@@ -38,16 +42,28 @@ def train_all(args) -> None:
         out = args.out / folder_name(label)
         if (out / "summary.json").exists():
             continue
-        cfg = CNFConfig(data="8gaussians", T=0.5, divergence="exact", iterations=args.iterations,
-                        batch=args.batch, lr=1e-3, val_every=250, rtol=1e-5, atol=1e-5, **over)
+        cfg = CNFConfig(
+            data="8gaussians",
+            T=0.5,
+            divergence="exact",
+            iterations=args.iterations,
+            batch=args.batch,
+            lr=1e-3,
+            val_every=250,
+            rtol=1e-5,
+            atol=1e-5,
+            **over,
+        )
         s = train_cnf(cfg, out, progress=True)
         print(f"{label}: {s['ms_per_iter']:.1f} ms/iter, test {s['trained_solver']}", flush=True)
 
 
 def table(args) -> str:
     x_test = sample_toy("8gaussians", 4096, seed=777)
-    rows = ["| run | test loss | s/iter | NFE-F | inverse error | seed: loss, s/epoch, NFE-F, inverse error |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| run | test loss | s/iter | NFE-F | inverse error | seed: loss, s/epoch, NFE-F, inverse error |",
+        "|---|---|---|---|---|---|",
+    ]
     extra = []
     for label in RUNS:
         folder = args.out / folder_name(label)
@@ -57,20 +73,30 @@ def table(args) -> str:
         ms = json.loads((folder / "summary.json").read_text())["ms_per_iter"]
         own = evaluate_flow(flow, x_test, flow.method, flow.step)
         seed = SEED_TABLE[label]
-        rows.append(f"| {label} | {own['nll']:.3f} | {ms / 1e3:.3f} | {nfe_f:.1f} | {own['inverse_error']:.2e} | "
-                    f"{seed[0]}, {seed[1]}, {seed[2]}, {seed[3]:.2e} |")
+        rows.append(
+            f"| {label} | {own['nll']:.3f} | {ms / 1e3:.3f} | {nfe_f:.1f} | {own['inverse_error']:.2e} | "
+            f"{seed[0]}, {seed[1]}, {seed[2]}, {seed[3]:.2e} |"
+        )
         if label.endswith("0.25"):
-            for name, method, step in [("rk4 h=0.05", "rk4", FixedStep(0.05)),
-                                       ("dopri5 1e-5", "dopri5", Adaptive(1e-5, 1e-5))]:
+            for name, method, step in [
+                ("rk4 h=0.05", "rk4", FixedStep(0.05)),
+                ("dopri5 1e-5", "dopri5", Adaptive(1e-5, 1e-5)),
+            ]:
                 r = evaluate_flow(flow, x_test, method, step)
-                extra.append(f"| {label} re-discretized: {name} | {r['nll']:.3f} | | {r['nfe']} | "
-                             f"{r['inverse_error']:.2e} | |")
+                extra.append(
+                    f"| {label} re-discretized: {name} | {r['nll']:.3f} | | {r['nfe']} | {r['inverse_error']:.2e} | |"
+                )
         from odeflow.tasks.cnf2d_figures import plot_forward_inverse
+
         plot_forward_inverse(flow, x_test[:2000], args.docs / f"fig7_{folder_name(label)}.png", title=label)
         if label.endswith("0.25"):
             flow.set_solver("dopri5", Adaptive(1e-5, 1e-5))
-            plot_forward_inverse(flow, x_test[:2000], args.docs / f"fig7_{folder_name(label)}_rediscretized.png",
-                                 title=f"{label}, evaluated with dopri5 1e-5")
+            plot_forward_inverse(
+                flow,
+                x_test[:2000],
+                args.docs / f"fig7_{folder_name(label)}_rediscretized.png",
+                title=f"{label}, evaluated with dopri5 1e-5",
+            )
     return "\n".join(rows + extra)
 
 

@@ -19,7 +19,7 @@ Error: mean squared error of rollouts (dopri5 rtol 1e-6) over [0, 3] against the
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_function_encoder.py [--iterations N]
 """
-from tqdm.auto import tqdm
+
 import argparse
 import json
 import math
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from odeflow import Adaptive, solve
 from odeflow.data import family_trajectories, parameter_grid, sample_parameters
@@ -121,7 +122,7 @@ def main():
     zt = family_trajectories("van-der-pol", test, 15, t, seed=7, dtype=torch.float64)  # 5 demos + 10 eval
     rows, alphas, examples = [], {}, {}
     for j, mu in enumerate(TEST_MU):
-        demo, ev = zt[:, j:j + 1, :5], zt[:, j, 5:]
+        demo, ev = zt[:, j : j + 1, :5], zt[:, j, 5:]
         zd, vd = velocities(t, demo)
         row = dict(mu=mu, inside_range=0.5 <= mu <= 2.5)
         with torch.no_grad():
@@ -147,8 +148,17 @@ def main():
         examples[mu]["truth"] = ev[:, :3].tolist()
         rows.append(row)
         print(json.dumps(row), flush=True)
-    summary = dict(gram_weight=args.gram_weight, max_abs_gram_minus_identity=gram_error, fe_train_loss=fe_loss, fe_train_s=round(fe_s, 1), family_train_s=round(family_s, 1),
-                   iterations=args.iterations, basis=args.basis, rows=rows, alphas=alphas)
+    summary = dict(
+        gram_weight=args.gram_weight,
+        max_abs_gram_minus_identity=gram_error,
+        fe_train_loss=fe_loss,
+        fe_train_s=round(fe_s, 1),
+        family_train_s=round(family_s, 1),
+        iterations=args.iterations,
+        basis=args.basis,
+        rows=rows,
+        alphas=alphas,
+    )
     (args.out / f"function_encoder_results{args.tag}.json").write_text(json.dumps(summary, indent=1))
     if not args.fe_only:
         plot(args.out, alphas, examples)
@@ -156,8 +166,10 @@ def main():
 
 def plot(out, alphas, examples):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 3.2))
     mus = list(alphas["least_squares"])
     k = len(alphas["least_squares"][mus[0]])

@@ -15,7 +15,7 @@ of the TRUE energy at t = 3 and t = 300, the max over [0, 300], and state error 
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_hnn.py [--iterations N] [--out docs/dynamics]
 """
-from tqdm.auto import tqdm
+
 import argparse
 import json
 import math
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from odeflow import Adaptive, FixedStep
 from odeflow.data import hamiltonian_trajectories
@@ -87,15 +88,22 @@ def main():
             t0 = time.time()
             loss = train(model, zmid, v, args.iterations)
             train_s = time.time() - t0
-            for integrator in (["leapfrog"] if kind == "hnn-sep" else ["rk4", "dopri5"]):
+            for integrator in ["leapfrog"] if kind == "hnn-sep" else ["rk4", "dopri5"]:
                 t0 = time.time()
                 zs = rollout(kind, model, z0, t_long, integrator)
                 drift = (energy(zs) - e0).abs()  # [T, n]
-                row = dict(system=system, model=kind, integrator=integrator, train_loss=loss, train_s=round(train_s, 1),
-                           rollout_s=round(time.time() - t0, 1),
-                           state_err_T=float((zs[i_h] - ref[i_h]).norm(dim=-1).mean()),
-                           drift_T=float(drift[i_h].mean()), drift_100T=float(drift[-1].mean()),
-                           drift_max=float(drift.max()))
+                row = dict(
+                    system=system,
+                    model=kind,
+                    integrator=integrator,
+                    train_loss=loss,
+                    train_s=round(train_s, 1),
+                    rollout_s=round(time.time() - t0, 1),
+                    state_err_T=float((zs[i_h] - ref[i_h]).norm(dim=-1).mean()),
+                    drift_T=float(drift[i_h].mean()),
+                    drift_100T=float(drift[-1].mean()),
+                    drift_max=float(drift.max()),
+                )
                 results.append(row)
                 curves[f"{system}/{kind}/{integrator}"] = drift.mean(dim=1).tolist()
                 print(json.dumps(row), flush=True)
@@ -105,8 +113,10 @@ def main():
 
 def plot(out, t, curves):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     systems = sorted({k.split("/")[0] for k in curves})
     fig, axes = plt.subplots(1, len(systems), figsize=(5 * len(systems), 3.6), squeeze=False)
     for ax, system in zip(axes[0], systems):

@@ -9,7 +9,7 @@ model paths, next to the sampling error of the 256 data paths themselves.
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_sde.py [--iterations N]
 """
-from tqdm.auto import tqdm
+
 import argparse
 import json
 import math
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from odeflow.data.stochastic import ou_moments, sde_paths
 from odeflow.models import NeuralSDE
@@ -48,15 +49,24 @@ def main():
     mean, std = ou_moments(t)
     m_hat, s_hat = paths.mean(dim=1)[:, 0].double(), paths.std(dim=1)[:, 0].double()
     data_m, data_s = obs.mean(dim=1)[:, 0].double(), obs.std(dim=1)[:, 0].double()
-    result = dict(iterations=args.iterations, train_s=round(seconds, 1), final_loss=float(loss.detach()),
-                  max_mean_err=float((m_hat - mean).abs().max()), max_std_err=float((s_hat - std).abs().max()),
-                  data_max_mean_err=float((data_m - mean).abs().max()), data_max_std_err=float((data_s - std).abs().max()),
-                  true_final_std=float(std[-1]), model_final_std=float(s_hat[-1]))
+    result = dict(
+        iterations=args.iterations,
+        train_s=round(seconds, 1),
+        final_loss=float(loss.detach()),
+        max_mean_err=float((m_hat - mean).abs().max()),
+        max_std_err=float((s_hat - std).abs().max()),
+        data_max_mean_err=float((data_m - mean).abs().max()),
+        data_max_std_err=float((data_s - std).abs().max()),
+        true_final_std=float(std[-1]),
+        model_final_std=float(s_hat[-1]),
+    )
     print(json.dumps(result))
     (args.out / "sde_results.json").write_text(json.dumps(result, indent=1))
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i in range(30):
         ax.plot(t, obs[:, i, 0], color="0.7", lw=0.5)

@@ -17,6 +17,7 @@ Recipes (seed 001 §6, seed 004 Algorithm 1):
                alpha = 0.1, clip [0.1, 1.9]).
 Logit alpha 0.05 (Real NVP's; FFJORD's MNIST runs used 1e-6). Validation: 144 val images, Gaussian Hutchinson, dopri5 1e-5, fixed dequantization noise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,15 +50,24 @@ def evaluate(flow: MultiscaleCNF, x: torch.Tensor, batch: int = 512) -> float:
     try:
         for i in range(0, len(x), batch):
             with torch.no_grad():
-                total += float(flow.bits_per_dim(x[i:i + batch]).sum())
+                total += float(flow.bits_per_dim(x[i : i + batch]).sum())
     finally:
         for b, (m, s) in zip(flow.cnfs, saved):
             b.set_solver(m, s)
     return total / len(x)
 
 
-def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: int, points: int,
-          alpha: float, stop_at: float | None = None) -> None:
+def train(
+    recipe: str,
+    budget: float,
+    out: Path,
+    hidden: int,
+    batch: int,
+    seed: int,
+    points: int,
+    alpha: float,
+    stop_at: float | None = None,
+) -> None:
     torch.manual_seed(seed)
     flow = MultiscaleCNF((1, 8, 8), hidden=(hidden,) * 3, alpha=alpha, **RECIPES[recipe])
     opt = torch.optim.Adam(flow.theta(), lr=1e-3)
@@ -93,14 +103,25 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
             elapsed += time.perf_counter() - start
             cpu += time.process_time() - start_cpu
             nfe_f, nfe_b = flow.nfe
-            row = dict(iteration=it, wall_time=elapsed, cpu_time=cpu, loss=float(loss.detach()), train_bpd=float(parts["bits_per_dim"]),
-                       nfe_forward=nfe_f, nfe_backward=nfe_b,
-                       T=ends.mean() if ends else 1.0, val_bpd="")
+            row = dict(
+                iteration=it,
+                wall_time=elapsed,
+                cpu_time=cpu,
+                loss=float(loss.detach()),
+                train_bpd=float(parts["bits_per_dim"]),
+                nfe_forward=nfe_f,
+                nfe_backward=nfe_b,
+                T=ends.mean() if ends else 1.0,
+                val_bpd="",
+            )
             if elapsed >= next_val or elapsed >= budget:
                 row["val_bpd"] = evaluate(flow, x_val)
                 next_val += budget / points
-                print(f"{recipe} it {it} t {elapsed:.0f}s train {row['train_bpd']:.3f} val {row['val_bpd']:.3f} "
-                      f"nfe {nfe_f}/{nfe_b} T {row['T']:.3f}", flush=True)
+                print(
+                    f"{recipe} it {it} t {elapsed:.0f}s train {row['train_bpd']:.3f} val {row['val_bpd']:.3f} "
+                    f"nfe {nfe_f}/{nfe_b} T {row['T']:.3f}",
+                    flush=True,
+                )
             rows.append(row)
             if writer is None:
                 writer = csv.DictWriter(fh, fieldnames=list(row))
@@ -123,15 +144,28 @@ def train(recipe: str, budget: float, out: Path, hidden: int, batch: int, seed: 
         samples = flow.sample(64, generator=torch.Generator().manual_seed(0)).clamp(0, 1)
     torch.save(samples, out / f"{recipe}_samples.pt")
     from odeflow.plotting_images import save_image_grid
+
     save_image_grid(samples, out / f"{recipe}_samples.png", nrow=8)
-    summary = dict(recipe=recipe, iterations=it, train_seconds=elapsed, train_cpu_seconds=cpu,
-                   s_per_iter=elapsed / it, cpu_s_per_iter=cpu / it,
-                   total_wall_seconds=time.perf_counter() - run_start,
-                   total_cpu_seconds=time.process_time() - run_cpu_start,
-                   test_bits_per_dim=test, final_val_bits_per_dim=rows[-1]["val_bpd"],
-                   T=ends.values() if ends else None, nfe_forward_last=rows[-1]["nfe_forward"],
-                   nfe_backward_last=rows[-1]["nfe_backward"], stopped_early=stopped, hidden=hidden, batch=batch,
-                   alpha=alpha, params=sum(p.numel() for p in flow.parameters()))
+    summary = dict(
+        recipe=recipe,
+        iterations=it,
+        train_seconds=elapsed,
+        train_cpu_seconds=cpu,
+        s_per_iter=elapsed / it,
+        cpu_s_per_iter=cpu / it,
+        total_wall_seconds=time.perf_counter() - run_start,
+        total_cpu_seconds=time.process_time() - run_cpu_start,
+        test_bits_per_dim=test,
+        final_val_bits_per_dim=rows[-1]["val_bpd"],
+        T=ends.values() if ends else None,
+        nfe_forward_last=rows[-1]["nfe_forward"],
+        nfe_backward_last=rows[-1]["nfe_backward"],
+        stopped_early=stopped,
+        hidden=hidden,
+        batch=batch,
+        alpha=alpha,
+        params=sum(p.numel() for p in flow.parameters()),
+    )
     (out / f"{recipe}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary), flush=True)
 
@@ -142,25 +176,33 @@ def _stop(signum, frame) -> None:
 
 def plot(out: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from odeflow.plotting_images import image_grid
+
     fig, (ax, ax_cpu, ax_it) = plt.subplots(1, 3, figsize=(15, 4))
-    lines = ["| recipe | iterations | training wall s | s/iter (wall) | CPU s/iter | NFE-F / NFE-B mean (last iter) "
-             "| final val bits/dim | test bits/dim | T |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| recipe | iterations | training wall s | s/iter (wall) | CPU s/iter | NFE-F / NFE-B mean (last iter) "
+        "| final val bits/dim | test bits/dim | T |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for recipe in RECIPES:
         path = out / f"{recipe}.csv"
         mean_nfe = ""
         if path.exists():
             all_rows = list(csv.DictReader(path.open()))
             rows = [r for r in all_rows if r["val_bpd"]]
-            mean_nfe = (f"{sum(float(r['nfe_forward']) for r in all_rows) / len(all_rows):.0f} / "
-                        f"{sum(float(r['nfe_backward']) for r in all_rows) / len(all_rows):.0f} ")
+            mean_nfe = (
+                f"{sum(float(r['nfe_forward']) for r in all_rows) / len(all_rows):.0f} / "
+                f"{sum(float(r['nfe_backward']) for r in all_rows) / len(all_rows):.0f} "
+            )
         elif (out / f"{recipe}.log").exists():  # a run stopped before its end: the validations it printed
-            rows = [dict(iteration=m[0], wall_time=m[1], val_bpd=m[2]) for m in
-                    re.findall(r"it (\d+) t (\d+)s train \S+ val (\S+)", (out / f"{recipe}.log").read_text())]
+            rows = [
+                dict(iteration=m[0], wall_time=m[1], val_bpd=m[2])
+                for m in re.findall(r"it (\d+) t (\d+)s train \S+ val (\S+)", (out / f"{recipe}.log").read_text())
+            ]
         else:
             continue
         bpd = [float(r["val_bpd"]) for r in rows]
@@ -173,9 +215,11 @@ def plot(out: Path) -> None:
         s = json.loads((out / f"{recipe}_summary.json").read_text())
         T = "1.0" if s["T"] is None else ", ".join(f"{t:.2f}" for t in s["T"])
         cpu = f"{s['cpu_s_per_iter']:.2f}" if "cpu_s_per_iter" in s else "–"
-        lines.append(f"| {recipe} | {s['iterations']} | {s['train_seconds']:.0f} | {s['s_per_iter']:.2f} | {cpu} | "
-                     f"{mean_nfe}({s['nfe_forward_last']} / {s['nfe_backward_last']}) | {float(s['final_val_bits_per_dim']):.3f} | "
-                     f"{s['test_bits_per_dim']:.3f} | {T} |")
+        lines.append(
+            f"| {recipe} | {s['iterations']} | {s['train_seconds']:.0f} | {s['s_per_iter']:.2f} | {cpu} | "
+            f"{mean_nfe}({s['nfe_forward_last']} / {s['nfe_backward_last']}) | {float(s['final_val_bits_per_dim']):.3f} | "
+            f"{s['test_bits_per_dim']:.3f} | {T} |"
+        )
     ax.set_xlabel("training wall time (s)")
     ax.set_ylabel("validation bits/dim (dopri5 1e-5)")
     ax.set_title("8x8 digits: multiscale CNF")
@@ -189,8 +233,11 @@ def plot(out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=120)
     panels = [("data", load_images("digits", None, "test")[0][:64])]
-    panels += [(r, torch.load(out / f"{r}_samples.pt", weights_only=True)) for r in RECIPES
-               if (out / f"{r}_samples.pt").exists()]
+    panels += [
+        (r, torch.load(out / f"{r}_samples.pt", weights_only=True))
+        for r in RECIPES
+        if (out / f"{r}_samples.pt").exists()
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2), squeeze=False)
     axes = axes[0]
     for a, (name, imgs) in zip(axes, panels):
@@ -213,14 +260,28 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.05, help="logit transform alpha")
     p.add_argument("--out", type=Path, default=Path("docs/images_digits"))
-    p.add_argument("--stop-at", type=float, default=None,
-                   help="wall-clock deadline (Unix seconds): stop training then, still evaluate and write results")
+    p.add_argument(
+        "--stop-at",
+        type=float,
+        default=None,
+        help="wall-clock deadline (Unix seconds): stop training then, still evaluate and write results",
+    )
     p.add_argument("--plot", action="store_true")
     args = p.parse_args()
     if args.plot:
         plot(args.out)
     elif args.recipe:
-        train(args.recipe, args.budget, args.out, args.hidden, args.batch, args.seed, args.points, args.alpha, args.stop_at)
+        train(
+            args.recipe,
+            args.budget,
+            args.out,
+            args.hidden,
+            args.batch,
+            args.seed,
+            args.points,
+            args.alpha,
+            args.stop_at,
+        )
     else:
         p.error("give --recipe or --plot")
 

@@ -12,6 +12,7 @@ Usage:
   python experiments/irregular_table.py grid [--data basic-motions] [--drops 0 0.3 0.5 0.7] [--seeds 0 1 2]
   python experiments/irregular_table.py table [--data basic-motions]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,35 @@ MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde")
 
 def run(model: str, data: str, drop: float, seed: int, iterations: int, drop_mode: str, out: Path) -> dict:
     from odeflow.tasks.sequence_classify import SequenceClassifyConfig, train_sequence_classify
-    cfg = SequenceClassifyConfig(model="gru-d" if model == "ncde" else model, data=data, drop=drop,
-                                 drop_mode=drop_mode, seed=seed, iterations=iterations, val_every=iterations)
+
+    cfg = SequenceClassifyConfig(
+        model="gru-d" if model == "ncde" else model,
+        data=data,
+        drop=drop,
+        drop_mode=drop_mode,
+        seed=seed,
+        iterations=iterations,
+        val_every=iterations,
+    )
     t0 = time.perf_counter()
     if model == "ncde":
         from ncde_peer import train_ncde
+
         s = train_ncde(cfg)
     else:
         s = train_sequence_classify(cfg, None, progress=False)
-    result = dict(model=model, data=data, drop=drop, drop_mode=drop_mode, seed=seed, iterations=iterations,
-                  test_accuracy=s["test_accuracy"], seconds_per_epoch=s["seconds_per_epoch"],
-                  parameters=s["parameters"], wall_seconds=time.perf_counter() - t0)
+    result = dict(
+        model=model,
+        data=data,
+        drop=drop,
+        drop_mode=drop_mode,
+        seed=seed,
+        iterations=iterations,
+        test_accuracy=s["test_accuracy"],
+        seconds_per_epoch=s["seconds_per_epoch"],
+        parameters=s["parameters"],
+        wall_seconds=time.perf_counter() - t0,
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{data}_{model}_{drop_mode}{drop:g}_s{seed}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result), flush=True)
@@ -49,8 +68,10 @@ def run(model: str, data: str, drop: float, seed: int, iterations: int, drop_mod
 def table(out: Path, data: str) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob(f"{data}_*.json"))]
     drops = sorted({r["drop"] for r in rows})
-    lines = [f"| model | " + " | ".join(f"{int(100 * d)}% dropped" for d in drops) + " | s / epoch |",
-             "|---|" + "---|" * len(drops) + "---|"]
+    lines = [
+        "| model | " + " | ".join(f"{int(100 * d)}% dropped" for d in drops) + " | s / epoch |",
+        "|---|" + "---|" * len(drops) + "---|",
+    ]
     for m in MODELS:
         cells, speed = [], []
         for d in drops:

@@ -15,7 +15,7 @@ Usage:
   python experiments/latent_table.py timing                      # ms/iter of Disc-Opt vs Opt-Disc
   python experiments/latent_table.py table                       # markdown from the JSON files
 """
-from tqdm.auto import tqdm
+
 import argparse
 import json
 import os
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from odeflow.models.elbo import kl_weight
 from odeflow.tasks.latent_setup import LatentSettings, build_model, evaluate, load_data, make_task_batch
@@ -30,8 +31,9 @@ from odeflow.tasks.latent_setup import LatentSettings, build_model, evaluate, lo
 OUT = Path("runs/latent_table")
 
 
-def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: int, out: Path,
-        budget: float = 0.0) -> dict:
+def run(
+    settings: LatentSettings, iterations: int, batch: int, lr: float, seed: int, out: Path, budget: float = 0.0
+) -> dict:
     """Train for `iterations`, or until `budget` seconds of training steps (0: no budget)."""
     settings.check()
     torch.manual_seed(seed)
@@ -41,6 +43,7 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.999)
     g = torch.Generator().manual_seed(seed)
     from odeflow.tasks.latent_setup import training_loss
+
     times, losses = [], []
     for it in tqdm(range(iterations), desc="latent_table", leave=False, mininterval=1.0):
         idx = torch.randint(len(data.train), (batch,), generator=g).tolist()
@@ -57,14 +60,27 @@ def run(settings: LatentSettings, iterations: int, batch: int, lr: float, seed: 
         if budget and sum(times) >= budget:
             break
         if it % 50 == 0 or it == iterations - 1:
-            print(f"{settings.model} {settings.data} {settings.task_kind} p={settings.fraction} it {it}: "
-                  f"train mse {metrics['mse']:.4f} {1e3 * times[-1]:.0f} ms", flush=True)
+            print(
+                f"{settings.model} {settings.data} {settings.task_kind} p={settings.fraction} it {it}: "
+                f"train mse {metrics['mse']:.4f} {1e3 * times[-1]:.0f} ms",
+                flush=True,
+            )
     test = evaluate(model, data.test, settings, data.t_split, seed)
-    result = dict(model=settings.model, data=settings.data, task=settings.task_kind, fraction=settings.fraction,
-                  mode=settings.mode, iterations=len(times), budget_s=budget, batch=batch, lr=lr, seed=seed,
-                  ms_per_iter=1e3 * sum(times[1:]) / max(1, len(times) - 1),
-                  train_mse_last50=sum(losses[-50:]) / len(losses[-50:]),
-                  **{f"test_{k}": v for k, v in test.items()})
+    result = dict(
+        model=settings.model,
+        data=settings.data,
+        task=settings.task_kind,
+        fraction=settings.fraction,
+        mode=settings.mode,
+        iterations=len(times),
+        budget_s=budget,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        ms_per_iter=1e3 * sum(times[1:]) / max(1, len(times) - 1),
+        train_mse_last50=sum(losses[-50:]) / len(losses[-50:]),
+        **{f"test_{k}": v for k, v in test.items()},
+    )
     out.mkdir(parents=True, exist_ok=True)
     name = f"{settings.model}_{settings.data}_{settings.task_kind}_{settings.fraction}_{settings.mode}_s{seed}.json"
     (out / name).write_text(json.dumps(result, indent=1))
@@ -76,6 +92,7 @@ def timing(iterations: int, batch: int, seed: int, out: Path) -> dict:
     """ms per training iteration of Disc-Opt and Opt-Disc, alternating iteration by iteration
     in one process (same batches, same load), for the latent ODE and the ODE-RNN."""
     from odeflow.tasks.latent_setup import training_loss
+
     result = {}
     for model in ("latent-ode", "ode-rnn"):
         runs = {}
@@ -89,7 +106,7 @@ def timing(iterations: int, batch: int, seed: int, out: Path) -> dict:
         for it in tqdm(range(iterations), desc="latent_table", leave=False, mininterval=1.0):
             idx = torch.randint(len(data.train), (batch,), generator=g).tolist()
             state = g.get_state()
-            for mode, (s, data, net, opt, times) in runs.items():
+            for _mode, (s, data, net, opt, times) in runs.items():
                 g.set_state(state)  # both modes see the same batch and masks
                 tb = make_task_batch([data.train[i] for i in idx], s, data.t_split, g)
                 t0 = time.perf_counter()
@@ -124,8 +141,10 @@ def table(out: Path) -> str:
         key[(r["data"], r["fraction"], r["task"], r["model"])] = r["test_mse"]
     lines = ["| data | observed | task | latent ODE | ODE-RNN | RNN-Δt |", "|---|---|---|---|---|---|"]
     for data, fr, task in sorted({k[:3] for k in key}):
-        cells = [f"{key[(data, fr, task, m)]:.4f}" if (data, fr, task, m) in key else "–"
-                 for m in ("latent-ode", "ode-rnn", "rnn-dt")]
+        cells = [
+            f"{key[(data, fr, task, m)]:.4f}" if (data, fr, task, m) in key else "–"
+            for m in ("latent-ode", "ode-rnn", "rnn-dt")
+        ]
         lines.append(f"| {data} | {int(100 * fr)}% | {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -147,8 +166,15 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.what == "run":
-        run(LatentSettings(model=a.model, data=a.data, task_kind=a.task, fraction=a.fraction, mode=a.mode),
-            a.iterations, a.batch, a.lr, a.seed, a.out, a.budget)
+        run(
+            LatentSettings(model=a.model, data=a.data, task_kind=a.task, fraction=a.fraction, mode=a.mode),
+            a.iterations,
+            a.batch,
+            a.lr,
+            a.seed,
+            a.out,
+            a.budget,
+        )
     elif a.what == "grid":
         rows = list(grid_rows())
         rows.sort(key=lambda r: r.model != "latent-ode")  # the dearest runs first

@@ -9,6 +9,7 @@ as in the paper's irregular-sampling protocol. f_θ: MLP with a tanh output, res
 [hidden, channels]; RK4 with one step per grid interval (Disc-Opt, no adjoint).
 Uses exactly the series (drops, normalisation, splits) of tasks/sequence_classify.py.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,10 +43,12 @@ class NeuralCDE(nn.Module):
 
     def forward(self, coeffs: Tensor) -> Tensor:
         import torchcde
+
         X = torchcde.CubicSpline(coeffs)
         z0 = self.initial(X.evaluate(X.interval[0]))
-        z = torchcde.cdeint(X, self.field, z0, X.interval, adjoint=False, method="rk4",
-                            options=dict(step_size=self.step))
+        z = torchcde.cdeint(
+            X, self.field, z0, X.interval, adjoint=False, method="rk4", options=dict(step_size=self.step)
+        )
         return self.readout(z[:, -1])
 
 
@@ -62,12 +65,15 @@ def to_paths(series: List[Series], grid: Tensor) -> Tensor:
 def train_ncde(cfg: SequenceClassifyConfig, hidden: int = 32, width: int = 32) -> Dict[str, float]:
     """Same data, iterations, batch, lr (cosine), gradient clip and seed as the odeflow run of cfg."""
     import torchcde
+
     cfg.validate()
     torch.manual_seed(cfg.seed)
     data = load_sequence_data(cfg)
     grid = torch.unique(torch.cat([s.times for s in data.train + data.val + data.test]))
-    coeffs = {k: torchcde.hermite_cubic_coefficients_with_backward_differences(to_paths(v, grid))
-              for k, v in (("train", data.train), ("test", data.test))}
+    coeffs = {
+        k: torchcde.hermite_cubic_coefficients_with_backward_differences(to_paths(v, grid))
+        for k, v in (("train", data.train), ("test", data.test))
+    }
     labels = {k: torch.tensor([int(s.label) for s in v]) for k, v in (("train", data.train), ("test", data.test))}
     # the spline is parametrised by the grid index (torchcde's default); time is channel 0
     model = NeuralCDE(1 + data.num_variables, hidden, width, len(data.classes), 1.0)
@@ -81,7 +87,7 @@ def train_ncde(cfg: SequenceClassifyConfig, hidden: int = 32, width: int = 32) -
         k = it % per_epoch
         if k == 0 and it > 0:
             perm = torch.randperm(n, generator=g)
-        idx = perm[k * cfg.batch:(k + 1) * cfg.batch]
+        idx = perm[k * cfg.batch : (k + 1) * cfg.batch]
         t0 = time.perf_counter()
         loss = F.cross_entropy(model(coeffs["train"][idx]), labels["train"][idx])
         opt.zero_grad()
@@ -93,7 +99,9 @@ def train_ncde(cfg: SequenceClassifyConfig, hidden: int = 32, width: int = 32) -
         spent += time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(coeffs["test"][i:i + 100]).argmax(-1) for i in range(0, len(data.test), 100)])
-    return dict(test_accuracy=float((pred == labels["test"]).float().mean()),
-                seconds_per_epoch=spent / cfg.iterations * per_epoch,
-                parameters=sum(p.numel() for p in model.parameters()))
+        pred = torch.cat([model(coeffs["test"][i : i + 100]).argmax(-1) for i in range(0, len(data.test), 100)])
+    return dict(
+        test_accuracy=float((pred == labels["test"]).float().mean()),
+        seconds_per_epoch=spent / cfg.iterations * per_epoch,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )

@@ -21,15 +21,16 @@ both results exist.)
 (budgets in seconds of training for Disc-Opt and Opt-Disc; also works for power, gas, hepmass,
 miniboone, bsds300 when their files are in the data directory.)
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import tomllib
 import torch
 
 from odeflow.data.tabular import load_tabular
@@ -53,12 +54,19 @@ def step_of(s: Dict[str, Any]):
     return FixedStep(s["step_size"]) if s.get("step_size") else Adaptive(s["rtol"], s["atol"])
 
 
-def train(data, name: str, mode: str, budget: float, seed: int, out: Path,
-          val_h: Optional[float] = None) -> Dict[str, Any]:
+def train(
+    data, name: str, mode: str, budget: float, seed: int, out: Path, val_h: Optional[float] = None
+) -> Dict[str, Any]:
     s = settings(name, mode)
     torch.manual_seed(seed)
-    flow = build_stacked_cnf(data.dim, StackSpec.from_dict(s["model"]), method=s["method"], step=step_of(s),
-                             adjoint=mode == "opt-disc", divergence=s["divergence"]).double()
+    flow = build_stacked_cnf(
+        data.dim,
+        StackSpec.from_dict(s["model"]),
+        method=s["method"],
+        step=step_of(s),
+        adjoint=mode == "opt-disc",
+        divergence=s["divergence"],
+    ).double()
     opt = torch.optim.Adam(flow.parameters(), lr=s["lr"])
     train_x = torch.tensor(data.train)
     val_x = torch.tensor(data.val)
@@ -71,7 +79,7 @@ def train(data, name: str, mode: str, budget: float, seed: int, out: Path,
     while elapsed < budget and since_best < s["patience"]:
         if pos + s["batch"] > len(order):
             order, pos = torch.randperm(len(train_x), generator=gen), 0
-        x = train_x[order[pos:pos + s["batch"]]]
+        x = train_x[order[pos : pos + s["batch"]]]
         pos += s["batch"]
         start, start_wall = time.process_time(), time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -81,8 +89,14 @@ def train(data, name: str, mode: str, budget: float, seed: int, out: Path,
         elapsed += time.process_time() - start
         wall += time.perf_counter() - start_wall
         it += 1
-        row = dict(iteration=it, time=elapsed, wall_time=wall, loss=float(parts["nll"]),
-                   nfe_forward=sum(st.nfe for st in flow.nfe), nfe_backward=sum(st.nfe_backward for st in flow.nfe))
+        row = dict(
+            iteration=it,
+            time=elapsed,
+            wall_time=wall,
+            loss=float(parts["nll"]),
+            nfe_forward=sum(st.nfe for st in flow.nfe),
+            nfe_backward=sum(st.nfe_backward for st in flow.nfe),
+        )
         if it % s["val_every"] == 0 or elapsed >= budget:
             row["val_nll"] = evaluate_stack(flow, val_x, *val_solver, inverse=False)["nll"]
             if row["val_nll"] < best:
@@ -90,20 +104,32 @@ def train(data, name: str, mode: str, budget: float, seed: int, out: Path,
                 best_state = {k: v.clone() for k, v in flow.state_dict().items()}
             else:
                 since_best += 1
-            print(f"{name} {mode} it {it} t {elapsed:.0f}s loss {row['loss']:.3f} val {row['val_nll']:.3f} "
-                  f"nfe {row['nfe_forward']}+{row['nfe_backward']}", flush=True)
+            print(
+                f"{name} {mode} it {it} t {elapsed:.0f}s loss {row['loss']:.3f} val {row['val_nll']:.3f} "
+                f"nfe {row['nfe_forward']}+{row['nfe_backward']}",
+                flush=True,
+            )
         history.append(row)
     flow.load_state_dict(best_state)
     test_x = torch.tensor(data.test)
     h = s["h_do"]
-    result = dict(data=name, mode=mode, iterations=it, train_seconds=elapsed, s_per_iter=elapsed / it,
-                  train_wall_seconds=wall, best_val_nll=best, settings=s, val_solver=f"rk4 h={val_solver[1].h}",
-                  mean_nfe_forward=sum(r["nfe_forward"] for r in history) / len(history),
-                  mean_nfe_backward=sum(r["nfe_backward"] for r in history) / len(history),
-                  test_trained_solver=evaluate_stack(flow, test_x, s["method"], step_of(s)),
-                  test_rk4_fine=evaluate_stack(flow, test_x, "rk4", FixedStep(h / 5)),
-                  test_dopri5=evaluate_stack(flow, test_x, "dopri5", Adaptive(1e-6, 1e-8)),
-                  history=history)
+    result = dict(
+        data=name,
+        mode=mode,
+        iterations=it,
+        train_seconds=elapsed,
+        s_per_iter=elapsed / it,
+        train_wall_seconds=wall,
+        best_val_nll=best,
+        settings=s,
+        val_solver=f"rk4 h={val_solver[1].h}",
+        mean_nfe_forward=sum(r["nfe_forward"] for r in history) / len(history),
+        mean_nfe_backward=sum(r["nfe_backward"] for r in history) / len(history),
+        test_trained_solver=evaluate_stack(flow, test_x, s["method"], step_of(s)),
+        test_rk4_fine=evaluate_stack(flow, test_x, "rk4", FixedStep(h / 5)),
+        test_dopri5=evaluate_stack(flow, test_x, "dopri5", Adaptive(1e-6, 1e-8)),
+        history=history,
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}_{mode}.json").write_text(json.dumps(result, indent=1))
     return result
@@ -120,10 +146,14 @@ def _times_line(od: Dict[str, Any], do: Dict[str, Any], target: float, label: st
     t_od, t_do = time_to(od["history"], target), time_to(do["history"], target)
     if t_do != t_do:  # NaN: never reached
         best = do["best_val_nll"]
-        return (f"{label} {target:.3f} nats: Opt-Disc after {t_od:.0f} s; Disc-Opt **never** (its best "
-                f"{best:.3f}, {best - target:+.3f} nats)"), float("nan")
-    return (f"{label} {target:.3f} nats: Opt-Disc after {t_od:.0f} s, Disc-Opt after {t_do:.0f} s of training: "
-            f"**{t_od / t_do:.1f}x** sooner"), t_od / t_do
+        return (
+            f"{label} {target:.3f} nats: Opt-Disc after {t_od:.0f} s; Disc-Opt **never** (its best "
+            f"{best:.3f}, {best - target:+.3f} nats)"
+        ), float("nan")
+    return (
+        f"{label} {target:.3f} nats: Opt-Disc after {t_od:.0f} s, Disc-Opt after {t_do:.0f} s of training: "
+        f"**{t_od / t_do:.1f}x** sooner"
+    ), t_od / t_do
 
 
 def report(name: str, runs: Dict[str, Dict[str, Any]], out: Path) -> str:
@@ -131,45 +161,64 @@ def report(name: str, runs: Dict[str, Dict[str, Any]], out: Path) -> str:
     target = od["best_val_nll"]
     strict, speedup = _times_line(od, do, target, "Opt-Disc's best validation NLL")
     loose, speedup_loose = _times_line(od, do, target + 0.05, "Within 0.05 nats of it,")
-    lines = [f"### {name} (d = {_dim(name)})", "",
-             f"- {strict} (seed target: >= 6x).",
-             f"- {loose}.",
-             f"- Validation: exact trace, {od['val_solver']}; training time = CPU seconds of the training steps.",
-             "",
-             "| mode | train solver | iterations | CPU s/iter | avg NFE-F / NFE-B (train) | best val NLL "
-             "| test NLL (train solver) | inverse error (train solver) | test NLL rk4 h/5 | inverse error rk4 h/5 "
-             "| test NLL dopri5 1e-6/1e-8 | inverse error dopri5 | NFE-F dopri5 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {name} (d = {_dim(name)})",
+        "",
+        f"- {strict} (seed target: >= 6x).",
+        f"- {loose}.",
+        f"- Validation: exact trace, {od['val_solver']}; training time = CPU seconds of the training steps.",
+        "",
+        "| mode | train solver | iterations | CPU s/iter | avg NFE-F / NFE-B (train) | best val NLL "
+        "| test NLL (train solver) | inverse error (train solver) | test NLL rk4 h/5 | inverse error rk4 h/5 "
+        "| test NLL dopri5 1e-6/1e-8 | inverse error dopri5 | NFE-F dopri5 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for mode in MODES:
         r = runs[mode]
         s = r["settings"]
         solver = f"rk4 h={s['step_size']}" if s.get("step_size") else f"dopri5 {s['rtol']:g}/{s['atol']:g} adjoint"
         a, b, c = r["test_trained_solver"], r["test_rk4_fine"], r["test_dopri5"]
-        lines.append(f"| {mode} | {solver} | {r['iterations']} | {r['s_per_iter']:.2f} | {r['mean_nfe_forward']:.0f} / "
-                     f"{r['mean_nfe_backward']:.0f} | {r['best_val_nll']:.3f} | {a['nll']:.3f} | {a['inverse_error']:.2e} | "
-                     f"{b['nll']:.3f} | {b['inverse_error']:.2e} | {c['nll']:.3f} | {c['inverse_error']:.2e} | {c['nfe']:.0f} |")
-    summary = dict(data=name, target_val_nll=target, speedup=speedup, speedup_within_0_05=speedup_loose,
-                   time_opt_disc=time_to(od["history"], target), time_disc_opt=time_to(do["history"], target))
+        lines.append(
+            f"| {mode} | {solver} | {r['iterations']} | {r['s_per_iter']:.2f} | {r['mean_nfe_forward']:.0f} / "
+            f"{r['mean_nfe_backward']:.0f} | {r['best_val_nll']:.3f} | {a['nll']:.3f} | {a['inverse_error']:.2e} | "
+            f"{b['nll']:.3f} | {b['inverse_error']:.2e} | {c['nll']:.3f} | {c['inverse_error']:.2e} | {c['nfe']:.0f} |"
+        )
+    summary = dict(
+        data=name,
+        target_val_nll=target,
+        speedup=speedup,
+        speedup_within_0_05=speedup_loose,
+        time_opt_disc=time_to(od["history"], target),
+        time_disc_opt=time_to(do["history"], target),
+    )
     (out / f"{name}_comparison.json").write_text(json.dumps(summary, indent=1))
     return "\n".join(lines) + "\n"
 
 
 def _dim(name: str) -> int:
     from odeflow.data.tabular import DIMS
+
     return DIMS[name]
 
 
 def figure(name: str, runs: Dict[str, Dict[str, Any]], out: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for mode, color in zip(MODES, ("tab:blue", "tab:red")):
         h = runs[mode]["history"]
         ax.plot([r["time"] for r in h], [r["loss"] for r in h], color=color, alpha=0.25, lw=0.8)
         v = [r for r in h if "val_nll" in r]
-        ax.plot([r["time"] for r in v], [r["val_nll"] for r in v], color=color, lw=2,
-                label=f"{mode} (validation, exact trace)")
+        ax.plot(
+            [r["time"] for r in v],
+            [r["val_nll"] for r in v],
+            color=color,
+            lw=2,
+            label=f"{mode} (validation, exact trace)",
+        )
     ax.axhline(runs["opt-disc"]["best_val_nll"], color="gray", ls=":", lw=1, label="Opt-Disc best validation")
     ax.set_xlabel("training time (CPU s, one thread)")
     ax.set_ylabel("NLL (nats); faint: training batches")
@@ -201,8 +250,9 @@ def main() -> None:
             if path.exists():
                 runs[mode] = json.loads(path.read_text())
             elif mode in args.modes and not args.report_only:
-                runs[mode] = train(load_tabular(name, args.data_dir), name, mode, budget, args.seed, args.out,
-                                   args.val_h)
+                runs[mode] = train(
+                    load_tabular(name, args.data_dir), name, mode, budget, args.seed, args.out, args.val_h
+                )
         if len(runs) < len(MODES):
             continue
         tables.append(report(name, runs, args.out))

@@ -3,6 +3,7 @@
 Usage: python experiments/timeseries_seed000.py [N_SEEDS] [OUT] [--compile]
 Writes the run folders, figures and comparison table; docs/timeseries.md quotes them.
 """
+
 import sys
 from pathlib import Path
 
@@ -16,7 +17,15 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--compile"]
     n_seeds = int(args[0]) if len(args) > 0 else 10
     out = Path(args[1]) if len(args) > 1 else Path("docs/timeseries")
-    cfg = TimeSeriesConfig(iterations=300, lr=0.1, rtol=1e-7, atol=1e-9, check_at=[14, 24],
-                           snapshot_at=[0, 25, 100, 300], loss_threshold=1.0, compile="--compile" in sys.argv)
+    cfg = TimeSeriesConfig(
+        iterations=300,
+        lr=0.1,
+        rtol=1e-7,
+        atol=1e-9,
+        check_at=[14, 24],
+        snapshot_at=[0, 25, 100, 300],
+        loss_threshold=1.0,
+        compile="--compile" in sys.argv,
+    )
     results = compare_modes(cfg, list(range(n_seeds)), out, progress=True)
     print(comparison_table(results, cfg.loss_threshold))

@@ -12,7 +12,9 @@ def _seed():
 def _odeflow_cache_dir(tmp_path_factory):
     """Compiled solvers go to a per-session folder, never the user's ~/.cache/odeflow."""
     import os
+
     from odeflow.solvers import compile_cache
+
     path = tmp_path_factory.mktemp("odeflow-cache")
     old = os.environ.get("ODEFLOW_CACHE_DIR")
     os.environ["ODEFLOW_CACHE_DIR"] = str(path)

@@ -2,6 +2,7 @@
 
 Skipped without CUDA (the CI machine has none); run on a GPU machine with `pytest tests/test_cuda.py`.
 """
+
 import json
 
 import pytest
@@ -23,11 +24,14 @@ def field(device):
 
 @pytest.mark.parametrize("case", ["rk4", "dopri5", "adjoint", "checkpointed"])
 def test_solve_and_gradients_match_the_cpu(case):
-    kw = dict(rk4=dict(method="rk4", step=odeflow.FixedStep(0.05)),
-              dopri5=dict(method="dopri5", step=odeflow.Adaptive(1e-8, 1e-10)),
-              adjoint=dict(method="dopri5", step=odeflow.Adaptive(1e-8, 1e-10), gradient=odeflow.OptimizeDiscretize()),
-              checkpointed=dict(method="rk4", step=odeflow.FixedStep(0.05),
-                                gradient=odeflow.DiscretizeOptimize(checkpoints=3)))[case]
+    kw = dict(
+        rk4=dict(method="rk4", step=odeflow.FixedStep(0.05)),
+        dopri5=dict(method="dopri5", step=odeflow.Adaptive(1e-8, 1e-10)),
+        adjoint=dict(method="dopri5", step=odeflow.Adaptive(1e-8, 1e-10), gradient=odeflow.OptimizeDiscretize()),
+        checkpointed=dict(
+            method="rk4", step=odeflow.FixedStep(0.05), gradient=odeflow.DiscretizeOptimize(checkpoints=3)
+        ),
+    )[case]
     out = {}
     for device in ("cpu", "cuda"):
         f = field(device)
@@ -55,8 +59,20 @@ def test_cnf_loss_and_gradients_match_the_cpu():
     x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)
-        flow = CNF(ODENet(2, (32, 32)), 2, T=0.5, train_T=True, method="rk4", step=odeflow.FixedStep(0.125),
-                   kinetic=0.01, jacobian=0.01).double().to(device)
+        flow = (
+            CNF(
+                ODENet(2, (32, 32)),
+                2,
+                T=0.5,
+                train_T=True,
+                method="rk4",
+                step=odeflow.FixedStep(0.125),
+                kinetic=0.01,
+                jacobian=0.01,
+            )
+            .double()
+            .to(device)
+        )
         loss, _ = flow.loss(x.to(device))
         grads = torch.autograd.grad(loss, list(flow.parameters()))
         out[device] = [loss.detach().cpu()] + [g.cpu() for g in grads]
@@ -64,22 +80,92 @@ def test_cnf_loss_and_gradients_match_the_cpu():
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
-TINY_IMAGE = ["--data", "digits", "--hidden", "4", "4", "4", "--batch", "8", "--val-size", "16", "--samples", "4",
-              "--val-method", "rk4", "--val-step-size", "0.5", "--step-size", "0.5", "--iterations", "2",
-              "--val-every", "2"]
-TINY_LATENT = ["--n-train", "12", "--n-test", "3", "--n-points", "20", "--val-size", "3", "--batch", "4",
-               "--hidden", "5", "--latent-dim", "2", "--field-hidden", "6", "--step-size", "0.25",
-               "--eval-samples", "2", "--samples", "2", "--iterations", "2"]
+TINY_IMAGE = [
+    "--data",
+    "digits",
+    "--hidden",
+    "4",
+    "4",
+    "4",
+    "--batch",
+    "8",
+    "--val-size",
+    "16",
+    "--samples",
+    "4",
+    "--val-method",
+    "rk4",
+    "--val-step-size",
+    "0.5",
+    "--step-size",
+    "0.5",
+    "--iterations",
+    "2",
+    "--val-every",
+    "2",
+]
+TINY_LATENT = [
+    "--n-train",
+    "12",
+    "--n-test",
+    "3",
+    "--n-points",
+    "20",
+    "--val-size",
+    "3",
+    "--batch",
+    "4",
+    "--hidden",
+    "5",
+    "--latent-dim",
+    "2",
+    "--field-hidden",
+    "6",
+    "--step-size",
+    "0.25",
+    "--eval-samples",
+    "2",
+    "--samples",
+    "2",
+    "--iterations",
+    "2",
+]
 RUNS = {
     "timeseries": ["--iterations", "3"],
     "cnf": ["--data", "8gaussians", "--iterations", "4", "--batch", "64", "--val-every", "2"],
     "tabular": ["--data", "breast_cancer", "--iterations", "2", "--val-every", "1"],
-    "classify": ["--model", "odenet", "--data", "annuli", "--iterations", "3", "--batch", "32", "--hidden", "8",
-                 "--val-every", "3"],
+    "classify": [
+        "--model",
+        "odenet",
+        "--data",
+        "annuli",
+        "--iterations",
+        "3",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--val-every",
+        "3",
+    ],
     "hamiltonian": ["--iterations", "3"],
     "function-encoder": ["--iterations", "3"],
-    "sde": ["--iterations", "2", "--batch", "16", "--n-paths", "32", "--points", "6", "--hidden", "8",
-            "--val-every", "2", "--dt", "0.1"],
+    "sde": [
+        "--iterations",
+        "2",
+        "--batch",
+        "16",
+        "--n-paths",
+        "32",
+        "--points",
+        "6",
+        "--hidden",
+        "8",
+        "--val-every",
+        "2",
+        "--dt",
+        "0.1",
+    ],
     "image": TINY_IMAGE,
     "latent": ["--model", "latent-ode", "--data", "periodic"] + TINY_LATENT,
 }

@@ -1,4 +1,5 @@
 """odeint_dense: y(t) anywhere in [t0, t1] from one solve, as torchdiffeq.odeint_dense."""
+
 import pytest
 import torch
 
@@ -12,8 +13,9 @@ def test_dense_output_is_accurate_and_matches_torchdiffeq():
     f = lambda t, y: torch.stack([y[1], -y[0]])  # noqa: E731
     y0 = torch.tensor([1.0, 0.0], dtype=D)
     ours = odeflow.odeint_dense(f, y0, torch.tensor(0.0, dtype=D), torch.tensor(3.0, dtype=D), rtol=1e-9, atol=1e-11)
-    theirs = torchdiffeq.odeint_dense(f, y0, torch.tensor(0.0, dtype=D), torch.tensor(3.0, dtype=D), rtol=1e-9,
-                                      atol=1e-11)
+    theirs = torchdiffeq.odeint_dense(
+        f, y0, torch.tensor(0.0, dtype=D), torch.tensor(3.0, dtype=D), rtol=1e-9, atol=1e-11
+    )
     q = torch.tensor([0.0, 0.37, 1.5, 2.99], dtype=D)
     a = ours(q)
     assert a.shape == (4, 2)

@@ -7,6 +7,7 @@
   `make ...` lines only (README's two commands) is what CI itself runs.
 - `mkdocs build --strict` succeeds: a broken API reference or link fails the suite.
 """
+
 import os
 import re
 import shlex
@@ -37,8 +38,8 @@ def odeflow_commands(body: str) -> List[List[str]]:
     commands = []
     for line in body.replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
-        if "odeflow.cli.main" in words:           # torchrun ... -m odeflow.cli.main ARGS
-            commands.append(words[words.index("odeflow.cli.main") + 1:])
+        if "odeflow.cli.main" in words:  # torchrun ... -m odeflow.cli.main ARGS
+            commands.append(words[words.index("odeflow.cli.main") + 1 :])
         elif words[:1] == ["odeflow"]:
             commands.append(words[1:])
     return commands
@@ -56,7 +57,7 @@ def test_shell_blocks_are_marked_and_their_commands_parse(path):
         if lang not in SHELL:
             continue
         if all(line.startswith("make ") for line in body.strip().splitlines()):
-            continue                                   # `make demo` / `make test`: what CI itself runs
+            continue  # `make demo` / `make test`: what CI itself runs
         assert NOT_RUN.search(before), f"{path.name}: shell block without '<!-- not run: REASON -->':\n{body}"
         for argv in odeflow_commands(body):
             try:
@@ -65,8 +66,9 @@ def test_shell_blocks_are_marked_and_their_commands_parse(path):
                 pytest.fail(f"{path.name}: `odeflow {' '.join(argv)}` does not parse (exit {exit_.code})")
 
 
-@pytest.mark.parametrize("path", [p for p in GUIDES if any(lang == "python" for lang, _, _ in blocks(p))],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in GUIDES if any(lang == "python" for lang, _, _ in blocks(p))], ids=lambda p: p.name
+)
 def test_python_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = "\n".join(body for lang, body, before in blocks(path) if lang == "python" and not NOT_RUN.search(before))
@@ -77,7 +79,12 @@ def test_site_builds_strict(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
-                          cwd=REPO, capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "api" / "solve" / "index.html").is_file()

@@ -1,5 +1,6 @@
 """experiments/ncde_peer.py (the neural-CDE peer of docs/latent.md): paths with NaN where not
 observed, and a short run on a labelled CSV."""
+
 import importlib.util
 from pathlib import Path
 
@@ -11,7 +12,9 @@ pytest.importorskip("torchcde")
 from odeflow.data.irregular import Series  # noqa: E402
 from odeflow.tasks.sequence_classify import SequenceClassifyConfig  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("ncde_peer", Path(__file__).resolve().parents[1] / "experiments" / "ncde_peer.py")
+_spec = importlib.util.spec_from_file_location(
+    "ncde_peer", Path(__file__).resolve().parents[1] / "experiments" / "ncde_peer.py"
+)
 ncde_peer = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ncde_peer)
 
@@ -33,6 +36,7 @@ def test_short_run(tmp_path):
             rows.append(f"s{i},{t},x,{(1 if i % 2 else -1) + 0.1 * float(torch.randn(1, generator=g)):.3f},c{i % 2}")
     path = tmp_path / "s.csv"
     path.write_text("\n".join(rows) + "\n")
-    r = ncde_peer.train_ncde(SequenceClassifyConfig(data=str(path), iterations=30, batch=8, drop=0.3, seed=0),
-                             hidden=8, width=8)
+    r = ncde_peer.train_ncde(
+        SequenceClassifyConfig(data=str(path), iterations=30, batch=8, drop=0.3, seed=0), hidden=8, width=8
+    )
     assert r["test_accuracy"] >= 0.8 and r["seconds_per_epoch"] > 0 and r["parameters"] > 0

@@ -1,6 +1,7 @@
 """The import graph of src/odeflow (every import, function-local ones included, TYPE_CHECKING
 blocks excluded): no circles, and no import from a lower layer to a higher one (DESIGN.md:
 cli -> tasks -> training -> flows/models -> nn -> gradients -> solvers)."""
+
 from __future__ import annotations
 
 import ast
@@ -57,7 +58,9 @@ def import_graph() -> Dict[str, Set[str]]:
             if id(node) in skip or not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             if isinstance(node, ast.ImportFrom):
-                base = ".".join((pkg[:len(pkg) - node.level + 1] if node.level else []) + ([node.module] if node.module else []))
+                base = ".".join(
+                    (pkg[: len(pkg) - node.level + 1] if node.level else []) + ([node.module] if node.module else [])
+                )
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
             else:
                 targets = [a.name for a in node.names]
@@ -128,6 +131,11 @@ def test_no_import_circles():
 @pytest.mark.parametrize("low", sorted(MAY_IMPORT))
 def test_no_import_climbs_a_layer(low):
     graph = import_graph()
-    bad = sorted(f"{m} -> {d}" for m, deps in graph.items() if layer(m) == low
-                 for d in deps if layer(d) not in MAY_IMPORT[low] and d != "odeflow")
+    bad = sorted(
+        f"{m} -> {d}"
+        for m, deps in graph.items()
+        if layer(m) == low
+        for d in deps
+        if layer(d) not in MAY_IMPORT[low] and d != "odeflow"
+    )
     assert bad == []

@@ -1,4 +1,5 @@
 """The torchdiffeq-compatible door: same call, same shapes, same answers."""
+
 import pytest
 import torch
 from torch import nn
@@ -20,8 +21,10 @@ class Field(nn.Module):
 T = torch.linspace(0, 1, 6, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("method,options", [("dopri5", None), ("bosh3", None), ("rk4", dict(step_size=0.01)),
-                                            ("euler", dict(step_size=0.001)), ("rk4", None)])
+@pytest.mark.parametrize(
+    "method,options",
+    [("dopri5", None), ("bosh3", None), ("rk4", dict(step_size=0.01)), ("euler", dict(step_size=0.001)), ("rk4", None)],
+)
 def test_matches_torchdiffeq(method, options):
     func = Field()
     y0 = torch.randn(5, 3, dtype=torch.float64)

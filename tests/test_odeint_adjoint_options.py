@@ -1,6 +1,7 @@
 """odeint_adjoint's output node: ys.grad_fn is the adjoint's own autograd node, its
 ``adjoint_options`` is the dict the backward solve uses (norm always a callable in torchdiffeq's
 layout), and a norm replaced there before backward() is the one used."""
+
 import pytest
 import torch
 
@@ -11,7 +12,9 @@ KINDS = ["default", "empty", "seminorm"]
 
 
 def _kwargs(kind):
-    return {"default": {}, "empty": dict(adjoint_options={}), "seminorm": dict(adjoint_options=dict(norm="seminorm"))}[kind]
+    return {"default": {}, "empty": dict(adjoint_options={}), "seminorm": dict(adjoint_options=dict(norm="seminorm"))}[
+        kind
+    ]
 
 
 def _expected_norm(parts, shape, seminorm):
@@ -26,8 +29,9 @@ def _expected_norm(parts, shape, seminorm):
 @pytest.mark.parametrize("kind", KINDS)
 def test_output_node_carries_adjoint_options_and_a_replaced_norm_is_used(shape, kind):
     params = (torch.rand(7, requires_grad=True), torch.rand((), requires_grad=True))
-    xs = odeflow.odeint_adjoint(lambda t, x: x, torch.full(shape, 1.0), torch.tensor([0.0, 1.0]),
-                                adjoint_params=params, **_kwargs(kind))
+    xs = odeflow.odeint_adjoint(
+        lambda t, x: x, torch.full(shape, 1.0), torch.tensor([0.0, 1.0]), adjoint_params=params, **_kwargs(kind)
+    )
     node = xs.grad_fn
     assert "Adjoint" in type(node).__name__  # straight from the adjoint's autograd function
     inner = node.adjoint_options["norm"]
@@ -62,8 +66,13 @@ def test_changed_step_options_in_grad_fn_change_the_backward_solve():
             steps.append(float(dt))
 
     f = F()
-    ys = odeflow.odeint_adjoint(f, torch.ones(2, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64),
-                                method="rk4", options=dict(step_size=0.1))
+    ys = odeflow.odeint_adjoint(
+        f,
+        torch.ones(2, dtype=torch.float64),
+        torch.tensor([0.0, 1.0], dtype=torch.float64),
+        method="rk4",
+        options=dict(step_size=0.1),
+    )
     assert ys.grad_fn.adjoint_options["step_size"] == 0.1
     ys.grad_fn.adjoint_options["step_size"] = 0.25
     ys.sum().backward()
@@ -75,8 +84,13 @@ def test_adjoint_norm_values_match_torchdiffeq(shape):
     """The default adjoint norm in grad_fn.adjoint_options computes what torchdiffeq's does."""
     torchdiffeq = pytest.importorskip("torchdiffeq")
     gen = torch.Generator().manual_seed(len(shape))
-    parts = (torch.randn((), generator=gen), torch.randn(shape, generator=gen), torch.randn(shape, generator=gen),
-             torch.randn(7, generator=gen), torch.randn((), generator=gen))
+    parts = (
+        torch.randn((), generator=gen),
+        torch.randn(shape, generator=gen),
+        torch.randn(shape, generator=gen),
+        torch.randn(7, generator=gen),
+        torch.randn((), generator=gen),
+    )
     norms = []
     for lib in (odeflow, torchdiffeq):
         params = (torch.rand(7, requires_grad=True), torch.rand((), requires_grad=True))
@@ -93,13 +107,23 @@ def test_tuple_state_node_and_norm_like_torchdiffeq(shapes, kind):
     torchdiffeq = pytest.importorskip("torchdiffeq")
     gen = torch.Generator().manual_seed(len(shapes[0]))
     n = sum(torch.Size(s).numel() for s in shapes)
-    parts = (torch.randn((), generator=gen), torch.randn(n, generator=gen), torch.randn(n, generator=gen),
-             torch.randn(7, generator=gen), torch.randn((), generator=gen))
+    parts = (
+        torch.randn((), generator=gen),
+        torch.randn(n, generator=gen),
+        torch.randn(n, generator=gen),
+        torch.randn(7, generator=gen),
+        torch.randn((), generator=gen),
+    )
     values = []
     for lib in (odeflow, torchdiffeq):
         params = (torch.rand(7, requires_grad=True), torch.rand((), requires_grad=True))
-        xs = lib.odeint_adjoint(lambda t, x: (x[0], -x[1]), tuple(torch.ones(s) for s in shapes),
-                                torch.tensor([0.0, 1.0]), adjoint_params=params, **_kwargs(kind))
+        xs = lib.odeint_adjoint(
+            lambda t, x: (x[0], -x[1]),
+            tuple(torch.ones(s) for s in shapes),
+            torch.tensor([0.0, 1.0]),
+            adjoint_params=params,
+            **_kwargs(kind),
+        )
         node = xs[0].grad_fn.next_functions[0][0].next_functions[0][0]
         values.append(float(node.adjoint_options["norm"](parts)))
         if lib is odeflow:

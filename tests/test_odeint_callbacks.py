@@ -1,6 +1,7 @@
 """Step callbacks through the drop-in, as torchdiffeq calls them: a warning names the ones a
 solver never calls (accept/reject on fixed grids, all of them with scipy_solver), and the
 *_adjoint callbacks are called once per backward step for every method."""
+
 import warnings
 
 import pytest
@@ -65,8 +66,9 @@ def test_adaptive_adjoint_callbacks_once_per_backward_step(method):
     f = Counting()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every callback is supported: no warning
-        ys = odeflow.odeint_adjoint(f, torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method=method,
-                                    rtol=1e-6, atol=1e-8)
+        ys = odeflow.odeint_adjoint(
+            f, torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method=method, rtol=1e-6, atol=1e-8
+        )
     ys.sum().backward()
     assert f.calls["step"] == f.calls["accept"] + f.calls.get("reject", 0) > 0
     assert f.calls["step_adjoint"] == f.calls["accept_adjoint"] + f.calls.get("reject_adjoint", 0) > 0
@@ -86,9 +88,18 @@ def test_warnings_match_torchdiffeq_callback_support():
     for lib in (odeflow, torchdiffeq):
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
-            lib.odeint(Counting(), torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method="rk4",
-                       options=dict(step_size=0.25))
-        found = {n for w in record for n in ("callback_accept_step", "callback_reject_step", "callback_step")
-                 if f"'{n}'" in str(w.message)}
+            lib.odeint(
+                Counting(),
+                torch.ones(2, dtype=D),
+                torch.tensor([0.0, 1.0], dtype=D),
+                method="rk4",
+                options=dict(step_size=0.25),
+            )
+        found = {
+            n
+            for w in record
+            for n in ("callback_accept_step", "callback_reject_step", "callback_step")
+            if f"'{n}'" in str(w.message)
+        }
         names.append(found)
     assert names[0] == names[1] == {"callback_accept_step", "callback_reject_step"}

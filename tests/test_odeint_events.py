@@ -1,4 +1,5 @@
 """Event handling through the drop-in (odeint(event_fn=...), odeint_event) against torchdiffeq."""
+
 import math
 
 import pytest
@@ -23,8 +24,16 @@ def test_odeint_event_time_state_and_gradients_match_torchdiffeq(dtype, tol, int
     for lib in (odeflow, torchdiffeq):
         k, f, y0 = make(dtype)
         kw = dict(adjoint_params=(k,)) if interface == "odeint_adjoint" else {}
-        t_e, sol = lib.odeint_event(f, y0, torch.tensor(0.0, dtype=dtype), event_fn=lambda t, y: y[0] - 0.2,
-                                    odeint_interface=getattr(lib, interface), rtol=1e-9, atol=1e-11, **kw)
+        t_e, sol = lib.odeint_event(
+            f,
+            y0,
+            torch.tensor(0.0, dtype=dtype),
+            event_fn=lambda t, y: y[0] - 0.2,
+            odeint_interface=getattr(lib, interface),
+            rtol=1e-9,
+            atol=1e-11,
+            **kw,
+        )
         grads = torch.autograd.grad(t_e + sol[-1, 1], (y0, k))
         results.append((t_e.detach(), sol.detach(), grads))
     (te_a, sol_a, g_a), (te_b, sol_b, g_b) = results
@@ -44,8 +53,16 @@ def test_odeint_event_fn_reverse_time(method, options):
     out = []
     for lib in (odeflow, torchdiffeq):
         _, f, y0 = make(D)
-        t_e, sol = lib.odeint(f, y0, torch.tensor([0.0, -1.0], dtype=D), event_fn=lambda t, y: y[0] - 3.0,
-                              method=method, options=options, rtol=1e-9, atol=1e-11)
+        t_e, sol = lib.odeint(
+            f,
+            y0,
+            torch.tensor([0.0, -1.0], dtype=D),
+            event_fn=lambda t, y: y[0] - 3.0,
+            method=method,
+            options=options,
+            rtol=1e-9,
+            atol=1e-11,
+        )
         out.append((float(t_e), sol.detach()))
     # torchdiffeq's fixed-grid root uses linear interpolation; its bosh3 is ~1e-6 off at this rtol
     tol = {"rk4": 1e-3, "bosh3": 1e-5}.get(method, 1e-7)
@@ -60,6 +77,10 @@ def test_event_mode_needs_two_times():
 
 def test_multi_output_event_fn_stops_at_the_first_component():
     f = lambda t, y: torch.ones_like(y)  # noqa: E731
-    t_e, sol = odeflow.odeint(f, torch.zeros(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D),
-                              event_fn=lambda t, y: torch.stack([y[0] - 2.0, y[0] - 0.7]))
+    t_e, sol = odeflow.odeint(
+        f,
+        torch.zeros(1, dtype=D),
+        torch.tensor([0.0, 1.0], dtype=D),
+        event_fn=lambda t, y: torch.stack([y[0] - 2.0, y[0] - 0.7]),
+    )
     assert abs(float(t_e) - 0.7) < 1e-9 and abs(float(sol[-1, 0]) - 0.7) < 1e-9

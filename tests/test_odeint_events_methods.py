@@ -1,6 +1,7 @@
 """Events with every method of the drop-in (Adams, implicit RK, explicit RK; both directions,
 float32 and float64, odeint and odeint_adjoint), compared with the exact event time and its
 gradients, and with torchdiffeq for the methods it has."""
+
 import math
 
 import pytest
@@ -10,8 +11,17 @@ import odeflow
 
 D = torch.float64
 ADAMS = ["implicit_adams", "fixed_adams"]  # explicit_adams of order 11 is unstable at this step, in torchdiffeq too
-IMPLICIT = ["implicit_euler", "implicit_midpoint", "trapezoid", "radauIIA3", "radauIIA5", "gl4", "gl6", "sdirk2",
-            "trbdf2"]
+IMPLICIT = [
+    "implicit_euler",
+    "implicit_midpoint",
+    "trapezoid",
+    "radauIIA3",
+    "radauIIA5",
+    "gl4",
+    "gl6",
+    "sdirk2",
+    "trbdf2",
+]
 H = 0.04
 # Tolerance on the event time, its state and its gradients at step H, about 4x the largest error
 # measured over both directions and dtypes: first order ~H, second ~H^2/10, the others at the
@@ -39,9 +49,15 @@ def test_odeint_event_every_method_time_and_gradients(method, reverse, dtype):
     c = a * (3.0 if reverse else 0.3)
     k = torch.tensor(k0, dtype=dtype, requires_grad=True)
     y0 = torch.tensor([a, b], dtype=dtype, requires_grad=True)
-    t_e, sol = odeflow.odeint_event(lambda t, y: -k * y, y0, torch.tensor(0.0, dtype=dtype),
-                                    event_fn=lambda t, y: y[0] - c, reverse_time=reverse, method=method,
-                                    options=dict(step_size=H))
+    t_e, sol = odeflow.odeint_event(
+        lambda t, y: -k * y,
+        y0,
+        torch.tensor(0.0, dtype=dtype),
+        event_fn=lambda t, y: y[0] - c,
+        reverse_time=reverse,
+        method=method,
+        options=dict(step_size=H),
+    )
     exact = math.log(a / c) / k0
     tol = tol_for(method)
     assert sol.shape == (2, 2) and t_e.dtype == dtype
@@ -65,13 +81,21 @@ def test_odeint_event_under_the_adjoint_every_method(method, reverse):
         k = torch.tensor(k0, dtype=D, requires_grad=True)
         y0 = torch.tensor([a, b], dtype=D, requires_grad=True)
         kw = dict(adjoint_params=(k,)) if iface is odeflow.odeint_adjoint else {}
-        t_e, sol = odeflow.odeint_event(lambda t, y: -k * y, y0, torch.tensor(0.0, dtype=D),
-                                        event_fn=lambda t, y: y[0] - c, reverse_time=reverse, odeint_interface=iface,
-                                        method=method, options=dict(step_size=H), **kw)
+        t_e, sol = odeflow.odeint_event(
+            lambda t, y: -k * y,
+            y0,
+            torch.tensor(0.0, dtype=D),
+            event_fn=lambda t, y: y[0] - c,
+            reverse_time=reverse,
+            odeint_interface=iface,
+            method=method,
+            options=dict(step_size=H),
+            **kw,
+        )
         grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(t_e + sol[-1, 1], (y0, k))]))
     tol = TOL.get(method, 1e-6)
     assert torch.allclose(grads[0], grads[1], atol=tol), (grads[0], grads[1])
-    exact_dk = -math.log(a / c) / k0 ** 2  # d t_e/dk = -t_e/k; y_1(t_e) = b c / a does not depend on k
+    exact_dk = -math.log(a / c) / k0**2  # d t_e/dk = -t_e/k; y_1(t_e) = b c / a does not depend on k
     assert abs(float(grads[1][2]) - exact_dk) < tol
 
 
@@ -83,9 +107,15 @@ def test_solve_events_with_adaptive_implicit_methods(method, gradient):
     g = torch.tensor(9.81, dtype=D, requires_grad=True)
     y0 = torch.tensor([10.0, 0.0], dtype=D, requires_grad=True)
     grad = odeflow.DiscretizeOptimize() if gradient == "disc-opt" else odeflow.OptimizeDiscretize(params=[g])
-    sol = odeflow.solve(lambda t, y: torch.stack([y[1], -g * torch.ones_like(y[0])]), y0,
-                        torch.tensor([0.0, 5.0], dtype=D), method=method, step=odeflow.Adaptive(1e-8, 1e-10),
-                        gradient=grad, events=odeflow.Event(lambda t, y: y[0], direction=-1))
+    sol = odeflow.solve(
+        lambda t, y: torch.stack([y[1], -g * torch.ones_like(y[0])]),
+        y0,
+        torch.tensor([0.0, 5.0], dtype=D),
+        method=method,
+        step=odeflow.Adaptive(1e-8, 1e-10),
+        gradient=grad,
+        events=odeflow.Event(lambda t, y: y[0], direction=-1),
+    )
     te = math.sqrt(20 / 9.81)
     assert sol.status == "event" and abs(float(sol.event_t) - te) < 1e-6
     (d_g,) = torch.autograd.grad(sol.event_t, (g,))
@@ -102,22 +132,36 @@ def test_adams_event_matches_torchdiffeq(method, reverse, dtype):
     out = []
     for lib in (odeflow, torchdiffeq):
         y0 = torch.tensor([a, b], dtype=dtype, requires_grad=True)
-        t_e, sol = lib.odeint_event(lambda t, y: -k0 * y, y0, torch.tensor(0.0, dtype=dtype),
-                                    event_fn=lambda t, y: y[0] - c, reverse_time=reverse, method=method,
-                                    options=dict(step_size=H, max_order=4), atol=1e-9)
+        t_e, sol = lib.odeint_event(
+            lambda t, y: -k0 * y,
+            y0,
+            torch.tensor(0.0, dtype=dtype),
+            event_fn=lambda t, y: y[0] - c,
+            reverse_time=reverse,
+            method=method,
+            options=dict(step_size=H, max_order=4),
+            atol=1e-9,
+        )
         out.append((float(t_e), torch.autograd.grad(t_e, y0)[0]))
     # torchdiffeq bisects on a linear interpolant (error ~ h^2/8 |y''|); here the root is on a cubic.
-    assert abs(out[0][0] - out[1][0]) < H ** 2
+    assert abs(out[0][0] - out[1][0]) < H**2
     assert torch.allclose(out[0][1], out[1][1], atol=0.05)
 
 
-@pytest.mark.parametrize("rate,level,h", [(1.0, 5.0, 1e-3), (1.0, 1.0, 1e-3), (3.0, 2.0, 1e-3), (0.5, 2.0, 1e-2),
-                                          (0.7, 3.3, 5e-4)])
+@pytest.mark.parametrize(
+    "rate,level,h", [(1.0, 5.0, 1e-3), (1.0, 1.0, 1e-3), (3.0, 2.0, 1e-3), (0.5, 2.0, 1e-2), (0.7, 3.3, 5e-4)]
+)
 def test_rk4_float32_constant_rate_event_is_accurate(rate, level, h):
     """y' = rate, y(0) = 0: the event y = level is at level / rate. In float32 over thousands of
     fixed steps the state is summed with compensation, so the event time stays exact to ~1e-6."""
-    t_e, sol = odeflow.odeint_event(lambda t, y: torch.full_like(y, rate), torch.zeros(1), torch.tensor(0.0),
-                                    event_fn=lambda t, y: y[0] - level, method="rk4", options=dict(step_size=h))
+    t_e, sol = odeflow.odeint_event(
+        lambda t, y: torch.full_like(y, rate),
+        torch.zeros(1),
+        torch.tensor(0.0),
+        event_fn=lambda t, y: y[0] - level,
+        method="rk4",
+        options=dict(step_size=h),
+    )
     exact = level / rate
     assert abs(float(t_e) - exact) / exact < 2e-6
     assert abs(float(sol[-1, 0]) - level) / level < 2e-6
@@ -127,9 +171,13 @@ def test_adjoint_event_time_is_in_the_graph_with_zero_gradient():
     """odeint_adjoint(event_fn=...) (not odeint_event): torchdiffeq returns event_t from its adjoint
     node, so autograd.grad(event_t, params) gives zeros instead of raising."""
     k = torch.tensor(1.0, dtype=D, requires_grad=True)
-    t_e, sol = odeflow.odeint_adjoint(lambda t, y: -k * y, torch.tensor([1.0, 2.0], dtype=D),
-                                      torch.tensor([0.0, 1.0], dtype=D), event_fn=lambda t, y: y[0] - 0.2,
-                                      adjoint_params=(k,))
+    t_e, sol = odeflow.odeint_adjoint(
+        lambda t, y: -k * y,
+        torch.tensor([1.0, 2.0], dtype=D),
+        torch.tensor([0.0, 1.0], dtype=D),
+        event_fn=lambda t, y: y[0] - 0.2,
+        adjoint_params=(k,),
+    )
     assert abs(float(t_e) - math.log(5.0)) < 1e-7
     (d_k,) = torch.autograd.grad(t_e, k)
     assert float(d_k) == 0.0
@@ -137,5 +185,10 @@ def test_adjoint_event_time_is_in_the_graph_with_zero_gradient():
 
 def test_events_with_scipy_solver_name_the_methods_that_work():
     with pytest.raises(ValueError, match="scipy_solver"):
-        odeflow.odeint_event(lambda t, y: -y, torch.ones(1, dtype=D), torch.tensor(0.0, dtype=D),
-                             event_fn=lambda t, y: y[0] - 0.5, method="scipy_solver")
+        odeflow.odeint_event(
+            lambda t, y: -y,
+            torch.ones(1, dtype=D),
+            torch.tensor(0.0, dtype=D),
+            event_fn=lambda t, y: y[0] - 0.5,
+            method="scipy_solver",
+        )

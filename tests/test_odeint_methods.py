@@ -1,5 +1,6 @@
 """Every torchdiffeq method through the drop-in: same numbers as torchdiffeq 0.2.5 on the same
 problem, forward and reverse time, float32 and float64, odeint and odeint_adjoint."""
+
 import warnings
 
 import pytest
@@ -24,12 +25,19 @@ class Field(nn.Module):
 # (method, options, adaptive?): fixed grids agree to rounding, adaptive ones to the solver
 # tolerance (the step controllers differ: PI here, I in torchdiffeq).
 CASES = [
-    ("euler", dict(step_size=0.01), False), ("midpoint", dict(step_size=0.02), False),
-    ("heun2", dict(step_size=0.02), False), ("heun3", dict(step_size=0.05), False),
-    ("rk4", dict(step_size=0.03), False), ("rk4", None, False),
-    ("explicit_adams", dict(step_size=0.01), False), ("implicit_adams", dict(step_size=0.01), False),
-    ("dopri5", None, True), ("bosh3", None, True), ("fehlberg2", None, True),
-    ("adaptive_heun", None, True), ("dopri8", None, True),
+    ("euler", dict(step_size=0.01), False),
+    ("midpoint", dict(step_size=0.02), False),
+    ("heun2", dict(step_size=0.02), False),
+    ("heun3", dict(step_size=0.05), False),
+    ("rk4", dict(step_size=0.03), False),
+    ("rk4", None, False),
+    ("explicit_adams", dict(step_size=0.01), False),
+    ("implicit_adams", dict(step_size=0.01), False),
+    ("dopri5", None, True),
+    ("bosh3", None, True),
+    ("fehlberg2", None, True),
+    ("adaptive_heun", None, True),
+    ("dopri8", None, True),
 ]
 LOW_ORDER = {"adaptive_heun", "fehlberg2"}
 # dtype: (rtol, atol, agreement of fixed grids, agreement of adaptive solves)
@@ -60,8 +68,13 @@ def test_odeint_matches_torchdiffeq(method, options, adaptive, reverse, dtype):
         assert float((ours - ref).abs().max()) <= 2 * float((theirs - ref).abs().max()) + 1e-9
 
 
-ADJOINT_CASES = [("rk4", dict(step_size=0.05), 1e-7), ("dopri5", None, 1e-6), ("bosh3", None, 1e-3),
-                 ("euler", dict(step_size=0.01), 1e-9), ("heun3", dict(step_size=0.05), 1e-7)]
+ADJOINT_CASES = [
+    ("rk4", dict(step_size=0.05), 1e-7),
+    ("dopri5", None, 1e-6),
+    ("bosh3", None, 1e-3),
+    ("euler", dict(step_size=0.01), 1e-9),
+    ("heun3", dict(step_size=0.05), 1e-7),
+]
 
 
 @pytest.mark.parametrize("method,options,tol", ADJOINT_CASES)
@@ -106,10 +119,11 @@ def test_tuple_state_default_norm_is_the_mixed_norm():
     """Tuple states: torchdiffeq's max-over-components RMS norm by default, so a small component
     is controlled as tightly as in torchdiffeq."""
     func = lambda t, s: (-s[1], s[0], -0.01 * s[2])  # noqa: E731
-    y0 = (torch.ones(50, dtype=torch.float64), torch.zeros(50, dtype=torch.float64),
-          torch.ones(1, dtype=torch.float64))
+    y0 = (torch.ones(50, dtype=torch.float64), torch.zeros(50, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
     t = torch.linspace(0, 3, 5, dtype=torch.float64)
-    for a, b in zip(odeflow.odeint(func, y0, t, rtol=1e-6, atol=1e-8), torchdiffeq.odeint(func, y0, t, rtol=1e-6, atol=1e-8)):
+    for a, b in zip(
+        odeflow.odeint(func, y0, t, rtol=1e-6, atol=1e-8), torchdiffeq.odeint(func, y0, t, rtol=1e-6, atol=1e-8)
+    ):
         assert torch.allclose(a, b, atol=1e-6)
 
 

@@ -1,4 +1,5 @@
 """torchdiffeq's options through the drop-in: each one changes what torchdiffeq says it changes."""
+
 import warnings
 
 import pytest
@@ -61,15 +62,25 @@ def test_jump_t_lands_on_the_discontinuity_and_restarts_f():
 
 def test_step_t_makes_steps_land_there():
     f = Counting()
-    odeflow.odeint(f, torch.zeros(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D),
-                   options=dict(step_t=torch.tensor([0.3, 0.7], dtype=D)), rtol=1e-4, atol=1e-6)
+    odeflow.odeint(
+        f,
+        torch.zeros(1, dtype=D),
+        torch.tensor([0.0, 1.0], dtype=D),
+        options=dict(step_t=torch.tensor([0.3, 0.7], dtype=D)),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     assert 0.3 in f.times or any(abs(v - 0.3) < 1e-15 for v in f.times)
 
 
 def test_old_grid_points_option_is_translated_with_a_warning():
     with pytest.warns(UserWarning, match="grid_points"):
-        out = odeflow.odeint(Counting(), torch.zeros(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D),
-                             options=dict(grid_points=torch.tensor([0.5], dtype=D), eps=1e-6))
+        out = odeflow.odeint(
+            Counting(),
+            torch.zeros(1, dtype=D),
+            torch.tensor([0.0, 1.0], dtype=D),
+            options=dict(grid_points=torch.tensor([0.5], dtype=D), eps=1e-6),
+        )
     assert abs(float(out[-1])) < 1e-12
 
 
@@ -78,14 +89,21 @@ def test_old_grid_points_option_is_translated_with_a_warning():
 def test_perturb_matches_torchdiffeq(method, reverse):
     t = torch.linspace(0, 1, 5, dtype=D)
     t = t.flip(0) if reverse else t
-    ours, theirs = both(Counting(), torch.zeros(1, dtype=D), t, method=method, options=dict(step_size=0.25, perturb=True))
+    ours, theirs = both(
+        Counting(), torch.zeros(1, dtype=D), t, method=method, options=dict(step_size=0.25, perturb=True)
+    )
     assert torch.allclose(ours, theirs, atol=1e-12)
 
 
 def test_perturb_evaluates_next_to_grid_points():
     f = Counting()
-    odeflow.odeint(f, torch.zeros(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method="euler",
-                   options=dict(step_size=0.5, perturb=True))
+    odeflow.odeint(
+        f,
+        torch.zeros(1, dtype=D),
+        torch.tensor([0.0, 1.0], dtype=D),
+        method="euler",
+        options=dict(step_size=0.5, perturb=True),
+    )
     assert f.times[1] > 0.5  # the step starting at 0.5 sees the right-hand side of the jump
 
 
@@ -108,22 +126,28 @@ def test_grid_constructor_is_called_and_used():
 
     for rev in (False, True):
         t = T.flip(0) if rev else T
-        ours, theirs = both(lambda t, y: -y * t, torch.ones(1, dtype=D), t, method="midpoint",
-                            options=dict(grid_constructor=grid))
+        ours, theirs = both(
+            lambda t, y: -y * t, torch.ones(1, dtype=D), t, method="midpoint", options=dict(grid_constructor=grid)
+        )
         assert torch.allclose(ours, theirs, atol=1e-13)
     assert seen
 
 
 def test_step_size_and_grid_constructor_are_exclusive():
     with pytest.raises(ValueError, match="mutually exclusive"):
-        odeflow.odeint(decay, torch.ones(1), T, method="euler",
-                       options=dict(step_size=0.1, grid_constructor=lambda f, y, t: t))
+        odeflow.odeint(
+            decay, torch.ones(1), T, method="euler", options=dict(step_size=0.1, grid_constructor=lambda f, y, t: t)
+        )
 
 
 def test_first_step_max_num_steps_min_max_step():
     y0 = torch.ones(1, dtype=D)
-    out = odeflow.odeint(decay, y0, T, options=dict(first_step=0.1, max_num_steps=1000, safety=0.8, ifactor=5.0,
-                                                    dfactor=0.3, max_step=0.05))
+    out = odeflow.odeint(
+        decay,
+        y0,
+        T,
+        options=dict(first_step=0.1, max_num_steps=1000, safety=0.8, ifactor=5.0, dfactor=0.3, max_step=0.05),
+    )
     assert torch.allclose(out[:, 0], torch.exp(-T), atol=1e-7)
     with pytest.raises(odeflow.SolverError):
         odeflow.odeint(decay, y0, T, options=dict(max_num_steps=2))
@@ -182,8 +206,7 @@ def test_func_without_parameters_independent_of_y_does_not_crash_the_adjoint():
     """f(t, y) = -0.1 exp(-0.1 t): the adjoint's vector-Jacobian products are all zero."""
     y0 = torch.tensor([1.0], dtype=D, requires_grad=True)
     t = torch.linspace(0, 2, 4, dtype=D, requires_grad=True)
-    out = odeflow.odeint_adjoint(lambda t, y: -0.1 * torch.exp(-0.1 * t) * torch.ones_like(y), y0, t,
-                                 adjoint_params=())
+    out = odeflow.odeint_adjoint(lambda t, y: -0.1 * torch.exp(-0.1 * t) * torch.ones_like(y), y0, t, adjoint_params=())
     gy, gt = torch.autograd.grad(out.sum(), (y0, t))
     assert float(gy) == 4.0
     assert torch.allclose(gt[1:], -0.1 * torch.exp(-0.1 * t[1:].detach()), atol=1e-8)

@@ -1,6 +1,7 @@
 """perturb=True: a field that jumps at the grid points is never evaluated at one, neither in
 the forward solve nor in the adjoint's backward solve, for every fixed-grid method; and no
 subnormal time stands in for t = 0 (flush-to-zero would turn it back into 0)."""
+
 import math
 
 import pytest
@@ -8,8 +9,19 @@ import torch
 
 import odeflow
 
-METHODS = ["euler", "midpoint", "rk4", "heun3", "implicit_adams", "explicit_adams", "implicit_euler", "trapezoid",
-           "radauIIA5", "gl4", "sdirk2"]
+METHODS = [
+    "euler",
+    "midpoint",
+    "rk4",
+    "heun3",
+    "implicit_adams",
+    "explicit_adams",
+    "implicit_euler",
+    "trapezoid",
+    "radauIIA5",
+    "gl4",
+    "sdirk2",
+]
 
 
 class Steps(torch.nn.Module):
@@ -52,8 +64,13 @@ def test_perturbed_adjoint_gradient_matches_backpropagation(method, tol):
     for iface in (odeflow.odeint, odeflow.odeint_adjoint):
         f = Steps(torch.float64)
         y0 = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
-        ys = iface(f, y0, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), method=method,
-                   options=dict(step_size=0.05, perturb=True))
+        ys = iface(
+            f,
+            y0,
+            torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64),
+            method=method,
+            options=dict(step_size=0.05, perturb=True),
+        )
         grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(ys.pow(2).sum(), (y0, f.k))]))
     assert float((grads[0] - grads[1]).abs().max()) < tol
 
@@ -79,8 +96,9 @@ def test_jump_t_is_never_evaluated_and_gradients_are_exact(method, t):
     f = Jump(torch.float64)
     y0 = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     tt = torch.tensor(t, dtype=torch.float64)
-    ys = odeflow.odeint_adjoint(f, y0, tt, method=method, rtol=1e-8, atol=1e-10,
-                                options=dict(jump_t=torch.tensor([0.5], dtype=torch.float64)))
+    ys = odeflow.odeint_adjoint(
+        f, y0, tt, method=method, rtol=1e-8, atol=1e-10, options=dict(jump_t=torch.tensor([0.5], dtype=torch.float64))
+    )
     ys[-1, 0].backward()
     assert 0.5 not in f.times
     # y_0(t_end) = y0_0 exp(-k g) with g = int (1 + [s > 0.5]) ds over [t0, t_end], signed

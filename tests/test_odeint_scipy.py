@@ -1,4 +1,5 @@
 """method='scipy_solver' (scipy.integrate.solve_ivp) as in torchdiffeq, and its adjoint."""
+
 import pytest
 import torch
 from torch import nn
@@ -27,8 +28,9 @@ def test_scipy_solver_adjoint_gradient():
     w = nn.Parameter(torch.tensor(-0.7, dtype=D))
     y0 = torch.ones(2, dtype=D, requires_grad=True)
     t = torch.tensor([0.0, 1.0], dtype=D)
-    out = odeflow.odeint_adjoint(lambda t, y: w * y, y0, t, method="scipy_solver", adjoint_params=(w,),
-                                 rtol=1e-10, atol=1e-12)
+    out = odeflow.odeint_adjoint(
+        lambda t, y: w * y, y0, t, method="scipy_solver", adjoint_params=(w,), rtol=1e-10, atol=1e-12
+    )
     gy, gw = torch.autograd.grad(out[-1].sum(), (y0, w))
     e = torch.exp(torch.tensor(-0.7, dtype=D))
     assert torch.allclose(gy, e.expand(2), atol=1e-8) and abs(float(gw - 2 * e)) < 1e-8

@@ -1,6 +1,7 @@
 """Step options of the drop-in against torchdiffeq: min_step (a step at min_step is taken
 whatever its error), grid_constructor in the adjoint's backward solve, scipy_solver's
 min_step / max_step."""
+
 import math
 
 import pytest
@@ -33,8 +34,12 @@ def test_min_step_goes_on_at_min_step_like_torchdiffeq(min_step, reverse):
 
 
 def test_min_step_in_solve_is_a_floor_not_an_error():
-    sol = odeflow.solve(lambda t, y: -50 * (y - torch.cos(t)), torch.ones(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D),
-                        step=odeflow.Adaptive(rtol=1e-10, atol=1e-12, min_step=0.05))
+    sol = odeflow.solve(
+        lambda t, y: -50 * (y - torch.cos(t)),
+        torch.ones(1, dtype=D),
+        torch.tensor([0.0, 1.0], dtype=D),
+        step=odeflow.Adaptive(rtol=1e-10, atol=1e-12, min_step=0.05),
+    )
     assert sol.stats.rejected == 0 and sol.stats.accepted <= 21
     exact = 2500 / 2501 * math.cos(1.0) + 50 / 2501 * math.sin(1.0)  # the slow manifold, reached long before t = 1
     assert abs(sol.ys[-1].item() - exact) < 1e-3

@@ -13,6 +13,7 @@ def test_grid_places_each_image_and_writes_a_png(tmp_path):
     assert np.array_equal(grid[4:6, 1:3], x[3, 0].numpy())  # fourth image: row 1, column 0
     path = save_image_grid(torch.rand(4, 3, 4, 4), tmp_path / "grid.png")
     import matplotlib.image as mpimg
+
     img = mpimg.imread(path)
     assert img.shape[:2] == (4 * (2 * 5 + 1), 4 * (2 * 5 + 1))
 

@@ -1,5 +1,6 @@
 """The path of a state through `solve`: solve -> (compile wrapper) -> problem -> gradient ->
 loop, each file visited once: no call from a lower file back into one already on the stack."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,16 @@ from odeflow import DiscretizeOptimize, FixedStep, OptimizeDiscretize
 ROOT = os.path.dirname(odeflow.__file__)
 # the rooms of the path and their entry functions; the vector fields handed down (the user's,
 # the adjoint's augmented one) and leaves (state packing, tableaus) may be called from anywhere
-ENTRIES = {("solve.py", "solve"), ("compiling.py", "run_compiled"), ("solving.py", "run"),
-           ("solvers/problem.py", "make_problem"), ("solvers/event_mode.py", "until_event"),
-           ("solvers/plain_run.py", "run_plain"), ("gradients/discretize_optimize.py", "run"),
-           ("gradients/optimize_discretize.py", "run")}
+ENTRIES = {
+    ("solve.py", "solve"),
+    ("compiling.py", "run_compiled"),
+    ("solving.py", "run"),
+    ("solvers/problem.py", "make_problem"),
+    ("solvers/event_mode.py", "until_event"),
+    ("solvers/plain_run.py", "run_plain"),
+    ("gradients/discretize_optimize.py", "run"),
+    ("gradients/optimize_discretize.py", "run"),
+}
 D = torch.float64
 
 
@@ -104,6 +111,7 @@ def test_the_tracer_sees_a_call_back_up():
     try:
         solving.run = calls_back
         import odeflow.compiling as compiling
+
         compiling.run = calls_back
         _, reentries = trace(lambda: odeflow.solve(field, Y0, T, compile=odeflow.AutoCompile()))
     finally:

@@ -6,6 +6,7 @@ One solver core (explicit, multistep and implicit methods, fixed and adaptive st
 The public names load on first use (PEP 562), so that `import odeflow` — and with it the
 `odeflow` command's `--help` — does not pay for importing torch until a solver is needed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,13 +19,23 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _EXPORTS: Dict[str, str] = {
     "solve": ".solve",
-    "odeint": ".odeint", "odeint_adjoint": ".odeint", "odeint_event": ".odeint",
+    "odeint": ".odeint",
+    "odeint_adjoint": ".odeint",
+    "odeint_event": ".odeint",
     "odeint_dense": ".dense",
     "Event": ".solvers.events",
-    "DiscretizeOptimize": ".gradients", "OptimizeDiscretize": ".gradients",
-    "METHODS": ".solvers", "Adaptive": ".solvers", "ButcherTableau": ".solvers", "FixedStep": ".solvers",
-    "Solution": ".solvers", "SolverError": ".solvers", "SolverStats": ".solvers", "get_method": ".solvers",
-    "cache_dir": ".solvers.compile_cache", "set_cache_dir": ".solvers.compile_cache",
+    "DiscretizeOptimize": ".gradients",
+    "OptimizeDiscretize": ".gradients",
+    "METHODS": ".solvers",
+    "Adaptive": ".solvers",
+    "ButcherTableau": ".solvers",
+    "FixedStep": ".solvers",
+    "Solution": ".solvers",
+    "SolverError": ".solvers",
+    "SolverStats": ".solvers",
+    "get_method": ".solvers",
+    "cache_dir": ".solvers.compile_cache",
+    "set_cache_dir": ".solvers.compile_cache",
     "AutoCompile": ".solvers.compile_policy",
 }
 

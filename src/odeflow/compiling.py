@@ -7,6 +7,7 @@ times the first eager calls of a problem and compiles once equation (1) of
 reusing compiled solvers cached on disk (`odeflow.solvers.compile_cache`). It then hands
 the call to `solving.run`, never back to `solve`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,12 +44,23 @@ def run_compiled(call: SolveCall, compile: Union[bool, AutoCompile]) -> Solution
     assert isinstance(compile, AutoCompile)
     if rec.failed:
         return run(call, False)
-    return timed_solve(rec, compile, lambda c: run(call, c), policy_mod.decide(rec, compile),
-                                  adjoint=isinstance(call.gradient, OptimizeDiscretize))
+    return timed_solve(
+        rec,
+        compile,
+        lambda c: run(call, c),
+        policy_mod.decide(rec, compile),
+        adjoint=isinstance(call.gradient, OptimizeDiscretize),
+    )
 
 
-def timed_solve(rec: policy_mod._Record, policy: AutoCompile, run: Callable[[bool], Any], compile_now: bool,
-                fallback: bool = True, adjoint: bool = False) -> Any:
+def timed_solve(
+    rec: policy_mod._Record,
+    policy: AutoCompile,
+    run: Callable[[bool], Any],
+    compile_now: bool,
+    fallback: bool = True,
+    adjoint: bool = False,
+) -> Any:
     """Run one solve (``run(compile)``), timing it for the decision; a failed compile marks the
     problem as not compilable and solves it eagerly (with ``fallback``). The first call of each kind (eager: one-time
     set-up; compiled: the compile itself) is not counted as a per-call cost."""
@@ -64,8 +76,10 @@ def timed_solve(rec: policy_mod._Record, policy: AutoCompile, run: Callable[[boo
             if not fallback:
                 raise
             rec.failed, rec.compiled = True, False
-            log.debug("odeflow auto-compile: compiling failed (%s); solving eagerly from now on",
-                      str(e).splitlines()[0] if str(e) else type(e).__name__)
+            log.debug(
+                "odeflow auto-compile: compiling failed (%s); solving eagerly from now on",
+                str(e).splitlines()[0] if str(e) else type(e).__name__,
+            )
             compile_now, first_compiled = False, False
             start = time.perf_counter()
             out = run(False)
@@ -74,7 +88,9 @@ def timed_solve(rec: policy_mod._Record, policy: AutoCompile, run: Callable[[boo
         if first_compiled:
             policy_mod.write_history(rec.disk_key, **{("warm_s" if warm else "cold_s"): elapsed})
         if rec.compiled_n == 3 and rec.eager_n > 0:  # measured speedup, for the next decision
-            policy_mod.write_history(rec.disk_key, speedup=rec.eager_call_s() / max(rec.compiled_s / rec.compiled_n, 1e-9))
+            policy_mod.write_history(
+                rec.disk_key, speedup=rec.eager_call_s() / max(rec.compiled_s / rec.compiled_n, 1e-9)
+            )
     else:
         out = run(False)
         elapsed = time.perf_counter() - start
@@ -89,8 +105,16 @@ def _record(call: SolveCall) -> policy_mod._Record:
     leaves = list(call.y0) if isinstance(call.y0, (tuple, list)) else [call.y0]
     shapes = tuple((tuple(v.shape), v.dtype, v.requires_grad) for v in leaves if isinstance(v, Tensor))
     n_t = len(call.t)
-    key = (_func_identity(call.func), str(call.method), repr(call.step), type(call.gradient).__name__,
-           getattr(call.gradient, "seminorm", None), shapes, n_t, torch.is_grad_enabled())
+    key = (
+        _func_identity(call.func),
+        str(call.method),
+        repr(call.step),
+        type(call.gradient).__name__,
+        getattr(call.gradient, "seminorm", None),
+        shapes,
+        n_t,
+        torch.is_grad_enabled(),
+    )
     rec = policy_mod.record_for(key)
     if rec.calls == 0 and not rec.checked:
         rec.checked = True
@@ -99,8 +123,10 @@ def _record(call: SolveCall) -> policy_mod._Record:
             rec.failed = True
             log.debug("odeflow auto-compile: solving eagerly (%s)", why)
         try:
-            rec.disk_key = fingerprint(call.func, [str(call.method), repr(call.step), type(call.gradient).__name__,
-                                                   shapes, n_t, torch.is_grad_enabled()])
+            rec.disk_key = fingerprint(
+                call.func,
+                [str(call.method), repr(call.step), type(call.gradient).__name__, shapes, n_t, torch.is_grad_enabled()],
+            )
         except Unfingerprintable:
             rec.disk_key = None
     return rec

@@ -3,6 +3,7 @@
 The accepted steps (start time, state, size) are kept; y at a query time is the method's own
 dense output of the step containing it (the step's stages are recomputed from its start).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -31,8 +32,17 @@ class _Recording:
         self.steps.append((float(t0), y0, float(dt)))
 
 
-def odeint_dense(func: Callable, y0: Tensor, t0: Any, t1: Any, *, rtol: Any = 1e-7, atol: Any = 1e-9,
-                 method: Optional[str] = None, options: Optional[Dict[str, Any]] = None) -> Callable[[Tensor], Tensor]:
+def odeint_dense(
+    func: Callable,
+    y0: Tensor,
+    t0: Any,
+    t1: Any,
+    *,
+    rtol: Any = 1e-7,
+    atol: Any = 1e-9,
+    method: Optional[str] = None,
+    options: Optional[Dict[str, Any]] = None,
+) -> Callable[[Tensor], Tensor]:
     """Solve from t0 to t1 > t0 and return dense_output_fn(t_eval) -> [*t_eval.shape, *y0.shape]."""
     if not isinstance(y0, Tensor):
         raise TypeError("odeint_dense takes a tensor state (tuple states are not supported, as in torchdiffeq)")

@@ -8,6 +8,7 @@ interpolated), grid_constructor(func, y0, t), interp ('linear' or 'cubic'), pert
 also max_order and max_iters; implicit methods jacobian, newton_tol, max_newton; scipy_solver
 solver, min_step, max_step. Unknown options are ignored with a warning, as torchdiffeq does.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,21 @@ from .solvers.stepping import Adaptive, FixedStep
 TORCHDIFFEQ_ADAPTIVE = {"dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"}
 TORCHDIFFEQ_FIXED = {"euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams"}
 ALIASES = {"adaptive_heun": "heun", "rk4": "rk4_38", "heun2": "heun", "fixed_adams": "implicit_adams"}
-ADAPTIVE_OPTIONS = {"first_step", "max_num_steps", "min_step", "max_step", "safety", "ifactor", "dfactor", "norm",
-                    "step_t", "jump_t", "dtype", "grid_points", "eps"}
+ADAPTIVE_OPTIONS = {
+    "first_step",
+    "max_num_steps",
+    "min_step",
+    "max_step",
+    "safety",
+    "ifactor",
+    "dfactor",
+    "norm",
+    "step_t",
+    "jump_t",
+    "dtype",
+    "grid_points",
+    "eps",
+}
 FIXED_OPTIONS = {"step_size", "grid_constructor", "interp", "perturb", "norm"}
 ADAMS_OPTIONS = {"max_order", "max_iters"}
 IMPLICIT_OPTIONS = {"jacobian", "newton_tol", "max_newton"}
@@ -73,15 +87,25 @@ def mixed_norm(parts) -> Tensor:
 def _warn_unknown(name: str, options: Dict[str, Any], valid: set) -> None:
     unknown = sorted(set(options) - valid)
     if unknown:
-        warnings.warn(f"{name}: unexpected options {unknown} are ignored (valid for this method: {sorted(valid)})", stacklevel=2)
+        warnings.warn(
+            f"{name}: unexpected options {unknown} are ignored (valid for this method: {sorted(valid)})", stacklevel=2
+        )
 
 
 def _first(v: float) -> float:
     return v[0] if isinstance(v, list) else (float(v.max()) if isinstance(v, Tensor) else v)
 
 
-def resolve(func: Optional[Callable], y0: Any, t: Tensor, rtol: Any, atol: Any, method: Optional[str],
-            options: Optional[Dict[str, Any]], adjoint: bool = False) -> Resolved:
+def resolve(
+    func: Optional[Callable],
+    y0: Any,
+    t: Tensor,
+    rtol: Any,
+    atol: Any,
+    method: Optional[str],
+    options: Optional[Dict[str, Any]],
+    adjoint: bool = False,
+) -> Resolved:
     """The odeflow method and step control for torchdiffeq's (method, rtol, atol, options)."""
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict; got {type(options).__name__}")
@@ -97,14 +121,26 @@ def resolve(func: Optional[Callable], y0: Any, t: Tensor, rtol: Any, atol: Any, 
     rtol, atol = _tolerance(rtol, y0, "rtol"), _tolerance(atol, y0, "atol")
     if isinstance(obj, ScipySolver):
         _warn_unknown(requested, opts, SCIPY_OPTIONS)
-        step = Adaptive(rtol=rtol, atol=atol, min_step=float(opts.get("min_step", 0.0)),
-                        max_step=float(opts.get("max_step", math.inf)))
+        step = Adaptive(
+            rtol=rtol,
+            atol=atol,
+            min_step=float(opts.get("min_step", 0.0)),
+            max_step=float(opts.get("max_step", math.inf)),
+        )
         return Resolved(requested, ScipySolver(solver=opts.get("solver", "LSODA")), step)
-    fixed = requested in TORCHDIFFEQ_FIXED or not obj.adaptive or (
-        requested not in TORCHDIFFEQ_ADAPTIVE and ("step_size" in opts or "grid_constructor" in opts))
+    fixed = (
+        requested in TORCHDIFFEQ_FIXED
+        or not obj.adaptive
+        or (requested not in TORCHDIFFEQ_ADAPTIVE and ("step_size" in opts or "grid_constructor" in opts))
+    )
     if isinstance(obj, Adams):
-        obj = Adams(implicit=obj.implicit, max_order=int(opts.pop("max_order", obj.max_order)),
-                    max_iters=int(opts.pop("max_iters", obj.max_iters)), rtol=_first(rtol), atol=_first(atol))
+        obj = Adams(
+            implicit=obj.implicit,
+            max_order=int(opts.pop("max_order", obj.max_order)),
+            max_iters=int(opts.pop("max_iters", obj.max_iters)),
+            rtol=_first(rtol),
+            atol=_first(atol),
+        )
     if isinstance(obj, ImplicitRK):
         kw = {k: opts.pop(k) for k in IMPLICIT_OPTIONS if k in opts}
         obj = obj.with_options(**kw) if kw else obj
@@ -130,8 +166,11 @@ def _fixed_step(name: str, func, y0, t: Tensor, opts: Dict[str, Any], adjoint: b
         return FixedStep(grid=tuple(step_size_grid(values[0], values[-1], h)), interp=interp, perturb=perturb)
     if constructor is not None:
         if adjoint:
-            return FixedStep(grid=_backward_grid(constructor, func, y0, t), interp=interp, perturb=perturb) \
-                if len(values) > 1 else FixedStep(perturb=perturb)
+            return (
+                FixedStep(grid=_backward_grid(constructor, func, y0, t), interp=interp, perturb=perturb)
+                if len(values) > 1
+                else FixedStep(perturb=perturb)
+            )
         grid = constructor(func, y0, t)
         return FixedStep(grid=tuple(_times(grid)), interp=interp, perturb=perturb)
     return FixedStep(perturb=perturb, interp=interp)
@@ -146,8 +185,10 @@ def _backward_grid(constructor: Callable, func, y0, t: Tensor) -> tuple:
     for i in range(len(tt) - 1, 0, -1):
         g = _times(constructor(func, y0, tt[[i, i - 1]]))
         if len(g) < 2 or g[0] != float(tt[i]) or g[-1] != float(tt[i - 1]):
-            raise ValueError(f"grid_constructor(func, y0, t) must return a grid from t[0] to t[-1]; for "
-                             f"t=[{float(tt[i])}, {float(tt[i - 1])}] it returned {g[:3]} ... {g[-3:]}")
+            raise ValueError(
+                f"grid_constructor(func, y0, t) must return a grid from t[0] to t[-1]; for "
+                f"t=[{float(tt[i])}, {float(tt[i - 1])}] it returned {g[:3]} ... {g[-3:]}"
+            )
         pts.extend(g if not pts else g[1:])
     return tuple(pts)
 
@@ -156,8 +197,14 @@ def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
     # step_size / grid_constructor on torchdiffeq's adaptive solvers: ignored with a warning, as there.
     _warn_unknown(name, opts, ADAPTIVE_OPTIONS)
     kw: Dict[str, Any] = {"rtol": rtol, "atol": atol}
-    for key, field in (("first_step", "first_step"), ("min_step", "min_step"), ("max_step", "max_step"),
-                       ("safety", "safety"), ("ifactor", "max_factor"), ("dfactor", "min_factor")):
+    for key, field in (
+        ("first_step", "first_step"),
+        ("min_step", "min_step"),
+        ("max_step", "max_step"),
+        ("safety", "safety"),
+        ("ifactor", "max_factor"),
+        ("dfactor", "min_factor"),
+    ):
         if opts.get(key) is not None:
             kw[field] = float(opts[key])
     if opts.get("max_num_steps") is not None:
@@ -165,8 +212,10 @@ def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
     step_t = _times(opts["step_t"]) if opts.get("step_t") is not None else []
     jump_t = _times(opts["jump_t"]) if opts.get("jump_t") is not None else []
     if opts.get("grid_points") is not None:
-        warnings.warn("grid_points/eps are torchdiffeq < 0.2 options: grid_points are used as step_t "
-                      "(or as jump_t when eps > 0)", stacklevel=2)
+        warnings.warn(
+            "grid_points/eps are torchdiffeq < 0.2 options: grid_points are used as step_t (or as jump_t when eps > 0)",
+            stacklevel=2,
+        )
         (jump_t if float(opts.get("eps", 0.0)) > 0 else step_t).extend(_times(opts["grid_points"]))
     kw["step_t"], kw["jump_t"] = tuple(step_t), tuple(jump_t)
     dtype = opts.get("dtype")
@@ -174,8 +223,10 @@ def _adaptive_step(name: str, y0, rtol, atol, opts: Dict[str, Any]) -> Adaptive:
         warnings.warn(f"options['dtype']={dtype}: odeflow keeps times in float64 always", stacklevel=2)
     norm = opts.get("norm")
     if isinstance(norm, str):
-        raise ValueError(f"options['norm']={norm!r}: 'seminorm' is an adjoint option "
-                         "(adjoint_options=dict(norm='seminorm')); options['norm'] takes a callable")
+        raise ValueError(
+            f"options['norm']={norm!r}: 'seminorm' is an adjoint option "
+            "(adjoint_options=dict(norm='seminorm')); options['norm'] takes a callable"
+        )
     if norm is not None and not callable(norm):
         raise TypeError(f"options['norm'] must be callable norm(tensor or tuple) -> scalar; got {norm!r}")
     if norm is None and isinstance(y0, (tuple, list)):

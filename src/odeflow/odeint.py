@@ -12,6 +12,7 @@ Events work with every method but scipy_solver. Differences (docs/dropin.md): so
 raise SolverError instead of AssertionError; the adaptive controller is a PI controller (step
 sequences differ, results agree within tolerance).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -26,10 +27,9 @@ from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .solve import solve
 from .solvers.hooks import NAMES as CALLBACK_NAMES
 from .solvers.scipy_method import ScipySolver
-from .solvers.stepping import Adaptive, FixedStep
 from .solvers.state import State
+from .solvers.stepping import Adaptive, FixedStep
 from .solving import Gradient
-
 
 FIXED_GRID_CALLBACKS = ("callback_step",)  # torchdiffeq's fixed-grid solvers call only this one
 
@@ -57,6 +57,7 @@ class _DropinFunc(nn.Module):
             if adjoint:
                 y0 = (torch.zeros((), dtype=y0[0].dtype, device=y0[0].device),) + tuple(y0)
             return cb(t0, y0, dt.abs())
+
         return call
 
     base: Callable  # the user's func (set in __init__, not a registered module)
@@ -81,18 +82,29 @@ def _wrapped(func: Callable, cfg: Resolved, adj: Optional[Resolved] = None) -> C
     for names, suffix, who in ((forward, "", cfg), (backward, "_adjoint", adj)):
         if who is None:
             continue
-        unused = sorted(n + suffix for n in CALLBACK_NAMES if n not in names and getattr(func, n + suffix, None)
-                        is not None)
+        unused = sorted(
+            n + suffix for n in CALLBACK_NAMES if n not in names and getattr(func, n + suffix, None) is not None
+        )
         if unused:
-            warnings.warn(f"Solver {who.name!r} does not support callbacks {unused}: they are never called", stacklevel=2)
+            warnings.warn(
+                f"Solver {who.name!r} does not support callbacks {unused}: they are never called", stacklevel=2
+            )
     # Wrapped whenever func has any callback, so that the solvers see only those called.
     has = any(getattr(func, n + suffix, None) is not None for n in CALLBACK_NAMES for suffix in ("", "_adjoint"))
     return _DropinFunc(func, forward, backward) if has else func
 
 
-def odeint(func: Callable[[Tensor, State], State], y0: State, t: Tensor, *, rtol: Any = 1e-7,
-           atol: Any = 1e-9, method: Optional[str] = None, options: Optional[Dict[str, Any]] = None,
-           event_fn: Optional[Callable] = None) -> Union[State, Tuple[Tensor, State]]:
+def odeint(
+    func: Callable[[Tensor, State], State],
+    y0: State,
+    t: Tensor,
+    *,
+    rtol: Any = 1e-7,
+    atol: Any = 1e-9,
+    method: Optional[str] = None,
+    options: Optional[Dict[str, Any]] = None,
+    event_fn: Optional[Callable] = None,
+) -> Union[State, Tuple[Tensor, State]]:
     """Solve dy/dt = func(t, y), y(t[0]) = y0 and backpropagate through the solver steps
     (torchdiffeq.odeint). With ``event_fn(t, y)``, integrate from t[0] until a component of
     event_fn changes sign and return (event_t, solution at [t[0], event_t]); t must then hold
@@ -104,11 +116,22 @@ def odeint(func: Callable[[Tensor, State], State], y0: State, t: Tensor, *, rtol
     return _event_mode(f, y0, t, cfg, DiscretizeOptimize(), event_fn, reroute=False)
 
 
-def odeint_adjoint(func: Callable[[Tensor, State], State], y0: State, t: Tensor, *, rtol: Any = 1e-7,
-                   atol: Any = 1e-9, method: Optional[str] = None, options: Optional[Dict[str, Any]] = None,
-                   event_fn: Optional[Callable] = None, adjoint_rtol: Any = None, adjoint_atol: Any = None,
-                   adjoint_method: Optional[str] = None, adjoint_options: Optional[Dict[str, Any]] = None,
-                   adjoint_params: Optional[Sequence[Tensor]] = None) -> Union[State, Tuple[Tensor, State]]:
+def odeint_adjoint(
+    func: Callable[[Tensor, State], State],
+    y0: State,
+    t: Tensor,
+    *,
+    rtol: Any = 1e-7,
+    atol: Any = 1e-9,
+    method: Optional[str] = None,
+    options: Optional[Dict[str, Any]] = None,
+    event_fn: Optional[Callable] = None,
+    adjoint_rtol: Any = None,
+    adjoint_atol: Any = None,
+    adjoint_method: Optional[str] = None,
+    adjoint_options: Optional[Dict[str, Any]] = None,
+    adjoint_params: Optional[Sequence[Tensor]] = None,
+) -> Union[State, Tuple[Tensor, State]]:
     """Solve with gradients from the continuous adjoint (torchdiffeq.odeint_adjoint).
 
     adjoint_* default to the forward settings (options without 'norm'); adjoint_options
@@ -118,30 +141,59 @@ def odeint_adjoint(func: Callable[[Tensor, State], State], y0: State, t: Tensor,
     always a callable, as in torchdiffeq); changing it before backward() changes that solve.
     """
     cfg = resolve(func, y0, t, rtol, atol, method, options)
-    gradient, adj = _adjoint_gradient(func, y0, t, rtol, atol, method, options, adjoint_rtol, adjoint_atol,
-                                      adjoint_method, adjoint_options, adjoint_params)
+    gradient, adj = _adjoint_gradient(
+        func,
+        y0,
+        t,
+        rtol,
+        atol,
+        method,
+        options,
+        adjoint_rtol,
+        adjoint_atol,
+        adjoint_method,
+        adjoint_options,
+        adjoint_params,
+    )
     f = _wrapped(func, cfg, adj)
     if event_fn is None:
         return solve(f, y0, t, method=cfg.method, step=cfg.step, gradient=gradient).ys
     return _event_mode(f, y0, t, cfg, gradient, event_fn, reroute=False)
 
 
-def _adjoint_gradient(func, y0, t, rtol, atol, method, options, adjoint_rtol, adjoint_atol, adjoint_method,
-                      adjoint_options, adjoint_params) -> Tuple[OptimizeDiscretize, Resolved]:
+def _adjoint_gradient(
+    func,
+    y0,
+    t,
+    rtol,
+    atol,
+    method,
+    options,
+    adjoint_rtol,
+    adjoint_atol,
+    adjoint_method,
+    adjoint_options,
+    adjoint_params,
+) -> Tuple[OptimizeDiscretize, Resolved]:
     """The continuous adjoint with torchdiffeq's defaults: adjoint_rtol/atol/method default to the
     forward ones, adjoint_options to the forward options without 'norm'."""
     if adjoint_params is None and not isinstance(func, nn.Module):
-        raise ValueError("func must be an nn.Module to find the adjoint parameters; otherwise pass them as "
-                         "adjoint_params=[...] (or adjoint_params=() if there are none)")
+        raise ValueError(
+            "func must be an nn.Module to find the adjoint parameters; otherwise pass them as "
+            "adjoint_params=[...] (or adjoint_params=() if there are none)"
+        )
     if adjoint_method is not None and adjoint_method != method and options is not None and adjoint_options is None:
-        raise ValueError("adjoint_method differs from method and options were given, so adjoint_options cannot be "
-                         "inferred from options: pass adjoint_options as well")
+        raise ValueError(
+            "adjoint_method differs from method and options were given, so adjoint_options cannot be "
+            "inferred from options: pass adjoint_options as well"
+        )
     if adjoint_options is not None and not isinstance(adjoint_options, dict):
         raise TypeError(f"adjoint_options must be a dict; got {type(adjoint_options).__name__}")
     params = tuple(func.parameters()) if adjoint_params is None else tuple(adjoint_params)
     params = tuple(p for p in params if p.requires_grad)
-    opts = ({k: v for k, v in (options or {}).items() if k != "norm"} if adjoint_options is None
-            else dict(adjoint_options))
+    opts = (
+        {k: v for k, v in (options or {}).items() if k != "norm"} if adjoint_options is None else dict(adjoint_options)
+    )
     forward_norm = (options or {}).get("norm")
     opts["norm"] = adjoint_norm_option(opts.get("norm"), y0, forward_norm if callable(forward_norm) else None)
     a_rtol = rtol if adjoint_rtol is None else adjoint_rtol
@@ -162,14 +214,22 @@ def _adjoint_gradient(func, y0, t, rtol, atol, method, options, adjoint_rtol, ad
         return adj.method, step
 
     a_method_obj, a_step = from_options(opts)
-    gradient = OptimizeDiscretize(params=params, method=a_method_obj, step=a_step, options=opts,
-                                  from_options=from_options)
+    gradient = OptimizeDiscretize(
+        params=params, method=a_method_obj, step=a_step, options=opts, from_options=from_options
+    )
     return gradient, last["adj"]
 
 
-def odeint_event(func: Callable[[Tensor, State], State], y0: State, t0: Tensor, *, event_fn: Callable,
-                 reverse_time: bool = False, odeint_interface: Callable = odeint, **kwargs
-                 ) -> Tuple[Tensor, State]:
+def odeint_event(
+    func: Callable[[Tensor, State], State],
+    y0: State,
+    t0: Tensor,
+    *,
+    event_fn: Callable,
+    reverse_time: bool = False,
+    odeint_interface: Callable = odeint,
+    **kwargs,
+) -> Tuple[Tensor, State]:
     """Integrate from t0 until event_fn(t, y) crosses zero; (event_t, solution at [t0, event_t])
     with gradients through the event time (implicit function theorem), as torchdiffeq.odeint_event.
     odeint_interface: odeint or odeint_adjoint (their keyword arguments pass through)."""
@@ -191,19 +251,31 @@ def odeint_event(func: Callable[[Tensor, State], State], y0: State, t0: Tensor, 
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
             raise TypeError(f"odeint_event got unexpected arguments {unknown} for odeint_adjoint")
-        gradient, adj = _adjoint_gradient(func, y0, t, rtol, atol, method, options,
-                                          *(kwargs.get(n) for n in names))
+        gradient, adj = _adjoint_gradient(func, y0, t, rtol, atol, method, options, *(kwargs.get(n) for n in names))
     return _event_mode(_wrapped(func, cfg, adj), y0, t, cfg, gradient, event_fn, reroute=True)
 
 
 def _event_mode(f, y0, t, cfg, gradient, event_fn, reroute: bool):
     from .solvers.events import Event
     from .solving import SolveCall, run
+
     if len(t) != 2:
         raise ValueError(f"event handling needs len(t) == 2 (t[0] and the direction); got len(t)={len(t)}")
     direction = 1.0 if float(t[1]) > float(t[0]) else -1.0
-    sol = run(SolveCall(f, y0, t, cfg.method, cfg.step, gradient, True, Event(event_fn),
-                        event_end=direction * float("inf"), reroute=reroute))
+    sol = run(
+        SolveCall(
+            f,
+            y0,
+            t,
+            cfg.method,
+            cfg.step,
+            gradient,
+            True,
+            Event(event_fn),
+            event_end=direction * float("inf"),
+            reroute=reroute,
+        )
+    )
     assert sol.event_t is not None  # odeint's event mode always ends on its event
     event_t = sol.event_t.to(t.dtype)
     anchor = sol.ys[0] if isinstance(sol.ys, tuple) else sol.ys

@@ -1,4 +1,5 @@
 """Figures people look at instead of reading tables (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,12 +46,24 @@ def plot_loss_vs_time(history: Sequence[Dict[str, Any]], path: Path, title: str 
     """Training loss (faint) and validation NLL (markers) against training time (wall_time)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     rows = [r for r in history if "wall_time" in r and "loss" in r]
-    ax.plot([r["wall_time"] for r in rows], [r["loss"] for r in rows], color="tab:blue", alpha=0.3, lw=0.8,
-            label="training loss")
+    ax.plot(
+        [r["wall_time"] for r in rows],
+        [r["loss"] for r in rows],
+        color="tab:blue",
+        alpha=0.3,
+        lw=0.8,
+        label="training loss",
+    )
     val = [r for r in rows if isinstance(r.get("val_nll"), (int, float))]
     if val:
-        ax.plot([r["wall_time"] for r in val], [r["val_nll"] for r in val], "o-", color="tab:red", ms=3,
-                label="validation NLL (exact trace)")
+        ax.plot(
+            [r["wall_time"] for r in val],
+            [r["val_nll"] for r in val],
+            "o-",
+            color="tab:red",
+            ms=3,
+            label="validation NLL (exact trace)",
+        )
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("NLL (nats)")
     ax.set_title(title)

@@ -1,4 +1,5 @@
 """Image grids as PNG files (samples of image flows, data next to samples)."""
+
 from __future__ import annotations
 
 import math
@@ -22,15 +23,18 @@ def image_grid(images: Union[Tensor, np.ndarray], nrow: Optional[int] = None, pa
     grid = np.full((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = \
-            x[i].transpose(1, 2, 0)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = x[
+            i
+        ].transpose(1, 2, 0)
     return grid[..., 0] if c == 1 else grid
 
 
-def save_image_grid(images: Union[Tensor, np.ndarray], path: Union[str, Path], nrow: Optional[int] = None,
-                    scale: int = 4) -> Path:
+def save_image_grid(
+    images: Union[Tensor, np.ndarray], path: Union[str, Path], nrow: Optional[int] = None, scale: int = 4
+) -> Path:
     """Write the grid as a PNG, each pixel enlarged ``scale`` times (nearest neighbour)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,4 +1,5 @@
 """The seed 000 spiral vector field, used by the data generator, the demo and the CLI."""
+
 from __future__ import annotations
 
 import torch
@@ -17,4 +18,4 @@ class SpiralField(nn.Module):
         self.register_buffer("A", torch.tensor(SPIRAL_A, dtype=dtype))
 
     def forward(self, t: Tensor, u: Tensor) -> Tensor:
-        return (u ** 3) @ self.A
+        return (u**3) @ self.A

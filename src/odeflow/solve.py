@@ -3,6 +3,7 @@
 The door validates and hands on: solve -> (compile wrapper `compiling`, unless compile=False)
 -> `solving.run`: problem -> (event search) -> gradient -> loop, each visited once.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, TypeVar, Union
@@ -23,21 +24,26 @@ __all__ = ["solve", "Gradient"]
 S = TypeVar("S", bound=State)  # the state: a tensor, or a tuple of tensors
 
 
-def solve(func: Callable[[Tensor, S], S], y0: S, t: Union[Tensor, Sequence[float]],
-          method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-          gradient: Optional[Gradient] = None, check_finite: bool = True,
-          compile: Union[bool, str, AutoCompile] = False, events=None) -> Solution:
+def solve(
+    func: Callable[[Tensor, S], S],
+    y0: S,
+    t: Union[Tensor, Sequence[float]],
+    method: Union[str, ButcherTableau] = "dopri5",
+    step: Optional[StepControl] = None,
+    gradient: Optional[Gradient] = None,
+    check_finite: bool = True,
+    compile: Union[bool, str, AutoCompile] = False,
+    events=None,
+) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Args:
         func: f(t, y) with t a 0-d tensor and y shaped like y0 (tensor or tuple of tensors).
         y0: initial state, any shape (batch dimensions included) or a tuple of tensors.
         t: 1-D strictly monotone times; t[0] is the initial time, decreasing t integrates backwards.
-        method: a name or a method object: explicit RK 'euler', 'midpoint', 'heun', 'rk4',
-            'rk4_38', 'heun3', 'bosh3', 'fehlberg2', 'dopri5', 'tsit5', 'dopri8' (or a
-            ButcherTableau); multistep 'explicit_adams', 'implicit_adams'; implicit (stiff)
-            'implicit_euler', 'implicit_midpoint', 'trapezoid', 'radauIIA3', 'radauIIA5', 'gl4',
-            'gl6', 'sdirk2', 'trbdf2'; 'scipy_solver' (scipy.integrate.solve_ivp).
+        method: a name (`odeflow.solvers.all_method_names()`: explicit RK such as 'rk4', 'dopri5',
+            'tsit5'; 'explicit_adams', 'implicit_adams'; implicit 'radauIIA5', 'gl4', 'sdirk2', ...;
+            'scipy_solver') or a method object such as a ButcherTableau.
         step: FixedStep(h) or Adaptive(rtol, atol, ...); default Adaptive() for embedded
             methods and output-to-output steps otherwise.
         gradient: DiscretizeOptimize() (default; autograd through the steps) or
@@ -54,9 +60,7 @@ def solve(func: Callable[[Tensor, S], S], y0: S, t: Union[Tensor, Sequence[float
     Step callbacks func.callback_step / callback_accept_step / callback_reject_step(t0, y0, dt)
     are called at every step (the *_adjoint ones in the adjoint's backward solve), as in torchdiffeq.
 
-    Returns: Solution with ys [len(t), *y0.shape] (a tuple for tuple states), ts and stats
-        (nfe, steps, accepted, rejected; nfe_backward after backward()).
-
+    Returns: Solution: ys [len(t), *y0.shape] (a tuple for tuple states), ts, stats (nfe, steps, ...).
     Raises: ValueError / TypeError for malformed input; SolverError when the numerics fail.
     """
     gradient = DiscretizeOptimize() if gradient is None else gradient
@@ -65,8 +69,9 @@ def solve(func: Callable[[Tensor, S], S], y0: S, t: Union[Tensor, Sequence[float
     if not (isinstance(compile, (bool, AutoCompile)) or compile is None or compile == "auto"):
         raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
     if compile is True and events is not None:
-        raise ValueError("events do not combine with compile=True; use compile=False or 'auto' (which solves "
-                         "event problems eagerly)")
+        raise ValueError(
+            "events do not combine with compile=True; use compile=False or 'auto' (which solves event problems eagerly)"
+        )
     call = SolveCall(func, y0, t, method, step, gradient, check_finite, events)
     if compile is False or compile is None:
         return run(call)

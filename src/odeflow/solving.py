@@ -5,6 +5,7 @@ lets the events, when there are any, cut it at the terminal event (`solvers.even
 loop in event mode), hands it to the gradient mode (`gradients`), which runs the loop, and
 checks what comes back. The compile wrapper (`compiling`) calls `run` with compiled=True.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,24 +47,31 @@ def run(call: SolveCall, compiled: bool = False) -> Solution:
     check_finite = call.check_finite and not capturing(_first_tensor(call.y0))
     stop = None
     if call.events is None:
-        problem = make_problem(call.func, call.y0, call.t, call.method, call.step, compile=compiled,
-                               check_finite=check_finite)
+        problem = make_problem(
+            call.func, call.y0, call.t, call.method, call.step, compile=compiled, check_finite=check_finite
+        )
     else:
-        stop = until_event(call.func, call.y0, call.t, call.method, call.step, call.events, check_finite,
-                           call.event_end)
+        stop = until_event(
+            call.func, call.y0, call.t, call.method, call.step, call.events, check_finite, call.event_end
+        )
         problem = stop.problem
     if compiled and isinstance(call.gradient, DiscretizeOptimize) and call.gradient.checkpointed:
-        raise ValueError("compile=True does not combine with checkpointed DiscretizeOptimize (the compiled "
-                         "loop keeps what its backward needs); drop checkpoints or use compile=False")
+        raise ValueError(
+            "compile=True does not combine with checkpointed DiscretizeOptimize (the compiled "
+            "loop keeps what its backward needs); drop checkpoints or use compile=False"
+        )
     out = call.gradient.run(problem)
     if stop is not None and stop.t_e is not None:
         return _at_event(call, stop, out)
     ys = out if isinstance(out, Tensor) else torch.stack(out)  # the adjoint returns its node's output as is
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):
         finite_rows = torch.isfinite(ys.detach()).reshape(len(ys), -1).all(dim=1).tolist()
-        raise SolverError("the solution became non-finite (NaN/inf)", problem.t_values[finite_rows.index(False)],
-                          float("nan"), "the ODE blows up or the fixed step is too large; use a smaller step or an "
-                          "adaptive method")
+        raise SolverError(
+            "the solution became non-finite (NaN/inf)",
+            problem.t_values[finite_rows.index(False)],
+            float("nan"),
+            "the ODE blows up or the fixed step is too large; use a smaller step or an adaptive method",
+        )
     sol = Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats)
     if stop is not None:  # events, none terminal
         sol.events, sol.stats.nfe = stop.watcher.found, sol.stats.nfe + stop.nfe_search
@@ -80,8 +88,14 @@ def _at_event(call: SolveCall, stop: EventStop, out) -> Solution:
     problem = stop.problem
     problem.stats.nfe += stop.nfe_search
     assert stop.t_kept is not None
-    return Solution(ts=torch.cat([stop.t_kept, t_out.reshape(1)]), ys=problem.packer.unpack_series(stacked),
-                    stats=problem.stats, status="event", events=stop.watcher.found, event_t=t_out)
+    return Solution(
+        ts=torch.cat([stop.t_kept, t_out.reshape(1)]),
+        ys=problem.packer.unpack_series(stacked),
+        stats=problem.stats,
+        status="event",
+        events=stop.watcher.found,
+        event_t=t_out,
+    )
 
 
 def _first_tensor(y0: State) -> Tensor:

@@ -2,6 +2,7 @@
 
 `python tests/cli/flag_snapshot.py > tests/cli/train_flags.json` rewrites the pinned table (only
 when a flag is meant to change)."""
+
 import argparse
 import json
 import sys
@@ -20,12 +21,19 @@ def snapshot(task):
             continue
         help_text = a.help or ""
         opts[" ".join(a.option_strings)] = dict(
-            dest=a.dest, type=getattr(a.type, "__name__", None) if a.type is not None else None,
-            choices=list(a.choices) if a.choices else None, nargs=a.nargs, action=type(a).__name__,
+            dest=a.dest,
+            type=getattr(a.type, "__name__", None) if a.type is not None else None,
+            choices=list(a.choices) if a.choices else None,
+            nargs=a.nargs,
+            action=type(a).__name__,
             const=a.const if isinstance(a.const, (str, int, float, bool, type(None))) else str(a.const),
-            default="==SUPPRESS==" if a.default is argparse.SUPPRESS else
-            a.default if isinstance(a.default, (str, int, float, bool, type(None))) else str(a.default),
-            default_in_help=help_text.rsplit("(default ", 1)[-1].rstrip(")") if "(default " in help_text else None)
+            default="==SUPPRESS=="
+            if a.default is argparse.SUPPRESS
+            else a.default
+            if isinstance(a.default, (str, int, float, bool, type(None)))
+            else str(a.default),
+            default_in_help=help_text.rsplit("(default ", 1)[-1].rstrip(")") if "(default " in help_text else None,
+        )
     return opts
 
 

@@ -1,8 +1,10 @@
 """`odeflow train <task>` parsers generated from the task configs: the flags, names, types,
 choices and defaults of before the generator stay exactly as they were (train_flags.json),
 annotations map to the right options, and per-task help and argument errors need no torch."""
+
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Literal, Optional
 
-import argparse
 import pytest
 
 from odeflow.cli.config_cli import argparse_kwargs, fraction, options_of, positive_int
@@ -27,17 +28,20 @@ def test_every_flag_stays_as_it_was(task):
     assert snapshot(task) == PINNED[task]
 
 
-@pytest.mark.parametrize("annotation, expected", [
-    (int, dict(type=int)),
-    (Optional[float], dict(type=float)),
-    (str, dict()),
-    (bool, dict(action="store_true")),
-    (PositiveInt, dict(type=positive_int)),
-    (Optional[Fraction], dict(type=fraction)),
-    (List[PositiveInt], dict(type=positive_int, nargs="+")),
-    (Literal["a", "b"], dict(choices=["a", "b"])),
-    (Optional[Literal["x"]], dict(choices=["x"])),
-])
+@pytest.mark.parametrize(
+    "annotation, expected",
+    [
+        (int, dict(type=int)),
+        (Optional[float], dict(type=float)),
+        (str, dict()),
+        (bool, dict(action="store_true")),
+        (PositiveInt, dict(type=positive_int)),
+        (Optional[Fraction], dict(type=fraction)),
+        (List[PositiveInt], dict(type=positive_int, nargs="+")),
+        (Literal["a", "b"], dict(choices=["a", "b"])),
+        (Optional[Literal["x"]], dict(choices=["x"])),
+    ],
+)
 def test_annotations_become_options(annotation, expected):
     assert argparse_kwargs(annotation) == expected
 
@@ -45,11 +49,11 @@ def test_annotations_become_options(annotation, expected):
 def test_fields_help_and_overrides():
     @dataclass
     class Cfg:
-        width_of_net: PositiveInt = 3      # hidden width
+        width_of_net: PositiveInt = 3  # hidden width
         rate: NonNegativeFloat = 0.0
         names: List[str] = field(default_factory=list)
         kind: str = field(default="a", metadata={"help": "which kind"})
-        share: float = 0.5                 # 50 % of the rows
+        share: float = 0.5  # 50 % of the rows
 
     opts = options_of(Cfg, {"--k": ("kind", dict(choices=["a", "b"]))}, engine=False)
     assert list(opts) == ["--width-of-net", "--rate", "--names", "--k", "--share"]
@@ -73,10 +77,12 @@ def test_checks_reject_bad_numbers():
 
 @pytest.mark.parametrize("task", GENERATED)
 def test_task_help_and_argument_errors_need_no_torch(task):
-    code = ("import sys\nfrom odeflow.cli.main import main\n"
-            "for argv in (['train', %r, '--help'], ['train', %r, '--batch', '0']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "print('torch' in sys.modules)") % (task, task)
+    code = (
+        "import sys\nfrom odeflow.cli.main import main\n"
+        f"for argv in (['train', {task!r}, '--help'], ['train', {task!r}, '--batch', '0']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
     assert "must be a positive integer" in out.stderr

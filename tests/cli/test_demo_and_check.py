@@ -31,9 +31,17 @@ def test_demo_recipe_is_the_shipped_fast_config():
 def test_demo_ffjord_side_is_ffjords_recipe_not_odeflows_defaults():
     from odeflow.cli.demo import FFJORD_RECIPE
     from odeflow.tasks.cnf2d import CNFConfig
+
     cfg = CNFConfig(**FFJORD_RECIPE)
     assert cfg.schedule is None and not cfg.zero_init and cfg.kinetic == cfg.jacobian == 0
-    assert (cfg.mode, cfg.method, cfg.step_size, cfg.rtol, cfg.batch, cfg.lr) == ("opt-disc", "dopri5", None, 1e-5, 512, 1e-3)
+    assert (cfg.mode, cfg.method, cfg.step_size, cfg.rtol, cfg.batch, cfg.lr) == (
+        "opt-disc",
+        "dopri5",
+        None,
+        1e-5,
+        512,
+        1e-3,
+    )
 
 
 def test_check_gradient_cli(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """`odeflow evaluate` and `odeflow sample` on a checkpoint written by `odeflow train cnf`."""
+
 import json
 
 import numpy as np
@@ -13,8 +14,29 @@ from odeflow.tasks.cnf2d import load_flow
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("cnf")
-    assert main(["train", "cnf", "--iterations", "5", "--val-every", "5", "--hidden", "8", "8", "--batch", "64",
-                 "--step-size", "0.25", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cnf",
+                "--iterations",
+                "5",
+                "--val-every",
+                "5",
+                "--hidden",
+                "8",
+                "8",
+                "--batch",
+                "64",
+                "--step-size",
+                "0.25",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out / "last.pt"
 
 
@@ -29,8 +51,24 @@ def test_loaded_flow_reproduces_log_prob(checkpoint):
 def test_evaluate_with_trained_and_rediscretized_solver(checkpoint, capsys):
     assert main(["evaluate", str(checkpoint), "--n", "256", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(checkpoint), "--n", "256", "--json", "--method", "dopri5", "--rtol", "1e-7",
-                 "--atol", "1e-7"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(checkpoint),
+                "--n",
+                "256",
+                "--json",
+                "--method",
+                "dopri5",
+                "--rtol",
+                "1e-7",
+                "--atol",
+                "1e-7",
+            ]
+        )
+        == 0
+    )
     fine = json.loads(capsys.readouterr().out)
     assert trained["nfe"] == 8 and trained["method"] == "rk4"  # rk4, h = 0.25 on T = 0.5
     assert fine["nfe"] > 8 and fine["inverse_error"] < 1e-5

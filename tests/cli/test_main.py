@@ -1,4 +1,5 @@
 """The `odeflow` entry point: --version, and help/usage errors that never import torch."""
+
 import subprocess
 import sys
 
@@ -19,10 +20,24 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["compare", "--help"], ["--version"],
-                                  ["trian"], ["train", "cnff"], [], ["demo", "--bogus"], ["check-gradient", "--help"],
-                                  ["evaluate", "--bogus"], ["sample", "--help"], ["discover", "--bogus"],
-                                  ["compare", "timeseries", "--seeds", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["compare", "--help"],
+        ["--version"],
+        ["trian"],
+        ["train", "cnff"],
+        [],
+        ["demo", "--bogus"],
+        ["check-gradient", "--help"],
+        ["evaluate", "--bogus"],
+        ["sample", "--help"],
+        ["discover", "--bogus"],
+        ["compare", "timeseries", "--seeds", "0"],
+    ],
+)
 def test_help_and_usage_errors_do_not_import_torch(argv):
     done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "NO-TORCH", done.stderr
@@ -36,7 +51,7 @@ def test_version_is_the_package_version(capsys):
 
 
 def test_every_command_and_task_builds_in_full():
-    parser = build_parser()          # no argv: everything built, as docs tools need
+    parser = build_parser()  # no argv: everything built, as docs tools need
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
     train = next(a for a in sub.choices["train"]._actions if a.dest == "task")
@@ -48,7 +63,8 @@ def test_every_command_and_task_builds_in_full():
 def test_lazy_package_keeps_functions_over_submodules():
     import odeflow.odeint  # noqa: F401  (binds the submodule name on the package)
     import odeflow.solve  # noqa: F401
+
     assert callable(odeflow.solve) and odeflow.solve.__name__ == "solve"
     assert odeflow.odeint.__name__ == "odeint"
     with pytest.raises(AttributeError):
-        odeflow.no_such_name
+        _ = odeflow.no_such_name

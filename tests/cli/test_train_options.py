@@ -1,4 +1,5 @@
 """Settings that cannot work are usage errors from argparse (exit 2, a message, no traceback)."""
+
 import builtins
 
 import pytest
@@ -7,9 +8,18 @@ from odeflow.cli.main import main
 
 
 @pytest.mark.parametrize("task", ["cnf", "timeseries"])
-@pytest.mark.parametrize("flag,value", [("--iterations", "-5"), ("--iterations", "0"), ("--batch", "0"),
-                                        ("--lr", "0"), ("--lr", "-1e-3"), ("--checkpoint-every", "0"),
-                                        ("--val-every", "x")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--iterations", "-5"),
+        ("--iterations", "0"),
+        ("--batch", "0"),
+        ("--lr", "0"),
+        ("--lr", "-1e-3"),
+        ("--checkpoint-every", "0"),
+        ("--val-every", "x"),
+    ],
+)
 def test_non_positive_settings_are_argparse_errors(task, flag, value, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", task, f"{flag}={value}", "--quiet", "--out", str(tmp_path / "r")])

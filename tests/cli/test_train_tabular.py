@@ -1,4 +1,5 @@
 """`odeflow train tabular`, then `odeflow evaluate` / `odeflow sample` on its run."""
+
 import json
 
 import numpy as np
@@ -9,11 +10,36 @@ from odeflow.cli.main import main
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    pytest.importorskip("sklearn")   # breast_cancer ships with scikit-learn (the 'tabular' extra)
+    pytest.importorskip("sklearn")  # breast_cancer ships with scikit-learn (the 'tabular' extra)
     out = tmp_path_factory.mktemp("tabular")
-    assert main(["train", "tabular", "--data", "breast_cancer", "--iterations", "2", "--val-every", "1",
-                 "--batch", "40", "--multiplier", "1", "--val-max", "16", "--test-max", "16", "--dtype", "float64",
-                 "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "tabular",
+                "--data",
+                "breast_cancer",
+                "--iterations",
+                "2",
+                "--val-every",
+                "1",
+                "--batch",
+                "40",
+                "--multiplier",
+                "1",
+                "--val-max",
+                "16",
+                "--test-max",
+                "16",
+                "--dtype",
+                "float64",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -30,10 +56,26 @@ def test_train_writes_summary_and_takes_the_config_file(run):
 def test_evaluate_and_rediscretize_a_tabular_run(run, capsys):
     assert main(["evaluate", str(run / "best.pt"), "--n", "16", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(run / "best.pt"), "--n", "16", "--json", "--method", "dopri5", "--rtol", "1e-7",
-                 "--atol", "1e-9"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "best.pt"),
+                "--n",
+                "16",
+                "--json",
+                "--method",
+                "dopri5",
+                "--rtol",
+                "1e-7",
+                "--atol",
+                "1e-9",
+            ]
+        )
+        == 0
+    )
     fine = json.loads(capsys.readouterr().out)
-    assert trained["nfe"] == 16 and trained["method"] == "rk4"           # rk4 h = 0.25 on T = 1
+    assert trained["nfe"] == 16 and trained["method"] == "rk4"  # rk4 h = 0.25 on T = 1
     assert fine["inverse_error"] < 1e-6 and abs(fine["nll"] - trained["nll"]) < 0.05
 
 
@@ -45,8 +87,21 @@ def test_sample_a_tabular_run(run, tmp_path):
 
 
 def test_missing_data_file_names_the_relative_path(tmp_path, capsys):
-    code = main(["train", "tabular", "--data", "miniboone", "--data-dir", str(tmp_path), "--iterations", "1",
-                 "--quiet", "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "tabular",
+            "--data",
+            "miniboone",
+            "--data-dir",
+            str(tmp_path),
+            "--iterations",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 2
     assert "missing file miniboone/data.npy" in capsys.readouterr().err
 
@@ -56,13 +111,33 @@ def test_a_table_of_ones_own_trains_then_evaluates_and_samples(tmp_path, capsys,
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 2.0]]) + 5.0
     pd.DataFrame(x, columns=["a", "b", "c"]).to_csv(tmp_path / "mine.csv", index=False)
-    monkeypatch.chdir(tmp_path)                  # a relative path, resolved for later commands
+    monkeypatch.chdir(tmp_path)  # a relative path, resolved for later commands
     out = tmp_path / "run"
-    assert main(["train", "tabular", "--data", "mine.csv", "--iterations", "2", "--val-every", "1", "--batch", "500",
-                 "--dtype", "float64", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "tabular",
+                "--data",
+                "mine.csv",
+                "--iterations",
+                "2",
+                "--val-every",
+                "1",
+                "--batch",
+                "500",
+                "--dtype",
+                "float64",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dim"] == 3 and summary["test_rows"] == 12 and np.isfinite(summary["test_nll"])
-    assert json.loads((out / "config.json").read_text())["batch"] == 96          # the whole training split
+    assert json.loads((out / "config.json").read_text())["batch"] == 96  # the whole training split
     monkeypatch.chdir(tmp_path.parent)
     capsys.readouterr()
     assert main(["evaluate", str(out / "best.pt"), "--json"]) == 0

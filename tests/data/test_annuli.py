@@ -22,8 +22,9 @@ def test_seeded():
     assert not torch.equal(a[0], make_annuli(50, seed=2)[0])
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(n=1), "n must be"), (dict(n=10, r1=1.0, r2=0.5), "radii"),
-                                          (dict(n=10, dim=0), "dim")])
+@pytest.mark.parametrize(
+    "kwargs,match", [(dict(n=1), "n must be"), (dict(n=10, r1=1.0, r2=0.5), "radii"), (dict(n=10, dim=0), "dim")]
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_annuli(**kwargs)

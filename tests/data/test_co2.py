@@ -1,4 +1,5 @@
 """The thinned CO2 windows (statsmodels data, offline)."""
+
 import pytest
 import torch
 
@@ -34,6 +35,7 @@ def test_bad_arguments():
 def test_windows_share_one_weekly_grid():
     """A batch of windows has at most ~104 distinct times (the weekly grid), not one per point."""
     from odeflow.data import collate
+
     train, _ = load_co2_windows(seed=0)
     times = collate(train).times
     assert times.shape[0] <= 105

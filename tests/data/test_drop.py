@@ -1,4 +1,5 @@
 """Drop masks: the exact share per series (time points) or per channel, seeded, and errors."""
+
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ def _family(seed, n_series=6, dims=3):
         times = torch.cumsum(torch.rand(n, generator=g) + 0.01, 0)
         values = torch.randn(n, dims, generator=g)
         mask = (torch.rand(n, dims, generator=g) < 0.8).float()
-        mask[:, 0] = 1.0                                    # every row observed somewhere
+        mask[:, 0] = 1.0  # every row observed somewhere
         out.append(Series(times, values, mask, float(i % 2), f"s{i}"))
     return out
 
@@ -28,7 +29,7 @@ def test_time_mode_drops_that_share_of_time_points(share, seed):
         n = s.times.shape[0]
         assert d.times.shape[0] == n - min(n - 1, round(share * n))
         idx = torch.searchsorted(s.times, d.times)
-        assert torch.equal(s.times[idx], d.times)                     # kept points are original ones
+        assert torch.equal(s.times[idx], d.times)  # kept points are original ones
         assert torch.equal(d.mask, s.mask[idx]) and torch.equal(d.values, s.values[idx])  # whole rows
         assert d.label == s.label and d.name == s.name
 
@@ -43,12 +44,12 @@ def test_channel_mode_drops_that_share_per_channel_independently(share, seed):
         counts = s.mask.sum(0)
         expect = torch.tensor([c - min(c - 1, round(share * c)) if c > 0 else 0 for c in counts.long().tolist()])
         assert torch.equal(d.mask.sum(0).long(), expect)
-        assert bool((d.mask.sum(-1) > 0).all())                       # empty time points removed
+        assert bool((d.mask.sum(-1) > 0).all())  # empty time points removed
         idx = torch.searchsorted(s.times, d.times)
-        assert bool((d.mask <= s.mask[idx]).all())                    # only observed values survive
+        assert bool((d.mask <= s.mask[idx]).all())  # only observed values survive
         assert torch.equal(d.values * d.mask, s.values[idx] * d.mask)
         if d.times.shape[0] > 1:
-            differs |= not bool((d.mask == d.mask[:, :1]).all())      # channels masked independently
+            differs |= not bool((d.mask == d.mask[:, :1]).all())  # channels masked independently
     assert differs
 
 
@@ -68,9 +69,15 @@ def test_zero_share_is_identity_and_one_point_is_kept():
     assert drop_observations([one], 0.9, "time", torch.Generator().manual_seed(0))[0].times.shape[0] == 1
 
 
-@pytest.mark.parametrize("share,mode,gen,match", [(1.0, "time", True, "drop share"), (-0.1, "time", True, "drop share"),
-                                                  (0.5, "rows", True, "unknown drop mode"),
-                                                  (0.5, "time", False, "Generator")])
+@pytest.mark.parametrize(
+    "share,mode,gen,match",
+    [
+        (1.0, "time", True, "drop share"),
+        (-0.1, "time", True, "drop share"),
+        (0.5, "rows", True, "unknown drop mode"),
+        (0.5, "time", False, "Generator"),
+    ],
+)
 def test_bad_input(share, mode, gen, match):
     g = torch.Generator().manual_seed(0) if gen else None
     with pytest.raises(ValueError, match=match):

@@ -33,9 +33,15 @@ def _idx_set(folder: Path, n_train: int, n_test: int, gz: bool, seed: int = 0):
     return arrays
 
 
-@pytest.mark.parametrize("name,layout,gz", [("mnist", "mnist", True), ("mnist", "MNIST/raw", False),
-                                            ("fashion-mnist", "fashion-mnist", False),
-                                            ("fashion-mnist", "FashionMNIST/raw", True)])
+@pytest.mark.parametrize(
+    "name,layout,gz",
+    [
+        ("mnist", "mnist", True),
+        ("mnist", "MNIST/raw", False),
+        ("fashion-mnist", "fashion-mnist", False),
+        ("fashion-mnist", "FashionMNIST/raw", True),
+    ],
+)
 def test_idx_files_round_trip_with_val_split(tmp_path, name, layout, gz):
     arrays = _idx_set(tmp_path / layout, n_train=20, n_test=7, gz=gz)
     x_tr, y_tr = load_images(name, tmp_path, "train")
@@ -77,8 +83,12 @@ def _cifar_set(folder: Path, per_batch: int):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.randint(0, 256, size=(per_batch, 3072)).astype(np.uint8)
         labels = [int(v) for v in rng.randint(0, 10, size=per_batch)]
-        (folder / name).write_bytes(pickle.dumps({b"batch_label": b"x", b"data": data, b"labels": labels,
-                                                  b"filenames": [b"f.png"] * per_batch}, protocol=2))
+        (folder / name).write_bytes(
+            pickle.dumps(
+                {b"batch_label": b"x", b"data": data, b"labels": labels, b"filenames": [b"f.png"] * per_batch},
+                protocol=2,
+            )
+        )
         batches[name] = (data, labels)
     return batches
 
@@ -131,8 +141,9 @@ def test_digits_split_levels_and_shapes():
     assert torch.equal(again[0], parts["val"][0]) and torch.equal(again[1], parts["val"][1])
 
 
-@pytest.mark.parametrize("name,split,match", [("svhn", "train", "valid: digits, mnist"),
-                                              ("digits", "dev", "valid: train, val, test")])
+@pytest.mark.parametrize(
+    "name,split,match", [("svhn", "train", "valid: digits, mnist"), ("digits", "dev", "valid: train, val, test")]
+)
 def test_unknown_names(name, split, match):
     with pytest.raises(ValueError, match=match):
         load_images(name, None, split)

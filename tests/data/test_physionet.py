@@ -1,4 +1,5 @@
 """PhysioNet 2012 loader on fixture files written here (same layout as set-a/ and Outcomes-a.txt)."""
+
 import pytest
 import torch
 
@@ -75,8 +76,15 @@ def test_load_directory_with_labels(physionet_dir):
     assert [s.label for s in load_physionet(physionet_dir)[0]] == [None, None]
 
 
-@pytest.mark.parametrize("line,match", [("0007,HR,73", "not HH:MM"), ("00:70,HR,73", "not HH:MM"),
-                                        ("00:07,HR,high", "not a number"), ("00:07,HR", "2 fields")])
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ("0007,HR,73", "not HH:MM"),
+        ("00:70,HR,73", "not HH:MM"),
+        ("00:07,HR,high", "not a number"),
+        ("00:07,HR", "2 fields"),
+    ],
+)
 def test_malformed_record(tmp_path, line, match):
     p = tmp_path / "1.txt"
     p.write_text("Time,Parameter,Value\n" + line + "\n")

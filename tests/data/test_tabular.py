@@ -1,4 +1,5 @@
 """Tabular loaders: tiny files in each standard format, MAF preprocessing checked step by step."""
+
 from __future__ import annotations
 
 import pickle
@@ -9,19 +10,21 @@ import pytest
 from odeflow.data.tabular import DIMS, data_dir, load_tabular, split_tail
 
 
-
 def _pandas():
-    return pytest.importorskip("pandas")   # GAS and HEPMASS need the 'tabular' extra
+    return pytest.importorskip("pandas")  # GAS and HEPMASS need the 'tabular' extra
 
 
 def _power_raw(n: int = 100) -> np.ndarray:
     rng = np.random.RandomState(1)
-    return rng.rand(n, 8) + np.arange(8) * 10.0   # column j lives near 10 j
+    return rng.rand(n, 8) + np.arange(8) * 10.0  # column j lives near 10 j
 
 
 def test_split_tail_sizes_match_the_published_split() -> None:
-    sizes = {2_049_280: (1_659_917, 184_435, 204_928), 36_488: (29_556, 3_284, 3_648),
-             1_052_065: (852_174, 94_685, 105_206)}
+    sizes = {
+        2_049_280: (1_659_917, 184_435, 204_928),
+        36_488: (29_556, 3_284, 3_648),
+        1_052_065: (852_174, 94_685, 105_206),
+    }
     for n, expected in sizes.items():
         train, val, test = split_tail(np.zeros((n, 1)))
         assert (len(train), len(val), len(test)) == expected
@@ -33,11 +36,11 @@ def test_power_step_by_step(tmp_path) -> None:
     np.save(tmp_path / "power/data.npy", raw)
     got = load_tabular("power", tmp_path)
     rng = np.random.RandomState(42)
-    x = raw[rng.permutation(100)][:, [0, 2, 4, 5, 6, 7]]     # columns 3 and 1 dropped
+    x = raw[rng.permutation(100)][:, [0, 2, 4, 5, 6, 7]]  # columns 3 and 1 dropped
     voltage, gap, sm = 0.01 * rng.rand(100, 1), 0.001 * rng.rand(100, 1), rng.rand(100, 3)
     x[:, :1] += gap
     x[:, 1:2] += voltage
-    x[:, 2:5] += sm                                             # time column: no noise
+    x[:, 2:5] += sm  # time column: no noise
     train, val, test = x[:81], x[81:90], x[90:]
     mu, s = x[:90].mean(0), x[:90].std(0)
     assert got.dim == 6 == DIMS["power"]
@@ -47,7 +50,7 @@ def test_power_step_by_step(tmp_path) -> None:
     both = np.vstack([got.train, got.val])
     np.testing.assert_allclose(both.mean(0), 0, atol=1e-12)
     np.testing.assert_allclose(both.std(0), 1, atol=1e-12)
-    assert abs(got.test.mean()) > 1e-6                          # statistics are not the test split's
+    assert abs(got.test.mean()) > 1e-6  # statistics are not the test split's
 
 
 def _gas_frame(n: int = 60):
@@ -57,7 +60,7 @@ def _gas_frame(n: int = 60):
     base = rng.randn(n, 10)
     for j in range(10):
         cols[f"s{j}"] = base[:, j]
-    cols["s1"] = cols["s0"] * 2 + 1e-3 * rng.randn(n)   # s0, s1 correlate > 0.98: s0 (the first) goes
+    cols["s1"] = cols["s0"] * 2 + 1e-3 * rng.randn(n)  # s0, s1 correlate > 0.98: s0 (the first) goes
     frame = pd.DataFrame(cols)
     # The MAF file was pickled by an old pandas: object column labels. (pandas >= 3 with pyarrow
     # would otherwise store them as an ArrowStringArray, which the real file never holds.)
@@ -72,7 +75,7 @@ def test_gas_pickle_step_by_step(tmp_path, protocol) -> None:
     frame.to_pickle(tmp_path / "gas/ethylene_CO.pickle", protocol=protocol)
     got = load_tabular("gas", tmp_path)
     kept = frame[[f"s{j}" for j in range(1, 10)]]
-    norm = ((kept - kept.mean()) / kept.std()).to_numpy()         # whole set, ddof 1
+    norm = ((kept - kept.mean()) / kept.std()).to_numpy()  # whole set, ddof 1
     assert got.dim == 9
     assert (len(got.train), len(got.val), len(got.test)) == (49, 5, 6)
     np.testing.assert_allclose(np.vstack([got.train, got.val, got.test]), norm, rtol=1e-9, atol=1e-12)  # no shuffle
@@ -109,8 +112,8 @@ def _hepmass_files(root) -> tuple:
         d = {"# label": (np.arange(n) % 4 != 0).astype(float)}
         for f in feats:
             d[f] = rng.randn(n)
-        d["f2"] = np.where(rng.rand(n) < 0.3, -1.0, rng.rand(n))   # smallest value repeated: dropped
-        d["mass"] = np.full(n, 1000.0)                              # constant: dropped
+        d["f2"] = np.where(rng.rand(n) < 0.3, -1.0, rng.rand(n))  # smallest value repeated: dropped
+        d["mass"] = np.full(n, 1000.0)  # constant: dropped
         if extra:
             d["junk"] = rng.rand(n)
         return pd.DataFrame(d)
@@ -128,8 +131,8 @@ def test_hepmass_step_by_step(tmp_path) -> None:
     tr = train[train["# label"] == 1].drop(columns=["# label"]).to_numpy()
     te = test[test["# label"] == 1].drop(columns=["# label", "junk"]).to_numpy()
     mu, s = tr.mean(0), tr.std(0, ddof=1)
-    s[s == 0] = 1.0                                                  # constant mass column (dropped)
-    keep = [0, 1, 3, 4]                                              # f2 and mass dropped
+    s[s == 0] = 1.0  # constant mass column (dropped)
+    keep = [0, 1, 3, 4]  # f2 and mass dropped
     tr, te = ((tr - mu) / s)[:, keep], ((te - mu) / s)[:, keep]
     n_val = int(0.1 * len(tr))
     assert got.dim == 4
@@ -173,9 +176,16 @@ def test_bsds300_wrong_width_is_an_error(tmp_path) -> None:
         load_tabular("bsds300", tmp_path)
 
 
-@pytest.mark.parametrize("name, rel", [("power", "power/data.npy"), ("gas", "gas/ethylene_CO.pickle"),
-                                       ("hepmass", "hepmass/1000_train.csv"), ("miniboone", "miniboone/data.npy"),
-                                       ("bsds300", "BSDS300/BSDS300.hdf5")])
+@pytest.mark.parametrize(
+    "name, rel",
+    [
+        ("power", "power/data.npy"),
+        ("gas", "gas/ethylene_CO.pickle"),
+        ("hepmass", "hepmass/1000_train.csv"),
+        ("miniboone", "miniboone/data.npy"),
+        ("bsds300", "BSDS300/BSDS300.hdf5"),
+    ],
+)
 def test_missing_file_names_the_relative_path(tmp_path, name, rel) -> None:
     with pytest.raises(FileNotFoundError, match=rf"missing file {rel}.*zenodo"):
         load_tabular(name, tmp_path)
@@ -207,13 +217,15 @@ def test_digits_are_dequantized_pixels() -> None:
     got = load_tabular("digits")
     assert got.dim == 64 and (len(got.train), len(got.val), len(got.test)) == (1457, 161, 179)
     images = load_digits().data[np.random.RandomState(42).permutation(1797)]
-    mean = (got.train.mean(0))
+    mean = got.train.mean(0)
     np.testing.assert_allclose(mean, 0, atol=1e-12)
     # undo the centring: x * 17 lies in [v, v + 1) for the original grey level v
     dequantized = np.vstack([got.train, got.val, got.test])
-    offset = (images[:1457] + np.random.RandomState(0).rand(1797, 64)[np.random.RandomState(42).permutation(1797)][:1457]).mean(0) / 17
+    offset = (
+        images[:1457] + np.random.RandomState(0).rand(1797, 64)[np.random.RandomState(42).permutation(1797)][:1457]
+    ).mean(0) / 17
     np.testing.assert_array_equal(np.floor((dequantized + offset) * 17 + 1e-9), images)
-    np.testing.assert_array_equal(load_tabular("digits").test, got.test)     # fixed
+    np.testing.assert_array_equal(load_tabular("digits").test, got.test)  # fixed
 
 
 def test_breast_cancer_is_standardized() -> None:

@@ -23,16 +23,19 @@ def test_select_columns(tmp_path):
     assert cols == ["c", "a"] and u[1].tolist() == [6.0, 4.0]
 
 
-@pytest.mark.parametrize("text,match", [
-    ("x,y\n0,1\n1,2\n", "no time column 't'"),
-    ("t,x\n0,1\n1,abc\n", r"line 3, column 'x': 'abc' is not a number"),
-    ("t,x\n0,1\n2,2\n1,3\n", "strictly increasing.*line 4"),
-    ("t,x\n0,1\n0,2\n", "strictly increasing"),
-    ("t,x\n0,1\n1,nan\n", "not finite"),
-    ("t,x\n0,1\n1\n", "line 3: 1 fields"),
-    ("t,x\n0,1\n", "at least 2 data rows"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("x,y\n0,1\n1,2\n", "no time column 't'"),
+        ("t,x\n0,1\n1,abc\n", r"line 3, column 'x': 'abc' is not a number"),
+        ("t,x\n0,1\n2,2\n1,3\n", "strictly increasing.*line 4"),
+        ("t,x\n0,1\n0,2\n", "strictly increasing"),
+        ("t,x\n0,1\n1,nan\n", "not finite"),
+        ("t,x\n0,1\n1\n", "line 3: 1 fields"),
+        ("t,x\n0,1\n", "at least 2 data rows"),
+        ("", "empty"),
+    ],
+)
 def test_malformed_csv(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):
         load_series_csv(write(tmp_path, text))

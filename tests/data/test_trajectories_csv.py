@@ -23,13 +23,16 @@ def test_wide_form_without_trajectory_column(tmp_path):
     assert names == ["x"] and labels == [""] and traj.tolist() == [0, 0, 0] and x[:, 0].tolist() == [1, 2, 4]
 
 
-@pytest.mark.parametrize("text,match", [
-    ("trajectory,t,x\na,0,1\na,1,2\nb,0,1\na,0.5,3\n", r"strictly increasing in trajectory 'a', but line 5"),
-    ("t,x\n0,1\n1,nan\n", r"line 3, column 'x': 'nan' is not finite"),
-    ("t,x\n0,1\n1,\n", "is not a number"),
-    ("t,x\n0,1,2\n", "3 fields"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("trajectory,t,x\na,0,1\na,1,2\nb,0,1\na,0.5,3\n", r"strictly increasing in trajectory 'a', but line 5"),
+        ("t,x\n0,1\n1,nan\n", r"line 3, column 'x': 'nan' is not finite"),
+        ("t,x\n0,1\n1,\n", "is not a number"),
+        ("t,x\n0,1,2\n", "3 fields"),
+        ("", "is empty"),
+    ],
+)
 def test_bad_files(tmp_path, text, match):
     p = tmp_path / "s.csv"
     p.write_text(text)

@@ -1,4 +1,5 @@
 """The UEA sets bundled with sktime, as odeflow series (official splits, no download)."""
+
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ def test_basic_motions_and_japanese_vowels():
     train, test, classes = load_uea("japanese-vowels")
     assert (len(train), len(test)) == (270, 370) and classes == [str(i) for i in range(1, 10)]
     lengths = {x.times.shape[0] for x in train + test}
-    assert min(lengths) >= 7 and max(lengths) <= 29 and len(lengths) > 5        # variable length
+    assert min(lengths) >= 7 and max(lengths) <= 29 and len(lengths) > 5  # variable length
     assert all(x.values.shape[1] == 12 for x in train)
     step = train[0].times[1] - train[0].times[0]
     assert all(torch.allclose(x.times[1:] - x.times[:-1], step.expand(x.times.shape[0] - 1)) for x in train[:20])

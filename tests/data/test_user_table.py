@@ -1,5 +1,6 @@
 """`--data PATH`: a table of the user's own, checked column by column, split 80/10/10 with a
 seed and standardized by the training split."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,10 +29,10 @@ def test_csv_split_sizes_standardization_and_seed(tmp_path, n, d, seed):
     # the splits are the permuted rows, standardized by the training split's mean and std
     raw = pd.read_csv(path).to_numpy()
     perm = np.random.RandomState(seed).permutation(n)
-    train_raw = raw[perm[:len(data.train)]]
+    train_raw = raw[perm[: len(data.train)]]
     mu, sd = train_raw.mean(axis=0), train_raw.std(axis=0)
     np.testing.assert_allclose(data.train * sd + mu, train_raw, rtol=1e-10)
-    np.testing.assert_allclose(data.test * sd + mu, raw[perm[n - n_held:]], rtol=1e-10)
+    np.testing.assert_allclose(data.test * sd + mu, raw[perm[n - n_held :]], rtol=1e-10)
 
 
 def test_bad_columns_are_named_with_their_fix(tmp_path):

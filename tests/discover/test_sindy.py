@@ -49,12 +49,15 @@ def test_equation_text_signs_and_constants():
     assert Equations(["x"], ["1", "x"], np.zeros((1, 2))).lines() == ["dx/dt = 0"]
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(variables=["x y", "z"]), "ambiguous"),
-    (dict(variables=["x"]), "d variable names"),
-    (dict(degree=0), "degree >= 1"),
-    (dict(x_dot=torch.zeros(3, 1)), "x_dot must match"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(variables=["x y", "z"]), "ambiguous"),
+        (dict(variables=["x"]), "d variable names"),
+        (dict(degree=0), "degree >= 1"),
+        (dict(x_dot=torch.zeros(3, 1)), "x_dot must match"),
+    ],
+)
 def test_bad_inputs(kwargs, match):
     args = dict(t=torch.linspace(0, 1, 10), x=torch.rand(10, 2), variables=["x", "y"])
     args.update(kwargs)

@@ -1,4 +1,5 @@
 """Contract tests over CNF configurations (float64, small dims)."""
+
 import pytest
 import torch
 
@@ -13,17 +14,28 @@ CONFIGS = {
     "concat-hutch-disc-T": dict(layer="concat", divergence="hutchinson", adjoint=False, train_T=True),
     "ignore-exact-adjoint": dict(layer="ignore", divergence="exact", adjoint=True, train_T=False),
     "concatsquash-hutch-adjoint-T": dict(layer="concatsquash", divergence="hutchinson", adjoint=True, train_T=True),
-    "control-exact-adjoint": dict(layer="concatsquash", divergence="exact", adjoint=True, train_T=False,
-                                  control_times=[0.0, 0.25, 0.5]),
-    "control-hutch-disc-T": dict(layer="concat", divergence="hutchinson", adjoint=False, train_T=True,
-                                 control_times=[0.0, 0.5]),
+    "control-exact-adjoint": dict(
+        layer="concatsquash", divergence="exact", adjoint=True, train_T=False, control_times=[0.0, 0.25, 0.5]
+    ),
+    "control-hutch-disc-T": dict(
+        layer="concat", divergence="hutchinson", adjoint=False, train_T=True, control_times=[0.0, 0.5]
+    ),
 }
 
 
 def make_flow(cfg, dim=2, step=TIGHT, method="dopri5", noise="gaussian"):
     net = ODENet(dim, (16, 16), layer=cfg["layer"], activation="tanh", control_times=cfg.get("control_times"))
-    return CNF(net, dim, T=0.5, train_T=cfg["train_T"], divergence=cfg["divergence"], noise=noise,
-               method=method, step=step, adjoint=cfg["adjoint"]).double()
+    return CNF(
+        net,
+        dim,
+        T=0.5,
+        train_T=cfg["train_T"],
+        divergence=cfg["divergence"],
+        noise=noise,
+        method=method,
+        step=step,
+        adjoint=cfg["adjoint"],
+    ).double()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -52,11 +64,13 @@ def test_integrated_divergence_equals_slogdet_of_jacobian(dim, name):
     torch.manual_seed(dim)
     flow = make_flow(CONFIGS[name], dim=dim)
     x = torch.randn(1, dim, dtype=torch.float64)
-    _, l = flow.transform(x)
-    jac = torch.autograd.functional.jacobian(lambda v: flow.transform(v.reshape(1, dim))[0].reshape(dim), x.reshape(dim))
+    _, ld = flow.transform(x)
+    jac = torch.autograd.functional.jacobian(
+        lambda v: flow.transform(v.reshape(1, dim))[0].reshape(dim), x.reshape(dim)
+    )
     sign, logdet = torch.linalg.slogdet(jac)
     assert sign > 0
-    assert float(-l.detach()) == pytest.approx(float(logdet), abs=1e-7)
+    assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-7)
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "rademacher"])
@@ -96,7 +110,7 @@ def test_stack_log_prob_sums_blocks():
     with torch.no_grad():
         z1, l1 = blocks[0].transform(x)
         z2, l2 = blocks[1].transform(z1)
-        expected = -0.5 * (2 * torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)) + (z2 ** 2).sum(1)) - l1 - l2
+        expected = -0.5 * (2 * torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)) + (z2**2).sum(1)) - l1 - l2
         assert torch.allclose(stack.log_prob(x), expected, atol=1e-12)
         assert (stack.inverse(stack.transform(x)[0]) - x).abs().max() < 1e-7
 
@@ -111,8 +125,10 @@ def test_rediscretization_changes_only_the_solver():
     assert flow.last_stats.nfe > 8 and (coarse - fine).abs().max() < 0.1
 
 
-@pytest.mark.parametrize("bad,match", [(torch.randn(4, 3), r"shape \[batch, 2\]"),
-                                       (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), r"rows \[1\]")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [(torch.randn(4, 3), r"shape \[batch, 2\]"), (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), r"rows \[1\]")],
+)
 def test_bad_batches(bad, match):
     flow = make_flow(CONFIGS["concatsquash-exact-disc"])
     with pytest.raises(ValueError, match=match):
@@ -173,8 +189,18 @@ def test_checkpointed_cnf_has_the_plain_gradient(divergence):
     for checkpoints in (None, 3):
         torch.manual_seed(0)
         net = ODENet(2, (16, 16), layer="concatsquash", activation="tanh")
-        flow = CNF(net, 2, T=0.5, train_T=True, divergence=divergence, method="rk4",
-                   step=odeflow.FixedStep(0.05), kinetic=0.1, jacobian=0.1, checkpoints=checkpoints).double()
+        flow = CNF(
+            net,
+            2,
+            T=0.5,
+            train_T=True,
+            divergence=divergence,
+            method="rk4",
+            step=odeflow.FixedStep(0.05),
+            kinetic=0.1,
+            jacobian=0.1,
+            checkpoints=checkpoints,
+        ).double()
         x = sample_toy("8gaussians", 16, seed=1).double()
         torch.manual_seed(3)  # same Hutchinson noise
         loss, _ = flow.loss(x)

@@ -1,4 +1,5 @@
 """Batched exact divergence: equal to the one-VJP-per-dimension loop, values and gradients."""
+
 import pytest
 import torch
 
@@ -16,10 +17,10 @@ def test_batched_equals_loop_values_and_parameter_gradients(activation, dim):
     torch.testing.assert_close(batched[0], loop[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(batched[1], loop[1], rtol=1e-12, atol=1e-12)
     params = [p for p in net.parameters()]
-    g_loop = torch.autograd.grad((loop[0] + loop[1]).sum(), params, retain_graph=True, allow_unused=True,
-                                 materialize_grads=True)
-    g_batched = torch.autograd.grad((batched[0] + batched[1]).sum(), params, allow_unused=True,
-                                    materialize_grads=True)
+    g_loop = torch.autograd.grad(
+        (loop[0] + loop[1]).sum(), params, retain_graph=True, allow_unused=True, materialize_grads=True
+    )
+    g_batched = torch.autograd.grad((batched[0] + batched[1]).sum(), params, allow_unused=True, materialize_grads=True)
     for a, b in zip(g_batched, g_loop):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 

@@ -1,4 +1,5 @@
 """TO-FLOW (seed 004): the end-time gradient, alpha |T| and clipping of a learnable T."""
+
 import pytest
 import torch
 
@@ -12,8 +13,18 @@ TIGHT = odeflow.Adaptive(1e-10, 1e-10)
 def make_flow(adjoint=False, kinetic=0.05, jacobian=0.1, train_T=True):
     torch.manual_seed(3)
     net = ODENet(2, (16, 16), layer="concatsquash")
-    return CNF(net, 2, T=0.5, train_T=train_T, divergence="exact", method="dopri5", step=TIGHT, adjoint=adjoint,
-               kinetic=kinetic, jacobian=jacobian).double()
+    return CNF(
+        net,
+        2,
+        T=0.5,
+        train_T=train_T,
+        divergence="exact",
+        method="dopri5",
+        step=TIGHT,
+        adjoint=adjoint,
+        kinetic=kinetic,
+        jacobian=jacobian,
+    ).double()
 
 
 @pytest.mark.parametrize("adjoint", [False, True])

@@ -1,6 +1,7 @@
 """CNF dynamics through torch.func (`CNFDynamics`, `CNF(compile=True)`): the same rates as the
 autograd path, and a compiled CNF whose loss, log-probabilities and parameter gradients equal
 the eager CNF's in float64 (issue 18, item 1)."""
+
 import shutil
 
 import pytest
@@ -8,13 +9,14 @@ import torch
 
 from odeflow import FixedStep
 from odeflow.flows import CNF
-from odeflow.flows.functional_divergence import CNFDynamics, hutchinson_func, trace_and_frobenius_func
 from odeflow.flows.divergence import divergence_hutchinson, trace_and_frobenius_batched
+from odeflow.flows.functional_divergence import CNFDynamics, hutchinson_func, trace_and_frobenius_func
 from odeflow.nn import ODENet
 
 D = torch.float64
-needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                    reason="compile=True needs a C++ compiler")
+needs_compiler = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="compile=True needs a C++ compiler"
+)
 
 
 def _net(dim=3, hidden=(8,)):
@@ -78,9 +80,18 @@ def test_compile_flow_state_dict_matches_eager_layout():
 
 
 def _run(compile, divergence, adjoint, regularize):
-    flow = CNF(_net(2, (8,)), 2, T=0.5, divergence=divergence, method="rk4", step=FixedStep(0.125),
-               adjoint=adjoint, kinetic=0.1 if regularize else 0.0, jacobian=0.1 if regularize else 0.0,
-               compile=compile)
+    flow = CNF(
+        _net(2, (8,)),
+        2,
+        T=0.5,
+        divergence=divergence,
+        method="rk4",
+        step=FixedStep(0.125),
+        adjoint=adjoint,
+        kinetic=0.1 if regularize else 0.0,
+        jacobian=0.1 if regularize else 0.0,
+        compile=compile,
+    )
     x = torch.tensor([[0.3, -1.2], [1.5, 0.4], [-0.7, 0.9]], dtype=D)
     torch.manual_seed(1)  # the Hutchinson noise
     loss, _ = flow.loss(x)
@@ -93,12 +104,15 @@ def _run(compile, divergence, adjoint, regularize):
 
 @needs_compiler
 @pytest.mark.slow  # compiles a CNF solve and its backward: minutes on a shared 2-core machine
-@pytest.mark.parametrize("divergence, adjoint, regularize", [
-    ("exact", False, True),        # Disc-Opt rk4, RNODE terms
-    ("hutchinson", False, False),  # Disc-Opt rk4
-    ("exact", True, False),        # Opt-Disc rk4 (compiled adjoint)
-    ("hutchinson", True, True),    # Opt-Disc rk4, RNODE terms
-])
+@pytest.mark.parametrize(
+    "divergence, adjoint, regularize",
+    [
+        ("exact", False, True),  # Disc-Opt rk4, RNODE terms
+        ("hutchinson", False, False),  # Disc-Opt rk4
+        ("exact", True, False),  # Opt-Disc rk4 (compiled adjoint)
+        ("hutchinson", True, True),  # Opt-Disc rk4, RNODE terms
+    ],
+)
 def test_compiled_cnf_equals_eager(divergence, adjoint, regularize):
     loss_e, lp_e, g_e, stats_e = _run(False, divergence, adjoint, regularize)
     loss_c, lp_c, g_c, stats_c = _run(True, divergence, adjoint, regularize)

@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from odeflow.flows.image_transforms import (bits_per_dim, dequantize, logit_inverse, logit_transform, squeeze,
-                                            unsqueeze)
+from odeflow.flows.image_transforms import bits_per_dim, dequantize, logit_inverse, logit_transform, squeeze, unsqueeze
 
 
 def test_dequantize_stays_in_each_pixel_bin():
@@ -18,8 +17,10 @@ def test_dequantize_stays_in_each_pixel_bin():
     assert abs(float(noise.mean()) - 0.5) < 0.03  # U[0, 1): mean 1/2 (1,600 draws, sd 0.007)
 
 
-@pytest.mark.parametrize("bad,error", [(torch.zeros(2, 3), TypeError), (torch.tensor([0, 256]), ValueError),
-                                       (torch.tensor([-1, 3]), ValueError)])
+@pytest.mark.parametrize(
+    "bad,error",
+    [(torch.zeros(2, 3), TypeError), (torch.tensor([0, 256]), ValueError), (torch.tensor([-1, 3]), ValueError)],
+)
 def test_dequantize_rejects_bad_pixels(bad, error):
     with pytest.raises(error):
         dequantize(bad)

@@ -1,4 +1,5 @@
 """LiveTensorBytes: exact high-water mark of the tensor bytes a block allocates, and budgets."""
+
 import pytest
 import torch
 
@@ -20,13 +21,13 @@ def test_peak_is_the_sum_of_live_tensors_and_frees_are_seen(sizes):
 
 
 def test_views_share_their_storage_and_backward_buffers_are_counted():
-    w = torch.randn(300, 300, requires_grad=True)   # created outside: not counted
+    w = torch.randn(300, 300, requires_grad=True)  # created outside: not counted
     meter = LiveTensorBytes()
     with meter:
         x = torch.randn(64, 300)
-        v = x.view(-1)              # no new storage
+        v = x.view(-1)  # no new storage
         (torch.tanh(x @ w) ** 2).sum().backward()
-    assert meter.peak >= 4 * (64 * 300 * 2 + 300 * 300)   # x, an activation, dL/dw (others freed on the way)
+    assert meter.peak >= 4 * (64 * 300 * 2 + 300 * 300)  # x, an activation, dL/dw (others freed on the way)
     assert meter.peak < 4 * (64 * 300 * 12 + 300 * 300 * 3)
     del v
 

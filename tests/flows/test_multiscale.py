@@ -25,8 +25,9 @@ def test_log_prob_equals_change_of_variables_with_the_full_jacobian():
     flow = _random_flow(divergence="exact", method="dopri5", step=Adaptive(1e-8, 1e-8))
     x = torch.rand(1, 1, 4, 4, dtype=torch.float64) * 0.9 + 0.05
     log_p = flow.log_prob(x)
-    jac = torch.autograd.functional.jacobian(lambda v: flow.push_forward(v.reshape(1, 1, 4, 4)).reshape(-1),
-                                             x.reshape(-1))
+    jac = torch.autograd.functional.jacobian(
+        lambda v: flow.push_forward(v.reshape(1, 1, 4, 4)).reshape(-1), x.reshape(-1)
+    )
     z = flow.push_forward(x)
     expected = standard_normal_logprob(z) + torch.linalg.slogdet(jac)[1]
     assert float(torch.linalg.slogdet(jac)[1]) != pytest.approx(float(logit_transform(x, 0.05)[1]), abs=0.1)
@@ -63,10 +64,15 @@ def test_loss_gradients_reach_every_piece_and_end_time_steps_clip():
     assert all(0.1 <= t <= 0.9 for t in after) and after != before
 
 
-@pytest.mark.parametrize("solver", [
-    pytest.param(dict(method="rk4", step=FixedStep(steps=4)), id="disc-opt-rk4"),
-    pytest.param(dict(method="dopri5", step=Adaptive(1e-9, 1e-9), adjoint=True), id="opt-disc-dopri5",
-                 marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "solver",
+    [
+        pytest.param(dict(method="rk4", step=FixedStep(steps=4)), id="disc-opt-rk4"),
+        pytest.param(
+            dict(method="dopri5", step=Adaptive(1e-9, 1e-9), adjoint=True), id="opt-disc-dopri5", marks=pytest.mark.slow
+        ),
+    ],
+)
 def test_end_time_gradient_matches_finite_differences(solver):
     """The T gradient TO-FLOW uses (left in T.grad by the backward pass) is the derivative of the
     loss (Disc-Opt: of the discrete loss, rk4 4 steps on [0, T]; Opt-Disc: the adjoint's),

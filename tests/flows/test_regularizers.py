@@ -1,4 +1,5 @@
 """RNODE regularizers (seed 001): kinetic energy and Jacobian Frobenius integrals of a CNF."""
+
 import pytest
 import torch
 
@@ -9,12 +10,22 @@ from odeflow.nn import ODENet
 TIGHT = odeflow.Adaptive(1e-10, 1e-10)
 
 
-def make_flow(adjoint=False, divergence="exact", method="dopri5", step=TIGHT, kinetic=0.1, jacobian=0.2, seed=0,
-              zero_init=False):
+def make_flow(
+    adjoint=False, divergence="exact", method="dopri5", step=TIGHT, kinetic=0.1, jacobian=0.2, seed=0, zero_init=False
+):
     torch.manual_seed(seed)
     net = ODENet(2, (16, 16), layer="concatsquash", zero_init=zero_init)
-    return CNF(net, 2, T=0.5, divergence=divergence, method=method, step=step, adjoint=adjoint,
-               kinetic=kinetic, jacobian=jacobian).double()
+    return CNF(
+        net,
+        2,
+        T=0.5,
+        divergence=divergence,
+        method=method,
+        step=step,
+        adjoint=adjoint,
+        kinetic=kinetic,
+        jacobian=jacobian,
+    ).double()
 
 
 def test_exact_frobenius_equals_norm_of_autograd_jacobian():
@@ -34,8 +45,9 @@ def test_hutchinson_frobenius_estimate_is_unbiased(noise):
     f = net(torch.tensor(0.3, dtype=torch.float64), z)
     _, exact = trace_and_frobenius_exact(f, z, False)
     gen = torch.Generator().manual_seed(1)
-    draws = torch.stack([divergence_hutchinson(f, z, sample_noise(z, noise, gen), False)[1].pow(2).sum()
-                         for _ in range(4000)])
+    draws = torch.stack(
+        [divergence_hutchinson(f, z, sample_noise(z, noise, gen), False)[1].pow(2).sum() for _ in range(4000)]
+    )
     se = draws.std() / draws.numel() ** 0.5
     assert abs(float(draws.mean() - exact)) < 4 * float(se)
 
@@ -82,8 +94,9 @@ def test_regularizers_add_no_vector_jacobian_products(monkeypatch, adjoint, dive
     x = torch.randn(8, 2, dtype=torch.float64)
     counts = []
     for lam in (0.0, 0.1):
-        flow = make_flow(adjoint=adjoint, divergence=divergence, method="rk4", step=odeflow.FixedStep(0.1),
-                         kinetic=lam, jacobian=lam)
+        flow = make_flow(
+            adjoint=adjoint, divergence=divergence, method="rk4", step=odeflow.FixedStep(0.1), kinetic=lam, jacobian=lam
+        )
         calls["n"] = 0
         loss, parts = flow.loss(x)
         loss.backward()
@@ -108,8 +121,8 @@ def test_zero_initialised_flow_starts_as_the_identity():
     flow = make_flow(zero_init=True)
     x = torch.randn(5, 2, dtype=torch.float64)
     with torch.no_grad():
-        z, l, E, n = flow.integrate(x, regularize=True)
-    assert torch.equal(z, x) and float(l.abs().max()) == 0 and float(E.max()) == 0 and float(n.max()) == 0
+        z, ld, E, n = flow.integrate(x, regularize=True)
+    assert torch.equal(z, x) and float(ld.abs().max()) == 0 and float(E.max()) == 0 and float(n.max()) == 0
 
 
 def test_negative_coefficients_are_rejected():
@@ -119,6 +132,7 @@ def test_negative_coefficients_are_rejected():
 
 def test_stack_loss_adds_every_blocks_regularizers():
     from odeflow.flows import CNFStack
+
     blocks = [make_flow(seed=k, kinetic=0.1 * (k + 1), jacobian=0.0) for k in range(2)]
     stack = CNFStack(blocks)
     x = torch.randn(5, 2, dtype=torch.float64)

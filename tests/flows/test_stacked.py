@@ -1,8 +1,9 @@
 """The Table-3 stacked CNF and the shipped configs; whole-flow log-det against slogdet."""
-import tomllib
+
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 import odeflow
@@ -10,9 +11,13 @@ from odeflow.flows.stacked import StackSpec, build_stacked_cnf
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # seed 000 Table 3: (activation, nh, m, s, T, Disc-Opt h) and the data dimension
-TABLE3 = {"power": ("tanh", 3, 10, 5, 5.0, 0.10, 6), "gas": ("tanh", 3, 20, 5, 5.0, 0.10, 8),
-          "hepmass": ("softplus", 2, 10, 10, 2.0, 0.10, 21), "miniboone": ("softplus", 2, 20, 1, 1.0, 0.25, 43),
-          "bsds300": ("softplus", 3, 20, 2, 2.0, 0.05, 63)}
+TABLE3 = {
+    "power": ("tanh", 3, 10, 5, 5.0, 0.10, 6),
+    "gas": ("tanh", 3, 20, 5, 5.0, 0.10, 8),
+    "hepmass": ("softplus", 2, 10, 10, 2.0, 0.10, 21),
+    "miniboone": ("softplus", 2, 20, 1, 1.0, 0.25, 43),
+    "bsds300": ("softplus", 3, 20, 2, 2.0, 0.05, 63),
+}
 
 
 @pytest.mark.parametrize("name", sorted(TABLE3))
@@ -47,22 +52,29 @@ def test_bad_spec_is_an_error():
 def test_stack_log_det_equals_slogdet_of_the_whole_flow():
     torch.manual_seed(3)
     dim = 4
-    flow = build_stacked_cnf(dim, StackSpec(blocks=2, layers=2, multiplier=3, activation="softplus", T=0.7),
-                             method="dopri5", step=odeflow.Adaptive(1e-10, 1e-11), divergence="exact").double()
+    flow = build_stacked_cnf(
+        dim,
+        StackSpec(blocks=2, layers=2, multiplier=3, activation="softplus", T=0.7),
+        method="dopri5",
+        step=odeflow.Adaptive(1e-10, 1e-11),
+        divergence="exact",
+    ).double()
     x = torch.randn(3, dim, dtype=torch.float64)
-    _, l = flow.transform(x)
+    _, ld = flow.transform(x)
     for b in range(3):
         jac = torch.autograd.functional.jacobian(lambda v: flow.push_forward(v.reshape(1, dim)).reshape(dim), x[b])
         sign, logdet = torch.linalg.slogdet(jac)
         assert sign > 0
-        assert float(-l[b].detach()) == pytest.approx(float(logdet), abs=1e-7)
+        assert float(-ld[b].detach()) == pytest.approx(float(logdet), abs=1e-7)
 
 
 def test_evaluate_stack_nll_matches_log_prob_and_restores_the_solver():
     from odeflow.flows.stacked import evaluate_stack
+
     torch.manual_seed(4)
-    flow = build_stacked_cnf(3, StackSpec(blocks=2, layers=1, multiplier=4, T=0.5), method="rk4",
-                             step=odeflow.FixedStep(0.25)).double()
+    flow = build_stacked_cnf(
+        3, StackSpec(blocks=2, layers=1, multiplier=4, T=0.5), method="rk4", step=odeflow.FixedStep(0.25)
+    ).double()
     x = torch.randn(10, 3, dtype=torch.float64)
     tight = odeflow.Adaptive(1e-9, 1e-10)
     result = evaluate_stack(flow, x, "dopri5", tight, chunk=4)

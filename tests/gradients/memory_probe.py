@@ -2,6 +2,7 @@
 
 Used by the memory tests in a fresh subprocess: usage `python memory_probe.py MODE STEPS`.
 """
+
 import resource
 import sys
 

@@ -8,7 +8,7 @@ from odeflow.gradients import derivative_check, plot_derivative_check
 
 def quadratic_problem():
     x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64, requires_grad=True)
-    return x, (lambda: (x ** 3).sum() + (x[0] * x[1]))
+    return x, (lambda: (x**3).sum() + (x[0] * x[1]))
 
 
 def test_correct_gradient_passes():
@@ -41,7 +41,7 @@ class Field(nn.Module):
         self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2)).double()
 
     def forward(self, t, y):
-        return self.net(y ** 3)
+        return self.net(y**3)
 
 
 def _ode_loss(func, gradient, step, method):
@@ -61,10 +61,14 @@ def test_loose_adjoint_gradient_can_fail_the_check_tight_one_passes():
     """Seed 000's finding: an optimize-discretize gradient is only as good as its tolerances."""
     func = Field()
     params = list(func.parameters())
-    loose = derivative_check(_ode_loss(func, odeflow.OptimizeDiscretize(), odeflow.Adaptive(1e-2, 1e-2), "dopri5"),
-                             params, hs=[2.0 ** -k for k in range(4, 20)])
-    tight = derivative_check(_ode_loss(func, odeflow.OptimizeDiscretize(), odeflow.Adaptive(1e-10, 1e-12), "dopri5"),
-                             params)
+    loose = derivative_check(
+        _ode_loss(func, odeflow.OptimizeDiscretize(), odeflow.Adaptive(1e-2, 1e-2), "dopri5"),
+        params,
+        hs=[2.0**-k for k in range(4, 20)],
+    )
+    tight = derivative_check(
+        _ode_loss(func, odeflow.OptimizeDiscretize(), odeflow.Adaptive(1e-10, 1e-12), "dopri5"), params
+    )
     assert not loose.passed
     assert tight.passed
 

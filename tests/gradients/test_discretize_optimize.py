@@ -40,8 +40,14 @@ def test_gradient_is_the_discrete_gradient(n):
     y0 = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     params = [y0, *func.parameters()]
     ref = torch.autograd.grad(hand_rk4(func, y0, 0.0, 1.5, n).pow(2).sum(), params)
-    sol = odeflow.solve(func, y0, torch.tensor([0.0, 1.5], dtype=torch.float64), method=RK4,
-                        step=odeflow.FixedStep(1.5 / n), gradient=odeflow.DiscretizeOptimize())
+    sol = odeflow.solve(
+        func,
+        y0,
+        torch.tensor([0.0, 1.5], dtype=torch.float64),
+        method=RK4,
+        step=odeflow.FixedStep(1.5 / n),
+        gradient=odeflow.DiscretizeOptimize(),
+    )
     ours = torch.autograd.grad(sol.ys[-1].pow(2).sum(), params)
     for a, b in zip(ours, ref):
         assert torch.allclose(a, b, rtol=1e-13, atol=1e-14)
@@ -83,18 +89,34 @@ def test_checkpointing_a_plain_function_needs_its_params():
     y0 = torch.ones(1, 2, dtype=torch.float64)
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     with pytest.raises(TypeError, match="params"):
-        odeflow.solve(lambda t, y: y @ w, y0, t, method="rk4", step=odeflow.FixedStep(0.1),
-                      gradient=odeflow.DiscretizeOptimize(checkpoints=2))
-    grads = [torch.autograd.grad(odeflow.solve(lambda t, y: torch.tanh(y @ w), y0, t, method="rk4",
-                                               step=odeflow.FixedStep(0.1), gradient=g).ys[-1].sum(), w)[0]
-             for g in (odeflow.DiscretizeOptimize(), odeflow.DiscretizeOptimize(checkpoints=2, params=[w]))]
+        odeflow.solve(
+            lambda t, y: y @ w,
+            y0,
+            t,
+            method="rk4",
+            step=odeflow.FixedStep(0.1),
+            gradient=odeflow.DiscretizeOptimize(checkpoints=2),
+        )
+    grads = [
+        torch.autograd.grad(
+            odeflow.solve(lambda t, y: torch.tanh(y @ w), y0, t, method="rk4", step=odeflow.FixedStep(0.1), gradient=g)
+            .ys[-1]
+            .sum(),
+            w,
+        )[0]
+        for g in (odeflow.DiscretizeOptimize(), odeflow.DiscretizeOptimize(checkpoints=2, params=[w]))
+    ]
     assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-14)
 
 
 def test_checkpointing_needs_fixed_steps():
     with pytest.raises(ValueError, match="FixedStep"):
-        odeflow.solve(MLPField(), torch.zeros(1, 2, dtype=torch.float64), torch.tensor([0.0, 1.0]),
-                      gradient=odeflow.DiscretizeOptimize(checkpoints=2))
+        odeflow.solve(
+            MLPField(),
+            torch.zeros(1, 2, dtype=torch.float64),
+            torch.tensor([0.0, 1.0]),
+            gradient=odeflow.DiscretizeOptimize(checkpoints=2),
+        )
 
 
 def _peak_growth_mb(mode: str, steps: int) -> float:

@@ -117,7 +117,7 @@ def test_tuple_state_gradients_agree():
     def f(t, s):
         x, q = s
         dx = func(t, x)
-        return dx, (dx ** 2).sum(dim=1, keepdim=True)
+        return dx, (dx**2).sum(dim=1, keepdim=True)
 
     x0 = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
     q0 = torch.zeros(3, 1, dtype=torch.float64)
@@ -149,8 +149,9 @@ def test_seminorm_reduces_backward_nfe():
     t = torch.tensor([0.0, 3.0], dtype=torch.float64)
     nfe = {}
     for seminorm in (False, True):
-        sol = odeflow.solve(func, y0, t, step=odeflow.Adaptive(1e-6, 1e-8),
-                            gradient=odeflow.OptimizeDiscretize(seminorm=seminorm))
+        sol = odeflow.solve(
+            func, y0, t, step=odeflow.Adaptive(1e-6, 1e-8), gradient=odeflow.OptimizeDiscretize(seminorm=seminorm)
+        )
         sol.ys[-1].pow(2).sum().backward()
         nfe[seminorm] = sol.stats.nfe_backward
     assert nfe[True] < nfe[False], nfe
@@ -172,8 +173,9 @@ def test_step_size_carries_over_output_times():
 def test_plain_function_without_params_is_an_error():
     a = torch.tensor(0.5, requires_grad=True)
     with pytest.raises(TypeError, match="not an nn.Module"):
-        odeflow.solve(lambda t, y: -a * y, torch.ones(2), torch.tensor([0.0, 1.0]),
-                      gradient=odeflow.OptimizeDiscretize())
+        odeflow.solve(
+            lambda t, y: -a * y, torch.ones(2), torch.tensor([0.0, 1.0]), gradient=odeflow.OptimizeDiscretize()
+        )
     with pytest.raises(ValueError, match="adjoint_params"):  # torchdiffeq raises ValueError here too
         odeflow.odeint_adjoint(lambda t, y: -a * y, torch.ones(2), torch.tensor([0.0, 1.0]))
 
@@ -186,18 +188,28 @@ def test_failed_solve_raises_instead_of_nan_gradients(mode):
             self.p = nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
 
         def forward(self, t, y):
-            return self.p * y ** 2
+            return self.p * y**2
 
     with pytest.raises(SolverError):
-        sol = odeflow.solve(Blow(), torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 2.0]),
-                            step=odeflow.Adaptive(1e-6, 1e-8), gradient=MODES[mode]())
+        sol = odeflow.solve(
+            Blow(),
+            torch.ones(1, dtype=torch.float64),
+            torch.tensor([0.0, 2.0]),
+            step=odeflow.Adaptive(1e-6, 1e-8),
+            gradient=MODES[mode](),
+        )
         sol.ys.sum().backward()
 
 
 def test_backward_nfe_reported_separately():
     func = MLPField()
-    sol = odeflow.solve(func, torch.randn(2, 2, dtype=torch.float64), torch.tensor([0.0, 1.0]),
-                        step=odeflow.Adaptive(1e-6, 1e-8), gradient=odeflow.OptimizeDiscretize())
+    sol = odeflow.solve(
+        func,
+        torch.randn(2, 2, dtype=torch.float64),
+        torch.tensor([0.0, 1.0]),
+        step=odeflow.Adaptive(1e-6, 1e-8),
+        gradient=odeflow.OptimizeDiscretize(),
+    )
     forward = sol.stats.nfe
     assert sol.stats.nfe_backward == 0
     sol.ys.sum().backward()

@@ -1,4 +1,5 @@
 """Fields of the classifiers: second-order dynamics as a first-order system."""
+
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ def test_second_order_with_constant_acceleration():
     block = ODEBlock(SecondOrder(accel), T=2.0, method="rk4", step=FixedStep(steps=3))
     h0 = torch.randn(5, 2, dtype=torch.float64)
     (hT, vT), _ = block((h0, torch.zeros_like(h0)))
-    torch.testing.assert_close(hT, h0 + a * 2.0 ** 2 / 2, rtol=0, atol=1e-12)
+    torch.testing.assert_close(hT, h0 + a * 2.0**2 / 2, rtol=0, atol=1e-12)
     torch.testing.assert_close(vT, (a * 2.0).expand_as(vT), rtol=0, atol=1e-12)
 
 

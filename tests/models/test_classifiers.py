@@ -1,4 +1,5 @@
 """ODE-Net classifiers: shapes, the ResNet = Euler identity, parameters, gradient modes, NFE."""
+
 import pytest
 import torch
 
@@ -11,8 +12,7 @@ from odeflow.models.ode_block import EulerStack, ODEBlock
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_conv_shapes_and_nfe(kind):
-    model = conv_classifier(kind, in_channels=1, num_classes=10, channels=8, downsample=1, augment=4,
-                            resnet_steps=3)
+    model = conv_classifier(kind, in_channels=1, num_classes=10, channels=8, downsample=1, augment=4, resnet_steps=3)
     out = model.classify(torch.randn(5, 1, 8, 8))
     assert out.logits.shape == (5, 10)
     assert out.stats.nfe == (3 if kind == "resnet" else 4 * 3)  # rk4: 4 evaluations per step
@@ -30,16 +30,19 @@ def test_stem_downsamples(downsample, size, expected):
     assert model.features(torch.randn(2, 3, size, size)).shape == (2, 8, expected, expected)
 
 
-@pytest.mark.parametrize("builder,kwargs", [(conv_classifier, dict(in_channels=1, channels=16)),
-                                            (mlp_classifier, dict(dim=2, hidden=(16, 16)))])
+@pytest.mark.parametrize(
+    "builder,kwargs",
+    [(conv_classifier, dict(in_channels=1, channels=16)), (mlp_classifier, dict(dim=2, hidden=(16, 16)))],
+)
 def test_resnet_twin_has_the_odenets_parameters(builder, kwargs):
     ode, res = builder("odenet", num_classes=10, **kwargs), builder("resnet", num_classes=10, **kwargs)
     assert count_parameters(ode) == count_parameters(res)
     assert [(k, v.shape) for k, v in ode.state_dict().items()] == [(k, v.shape) for k, v in res.state_dict().items()]
 
 
-@pytest.mark.parametrize("builder,x,steps", [(conv_classifier, torch.randn(4, 1, 8, 8), 5),
-                                             (mlp_classifier, torch.randn(6, 2), 7)])
+@pytest.mark.parametrize(
+    "builder,x,steps", [(conv_classifier, torch.randn(4, 1, 8, 8), 5), (mlp_classifier, torch.randn(6, 2), 7)]
+)
 def test_resnet_equals_odenet_solved_with_euler_exactly(builder, x, steps):
     kwargs = dict(in_channels=1, channels=8) if builder is conv_classifier else dict(dim=2, hidden=(16,))
     ode = builder("odenet", num_classes=10, method="euler", step=FixedStep(steps=steps), T=1.5, **kwargs).double()
@@ -60,8 +63,6 @@ def test_anode_appends_zero_channels():
     assert model.block.field.in_features == 11
 
 
-
-
 @pytest.mark.parametrize("kind", ["odenet", "sonode"])
 def test_adjoint_gradient_matches_backprop(kind):
     """Both gradient modes give the same parameter gradient with a tight adaptive solver."""
@@ -69,8 +70,16 @@ def test_adjoint_gradient_matches_backprop(kind):
     grads = []
     for adjoint in (False, True):
         torch.manual_seed(1)
-        model = mlp_classifier(kind, dim=3, num_classes=2, hidden=(8,), activation="tanh", method="dopri5",
-                               step=Adaptive(1e-9, 1e-9), adjoint=adjoint).double()
+        model = mlp_classifier(
+            kind,
+            dim=3,
+            num_classes=2,
+            hidden=(8,),
+            activation="tanh",
+            method="dopri5",
+            step=Adaptive(1e-9, 1e-9),
+            adjoint=adjoint,
+        ).double()
         x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         out = model.classify(x)
         out.logits.pow(2).sum().backward()
@@ -78,8 +87,6 @@ def test_adjoint_gradient_matches_backprop(kind):
         assert out.stats.nfe > 0
         assert (out.stats.nfe_backward > 0) == adjoint  # only the adjoint evaluates f backwards
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
-
-
 
 
 def test_bad_arguments():

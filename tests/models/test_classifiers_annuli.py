@@ -8,6 +8,7 @@ classified correctly (s(phi(0)) < 0) every such circle has a misclassified point
 neural ODE with a linear head can never be 100% right on the annuli, whatever its weights. An
 augmented ODE beats that bound after the same brief training.
 """
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """ELBO pieces against hand computations."""
+
 import math
 
 import pytest
@@ -56,7 +57,7 @@ def test_elbo_and_iwae_by_hand():
     m, s = torch.tensor([[0.4]], dtype=torch.float64), torch.tensor([[0.7]], dtype=torch.float64)
     z = m + s * torch.randn(100000, 1, 1, dtype=torch.float64)
     ll = torch.zeros(100000, 1, dtype=torch.float64)
-    est = torch.stack([iwae(ll[k:k + 1], z[k:k + 1], m, s) for k in range(0, 100000, 1000)]).mean()
+    est = torch.stack([iwae(ll[k : k + 1], z[k : k + 1], m, s) for k in range(0, 100000, 1000)]).mean()
     assert abs(float(est) + float(kl_normal_standard(m, s))) < 0.1
 
 
@@ -77,7 +78,7 @@ def test_poisson_term_by_hand():
     assert abs(float(poisson_log_likelihood(log_lam, integral, mask)) - (math.log(2) + math.log(4) - 5)) < 1e-12
 
 
-@pytest.mark.parametrize("it,expected", [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.01), (110, 1 - 0.99 ** 100)])
+@pytest.mark.parametrize("it,expected", [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.01), (110, 1 - 0.99**100)])
 def test_kl_annealing(it, expected):
     assert abs(kl_weight(it, warmup=10) - expected) < 1e-12
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from torch import nn
 
 from odeflow.models import FunctionEncoderODE, finite_difference_velocities
@@ -91,13 +90,19 @@ def test_gradients_reach_every_basis():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for f in enc.basis for p in f.layers[0].parameters())
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda e: e.coefficients(torch.zeros(5, 2), torch.zeros(5, 2), method="fourier"), "unknown coefficient method"),
-    (lambda e: e.coefficients(torch.zeros(5, 2), torch.zeros(4, 2)), "must both be"),
-    (lambda e: e.combined(torch.zeros(5, 2), torch.zeros(3)), "alpha must be"),
-    (lambda e: e.basis_fields(torch.zeros(5, 3)), "dim=2"),
-    (lambda e: finite_difference_velocities(torch.tensor([0.0, 0.0]), torch.zeros(2, 2)), "strictly increasing"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda e: e.coefficients(torch.zeros(5, 2), torch.zeros(5, 2), method="fourier"),
+            "unknown coefficient method",
+        ),
+        (lambda e: e.coefficients(torch.zeros(5, 2), torch.zeros(4, 2)), "must both be"),
+        (lambda e: e.combined(torch.zeros(5, 2), torch.zeros(3)), "alpha must be"),
+        (lambda e: e.basis_fields(torch.zeros(5, 3)), "dim=2"),
+        (lambda e: finite_difference_velocities(torch.tensor([0.0, 0.0]), torch.zeros(2, 2)), "strictly increasing"),
+    ],
+)
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call(FunctionEncoderODE(2, n_basis=2, hidden=(4,)))

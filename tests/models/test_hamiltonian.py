@@ -15,7 +15,7 @@ class PendulumEnergy(nn.Module):
 
 class Kinetic(nn.Module):
     def forward(self, p):
-        return 0.5 * (p ** 2).sum(-1)
+        return 0.5 * (p**2).sum(-1)
 
 
 class Potential(nn.Module):
@@ -66,7 +66,7 @@ def test_leapfrog_rollout_of_the_model_keeps_energy_bounded():
         zs = model.rollout(z0, t, method="leapfrog", step=FixedStep(0.2))
         zs_rk = model.rollout(z0, t, method="euler", step=FixedStep(0.2))
     e0 = model.hamiltonian(z0)
-    assert (model.hamiltonian(zs) - e0).abs().max() < 0.5 * 0.2 ** 2
+    assert (model.hamiltonian(zs) - e0).abs().max() < 0.5 * 0.2**2
     assert (model.hamiltonian(zs_rk[-1]) - e0).abs().max() > 1.0
 
 

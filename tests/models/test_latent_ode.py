@@ -1,4 +1,5 @@
 """Latent ODE: masks in the encoder, Poisson integral, shapes, both gradient modes."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """ODE block and its ResNet twin: the RNODE kinetic energy."""
+
 import torch
 
 from odeflow import Adaptive, FixedStep

@@ -1,4 +1,5 @@
 """ODE-RNN / RNN-Δt: zero field = plain GRU, masks exclude missing values, both gradient modes."""
+
 import pytest
 import torch
 
@@ -33,7 +34,8 @@ def test_ode_rnn_evolves_by_the_ode_between_observations():
     mask = torch.ones_like(values)
     model = make_ode_rnn(2, hidden_dim=4, field_hidden=8, solver=disc_opt("rk4", h=1e-3)).double()
     out = model.core(times, values, mask)
-    from odeflow import solve, FixedStep
+    from odeflow import FixedStep, solve
+
     ref = solve(model.core.field, out.after[0], times, method="rk4", step=FixedStep(1e-3)).ys[-1]
     torch.testing.assert_close(out.before[1], ref)
     assert not torch.allclose(out.before[1], out.after[0])
@@ -52,10 +54,10 @@ def test_masked_values_change_nothing(kind):
     d = int(mask[0, i].nonzero()[0])
     bumped = values.clone()
     bumped[0, i, d] += 1.0
-    later = model(times, bumped, mask)[0, i + 1:]
-    assert not torch.allclose(later, pred[0, i + 1:])
+    later = model(times, bumped, mask)[0, i + 1 :]
+    assert not torch.allclose(later, pred[0, i + 1 :])
     # predictions at t_i never use x_i itself
-    torch.testing.assert_close(model(times, bumped, mask)[0, :i + 1], pred[0, :i + 1], rtol=0, atol=0)
+    torch.testing.assert_close(model(times, bumped, mask)[0, : i + 1], pred[0, : i + 1], rtol=0, atol=0)
 
 
 def test_unobserved_time_keeps_ode_rnn_state_but_rnn_dt_steps():

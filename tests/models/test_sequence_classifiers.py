@@ -1,5 +1,6 @@
 """Sequence classifiers: shapes, masked values never matter, GRU baselines independent of the
 other series in a batch, GRU-D's imputation decays to the mean."""
+
 import pytest
 import torch
 
@@ -34,8 +35,14 @@ def test_gru_state_ignores_the_rest_of_the_batch(kind):
     torch.manual_seed(2)
     net = make_sequence_classifier(kind, 2, 3, hidden=6).eval()
     g = torch.Generator().manual_seed(3)
-    series = [Series(torch.sort(torch.rand(n, generator=g)).values + 0.01 * torch.arange(n), torch.randn(n, 2, generator=g),
-                     torch.ones(n, 2)) for n in (5, 9, 3)]
+    series = [
+        Series(
+            torch.sort(torch.rand(n, generator=g)).values + 0.01 * torch.arange(n),
+            torch.randn(n, 2, generator=g),
+            torch.ones(n, 2),
+        )
+        for n in (5, 9, 3)
+    ]
     b = collate(series)
     with torch.no_grad():
         together = net(b.times, b.values, b.mask)
@@ -58,10 +65,10 @@ def test_gru_d_input_decay():
     assert len(seen) == 3 and torch.allclose(seen[0], torch.tensor([[5.0, 1.0]]))
     values2 = torch.cat([values, torch.tensor([[[0.0]]])], 1)
     mask2 = torch.cat([mask, torch.tensor([[[0.0]]])], 1)
-    two = torch.cat([mask2, torch.ones_like(mask2)])           # a second, fully observed series
+    two = torch.cat([mask2, torch.ones_like(mask2)])  # a second, fully observed series
     seen.clear()
     net(torch.tensor([0.0, 0.5, 1.5, 2.0]), torch.cat([values2, values2]), two)
-    gamma = torch.exp(torch.tensor(-0.5))                      # 0.5 after the last observation at 1.5
+    gamma = torch.exp(torch.tensor(-0.5))  # 0.5 after the last observation at 1.5
     expect = gamma * 7.0 + (1 - gamma) * 2.0
     assert torch.allclose(seen[3][0, 0], expect, atol=1e-6) and seen[3][0, 1] == 0
 

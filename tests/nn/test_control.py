@@ -1,4 +1,5 @@
 """Control layers: weights interpolated linearly between control times (seed 000 Fig. 1)."""
+
 import pytest
 import torch
 
@@ -8,9 +9,18 @@ from odeflow.nn.layers import make_layer
 TIMES = [0.0, 0.5, 2.0]
 
 
-@pytest.mark.parametrize("t, expected", [(0.0, [1, 0, 0]), (0.25, [.5, .5, 0]), (0.5, [0, 1, 0]),
-                                         (1.25, [0, .5, .5]), (2.0, [0, 0, 1]), (-1.0, [1, 0, 0]),
-                                         (3.0, [0, 0, 1])])
+@pytest.mark.parametrize(
+    "t, expected",
+    [
+        (0.0, [1, 0, 0]),
+        (0.25, [0.5, 0.5, 0]),
+        (0.5, [0, 1, 0]),
+        (1.25, [0, 0.5, 0.5]),
+        (2.0, [0, 0, 1]),
+        (-1.0, [1, 0, 0]),
+        (3.0, [0, 0, 1]),
+    ],
+)
 def test_hat_weights_are_linear_between_controls_and_constant_outside(t, expected):
     w = hat_weights(torch.tensor(t, dtype=torch.float64), torch.tensor(TIMES, dtype=torch.float64))
     assert torch.allclose(w, torch.tensor(expected, dtype=torch.float64))
@@ -26,8 +36,10 @@ def _layer_with_distinct_controls(kind):
 
 
 def _eval_with(layer, k_weights, t, x):
-    params = {n: torch.tensordot(torch.tensor(k_weights, dtype=torch.float64), s, dims=1)
-              for n, s in zip(layer.names, layer.controls)}
+    params = {
+        n: torch.tensordot(torch.tensor(k_weights, dtype=torch.float64), s, dims=1)
+        for n, s in zip(layer.names, layer.controls)
+    }
     return torch.func.functional_call(layer._template[0], params, (t, x))
 
 
@@ -40,7 +52,7 @@ def test_control_layer_uses_each_control_at_its_time_and_the_blend_in_between(ki
         onehot = [float(i == k) for i in range(3)]
         assert torch.allclose(layer(t, x), _eval_with(layer, onehot, t, x))
     t = torch.tensor(1.25, dtype=torch.float64)
-    assert torch.allclose(layer(t, x), _eval_with(layer, [0, .5, .5], t, x))
+    assert torch.allclose(layer(t, x), _eval_with(layer, [0, 0.5, 0.5], t, x))
     assert not torch.allclose(layer(t, x), _eval_with(layer, [0, 1, 0], t, x))
 
 

@@ -1,4 +1,5 @@
 """Adams–Bashforth / Adams–Moulton coefficients and the variable-order methods."""
+
 import pytest
 import torch
 
@@ -19,8 +20,13 @@ def test_coefficients_are_the_textbook_ones():
 def test_implicit_adams_reaches_high_order_after_start_up():
     """On y' = -y with h = 0.02 the variable-order predictor–corrector reaches ~1e-10 accuracy."""
     t = torch.linspace(0, 2, 3, dtype=torch.float64)
-    sol = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method=Adams(implicit=True),
-                        step=odeflow.FixedStep(0.02))
+    sol = odeflow.solve(
+        lambda t, y: -y,
+        torch.ones(1, dtype=torch.float64),
+        t,
+        method=Adams(implicit=True),
+        step=odeflow.FixedStep(0.02),
+    )
     assert float((sol.ys[:, 0] - torch.exp(-t)).abs().max()) < 1e-9
 
 
@@ -40,8 +46,9 @@ def test_max_order_below_four_warns_and_is_rk4():
         m = Adams(max_order=3)
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     a = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method=m, step=odeflow.FixedStep(0.1)).ys
-    b = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4_38",
-                      step=odeflow.FixedStep(0.1)).ys
+    b = odeflow.solve(
+        lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4_38", step=odeflow.FixedStep(0.1)
+    ).ys
     assert torch.allclose(a, b, atol=1e-15)
 
 

@@ -7,7 +7,7 @@ A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
 
 
 def spiral(t, y):
-    return (y ** 3) @ A
+    return (y**3) @ A
 
 
 Y0 = torch.tensor([2.0, 0.0], dtype=torch.float64)
@@ -38,14 +38,17 @@ class Counted:
         return self.f(t, y)
 
 
-@pytest.mark.parametrize("method,step", [
-    ("dopri5", odeflow.Adaptive(rtol=1e-6, atol=1e-8)),
-    ("tsit5", odeflow.Adaptive(rtol=1e-4, atol=1e-6)),
-    ("bosh3", odeflow.Adaptive(rtol=1e-5, atol=1e-7)),
-    ("dopri8", odeflow.Adaptive(rtol=1e-9, atol=1e-9)),
-    ("rk4", odeflow.FixedStep(0.01)),
-    ("euler", odeflow.FixedStep(0.005)),
-])
+@pytest.mark.parametrize(
+    "method,step",
+    [
+        ("dopri5", odeflow.Adaptive(rtol=1e-6, atol=1e-8)),
+        ("tsit5", odeflow.Adaptive(rtol=1e-4, atol=1e-6)),
+        ("bosh3", odeflow.Adaptive(rtol=1e-5, atol=1e-7)),
+        ("dopri8", odeflow.Adaptive(rtol=1e-9, atol=1e-9)),
+        ("rk4", odeflow.FixedStep(0.01)),
+        ("euler", odeflow.FixedStep(0.005)),
+    ],
+)
 def test_nfe_statistics_are_exact(method, step):
     f = Counted(spiral)
     sol = odeflow.solve(f, Y0, T, method=method, step=step)
@@ -71,7 +74,9 @@ def test_rejections_are_counted_and_recovered():
 
 def test_max_step_is_respected():
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    sol = odeflow.solve(lambda t, y: -y, Y0, t, method="dopri5", step=odeflow.Adaptive(rtol=1e-3, atol=1e-3, max_step=0.05))
+    sol = odeflow.solve(
+        lambda t, y: -y, Y0, t, method="dopri5", step=odeflow.Adaptive(rtol=1e-3, atol=1e-3, max_step=0.05)
+    )
     assert sol.stats.accepted >= 20
 
 
@@ -104,11 +109,12 @@ def test_landing_on_outputs_with_jumps_matches_restarting_per_interval():
     times = [0.0, 0.3, 0.7, 1.0]
     kick = torch.tensor([0.1, -0.2], dtype=torch.float64)
     stats = SolverStats()
-    outs, _ = integrate_adaptive(tab, spiral, Y0, times, ctrl, norm, stats, land_on_outputs=True,
-                                 jump=lambda i, y: y + i * kick)
+    outs, _ = integrate_adaptive(
+        tab, spiral, Y0, times, ctrl, norm, stats, land_on_outputs=True, jump=lambda i, y: y + i * kick
+    )
     y, expected = Y0, []
     for i in range(1, len(times)):
-        y = odeflow.solve(spiral, y, times[i - 1:i + 1], method="dopri8", step=odeflow.Adaptive(1e-13, 1e-14)).ys[-1]
+        y = odeflow.solve(spiral, y, times[i - 1 : i + 1], method="dopri8", step=odeflow.Adaptive(1e-13, 1e-14)).ys[-1]
         expected.append(y)
         y = y + i * kick
     torch.testing.assert_close(torch.stack(outs), torch.stack(expected), rtol=1e-8, atol=1e-9)

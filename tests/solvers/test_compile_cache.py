@@ -1,5 +1,6 @@
 """Compiled solvers kept on disk: the cache directory setting, fingerprints that tell problems
 apart across processes, and a solve that loads its compiled solver instead of compiling."""
+
 import shutil
 import threading
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_inductor_cache_follows_the_odeflow_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/else")  # e.g. set by Inductor itself
     with compile_cache.inductor_cache_env():
         import os
+
         assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/else"
     monkeypatch.setattr(compile_cache, "_USER_INDUCTOR_DIR", "/users/choice")
@@ -70,9 +72,9 @@ def test_fingerprint_is_stable_and_tells_problems_apart():
     torch.manual_seed(1)
     b = MLP()  # other parameter values, same structure: the compiled code reads them as inputs
     assert _fp(a, y) == _fp(b, y)
-    assert _fp(a, y) != _fp(MLP(width=9), y)           # parameter shapes
-    assert _fp(a, y) != _fp(MLP(scale=2.0), y)         # a constant baked into the graph
-    assert _fp(a, y) != _fp(Other(), y)                # the forward's code
+    assert _fp(a, y) != _fp(MLP(width=9), y)  # parameter shapes
+    assert _fp(a, y) != _fp(MLP(scale=2.0), y)  # a constant baked into the graph
+    assert _fp(a, y) != _fp(Other(), y)  # the forward's code
     assert _fp(a, y) != _fp(a, torch.zeros(4, 2, dtype=D))
     assert _fp(a, y) != _fp(a, y.float())
     assert _fp(a, y) != _fp(a, y.requires_grad_())
@@ -84,8 +86,9 @@ def test_fingerprint_is_stable_and_tells_problems_apart():
         _fp(threading.Lock(), y)
 
 
-needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                    reason="compile=True needs a C++ compiler")
+needs_compiler = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="compile=True needs a C++ compiler"
+)
 
 
 @needs_compiler
@@ -126,6 +129,7 @@ def test_a_new_process_loads_the_compiled_solver_instead_of_compiling(tmp_path, 
 
 def test_compiled_solvers_are_not_loaded_from_a_shared_folder(tmp_path):
     from odeflow.solvers import compile_cache
+
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
@@ -140,6 +144,7 @@ def test_compiled_solvers_are_not_loaded_from_a_shared_folder(tmp_path):
 def test_a_torch_that_cannot_save_compiled_functions_compiles_in_process(monkeypatch):
     """torch < 2.12 has no aot_compile/load_compiled_function: compile=True must still work."""
     from odeflow.solvers import compile_cache, compiled
+
     monkeypatch.setattr(compile_cache, "supported", lambda: False)
     calls = []
     monkeypatch.setattr(compiled, "_compiled", lambda fn, key: calls.append(key) or fn)

@@ -1,5 +1,6 @@
 """compile="auto": the decision of equation (1) with fake timings, what it never compiles, its
 fallback to eager, and results equal to eager."""
+
 import json
 
 import pytest
@@ -7,8 +8,7 @@ import torch
 from torch import nn
 
 import odeflow
-from odeflow import Adaptive, AutoCompile, DiscretizeOptimize, FixedStep, OptimizeDiscretize
-from odeflow import compiling
+from odeflow import Adaptive, AutoCompile, DiscretizeOptimize, FixedStep, OptimizeDiscretize, compiling
 from odeflow.solvers import compile_policy as cp
 
 D = torch.float64
@@ -63,8 +63,9 @@ def test_decide_uses_the_recorded_warm_cost_and_speedup(tmp_path, monkeypatch):
     cp.write_history("abc", warm_s=8.0)
     assert not cp.decide(_rec(eager_s=0.03, disk_key="abc"), policy)  # measured warm cost 8 s > 6.7 s
     cp.write_history("abc", speedup=1.5)
-    assert json.loads((tmp_path / "compiled" / "auto-abc.json").read_text()) == dict(cold_s=40.0, warm_s=8.0,
-                                                                                    speedup=1.5)
+    assert json.loads((tmp_path / "compiled" / "auto-abc.json").read_text()) == dict(
+        cold_s=40.0, warm_s=8.0, speedup=1.5
+    )
     # measured speedup 1.5: 297 x 0.08 x (1 - 1/1.5) = 7.92 s < 8 s; 397 calls to come: 10.6 s > 8 s
     assert not cp.decide(_rec(eager_s=0.08, disk_key="abc"), policy)
     assert cp.decide(_rec(eager_s=0.08, disk_key="abc"), AutoCompile(expected_calls=400))
@@ -125,18 +126,29 @@ class Field(nn.Module):
         return torch.tanh(self.lin(y))
 
 
-@pytest.mark.parametrize("kwargs, reason", [
-    (dict(method="implicit_euler", step=FixedStep(0.1)), "not an explicit Runge-Kutta"),
-    (dict(method="rk4", step=FixedStep(grid=torch.linspace(0, 1, 5, dtype=D))), "explicit grid"),
-    (dict(method="rk4", step=FixedStep(0.1), gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),
-    (dict(method="dopri5", step=Adaptive(), gradient=OptimizeDiscretize(params=[torch.ones(2, requires_grad=True)])),
-     "adjoint parameters"),
-    (dict(method="rk4", step=FixedStep(0.1), events=lambda t, y: y[0]), "events"),
-])
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        (dict(method="implicit_euler", step=FixedStep(0.1)), "not an explicit Runge-Kutta"),
+        (dict(method="rk4", step=FixedStep(grid=torch.linspace(0, 1, 5, dtype=D))), "explicit grid"),
+        (dict(method="rk4", step=FixedStep(0.1), gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),
+        (
+            dict(
+                method="dopri5",
+                step=Adaptive(),
+                gradient=OptimizeDiscretize(params=[torch.ones(2, requires_grad=True)]),
+            ),
+            "adjoint parameters",
+        ),
+        (dict(method="rk4", step=FixedStep(0.1), events=lambda t, y: y[0]), "events"),
+    ],
+)
 def test_auto_never_compiles_what_cannot_be_compiled(kwargs, reason):
     kwargs = dict(kwargs)
     events = kwargs.pop("events", None)
-    assert reason in compiling.compile_possible(Field(), kwargs["method"], kwargs["step"], kwargs.get("gradient"), events)
+    assert reason in compiling.compile_possible(
+        Field(), kwargs["method"], kwargs["step"], kwargs.get("gradient"), events
+    )
 
 
 def test_auto_needs_a_cxx_compiler(monkeypatch):
@@ -165,7 +177,7 @@ def test_auto_falls_back_to_eager_when_f_cannot_be_traced():
     def with_autograd(t, y):  # torch.autograd.grad inside f: not traceable
         with torch.enable_grad():
             y_ = y.detach().requires_grad_(True)
-            return torch.autograd.grad((y_ ** 2).sum(), y_, create_graph=True)[0]
+            return torch.autograd.grad((y_**2).sum(), y_, create_graph=True)[0]
 
     policy = AutoCompile(expected_calls=100, eager_calls=1, cold_cost=0.0)
     y0, t = torch.ones(2, dtype=D), torch.linspace(0, 0.5, 3, dtype=D)
@@ -192,6 +204,7 @@ def test_auto_that_compiles_equals_eager(monkeypatch):
     """A policy that compiles as soon as it has timed one call: the compiled calls give the
     eager numbers and gradients."""
     from odeflow.solvers import compiled
+
     used = []
     real = compiled._call
     monkeypatch.setattr(compiled, "_call", lambda *a: used.append(1) or real(*a))

@@ -1,5 +1,6 @@
 """solve(..., compile=True): same numbers, gradients and statistics as eager mode, one compile
 per vector field and shape, and clear errors for what it cannot do."""
+
 import shutil
 
 import pytest
@@ -11,8 +12,9 @@ from odeflow import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize
 
 D = torch.float64
 # Inductor builds C++; without a compiler compile=True raises a clear error instead (not tested here).
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                reason="compile=True needs a C++ compiler")
+pytestmark = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="compile=True needs a C++ compiler"
+)
 
 
 class Field(nn.Module):
@@ -39,12 +41,15 @@ def _grads(compile, method, step, gradient, y0=None, t=None):
     return sol, [y0.grad, t.grad] + [p.grad for p in FIELD.parameters()]
 
 
-@pytest.mark.parametrize("method, step, gradient", [
-    ("rk4", FixedStep(0.1), DiscretizeOptimize()),
-    ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), DiscretizeOptimize()),
-    ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), OptimizeDiscretize()),
-    ("rk4", FixedStep(0.1), OptimizeDiscretize()),
-])
+@pytest.mark.parametrize(
+    "method, step, gradient",
+    [
+        ("rk4", FixedStep(0.1), DiscretizeOptimize()),
+        ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), DiscretizeOptimize()),
+        ("dopri5", Adaptive(rtol=1e-6, atol=1e-8), OptimizeDiscretize()),
+        ("rk4", FixedStep(0.1), OptimizeDiscretize()),
+    ],
+)
 def test_compiled_matches_eager(method, step, gradient):
     eager, g_eager = _grads(False, method, step, gradient)
     comp, g_comp = _grads(True, method, step, gradient)
@@ -75,8 +80,9 @@ def test_repeated_solves_do_not_recompile():
     for _ in range(3):
         # a fresh closure around the same model is the same vector field
         model = FIELD
-        sol = odeflow.solve(lambda t, y: model(t, y), torch.ones(2, 2, dtype=D), T, method="rk4", step=FixedStep(0.1),
-                            compile=True)
+        sol = odeflow.solve(
+            lambda t, y: model(t, y), torch.ones(2, 2, dtype=D), T, method="rk4", step=FixedStep(0.1), compile=True
+        )
         sol.ys.sum().backward()
         _grads(True, "rk4", FixedStep(0.1), DiscretizeOptimize())
     assert counters["stats"]["unique_graphs"] - before <= 1  # at most the lambda's own first compile
@@ -86,8 +92,14 @@ def test_repeated_solves_do_not_recompile():
 def test_many_grid_sizes_do_not_exhaust_recompilations():
     # torch.compile allows 8 recompilations of one function; every grid size gets its own copy
     for n in range(3, 12):
-        sol = odeflow.solve(FIELD, torch.ones(2, dtype=D), torch.linspace(0, 1, n, dtype=D), method="euler",
-                            step=FixedStep(0.25), compile=True)
+        sol = odeflow.solve(
+            FIELD,
+            torch.ones(2, dtype=D),
+            torch.linspace(0, 1, n, dtype=D),
+            method="euler",
+            step=FixedStep(0.25),
+            compile=True,
+        )
         assert sol.ys.shape == (n, 2)
 
 
@@ -95,7 +107,7 @@ def test_compile_rejects_what_it_cannot_trace():
     def with_autograd(t, y):  # like a CNF's divergence: torch.autograd.grad inside f
         with torch.enable_grad():
             y_ = y.detach().requires_grad_(True)
-            return torch.autograd.grad((y_ ** 2).sum(), y_, create_graph=True)[0]
+            return torch.autograd.grad((y_**2).sum(), y_, create_graph=True)[0]
 
     with pytest.raises(ValueError, match="compile=False"):
         odeflow.solve(with_autograd, torch.ones(2, dtype=D), T, method="rk4", step=FixedStep(0.5), compile=True)
@@ -103,13 +115,27 @@ def test_compile_rejects_what_it_cannot_trace():
 
 def test_compile_argument_errors():
     with pytest.raises(ValueError, match="checkpoint"):
-        odeflow.solve(FIELD, torch.ones(2, dtype=D), T, method="rk4", step=FixedStep(0.1),
-                      gradient=DiscretizeOptimize(checkpoints=2), compile=True)
+        odeflow.solve(
+            FIELD,
+            torch.ones(2, dtype=D),
+            T,
+            method="rk4",
+            step=FixedStep(0.1),
+            gradient=DiscretizeOptimize(checkpoints=2),
+            compile=True,
+        )
     with pytest.raises(TypeError, match="compile must be True or False"):
         odeflow.solve(FIELD, torch.ones(2, dtype=D), T, compile="yes")
     w = torch.ones(2, dtype=D, requires_grad=True)
     y0 = torch.ones(2, dtype=D, requires_grad=True)
-    sol = odeflow.solve(lambda t, y: -w * y, y0, T, method="rk4", step=FixedStep(0.1),
-                        gradient=OptimizeDiscretize(params=[w]), compile=True)
+    sol = odeflow.solve(
+        lambda t, y: -w * y,
+        y0,
+        T,
+        method="rk4",
+        step=FixedStep(0.1),
+        gradient=OptimizeDiscretize(params=[w]),
+        compile=True,
+    )
     with pytest.raises(ValueError, match="parameters of the nn.Module"):
         sol.ys.sum().backward()

@@ -1,4 +1,5 @@
 """Complex-valued states (as torchdiffeq supports them): y' = i w cos(t) y, y = y0 exp(i w sin t)."""
+
 import pytest
 import torch
 
@@ -18,11 +19,16 @@ def exact(y0, t):
     return y0[None] * torch.exp(1j * W * torch.sin(t))[:, None]
 
 
-@pytest.mark.parametrize("method,step,tol", [
-    ("dopri5", odeflow.Adaptive(1e-9, 1e-11), 1e-7), ("tsit5", odeflow.Adaptive(1e-9, 1e-11), 1e-7),
-    ("rk4", odeflow.FixedStep(0.01), 1e-8), ("radauIIA5", odeflow.Adaptive(1e-9, 1e-11), 1e-7),
-    ("implicit_adams", odeflow.FixedStep(0.01), 1e-7),
-])
+@pytest.mark.parametrize(
+    "method,step,tol",
+    [
+        ("dopri5", odeflow.Adaptive(1e-9, 1e-11), 1e-7),
+        ("tsit5", odeflow.Adaptive(1e-9, 1e-11), 1e-7),
+        ("rk4", odeflow.FixedStep(0.01), 1e-8),
+        ("radauIIA5", odeflow.Adaptive(1e-9, 1e-11), 1e-7),
+        ("implicit_adams", odeflow.FixedStep(0.01), 1e-7),
+    ],
+)
 @pytest.mark.parametrize("gradient", ["disc-opt", "opt-disc"])
 def test_complex_state_solution_and_gradient(method, step, tol, gradient):
     y0 = torch.tensor([1.0 + 0j, 0.5 - 0.2j], dtype=C, requires_grad=True)

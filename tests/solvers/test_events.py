@@ -1,4 +1,5 @@
 """Events in the core solver: roots on the dense output, direction, terminal, gradients."""
+
 import math
 
 import pytest
@@ -14,8 +15,15 @@ def ball(g):
     return lambda t, y: torch.stack([y[1], -g * torch.ones_like(y[0])])
 
 
-@pytest.mark.parametrize("method,step", [("dopri5", odeflow.Adaptive(1e-9, 1e-11)), ("tsit5", odeflow.Adaptive(1e-9, 1e-11)),
-                                         ("dopri8", odeflow.Adaptive(1e-9, 1e-11)), ("rk4", odeflow.FixedStep(0.01))])
+@pytest.mark.parametrize(
+    "method,step",
+    [
+        ("dopri5", odeflow.Adaptive(1e-9, 1e-11)),
+        ("tsit5", odeflow.Adaptive(1e-9, 1e-11)),
+        ("dopri8", odeflow.Adaptive(1e-9, 1e-11)),
+        ("rk4", odeflow.FixedStep(0.01)),
+    ],
+)
 @pytest.mark.parametrize("gradient", ["disc-opt", "opt-disc"])
 def test_falling_ball_event_time_and_its_gradient(method, step, gradient):
     """h(0) = 10, v(0) = v0 = 0: t_e = sqrt(2 h0 / g); dt_e/dh0 = 1/(g t_e), dt_e/dv0 = t_e/(g t_e - v0),
@@ -24,8 +32,9 @@ def test_falling_ball_event_time_and_its_gradient(method, step, gradient):
     y0 = torch.tensor([10.0, 0.0], dtype=D, requires_grad=True)
     grad = odeflow.DiscretizeOptimize() if gradient == "disc-opt" else odeflow.OptimizeDiscretize(params=[g])
     t = torch.tensor([0.0, 0.5, 5.0], dtype=D)
-    sol = odeflow.solve(ball(g), y0, t, method=method, step=step, gradient=grad,
-                        events=Event(lambda t, y: y[0], direction=-1))
+    sol = odeflow.solve(
+        ball(g), y0, t, method=method, step=step, gradient=grad, events=Event(lambda t, y: y[0], direction=-1)
+    )
     te = math.sqrt(20 / 9.81)
     assert sol.status == "event" and len(sol.ts) == 3 and abs(float(sol.event_t) - te) < 1e-9
     assert abs(float(sol.ys[-1, 0])) < 1e-8
@@ -59,5 +68,10 @@ def test_event_validation():
     with pytest.raises(ValueError, match="direction"):
         Event(lambda t, y: y, direction=2)
     with pytest.raises(ValueError, match="scipy_solver"):
-        odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D),
-                      method="scipy_solver", events=lambda t, y: y[0] - 0.5)
+        odeflow.solve(
+            lambda t, y: -y,
+            torch.ones(1, dtype=D),
+            torch.tensor([0.0, 1.0], dtype=D),
+            method="scipy_solver",
+            events=lambda t, y: y[0] - 0.5,
+        )

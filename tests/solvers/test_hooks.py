@@ -1,4 +1,5 @@
 """Step callbacks in the core loop (torchdiffeq's callback_* attributes on the vector field)."""
+
 import pytest
 import torch
 from torch import nn
@@ -35,9 +36,15 @@ def count(log, kind):
     return sum(1 for e in log if e[0] == kind)
 
 
-@pytest.mark.parametrize("method,step", [("dopri5", odeflow.Adaptive(1e-8, 1e-10, first_step=0.9)),
-                                         ("rk4", odeflow.FixedStep(0.1)), ("radauIIA5", odeflow.Adaptive(1e-6, 1e-8)),
-                                         ("implicit_adams", odeflow.FixedStep(0.1))])
+@pytest.mark.parametrize(
+    "method,step",
+    [
+        ("dopri5", odeflow.Adaptive(1e-8, 1e-10, first_step=0.9)),
+        ("rk4", odeflow.FixedStep(0.1)),
+        ("radauIIA5", odeflow.Adaptive(1e-6, 1e-8)),
+        ("implicit_adams", odeflow.FixedStep(0.1)),
+    ],
+)
 def test_callbacks_are_called_once_per_step(method, step):
     f = Logged()
     sol = odeflow.solve(f, torch.ones(2, dtype=D), T, method=method, step=step)
@@ -52,8 +59,7 @@ def test_callbacks_are_called_once_per_step(method, step):
 
 def test_adjoint_callbacks_are_called_in_the_backward_solve_with_negative_dt():
     f = Logged()
-    sol = odeflow.solve(f, torch.ones(2, dtype=D, requires_grad=True), T,
-                        gradient=odeflow.OptimizeDiscretize())
+    sol = odeflow.solve(f, torch.ones(2, dtype=D, requires_grad=True), T, gradient=odeflow.OptimizeDiscretize())
     sol.ys[-1].sum().backward()
     back = [e for e in f.log if e[0] == "adjoint"]
     assert len(back) == sol.stats.steps_backward and all(e[2] < 0 for e in back)

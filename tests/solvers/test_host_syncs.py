@@ -5,6 +5,7 @@ Host syncs are counted on CPU by instrumenting every Tensor -> Python conversion
 Solves with a loose and a tight tolerance differ only in their number of steps, so the
 difference in syncs over the difference in attempted steps is the per-step cost, free of
 the fixed per-solve syncs (time conversion, initial step estimate, final finite check)."""
+
 from contextlib import contextmanager
 
 import pytest
@@ -27,6 +28,7 @@ def count_host_syncs():
         def counted(self, *args, **kwargs):
             counter["n"] += 1
             return original(self, *args, **kwargs)
+
         return counted
 
     try:
@@ -61,8 +63,9 @@ def _syncs_and_steps(rtol, gradient, backward):
     y0 = torch.tensor([[0.8, -0.3], [0.1, 0.5]], dtype=D, requires_grad=backward)
     t = torch.linspace(0.0, 3.0, 4, dtype=D)
     with count_host_syncs() as c:
-        sol = odeflow.solve(field, y0, t, method="dopri5", step=Adaptive(rtol=rtol, atol=rtol * 1e-2),
-                            gradient=gradient)
+        sol = odeflow.solve(
+            field, y0, t, method="dopri5", step=Adaptive(rtol=rtol, atol=rtol * 1e-2), gradient=gradient
+        )
         forward = c["n"]
         if backward:
             sol.ys.sum().backward()
@@ -76,7 +79,8 @@ def test_at_most_one_host_sync_per_adaptive_step_forward(gradient):
     extra_steps = tight.steps - loose.steps
     assert extra_steps >= 20, (loose.steps, tight.steps)
     assert tight_syncs - loose_syncs <= extra_steps, (
-        f"{tight_syncs - loose_syncs} host syncs for {extra_steps} more attempted steps")
+        f"{tight_syncs - loose_syncs} host syncs for {extra_steps} more attempted steps"
+    )
 
 
 def test_at_most_one_host_sync_per_adaptive_step_adjoint_backward():
@@ -85,4 +89,5 @@ def test_at_most_one_host_sync_per_adaptive_step_adjoint_backward():
     extra_steps = tight.steps_backward - loose.steps_backward
     assert extra_steps >= 20, (loose.steps_backward, tight.steps_backward)
     assert tight_syncs - loose_syncs <= extra_steps, (
-        f"{tight_syncs - loose_syncs} host syncs for {extra_steps} more backward steps")
+        f"{tight_syncs - loose_syncs} host syncs for {extra_steps} more backward steps"
+    )

@@ -1,5 +1,6 @@
 """Implicit Runge–Kutta methods: convergence orders, stiff accuracy against scipy, adaptive
 steps, batched Jacobians, gradients in both modes."""
+
 import math
 
 import pytest
@@ -32,8 +33,10 @@ def slope(ns, errs):
 @pytest.mark.parametrize("name", sorted(IMPLICIT_METHODS))
 def test_convergence_order(name):
     ns = [8, 16, 32] if IMPLICIT_METHODS[name].order < 6 else [4, 6, 8]
-    errs = [float((odeflow.solve(linear, Y0, T1, method=name, step=odeflow.FixedStep(1 / n)).ys[-1] - exact(1.0)).norm())
-            for n in ns]
+    errs = [
+        float((odeflow.solve(linear, Y0, T1, method=name, step=odeflow.FixedStep(1 / n)).ys[-1] - exact(1.0)).norm())
+        for n in ns
+    ]
     assert abs(slope(ns, errs) - IMPLICIT_METHODS[name].order) < 0.3
 
 
@@ -43,8 +46,14 @@ def van_der_pol(mu):
 
 def scipy_reference(mu, t_end):
     solve_ivp = pytest.importorskip("scipy.integrate").solve_ivp
-    sol = solve_ivp(lambda t, y: [y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]], (0, t_end), [2.0, 0.0],
-                    method="Radau", rtol=1e-12, atol=1e-12)
+    sol = solve_ivp(
+        lambda t, y: [y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]],
+        (0, t_end),
+        [2.0, 0.0],
+        method="Radau",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     return torch.tensor(sol.y[:, -1], dtype=D)
 
 
@@ -54,8 +63,9 @@ def test_adaptive_on_stiff_van_der_pol(name):
     scipy Radau reference within its tolerance in a few hundred steps."""
     mu = 100.0
     rtol = 1e-6 if IMPLICIT_METHODS[name].order >= 3 else 1e-4
-    sol = odeflow.solve(van_der_pol(mu), torch.tensor([2.0, 0.0], dtype=D), T1, method=name,
-                        step=odeflow.Adaptive(rtol, rtol * 1e-2))
+    sol = odeflow.solve(
+        van_der_pol(mu), torch.tensor([2.0, 0.0], dtype=D), T1, method=name, step=odeflow.Adaptive(rtol, rtol * 1e-2)
+    )
     ref = scipy_reference(mu, 1.0)
     assert float(((sol.ys[-1] - ref) / ref.abs().clamp(min=1e-3)).abs().max()) < 100 * rtol
     assert sol.stats.accepted < 2000
@@ -77,7 +87,7 @@ def test_batched_jacobian_equals_the_blocks_of_the_full_one():
     full = jacobian_blocks(f, t, y, batched=False)[0]
     blocks = jacobian_blocks(f, t, y, batched=True)
     for b in range(4):
-        assert torch.allclose(blocks[b], full[3 * b:3 * b + 3, 3 * b:3 * b + 3], atol=1e-12)
+        assert torch.allclose(blocks[b], full[3 * b : 3 * b + 3, 3 * b : 3 * b + 3], atol=1e-12)
     m = IMPLICIT_METHODS["radauIIA5"]
     a = odeflow.solve(f, y, T1, method=m, step=odeflow.FixedStep(0.1)).ys
     b = odeflow.solve(f, y, T1, method=m.with_options(jacobian="batched"), step=odeflow.FixedStep(0.1)).ys
@@ -90,17 +100,25 @@ def test_discretize_optimize_gradient_matches_finite_differences(name):
     w = torch.tensor([1.0, 0.3], dtype=D, requires_grad=True)
 
     def loss(w):
-        f = lambda t, y: (A @ y) * w + 0.1 * y ** 2  # noqa: E731
+        f = lambda t, y: (A @ y) * w + 0.1 * y**2  # noqa: E731
         return odeflow.solve(f, Y0, T1, method=name, step=odeflow.FixedStep(0.1)).ys[-1].pow(2).sum()
 
     g = torch.autograd.grad(loss(w), w)[0]
     eps = 1e-6
-    fd = torch.stack([(loss(w.detach() + eps * e) - loss(w.detach() - eps * e)) / (2 * eps) for e in torch.eye(2, dtype=D)])
+    fd = torch.stack(
+        [(loss(w.detach() + eps * e) - loss(w.detach() - eps * e)) / (2 * eps) for e in torch.eye(2, dtype=D)]
+    )
     assert torch.allclose(g, fd, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,step", [("radauIIA5", odeflow.Adaptive(1e-8, 1e-10)), ("gl6", odeflow.FixedStep(0.05)),
-                                       ("sdirk2", odeflow.Adaptive(1e-7, 1e-9))])
+@pytest.mark.parametrize(
+    "name,step",
+    [
+        ("radauIIA5", odeflow.Adaptive(1e-8, 1e-10)),
+        ("gl6", odeflow.FixedStep(0.05)),
+        ("sdirk2", odeflow.Adaptive(1e-7, 1e-9)),
+    ],
+)
 def test_optimize_discretize_gradient_matches_the_exact_gradient(name, step):
     w = torch.tensor(-1.5, dtype=D, requires_grad=True)
     y0 = torch.tensor([1.0, 2.0], dtype=D, requires_grad=True)
@@ -124,8 +142,9 @@ def test_adjoint_of_a_stiff_problem_never_integrates_y_backwards():
     f = lambda t, y: -1000.0 * (y - p * torch.sin(t))  # noqa: E731
     t = torch.linspace(0, 2, 3, dtype=D)
     y0 = torch.ones(2, dtype=D)
-    sol = odeflow.solve(f, y0, t, method="radauIIA5", step=odeflow.Adaptive(1e-7, 1e-9),
-                        gradient=odeflow.OptimizeDiscretize(params=[p]))
+    sol = odeflow.solve(
+        f, y0, t, method="radauIIA5", step=odeflow.Adaptive(1e-7, 1e-9), gradient=odeflow.OptimizeDiscretize(params=[p])
+    )
     g_od = torch.autograd.grad(sol.ys.pow(2).sum(), p)[0]
     ref = odeflow.solve(f, y0, t, method="radauIIA5", step=odeflow.Adaptive(1e-10, 1e-12))
     g_ref = torch.autograd.grad(ref.ys.pow(2).sum(), p)[0]

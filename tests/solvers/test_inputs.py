@@ -1,4 +1,5 @@
 """Shapes, dtypes, tuple states, and clear errors for bad input."""
+
 import math
 
 import pytest
@@ -53,18 +54,22 @@ def test_time_equal_to_t0_returns_y0():
 
 def test_backwards_in_time():
     y1 = torch.tensor([math.exp(-2.0)], dtype=torch.float64)
-    sol = odeflow.solve(lambda t, y: -y, y1, torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64),
-                        step=odeflow.Adaptive(1e-10, 1e-12))
+    sol = odeflow.solve(
+        lambda t, y: -y, y1, torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64), step=odeflow.Adaptive(1e-10, 1e-12)
+    )
     assert torch.allclose(sol.ys[:, 0], torch.exp(-torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64)))
 
 
-@pytest.mark.parametrize("t,match", [
-    ([0.0, 1.0, 0.5], "not sorted"),
-    ([0.0, 1.0, 1.0], "duplicated"),
-    ([[0.0, 1.0]], "1-D"),
-    ([], "non-empty"),
-    ([0.0, float("nan")], "NaN"),
-])
+@pytest.mark.parametrize(
+    "t,match",
+    [
+        ([0.0, 1.0, 0.5], "not sorted"),
+        ([0.0, 1.0, 1.0], "duplicated"),
+        ([[0.0, 1.0]], "1-D"),
+        ([], "non-empty"),
+        ([0.0, float("nan")], "NaN"),
+    ],
+)
 def test_bad_times(t, match):
     with pytest.raises(ValueError, match=match):
         odeflow.solve(lambda t, y: -y, torch.ones(2), torch.tensor(t))
@@ -112,52 +117,77 @@ def test_bad_fixed_step():
         odeflow.FixedStep(0.0)
 
 
-@pytest.mark.parametrize("method,step", [("dopri5", odeflow.Adaptive(1e-6, 1e-8)), ("tsit5", odeflow.Adaptive(1e-6, 1e-8))])
+@pytest.mark.parametrize(
+    "method,step", [("dopri5", odeflow.Adaptive(1e-6, 1e-8)), ("tsit5", odeflow.Adaptive(1e-6, 1e-8))]
+)
 def test_blow_up_raises_solver_error_with_time_reached(method, step):
     """y' = y^2, y(0) = 1 blows up at t = 1."""
     with pytest.raises(SolverError) as info:
-        odeflow.solve(lambda t, y: y ** 2, torch.ones(1, dtype=torch.float64),
-                      torch.tensor([0.0, 2.0], dtype=torch.float64), method=method, step=step)
+        odeflow.solve(
+            lambda t, y: y**2,
+            torch.ones(1, dtype=torch.float64),
+            torch.tensor([0.0, 2.0], dtype=torch.float64),
+            method=method,
+            step=step,
+        )
     assert 0.9 < info.value.t <= 1.0 + 1e-6
     assert "Hint" in str(info.value)
 
 
 def test_blow_up_with_fixed_step_is_caught():
     with pytest.raises(SolverError, match="non-finite") as info:
-        odeflow.solve(lambda t, y: y ** 2, torch.ones(1, dtype=torch.float64),
-                      torch.linspace(0, 2, 9, dtype=torch.float64), method="rk4", step=odeflow.FixedStep(0.05))
+        odeflow.solve(
+            lambda t, y: y**2,
+            torch.ones(1, dtype=torch.float64),
+            torch.linspace(0, 2, 9, dtype=torch.float64),
+            method="rk4",
+            step=odeflow.FixedStep(0.05),
+        )
     assert 1.0 <= info.value.t <= 2.0
 
 
 def test_max_steps_raises():
     with pytest.raises(SolverError, match="max_steps=5"):
-        odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 10.0]),
-                      step=odeflow.Adaptive(rtol=1e-10, atol=1e-12, max_steps=5))
+        odeflow.solve(
+            lambda t, y: -y,
+            torch.ones(1, dtype=torch.float64),
+            torch.tensor([0.0, 10.0]),
+            step=odeflow.Adaptive(rtol=1e-10, atol=1e-12, max_steps=5),
+        )
 
 
 def test_fixed_grid_lands_on_every_output_time():
     """h = 1.5/29 on 30 points is one step per interval (the seed's caution)."""
     t = torch.linspace(0, 1.5, 30, dtype=torch.float64)
-    sol = odeflow.solve(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4",
-                        step=odeflow.FixedStep(1.5 / 29))
+    sol = odeflow.solve(
+        lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, method="rk4", step=odeflow.FixedStep(1.5 / 29)
+    )
     assert sol.stats.steps == 29
     t32 = torch.linspace(0, 1.5, 30)  # float32 spacing is off by ~1e-6 relative
-    assert odeflow.solve(lambda t, y: -y, torch.ones(1), t32, method="rk4",
-                         step=odeflow.FixedStep(1.5 / 29)).stats.steps == 29
+    assert (
+        odeflow.solve(lambda t, y: -y, torch.ones(1), t32, method="rk4", step=odeflow.FixedStep(1.5 / 29)).stats.steps
+        == 29
+    )
     grid = odeflow.FixedStep(0.3).substeps([0.0, 1.0, 1.05])
     assert grid == [4, 1]
 
 
 @pytest.mark.parametrize("T", [0.3, 0.5, 0.9])
 def test_fixed_step_count_is_independent_of_the_interval(T):
-    sol = odeflow.solve(lambda t, y: -y, torch.ones(3, dtype=torch.float64), torch.tensor([0.0, T]), method="rk4",
-                        step=odeflow.FixedStep(steps=4))
+    sol = odeflow.solve(
+        lambda t, y: -y,
+        torch.ones(3, dtype=torch.float64),
+        torch.tensor([0.0, T]),
+        method="rk4",
+        step=odeflow.FixedStep(steps=4),
+    )
     assert sol.stats.steps == 4 and sol.stats.nfe == 16
     assert torch.allclose(sol.ys[-1], torch.exp(torch.tensor(-T, dtype=torch.float64)).expand(3), rtol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(steps=0), "steps must be an integer"),
-                                           (dict(h=0.1, steps=2), "h or steps, not both")])
+@pytest.mark.parametrize(
+    "kwargs, match", [(dict(steps=0), "steps must be an integer"), (dict(h=0.1, steps=2), "h or steps, not both")]
+)
 def test_bad_fixed_step_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         odeflow.FixedStep(**kwargs)

@@ -1,4 +1,5 @@
 """odeflow against scipy.integrate.solve_ivp (DOP853, tight tolerances) on nonlinear problems."""
+
 import math
 
 import numpy as np
@@ -39,7 +40,7 @@ def torch_rhs(name):
         "vdp": lambda t, y: torch.stack([y[1], (1 - y[0] ** 2) * y[1] - y[0]]),
         "lotka": lambda t, y: torch.stack([1.5 * y[0] - y[0] * y[1], -3.0 * y[1] + y[0] * y[1]]),
         "pendulum": lambda t, y: torch.stack([y[1], -torch.sin(y[0])]),
-        "spiral": lambda t, y: A.T @ y ** 3,
+        "spiral": lambda t, y: A.T @ y**3,
         "forced": lambda t, y: torch.stack([y[1], -y[0] - 0.1 * y[1] + torch.cos(2 * t)]),
     }[name]
 
@@ -71,8 +72,9 @@ def test_agrees_with_solve_ivp(problem, solver, direction):
     t_eval = np.linspace(t0, t1, 17)
     ref = scipy_integrate.solve_ivp(rhs, (t0, t1), y0, method="DOP853", t_eval=t_eval, rtol=1e-13, atol=1e-13)
     method, step = SOLVERS[solver]
-    sol = odeflow.solve(torch_rhs(problem), torch.tensor(y0, dtype=torch.float64),
-                        torch.tensor(t_eval), method=method, step=step)
+    sol = odeflow.solve(
+        torch_rhs(problem), torch.tensor(y0, dtype=torch.float64), torch.tensor(t_eval), method=method, step=step
+    )
     ours = sol.ys.numpy().T
     err = np.max(np.abs(ours - ref.y) / (1.0 + np.abs(ref.y)))
     assert err < 2e-6, f"max relative deviation {err:.2e}"

@@ -8,7 +8,7 @@ from odeflow.solvers.symplectic import leapfrog
 
 
 def energy(q, p):
-    return 0.5 * p ** 2 + 1 - torch.cos(q)
+    return 0.5 * p**2 + 1 - torch.cos(q)
 
 
 def pendulum(t, z):
@@ -21,7 +21,7 @@ def test_energy_error_bounded_over_10000_steps(h):
     t = torch.linspace(0, 10000 * h, 101, dtype=torch.float64)
     qs, ps = leapfrog(lambda p: p, torch.sin, q0, p0, t, FixedStep(h))
     err = (energy(qs, ps) - energy(q0, p0)).abs()
-    assert err.max() < 0.5 * h ** 2  # O(h²) and no drift: the last tenth is no worse than the first
+    assert err.max() < 0.5 * h**2  # O(h²) and no drift: the last tenth is no worse than the first
     assert err[-10:].max() < 1.5 * err[:11].max()
 
 
@@ -55,9 +55,14 @@ def test_time_reversible():
     assert torch.allclose(qb[-1], q0.double(), atol=1e-12) and torch.allclose(pb[-1], p0.double(), atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs,err", [
-    (dict(step=Adaptive()), TypeError), (dict(t=[0.0, 1.0, 0.5]), ValueError), (dict(p0=torch.zeros(2)), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,err",
+    [
+        (dict(step=Adaptive()), TypeError),
+        (dict(t=[0.0, 1.0, 0.5]), ValueError),
+        (dict(p0=torch.zeros(2)), ValueError),
+    ],
+)
 def test_bad_inputs(kwargs, err):
     args = dict(q0=torch.zeros(1), p0=torch.zeros(1), t=[0.0, 1.0], step=FixedStep(0.1))
     args.update(kwargs)

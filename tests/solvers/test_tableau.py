@@ -21,10 +21,17 @@ def f(t, y):
 
 # Step counts per method where the error sits well above rounding and in the asymptotic regime.
 ORDER_CASES = {
-    "euler": [64, 128, 256, 512], "midpoint": [32, 64, 128, 256], "heun": [32, 64, 128, 256],
-    "rk4": [16, 32, 64, 128], "bosh3": [16, 32, 64, 128], "dopri5": [8, 16, 32, 64],
-    "tsit5": [8, 16, 32, 64], "dopri8": [4, 6, 8, 12], "rk4_38": [16, 32, 64, 128],
-    "heun3": [16, 32, 64, 128], "fehlberg2": [32, 64, 128, 256],
+    "euler": [64, 128, 256, 512],
+    "midpoint": [32, 64, 128, 256],
+    "heun": [32, 64, 128, 256],
+    "rk4": [16, 32, 64, 128],
+    "bosh3": [16, 32, 64, 128],
+    "dopri5": [8, 16, 32, 64],
+    "tsit5": [8, 16, 32, 64],
+    "dopri8": [4, 6, 8, 12],
+    "rk4_38": [16, 32, 64, 128],
+    "heun3": [16, 32, 64, 128],
+    "fehlberg2": [32, 64, 128, 256],
 }
 
 
@@ -98,6 +105,7 @@ def test_dense_output_reproduces_endpoints(name):
 def test_dopri5_dense_coefficients_match_scipy():
     scipy_rk = pytest.importorskip("scipy.integrate._ivp.rk")
     import numpy as np
+
     assert np.allclose(np.array(get_method("dopri5").dense), scipy_rk.RK45.P, atol=1e-15)
 
 
@@ -106,12 +114,15 @@ def test_fsal_is_derived_from_the_numbers():
     assert fsal == {"bosh3", "dopri5", "tsit5"}
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(c=[0.0, 0.5], a=[[], [0.4]], b=[0.0, 1.0]), "sums to"),
-    (dict(c=[0.0, 0.5], a=[[], [0.5]], b=[0.2, 0.7]), "sum to"),
-    (dict(c=[0.0, 0.5], a=[[], [0.5, 0.1]], b=[0.0, 1.0]), "entries"),
-    (dict(c=[0.0, 0.5], a=[[], [0.5]], b=[0.0, 1.0], b_err=[0.1, 0.1], error_order=1), "error weights"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(c=[0.0, 0.5], a=[[], [0.4]], b=[0.0, 1.0]), "sums to"),
+        (dict(c=[0.0, 0.5], a=[[], [0.5]], b=[0.2, 0.7]), "sum to"),
+        (dict(c=[0.0, 0.5], a=[[], [0.5, 0.1]], b=[0.0, 1.0]), "entries"),
+        (dict(c=[0.0, 0.5], a=[[], [0.5]], b=[0.0, 1.0], b_err=[0.1, 0.1], error_order=1), "error weights"),
+    ],
+)
 def test_invalid_tableau_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ButcherTableau(name="bad", order=2, **kwargs)

@@ -1,4 +1,5 @@
 """The classify task on the engine: run folder contents, epochs -> iterations, NFE metrics."""
+
 import csv
 import json
 
@@ -13,11 +14,21 @@ def _rows(folder):
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("model,mode", [("odenet", "disc-opt"), ("anode", "opt-disc"), ("sonode", "disc-opt"),
-                                        ("resnet", "disc-opt")])
+@pytest.mark.parametrize(
+    "model,mode", [("odenet", "disc-opt"), ("anode", "opt-disc"), ("sonode", "disc-opt"), ("resnet", "disc-opt")]
+)
 def test_annuli_run_folder(tmp_path, model, mode):
-    cfg = ClassifyConfig(model=model, data="annuli", mode=mode, iterations=6, batch=64, val_every=3,
-                         hidden=[8], n_steps=2, checkpoint_every=100)
+    cfg = ClassifyConfig(
+        model=model,
+        data="annuli",
+        mode=mode,
+        iterations=6,
+        batch=64,
+        val_every=3,
+        hidden=[8],
+        n_steps=2,
+        checkpoint_every=100,
+    )
     s = train_classify(cfg, tmp_path, progress=False)
     assert 0.0 <= s["test_accuracy"] <= 1.0 and s["parameters"] > 0
     assert s["test_nfe"] == (2 if model == "resnet" else 8)
@@ -50,25 +61,50 @@ def test_digits_images(tmp_path):
 
 
 def test_kinetic_is_logged(tmp_path):
-    cfg = ClassifyConfig(model="odenet", data="annuli", iterations=2, batch=32, hidden=[8], n_steps=2,
-                         kinetic=0.1, val_every=2)
+    cfg = ClassifyConfig(
+        model="odenet", data="annuli", iterations=2, batch=32, hidden=[8], n_steps=2, kinetic=0.1, val_every=2
+    )
     train_classify(cfg, tmp_path, progress=False)
     assert float(_rows(tmp_path)[0]["kinetic"]) > 0
 
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "classify", "--model", "resnet", "--data", "annuli", "--iterations", "3", "--batch", "32",
-                 "--hidden", "8", "--val-every", "3", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            "classify",
+            "--model",
+            "resnet",
+            "--data",
+            "annuli",
+            "--iterations",
+            "3",
+            "--batch",
+            "32",
+            "--hidden",
+            "8",
+            "--val-every",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "test accuracy" in capsys.readouterr().out
     assert (out / "summary.json").is_file()
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(model="densenet"), "unknown model"),
-                                          (dict(data="svhn"), "unknown data"),
-                                          (dict(model="resnet", n_steps=None), "fixed grid"),
-                                          (dict(epochs=0), "epochs")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(model="densenet"), "unknown model"),
+        (dict(data="svhn"), "unknown data"),
+        (dict(model="resnet", n_steps=None), "fixed grid"),
+        (dict(epochs=0), "epochs"),
+    ],
+)
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ClassifyConfig(**kwargs).validate()

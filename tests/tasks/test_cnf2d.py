@@ -9,11 +9,34 @@ from odeflow.training.checkpoint import load_checkpoint
 
 def test_train_cnf_writes_run_folder(tmp_path):
     out = tmp_path / "cnf"
-    code = main(["train", "cnf", "--iterations", "12", "--val-every", "6", "--hidden", "16", "16", "--batch", "128",
-                 "--quiet", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "cnf",
+            "--iterations",
+            "12",
+            "--val-every",
+            "6",
+            "--hidden",
+            "16",
+            "16",
+            "--batch",
+            "128",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
-    for name in ("config.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "density.png",
-                 "forward_inverse.png"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        "summary.json",
+        "density.png",
+        "forward_inverse.png",
+    ):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 12 and rows[5]["val_nll"] != "" and rows[0]["val_nll"] == ""
@@ -23,11 +46,31 @@ def test_train_cnf_writes_run_folder(tmp_path):
     assert load_checkpoint(out / "best.pt")["kind"] == "cnf"
 
 
-@pytest.mark.parametrize("flag,value,nfe", [("--step-size", "0.05", 40), ("--lr", "1e-3", 16), ("--method", "euler", 4)])
+@pytest.mark.parametrize(
+    "flag,value,nfe", [("--step-size", "0.05", 40), ("--lr", "1e-3", 16), ("--method", "euler", 4)]
+)
 def test_own_solver_or_rate_replaces_the_default_stages(tmp_path, flag, value, nfe):
     out = tmp_path / "cnf"
-    assert main(["train", "cnf", "--iterations", "2", "--hidden", "8", "--batch", "32", flag, value,
-                 "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cnf",
+                "--iterations",
+                "2",
+                "--hidden",
+                "8",
+                "--batch",
+                "32",
+                flag,
+                value,
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["schedule"] is None
     assert json.loads((out / "summary.json").read_text())["trained_solver"]["nfe"] == nfe
@@ -40,9 +83,29 @@ def test_train_cnf_unknown_dataset(tmp_path, capsys):
 
 def test_multilevel_run_switches_grid_and_learning_rate_and_keeps_training(tmp_path):
     out = tmp_path / "ml"
-    assert main(["train", "cnf", "--iterations", "12", "--val-every", "6", "--hidden", "16", "16", "--batch", "64",
-                 "--schedule", "until=6 method=rk4 step=0.25 lr=1e-2; until=12 method=rk4 step=0.1 lr=5e-3",
-                 "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cnf",
+                "--iterations",
+                "12",
+                "--val-every",
+                "6",
+                "--hidden",
+                "16",
+                "16",
+                "--batch",
+                "64",
+                "--schedule",
+                "until=6 method=rk4 step=0.25 lr=1e-2; until=12 method=rk4 step=0.1 lr=5e-3",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["nfe_forward"]) for r in rows] == [8] * 6 + [20] * 6
     assert [int(r["stage"]) for r in rows] == [0] * 6 + [1] * 6
@@ -54,10 +117,12 @@ def test_multilevel_run_switches_grid_and_learning_rate_and_keeps_training(tmp_p
 
 def test_combined_recipe_from_a_toml_config(tmp_path):
     cfg = tmp_path / "run.toml"
-    cfg.write_text('iterations = 8\nbatch = 64\nhidden = [16, 16]\nval_every = 4\nkinetic = 0.01\njacobian = 0.01\n'
-                   'zero_init = true\nlearn_T = true\nstep_size = 0.25\n'
-                   '[[schedule]]\nuntil = 4\nmethod = "rk4"\nstep = 0.5\n'
-                   '[[schedule]]\nuntil = 8\nmethod = "rk4"\nstep = 0.25\nlr = 5e-4\n')
+    cfg.write_text(
+        "iterations = 8\nbatch = 64\nhidden = [16, 16]\nval_every = 4\nkinetic = 0.01\njacobian = 0.01\n"
+        "zero_init = true\nlearn_T = true\nstep_size = 0.25\n"
+        '[[schedule]]\nuntil = 4\nmethod = "rk4"\nstep = 0.5\n'
+        '[[schedule]]\nuntil = 8\nmethod = "rk4"\nstep = 0.25\nlr = 5e-4\n'
+    )
     out = tmp_path / "all"
     assert main(["train", "cnf", "--config", str(cfg), "--T-alpha", "0.2", "--quiet", "--out", str(out)]) == 0
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -80,6 +145,7 @@ def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
     compile=True; the default 'auto' and 'off' build an eager CNF (training itself is covered by
     tests/flows/test_functional_divergence.py)."""
     import odeflow.tasks.cnf2d as cnf2d
+
     seen = {}
 
     def fake_train(cfg, out, **kwargs):
@@ -98,18 +164,32 @@ def test_compile_option_reaches_the_flow(tmp_path, monkeypatch):
 
 
 def test_memory_budget_checkpoints_and_the_run_matches_plain(tmp_path):
-    common = ["train", "cnf", "--iterations", "3", "--val-every", "3", "--hidden", "16", "16", "--batch", "64",
-              "--quiet"]
+    common = [
+        "train",
+        "cnf",
+        "--iterations",
+        "3",
+        "--val-every",
+        "3",
+        "--hidden",
+        "16",
+        "16",
+        "--batch",
+        "64",
+        "--quiet",
+    ]
     assert main(common + ["--memory-plan", "plain", "--out", str(tmp_path / "plain")]) == 0
     assert main(common + ["--memory-plan", "checkpointed", "--max-memory", "64", "--out", str(tmp_path / "ck")]) == 0
     plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
     ck = json.loads((tmp_path / "ck" / "summary.json").read_text())
     assert plain["memory"]["strategy"] == "plain" and ck["memory"]["strategy"] == "checkpointed"
     assert ck["memory"]["budget_source"] == "--max-memory 64 GB" and ck["peak_memory_mb"] > 0
-    assert abs(ck["test_nll"] - plain["test_nll"]) < 1e-5      # the same discrete gradient
+    assert abs(ck["test_nll"] - plain["test_nll"]) < 1e-5  # the same discrete gradient
 
 
 def test_too_small_a_budget_names_the_batch_that_fits(tmp_path, capsys):
-    assert main(["train", "cnf", "--iterations", "1", "--max-memory", "0.01", "--quiet",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train", "cnf", "--iterations", "1", "--max-memory", "0.01", "--quiet", "--out", str(tmp_path / "x")])
+        == 2
+    )
     assert "does not fit in the memory budget" in capsys.readouterr().err

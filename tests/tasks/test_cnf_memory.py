@@ -1,4 +1,5 @@
 """plan_memory: the memory probes stay off the run's random stream."""
+
 import torch
 
 from odeflow.flows.stacked import StackSpec, build_stacked_cnf

@@ -1,12 +1,22 @@
 """The latent task's engine-free pieces: data choice, splits, losses, evaluation, AUC, figures."""
+
 import math
 
 import pytest
 import torch
 
 from odeflow.models import LatentODE, RecurrentRegressor
-from odeflow.tasks.latent_setup import (LatentSettings, build_model, evaluate, load_data, make_task_batch,
-                                        mortality_auc, predict, summary_features, training_loss)
+from odeflow.tasks.latent_setup import (
+    LatentSettings,
+    build_model,
+    evaluate,
+    load_data,
+    make_task_batch,
+    mortality_auc,
+    predict,
+    summary_features,
+    training_loss,
+)
 
 
 def _small(**kw):
@@ -19,22 +29,31 @@ def _small(**kw):
     return LatentSettings(**kw)
 
 
-@pytest.mark.parametrize("bad,match", [(dict(model="gru"), "valid: latent-ode, ode-rnn, rnn-dt"),
-                                       (dict(data="mnist"), "periodic, physionet, co2"),
-                                       (dict(fraction=0.0), "fraction"),
-                                       (dict(model="rnn-dt", poisson=True), "poisson")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(model="gru"), "valid: latent-ode, ode-rnn, rnn-dt"),
+        (dict(data="mnist"), "periodic, physionet, co2"),
+        (dict(fraction=0.0), "fraction"),
+        (dict(model="rnn-dt", poisson=True), "poisson"),
+    ],
+)
 def test_settings_check(bad, match):
     with pytest.raises(ValueError, match=match):
         LatentSettings(**bad).check()
 
 
-@pytest.mark.parametrize("model,cls", [("latent-ode", LatentODE), ("ode-rnn", RecurrentRegressor),
-                                       ("rnn-dt", RecurrentRegressor)])
+@pytest.mark.parametrize(
+    "model,cls", [("latent-ode", LatentODE), ("ode-rnn", RecurrentRegressor), ("rnn-dt", RecurrentRegressor)]
+)
 def test_training_loss_and_evaluation_run_for_every_model(model, cls):
     s = _small(model=model, task_kind="extrapolation", fraction=0.5)
     data = load_data(s, seed=0)
-    assert len(data.train) == 8 and len(data.test) == 4 and data.t_split == pytest.approx(
-        0.5 * float(data.train[0].times[-1]), rel=1e-6)
+    assert (
+        len(data.train) == 8
+        and len(data.test) == 4
+        and data.t_split == pytest.approx(0.5 * float(data.train[0].times[-1]), rel=1e-6)
+    )
     net = build_model(s, 1)
     assert isinstance(net, cls)
     tb = make_task_batch(data.train[:3], s, data.t_split, torch.Generator().manual_seed(0))
@@ -105,10 +124,12 @@ def test_mortality_auc_and_features():
 
 def test_figures_are_written(tmp_path):
     from odeflow.tasks.latent_figures import plot_latent_task
+
     s = _small(model="latent-ode", poisson=True, task_kind="extrapolation")
     data = load_data(s, seed=0)
-    paths = plot_latent_task(build_model(s, 1), data.test, s, data.t_split, 0, tmp_path, data.variables,
-                             n_series=2, n_dense=30)
+    paths = plot_latent_task(
+        build_model(s, 1), data.test, s, data.t_split, 0, tmp_path, data.variables, n_series=2, n_dense=30
+    )
     assert [p.name for p in paths] == ["predictions.png", "latents.png", "intensity.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
@@ -133,8 +154,16 @@ def _physionet_fixture(folder, n=10):
 
 def test_physionet_pipeline_on_fixture_files(tmp_path):
     _physionet_fixture(tmp_path / "physionet")
-    s = _small(data="physionet", data_dir=str(tmp_path / "physionet"), quantization=1.0, test_fraction=0.4,
-               step_size=0.1, hidden=6, latent_dim=3, field_hidden=8)
+    s = _small(
+        data="physionet",
+        data_dir=str(tmp_path / "physionet"),
+        quantization=1.0,
+        test_fraction=0.4,
+        step_size=0.1,
+        hidden=6,
+        latent_dim=3,
+        field_hidden=8,
+    )
     data = load_data(s, seed=0)
     assert len(data.variables) == 41 and len(data.train) == 6 and len(data.test) == 4
     assert all(float(x.times[-1]) <= 1.0 for x in data.train)  # hours / 48

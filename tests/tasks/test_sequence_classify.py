@@ -1,5 +1,6 @@
 """Sequence classification: a long CSV with labels (learnable, randomized family), a short run
 on BasicMotions through the CLI, and the errors of bad input."""
+
 import json
 import math
 
@@ -24,18 +25,29 @@ def _write_csv(path, seed, n_series=60):
             times = sorted(set(round(0.05 * int(t), 2) for t in torch.randint(0, 40, (n,), generator=g)))
             for t in times:
                 val = level + 0.5 * (math.sin(freq * t + phase) if var == "u" else math.cos(freq * t + phase))
-                rows.append(f"s{i},{t},{var},{val + 0.05 * float(torch.randn(1, generator=g)):.4f},"
-                            f"{'up' if cls == 0 else 'down'}")
+                rows.append(
+                    f"s{i},{t},{var},{val + 0.05 * float(torch.randn(1, generator=g)):.4f},"
+                    f"{'up' if cls == 0 else 'down'}"
+                )
     path.write_text("\n".join(rows) + "\n")
     return path
 
 
-@pytest.mark.parametrize("model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3),
-                                        ("latent-ode", 4)])
+@pytest.mark.parametrize("model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3), ("latent-ode", 4)])
 def test_csv_models_learn_a_separable_family(tmp_path, model, seed):
     path = _write_csv(tmp_path / "s.csv", seed)
-    cfg = SequenceClassifyConfig(model=model, data=str(path), iterations=40, batch=8, val_every=20, seed=seed,
-                                 test_fraction=0.25, hidden=16, field_hidden=16, latent_dim=4)
+    cfg = SequenceClassifyConfig(
+        model=model,
+        data=str(path),
+        iterations=40,
+        batch=8,
+        val_every=20,
+        seed=seed,
+        test_fraction=0.25,
+        hidden=16,
+        field_hidden=16,
+        latent_dim=4,
+    )
     s = train_sequence_classify(cfg, None, progress=False)
     assert s["n_test"] == 15 and s["classes"] == ["down", "up"]
     assert s["test_accuracy"] >= 0.8
@@ -59,9 +71,33 @@ def test_csv_data_split_drop_and_normalisation(tmp_path):
 def test_basic_motions_cli_short_run(tmp_path, capsys, model):
     pytest.importorskip("sktime")
     out = tmp_path / model
-    code = main(["train", "classify", "--data", "basic-motions", "--model", model, "--drop", "0.5", "--iterations",
-                 "3", "--batch", "8", "--val-every", "3", "--hidden", "8", "--field-hidden", "8", "--latent-dim",
-                 "4", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            "classify",
+            "--data",
+            "basic-motions",
+            "--model",
+            model,
+            "--drop",
+            "0.5",
+            "--iterations",
+            "3",
+            "--batch",
+            "8",
+            "--val-every",
+            "3",
+            "--hidden",
+            "8",
+            "--field-hidden",
+            "8",
+            "--latent-dim",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "test accuracy" in capsys.readouterr().out
     s = json.loads((out / "summary.json").read_text())
@@ -69,24 +105,32 @@ def test_basic_motions_cli_short_run(tmp_path, capsys, model):
     assert sum(map(sum, s["test_confusion"])) == 40 and s["seconds_per_epoch"] > 0
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["--data", "digits", "--model", "gru-d"], "classifies irregular series"),
-    (["--data", "basic-motions", "--model", "odenet"], "classifies vectors and images"),
-    (["--data", "digits", "--drop", "0.3"], "apply to series data only"),
-    (["--data", "basic-motions", "--channels", "4"], "do not apply to series models"),
-    (["--data", "basic-motions", "--drop", "1.0"], "drop must be in"),
-    (["--data", "basic-motions", "--hidden", "4", "4"], "one width"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--data", "digits", "--model", "gru-d"], "classifies irregular series"),
+        (["--data", "basic-motions", "--model", "odenet"], "classifies vectors and images"),
+        (["--data", "digits", "--drop", "0.3"], "apply to series data only"),
+        (["--data", "basic-motions", "--channels", "4"], "do not apply to series models"),
+        (["--data", "basic-motions", "--drop", "1.0"], "drop must be in"),
+        (["--data", "basic-motions", "--hidden", "4", "4"], "one width"),
+    ],
+)
 def test_cli_errors(argv, match, capsys):
     code = main(["train", "classify", *argv, "--iterations", "1", "--quiet"])
     assert code == 2
     assert match in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(model="lstm"), "unknown sequence model"),
-                                          (dict(data="ecg"), "unknown sequence data"),
-                                          (dict(drop_mode="rows"), "unknown drop_mode"),
-                                          (dict(val_fraction=1.0), "val_fraction")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(model="lstm"), "unknown sequence model"),
+        (dict(data="ecg"), "unknown sequence data"),
+        (dict(drop_mode="rows"), "unknown drop_mode"),
+        (dict(val_fraction=1.0), "val_fraction"),
+    ],
+)
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SequenceClassifyConfig(**kwargs).validate()

@@ -1,18 +1,25 @@
 """Task `tabular` on the engine: config files, a tiny training run in both gradient modes,
 the Table-5 summary keys, multilevel stages and checkpoint reloading."""
+
 import csv
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 
 from odeflow.data.tabular import LOADERS, TabularData
 from odeflow.solvers.stepping import FixedStep
-from odeflow.tasks.tabular import (MODES, TabularConfig, flatten_config, load_tabular_flow, read_tabular_config,
-                                   train_tabular)
+from odeflow.tasks.tabular import (
+    MODES,
+    TabularConfig,
+    flatten_config,
+    load_tabular_flow,
+    read_tabular_config,
+    train_tabular,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -24,8 +31,21 @@ def _tiny_data(dim: int = 3) -> TabularData:
 
 
 def _cfg(**over) -> TabularConfig:
-    base = dict(data="digits", iterations=4, val_every=2, batch=40, blocks=1, layers=1, multiplier=2, T=0.5,
-                method="rk4", step_size=0.25, fine_factor=2, dtype="float64", checkpoint_every=100)
+    base = dict(
+        data="digits",
+        iterations=4,
+        val_every=2,
+        batch=40,
+        blocks=1,
+        layers=1,
+        multiplier=2,
+        T=0.5,
+        method="rk4",
+        step_size=0.25,
+        fine_factor=2,
+        dtype="float64",
+        checkpoint_every=100,
+    )
     base.update(over)
     return TabularConfig(**base)
 
@@ -52,9 +72,13 @@ def test_flatten_config_rejects_unknown_keys():
         flatten_config({}, "fast")
 
 
-@pytest.mark.parametrize("mode, solver, fine_nfe", [
-    ("disc-opt", dict(method="rk4", step_size=0.25), 16),                          # rk4 h = 0.25 / 2 on T = 0.5
-    ("opt-disc", dict(method="dopri5", step_size=None, rtol=1e-4, atol=1e-6), 40)])  # adaptive: rk4 h = 0.05
+@pytest.mark.parametrize(
+    "mode, solver, fine_nfe",
+    [
+        ("disc-opt", dict(method="rk4", step_size=0.25), 16),  # rk4 h = 0.25 / 2 on T = 0.5
+        ("opt-disc", dict(method="dopri5", step_size=None, rtol=1e-4, atol=1e-6), 40),
+    ],
+)  # adaptive: rk4 h = 0.05
 def test_training_run_writes_the_table5_summary(tmp_path, mode, solver, fine_nfe):
     summary = train_tabular(_cfg(mode=mode, **solver), tmp_path, progress=False, data=_tiny_data())
     saved = json.loads((tmp_path / "summary.json").read_text())
@@ -68,13 +92,16 @@ def test_training_run_writes_the_table5_summary(tmp_path, mode, solver, fine_nfe
 
 
 def test_multilevel_schedule_switches_the_solver(tmp_path):
-    schedule = [dict(until=2, method="rk4", step_size=0.5, lr=1e-3), dict(until=4, method="rk4", step_size=0.25, lr=5e-4)]
+    schedule = [
+        dict(until=2, method="rk4", step_size=0.5, lr=1e-3),
+        dict(until=4, method="rk4", step_size=0.25, lr=5e-4),
+    ]
     train_tabular(_cfg(schedule=schedule), tmp_path, progress=False, data=_tiny_data())
     flow, cfg = load_tabular_flow(tmp_path / "last.pt")
     with open(tmp_path / "metrics.csv") as fh:
         nfe = [float(r["nfe_forward"]) for r in csv.DictReader(fh)]
     assert flow.blocks[0].step == FixedStep(0.25) and cfg.step_size == 0.25
-    assert nfe == [4.0, 4.0, 8.0, 8.0]               # T = 0.5: 1 step then 2 steps of rk4
+    assert nfe == [4.0, 4.0, 8.0, 8.0]  # T = 0.5: 1 step then 2 steps of rk4
 
 
 def test_loaded_flow_reproduces_log_prob(tmp_path):
@@ -99,20 +126,20 @@ def test_memory_plan_is_reported_and_checkpointing_trains_like_plain(tmp_path, p
     other = train_tabular(_cfg(memory_plan=plan), tmp_path / plan, progress=False, data=_tiny_data())
     assert plain["memory"]["strategy"] == "plain" and other["memory"]["strategy"] == plan
     assert other["peak_memory_mb"] > 0 and other["memory"]["eval_chunk"] >= 1
-    if plan == "checkpointed":      # the same discrete gradient: the same model, to rounding
+    if plan == "checkpointed":  # the same discrete gradient: the same model, to rounding
         assert abs(other["test_nll"] - plain["test_nll"]) < 1e-9
-    else:                           # the adjoint's gradient differs slightly from the discrete one
+    else:  # the adjoint's gradient differs slightly from the discrete one
         assert abs(other["test_nll"] - plain["test_nll"]) < 0.05
 
 
 def test_validation_rows_default_to_a_share_of_training_time(tmp_path):
-    summary = train_tabular(_cfg(val_share=1e-9, val_min=1, eval_chunk=10), tmp_path, progress=False,
-                            data=_tiny_data())
-    assert summary["val_rows"] == 10            # a tiny share, no floor: only the first (timed) rows, one chunk
+    summary = train_tabular(_cfg(val_share=1e-9, val_min=1, eval_chunk=10), tmp_path, progress=False, data=_tiny_data())
+    assert summary["val_rows"] == 10  # a tiny share, no floor: only the first (timed) rows, one chunk
     timed = train_tabular(_cfg(val_share=1e-9, val_min=1), tmp_path / "timed", progress=False, data=_tiny_data())
-    assert timed["val_rows"] == 32              # TIMED_ROWS of the 40
-    generous = train_tabular(_cfg(val_share=1.0, val_min=1, eval_chunk=10), tmp_path / "all", progress=False,
-                             data=_tiny_data())
+    assert timed["val_rows"] == 32  # TIMED_ROWS of the 40
+    generous = train_tabular(
+        _cfg(val_share=1.0, val_min=1, eval_chunk=10), tmp_path / "all", progress=False, data=_tiny_data()
+    )
     assert generous["val_rows"] > 10
     few = train_tabular(_cfg(val_max=7), tmp_path / "few", progress=False, data=_tiny_data())
     assert few["val_rows"] == 7 and few["test_rows"] == 40
@@ -124,7 +151,7 @@ def test_automatic_validation_rows_have_a_floor(tmp_path, n_val, val_min, expect
     (32 of digits' 161 rows before the floor existed)."""
     rng = np.random.RandomState(n_val)
     x = rng.randn(160 + n_val + 20, 2)
-    data = TabularData("tiny", x[:160], x[160:160 + n_val], x[160 + n_val:])
+    data = TabularData("tiny", x[:160], x[160 : 160 + n_val], x[160 + n_val :])
     summary = train_tabular(_cfg(val_share=1e-9, val_min=val_min, iterations=2), tmp_path, progress=False, data=data)
     assert summary["val_rows"] == expected
 

@@ -1,12 +1,18 @@
 """Checkpoints are plain data, written atomically, and loaded without running code."""
+
 import pathlib
 
 import pytest
 import torch
 
 from odeflow.cli.main import main
-from odeflow.training.checkpoint import (UnsafeCheckpointError, load_checkpoint, rng_state, save_checkpoint,
-                                         set_rng_state)
+from odeflow.training.checkpoint import (
+    UnsafeCheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 class _Payload:
@@ -44,6 +50,7 @@ def test_rng_state_restores_every_generator():
     import random
 
     import numpy as np
+
     state = rng_state()
     first = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_state(state)

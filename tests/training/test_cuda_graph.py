@@ -1,4 +1,5 @@
 """GraphedStep: clear errors without CUDA; on a GPU, replays equal the eager training loop."""
+
 import pytest
 import torch
 from torch import nn
@@ -48,7 +49,9 @@ def test_rejects_cpu_tensors_and_non_capturable_optimizers():
         GraphedStep(step, [torch.zeros(2, 4), torch.zeros(2, 4)], opt)
     field = Field().cuda()
     with pytest.raises(ValueError, match="capturable"):
-        GraphedStep(step, [torch.zeros(2, 4, device="cuda")] * 2, torch.optim.Adam(field.parameters(), capturable=False))
+        GraphedStep(
+            step, [torch.zeros(2, 4, device="cuda")] * 2, torch.optim.Adam(field.parameters(), capturable=False)
+        )
 
 
 @cuda
@@ -84,26 +87,34 @@ def test_fixed_step_solve_has_no_host_syncs():
 
 def test_cuda_graph_setting_needs_a_gpu_device_and_a_constant_lr():
     from odeflow.training import TrainingConfig
+
     with pytest.raises(ValueError, match="--device cuda"):
         TrainingConfig(cuda_graph=True, device="cpu").validate()
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainingConfig(cuda_graph=True, device="cuda", lr_schedule="cosine").validate()
 
 
-@pytest.mark.parametrize("over, reason", [(dict(mode="opt-disc"), "adjoint"),
-                                          (dict(step_size=None), "adaptive"),
-                                          (dict(learn_T=True), "learnable end time"),
-                                          (dict(schedule=[dict(until=5, method="dopri5")]), "adaptive"),
-                                          (dict(compile="on"), "compile"),
-                                          ({}, None)])
+@pytest.mark.parametrize(
+    "over, reason",
+    [
+        (dict(mode="opt-disc"), "adjoint"),
+        (dict(step_size=None), "adaptive"),
+        (dict(learn_T=True), "learnable end time"),
+        (dict(schedule=[dict(until=5, method="dopri5")]), "adaptive"),
+        (dict(compile="on"), "compile"),
+        ({}, None),
+    ],
+)
 def test_cnf_task_says_when_its_step_can_be_captured(over, reason):
     from odeflow.tasks.cnf2d import CNF2DTask, CNFConfig
+
     problem = CNF2DTask(CNFConfig(**over)).cuda_graph_problem()
     assert (problem is None) if reason is None else (reason in problem)
 
 
 def test_cli_refuses_cuda_graph_on_cpu(tmp_path, capsys):
     from odeflow.cli.main import main
+
     assert main(["train", "cnf", "--cuda-graph", "--iterations", "2", "--quiet", "--out", str(tmp_path / "r")]) == 2
     assert "--device cuda" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
@@ -113,8 +124,26 @@ def test_cli_refuses_cuda_graph_on_cpu(tmp_path, capsys):
 def test_cnf_training_with_cuda_graph_follows_the_eager_run(tmp_path):
     from odeflow.cli.main import main
     from odeflow.training.run_folder import read_metrics
-    common = ["train", "cnf", "--device", "cuda", "--divergence", "exact", "--step-size", "0.125",
-              "--kinetic", "0.01", "--jacobian", "0.01", "--iterations", "8", "--val-every", "4", "--quiet"]
+
+    common = [
+        "train",
+        "cnf",
+        "--device",
+        "cuda",
+        "--divergence",
+        "exact",
+        "--step-size",
+        "0.125",
+        "--kinetic",
+        "0.01",
+        "--jacobian",
+        "0.01",
+        "--iterations",
+        "8",
+        "--val-every",
+        "4",
+        "--quiet",
+    ]
     assert main(common + ["--out", str(tmp_path / "eager")]) == 0
     assert main(common + ["--cuda-graph", "--out", str(tmp_path / "graph")]) == 0
     eager, graph = (read_metrics(tmp_path / name / "metrics.csv") for name in ("eager", "graph"))

@@ -1,4 +1,5 @@
 """Batches are pure functions of (seed, iteration), and ranks split the global batch exactly."""
+
 import torch
 
 from odeflow.training.data import EpochBatches, generated_shard
@@ -28,5 +29,6 @@ def test_generated_shards_are_rows_of_the_global_draw():
 
 def test_uneven_global_batch_is_explained():
     import pytest
+
     with pytest.raises(ValueError, match="multiple of 2"):
         Distributed(rank=0, world_size=2).shard(7)

@@ -2,6 +2,7 @@
 process with the same global batch and seed: DDP averages the shards' gradients, the
 Hutchinson noise of each shard is its rows of the global draw, TO-FLOW's dT is all-reduced,
 and the adjoint's autograd.Function runs inside DDP. Validation NLL is reduced over ranks."""
+
 import csv
 import json
 import os
@@ -13,16 +14,42 @@ import pytest
 from odeflow.cli.main import main
 from odeflow.training.checkpoint import load_checkpoint
 
-COMMON = ["train", "cnf", "--iterations", "20", "--hidden", "16", "16", "--batch", "64", "--val-every", "10",
-          "--val-size", "256", "--quiet"]
-CASES = {"disc-opt": [], "opt-disc": ["--mode", "opt-disc", "--method", "dopri5", "--step-size", "0",
-                                      "--rtol", "1e-5", "--atol", "1e-5"],
-         "learn-T": ["--learn-T", "--kinetic", "0.01", "--jacobian", "0.01"]}
+COMMON = [
+    "train",
+    "cnf",
+    "--iterations",
+    "20",
+    "--hidden",
+    "16",
+    "16",
+    "--batch",
+    "64",
+    "--val-every",
+    "10",
+    "--val-size",
+    "256",
+    "--quiet",
+]
+CASES = {
+    "disc-opt": [],
+    "opt-disc": ["--mode", "opt-disc", "--method", "dopri5", "--step-size", "0", "--rtol", "1e-5", "--atol", "1e-5"],
+    "learn-T": ["--learn-T", "--kinetic", "0.01", "--jacobian", "0.01"],
+}
 
 
 def _torchrun(args, out):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "odeflow.cli.main", *args, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "odeflow.cli.main",
+        *args,
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -69,11 +96,13 @@ def test_a_training_process_never_imports_pandas_or_pyarrow(tmp_path):
     """pandas (and through it pyarrow, with its own threads) stays out of a `train` process: with
     pyarrow installed, a torchrun child that had imported it aborted at exit ("terminate called
     without an active exception"). Only reading a user's table or the GAS pickle imports pandas."""
-    script = ("import sys, odeflow.data.tabular, odeflow.tasks.tabular\n"
-              "from odeflow.cli.main import main\n"
-              f"assert main({COMMON[:2] + ['--iterations', '2', '--batch', '32', '--val-size', '32', '--quiet']!r}"
-              f" + ['--out', {str(tmp_path / 'run')!r}]) == 0\n"
-              "print(sorted({'pandas', 'pyarrow'} & {m.split('.')[0] for m in sys.modules}))\n")
+    script = (
+        "import sys, odeflow.data.tabular, odeflow.tasks.tabular\n"
+        "from odeflow.cli.main import main\n"
+        f"assert main({COMMON[:2] + ['--iterations', '2', '--batch', '32', '--val-size', '32', '--quiet']!r}"
+        f" + ['--out', {str(tmp_path / 'run')!r}]) == 0\n"
+        "print(sorted({'pandas', 'pyarrow'} & {m.split('.')[0] for m in sys.modules}))\n"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

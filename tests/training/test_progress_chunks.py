@@ -1,4 +1,5 @@
 """chunk_starts: every item once, a bar on stderr that --quiet silences."""
+
 import pytest
 
 from odeflow.training.progress import chunk_starts

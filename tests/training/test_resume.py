@@ -3,6 +3,7 @@ parameters bitwise-identical to the uninterrupted run, and metrics.csv has each 
 
 The run exercises every piece of state: Hutchinson noise (torch RNG), TO-FLOW's T and its own
 Adam, a multilevel schedule whose stage changes after the restart, and periodic validation."""
+
 import csv
 import json
 import os
@@ -15,9 +16,31 @@ import torch
 from odeflow.cli.main import main
 from odeflow.training.checkpoint import load_checkpoint
 
-ARGS = ["train", "cnf", "--iterations", "24", "--hidden", "8", "8", "--batch", "32", "--val-every", "4",
-        "--val-size", "64", "--checkpoint-every", "5", "--learn-T", "--kinetic", "0.01", "--jacobian", "0.01",
-        "--schedule", "until=12 method=rk4 steps=2 lr=1e-2; until=24 method=rk4 steps=3 lr=5e-3", "--quiet"]
+ARGS = [
+    "train",
+    "cnf",
+    "--iterations",
+    "24",
+    "--hidden",
+    "8",
+    "8",
+    "--batch",
+    "32",
+    "--val-every",
+    "4",
+    "--val-size",
+    "64",
+    "--checkpoint-every",
+    "5",
+    "--learn-T",
+    "--kinetic",
+    "0.01",
+    "--jacobian",
+    "0.01",
+    "--schedule",
+    "until=12 method=rk4 steps=2 lr=1e-2; until=24 method=rk4 steps=3 lr=5e-3",
+    "--quiet",
+]
 
 # The child dies by SIGKILL when iteration KILL_AT starts: no handler, no final checkpoint.
 CHILD = """
@@ -44,8 +67,9 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     # the child computes with as many threads as this process, so that the arithmetic is the same
     env = dict(os.environ, KILL_AT="13", OMP_NUM_THREADS=str(torch.get_num_threads()))
     killed = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", CHILD, *ARGS, "--out", str(killed)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, *ARGS, "--out", str(killed)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert load_checkpoint(killed / "last.pt")["iteration"] == 9
     assert _iterations(killed) == list(range(13))  # rows 10..12 were logged after the last checkpoint

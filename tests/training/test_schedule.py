@@ -1,4 +1,5 @@
 """Multilevel schedules: parsing, validation and stage lookup."""
+
 import pytest
 
 from odeflow.solvers.stepping import Adaptive, FixedStep
@@ -7,8 +8,10 @@ from odeflow.training.schedule import Stage, parse_schedule, stage_index
 
 def test_text_and_dict_forms_agree():
     text = "until=5 method=rk4 step=0.5 lr=1e-3; until=10 method=dopri5 rtol=1e-6 atol=1e-8 lr=5e-4"
-    dicts = [dict(until=5, method="rk4", step=0.5, lr=1e-3),
-             dict(until=10, method="dopri5", rtol=1e-6, atol=1e-8, lr=5e-4)]
+    dicts = [
+        dict(until=5, method="rk4", step=0.5, lr=1e-3),
+        dict(until=10, method="dopri5", rtol=1e-6, atol=1e-8, lr=5e-4),
+    ]
     assert parse_schedule(text) == parse_schedule(dicts)
     stages = parse_schedule(text)
     assert stages[0].step() == FixedStep(0.5) and isinstance(stages[1].step(), Adaptive)
@@ -21,13 +24,16 @@ def test_stage_index(it, k):
     assert stage_index(stages, it) == k
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("until=5 method=rk5", "unknown method 'rk5'"),
-    ("until=5 method=rk4 stepsize=0.1", "cannot read 'stepsize=0.1'"),
-    ("method=rk4", "needs until and method"),
-    ("until=5 method=rk4; until=5 method=rk4", "must increase"),
-    ("until=5 method=rk4 step=-1", "step must be > 0"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("until=5 method=rk5", "unknown method 'rk5'"),
+        ("until=5 method=rk4 stepsize=0.1", "cannot read 'stepsize=0.1'"),
+        ("method=rk4", "needs until and method"),
+        ("until=5 method=rk4; until=5 method=rk4", "must increase"),
+        ("until=5 method=rk4 step=-1", "step must be > 0"),
+    ],
+)
 def test_bad_schedules_are_explained(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_schedule(spec)

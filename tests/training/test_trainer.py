@@ -1,4 +1,5 @@
 """The Trainer with a small regression task: stopping cleanly, early stopping, signals, logs."""
+
 import csv
 import json
 import math
@@ -23,14 +24,15 @@ class LineConfig(TrainingConfig):
     lr: float = 0.05
     val_every: int = 5
     checkpoint_every: int = 5
-    fail_at: int = -1            # iteration whose loss is NaN / gradient inf / solver error
+    fail_at: int = -1  # iteration whose loss is NaN / gradient inf / solver error
     failure: str = "loss"
-    val_drift: float = 0.0       # > 0: the validation metric gets worse every time (early stopping)
+    val_drift: float = 0.0  # > 0: the validation metric gets worse every time (early stopping)
     signal_at: int = -1
 
 
 class LineTask(Task):
     """Fit y = 3x - 1 with a linear layer."""
+
     name = "line"
     monitor = "val_mse"
 
@@ -87,8 +89,14 @@ def test_a_run_writes_the_run_folder_and_learns(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["iteration"] == 59
 
 
-@pytest.mark.parametrize("failure,cause", [("loss", "loss is not finite"), ("grad", "gradient is not finite"),
-                                           ("solver", "solver failed: step size underflow")])
+@pytest.mark.parametrize(
+    "failure,cause",
+    [
+        ("loss", "loss is not finite"),
+        ("grad", "gradient is not finite"),
+        ("solver", "solver failed: step size underflow"),
+    ],
+)
 def test_training_that_goes_wrong_stops_cleanly_and_keeps_checkpoints(tmp_path, failure, cause):
     with pytest.raises(TrainingError, match=cause) as info:
         Trainer(LineTask(LineConfig(fail_at=12, failure=failure)), tmp_path, quiet=True).fit()
@@ -131,6 +139,7 @@ def test_tensorboard_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     Trainer(LineTask(LineConfig(iterations=6)), tmp_path, quiet=True, tensorboard=True).fit()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert len(events.Scalars("loss")) == 6 and len(events.Scalars("val_mse")) == 2
@@ -145,8 +154,10 @@ def test_cosine_schedule_and_its_state_resume(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["scheduler"]["last_epoch"] == 10
 
 
-@pytest.mark.parametrize("field,value", [("iterations", 0), ("batch", -1), ("lr", 0.0), ("val_every", 0),
-                                         ("optimizer", "adagrad"), ("patience", 0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("iterations", 0), ("batch", -1), ("lr", 0.0), ("val_every", 0), ("optimizer", "adagrad"), ("patience", 0)],
+)
 def test_bad_settings_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         LineTask(LineConfig(**{field: value}))

@@ -1,4 +1,5 @@
 """`odeflow check-gradient`: the seed 000 Taylor test on the built-in spiral regression problem."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ..gradients import derivative_check, plot_derivative_check
     from ..models import VectorFieldMLP
     from ..problems import SpiralField
+
     torch.manual_seed(args.seed)
     t = torch.linspace(0, 1.5, 30, dtype=torch.float64)
     u0 = torch.tensor([2.0, 0.0], dtype=torch.float64)

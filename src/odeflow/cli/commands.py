@@ -3,6 +3,7 @@
 Only the module of the command that is run gets imported (each one pulls in torch and its task),
 so `odeflow --help`, `odeflow train --help` and usage errors answer without loading torch.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Tuple
@@ -39,6 +40,6 @@ def help_of(name: str, table: Dict[str, Tuple[str, str]] = COMMANDS) -> str:
     return table[name][1]
 
 
-def first_word(argv: "list[str]") -> "str | None":
+def first_word(argv: list[str]) -> str | None:
     """The first argument that is not an option: the (sub)command being run, if any."""
     return next((a for a in argv if not a.startswith("-")), None)

@@ -14,6 +14,7 @@ CLI file passes only what is truly special (a renamed flag, a JSON value, an opt
 switch) as overrides. Unset options stay out of the namespace, so a config file or a resumed
 run's settings are overridden only by what the command line gives.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 from ..training.config import TrainingConfig
 from ..training.config_types import Check
 
-Options = Dict[str, Tuple[str, Dict[str, Any]]]   # flag -> (config field, argparse keyword arguments)
+Options = Dict[str, Tuple[str, Dict[str, Any]]]  # flag -> (config field, argparse keyword arguments)
 
 
 def positive_int(text: str) -> int:
@@ -75,18 +76,20 @@ def _number(text: str, what: str) -> float:
 
 
 CHECKS: Dict[Tuple[type, str], Callable[[str], Any]] = {
-    (int, "positive"): positive_int, (float, "positive"): positive_float,
-    (float, "non-negative"): non_negative_float, (float, "fraction"): fraction,
+    (int, "positive"): positive_int,
+    (float, "positive"): positive_float,
+    (float, "non-negative"): non_negative_float,
+    (float, "fraction"): fraction,
 }
 _TYPE_IGNORE = re.compile(r"^type:\s*ignore(\[[^\]]*\])?\s*(#\s*)?")  # a checker's note is not help
-ENGINE_SKIP = frozenset({"schedule"})   # a task that has stages adds --schedule itself
+ENGINE_SKIP = frozenset({"schedule"})  # a task that has stages adds --schedule itself
 
 
 def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_comments(cls: type) -> Dict[str, str]:
     """Trailing ``# comment`` of each field in the class body (and its bases)."""
     out: Dict[str, str] = {}
@@ -97,8 +100,11 @@ def field_comments(cls: type) -> Dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        comments = {tok.start[0]: _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
-                    for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+        comments = {
+            tok.start[0]: _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type == tokenize.COMMENT
+        }
         body = ast.parse(_dedent(source)).body[0]
         for node in getattr(body, "body", []):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.lineno in comments:
@@ -142,8 +148,9 @@ def _is_union_type(annotation: Any) -> bool:
     return isinstance(annotation, getattr(types, "UnionType", ()))
 
 
-def options_of(cls: type, overrides: Optional[Options] = None, skip: Iterable[str] = (),
-               engine: bool = True) -> Options:
+def options_of(
+    cls: type, overrides: Optional[Options] = None, skip: Iterable[str] = (), engine: bool = True
+) -> Options:
     """The options of config dataclass ``cls``: the engine's (unless ``engine`` is False), then the
     task's fields, a field given in ``overrides`` (by its flag) taken from there."""
     overrides = dict(overrides or {})
@@ -168,8 +175,9 @@ def options_of(cls: type, overrides: Optional[Options] = None, skip: Iterable[st
     return {**out, **overrides}
 
 
-def add_options(p: argparse.ArgumentParser, cls: type, options: Options, default_out: str,
-                config_file: bool = True) -> None:
+def add_options(
+    p: argparse.ArgumentParser, cls: type, options: Options, default_out: str, config_file: bool = True
+) -> None:
     """Add ``options`` (each help ends with the field's default) and the run options every task has."""
     defaults = cls()
     if config_file:
@@ -179,8 +187,12 @@ def add_options(p: argparse.ArgumentParser, cls: type, options: Options, default
         kwargs["help"] = f"{kwargs.get('help', '')} (default {getattr(defaults, name)})".strip()
         p.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
     p.add_argument("--out", type=Path, default=argparse.SUPPRESS, help=f"run folder (default {default_out})")
-    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last.pt (exactly where it stopped)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last.pt (exactly where it stopped)",
+    )
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (RUN/tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-

@@ -5,6 +5,7 @@ the options given on the command line. With `--resume RUN_DIR` they come from RU
 instead, and only what the command line gives on top may change (the Trainer checks which).
 Numbers that must be positive are checked by argparse (a usage error, not a traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,12 +17,20 @@ from typing import Any, Dict, Optional, Tuple, Type
 from ..training.config import TrainingConfig
 from .config_cli import Options, add_options, fraction, non_negative_float, options_of, positive_float, positive_int
 
-__all__ = ["add_config_options", "make_config", "read_config_file", "positive_int", "positive_float",
-           "non_negative_float", "fraction"]
+__all__ = [
+    "add_config_options",
+    "make_config",
+    "read_config_file",
+    "positive_int",
+    "positive_float",
+    "non_negative_float",
+    "fraction",
+]
 
 
-def add_config_options(p: argparse.ArgumentParser, cls: Type, options: Options, default_out: str,
-                       config_file: bool = True) -> None:
+def add_config_options(
+    p: argparse.ArgumentParser, cls: Type, options: Options, default_out: str, config_file: bool = True
+) -> None:
     """The engine's options (generated from `TrainingConfig`) and the task's ``options``."""
     add_options(p, cls, {**options_of(TrainingConfig), **options}, default_out, config_file)
 
@@ -47,8 +56,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     return data
 
 
-def make_config(cls: Type, args: argparse.Namespace, default_out: str,
-                adjust=None) -> Tuple[Any, Path, bool]:
+def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=None) -> Tuple[Any, Path, bool]:
     """(config, run folder, resume?) from the defaults, config file or checkpoint, and options."""
     fields = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in vars(args).items() if k in fields}
@@ -56,6 +64,7 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str,
     out = getattr(args, "out", None)
     if resume is not None:
         from ..training.checkpoint import load_checkpoint
+
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ValueError(f"--out {out} differs from --resume {resume}; a resumed run continues in its own folder")
         if getattr(args, "config", None) is not None:

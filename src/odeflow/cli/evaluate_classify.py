@@ -1,11 +1,11 @@
 """`odeflow evaluate RUN/best.pt` for classifier runs: test accuracy and NFE, optionally with
 another solver than the training one (re-discretization; the ResNet twin keeps its blocks)."""
-from __future__ import annotations
 
-from typing import Any, Dict
+from __future__ import annotations
 
 import argparse
 import json
+from typing import Any, Dict
 
 from .solver_options import chosen_solver, describe_step
 
@@ -13,6 +13,7 @@ from .solver_options import chosen_solver, describe_step
 def evaluate_classify(args: argparse.Namespace, state) -> int:
     from ..data.classification import load_classification
     from ..tasks.classify import evaluate_classifier, load_classifier
+
     model, cfg = load_classifier(args.checkpoint)
     solver = chosen_solver(args)
     if solver is not None:
@@ -25,6 +26,8 @@ def evaluate_classify(args: argparse.Namespace, state) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{cfg.model} on {cfg.data} test split with {method} {step}: accuracy {result['accuracy']:.4f}, "
-              f"cross-entropy {result['loss']:.4f}, NFE {result['nfe']}")
+        print(
+            f"{cfg.model} on {cfg.data} test split with {method} {step}: accuracy {result['accuracy']:.4f}, "
+            f"cross-entropy {result['loss']:.4f}, NFE {result['nfe']}"
+        )
     return 0

@@ -1,4 +1,5 @@
 """`odeflow` command: demo, check-gradient, train, compare, evaluate, sample, discover."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         if full or name == chosen:
             command = importlib.import_module(f".{module}", __package__)
-            if module == "train":      # `train` and `compare` build their task tables lazily too
-                rest = argv[argv.index(name) + 1:] if argv is not None else None
+            if module == "train":  # `train` and `compare` build their task tables lazily too
+                rest = argv[argv.index(name) + 1 :] if argv is not None else None
                 command.register_command(sub, name, rest)
             else:
                 command.register(sub)

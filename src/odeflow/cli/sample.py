@@ -1,4 +1,5 @@
 """`odeflow sample`: draw samples from a trained CNF (z ~ N(0, I) integrated back from T to 0)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .checkpoint_kinds import SAMPLERS, handler_for
+
     if args.n < 1:
         raise ValueError(f"--n must be >= 1; got {args.n}")
     sample, state = handler_for(SAMPLERS, args.checkpoint, "sample")
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
 def sample_cnf(args: argparse.Namespace, state) -> int:
     from ..tasks.cnf2d import load_flow
+
     flow, _ = load_flow(args.checkpoint)
     return write_flow_samples(flow, args)
 
@@ -37,6 +40,7 @@ def write_flow_samples(flow, args: argparse.Namespace) -> int:
     first two coordinates. Shared by every flow task (cnf, tabular)."""
     import numpy as np
     import torch
+
     if args.out.suffix not in (".csv", ".npy"):
         raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
     solver = chosen_solver(args)
@@ -51,6 +55,9 @@ def write_flow_samples(flow, args: argparse.Namespace) -> int:
         np.savetxt(args.out, x, delimiter=",", header=",".join(f"x{i}" for i in range(x.shape[1])), comments="")
     if args.plot is not None:
         from ..plotting import plot_samples
+
         plot_samples(x[:, :2], args.plot)
-    print(f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}" + (f" and {args.plot}" if args.plot else ""))
+    print(
+        f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}" + (f" and {args.plot}" if args.plot else "")
+    )
     return 0

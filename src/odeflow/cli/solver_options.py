@@ -1,10 +1,10 @@
 """Shared CLI options for choosing a solver at evaluation time (re-discretization); torch loads only
 when a command runs, not to parse its options."""
+
 from __future__ import annotations
 
 import argparse
 from typing import Any, Optional, Tuple
-
 
 
 def add_solver_options(p: argparse.ArgumentParser) -> None:
@@ -20,6 +20,7 @@ def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, Any]]:
         return None
     from ..solvers.methods import METHODS
     from ..training.schedule import make_step
+
     method = args.method or ("rk4" if args.step_size else "dopri5")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
@@ -29,6 +30,7 @@ def chosen_solver(args: argparse.Namespace) -> Optional[Tuple[str, Any]]:
 def describe_step(step: object) -> str:
     """A short label: 'h=0.05', 'steps=4' or 'rtol=1e-05 atol=1e-05'."""
     from ..solvers.stepping import Adaptive, FixedStep
+
     if isinstance(step, FixedStep):
         return f"steps={step.steps}" if step.steps else f"h={step.h}"
     if isinstance(step, Adaptive):

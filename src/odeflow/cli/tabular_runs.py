@@ -1,5 +1,6 @@
 """`odeflow evaluate` and `odeflow sample` for runs of `odeflow train tabular` (checkpoint kind
 'tabular', registered in cli/checkpoint_kinds.py); each function gets (args, loaded checkpoint)."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,20 +18,29 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
     from ..data.tabular import load_tabular
     from ..flows.stacked import evaluate_stack
     from ..tasks.tabular import DTYPES, tabular_flow_from_state
+
     flow, cfg = tabular_flow_from_state(state, args.checkpoint)
     if args.data is not None and args.data != cfg.data:
         raise ValueError(f"--data {args.data}: this run was trained on {cfg.data!r}; omit --data for tabular runs")
     data = load_tabular(cfg.data, cfg.data_dir, seed=cfg.seed)
-    x = torch.tensor(data.test[:args.n], dtype=DTYPES[cfg.dtype])
+    x = torch.tensor(data.test[: args.n], dtype=DTYPES[cfg.dtype])
     first: Any = flow.blocks[0]
     method, step = chosen_solver(args) or (first.method, first.step)
-    result = dict(checkpoint=str(args.checkpoint), data=cfg.data, n=int(x.shape[0]), method=method,
-                  step=describe_step(step), **evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk))
+    result = dict(
+        checkpoint=str(args.checkpoint),
+        data=cfg.data,
+        n=int(x.shape[0]),
+        method=method,
+        step=describe_step(step),
+        **evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk),
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{cfg.data} test (n={result['n']}) with {method} {describe_step(step)}: NLL {result['nll']:.4f} nats, "
-              f"inverse error {result['inverse_error']:.2e}, NFE-F {result['nfe']:.0f}")
+        print(
+            f"{cfg.data} test (n={result['n']}) with {method} {describe_step(step)}: NLL {result['nll']:.4f} nats, "
+            f"inverse error {result['inverse_error']:.2e}, NFE-F {result['nfe']:.0f}"
+        )
     return 0
 
 
@@ -38,5 +48,6 @@ def sample_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
     """Samples in the data's preprocessed coordinates (.csv or .npy); --plot draws the first two."""
     from ..tasks.tabular import tabular_flow_from_state
     from .sample import write_flow_samples
+
     flow, _ = tabular_flow_from_state(state, args.checkpoint)
     return write_flow_samples(flow, args)

@@ -3,6 +3,7 @@
 The task named on the command line gets its full parser; the others a one-line stub, so that
 `odeflow train --help` lists every task without importing any of them.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -2,6 +2,7 @@
 an image set; `--epochs N` sets the iterations to N passes over the training split.
 Irregular series (`--data japanese-vowels|basic-motions|PATH.csv`, `--model ode-rnn|latent-ode|
 gru-dt|gru-d`, `--drop 0.5`) go to tasks.sequence_classify."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,20 +16,28 @@ DEFAULT_OUT = "runs/classify"
 
 # what the config dataclass cannot say (every other option is generated from its fields)
 _SPECIAL: Dict[str, Any] = {
-    "--model": ("model", dict(choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt",
-                                       "gru-d"],
-                              help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-                                   "gru-d on series (default ode-rnn there)")),
-    "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=200 method=rk4 steps=2; "
-                                         "until=400 method=rk4 steps=4 lr=1e-3'")),
+    "--model": (
+        "model",
+        dict(
+            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d"],
+            help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
+            "gru-d on series (default ode-rnn there)",
+        ),
+    ),
+    "--schedule": (
+        "schedule",
+        dict(help="multilevel stages, e.g. 'until=200 method=rk4 steps=2; until=400 method=rk4 steps=4 lr=1e-3'"),
+    ),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.classify_config import ClassifyConfig
+
     p = train_sub.add_parser("classify", help="train an ODE-Net / ResNet / ANODE / SONODE classifier")
     add_options(p, ClassifyConfig, options_of(ClassifyConfig, _SPECIAL), DEFAULT_OUT)
     from ..tasks.sequence_classify_config import SequenceClassifyConfig
+
     seq = SequenceClassifyConfig()
     for flag, (name, kwargs) in options_of(SequenceClassifyConfig, engine=False).items():
         if name in _SERIES_ONLY:
@@ -43,6 +52,7 @@ _SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
     from ..training.schedule import parse_schedule, schedule_as_dicts
+
     if values.get("n_steps") == 0:
         values["n_steps"] = None
     if values.get("step_size") == 0:
@@ -67,43 +77,56 @@ def _adjust_sequence(values: Dict[str, Any]) -> Dict[str, Any]:
 def _is_sequence_run(args: argparse.Namespace) -> bool:
     from ..models.sequence_classifiers import SEQUENCE_MODELS
     from ..tasks.sequence_classify_config import is_sequence_data
+
     data, model = getattr(args, "data", None), getattr(args, "model", None)
     if getattr(args, "resume", None) is not None and data is None and model is None:
         from ..training.checkpoint import load_checkpoint
+
         last = args.resume / "last.pt"
         return last.is_file() and load_checkpoint(last).get("kind") == "sequence-classify"
     if data is not None and is_sequence_data(data):
         if model is not None and model not in SEQUENCE_MODELS:
-            raise ValueError(f"--model {model} classifies vectors and images; for the series {data!r} use one of "
-                             f"{', '.join(SEQUENCE_MODELS)}")
+            raise ValueError(
+                f"--model {model} classifies vectors and images; for the series {data!r} use one of "
+                f"{', '.join(SEQUENCE_MODELS)}"
+            )
         return True
     if model in SEQUENCE_MODELS:
-        raise ValueError(f"--model {model} classifies irregular series; give --data japanese-vowels, basic-motions "
-                         f"or a long CSV with a label column (got --data {data or 'digits (default)'})")
+        raise ValueError(
+            f"--model {model} classifies irregular series; give --data japanese-vowels, basic-motions "
+            f"or a long CSV with a label column (got --data {data or 'digits (default)'})"
+        )
     given = sorted(k for k in _SERIES_ONLY if k in vars(args))
     if given:
-        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to series data only "
-                         f"(--data japanese-vowels, basic-motions or PATH.csv)")
+        raise ValueError(
+            f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to series data only "
+            f"(--data japanese-vowels, basic-motions or PATH.csv)"
+        )
     return False
 
 
 def _run_sequence(args: argparse.Namespace) -> int:
     import dataclasses
+
     from ..tasks.classify_config import ClassifyConfig
     from ..tasks.sequence_classify import train_sequence_classify
     from ..tasks.sequence_classify_config import SequenceClassifyConfig
     from ..training.distributed import is_main_process
+
     seq_fields = {f.name for f in dataclasses.fields(SequenceClassifyConfig)}
-    ignored = sorted(f.name for f in dataclasses.fields(ClassifyConfig)
-                     if f.name in vars(args) and f.name not in seq_fields)
+    ignored = sorted(
+        f.name for f in dataclasses.fields(ClassifyConfig) if f.name in vars(args) and f.name not in seq_fields
+    )
     if ignored:
         raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in ignored)} do not apply to series models")
     cfg, out, resume = make_config(SequenceClassifyConfig, args, "runs/classify-series", adjust=_adjust_sequence)
     s = train_sequence_classify(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
-        print(f"{cfg.model} on {cfg.data} (drop {cfg.drop}, {cfg.drop_mode}): {s['iterations']} iterations "
-              f"({s['epochs_trained']:.1f} epochs, {s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} "
-              f"parameters; test accuracy {s['test_accuracy']:.4f}; run folder {out}")
+        print(
+            f"{cfg.model} on {cfg.data} (drop {cfg.drop}, {cfg.drop_mode}): {s['iterations']} iterations "
+            f"({s['epochs_trained']:.1f} epochs, {s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} "
+            f"parameters; test accuracy {s['test_accuracy']:.4f}; run folder {out}"
+        )
     return 0
 
 
@@ -112,12 +135,15 @@ def run(args: argparse.Namespace) -> int:
     from ..tasks.classify import train_classify
     from ..tasks.classify_config import ClassifyConfig
     from ..training.distributed import is_main_process
+
     if _is_sequence_run(args):
         return _run_sequence(args)
     cfg, out, resume = make_config(ClassifyConfig, args, DEFAULT_OUT, adjust=_adjust)
     s = train_classify(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
-        print(f"{cfg.model} on {cfg.data}: {s['iterations']} iterations ({s['epochs_trained']:.1f} epochs, "
-              f"{s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} parameters; test accuracy "
-              f"{s['test_accuracy']:.4f}, NFE {s['test_nfe']}; run folder {out}")
+        print(
+            f"{cfg.model} on {cfg.data}: {s['iterations']} iterations ({s['epochs_trained']:.1f} epochs, "
+            f"{s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} parameters; test accuracy "
+            f"{s['test_accuracy']:.4f}, NFE {s['test_nfe']}; run folder {out}"
+        )
     return 0

@@ -3,6 +3,7 @@
 Settings come from the defaults, then a config file (`--config run.json` or `.toml`, keys as in
 `CNFConfig`, `schedule` as a list of stages), then the options given on the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,18 +17,31 @@ DEFAULT_OUT = "runs/cnf"
 
 # what the dataclass cannot say (every other option is generated from CNFConfig's fields)
 _SPECIAL: Dict[str, Any] = {
-    "--compile": ("compile", dict(nargs="?", const="on", choices=["auto", "on", "off"],
-                                  help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
-                                       "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
-                                       "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)")),
+    "--compile": (
+        "compile",
+        dict(
+            nargs="?",
+            const="on",
+            choices=["auto", "on", "off"],
+            help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
+            "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
+            "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)",
+        ),
+    ),
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
-    "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
-                                         "until=1000 method=rk4 step=0.25 lr=5e-4'")),
+    "--schedule": (
+        "schedule",
+        dict(
+            help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
+            "until=1000 method=rk4 step=0.25 lr=5e-4'"
+        ),
+    ),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.cnf2d_config import CNFConfig
+
     p = train_sub.add_parser("cnf", help="train a continuous normalizing flow on a toy 2-D density")
     add_options(p, CNFConfig, options_of(CNFConfig, _SPECIAL), DEFAULT_OUT)
     p.set_defaults(run=run)
@@ -35,6 +49,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
     from ..training.schedule import parse_schedule, schedule_as_dicts
+
     if values.get("step_size") == 0:
         values["step_size"] = None
     if "schedule" in values:
@@ -51,6 +66,7 @@ SOLVER_AND_RATE = {"lr", "method", "step_size", "n_steps", "rtol", "atol"}
 
 def make_cnf_config(args: argparse.Namespace):
     from ..tasks.cnf2d_config import CNFConfig
+
     return make_config(CNFConfig, args, DEFAULT_OUT, adjust=_adjust)
 
 
@@ -58,11 +74,14 @@ def make_cnf_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..tasks.cnf2d import train_cnf
     from ..training.distributed import is_main_process
+
     cfg, out, resume = make_cnf_config(args)
     s = train_cnf(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     t, r = s["trained_solver"], s["rediscretized_dopri5"]
     if is_main_process():
-        print(f"{cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter, T = {s['T']:.3f}; test NLL "
-              f"{t['nll']:.3f} (inverse error {t['inverse_error']:.2e}, NFE {t['nfe']}); re-discretized dopri5 1e-5: "
-              f"NLL {r['nll']:.3f}, inverse error {r['inverse_error']:.2e}, NFE {r['nfe']}; run folder {out}")
+        print(
+            f"{cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter, T = {s['T']:.3f}; test NLL "
+            f"{t['nll']:.3f} (inverse error {t['inverse_error']:.2e}, NFE {t['nfe']}); re-discretized dopri5 1e-5: "
+            f"NLL {r['nll']:.3f}, inverse error {r['inverse_error']:.2e}, NFE {r['nfe']}; run folder {out}"
+        )
     return 0

@@ -1,4 +1,5 @@
 """`odeflow train function-encoder`: basis neural ODEs on a family, zero-shot on new parameters."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,13 +14,16 @@ DEFAULT_OUT = "runs/function_encoder"
 
 # what the config dataclass cannot say (every other option is generated from its fields)
 _SPECIAL: Dict[str, Any] = {
-    "--test-parameters": ("test_parameters", dict(type=json.loads,
-                                                  help="JSON list of parameter vectors, e.g. '[[0.75], [3.0]]'")),
+    "--test-parameters": (
+        "test_parameters",
+        dict(type=json.loads, help="JSON list of parameter vectors, e.g. '[[0.75], [3.0]]'"),
+    ),
 }
 
 
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.function_encoder_config import FunctionEncoderConfig
+
     p = train_sub.add_parser("function-encoder", help="function encoder (eq. 35): zero-shot dynamics of a family")
     add_options(p, FunctionEncoderConfig, options_of(FunctionEncoderConfig, _SPECIAL), DEFAULT_OUT)
     p.set_defaults(run=run)
@@ -29,8 +33,9 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tasks.function_encoder import FunctionEncoderTask
     from ..tasks.function_encoder_config import FunctionEncoderConfig
-    from ..training.distributed import is_main_process
     from ..training import Trainer
+    from ..training.distributed import is_main_process
+
     cfg, out, resume = make_config(FunctionEncoderConfig, args, DEFAULT_OUT)
     task = FunctionEncoderTask(cfg)
     summary = Trainer(task, out, quiet=args.quiet, tensorboard=args.tensorboard, resume=resume).fit()

@@ -5,6 +5,7 @@ Settings come from the defaults, then a config file (`--config configs/mnist_rno
 as in `ImageConfig`; without --config, configs/image_<data>.toml if it exists, e.g. the fast digits
 recipe), then the options given on the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ _SPECIAL: Dict[str, Any] = {
 
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.image_config import ImageConfig
+
     p = train_sub.add_parser("image", help="train a multiscale image CNF (bits/dim, sample grids)")
     add_options(p, ImageConfig, options_of(ImageConfig, _SPECIAL, skip={"val_rtol", "val_atol"}), DEFAULT_OUT)
     p.set_defaults(run=run)
@@ -41,6 +43,7 @@ def make_image_config(args: argparse.Namespace):
     fast default recipe for digits), then the options given."""
     from ..tasks.image import default_image_config_file
     from ..tasks.image_config import ImageConfig
+
     if getattr(args, "config", None) is None and getattr(args, "resume", None) is None:
         args.config = default_image_config_file(getattr(args, "data", ImageConfig.data))
     return make_config(ImageConfig, args, DEFAULT_OUT, adjust=_adjust)
@@ -50,12 +53,15 @@ def make_image_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..tasks.image import train_image
     from ..training.distributed import is_main_process
+
     cfg, out, resume = make_image_config(args)
     s = train_image(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
-        print(f"image {cfg.data} ({cfg.mode} {cfg.method}): {s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; "
-              f"bits/dim train {s['train_bits_per_dim']:.3f}, val {s['val_bits_per_dim']:.3f}, "
-              f"test {s['test_bits_per_dim']:.3f}; samples in {out}/samples.png")
+        print(
+            f"image {cfg.data} ({cfg.mode} {cfg.method}): {s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; "
+            f"bits/dim train {s['train_bits_per_dim']:.3f}, val {s['val_bits_per_dim']:.3f}, "
+            f"test {s['test_bits_per_dim']:.3f}; samples in {out}/samples.png"
+        )
     return 0
 
 
@@ -69,6 +75,7 @@ def sample_image(args: argparse.Namespace, state) -> int:
     from ..plotting_images import save_image_grid
     from ..tasks.image import load_image_flow
     from .solver_options import chosen_solver
+
     if args.out.suffix not in (".png", ".npy"):
         raise ValueError(f"image runs write a PNG grid or a .npy array: give --out samples.png; got {args.out}")
     flow, cfg = load_image_flow(args.checkpoint)
@@ -97,23 +104,34 @@ def evaluate_image(args: argparse.Namespace, state) -> int:
     from ..flows.image_transforms import dequantize
     from ..tasks.image import bits_per_dim_of, load_image_flow, using_solver
     from .solver_options import chosen_solver, describe_step
+
     flow, cfg = load_image_flow(args.checkpoint)
     if args.data is not None and args.data != cfg.data:
         raise ValueError(f"--data {args.data}: this run was trained on {cfg.data!r}; omit --data for image runs")
-    x = load_images(cfg.data, cfg.data_dir, "test")[0][:args.n]
+    x = load_images(cfg.data, cfg.data_dir, "test")[0][: args.n]
     x = dequantize(x, torch.Generator().manual_seed(args.seed))
     method, step = chosen_solver(args) or cfg.val_solver()
     bpd = bits_per_dim_of(flow, x, method, step, cfg.eval_batch, progress=not args.quiet)
     with using_solver(flow, method, step):
-        head = x[:min(len(x), 64)]
+        head = x[: min(len(x), 64)]
         z = flow.push_forward(head)
         nfe = sum(b.last_stats.nfe for b in flow.cnfs)
         inverse_error = float((flow.inverse(z) - head).flatten(1).norm(dim=1).mean())
-    result = dict(checkpoint=str(args.checkpoint), data=cfg.data, n=len(x), method=method, step=describe_step(step),
-                  test_bits_per_dim=float(bpd.mean()), nfe=nfe, inverse_error=inverse_error)
+    result = dict(
+        checkpoint=str(args.checkpoint),
+        data=cfg.data,
+        n=len(x),
+        method=method,
+        step=describe_step(step),
+        test_bits_per_dim=float(bpd.mean()),
+        nfe=nfe,
+        inverse_error=inverse_error,
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{cfg.data} test (n={len(x)}) with {method} {describe_step(step)}: {result['test_bits_per_dim']:.4f} "
-              f"bits/dim, NFE {nfe}, inverse error {inverse_error:.2e}")
+        print(
+            f"{cfg.data} test (n={len(x)}) with {method} {describe_step(step)}: {result['test_bits_per_dim']:.4f} "
+            f"bits/dim, NFE {nfe}, inverse error {inverse_error:.2e}"
+        )
     return 0

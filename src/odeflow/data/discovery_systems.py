@@ -8,6 +8,7 @@ the system there with dopri5 at rtol 1e-10 and adds Gaussian noise of std noiseÂ
 variable. `write_series_csv` writes the format `odeflow discover` reads: a time column, then one
 column per variable.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,7 @@ class KnownSystem:
     t_end: float
     field: Callable[[Tensor, Tensor], Tensor]
     # true coefficients: equation (variable) -> {library term: coefficient}
-    coefficients: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)   # not `field`: shadowed above
+    coefficients: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)  # not `field`: shadowed above
 
 
 def _lotka_volterra(t: Tensor, z: Tensor) -> Tensor:
@@ -40,12 +41,18 @@ def _lotka_volterra(t: Tensor, z: Tensor) -> Tensor:
 
 
 def _cubic(t: Tensor, z: Tensor) -> Tensor:
-    return 1.0 * z - z ** 3
+    return 1.0 * z - z**3
 
 
 KNOWN_SYSTEMS: Dict[str, KnownSystem] = {
-    "lotka-volterra": KnownSystem("lotka-volterra", ("x", "y"), (1.0, 1.0), 15.0, _lotka_volterra,
-                                  {"x": {"x": 1.0, "x y": -0.5}, "y": {"x y": 0.5, "y": -1.0}}),
+    "lotka-volterra": KnownSystem(
+        "lotka-volterra",
+        ("x", "y"),
+        (1.0, 1.0),
+        15.0,
+        _lotka_volterra,
+        {"x": {"x": 1.0, "x y": -0.5}, "y": {"x y": 0.5, "y": -1.0}},
+    ),
     "cubic": KnownSystem("cubic", ("x",), (0.1,), 8.0, _cubic, {"x": {"x": 1.0, "x^3": -1.0}}),
 }
 
@@ -63,8 +70,9 @@ def solve_known(name: str, t: Tensor, z0: Union[Sequence[float], None] = None) -
     return solve(sys_.field, y0, t.to(torch.float64), method="dopri5", step=Adaptive(rtol=1e-10, atol=1e-12)).ys
 
 
-def irregular_series(name: str, n_obs: int = 100, noise: float = 0.02, seed: int = 0,
-                     t_end: Union[float, None] = None) -> Tuple[Tensor, Tensor, Tensor]:
+def irregular_series(
+    name: str, n_obs: int = 100, noise: float = 0.02, seed: int = 0, t_end: Union[float, None] = None
+) -> Tuple[Tensor, Tensor, Tensor]:
     """(t [n_obs], noisy x [n_obs, d], clean x [n_obs, d]), float64, times irregular with t[0] = 0."""
     sys_ = get_known_system(name)
     if n_obs < 3:
@@ -85,8 +93,9 @@ def irregular_series(name: str, n_obs: int = 100, noise: float = 0.02, seed: int
 def write_series_csv(path: Union[str, Path], t: Tensor, x: Tensor, names: Sequence[str], time_name: str = "t") -> Path:
     """A CSV with a header (time, then one column per variable) and one row per observation."""
     if x.dim() != 2 or x.shape[0] != t.shape[0] or x.shape[1] != len(names):
-        raise ValueError(f"need t [n], x [n, d] and d names; got t {tuple(t.shape)}, x {tuple(x.shape)}, "
-                         f"{len(names)} names")
+        raise ValueError(
+            f"need t [n], x [n, d] and d names; got t {tuple(t.shape)}, x {tuple(x.shape)}, {len(names)} names"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:

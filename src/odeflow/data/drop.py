@@ -8,6 +8,7 @@ the irregular-sampling protocols of Rubanova et al. (2019) and Kidger et al. (20
 At least one observation is kept (per series; per channel in 'channel' mode). Time points left
 with no observed channel are removed from the series. Seeded by the caller's generator.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -27,8 +28,9 @@ def _kept(n: int, share: float, generator: torch.Generator) -> torch.Tensor:
     return keep
 
 
-def drop_observations(series: Sequence[Series], share: float, mode: str = "time",
-                      generator: Optional[torch.Generator] = None) -> List[Series]:
+def drop_observations(
+    series: Sequence[Series], share: float, mode: str = "time", generator: Optional[torch.Generator] = None
+) -> List[Series]:
     """New series with `share` of each one's observations removed (see module docstring)."""
     if not 0 <= share < 1:
         raise ValueError(f"drop share must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {share}")

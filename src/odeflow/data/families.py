@@ -6,6 +6,7 @@
 Each system of a family gets n trajectories from initial states uniform in [−2, 2]²; solved with
 dopri5 at rtol 1e-9 in float64.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,22 +60,30 @@ def sample_parameters(family: str, m: int, seed: int = 0) -> Tensor:
     return lo + (hi - lo) * torch.rand(m, len(fam.ranges), generator=gen, dtype=torch.float64)
 
 
-def family_trajectories(family: str, params: Tensor, n: int, t: Tensor, seed: int = 0, box: float = 2.0,
-                        dtype: torch.dtype = torch.float32) -> Tensor:
+def family_trajectories(
+    family: str, params: Tensor, n: int, t: Tensor, seed: int = 0, box: float = 2.0, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Trajectories [len(t), m, n, 2] of the m systems params [m, p], n per system."""
     fam = get_family(family)
     params = torch.as_tensor(params, dtype=torch.float64)
     if params.dim() != 2 or params.shape[1] != len(fam.parameter_names):
-        raise ValueError(f"{family} parameters must be [m, {len(fam.parameter_names)}] "
-                         f"({', '.join(fam.parameter_names)}); got {tuple(params.shape)}")
+        raise ValueError(
+            f"{family} parameters must be [m, {len(fam.parameter_names)}] "
+            f"({', '.join(fam.parameter_names)}); got {tuple(params.shape)}"
+        )
     if n < 1:
         raise ValueError(f"n must be >= 1; got {n}")
     m = params.shape[0]
     gen = torch.Generator().manual_seed(seed)
     z0 = box * (2 * torch.rand(m * n, 2, generator=gen, dtype=torch.float64) - 1)
     per_row = params.repeat_interleave(n, dim=0)
-    zs = solve(lambda t_, z: fam.field(per_row, z), z0, t.to(torch.float64), method="dopri5",
-               step=Adaptive(rtol=1e-9, atol=1e-11)).ys
+    zs = solve(
+        lambda t_, z: fam.field(per_row, z),
+        z0,
+        t.to(torch.float64),
+        method="dopri5",
+        step=Adaptive(rtol=1e-9, atol=1e-11),
+    ).ys
     return zs.reshape(len(t), m, n, 2).to(dtype)
 
 
@@ -83,6 +92,8 @@ def parameter_grid(family: str, values: Sequence[Sequence[float]]) -> Tensor:
     fam = get_family(family)
     params = torch.tensor(values, dtype=torch.float64)
     if params.dim() != 2 or params.shape[1] != len(fam.parameter_names):
-        raise ValueError(f"{family} takes {len(fam.parameter_names)} parameter(s) ({', '.join(fam.parameter_names)}) "
-                         f"per system; got values of shape {tuple(params.shape)}")
+        raise ValueError(
+            f"{family} takes {len(fam.parameter_names)} parameter(s) ({', '.join(fam.parameter_names)}) "
+            f"per system; got values of shape {tuple(params.shape)}"
+        )
     return params

@@ -6,6 +6,7 @@
 Initial states are drawn with energies in a range (so every trajectory oscillates, none goes
 over the top of the pendulum), solved with dopri5 at rtol 1e-10 in float64.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,10 +46,12 @@ def _spring_field(t: Tensor, z: Tensor) -> Tensor:
 
 
 HAMILTONIAN_SYSTEMS: Dict[str, HamiltonianSystem] = {
-    "pendulum": HamiltonianSystem("pendulum", _pendulum_energy, _pendulum_field,
-                                  lambda e: math.acos(1 - e), (0.1, 1.2)),
-    "mass-spring": HamiltonianSystem("mass-spring", _spring_energy, _spring_field,
-                                     lambda e: math.sqrt(2 * e), (0.1, 1.2)),
+    "pendulum": HamiltonianSystem(
+        "pendulum", _pendulum_energy, _pendulum_field, lambda e: math.acos(1 - e), (0.1, 1.2)
+    ),
+    "mass-spring": HamiltonianSystem(
+        "mass-spring", _spring_energy, _spring_field, lambda e: math.sqrt(2 * e), (0.1, 1.2)
+    ),
 }
 
 
@@ -76,8 +79,9 @@ def hamiltonian_initial_states(system: str, n: int, seed: int = 0, dtype: torch.
     return torch.stack([q, p], dim=-1).to(dtype)
 
 
-def hamiltonian_trajectories(system: str, n: int, t: Tensor, noise: float = 0.0, seed: int = 0,
-                             dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor]:
+def hamiltonian_trajectories(
+    system: str, n: int, t: Tensor, noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> Tuple[Tensor, Tensor]:
     """(z [len(t), n, 2] observed with Gaussian noise of std ``noise``, clean z [len(t), n, 2])."""
     sys_ = get_hamiltonian_system(system)
     if noise < 0:

@@ -16,6 +16,7 @@ cifar10        the python batches data_batch_1..5 and test_batch under
                that builds only dicts, lists, bytes, str, ints and numpy arrays.
 For the file-based sets, val = the last 10 % of the training files, train = the rest.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,11 +35,15 @@ SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.1
 
 _IDX_LAYOUTS = {"mnist": ("mnist", "MNIST/raw"), "fashion-mnist": ("fashion-mnist", "FashionMNIST/raw")}
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_WHERE = {"mnist": "http://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST(root, download=True))",
-          "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist (or torchvision.datasets.FashionMNIST)",
-          "cifar10": "https://www.cs.toronto.edu/~kriz/cifar.html ('CIFAR-10 python version', unpack the tar.gz)"}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_WHERE = {
+    "mnist": "http://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST(root, download=True))",
+    "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist (or torchvision.datasets.FashionMNIST)",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar.html ('CIFAR-10 python version', unpack the tar.gz)",
+}
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
@@ -55,8 +60,10 @@ def load_images(name: str, data_dir: Union[str, Path, None], split: str) -> Tupl
         x, y = _digits(split)
     else:
         if data_dir is None:
-            raise ValueError(f"data set {name!r} is read from files: give data_dir (--data-dir DIR); "
-                             f"get the files from {_WHERE[name]}")
+            raise ValueError(
+                f"data set {name!r} is read from files: give data_dir (--data-dir DIR); "
+                f"get the files from {_WHERE[name]}"
+            )
         source = "test" if split == "test" else "train"
         x, y = _idx(name, Path(data_dir), source) if name in _IDX_LAYOUTS else _cifar(Path(data_dir), source)
         if split != "test":
@@ -71,6 +78,7 @@ def _take_val(x: np.ndarray, y: np.ndarray, split: str) -> Tuple[np.ndarray, np.
 
 
 # --- digits (scikit-learn) -------------------------------------------------------------------
+
 
 def _digits(split: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
@@ -91,6 +99,7 @@ def _digits(split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 # --- MNIST / Fashion-MNIST (IDX) ----------------------------------------------------------
 
+
 def _find(folders: Sequence[Path], stem: str) -> Optional[Path]:
     for folder in folders:
         for candidate in (folder / stem, folder / (stem + ".gz")):
@@ -108,7 +117,8 @@ def _idx(name: str, data_dir: Path, source: str) -> Tuple[np.ndarray, np.ndarray
         raise FileNotFoundError(
             f"{name} {source} files not found; searched {', '.join(str(f) for f in folders)} for "
             f"{' and '.join(s + '[.gz]' for s in stems)}. Put the IDX files in {folders[0]}/ "
-            f"(from {_WHERE[name]}); nothing is downloaded")
+            f"(from {_WHERE[name]}); nothing is downloaded"
+        )
     images = read_idx(paths[0], expect_magic=2051)
     labels = read_idx(paths[1], expect_magic=2049)
     if len(images) != len(labels):
@@ -123,30 +133,42 @@ def read_idx(path: Path, expect_magic: int) -> np.ndarray:
     header = 4 * (1 + ndim)
     magic = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
     if magic != expect_magic:
-        raise ValueError(f"{path}: IDX magic number {magic}, expected {expect_magic} "
-                         f"({'images' if expect_magic == 2051 else 'labels'}); is it the right file?")
+        raise ValueError(
+            f"{path}: IDX magic number {magic}, expected {expect_magic} "
+            f"({'images' if expect_magic == 2051 else 'labels'}); is it the right file?"
+        )
     if len(raw) < header:
         raise ValueError(f"{path}: {len(raw)} bytes, too short for an IDX header of {header} bytes")
     dims = list(struct.unpack(f">{ndim}I", raw[4:header]))
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: header says {dims} = {expected} bytes of data, file holds {len(raw) - header}; "
-                         f"the file is truncated or corrupt")
+        raise ValueError(
+            f"{path}: header says {dims} = {expected} bytes of data, file holds {len(raw) - header}; "
+            f"the file is truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
 # --- CIFAR-10 (python batches) --------------------------------------------------------------
 
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Builds only the containers and numpy arrays of the CIFAR-10 batches; refuses any other global."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays, dicts, lists, "
-                                         f"bytes, str and ints are allowed in a CIFAR-10 batch")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: only numpy arrays, dicts, lists, "
+                f"bytes, str and ints are allowed in a CIFAR-10 batch"
+            )
         return super().find_class(module, name)
 
 
@@ -157,7 +179,9 @@ def read_cifar_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     except pickle.UnpicklingError as exc:
         raise ValueError(f"{path}: not a CIFAR-10 python batch ({exc})") from exc
     except Exception as exc:
-        raise ValueError(f"{path}: could not be read as a pickled CIFAR-10 batch ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(
+            f"{path}: could not be read as a pickled CIFAR-10 batch ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a pickled dict with b'data' and b'labels'; got {type(batch).__name__}")
     data = batch.get(b"data", batch.get("data"))
@@ -181,15 +205,20 @@ def _cifar(data_dir: Path, source: str) -> Tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(
             f"cifar10 {source} batches not found; searched {', '.join(str(f) for f in folders)} for "
             f"{', '.join(names)}. Unpack the CIFAR-10 python version into {folders[0]}/ "
-            f"(from {_WHERE['cifar10']}); nothing is downloaded")
+            f"(from {_WHERE['cifar10']}); nothing is downloaded"
+        )
     parts = [read_cifar_batch(folder / n) for n in names]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def image_shape(name: str) -> Tuple[int, int, int]:
     """(C, H, W) of a data set."""
-    shapes: Dict[str, Tuple[int, int, int]] = {"digits": (1, 8, 8), "mnist": (1, 28, 28),
-                                               "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+    shapes: Dict[str, Tuple[int, int, int]] = {
+        "digits": (1, 8, 8),
+        "mnist": (1, 28, 28),
+        "fashion-mnist": (1, 28, 28),
+        "cifar10": (3, 32, 32),
+    }
     if name not in shapes:
         raise ValueError(f"unknown image data set {name!r}; valid: {', '.join(IMAGE_DATASETS)}")
     return shapes[name]

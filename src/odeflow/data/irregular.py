@@ -5,6 +5,7 @@ are stored as 0). `collate` puts several on the sorted union of their times: val
 [B, T, D], zero mask where a series has no value. Task splits make two masks on that grid: what
 the encoder sees (input) and what is scored (target).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ class Series:
     def __post_init__(self) -> None:
         n = self.times.shape[0] if self.times.dim() == 1 else -1
         if n < 1 or self.values.dim() != 2 or self.values.shape[0] != n or self.mask.shape != self.values.shape:
-            raise ValueError(f"series {self.name!r}: times must be [n], values and mask [n, D]; got "
-                             f"{tuple(self.times.shape)}, {tuple(self.values.shape)}, {tuple(self.mask.shape)}")
+            raise ValueError(
+                f"series {self.name!r}: times must be [n], values and mask [n, D]; got "
+                f"{tuple(self.times.shape)}, {tuple(self.values.shape)}, {tuple(self.mask.shape)}"
+            )
         if n > 1 and not bool((self.times[1:] > self.times[:-1]).all()):
             raise ValueError(f"series {self.name!r}: times must be strictly increasing")
         if not bool(torch.isfinite(self.values[self.mask > 0]).all()):
@@ -45,9 +48,10 @@ class IrregularBatch:
     mask: Tensor
     labels: Tensor
 
-    def to(self, device: torch.device) -> "IrregularBatch":
-        return IrregularBatch(self.times.to(device), self.values.to(device), self.mask.to(device),
-                              self.labels.to(device))
+    def to(self, device: torch.device) -> IrregularBatch:
+        return IrregularBatch(
+            self.times.to(device), self.values.to(device), self.mask.to(device), self.labels.to(device)
+        )
 
 
 def collate(series: Sequence[Series]) -> IrregularBatch:
@@ -75,7 +79,7 @@ def split_interpolation(mask: Tensor, fraction: float, generator: torch.Generato
     target mask: the held-out points (the rest). Each series keeps at least one input point."""
     if not 0 < fraction <= 1:
         raise ValueError(f"observed fraction must be in (0, 1]; got {fraction}")
-    point = mask.sum(-1) > 0                                       # [B, T]
+    point = mask.sum(-1) > 0  # [B, T]
     score = torch.rand(point.shape, generator=generator).to(mask.device)
     score = torch.where(point, score, torch.full_like(score, 2.0))
     n_keep = (point.sum(-1).to(torch.float64) * fraction).ceil().clamp(min=1).long()  # [B]
@@ -85,8 +89,9 @@ def split_interpolation(mask: Tensor, fraction: float, generator: torch.Generato
     return inp, mask - inp
 
 
-def split_extrapolation(times: Tensor, mask: Tensor, t_split: float, fraction: float = 1.0,
-                        generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+def split_extrapolation(
+    times: Tensor, mask: Tensor, t_split: float, fraction: float = 1.0, generator: Optional[torch.Generator] = None
+) -> Tuple[Tensor, Tensor]:
     """Input: (a `fraction` of) the points at t < t_split; target: every point at t >= t_split."""
     first = (times < t_split).to(mask.dtype)[None, :, None]
     inp, target = mask * first, mask * (1 - first)
@@ -105,7 +110,7 @@ class Normalizer:
     std: Tensor
 
     @staticmethod
-    def fit(series: Sequence[Series]) -> "Normalizer":
+    def fit(series: Sequence[Series]) -> Normalizer:
         vals = torch.cat([s.values for s in series]).to(torch.float64)
         mask = torch.cat([s.mask for s in series]).to(torch.float64)
         count = mask.sum(0)

@@ -10,6 +10,7 @@ appear once. Variables a series never observes are masked. Errors name the file 
 An optional fifth column `label` (free text, the same on every row of a series) gives each
 series a class: `load_labelled_long_csv` returns them; `load_long_csv` ignores it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,9 @@ def load_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32) ->
     return series, variables
 
 
-def load_labelled_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.float32
-                           ) -> Tuple[List[Series], List[str], List[str]]:
+def load_labelled_long_csv(
+    path: Union[str, Path], dtype: torch.dtype = torch.float32
+) -> Tuple[List[Series], List[str], List[str]]:
     """(series with label = class index, variable names sorted, class names sorted) from a
     long-format CSV with the extra column `label` (one class per series)."""
     series, variables, labels = _read(Path(path), dtype, need_label=True)
@@ -44,11 +46,12 @@ def load_labelled_long_csv(path: Union[str, Path], dtype: torch.dtype = torch.fl
     return [Series(s.times, s.values, s.mask, float(index[labels[s.name]]), s.name) for s in series], variables, classes
 
 
-def _read(path: Path, dtype: torch.dtype, need_label: bool
-          ) -> Tuple[List[Series], List[str], Optional[Dict[str, str]]]:
+def _read(path: Path, dtype: torch.dtype, need_label: bool) -> Tuple[List[Series], List[str], Optional[Dict[str, str]]]:
     if not path.is_file():
-        raise FileNotFoundError(f"series file {path} does not exist; expected a CSV with header "
-                                f"'{','.join(COLUMNS)}' (one row per observed value)")
+        raise FileNotFoundError(
+            f"series file {path} does not exist; expected a CSV with header "
+            f"'{','.join(COLUMNS)}' (one row per observed value)"
+        )
     rows: Dict[str, Dict[Tuple[float, str], float]] = {}
     where: Dict[Tuple[str, float, str], int] = {}
     with path.open(newline="") as fh:
@@ -59,11 +62,15 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
         header = [h.strip().lower() for h in header]
         has_label = tuple(header) == COLUMNS + (LABEL,)
         if tuple(header) != COLUMNS and not has_label:
-            raise ValueError(f"{path}: header is {header}; expected exactly {list(COLUMNS)} (long format: "
-                             f"one row per observed value), optionally followed by '{LABEL}'")
+            raise ValueError(
+                f"{path}: header is {header}; expected exactly {list(COLUMNS)} (long format: "
+                f"one row per observed value), optionally followed by '{LABEL}'"
+            )
         if need_label and not has_label:
-            raise ValueError(f"{path}: no '{LABEL}' column; a classifier needs the header "
-                             f"'{','.join(COLUMNS + (LABEL,))}' (the class of each series on its rows)")
+            raise ValueError(
+                f"{path}: no '{LABEL}' column; a classifier needs the header "
+                f"'{','.join(COLUMNS + (LABEL,))}' (the class of each series on its rows)"
+            )
         width = len(header)
         labels: Dict[str, str] = {}
         for line, row in enumerate(reader, start=2):
@@ -77,8 +84,10 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
                 if not label:
                     raise ValueError(f"{path}, line {line}: empty '{LABEL}' (every row needs its series' class)")
                 if labels.setdefault(name, label) != label:
-                    raise ValueError(f"{path}, line {line}: series {name!r} has label {label!r} here but "
-                                     f"{labels[name]!r} earlier; a series has one label")
+                    raise ValueError(
+                        f"{path}, line {line}: series {name!r} has label {label!r} here but "
+                        f"{labels[name]!r} earlier; a series has one label"
+                    )
             if not name or not var:
                 raise ValueError(f"{path}, line {line}: empty series or variable name")
             numbers = []
@@ -88,14 +97,18 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
                 except ValueError:
                     raise ValueError(f"{path}, line {line}, column {col!r}: {text!r} is not a number") from None
                 if not math.isfinite(x):
-                    raise ValueError(f"{path}, line {line}, column {col!r}: {text!r} is not finite "
-                                     f"(leave missing values out instead of writing NaN)")
+                    raise ValueError(
+                        f"{path}, line {line}, column {col!r}: {text!r} is not finite "
+                        f"(leave missing values out instead of writing NaN)"
+                    )
                 numbers.append(x)
             t, v = numbers
             key = (name, t, var)
             if key in where:
-                raise ValueError(f"{path}, line {line}: series {name!r} has variable {var!r} at time {t} "
-                                 f"already (line {where[key]}); keep one value per (series, time, variable)")
+                raise ValueError(
+                    f"{path}, line {line}: series {name!r} has variable {var!r} at time {t} "
+                    f"already (line {where[key]}); keep one value per (series, time, variable)"
+                )
             where[key] = line
             rows.setdefault(name, {})[(t, var)] = v
     if not rows:
@@ -111,6 +124,7 @@ def _read(path: Path, dtype: torch.dtype, need_label: bool
         for (t, var), v in obs.items():
             values[row_of[t], column_of[var]] = v
             mask[row_of[t], column_of[var]] = 1.0
-        out.append(Series(torch.tensor(times, dtype=torch.float64).to(dtype), values.to(dtype), mask.to(dtype),
-                          name=name))
+        out.append(
+            Series(torch.tensor(times, dtype=torch.float64).to(dtype), values.to(dtype), mask.to(dtype), name=name)
+        )
     return out, variables, (labels if has_label else None)

@@ -5,6 +5,7 @@ frequency f ~ U[f_lo, f_hi] and phase φ ~ U[0, 2π), on one irregular grid of `
 (t = 0 and n_points - 1 sorted U[0, t_max] draws) shared by the data set; tasks then observe
 irregular subsets of it (data.irregular.split_interpolation / split_extrapolation).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,16 @@ import torch
 from .irregular import Series
 
 
-def make_periodic(n_series: int, n_points: int = 100, t_max: float = 5.0, noise: float = 0.01,
-                  amplitude: Tuple[float, float] = (0.5, 1.5), frequency: Tuple[float, float] = (0.2, 0.6),
-                  seed: int = 0, dtype: torch.dtype = torch.float32) -> List[Series]:
+def make_periodic(
+    n_series: int,
+    n_points: int = 100,
+    t_max: float = 5.0,
+    noise: float = 0.01,
+    amplitude: Tuple[float, float] = (0.5, 1.5),
+    frequency: Tuple[float, float] = (0.2, 0.6),
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> List[Series]:
     """n_series random sines on a shared irregular grid; deterministic given seed."""
     if n_series < 1 or n_points < 2:
         raise ValueError(f"need n_series >= 1 and n_points >= 2; got {n_series}, {n_points}")
@@ -37,5 +45,4 @@ def make_periodic(n_series: int, n_points: int = 100, t_max: float = 5.0, noise:
     clean = amp * torch.sin(2 * math.pi * freq * times + phase)
     values = clean + noise * torch.randn(clean.shape, generator=g, dtype=torch.float64)
     ones = torch.ones(times.shape[0], 1, dtype=dtype)
-    return [Series(times.to(dtype), values[i, :, None].to(dtype), ones, name=f"periodic-{i}")
-            for i in range(n_series)]
+    return [Series(times.to(dtype), values[i, :, None].to(dtype), ones, name=f"periodic-{i}") for i in range(n_series)]

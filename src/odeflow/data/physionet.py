@@ -9,6 +9,7 @@ As in Rubanova et al. (2019): the 41 variables below, times in hours rounded to 
 `quantization` (several values of a variable in one bin are averaged), masks for the rest.
 Parameters outside the list are skipped. Normalise with data.irregular.Normalizer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,16 +24,53 @@ from .irregular import Series
 
 DESCRIPTORS = ("Age", "Gender", "Height", "ICUType", "Weight")
 VARIABLES = DESCRIPTORS + (
-    "Albumin", "ALP", "ALT", "AST", "Bilirubin", "BUN", "Cholesterol", "Creatinine", "DiasABP", "FiO2", "GCS",
-    "Glucose", "HCO3", "HCT", "HR", "K", "Lactate", "Mg", "MAP", "MechVent", "Na", "NIDiasABP", "NIMAP",
-    "NISysABP", "PaCO2", "PaO2", "pH", "Platelets", "RespRate", "SaO2", "SysABP", "Temp", "TroponinI",
-    "TroponinT", "Urine", "WBC")
-WHERE = ("the PhysioNet 2012 challenge files (set-a.tar.gz, Outcomes-a.txt) from "
-         "https://physionet.org/content/challenge-2012/1.0.0/, unpacked into that directory")
+    "Albumin",
+    "ALP",
+    "ALT",
+    "AST",
+    "Bilirubin",
+    "BUN",
+    "Cholesterol",
+    "Creatinine",
+    "DiasABP",
+    "FiO2",
+    "GCS",
+    "Glucose",
+    "HCO3",
+    "HCT",
+    "HR",
+    "K",
+    "Lactate",
+    "Mg",
+    "MAP",
+    "MechVent",
+    "Na",
+    "NIDiasABP",
+    "NIMAP",
+    "NISysABP",
+    "PaCO2",
+    "PaO2",
+    "pH",
+    "Platelets",
+    "RespRate",
+    "SaO2",
+    "SysABP",
+    "Temp",
+    "TroponinI",
+    "TroponinT",
+    "Urine",
+    "WBC",
+)
+WHERE = (
+    "the PhysioNet 2012 challenge files (set-a.tar.gz, Outcomes-a.txt) from "
+    "https://physionet.org/content/challenge-2012/1.0.0/, unpacked into that directory"
+)
 _TIME = re.compile(r"^(\d{1,3}):(\d{2})$")
 
 
-def parse_record(path: Path, quantization: Optional[float] = 0.1) -> Tuple[str, List[float], torch.Tensor, torch.Tensor]:
+def parse_record(
+    path: Path, quantization: Optional[float] = 0.1
+) -> Tuple[str, List[float], torch.Tensor, torch.Tensor]:
     """(record id, times in hours, values [n, 41], mask [n, 41]) of one record file (float64)."""
     col = {v: j for j, v in enumerate(VARIABLES)}
     sums: Dict[float, List[float]] = {}
@@ -94,9 +132,13 @@ def read_outcomes(path: Path) -> Dict[str, float]:
     return out
 
 
-def load_physionet(directory: Union[str, Path], quantization: Optional[float] = 0.1,
-                   outcomes: Optional[Union[str, Path]] = None, max_records: Optional[int] = None,
-                   dtype: torch.dtype = torch.float32) -> Tuple[List[Series], List[str]]:
+def load_physionet(
+    directory: Union[str, Path],
+    quantization: Optional[float] = 0.1,
+    outcomes: Optional[Union[str, Path]] = None,
+    max_records: Optional[int] = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tuple[List[Series], List[str]]:
     """Records of `directory` (or of its set-a/ folder), labels from Outcomes-a.txt when found
     (next to the records or one level up, or at `outcomes`); times in hours."""
     directory = Path(directory)
@@ -110,8 +152,11 @@ def load_physionet(directory: Union[str, Path], quantization: Optional[float] = 
     if quantization is not None and quantization <= 0:
         raise ValueError(f"quantization must be > 0 hours (or None); got {quantization}")
     if outcomes is None:
-        found = [p for p in (folder / "Outcomes-a.txt", directory / "Outcomes-a.txt",
-                             directory.parent / "Outcomes-a.txt") if p.is_file()]
+        found = [
+            p
+            for p in (folder / "Outcomes-a.txt", directory / "Outcomes-a.txt", directory.parent / "Outcomes-a.txt")
+            if p.is_file()
+        ]
         labels = read_outcomes(found[0]) if found else {}
     else:
         if not Path(outcomes).is_file():
@@ -122,6 +167,13 @@ def load_physionet(directory: Union[str, Path], quantization: Optional[float] = 
         rid, times, values, mask = parse_record(f, quantization)
         if not times:
             continue  # a record with no usable measurement
-        series.append(Series(torch.tensor(times, dtype=torch.float64).to(dtype), values.to(dtype), mask.to(dtype),
-                             label=labels.get(rid), name=rid))
+        series.append(
+            Series(
+                torch.tensor(times, dtype=torch.float64).to(dtype),
+                values.to(dtype),
+                mask.to(dtype),
+                label=labels.get(rid),
+                name=rid,
+            )
+        )
     return series, list(VARIABLES)

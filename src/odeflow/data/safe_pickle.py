@@ -6,6 +6,7 @@ of the pandas/numpy reconstruction globals a plain numeric DataFrame needs (old 
 locations are first renamed by pandas' own compatibility table) and refuses everything else
 with an error that says how to convert the file to CSV instead.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,29 +14,48 @@ import pickle
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Tuple
 
-ALLOWED: FrozenSet[Tuple[str, str]] = frozenset({
-    # the frame, its block manager and blocks
-    ("pandas", "DataFrame"), ("pandas.core.frame", "DataFrame"),
-    ("pandas.core.internals.managers", "BlockManager"), ("pandas.core.internals", "BlockManager"),
-    ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.internals.blocks", "new_block"),
-    # its axes
-    ("pandas.core.indexes.base", "_new_Index"), ("pandas", "Index"), ("pandas.core.indexes.base", "Index"),
-    ("pandas", "RangeIndex"), ("pandas.core.indexes.range", "RangeIndex"),
-    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"), ("pandas.arrays", "StringArray"),
-    ("pandas.core.arrays.string_", "StringArray"), ("pandas", "StringDtype"),
-    ("pandas.core.arrays.string_", "StringDtype"),
-    # numpy arrays and scalars
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    # plain containers used by protocols 0-2
-    ("builtins", "slice"), ("__builtin__", "slice"), ("builtins", "object"), ("__builtin__", "object"),
-    ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"), ("_codecs", "encode"),
-})
+ALLOWED: FrozenSet[Tuple[str, str]] = frozenset(
+    {
+        # the frame, its block manager and blocks
+        ("pandas", "DataFrame"),
+        ("pandas.core.frame", "DataFrame"),
+        ("pandas.core.internals.managers", "BlockManager"),
+        ("pandas.core.internals", "BlockManager"),
+        ("pandas._libs.internals", "_unpickle_block"),
+        ("pandas.core.internals.blocks", "new_block"),
+        # its axes
+        ("pandas.core.indexes.base", "_new_Index"),
+        ("pandas", "Index"),
+        ("pandas.core.indexes.base", "Index"),
+        ("pandas", "RangeIndex"),
+        ("pandas.core.indexes.range", "RangeIndex"),
+        ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
+        ("pandas.arrays", "StringArray"),
+        ("pandas.core.arrays.string_", "StringArray"),
+        ("pandas", "StringDtype"),
+        ("pandas.core.arrays.string_", "StringDtype"),
+        # numpy arrays and scalars
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        # plain containers used by protocols 0-2
+        ("builtins", "slice"),
+        ("__builtin__", "slice"),
+        ("builtins", "object"),
+        ("__builtin__", "object"),
+        ("copyreg", "_reconstructor"),
+        ("copy_reg", "_reconstructor"),
+        ("_codecs", "encode"),
+    }
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _renames() -> Dict[Tuple[str, str], Tuple[str, str]]:
     """pandas' table of old class locations (pickles written by old pandas versions). Read on the
     first unpickling, not at import: importing this module (every `odeflow train`) must not import
@@ -49,9 +69,11 @@ def _renames() -> Dict[Tuple[str, str], Tuple[str, str]]:
 
 def conversion_hint(path: Path) -> str:
     csv = path.with_suffix(".csv")
-    return (f"If you trust the file, convert it once with pandas and keep the CSV beside it: python -c "
-            f"\"import pandas as pd; pd.read_pickle('{path}').to_csv('{csv}', index=False)\" and remove the "
-            f"pickle (the loader reads {csv.name} when the pickle is absent)")
+    return (
+        f"If you trust the file, convert it once with pandas and keep the CSV beside it: python -c "
+        f"\"import pandas as pd; pd.read_pickle('{path}').to_csv('{csv}', index=False)\" and remove the "
+        f"pickle (the loader reads {csv.name} when the pickle is absent)"
+    )
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -60,9 +82,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         module, name = _renames().get((module, name), (module, name))
         if (module, name) not in ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: not part of a plain pandas "
-                                         "DataFrame of numbers")
-        return super().find_class(module, name)   # also maps Python 2 names (__builtin__, copy_reg)
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: not part of a plain pandas DataFrame of numbers"
+            )
+        return super().find_class(module, name)  # also maps Python 2 names (__builtin__, copy_reg)
 
 
 def load_dataframe_pickle(path: Path) -> Any:
@@ -76,8 +99,9 @@ def load_dataframe_pickle(path: Path) -> Any:
         try:
             obj = RestrictedUnpickler(fh).load()
         except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError) as err:
-            raise ValueError(f"{path}: cannot load it as a plain pandas DataFrame pickle ({err}). "
-                             f"{conversion_hint(path)}") from err
+            raise ValueError(
+                f"{path}: cannot load it as a plain pandas DataFrame pickle ({err}). {conversion_hint(path)}"
+            ) from err
     if not isinstance(obj, pd.DataFrame):
         raise ValueError(f"{path}: expected a pandas DataFrame, got {type(obj).__name__}. {conversion_hint(path)}")
     return obj

@@ -1,9 +1,10 @@
 """Paths of simple SDEs for neural-SDE examples (Euler–Maruyama on a fine grid, seeded).
 
-    ornstein-uhlenbeck:  dx = θ (m − x) dt + σ dW      θ = 1, m = 1, σ = 0.3, x0 = 0
-        mean m(1 − e^{−θt}), variance σ²/(2θ) (1 − e^{−2θt}) (closed form, for checks)
-    double-well:         dx = (x − x³) dt + σ dW        σ = 0.5, x0 = 0 (splits towards ±1)
+ornstein-uhlenbeck:  dx = θ (m − x) dt + σ dW      θ = 1, m = 1, σ = 0.3, x0 = 0
+    mean m(1 − e^{−θt}), variance σ²/(2θ) (1 − e^{−2θt}) (closed form, for checks)
+double-well:         dx = (x − x³) dt + σ dW        σ = 0.5, x0 = 0 (splits towards ±1)
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,9 @@ from torch import Tensor
 SDE_SYSTEMS: Dict[str, Tuple[float, ...]] = {"ornstein-uhlenbeck": (1.0, 1.0, 0.3, 0.0), "double-well": (0.5, 0.0)}
 
 
-def sde_paths(name: str, n: int, t: Tensor, seed: int = 0, substeps: int = 20,
-              dtype: torch.dtype = torch.float32) -> Tensor:
+def sde_paths(
+    name: str, n: int, t: Tensor, seed: int = 0, substeps: int = 20, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """n paths [len(t), n, 1] at times t, each interval split into ``substeps`` Euler–Maruyama steps."""
     if name not in SDE_SYSTEMS:
         raise ValueError(f"unknown SDE system {name!r}; valid: {', '.join(sorted(SDE_SYSTEMS))}")
@@ -29,7 +31,7 @@ def sde_paths(name: str, n: int, t: Tensor, seed: int = 0, substeps: int = 20,
         drift = lambda x: theta * (m - x)  # noqa: E731
     else:
         sigma, x0 = SDE_SYSTEMS[name]
-        drift = lambda x: x - x ** 3  # noqa: E731
+        drift = lambda x: x - x**3  # noqa: E731
     x = torch.full((n, 1), x0, dtype=torch.float64)
     out = [x]
     for a, b in zip(tt[:-1].tolist(), tt[1:].tolist()):
@@ -45,5 +47,5 @@ def ou_moments(t: Tensor) -> Tuple[Tensor, Tensor]:
     theta, m, sigma, x0 = SDE_SYSTEMS["ornstein-uhlenbeck"]
     tt = t.to(torch.float64)
     mean = m + (x0 - m) * torch.exp(-theta * tt)
-    std = torch.sqrt(sigma ** 2 / (2 * theta) * (1 - torch.exp(-2 * theta * tt)))
+    std = torch.sqrt(sigma**2 / (2 * theta) * (1 - torch.exp(-2 * theta * tt)))
     return mean, std

@@ -16,6 +16,7 @@ dequantized like BSDS300 patches) and `breast_cancer` (569 x 30, standardized).
 
 Every loader returns a `TabularData` with float64 arrays train/val/test of shape [n, d].
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ from .safe_pickle import load_dataframe_pickle
 from .tabular_data import TabularData
 
 PathLike = Union[str, Path]
-ARCHIVE = ("the MAF data archive (Papamakarios et al. 2017; zenodo.org record 1161203, data.tar.gz): "
-           "unpack it so that its folders power/, gas/, hepmass/, miniboone/, BSDS300/ lie in the data directory")
+ARCHIVE = (
+    "the MAF data archive (Papamakarios et al. 2017; zenodo.org record 1161203, data.tar.gz): "
+    "unpack it so that its folders power/, gas/, hepmass/, miniboone/, BSDS300/ lie in the data directory"
+)
 
 
 def data_dir(path: Optional[PathLike] = None) -> Path:
@@ -47,7 +50,8 @@ def _require(root: Path, rel: str, name: str) -> Path:
         raise FileNotFoundError(
             f"{name}: missing file {rel} in the data directory {root} (looked for {path}). It comes from {ARCHIVE}; "
             f"or point --data-dir / ODEFLOW_DATA at the folder that holds {rel}. Built-in sets that need no "
-            f"files: {', '.join(BUILTIN)}")
+            f"files: {', '.join(BUILTIN)}"
+        )
     return path
 
 
@@ -55,26 +59,30 @@ def _check_finite(x: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
         rows = np.nonzero(bad.any(axis=1))[0]
-        raise ValueError(f"{what} contains NaN or inf in {len(rows)} rows (first {rows[:5].tolist()}); "
-                         "the file is damaged or not the standard one: replace it")
+        raise ValueError(
+            f"{what} contains NaN or inf in {len(rows)} rows (first {rows[:5].tolist()}); "
+            "the file is damaged or not the standard one: replace it"
+        )
 
 
 def _check_columns(x: np.ndarray, cols: int, what: str) -> None:
     if x.ndim != 2 or x.shape[1] != cols:
-        raise ValueError(f"{what} must be a 2-D table with {cols} columns; got shape {x.shape}. "
-                         "Is it the standard file?")
+        raise ValueError(
+            f"{what} must be a 2-D table with {cols} columns; got shape {x.shape}. Is it the standard file?"
+        )
 
 
 def split_tail(data: np.ndarray, fraction: float = 0.1) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MAF split: test = last 10 %, validation = last 10 % of the rest, train = the remainder."""
     n_test = int(fraction * data.shape[0])
-    test, rest = data[data.shape[0] - n_test:], data[:data.shape[0] - n_test]
+    test, rest = data[data.shape[0] - n_test :], data[: data.shape[0] - n_test]
     n_val = int(fraction * rest.shape[0])
-    return rest[:rest.shape[0] - n_val], rest[rest.shape[0] - n_val:], test
+    return rest[: rest.shape[0] - n_val], rest[rest.shape[0] - n_val :], test
 
 
-def normalise(train: np.ndarray, val: np.ndarray, test: np.ndarray, mu: Union[np.ndarray, float],
-              s: Union[np.ndarray, float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalise(
+    train: np.ndarray, val: np.ndarray, test: np.ndarray, mu: Union[np.ndarray, float], s: Union[np.ndarray, float]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (train - mu) / s, (val - mu) / s, (test - mu) / s
 
 
@@ -89,7 +97,7 @@ def preprocess_power(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarra
     n = data.shape[0]
     data = np.delete(data, 3, axis=1)
     data = np.delete(data, 1, axis=1)
-    voltage = 0.01 * rng.rand(n, 1)   # drawn in this order (MAF), stacked in column order
+    voltage = 0.01 * rng.rand(n, 1)  # drawn in this order (MAF), stacked in column order
     gap = 0.001 * rng.rand(n, 1)
     sub_metering = rng.rand(n, 3)
     data = data + np.hstack((gap, voltage, sub_metering, np.zeros((n, 1))))
@@ -103,8 +111,10 @@ def preprocess_gas(frame) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     with another one; normalise the whole set (ddof 1); split without shuffling. d = 8."""
     missing = [c for c in ("Meth", "Eth", "Time") if c not in frame.columns]
     if missing:
-        raise ValueError(f"gas/ethylene_CO.pickle: columns {missing} not found (columns: {list(frame.columns)[:20]}); "
-                         "is it the standard file?")
+        raise ValueError(
+            f"gas/ethylene_CO.pickle: columns {missing} not found (columns: {list(frame.columns)[:20]}); "
+            "is it the standard file?"
+        )
     frame = frame.drop(columns=["Meth", "Eth", "Time"])
     _check_finite(frame.to_numpy(dtype=np.float64), "gas/ethylene_CO.pickle")
     while True:
@@ -127,22 +137,23 @@ def preprocess_hepmass(train_frame, test_frame) -> Tuple[np.ndarray, np.ndarray,
     train = train[train[:, 0] == 1][:, 1:]
     test = test[test[:, 0] == 1][:, 1:-1]
     if train.shape[1] != test.shape[1]:
-        raise ValueError(f"hepmass: after dropping the label (and the test file's last column) train has "
-                         f"{train.shape[1]} columns but test has {test.shape[1]}; are these the standard "
-                         "1000_train.csv / 1000_test.csv?")
+        raise ValueError(
+            f"hepmass: after dropping the label (and the test file's last column) train has "
+            f"{train.shape[1]} columns but test has {test.shape[1]}; are these the standard "
+            "1000_train.csv / 1000_test.csv?"
+        )
     if train.shape[0] < 2:
         raise ValueError(f"hepmass/1000_train.csv has {train.shape[0]} rows with label 1; need at least 2")
     _check_finite(train, "hepmass/1000_train.csv")
     _check_finite(test, "hepmass/1000_test.csv")
     mu, s = train.mean(axis=0), train.std(axis=0, ddof=1)
-    constant = s == 0                     # its smallest value repeats: dropped below anyway
+    constant = s == 0  # its smallest value repeats: dropped below anyway
     s = np.where(constant, 1.0, s)
     train, test = (train - mu) / s, (test - mu) / s
-    keep = [j for j in range(train.shape[1])
-            if not constant[j] and Counter(train[:, j])[train[:, j].min()] <= 5]
+    keep = [j for j in range(train.shape[1]) if not constant[j] and Counter(train[:, j])[train[:, j].min()] <= 5]
     train, test = train[:, keep], test[:, keep]
     n_val = int(0.1 * train.shape[0])
-    return train[:train.shape[0] - n_val], train[train.shape[0] - n_val:], test
+    return train[: train.shape[0] - n_val], train[train.shape[0] - n_val :], test
 
 
 def preprocess_miniboone(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,6 +174,7 @@ def load_gas(root: Path) -> TabularData:
     csv = root / "gas/ethylene_CO.csv"
     if csv.is_file() and not (root / "gas/ethylene_CO.pickle").is_file():
         import pandas as pd
+
         frame = pd.read_csv(csv)
     else:
         frame = load_dataframe_pickle(_require(root, "gas/ethylene_CO.pickle", "gas"))
@@ -171,7 +183,9 @@ def load_gas(root: Path) -> TabularData:
 
 def load_hepmass(root: Path) -> TabularData:
     pd = _pandas()
-    frames = [pd.read_csv(_require(root, f"hepmass/1000_{s}.csv", "hepmass"), index_col=False) for s in ("train", "test")]
+    frames = [
+        pd.read_csv(_require(root, f"hepmass/1000_{s}.csv", "hepmass"), index_col=False) for s in ("train", "test")
+    ]
     return TabularData("hepmass", *preprocess_hepmass(*frames))
 
 
@@ -190,8 +204,9 @@ def load_bsds300(root: Path) -> TabularData:
     with h5py.File(path, "r") as f:
         missing = [k for k in ("train", "validation", "test") if k not in f]
         if missing:
-            raise ValueError(f"BSDS300/BSDS300.hdf5 lacks datasets {missing} (has {list(f.keys())}); "
-                             "is it the standard file?")
+            raise ValueError(
+                f"BSDS300/BSDS300.hdf5 lacks datasets {missing} (has {list(f.keys())}); is it the standard file?"
+            )
         parts = [np.asarray(f[k], dtype=np.float64) for k in ("train", "validation", "test")]
     for part, k in zip(parts, ("train", "validation", "test")):
         _check_columns(part, 63, f"BSDS300/BSDS300.hdf5[{k}]")
@@ -242,21 +257,36 @@ def load_breast_cancer(root: Optional[Path] = None) -> TabularData:
 
 
 LOADERS: Dict[str, Callable[[Path], TabularData]] = {
-    "power": load_power, "gas": load_gas, "hepmass": load_hepmass, "miniboone": load_miniboone,
-    "bsds300": load_bsds300, "digits": load_digits, "breast_cancer": load_breast_cancer,
+    "power": load_power,
+    "gas": load_gas,
+    "hepmass": load_hepmass,
+    "miniboone": load_miniboone,
+    "bsds300": load_bsds300,
+    "digits": load_digits,
+    "breast_cancer": load_breast_cancer,
 }
 BUILTIN: Sequence[str] = ("digits", "breast_cancer")
-DIMS: Dict[str, int] = {"power": 6, "gas": 8, "hepmass": 21, "miniboone": 43, "bsds300": 63, "digits": 64,
-                        "breast_cancer": 30}
+DIMS: Dict[str, int] = {
+    "power": 6,
+    "gas": 8,
+    "hepmass": 21,
+    "miniboone": 43,
+    "bsds300": 63,
+    "digits": 64,
+    "breast_cancer": 30,
+}
 
 
 def load_tabular(name: str, root: Optional[PathLike] = None, seed: int = 0) -> TabularData:
     """One of `LOADERS` by name, files read from `data_dir(root)`; or a table of the user's own
     (a path ending in .csv, .npy or .parquet: `data.user_table`, split with `seed`)."""
     from .user_table import TABLE_SUFFIXES, is_table_path, load_user_table
+
     if name not in LOADERS and is_table_path(name):
         return load_user_table(name, seed)
     if name not in LOADERS:
-        raise ValueError(f"unknown tabular data set {name!r}; valid: {', '.join(LOADERS)}, or a path to a table "
-                         f"of your own ending in {', '.join(TABLE_SUFFIXES)}")
+        raise ValueError(
+            f"unknown tabular data set {name!r}; valid: {', '.join(LOADERS)}, or a path to a table "
+            f"of your own ending in {', '.join(TABLE_SUFFIXES)}"
+        )
     return LOADERS[name](data_dir(root))

@@ -1,4 +1,5 @@
 """A tabular density-estimation set: train/validation/test splits of one table."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ import numpy as np
 @dataclass(frozen=True)
 class TabularData:
     """Train/validation/test splits, float64 arrays [n, d]."""
+
     name: str
     train: np.ndarray
     val: np.ndarray

@@ -2,6 +2,7 @@
 
 Times may be irregular but must be strictly increasing; every value must be a finite number.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,12 @@ import torch
 from torch import Tensor
 
 
-def load_series_csv(path: Union[str, Path], time_column: str = "t", value_columns: Optional[Sequence[str]] = None,
-                    dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor, List[str]]:
+def load_series_csv(
+    path: Union[str, Path],
+    time_column: str = "t",
+    value_columns: Optional[Sequence[str]] = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tuple[Tensor, Tensor, List[str]]:
     """Read (t [n], values [n, d], value column names) from a CSV with a header row.
 
     value_columns defaults to every column except the time column.
@@ -22,8 +27,7 @@ def load_series_csv(path: Union[str, Path], time_column: str = "t", value_column
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"time-series file {path} does not exist; give a CSV with a header row "
-                                f"such as 't,x,y'")
+        raise FileNotFoundError(f"time-series file {path} does not exist; give a CSV with a header row such as 't,x,y'")
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -31,8 +35,9 @@ def load_series_csv(path: Union[str, Path], time_column: str = "t", value_column
             raise ValueError(f"{path} is empty; expected a header row such as 't,x,y'")
         header = [h.strip() for h in header]
         if time_column not in header:
-            raise ValueError(f"{path}: no time column {time_column!r}; columns are {header} "
-                             f"(choose one with --time-column)")
+            raise ValueError(
+                f"{path}: no time column {time_column!r}; columns are {header} (choose one with --time-column)"
+            )
         values = list(value_columns) if value_columns else [h for h in header if h != time_column]
         missing = [c for c in values if c not in header]
         if missing or not values:
@@ -51,7 +56,9 @@ def load_series_csv(path: Union[str, Path], time_column: str = "t", value_column
                 try:
                     x = float(cell)
                 except ValueError:
-                    raise ValueError(f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not a number") from None
+                    raise ValueError(
+                        f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not a number"
+                    ) from None
                 if not math.isfinite(x):
                     raise ValueError(f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not finite")
                 parsed.append(x)
@@ -64,6 +71,8 @@ def load_series_csv(path: Union[str, Path], time_column: str = "t", value_column
     bad = (t[1:] <= t[:-1]).nonzero()
     if len(bad):
         i = int(bad[0])
-        raise ValueError(f"{path}: times must be strictly increasing, but line {line_of[i + 1]} has t={t[i + 1].item()} "
-                         f"after t={t[i].item()} (sort the file by {time_column!r}, drop duplicates)")
+        raise ValueError(
+            f"{path}: times must be strictly increasing, but line {line_of[i + 1]} has t={t[i + 1].item()} "
+            f"after t={t[i].item()} (sort the file by {time_column!r}, drop duplicates)"
+        )
     return t.to(dtype), data[:, 1:].to(dtype), values

@@ -3,6 +3,7 @@
 circles, moons and swissroll follow scikit-learn's generator definitions (reimplemented here
 so scikit-learn is not needed).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -62,8 +63,9 @@ def _moons(rng: np.random.RandomState, n: int) -> np.ndarray:
     n_in = n - n_out
     a_out = np.linspace(0, np.pi, n_out)
     a_in = np.linspace(0, np.pi, n_in)
-    x = np.concatenate([np.stack([np.cos(a_out), np.sin(a_out)], 1),
-                        np.stack([1 - np.cos(a_in), 1 - np.sin(a_in) - 0.5], 1)])
+    x = np.concatenate(
+        [np.stack([np.cos(a_out), np.sin(a_out)], 1), np.stack([1 - np.cos(a_in), 1 - np.sin(a_in) - 0.5], 1)]
+    )
     x = x + rng.normal(scale=0.1, size=x.shape)
     return x[rng.permutation(n)] * 2 + np.array([-1.0, -0.2])
 
@@ -95,8 +97,14 @@ def _fill(rng: np.random.RandomState, x: np.ndarray, n: int) -> np.ndarray:
 
 
 TOY_DATASETS: Dict[str, Callable[[np.random.RandomState, int], np.ndarray]] = {
-    "8gaussians": _eight_gaussians, "checkerboard": _checkerboard, "rings": _rings, "2spirals": _two_spirals,
-    "circles": _circles, "moons": _moons, "pinwheel": _pinwheel, "swissroll": _swissroll,
+    "8gaussians": _eight_gaussians,
+    "checkerboard": _checkerboard,
+    "rings": _rings,
+    "2spirals": _two_spirals,
+    "circles": _circles,
+    "moons": _moons,
+    "pinwheel": _pinwheel,
+    "swissroll": _swissroll,
 }
 
 

@@ -10,6 +10,7 @@ other column is a variable. Rows of a trajectory need not be adjacent in the fil
 trajectory times must be strictly increasing in file order. (Unlike `long_csv`, one row holds
 every variable: equation discovery needs fully observed states.)
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,15 +22,18 @@ import torch
 from torch import Tensor
 
 
-def load_trajectories_csv(path: Union[str, Path], time_column: Optional[str] = None,
-                          trajectory_column: str = "trajectory") -> Tuple[Tensor, Tensor, Tensor, List[str], List[str]]:
+def load_trajectories_csv(
+    path: Union[str, Path], time_column: Optional[str] = None, trajectory_column: str = "trajectory"
+) -> Tuple[Tensor, Tensor, Tensor, List[str], List[str]]:
     """(t [n], x [n, d], trajectory index [n], variable names, trajectory labels), float64, rows
     grouped by trajectory (in order of first appearance). Raises FileNotFoundError / ValueError
     naming the file, line and column of any problem."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"series file {path} does not exist; give a CSV with a header row such as "
-                                f"'t,x,y' (time first, then one column per variable; optional 'trajectory' column)")
+        raise FileNotFoundError(
+            f"series file {path} does not exist; give a CSV with a header row such as "
+            f"'t,x,y' (time first, then one column per variable; optional 'trajectory' column)"
+        )
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -40,7 +44,9 @@ def load_trajectories_csv(path: Union[str, Path], time_column: Optional[str] = N
         if time_column is None:
             time_column = next((h for h in header if h != trajectory_column), None)
         if time_column not in header:
-            raise ValueError(f"{path}: no time column {time_column!r}; columns are {header} (choose one with --time-column)")
+            raise ValueError(
+                f"{path}: no time column {time_column!r}; columns are {header} (choose one with --time-column)"
+            )
         names = [h for h in header if h not in (time_column, trajectory_column)]
         if not names:
             raise ValueError(f"{path}: no variable columns; columns are {header}")
@@ -60,11 +66,15 @@ def load_trajectories_csv(path: Union[str, Path], time_column: Optional[str] = N
                 try:
                     v = float(cell)
                 except ValueError:
-                    raise ValueError(f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not a number "
-                                     f"(drop or fill missing values)") from None
+                    raise ValueError(
+                        f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not a number "
+                        f"(drop or fill missing values)"
+                    ) from None
                 if not math.isfinite(v):
-                    raise ValueError(f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not finite "
-                                     f"(drop or fill NaN/inf rows)")
+                    raise ValueError(
+                        f"{path}, line {line_no}, column {header[i]!r}: {cell!r} is not finite "
+                        f"(drop or fill NaN/inf rows)"
+                    )
                 parsed.append(v)
             rows.setdefault(label, []).append((line_no, parsed))
     if not rows:
@@ -78,20 +88,25 @@ def load_trajectories_csv(path: Union[str, Path], time_column: Optional[str] = N
         if len(bad):
             i = int(bad[0])
             where = f" in trajectory {label!r}" if has_traj else ""
-            raise ValueError(f"{path}: times must be strictly increasing{where}, but line {lines[i + 1]} has "
-                             f"t={t[i + 1].item()} after t={t[i].item()} (sort by {time_column!r}, drop duplicates)")
+            raise ValueError(
+                f"{path}: times must be strictly increasing{where}, but line {lines[i + 1]} has "
+                f"t={t[i + 1].item()} after t={t[i].item()} (sort by {time_column!r}, drop duplicates)"
+            )
         ts.append(t)
         xs.append(data[:, 1:])
         ids.append(torch.full((len(t),), k, dtype=torch.long))
     return torch.cat(ts), torch.cat(xs), torch.cat(ids), names, labels
 
 
-def write_trajectories_csv(path: Union[str, Path], t: Tensor, x: Tensor, trajectory: Tensor, names: List[str],
-                           time_name: str = "t") -> Path:
+def write_trajectories_csv(
+    path: Union[str, Path], t: Tensor, x: Tensor, trajectory: Tensor, names: List[str], time_name: str = "t"
+) -> Path:
     """Long form: a 'trajectory' column, the time, then one column per variable."""
     if x.dim() != 2 or x.shape[0] != t.shape[0] or trajectory.shape != t.shape or x.shape[1] != len(names):
-        raise ValueError(f"need t [n], x [n, d], trajectory [n] and d names; got {tuple(t.shape)}, {tuple(x.shape)}, "
-                         f"{tuple(trajectory.shape)}, {len(names)} names")
+        raise ValueError(
+            f"need t [n], x [n, d], trajectory [n] and d names; got {tuple(t.shape)}, {tuple(x.shape)}, "
+            f"{tuple(trajectory.shape)}, {len(names)} names"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:

@@ -5,6 +5,7 @@ BasicMotions (6 channels, length 100, 4 classes, 40 / 40), with their official s
 Each case becomes a `Series` on times i * dt (i = 0 .. n-1, dt = 1 / (longest training case - 1),
 so a full-length case spans [0, 1]), all channels observed; label = class index (classes sorted).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple

@@ -5,6 +5,7 @@ constant (no density at all) or that hold NaN/inf are reported together, by name
 The rows are split 80/10/10 by a seeded permutation (train/validation/test) and standardized
 by the training split's mean and standard deviation, so the flow sees unit-scale features.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,22 +30,28 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
     if suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
         if arr.ndim != 2:
-            raise ValueError(f"{path}: a table needs a 2-D array [rows, columns]; got shape {arr.shape}. "
-                             "Reshape it (e.g. x.reshape(len(x), -1)) and save it again")
+            raise ValueError(
+                f"{path}: a table needs a 2-D array [rows, columns]; got shape {arr.shape}. "
+                "Reshape it (e.g. x.reshape(len(x), -1)) and save it again"
+            )
         names = [f"column {j}" for j in range(arr.shape[1])]
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-            raise ValueError(f"{path}: the array holds {arr.dtype}, not real numbers; save a float array "
-                             "(np.save(path, x.astype(float)))")
+            raise ValueError(
+                f"{path}: the array holds {arr.dtype}, not real numbers; save a float array "
+                "(np.save(path, x.astype(float)))"
+            )
         return arr.astype(np.float64), names, []
     import pandas as pd
+
     if suffix == ".csv":
         frame = pd.read_csv(path)
     else:
         try:
             frame = pd.read_parquet(path)
         except ImportError as err:
-            raise ImportError(f"reading {path} needs a parquet engine: pip install pyarrow "
-                              "(or save the table as .csv)") from err
+            raise ImportError(
+                f"reading {path} needs a parquet engine: pip install pyarrow (or save the table as .csv)"
+            ) from err
     numeric = frame.select_dtypes(include=[np.number, "bool"]).columns
     other = [str(c) for c in frame.columns if c not in numeric]
     values = frame[numeric].to_numpy(dtype=np.float64)
@@ -55,8 +62,10 @@ def check_columns(values: np.ndarray, names: Sequence[str], non_numeric: Sequenc
     """ValueError listing every column that cannot be modelled, each kind with its fix."""
     problems = []
     if non_numeric:
-        problems.append(f"not numeric: {list(non_numeric)} (drop them, or encode them as numbers, e.g. one-hot "
-                        "columns, and save the table again)")
+        problems.append(
+            f"not numeric: {list(non_numeric)} (drop them, or encode them as numbers, e.g. one-hot "
+            "columns, and save the table again)"
+        )
     bad = ~np.isfinite(values)
     missing = [f"{names[j]} ({int(bad[:, j].sum())} rows)" for j in range(values.shape[1]) if bad[:, j].any()]
     if missing:
@@ -78,7 +87,7 @@ def seeded_split(values: np.ndarray, seed: int) -> Tuple[np.ndarray, np.ndarray,
     order = np.random.RandomState(seed).permutation(n)
     n_val = n_test = max(1, int(round(0.1 * n)))
     shuffled = values[order]
-    return shuffled[:n - n_val - n_test], shuffled[n - n_val - n_test:n - n_test], shuffled[n - n_test:]
+    return shuffled[: n - n_val - n_test], shuffled[n - n_val - n_test : n - n_test], shuffled[n - n_test :]
 
 
 def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
@@ -97,6 +106,7 @@ def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
     mu, sd = train.mean(axis=0), train.std(axis=0)
     flat = [names[j] for j in range(len(names)) if sd[j] == 0]
     if flat:
-        raise ValueError(f"{path}: columns {flat} are constant on the training split (seed {seed}); drop them "
-                         "or use more rows")
+        raise ValueError(
+            f"{path}: columns {flat} are constant on the training split (seed {seed}); drop them or use more rows"
+        )
     return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd)

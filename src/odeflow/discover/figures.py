@@ -1,4 +1,5 @@
 """Figures of a discovery run: observations vs the fitted neural ODE, and a phase portrait."""
+
 from __future__ import annotations
 
 from pathlib import Path

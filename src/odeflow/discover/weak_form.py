@@ -13,6 +13,7 @@ Noise enters only through integrals, which average it.
 (pysindy 2.1's WeakPDELibrary, given the same 1-D irregular time grid, returned all-zero models even on
 clean data in this setup, so the benchmark uses this implementation.)
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple
@@ -22,8 +23,15 @@ import numpy as np
 from .selection import polynomial_library
 
 
-def weak_system(t: np.ndarray, x: np.ndarray, variables: Sequence[str], degree: int = 3, n_test: int = 100,
-                points_per_window: int = 16, p: int = 4) -> Tuple[np.ndarray, np.ndarray, List[str], np.ndarray]:
+def weak_system(
+    t: np.ndarray,
+    x: np.ndarray,
+    variables: Sequence[str],
+    degree: int = 3,
+    n_test: int = 100,
+    points_per_window: int = 16,
+    p: int = 4,
+) -> Tuple[np.ndarray, np.ndarray, List[str], np.ndarray]:
     """(G [K, m], b [K, d], term names, window centres [K]) of the weak form for one trajectory."""
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
@@ -46,7 +54,7 @@ def weak_system(t: np.ndarray, x: np.ndarray, variables: Sequence[str], degree: 
         a, b = c - half, c + half
         inside = (tq > a) & (tq < b)
         u = np.where(inside, (tq - a) * (b - tq), 0.0)
-        phi_q = u ** p
+        phi_q = u**p
         dphi_q = np.where(inside, p * u ** (p - 1) * (a + b - 2 * tq), 0.0)
         w_phi, w_dphi = np.zeros(n), np.zeros(n)
         for w, f in ((w_phi, phi_q), (w_dphi, dphi_q)):

@@ -12,6 +12,7 @@ code,
 which reuse the f and the VJP rows of the divergence (no extra VJP) and are left out of the
 step-size error norm. `loss(x)` = mean NLL + lambda_K mean E(T) + lambda_J mean n(T).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,14 +71,27 @@ class CNF(nn.Module):
 
     # A flag where nn.Module has a method (tasks read `flow.compile`): deliberately shadowed.
     compile: bool  # type: ignore[assignment]
-    T: Tensor                                            # a Parameter (train_T) or a buffer
-    _dynamics: Dict[Tuple[str, bool], CNFDynamics]       # set in __init__, not a submodule
+    T: Tensor  # a Parameter (train_T) or a buffer
+    _dynamics: Dict[Tuple[str, bool], CNFDynamics]  # set in __init__, not a submodule
 
-    def __init__(self, net: nn.Module, dim: int, T: float = 0.5, train_T: bool = False,
-                 divergence: str = "exact", noise: str = "gaussian", method: str = "dopri5",
-                 step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
-                 kinetic: float = 0.0, jacobian: float = 0.0, compile: bool = False,
-                 checkpoints: Optional[int] = None, segment_steps: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        dim: int,
+        T: float = 0.5,
+        train_T: bool = False,
+        divergence: str = "exact",
+        noise: str = "gaussian",
+        method: str = "dopri5",
+        step: Optional[StepControl] = None,
+        adjoint: bool = False,
+        seminorm: bool = False,
+        kinetic: float = 0.0,
+        jacobian: float = 0.0,
+        compile: bool = False,
+        checkpoints: Optional[int] = None,
+        segment_steps: Optional[int] = None,
+    ) -> None:
         super().__init__()
         if divergence not in ("exact", "hutchinson"):
             raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
@@ -98,13 +112,15 @@ class CNF(nn.Module):
         self.adjoint, self.seminorm = adjoint, seminorm
         self.kinetic, self.jacobian = float(kinetic), float(jacobian)
         self._e: Optional[Tensor] = None
-        self.noise_shard: Optional[Tuple[int, slice]] = None   # (global batch, rows): see sample_noise
+        self.noise_shard: Optional[Tuple[int, slice]] = None  # (global batch, rows): see sample_noise
         self.last_stats = SolverStats()
         self._host_T: Optional[Tuple[tuple, float]] = None
         self.compile = bool(compile)
         if (checkpoints is not None or segment_steps is not None) and (adjoint or compile):
-            raise ValueError("checkpoints apply to discretize-optimize without compile; drop checkpoints, "
-                             "adjoint=True or compile=True")
+            raise ValueError(
+                "checkpoints apply to discretize-optimize without compile; drop checkpoints, "
+                "adjoint=True or compile=True"
+            )
         if checkpoints is not None and segment_steps is not None:
             raise ValueError("give either checkpoints (number of segments) or segment_steps, not both")
         self.checkpoints, self.segment_steps = checkpoints, segment_steps
@@ -125,13 +141,17 @@ class CNF(nn.Module):
 
     def _gradient(self) -> Union[DiscretizeOptimize, OptimizeDiscretize]:
         if self.adjoint:
-            return OptimizeDiscretize(params=[p for p in self.net.parameters() if p.requires_grad],
-                                      seminorm=self.seminorm)
+            return OptimizeDiscretize(
+                params=[p for p in self.net.parameters() if p.requires_grad], seminorm=self.seminorm
+            )
         checkpointed = self.checkpoints is not None or self.segment_steps is not None
         if checkpointed and torch.is_grad_enabled() and isinstance(self.step, FixedStep) and self.step.grid is None:
             # evaluation without gradients, or a stage with adaptive steps, runs plainly
-            return DiscretizeOptimize(checkpoints=self.checkpoints, segment_steps=self.segment_steps,
-                                      params=[p for p in self.parameters() if p.requires_grad])
+            return DiscretizeOptimize(
+                checkpoints=self.checkpoints,
+                segment_steps=self.segment_steps,
+                params=[p for p in self.parameters() if p.requires_grad],
+            )
         return DiscretizeOptimize()
 
     def _times(self, reverse: bool) -> Tensor:
@@ -190,15 +210,22 @@ class CNF(nn.Module):
         if self.compile:
             func = self.dynamics(regularize)
             func.set_noise(self._e if self.divergence == "hutchinson" else None)
-        sol = solve(func, state, self._times(False), method=self.method, step=self._step_for(len(state)),
-                    gradient=self._gradient(), compile=self.compile)
+        sol = solve(
+            func,
+            state,
+            self._times(False),
+            method=self.method,
+            step=self._step_for(len(state)),
+            gradient=self._gradient(),
+            compile=self.compile,
+        )
         self.last_stats = sol.stats
         return tuple(y[-1] for y in sol.ys)
 
     def transform(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """x -> (z(T), l(T)) with l(T) = -int tr J dt = -log|det dz/dx|."""
-        z, l = self.integrate(x)
-        return z, l
+        z, logdet = self.integrate(x)
+        return z, logdet
 
     def loss(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Training loss: mean NLL (nats) + lambda_K mean E(T) + lambda_J mean n(T) (RNODE).
@@ -221,25 +248,45 @@ class CNF(nn.Module):
     def push_forward(self, x: Tensor) -> Tensor:
         """x -> z(T) without the log-determinant (cheaper; for plots and inverse checks)."""
         check_batch(x, self.dim)
-        sol = solve(self.net if self.compile else self._field, x, self._times(False), method=self.method,
-                    step=self.step, gradient=self._gradient(), compile=self.compile)
+        sol = solve(
+            self.net if self.compile else self._field,
+            x,
+            self._times(False),
+            method=self.method,
+            step=self.step,
+            gradient=self._gradient(),
+            compile=self.compile,
+        )
         self.last_stats = sol.stats
         return sol.ys[-1]
 
     def inverse(self, z: Tensor) -> Tensor:
         """z(T) -> x by integrating f backwards from T to 0."""
         check_batch(z, self.dim, "z")
-        sol = solve(self.net if self.compile else self._field, z, self._times(True), method=self.method,
-                    step=self.step, gradient=self._gradient(), compile=self.compile)
+        sol = solve(
+            self.net if self.compile else self._field,
+            z,
+            self._times(True),
+            method=self.method,
+            step=self.step,
+            gradient=self._gradient(),
+            compile=self.compile,
+        )
         return sol.ys[-1]
 
     def log_prob(self, x: Tensor) -> Tensor:
-        z, l = self.transform(x)
-        return standard_normal_logprob(z) - l
+        z, logdet = self.transform(x)
+        return standard_normal_logprob(z) - logdet
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         p = next(self.parameters())
-        z = torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device)
+        z = torch.randn(
+            n,
+            self.dim,
+            dtype=p.dtype,
+            generator=generator,
+            device=generator.device if generator is not None else p.device,
+        ).to(p.device)
         return self.inverse(z)
 
 
@@ -261,8 +308,8 @@ class CNFStack(nn.Module):
     def transform(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for block in self.cnfs:
-            x, l = block.transform(x)
-            total = total + l
+            x, logdet = block.transform(x)
+            total = total + logdet
         return x, total
 
     def push_forward(self, x: Tensor) -> Tensor:
@@ -276,8 +323,8 @@ class CNFStack(nn.Module):
         return z
 
     def log_prob(self, x: Tensor) -> Tensor:
-        z, l = self.transform(x)
-        return standard_normal_logprob(z) - l
+        z, logdet = self.transform(x)
+        return standard_normal_logprob(z) - logdet
 
     def loss(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Mean NLL + each block's RNODE terms (its own lambda_K, lambda_J); parts as `CNF.loss`."""
@@ -295,7 +342,15 @@ class CNFStack(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         p = next(self.parameters())
-        return self.inverse(torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device))
+        return self.inverse(
+            torch.randn(
+                n,
+                self.dim,
+                dtype=p.dtype,
+                generator=generator,
+                device=generator.device if generator is not None else p.device,
+            ).to(p.device)
+        )
 
     def set_solver(self, method: str, step: StepControl) -> None:
         for block in self.cnfs:

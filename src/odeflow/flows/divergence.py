@@ -10,6 +10,7 @@ Hutchinson: tr(J) ~ e^T J e with E[e e^T] = I (Gaussian or Rademacher e), one VJ
             RNODE Jacobian penalty ||e^T J||^2 costs no further VJP.
 f, z: [batch, dim]; results: [batch].
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -59,8 +60,9 @@ def divergence_hutchinson(f: Tensor, z: Tensor, e: Tensor, create_graph: bool) -
     return (eJ * e).sum(dim=1), eJ
 
 
-def sample_noise(like: Tensor, kind: str, generator: "torch.Generator | None" = None,
-                 shard: "Tuple[int, slice] | None" = None) -> Tensor:
+def sample_noise(
+    like: Tensor, kind: str, generator: torch.Generator | None = None, shard: Tuple[int, slice] | None = None
+) -> Tensor:
     """Noise shaped like ``like``. With ``shard = (n, rows)`` the noise of a global batch of n is
     drawn and its ``rows`` kept: the ranks of a data-parallel run then use, together, exactly
     the noise one process would draw for the whole batch."""

@@ -10,6 +10,7 @@ changes with T through the integrand at the end time only:
 theta step, with the temporal regularization alpha |T| and clipping to
 [t0 + eps, 2 T0 - t0 - eps] (alpha = 0.1, eps = 0.1 in the paper).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -45,8 +46,16 @@ class EndTimeOptimizer:
     of a longer flow; with 'loss' T collapses towards t0 + eps when RNODE is on.
     """
 
-    def __init__(self, flow: CNF, lr: float = 1e-2, alpha: float = 0.1, eps: float = 0.1, t0: float = 0.0,
-                 objective: str = "loss", reduce: Optional[Callable[[Tensor], Tensor]] = None) -> None:
+    def __init__(
+        self,
+        flow: CNF,
+        lr: float = 1e-2,
+        alpha: float = 0.1,
+        eps: float = 0.1,
+        t0: float = 0.0,
+        objective: str = "loss",
+        reduce: Optional[Callable[[Tensor], Tensor]] = None,
+    ) -> None:
         if objective not in ("loss", "nll"):
             raise ValueError(f"unknown end-time objective {objective!r}; valid: loss, nll")
         self.regularizers = objective == "loss"
@@ -55,8 +64,10 @@ class EndTimeOptimizer:
         T0 = float(flow.T.detach())
         self.low, self.high = t0 + eps, 2 * T0 - t0 - eps
         if not self.low < T0 < self.high:
-            raise ValueError(f"clipping interval [{self.low}, {self.high}] must contain T0 = {T0}; "
-                             f"use eps < T0 - t0 (got eps = {eps})")
+            raise ValueError(
+                f"clipping interval [{self.low}, {self.high}] must contain T0 = {T0}; "
+                f"use eps < T0 - t0 (got eps = {eps})"
+            )
         self.flow, self.alpha = flow, alpha
         self.reduce = reduce  # averages dL/dT over data-parallel ranks (each has its shard's mean)
         flow.T.requires_grad_(False)  # theta's backward pass computes no T gradient

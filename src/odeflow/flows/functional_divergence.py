@@ -15,6 +15,7 @@ The module is an nn.Module whose parameters are the network's, so the compiled a
 autograd (log-probabilities under no_grad) it is the same function; results equal the
 autograd path to rounding.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -64,8 +65,10 @@ class CNFDynamics(nn.Module):
         else:
             if self.noise is None or self.noise.shape != z.shape:
                 got = None if self.noise is None else tuple(self.noise.shape)
-                raise ValueError(f"Hutchinson noise must have the state's shape {tuple(z.shape)}; got {got}. "
-                                 "Call set_noise(e) before solving")
+                raise ValueError(
+                    f"Hutchinson noise must have the state's shape {tuple(z.shape)}; got {got}. "
+                    "Call set_noise(e) before solving"
+                )
             f, div, eJ = hutchinson_func(self.net, t, z, self.noise)
             frob = (eJ * eJ).mean(dim=1)
         if self.regularize:

@@ -10,17 +10,19 @@ bits/dim:    for log p(x) of the dequantized x in [0, 1]^D (nats),
              bits/dim = -(log p(x) / D - log 256) / log 2
              (the density of x * 256 is p / 256^D).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional, overload, Tuple, Union
+from typing import Optional, Tuple, Union, overload
 
 import torch
 from torch import Tensor
 
 
-def dequantize(x: Tensor, generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32,
-               levels: int = 256) -> Tensor:
+def dequantize(
+    x: Tensor, generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32, levels: int = 256
+) -> Tensor:
     """Integer pixels 0..levels-1 (any integer dtype) -> (x + U[0, 1)) / levels in [0, 1)."""
     if x.dtype.is_floating_point or x.dtype == torch.bool:
         raise TypeError(f"dequantize expects integer pixels (e.g. uint8 0..255); got dtype {x.dtype}")

@@ -6,6 +6,7 @@ active and frees it when the storage dies (a weak reference on the storage), so 
 the exact high-water mark of tensor memory the code allocated, on any device, independent of
 the allocator's caching (which makes RSS on a CPU a noisy measure of small probes).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-GB = 1024 ** 3
-MB = 1024 ** 2
+GB = 1024**3
+MB = 1024**2
 
 
 class LiveTensorBytes(TorchDispatchMode):

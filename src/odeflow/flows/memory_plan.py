@@ -19,6 +19,7 @@ fixes the linear model (graph after the forward pass exact; backward transient f
 Validation and test use the exact trace without gradients; their chunk size comes from the
 same kind of probe (`plan_eval_chunk`).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,9 @@ SAFETY = SAFETY_BY_DEVICE["cpu"]
 
 def safety(device: torch.device) -> float:
     return SAFETY_BY_DEVICE.get(device.type, SAFETY)
-ADAM_STATE = 2         # Adam keeps two tensors per parameter (the gradients are in the probe)
+
+
+ADAM_STATE = 2  # Adam keeps two tensors per parameter (the gradients are in the probe)
 STRATEGIES = ("auto", "plain", "checkpointed", "adjoint")
 
 Flow = Union[CNF, CNFStack, "MultiscaleCNF"]
@@ -58,12 +61,13 @@ def blocks_of(flow: Flow) -> List[CNF]:
         return flow.cnfs
     if isinstance(flow, CNF):
         return [flow]
-    return list(getattr(flow, "cnfs"))
+    return list(flow.cnfs)
 
 
 @dataclass(frozen=True)
 class StepFootprint:
     """peak(b, n) = fixed + b * (per_row + n * per_row_step) bytes, n = steps kept in the graph."""
+
     fixed: float
     per_row: float
     per_row_step: float
@@ -74,18 +78,20 @@ class StepFootprint:
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    strategy: str                   # plain, checkpointed or adjoint
-    segment_steps: Optional[int]    # checkpointed: steps per segment
-    steps_per_block: int            # fixed steps per block of the finest training solver (estimated if adaptive)
-    predicted_mb: float             # predicted peak of the process (in use + step), MB
-    plain_mb: float                 # what the plain step would need, MB
+    strategy: str  # plain, checkpointed or adjoint
+    segment_steps: Optional[int]  # checkpointed: steps per segment
+    steps_per_block: int  # fixed steps per block of the finest training solver (estimated if adaptive)
+    predicted_mb: float  # predicted peak of the process (in use + step), MB
+    plain_mb: float  # what the plain step would need, MB
     budget_mb: float
     reason: str
 
     def describe(self) -> str:
-        what = {"plain": "plain discretize-optimize (whole graph kept)",
-                "checkpointed": f"checkpointed discretize-optimize, segments of {self.segment_steps} step(s)",
-                "adjoint": "the continuous adjoint (optimize-discretize)"}[self.strategy]
+        what = {
+            "plain": "plain discretize-optimize (whole graph kept)",
+            "checkpointed": f"checkpointed discretize-optimize, segments of {self.segment_steps} step(s)",
+            "adjoint": "the continuous adjoint (optimize-discretize)",
+        }[self.strategy]
         return f"memory plan: {what}; {self.reason}"
 
     def as_dict(self) -> Dict[str, object]:
@@ -128,8 +134,9 @@ def default_loss(flow: Flow, x: Tensor) -> Tensor:
     return flow.loss(x)[0]
 
 
-def measure_step(flow: Flow, x: Tensor, method: str, loss: Callable[[Flow, Tensor], Tensor] = default_loss
-                 ) -> StepFootprint:
+def measure_step(
+    flow: Flow, x: Tensor, method: str, loss: Callable[[Flow, Tensor], Tensor] = default_loss
+) -> StepFootprint:
     """The linear footprint model from three probes of a training step with `method` and plain
     Disc-Opt: 1 and 2 fixed steps per block at b0 = len(x) // 2 rows, 1 step at 2 b0 rows.
 
@@ -140,7 +147,7 @@ def measure_step(flow: Flow, x: Tensor, method: str, loss: Callable[[Flow, Tenso
     b0 = max(1, x.shape[0] // 2)
     with _probe_settings(blocks, method, FixedStep(steps=1)):
         f11, p11 = _step_bytes(flow, x[:b0], loss)
-        f21, p21 = _step_bytes(flow, x[:2 * b0], loss)
+        f21, p21 = _step_bytes(flow, x[: 2 * b0], loss)
     with _probe_settings(blocks, method, FixedStep(steps=2)):
         f12, _ = _step_bytes(flow, x[:b0], loss)
     k = len(blocks)
@@ -161,9 +168,16 @@ def steps_per_block(block: CNF, step: StepControl, x: Tensor, method: str) -> in
     return max(1, block.last_stats.steps)
 
 
-def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: int, in_use_bytes: int,
-                         solvers: Sequence[tuple] = (), strategy: str = "auto",
-                         loss: Callable[[Flow, Tensor], Tensor] = default_loss) -> MemoryPlan:
+def plan_training_memory(
+    flow: Flow,
+    x_probe: Tensor,
+    batch: int,
+    budget_bytes: int,
+    in_use_bytes: int,
+    solvers: Sequence[tuple] = (),
+    strategy: str = "auto",
+    loss: Callable[[Flow, Tensor], Tensor] = default_loss,
+) -> MemoryPlan:
     """Choose plain / checkpointed / adjoint for training `flow` on batches of `batch` rows.
 
     solvers: (method, step) of every training stage (default: the blocks' own). The plan is
@@ -188,45 +202,68 @@ def plan_training_memory(flow: Flow, x_probe: Tensor, batch: int, budget_bytes: 
 
     def done(kind: str, seg: Optional[int], value: float, reason: str) -> MemoryPlan:
         if strategy != "auto":
-            reason = (f"asked for ({strategy}); predicted peak {value / GB:.2f} GB, the plain step "
-                      f"{plain / GB:.2f} GB, budget {budget_bytes / GB:.2f} GB")
+            reason = (
+                f"asked for ({strategy}); predicted peak {value / GB:.2f} GB, the plain step "
+                f"{plain / GB:.2f} GB, budget {budget_bytes / GB:.2f} GB"
+            )
         return MemoryPlan(kind, seg, n, mb(value), mb(plain), mb(budget_bytes), reason)
 
     budget_text = f"budget {budget_bytes / GB:.2f} GB"
     if blocks[0].adjoint:
         if adjoint > budget_bytes and strategy == "auto":
             raise ValueError(_too_big(fp, base, budget_bytes, batch, "the adjoint", slack))
-        return done("adjoint", None, adjoint, f"opt-disc: memory does not grow with the steps "
-                    f"(predicted peak {adjoint / GB:.2f} GB, {budget_text})")
+        return done(
+            "adjoint",
+            None,
+            adjoint,
+            f"opt-disc: memory does not grow with the steps (predicted peak {adjoint / GB:.2f} GB, {budget_text})",
+        )
     if strategy == "plain" or (strategy == "auto" and plain <= budget_bytes):
-        return done("plain", None, plain, f"the whole graph ({len(blocks)} block(s) x {n} steps, batch {batch}) "
-                    f"needs a predicted {plain / GB:.2f} GB, within the {budget_text}")
+        return done(
+            "plain",
+            None,
+            plain,
+            f"the whole graph ({len(blocks)} block(s) x {n} steps, batch {batch}) "
+            f"needs a predicted {plain / GB:.2f} GB, within the {budget_text}",
+        )
     if strategy == "checkpointed" and not fixed_steps:
-        raise ValueError("memory plan 'checkpointed' needs fixed steps in every stage (--step-size or --n-steps); "
-                         "use 'auto' or 'adjoint' with adaptive steps")
+        raise ValueError(
+            "memory plan 'checkpointed' needs fixed steps in every stage (--step-size or --n-steps); "
+            "use 'auto' or 'adjoint' with adaptive steps"
+        )
     if fixed_steps and strategy in ("auto", "checkpointed"):
         for seg in range(n, 0, -1):
             segments = math.ceil(n / seg)
             # + one copy of the parameter gradients: each segment returns its own before accumulation
             need = total(seg, len(blocks) * segments * batch * state_row + n_params)
             if need <= budget_bytes or (strategy == "checkpointed" and seg == 1):
-                return done("checkpointed", seg, need,
-                            f"the plain step would need {plain / GB:.2f} GB (over the {budget_text}); segments of "
-                            f"{seg} of the {n} steps need {need / GB:.2f} GB, for about one extra forward "
-                            "evaluation per stage")
+                return done(
+                    "checkpointed",
+                    seg,
+                    need,
+                    f"the plain step would need {plain / GB:.2f} GB (over the {budget_text}); segments of "
+                    f"{seg} of the {n} steps need {need / GB:.2f} GB, for about one extra forward "
+                    "evaluation per stage",
+                )
     if strategy in ("auto", "adjoint") and (adjoint <= budget_bytes or strategy == "adjoint"):
         why = "even segments of one step do not fit" if fixed_steps else "adaptive steps cannot be checkpointed"
-        return done("adjoint", None, adjoint,
-                    f"the plain step would need {plain / GB:.2f} GB and {why} in the {budget_text}: the gradient "
-                    f"comes from the continuous adjoint on the same solver instead ({adjoint / GB:.2f} GB)")
+        return done(
+            "adjoint",
+            None,
+            adjoint,
+            f"the plain step would need {plain / GB:.2f} GB and {why} in the {budget_text}: the gradient "
+            f"comes from the continuous adjoint on the same solver instead ({adjoint / GB:.2f} GB)",
+        )
     raise ValueError(_too_big(fp, base, budget_bytes, batch, "segments of one step or the adjoint", slack))
 
 
 def _too_big(fp: StepFootprint, base: float, budget: int, batch: int, what: str, slack: float) -> str:
     room = (budget - base) / slack - fp.fixed
     fits = int(room // (fp.per_row + fp.per_row_step)) if room > 0 else 0
-    return (f"batch {batch} does not fit in the memory budget of {budget / GB:.2f} GB even with {what} "
-            f"(in use already {base / GB:.2f} GB); use --batch {max(fits, 0)} or less, or raise --max-memory")
+    return (
+        f"batch {batch} does not fit in the memory budget of {budget / GB:.2f} GB even with {what} "
+        f"(in use already {base / GB:.2f} GB); use --batch {max(fits, 0)} or less, or raise --max-memory"
+    )
 
 
 def apply_plan(flow: Flow, plan: MemoryPlan) -> None:
@@ -251,8 +288,15 @@ def exact_log_prob(flow: Flow, x: Tensor) -> Tensor:
             b.divergence = d
 
 
-def plan_eval_chunk(flow: Flow, x_probe: Tensor, budget_bytes: int, in_use_bytes: int, max_chunk: int,
-                    evaluate: Callable[[Flow, Tensor], Tensor] = exact_log_prob, method: str = "rk4") -> int:
+def plan_eval_chunk(
+    flow: Flow,
+    x_probe: Tensor,
+    budget_bytes: int,
+    in_use_bytes: int,
+    max_chunk: int,
+    evaluate: Callable[[Flow, Tensor], Tensor] = exact_log_prob,
+    method: str = "rk4",
+) -> int:
     """Rows per chunk for evaluation without gradients within the budget: the peak of one
     `evaluate` (default: the exact-trace log-density) with one step of `method` per block at c0
     and 2 c0 rows fixes peak(c) = e0 + c * e_row. Without a graph the peak does not grow with the
@@ -266,7 +310,7 @@ def plan_eval_chunk(flow: Flow, x_probe: Tensor, budget_bytes: int, in_use_bytes
             evaluate(flow, x)
         return meter.peak
 
-    p1, p2 = one(x_probe[:c0]), one(x_probe[:2 * c0])
+    p1, p2 = one(x_probe[:c0]), one(x_probe[: 2 * c0])
     e_row = max(1.0, (p2 - p1) / c0)
     e0 = max(0.0, p1 - c0 * e_row)
     room = (budget_bytes - in_use_bytes) / safety(x_probe.device) - e0

@@ -16,6 +16,7 @@ checks. `loss` = bits/dim + sum_b (lambda_K E_b + lambda_J n_b) (RNODE; per-dime
 integrals as in the reference code). With ``train_T`` every block's end time is a parameter
 (TO-FLOW); its gradient comes from the same backward pass as theta's (`ImageEndTimes`).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
@@ -53,19 +54,35 @@ class MultiscaleCNF(nn.Module):
         divergence, noise, method, step, adjoint, kinetic, jacobian: as `odeflow.flows.CNF`.
     """
 
-    def __init__(self, shape: Sequence[int], scales: Optional[int] = None, blocks: int = 1,
-                 hidden: Sequence[int] = (64, 64, 64), activation: str = "softplus", pieces: int = 1,
-                 T: float = 1.0, train_T: bool = False, alpha: Optional[float] = 1e-6,
-                 divergence: str = "hutchinson", noise: str = "gaussian", method: str = "rk4",
-                 step: Optional[StepControl] = None, adjoint: bool = False, kinetic: float = 0.0,
-                 jacobian: float = 0.0, zero_init: bool = True) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int],
+        scales: Optional[int] = None,
+        blocks: int = 1,
+        hidden: Sequence[int] = (64, 64, 64),
+        activation: str = "softplus",
+        pieces: int = 1,
+        T: float = 1.0,
+        train_T: bool = False,
+        alpha: Optional[float] = 1e-6,
+        divergence: str = "hutchinson",
+        noise: str = "gaussian",
+        method: str = "rk4",
+        step: Optional[StepControl] = None,
+        adjoint: bool = False,
+        kinetic: float = 0.0,
+        jacobian: float = 0.0,
+        zero_init: bool = True,
+    ) -> None:
         super().__init__()
         if len(shape) != 3:
             raise ValueError(f"shape must be (C, H, W); got {tuple(shape)}")
         c, h, w = (int(v) for v in shape)
         scales = n_scales(h, w) if scales is None else int(scales)
         if scales < 1 or h % 2 ** (scales - 1) or w % 2 ** (scales - 1):
-            raise ValueError(f"{scales} scales need H and W divisible by 2^{max(scales - 1, 0)}; got shape {tuple(shape)}")
+            raise ValueError(
+                f"{scales} scales need H and W divisible by 2^{max(scales - 1, 0)}; got shape {tuple(shape)}"
+            )
         if blocks < 1:
             raise ValueError(f"blocks must be >= 1; got {blocks}")
         self.shape, self.n_scale, self.alpha = (c, h, w), scales, alpha
@@ -74,8 +91,19 @@ class MultiscaleCNF(nn.Module):
 
         def block(size: Tuple[int, int, int]) -> CNF:
             net = ConvODENet(size, hidden, activation, pieces=pieces, T0=T, zero_init=zero_init)
-            return CNF(net, net.dim, T=T, train_T=train_T, divergence=divergence, noise=noise, method=method,
-                       step=step, adjoint=adjoint, kinetic=kinetic, jacobian=jacobian)
+            return CNF(
+                net,
+                net.dim,
+                T=T,
+                train_T=train_T,
+                divergence=divergence,
+                noise=noise,
+                method=method,
+                step=step,
+                adjoint=adjoint,
+                kinetic=kinetic,
+                jacobian=jacobian,
+            )
 
         self.pre, self.post = nn.ModuleList(), nn.ModuleList()
         self.sizes: List[Tuple[int, int, int]] = []
@@ -86,9 +114,24 @@ class MultiscaleCNF(nn.Module):
                 c, h, w = 4 * c, h // 2, w // 2
                 self.post.append(nn.ModuleList(block((c, h, w)) for _ in range(blocks)))
                 c = c // 2
-        self.config = dict(shape=list(shape), scales=scales, blocks=blocks, hidden=list(hidden), activation=activation,
-                           pieces=pieces, T=T, train_T=train_T, alpha=alpha, divergence=divergence, noise=noise,
-                           method=method, adjoint=adjoint, kinetic=kinetic, jacobian=jacobian, zero_init=zero_init)
+        self.config = dict(
+            shape=list(shape),
+            scales=scales,
+            blocks=blocks,
+            hidden=list(hidden),
+            activation=activation,
+            pieces=pieces,
+            T=T,
+            train_T=train_T,
+            alpha=alpha,
+            divergence=divergence,
+            noise=noise,
+            method=method,
+            adjoint=adjoint,
+            kinetic=kinetic,
+            jacobian=jacobian,
+            zero_init=zero_init,
+        )
 
     # --- structure ------------------------------------------------------------------------------
     @staticmethod
@@ -197,8 +240,13 @@ class MultiscaleCNF(nn.Module):
         bpd = bits_per_dim(log_p, self.dim).mean()
         kin, jac = out["kinetic"].mean(), out["jacobian"].mean()
         loss = bpd + kin + jac
-        return loss, dict(bits_per_dim=bpd.detach(), nll=-log_p.mean().detach(), kinetic=kin.detach(),
-                          jacobian=jac.detach(), nll_bpd=bpd)
+        return loss, dict(
+            bits_per_dim=bpd.detach(),
+            nll=-log_p.mean().detach(),
+            kinetic=kin.detach(),
+            jacobian=jac.detach(),
+            nll_bpd=bpd,
+        )
 
     # --- sampling -------------------------------------------------------------------------------
     def inverse(self, z: Tensor) -> Tensor:
@@ -211,7 +259,7 @@ class MultiscaleCNF(nn.Module):
         for s in range(self.n_scale - 1):
             c_s, h_s, w_s = self.sizes[s]
             n = 2 * c_s * (h_s // 2) * (w_s // 2)
-            chunks.append(z[:, offset:offset + n])
+            chunks.append(z[:, offset : offset + n])
             offset += n
         h = z[:, offset:].reshape(b, *self.sizes[-1])
 
@@ -231,7 +279,16 @@ class MultiscaleCNF(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None, temperature: float = 1.0) -> Tensor:
         p = next(self.parameters())
-        z = torch.randn(n, self.dim, dtype=p.dtype, generator=generator, device=generator.device if generator is not None else p.device).to(p.device) * temperature
+        z = (
+            torch.randn(
+                n,
+                self.dim,
+                dtype=p.dtype,
+                generator=generator,
+                device=generator.device if generator is not None else p.device,
+            ).to(p.device)
+            * temperature
+        )
         return self.inverse(z)
 
 

@@ -7,6 +7,7 @@ nh - 1 layers m nf -> m nf, one layer m nf -> nf, with the nonlinearity (tanh or
 between layers; every block integrates its own CNF on [0, T]. So `layers` = nh hidden layers
 of width `multiplier` * D.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,9 +25,10 @@ from .cnf import CNF, CNFStack, StepControl, check_batch, standard_normal_logpro
 @dataclass(frozen=True)
 class StackSpec:
     """Architecture of a stacked CNF (one row of seed 000 Table 3)."""
-    blocks: int = 1            # s, flow steps
-    layers: int = 2            # nh, hidden layers per block
-    multiplier: int = 10       # m, hidden width = m * D
+
+    blocks: int = 1  # s, flow steps
+    layers: int = 2  # nh, hidden layers per block
+    multiplier: int = 10  # m, hidden width = m * D
     activation: str = "softplus"
     layer: str = "concatsquash"
     T: float = 1.0
@@ -45,7 +47,7 @@ class StackSpec:
             raise ValueError(f"model.T must be > 0; got {self.T!r}")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "StackSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> StackSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -56,17 +58,35 @@ class StackSpec:
         return asdict(self)
 
 
-def build_stacked_cnf(dim: int, spec: StackSpec, method: str = "rk4", step: Optional[StepControl] = None,
-                      adjoint: bool = False, divergence: str = "hutchinson", noise: str = "gaussian",
-                      seminorm: bool = False) -> CNFStack:
+def build_stacked_cnf(
+    dim: int,
+    spec: StackSpec,
+    method: str = "rk4",
+    step: Optional[StepControl] = None,
+    adjoint: bool = False,
+    divergence: str = "hutchinson",
+    noise: str = "gaussian",
+    seminorm: bool = False,
+) -> CNFStack:
     """`spec.blocks` CNF blocks on R^dim, each with the Table-3 ODE net."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer; got {dim!r}")
     hidden = [spec.multiplier * dim] * spec.layers
-    blocks = [CNF(ODENet(dim, hidden, layer=spec.layer, activation=spec.activation), dim, T=spec.T,
-                  train_T=spec.train_T, divergence=divergence, noise=noise, method=method, step=step,
-                  adjoint=adjoint, seminorm=seminorm)
-              for _ in range(spec.blocks)]
+    blocks = [
+        CNF(
+            ODENet(dim, hidden, layer=spec.layer, activation=spec.activation),
+            dim,
+            T=spec.T,
+            train_T=spec.train_T,
+            divergence=divergence,
+            noise=noise,
+            method=method,
+            step=step,
+            adjoint=adjoint,
+            seminorm=seminorm,
+        )
+        for _ in range(spec.blocks)
+    ]
     return CNFStack(blocks)
 
 
@@ -94,28 +114,38 @@ def _chunks(x: Tensor, chunk: int, progress: Optional[str]) -> Iterator[Tensor]:
         yield from x.split(chunk)
         return
     from tqdm.auto import tqdm
-    with tqdm(total=x.shape[0], desc=progress, unit="row", leave=False, file=sys.stderr, dynamic_ncols=True,
-              mininterval=1.0) as bar:
+
+    with tqdm(
+        total=x.shape[0], desc=progress, unit="row", leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=1.0
+    ) as bar:
         for part in x.split(chunk):
             yield part
             bar.update(part.shape[0])
 
 
-def nll_per_sample(flow: CNFStack, x: Tensor, method: str, step: StepControl, chunk: int = 1024,
-                   progress: Optional[str] = None) -> Tensor:
+def nll_per_sample(
+    flow: CNFStack, x: Tensor, method: str, step: StepControl, chunk: int = 1024, progress: Optional[str] = None
+) -> Tensor:
     """-log p(x) per sample (nats) with the exact trace and the given solver, streamed in chunks of
     `chunk` rows (only one chunk's evaluation is in memory at a time)."""
     check_batch(x, flow.dim)
     with using_solver(flow, method, step):
         parts = []
         for part in _chunks(x, chunk, progress):
-            z, l = flow.transform(part)
-            parts.append(-(standard_normal_logprob(z) - l))
+            z, logdet = flow.transform(part)
+            parts.append(-(standard_normal_logprob(z) - logdet))
     return torch.cat(parts)
 
 
-def evaluate_stack(flow: CNFStack, x: Tensor, method: str, step: StepControl,
-                   chunk: int = 1024, inverse: bool = True, progress: Optional[str] = None) -> Dict[str, float]:
+def evaluate_stack(
+    flow: CNFStack,
+    x: Tensor,
+    method: str,
+    step: StepControl,
+    chunk: int = 1024,
+    inverse: bool = True,
+    progress: Optional[str] = None,
+) -> Dict[str, float]:
     """Test NLL (nats, exact trace), inverse error mean_i ||f^-1(f(x_i)) - x_i||_2 and NFE-F
     (forward evaluations summed over the blocks, mean over chunks) with the given solver
     (re-discretization, seed 000 Table 5)."""
@@ -123,11 +153,10 @@ def evaluate_stack(flow: CNFStack, x: Tensor, method: str, step: StepControl,
     nll_sum, inv_sum, nfe = 0.0, 0.0, []
     with using_solver(flow, method, step):
         for part in _chunks(x, chunk, progress):
-            z, l = flow.transform(part)
+            z, logdet = flow.transform(part)
             nfe.append(sum(s.nfe for s in flow.nfe))
-            nll_sum += float(-(standard_normal_logprob(z) - l).sum())
+            nll_sum += float(-(standard_normal_logprob(z) - logdet).sum())
             if inverse:
                 inv_sum += float((flow.inverse(z) - part).norm(dim=1).sum())
     n = x.shape[0]
-    return dict(nll=nll_sum / n, inverse_error=inv_sum / n if inverse else float("nan"),
-                nfe=float(sum(nfe)) / len(nfe))
+    return dict(nll=nll_sum / n, inverse_error=inv_sum / n if inverse else float("nan"), nfe=float(sum(nfe)) / len(nfe))

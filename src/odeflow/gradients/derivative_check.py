@@ -6,6 +6,7 @@ For a loss F, a claimed gradient g and a random direction v:
 The slopes of log E0 and log E1 against log h should be about 1 and 2; a wrong gradient
 shows E1 decaying only like h (slope ~1), or E1 >= E0.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,9 +50,14 @@ def _fit_slope(hs: Sequence[float], es: Sequence[float], floor: float) -> float:
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
 
 
-def derivative_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor],
-                     grads: Optional[Sequence[Tensor]] = None, direction: Optional[Sequence[Tensor]] = None,
-                     hs: Optional[Sequence[float]] = None, seed: int = 0) -> DerivativeCheck:
+def derivative_check(
+    loss_fn: Callable[[], Tensor],
+    params: Sequence[Tensor],
+    grads: Optional[Sequence[Tensor]] = None,
+    direction: Optional[Sequence[Tensor]] = None,
+    hs: Optional[Sequence[float]] = None,
+    seed: int = 0,
+) -> DerivativeCheck:
     """Run the Taylor test of seed 000 eq. (13) at the current parameter values.
 
     Args:
@@ -69,12 +75,11 @@ def derivative_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor],
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     if direction is None:
         gen = torch.Generator().manual_seed(seed)
-        direction = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype).to(p.device)
-                     for p in params]
+        direction = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype).to(p.device) for p in params]
         nrm = math.sqrt(sum(float((v * v).sum()) for v in direction))
         direction = [v / nrm for v in direction]
     if hs is None:
-        hs = [2.0 ** -k for k in range(20)]
+        hs = [2.0**-k for k in range(20)]
     gv = sum(float((g.detach() * v).sum()) for g, v in zip(grads, direction))
     originals = [p.detach().clone() for p in params]
     e0, e1 = [], []
@@ -99,6 +104,7 @@ def derivative_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor],
 def plot_derivative_check(check: DerivativeCheck, path: str, title: str = "derivative check") -> None:
     """Log-log plot of E0 and E1 with reference slopes 1 and 2 (seed 000 Fig. 4)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

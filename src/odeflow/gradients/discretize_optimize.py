@@ -12,6 +12,7 @@ back-propagated is ever recomputed with its graph. (torch.utils.checkpoint's non
 mode instead records the forward graph and, for every inner autograd.grad, recomputes the
 segment from its start: O(steps^2) work and memory.)
 """
+
 from __future__ import annotations
 
 import math
@@ -62,20 +63,31 @@ class DiscretizeOptimize:
             ys, _ = run_plain(problem, differentiable_times=differentiable_times)
             return ys
         if not isinstance(problem.step, FixedStep) or problem.step.grid is not None:
-            raise ValueError("checkpointed discretize-optimize needs step=FixedStep(h) (or steps=n); for adaptive "
-                             "steps use DiscretizeOptimize() without checkpoints or OptimizeDiscretize()")
+            raise ValueError(
+                "checkpointed discretize-optimize needs step=FixedStep(h) (or steps=n); for adaptive "
+                "steps use DiscretizeOptimize() without checkpoints or OptimizeDiscretize()"
+            )
         if not isinstance(problem.method, ButcherTableau):
-            raise ValueError(f"checkpointed discretize-optimize supports explicit Runge–Kutta methods; got "
-                             f"{problem.method.name!r}: drop the checkpoints or use OptimizeDiscretize()")
+            raise ValueError(
+                f"checkpointed discretize-optimize supports explicit Runge–Kutta methods; got "
+                f"{problem.method.name!r}: drop the checkpoints or use OptimizeDiscretize()"
+            )
         params = field_params(problem.field, self.params)
         return self._run_checkpointed(problem, differentiable_times, params)
 
-    def _run_checkpointed(self, problem: Problem, differentiable_times: bool,
-                          params: Tuple[Tensor, ...]) -> List[Tensor]:
+    def _run_checkpointed(
+        self, problem: Problem, differentiable_times: bool, params: Tuple[Tensor, ...]
+    ) -> List[Tensor]:
         y0, step = problem.y0, problem.step
         assert isinstance(step, FixedStep)  # checked when the mode was chosen
-        grid = fixed_grid(problem.method, problem.t_values, step.substeps(problem.t_values),
-                          y0.dtype, y0.device, problem.t if differentiable_times else None)
+        grid = fixed_grid(
+            problem.method,
+            problem.t_values,
+            step.substeps(problem.t_values),
+            y0.dtype,
+            y0.device,
+            problem.t if differentiable_times else None,
+        )
         n = len(grid)
         seg = self.segment_steps or max(1, math.ceil(n / (self.checkpoints or 1)))
         problem.stats.steps += n
@@ -107,7 +119,8 @@ def field_params(func: Optional[Callable], given: Optional[Sequence[Tensor]]) ->
         raise TypeError(
             f"checkpointed discretize-optimize needs the parameters of the vector field: func is a "
             f"{type(func).__name__} holding no nn.Module; pass DiscretizeOptimize(checkpoints=..., "
-            "params=[...]) (params=() if it has none)")
+            "params=[...]) (params=() if it has none)"
+        )
     seen: set = set()
     found: List[Tensor] = []
     for m in modules:
@@ -164,8 +177,9 @@ class _Segment(torch.autograd.Function):
     states at the output times crossed, then the segment's final state."""
 
     @staticmethod
-    def forward(ctx, problem: Problem, grid: FixedGrid, span: Tuple[int, int], y_in: Tensor, n_times: int,
-                *rest: Tensor) -> Tuple[Tensor, ...]:
+    def forward(
+        ctx, problem: Problem, grid: FixedGrid, span: Tuple[int, int], y_in: Tensor, n_times: int, *rest: Tensor
+    ) -> Tuple[Tensor, ...]:
         start, stop = span
         outs, y_out, _ = integrate_fixed(problem.method, problem.func, y_in, grid, SolverStats(), start, stop)
         if stop in grid.output_steps:
@@ -177,7 +191,7 @@ class _Segment(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads: Optional[Tensor]):
         y_in, *rest = ctx.saved_tensors
-        times, params = rest[:ctx.n_times], rest[ctx.n_times:]
+        times, params = rest[: ctx.n_times], rest[ctx.n_times :]
         start, stop = ctx.span
         problem, stats = ctx.problem, ctx.problem.stats
 
@@ -200,8 +214,11 @@ class _Segment(torch.autograd.Function):
             outputs = [*outs, y_out]
             pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
             wanted = leaves + [p for p in params if p.requires_grad]
-            got = torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True) \
-                if pairs else [None] * len(wanted)
+            got = (
+                torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True)
+                if pairs
+                else [None] * len(wanted)
+            )
         it = iter(got)
         y_grad = next(it)
         time_grads = [next(it) for _ in times]

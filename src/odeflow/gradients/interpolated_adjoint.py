@@ -9,6 +9,7 @@ with y(t) the cubic Hermite interpolant of the kept steps (Kim et al. 2021, "Sti
 ordinary differential equations", discuss why the backward y is the problem). Used by
 `OptimizeDiscretize` for implicit methods.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -39,7 +40,13 @@ class _Recorder:
 
 
 def _mean(v) -> float:
-    return float(v.mean()) if isinstance(v, Tensor) else float(sum(v) / len(v)) if isinstance(v, (list, tuple)) else float(v)
+    return (
+        float(v.mean())
+        if isinstance(v, Tensor)
+        else float(sum(v) / len(v))
+        if isinstance(v, (list, tuple))
+        else float(v)
+    )
 
 
 class _WithForwardState:
@@ -62,9 +69,22 @@ class _WithForwardState:
         self.hooks.reject(t, self._full(t, state), h)
 
 
-def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_start: Tensor, y_end: Tensor,
-                     t0: float, t1: float, a: Tensor, g: Tuple[Tensor, ...], params: Tuple[Tensor, ...],
-                     stats, hooks=None) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+def interval_adjoint(
+    method,
+    fwd_step,
+    fwd_norm,
+    bwd_step,
+    flat_f: Callable,
+    y_start: Tensor,
+    y_end: Tensor,
+    t0: float,
+    t1: float,
+    a: Tensor,
+    g: Tuple[Tensor, ...],
+    params: Tuple[Tensor, ...],
+    stats,
+    hooks=None,
+) -> Tuple[Tensor, Tuple[Tensor, ...]]:
     """(a, g) at t0 from (a, g) at t1 > or < t0, along the forward solution from y(t0) = y_start.
     ``hooks``: the adjoint step callbacks (they see (y, a, g))."""
     rec = _Recorder()
@@ -75,8 +95,9 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
     times = [t for t, _ in nodes]
     # f at both ends of every piece, taken on the piece's side of its ends when f may jump at
     # the forward grid points (perturb): f is never evaluated at a grid point itself.
-    gt = GridTimes(y_start.dtype, y_start.device,
-                   bool(getattr(fwd_step, "perturb", False) or getattr(fwd_step, "jump_t", ())))
+    gt = GridTimes(
+        y_start.dtype, y_start.device, bool(getattr(fwd_step, "perturb", False) or getattr(fwd_step, "jump_t", ()))
+    )
     ends = [gt.stages(ta, tb - ta, [0.0, 1.0]) for ta, tb in zip(times[:-1], times[1:])]
     f_left = [flat_f(ta, ya) for (ta, _), (_, ya) in zip(ends, nodes[:-1])]
     f_right = [flat_f(tb, yb) for (_, tb), (_, yb) in zip(ends, nodes[1:])]
@@ -99,8 +120,11 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
         with torch.enable_grad():
             y_ = y_at(tt).detach().requires_grad_(True)
             fy = flat_f(tt, y_)
-            vjps = torch.autograd.grad(fy, (y_,) + params, -adj, allow_unused=True) if fy.requires_grad \
+            vjps = (
+                torch.autograd.grad(fy, (y_,) + params, -adj, allow_unused=True)
+                if fy.requires_grad
                 else (None,) * (1 + len(params))
+            )
         outs = [torch.zeros_like(adj) if vjps[0] is None else vjps[0]]
         outs += [torch.zeros_like(p) if v is None else v for p, v in zip(params, vjps[1:])]
         return packer.pack(tuple(outs))
@@ -113,7 +137,8 @@ def interval_adjoint(method, fwd_step, fwd_norm, bwd_step, flat_f: Callable, y_s
     if hasattr(bwd_step, "rtol"):  # adaptive backward steps (whatever the forward ones were)
         norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))
     state = packer.pack((a,) + g)
-    out = method.integrate(aug, state, [t1, t0], bwd_step, norm, stats,
-                           None if hooks is None else _WithForwardState(hooks, y_at))[-1]
+    out = method.integrate(
+        aug, state, [t1, t0], bwd_step, norm, stats, None if hooks is None else _WithForwardState(hooks, y_at)
+    )[-1]
     parts = packer.unpack(out)
     return parts[0], tuple(parts[1:])

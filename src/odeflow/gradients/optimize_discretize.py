@@ -10,6 +10,7 @@ Time gradients: dL/dt_i = dL/dy(t_i) . f(t_i, y(t_i)) for i >= 1 and dL/dt0 = -a
 with a(t0+) the adjoint before the direct term dL/dy(t0) is added.
 Memory is independent of the number of steps: only the outputs are stored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,10 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, 
 import torch
 from torch import Tensor, nn
 
-from ..solvers.hooks import StepHooks
-from .interpolated_adjoint import interval_adjoint
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
 from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from ..solvers.hooks import StepHooks
 from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, perturb_stage_times, real_dtype
 from ..solvers.methods import get_method
 from ..solvers.plain_run import run_plain
@@ -30,6 +30,7 @@ from ..solvers.solution import SolverStats
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
 from ..solvers.stepping import Adaptive, FixedStep
 from ..solvers.tableau import ButcherTableau  # noqa: F401 (isinstance checks)
+from .interpolated_adjoint import interval_adjoint
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ class OptimizeDiscretize:
     step: Optional[Union[FixedStep, Adaptive]] = None
     seminorm: bool = False
     options: Optional[Dict[str, Any]] = field(default=None, compare=False, hash=False)
-    from_options: Optional[Callable[[Dict[str, Any]], Tuple[Any, Any]]] = field(default=None, compare=False,
-                                                                                 hash=False)
+    from_options: Optional[Callable[[Dict[str, Any]], Tuple[Any, Any]]] = field(default=None, compare=False, hash=False)
 
     def resolve_params(self, func: Callable) -> Tuple[Tensor, ...]:
         if self.params is not None:
@@ -133,6 +133,7 @@ class _Adjoint(torch.autograd.Function):
         if problem.compile:
             aug_dynamics = functional_aug_dynamics(problem.field, problem.packer, params)
         else:
+
             def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
                 y, a = state[0], state[1]
                 with torch.enable_grad():
@@ -143,7 +144,8 @@ class _Adjoint(torch.autograd.Function):
                     else:  # f depends on neither y nor the parameters
                         vjps = (None,) * (1 + len(params))  # type: ignore[assignment]  # all-None grads
                 return (fy.detach(), torch.zeros_like(y) if vjps[0] is None else vjps[0]) + tuple(
-                    torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:]))
+                    torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:])
+                )
 
         tvals = problem.t_values
         n = len(tvals)
@@ -189,7 +191,7 @@ class _Adjoint(torch.autograd.Function):
 
         def restart(i: int, out: Tensor) -> Tensor:
             """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
-            return torch.cat([flat_ys[i], out[ny:2 * ny] + flat_grads[i], out[2 * ny:]])
+            return torch.cat([flat_ys[i], out[ny : 2 * ny] + flat_grads[i], out[2 * ny :]])
 
         hooks = StepHooks.from_func(problem.field, aug_packer, suffix="_adjoint")
         with torch.no_grad():
@@ -201,12 +203,27 @@ class _Adjoint(torch.autograd.Function):
                 flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
                 a_cur, g_cur = grad_ys[-1].reshape(-1), g
                 for i in range(n - 1, 0, -1):
-                    fwd = problem.step if getattr(problem.step, "grid", None) is None else \
-                        interval_step(problem.step, tvals[i - 1], tvals[i])
-                    a_cur, g_cur = interval_adjoint(tab, fwd, problem.norm,
-                                                    interval_step(step, tvals[i], tvals[i - 1]), flat_y,
-                                                    flat_ys[i - 1], flat_ys[i], tvals[i - 1], tvals[i],
-                                                    a_cur, g_cur, params, counter, hooks)
+                    fwd = (
+                        problem.step
+                        if getattr(problem.step, "grid", None) is None
+                        else interval_step(problem.step, tvals[i - 1], tvals[i])
+                    )
+                    a_cur, g_cur = interval_adjoint(
+                        tab,
+                        fwd,
+                        problem.norm,
+                        interval_step(step, tvals[i], tvals[i - 1]),
+                        flat_y,
+                        flat_ys[i - 1],
+                        flat_ys[i],
+                        tvals[i - 1],
+                        tvals[i],
+                        a_cur,
+                        g_cur,
+                        params,
+                        counter,
+                        hooks,
+                    )
                     if i > 1:
                         a_cur = a_cur + flat_grads[i - 1]
                 state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
@@ -214,8 +231,15 @@ class _Adjoint(torch.autograd.Function):
                 if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
                     aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
                 for i in range(n - 1, 0, -1):
-                    outs = tab.integrate(aug_f, state, [tvals[i], tvals[i - 1]], interval_step(step, tvals[i],
-                                         tvals[i - 1]), norm, counter, hooks)
+                    outs = tab.integrate(
+                        aug_f,
+                        state,
+                        [tvals[i], tvals[i - 1]],
+                        interval_step(step, tvals[i], tvals[i - 1]),
+                        norm,
+                        counter,
+                        hooks,
+                    )
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
             elif isinstance(step, FixedStep):
                 for i in range(n - 1, 0, -1):
@@ -223,8 +247,9 @@ class _Adjoint(torch.autograd.Function):
                     on = interval_step(step, *span)
                     if on.grid is not None:  # explicit points (perturb, grid_constructor)
                         stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
-                        outs = integrate_grid(stepper, aug_f, state, list(on.grid), span, on.interp, counter, hooks,
-                                              on.perturb)
+                        outs = integrate_grid(
+                            stepper, aug_f, state, list(on.grid), span, on.interp, counter, hooks, on.perturb
+                        )
                         state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
                         continue
                     grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
@@ -237,9 +262,20 @@ class _Adjoint(torch.autograd.Function):
                 # One backward solve through all output times: steps land on each t_i, where
                 # the state restarts (no overshoot and interpolation back).
                 assert norm is not None  # adaptive steps have one
-                outs, _ = integrate_adaptive(tab, f_eager, state, tvals[::-1], step, norm, counter, h0=h,
-                                             attempt=attempt, land_on_outputs=True, hooks=hooks,
-                                             jump=lambda j, out: restart(n - 1 - j, out))
+                outs, _ = integrate_adaptive(
+                    tab,
+                    f_eager,
+                    state,
+                    tvals[::-1],
+                    step,
+                    norm,
+                    counter,
+                    h0=h,
+                    attempt=attempt,
+                    land_on_outputs=True,
+                    hooks=hooks,
+                    jump=lambda j, out: restart(n - 1 - j, out),
+                )
                 state = outs[-1]
         _, a, *g_list = aug_packer.unpack(state)
         g = tuple(g_list)
@@ -285,7 +321,8 @@ def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[T
         if missing:
             raise ValueError(
                 "compile=True with OptimizeDiscretize needs the adjoint parameters to be parameters of the "
-                f"nn.Module vector field; params {missing} are not. Use compile=False for this func")
+                f"nn.Module vector field; params {missing} are not. Use compile=False for this func"
+            )
         names = [by_id[id(p)] for p in params]
 
     def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
@@ -293,7 +330,11 @@ def functional_aug_dynamics(func: Callable, packer: StatePacker, params: Tuple[T
 
         def field(y_: Tensor, *values: Tensor) -> Tensor:
             args = (tt, packer.unpack(y_))
-            out = torch.func.functional_call(cast(nn.Module, func), dict(zip(names, values)), args) if values else func(*args)
+            out = (
+                torch.func.functional_call(cast(nn.Module, func), dict(zip(names, values)), args)
+                if values
+                else func(*args)
+            )
             return packer.pack(out)
 
         fy, pull = torch.func.vjp(field, y, *params)[:2]
@@ -312,6 +353,7 @@ def _with_adjoint_jacobian(aug_f: Callable, flat_f: Callable, ny: int, y_shape) 
 
     def jacobian(tt: Tensor, state: Tensor) -> Tensor:
         from ..solvers.implicit import jacobian_blocks
+
         j = jacobian_blocks(flat_f, tt, state[:ny].detach().view(y_shape), False)[0]
         out = torch.zeros(2 * ny, 2 * ny, dtype=j.dtype, device=j.device)
         out[:ny, :ny], out[ny:, ny:] = j, -j.T

@@ -11,6 +11,7 @@ field reads the stacked [h, v] and returns the acceleration, half as many featur
     SecondOrder: d/dt (h, v) = (v, g(t, [h, v]))   i.e. d²h/dt² = g(h, dh/dt, t)
 (Norcliffe et al. 2020, "On second order behaviour in augmented neural ODEs"; seed 002, Extensions).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Sequence, Tuple
@@ -22,7 +23,11 @@ from torch import Tensor, nn
 from ..nn.layers import ConcatLinear
 
 ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": torch.relu, "tanh": torch.tanh, "softplus": F.softplus, "elu": F.elu, "swish": F.silu,
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "elu": F.elu,
+    "swish": F.silu,
 }
 
 
@@ -56,8 +61,9 @@ class ConvField(nn.Module):
         out_channels = in_channels if out_channels is None else out_channels
         hidden = out_channels if hidden is None else hidden
         if min(in_channels, out_channels, hidden) < 1:
-            raise ValueError(f"channel counts must be positive; got in={in_channels}, out={out_channels}, "
-                             f"hidden={hidden}")
+            raise ValueError(
+                f"channel counts must be positive; got in={in_channels}, out={out_channels}, hidden={hidden}"
+            )
         self.norm1, self.conv1 = group_norm(in_channels), ConcatConv2d(in_channels, hidden)
         self.norm2, self.conv2 = group_norm(hidden), ConcatConv2d(hidden, out_channels)
         self.norm3 = group_norm(out_channels)
@@ -74,8 +80,13 @@ class ConvField(nn.Module):
 class MLPField(nn.Module):
     """Time-conditioned MLP on vectors, widths in -> hidden... -> out, no activation at the end."""
 
-    def __init__(self, in_features: int, out_features: int | None = None, hidden: Sequence[int] = (32, 32),
-                 activation: str = "relu") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int | None = None,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
@@ -108,8 +119,10 @@ class SecondOrder(nn.Module):
     def __init__(self, accel: nn.Module) -> None:
         super().__init__()
         if getattr(accel, "in_features", None) != 2 * getattr(accel, "out_features", -1):
-            raise ValueError("the acceleration field must read twice the features it returns ([h, v] -> a); got "
-                             f"in={getattr(accel, 'in_features', None)}, out={getattr(accel, 'out_features', None)}")
+            raise ValueError(
+                "the acceleration field must read twice the features it returns ([h, v] -> a); got "
+                f"in={getattr(accel, 'in_features', None)}, out={getattr(accel, 'out_features', None)}"
+            )
         self.accel = accel
 
     def forward(self, t: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:

@@ -13,6 +13,7 @@ head = GroupNorm, ReLU, global average pool, linear. Vectors (``mlp``): stem = i
 linear map to ``width`` features), head = linear. A plain ODE block on vectors is a
 homeomorphism of R^d, so it cannot pull apart nested classes (the annuli); augmentation can.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,16 @@ class ODEClassifier(nn.Module):
 
     block: Union[ODEBlock, EulerStack]
 
-    def __init__(self, kind: str, stem: nn.Module, augment: Augment, block: Union[ODEBlock, EulerStack],
-                 head: nn.Module, num_classes: int, second_order: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        stem: nn.Module,
+        augment: Augment,
+        block: Union[ODEBlock, EulerStack],
+        head: nn.Module,
+        num_classes: int,
+        second_order: bool = False,
+    ) -> None:
         super().__init__()
         check_kind(kind)
         self.kind, self.stem, self.augment, self.block, self.head = kind, stem, augment, block, head
@@ -99,6 +108,7 @@ class ODEClassifier(nn.Module):
     def flow(self, x: Tensor, times: Sequence[float]) -> Tensor:
         """Block states at ``times`` (for pictures of the flow of points): [len(times), batch, ...]."""
         from ..solve import solve  # local: only plotting needs it
+
         h = self.features(x)
         state = (h, torch.zeros_like(h)) if self.second_order else h
         t = torch.tensor(list(times), dtype=torch.float64)
@@ -111,16 +121,35 @@ class ODEClassifier(nn.Module):
         return sol.ys[0] if self.second_order else sol.ys
 
 
-def _block(kind: str, field: nn.Module, T: float, method: str, step: Optional[StepControl], adjoint: bool,
-           kinetic: float, resnet_steps: int) -> Union[ODEBlock, EulerStack]:
+def _block(
+    kind: str,
+    field: nn.Module,
+    T: float,
+    method: str,
+    step: Optional[StepControl],
+    adjoint: bool,
+    kinetic: float,
+    resnet_steps: int,
+) -> Union[ODEBlock, EulerStack]:
     if kind == "resnet":
         return EulerStack(field, resnet_steps, T, kinetic=kinetic)
     return ODEBlock(field, T=T, method=method, step=step, adjoint=adjoint, kinetic=kinetic)
 
 
-def conv_classifier(kind: str, in_channels: int, num_classes: int, channels: int = 32, downsample: int = 1,
-                    augment: int = 8, T: float = 1.0, method: str = "rk4", step: Optional[StepControl] = None,
-                    adjoint: bool = False, kinetic: float = 0.0, resnet_steps: int = 4) -> ODEClassifier:
+def conv_classifier(
+    kind: str,
+    in_channels: int,
+    num_classes: int,
+    channels: int = 32,
+    downsample: int = 1,
+    augment: int = 8,
+    T: float = 1.0,
+    method: str = "rk4",
+    step: Optional[StepControl] = None,
+    adjoint: bool = False,
+    kinetic: float = 0.0,
+    resnet_steps: int = 4,
+) -> ODEClassifier:
     """Image classifier for [batch, in_channels, H, W] (digits: downsample=1; MNIST/CIFAR: 2).
 
     ``resnet_steps`` residual blocks for the ResNet twin; ``augment`` extra zero channels for
@@ -137,16 +166,28 @@ def conv_classifier(kind: str, in_channels: int, num_classes: int, channels: int
     width = channels + extra
     field: nn.Module = SecondOrder(ConvField(2 * width, width)) if kind == "sonode" else ConvField(width)
     step = FixedStep(steps=resnet_steps) if step is None else step
-    head = nn.Sequential(group_norm(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(width, num_classes))
+    head = nn.Sequential(
+        group_norm(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+    )
     block = _block(kind, field, T, method, step, adjoint, kinetic, resnet_steps)
     return ODEClassifier(kind, stem, Augment(extra), block, head, num_classes, second_order=kind == "sonode")
 
 
-def mlp_classifier(kind: str, dim: int, num_classes: int, hidden: Sequence[int] = (32, 32),
-                   width: Optional[int] = None, augment: int = 1, activation: str = "relu", T: float = 1.0,
-                   method: str = "rk4", step: Optional[StepControl] = None, adjoint: bool = False,
-                   kinetic: float = 0.0, resnet_steps: int = 10) -> ODEClassifier:
+def mlp_classifier(
+    kind: str,
+    dim: int,
+    num_classes: int,
+    hidden: Sequence[int] = (32, 32),
+    width: Optional[int] = None,
+    augment: int = 1,
+    activation: str = "relu",
+    T: float = 1.0,
+    method: str = "rk4",
+    step: Optional[StepControl] = None,
+    adjoint: bool = False,
+    kinetic: float = 0.0,
+    resnet_steps: int = 10,
+) -> ODEClassifier:
     """Vector classifier for [batch, dim]. With ``width`` None the block acts on the input
     space itself (needed to show the homeomorphism limit on the annuli); ``augment`` extra
     zero dims for anode."""
@@ -155,17 +196,28 @@ def mlp_classifier(kind: str, dim: int, num_classes: int, hidden: Sequence[int] 
     base = dim if width is None else width
     extra = augment if kind == "anode" else 0
     d = base + extra
-    field: nn.Module = (SecondOrder(MLPField(2 * d, d, hidden, activation)) if kind == "sonode"
-                        else MLPField(d, d, hidden, activation))
+    field: nn.Module = (
+        SecondOrder(MLPField(2 * d, d, hidden, activation)) if kind == "sonode" else MLPField(d, d, hidden, activation)
+    )
     step = FixedStep(steps=resnet_steps) if step is None else step
     block = _block(kind, field, T, method, step, adjoint, kinetic, resnet_steps)
-    return ODEClassifier(kind, stem, Augment(extra), block, nn.Linear(d, num_classes), num_classes,
-                         second_order=kind == "sonode")
+    return ODEClassifier(
+        kind, stem, Augment(extra), block, nn.Linear(d, num_classes), num_classes, second_order=kind == "sonode"
+    )
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["KINDS", "ClassifierOutput", "Augment", "ODEClassifier", "conv_classifier", "mlp_classifier",
-           "count_parameters", "Adaptive", "FixedStep"]
+__all__ = [
+    "KINDS",
+    "ClassifierOutput",
+    "Augment",
+    "ODEClassifier",
+    "conv_classifier",
+    "mlp_classifier",
+    "count_parameters",
+    "Adaptive",
+    "FixedStep",
+]

@@ -9,6 +9,7 @@ al. 2016), with the same β on the prior/posterior ratio:
 
 All terms are per series ([B] or [K, B]); only observed entries (mask 1) contribute.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ def masked_mse(x: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
 
 def kl_normal_standard(mean: Tensor, std: Tensor) -> Tensor:
     """KL(N(mean, diag std^2) || N(0, I)) = ½ Σ (mean² + std² - 1 - 2 log std), [B, L] -> [B]."""
-    return 0.5 * (mean ** 2 + std ** 2 - 1.0 - 2.0 * torch.log(std)).sum(-1)
+    return 0.5 * (mean**2 + std**2 - 1.0 - 2.0 * torch.log(std)).sum(-1)
 
 
 def log_normal(z: Tensor, mean: Tensor, std: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ and the model predicts with dz/dt = Σ_i α_i f_i(z). Eq. 35 equals least square
 is orthonormal under this inner product (G = I); `gram` gives G so a training loss can push the
 basis there. The basis here is autonomous (f_i(z)), as are the families it is meant for.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
@@ -34,7 +35,9 @@ def finite_difference_velocities(t: Tensor, z: Tensor) -> Tuple[Tensor, Tensor]:
     the midpoint (z_j + z_{j+1})/2, where it is paired with the basis evaluation.
     """
     if t.dim() != 1 or t.shape[0] != z.shape[0] or t.shape[0] < 2:
-        raise ValueError(f"need times t [T] (T >= 2) and states z [T, ..., d]; got t {tuple(t.shape)}, z {tuple(z.shape)}")
+        raise ValueError(
+            f"need times t [T] (T >= 2) and states z [T, ..., d]; got t {tuple(t.shape)}, z {tuple(z.shape)}"
+        )
     dt = (t[1:] - t[:-1]).to(z.dtype)
     if not bool((dt > 0).all()):
         raise ValueError("times must be strictly increasing for finite-difference velocities")
@@ -67,8 +70,10 @@ class FunctionEncoderODE(nn.Module):
         b_i = mean_j v_j · f_i(z_j) (eq. 35), G_ik = mean_j f_i(z_j) · f_k(z_j).
         """
         if z.shape != v.shape or z.dim() < 2:
-            raise ValueError(f"demonstration states and velocities must both be [..., points, dim]; "
-                             f"got {tuple(z.shape)} and {tuple(v.shape)}")
+            raise ValueError(
+                f"demonstration states and velocities must both be [..., points, dim]; "
+                f"got {tuple(z.shape)} and {tuple(v.shape)}"
+            )
         phi = self.basis_fields(z)  # [K, ..., P, d]
         b = torch.einsum("k...pd,...pd->...k", phi, v) / z.shape[-2]
         gram = torch.einsum("k...pd,l...pd->...kl", phi, phi) / z.shape[-2]
@@ -93,13 +98,19 @@ class FunctionEncoderODE(nn.Module):
             return torch.einsum("k...,k->...", phi, alpha)
         return torch.einsum("kbd,bk->bd", phi, alpha)
 
-    def field(self, alpha: Tensor) -> "CombinedField":
+    def field(self, alpha: Tensor) -> CombinedField:
         """The vector field dz/dt = Σ α_i f_i(z) as a module f(t, z) for odeflow.solve."""
         return CombinedField(self, alpha)
 
-    def predict(self, z0: Tensor, t: Tensor, alpha: Tensor, method: str = "rk4",
-                step: Optional[Union[FixedStep, Adaptive]] = None,
-                gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None) -> Tensor:
+    def predict(
+        self,
+        z0: Tensor,
+        t: Tensor,
+        alpha: Tensor,
+        method: str = "rk4",
+        step: Optional[Union[FixedStep, Adaptive]] = None,
+        gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
+    ) -> Tensor:
         """Trajectories [len(t), *z0.shape] of dz/dt = Σ α_i f_i(z) from z0 [batch, dim]."""
         return solve(self.field(alpha), z0, t, method=method, step=step, gradient=gradient).ys
 

@@ -13,6 +13,7 @@ Input as for ODERNN: a batch on the union grid, times [T], values/mask [B, T, D]
 mask is empty at a grid time is left untouched there, so its state does not depend on the
 other series of the batch. `forward` returns the final state [B, H].
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -27,8 +28,7 @@ KINDS = ("gru-dt", "gru-d")
 
 
 class ObservationGRU(nn.Module):
-    def __init__(self, input_dim: int, hidden_dim: int, kind: str = "gru-d",
-                 mean: Optional[Tensor] = None) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int, kind: str = "gru-d", mean: Optional[Tensor] = None) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"unknown GRU kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -49,8 +49,8 @@ class ObservationGRU(nn.Module):
         B, T, D = values.shape
         h = values.new_zeros(B, self.hidden_dim)
         started = torch.zeros(B, 1, dtype=torch.bool, device=values.device)
-        last_t = times[0].expand(B, 1).clone().to(values.dtype)          # series' previous observation
-        last_var_t = times[0].expand(B, D).clone().to(values.dtype)      # per variable
+        last_t = times[0].expand(B, 1).clone().to(values.dtype)  # series' previous observation
+        last_var_t = times[0].expand(B, D).clone().to(values.dtype)  # per variable
         x_last = self.mean.expand(B, D).clone() if self.kind == "gru-d" else None
         for i in range(T):
             m = mask[:, i]
@@ -60,7 +60,7 @@ class ObservationGRU(nn.Module):
                 dt = torch.where(started, t - last_t, torch.zeros_like(last_t))
                 h_new = self.cell(torch.cat([values[:, i] * m, m, dt], -1), h)
             else:
-                delta = t - last_var_t                                  # [B, D]
+                delta = t - last_var_t  # [B, D]
                 gx = torch.exp(-F.relu(self.decay_x_w * delta + self.decay_x_b))
                 gh = torch.exp(-F.relu(self.decay_h(delta)))
                 x_hat = m * values[:, i] + (1 - m) * (gx * x_last + (1 - gx) * self.mean)

@@ -11,6 +11,7 @@ conserved up to the solver's error. For a separable H = T(p) + V(q) the leapfrog
 
 State layout: z = [q, p] of shape [batch, 2n] (n degrees of freedom).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -24,8 +25,12 @@ from ..solve import solve
 from ..solvers.stepping import Adaptive, FixedStep
 from ..solvers.symplectic import leapfrog
 
-SMOOTH_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "softplus": F.softplus,
-                                                             "swish": F.silu, "elu": F.elu}
+SMOOTH_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "swish": F.silu,
+    "elu": F.elu,
+}
 
 
 class ScalarMLP(nn.Module):
@@ -34,8 +39,10 @@ class ScalarMLP(nn.Module):
     def __init__(self, dim: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> None:
         super().__init__()
         if activation not in SMOOTH_ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r} for an energy network; valid (smooth): "
-                             f"{', '.join(sorted(SMOOTH_ACTIVATIONS))}")
+            raise ValueError(
+                f"unknown activation {activation!r} for an energy network; valid (smooth): "
+                f"{', '.join(sorted(SMOOTH_ACTIVATIONS))}"
+            )
         if dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"dimensions must be positive; got dim={dim}, hidden={list(hidden)}")
         widths = [dim, *hidden, 1]
@@ -66,8 +73,9 @@ class HamiltonianNN(nn.Module):
     gradients are being recorded, so it trains through odeflow.solve (both gradient modes).
     """
 
-    def __init__(self, dof: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
-                 energy: Optional[nn.Module] = None) -> None:
+    def __init__(
+        self, dof: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh", energy: Optional[nn.Module] = None
+    ) -> None:
         super().__init__()
         if dof < 1:
             raise ValueError(f"dof (degrees of freedom) must be >= 1; got {dof}")
@@ -86,12 +94,18 @@ class HamiltonianNN(nn.Module):
         with torch.enable_grad():
             z_ = _leaf(z)
             dh = _grad(self.energy(z_), z_, need_graph)
-        dq, dp = dh[..., :self.dof], dh[..., self.dof:]
+        dq, dp = dh[..., : self.dof], dh[..., self.dof :]
         out = torch.cat([dp, -dq], dim=-1)
         return out if need_graph else out.detach()
 
-    def rollout(self, z0: Tensor, t: Tensor, method: str = "dopri5", step: Optional[Union[FixedStep, Adaptive]] = None,
-                gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None) -> Tensor:
+    def rollout(
+        self,
+        z0: Tensor,
+        t: Tensor,
+        method: str = "dopri5",
+        step: Optional[Union[FixedStep, Adaptive]] = None,
+        gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
+    ) -> Tensor:
         """z at every time in t: [len(t), *z0.shape], with any odeflow explicit RK method."""
         return solve(self, z0, t, method=method, step=step, gradient=gradient).ys
 
@@ -106,8 +120,14 @@ class SeparableHamiltonianNN(HamiltonianNN):
     ``kinetic`` / ``potential`` map [batch, dof] -> [batch] (default: `ScalarMLP`).
     """
 
-    def __init__(self, dof: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
-                 kinetic: Optional[nn.Module] = None, potential: Optional[nn.Module] = None) -> None:
+    def __init__(
+        self,
+        dof: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        kinetic: Optional[nn.Module] = None,
+        potential: Optional[nn.Module] = None,
+    ) -> None:
         super().__init__(dof, hidden, activation, energy=nn.Identity())
         self.kinetic = ScalarMLP(dof, hidden, activation) if kinetic is None else kinetic
         self.potential = ScalarMLP(dof, hidden, activation) if potential is None else potential
@@ -130,11 +150,17 @@ class SeparableHamiltonianNN(HamiltonianNN):
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         self._check(z)
-        q, p = z[..., :self.dof], z[..., self.dof:]
+        q, p = z[..., : self.dof], z[..., self.dof :]
         return torch.cat([self.kinetic_grad(p), -self.potential_grad(q)], dim=-1)
 
-    def rollout(self, z0: Tensor, t: Tensor, method: str = "leapfrog", step: Optional[Union[FixedStep, Adaptive]] = None,
-                gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None) -> Tensor:
+    def rollout(
+        self,
+        z0: Tensor,
+        t: Tensor,
+        method: str = "leapfrog",
+        step: Optional[Union[FixedStep, Adaptive]] = None,
+        gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
+    ) -> Tensor:
         """As HamiltonianNN.rollout, plus method='leapfrog' (needs step=FixedStep(...))."""
         if method != "leapfrog":
             return super().rollout(z0, t, method, step, gradient)
@@ -143,7 +169,7 @@ class SeparableHamiltonianNN(HamiltonianNN):
         if not isinstance(step, FixedStep):
             raise ValueError("method='leapfrog' needs step=FixedStep(h) or FixedStep(steps=n)")
         self._check(z0)
-        qs, ps = leapfrog(self.kinetic_grad, self.potential_grad, z0[..., :self.dof], z0[..., self.dof:], t, step)
+        qs, ps = leapfrog(self.kinetic_grad, self.potential_grad, z0[..., : self.dof], z0[..., self.dof :], t, step)
         return torch.cat([qs, ps], dim=-1)
 
 
@@ -155,4 +181,4 @@ class _SeparableEnergy(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         kinetic, potential = self._parts
-        return kinetic(z[..., self.dof:]) + potential(z[..., :self.dof])
+        return kinetic(z[..., self.dof :]) + potential(z[..., : self.dof])

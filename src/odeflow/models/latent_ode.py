@@ -9,6 +9,7 @@ Poisson process (eqs. 33-34): per variable an intensity λ_d(t) = exp(g_psi(z(t)
     d(z, Λ)/dt = (f_theta(z), λ(z)),   log p(times) = Σ_{i,d} m_id log λ_d(t_i) - Σ_d Λ_d(t_end).
 Shapes: K samples of z0 for B series, latent L, D variables, grid of T times.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,9 +54,17 @@ class _PoissonField(nn.Module):
 
 
 class LatentODE(nn.Module):
-    def __init__(self, input_dim: int, latent_dim: int = 6, rec_hidden: int = 20, field_hidden: int = 50,
-                 encoder: str = "ode-rnn", poisson: bool = False, decoder_solver: Optional[ODESolver] = None,
-                 encoder_solver: Optional[ODESolver] = None) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        latent_dim: int = 6,
+        rec_hidden: int = 20,
+        field_hidden: int = 50,
+        encoder: str = "ode-rnn",
+        poisson: bool = False,
+        decoder_solver: Optional[ODESolver] = None,
+        encoder_solver: Optional[ODESolver] = None,
+    ) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
@@ -67,23 +76,29 @@ class LatentODE(nn.Module):
         else:
             self.encoder = ODERNN(input_dim, rec_hidden, None, delta_t_input=True, update_every_time=True)
         self.head = nn.Sequential(nn.Linear(rec_hidden, 50), nn.Tanh(), nn.Linear(50, 2 * latent_dim))
-        self.field = VectorFieldMLP(latent_dim, hidden=(field_hidden, field_hidden), activation="tanh",
-                                    transform="identity")
+        self.field = VectorFieldMLP(
+            latent_dim, hidden=(field_hidden, field_hidden), activation="tanh", transform="identity"
+        )
         self.decoder = nn.Linear(latent_dim, input_dim)
-        self.intensity = nn.Sequential(nn.Linear(latent_dim, field_hidden), nn.Tanh(),
-                                       nn.Linear(field_hidden, input_dim)) if poisson else None
+        self.intensity = (
+            nn.Sequential(nn.Linear(latent_dim, field_hidden), nn.Tanh(), nn.Linear(field_hidden, input_dim))
+            if poisson
+            else None
+        )
         self.solver = decoder_solver or disc_opt("rk4", h=0.1)
 
-    def posterior(self, times: Tensor, values: Tensor, mask: Tensor, t0: Optional[Tensor] = None
-                  ) -> Tuple[Tensor, Tensor]:
+    def posterior(
+        self, times: Tensor, values: Tensor, mask: Tensor, t0: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor]:
         """q(z0|x): mean and std [B, L], from the encoder run backwards from t_T to t0."""
         t0 = times[0] if t0 is None else t0
         h = self.encoder(times, values, mask, reverse=True, t0=t0).final
         mean, raw = self.head(h).chunk(2, dim=-1)
         return mean, F.softplus(raw) + 1e-4
 
-    def decode(self, z0: Tensor, times: Tensor, t0: Optional[Tensor] = None
-               ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    def decode(
+        self, z0: Tensor, times: Tensor, t0: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """From z0 [..., L] at t0 (default times[0]) to x̂ [..., T, D], z [T, ..., L] and, with the
         Poisson process, log λ [..., T, D] and Λ(t_T) - Λ(t_first) [..., D]."""
         grid = times if t0 is None or bool(t0 == times[0]) else torch.cat([t0.reshape(1), times])
@@ -100,8 +115,15 @@ class LatentODE(nn.Module):
         mean = self.decoder(z).movedim(0, -2)
         return mean, z, log_intensity, integral
 
-    def forward(self, times: Tensor, values: Tensor, mask: Tensor, n_samples: int = 1,
-                predict_times: Optional[Tensor] = None, sample: bool = True) -> LatentOutput:
+    def forward(
+        self,
+        times: Tensor,
+        values: Tensor,
+        mask: Tensor,
+        n_samples: int = 1,
+        predict_times: Optional[Tensor] = None,
+        sample: bool = True,
+    ) -> LatentOutput:
         """Encode (values, mask) on `times`, draw K = n_samples z0 (reparameterised; the mean when
         sample=False) and decode at predict_times (default: times). t0 = the earlier first time."""
         check_series(times, values, mask)

@@ -9,6 +9,7 @@ RNODE (Finlay et al. 2020, seed 001): with ``kinetic > 0`` the state grows a per
 E(T) = int_0^T 0.5 mean_i f_i(t, h)^2 dt (left out of the adaptive error norm); the classifier
 adds kinetic * mean E(T) to its loss, which keeps trajectories straight and NFE low.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,9 +49,16 @@ class ODEBlock(nn.Module):
     evaluations and makes none).
     """
 
-    def __init__(self, field: nn.Module, T: float = 1.0, method: str = "rk4",
-                 step: Optional[StepControl] = None, adjoint: bool = False, seminorm: bool = False,
-                 kinetic: float = 0.0) -> None:
+    def __init__(
+        self,
+        field: nn.Module,
+        T: float = 1.0,
+        method: str = "rk4",
+        step: Optional[StepControl] = None,
+        adjoint: bool = False,
+        seminorm: bool = False,
+        kinetic: float = 0.0,
+    ) -> None:
         super().__init__()
         if not T > 0:
             raise ValueError(f"end time T must be > 0; got {T}")
@@ -68,8 +76,9 @@ class ODEBlock(nn.Module):
 
     def _gradient(self) -> Union[DiscretizeOptimize, OptimizeDiscretize]:
         if self.adjoint:
-            return OptimizeDiscretize(params=[p for p in self.field.parameters() if p.requires_grad],
-                                      seminorm=self.seminorm)
+            return OptimizeDiscretize(
+                params=[p for p in self.field.parameters() if p.requires_grad], seminorm=self.seminorm
+            )
         return DiscretizeOptimize()
 
     def forward(self, h0: State, regularize: bool = False) -> Tuple[State, Optional[Tensor]]:

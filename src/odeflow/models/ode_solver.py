@@ -3,6 +3,7 @@
 Disc-Opt (backprop through fixed steps) and Opt-Disc (continuous adjoint, usually with an
 adaptive method) differ only in this object, so every model below runs in both modes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,8 +38,7 @@ def disc_opt(method: str = "rk4", h: float = 0.1) -> ODESolver:
     return ODESolver(method, FixedStep(h), DiscretizeOptimize())
 
 
-def opt_disc(method: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-4,
-             h: Optional[float] = None) -> ODESolver:
+def opt_disc(method: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-4, h: Optional[float] = None) -> ODESolver:
     """Optimize-discretize: the continuous adjoint; adaptive steps unless h is given."""
     step = FixedStep(h) if h is not None else Adaptive(rtol=rtol, atol=atol)
     return ODESolver(method, step, OptimizeDiscretize())

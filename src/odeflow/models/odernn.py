@@ -15,6 +15,7 @@ every grid time). Missing variables enter only through x ⊙ m and the mask chan
 value cannot change the hidden state. ``reverse=True`` runs from t_T down to t_1 (the latent-ODE
 encoder), then evolves to ``t0`` when it lies before t_1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,9 +59,15 @@ class ODERNN(nn.Module):
     update_every_time: apply the GRU at every grid time, observed or not (RNN-Δt).
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, field: Optional[nn.Module] = None,
-                 delta_t_input: bool = False, update_every_time: bool = False,
-                 solver: Optional[ODESolver] = None) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        field: Optional[nn.Module] = None,
+        delta_t_input: bool = False,
+        update_every_time: bool = False,
+        solver: Optional[ODESolver] = None,
+    ) -> None:
         super().__init__()
         if input_dim < 1 or hidden_dim < 1:
             raise ValueError(f"input_dim and hidden_dim must be >= 1; got {input_dim}, {hidden_dim}")
@@ -82,8 +89,15 @@ class ODERNN(nn.Module):
             return h
         return self.solver(self.field, h, torch.stack([t_from, t_to]))[-1]
 
-    def forward(self, times: Tensor, values: Tensor, mask: Tensor, reverse: bool = False,
-                t0: Optional[Tensor] = None, h0: Optional[Tensor] = None) -> RecurrentStates:
+    def forward(
+        self,
+        times: Tensor,
+        values: Tensor,
+        mask: Tensor,
+        reverse: bool = False,
+        t0: Optional[Tensor] = None,
+        h0: Optional[Tensor] = None,
+    ) -> RecurrentStates:
         check_series(times, values, mask)
         values = torch.where(mask > 0, values, torch.zeros_like(values))  # NaN-safe: missing never enters
         mask = mask.to(values.dtype)
@@ -133,15 +147,18 @@ class RecurrentRegressor(nn.Module):
         return self.core(times, values, mask).final
 
 
-def make_ode_rnn(input_dim: int, hidden_dim: int = 20, field_hidden: int = 50,
-                 solver: Optional[ODESolver] = None) -> RecurrentRegressor:
+def make_ode_rnn(
+    input_dim: int, hidden_dim: int = 20, field_hidden: int = 50, solver: Optional[ODESolver] = None
+) -> RecurrentRegressor:
     """ODE-RNN: GRU updates at observations, an autonomous MLP ODE on h between them."""
     from .timeseries import VectorFieldMLP
+
     field = VectorFieldMLP(hidden_dim, hidden=(field_hidden,), activation="tanh", transform="identity")
     return RecurrentRegressor(ODERNN(input_dim, hidden_dim, field, solver=solver), input_dim)
 
 
 def make_rnn_dt(input_dim: int, hidden_dim: int = 20) -> RecurrentRegressor:
     """RNN-Δt baseline: a GRU stepping at every grid time with input [x ⊙ m, m, Δt]."""
-    return RecurrentRegressor(ODERNN(input_dim, hidden_dim, None, delta_t_input=True, update_every_time=True),
-                              input_dim)
+    return RecurrentRegressor(
+        ODERNN(input_dim, hidden_dim, None, delta_t_input=True, update_every_time=True), input_dim
+    )

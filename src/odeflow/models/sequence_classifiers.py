@@ -1,12 +1,13 @@
 """Classifiers of irregular multivariate series (Rubanova et al. 2019 §classification).
 
-  ode-rnn:    ODE-RNN encoder (forward in time); logits = W h + b from the state right after
-              the series' last observation.
-  gru-dt, gru-d: the GRU baselines of models.gru_d, same linear head on their final state.
-  latent-ode: the latent ODE (ODE-RNN encoder run backwards -> q(z0|x)) with a classifier MLP
-              on z0; trained on  -ELBO / n_obs + ce_weight * CE(classifier(z0 samples), y)
-              (the joint objective of Rubanova et al.); predictions from the posterior mean.
+ode-rnn:    ODE-RNN encoder (forward in time); logits = W h + b from the state right after
+            the series' last observation.
+gru-dt, gru-d: the GRU baselines of models.gru_d, same linear head on their final state.
+latent-ode: the latent ODE (ODE-RNN encoder run backwards -> q(z0|x)) with a classifier MLP
+            on z0; trained on  -ELBO / n_obs + ce_weight * CE(classifier(z0 samples), y)
+            (the joint objective of Rubanova et al.); predictions from the posterior mean.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,7 +25,7 @@ SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d")
 
 def last_observed(mask: Tensor) -> Tensor:
     """Index [B] of each series' last grid time with an observation (0 if none)."""
-    seen = (mask.sum(-1) > 0).to(torch.long)                       # [B, T]
+    seen = (mask.sum(-1) > 0).to(torch.long)  # [B, T]
     idx = torch.arange(mask.shape[1], device=mask.device).expand_as(seen)
     return (idx * seen).max(-1).values
 
@@ -39,7 +40,7 @@ class RecurrentClassifier(nn.Module):
 
     def features(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
         if isinstance(self.core, ODERNN):
-            after = self.core(times, values, mask).after                # [T, B, H]
+            after = self.core(times, values, mask).after  # [T, B, H]
             last = last_observed(mask)
             return after[last, torch.arange(after.shape[1], device=after.device)]
         return self.core(times, values, mask)
@@ -62,9 +63,17 @@ class LatentODEClassifier(nn.Module):
         return self.classifier(mean)
 
 
-def make_sequence_classifier(kind: str, input_dim: int, num_classes: int, hidden: int = 32,
-                             field_hidden: int = 32, latent_dim: int = 16, step_size: float = 0.1,
-                             method: str = "midpoint", solver: Optional[ODESolver] = None) -> nn.Module:
+def make_sequence_classifier(
+    kind: str,
+    input_dim: int,
+    num_classes: int,
+    hidden: int = 32,
+    field_hidden: int = 32,
+    latent_dim: int = 16,
+    step_size: float = 0.1,
+    method: str = "midpoint",
+    solver: Optional[ODESolver] = None,
+) -> nn.Module:
     """One of SEQUENCE_MODELS; ODE parts on fixed steps of at most `step_size` (euler encoder,
     `method` latent decoder), or `solver` for the encoder when given."""
     if kind not in SEQUENCE_MODELS:
@@ -74,10 +83,10 @@ def make_sequence_classifier(kind: str, input_dim: int, num_classes: int, hidden
     enc = solver or disc_opt("euler", step_size)
     if kind == "ode-rnn":
         from .timeseries import VectorFieldMLP
+
         field = VectorFieldMLP(hidden, hidden=(field_hidden,), activation="tanh", transform="identity")
         return RecurrentClassifier(ODERNN(input_dim, hidden, field, solver=enc), hidden, num_classes)
     if kind in ("gru-dt", "gru-d"):
         return RecurrentClassifier(ObservationGRU(input_dim, hidden, kind), hidden, num_classes)
-    latent = LatentODE(input_dim, latent_dim, hidden, field_hidden, "ode-rnn", False,
-                       disc_opt(method, step_size), enc)
+    latent = LatentODE(input_dim, latent_dim, hidden, field_hidden, "ode-rnn", False, disc_opt(method, step_size), enc)
     return LatentODEClassifier(latent, num_classes)

@@ -4,6 +4,7 @@ y' = f_theta(y), y(t_0) = u_0, with f_theta(y) = W_L s(... s(W_1 g(y) + b_1) ...
 applied to an input transform g (the seed uses g(y) = y^3, widths 2 -> 50 -> 2, tanh).
 The loss is the sum of squared errors at the observation times.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Union, cast
@@ -18,10 +19,15 @@ from ..solvers.solution import Solution
 from ..solvers.stepping import Adaptive, FixedStep
 
 ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh, "softplus": F.softplus, "elu": F.elu, "swish": F.silu, "relu": torch.relu,
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "elu": F.elu,
+    "swish": F.silu,
+    "relu": torch.relu,
 }
 TRANSFORMS: Dict[str, Callable[[Tensor], Tensor]] = {
-    "identity": lambda u: u, "cube": lambda u: u * u * u,
+    "identity": lambda u: u,
+    "cube": lambda u: u * u * u,
 }
 
 
@@ -38,8 +44,14 @@ class VectorFieldMLP(nn.Module):
     machinery is a large part of a step, and a solve makes hundreds of calls.
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (50,), activation: str = "tanh",
-                 transform: str = "cube", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (50,),
+        activation: str = "tanh",
+        transform: str = "cube",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         self.act = _lookup(ACTIVATIONS, activation, "activation")
         self.transform = _lookup(TRANSFORMS, transform, "input transform")
@@ -54,7 +66,7 @@ class VectorFieldMLP(nn.Module):
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         h = self.transform(y)
         last = len(self.layers) - 1
-        for i, layer in enumerate(cast(Sequence[nn.Linear], self.layers)):   # ModuleList's stub is untyped
+        for i, layer in enumerate(cast(Sequence[nn.Linear], self.layers)):  # ModuleList's stub is untyped
             h = F.linear(h, layer.weight, layer.bias)
             if i < last:
                 h = self.act(h)
@@ -68,9 +80,15 @@ class TimeSeriesODE(nn.Module):
         super().__init__()
         self.field = field
 
-    def solve(self, u0: Tensor, t: Tensor, method: str = "rk4", step: Optional[Union[FixedStep, Adaptive]] = None,
-              gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
-              compile: bool = False) -> Solution:
+    def solve(
+        self,
+        u0: Tensor,
+        t: Tensor,
+        method: str = "rk4",
+        step: Optional[Union[FixedStep, Adaptive]] = None,
+        gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
+        compile: bool = False,
+    ) -> Solution:
         return solve(self.field, u0, t, method=method, step=step, gradient=gradient, compile=compile)
 
     @staticmethod

@@ -1,6 +1,16 @@
 """Vector fields for neural ODEs: time-conditioned layers and the ODE nets built from them."""
+
 from .control import ControlLayer, hat_weights
 from .layers import LAYERS, ConcatLinear, ConcatSquashLinear, IgnoreLinear
 from .odenet import ACTIVATIONS, ODENet
 
-__all__ = ["ControlLayer", "hat_weights", "LAYERS", "ConcatLinear", "ConcatSquashLinear", "IgnoreLinear", "ODENet", "ACTIVATIONS"]
+__all__ = [
+    "ControlLayer",
+    "hat_weights",
+    "LAYERS",
+    "ConcatLinear",
+    "ConcatSquashLinear",
+    "IgnoreLinear",
+    "ODENet",
+    "ACTIVATIONS",
+]

@@ -9,6 +9,7 @@ so theta is linear between neighbouring control times and constant outside [t_1,
 weights are a smooth function of t almost everywhere, so time gradients flow through them,
 and no step needs to know which interval it is in (no host synchronisation).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -40,7 +41,7 @@ class ControlLayer(nn.Module):
         times: the control times t_1 < ... < t_K (K >= 1; K = 1 is the plain layer).
     """
 
-    times: Tensor                     # buffer [K]
+    times: Tensor  # buffer [K]
 
     def __init__(self, base: nn.Module, times: Sequence[float]) -> None:
         super().__init__()
@@ -52,12 +53,14 @@ class ControlLayer(nn.Module):
         self.names = [name for name, _ in base.named_parameters()]
         self.controls = nn.ParameterList(
             nn.Parameter(torch.stack([p.detach().clone() for _ in range(len(times_t))]))
-            for _, p in base.named_parameters())
+            for _, p in base.named_parameters()
+        )
 
     def parameters_at(self, t: Tensor) -> Dict[str, Tensor]:
         w = hat_weights(t, self.times)
-        return {name: torch.tensordot(w.to(stack.dtype), stack, dims=1)
-                for name, stack in zip(self.names, self.controls)}
+        return {
+            name: torch.tensordot(w.to(stack.dtype), stack, dims=1) for name, stack in zip(self.names, self.controls)
+        }
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         return functional_call(self._template[0], self.parameters_at(t), (t, x))

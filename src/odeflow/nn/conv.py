@@ -10,6 +10,7 @@ the end-time gradient then stays the integrand at T). Choosing the piece is a te
 no host synchronisation. The net works on flattened states z [B, C*H*W] so that it plugs into
 `odeflow.flows.CNF` unchanged.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-CONV_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {"softplus": F.softplus, "tanh": torch.tanh, "elu": F.elu, "swish": F.silu}
+CONV_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "softplus": F.softplus,
+    "tanh": torch.tanh,
+    "elu": F.elu,
+    "swish": F.silu,
+}
 
 
 def piece_index(t: Tensor, T0: float, pieces: int) -> Tensor:
@@ -37,7 +43,7 @@ class PiecewiseConcatConv2d(nn.Module):
         super().__init__()
         base = nn.Conv2d(c_in + 1, c_out, kernel, padding=kernel // 2)
         self.weight = nn.Parameter(base.weight.detach().unsqueeze(0).repeat(pieces, 1, 1, 1, 1))
-        assert base.bias is not None                      # nn.Conv2d has a bias by default
+        assert base.bias is not None  # nn.Conv2d has a bias by default
         self.bias = nn.Parameter(base.bias.detach().unsqueeze(0).repeat(pieces, 1))
         self.padding = kernel // 2
 
@@ -57,16 +63,25 @@ class ConvODENet(nn.Module):
         zero_init: last layer zero, so f = 0 at the start (RNODE).
     """
 
-    def __init__(self, shape: Sequence[int], hidden: Sequence[int] = (64, 64, 64), activation: str = "softplus",
-                 pieces: int = 1, T0: float = 1.0, zero_init: bool = True) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int],
+        hidden: Sequence[int] = (64, 64, 64),
+        activation: str = "softplus",
+        pieces: int = 1,
+        T0: float = 1.0,
+        zero_init: bool = True,
+    ) -> None:
         super().__init__()
         if len(shape) != 3 or any(int(s) < 1 for s in shape):
             raise ValueError(f"shape must be (C, H, W) with positive sizes; got {tuple(shape)}")
         if activation not in CONV_ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(sorted(CONV_ACTIVATIONS))}")
         if pieces < 1 or not T0 > 0 or any(h < 1 for h in hidden):
-            raise ValueError(f"need pieces >= 1, T0 > 0 and positive hidden widths; got pieces={pieces}, T0={T0}, "
-                             f"hidden={list(hidden)}")
+            raise ValueError(
+                f"need pieces >= 1, T0 > 0 and positive hidden widths; got pieces={pieces}, T0={T0}, "
+                f"hidden={list(hidden)}"
+            )
         self.shape: Tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))
         widths = [self.shape[0], *hidden, self.shape[0]]
         layers = [PiecewiseConcatConv2d(a, b, pieces) for a, b in zip(widths[:-1], widths[1:])]
@@ -77,8 +92,14 @@ class ConvODENet(nn.Module):
         self.act = CONV_ACTIVATIONS[activation]
         self.pieces, self.T0 = int(pieces), float(T0)
         self.dim = math.prod(self.shape)
-        self.config: Dict[str, object] = dict(shape=list(self.shape), hidden=list(hidden), activation=activation,
-                                              pieces=pieces, T0=T0, zero_init=zero_init)
+        self.config: Dict[str, object] = dict(
+            shape=list(self.shape),
+            hidden=list(hidden),
+            activation=activation,
+            pieces=pieces,
+            T0=T0,
+            zero_init=zero_init,
+        )
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         k = piece_index(t, self.T0, self.pieces).to(z.device)

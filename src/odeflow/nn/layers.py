@@ -5,6 +5,7 @@
     concatsquash: y = (W x + b) * sigmoid(W_g t + b_g) + W_b t     (W_b without bias)
 x: [batch, in], t: 0-d tensor; y: [batch, out].
 """
+
 from __future__ import annotations
 
 from typing import Dict, Type
@@ -45,8 +46,11 @@ class ConcatSquashLinear(nn.Module):
         return self.linear(x) * torch.sigmoid(self.gate(tt)) + self.shift(tt)
 
 
-LAYERS: Dict[str, Type[nn.Module]] = {"ignore": IgnoreLinear, "concat": ConcatLinear,
-                                      "concatsquash": ConcatSquashLinear}
+LAYERS: Dict[str, Type[nn.Module]] = {
+    "ignore": IgnoreLinear,
+    "concat": ConcatLinear,
+    "concatsquash": ConcatSquashLinear,
+}
 
 
 def make_layer(kind: str, dim_in: int, dim_out: int) -> nn.Module:

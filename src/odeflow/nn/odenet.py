@@ -1,5 +1,6 @@
 """ODE nets: a stack of time-conditioned layers with a nonlinearity between them (none after
 the last), widths dim -> hidden... -> dim. FFJORD's toy 2-D net is 64-64-64, tanh."""
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence
@@ -12,7 +13,10 @@ from .control import ControlLayer
 from .layers import make_layer, zero_last
 
 ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh, "softplus": F.softplus, "elu": F.elu, "swish": F.silu,
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "elu": F.elu,
+    "swish": F.silu,
 }
 
 
@@ -23,9 +27,15 @@ class ODENet(nn.Module):
     those times (`ControlLayer`, seed 000 Fig. 1); ``zero_init`` starts from f = 0 (RNODE).
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (64, 64, 64), layer: str = "concatsquash",
-                 activation: str = "tanh", zero_init: bool = False,
-                 control_times: Optional[Sequence[float]] = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64, 64),
+        layer: str = "concatsquash",
+        activation: str = "tanh",
+        zero_init: bool = False,
+        control_times: Optional[Sequence[float]] = None,
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
@@ -39,8 +49,14 @@ class ODENet(nn.Module):
             zero_last(self.layers[-1])
         if control_times is not None and len(control_times) > 1:
             self.layers = nn.ModuleList(ControlLayer(layer_, control_times) for layer_ in self.layers)
-        self.config = dict(dim=dim, hidden=list(hidden), layer=layer, activation=activation, zero_init=zero_init,
-                           control_times=None if control_times is None else list(control_times))
+        self.config = dict(
+            dim=dim,
+            hidden=list(hidden),
+            layer=layer,
+            activation=activation,
+            zero_init=zero_init,
+            control_times=None if control_times is None else list(control_times),
+        )
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         last = len(self.layers) - 1

@@ -11,21 +11,22 @@ As in torchdiffeq's ``explicit_adams`` / ``implicit_adams``, the order grows wit
 history (from 3 up to max_order - 1), the first steps are taken with the 3/8-rule RK4, and a
 corrector that does not converge in max_iters iterations drops the oldest derivative.
 """
+
 from __future__ import annotations
 
 import warnings
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from .explicit_methods import RK4_38
 from .grid import Func, GridTimes, grid_points, integrate_grid
 from .hooks import StepHooks
-from .explicit_methods import RK4_38
 from .runge_kutta import rk_step
 from .solution import SolverStats
 from .stepping import FixedStep
@@ -45,14 +46,14 @@ def _integral_of_lagrange(nodes: Sequence[int], j: int) -> Fraction:
     return sum(c / (i + 1) for i, c in enumerate(poly)) / denom
 
 
-@lru_cache(maxsize=None)
+@cache
 def bashforth(k: int) -> Tuple[float, ...]:
     """AB weights of f_n, f_{n-1}, ..., f_{n-k+1}."""
     nodes = [-j for j in range(k)]
     return tuple(float(_integral_of_lagrange(nodes, j)) for j in range(k))
 
 
-@lru_cache(maxsize=None)
+@cache
 def moulton(k: int) -> Tuple[float, ...]:
     """AM weights of f_{n+1}, f_n, ..., f_{n-k+2} (k values)."""
     nodes = [1 - j for j in range(k)]
@@ -88,18 +89,27 @@ class Adams:
     order = 4
     adaptive = False
 
-    def integrate(self, f: Func, y0: Tensor, t_out: Sequence[float], step: FixedStep, norm, stats: SolverStats,
-                  hooks: Optional[StepHooks] = None) -> List[Tensor]:
-        return integrate_grid(self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp,
-                              stats, hooks, step.perturb)
+    def integrate(
+        self,
+        f: Func,
+        y0: Tensor,
+        t_out: Sequence[float],
+        step: FixedStep,
+        norm,
+        stats: SolverStats,
+        hooks: Optional[StepHooks] = None,
+    ) -> List[Tensor]:
+        return integrate_grid(
+            self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks, step.perturb
+        )
 
     def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
         """advance(t0, t1, y) -> (y1, dense) for event location: the dense output is the step's
         own Adams interpolant (`dense_output`), cubic Hermite after the RK4 start-up steps."""
         from .events import hermite_advance
+
         box: List = [None]
-        hermite = hermite_advance(self.stepper(f, y0, step, dense=box), f, GridTimes(y0.dtype, y0.device,
-                                                                                      step.perturb))
+        hermite = hermite_advance(self.stepper(f, y0, step, dense=box), f, GridTimes(y0.dtype, y0.device, step.perturb))
 
         def advance(t0: float, t1: float, y: Tensor):
             y1, dense = hermite(t0, t1, y)
@@ -149,8 +159,11 @@ class Adams:
                         break
                 if not converged:
                     if not warned[0]:
-                        warnings.warn("Adams–Moulton functional iteration did not converge; the solution may be "
-                                      "inaccurate (use a smaller step or loosen rtol/atol)", stacklevel=2)
+                        warnings.warn(
+                            "Adams–Moulton functional iteration did not converge; the solution may be "
+                            "inaccurate (use a smaller step or loosen rtol/atol)",
+                            stacklevel=2,
+                        )
                         warned[0] = True
                     history.pop()
             return y + dy, f0
@@ -166,7 +179,7 @@ def dense_output(y0: Tensor, h: float, nodes: Sequence[int], fs: Sequence[Tensor
     return y0 + _weighted(weights, fs, h)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _antiderivatives(nodes: Tuple[int, ...]) -> Tuple[Tuple[float, ...], ...]:
     """Coefficients of theta^1, theta^2, ... of int_0^theta L_j(s) ds for every node j, exactly."""
     out = []

@@ -21,6 +21,7 @@ dtype, device and requires_grad, numbers by value, functions by their code (and 
 closures and the globals they name hold), modules by class code, structure and parameter
 shapes. What cannot be fingerprinted is compiled in-process only (as before, not persisted).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -227,13 +228,22 @@ def has_entry(fn: Callable, args: Sequence[Any]) -> bool:
 
 # ---- compiling ahead of time, saving and loading -------------------------------------------
 
+
 def _guard_filter(entries) -> List[bool]:
     """Keep the guards on the arguments (shapes, dtypes, constants) that can be saved; drop
     those on globals and object identities (the fingerprint stands for them)."""
     from torch._dynamo.guards import CheckFunctionManager
+
     bad = set(CheckFunctionManager.UNSUPPORTED_SERIALIZATION_GUARD_TYPES)
-    return [not (e.is_global or e.guard_type in bad or bad.intersection(e.derived_guard_types or ())
-                 or "__import__" in e.name) for e in entries]
+    return [
+        not (
+            e.is_global
+            or e.guard_type in bad
+            or bad.intersection(e.derived_guard_types or ())
+            or "__import__" in e.name
+        )
+        for e in entries
+    ]
 
 
 @functools.lru_cache(maxsize=1)
@@ -242,8 +252,12 @@ def supported() -> bool:
     ``torch.compile(...).aot_compile`` and ``torch.compiler.load_compiled_function``); older
     versions compile in-process only, as before."""
     from torch._dynamo import exc as dynamo_exc
-    return (hasattr(torch.compiler, "load_compiled_function") and hasattr(dynamo_exc, "PackageError")
-            and hasattr(torch.compile(lambda x: x), "aot_compile"))
+
+    return (
+        hasattr(torch.compiler, "load_compiled_function")
+        and hasattr(dynamo_exc, "PackageError")
+        and hasattr(torch.compile(lambda x: x), "aot_compile")
+    )
 
 
 def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:
@@ -254,8 +268,13 @@ def aot_compile(fn: Callable, args: Sequence[Any], options: dict) -> Callable:
     # of the graph that is hashed, so caching it is safe here.
     cacheable = {"torch.ops.higher_order.scan": torch.__version__}
     with torch._inductor.config.patch(unsafe_marked_cacheable_functions=cacheable), inductor_cache_env():
-        compiled = torch.compile(copy, fullgraph=True, dynamic=False, backend="inductor",
-                                 options={**options, "guard_filter_fn": _guard_filter})
+        compiled = torch.compile(
+            copy,
+            fullgraph=True,
+            dynamic=False,
+            backend="inductor",
+            options={**options, "guard_filter_fn": _guard_filter},
+        )
         return compiled.aot_compile((tuple(args), {}))  # type: ignore[attr-defined]  # not in torch's stubs
 
 
@@ -275,9 +294,13 @@ def save(compiled: Callable, path: Path) -> bool:
 def load(path: Path, fn: Callable) -> Optional[Callable]:
     """The compiled function saved at ``path``; None (logged) when it cannot be read."""
     from torch._guards import TracingContext, tracing
+
     if not private(path.parent):
-        log.warning("odeflow: not loading compiled solvers from %s: the folder is not private to this user "
-                    "(its files are executable code); compiling in-process instead", path.parent)
+        log.warning(
+            "odeflow: not loading compiled solvers from %s: the folder is not private to this user "
+            "(its files are executable code); compiling in-process instead",
+            path.parent,
+        )
         return None
     try:
         with open(path, "rb") as fh, tracing(TracingContext(None)), inductor_cache_env():

@@ -23,6 +23,7 @@ compiler, adjoint parameters outside the field's module); if compiling fails any
 in f), the problem is marked and solved eagerly from then on. Each fallback is logged at
 debug level (loggers ``odeflow.compiling`` and ``odeflow.solvers.compile_policy``).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,16 +64,19 @@ class AutoCompile:
 
     def __post_init__(self) -> None:
         if self.expected_calls is not None and (not isinstance(self.expected_calls, int) or self.expected_calls < 0):
-            raise ValueError(f"AutoCompile(expected_calls=...) must be a non-negative int or None; "
-                             f"got {self.expected_calls!r}")
+            raise ValueError(
+                f"AutoCompile(expected_calls=...) must be a non-negative int or None; got {self.expected_calls!r}"
+            )
         if self.eager_calls < 1:
             raise ValueError(f"AutoCompile(eager_calls=...) must be >= 1; got {self.eager_calls}")
         if self.speedup <= 1.0:
             raise ValueError(f"AutoCompile(speedup=...) must be > 1 (compiled calls faster); got {self.speedup}")
         if self.cold_cost < 0 or self.warm_cost < 0 or self.backward_factor < 1 or self.adjoint_factor < 1:
-            raise ValueError("AutoCompile costs must be >= 0 and backward_factor, adjoint_factor >= 1; got "
-                             f"cold_cost={self.cold_cost}, warm_cost={self.warm_cost}, "
-                             f"backward_factor={self.backward_factor}, adjoint_factor={self.adjoint_factor}")
+            raise ValueError(
+                "AutoCompile costs must be >= 0 and backward_factor, adjoint_factor >= 1; got "
+                f"cold_cost={self.cold_cost}, warm_cost={self.warm_cost}, "
+                f"backward_factor={self.backward_factor}, adjoint_factor={self.adjoint_factor}"
+            )
 
 
 def gains(remaining: float, eager_call_s: float, speedup: float, compile_s: float) -> bool:
@@ -90,15 +94,15 @@ class _Record:
     """What auto knows about one problem in this process."""
 
     def __init__(self) -> None:
-        self.calls = 0              # solves made so far
-        self.eager_s, self.eager_n = 0.0, 0        # summed per-call cost estimates, eager
+        self.calls = 0  # solves made so far
+        self.eager_s, self.eager_n = 0.0, 0  # summed per-call cost estimates, eager
         self.compiled_s, self.compiled_n = 0.0, 0  # and compiled (after the first compiled call)
-        self.last: Optional[tuple] = None          # (start, forward seconds, compiled) of the last call
-        self.compiled = False       # decided to compile (sticky)
-        self.ran_compiled = False   # a compiled call has been made
+        self.last: Optional[tuple] = None  # (start, forward seconds, compiled) of the last call
+        self.compiled = False  # decided to compile (sticky)
+        self.ran_compiled = False  # a compiled call has been made
         self.logged = False
-        self.checked = False        # compile_possible looked at
-        self.failed = False         # compiling is impossible: eager from now on
+        self.checked = False  # compile_possible looked at
+        self.failed = False  # compiling is impossible: eager from now on
         self.disk_key: Optional[str] = None
 
     def eager_call_s(self) -> float:
@@ -176,9 +180,16 @@ def decide(rec: _Record, policy: AutoCompile) -> bool:
     ok = gains(remaining, rec.eager_call_s(), speedup, cost)
     if ok or not rec.logged:  # the first decision and the switch to compiling, not every call
         rec.logged = True
-        log.debug("odeflow auto-compile: %d calls to come x %.4f s eager x (1 - 1/%.1f) %s %.1f s %s compile -> %s",
-                  remaining, rec.eager_call_s(), speedup, ">" if ok else "<=", cost, "warm" if warm else "cold",
-                  "compile" if ok else "eager")
+        log.debug(
+            "odeflow auto-compile: %d calls to come x %.4f s eager x (1 - 1/%.1f) %s %.1f s %s compile -> %s",
+            remaining,
+            rec.eager_call_s(),
+            speedup,
+            ">" if ok else "<=",
+            cost,
+            "warm" if warm else "cold",
+            "compile" if ok else "eager",
+        )
     rec.compiled = ok
     return ok
 

@@ -19,6 +19,7 @@ Each compiled function is compiled ahead of time for its arguments and saved in 
 directory (`compile_cache`): a later process loads it instead of tracing and compiling again.
 What cannot be saved is compiled in-process by torch.compile, as before.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,13 +47,16 @@ def _scan_op() -> Callable:
     try:
         from torch._higher_order_ops.scan import scan
     except ImportError as exc:  # pragma: no cover - depends on the installed torch
-        raise RuntimeError(f"compile=True needs torch >= 2.6 (torch.compile with scan); installed torch "
-                           f"{torch.__version__}. Upgrade torch or use compile=False") from exc
+        raise RuntimeError(
+            f"compile=True needs torch >= 2.6 (torch.compile with scan); installed torch "
+            f"{torch.__version__}. Upgrade torch or use compile=False"
+        ) from exc
     return scan
 
 
-def _fixed_solve(tab: ButcherTableau, f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor,
-                 out_index: Tensor) -> Tuple[Tensor, Tensor]:
+def _fixed_solve(
+    tab: ButcherTableau, f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor
+) -> Tuple[Tensor, Tensor]:
     """All steps of a fixed grid as one scan; returns (states at the output steps, final state)."""
     scan = _scan_op()
 
@@ -70,8 +74,9 @@ def _fixed_solve(tab: ButcherTableau, f: Func, y0: Tensor, stage_times: Tensor, 
     return ys.index_select(0, out_index), ys[-1]
 
 
-def _attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor], times_h: Tensor
-             ) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
+def _attempt(
+    tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor], times_h: Tensor
+) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
     """One attempted adaptive step: (y1, stage derivatives, error norm as a 0-d tensor).
     times_h holds the stage times and, last, the step size."""
     y1, ks, en = try_step(tab, f, norm, y, k1, list(times_h[:-1].to(y.dtype).unbind()), times_h[-1])
@@ -91,6 +96,7 @@ def _inductor_cpp_wrapper(graph, example_inputs):
     """Inductor with its C++ wrapper, configured at compile time only (torch.compile(options=...)
     would re-apply the configuration on every call)."""
     from torch._inductor.compile_fx import compile_fx
+
     return compile_fx(graph, example_inputs, config_patches=_OPTIONS)
 
 
@@ -115,7 +121,7 @@ def compile_key(kind: str, tab: ButcherTableau, user_func: Callable, y: Tensor) 
     return kind, tab.name, _func_identity(user_func), tuple(y.shape), y.dtype, str(y.device)
 
 
-_VARIANTS: "OrderedDict[Hashable, List[Callable]]" = OrderedDict()
+_VARIANTS: OrderedDict[Hashable, List[Callable]] = OrderedDict()
 _MAX_VARIANTS = 8
 
 
@@ -123,13 +129,15 @@ def _signature(args: Sequence) -> Hashable:
     """What, beyond the compile key, selects a compiled variant: which tensor arguments need
     gradients, which optional ones are given, and the grad mode."""
     return torch.is_grad_enabled(), tuple(
-        (tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, Tensor) else a is None for a in args)
+        (tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, Tensor) else a is None for a in args
+    )
 
 
 def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
     """A compiled fn for these arguments: loaded from the cache directory, or compiled ahead of
     time and saved there; when it cannot be persisted, torch.compile in this process."""
     from torch._dynamo import exc as dynamo_exc
+
     if not cache.supported():
         log.debug("odeflow: this torch (%s) cannot save compiled functions; compiling in-process", torch.__version__)
         return _compiled(fn, key)
@@ -167,7 +175,8 @@ def _call(fn: Callable, key: Hashable, args: Sequence):
         raise RuntimeError(
             "compile=True had to recompile the solver too often for one vector field and state shape: "
             "something it depends on changes from call to call (e.g. a Python number inside f). Make "
-            "it a tensor, or use compile=False")
+            "it a tensor, or use compile=False"
+        )
     variant = _obtain(fn, key, args)
     variants.append(variant)
     try:
@@ -183,24 +192,28 @@ def run_compiled(fn: Callable, key: Hashable, *args):
     """Call the compiled version of fn, turning tracing and build failures into clear errors."""
     from torch._dynamo import exc as dynamo_exc
     from torch._inductor import exc as inductor_exc
+
     try:
         return _call(fn, key, args)
     except dynamo_exc.FailOnRecompileLimitHit as e:
         raise RuntimeError(
             "compile=True had to recompile the solver too often for one vector field and state shape: "
             "something it depends on changes from call to call (e.g. a Python number inside f). Make "
-            "it a tensor, or use compile=False") from e
+            "it a tensor, or use compile=False"
+        ) from e
     except (dynamo_exc.Unsupported, getattr(dynamo_exc, "UncapturedHigherOrderOpError", dynamo_exc.Unsupported)) as e:
         reason = str(e).strip().splitlines()[0]
         raise ValueError(
             f"compile=True could not capture the vector field as one graph ({reason}). A compiled solve "
             "needs f(t, y) made of tensor operations only: no .item()/float() or data-dependent Python "
             "branches, no torch.autograd.grad (take derivatives with torch.func, as CNF(compile=True) does). "
-            "Use compile=False for this vector field") from e
+            "Use compile=False for this vector field"
+        ) from e
     except (dynamo_exc.BackendCompilerFailed, inductor_exc.CppCompileError, inductor_exc.InductorError) as e:
         raise RuntimeError(
             "compile=True: Inductor failed to build the compiled solver (it needs a working C++ compiler, "
-            f"e.g. gcc). Underlying error: {str(e).strip().splitlines()[0]}. Use compile=False") from e
+            f"e.g. gcc). Underlying error: {str(e).strip().splitlines()[0]}. Use compile=False"
+        ) from e
 
 
 def evals_per_step(tab: ButcherTableau) -> int:
@@ -208,8 +221,9 @@ def evals_per_step(tab: ButcherTableau) -> int:
     return tab.stages - 1 if tab.fsal else tab.stages
 
 
-def integrate_fixed_compiled(tab: ButcherTableau, f: Func, y0: Tensor, grid, stats: SolverStats,
-                             key: Hashable) -> List[Tensor]:
+def integrate_fixed_compiled(
+    tab: ButcherTableau, f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable
+) -> List[Tensor]:
     """Compiled counterpart of `loop.integrate_fixed` over the whole grid: the states at the
     output times crossed (grid points), differentiable through the compiled backward.
     ``key``: see `compile_key`."""
@@ -241,12 +255,14 @@ class CompiledAttempt:
 
     ``count(n)`` receives the number of f evaluations of every attempt; ``key``: see `compile_key`."""
 
-    def __init__(self, tab: ButcherTableau, f: Func, norm: ErrorNorm, count: Callable[[int], None],
-                 key: Hashable) -> None:
+    def __init__(
+        self, tab: ButcherTableau, f: Func, norm: ErrorNorm, count: Callable[[int], None], key: Hashable
+    ) -> None:
         self.tab, self.f, self.norm, self.count, self.key = tab, f, norm, count, key
 
-    def __call__(self, y: Tensor, k1: Optional[Tensor], t: float, h: float, times
-                 ) -> Tuple[Tensor, Sequence[Tensor], Tensor]:
+    def __call__(
+        self, y: Tensor, k1: Optional[Tensor], t: float, h: float, times
+    ) -> Tuple[Tensor, Sequence[Tensor], Tensor]:
         self.count(self.tab.stages - (0 if k1 is None else 1))
         stage_times = [t + ci * h for ci in self.tab.c]
         if times.anchor is None:  # one host-to-tensor conversion for times and step

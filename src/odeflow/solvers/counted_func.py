@@ -1,5 +1,6 @@
 """The vector field as the loops call it: packed state, evaluations counted into the stats,
 and the first output checked against the state's shapes (a clear error instead of a broadcast)."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -35,10 +36,12 @@ class CheckedCountedFunc:
         out = self.func(t, self.packer.unpack(y))
         if self.packer.is_tuple:
             if not isinstance(out, (tuple, list)) or len(out) != len(self.packer.shapes):
-                raise ValueError(f"func returned {type(out).__name__}"
-                                 f"{f' of length {len(out)}' if isinstance(out, (tuple, list)) else ''}"
-                                 f" but the state is a tuple of {len(self.packer.shapes)} tensors; "
-                                 "return one derivative per component")
+                raise ValueError(
+                    f"func returned {type(out).__name__}"
+                    f"{f' of length {len(out)}' if isinstance(out, (tuple, list)) else ''}"
+                    f" but the state is a tuple of {len(self.packer.shapes)} tensors; "
+                    "return one derivative per component"
+                )
             got = [tuple(o.shape) for o in out]
             want = [tuple(s) for s in self.packer.shapes]
         else:
@@ -46,7 +49,9 @@ class CheckedCountedFunc:
                 raise ValueError(f"func returned {type(out).__name__}; expected a tensor shaped like y0")
             got, want = [tuple(out.shape)], [tuple(self.packer.shapes[0])]
         if got != want:
-            raise ValueError(f"func(t, y) returned shape(s) {got} but the state has shape(s) {want}; "
-                             "dy/dt must have the same shape as y")
+            raise ValueError(
+                f"func(t, y) returned shape(s) {got} but the state has shape(s) {want}; "
+                "dy/dt must have the same shape as y"
+            )
         self.checked = True
         return self.packer.pack(out)

@@ -1,4 +1,5 @@
 """The one exception a solve raises when the numerics fail (not when the input is wrong)."""
+
 from __future__ import annotations
 
 

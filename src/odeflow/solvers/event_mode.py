@@ -8,6 +8,7 @@ gradient then solves: [output times before the terminal event, t_e], or the whol
 when no terminal event occurs. `EventTime` (in `events`) adds the gradient through t_e.
 The cost of an event solve is about two solves.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .events import (Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance,
-                     rk_advance)
+from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance, rk_advance
 from .grid import GridTimes
 from .loop import integrate_adaptive, real_dtype
 from .problem import Problem, make_problem
@@ -34,8 +34,10 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
     events on the method's dense output; a terminal root ends the integration."""
     method = problem.method
     if not isinstance(method, ButcherTableau) and not hasattr(method, "stepper"):
-        raise ValueError(f"events are not available with {method.name!r} (it returns no dense output); use "
-                         "dopri5, tsit5, an Adams or an implicit method")
+        raise ValueError(
+            f"events are not available with {method.name!r} (it returns no dense output); use "
+            "dopri5, tsit5, an Adams or an implicit method"
+        )
     y0 = problem.y0.detach()
     t0 = problem.t_values[0]
     watcher = EventWatcher(events, problem.packer, t0, y0, real_dtype(y0.dtype))
@@ -45,16 +47,16 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
         if isinstance(step, Adaptive):
             if isinstance(method, ButcherTableau):
                 assert problem.norm is not None  # adaptive problems have one
-                integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch,
-                                   events=watcher)
+                integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
             else:
                 method.integrate(problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
             return watcher
         h = step.h
         if h is None:
             if not math.isfinite(t_end):
-                raise ValueError("fixed-step event handling needs a step size (options=dict(step_size=h) "
-                                 "or FixedStep(h))")
+                raise ValueError(
+                    "fixed-step event handling needs a step size (options=dict(step_size=h) or FixedStep(h))"
+                )
             h = abs(t_end - t0) / (step.steps or 1)
         times = GridTimes(y0.dtype, y0.device, step.perturb)
         if isinstance(method, ButcherTableau):
@@ -73,14 +75,15 @@ class EventStop:
 
     watcher: EventWatcher
     events: List[Event]
-    problem: Problem            # to the terminal event, or the whole problem when there is none
-    nfe_search: int             # evaluations spent by `locate`
-    t_kept: Optional[Tensor] = None   # output times before the terminal event (None: no terminal event)
+    problem: Problem  # to the terminal event, or the whole problem when there is none
+    nfe_search: int  # evaluations spent by `locate`
+    t_kept: Optional[Tensor] = None  # output times before the terminal event (None: no terminal event)
     t_e: Optional[Tensor] = None
 
 
-def until_event(func: Callable, y0, t, method, step, events, check_finite: bool,
-                t_end: Optional[float] = None) -> EventStop:
+def until_event(
+    func: Callable, y0, t, method, step, events, check_finite: bool, t_end: Optional[float] = None
+) -> EventStop:
     """Search t[0] -> t[-1] (or -> ``t_end``, which may be +-inf) for the events, and build the
     problem to solve with gradients: to the terminal event if one occurred."""
     evs = as_events(events)
@@ -92,13 +95,15 @@ def until_event(func: Callable, y0, t, method, step, events, check_finite: bool,
     watcher = locate(probe, evs, end)
     rec = watcher.terminal
     if rec is None:
-        return EventStop(watcher, evs, make_problem(func, y0, t, method, step, check_finite=check_finite),
-                         probe.stats.nfe)
+        return EventStop(
+            watcher, evs, make_problem(func, y0, t, method, step, check_finite=check_finite), probe.stats.nfe
+        )
     direction = 1.0 if end >= values[0] else -1.0
     keep = 1 if t_end is not None else max(1, sum(1 for v in values if (rec.t - v) * direction > 0))
     t_tensor = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
-    t_e = torch.tensor(rec.t, dtype=t_tensor.dtype if t_tensor.is_floating_point() else torch.float64,
-                       device=t_tensor.device)
+    t_e = torch.tensor(
+        rec.t, dtype=t_tensor.dtype if t_tensor.is_floating_point() else torch.float64, device=t_tensor.device
+    )
     problem = make_problem(func, y0, torch.cat([t_tensor[:keep], t_e.reshape(1)]), method, step)
     return EventStop(watcher, evs, problem, probe.stats.nfe, t_tensor[:keep], t_e)
 

@@ -9,6 +9,7 @@ the implicit function theorem: g(t_e, y(t_e; θ)) = 0 gives
 so a loss L(t_e, y_e) sends back to the fixed-time state y(t_e) the gradient
     dL/dy_e - (dL/dt_e + dL/dy_e · f) / (dg/dt) · ∂g/∂y         (`EventTime` below).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,8 +72,9 @@ def as_events(events) -> List[Event]:
 class EventWatcher:
     """Checks the events after every accepted step (see `loop.integrate_adaptive`)."""
 
-    def __init__(self, events: Sequence[Event], packer: StatePacker, t0: float, y0: Tensor,
-                 t_dtype: torch.dtype) -> None:
+    def __init__(
+        self, events: Sequence[Event], packer: StatePacker, t0: float, y0: Tensor, t_dtype: torch.dtype
+    ) -> None:
         self.events, self.packer, self.t_dtype = list(events), packer, t_dtype
         self.found: List[EventRecord] = []
         self.terminal: Optional[EventRecord] = None
@@ -123,8 +125,9 @@ class EventWatcher:
                 return True
         return False
 
-    def _root(self, i: int, k: int, a: float, b: float, ga: float, gb: float, dense: Callable[[float], Tensor]
-              ) -> float:
+    def _root(
+        self, i: int, k: int, a: float, b: float, ga: float, gb: float, dense: Callable[[float], Tensor]
+    ) -> float:
         """Illinois regula falsi for component k of event i on [a, b], g(a) g(b) <= 0."""
         if gb == 0:
             return b
@@ -169,6 +172,7 @@ def hermite_advance(step_fn: Callable, f: Callable, times) -> Advance:
 
         def dense(v: float) -> Tensor:
             from .runge_kutta import _hermite_weights
+
             if not cache:
                 ta, tb = times.stages(t0, h, [0.0, 1.0])
                 cache.append((f(ta, y0) if f0 is None else f0).reshape(y0.shape))
@@ -185,6 +189,7 @@ def rk_advance(tab, f: Callable, y0: Tensor, times) -> Advance:
     """Fixed explicit RK steps (compensated summation for low-precision states) with the
     method's dense output (its continuous extension, else cubic Hermite)."""
     from .runge_kutta import LOW_PRECISION, interpolate, rk_step_compensated
+
     carry: List[Optional[Tensor]] = [None]
     compensate = y0.dtype in LOW_PRECISION
 
@@ -207,8 +212,16 @@ def rk_advance(tab, f: Callable, y0: Tensor, times) -> Advance:
     return advance
 
 
-def fixed_steps_until_event(advance: Advance, y0: Tensor, t0: float, h: float, t_end: float,
-                            watcher: EventWatcher, stats: SolverStats, max_steps: int) -> None:
+def fixed_steps_until_event(
+    advance: Advance,
+    y0: Tensor,
+    t0: float,
+    h: float,
+    t_end: float,
+    watcher: EventWatcher,
+    stats: SolverStats,
+    max_steps: int,
+) -> None:
     """Fixed steps of size h from t0 toward t_end (may be infinite) until a terminal event;
     ``advance`` is any fixed-step method (explicit RK, Adams, implicit RK)."""
     direction = 1.0 if t_end >= t0 else -1.0
@@ -223,8 +236,9 @@ def fixed_steps_until_event(advance: Advance, y0: Tensor, t0: float, h: float, t
         if watcher.check(t, y, t1, y1, dense) or t1 == t_end:
             return
         t, y = t1, y1
-    raise SolverError(f"no terminal event within {max_steps} fixed steps", t, h,
-                      "check the event function or raise max_num_steps")
+    raise SolverError(
+        f"no terminal event within {max_steps} fixed steps", t, h, "check the event function or raise max_num_steps"
+    )
 
 
 class EventTime(torch.autograd.Function):
@@ -254,6 +268,10 @@ class EventTime(torch.autograd.Function):
             grad_t = torch.zeros_like(t_e)
         total_t = grad_t + (grad_y * fval).sum()
         if float(dgdt.abs()) == 0.0:
-            raise SolverError("the event function does not change along the solution at the event (dg/dt = 0)",
-                              float(t_e), float("nan"), "gradients through a tangential event are undefined")
+            raise SolverError(
+                "the event function does not change along the solution at the event (dg/dt = 0)",
+                float(t_e),
+                float("nan"),
+                "gradients through a tangential event are undefined",
+            )
         return None, grad_y - g_y * (total_t / dgdt).to(g_y.dtype), None, None

@@ -6,6 +6,7 @@ point and an output time inside a step is interpolated, linearly from (y0, y1) o
 Hermite from (y0, f0, y1, f1). Also the driver of the fixed-step multistep and implicit
 methods, which step on the same grids.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -46,8 +47,9 @@ def grid_points(step: FixedStep, t_out: Sequence[float]) -> List[float]:
     if step.grid is not None:
         g = list(step.grid)
         if g[0] != t_out[0] or g[-1] != t_out[-1]:
-            raise ValueError(f"the fixed-step grid must start at t[0]={t_out[0]} and end at t[-1]={t_out[-1]}; "
-                             f"got {g[0]} .. {g[-1]}")
+            raise ValueError(
+                f"the fixed-step grid must start at t[0]={t_out[0]} and end at t[-1]={t_out[-1]}; got {g[0]} .. {g[-1]}"
+            )
         d = [b - a for a, b in zip(g[:-1], g[1:])]
         direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
         if any(x * direction <= 0 for x in d):
@@ -94,9 +96,17 @@ def rk_grid_step(tab: ButcherTableau, f: Func, times: GridTimes) -> StepFn:
     return step
 
 
-def integrate_grid(step_fn: StepFn, f: Func, y0: Tensor, grid: Sequence[float], t_out: Sequence[float],
-                   interp: str, stats: SolverStats, hooks: Optional[StepHooks] = None,
-                   perturb: bool = False) -> List[Tensor]:
+def integrate_grid(
+    step_fn: StepFn,
+    f: Func,
+    y0: Tensor,
+    grid: Sequence[float],
+    t_out: Sequence[float],
+    interp: str,
+    stats: SolverStats,
+    hooks: Optional[StepHooks] = None,
+    perturb: bool = False,
+) -> List[Tensor]:
     """Step through the grid; the states at t_out[1:] (interpolated inside a step). With
     ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side."""
     times = GridTimes(y0.dtype, y0.device, perturb)

@@ -6,6 +6,7 @@ attempted step), ``callback_accept_step(t0, y0, dt)`` and ``callback_reject_step
 t0 and dt are 0-d float64 tensors (dt negative when integrating backwards), y0 has the
 shape of the state being solved.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -23,18 +24,24 @@ Callback = Callable[[Tensor, object, Tensor], object]
 class StepHooks:
     """The callbacks of one solve, called with host times and the packed state."""
 
-    def __init__(self, packer: StatePacker, step: Optional[Callback] = None, accept: Optional[Callback] = None,
-                 reject: Optional[Callback] = None) -> None:
+    def __init__(
+        self,
+        packer: StatePacker,
+        step: Optional[Callback] = None,
+        accept: Optional[Callback] = None,
+        reject: Optional[Callback] = None,
+    ) -> None:
         self.packer, self._step, self._accept, self._reject = packer, step, accept, reject
 
     @classmethod
-    def from_func(cls, func: object, packer: StatePacker, suffix: str = "") -> Optional["StepHooks"]:
+    def from_func(cls, func: object, packer: StatePacker, suffix: str = "") -> Optional[StepHooks]:
         """The callbacks found as attributes of func (``suffix='_adjoint'`` for the backward ones)."""
         found = [getattr(func, name + suffix, None) for name in NAMES]
         for name, cb in zip(NAMES, found):
             if cb is not None and not callable(cb):
-                raise TypeError(f"func.{name}{suffix} is a {type(cb).__name__}; it must be callable as "
-                                f"{name}{suffix}(t0, y0, dt)")
+                raise TypeError(
+                    f"func.{name}{suffix} is a {type(cb).__name__}; it must be callable as {name}{suffix}(t0, y0, dt)"
+                )
         if not any(found):
             return None
         return cls(packer, *found)

@@ -14,6 +14,7 @@ converged stages, so backpropagation sees the discrete solution as a function of
 the parameters (to the Newton tolerance). A vector field may provide its own
 ``f.jacobian(t, y) -> [n, n]`` (the adjoint's backward system does).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,9 @@ def jacobian_blocks(f: Func, t: Tensor, y: Tensor, batched: bool) -> Tensor:
     try:
         g = torch.autograd.grad(out, y_, eye, is_grads_batched=True, allow_unused=True)[0]
     except RuntimeError:  # vmap over the backward not supported by f: one row at a time
-        g = torch.stack([torch.autograd.grad(out, y_, eye[i], retain_graph=True, allow_unused=True)[0]
-                         for i in range(d)])
+        g = torch.stack(
+            [torch.autograd.grad(out, y_, eye[i], retain_graph=True, allow_unused=True)[0] for i in range(d)]
+        )
     if g is None:
         return torch.zeros(nb, d, d, dtype=y.dtype, device=y.device)
     # autograd returns J^H v for complex (holomorphic) f: conjugate back to the rows of J.
@@ -87,7 +89,7 @@ class ImplicitRK:
     def adaptive(self) -> bool:
         return self.tableau.adaptive
 
-    def with_options(self, **kwargs) -> "ImplicitRK":
+    def with_options(self, **kwargs) -> ImplicitRK:
         return replace(self, **kwargs)
 
     # ---- one step -------------------------------------------------------------------
@@ -109,8 +111,9 @@ class ImplicitRK:
         x = torch.linalg.lu_solve(*lu, r)
         return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
 
-    def step(self, f: Func, t: float, y: Tensor, h: float, times: GridTimes, scale: Optional[Tensor]
-             ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, List[Tensor]]:
+    def step(
+        self, f: Func, t: float, y: Tensor, h: float, times: GridTimes, scale: Optional[Tensor]
+    ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, List[Tensor]]:
         """(y1, error estimate or None, f(t, y), stage derivatives); y1 None when Newton failed."""
         tab = self.tableau
         s, shape = tab.stages, y.shape
@@ -187,17 +190,37 @@ class ImplicitRK:
         return torch.linalg.solve(a.to(z.dtype), z)
 
     # ---- drivers ----------------------------------------------------------------------
-    def integrate(self, f: Func, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats,
-                  hooks: Optional[StepHooks] = None, events=None) -> List[Tensor]:
+    def integrate(
+        self,
+        f: Func,
+        y0: Tensor,
+        t_out: Sequence[float],
+        step,
+        norm,
+        stats: SolverStats,
+        hooks: Optional[StepHooks] = None,
+        events=None,
+    ) -> List[Tensor]:
         """States at t_out[1:]. ``events`` (adaptive steps only, an `events.EventWatcher`): checked
         after every accepted step on the cubic Hermite interpolant; a terminal event ends the
         solve (t_out[-1] may then be +-inf)."""
         if isinstance(step, FixedStep):
-            return integrate_grid(self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp,
-                                  stats, hooks, step.perturb)
+            return integrate_grid(
+                self.stepper(f, y0, step),
+                f,
+                y0,
+                grid_points(step, t_out),
+                t_out,
+                step.interp,
+                stats,
+                hooks,
+                step.perturb,
+            )
         if not self.adaptive:
-            raise ValueError(f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
-                             "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler")
+            raise ValueError(
+                f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
+                "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
+            )
         return self._adaptive(f, y0, list(t_out), step, norm, stats, hooks, events)
 
     def stepper(self, f: Func, y0: Tensor, step: FixedStep):
@@ -207,19 +230,34 @@ class ImplicitRK:
         def advance(t0: float, t1: float, y: Tensor):
             y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None)
             if y1 is None:
-                raise SolverError(f"{self.name}: Newton iteration did not converge", t0, t1 - t0,
-                                  "use a smaller step or an adaptive implicit method")
+                raise SolverError(
+                    f"{self.name}: Newton iteration did not converge",
+                    t0,
+                    t1 - t0,
+                    "use a smaller step or an adaptive implicit method",
+                )
             return y1, f0.reshape(y.shape)
 
         return advance
 
-    def _adaptive(self, f: Func, y0: Tensor, t_out: List[float], ctrl: Adaptive, norm, stats: SolverStats,
-                  hooks: Optional[StepHooks], events=None) -> List[Tensor]:
+    def _adaptive(
+        self,
+        f: Func,
+        y0: Tensor,
+        t_out: List[float],
+        ctrl: Adaptive,
+        norm,
+        stats: SolverStats,
+        hooks: Optional[StepHooks],
+        events=None,
+    ) -> List[Tensor]:
         direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
         # Steps land on step_t and jump_t; with jumps, the stages at a step's ends are taken one
         # ulp inside it (f never evaluated at a jump, as with perturb).
-        stops = sorted((v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
-                       key=lambda v: v * direction)
+        stops = sorted(
+            (v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
+            key=lambda v: v * direction,
+        )
         times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t))
         t, y = t_out[0], y0
         one = lambda tv: times.stages(tv, direction, [0.0])[0]  # noqa: E731  (f at tv, integration side)
@@ -264,6 +302,7 @@ class ImplicitRK:
                         if not cache:
                             cache.append(f(end, y1))
                         return interpolate_hermite(y, y1, f0.reshape(y.shape), cache[0], (v - t) / h, h)
+
                     if events.check(t, y, t1, y1, dense):
                         return outs
                 while nxt < len(t_out) and (t_out[nxt] - t1) * direction <= 0:
@@ -282,7 +321,9 @@ class ImplicitRK:
                 stats.rejected += 1
                 if hooks is not None:
                     hooks.reject(t, y, h)
-                factor = 0.5 if not math.isfinite(en) else max(ctrl.min_factor, min(1.0, ctrl.safety * en ** (-1.0 / q)))
+                factor = (
+                    0.5 if not math.isfinite(en) else max(ctrl.min_factor, min(1.0, ctrl.safety * en ** (-1.0 / q)))
+                )
                 if t + h * factor == t or abs(h) <= ctrl.min_step:
                     raise SolverError("step size underflow", t, h, "loosen rtol/atol or check the vector field")
             h = ctrl.clamp(h * factor)

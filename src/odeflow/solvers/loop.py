@@ -5,6 +5,7 @@ Both work on a single tensor state (tuples are packed before they get here) and 
 f(t, y) with t a 0-d tensor of the state's dtype. Time itself is kept in float64: Python
 floats on the host, or float64 tensors when gradients with respect to time are wanted.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,9 +36,16 @@ class FixedGrid:
     differentiated with respect to every output time; otherwise plain floats are used.
     """
 
-    def __init__(self, tab: ButcherTableau, t: Sequence[float], substeps: Sequence[int],
-                 dtype: torch.dtype, device: torch.device, t_tensor: Optional[Tensor] = None,
-                 perturb: bool = False) -> None:
+    def __init__(
+        self,
+        tab: ButcherTableau,
+        t: Sequence[float],
+        substeps: Sequence[int],
+        dtype: torch.dtype,
+        device: torch.device,
+        t_tensor: Optional[Tensor] = None,
+        perturb: bool = False,
+    ) -> None:
         dtype = real_dtype(dtype)
         self.substeps = list(substeps)
         self.perturb = perturb
@@ -78,17 +86,30 @@ class FixedGrid:
 
     def times(self, step: int) -> List[Tensor]:
         s = self.stages
-        return self.stage_times[step * s:(step + 1) * s]
+        return self.stage_times[step * s : (step + 1) * s]
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_grid(tab: ButcherTableau, t: Tuple[float, ...], substeps: Tuple[int, ...],
-                 dtype: torch.dtype, device: torch.device, perturb: bool) -> FixedGrid:
+def _cached_grid(
+    tab: ButcherTableau,
+    t: Tuple[float, ...],
+    substeps: Tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    perturb: bool,
+) -> FixedGrid:
     return FixedGrid(tab, t, substeps, dtype, device, None, perturb)
 
 
-def fixed_grid(tab: ButcherTableau, t: Sequence[float], substeps: Sequence[int], dtype: torch.dtype,
-               device: torch.device, t_tensor: Optional[Tensor] = None, perturb: bool = False) -> FixedGrid:
+def fixed_grid(
+    tab: ButcherTableau,
+    t: Sequence[float],
+    substeps: Sequence[int],
+    dtype: torch.dtype,
+    device: torch.device,
+    t_tensor: Optional[Tensor] = None,
+    perturb: bool = False,
+) -> FixedGrid:
     """A FixedGrid, reused across solves when the times are plain numbers: repeated solves on the
     same grid (every training iteration) then copy no step sizes or stage times to the device,
     which also makes a fixed-step solve free of host-to-device copies (CUDA-graph capturable)."""
@@ -120,9 +141,17 @@ def perturb_stage_times(table: Tensor, c: Sequence[float], direction: float) -> 
     return out
 
 
-def integrate_fixed(tab: ButcherTableau, f: Func, y0: Tensor, grid: FixedGrid, stats: SolverStats,
-                    first: int = 0, last: Optional[int] = None, k1: Optional[Tensor] = None,
-                    hooks: Optional[StepHooks] = None) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
+def integrate_fixed(
+    tab: ButcherTableau,
+    f: Func,
+    y0: Tensor,
+    grid: FixedGrid,
+    stats: SolverStats,
+    first: int = 0,
+    last: Optional[int] = None,
+    k1: Optional[Tensor] = None,
+    hooks: Optional[StepHooks] = None,
+) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
     """Steps ``first`` .. ``last``-1 of the grid from y0. Returns (states at the output times
     crossed, final state, carried FSAL derivative). Output times are grid points."""
     last = len(grid) if last is None else last
@@ -173,8 +202,15 @@ class _Times:
 Attempt = Callable[..., Tuple[Tensor, Sequence[Tensor], Tensor]]  # (y, k1, t, h, times[, on_jump])
 
 
-def try_step(tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor],
-             stage_times: Sequence[Tensor], h: Step) -> Tuple[Tensor, List[Tensor], Tensor]:
+def try_step(
+    tab: ButcherTableau,
+    f: Func,
+    norm: ErrorNorm,
+    y: Tensor,
+    k1: Optional[Tensor],
+    stage_times: Sequence[Tensor],
+    h: Step,
+) -> Tuple[Tensor, List[Tensor], Tensor]:
     """One attempted step: (y1, stage derivatives, error norm as a 0-d tensor); eager, or
     traced whole by the compiled solver."""
     if k1 is None:
@@ -190,8 +226,9 @@ def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
     def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times, before_jump: bool = False):
         stage_t = times.many([t + ci * h for ci in tab.c])
         if before_jump:  # the stages at the step's end see f from before the jump
-            stage_t = perturb_stage_times(stage_t[None], [ci if ci == 1.0 else 0.5 for ci in tab.c],
-                                          1.0 if h > 0 else -1.0)[0]
+            stage_t = perturb_stage_times(
+                stage_t[None], [ci if ci == 1.0 else 0.5 for ci in tab.c], 1.0 if h > 0 else -1.0
+            )[0]
         return try_step(tab, f, norm, y, k1, list(stage_t.unbind()), h)
 
     return attempt
@@ -214,11 +251,22 @@ class _Stops:
             self.i += 1
 
 
-def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence[float], ctrl: Adaptive,
-                       norm: ErrorNorm, stats: SolverStats, h0: Optional[float] = None,
-                       t_tensor: Optional[Tensor] = None, attempt: Optional[Attempt] = None,
-                       land_on_outputs: bool = False, jump: Optional[Callable[[int, Tensor], Tensor]] = None,
-                       hooks: Optional[StepHooks] = None, events=None) -> Tuple[List[Tensor], float]:
+def integrate_adaptive(
+    tab: ButcherTableau,
+    f: Func,
+    y0: Tensor,
+    t_out: Sequence[float],
+    ctrl: Adaptive,
+    norm: ErrorNorm,
+    stats: SolverStats,
+    h0: Optional[float] = None,
+    t_tensor: Optional[Tensor] = None,
+    attempt: Optional[Attempt] = None,
+    land_on_outputs: bool = False,
+    jump: Optional[Callable[[int, Tensor], Tensor]] = None,
+    hooks: Optional[StepHooks] = None,
+    events=None,
+) -> Tuple[List[Tensor], float]:
     """Adaptive solve through the output times t_out (monotone, either direction); steps are
     not shortened to hit an output time: outputs come from the dense output (methods of order
     > 3 without a continuous extension, i.e. dopri8, land on output times instead).
@@ -237,8 +285,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     """
     if not tab.adaptive:
         valid = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
-        raise ValueError(f"method {tab.name!r} has no error estimate for adaptive stepping; "
-                         f"use FixedStep(h) or one of {valid}")
+        raise ValueError(
+            f"method {tab.name!r} has no error estimate for adaptive stepping; use FixedStep(h) or one of {valid}"
+        )
     n = len(t_out)
     t0 = float(t_out[0])
     direction = 1.0 if t_out[-1] >= t0 else -1.0
@@ -271,8 +320,12 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
     nonfinite = False
     while nxt < n:
         if attempts >= ctrl.max_steps:
-            raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h,
-                              "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff")
+            raise SolverError(
+                f"reached max_steps={ctrl.max_steps}",
+                t,
+                h,
+                "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff",
+            )
         attempts += 1
         h_proposed = h
         land = None
@@ -300,11 +353,13 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             f1 = ks[-1] if tab.fsal else None
             t_end = t1
             if events is not None:
+
                 def dense(tt: float, y=y, y1=y1, ks=ks, t=t, h=h, t1=t1) -> Tensor:
                     nonlocal f1
                     if tab.dense is None and f1 is None:
                         f1 = f(times.one(t1), y1)
                     return interpolate(tab, y, y1, ks, f1, (tt - t) / h, h)
+
                 if events.check(t, y, t1, y1, dense):
                     t_end = events.terminal.t
             first, thetas = len(outs), []
@@ -325,7 +380,7 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
                     outs.append(interpolate(tab, y, y1, ks, f1, theta, h))
                 nxt += 1
             if thetas:
-                outs[first:first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
+                outs[first : first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
             if t_end != t1:
                 return outs, h  # a terminal event
             t, y, k1 = t1, y1, f1
@@ -335,8 +390,9 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             if on_jump:  # f anew, just past the discontinuity
                 after = times.one(t1)
                 k1 = f(torch.nextafter(after, after + direction), y)
-            factor = ctrl.max_factor if en == 0.0 else (
-                ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
+            factor = (
+                ctrl.max_factor if en == 0.0 else (ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
+            )
             factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
             err_prev = max(en, 1e-4)
             nonfinite = False
@@ -348,10 +404,12 @@ def integrate_adaptive(tab: ButcherTableau, f: Func, y0: Tensor, t_out: Sequence
             factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
             factor = min(factor, 1.0)
             if abs(h) <= ctrl.min_step or t + h * factor == t:
-                why = ("the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
-                       "here; check the vector field or shorten the time span"
-                       if nonfinite else
-                       "the problem may be stiff or singular here; loosen rtol/atol or lower min_step")
+                why = (
+                    "the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
+                    "here; check the vector field or shorten the time span"
+                    if nonfinite
+                    else "the problem may be stiff or singular here; loosen rtol/atol or lower min_step"
+                )
                 raise SolverError("step size underflow", t, h, why)
         h = ctrl.clamp((h_proposed if land is not None and en <= 1.0 else h) * factor)
         if ctrl.min_step > 0 and abs(h) < ctrl.min_step:

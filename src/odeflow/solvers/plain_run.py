@@ -1,6 +1,7 @@
 """Running a `Problem` through the loop that fits its method and step: explicit RK on a fixed
 grid (eager or compiled), on an explicit grid, adaptive (eager or compiled attempts), or a
 method object's own integrator (Adams, implicit RK, scipy). The gradient modes call this."""
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -15,8 +16,9 @@ from .stepping import FixedStep
 from .tableau import ButcherTableau
 
 
-def run_plain(problem: Problem, y0: Optional[Tensor] = None, h0: Optional[float] = None,
-              differentiable_times: bool = False) -> Tuple[List[Tensor], Optional[float]]:
+def run_plain(
+    problem: Problem, y0: Optional[Tensor] = None, h0: Optional[float] = None, differentiable_times: bool = False
+) -> Tuple[List[Tensor], Optional[float]]:
     """Solve from y0 (default: the problem's) through all times; returns the states at
     every time in t (y0 first) and, for adaptive steps, the next proposed step size."""
     y0 = problem.y0 if y0 is None else y0
@@ -24,26 +26,60 @@ def run_plain(problem: Problem, y0: Optional[Tensor] = None, h0: Optional[float]
         return [y0], h0
     t_tensor = problem.t if differentiable_times else None
     if not isinstance(problem.method, ButcherTableau):
-        return [y0] + problem.method.integrate(problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats,
-                                            problem.hooks), None
+        return [y0] + problem.method.integrate(
+            problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats, problem.hooks
+        ), None
     if isinstance(problem.step, FixedStep) and problem.step.grid is not None:
         times = GridTimes(y0.dtype, y0.device, problem.step.perturb)
         step_fn = rk_grid_step(problem.method, problem.func, times)
-        return [y0] + integrate_grid(step_fn, problem.func, y0, grid_points(problem.step, problem.t_values),
-                                     problem.t_values, problem.step.interp, problem.stats, problem.hooks), None
+        return [y0] + integrate_grid(
+            step_fn,
+            problem.func,
+            y0,
+            grid_points(problem.step, problem.t_values),
+            problem.t_values,
+            problem.step.interp,
+            problem.stats,
+            problem.hooks,
+        ), None
     if isinstance(problem.step, FixedStep):
-        grid = fixed_grid(problem.method, problem.t_values, problem.step.substeps(problem.t_values),
-                          y0.dtype, y0.device, t_tensor, perturb=problem.step.perturb)
+        grid = fixed_grid(
+            problem.method,
+            problem.t_values,
+            problem.step.substeps(problem.t_values),
+            y0.dtype,
+            y0.device,
+            t_tensor,
+            perturb=problem.step.perturb,
+        )
         if problem.compile:
             key = compile_key("forward", problem.method, problem.field, y0)
-            return [y0] + integrate_fixed_compiled(problem.method, problem.raw_func(), y0, grid, problem.stats, key), None
+            return [y0] + integrate_fixed_compiled(
+                problem.method, problem.raw_func(), y0, grid, problem.stats, key
+            ), None
         outs, _, _ = integrate_fixed(problem.method, problem.func, y0, grid, problem.stats, hooks=problem.hooks)
         return [y0] + outs, None
     assert problem.norm is not None
     attempt = None
     if problem.compile:
-        attempt = CompiledAttempt(problem.method, problem.raw_func(), problem.norm, problem.stats.count_evals,
-                                  compile_key("forward", problem.method, problem.field, y0))
-    outs, h = integrate_adaptive(problem.method, problem.func, y0, problem.t_values, problem.step, problem.norm,
-                                 problem.stats, h0=h0, t_tensor=t_tensor, attempt=attempt, hooks=problem.hooks)
+        attempt = CompiledAttempt(
+            problem.method,
+            problem.raw_func(),
+            problem.norm,
+            problem.stats.count_evals,
+            compile_key("forward", problem.method, problem.field, y0),
+        )
+    outs, h = integrate_adaptive(
+        problem.method,
+        problem.func,
+        y0,
+        problem.t_values,
+        problem.step,
+        problem.norm,
+        problem.stats,
+        h0=h0,
+        t_tensor=t_tensor,
+        attempt=attempt,
+        hooks=problem.hooks,
+    )
     return [y0] + outs, h

@@ -3,6 +3,7 @@
 Everything a user can get wrong is caught here with a message naming what was received and
 how to fix it, so the loops themselves carry no checks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,8 +12,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .errors import SolverError
 from .counted_func import CheckedCountedFunc
+from .errors import SolverError
 from .hooks import StepHooks
 from .methods import all_method_names, get_method
 from .solution import SolverStats
@@ -38,11 +39,15 @@ def check_times(t: Union[Tensor, Sequence[float]]) -> Tuple[Tensor, List[float]]
         diffs = [b - a for a, b in zip(values[:-1], values[1:])]
         if any(d == 0 for d in diffs):
             i = next(i for i, d in enumerate(diffs) if d == 0)
-            raise ValueError(f"t has a duplicated time {values[i]} at positions {i} and {i + 1}; "
-                             "times must be strictly increasing or strictly decreasing")
+            raise ValueError(
+                f"t has a duplicated time {values[i]} at positions {i} and {i + 1}; "
+                "times must be strictly increasing or strictly decreasing"
+            )
         if not (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)):
-            raise ValueError("t is not sorted: times must be strictly increasing (or strictly decreasing to "
-                             f"integrate backwards); got {values[:8]}{' ...' if len(values) > 8 else ''}")
+            raise ValueError(
+                "t is not sorted: times must be strictly increasing (or strictly decreasing to "
+                f"integrate backwards); got {values[:8]}{' ...' if len(values) > 8 else ''}"
+            )
     return t, values
 
 
@@ -83,9 +88,15 @@ def capturing(x: Tensor) -> bool:
     return x.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
-def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
-                 method: Union[str, ButcherTableau] = "dopri5", step: Optional[StepControl] = None,
-                 compile: bool = False, check_finite: bool = True) -> Problem:
+def make_problem(
+    func: Callable,
+    y0: State,
+    t: Union[Tensor, Sequence[float]],
+    method: Union[str, ButcherTableau] = "dopri5",
+    step: Optional[StepControl] = None,
+    compile: bool = False,
+    check_finite: bool = True,
+) -> Problem:
     """Validate the inputs of a solve (see `odeflow.solve`) and pack the state.
     ``check_finite=False`` skips the one data-dependent check (y0 finite, a host sync)."""
     if not callable(func):
@@ -97,8 +108,10 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
         raise TypeError(f"step must be FixedStep(h) or Adaptive(rtol, atol); got {type(step).__name__}")
     if isinstance(step, Adaptive) and not tab.adaptive:
         valid = all_method_names(adaptive=True)
-        raise ValueError(f"method {tab.name!r} has no embedded error estimate, so it cannot take adaptive "
-                         f"steps; use step=FixedStep(h) or one of {valid}")
+        raise ValueError(
+            f"method {tab.name!r} has no embedded error estimate, so it cannot take adaptive "
+            f"steps; use step=FixedStep(h) or one of {valid}"
+        )
     packer = StatePacker(y0)
     flat_y0 = packer.pack(y0)
     if check_finite and not bool(torch.isfinite(flat_y0).all()):
@@ -112,12 +125,29 @@ def make_problem(func: Callable, y0: State, t: Union[Tensor, Sequence[float]],
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False; got {compile!r}")
     hooks = StepHooks.from_func(func, packer)
-    if compile and (hooks is not None or not isinstance(tab, ButcherTableau)
-                    or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))):
-        raise ValueError("compile=True supports explicit Runge–Kutta methods without step callbacks, explicit "
-                         "grids or perturb; use compile=False")
-    return Problem(CheckedCountedFunc(func, packer, stats), flat_y0, t_tensor, values, packer, tab, step,
-                   norm, stats, user_func=func, compile=compile, hooks=hooks)
+    if compile and (
+        hooks is not None
+        or not isinstance(tab, ButcherTableau)
+        or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))
+    ):
+        raise ValueError(
+            "compile=True supports explicit Runge–Kutta methods without step callbacks, explicit "
+            "grids or perturb; use compile=False"
+        )
+    return Problem(
+        CheckedCountedFunc(func, packer, stats),
+        flat_y0,
+        t_tensor,
+        values,
+        packer,
+        tab,
+        step,
+        norm,
+        stats,
+        user_func=func,
+        compile=compile,
+        hooks=hooks,
+    )
 
 
 __all__ = ["Problem", "make_problem", "check_times", "SolverError"]

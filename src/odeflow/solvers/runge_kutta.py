@@ -5,9 +5,10 @@
 Linear combinations skip zero coefficients and use fused `add(alpha=)` when h is a plain
 float, so the per-step work is only the stages themselves.
 """
+
 from __future__ import annotations
 
-from typing import cast, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor
@@ -18,8 +19,9 @@ Step = Union[float, Tensor]
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16, torch.complex64)
 
 
-def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], h: Step,
-            increment_first: bool = False) -> Tensor:
+def combine(
+    y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], h: Step, increment_first: bool = False
+) -> Tensor:
     """y + h * sum_j coeffs[j] * ks[j] (y may be None, meaning 0). ``increment_first``: sum the
     increment, then add it to y once (one rounding at |y| instead of one per term: used for the
     step's result, where the roundings would add up over the steps)."""
@@ -40,9 +42,15 @@ def combine(y: Optional[Tensor], ks: Sequence[Tensor], coeffs: Sequence[float], 
     return y + acc if (y is not None and increment_first) else acc
 
 
-def rk_step_compensated(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tensor,
-                        carry: Optional[Tensor], k1: Tensor, t_stages: Sequence[Tensor], h: Step
-                        ) -> Tuple[Tensor, Tensor, List[Tensor]]:
+def rk_step_compensated(
+    tab: ButcherTableau,
+    f: Callable[[Tensor, Tensor], Tensor],
+    y: Tensor,
+    carry: Optional[Tensor],
+    k1: Tensor,
+    t_stages: Sequence[Tensor],
+    h: Step,
+) -> Tuple[Tensor, Tensor, List[Tensor]]:
     """`rk_step` with the state accumulated by Kahan's compensated summation: ``carry`` holds
     the rounding error of the previous additions y + dy (None at the start), so a float32
     state does not drift by one rounding per step over thousands of fixed steps. Returns
@@ -54,9 +62,16 @@ def rk_step_compensated(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tenso
     return y1, (y1 - y) - z, ks
 
 
-def rk_step(tab: ButcherTableau, f: Callable[[Tensor, Tensor], Tensor], y: Tensor, k1: Tensor,
-            t_stages: Sequence[Tensor], h: Step, with_error: bool, result: bool = True
-            ) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
+def rk_step(
+    tab: ButcherTableau,
+    f: Callable[[Tensor, Tensor], Tensor],
+    y: Tensor,
+    k1: Tensor,
+    t_stages: Sequence[Tensor],
+    h: Step,
+    with_error: bool,
+    result: bool = True,
+) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
     """Advance one step. Returns (y1, stage derivatives, local error estimate or None);
     ``result=False`` skips y1 of a non-FSAL method (the caller sums it itself).
 
@@ -85,8 +100,9 @@ def _hermite_weights(theta: Union[float, Tensor]) -> Tuple:
     return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
 
 
-def dense_outputs(tab: ButcherTableau, y0: Tensor, ks: Sequence[Tensor], thetas: Sequence[float],
-                  h: float) -> List[Tensor]:
+def dense_outputs(
+    tab: ButcherTableau, y0: Tensor, ks: Sequence[Tensor], thetas: Sequence[float], h: float
+) -> List[Tensor]:
     """y(t + theta_j h) for several theta_j of one step from the continuous extension,
     y0 + h W K with W_ji = sum_d theta_j^(d+1) dense_id: one matrix product for all of them."""
     dense = tab.dense
@@ -95,13 +111,20 @@ def dense_outputs(tab: ButcherTableau, y0: Tensor, ks: Sequence[Tensor], thetas:
     for th in thetas:
         powers = [th ** (d + 1) for d in range(len(dense[0]))]
         w.append([sum(map(float.__mul__, row, powers)) for row in dense])
-    k = torch.stack(list(ks[:len(dense)])).reshape(len(dense), -1)
+    k = torch.stack(list(ks[: len(dense)])).reshape(len(dense), -1)
     out = torch.addmm(y0.reshape(1, -1), torch.tensor(w, dtype=y0.dtype, device=y0.device), k, alpha=h)
     return list(out.reshape(len(thetas), *y0.shape).unbind())
 
 
-def interpolate(tab: ButcherTableau, y0: Tensor, y1: Tensor, ks: Sequence[Tensor],
-                f1: Optional[Tensor], theta: Union[float, Tensor], h: Step) -> Tensor:
+def interpolate(
+    tab: ButcherTableau,
+    y0: Tensor,
+    y1: Tensor,
+    ks: Sequence[Tensor],
+    f1: Optional[Tensor],
+    theta: Union[float, Tensor],
+    h: Step,
+) -> Tensor:
     """y(t + theta h) from the step's data: the method's own continuous extension when it
     has one (dopri5, tsit5: fourth order), else cubic Hermite using f0 = ks[0] and f1."""
     if tab.dense is not None:

@@ -4,6 +4,7 @@ The state goes to the host as float64 (complex128 for complex states) and back; 
 flows through scipy, so use it with `OptimizeDiscretize` (whose backward solve also runs in
 scipy) or without gradients.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,22 +29,26 @@ class ScipySolver:
     order = 5
     adaptive = True
 
-    def integrate(self, f, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats,
-                  hooks=None) -> List[Tensor]:
+    def integrate(
+        self, f, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats, hooks=None
+    ) -> List[Tensor]:
         try:
             from scipy.integrate import solve_ivp
         except ImportError as exc:  # pragma: no cover - scipy is a core dependency here
             raise ImportError("method='scipy_solver' needs scipy: pip install scipy") from exc
         if y0.requires_grad and torch.is_grad_enabled():
-            warnings.warn("scipy_solver: no gradient flows through scipy; use odeint_adjoint / "
-                          "OptimizeDiscretize for gradients", stacklevel=2)
+            warnings.warn(
+                "scipy_solver: no gradient flows through scipy; use odeint_adjoint / OptimizeDiscretize for gradients",
+                stacklevel=2,
+            )
         if hooks is not None:
             warnings.warn("scipy_solver does not call step callbacks", stacklevel=2)
         import numpy as np
+
         shape, dtype, device = y0.shape, y0.dtype, y0.device
         t_dtype = real_dtype(dtype)
 
-        def np_f(t: float, y: "np.ndarray") -> "np.ndarray":
+        def np_f(t: float, y: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 yt = torch.from_numpy(y).to(device, dtype).reshape(shape)
                 out = f(torch.tensor(t, dtype=t_dtype, device=device), yt)
@@ -58,11 +63,16 @@ class ScipySolver:
         if step is not None and getattr(step, "min_step", None) and self.solver == "LSODA":
             kwargs["min_step"] = step.min_step
         y_np = y0.detach().cpu().numpy().reshape(-1).astype(np.complex128 if dtype.is_complex else np.float64)
-        sol = solve_ivp(np_f, (t_out[0], t_out[-1]), y_np, method=self.solver, t_eval=list(t_out),
-                        rtol=rtol, atol=atol, **kwargs)
+        sol = solve_ivp(
+            np_f, (t_out[0], t_out[-1]), y_np, method=self.solver, t_eval=list(t_out), rtol=rtol, atol=atol, **kwargs
+        )
         if not sol.success:
-            raise SolverError(f"scipy solve_ivp({self.solver}) failed: {sol.message}", float(t_out[0]), float("nan"),
-                              "loosen rtol/atol or try another scipy solver (options={'solver': 'Radau'})")
+            raise SolverError(
+                f"scipy solve_ivp({self.solver}) failed: {sol.message}",
+                float(t_out[0]),
+                float("nan"),
+                "loosen rtol/atol or try another scipy solver (options={'solver': 'Radau'})",
+            )
         stats.steps += int(len(sol.t))
         stats.accepted += int(len(sol.t))
         ys = torch.from_numpy(sol.y.T.copy()).to(device, dtype).reshape(len(t_out), *shape)

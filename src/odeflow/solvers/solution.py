@@ -1,4 +1,5 @@
 """What a solve returns: the states at the requested times, the statistics and the status."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

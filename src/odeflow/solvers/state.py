@@ -4,6 +4,7 @@ A tuple state (y_1, ..., y_m) is packed into one flat vector so the solver only 
 single tensor; the error norm can weigh the components differently, and a weight of 0 leaves
 a component out entirely (Kidger et al. 2021, "seminorms"; RNODE regularizer integrals).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple, Union
@@ -29,7 +30,9 @@ class StatePacker:
             raise ValueError("y0 is an empty tuple; give at least one tensor")
         for i, p in enumerate(parts):
             if not isinstance(p, Tensor):
-                raise TypeError(f"y0{f'[{i}]' if self.is_tuple else ''} is a {type(p).__name__}, expected a torch.Tensor")
+                raise TypeError(
+                    f"y0{f'[{i}]' if self.is_tuple else ''} is a {type(p).__name__}, expected a torch.Tensor"
+                )
             if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(
                     f"y0{f'[{i}]' if self.is_tuple else ''} has dtype {p.dtype}; the state must be floating point "
@@ -64,7 +67,7 @@ class StatePacker:
         # View <- Slice <- the solver's node (the adjoint's, whose adjoint_options callers inspect).
         n, start, out = ys.shape[0], 0, []
         for numel, shape in zip(self.numels, self.shapes):
-            out.append(ys[:, start:start + numel].view(n, *shape))
+            out.append(ys[:, start : start + numel].view(n, *shape))
             start += numel
         return tuple(out)
 
@@ -76,8 +79,10 @@ class StatePacker:
             return value
         if isinstance(value, Tensor):
             if value.dim() != 1 or value.numel() != sum(self.numels):
-                raise ValueError(f"{what} as a tensor needs one value per state element ({sum(self.numels)}); "
-                                 f"got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"{what} as a tensor needs one value per state element ({sum(self.numels)}); "
+                    f"got shape {tuple(value.shape)}"
+                )
             return value.to(dtype=self.real_dtype, device=self.device)
         values = list(value)
         if not self.is_tuple or len(values) != len(self.numels):
@@ -85,10 +90,9 @@ class StatePacker:
                 f"{what} has {len(values)} entries but the state has "
                 f"{len(self.numels) if self.is_tuple else 1} component(s); give one value or one per component"
             )
-        return torch.cat([
-            torch.full((n,), float(v), dtype=self.real_dtype, device=self.device)
-            for v, n in zip(values, self.numels)
-        ])
+        return torch.cat(
+            [torch.full((n,), float(v), dtype=self.real_dtype, device=self.device) for v, n in zip(values, self.numels)]
+        )
 
 
 def _given(value: Union[float, Tensor, None]) -> Union[float, Tensor]:
@@ -105,9 +109,14 @@ class ErrorNorm:
     for tuple states) and returns a scalar (torchdiffeq's ``options={'norm': fn}``).
     """
 
-    def __init__(self, packer: StatePacker, rtol: PerComponent, atol: PerComponent,
-                 weights: Union[Sequence[float], Tensor, None] = None,
-                 fn: Optional[Callable[[State], Union[Tensor, float]]] = None) -> None:
+    def __init__(
+        self,
+        packer: StatePacker,
+        rtol: PerComponent,
+        atol: PerComponent,
+        weights: Union[Sequence[float], Tensor, None] = None,
+        fn: Optional[Callable[[State], Union[Tensor, float]]] = None,
+    ) -> None:
         self.packer, self.fn = packer, fn
         self.rtol = _given(packer.per_component(rtol, "rtol"))
         self.atol = _given(packer.per_component(atol, "atol"))

@@ -5,6 +5,7 @@ Gustafsson's PI controller (Hairer & Wanner II §IV.2):
     h_new = h * clip(safety * err^(-alpha/q) * err_prev^(beta/q), min_factor, max_factor),
 with q = (order of the error estimate) + 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -105,8 +106,10 @@ class Adaptive:
                 raise ValueError(f"Adaptive({name}=...): times must be finite; got {list(values)}")
             object.__setattr__(self, name, values)
         if set(self.step_t) & set(self.jump_t):
-            raise ValueError(f"step_t and jump_t share times {sorted(set(self.step_t) & set(self.jump_t))}; "
-                             "give each time once (jump_t already lands on it)")
+            raise ValueError(
+                f"step_t and jump_t share times {sorted(set(self.step_t) & set(self.jump_t))}; "
+                "give each time once (jump_t already lands on it)"
+            )
         if self.norm is not None and not callable(self.norm):
             raise TypeError(f"Adaptive(norm=...) must be callable norm(scaled_error) -> scalar; got {self.norm!r}")
         for name in ("rtol", "atol"):
@@ -130,9 +133,16 @@ class Adaptive:
         return math.copysign(min(max(abs(h), self.min_step), self.max_step), h)
 
 
-def initial_step(f: Callable[[Tensor, Tensor], Tensor], t0: float, y0: Tensor, f0: Tensor,
-                 order: int, norm: ErrorNorm, direction: float,
-                 as_time: Callable[[float], Tensor]) -> float:
+def initial_step(
+    f: Callable[[Tensor, Tensor], Tensor],
+    t0: float,
+    y0: Tensor,
+    f0: Tensor,
+    order: int,
+    norm: ErrorNorm,
+    direction: float,
+    as_time: Callable[[float], Tensor],
+) -> float:
     """Hairer's starting step (Hairer I, §II.4, 'automatic step size selection'); one extra f call."""
     scale = norm.scale(y0)
     d01 = torch.stack([norm.rms(y0 / scale), norm.rms(f0 / scale)]).tolist()

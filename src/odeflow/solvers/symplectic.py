@@ -8,6 +8,7 @@ Second order, time-reversible and symplectic: the energy error stays bounded, O(
 exponentially long times instead of drifting (Hairer, Lubich & Wanner, Geometric Numerical
 Integration, §I.1 and §IX.8). Plain tensor operations: autograd differentiates through the steps.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence, Tuple, Union
@@ -18,8 +19,14 @@ from torch import Tensor
 from .stepping import FixedStep
 
 
-def leapfrog(kinetic_grad: Callable[[Tensor], Tensor], potential_grad: Callable[[Tensor], Tensor], q0: Tensor,
-             p0: Tensor, t: Union[Tensor, Sequence[float]], step: FixedStep) -> Tuple[Tensor, Tensor]:
+def leapfrog(
+    kinetic_grad: Callable[[Tensor], Tensor],
+    potential_grad: Callable[[Tensor], Tensor],
+    q0: Tensor,
+    p0: Tensor,
+    t: Union[Tensor, Sequence[float]],
+    step: FixedStep,
+) -> Tuple[Tensor, Tensor]:
     """Integrate dq/dt = ∂T/∂p(p), dp/dt = −∂V/∂q(q) and return (qs, ps), each [len(t), *q0.shape].
 
     kinetic_grad(p) = ∂T/∂p, potential_grad(q) = ∂V/∂q (same shapes as p and q). Each interval
@@ -27,8 +34,10 @@ def leapfrog(kinetic_grad: Callable[[Tensor], Tensor], potential_grad: Callable[
     irregular ones included, are hit exactly).
     """
     if not isinstance(step, FixedStep):
-        raise TypeError(f"leapfrog takes step=FixedStep(h) or FixedStep(steps=n); got {step!r} "
-                        f"(a symplectic method keeps its step fixed)")
+        raise TypeError(
+            f"leapfrog takes step=FixedStep(h) or FixedStep(steps=n); got {step!r} "
+            f"(a symplectic method keeps its step fixed)"
+        )
     if q0.shape != p0.shape:
         raise ValueError(f"q0 and p0 must have the same shape; got {tuple(q0.shape)} and {tuple(p0.shape)}")
     times = [float(x) for x in (t.tolist() if isinstance(t, Tensor) else t)]

@@ -7,6 +7,7 @@ An s-stage explicit method advances y' = f(t, y) by
 and an embedded pair estimates the local error as h * sum_i e_i k_i with e = b - b_hat
 (Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.1 and §II.4).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class ButcherTableau:
 
     name: str
     order: int
-    c: Sequence[float]                         # stored as tuples (frozen, hashable)
+    c: Sequence[float]  # stored as tuples (frozen, hashable)
     a: Sequence[Sequence[float]]
     b: Sequence[float]
     b_err: Optional[Sequence[float]] = None
@@ -51,9 +52,11 @@ class ButcherTableau:
         self._validate()
         # First Same As Last is a property of the numbers, never declared: the last stage
         # is evaluated at (t + h, y_1), so it is the next step's first stage.
-        fsal = abs(self.c[-1] - 1.0) < _TOL and all(
-            abs(x - y) < _TOL for x, y in zip(self.a[-1], self.b[:-1])
-        ) and abs(self.b[-1]) < _TOL
+        fsal = (
+            abs(self.c[-1] - 1.0) < _TOL
+            and all(abs(x - y) < _TOL for x, y in zip(self.a[-1], self.b[:-1]))
+            and abs(self.b[-1]) < _TOL
+        )
         object.__setattr__(self, "fsal", fsal)
 
     @property

@@ -8,6 +8,7 @@ accuracy on the held-out part. At the end: test accuracy, loss and NFE, paramete
 seconds per epoch, confusion matrix PNG; for 2-D data the decision boundary and the flow of
 the test points through the block.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,16 +30,36 @@ NUM_CLASSES = {"annuli": 2, "digits": 10, "mnist5k": 10, "mnist": 10, "fashion-m
 
 def build_classifier(cfg: ClassifyConfig, x_shape: Tuple[int, ...]) -> ODEClassifier:
     """The model for inputs of shape [batch, *x_shape] (an image [C, H, W] or a vector [D])."""
-    common = dict(T=cfg.T, method=cfg.method, step=cfg.step(), adjoint=cfg.mode == "opt-disc", kinetic=cfg.kinetic,
-                  resnet_steps=cfg.resnet_blocks() or 1)
+    common = dict(
+        T=cfg.T,
+        method=cfg.method,
+        step=cfg.step(),
+        adjoint=cfg.mode == "opt-disc",
+        kinetic=cfg.kinetic,
+        resnet_steps=cfg.resnet_blocks() or 1,
+    )
     classes = NUM_CLASSES[cfg.data]
     if len(x_shape) == 3:
         down = cfg.downsample if cfg.downsample is not None else (1 if max(x_shape[1:]) <= 16 else 2)
-        return conv_classifier(cfg.model, x_shape[0], classes, channels=cfg.channels, downsample=down,
-                               augment=8 if cfg.augment is None else cfg.augment, **common)
+        return conv_classifier(
+            cfg.model,
+            x_shape[0],
+            classes,
+            channels=cfg.channels,
+            downsample=down,
+            augment=8 if cfg.augment is None else cfg.augment,
+            **common,
+        )
     if len(x_shape) == 1:
-        return mlp_classifier(cfg.model, x_shape[0], classes, hidden=cfg.hidden, activation=cfg.activation,
-                              augment=1 if cfg.augment is None else cfg.augment, **common)
+        return mlp_classifier(
+            cfg.model,
+            x_shape[0],
+            classes,
+            hidden=cfg.hidden,
+            activation=cfg.activation,
+            augment=1 if cfg.augment is None else cfg.augment,
+            **common,
+        )
     raise ValueError(f"inputs must be images [C, H, W] or vectors [D]; got a sample of shape {x_shape}")
 
 
@@ -84,8 +105,12 @@ class ClassifyTask(Task):
             loss = ce + self.net.kinetic * kin
             metrics["kinetic"] = kin.detach()
         stats = out.stats
-        metrics.update(loss=loss.detach(), accuracy=(out.logits.detach().argmax(1) == y).float().mean(),
-                       nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
+        metrics.update(
+            loss=loss.detach(),
+            accuracy=(out.logits.detach().argmax(1) == y).float().mean(),
+            nfe_forward=stats.nfe,
+            nfe_backward=lambda: stats.nfe_backward,
+        )
         return StepOutput(loss, metrics)
 
     @torch.no_grad()
@@ -93,8 +118,8 @@ class ClassifyTask(Task):
         """(per-sample cross-entropy, predictions, NFE of the first chunk's solve)."""
         losses, preds, nfe = [], [], None
         for i in range(0, len(y), batch):
-            out = self.net.classify(x[i:i + batch])
-            losses.append(F.cross_entropy(out.logits, y[i:i + batch], reduction="none"))
+            out = self.net.classify(x[i : i + batch])
+            losses.append(F.cross_entropy(out.logits, y[i : i + batch], reduction="none"))
             preds.append(out.logits.argmax(1))
             nfe = out.stats.nfe if nfe is None else nfe
         return torch.cat(losses), torch.cat(preds), int(nfe or 0)
@@ -116,12 +141,17 @@ class ClassifyTask(Task):
         per_epoch = self.batches.per_epoch
         wall = ctx.history[-1].get("wall_time", float("nan")) if ctx.history else float("nan")
         summary: Dict[str, Any] = dict(
-            test_accuracy=float((pred == y).float().mean()), test_loss=float(ce.mean()), test_nfe=nfe,
-            parameters=count_parameters(net), iterations_per_epoch=per_epoch,
+            test_accuracy=float((pred == y).float().mean()),
+            test_loss=float(ce.mean()),
+            test_nfe=nfe,
+            parameters=count_parameters(net),
+            iterations_per_epoch=per_epoch,
             epochs_trained=(ctx.iteration + 1) / per_epoch,
-            seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch)
+            seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch,
+        )
         if ctx.folder is not None:
             from .classify_figures import confusion_matrix, plot_confusion, plot_decision_boundary, plot_flow
+
             cpu = net.to("cpu")
             counts = confusion_matrix(pred.cpu(), y.cpu(), NUM_CLASSES[cfg.data])
             summary["test_confusion"] = counts.tolist()
@@ -134,15 +164,22 @@ class ClassifyTask(Task):
         return summary
 
 
-def train_classify(cfg: ClassifyConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-                   tensorboard: bool = False) -> Dict[str, Any]:
+def train_classify(
+    cfg: ClassifyConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     """Train (epochs converted to iterations) and return summary.json's content."""
     if cfg.epochs is not None:
         n = len(load_classification(cfg.data, "train", cfg.data_dir, seed=cfg.seed)[1])
         n_train = n - held_out_count(n, cfg.val_fraction)
         cfg.iterations = cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size)
-    return Trainer(ClassifyTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"classify {cfg.model} {cfg.data}").fit()
+    return Trainer(
+        ClassifyTask(cfg),
+        out,
+        quiet=not progress,
+        tensorboard=tensorboard,
+        resume=resume,
+        label=f"classify {cfg.model} {cfg.data}",
+    ).fit()
 
 
 def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:
@@ -150,10 +187,13 @@ def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:
     import dataclasses
 
     from ..training.checkpoint import load_checkpoint
+
     state = load_checkpoint(path)
     if state.get("kind") != ClassifyTask.name:
-        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a classifier; "
-                         "pass a best.pt or last.pt written by `odeflow train classify`")
+        raise ValueError(
+            f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a classifier; "
+            "pass a best.pt or last.pt written by `odeflow train classify`"
+        )
     known = {f.name for f in dataclasses.fields(ClassifyConfig)}
     cfg = ClassifyConfig(**{k: v for k, v in state["config"].items() if k in known})
     x, _ = load_classification(cfg.data, "test", cfg.data_dir, seed=cfg.seed)
@@ -163,14 +203,16 @@ def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:
 
 
 @torch.no_grad()
-def evaluate_classifier(model: ODEClassifier, x: Tensor, y: Tensor, batch: int = 1000,
-                        progress: bool = False) -> Dict[str, float]:
+def evaluate_classifier(
+    model: ODEClassifier, x: Tensor, y: Tensor, batch: int = 1000, progress: bool = False
+) -> Dict[str, float]:
     """Test accuracy, mean cross-entropy and NFE per forward solve with the model's current solver."""
     from ..training.progress import chunk_starts
+
     correct, loss, nfe = 0.0, 0.0, 0
     for i in chunk_starts(len(y), batch, "test accuracy", enabled=progress):
-        out = model.classify(x[i:i + batch])
-        loss += float(F.cross_entropy(out.logits, y[i:i + batch], reduction="sum"))
-        correct += float((out.logits.argmax(1) == y[i:i + batch]).sum())
+        out = model.classify(x[i : i + batch])
+        loss += float(F.cross_entropy(out.logits, y[i : i + batch], reduction="sum"))
+        correct += float((out.logits.argmax(1) == y[i : i + batch]).sum())
         nfe = max(nfe, out.stats.nfe)
     return dict(accuracy=correct / len(y), loss=loss / len(y), nfe=nfe)

@@ -1,5 +1,6 @@
 """Figures of the classify task: confusion matrix; for 2-D inputs the decision boundary and
 the flow of points through the ODE block (t = 0 -> T)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,9 @@ def plot_confusion(counts: Tensor, path: Path, title: str = "") -> None:
 
 
 @torch.no_grad()
-def plot_decision_boundary(model: ODEClassifier, x: Tensor, y: Tensor, path: Path, lim: float = 2.0,
-                           n_grid: int = 120, title: str = "") -> None:
+def plot_decision_boundary(
+    model: ODEClassifier, x: Tensor, y: Tensor, path: Path, lim: float = 2.0, n_grid: int = 120, title: str = ""
+) -> None:
     """P(class 1) (or the predicted class for K > 2) over a grid, with the points on top."""
     g = torch.linspace(-lim, lim, n_grid)
     grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
@@ -63,8 +65,9 @@ def plot_decision_boundary(model: ODEClassifier, x: Tensor, y: Tensor, path: Pat
 
 
 @torch.no_grad()
-def plot_flow(model: ODEClassifier, x: Tensor, y: Tensor, path: Path, times: Sequence[float] = (0.0, 0.5, 1.0),
-              title: str = "") -> None:
+def plot_flow(
+    model: ODEClassifier, x: Tensor, y: Tensor, path: Path, times: Sequence[float] = (0.0, 0.5, 1.0), title: str = ""
+) -> None:
     """Block states at fractions ``times`` of T: dims (0, 1); for augmented states also (0, 2) at T."""
     T = float(model.block.T)
     states = model.flow(x, [T * s for s in times]).cpu()

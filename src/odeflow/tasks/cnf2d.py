@@ -7,11 +7,12 @@ switches solver and learning rate. Validation: NLL with the exact trace and the 
 solver (default: the training one). At the end the flow is evaluated again with a fine solver
 (re-discretization) together with its inverse error mean ||f^-1(f(x)) - x||_2.
 """
+
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from pathlib import Path
-import logging
 from typing import Any, Dict, Optional
 
 import torch
@@ -26,9 +27,9 @@ from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import generated_shard
 from ..training.schedule import Stage, parse_schedule
+from .cnf2d_config import CNFConfig
 from .cnf_memory import peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
-from .cnf2d_config import CNFConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,23 @@ log = logging.getLogger(__name__)
 def build_flow(cfg: CNFConfig) -> CNF:
     torch.manual_seed(cfg.seed)
     control_times = [cfg.T * k / (cfg.controls - 1) for k in range(cfg.controls)] if cfg.controls > 1 else None
-    net = ODENet(2, cfg.hidden, layer=cfg.layer, activation=cfg.activation, zero_init=cfg.zero_init,
-                 control_times=control_times)
-    return CNF(net, 2, T=cfg.T, train_T=cfg.learn_T, divergence=cfg.divergence, method=cfg.method, step=cfg.step(),
-               adjoint=cfg.mode == "opt-disc", seminorm=cfg.seminorm, kinetic=cfg.kinetic, jacobian=cfg.jacobian,
-               compile=cnf_compile(cfg.compile))
+    net = ODENet(
+        2, cfg.hidden, layer=cfg.layer, activation=cfg.activation, zero_init=cfg.zero_init, control_times=control_times
+    )
+    return CNF(
+        net,
+        2,
+        T=cfg.T,
+        train_T=cfg.learn_T,
+        divergence=cfg.divergence,
+        method=cfg.method,
+        step=cfg.step(),
+        adjoint=cfg.mode == "opt-disc",
+        seminorm=cfg.seminorm,
+        kinetic=cfg.kinetic,
+        jacobian=cfg.jacobian,
+        compile=cnf_compile(cfg.compile),
+    )
 
 
 def cnf_compile(choice) -> bool:
@@ -97,11 +110,18 @@ class CNF2DTask(Task):
         self.x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed).to(ctx.device)
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
         self.memory: Optional[Dict[str, Any]] = None
-        if not self.flow.compile:   # a compiled solve keeps its own graph: not planned here
+        if not self.flow.compile:  # a compiled solve keeps its own graph: not planned here
             stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
             probe = sample_toy(cfg.data, 64, seed=30_000 + cfg.seed).to(ctx.device)
-            self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
-                                      cfg.memory_plan, [(cfg.method, cfg.step())] + stages)
+            self.memory = plan_memory(
+                self.flow,
+                probe,
+                cfg.batch // ctx.dist.world_size,
+                ctx,
+                cfg.max_memory,
+                cfg.memory_plan,
+                [(cfg.method, cfg.step())] + stages,
+            )
 
     def auxiliary_steps(self, ctx: RunContext):
         return end_time_steps(self.flow, self.config, ctx)
@@ -121,9 +141,15 @@ class CNF2DTask(Task):
         finally:
             flow.noise_shard = None
         stats = flow.last_stats
-        metrics: Dict[str, Any] = dict(loss=loss.detach(), nll=parts["nll"], kinetic=parts.get("kinetic", 0.0),
-                                       jacobian=parts.get("jacobian", 0.0), T=flow.T.detach(),
-                                       nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
+        metrics: Dict[str, Any] = dict(
+            loss=loss.detach(),
+            nll=parts["nll"],
+            kinetic=parts.get("kinetic", 0.0),
+            jacobian=parts.get("jacobian", 0.0),
+            T=flow.T.detach(),
+            nfe_forward=stats.nfe,
+            nfe_backward=lambda: stats.nfe_backward,
+        )
         return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
 
     def cuda_graph_problem(self) -> Optional[str]:
@@ -139,12 +165,14 @@ class CNF2DTask(Task):
             return "compile and CUDA graphs are alternatives; drop one"
         memory = getattr(self, "memory", None)
         if memory is not None and memory["strategy"] == "adjoint":
-            return ("the memory plan chose the adjoint (the plain and checkpointed steps do not fit); raise "
-                    "--max-memory or lower --batch")
+            return (
+                "the memory plan chose the adjoint (the plain and checkpointed steps do not fit); raise "
+                "--max-memory or lower --batch"
+            )
         return None
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
-        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        x = self.x_val[ctx.dist.rank :: ctx.dist.world_size]
         return dict(val_nll=ctx.dist.sample_mean(nll_per_sample(self.flow, x, *self.config.val_solver(self.flow))))
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
@@ -152,29 +180,44 @@ class CNF2DTask(Task):
         x_test = sample_toy(cfg.data, cfg.val_size, seed=20_000 + cfg.seed).to(ctx.device)
         trained = evaluate_flow(flow, x_test, flow.method, flow.step)
         fine = evaluate_flow(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5))
-        summary = dict(T=float(flow.T.detach()), test_nll=trained["nll"], test_inverse_error=trained["inverse_error"],
-                       test_nfe=trained["nfe"], test_nll_dopri5=fine["nll"],
-                       test_inverse_error_dopri5=fine["inverse_error"], trained_solver=trained,
-                       rediscretized_dopri5=fine, memory=self.memory)
+        summary = dict(
+            T=float(flow.T.detach()),
+            test_nll=trained["nll"],
+            test_inverse_error=trained["inverse_error"],
+            test_nfe=trained["nfe"],
+            test_nll_dopri5=fine["nll"],
+            test_inverse_error_dopri5=fine["inverse_error"],
+            trained_solver=trained,
+            rediscretized_dopri5=fine,
+            memory=self.memory,
+        )
         if ctx.folder is not None:
             from .cnf2d_figures import plot_density_and_samples, plot_forward_inverse
+
             plot_density_and_samples(flow, cfg.data, ctx.folder.path)
-            plot_forward_inverse(flow, x_test[:2000], ctx.folder.file("forward_inverse.png"),
-                                 title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))")
+            plot_forward_inverse(
+                flow,
+                x_test[:2000],
+                ctx.folder.file("forward_inverse.png"),
+                title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))",
+            )
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
 
-def train_cnf(cfg: CNFConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-              tensorboard: bool = False) -> Dict[str, Any]:
+def train_cnf(
+    cfg: CNFConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(CNF2DTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"cnf {cfg.mode}").fit()
+    return Trainer(
+        CNF2DTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume, label=f"cnf {cfg.mode}"
+    ).fit()
 
 
 def load_flow(path: Path):
     """(flow in eval mode with the exact trace, its training config) from best.pt or last.pt."""
     from ..training.checkpoint import model_from_checkpoint
+
     flow, cfg = model_from_checkpoint(path, "cnf", CNFConfig, build_flow)
     flow.divergence = "exact"
     return flow, cfg

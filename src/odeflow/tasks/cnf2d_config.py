@@ -1,5 +1,6 @@
 """The settings of task `cnf` (CNFConfig): plain data, no torch, so the command line builds
 its parser from the fields without importing the task (`odeflow.cli.config_cli`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ if TYPE_CHECKING:  # annotations only: importing it would load torch
 # The default multilevel stages: 2 rk4 steps with lr 1e-2 (RNODE's simple early dynamics take a
 # large rate), 2 steps with lr 1e-3, then 4 steps with lr 5e-4 to the end. Passing a learning rate
 # or solver on the command line drops them (see cli/train_cnf.py); in code pass schedule=None.
-FAST_STAGES: List[Dict[str, Any]] = [dict(until=50, method="rk4", steps=2, lr=1e-2),
-                                     dict(until=150, method="rk4", steps=2, lr=1e-3),
-                                     dict(until=151, method="rk4", steps=4, lr=5e-4)]
+FAST_STAGES: List[Dict[str, Any]] = [
+    dict(until=50, method="rk4", steps=2, lr=1e-2),
+    dict(until=150, method="rk4", steps=2, lr=1e-3),
+    dict(until=151, method="rk4", steps=4, lr=5e-4),
+]
 
 
 @dataclass
@@ -34,34 +37,37 @@ class CNFConfig(TrainingConfig):
     layer: str = "concatsquash"
     activation: str = "tanh"
     T: PositiveFloat = 0.5
-    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"            # 'disc-opt' or 'opt-disc'
+    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"  # 'disc-opt' or 'opt-disc'
     method: str = "rk4"
     step_size: Optional[float] = 0.125  # None: adaptive with rtol/atol (0.125: 4 rk4 steps on [0, 0.5])
-    n_steps: Optional[PositiveInt] = None      # instead of step_size: exactly this many steps on [0, T]
+    n_steps: Optional[PositiveInt] = None  # instead of step_size: exactly this many steps on [0, T]
     rtol: PositiveFloat = 1e-5
     atol: PositiveFloat = 1e-5
     divergence: Literal["exact", "hutchinson"] = "hutchinson"
     val_size: PositiveInt = 2048
-    val_method: Optional[str] = None        # None: validate with the training solver
-    val_step_size: Optional[PositiveFloat] = None   # with val_method: None = adaptive rtol = atol = 1e-5
+    val_method: Optional[str] = None  # None: validate with the training solver
+    val_step_size: Optional[PositiveFloat] = None  # with val_method: None = adaptive rtol = atol = 1e-5
     seminorm: bool = False
-    controls: PositiveInt = 1                        # > 1: weights interpolated between that many control times
-    zero_init: bool = True                   # last layer zero, f = 0 at the start (RNODE)
-    kinetic: float = 0.01                    # RNODE lambda_K
-    jacobian: float = 0.01                   # RNODE lambda_J
-    learn_T: bool = False                    # TO-FLOW
+    controls: PositiveInt = 1  # > 1: weights interpolated between that many control times
+    zero_init: bool = True  # last layer zero, f = 0 at the start (RNODE)
+    kinetic: float = 0.01  # RNODE lambda_K
+    jacobian: float = 0.01  # RNODE lambda_J
+    learn_T: bool = False  # TO-FLOW
     T_lr: PositiveFloat = 1e-2
     T_alpha: float = 0.1
     T_eps: PositiveFloat = 0.1
-    T_objective: Literal["loss", "nll"] = "loss"                # 'loss' (NLL + RNODE terms) or 'nll' for the T step
-    compile: Union[str, bool] = "auto"       # 'on': torch.compile (torch.func divergence); 'auto' stays eager
-    max_memory: Optional[PositiveFloat] = None       # GB; None: in use + half of the free RAM / GPU memory
-    memory_plan: Literal["auto", "plain", "checkpointed", "adjoint"] = "auto"                # auto, plain, checkpointed or adjoint (flows.memory_plan)
+    T_objective: Literal["loss", "nll"] = "loss"  # 'loss' (NLL + RNODE terms) or 'nll' for the T step
+    compile: Union[str, bool] = "auto"  # 'on': torch.compile (torch.func divergence); 'auto' stays eager
+    max_memory: Optional[PositiveFloat] = None  # GB; None: in use + half of the free RAM / GPU memory
+    memory_plan: Literal["auto", "plain", "checkpointed", "adjoint"] = (
+        "auto"  # auto, plain, checkpointed or adjoint (flows.memory_plan)
+    )
 
     def validate(self) -> None:
         from ..data.toy2d import TOY_DATASETS
         from ..flows.memory_plan import STRATEGIES
         from ..solvers.compile_policy import compile_choice
+
         super().validate()
         if self.mode not in ("disc-opt", "opt-disc"):
             raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
@@ -79,10 +85,12 @@ class CNFConfig(TrainingConfig):
 
     def step(self):
         from ..training.schedule import make_step
+
         return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
 
     def val_solver(self, flow: CNF):
         from ..training.schedule import make_step
+
         if self.val_method is None:
             return flow.method, flow.step
         return self.val_method, make_step(self.val_step_size)

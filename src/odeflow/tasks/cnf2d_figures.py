@@ -1,4 +1,5 @@
 """Figures of a trained 2-D flow: data, learned density heatmap, and samples."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 safe fraction of the free memory), the plan for the training step (plain / checkpointed
 Disc-Opt / adjoint, `flows.memory_plan`), the chunk size of exact-trace evaluation, and the
 process's peak for summary.json (`peak_memory_mb`)."""
+
 from __future__ import annotations
 
 import sys
@@ -11,11 +12,10 @@ import torch
 from torch import Tensor
 
 from ..flows.memory import MB, budget_bytes, in_use_bytes, process_peak_bytes
-from ..flows.memory_plan import (Flow, MemoryPlan, apply_plan, exact_log_prob, plan_eval_chunk,
-                                 plan_training_memory)
+from ..flows.memory_plan import Flow, MemoryPlan, apply_plan, exact_log_prob, plan_eval_chunk, plan_training_memory
 from ..training import RunContext
 
-PROBE_ROWS = 32   # rows of the probe batch (two probes at half of it)
+PROBE_ROWS = 32  # rows of the probe batch (two probes at half of it)
 
 
 def note(ctx: RunContext, message: str) -> None:
@@ -24,10 +24,19 @@ def note(ctx: RunContext, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def plan_memory(flow: Flow, x_probe: Tensor, batch: int, ctx: RunContext, max_memory: Optional[float],
-                strategy: str = "auto", solvers: Sequence[tuple] = (), max_chunk: Optional[int] = 1024,
-                evaluate: Callable[[Flow, Tensor], Tensor] = exact_log_prob, eval_method: str = "rk4",
-                eval_what: str = "exact-trace evaluation") -> Dict[str, Any]:
+def plan_memory(
+    flow: Flow,
+    x_probe: Tensor,
+    batch: int,
+    ctx: RunContext,
+    max_memory: Optional[float],
+    strategy: str = "auto",
+    solvers: Sequence[tuple] = (),
+    max_chunk: Optional[int] = 1024,
+    evaluate: Callable[[Flow, Tensor], Tensor] = exact_log_prob,
+    eval_method: str = "rk4",
+    eval_what: str = "exact-trace evaluation",
+) -> Dict[str, Any]:
     """Plan and apply the training step's gradient mode and (unless max_chunk is None) the
     chunk of `evaluate` (default the exact-trace log-density) without gradients; say why. Returns
     the record for summary.json's `memory`."""
@@ -38,8 +47,11 @@ def plan_memory(flow: Flow, x_probe: Tensor, batch: int, ctx: RunContext, max_me
     devices = [ctx.device] if ctx.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         plan: MemoryPlan = plan_training_memory(flow, x_probe[:PROBE_ROWS], batch, budget, in_use, solvers, strategy)
-        chunk = None if max_chunk is None else plan_eval_chunk(flow, x_probe[:PROBE_ROWS], budget, in_use, max_chunk,
-                                                               evaluate, eval_method)
+        chunk = (
+            None
+            if max_chunk is None
+            else plan_eval_chunk(flow, x_probe[:PROBE_ROWS], budget, in_use, max_chunk, evaluate, eval_method)
+        )
     apply_plan(flow, plan)
     if chunk is None:
         note(ctx, f"{plan.describe()} [{source}]")

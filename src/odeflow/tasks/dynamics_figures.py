@@ -1,4 +1,5 @@
 """Figures of the dynamics tasks: phase portraits, energy over time, α bar charts, SDE bands."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,14 @@ def phase_portraits(curves: Dict[str, Tensor], path: Path, title: str = "", n: i
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     for c, (label, zs) in enumerate(curves.items()):
         for i in range(min(n, zs.shape[1])):
-            ax.plot(zs[:, i, 0], zs[:, i, 1], color=f"C{c}", lw=1, ls="-" if c == 0 else "--",
-                    label=label if i == 0 else None)
+            ax.plot(
+                zs[:, i, 0],
+                zs[:, i, 1],
+                color=f"C{c}",
+                lw=1,
+                ls="-" if c == 0 else "--",
+                label=label if i == 0 else None,
+            )
     ax.set_xlabel("q / x")
     ax.set_ylabel("p / y")
     ax.set_title(title, fontsize=9)

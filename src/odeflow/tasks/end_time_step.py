@@ -1,4 +1,5 @@
 """TO-FLOW's end-time update (seed 004) as an auxiliary step of the Trainer, for any CNF task."""
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -30,5 +31,15 @@ def end_time_steps(flow, cfg, ctx: RunContext) -> Dict[str, AuxiliaryStep]:
     """{'T': EndTimeStep} when the config learns T (fields learn_T, T_lr, T_alpha, T_eps, T_objective)."""
     if not cfg.learn_T:
         return {}
-    return {"T": EndTimeStep(EndTimeOptimizer(flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps, objective=cfg.T_objective,
-                                              reduce=ctx.dist.mean if ctx.dist.active else None))}
+    return {
+        "T": EndTimeStep(
+            EndTimeOptimizer(
+                flow,
+                cfg.T_lr,
+                cfg.T_alpha,
+                cfg.T_eps,
+                objective=cfg.T_objective,
+                reduce=ctx.dist.mean if ctx.dist.active else None,
+            )
+        )
+    }

@@ -9,6 +9,7 @@ test parameter: α from ``demos`` demonstration trajectories (least squares and 
 of ``eval_trajectories`` new trajectories with dz/dt = Σ α_i f_i, mean squared error against the
 truth; figures alphas.png and phase_portraits.png.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -79,16 +80,17 @@ class FunctionEncoderTask(Task):
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg = self.config
         params = parameter_grid(cfg.family, cfg.test_parameters)
-        z = family_trajectories(cfg.family, params, cfg.demos + cfg.eval_trajectories, self.t, seed=7 + cfg.seed,
-                                dtype=torch.float64).to(ctx.device)
+        z = family_trajectories(
+            cfg.family, params, cfg.demos + cfg.eval_trajectories, self.t, seed=7 + cfg.seed, dtype=torch.float64
+        ).to(ctx.device)
         t = self.t.to(ctx.device)
         out: Dict[str, Any] = {}
         errs: Dict[str, List[float]] = {"least_squares": [], "inner": []}
         alphas: Dict[str, List[float]] = {}
         curves: Dict[str, Tensor] = {}
         for j, p in enumerate(params.tolist()):
-            zd, vd = system_velocities(self.t, z[:, j:j + 1, :cfg.demos].cpu())
-            ev = z[:, j, cfg.demos:]
+            zd, vd = system_velocities(self.t, z[:, j : j + 1, : cfg.demos].cpu())
+            ev = z[:, j, cfg.demos :]
             label = ",".join(f"{v:g}" for v in p)
             with torch.no_grad():
                 for method in errs:
@@ -106,17 +108,25 @@ class FunctionEncoderTask(Task):
         out["test_alphas"] = alphas
         if ctx.folder is not None:
             path: Path = ctx.folder.path
-            alpha_bars({f"{get_family(cfg.family).parameter_names} = {k}": v for k, v in alphas.items()},
-                       path / "alphas.png")
+            alpha_bars(
+                {f"{get_family(cfg.family).parameter_names} = {k}": v for k, v in alphas.items()}, path / "alphas.png"
+            )
             phase_portraits(curves, path / "phase_portraits.png", f"{cfg.family}: held-out system, zero-shot")
         return out
 
     def describe(self, summary: Dict[str, Any]) -> str:
-        return (f"val_loss {summary.get('val_loss', float('nan')):.3g}; zero-shot rollout MSE on "
-                f"{len(self.config.test_parameters)} held-out systems: least squares {summary['test_mse_least_squares']:.3g}, "
-                f"eq. 35 inner products {summary['test_mse_inner']:.3g}")
+        return (
+            f"val_loss {summary.get('val_loss', float('nan')):.3g}; zero-shot rollout MSE on "
+            f"{len(self.config.test_parameters)} held-out systems: least squares {summary['test_mse_least_squares']:.3g}, "
+            f"eq. 35 inner products {summary['test_mse_inner']:.3g}"
+        )
 
 
-def train_function_encoder(cfg: FunctionEncoderConfig, out: Optional[Path], progress: bool = True,
-                           resume: bool = False, tensorboard: bool = False) -> Dict[str, Any]:
+def train_function_encoder(
+    cfg: FunctionEncoderConfig,
+    out: Optional[Path],
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> Dict[str, Any]:
     return Trainer(FunctionEncoderTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()

@@ -7,6 +7,7 @@ Validation: the same on held-out trajectories. At the end: rollouts from new ini
 ``rollout_factor`` × the training horizon, |H(z(t)) − H(z0)| of the true energy, state error
 at the horizon; figures energy.png and phase_portrait.png.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,6 @@ from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
 from .dynamics_figures import energy_over_time, phase_portraits
 from .hamiltonian_config import HamiltonianConfig
-
 
 
 def build_model(cfg: HamiltonianConfig) -> torch.nn.Module:
@@ -71,8 +71,8 @@ class HamiltonianTask(Task):
         return StepOutput(loss, dict(loss=loss.detach()))
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
-        z = self.z_val[ctx.dist.rank::ctx.dist.world_size]
-        v = self.v_val[ctx.dist.rank::ctx.dist.world_size]
+        z = self.z_val[ctx.dist.rank :: ctx.dist.world_size]
+        v = self.v_val[ctx.dist.rank :: ctx.dist.world_size]
         err = (self.model(self.t0, z).detach() - v).pow(2).mean(dim=-1)
         return dict(val_loss=ctx.dist.sample_mean(err))
 
@@ -87,25 +87,36 @@ class HamiltonianTask(Task):
         zs = rollout(self.model, ref[0], t_long.to(ctx.device), integrator, cfg.step_size)
         drift = (energy(zs) - energy(ref[0])).abs()
         i_h = int((t_long <= cfg.horizon + 1e-9).sum()) - 1
-        out = dict(test_integrator=integrator, test_drift_horizon=float(drift[i_h].mean()),
-                   test_drift_end=float(drift[-1].mean()), test_drift_max=float(drift.max()),
-                   test_state_error_horizon=float((zs[i_h] - ref[i_h]).norm(dim=-1).mean()),
-                   test_rollout_time=float(t_long[-1]))
+        out = dict(
+            test_integrator=integrator,
+            test_drift_horizon=float(drift[i_h].mean()),
+            test_drift_end=float(drift[-1].mean()),
+            test_drift_max=float(drift.max()),
+            test_state_error_horizon=float((zs[i_h] - ref[i_h]).norm(dim=-1).mean()),
+            test_rollout_time=float(t_long[-1]),
+        )
         if ctx.folder is not None:
             path: Path = ctx.folder.path
-            energy_over_time(t_long, {f"{cfg.model} ({integrator})": drift.mean(dim=1).cpu()}, path / "energy.png",
-                             cfg.horizon)
+            energy_over_time(
+                t_long, {f"{cfg.model} ({integrator})": drift.mean(dim=1).cpu()}, path / "energy.png", cfg.horizon
+            )
             j = max(2, int((t_long <= 5 * cfg.horizon).sum()))
-            phase_portraits({"truth": ref[:j].cpu(), cfg.model: zs[:j].cpu()}, path / "phase_portrait.png",
-                            f"{cfg.system}, t in [0, {5 * cfg.horizon:g}]")
+            phase_portraits(
+                {"truth": ref[:j].cpu(), cfg.model: zs[:j].cpu()},
+                path / "phase_portrait.png",
+                f"{cfg.system}, t in [0, {5 * cfg.horizon:g}]",
+            )
         return out
 
     def describe(self, summary: Dict[str, Any]) -> str:
-        return (f"val_loss {summary.get('val_loss', float('nan')):.3g}; energy drift |dH| at t={self.config.horizon:g}: "
-                f"{summary['test_drift_horizon']:.3g}, at t={summary['test_rollout_time']:g}: {summary['test_drift_end']:.3g} "
-                f"(max {summary['test_drift_max']:.3g}, {summary['test_integrator']})")
+        return (
+            f"val_loss {summary.get('val_loss', float('nan')):.3g}; energy drift |dH| at t={self.config.horizon:g}: "
+            f"{summary['test_drift_horizon']:.3g}, at t={summary['test_rollout_time']:g}: {summary['test_drift_end']:.3g} "
+            f"(max {summary['test_drift_max']:.3g}, {summary['test_integrator']})"
+        )
 
 
-def train_hamiltonian(cfg: HamiltonianConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-                      tensorboard: bool = False) -> Dict[str, Any]:
+def train_hamiltonian(
+    cfg: HamiltonianConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     return Trainer(HamiltonianTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()

@@ -9,6 +9,7 @@ backward pass left in it. Validation: bits/dim of the first `val_size` validatio
 RNODE's evaluation) and a PNG grid of samples. At the end: train/val/test bits/dim and a final
 sample grid.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,15 +34,29 @@ def default_image_config_file(data: str) -> Optional[Path]:
     """configs/image_<data>.toml in the working directory, else in the source checkout (None if
     neither): the settings `odeflow train image --data <data>` uses without --config."""
     from .tabular import default_config_file
+
     return default_config_file(f"image_{data}")
 
 
 def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
     torch.manual_seed(cfg.seed)
-    return MultiscaleCNF(image_shape(cfg.data), scales=cfg.scales, blocks=cfg.blocks, hidden=cfg.hidden,
-                         activation=cfg.activation, pieces=cfg.pieces, T=cfg.T, train_T=cfg.learn_T, alpha=cfg.alpha,
-                         method=cfg.method, step=cfg.step(), adjoint=cfg.mode == "opt-disc", kinetic=cfg.kinetic,
-                         jacobian=cfg.jacobian, zero_init=cfg.zero_init)
+    return MultiscaleCNF(
+        image_shape(cfg.data),
+        scales=cfg.scales,
+        blocks=cfg.blocks,
+        hidden=cfg.hidden,
+        activation=cfg.activation,
+        pieces=cfg.pieces,
+        T=cfg.T,
+        train_T=cfg.learn_T,
+        alpha=cfg.alpha,
+        method=cfg.method,
+        step=cfg.step(),
+        adjoint=cfg.mode == "opt-disc",
+        kinetic=cfg.kinetic,
+        jacobian=cfg.jacobian,
+        zero_init=cfg.zero_init,
+    )
 
 
 @contextmanager
@@ -57,14 +72,17 @@ def using_solver(flow: MultiscaleCNF, method: str, step) -> Iterator[MultiscaleC
             b.set_solver(m, s)
 
 
-def bits_per_dim_of(flow: MultiscaleCNF, x: Tensor, method: str, step, batch: int = 500,
-                    progress: bool = False) -> Tensor:
+def bits_per_dim_of(
+    flow: MultiscaleCNF, x: Tensor, method: str, step, batch: int = 500, progress: bool = False
+) -> Tensor:
     """Per-image bits/dim of dequantized images x (Hutchinson trace, the given solver), in chunks
     of `batch` images (a tqdm bar with progress=True)."""
     from ..training.progress import chunk_starts
+
     with using_solver(flow, method, step):
-        return torch.cat([flow.bits_per_dim(x[i:i + batch])
-                          for i in chunk_starts(len(x), batch, "bits/dim", enabled=progress)])
+        return torch.cat(
+            [flow.bits_per_dim(x[i : i + batch]) for i in chunk_starts(len(x), batch, "bits/dim", enabled=progress)]
+        )
 
 
 class ImageEndTimeStep(AuxiliaryStep):
@@ -82,7 +100,6 @@ class ImageEndTimeStep(AuxiliaryStep):
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.end_times.opt.load_state_dict(state["adam"])
-
 
 
 def _bits_per_dim(flow: Any, x: Tensor) -> Tensor:
@@ -103,7 +120,7 @@ class ImageTask(Task):
         self.device = ctx.device
         self.x_train = load_images(cfg.data, cfg.data_dir, "train")[0]
         x_val = load_images(cfg.data, cfg.data_dir, "val")[0]
-        x_val = x_val[:cfg.val_size] if cfg.val_size else x_val
+        x_val = x_val[: cfg.val_size] if cfg.val_size else x_val
         g = torch.Generator().manual_seed(10_000 + cfg.seed)
         self.x_val = dequantize(x_val, g).to(ctx.device)
         self.batches = EpochBatches(len(self.x_train), cfg.batch, cfg.seed, ctx.dist)
@@ -112,11 +129,20 @@ class ImageTask(Task):
         stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
         g = torch.Generator().manual_seed(30_000 + cfg.seed)
         probe = dequantize(self.x_train[:PROBE_ROWS], g).to(ctx.device)
-        self.memory = plan_memory(self.flow, probe, cfg.batch // ctx.dist.world_size, ctx, cfg.max_memory,
-                                  cfg.memory_plan, [(cfg.method, cfg.step())] + stages, max_chunk=cfg.eval_batch,
-                                  evaluate=_bits_per_dim, eval_method=cfg.val_method,
-                                  eval_what="bits/dim evaluation")
-        self.eval_batch = int(self.memory["eval_chunk"])      # at most cfg.eval_batch images at a time
+        self.memory = plan_memory(
+            self.flow,
+            probe,
+            cfg.batch // ctx.dist.world_size,
+            ctx,
+            cfg.max_memory,
+            cfg.memory_plan,
+            [(cfg.method, cfg.step())] + stages,
+            max_chunk=cfg.eval_batch,
+            evaluate=_bits_per_dim,
+            eval_method=cfg.val_method,
+            eval_what="bits/dim evaluation",
+        )
+        self.eval_batch = int(self.memory["eval_chunk"])  # at most cfg.eval_batch images at a time
 
     def parameters(self) -> List[torch.nn.Parameter]:
         return self.flow.theta()
@@ -146,14 +172,20 @@ class ImageTask(Task):
                 b.noise_shard = None
         stats = [b.last_stats for b in flow.cnfs]
         T = torch.stack([t.detach().reshape(()) for t in flow.end_times()]).mean()
-        metrics: Dict[str, Any] = dict(loss=loss.detach(), bits_per_dim=parts["bits_per_dim"], nll=parts["nll"],
-                                       kinetic=parts["kinetic"], jacobian=parts["jacobian"], T=T,
-                                       nfe_forward=sum(s.nfe for s in stats),
-                                       nfe_backward=lambda: sum(s.nfe_backward for s in stats))
+        metrics: Dict[str, Any] = dict(
+            loss=loss.detach(),
+            bits_per_dim=parts["bits_per_dim"],
+            nll=parts["nll"],
+            kinetic=parts["kinetic"],
+            jacobian=parts["jacobian"],
+            T=T,
+            nfe_forward=sum(s.nfe for s in stats),
+            nfe_backward=lambda: sum(s.nfe_backward for s in stats),
+        )
         return StepOutput(loss, metrics)
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
-        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        x = self.x_val[ctx.dist.rank :: ctx.dist.world_size]
         bpd = bits_per_dim_of(self.flow, x, *self.config.val_solver(), batch=self.eval_batch)
         if ctx.is_main and ctx.folder is not None:
             self.sample_grid(ctx.folder.file(f"samples_{ctx.iteration + 1:06d}.png"), *self.config.val_solver())
@@ -161,6 +193,7 @@ class ImageTask(Task):
 
     def sample_grid(self, path: Path, method: str, step) -> Path:
         from ..plotting_images import save_image_grid
+
         with using_solver(self.flow, method, step):
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             x = self.flow.sample(self.config.samples, generator=g).clamp(0, 1)
@@ -176,22 +209,28 @@ class ImageTask(Task):
             train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, self.eval_batch).mean()),
             val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, self.eval_batch).mean()),
             test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, self.eval_batch).mean()),
-            test_images=len(x_test), T=[float(t.detach()) for t in self.flow.end_times()],
-            parameters=sum(p.numel() for p in self.flow.theta()), memory=self.memory)
+            test_images=len(x_test),
+            T=[float(t.detach()) for t in self.flow.end_times()],
+            parameters=sum(p.numel() for p in self.flow.theta()),
+            memory=self.memory,
+        )
         if ctx.folder is not None:
             self.sample_grid(ctx.folder.file("samples.png"), *solver)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
 
-def train_image(cfg: ImageConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-                tensorboard: bool = False) -> Dict[str, Any]:
+def train_image(
+    cfg: ImageConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(ImageTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"image {cfg.data}").fit()
+    return Trainer(
+        ImageTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume, label=f"image {cfg.data}"
+    ).fit()
 
 
 def load_image_flow(path: Path):
     """(flow in eval mode, its training config) from best.pt or last.pt of `odeflow train image`."""
     from ..training.checkpoint import model_from_checkpoint
+
     return model_from_checkpoint(path, "image", ImageConfig, build_image_flow)

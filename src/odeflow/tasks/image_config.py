@@ -1,5 +1,6 @@
 """The settings of task `image` (ImageConfig): plain data, no torch, so the command line builds
 its parser from the fields without importing the task (`odeflow.cli.config_cli`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,45 +10,49 @@ from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
 
 
-
 @dataclass
 class ImageConfig(TrainingConfig):
     data: Literal["digits", "mnist", "fashion-mnist", "cifar10"] = "digits"
-    data_dir: Optional[str] = None  # folder with mnist/, fashion-mnist/, cifar-10-batches-py/ (or torchvision's MNIST/raw/, FashionMNIST/raw/); not needed for digits
+    data_dir: Optional[str] = (
+        None  # folder with mnist/, fashion-mnist/, cifar-10-batches-py/ (or torchvision's MNIST/raw/, FashionMNIST/raw/); not needed for digits
+    )
     batch: PositiveInt = 200
     hidden: List[PositiveInt] = field(default_factory=lambda: [64, 64, 64])
     activation: str = "softplus"
-    blocks: PositiveInt = 1                      # CNF blocks before and after each squeeze
-    scales: Optional[PositiveInt] = None         # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4)
-    pieces: PositiveInt = 1                      # weights piecewise constant in time (RNODE: 10 MNIST, 14 CIFAR-10)
-    alpha: float = 1e-6                  # logit transform
+    blocks: PositiveInt = 1  # CNF blocks before and after each squeeze
+    scales: Optional[PositiveInt] = None  # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4)
+    pieces: PositiveInt = 1  # weights piecewise constant in time (RNODE: 10 MNIST, 14 CIFAR-10)
+    alpha: float = 1e-6  # logit transform
     T: PositiveFloat = 1.0  # end time of every block (initial value with --learn-T)
-    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"               # 'disc-opt' or 'opt-disc' (continuous adjoint)
+    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"  # 'disc-opt' or 'opt-disc' (continuous adjoint)
     method: str = "rk4"
-    step_size: Optional[float] = 0.25    # None: adaptive with rtol/atol
-    n_steps: Optional[PositiveInt] = None        # instead of step_size: exactly this many steps on [0, T]
+    step_size: Optional[float] = 0.25  # None: adaptive with rtol/atol
+    n_steps: Optional[PositiveInt] = None  # instead of step_size: exactly this many steps on [0, T]
     rtol: PositiveFloat = 1e-5
     atol: PositiveFloat = 1e-5
-    zero_init: bool = True               # f = 0 at the start (RNODE)
-    kinetic: float = 0.0                 # RNODE lambda_K
-    jacobian: float = 0.0                # RNODE lambda_J
-    learn_T: bool = False                # TO-FLOW: every block's end time learnable
+    zero_init: bool = True  # f = 0 at the start (RNODE)
+    kinetic: float = 0.0  # RNODE lambda_K
+    jacobian: float = 0.0  # RNODE lambda_J
+    learn_T: bool = False  # TO-FLOW: every block's end time learnable
     T_lr: PositiveFloat = 1e-2
     T_alpha: float = 0.1  # temporal regularization alpha |T|
     T_eps: PositiveFloat = 0.1  # clip T to [eps, 2 T0 - eps]
     val_method: str = "dopri5"  # validation/test solver
-    val_step_size: Optional[PositiveFloat] = None   # None: adaptive with val_rtol/val_atol
+    val_step_size: Optional[PositiveFloat] = None  # None: adaptive with val_rtol/val_atol
     val_rtol: float = 1e-5
     val_atol: float = 1e-5
-    val_size: Optional[PositiveInt] = 1000       # validation images used (None: all)
-    eval_batch: PositiveInt = 500                # images per evaluation chunk at most (the memory plan may take fewer)
-    samples: PositiveInt = 64                    # images in each sample grid
-    max_memory: Optional[PositiveFloat] = None   # GB; None: in use + half of the free RAM / GPU memory
-    memory_plan: Literal["auto", "plain", "checkpointed", "adjoint"] = "auto"            # auto, plain, checkpointed or adjoint (flows.memory_plan)
+    val_size: Optional[PositiveInt] = 1000  # validation images used (None: all)
+    eval_batch: PositiveInt = 500  # images per evaluation chunk at most (the memory plan may take fewer)
+    samples: PositiveInt = 64  # images in each sample grid
+    max_memory: Optional[PositiveFloat] = None  # GB; None: in use + half of the free RAM / GPU memory
+    memory_plan: Literal["auto", "plain", "checkpointed", "adjoint"] = (
+        "auto"  # auto, plain, checkpointed or adjoint (flows.memory_plan)
+    )
 
     def validate(self) -> None:
         from ..data.images import IMAGE_DATASETS
         from ..flows.memory_plan import STRATEGIES
+
         super().validate()
         if self.max_memory is not None and not self.max_memory > 0:
             raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
@@ -58,8 +63,10 @@ class ImageConfig(TrainingConfig):
         if self.mode not in ("disc-opt", "opt-disc"):
             raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt, opt-disc")
         if self.learn_T and self.step_size is not None and self.n_steps is None:
-            raise ValueError("learn_T with a fixed step size changes the cost as T moves; give n_steps instead "
-                             "of step_size (e.g. n_steps = 4 for rk4 h = 0.25 on T = 1)")
+            raise ValueError(
+                "learn_T with a fixed step size changes the cost as T moves; give n_steps instead "
+                "of step_size (e.g. n_steps = 4 for rk4 h = 0.25 on T = 1)"
+            )
         for name in ("pieces", "blocks", "eval_batch", "samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -68,8 +75,10 @@ class ImageConfig(TrainingConfig):
 
     def step(self):
         from ..training.schedule import make_step
+
         return make_step(self.step_size, self.n_steps, self.rtol, self.atol)
 
     def val_solver(self) -> Tuple[str, Any]:
         from ..training.schedule import make_step
+
         return self.val_method, make_step(self.val_step_size, None, self.val_rtol, self.val_atol)

@@ -8,6 +8,7 @@ term) for the latent ODE, the Gaussian NLL of the predictions for ODE-RNN / RNN-
 Validation: MSE on the scored points of held-out training series. At the end: test MSE, NLL
 (and ELBO), mortality AUC from z0 when the series carry labels (PhysioNet), and figures.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,17 @@ from ..data import Series
 from ..models.elbo import kl_weight
 from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import iteration_seed
-from .latent_setup import (TaskBatch, build_model, evaluate, load_data, make_task_batch,
-                           mortality_auc, summary_features, training_loss)
 from .latent_config import LatentConfig
+from .latent_setup import (
+    TaskBatch,
+    build_model,
+    evaluate,
+    load_data,
+    make_task_batch,
+    mortality_auc,
+    summary_features,
+    training_loss,
+)
 
 
 @dataclass
@@ -43,8 +52,10 @@ class LatentTask(Task):
         data = load_data(cfg, cfg.seed)
         n_val = min(cfg.val_size, max(1, len(data.train) // 10))
         if len(data.train) - n_val < 1:
-            raise ValueError(f"{len(data.train)} training series leave none after holding out {n_val} for "
-                             f"validation; give more series or a smaller --val-size")
+            raise ValueError(
+                f"{len(data.train)} training series leave none after holding out {n_val} for "
+                f"validation; give more series or a smaller --val-size"
+            )
         self.data = data
         self.train: List[Series] = data.train[:-n_val]
         self.val: List[Series] = data.train[-n_val:]
@@ -68,8 +79,9 @@ class LatentTask(Task):
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         self.model.eval()
         try:
-            result = evaluate(self.model, self.val, self.config, self.data.t_split, self.config.seed + 1,
-                              device=ctx.device)
+            result = evaluate(
+                self.model, self.val, self.config, self.data.t_split, self.config.seed + 1, device=ctx.device
+            )
         finally:
             self.model.train()
         return {f"val_{k}": float(ctx.dist.mean(v)) if ctx.dist.active else v for k, v in result.items()}
@@ -79,8 +91,15 @@ class LatentTask(Task):
         self.model.eval()
         test = evaluate(self.model, data.test, cfg, data.t_split, cfg.seed, device=ctx.device)
         summary: Dict[str, Any] = {f"test_{k}": v for k, v in test.items()}
-        summary.update(model=cfg.model, data=cfg.data, task_kind=cfg.task_kind, fraction=cfg.fraction,
-                       t_split=data.t_split, n_train=len(self.train), n_test=len(data.test))
+        summary.update(
+            model=cfg.model,
+            data=cfg.data,
+            task_kind=cfg.task_kind,
+            fraction=cfg.fraction,
+            t_split=data.t_split,
+            n_train=len(self.train),
+            n_test=len(data.test),
+        )
         labelled = [s for s in data.test if s.label is not None]
         if labelled:
             self.model.cpu()
@@ -91,15 +110,22 @@ class LatentTask(Task):
             self.model.to(ctx.device)
         if ctx.folder is not None:
             from .latent_figures import plot_latent_task
+
             self.model.cpu()
-            plot_latent_task(self.model, data.test, cfg, data.t_split, cfg.seed, Path(ctx.folder.path),
-                             data.variables)
+            plot_latent_task(self.model, data.test, cfg, data.t_split, cfg.seed, Path(ctx.folder.path), data.variables)
             self.model.to(ctx.device)
         return summary
 
 
-def train_latent(cfg: LatentConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-                 tensorboard: bool = False) -> Dict[str, Any]:
+def train_latent(
+    cfg: LatentConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(LatentTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"latent {cfg.model} {cfg.mode}").fit()
+    return Trainer(
+        LatentTask(cfg),
+        out,
+        quiet=not progress,
+        tensorboard=tensorboard,
+        resume=resume,
+        label=f"latent {cfg.model} {cfg.mode}",
+    ).fit()

@@ -1,5 +1,6 @@
 """Figures of the latent task: observed points, the prediction on a dense time grid with a band
 from several z0 samples, the latent trajectories and the Poisson intensity (when used)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,15 +21,25 @@ def _on_dense_grid(tb: TaskBatch, n_dense: int) -> TaskBatch:
     idx = torch.searchsorted(times, b.times)
     grow = lambda x: x.new_zeros(x.shape[0], times.shape[0], x.shape[2]).index_copy_(1, idx, x)  # noqa: E731
     from ..data import IrregularBatch
+
     return TaskBatch(IrregularBatch(times, grow(b.values), grow(b.mask), b.labels), grow(tb.inp), grow(tb.target))
 
 
 @torch.no_grad()
-def plot_latent_task(model: torch.nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int,
-                     folder: Path, variables: Optional[List[str]] = None, n_series: int = 4,
-                     n_dense: int = 200) -> List[Path]:
+def plot_latent_task(
+    model: torch.nn.Module,
+    series: List[Series],
+    s: LatentSettings,
+    t_split: float,
+    seed: int,
+    folder: Path,
+    variables: Optional[List[str]] = None,
+    n_series: int = 4,
+    n_dense: int = 200,
+) -> List[Path]:
     """Write predictions.png (and latents.png, intensity.png for the latent ODE); return the paths."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -37,8 +48,9 @@ def plot_latent_task(model: torch.nn.Module, series: List[Series], s: LatentSett
     tb = _on_dense_grid(make_task_batch(series[:n_series], s, t_split, g), n_dense)
     pred, out = predict(model, tb, s.eval_samples)  # [K, B, T, D]
     t = tb.batch.times.double().numpy()
-    d = 0 if not variables else max(range(len(variables)),
-                                    key=lambda j: float(tb.batch.mask[:, :, j].sum()))  # best-observed variable
+    d = (
+        0 if not variables else max(range(len(variables)), key=lambda j: float(tb.batch.mask[:, :, j].sum()))
+    )  # best-observed variable
     name = variables[d] if variables else "x"
     B = pred.shape[1]
     fig, axes = plt.subplots(1, B, figsize=(4 * B, 3.2), squeeze=False)
@@ -46,14 +58,22 @@ def plot_latent_task(model: torch.nn.Module, series: List[Series], s: LatentSett
         inp, tgt = tb.inp[b, :, d] > 0, tb.target[b, :, d] > 0
         x = tb.batch.values[b, :, d]
         ax.scatter(t[inp.numpy()], x[inp].numpy(), s=12, c="k", label="observed (encoder input)", zorder=3)
-        ax.scatter(t[tgt.numpy()], x[tgt].numpy(), s=12, facecolors="none", edgecolors="tab:red",
-                   label="held out (scored)", zorder=3)
+        ax.scatter(
+            t[tgt.numpy()],
+            x[tgt].numpy(),
+            s=12,
+            facecolors="none",
+            edgecolors="tab:red",
+            label="held out (scored)",
+            zorder=3,
+        )
         k = pred[:, b, :, d]
         ax.plot(t, k.mean(0).numpy(), c="tab:blue", label="prediction (posterior mean)")
         if k.shape[0] > 1:
             lo, hi = torch.quantile(k, 0.05, dim=0), torch.quantile(k, 0.95, dim=0)
-            ax.fill_between(t, lo.numpy(), hi.numpy(), color="tab:blue", alpha=0.25,
-                            label=f"5-95% over {k.shape[0]} z0 samples")
+            ax.fill_between(
+                t, lo.numpy(), hi.numpy(), color="tab:blue", alpha=0.25, label=f"5-95% over {k.shape[0]} z0 samples"
+            )
         if s.task_kind == "extrapolation":
             ax.axvline(t_split, c="gray", ls="--", lw=0.8)
         ax.set_xlabel("t")
@@ -67,8 +87,9 @@ def plot_latent_task(model: torch.nn.Module, series: List[Series], s: LatentSett
     if out is not None:
         paths.append(_plot_latents(out.z[:, :, 0], t, folder / "latents.png", plt))
         if out.log_intensity is not None:
-            paths.append(_plot_intensity(out.log_intensity[:, 0], tb.inp[0], t, folder / "intensity.png", plt,
-                                         variables))
+            paths.append(
+                _plot_intensity(out.log_intensity[:, 0], tb.inp[0], t, folder / "intensity.png", plt, variables)
+            )
     return paths
 
 

@@ -10,6 +10,7 @@ Training fits every point of the series (the encoder still sees only its input m
 MSE is over the scored points only, from the posterior-mean prediction for the latent ODE
 (mean of the decoded trajectories of several z0 samples).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,13 +20,33 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..data import (IrregularBatch, Normalizer, Series, collate, load_co2_windows, load_long_csv, load_physionet,
-                    make_periodic, split_extrapolation, split_interpolation)
-from ..models import (LatentODE, RecurrentRegressor, disc_opt, elbo, iwae, kl_normal_standard,
-                      masked_gaussian_log_likelihood, masked_mse, make_ode_rnn, make_rnn_dt, opt_disc)
+from ..data import (
+    IrregularBatch,
+    Normalizer,
+    Series,
+    collate,
+    load_co2_windows,
+    load_long_csv,
+    load_physionet,
+    make_periodic,
+    split_extrapolation,
+    split_interpolation,
+)
+from ..models import (
+    LatentODE,
+    RecurrentRegressor,
+    disc_opt,
+    elbo,
+    iwae,
+    kl_normal_standard,
+    make_ode_rnn,
+    make_rnn_dt,
+    masked_gaussian_log_likelihood,
+    masked_mse,
+    opt_disc,
+)
 from ..models.elbo import poisson_log_likelihood
 from .latent_config import LatentSettings
-
 
 
 @dataclass
@@ -55,7 +76,7 @@ def load_data(s: LatentSettings, seed: int, dtype: torch.dtype = torch.float32) 
     normalizer = None
     if s.data == "periodic":
         every = make_periodic(s.n_train + s.n_test, n_points=s.n_points, noise=s.noise, seed=seed, dtype=dtype)
-        train, test, variables, scale = every[:s.n_train], every[s.n_train:], ["x"], 1.0
+        train, test, variables, scale = every[: s.n_train], every[s.n_train :], ["x"], 1.0
     elif s.data == "co2":
         train, test = load_co2_windows(seed=seed, dtype=dtype)
         variables, scale = ["co2"], 1.0
@@ -103,8 +124,13 @@ class TaskBatch:
     target: Tensor
 
 
-def make_task_batch(series: List[Series], s: LatentSettings, t_split: float, generator: torch.Generator,
-                    device: Optional[torch.device] = None) -> TaskBatch:
+def make_task_batch(
+    series: List[Series],
+    s: LatentSettings,
+    t_split: float,
+    generator: torch.Generator,
+    device: Optional[torch.device] = None,
+) -> TaskBatch:
     b = collate(series)
     if s.task_kind == "interpolation":
         inp, target = split_interpolation(b.mask, s.fraction, generator)
@@ -133,7 +159,9 @@ def predict(model: nn.Module, tb: TaskBatch, n_samples: int = 1, sample: bool = 
     return model(tb.batch.times, tb.batch.values, tb.inp)[None], None
 
 
-def training_loss(model: nn.Module, tb: TaskBatch, s: LatentSettings, kl_beta: float) -> Tuple[Tensor, Dict[str, float]]:
+def training_loss(
+    model: nn.Module, tb: TaskBatch, s: LatentSettings, kl_beta: float
+) -> Tuple[Tensor, Dict[str, float]]:
     """-ELBO (or -IWAE) per series for the latent ODE, the Gaussian NLL per series otherwise;
     both fit every observed point of the batch (b.mask)."""
     mask = tb.batch.mask
@@ -148,13 +176,22 @@ def training_loss(model: nn.Module, tb: TaskBatch, s: LatentSettings, kl_beta: f
         log_lik = log_lik + poisson_log_likelihood(out.log_intensity, out.integral, mask)
     kl = kl_normal_standard(out.q_mean, out.q_std)
     bound = iwae(log_lik, out.z0, out.q_mean, out.q_std, kl_beta) if s.iwae else elbo(log_lik, kl, kl_beta)
-    metrics.update(elbo=float(elbo(log_lik.detach(), kl.detach(), 1.0)), kl=float(kl.detach().mean()), kl_weight=kl_beta)
+    metrics.update(
+        elbo=float(elbo(log_lik.detach(), kl.detach(), 1.0)), kl=float(kl.detach().mean()), kl_weight=kl_beta
+    )
     return -bound, metrics
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int,
-             batch_size: int = 100, device: Optional[torch.device] = None) -> Dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    series: List[Series],
+    s: LatentSettings,
+    t_split: float,
+    seed: int,
+    batch_size: int = 100,
+    device: Optional[torch.device] = None,
+) -> Dict[str, float]:
     """Test metrics over all `series` with fixed input/target masks (seeded): mse on the scored
     points, nll per scored value (Gaussian with obs_std), and for the latent ODE the ELBO per
     series (all points, KL weight 1)."""
@@ -162,7 +199,7 @@ def evaluate(model: nn.Module, series: List[Series], s: LatentSettings, t_split:
     sq = count = nll = 0.0
     elbo_sum, n_series = 0.0, 0
     for start in range(0, len(series), batch_size):
-        tb = make_task_batch(series[start:start + batch_size], s, t_split, g, device)
+        tb = make_task_batch(series[start : start + batch_size], s, t_split, g, device)
         pred, out = predict(model, tb, s.eval_samples)
         mean = pred.mean(0)
         x = torch.where(tb.target > 0, tb.batch.values, mean)
@@ -185,14 +222,15 @@ def evaluate(model: nn.Module, series: List[Series], s: LatentSettings, t_split:
 
 
 @torch.no_grad()
-def summary_features(model: nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int,
-                     batch_size: int = 100) -> Tensor:
+def summary_features(
+    model: nn.Module, series: List[Series], s: LatentSettings, t_split: float, seed: int, batch_size: int = 100
+) -> Tensor:
     """One vector per series for a downstream classifier: the posterior mean of z0 (latent ODE)
     or the last hidden state (ODE-RNN, RNN-Δt), from the encoder's input points."""
     g = torch.Generator().manual_seed(seed + 104729)
     feats = []
     for start in range(0, len(series), batch_size):
-        tb = make_task_batch(series[start:start + batch_size], s, t_split, g)
+        tb = make_task_batch(series[start : start + batch_size], s, t_split, g)
         if isinstance(model, LatentODE):
             times, values, mask = _encoder_view(tb)
             feats.append(model.posterior(times, values, mask, tb.batch.times[0])[0])

@@ -7,6 +7,7 @@ training paths under the model's per-time mean and variance (NeuralSDE.marginal_
 Validation: the NLL of held-out paths. At the end: mean and std of 2,000 model paths against the
 data's (and against the exact moments for Ornstein–Uhlenbeck); figure bands.png.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,9 @@ class SDETask(Task):
 
     def _paths(self, n: int, seed: int):
         y0 = self.data[0, :1].expand(n, -1).contiguous()
-        return self.model.sample(y0, self.t, dt=self.config.dt, method=self.config.method,
-                                 adjoint=self.config.adjoint, generator_seed=seed)
+        return self.model.sample(
+            y0, self.t, dt=self.config.dt, method=self.config.method, adjoint=self.config.adjoint, generator_seed=seed
+        )
 
     def batch(self, iteration: int, ctx: RunContext) -> int:
         return iteration_seed(self.config.seed, iteration) * 1009 + ctx.dist.rank
@@ -62,21 +64,29 @@ class SDETask(Task):
             paths = self._paths(2000, 11)
         m, s = paths[..., 0].mean(dim=1).double().cpu(), paths[..., 0].std(dim=1).double().cpu()
         dm, ds = self.data[..., 0].mean(dim=1).double().cpu(), self.data[..., 0].std(dim=1).double().cpu()
-        out = dict(test_mean_error_vs_data=float((m - dm).abs().max()), test_std_error_vs_data=float((s - ds).abs().max()),
-                   test_final_std=float(s[-1]))
+        out = dict(
+            test_mean_error_vs_data=float((m - dm).abs().max()),
+            test_std_error_vs_data=float((s - ds).abs().max()),
+            test_final_std=float(s[-1]),
+        )
         if cfg.system == "ornstein-uhlenbeck":
             em, es = ou_moments(self.t.cpu())
-            out.update(test_mean_error_vs_exact=float((m - em).abs().max()),
-                       test_std_error_vs_exact=float((s - es).abs().max()))
+            out.update(
+                test_mean_error_vs_exact=float((m - em).abs().max()),
+                test_std_error_vs_exact=float((s - es).abs().max()),
+            )
         if ctx.folder is not None:
             sde_bands(self.t.cpu(), self.data.cpu(), paths.cpu(), Path(ctx.folder.path) / "bands.png")
         return out
 
     def describe(self, summary: Dict[str, Any]) -> str:
-        return (f"val_nll {summary.get('val_nll', float('nan')):.3g}; max |mean error| {summary['test_mean_error_vs_data']:.3g}, "
-                f"max |std error| {summary['test_std_error_vs_data']:.3g} (vs the data's moments)")
+        return (
+            f"val_nll {summary.get('val_nll', float('nan')):.3g}; max |mean error| {summary['test_mean_error_vs_data']:.3g}, "
+            f"max |std error| {summary['test_std_error_vs_data']:.3g} (vs the data's moments)"
+        )
 
 
-def train_sde(cfg: SDEConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-              tensorboard: bool = False) -> Dict[str, Any]:
+def train_sde(
+    cfg: SDEConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
+) -> Dict[str, Any]:
     return Trainer(SDETask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()

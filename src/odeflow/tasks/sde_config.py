@@ -1,5 +1,6 @@
 """The settings of task `sde` (SDEConfig): plain data, no torch, so the command line builds
 its parser from the fields without importing the task (`odeflow.cli.config_cli`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +8,6 @@ from typing import List, Literal
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
-
 
 
 @dataclass
@@ -22,7 +22,7 @@ class SDEConfig(TrainingConfig):
     method: Literal["euler", "milstein", "srk"] = "euler"
     adjoint: bool = False  # torchsde's adjoint (memory independent of steps)
     iterations: PositiveInt = 300
-    batch: PositiveInt = 128                     # model paths per iteration (all ranks together)
+    batch: PositiveInt = 128  # model paths per iteration (all ranks together)
     lr: PositiveFloat = 1e-2
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     val_every: PositiveInt = 50
@@ -30,6 +30,7 @@ class SDEConfig(TrainingConfig):
     def validate(self) -> None:
         from ..data.stochastic import SDE_SYSTEMS
         from ..models.sde import SDE_METHODS
+
         super().validate()
         if self.system not in SDE_SYSTEMS:
             raise ValueError(f"unknown SDE system {self.system!r}; valid: {', '.join(sorted(SDE_SYSTEMS))}")

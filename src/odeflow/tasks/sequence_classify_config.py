@@ -1,5 +1,6 @@
 """The settings of series classification (`odeflow train classify` on series data): plain data, no
 torch, so the command line builds its parser from the fields without importing the task."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ def is_sequence_data(data: str) -> bool:
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
-    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d"] = "ode-rnn"             # ode-rnn | latent-ode | gru-dt | gru-d
-    data: str = "basic-motions"        # japanese-vowels | basic-motions | PATH.csv (with a label column)
-    drop: NonNegativeFloat = 0.0                  # share of observations removed per series
-    drop_mode: Literal["time", "channel"] = "time"            # time | channel
-    epochs: Optional[PositiveInt] = None       # if set, iterations = epochs * (training batches per epoch)
+    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d"] = "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d
+    data: str = "basic-motions"  # japanese-vowels | basic-motions | PATH.csv (with a label column)
+    drop: NonNegativeFloat = 0.0  # share of observations removed per series
+    drop_mode: Literal["time", "channel"] = "time"  # time | channel
+    epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
     iterations: PositiveInt = 300
     batch: PositiveInt = 16
     lr: PositiveFloat = 1e-2
@@ -28,16 +29,16 @@ class SequenceClassifyConfig(TrainingConfig):
     grad_clip: Optional[PositiveFloat] = 10.0
     val_every: PositiveInt = 25
     checkpoint_every: PositiveInt = 50
-    val_fraction: PositiveFloat = 0.1          # of the training split, held out for validation
-    test_fraction: PositiveFloat = 0.2         # CSV only: series held out for testing
-    hidden: PositiveInt = 32                   # recurrent state size
-    field_hidden: PositiveInt = 32             # width of the ODE fields' hidden layer
-    latent_dim: PositiveInt = 16               # latent ODE: size of z
-    method: str = "midpoint"           # latent ODE decoder (encoder: euler)
-    step_size: float = 0.1             # fixed ODE steps; every gap between grid times also splits
-    obs_std: float = 0.1               # latent ODE: observation noise of the ELBO
-    samples: int = 3                   # latent ODE: z0 samples per series in training
-    ce_weight: NonNegativeFloat = 100.0           # latent ODE: weight of the cross-entropy (Rubanova et al.)
+    val_fraction: PositiveFloat = 0.1  # of the training split, held out for validation
+    test_fraction: PositiveFloat = 0.2  # CSV only: series held out for testing
+    hidden: PositiveInt = 32  # recurrent state size
+    field_hidden: PositiveInt = 32  # width of the ODE fields' hidden layer
+    latent_dim: PositiveInt = 16  # latent ODE: size of z
+    method: str = "midpoint"  # latent ODE decoder (encoder: euler)
+    step_size: float = 0.1  # fixed ODE steps; every gap between grid times also splits
+    obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
+    samples: int = 3  # latent ODE: z0 samples per series in training
+    ce_weight: NonNegativeFloat = 100.0  # latent ODE: weight of the cross-entropy (Rubanova et al.)
     kl_warmup: int = 10
     kl_rate: float = 0.99
 
@@ -45,12 +46,15 @@ class SequenceClassifyConfig(TrainingConfig):
         from ..data.drop import DROP_MODES
         from ..data.uea import UEA_SETS
         from ..models.sequence_classifiers import SEQUENCE_MODELS
+
         super().validate()
         if self.model not in SEQUENCE_MODELS:
             raise ValueError(f"unknown sequence model {self.model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
         if not is_sequence_data(self.data):
-            raise ValueError(f"unknown sequence data {self.data!r}; valid: {', '.join(tuple(UEA_SETS))} or a "
-                             f"long CSV path ending in .csv (series,time,variable,value,label)")
+            raise ValueError(
+                f"unknown sequence data {self.data!r}; valid: {', '.join(tuple(UEA_SETS))} or a "
+                f"long CSV path ending in .csv (series,time,variable,value,label)"
+            )
         if not 0 <= self.drop < 1:
             raise ValueError(f"drop must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {self.drop}")
         if self.drop_mode not in DROP_MODES:

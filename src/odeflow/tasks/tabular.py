@@ -15,6 +15,7 @@ Config files (configs/<data>.toml): top-level keys are `TabularConfig` fields, `
 the architecture (blocks, layers, multiplier, activation, layer, T) and `[disc-opt]` /
 `[opt-disc]` the settings of each gradient mode (method, step size or tolerances, batch).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,7 +39,7 @@ from .tabular_config import MODES, TabularConfig
 
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-TIMED_ROWS = 32        # validation rows timed to size an automatic validation pass
+TIMED_ROWS = 32  # validation rows timed to size an automatic validation pass
 
 
 # --- config files -------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ def flatten_config(values: Dict[str, Any], mode: Optional[str], source: str = "c
 def read_tabular_config(path: Path, mode: Optional[str] = None, **overrides: Any) -> TabularConfig:
     """TabularConfig from a config file (see the module docstring), then keyword overrides."""
     import tomllib
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
@@ -95,8 +97,16 @@ def read_tabular_config(path: Path, mode: Optional[str] = None, **overrides: Any
 # --- the task -----------------------------------------------------------------------------------
 def build_tabular_flow(cfg: TabularConfig, dim: int) -> CNFStack:
     torch.manual_seed(cfg.seed)
-    flow = build_stacked_cnf(dim, cfg.spec(), method=cfg.method, step=cfg.step(), adjoint=cfg.mode == "opt-disc",
-                             divergence=cfg.divergence, noise=cfg.noise, seminorm=cfg.seminorm)
+    flow = build_stacked_cnf(
+        dim,
+        cfg.spec(),
+        method=cfg.method,
+        step=cfg.step(),
+        adjoint=cfg.mode == "opt-disc",
+        divergence=cfg.divergence,
+        noise=cfg.noise,
+        seminorm=cfg.seminorm,
+    )
     return flow.to(DTYPES[cfg.dtype])
 
 
@@ -120,8 +130,10 @@ class TabularTask(Task):
         self.x_val = as_tensor(self.data.val, cfg.val_max)
         n = len(self.x_train)
         if cfg.batch > n:
-            message = (f"batch {cfg.batch} is larger than the training set ({n} rows of {cfg.data}): "
-                       f"each iteration uses the whole training set (batch {n})")
+            message = (
+                f"batch {cfg.batch} is larger than the training set ({n} rows of {cfg.data}): "
+                f"each iteration uses the whole training set (batch {n})"
+            )
             if ctx.quiet:
                 warnings.warn(message, stacklevel=2)
             note(ctx, f"warning: {message}")
@@ -132,8 +144,16 @@ class TabularTask(Task):
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
         stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
         solvers = [(cfg.method, cfg.step())] + stages
-        self.memory = plan_memory(self.flow, self.x_train[:64], cfg.batch // ctx.dist.world_size, ctx,
-                                  cfg.max_memory, cfg.memory_plan, solvers, cfg.eval_chunk)
+        self.memory = plan_memory(
+            self.flow,
+            self.x_train[:64],
+            cfg.batch // ctx.dist.world_size,
+            ctx,
+            cfg.max_memory,
+            cfg.memory_plan,
+            solvers,
+            cfg.eval_chunk,
+        )
         self.chunk = self.memory["eval_chunk"]
         self.val_rows: Optional[int] = cfg.val_max
         self._since = time.perf_counter()
@@ -154,9 +174,12 @@ class TabularTask(Task):
             for block in flow.cnfs:
                 block.noise_shard = None
         stats = flow.nfe
-        metrics: Dict[str, Any] = dict(loss=loss.detach(), nll=parts["nll"],
-                                       nfe_forward=sum(s.nfe for s in stats),
-                                       nfe_backward=lambda: sum(s.nfe_backward for s in stats))
+        metrics: Dict[str, Any] = dict(
+            loss=loss.detach(),
+            nll=parts["nll"],
+            nfe_forward=sum(s.nfe for s in stats),
+            nfe_backward=lambda: sum(s.nfe_backward for s in stats),
+        )
         return StepOutput(loss, metrics)
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
@@ -166,30 +189,42 @@ class TabularTask(Task):
         min(val_min, the whole validation set): best.pt is picked on this estimate, whose standard
         error s / sqrt(rows) (s: the per-row NLL's standard deviation) the note reports."""
         cfg = self.config
-        x = self.x_val[ctx.dist.rank::ctx.dist.world_size]
+        x = self.x_val[ctx.dist.rank :: ctx.dist.world_size]
         label = "validation" if ctx.is_main and not ctx.quiet else None
         first = None
         if self.val_rows is None:
             train_seconds = time.perf_counter() - self._since
             start = time.perf_counter()
-            first = nll_per_sample(self.flow, x[:min(self.chunk, TIMED_ROWS)], *cfg.val_solver(), chunk=self.chunk)
+            first = nll_per_sample(self.flow, x[: min(self.chunk, TIMED_ROWS)], *cfg.val_solver(), chunk=self.chunk)
             per_row = (time.perf_counter() - start) / max(1, first.shape[0])
             timed = int(cfg.val_share * train_seconds / max(per_row, 1e-12))
-            floor = -(-cfg.val_min // ctx.dist.world_size)          # per rank
+            floor = -(-cfg.val_min // ctx.dist.world_size)  # per rank
             rows = max(first.shape[0], timed, floor)
             rows = int(ctx.dist.broadcast_object(min(rows, x.shape[0])))
             self.val_rows = rows * ctx.dist.world_size
             spread = float(first.std()) if first.shape[0] > 1 else float("nan")
-            why = (f"{cfg.val_share:.0%} of the {train_seconds:.1f} s of training so far" if timed >= floor else
-                   f"the floor --val-min {cfg.val_min} (the time share {cfg.val_share:.0%} would give {timed * ctx.dist.world_size})")
-            note(ctx, f"validation on {self.val_rows} of {len(self.x_val)} rows ({why}; {per_row * 1e3:.2f} ms per "
-                      f"row; standard error of the NLL about {spread / (self.val_rows ** 0.5):.3g} nats; "
-                      "--val-max N sets it)")
+            why = (
+                f"{cfg.val_share:.0%} of the {train_seconds:.1f} s of training so far"
+                if timed >= floor
+                else f"the floor --val-min {cfg.val_min} (the time share {cfg.val_share:.0%} would give {timed * ctx.dist.world_size})"
+            )
+            note(
+                ctx,
+                f"validation on {self.val_rows} of {len(self.x_val)} rows ({why}; {per_row * 1e3:.2f} ms per "
+                f"row; standard error of the NLL about {spread / (self.val_rows**0.5):.3g} nats; "
+                "--val-max N sets it)",
+            )
         rows = min(x.shape[0], max(1, self.val_rows // ctx.dist.world_size))
         if first is not None:
-            rest = x[first.shape[0]:rows]
-            per_sample = torch.cat([first[:rows]] + ([nll_per_sample(self.flow, rest, *cfg.val_solver(), chunk=self.chunk,
-                                                                       progress=label)] if len(rest) else []))
+            rest = x[first.shape[0] : rows]
+            per_sample = torch.cat(
+                [first[:rows]]
+                + (
+                    [nll_per_sample(self.flow, rest, *cfg.val_solver(), chunk=self.chunk, progress=label)]
+                    if len(rest)
+                    else []
+                )
+            )
         else:
             per_sample = nll_per_sample(self.flow, x[:rows], *cfg.val_solver(), chunk=self.chunk, progress=label)
         self._since = time.perf_counter()
@@ -205,55 +240,87 @@ class TabularTask(Task):
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, flow = self.config, self.flow
         best = ctx.folder.file("best.pt") if ctx.folder is not None else None
-        if best is not None and best.is_file():          # early stopping: test the best validation model
+        if best is not None and best.is_file():  # early stopping: test the best validation model
             from ..training.checkpoint import load_checkpoint
+
             flow.load_state_dict(load_checkpoint(best)["model"])
         data = self.data
         assert data is not None  # loaded by setup
-        x = torch.tensor(data.test[:cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
-        solvers = {"": (flow.cnfs[0].method, flow.cnfs[0].step),
-                   "_rk4_fine": ("rk4", FixedStep(cfg.fine_h())),
-                   "_dopri5": ("dopri5", Adaptive(1e-6, 1e-8))}
-        summary: Dict[str, Any] = dict(data=cfg.data, dim=data.dim, mode=cfg.mode,
-                                       tested_model="best.pt" if best is not None and best.is_file() else "last",
-                                       memory=self.memory, val_rows=self.val_rows, test_rows=int(x.shape[0]))
+        x = torch.tensor(data.test[: cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
+        solvers = {
+            "": (flow.cnfs[0].method, flow.cnfs[0].step),
+            "_rk4_fine": ("rk4", FixedStep(cfg.fine_h())),
+            "_dopri5": ("dopri5", Adaptive(1e-6, 1e-8)),
+        }
+        summary: Dict[str, Any] = dict(
+            data=cfg.data,
+            dim=data.dim,
+            mode=cfg.mode,
+            tested_model="best.pt" if best is not None and best.is_file() else "last",
+            memory=self.memory,
+            val_rows=self.val_rows,
+            test_rows=int(x.shape[0]),
+        )
         for suffix, (method, step) in solvers.items():
             label = f"test{suffix.replace('_', ' ') or ' (training solver)'}" if not ctx.quiet else None
             r = evaluate_stack(flow, x, method, step, chunk=self.chunk, progress=label)
-            summary.update({f"test_nll{suffix}": r["nll"], f"test_inverse_error{suffix}": r["inverse_error"],
-                            f"test_nfe{suffix}": r["nfe"]})
+            summary.update(
+                {
+                    f"test_nll{suffix}": r["nll"],
+                    f"test_inverse_error{suffix}": r["inverse_error"],
+                    f"test_nfe{suffix}": r["nfe"],
+                }
+            )
         if ctx.folder is not None and ctx.history:
             from ..plotting import plot_loss_vs_time
+
             plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
     def describe(self, summary: Dict[str, Any]) -> str:
-        return (f"{summary['data']} {summary['mode']}: test NLL {summary['test_nll']:.3f} nats (inverse error "
-                f"{summary['test_inverse_error']:.2e}, NFE-F {summary['test_nfe']:.0f}); rk4 h/{self.config.fine_factor}: "
-                f"{summary['test_nll_rk4_fine']:.3f} ({summary['test_inverse_error_rk4_fine']:.2e}); dopri5 1e-6/1e-8: "
-                f"{summary['test_nll_dopri5']:.3f} ({summary['test_inverse_error_dopri5']:.2e}, "
-                f"NFE-F {summary['test_nfe_dopri5']:.0f})")
+        return (
+            f"{summary['data']} {summary['mode']}: test NLL {summary['test_nll']:.3f} nats (inverse error "
+            f"{summary['test_inverse_error']:.2e}, NFE-F {summary['test_nfe']:.0f}); rk4 h/{self.config.fine_factor}: "
+            f"{summary['test_nll_rk4_fine']:.3f} ({summary['test_inverse_error_rk4_fine']:.2e}); dopri5 1e-6/1e-8: "
+            f"{summary['test_nll_dopri5']:.3f} ({summary['test_inverse_error_dopri5']:.2e}, "
+            f"NFE-F {summary['test_nfe_dopri5']:.0f})"
+        )
 
 
-def train_tabular(cfg: TabularConfig, out: Optional[Path], progress: bool = True, resume: bool = False,
-                  tensorboard: bool = False, data: Optional[TabularData] = None) -> Dict[str, Any]:
+def train_tabular(
+    cfg: TabularConfig,
+    out: Optional[Path],
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+    data: Optional[TabularData] = None,
+) -> Dict[str, Any]:
     """Train (or continue) and return summary.json's content."""
-    return Trainer(TabularTask(cfg, data), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"tabular {cfg.data} {cfg.mode}").fit()
+    return Trainer(
+        TabularTask(cfg, data),
+        out,
+        quiet=not progress,
+        tensorboard=tensorboard,
+        resume=resume,
+        label=f"tabular {cfg.data} {cfg.mode}",
+    ).fit()
 
 
 def load_tabular_flow(path: Path) -> Tuple[CNFStack, TabularConfig]:
     """(flow in eval mode with the exact trace, its config) from a tabular run's best.pt/last.pt."""
     from ..training.checkpoint import load_checkpoint
+
     return tabular_flow_from_state(load_checkpoint(path), path)
 
 
 def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") -> Tuple[CNFStack, TabularConfig]:
     """The flow and config of a loaded checkpoint of kind 'tabular'."""
     if state.get("kind") != "tabular":
-        raise ValueError(f"checkpoint {where} holds a {state.get('kind', 'unknown')!r} model, not a tabular CNF; "
-                         "pass a best.pt or last.pt written by `odeflow train tabular`")
+        raise ValueError(
+            f"checkpoint {where} holds a {state.get('kind', 'unknown')!r} model, not a tabular CNF; "
+            "pass a best.pt or last.pt written by `odeflow train tabular`"
+        )
     known = {f.name for f in dataclasses.fields(TabularConfig)}
     cfg = TabularConfig(**{k: v for k, v in state["config"].items() if k in known})
     dim = state["model"]["blocks.0.net.layers.0.linear.weight"].shape[1]

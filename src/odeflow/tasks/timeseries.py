@@ -4,6 +4,7 @@ Each iteration: solve from u0 through all observation times, loss = sum of squar
 backward, Adam step. Logged per iteration: loss, wall time (derivative checks excluded),
 forward and backward NFE. The run folder holds config, metrics, checkpoints and figures.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -84,8 +85,9 @@ class TimeSeriesTask(Task):
         if self.iteration in self.config.snapshot_at:
             self.snapshots[self.iteration] = sol.ys.detach().to("cpu", copy=True)
         stats = sol.stats
-        return StepOutput(loss, dict(loss=loss.detach(), nfe_forward=stats.nfe,
-                                     nfe_backward=lambda: stats.nfe_backward))
+        return StepOutput(
+            loss, dict(loss=loss.detach(), nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
+        )
 
     def state_dict(self) -> Dict[str, Any]:
         return dict(checks=self.checks, snapshots=self.snapshots)
@@ -99,10 +101,18 @@ class TimeSeriesTask(Task):
         wall = [float(r["wall_time"]) for r in history]
         hit = next((i for i, v in enumerate(losses) if v < cfg.loss_threshold), None)
         n = len(history)
-        return TrainResult(losses, wall, 1e3 * wall[-1] / n, losses[-1], None if hit is None else hit + 1,
-                           None if hit is None else wall[hit], self.checks, self.snapshots,
-                           sum(float(r["nfe_forward"]) for r in history) / n,
-                           sum(float(r["nfe_backward"]) for r in history) / n)
+        return TrainResult(
+            losses,
+            wall,
+            1e3 * wall[-1] / n,
+            losses[-1],
+            None if hit is None else hit + 1,
+            None if hit is None else wall[hit],
+            self.checks,
+            self.snapshots,
+            sum(float(r["nfe_forward"]) for r in history) / n,
+            sum(float(r["nfe_backward"]) for r in history) / n,
+        )
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg = self.config
@@ -117,12 +127,18 @@ class TimeSeriesTask(Task):
         if ctx.folder is not None:
             ctx.folder.write_json("derivative_checks.json", self.checks)
             from .timeseries_figures import write_figures
+
             write_figures(ctx.folder.path, cfg, self.model, self.t.cpu(), self.u.cpu(), {cfg.mode: self.final})
         return summary
 
 
-def train_timeseries(cfg: TimeSeriesConfig, out: Optional[Path] = None, progress: bool = True, resume: bool = False,
-                     tensorboard: bool = False) -> TrainResult:
+def train_timeseries(
+    cfg: TimeSeriesConfig,
+    out: Optional[Path] = None,
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> TrainResult:
     """Train one model; with ``out`` write the run folder (config, metrics.csv, checkpoints, figures)."""
     task = TimeSeriesTask(cfg)
     trainer = Trainer(task, out, quiet=not progress, tensorboard=tensorboard, resume=resume, label=cfg.mode)

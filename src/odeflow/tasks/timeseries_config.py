@@ -1,5 +1,6 @@
 """The settings of task `timeseries` (TimeSeriesConfig): plain data, no torch, so the command line builds
 its parser from the fields without importing the task (`odeflow.cli.config_cli`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,18 +17,20 @@ MODES: Tuple[Literal["disc-opt"], Literal["opt-disc"]] = ("disc-opt", "opt-disc"
 
 @dataclass
 class TimeSeriesConfig(TrainingConfig):
-    data: str = "spiral"                 # 'spiral' or a CSV path
+    data: str = "spiral"  # 'spiral' or a CSV path
     time_column: str = "t"
-    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"               # 'disc-opt' (rk4 on the data grid) or 'opt-disc' (dopri5 adjoint)
-    method: Optional[str] = None         # default rk4 for disc-opt, dopri5 for opt-disc
-    step_size: Optional[PositiveFloat] = None    # fixed step; default: the data spacing
+    mode: Literal["disc-opt", "opt-disc"] = (
+        "disc-opt"  # 'disc-opt' (rk4 on the data grid) or 'opt-disc' (dopri5 adjoint)
+    )
+    method: Optional[str] = None  # default rk4 for disc-opt, dopri5 for opt-disc
+    step_size: Optional[PositiveFloat] = None  # fixed step; default: the data spacing
     rtol: PositiveFloat = 1e-7
     atol: PositiveFloat = 1e-9
     seminorm: bool = False
-    compile: Union[str, bool] = "auto"   # 'auto' | 'on' | 'off': torch.compile (auto: when it pays)
+    compile: Union[str, bool] = "auto"  # 'auto' | 'on' | 'off': torch.compile (auto: when it pays)
     iterations: PositiveInt = 300
     lr: PositiveFloat = 0.1
-    batch: PositiveInt = 1                       # one series: the whole series is the batch
+    batch: PositiveInt = 1  # one series: the whole series is the batch
     hidden: List[PositiveInt] = field(default_factory=lambda: [50])
     activation: str = "tanh"
     transform: str = "cube"
@@ -39,6 +42,7 @@ class TimeSeriesConfig(TrainingConfig):
 
     def validate(self) -> None:
         from ..solvers.compile_policy import compile_choice
+
         super().validate()
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
@@ -49,15 +53,25 @@ class TimeSeriesConfig(TrainingConfig):
     def solve_compile(self) -> Union[bool, AutoCompile]:
         """What `solve(compile=...)` gets: auto knows the run makes `iterations` gradient solves."""
         from ..solvers.compile_policy import AutoCompile, compile_choice
+
         choice = compile_choice(self.compile)
         return AutoCompile(expected_calls=self.iterations) if choice == "auto" else choice
 
     def solver_kwargs(self) -> Dict[str, Any]:
         from ..gradients import DiscretizeOptimize, OptimizeDiscretize
         from ..solvers.stepping import Adaptive, FixedStep
+
         if self.mode == "disc-opt":
-            return dict(method=self.method or "rk4", step=FixedStep(self.step_size),
-                        gradient=DiscretizeOptimize(), compile=self.solve_compile())
+            return dict(
+                method=self.method or "rk4",
+                step=FixedStep(self.step_size),
+                gradient=DiscretizeOptimize(),
+                compile=self.solve_compile(),
+            )
         step = FixedStep(self.step_size) if self.step_size else Adaptive(self.rtol, self.atol)
-        return dict(method=self.method or "dopri5", step=step, gradient=OptimizeDiscretize(seminorm=self.seminorm),
-                    compile=self.solve_compile())
+        return dict(
+            method=self.method or "dopri5",
+            step=step,
+            gradient=OptimizeDiscretize(seminorm=self.seminorm),
+            compile=self.solve_compile(),
+        )

@@ -1,5 +1,6 @@
 """The seed 000 figures for time-series regression: fit snapshots (Fig. 2), loss against
 iterations and wall time (Fig. 3), derivative checks (Fig. 4) and extrapolation (Fig. 5)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .timeseries import TimeSeriesConfig, TrainResult
 
 
-def plot_snapshots(path: Path, t: Tensor, u: Tensor, result: "TrainResult", title: str) -> None:
+def plot_snapshots(path: Path, t: Tensor, u: Tensor, result: TrainResult, title: str) -> None:
     n = len(result.snapshots)
     fig, axes = plt.subplots(1, max(n, 1), figsize=(3.2 * max(n, 1), 3), squeeze=False)
     for ax, (it, ys) in zip(axes[0], sorted(result.snapshots.items())):
@@ -35,7 +36,7 @@ def plot_snapshots(path: Path, t: Tensor, u: Tensor, result: "TrainResult", titl
     plt.close(fig)
 
 
-def plot_losses(path: Path, results: Dict[str, "TrainResult"]) -> None:
+def plot_losses(path: Path, results: Dict[str, TrainResult]) -> None:
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 3.5))
     for mode, r in results.items():
         a0.semilogy(range(1, len(r.losses) + 1), r.losses, label=f"{mode} ({r.ms_per_iter:.1f} ms/iter)")
@@ -66,14 +67,16 @@ def plot_extrapolation(path: Path, model, u0: Tensor, t_end: float, dtype: torch
     plt.close(fig)
 
 
-def write_figures(out: Path, cfg: "TimeSeriesConfig", model, t: Tensor, u: Tensor,
-                  results: Dict[str, "TrainResult"]) -> None:
+def write_figures(
+    out: Path, cfg: TimeSeriesConfig, model, t: Tensor, u: Tensor, results: Dict[str, TrainResult]
+) -> None:
     for mode, r in results.items():
         plot_snapshots(out / f"fit_{mode}.png", t, u, r, mode)
         for it, chk in r.checks.items():
             data = {k: chk[k] for k in ("hs", "e0", "e1", "slope0", "slope1")}
-            plot_derivative_check(DerivativeCheck(**data), str(out / f"derivative_check_{mode}_it{it}.png"),
-                                  f"{mode}, iteration {it}")
+            plot_derivative_check(
+                DerivativeCheck(**data), str(out / f"derivative_check_{mode}_it{it}.png"), f"{mode}, iteration {it}"
+            )
     plot_losses(out / "loss.png", results)
     if cfg.data == "spiral":
         plot_extrapolation(out / "extrapolation.png", model, u[0], cfg.extrapolate_to, u.dtype)

@@ -4,16 +4,25 @@ loading), metrics (CSV, TensorBoard), progress (tqdm), torch.distributed. Knows 
 Public names load on first use (PEP 562), so the torch-free config modules under it (config,
 config_types) import without torch: the command line builds its parsers from them.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
 
 _EXPORTS: Dict[str, str] = {
-    "UnsafeCheckpointError": ".checkpoint", "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
-    "TrainingConfig": ".config", "RunContext": ".context", "Distributed": ".distributed",
-    "TrainingError": ".errors", "TrainingInterrupted": ".errors",
-    "AuxiliaryStep": ".task", "StepOutput": ".task", "Task": ".task", "Trainer": ".trainer",
+    "UnsafeCheckpointError": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "TrainingConfig": ".config",
+    "RunContext": ".context",
+    "Distributed": ".distributed",
+    "TrainingError": ".errors",
+    "TrainingInterrupted": ".errors",
+    "AuxiliaryStep": ".task",
+    "StepOutput": ".task",
+    "Task": ".task",
+    "Trainer": ".trainer",
 }
 
 __all__: List[str] = list(_EXPORTS)

@@ -6,6 +6,7 @@ training time, early-stopping state and every random number generator. Loading n
 code from the file: torch.load(weights_only=True) refuses any pickled Python object beyond
 tensors and plain containers, and the refusal is turned into an error that says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,8 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
             raise UnsafeCheckpointError(
                 f"refused to load {path}: it contains pickled Python objects, not only tensors and plain data, "
                 "and unpickling them could run arbitrary code. odeflow checkpoints never contain such objects; "
-                "only use files written by odeflow (or re-save the model's state_dict with torch.save)") from None
+                "only use files written by odeflow (or re-save the model's state_dict with torch.save)"
+            ) from None
         raise _corrupt(path, err) from None
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise _corrupt(path, err) from None
@@ -53,21 +55,29 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
 
 
 def _corrupt(path: Path, err: Exception) -> ValueError:
-    return ValueError(f"checkpoint {path} is corrupt or not an odeflow checkpoint ({type(err).__name__}: {err}); "
-                      "re-run training or use an earlier checkpoint")
+    return ValueError(
+        f"checkpoint {path} is corrupt or not an odeflow checkpoint ({type(err).__name__}: {err}); "
+        "re-run training or use an earlier checkpoint"
+    )
 
 
 def rng_state() -> Dict[str, Any]:
     """Every generator a training step may draw from, as plain data and tensors."""
     legacy = np.random.get_state(legacy=True)
-    if not isinstance(legacy, tuple):                # numpy's stub allows the dict form too
+    if not isinstance(legacy, tuple):  # numpy's stub allows the dict form too
         raise TypeError(f"numpy's legacy random state is a tuple; got {type(legacy).__name__}")
     kind, keys, pos, has_gauss, cached = legacy
     state: Dict[str, Any] = dict(
         torch=torch.get_rng_state(),
-        numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
-                   cached=float(cached)),
-        python=_python_state_to_plain(random.getstate()))
+        numpy=dict(
+            kind=kind,
+            keys=torch.from_numpy(keys.astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            cached=float(cached),
+        ),
+        python=_python_state_to_plain(random.getstate()),
+    )
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -92,10 +102,13 @@ def model_from_checkpoint(path: Path, kind: str, config_cls: type, build: Any) -
     """(model in eval mode, its config) from a run's best.pt/last.pt: the task `kind` is checked,
     the config rebuilt from its plain data (unknown keys ignored), the model built and loaded."""
     import dataclasses
+
     state = load_checkpoint(path)
     if state.get("kind") != kind:
-        raise ValueError(f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a {kind!r} one; "
-                         f"pass a best.pt or last.pt written by `odeflow train {kind}`")
+        raise ValueError(
+            f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a {kind!r} one; "
+            f"pass a best.pt or last.pt written by `odeflow train {kind}`"
+        )
     known = {f.name for f in dataclasses.fields(config_cls)}
     cfg = config_cls(**{k: v for k, v in state["config"].items() if k in known})
     model = build(cfg)

@@ -3,6 +3,7 @@
 Everything here is plain data (it goes to config.json and into checkpoints) and is checked by
 ``validate`` with a message naming the field and the fix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -18,20 +19,20 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass
 class TrainingConfig:
     iterations: PositiveInt = 1000
-    batch: PositiveInt = 512               # global batch (split over torchrun processes)
+    batch: PositiveInt = 512  # global batch (split over torchrun processes)
     lr: PositiveFloat = 1e-3
     seed: int = 0
     val_every: PositiveInt = 100
-    checkpoint_every: PositiveInt = 100    # write last.pt every N iterations (and at the end, on SIGTERM/SIGINT)
-    patience: Optional[PositiveInt] = None     # early stopping: validations without improvement
-    time_budget: Optional[PositiveFloat] = None    # stop after this many seconds of training
-    schedule: Optional[List[Dict[str, Any]]] = None   # multilevel stages (see training.schedule)
+    checkpoint_every: PositiveInt = 100  # write last.pt every N iterations (and at the end, on SIGTERM/SIGINT)
+    patience: Optional[PositiveInt] = None  # early stopping: validations without improvement
+    time_budget: Optional[PositiveFloat] = None  # stop after this many seconds of training
+    schedule: Optional[List[Dict[str, Any]]] = None  # multilevel stages (see training.schedule)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: NonNegativeFloat = 0.0
-    lr_schedule: Literal["constant", "cosine"] = "constant"    # 'cosine': cosine decay over `iterations`
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # 'cosine': cosine decay over `iterations`
     grad_clip: Optional[PositiveFloat] = None  # clip the global gradient norm
-    device: Literal["cpu", "cuda", "auto"] = "cpu"    # 'auto': cuda when available
-    cuda_graph: bool = False               # capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # 'auto': cuda when available
+    cuda_graph: bool = False  # capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -53,8 +54,10 @@ class TrainingConfig:
         if self.cuda_graph and self.device == "cpu":
             raise ValueError("cuda_graph needs a GPU: use --device cuda (or auto) with --cuda-graph")
         if self.cuda_graph and self.lr_schedule != "constant":
-            raise ValueError(f"cuda_graph bakes the learning rate into the captured step; lr_schedule "
-                             f"{self.lr_schedule!r} changes it every iteration: use lr_schedule 'constant'")
+            raise ValueError(
+                f"cuda_graph bakes the learning rate into the captured step; lr_schedule "
+                f"{self.lr_schedule!r} changes it every iteration: use lr_schedule 'constant'"
+            )
         for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")

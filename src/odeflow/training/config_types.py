@@ -5,10 +5,10 @@ type checkers see the plain type (`typing.Annotated`).
     hidden: List[PositiveInt]           -> --hidden N [N ...], each checked > 0
     mode: Literal["disc-opt", "opt-disc"] -> --mode {disc-opt,opt-disc}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Annotated
 
 

@@ -1,4 +1,5 @@
 """What the Trainer tells a task about the run: device, ranks, run folder, seed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,11 +15,11 @@ from .run_folder import RunFolder
 class RunContext:
     device: torch.device
     dist: Distributed
-    folder: Optional[RunFolder]        # None on ranks other than 0 and for runs without a folder
+    folder: Optional[RunFolder]  # None on ranks other than 0 and for runs without a folder
     seed: int
-    iteration: int = 0                 # the iteration being run (or the last one, in finish)
-    history: List[Dict[str, Any]] = field(default_factory=list)   # the metrics rows so far
-    quiet: bool = False                # --quiet: no progress bars or notes from the task
+    iteration: int = 0  # the iteration being run (or the last one, in finish)
+    history: List[Dict[str, Any]] = field(default_factory=list)  # the metrics rows so far
+    quiet: bool = False  # --quiet: no progress bars or notes from the task
 
     @property
     def is_main(self) -> bool:

@@ -6,6 +6,7 @@ no host-to-device copies (`odeflow.solve` caches its grid and skips its finitene
 under capture), so forward, backward and optimizer step can be captured once and replayed as
 one launch. Adaptive steps and the adjoint choose step sizes on the host and cannot be captured.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, List, Sequence, Tuple
@@ -24,19 +25,27 @@ class GraphedStep:
     optimizer created with ``capturable=True`` (Adam, AdamW) and keep the shapes fixed.
     """
 
-    def __init__(self, step: Callable[..., Tensor], example_inputs: Sequence[Tensor],
-                 optimizer: torch.optim.Optimizer, warmup: int = 3) -> None:
+    def __init__(
+        self,
+        step: Callable[..., Tensor],
+        example_inputs: Sequence[Tensor],
+        optimizer: torch.optim.Optimizer,
+        warmup: int = 3,
+    ) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError("GraphedStep needs a CUDA device; none is available (run the plain step instead)")
         params = [p for g in optimizer.param_groups for p in g["params"]]
         bad = [tuple(x.shape) for x in list(example_inputs) + params if not x.is_cuda]
         if bad:
-            raise ValueError(f"GraphedStep needs every input and parameter on a CUDA device; {len(bad)} are not "
-                             f"(shapes {bad[:3]}): move the model and data with .to('cuda')")
+            raise ValueError(
+                f"GraphedStep needs every input and parameter on a CUDA device; {len(bad)} are not "
+                f"(shapes {bad[:3]}): move the model and data with .to('cuda')"
+            )
         for group in optimizer.param_groups:
             if group.get("capturable") is False:
-                raise ValueError(f"{type(optimizer).__name__} must be created with capturable=True to be "
-                                 "captured in a CUDA graph")
+                raise ValueError(
+                    f"{type(optimizer).__name__} must be created with capturable=True to be captured in a CUDA graph"
+                )
         self.inputs: List[Tensor] = [x.detach().clone() for x in example_inputs]
         saved = _snapshot(params, optimizer)
         side = torch.cuda.Stream()
@@ -57,8 +66,10 @@ class GraphedStep:
             raise ValueError(f"GraphedStep was captured with {len(self.inputs)} inputs; got {len(inputs)}")
         for static, x in zip(self.inputs, inputs):
             if x.shape != static.shape:
-                raise ValueError(f"GraphedStep input shape {tuple(x.shape)} differs from the captured "
-                                 f"{tuple(static.shape)}; capture a new step for a new shape")
+                raise ValueError(
+                    f"GraphedStep input shape {tuple(x.shape)} differs from the captured "
+                    f"{tuple(static.shape)}; capture a new step for a new shape"
+                )
             static.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.loss
@@ -70,8 +81,14 @@ class CapturedTrainingStep:
     a tuple/list of tensors of fixed shape; the returned StepOutput and norm are the captured
     tensors, refreshed by every call."""
 
-    def __init__(self, forward: Callable[[Any], Any], params: Sequence[Tensor], optimizer: torch.optim.Optimizer,
-                 batch: Any, clip: float) -> None:
+    def __init__(
+        self,
+        forward: Callable[[Any], Any],
+        params: Sequence[Tensor],
+        optimizer: torch.optim.Optimizer,
+        batch: Any,
+        clip: float,
+    ) -> None:
         tensors, self._rebuild = _flatten(batch)
         captured: dict = {}
 
@@ -101,8 +118,12 @@ def _flatten(batch: Any) -> Tuple[List[Tensor], Callable[[Sequence[Tensor]], Any
 
 def _snapshot(params: List[Tensor], optimizer: torch.optim.Optimizer) -> dict:
     with torch.no_grad():
-        state = {(id(p), k): v.clone() for p in params for k, v in optimizer.state.get(p, {}).items()
-                 if isinstance(v, Tensor)}
+        state = {
+            (id(p), k): v.clone()
+            for p in params
+            for k, v in optimizer.state.get(p, {}).items()
+            if isinstance(v, Tensor)
+        }
         return dict(params=[p.detach().clone() for p in params], state=state)
 
 

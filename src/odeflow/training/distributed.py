@@ -5,6 +5,7 @@ MASTER_ADDR/PORT) and joins the process group: gloo on CPU, NCCL on CUDA. Withou
 plain `python`/`odeflow` call) it is a single process and every collective is the identity,
 so tasks call the same helpers either way.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,10 @@ class Distributed:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    backend: Optional[str] = None      # None: single process, no process group
+    backend: Optional[str] = None  # None: single process, no process group
 
     @classmethod
-    def from_environment(cls, device: str = "cpu") -> "Distributed":
+    def from_environment(cls, device: str = "cpu") -> Distributed:
         """Join torchrun's process group when WORLD_SIZE > 1; else a single process."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
@@ -37,8 +38,9 @@ class Distributed:
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         backend = "nccl" if device == "cuda" else "gloo"
         if backend == "nccl" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for under torchrun but CUDA is not available; "
-                             "use --device cpu (gloo)")
+            raise ValueError(
+                "device 'cuda' was asked for under torchrun but CUDA is not available; use --device cpu (gloo)"
+            )
         if not dist.is_initialized():
             if backend == "nccl":
                 torch.cuda.set_device(local)
@@ -62,8 +64,10 @@ class Distributed:
     def shard(self, n: int) -> slice:
         """Rows of a global batch of n that belong to this rank (equal shards)."""
         if n % self.world_size:
-            raise ValueError(f"the global batch {n} does not split evenly over {self.world_size} processes; "
-                             f"use a batch that is a multiple of {self.world_size}")
+            raise ValueError(
+                f"the global batch {n} does not split evenly over {self.world_size} processes; "
+                f"use a batch that is a multiple of {self.world_size}"
+            )
         per = n // self.world_size
         return slice(self.rank * per, (self.rank + 1) * per)
 
@@ -85,9 +89,14 @@ class Distributed:
 
     def sample_mean(self, per_sample: Tensor) -> float:
         """Mean over all samples of all ranks of a per-sample vector (shards may differ in size)."""
-        both = self.sum(torch.stack([per_sample.detach().double().sum(),
-                                     torch.tensor(float(per_sample.numel()), dtype=torch.float64,
-                                                  device=per_sample.device)]))
+        both = self.sum(
+            torch.stack(
+                [
+                    per_sample.detach().double().sum(),
+                    torch.tensor(float(per_sample.numel()), dtype=torch.float64, device=per_sample.device),
+                ]
+            )
+        )
         return float(both[0] / both[1])
 
     def max(self, value: float) -> float:
@@ -118,6 +127,7 @@ class Distributed:
         if not self.active:
             return module
         from torch.nn.parallel import DistributedDataParallel
+
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 

@@ -1,4 +1,5 @@
 """Why a training run stopped early, in words a user can act on."""
+
 from __future__ import annotations
 
 
@@ -16,9 +17,13 @@ class TrainingInterrupted(RuntimeError):
 
     def __init__(self, signal_name: str, iteration: int, folder: str) -> None:
         self.iteration = iteration
-        super().__init__(f"{signal_name} received: stopped after iteration {iteration}; last.pt saved in {folder}. "
-                         f"Continue with --resume {folder}")
+        super().__init__(
+            f"{signal_name} received: stopped after iteration {iteration}; last.pt saved in {folder}. "
+            f"Continue with --resume {folder}"
+        )
 
 
-NONFINITE_HINT = ("lower the learning rate (--lr), use a smaller step (--step-size) or tighter tolerances, "
-                  "add regularization (e.g. --kinetic 0.01 --jacobian 0.01), or clip gradients (--grad-clip)")
+NONFINITE_HINT = (
+    "lower the learning rate (--lr), use a smaller step (--step-size) or tighter tolerances, "
+    "add regularization (e.g. --kinetic 0.01 --jacobian 0.01), or clip gradients (--grad-clip)"
+)

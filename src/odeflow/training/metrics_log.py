@@ -5,6 +5,7 @@ new column (e.g. the first validation), the file is rewritten with the wider hea
 the rows from the checkpoint's iteration on are dropped first, so that every iteration appears
 exactly once in the file of a resumed run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,8 @@ from typing import Any, Dict, List, Optional, TextIO
 
 
 class MetricsLog:
-    _fh: TextIO                              # the open file (opened again by every _rewrite)
-    _writer: "csv.DictWriter[str]"
+    _fh: TextIO  # the open file (opened again by every _rewrite)
+    _writer: csv.DictWriter[str]
 
     def __init__(self, path: Path, resume_from: Optional[int] = None, tensorboard_dir: Optional[Path] = None) -> None:
         self.path = Path(path)
@@ -42,8 +43,12 @@ class MetricsLog:
         if self.tb is not None:
             step = int(row["iteration"])
             for key, value in row.items():
-                if key != "iteration" and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                        and math.isfinite(value):
+                if (
+                    key != "iteration"
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                ):
                     self.tb.add_scalar(key, value, step)
 
     def close(self) -> None:
@@ -69,6 +74,8 @@ def _tensorboard_writer(folder: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install 'odeflow[tensorboard]' "
-                         "(or pip install tensorboard); metrics.csv is written either way") from None
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install 'odeflow[tensorboard]' "
+            "(or pip install tensorboard); metrics.csv is written either way"
+        ) from None
     return SummaryWriter(log_dir=str(folder))

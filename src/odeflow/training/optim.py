@@ -1,4 +1,5 @@
 """The theta optimizer and its learning-rate schedule, from the TrainingConfig."""
+
 from __future__ import annotations
 
 from typing import Iterable, Optional
@@ -21,12 +22,16 @@ def make_optimizer(cfg: TrainingConfig, params: Iterable[nn.Parameter]) -> torch
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def make_lr_scheduler(cfg: TrainingConfig, opt: torch.optim.Optimizer) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
+def make_lr_scheduler(
+    cfg: TrainingConfig, opt: torch.optim.Optimizer
+) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
     if cfg.lr_schedule == "constant":
         return None
     if cfg.schedule and any("lr" in stage for stage in cfg.schedule):
-        raise ValueError("a multilevel schedule that sets lr cannot be combined with lr_schedule "
-                         f"{cfg.lr_schedule!r}; drop one of them")
+        raise ValueError(
+            "a multilevel schedule that sets lr cannot be combined with lr_schedule "
+            f"{cfg.lr_schedule!r}; drop one of them"
+        )
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations)
 
 

@@ -1,4 +1,5 @@
 """The progress bar (tqdm): it/s, ETA, and the latest loss, NFE and T as postfix."""
+
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,16 @@ class Progress:
     """A tqdm bar over [start, total) iterations; ``enabled=False`` (--quiet) prints nothing."""
 
     def __init__(self, total: int, start: int = 0, label: str = "", enabled: bool = True) -> None:
-        self.bar = tqdm(total=total, initial=start, desc=label, disable=not enabled, dynamic_ncols=True,
-                        file=sys.stderr, unit="it", mininterval=0.5)
+        self.bar = tqdm(
+            total=total,
+            initial=start,
+            desc=label,
+            disable=not enabled,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            unit="it",
+            mininterval=0.5,
+        )
 
     def update(self, fields: Dict[str, Any]) -> None:
         self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in fields.items()}, refresh=False)
@@ -28,8 +37,16 @@ class Progress:
 def chunk_starts(n: int, batch: int, label: str = "", enabled: bool = True) -> Iterator[int]:
     """Start indices 0, batch, 2·batch, ... < n with a tqdm bar over the n items (what is being
     done in `label`, items/s and ETA); ``enabled=False`` (--quiet) prints nothing."""
-    with tqdm(total=n, desc=label, disable=not enabled, dynamic_ncols=True, file=sys.stderr, unit="item",
-              mininterval=0.5, leave=False) as bar:
+    with tqdm(
+        total=n,
+        desc=label,
+        disable=not enabled,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        unit="item",
+        mininterval=0.5,
+        leave=False,
+    ) as bar:
         for start in range(0, n, batch):
             yield start
             bar.update(min(batch, n - start))

@@ -1,4 +1,5 @@
 """A run folder: config.json, metrics.csv, checkpoints (see checkpoint.py), summary.json, figures."""
+
 from __future__ import annotations
 
 import csv

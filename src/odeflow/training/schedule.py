@@ -9,6 +9,7 @@ Text form (CLI): stages separated by ';', each a list of key=value:
     "until=500 method=rk4 step=0.5 lr=1e-3; until=1000 method=rk4 step=0.25 lr=5e-4"
 (`steps=4` instead of `step=` fixes the number of steps on [0, T] rather than their size.)
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,8 +19,9 @@ from ..solvers.methods import METHODS
 from ..solvers.stepping import Adaptive, FixedStep
 
 
-def make_step(step_size: Optional[float] = None, steps: Optional[int] = None, rtol: float = 1e-5,
-              atol: float = 1e-5) -> Union[FixedStep, Adaptive]:
+def make_step(
+    step_size: Optional[float] = None, steps: Optional[int] = None, rtol: float = 1e-5, atol: float = 1e-5
+) -> Union[FixedStep, Adaptive]:
     """FixedStep(steps=...) if a step count is given, else FixedStep(h) if a size is, else Adaptive."""
     if steps:
         return FixedStep(steps=steps)
@@ -30,11 +32,11 @@ def make_step(step_size: Optional[float] = None, steps: Optional[int] = None, rt
 class Stage:
     until: int
     method: str
-    step_size: Optional[float] = None   # None: adaptive with rtol/atol
-    steps: Optional[int] = None         # instead of step_size: this many steps on [0, T]
+    step_size: Optional[float] = None  # None: adaptive with rtol/atol
+    steps: Optional[int] = None  # instead of step_size: this many steps on [0, T]
     rtol: float = 1e-5
     atol: float = 1e-5
-    lr: Optional[float] = None          # None: keep the current learning rate
+    lr: Optional[float] = None  # None: keep the current learning rate
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -52,7 +54,16 @@ class Stage:
         return make_step(self.step_size, self.steps, self.rtol, self.atol)
 
 
-_KEYS = {"until": int, "method": str, "step": float, "step_size": float, "steps": int, "rtol": float, "atol": float, "lr": float}
+_KEYS = {
+    "until": int,
+    "method": str,
+    "step": float,
+    "step_size": float,
+    "steps": int,
+    "rtol": float,
+    "atol": float,
+    "lr": float,
+}
 
 
 def parse_schedule(spec: Union[str, Sequence[Dict[str, Any]], None]) -> List[Stage]:

@@ -13,6 +13,7 @@ Life cycle (all ranks):
         -> auxiliary steps -> every val_every: validate(ctx)
     -> finish(ctx) on rank 0 only (test metrics with keys such as test_nll, figures).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class StepOutput:
         and averaged over ranks); e.g. nll, kinetic, nfe_forward.
     extra: anything the auxiliary steps need (e.g. TO-FLOW's end state z_T), not logged.
     """
+
     loss: Tensor
     metrics: Dict[str, Any] = field(default_factory=dict)
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -67,7 +69,7 @@ class Task:
     name: str = "task"
     monitor: str = "val_loss"
     monitor_mode: str = "min"
-    shards_batch: bool = True   # False: every rank computes the whole batch (e.g. one time series)
+    shards_batch: bool = True  # False: every rank computes the whole batch (e.g. one time series)
 
     def __init__(self, config: TrainingConfig) -> None:
         config.validate()
@@ -133,4 +135,3 @@ class Task:
         """One line for the terminal at the end of a run."""
         keys = [k for k in summary if k.startswith(("test_", "val_", "train_"))]
         return ", ".join(f"{k} {summary[k]:.4g}" for k in keys if isinstance(summary[k], (int, float)))
-

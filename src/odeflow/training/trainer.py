@@ -8,6 +8,7 @@ the iteration in flight, write last.pt and stop; `resume=True` continues from la
 (model, optimizers, schedulers, stage, iteration, elapsed time, RNGs, early stopping).
 Only rank 0 writes the run folder.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,8 @@ from torch import nn
 
 from ..solvers.errors import SolverError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .cuda_graph import CapturedTrainingStep
 from .context import RunContext
+from .cuda_graph import CapturedTrainingStep
 from .distributed import Distributed
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
 from .metrics_log import MetricsLog
@@ -36,8 +37,16 @@ from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("iterations", "time_budget", "checkpoint_every", "patience", "cuda_graph", "compile",
-                     "max_memory", "memory_plan")
+RESUMABLE_CHANGES = (
+    "iterations",
+    "time_budget",
+    "checkpoint_every",
+    "patience",
+    "cuda_graph",
+    "compile",
+    "max_memory",
+    "memory_plan",
+)
 
 
 class _TaskForward(nn.Module):
@@ -55,8 +64,15 @@ class _TaskForward(nn.Module):
 class Trainer:
     """Runs a task. ``out=None``: no run folder (no checkpoints, no resume)."""
 
-    def __init__(self, task: Task, out: Optional[Path] = None, quiet: bool = False, tensorboard: bool = False,
-                 resume: bool = False, label: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        out: Optional[Path] = None,
+        quiet: bool = False,
+        tensorboard: bool = False,
+        resume: bool = False,
+        label: Optional[str] = None,
+    ) -> None:
         if resume and out is None:
             raise ValueError("resume needs the run folder (--resume RUN_DIR)")
         self.task, self.cfg = task, task.config
@@ -91,9 +107,11 @@ class Trainer:
         forward = dist.wrap(_TaskForward(task), device)
         self._graphed: Optional[CapturedTrainingStep] = None
         if cfg.cuda_graph:
-            problem = task.cuda_graph_problem() or (
-                "CUDA graphs do not combine with torchrun/DDP here" if dist.active else None) or (
-                None if device.type == "cuda" else f"the run's device is {device}, not a GPU")
+            problem = (
+                task.cuda_graph_problem()
+                or ("CUDA graphs do not combine with torchrun/DDP here" if dist.active else None)
+                or (None if device.type == "cuda" else f"the run's device is {device}, not a GPU")
+            )
             if problem:
                 raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
@@ -112,11 +130,22 @@ class Trainer:
             self.best, self.bad_validations = state["best"], state["bad_validations"]
             set_rng_state(state["rng"])
         if folder is not None:
-            folder.write_config(dict(asdict(cfg), world_size=dist.world_size,
-                                     per_rank_batch=cfg.batch // dist.world_size if task.shards_batch else cfg.batch))
-        log = MetricsLog(folder.file("metrics.csv"), resume_from=self.start if state is not None else None,
-                         tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None) \
-            if folder is not None else None
+            folder.write_config(
+                dict(
+                    asdict(cfg),
+                    world_size=dist.world_size,
+                    per_rank_batch=cfg.batch // dist.world_size if task.shards_batch else cfg.batch,
+                )
+            )
+        log = (
+            MetricsLog(
+                folder.file("metrics.csv"),
+                resume_from=self.start if state is not None else None,
+                tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None,
+            )
+            if folder is not None
+            else None
+        )
         if log is not None and state is not None:
             ctx.history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
@@ -172,9 +201,13 @@ class Trainer:
             if log is not None:
                 log.close()
             self._restore_signal_handlers(previous)
-        summary: Dict[str, Any] = dict(iterations=it + 1, train_seconds=self.elapsed,
-                                       ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
-                                       world_size=dist.world_size, stopped_early=stopped_early)
+        summary: Dict[str, Any] = dict(
+            iterations=it + 1,
+            train_seconds=self.elapsed,
+            ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
+            world_size=dist.world_size,
+            stopped_early=stopped_early,
+        )
         if math.isfinite(self.best):
             summary[f"best_{task.monitor}"] = self.best
         summary.update(last_val)
@@ -198,8 +231,11 @@ class Trainer:
                 raise TrainingError(it, f"the loss is not finite ({float(out.loss.detach()):g})", NONFINITE_HINT)
             out.loss.backward()
         except SolverError as err:
-            raise TrainingError(it, f"the solver failed: {err.reason} at t={err.t:.4g} (step {err.h:.3g})",
-                                f"{err.hint}; or {NONFINITE_HINT}") from None
+            raise TrainingError(
+                it,
+                f"the solver failed: {err.reason} at t={err.t:.4g} (step {err.h:.3g})",
+                f"{err.hint}; or {NONFINITE_HINT}",
+            ) from None
         grads = [p.grad for p in params if p.grad is not None]
         if grads:
             limit = cfg.grad_clip if cfg.grad_clip is not None else math.inf
@@ -234,13 +270,17 @@ class Trainer:
             return {}
         if not dist.active:
             tensors = [k for k in names if isinstance(metrics[k], torch.Tensor)]
-            values = torch.stack([metrics[k].detach().double().reshape(()).cpu() for k in tensors]).tolist() \
-                if tensors else []
+            values = (
+                torch.stack([metrics[k].detach().double().reshape(()).cpu() for k in tensors]).tolist()
+                if tensors
+                else []
+            )
             out = dict(metrics)
             out.update(zip(tensors, values))
             return out
-        stacked = torch.stack([torch.as_tensor(metrics[k], dtype=torch.float64).detach().reshape(()).cpu()
-                               for k in names])
+        stacked = torch.stack(
+            [torch.as_tensor(metrics[k], dtype=torch.float64).detach().reshape(()).cpu() for k in names]
+        )
         return dict(zip(names, dist.mean(stacked).tolist()))
 
     def _after_validation(self, val: Dict[str, float], it: int, stage: int) -> bool:
@@ -265,23 +305,34 @@ class Trainer:
                 print(f"warning: not writing {name} at iteration {it}: the model has non-finite values")
             return
         state: Dict[str, Any] = dict(
-            model=model.state_dict(), kind=self.task.name, config=asdict(self.cfg), iteration=it, stage=stage,
-            elapsed=self.elapsed, best=self.best, bad_validations=self.bad_validations,
+            model=model.state_dict(),
+            kind=self.task.name,
+            config=asdict(self.cfg),
+            iteration=it,
+            stage=stage,
+            elapsed=self.elapsed,
+            best=self.best,
+            bad_validations=self.bad_validations,
             optimizer=self._opt.state_dict(),
             scheduler=self._sched.state_dict() if self._sched is not None else None,
-            auxiliary={k: v.state_dict() for k, v in self._aux.items()}, task=self.task.state_dict(),
-            rng=rng_state(), world_size=self._ctx.dist.world_size)
+            auxiliary={k: v.state_dict() for k, v in self._aux.items()},
+            task=self.task.state_dict(),
+            rng=rng_state(),
+            world_size=self._ctx.dist.world_size,
+        )
         if extra:
             state.update(extra)
         save_checkpoint(state, self._folder.file(name))
 
     def _resume_state(self) -> Dict[str, Any]:
-        if self.out is None:                     # __init__ refuses resume without a folder
+        if self.out is None:  # __init__ refuses resume without a folder
             raise ValueError("resume needs the run folder (--resume RUN_DIR)")
         path = self.out / "last.pt"
         if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: {path} does not exist (the run folder has no last.pt; "
-                                    "start a new run without --resume)")
+            raise FileNotFoundError(
+                f"cannot resume: {path} does not exist (the run folder has no last.pt; "
+                "start a new run without --resume)"
+            )
         state = load_checkpoint(path)
         if state.get("kind") != self.task.name:
             raise ValueError(f"cannot resume: {path} holds a {state.get('kind')!r} run, not {self.task.name!r}")
@@ -290,9 +341,11 @@ class Trainer:
         ours = asdict(self.cfg)
         diff = sorted(k for k in ours if k not in RESUMABLE_CHANGES and state["config"].get(k, ours[k]) != ours[k])
         if diff:
-            raise ValueError(f"cannot resume with changed settings {diff}: the run was trained with "
-                             f"{ {k: state['config'].get(k) for k in diff} }; only {', '.join(RESUMABLE_CHANGES)} "
-                             "may change when resuming")
+            raise ValueError(
+                f"cannot resume with changed settings {diff}: the run was trained with "
+                f"{ {k: state['config'].get(k) for k in diff} }; only {', '.join(RESUMABLE_CHANGES)} "
+                "may change when resuming"
+            )
         return state
 
     # ------------------------------------------------------------------------------------------
