@@ -28,6 +28,8 @@ KINDS = ("gru-dt", "gru-d")
 
 
 class ObservationGRU(nn.Module):
+    mean: Tensor  # gru-d: the training means (a buffer)
+
     def __init__(self, input_dim: int, hidden_dim: int, kind: str = "gru-d", mean: Optional[Tensor] = None) -> None:
         super().__init__()
         if kind not in KINDS:
@@ -51,7 +53,7 @@ class ObservationGRU(nn.Module):
         started = torch.zeros(B, 1, dtype=torch.bool, device=values.device)
         last_t = times[0].expand(B, 1).clone().to(values.dtype)  # series' previous observation
         last_var_t = times[0].expand(B, D).clone().to(values.dtype)  # per variable
-        x_last = self.mean.expand(B, D).clone() if self.kind == "gru-d" else None
+        x_last = self.mean.expand(B, D).clone() if self.kind == "gru-d" else values.new_zeros(B, D)
         for i in range(T):
             m = mask[:, i]
             seen = m.sum(-1, keepdim=True) > 0

@@ -103,15 +103,20 @@ class LatentODE(nn.Module):
         Poisson process, log λ [..., T, D] and Λ(t_T) - Λ(t_first) [..., D]."""
         grid = times if t0 is None or bool(t0 == times[0]) else torch.cat([t0.reshape(1), times])
         skip = grid.shape[0] - times.shape[0]
+        log_intensity: Optional[Tensor] = None
+        integral: Optional[Tensor] = None
         if self.poisson:
+            intensity = self.intensity
+            assert intensity is not None  # built with poisson=True
             lam0 = z0.new_zeros(*z0.shape[:-1], self.input_dim)
-            z, big_lambda = self.solver(_PoissonField(self.field, self.intensity), (z0, lam0), grid)
+            z, big_lambda = self.solver(_PoissonField(self.field, intensity), (z0, lam0), grid)
             z, big_lambda = z[skip:], big_lambda[skip:]
-            log_intensity = self.intensity(z).movedim(0, -2)
+            log_intensity = intensity(z).movedim(0, -2)
             integral = big_lambda[-1] - big_lambda[0]
         else:
-            z = self.solver(self.field, z0, grid)[skip:]
-            log_intensity = integral = None
+            solved = self.solver(self.field, z0, grid)
+            assert isinstance(solved, Tensor)  # a tensor state in, a tensor trajectory out
+            z = solved[skip:]
         mean = self.decoder(z).movedim(0, -2)
         return mean, z, log_intensity, integral
 

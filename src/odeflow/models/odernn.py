@@ -19,7 +19,7 @@ encoder), then evolves to ``t0`` when it lies before t_1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -104,7 +104,8 @@ class ODERNN(nn.Module):
         B, T, _ = values.shape
         h = h0 if h0 is not None else values.new_zeros(B, self.hidden_dim)
         order = range(T - 1, -1, -1) if reverse else range(T)
-        before, after = [None] * T, [None] * T
+        before: List[Tensor] = [h] * T  # each slot is filled in time order below
+        after: List[Tensor] = [h] * T
         prev: Optional[int] = None
         zeros = values.new_zeros(B, self.input_dim)
         for i in order:
