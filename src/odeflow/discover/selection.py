@@ -12,7 +12,8 @@ Selection, per equation (SINDy's regression separates by equation):
      size up to `exhaustive` terms (STLSQ alone misses the true support when columns are nearly
      collinear, as along one closed orbit);
   2. score: K-fold cross-validation over groups (contiguous time windows): least squares on the
-     support fitted on K−1 folds, relative squared error of ẋ_i on the held-out fold;
+     support fitted on K−1 folds, squared error of ẋ_i on the held-out fold, summed over the folds
+     relative to ‖ẋ_i‖² (pooled: a per-fold ratio would let a quiet window dominate);
   3. choice: the sparsest support whose score is within tolerance of the best,
      max(best + one standard error, (1 + rel_tol) × best) (the one-standard-error rule of Hastie
      et al., ESL §7.10, widened: the derivatives come from a fitted field whose own error of a few
@@ -171,13 +172,18 @@ def _fold_of(groups: np.ndarray, folds: int) -> np.ndarray:
 
 
 def cv_scores(theta: np.ndarray, y: np.ndarray, support: np.ndarray, fold: np.ndarray, k: int) -> np.ndarray:
-    """Relative held-out squared error of least squares on `support`, one value per fold."""
+    """Held-out squared error of least squares on `support`, one value per fold, in units of the
+    mean fold's ‖y‖² (so the mean over folds is the pooled relative error)."""
     return _FoldGrams(theta, y, fold, k).scores(support)
 
 
 class _FoldGrams:
     """Per-fold Gram matrices on unit-norm columns, so that scoring a support costs k small solves:
-    train on (total − fold), error on the fold = yy_f − 2 w·r_f + wᵀ G_f w."""
+    train on (total − fold), error on the fold = yy_f − 2 w·r_f + wᵀ G_f w.
+
+    Scores are pooled: fold f reports k·SSE_f / Σ_f ‖y_f‖², so their mean is the held-out squared
+    error over all the data relative to ‖y‖² (not the mean of per-fold ratios, which lets a window
+    where the state barely moves, such as an epidemic's tail, dominate with a tiny ‖y_f‖)."""
 
     def __init__(self, theta: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> None:
         norms = np.linalg.norm(theta, axis=0)
@@ -189,17 +195,17 @@ class _FoldGrams:
             self.parts.append((a[on].T @ a[on], a[on].T @ y[on], float(y[on] @ y[on])))
         self.g = sum(p[0] for p in self.parts)
         self.r = sum(p[1] for p in self.parts)
+        self.den = (sum(p[2] for p in self.parts) / k) or 1.0
 
     def scores(self, support: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(support)
         out = np.empty(self.k)
         for f, (gf, rf, yyf) in enumerate(self.parts):
-            den = yyf or 1.0
             if len(idx) == 0:
-                out[f] = yyf / den
+                out[f] = yyf / self.den
                 continue
             w = _solve((self.g - gf)[np.ix_(idx, idx)], (self.r - rf)[idx])
-            out[f] = (yyf - 2 * w @ rf[idx] + w @ gf[np.ix_(idx, idx)] @ w) / den
+            out[f] = (yyf - 2 * w @ rf[idx] + w @ gf[np.ix_(idx, idx)] @ w) / self.den
         return out
 
 
@@ -227,11 +233,13 @@ def default_thresholds(n: int = 40) -> np.ndarray:
 def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], groups: np.ndarray,
                  degrees: Sequence[int] = (1, 2, 3), thresholds: Optional[Sequence[float]] = None,
                  relative: bool = True, folds: int = 5, rel_tol: float = 4.0, ensemble: int = 50,
-                 seed: int = 0, greedy: bool = True, exhaustive: int = 3) -> Selection:
+                 seed: int = 0, greedy: bool = True, exhaustive: int = 3, exclude: Sequence[int] = ()) -> Selection:
     """Choose per equation the sparsest cross-validated support along a threshold × degree path.
 
     x, xdot [n, d]: samples and their derivatives; groups [n]: labels of contiguous time windows
     (rows of one group are held out together). Returns coefficients in the library of max(degrees).
+    exclude: indices of variables left out of the library (e.g. one per affine conservation law,
+    odeflow.discover.invariants); their terms get coefficient 0 and inclusion 0.
     """
     x = np.asarray(x, dtype=np.float64)
     xdot = np.asarray(xdot, dtype=np.float64)
@@ -246,8 +254,32 @@ def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], grou
     top = max(degrees)
     theta, terms = polynomial_library(x, variables, top)
     sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
-    return select_from_library(theta, xdot, terms, sizes, groups, thresholds, relative, folds, rel_tol, ensemble,
-                               seed, greedy, exhaustive)
+    if not exclude:
+        return select_from_library(theta, xdot, terms, sizes, groups, thresholds, relative, folds, rel_tol, ensemble,
+                                   seed, greedy, exhaustive)
+    if len(set(exclude)) >= len(variables) or any(not 0 <= j < len(variables) for j in exclude):
+        raise ValueError(f"exclude must name some, not all, of the {len(variables)} variables; got {list(exclude)}")
+    from .invariants import library_columns_without
+    keep = library_columns_without(polynomial_terms(variables, top), exclude)
+    sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
+    sel = select_from_library(theta[:, keep], xdot, [t for t, k in zip(terms, keep) if k], sizes_k, groups,
+                              thresholds, relative, folds, rel_tol, ensemble, seed, greedy, exhaustive)
+    return expand_selection(sel, keep, terms)
+
+
+def expand_selection(sel: Selection, keep: np.ndarray, terms: List[str]) -> Selection:
+    """A selection made on the library columns `keep` written in the full library (zeros elsewhere)."""
+    def widen(a):
+        if a is None:
+            return None
+        out = np.zeros((a.shape[0], len(keep)), dtype=a.dtype)
+        out[:, keep] = a
+        return out
+    sel.terms = list(terms)
+    sel.coefficients = widen(sel.coefficients)
+    sel.inclusion, sel.lower, sel.upper = widen(sel.inclusion), widen(sel.lower), widen(sel.upper)
+    sel.table = [[(widen(sup[None])[0], deg, sc) for sup, deg, sc in rows] for rows in sel.table]
+    return sel
 
 
 def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], sizes: Dict[int, int],
