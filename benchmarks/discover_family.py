@@ -13,10 +13,12 @@ Methods, all scored in the degree-3 polynomial library:
   weak          weak-form SINDy (odeflow.discover.weak_form: 100 test functions ((t−a)(b−t))^4 over
                 windows of ~16 observations, trapezoid rule on the irregular times), STLSQ(0.1)
   fd-select     smoothed finite differences + odeflow's model selection (ablation: no neural fit)
-  weak-select   weak-form features + odeflow's model selection (the strongest classical combination)
+  weak-select   weak-form features + odeflow's model selection and conservation-law handling
+                (`odeflow discover --method weak`: the strongest classical combination)
 
 Per instance: exact support (every true term nonzero, every other term zero) and coefficient
-error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F. Rows are appended to a JSON-lines file as they finish (re-running skips
+error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F; for neural rows also the fit's iterations and whether it hit the cap
+(fit_capped: still improving at the last iteration). Rows are appended to a JSON-lines file as they finish (re-running skips
 rows already there), so a long run can be stopped and resumed; --report prints the table.
 
 Usage:
@@ -36,10 +38,11 @@ import torch
 
 from odeflow.data.discovery_families import FAMILIES, random_instance
 from odeflow.discover import NeuralFitConfig, discover_equations
-from odeflow.discover.selection import polynomial_terms, select_from_library, select_model, stlsq
+from odeflow.discover.selection import select_model, stlsq
 from odeflow.discover.weak_form import weak_system
 
 METHODS = ["neural", "sindy-fd", "weak", "fd-select", "weak-select"]
+CACHE = None  # folder for the neural fits (--cache)
 
 
 def observe(system: str, i: int, noise: float):
@@ -68,13 +71,12 @@ def _fd_select(t: np.ndarray, x: np.ndarray, names):
 
 
 def _weak(t: np.ndarray, x: np.ndarray, names, select: bool):
+    if select:  # odeflow discover --method weak
+        res = discover_equations(torch.as_tensor(t), torch.as_tensor(x), list(names), method="weak", ensemble=0)
+        return res.equations.terms, res.equations.coefficients
     g, b, terms, centres = weak_system(t, x, names, degree=3)
-    if not select:  # STLSQ with pysindy's default threshold 0.1 on raw coefficients
-        return terms, np.stack([stlsq(g, b[:, i], 0.1, relative=False) for i in range(b.shape[1])])
-    groups = np.minimum((5 * (centres - t[0]) / (t[-1] - t[0])).astype(int), 4)
-    sizes = {deg: len(polynomial_terms(names, deg)) for deg in (1, 2, 3)}
-    sel = select_from_library(g, b, terms, sizes, groups, ensemble=0)
-    return terms, sel.coefficients
+    # STLSQ with pysindy's default threshold 0.1 on raw coefficients
+    return terms, np.stack([stlsq(g, b[:, i], 0.1, relative=False) for i in range(b.shape[1])])
 
 
 def run_one(system: str, i: int, noise: float, method: str) -> dict:
@@ -89,8 +91,16 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
             if method == "neural":
                 res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0)
                 terms, coef = res.equations.terms, res.equations.coefficients
+                cfg = NeuralFitConfig()
                 row.update(fit_iterations=res.fit.iterations, fit_converged=res.fit.stopped_early,
-                           fit_val=res.fit.best_val, degree=res.selection.degree)
+                           fit_capped=res.fit.iterations >= cfg.iterations and not res.fit.stopped_early,
+                           fit_val=res.fit.best_val, degree=res.selection.degree,
+                           invariants=[law.text(names) for law in res.invariants or []])
+                if CACHE is not None:  # the fit, to rescore a later selection rule without refitting
+                    CACHE.mkdir(parents=True, exist_ok=True)
+                    torch.save(dict(field=res.fit.field.state_dict(), states=res.fit.states, t_train=res.fit.t_train,
+                                    traj=res.fit.trajectory_train, x0=res.fit.x0, t0=res.fit.t0, t_end=res.fit.t_end,
+                                    substeps=res.fit.substeps), CACHE / f"{system}_{i}_{noise}.pt")
             elif method == "sindy-fd":
                 terms, coef = _pysindy_fd(t.numpy(), x.numpy(), names)
             elif method == "fd-select":
@@ -171,7 +181,10 @@ def main() -> None:
     ap.add_argument("--pivot", action="store_true", help="with --report: one row per system and noise")
     ap.add_argument("--same-instances", action="store_true",
                     help="with --report: only instances that every method has finished")
+    ap.add_argument("--cache", type=Path, default=None, help="save each neural fit here (not committed)")
     args = ap.parse_args()
+    global CACHE
+    CACHE = args.cache
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
     if args.report:
         print(pivot(rows, args.same_instances) if args.pivot else report(rows, args.same_instances))

@@ -233,7 +233,8 @@ def default_thresholds(n: int = 40) -> np.ndarray:
 def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], groups: np.ndarray,
                  degrees: Sequence[int] = (1, 2, 3), thresholds: Optional[Sequence[float]] = None,
                  relative: bool = True, folds: int = 5, rel_tol: float = 4.0, ensemble: int = 50,
-                 seed: int = 0, greedy: bool = True, exhaustive: int = 3, exclude: Sequence[int] = ()) -> Selection:
+                 seed: int = 0, greedy: bool = True, exhaustive: int = 3, exclude: Sequence[int] = (),
+                 add_gain: float = 2.0) -> Selection:
     """Choose per equation the sparsest cross-validated support along a threshold × degree path.
 
     x, xdot [n, d]: samples and their derivatives; groups [n]: labels of contiguous time windows
@@ -256,14 +257,14 @@ def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], grou
     sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
     if not exclude:
         return select_from_library(theta, xdot, terms, sizes, groups, thresholds, relative, folds, rel_tol, ensemble,
-                                   seed, greedy, exhaustive)
+                                   seed, greedy, exhaustive, add_gain)
     if len(set(exclude)) >= len(variables) or any(not 0 <= j < len(variables) for j in exclude):
         raise ValueError(f"exclude must name some, not all, of the {len(variables)} variables; got {list(exclude)}")
     from .invariants import library_columns_without
     keep = library_columns_without(polynomial_terms(variables, top), exclude)
     sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
     sel = select_from_library(theta[:, keep], xdot, [t for t, k in zip(terms, keep) if k], sizes_k, groups,
-                              thresholds, relative, folds, rel_tol, ensemble, seed, greedy, exhaustive)
+                              thresholds, relative, folds, rel_tol, ensemble, seed, greedy, exhaustive, add_gain)
     return expand_selection(sel, keep, terms)
 
 
@@ -285,7 +286,7 @@ def expand_selection(sel: Selection, keep: np.ndarray, terms: List[str]) -> Sele
 def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], sizes: Dict[int, int],
                         groups: np.ndarray, thresholds: Optional[Sequence[float]] = None, relative: bool = True,
                         folds: int = 5, rel_tol: float = 4.0, ensemble: int = 50, seed: int = 0,
-                        greedy: bool = True, exhaustive: int = 3) -> Selection:
+                        greedy: bool = True, exhaustive: int = 3, add_gain: float = 2.0) -> Selection:
     """select_model on a given library Θ [n, m] (e.g. a weak-form one) and targets [n, d];
     sizes: degree -> number of leading columns of Θ forming that degree's library."""
     degrees = sorted(sizes)
@@ -326,6 +327,13 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
         best = int(np.argmin(means))
         se = scores[best].std(ddof=1) / np.sqrt(k) if k > 1 else 0.0
         j = choose(cands, means, se, rel_tol)
+        if greedy and add_gain:
+            sup = add_back(cands[j][0], lambda s_: float(grams.scores(s_).mean()), float(means[j]), add_gain)
+            if not np.array_equal(sup, cands[j][0]):
+                deg = min(dg for dg in degrees if not sup[sizes[dg]:].any())
+                cands.append((sup, deg, []))
+                means = np.append(means, grams.scores(sup).mean())
+                j = len(cands) - 1
         sup, deg, lams_of = cands[j]
         coef[i] = _lstsq_on(theta, y, sup)
         sel.degree.append(deg)
@@ -338,8 +346,26 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
         sel.candidates.append(len(cands))
         sel.table.append([(c[0], c[1], float(mu)) for c, mu in zip(cands, means)])
     if ensemble > 0:
-        _bootstrap(sel, theta, xdot, groups, rel_tol, ensemble, seed)
+        _bootstrap(sel, theta, xdot, groups, rel_tol, ensemble, seed, add_gain if greedy else 0.0)
     return sel
+
+
+def add_back(support: np.ndarray, score, current: float, gain: float) -> np.ndarray:
+    """Add, one at a time, the term that lowers score(support) most, while it divides the score by at
+    least `gain`: a small but real term (Lorenz's −y in y') that the tolerance of `choose` left out
+    costs a multiple of the error when dropped, a spurious one fitting the field's error does not."""
+    sup = support.copy()
+    while not sup.all():
+        trials = []
+        for k in np.flatnonzero(~sup):
+            s_ = sup.copy()
+            s_[k] = True
+            trials.append((score(s_), k))
+        new, k = min(trials)
+        if new * gain > current:
+            break
+        sup[k], current = True, new
+    return sup
 
 
 def choose(cands: Sequence[Tuple[np.ndarray, int, object]], means: np.ndarray, se: float, rel_tol: float) -> int:
@@ -353,7 +379,7 @@ def choose(cands: Sequence[Tuple[np.ndarray, int, object]], means: np.ndarray, s
 
 
 def _bootstrap(sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.ndarray, rel_tol: float,
-               n_boot: int, seed: int) -> None:
+               n_boot: int, seed: int, add_gain: float = 0.0) -> None:
     """Bagging over groups (resampled with replacement): on each resample every equation's
     candidate supports are rescored by their in-sample relative residual, the same rule picks one,
     and it is refitted. Inclusion = fraction of resamples whose pick holds the term.
@@ -386,7 +412,16 @@ def _bootstrap(sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.n
                     w[sup] = _solve(g[np.ix_(sup, sup)], r[sup, i])
                 fits.append(w)
                 means.append((y2[i] - w @ r[:, i]) / (y2[i] or 1.0))
-            boot[b, i] = fits[choose(cands, np.array(means), 0.0, rel_tol)] / norms
+            j = choose(cands, np.array(means), 0.0, rel_tol)
+            w = fits[j]
+            if add_gain:
+                def resid(s_, i=i):
+                    return (y2[i] - r[s_, i] @ _solve(g[np.ix_(s_, s_)], r[s_, i])) / (y2[i] or 1.0)
+                sup = add_back(cands[j][0], resid, float(means[j]), add_gain)
+                if not np.array_equal(sup, cands[j][0]):
+                    w = np.zeros(m)
+                    w[sup] = _solve(g[np.ix_(sup, sup)], r[sup, i])
+            boot[b, i] = w / norms
     sel.inclusion = (boot != 0).mean(axis=0)
     sel.lower = np.percentile(boot, 2.5, axis=0)
     sel.upper = np.percentile(boot, 97.5, axis=0)
