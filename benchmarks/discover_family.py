@@ -24,6 +24,7 @@ rows already there), so a long run can be stopped and resumed; --report prints t
 Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20
   python benchmarks/discover_family.py --report [--out FILE]
+  python benchmarks/discover_family.py --rescore --cache benchmarks/results/cache   # selection only
 """
 from __future__ import annotations
 
@@ -118,6 +119,42 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
     return row
 
 
+def load_fit(path: Path):
+    """A NeuralFit rebuilt from a --cache file."""
+    from odeflow.discover.neural_fit import NeuralFit, StandardizedField
+    d = torch.load(path, weights_only=True)
+    sd = d["field"]
+    hidden = tuple(v.shape[0] for k, v in sd.items() if k.endswith("weight"))[:-1]
+    fld = StandardizedField(sd["mean"], sd["std"], hidden, NeuralFitConfig().activation, sd["rate"])
+    fld.load_state_dict(sd)
+    return NeuralFit(fld, d["x0"], d["t0"], d["t_end"], [], d["states"], d["t_train"], d["traj"], substeps=d["substeps"])
+
+
+def rescore(rows, cache: Path):
+    """Neural rows re-selected from their cached fits with the current selection code (the fit, its
+    iterations and seconds are kept): a selection rule fixed on development seeds after the fits ran."""
+    from odeflow.discover.pipeline import select_from_fit
+    out = []
+    for r in rows:
+        path = cache / f"{r['system']}_{r['instance']}_{r['noise']}.pt"
+        if r["method"] != "neural" or not path.is_file():
+            out.append(r)
+            continue
+        inst, t, x = observe(r["system"], r["instance"], r["noise"])
+        names = list(inst.variables)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = select_from_fit(load_fit(path), t, x, names, ensemble=0)
+        coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
+        r = dict(r, support_ok=bool(np.array_equal(coef != 0, truth != 0)),
+                 coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
+                 missed=int(np.sum((coef == 0) & (truth != 0))), spurious=int(np.sum((coef != 0) & (truth == 0))),
+                 degree=res.selection.degree, invariants=[law.text(names) for law in res.invariants or []],
+                 rescored=True)
+        out.append(r)
+    return out
+
+
 def report(rows, same_instances: bool = False) -> str:
     """Markdown table; same_instances: only (system, noise, instance) that every method has."""
     if same_instances:
@@ -182,10 +219,19 @@ def main() -> None:
     ap.add_argument("--same-instances", action="store_true",
                     help="with --report: only instances that every method has finished")
     ap.add_argument("--cache", type=Path, default=None, help="save each neural fit here (not committed)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-run the selection on the neural fits saved in --cache and rewrite --out")
     args = ap.parse_args()
     global CACHE
     CACHE = args.cache
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
+    if args.rescore:
+        if args.cache is None:
+            raise SystemExit("--rescore needs --cache FOLDER (the saved neural fits)")
+        rows = rescore(rows, args.cache)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(pivot(rows))
+        return
     if args.report:
         print(pivot(rows, args.same_instances) if args.pivot else report(rows, args.same_instances))
         return

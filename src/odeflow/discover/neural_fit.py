@@ -52,6 +52,7 @@ class NeuralFitConfig:
     validation: float = 0.15  # fraction of interior observations held out for stopping
     check_every: int = 25  # iterations between validation checks
     patience: int = 4  # checks without improvement before the rate is cut
+    min_improvement: float = 1e-3  # a check improves on the best held-out error only by this relative margin
     val_horizon: int = 8  # held-out points are predicted from the learned state this many observations back
     progress: bool = False  # tqdm bar on stderr
     seed: int = 0
@@ -340,7 +341,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
             val_losses.append(score)
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}", val=f"{score:.3g}", lr=f"{lr:.1e}")
-            if score < best[0] * (1 - 1e-3):
+            if score < best[0] * (1 - cfg.min_improvement):
                 best = (score, it, {k: v.clone() for k, v in fld.state_dict().items()}, states.detach().clone())
                 bad = 0
             else:
