@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from odeflow.data.discovery_families import random_instance
 from odeflow.discover.invariants import find_affine_invariants, project

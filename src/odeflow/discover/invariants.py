@@ -68,7 +68,6 @@ def find_affine_invariants(x: np.ndarray, xdot: Optional[np.ndarray] = None, tol
     # canonical elimination (in standardized units): each law in turn removes the last variable whose
     # weight is at least half the law's largest, after the variables already removed are eliminated
     rows = vt[laws].copy()  # [r, d]
-    spreads = sv[laws]
     out, used = [], []
     for i in range(len(rows)):
         w = rows[i]
