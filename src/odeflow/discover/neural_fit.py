@@ -57,6 +57,7 @@ class NeuralFitConfig:
     progress: bool = False  # tqdm bar on stderr
     seed: int = 0
     rate_scale: bool = True  # r above; False: r = 1 (the field before issue 22's convergence fix)
+    standardized_states: bool = False  # learn ŝ_j as m + s ⊙ u_j (Adam's steps then scale with each variable's std)
 
     def validate(self) -> None:
         if self.iterations < 1 or self.lr <= 0 or self.min_lr < 0:
@@ -296,7 +297,9 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     substeps = cfg.substeps or auto_substeps(tr_t, tr_x, tr_id, std)
     rate = typical_rates(tr_t, tr_x, tr_id, std) if cfg.rate_scale else None
     fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation, rate)
-    states = nn.Parameter(tr_x.clone())
+    centre = x.mean(dim=0) if cfg.standardized_states else torch.zeros_like(std)
+    scale = std if cfg.standardized_states else torch.ones_like(std)
+    u = nn.Parameter((tr_x - centre) / scale)
     starts, dts, valid = _windows(tr_t, tr_id, min(cfg.window, tr_t.shape[0] - 1))
     # validation: roll from the training state `back` observations before each held-out point
     v_idx = held.nonzero().flatten()
@@ -312,7 +315,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     v_from_t = torch.tensor(v_from, dtype=torch.long)
     v_dt_t = torch.tensor(v_dt, dtype=torch.float64).unsqueeze(-1)
     v_steps = substeps * (back + 1)
-    opt = torch.optim.Adam([*fld.parameters(), states], lr=cfg.lr)
+    opt = torch.optim.Adam([*fld.parameters(), u], lr=cfg.lr)
     losses: List[float] = []
     val_losses: List[float] = []
     best = (float("inf"), 0, None, None)
@@ -323,6 +326,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
         bar = tqdm(total=cfg.iterations, desc="neural ODE fit", unit="it", leave=False)
     try:
         for it in range(cfg.iterations):
+            states = centre + scale * u
             loss = shooting_loss(fld, states, tr_x, std, starts, dts, valid, substeps)
             opt.zero_grad()
             loss.backward()
@@ -333,6 +337,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
             if (it + 1) % cfg.check_every and it + 1 != cfg.iterations:
                 continue
             with torch.no_grad():
+                states = centre + scale * u
                 if len(v_idx):
                     pred = rk4_flow(fld, states[v_from_t], v_dt_t, v_steps)
                     score = float(((pred - x[v_idx]) / std).pow(2).mean())
@@ -361,6 +366,6 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
         fld.load_state_dict(best[2])
         learned = best[3]
     else:
-        learned = states.detach().clone()
+        learned = (centre + scale * u).detach().clone()
     return NeuralFit(fld, learned[0].clone(), float(tr_t[0]), float(tr_t[tr_id == tr_id[0]][-1]), losses, learned,
                      tr_t, tr_id, val_losses, best[0], best[1], len(losses), stopped, substeps)
