@@ -2,7 +2,7 @@
 ODE to irregular, noisy observations of one or more trajectories, then sample it where the data is.
 
 The field works in standardized coordinates and time, dx/dt = s ⊙ r ⊙ g_θ((x − m)/s) (m, s: the
-data's mean and std per variable; r: each variable's typical rate, the median of |Δx|/(Δt s) over a few
+data's mean and std per variable; r: each variable's RMS rate in units of its std, from secants over a few
 observations, so that g's outputs are O(1) whatever the time unit: without it a fast
 system such as Lorenz, whose standardized rates are ~10, needs Adam to grow the last layer's weights
 tenfold, and the fits ran into the iteration cap); every trajectory shares the one field. Fitting is multiple shooting over
@@ -85,17 +85,20 @@ class StandardizedField(nn.Module):
 
 
 def typical_rates(t: Tensor, x: Tensor, traj: Tensor, std: Tensor, span: int = 4) -> Tensor:
-    """r [d]: median over a trajectory's observations j of |x_{j+k} − x_j| / ((t_{j+k} − t_j) s), per
-    variable, k = `span` observations apart (not neighbours: irregular times put some neighbours
-    very close, where the noise would dominate the difference). It only sets the network's output scale."""
+    """r [d]: the RMS rate of each variable in units of its std, from secants k = `span` observations
+    apart within a trajectory, weighted by their duration: r² = Σ (Δx/s)² / Σ Δt². (Not neighbours and
+    not a plain mean of Δx/Δt: irregular times put some points very close, where the noise would
+    dominate. Not a median: an epidemic is flat most of the time, and its median rate was 30–60×
+    below its RMS, which left the network to output values of ~100 at the peak.)"""
     k = max(1, min(span, t.shape[0] - 1))
     while k > 1 and not bool((traj[k:] == traj[:-k]).any()):
         k -= 1
     same = traj[k:] == traj[:-k]
     if not bool(same.any()):
         return torch.ones_like(std)
-    v = ((x[k:] - x[:-k]).abs() / (t[k:] - t[:-k]).unsqueeze(-1) / std)[same]
-    return v.median(dim=0).values.clamp_min(1e-8)
+    dx = ((x[k:] - x[:-k]) / std)[same]
+    dt = (t[k:] - t[:-k])[same]
+    return (dx.pow(2).sum(dim=0) / dt.pow(2).sum()).sqrt().clamp_min(1e-8)
 
 
 def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = False):
