@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "rate is cut (x0.3; the fit stops below 1e-4)")
     p.add_argument("--samples", type=int, default=1000, help="samples of the fitted field passed to SINDy")
     p.add_argument("--nearby", type=int, default=4, help="perturbed copies of each learned state also sampled")
-    p.add_argument("--spread", type=float, default=0.02, help="std of those perturbations, in data stds")
+    p.add_argument("--spread", type=float, default=0.05, help="std of those perturbations, in data stds")
     p.add_argument("--degree", type=int, default=None, help="polynomial library degree (default: 1-3 compete)")
     p.add_argument("--threshold", type=float, default=None,
                    help="fixed STLSQ threshold on raw coefficients (default: chosen by cross-validation)")
