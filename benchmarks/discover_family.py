@@ -13,15 +13,18 @@ Methods, all scored in the degree-3 polynomial library:
   weak          weak-form SINDy (odeflow.discover.weak_form: 100 test functions ((t−a)(b−t))^4 over
                 windows of ~16 observations, trapezoid rule on the irregular times), STLSQ(0.1)
   fd-select     smoothed finite differences + odeflow's model selection (ablation: no neural fit)
-  weak-select   weak-form features + odeflow's model selection (the strongest classical combination)
+  weak-select   weak-form features + odeflow's model selection and conservation-law handling
+                (`odeflow discover --method weak`: the strongest classical combination)
 
 Per instance: exact support (every true term nonzero, every other term zero) and coefficient
-error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F. Rows are appended to a JSON-lines file as they finish (re-running skips
+error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F; for neural rows also the fit's iterations and whether it hit the cap
+(fit_capped: still improving at the last iteration). Rows are appended to a JSON-lines file as they finish (re-running skips
 rows already there), so a long run can be stopped and resumed; --report prints the table.
 
 Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20
   python benchmarks/discover_family.py --report [--out FILE]
+  python benchmarks/discover_family.py --rescore --cache benchmarks/results/cache   # selection only
 """
 from __future__ import annotations
 
@@ -36,10 +39,11 @@ import torch
 
 from odeflow.data.discovery_families import FAMILIES, random_instance
 from odeflow.discover import NeuralFitConfig, discover_equations
-from odeflow.discover.selection import polynomial_terms, select_from_library, select_model, stlsq
+from odeflow.discover.selection import select_model, stlsq
 from odeflow.discover.weak_form import weak_system
 
 METHODS = ["neural", "sindy-fd", "weak", "fd-select", "weak-select"]
+CACHE = None  # folder for the neural fits (--cache)
 
 
 def observe(system: str, i: int, noise: float):
@@ -68,13 +72,12 @@ def _fd_select(t: np.ndarray, x: np.ndarray, names):
 
 
 def _weak(t: np.ndarray, x: np.ndarray, names, select: bool):
+    if select:  # odeflow discover --method weak
+        res = discover_equations(torch.as_tensor(t), torch.as_tensor(x), list(names), method="weak", ensemble=0)
+        return res.equations.terms, res.equations.coefficients
     g, b, terms, centres = weak_system(t, x, names, degree=3)
-    if not select:  # STLSQ with pysindy's default threshold 0.1 on raw coefficients
-        return terms, np.stack([stlsq(g, b[:, i], 0.1, relative=False) for i in range(b.shape[1])])
-    groups = np.minimum((5 * (centres - t[0]) / (t[-1] - t[0])).astype(int), 4)
-    sizes = {deg: len(polynomial_terms(names, deg)) for deg in (1, 2, 3)}
-    sel = select_from_library(g, b, terms, sizes, groups, ensemble=0)
-    return terms, sel.coefficients
+    # STLSQ with pysindy's default threshold 0.1 on raw coefficients
+    return terms, np.stack([stlsq(g, b[:, i], 0.1, relative=False) for i in range(b.shape[1])])
 
 
 def run_one(system: str, i: int, noise: float, method: str) -> dict:
@@ -89,8 +92,16 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
             if method == "neural":
                 res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0)
                 terms, coef = res.equations.terms, res.equations.coefficients
+                cfg = NeuralFitConfig()
                 row.update(fit_iterations=res.fit.iterations, fit_converged=res.fit.stopped_early,
-                           fit_val=res.fit.best_val, degree=res.selection.degree)
+                           fit_capped=res.fit.iterations >= cfg.iterations and not res.fit.stopped_early,
+                           fit_val=res.fit.best_val, degree=res.selection.degree,
+                           invariants=[law.text(names) for law in res.invariants or []])
+                if CACHE is not None:  # the fit, to rescore a later selection rule without refitting
+                    CACHE.mkdir(parents=True, exist_ok=True)
+                    torch.save(dict(field=res.fit.field.state_dict(), states=res.fit.states, t_train=res.fit.t_train,
+                                    traj=res.fit.trajectory_train, x0=res.fit.x0, t0=res.fit.t0, t_end=res.fit.t_end,
+                                    substeps=res.fit.substeps), CACHE / f"{system}_{i}_{noise}.pt")
             elif method == "sindy-fd":
                 terms, coef = _pysindy_fd(t.numpy(), x.numpy(), names)
             elif method == "fd-select":
@@ -106,6 +117,42 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
         row.update(support_ok=False, coef_err=float("inf"), error=f"{type(e).__name__}: {e}"[:200])
     row["seconds"] = round(time.time() - start, 2)
     return row
+
+
+def load_fit(path: Path):
+    """A NeuralFit rebuilt from a --cache file."""
+    from odeflow.discover.neural_fit import NeuralFit, StandardizedField
+    d = torch.load(path, weights_only=True)
+    sd = d["field"]
+    hidden = tuple(v.shape[0] for k, v in sd.items() if k.endswith("weight"))[:-1]
+    fld = StandardizedField(sd["mean"], sd["std"], hidden, NeuralFitConfig().activation, sd["rate"])
+    fld.load_state_dict(sd)
+    return NeuralFit(fld, d["x0"], d["t0"], d["t_end"], [], d["states"], d["t_train"], d["traj"], substeps=d["substeps"])
+
+
+def rescore(rows, cache: Path):
+    """Neural rows re-selected from their cached fits with the current selection code (the fit, its
+    iterations and seconds are kept): a selection rule fixed on development seeds after the fits ran."""
+    from odeflow.discover.pipeline import select_from_fit
+    out = []
+    for r in rows:
+        path = cache / f"{r['system']}_{r['instance']}_{r['noise']}.pt"
+        if r["method"] != "neural" or not path.is_file():
+            out.append(r)
+            continue
+        inst, t, x = observe(r["system"], r["instance"], r["noise"])
+        names = list(inst.variables)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = select_from_fit(load_fit(path), t, x, names, ensemble=0)
+        coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
+        r = dict(r, support_ok=bool(np.array_equal(coef != 0, truth != 0)),
+                 coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
+                 missed=int(np.sum((coef == 0) & (truth != 0))), spurious=int(np.sum((coef != 0) & (truth == 0))),
+                 degree=res.selection.degree, invariants=[law.text(names) for law in res.invariants or []],
+                 rescored=True)
+        out.append(r)
+    return out
 
 
 def report(rows, same_instances: bool = False) -> str:
@@ -171,8 +218,20 @@ def main() -> None:
     ap.add_argument("--pivot", action="store_true", help="with --report: one row per system and noise")
     ap.add_argument("--same-instances", action="store_true",
                     help="with --report: only instances that every method has finished")
+    ap.add_argument("--cache", type=Path, default=None, help="save each neural fit here (not committed)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-run the selection on the neural fits saved in --cache and rewrite --out")
     args = ap.parse_args()
+    global CACHE
+    CACHE = args.cache
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
+    if args.rescore:
+        if args.cache is None:
+            raise SystemExit("--rescore needs --cache FOLDER (the saved neural fits)")
+        rows = rescore(rows, args.cache)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(pivot(rows))
+        return
     if args.report:
         print(pivot(rows, args.same_instances) if args.pivot else report(rows, args.same_instances))
         return

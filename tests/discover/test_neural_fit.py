@@ -90,3 +90,27 @@ def test_samples_follow_every_trajectory_with_field_derivatives():
     for k in (0, 1):
         on = (traj == k)
         assert ts[tr == k].min() >= t[on].min().item() - 1e-12 and ts[tr == k].max() <= t[on].max().item()
+
+
+def test_typical_rates_follow_the_time_unit_and_ignore_close_noisy_neighbours():
+    from odeflow.discover.neural_fit import typical_rates
+    gen = torch.Generator().manual_seed(0)
+    t = torch.sort(torch.rand(300, generator=gen, dtype=torch.float64)).values * 20
+    x = torch.stack([torch.sin(2.0 * t), 3 * torch.cos(0.5 * t)], -1)
+    x = x + 0.01 * x.std(0) * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    traj = torch.zeros(300, dtype=torch.long)
+    r = typical_rates(t, x, traj, x.std(0))
+    # x = A sin(ωt): median |ẋ| / std = ω (median |cos| = 1/√2, std = A/√2)
+    assert torch.allclose(r, torch.tensor([2.0, 0.5], dtype=torch.float64), rtol=0.15)
+    assert torch.allclose(typical_rates(t * 10, x, traj, x.std(0)), r / 10, rtol=1e-12)
+
+
+def test_standardized_states_start_at_the_observations_and_fit():
+    gen = torch.Generator().manual_seed(1)
+    t = torch.sort(torch.rand(30, generator=gen, dtype=torch.float64)).values * 6
+    x = torch.stack([100 + 50 * torch.sin(t), 0.01 * torch.cos(t)], -1)
+    cfg = dict(hidden=(8,), validation=0.0, seed=0)
+    still = fit_neural_ode(t, x, NeuralFitConfig(iterations=1, lr=1e-12, standardized_states=True, **cfg))
+    assert torch.allclose(still.states, x, rtol=1e-9, atol=1e-12)
+    fit = fit_neural_ode(t, x, NeuralFitConfig(iterations=60, standardized_states=True, **cfg))
+    assert fit.losses[-1] < 0.5 * fit.losses[0]

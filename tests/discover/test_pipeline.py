@@ -137,3 +137,25 @@ def test_random_lotka_volterra_instance_recovered_with_defaults(seed):
     truth = inst.truth(result.equations.terms)
     assert np.array_equal(result.equations.coefficients != 0, truth != 0)
     assert np.linalg.norm(result.equations.coefficients - truth) / np.linalg.norm(truth) < 0.05
+
+
+def test_discover_cli_reports_the_conservation_law_and_leaves_r_out(tmp_path, capsys):
+    import json
+
+    from odeflow.data.discovery_families import random_instance
+    inst = random_instance("sir", 53)
+    t, x, _ = inst.observe(150, 0.01, 53)
+    data = write_series_csv(tmp_path / "sir.csv", t, x, ["S", "I", "R"])
+    out = tmp_path / "run"
+    assert main(["discover", "--data", str(data), "--out", str(out), "--method", "weak", "--ensemble", "5"]) == 0
+    note = (out / "equations.txt").read_text().splitlines()[-1]
+    assert note.startswith("# conserved along the data:") and "R is left out" in note
+    law = json.loads((out / "summary.json").read_text())["invariants"][0]
+    assert law["left_out"] == "R" and np.allclose(law["coefficients"], [1, 1, 1], atol=0.03)
+    with (out / "coefficients.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    coef = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    truth = inst.truth(rows[0][1:])
+    assert np.array_equal(coef != 0, truth != 0)
+    assert np.linalg.norm(coef - truth) / np.linalg.norm(truth) < 0.05
+    assert "# conserved along the data" in capsys.readouterr().out

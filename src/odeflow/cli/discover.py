@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
                    selection=dict(degree=sel.degree, threshold=sel.threshold, cv_error=sel.score,
                                   best_cv_error=sel.best_score, candidates=sel.candidates),
                    seconds=round(seconds, 1), equations=result.equations.lines(),
+                   invariants=[dict(text=law.text(result.variables), coefficients=law.coefficients.tolist(),
+                                    value=law.value, left_out=result.variables[law.eliminated], spread=law.spread)
+                               for law in result.invariants or []],
                    config=dict(vars(args), data=str(args.data), out=str(args.out), run=None))
     if args.raw:
         if result.labels is not None and len(result.labels) > 1:
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         (out / "raw_equations.txt").write_text("\n".join(raw.lines()) + "\n")
         summary["raw_equations"] = raw.lines()
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print("\n".join(result.equations.lines()))
+    print("\n".join(result.equations.lines() + [f"# {note}" for note in result.equations.notes]))
     files = "equations.txt, coefficients.csv, inclusion.csv" + (", fit.png" if fit is not None else "")
     if fit is None:
         print(f"weak-form SINDy {seconds:.1f} s; {files} in {out}")

@@ -1,8 +1,11 @@
 """Steps 1-2 of the seed's recipe (seed 002, "Neural ODEs + interpretable models"): fit a neural
 ODE to irregular, noisy observations of one or more trajectories, then sample it where the data is.
 
-The field works in standardized coordinates, dx/dt = s ⊙ g_θ((x − m)/s) (m, s: the data's mean
-and std per variable); every trajectory shares the one field. Fitting is multiple shooting over
+The field works in standardized coordinates and time, dx/dt = s ⊙ r ⊙ g_θ((x − m)/s) (m, s: the
+data's mean and std per variable; r: each variable's RMS rate in units of its std, from secants over a few
+observations, so that g's outputs are O(1) whatever the time unit: without it a fast
+system such as Lorenz, whose standardized rates are ~10, needs Adam to grow the last layer's weights
+tenfold, and the fits ran into the iteration cap); every trajectory shares the one field. Fitting is multiple shooting over
 short windows: every training observation j gets a learned state ŝ_j (initialised at the noisy
 x_j); from each ŝ_j the ODE is rolled over the next k observation intervals of the same trajectory
 and compared with the observations there:
@@ -49,9 +52,12 @@ class NeuralFitConfig:
     validation: float = 0.15  # fraction of interior observations held out for stopping
     check_every: int = 25  # iterations between validation checks
     patience: int = 4  # checks without improvement before the rate is cut
+    min_improvement: float = 1e-3  # a check improves on the best held-out error only by this relative margin
     val_horizon: int = 8  # held-out points are predicted from the learned state this many observations back
     progress: bool = False  # tqdm bar on stderr
     seed: int = 0
+    rate_scale: bool = True  # r above; False: r = 1 (the field before issue 22's convergence fix)
+    standardized_states: bool = False  # learn ŝ_j as m + s ⊙ u_j (Adam's steps then scale with each variable's std)
 
     def validate(self) -> None:
         if self.iterations < 1 or self.lr <= 0 or self.min_lr < 0:
@@ -64,16 +70,35 @@ class NeuralFitConfig:
 
 
 class StandardizedField(nn.Module):
-    """dx/dt = s ⊙ g((x − m)/s) with g an MLP; m, s fixed buffers."""
+    """dx/dt = s ⊙ r ⊙ g((x − m)/s) with g an MLP; m, s, r fixed buffers (r: ones when not given)."""
 
-    def __init__(self, mean: Tensor, std: Tensor, hidden: Sequence[int], activation: str) -> None:
+    def __init__(self, mean: Tensor, std: Tensor, hidden: Sequence[int], activation: str,
+                 rate: Optional[Tensor] = None) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
+        self.register_buffer("rate", torch.ones_like(std) if rate is None else rate)
         self.net = VectorFieldMLP(mean.shape[-1], hidden, activation, transform="identity", dtype=mean.dtype)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.std * self.net(t, (x - self.mean) / self.std)
+        return (self.std * self.rate) * self.net(t, (x - self.mean) / self.std)
+
+
+def typical_rates(t: Tensor, x: Tensor, traj: Tensor, std: Tensor, span: int = 4) -> Tensor:
+    """r [d]: the RMS rate of each variable in units of its std, from secants k = `span` observations
+    apart within a trajectory, weighted by their duration: r² = Σ (Δx/s)² / Σ Δt². (Not neighbours and
+    not a plain mean of Δx/Δt: irregular times put some points very close, where the noise would
+    dominate. Not a median: an epidemic is flat most of the time, and its median rate was 30–60×
+    below its RMS, which left the network to output values of ~100 at the peak.)"""
+    k = max(1, min(span, t.shape[0] - 1))
+    while k > 1 and not bool((traj[k:] == traj[:-k]).any()):
+        k -= 1
+    same = traj[k:] == traj[:-k]
+    if not bool(same.any()):
+        return torch.ones_like(std)
+    dx = ((x[k:] - x[:-k]) / std)[same]
+    dt = (t[k:] - t[:-k])[same]
+    return (dx.pow(2).sum(dim=0) / dt.pow(2).sum()).sqrt().clamp_min(1e-8)
 
 
 def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = False):
@@ -159,11 +184,12 @@ class NeuralFit:
             return t, x, self.field(t[0], x)
 
     def samples(self, n: int = 1000, nearby: int = 0, spread: float = 0.05, folds: int = 5,
-                seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                seed: int = 0, laws: Sequence = ()) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Samples where the data is: from every learned state ŝ_j the field is rolled to the next
         observation of its trajectory (rk4), recording ~n points in all, with dx/dt = f_θ(x); plus
         `nearby` copies started at ŝ_j + spread·s·N(0, I) (s: the data's std), which the field
-        carries along the same intervals. Returns (t, x, xdot, group, trajectory) as numpy arrays;
+        carries along the same intervals (with `laws`, affine conservation laws found on the data
+        (odeflow.discover.invariants), the perturbations stay on their level sets). Returns (t, x, xdot, group, trajectory) as numpy arrays;
         group labels `folds` contiguous time windows per trajectory for cross-validation.
         """
         if n < 3:
@@ -175,8 +201,13 @@ class NeuralFit:
         dt = (tt[starts + 1] - tt[starts]).unsqueeze(-1)
         z0 = st[starts]
         gen = torch.Generator().manual_seed(seed)
-        copies = [z0] + [z0 + spread * self.field.std * torch.randn(z0.shape, generator=gen, dtype=z0.dtype)
-                         for _ in range(nearby)]
+        copies = [z0]
+        for _ in range(nearby):
+            delta = torch.randn(z0.shape, generator=gen, dtype=z0.dtype)
+            if laws:
+                from .invariants import project
+                delta = torch.as_tensor(project(delta.numpy(), self.field.std.numpy(), laws), dtype=z0.dtype)
+            copies.append(z0 + spread * self.field.std * delta)
         xs, ts = [], []
         frac = torch.arange(q, dtype=z0.dtype).view(q, 1) / q
         t_rows = (tt[starts].unsqueeze(0) + frac * dt.view(1, -1))  # [q, m]
@@ -267,8 +298,11 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     tr_t, tr_x, tr_id = t[~held], x[~held], traj[~held]
     std = x.std(dim=0).clamp_min(1e-8)
     substeps = cfg.substeps or auto_substeps(tr_t, tr_x, tr_id, std)
-    fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation)
-    states = nn.Parameter(tr_x.clone())
+    rate = typical_rates(tr_t, tr_x, tr_id, std) if cfg.rate_scale else None
+    fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation, rate)
+    centre = x.mean(dim=0) if cfg.standardized_states else torch.zeros_like(std)
+    scale = std if cfg.standardized_states else torch.ones_like(std)
+    u = nn.Parameter((tr_x - centre) / scale)
     starts, dts, valid = _windows(tr_t, tr_id, min(cfg.window, tr_t.shape[0] - 1))
     # validation: roll from the training state `back` observations before each held-out point
     v_idx = held.nonzero().flatten()
@@ -284,7 +318,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     v_from_t = torch.tensor(v_from, dtype=torch.long)
     v_dt_t = torch.tensor(v_dt, dtype=torch.float64).unsqueeze(-1)
     v_steps = substeps * (back + 1)
-    opt = torch.optim.Adam([*fld.parameters(), states], lr=cfg.lr)
+    opt = torch.optim.Adam([*fld.parameters(), u], lr=cfg.lr)
     losses: List[float] = []
     val_losses: List[float] = []
     best = (float("inf"), 0, None, None)
@@ -295,6 +329,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
         bar = tqdm(total=cfg.iterations, desc="neural ODE fit", unit="it", leave=False)
     try:
         for it in range(cfg.iterations):
+            states = centre + scale * u
             loss = shooting_loss(fld, states, tr_x, std, starts, dts, valid, substeps)
             opt.zero_grad()
             loss.backward()
@@ -305,6 +340,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
             if (it + 1) % cfg.check_every and it + 1 != cfg.iterations:
                 continue
             with torch.no_grad():
+                states = centre + scale * u
                 if len(v_idx):
                     pred = rk4_flow(fld, states[v_from_t], v_dt_t, v_steps)
                     score = float(((pred - x[v_idx]) / std).pow(2).mean())
@@ -313,7 +349,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
             val_losses.append(score)
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}", val=f"{score:.3g}", lr=f"{lr:.1e}")
-            if score < best[0] * (1 - 1e-3):
+            if score < best[0] * (1 - cfg.min_improvement):
                 best = (score, it, {k: v.clone() for k, v in fld.state_dict().items()}, states.detach().clone())
                 bad = 0
             else:
@@ -333,6 +369,6 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
         fld.load_state_dict(best[2])
         learned = best[3]
     else:
-        learned = states.detach().clone()
+        learned = (centre + scale * u).detach().clone()
     return NeuralFit(fld, learned[0].clone(), float(tr_t[0]), float(tr_t[tr_id == tr_id[0]][-1]), losses, learned,
                      tr_t, tr_id, val_losses, best[0], best[1], len(losses), stopped, substeps)

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from ..data.trajectories_csv import load_trajectories_csv
 from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neural_ode
-from .selection import Selection, polynomial_terms, select_from_library, select_model
+from .invariants import AffineInvariant, find_affine_invariants, library_columns_without
+from .selection import Selection, expand_selection, polynomial_terms, select_from_library, select_model
 from .sindy import Equations
 from .weak_form import weak_system
 
@@ -28,6 +29,7 @@ class Discovery:
     trajectory: Optional[Tensor] = None
     selection: Optional[Selection] = None
     labels: Optional[list] = None
+    invariants: Optional[list] = None  # AffineInvariant laws found on the data (their variables left out of the library)
 
 
 def check_variable_names(variables: Sequence[str]) -> None:
@@ -39,7 +41,7 @@ def check_variable_names(variables: Sequence[str]) -> None:
 def discover_equations(t: Tensor, x: Tensor, variables: list, config: Optional[NeuralFitConfig] = None,
                        n_samples: int = 1000, degree: Optional[int] = None, threshold: Optional[float] = None,
                        trajectory: Optional[Tensor] = None, nearby: int = 4, spread: float = 0.05,
-                       ensemble: int = 50, seed: int = 0, method: str = "neural") -> Discovery:
+                       ensemble: int = 50, seed: int = 0, method: str = "neural", invariants: bool = True) -> Discovery:
     """Fit one neural ODE to (t, x) (rows grouped by `trajectory`), sample it along the data
     (plus `nearby` perturbed copies of each learned state), then select the SINDy model.
 
@@ -47,6 +49,9 @@ def discover_equations(t: Tensor, x: Tensor, variables: list, config: Optional[N
     threshold path is scored by cross-validation over time windows; a number fixes pysindy's
     classic STLSQ rule |ξ| < threshold on raw coefficients (the pre-selection behaviour).
     method "weak": no neural fit; the same selection on weak-form SINDy rows (odeflow.discover.weak_form).
+    invariants: look for affine conservation laws c·x = k along the data (learned states and field for
+    "neural", the observations and weak derivatives for "weak"); each found law leaves one variable
+    out of the library and is reported in the equations' notes (odeflow.discover.invariants).
     """
     check_variable_names(variables)
     if x.dim() != 2 or x.shape[1] != len(variables):
@@ -70,15 +75,49 @@ def discover_equations(t: Tensor, x: Tensor, variables: list, config: Optional[N
             gs.append(g)
             bs.append(b)
             groups.append(k * 5 + np.minimum((5 * (centres - tk[0]) / (tk[-1] - tk[0])).astype(int), 4))
+        g_all, b_all = np.concatenate(gs), np.concatenate(bs)
+        # no derivative check here: the weak rows are window averages, not states
+        laws = find_affine_invariants(x.double().numpy()) if invariants else []
         sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
-        sel = select_from_library(np.concatenate(gs), np.concatenate(bs), terms, sizes, np.concatenate(groups), **opts)
-        eq = Equations(list(variables), sel.terms, sel.coefficients, sel.inclusion, sel.lower, sel.upper)
-        return Discovery(eq, None, t, x, list(variables), traj, sel)
+        if laws:
+            keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
+            sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
+            sel = select_from_library(g_all[:, keep], b_all, [tm for tm, k in zip(terms, keep) if k], sizes_k,
+                                      np.concatenate(groups), **opts)
+            sel = expand_selection(sel, keep, terms)
+        else:
+            sel = select_from_library(g_all, b_all, terms, sizes, np.concatenate(groups), **opts)
+        return Discovery(_equations(variables, sel, laws), None, t, x, list(variables), traj, sel, invariants=laws)
     fit = fit_neural_ode(t, x, config, trajectory=trajectory)
-    _, xs, xd, groups, _ = fit.samples(n_samples, nearby=nearby, spread=spread, seed=seed)
-    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, **opts)
-    eq = Equations(list(variables), sel.terms, sel.coefficients, sel.inclusion, sel.lower, sel.upper)
-    return Discovery(eq, fit, t, x, list(variables), trajectory, sel)
+    return select_from_fit(fit, t, x, variables, n_samples, degree, threshold, trajectory, nearby, spread, ensemble,
+                           seed, invariants)
+
+
+def select_from_fit(fit: NeuralFit, t: Tensor, x: Tensor, variables: list, n_samples: int = 1000,
+                    degree: Optional[int] = None, threshold: Optional[float] = None,
+                    trajectory: Optional[Tensor] = None, nearby: int = 4, spread: float = 0.05, ensemble: int = 50,
+                    seed: int = 0, invariants: bool = True) -> Discovery:
+    """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
+    learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
+    spread 0.05 (in data stds): the nearby copies penalise term combinations that cancel on one closed
+    orbit; smaller spreads (0.02 was tried) let such dense combinations through on Lotka–Volterra.
+    """
+    degrees = (degree,) if degree else (1, 2, 3)
+    opts = dict(thresholds=None if threshold is None else [threshold], relative=threshold is None, ensemble=ensemble,
+                seed=seed, greedy=threshold is None, exhaustive=3 if threshold is None else 0)
+    laws = []
+    if invariants:
+        with torch.no_grad():
+            laws = find_affine_invariants(fit.states.numpy(), fit.field(fit.t_train[0], fit.states).numpy())
+    _, xs, xd, groups, _ = fit.samples(n_samples, nearby=nearby, spread=spread, seed=seed, laws=laws)
+    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=[law.eliminated for law in laws],
+                       **opts)
+    return Discovery(_equations(variables, sel, laws), fit, t, x, list(variables), trajectory, sel, invariants=laws)
+
+
+def _equations(variables: Sequence[str], sel: Selection, laws: Sequence[AffineInvariant]) -> Equations:
+    return Equations(list(variables), sel.terms, sel.coefficients, sel.inclusion, sel.lower, sel.upper,
+                     notes=[law.text(list(variables)) for law in laws])
 
 
 def discover_from_csv(path: Union[str, Path], time_column: Optional[str] = None,

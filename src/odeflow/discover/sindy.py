@@ -8,7 +8,7 @@ pysindy is optional: pip install 'odeflow[sindy]'.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -34,6 +34,7 @@ class Equations:
     inclusion: Optional[np.ndarray] = None  # [d, m] bootstrap inclusion probability of each term
     lower: Optional[np.ndarray] = None  # [d, m] 2.5% bootstrap quantile
     upper: Optional[np.ndarray] = None  # [d, m] 97.5% bootstrap quantile
+    notes: List[str] = field(default_factory=list)  # e.g. conservation laws; '# '-lines after the equations
 
     def halfwidth(self) -> Optional[np.ndarray]:
         """± of each coefficient: the larger distance from it to the bootstrap 2.5% / 97.5% quantiles."""
@@ -65,11 +66,11 @@ class Equations:
         return float(self.coefficients[self.variables.index(variable), self.terms.index(term)])
 
     def write(self, folder: Union[str, Path]) -> None:
-        """equations.txt (one equation per line), coefficients.csv (one row per equation) and, with
+        """equations.txt (one equation per line, then any notes as '# ' lines), coefficients.csv (one row per equation) and, with
         bootstrap results, inclusion.csv (same layout: each term's inclusion probability)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "equations.txt").write_text("\n".join(self.lines()) + "\n")
+        (folder / "equations.txt").write_text("\n".join(self.lines() + [f"# {note}" for note in self.notes]) + "\n")
         with (folder / "coefficients.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["equation", *self.terms])
