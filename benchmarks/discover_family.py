@@ -26,6 +26,7 @@ Usage:
   python benchmarks/discover_family.py --report [--out FILE]
   python benchmarks/discover_family.py --rescore --cache benchmarks/results/cache   # selection only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,14 +57,19 @@ def observe(system: str, i: int, noise: float):
 
 def _pysindy_fd(t: np.ndarray, x: np.ndarray, names):
     import pysindy as ps
-    model = ps.SINDy(feature_library=ps.PolynomialLibrary(degree=3), optimizer=ps.STLSQ(threshold=0.1),
-                     differentiation_method=ps.SmoothedFiniteDifference())
+
+    model = ps.SINDy(
+        feature_library=ps.PolynomialLibrary(degree=3),
+        optimizer=ps.STLSQ(threshold=0.1),
+        differentiation_method=ps.SmoothedFiniteDifference(),
+    )
     model.fit(x, t=t, feature_names=list(names))
     return list(model.get_feature_names()), np.asarray(model.coefficients())
 
 
 def _fd_select(t: np.ndarray, x: np.ndarray, names):
     import pysindy as ps
+
     xdot = ps.SmoothedFiniteDifference()._differentiate(x, t)
     groups = np.minimum((5 * (t - t[0]) / (t[-1] - t[0])).astype(int), 4)
     keep = np.isfinite(xdot).all(axis=1)
@@ -83,8 +89,14 @@ def _weak(t: np.ndarray, x: np.ndarray, names, select: bool):
 def run_one(system: str, i: int, noise: float, method: str) -> dict:
     inst, t, x = observe(system, i, noise)
     names = list(inst.variables)
-    row = dict(system=system, instance=i, noise=noise, method=method, n_obs=int(t.shape[0]),
-               params={k: round(v, 4) for k, v in inst.params.items()})
+    row = dict(
+        system=system,
+        instance=i,
+        noise=noise,
+        method=method,
+        n_obs=int(t.shape[0]),
+        params={k: round(v, 4) for k, v in inst.params.items()},
+    )
     start = time.time()
     try:
         with warnings.catch_warnings():
@@ -93,15 +105,29 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
                 res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0)
                 terms, coef = res.equations.terms, res.equations.coefficients
                 cfg = NeuralFitConfig()
-                row.update(fit_iterations=res.fit.iterations, fit_converged=res.fit.stopped_early,
-                           fit_capped=res.fit.iterations >= cfg.iterations and not res.fit.stopped_early,
-                           fit_val=res.fit.best_val, degree=res.selection.degree,
-                           invariants=[law.text(names) for law in res.invariants or []])
+                row.update(
+                    fit_iterations=res.fit.iterations,
+                    fit_converged=res.fit.stopped_early,
+                    fit_capped=res.fit.iterations >= cfg.iterations and not res.fit.stopped_early,
+                    fit_val=res.fit.best_val,
+                    degree=res.selection.degree,
+                    invariants=[law.text(names) for law in res.invariants or []],
+                )
                 if CACHE is not None:  # the fit, to rescore a later selection rule without refitting
                     CACHE.mkdir(parents=True, exist_ok=True)
-                    torch.save(dict(field=res.fit.field.state_dict(), states=res.fit.states, t_train=res.fit.t_train,
-                                    traj=res.fit.trajectory_train, x0=res.fit.x0, t0=res.fit.t0, t_end=res.fit.t_end,
-                                    substeps=res.fit.substeps), CACHE / f"{system}_{i}_{noise}.pt")
+                    torch.save(
+                        dict(
+                            field=res.fit.field.state_dict(),
+                            states=res.fit.states,
+                            t_train=res.fit.t_train,
+                            traj=res.fit.trajectory_train,
+                            x0=res.fit.x0,
+                            t0=res.fit.t0,
+                            t_end=res.fit.t_end,
+                            substeps=res.fit.substeps,
+                        ),
+                        CACHE / f"{system}_{i}_{noise}.pt",
+                    )
             elif method == "sindy-fd":
                 terms, coef = _pysindy_fd(t.numpy(), x.numpy(), names)
             elif method == "fd-select":
@@ -110,9 +136,12 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
                 terms, coef = _weak(t.numpy(), x.numpy(), names, select=method == "weak-select")
         truth = inst.truth(terms)
         coef = np.nan_to_num(np.asarray(coef, dtype=np.float64), nan=1e6)
-        row.update(support_ok=bool(np.array_equal(coef != 0, truth != 0)),
-                   coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
-                   missed=int(np.sum((coef == 0) & (truth != 0))), spurious=int(np.sum((coef != 0) & (truth == 0))))
+        row.update(
+            support_ok=bool(np.array_equal(coef != 0, truth != 0)),
+            coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
+            missed=int(np.sum((coef == 0) & (truth != 0))),
+            spurious=int(np.sum((coef != 0) & (truth == 0))),
+        )
     except Exception as e:  # a failing baseline is a result, not a crash of the benchmark
         row.update(support_ok=False, coef_err=float("inf"), error=f"{type(e).__name__}: {e}"[:200])
     row["seconds"] = round(time.time() - start, 2)
@@ -122,18 +151,22 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
 def load_fit(path: Path):
     """A NeuralFit rebuilt from a --cache file."""
     from odeflow.discover.neural_fit import NeuralFit, StandardizedField
+
     d = torch.load(path, weights_only=True)
     sd = d["field"]
     hidden = tuple(v.shape[0] for k, v in sd.items() if k.endswith("weight"))[:-1]
     fld = StandardizedField(sd["mean"], sd["std"], hidden, NeuralFitConfig().activation, sd["rate"])
     fld.load_state_dict(sd)
-    return NeuralFit(fld, d["x0"], d["t0"], d["t_end"], [], d["states"], d["t_train"], d["traj"], substeps=d["substeps"])
+    return NeuralFit(
+        fld, d["x0"], d["t0"], d["t_end"], [], d["states"], d["t_train"], d["traj"], substeps=d["substeps"]
+    )
 
 
 def rescore(rows, cache: Path):
     """Neural rows re-selected from their cached fits with the current selection code (the fit, its
     iterations and seconds are kept): a selection rule fixed on development seeds after the fits ran."""
     from odeflow.discover.pipeline import select_from_fit
+
     out = []
     for r in rows:
         path = cache / f"{r['system']}_{r['instance']}_{r['noise']}.pt"
@@ -146,11 +179,16 @@ def rescore(rows, cache: Path):
             warnings.simplefilter("ignore")
             res = select_from_fit(load_fit(path), t, x, names, ensemble=0)
         coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
-        r = dict(r, support_ok=bool(np.array_equal(coef != 0, truth != 0)),
-                 coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
-                 missed=int(np.sum((coef == 0) & (truth != 0))), spurious=int(np.sum((coef != 0) & (truth == 0))),
-                 degree=res.selection.degree, invariants=[law.text(names) for law in res.invariants or []],
-                 rescored=True)
+        r = dict(
+            r,
+            support_ok=bool(np.array_equal(coef != 0, truth != 0)),
+            coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
+            missed=int(np.sum((coef == 0) & (truth != 0))),
+            spurious=int(np.sum((coef != 0) & (truth == 0))),
+            degree=res.selection.degree,
+            invariants=[law.text(names) for law in res.invariants or []],
+            rescored=True,
+        )
         out.append(r)
     return out
 
@@ -163,16 +201,22 @@ def report(rows, same_instances: bool = False) -> str:
         for r in rows:
             have.setdefault((r["system"], r["noise"], r["instance"]), set()).add(r["method"])
         rows = [r for r in rows if have[(r["system"], r["noise"], r["instance"])] == methods]
-    out = ["| system | noise | method | instances | exact support | median coef. error | worst coef. error |",
-           "|---|---|---|---|---|---|---|"]
-    keys = sorted({(r["system"], r["noise"], r["method"]) for r in rows},
-                  key=lambda k: (list(FAMILIES).index(k[0]), k[1], METHODS.index(k[2])))
+    out = [
+        "| system | noise | method | instances | exact support | median coef. error | worst coef. error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted(
+        {(r["system"], r["noise"], r["method"]) for r in rows},
+        key=lambda k: (list(FAMILIES).index(k[0]), k[1], METHODS.index(k[2])),
+    )
     for system, noise, method in keys:
         rs = [r for r in rows if (r["system"], r["noise"], r["method"]) == (system, noise, method)]
         errs = np.array([r["coef_err"] for r in rs])
         ok = sum(r["support_ok"] for r in rs)
-        out.append(f"| {system} | {noise:.0%} | {method} | {len(rs)} | {ok}/{len(rs)} ({ok / len(rs):.0%}) | "
-                   f"{np.median(errs):.1%} | {np.max(errs):.1%} |")
+        out.append(
+            f"| {system} | {noise:.0%} | {method} | {len(rs)} | {ok}/{len(rs)} ({ok / len(rs):.0%}) | "
+            f"{np.median(errs):.1%} | {np.max(errs):.1%} |"
+        )
     return "\n".join(out)
 
 
@@ -216,15 +260,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/discover_family.jsonl"))
     ap.add_argument("--report", action="store_true", help="print the table of the rows in --out and exit")
     ap.add_argument("--pivot", action="store_true", help="with --report: one row per system and noise")
-    ap.add_argument("--same-instances", action="store_true",
-                    help="with --report: only instances that every method has finished")
+    ap.add_argument(
+        "--same-instances", action="store_true", help="with --report: only instances that every method has finished"
+    )
     ap.add_argument("--cache", type=Path, default=None, help="save each neural fit here (not committed)")
-    ap.add_argument("--rescore", action="store_true",
-                    help="re-run the selection on the neural fits saved in --cache and rewrite --out")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="re-run the selection on the neural fits saved in --cache and rewrite --out",
+    )
     args = ap.parse_args()
     global CACHE
     CACHE = args.cache
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
+    rows = (
+        [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
+    )
     if args.rescore:
         if args.cache is None:
             raise SystemExit("--rescore needs --cache FOLDER (the saved neural fits)")
@@ -248,8 +298,15 @@ def main() -> None:
                     row = run_one(system, i, noise, method)
                     with args.out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
-                    print(json.dumps({k: row[k] for k in ("system", "instance", "noise", "method", "support_ok",
-                                                          "coef_err", "seconds")}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                k: row[k]
+                                for k in ("system", "instance", "noise", "method", "support_ok", "coef_err", "seconds")
+                            }
+                        ),
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

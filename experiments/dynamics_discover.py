@@ -16,6 +16,7 @@ spurious terms (nonzero where the truth is zero), the equations.
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/dynamics_discover.py
 """
+
 import argparse
 import json
 import time
@@ -38,14 +39,20 @@ def score(eq: Equations, system: str) -> dict:
     truth = true_coefficient_rows(system, eq.terms).numpy()
     active = truth != 0
     rel = np.abs(eq.coefficients[active] - truth[active]) / np.abs(truth[active])
-    return dict(max_rel_err=float(rel.max()), spurious=int(np.count_nonzero(eq.coefficients[~active])),
-                equations=eq.lines(3, intervals=False))
+    return dict(
+        max_rel_err=float(rel.max()),
+        spurious=int(np.count_nonzero(eq.coefficients[~active])),
+        equations=eq.lines(3, intervals=False),
+    )
 
 
 def smoothed_sindy(t, x, names, degree, threshold):
     ps = import_pysindy()
-    model = ps.SINDy(optimizer=ps.STLSQ(threshold=threshold), feature_library=ps.PolynomialLibrary(degree=degree),
-                     differentiation_method=ps.SmoothedFiniteDifference())
+    model = ps.SINDy(
+        optimizer=ps.STLSQ(threshold=threshold),
+        feature_library=ps.PolynomialLibrary(degree=degree),
+        differentiation_method=ps.SmoothedFiniteDifference(),
+    )
     model.fit(np.asarray(x), t=np.asarray(t), feature_names=list(names))
     return Equations(list(names), list(model.get_feature_names()), np.asarray(model.coefficients()))
 
@@ -61,30 +68,56 @@ def main():
     for run in args.runs:
         system, noise = run.split(":")
         t, x, clean = irregular_series(system, n_obs=100, noise=float(noise), seed=0)
-        names = ["x", "y"][:x.shape[1]]
+        names = ["x", "y"][: x.shape[1]]
         base = dict(system=system, noise=float(noise))
         start = time.time()
         fit = fit_neural_ode(t, x, NeuralFitConfig())
-        fit_info = dict(fit_s=round(time.time() - start, 1), fit_iterations=fit.iterations,
-                        fit_converged=fit.stopped_early, held_out=fit.best_val)
+        fit_info = dict(
+            fit_s=round(time.time() - start, 1),
+            fit_iterations=fit.iterations,
+            fit_converged=fit.stopped_early,
+            held_out=fit.best_val,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = select_from_fit(fit, t, x, names, ensemble=0)
-            rows.append(dict(base, method="neural + selection (default)", **fit_info, degree=res.selection.degree,
-                             **score(res.equations, system)))
+            rows.append(
+                dict(
+                    base,
+                    method="neural + selection (default)",
+                    **fit_info,
+                    degree=res.selection.degree,
+                    **score(res.equations, system),
+                )
+            )
             for degree, threshold in FIXED:
                 if system == "cubic" and degree < 3:
                     continue
                 r = select_from_fit(fit, t, x, names, degree=degree, threshold=threshold, ensemble=0)
-                rows.append(dict(base, method=f"neural + fixed (degree {degree}, threshold {threshold})",
-                                 **score(r.equations, system)))
+                rows.append(
+                    dict(
+                        base,
+                        method=f"neural + fixed (degree {degree}, threshold {threshold})",
+                        **score(r.equations, system),
+                    )
+                )
             weak = discover_equations(t, x, names, method="weak", ensemble=0)
             rows.append(dict(base, method="weak form + selection", **score(weak.equations, system)))
-            rows.append(dict(base, method="raw finite differences (degree 3, threshold 0.05)",
-                             **score(fit_sindy(t, x, names, degree=3, threshold=0.05), system)))
-            rows.append(dict(base, method="raw smoothed finite differences (degree 3, threshold 0.05)",
-                             **score(smoothed_sindy(t, x, names, 3, 0.05), system)))
-        for r in rows[-(len(rows) - len([q for q in rows if q["system"] != system or q["noise"] != float(noise)])):]:
+            rows.append(
+                dict(
+                    base,
+                    method="raw finite differences (degree 3, threshold 0.05)",
+                    **score(fit_sindy(t, x, names, degree=3, threshold=0.05), system),
+                )
+            )
+            rows.append(
+                dict(
+                    base,
+                    method="raw smoothed finite differences (degree 3, threshold 0.05)",
+                    **score(smoothed_sindy(t, x, names, 3, 0.05), system),
+                )
+            )
+        for r in rows[-(len(rows) - len([q for q in rows if q["system"] != system or q["noise"] != float(noise)])) :]:
             print(json.dumps(r), flush=True)
     (args.out / "discover_results.json").write_text(json.dumps(rows, indent=1))
 

@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from odeflow.data.discovery_families import random_instance
-from odeflow.discover.neural_fit import (NeuralFitConfig, _windows, auto_substeps, check_observations,
-                                         fit_neural_ode, rk4_flow)
+from odeflow.discover.neural_fit import (
+    NeuralFitConfig,
+    _windows,
+    auto_substeps,
+    check_observations,
+    fit_neural_ode,
+    rk4_flow,
+)
 
 
 def _two_trajectories(n=30):
@@ -43,16 +49,21 @@ def test_auto_substeps_grows_with_the_jump_per_interval():
     assert auto_substeps(t, fast, zero, fast.std(0)) > 1
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(x=torch.full((6, 2), float("nan"))), "NaN"),
-    (dict(t=torch.tensor([0.0, 1.0, 1.0, 2.0, 3.0, 4.0])), "strictly increasing within each trajectory"),
-    (dict(x=torch.zeros(6)), r"x \[n, d\]"),
-    (dict(t=torch.arange(3.0), x=torch.rand(3, 2)), "at least 4"),
-    (dict(x=torch.stack([torch.rand(6), torch.full((6,), 2.0)], -1)), r"\[1\] are constant"),
-    (dict(t=torch.arange(10.0), x=torch.rand(10, 2), trajectory=torch.tensor([0] * 4 + [1] * 4 + [0] * 2)),
-     "not contiguous"),
-    (dict(trajectory=torch.tensor([0, 0, 0, 0, 0, 1])), "trajectory 1 has 1 observations"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(x=torch.full((6, 2), float("nan"))), "NaN"),
+        (dict(t=torch.tensor([0.0, 1.0, 1.0, 2.0, 3.0, 4.0])), "strictly increasing within each trajectory"),
+        (dict(x=torch.zeros(6)), r"x \[n, d\]"),
+        (dict(t=torch.arange(3.0), x=torch.rand(3, 2)), "at least 4"),
+        (dict(x=torch.stack([torch.rand(6), torch.full((6,), 2.0)], -1)), r"\[1\] are constant"),
+        (
+            dict(t=torch.arange(10.0), x=torch.rand(10, 2), trajectory=torch.tensor([0] * 4 + [1] * 4 + [0] * 2)),
+            "not contiguous",
+        ),
+        (dict(trajectory=torch.tensor([0, 0, 0, 0, 0, 1])), "trajectory 1 has 1 observations"),
+    ],
+)
 def test_bad_inputs(kwargs, match):
     args = dict(t=torch.arange(6.0), x=torch.rand(6, 2), trajectory=None)
     args.update(kwargs)
@@ -88,12 +99,13 @@ def test_samples_follow_every_trajectory_with_field_derivatives():
     # groups: 5 time windows per trajectory, never shared between trajectories
     assert set(groups[tr == 0].tolist()) <= set(range(5)) and set(groups[tr == 1].tolist()) <= set(range(5, 10))
     for k in (0, 1):
-        on = (traj == k)
+        on = traj == k
         assert ts[tr == k].min() >= t[on].min().item() - 1e-12 and ts[tr == k].max() <= t[on].max().item()
 
 
 def test_typical_rates_follow_the_time_unit_and_ignore_close_noisy_neighbours():
     from odeflow.discover.neural_fit import typical_rates
+
     gen = torch.Generator().manual_seed(0)
     t = torch.sort(torch.rand(300, generator=gen, dtype=torch.float64)).values * 20
     x = torch.stack([torch.sin(2.0 * t), 3 * torch.cos(0.5 * t)], -1)

@@ -25,11 +25,14 @@ def test_fit_reduces_loss_and_resamples_with_field_derivatives():
     assert (fd - 0.5 * (xdot[1:] + xdot[:-1])).abs().max() < 1e-3
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(x=torch.full((5, 2), float("nan"))), "NaN"),
-    (dict(t=torch.tensor([0.0, 1.0, 1.0, 2.0, 3.0])), "strictly increasing"),
-    (dict(x=torch.zeros(5)), r"x \[n, d\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(x=torch.full((5, 2), float("nan"))), "NaN"),
+        (dict(t=torch.tensor([0.0, 1.0, 1.0, 2.0, 3.0])), "strictly increasing"),
+        (dict(x=torch.zeros(5)), r"x \[n, d\]"),
+    ],
+)
 def test_bad_inputs(kwargs, match):
     args = dict(t=torch.arange(5.0), x=torch.rand(5, 2))
     args.update(kwargs)
@@ -41,8 +44,30 @@ def test_discover_cli_writes_equations_and_named_coefficients(tmp_path, capsys):
     t, x, _ = irregular_series("lotka-volterra", n_obs=25, noise=0.02, t_end=3.0)
     data = write_series_csv(tmp_path / "series.csv", t, x, ["prey", "predator"], time_name="time")
     out = tmp_path / "run"
-    assert main(["discover", "--data", str(data), "--out", str(out), "--iterations", "5", "--hidden", "8",
-                 "--degree", "2", "--samples", "50", "--raw", "--ensemble", "5", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "discover",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--iterations",
+                "5",
+                "--hidden",
+                "8",
+                "--degree",
+                "2",
+                "--samples",
+                "50",
+                "--raw",
+                "--ensemble",
+                "5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with (out / "coefficients.csv").open() as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["equation", "1", "prey", "predator", "prey^2", "prey predator", "predator^2"]
@@ -77,14 +102,34 @@ def test_discover_cli_long_form_one_field_inclusion_and_fit_summary(tmp_path, ca
 
     from odeflow.data.discovery_families import random_instance
     from odeflow.data.trajectories_csv import write_trajectories_csv
+
     inst = random_instance("lotka-volterra", 51)
     t1, x1, _ = inst.observe(20, 0.01, 1)
     t2, x2, _ = inst.observe(20, 0.01, 2)
     traj = torch.cat([torch.zeros(20, dtype=torch.long), torch.ones(20, dtype=torch.long)])
     data = write_trajectories_csv(tmp_path / "long.csv", torch.cat([t1, t2]), torch.cat([x1, x2]), traj, ["x", "y"])
     out = tmp_path / "run"
-    assert main(["discover", "--data", str(data), "--out", str(out), "--iterations", "4", "--hidden", "8",
-                 "--samples", "60", "--ensemble", "5", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "discover",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--iterations",
+                "4",
+                "--hidden",
+                "8",
+                "--samples",
+                "60",
+                "--ensemble",
+                "5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trajectories"] == 2 and summary["observations"] == 40
     assert summary["fit"]["iterations"] == 4 and np.isfinite(summary["fit"]["train_loss"])
@@ -99,6 +144,7 @@ def test_discover_cli_long_form_one_field_inclusion_and_fit_summary(tmp_path, ca
 
 def test_discover_cli_weak_method_recovers_a_random_instance(tmp_path, capsys):
     from odeflow.data.discovery_families import random_instance
+
     inst = random_instance("duffing", 52)
     t, x, _ = inst.observe(400, 0.0, 52)
     data = write_series_csv(tmp_path / "s.csv", t, x, ["x", "y"])
@@ -114,13 +160,17 @@ def test_discover_cli_weak_method_recovers_a_random_instance(tmp_path, capsys):
     assert not (out / "fit.png").exists() and "weak-form SINDy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("text,match", [
-    ("t,x,y\n0,1,1\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", r"\[1\] are constant"),
-    ("t,x\n0,1\n1,2\n2,3\n", "at least 4"),
-    ("trajectory,t,x\na,0,1\na,1,2\na,1,3\n", "strictly increasing in trajectory 'a'"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("t,x,y\n0,1,1\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", r"\[1\] are constant"),
+        ("t,x\n0,1\n1,2\n2,3\n", "at least 4"),
+        ("trajectory,t,x\na,0,1\na,1,2\na,1,3\n", "strictly increasing in trajectory 'a'"),
+    ],
+)
 def test_discover_cli_bad_data_is_a_clear_error(tmp_path, capsys, text, match):
     import re
+
     p = tmp_path / "s.csv"
     p.write_text(text)
     assert main(["discover", "--data", str(p), "--out", str(tmp_path / "o"), "--iterations", "2", "--quiet"]) == 2
@@ -131,6 +181,7 @@ def test_discover_cli_bad_data_is_a_clear_error(tmp_path, capsys, text, match):
 @pytest.mark.parametrize("seed", [61])
 def test_random_lotka_volterra_instance_recovered_with_defaults(seed):
     from odeflow.data.discovery_families import random_instance
+
     inst = random_instance("lotka-volterra", seed)
     t, x, _ = inst.observe(150, 0.01, seed)
     result = discover_equations(t, x, ["x", "y"], ensemble=10)
@@ -143,6 +194,7 @@ def test_discover_cli_reports_the_conservation_law_and_leaves_r_out(tmp_path, ca
     import json
 
     from odeflow.data.discovery_families import random_instance
+
     inst = random_instance("sir", 53)
     t, x, _ = inst.observe(150, 0.01, 53)
     data = write_series_csv(tmp_path / "sir.csv", t, x, ["S", "I", "R"])

@@ -2,11 +2,15 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
 from odeflow.data.discovery_families import random_instance
-from odeflow.discover.selection import (choose, polynomial_library, polynomial_terms, select_from_library,
-                                        select_model, stlsq)
+from odeflow.discover.selection import (
+    choose,
+    polynomial_library,
+    polynomial_terms,
+    select_model,
+    stlsq,
+)
 from odeflow.discover.sindy import Equations
 from odeflow.discover.weak_form import weak_system
 
@@ -27,7 +31,7 @@ def test_library_names_and_order_match_pysindy():
     assert terms == list(lib.get_feature_names(["a", "b", "c"]))
     assert np.allclose(theta, lib.transform(x))
     # a lower degree's library is a prefix of the higher one
-    assert polynomial_library(x, ["a", "b", "c"], 2)[1] == terms[:len(polynomial_terms("abc", 2))]
+    assert polynomial_library(x, ["a", "b", "c"], 2)[1] == terms[: len(polynomial_terms("abc", 2))]
 
 
 @pytest.mark.parametrize("system", ["lotka-volterra", "van-der-pol", "duffing"])
@@ -55,8 +59,18 @@ def test_smooth_derivative_error_of_one_percent_keeps_the_support(seed):
 
 def test_fixed_threshold_override_uses_raw_coefficients():
     inst, _, clean, _, xdot, groups = _orbit("van-der-pol", 5)
-    sel = select_model(clean, xdot, inst.variables, groups, degrees=(3,), thresholds=[0.05], relative=False,
-                       greedy=False, exhaustive=0, ensemble=0)
+    sel = select_model(
+        clean,
+        xdot,
+        inst.variables,
+        groups,
+        degrees=(3,),
+        thresholds=[0.05],
+        relative=False,
+        greedy=False,
+        exhaustive=0,
+        ensemble=0,
+    )
     assert sel.candidates == [1, 1] and sel.degree == [3, 3]
     theta, _ = polynomial_library(clean, inst.variables, 3)
     assert np.allclose(sel.coefficients[1], stlsq(theta, xdot[:, 1], 0.05, relative=False))
@@ -117,6 +131,7 @@ def test_weak_form_rows_hold_the_true_model(system, seed):
 
 def test_add_back_adds_only_established_terms_and_drops_the_rest():
     from odeflow.discover.selection import add_back
+
     # score(support) on 4 terms: term 0 essential, term 1 small but real (leaving it out: ×4, +0.003),
     # term 2 spurious on a tiny error (×3 but only +2e-5), term 3 spurious (×1.1)
     def score(sup):
@@ -131,9 +146,11 @@ def test_add_back_adds_only_established_terms_and_drops_the_rest():
     start = np.array([True, False, False, True])  # a tolerance rule kept term 3 and left out term 1
     got = add_back(start, score, score(start), gain=2.0)
     assert got.tolist() == [True, True, False, False]
+
     # with a tiny error, a ×3 gain that adds less than the floor is not enough
     def tiny(sup):
         return (1.0 if not sup[0] else 3e-5) / (3 if sup[2] else 1)
+
     assert add_back(np.array([True, False, False, False]), tiny, 3e-5, gain=2.0).tolist() == [True, False, False, False]
 
 
@@ -142,10 +159,13 @@ def test_quiet_windows_do_not_dominate_the_score(seed):
     # SIR: after the epidemic the derivatives are ~0, so a window's own relative error is ~1 whatever
     # the model; pooled scores still pick the true model under a 1% smooth derivative error
     from odeflow.discover.invariants import find_affine_invariants
+
     inst, t, clean, _, xdot, groups = _orbit("sir", seed)
     wobble = 1 + 0.01 * np.sin(1.7 * t + np.arange(3)[:, None]).T
     laws = find_affine_invariants(clean, xdot)
-    sel = select_model(clean, xdot * wobble, inst.variables, groups, ensemble=0, exclude=[law.eliminated for law in laws])
+    sel = select_model(
+        clean, xdot * wobble, inst.variables, groups, ensemble=0, exclude=[law.eliminated for law in laws]
+    )
     truth = inst.truth(sel.terms)
     assert np.array_equal(sel.coefficients != 0, truth != 0)
     assert np.abs(sel.coefficients - truth)[truth != 0].max() < 0.03 * np.abs(truth).max()

@@ -3,6 +3,7 @@ where the data is -> SINDy with model selection (seed 002, issue 22). Writes equ
 bootstrap ± intervals), coefficients.csv (one row per equation, one column per library term named
 from the CSV's variable names), inclusion.csv (each term's bootstrap inclusion probability),
 fit.png and summary.json. A `trajectory` column makes the CSV long form: all trajectories fit one field."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,72 +13,150 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("discover", help="recover equations from a time series (neural ODE + SINDy with model selection)")
-    p.add_argument("--data", type=Path, required=True,
-                   help="CSV with a header: a time column first, then one column per variable; an optional "
-                        "'trajectory' column holds several trajectories (long form)")
+    p = sub.add_parser(
+        "discover", help="recover equations from a time series (neural ODE + SINDy with model selection)"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="CSV with a header: a time column first, then one column per variable; an optional "
+        "'trajectory' column holds several trajectories (long form)",
+    )
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--time-column", default=None, help="name of the time column (default: the first column)")
     p.add_argument("--trajectory-column", default="trajectory", help="name of the trajectory column, if any")
-    p.add_argument("--iterations", type=int, default=2000, help="at most this many fit iterations (stops earlier "
-                   "when the held-out error stops improving)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=2000,
+        help="at most this many fit iterations (stops earlier when the held-out error stops improving)",
+    )
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
     p.add_argument("--window", type=int, default=4, help="observation intervals per shooting window")
     p.add_argument("--validation", type=float, default=0.15, help="fraction of observations held out for stopping")
-    p.add_argument("--patience", type=int, default=4, help="validation checks without improvement before the "
-                   "rate is cut (x0.3; the fit stops below 1e-4)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=4,
+        help="validation checks without improvement before the rate is cut (x0.3; the fit stops below 1e-4)",
+    )
     p.add_argument("--samples", type=int, default=1000, help="samples of the fitted field passed to SINDy")
     p.add_argument("--nearby", type=int, default=4, help="perturbed copies of each learned state also sampled")
     p.add_argument("--spread", type=float, default=0.05, help="std of those perturbations, in data stds")
     p.add_argument("--degree", type=int, default=None, help="polynomial library degree (default: 1-3 compete)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="fixed STLSQ threshold on raw coefficients (default: chosen by cross-validation)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed STLSQ threshold on raw coefficients (default: chosen by cross-validation)",
+    )
     p.add_argument("--ensemble", type=int, default=50, help="bootstrap resamples for inclusion probabilities")
-    p.add_argument("--method", choices=["neural", "weak"], default="neural",
-                   help="neural: neural ODE fit, then SINDy on its samples (seed 002's recipe); weak: weak-form "
-                        "SINDy on the raw data with the same model selection (no neural fit)")
+    p.add_argument(
+        "--method",
+        choices=["neural", "weak"],
+        default="neural",
+        help="neural: neural ODE fit, then SINDy on its samples (seed 002's recipe); weak: weak-form "
+        "SINDy on the raw data with the same model selection (no neural fit)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--raw", action="store_true", help="also run pysindy directly on the raw data (raw_equations.txt; needs pysindy)")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="also run pysindy directly on the raw data (raw_equations.txt; needs pysindy)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..discover import NeuralFitConfig, discover_from_csv, fit_sindy
     from ..discover.figures import plot_fit
-    cfg = NeuralFitConfig(hidden=tuple(args.hidden), iterations=args.iterations, lr=args.lr, window=args.window,
-                          validation=args.validation, patience=args.patience, seed=args.seed,
-                          progress=not args.quiet)
+
+    cfg = NeuralFitConfig(
+        hidden=tuple(args.hidden),
+        iterations=args.iterations,
+        lr=args.lr,
+        window=args.window,
+        validation=args.validation,
+        patience=args.patience,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     start = time.time()
-    result = discover_from_csv(args.data, time_column=args.time_column, trajectory_column=args.trajectory_column,
-                               config=cfg, n_samples=args.samples, degree=args.degree, threshold=args.threshold,
-                               nearby=args.nearby, spread=args.spread, ensemble=args.ensemble, seed=args.seed,
-                               method=args.method)
+    result = discover_from_csv(
+        args.data,
+        time_column=args.time_column,
+        trajectory_column=args.trajectory_column,
+        config=cfg,
+        n_samples=args.samples,
+        degree=args.degree,
+        threshold=args.threshold,
+        nearby=args.nearby,
+        spread=args.spread,
+        ensemble=args.ensemble,
+        seed=args.seed,
+        method=args.method,
+    )
     seconds = time.time() - start
     out = args.out
     result.equations.write(out)
     fit, sel = result.fit, result.selection
+    assert sel is not None  # discover always selects a model
     if fit is not None:
         plot_fit(result.t, result.x, fit, result.variables, out / "fit.png", result.trajectory)
-    fit_info = None if fit is None else dict(
-        train_loss=fit.final_loss, validation_loss=fit.best_val, best_iteration=fit.best_iteration,
-        iterations=fit.iterations, converged=fit.stopped_early, substeps=fit.substeps)
-    summary = dict(data=str(args.data), variables=result.variables, observations=int(result.t.shape[0]),
-                   trajectories=len(result.labels or [None]), method=args.method, fit=fit_info,
-                   final_loss=None if fit is None else fit.final_loss,
-                   selection=dict(degree=sel.degree, threshold=sel.threshold, cv_error=sel.score,
-                                  best_cv_error=sel.best_score, candidates=sel.candidates),
-                   seconds=round(seconds, 1), equations=result.equations.lines(),
-                   invariants=[dict(text=law.text(result.variables), coefficients=law.coefficients.tolist(),
-                                    value=law.value, left_out=result.variables[law.eliminated], spread=law.spread)
-                               for law in result.invariants or []],
-                   config=dict(vars(args), data=str(args.data), out=str(args.out), run=None))
+    fit_info = (
+        None
+        if fit is None
+        else dict(
+            train_loss=fit.final_loss,
+            validation_loss=fit.best_val,
+            best_iteration=fit.best_iteration,
+            iterations=fit.iterations,
+            converged=fit.stopped_early,
+            substeps=fit.substeps,
+        )
+    )
+    summary = dict(
+        data=str(args.data),
+        variables=result.variables,
+        observations=int(result.t.shape[0]),
+        trajectories=len(result.labels or [None]),
+        method=args.method,
+        fit=fit_info,
+        final_loss=None if fit is None else fit.final_loss,
+        selection=dict(
+            degree=sel.degree,
+            threshold=sel.threshold,
+            cv_error=sel.score,
+            best_cv_error=sel.best_score,
+            candidates=sel.candidates,
+        ),
+        seconds=round(seconds, 1),
+        equations=result.equations.lines(),
+        invariants=[
+            dict(
+                text=law.text(result.variables),
+                coefficients=law.coefficients.tolist(),
+                value=law.value,
+                left_out=result.variables[law.eliminated],
+                spread=law.spread,
+            )
+            for law in result.invariants or []
+        ],
+        config=dict(vars(args), data=str(args.data), out=str(args.out), run=None),
+    )
     if args.raw:
         if result.labels is not None and len(result.labels) > 1:
             raise ValueError("--raw runs SINDy on one trajectory's raw data; the CSV holds several")
-        raw = fit_sindy(result.t, result.x, result.variables, degree=args.degree or 3,
-                        threshold=0.05 if args.threshold is None else args.threshold)
+        raw = fit_sindy(
+            result.t,
+            result.x,
+            result.variables,
+            degree=args.degree or 3,
+            threshold=0.05 if args.threshold is None else args.threshold,
+        )
         (out / "raw_equations.txt").write_text("\n".join(raw.lines()) + "\n")
         summary["raw_equations"] = raw.lines()
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -87,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"weak-form SINDy {seconds:.1f} s; {files} in {out}")
     else:
         state = "converged" if fit.stopped_early else "hit --iterations"
-        print(f"neural ODE fit {fit.iterations} iterations ({state}), loss {fit.final_loss:.3g}, held-out "
-              f"{fit.best_val:.3g}; {seconds:.1f} s in all; {files} in {out}")
+        print(
+            f"neural ODE fit {fit.iterations} iterations ({state}), loss {fit.final_loss:.3g}, held-out "
+            f"{fit.best_val:.3g}; {seconds:.1f} s in all; {files} in {out}"
+        )
     return 0

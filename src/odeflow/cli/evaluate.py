@@ -1,4 +1,5 @@
 """`odeflow evaluate`: test NLL (exact trace), inverse error and NFE of a trained CNF with any solver."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .checkpoint_kinds import EVALUATORS, handler_for
+
     evaluate, state = handler_for(EVALUATORS, args.checkpoint, "evaluate")
     return evaluate(args, state)
 
@@ -29,15 +31,24 @@ def run(args: argparse.Namespace) -> int:
 def evaluate_cnf(args: argparse.Namespace, state) -> int:
     from ..data.toy2d import sample_toy
     from ..tasks.cnf2d import evaluate_flow, load_flow
+
     flow, cfg = load_flow(args.checkpoint)
     data = args.data or cfg.data
     x = sample_toy(data, args.n, seed=args.seed)
     method, step = chosen_solver(args) or (flow.method, flow.step)
-    result = dict(checkpoint=str(args.checkpoint), data=data, n=args.n, method=method, step=describe_step(step),
-                  **evaluate_flow(flow, x, method, step))
+    result = dict(
+        checkpoint=str(args.checkpoint),
+        data=data,
+        n=args.n,
+        method=method,
+        step=describe_step(step),
+        **evaluate_flow(flow, x, method, step),
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{data} (n={args.n}) with {method} {describe_step(step)}: test NLL {result['nll']:.4f} nats, inverse error "
-              f"{result['inverse_error']:.2e}, NFE {result['nfe']}")
+        print(
+            f"{data} (n={args.n}) with {method} {describe_step(step)}: test NLL {result['nll']:.4f} nats, inverse error "
+            f"{result['inverse_error']:.2e}, NFE {result['nfe']}"
+        )
     return 0

@@ -17,6 +17,7 @@ of a typical variable's std: noise and fit error, not dynamics), and, where deri
 along which the derivative also vanishes, rms(v·ż) < `tol_rate` · rms(ż) (so that a trajectory that
 merely settles onto a plane after a transient, where v·ż was large, is not taken for a law).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,16 +40,21 @@ class AffineInvariant:
         for c, v in zip(self.coefficients, variables):
             if abs(c) < 1e-12:
                 continue
-            parts.append(("- " if c < 0 else "+ ") + (v if abs(c - round(c)) < 1e-12 and abs(c) == 1
-                                                       else f"{abs(c):.{precision}f} {v}"))
+            parts.append(
+                ("- " if c < 0 else "+ ")
+                + (v if abs(c - round(c)) < 1e-12 and abs(c) == 1 else f"{abs(c):.{precision}f} {v}")
+            )
         lhs = " ".join(parts)
         lhs = lhs[2:] if lhs.startswith("+ ") else "-" + lhs[2:]
-        return (f"conserved along the data: {lhs} = {self.value:.{precision}g} (spread {self.spread:.2g}); "
-                f"{variables[self.eliminated]} is left out of the library")
+        return (
+            f"conserved along the data: {lhs} = {self.value:.{precision}g} (spread {self.spread:.2g}); "
+            f"{variables[self.eliminated]} is left out of the library"
+        )
 
 
-def find_affine_invariants(x: np.ndarray, xdot: Optional[np.ndarray] = None, tol: float = 0.05,
-                           tol_rate: float = 0.25) -> List[AffineInvariant]:
+def find_affine_invariants(
+    x: np.ndarray, xdot: Optional[np.ndarray] = None, tol: float = 0.05, tol_rate: float = 0.25
+) -> List[AffineInvariant]:
     """Affine laws c·x = k holding along samples x [n, d] (and, if given, with c·ẋ ≈ 0 for xdot [n, d])."""
     x = np.asarray(x, dtype=np.float64)
     n, d = x.shape
@@ -61,14 +67,15 @@ def find_affine_invariants(x: np.ndarray, xdot: Optional[np.ndarray] = None, tol
     laws = [j for j in range(d) if sv[j] < tol]
     if xdot is not None and laws:
         u = np.asarray(xdot, dtype=np.float64) / std
-        ref = np.sqrt(np.mean(u ** 2)) or 1.0
+        ref = np.sqrt(np.mean(u**2)) or 1.0
         laws = [j for j in laws if np.sqrt(np.mean((u @ vt[j]) ** 2)) < tol_rate * ref]
     if not laws:
         return []
     # canonical elimination (in standardized units): each law in turn removes the last variable whose
     # weight is at least half the law's largest, after the variables already removed are eliminated
     rows = vt[laws].copy()  # [r, d]
-    out, used = [], []
+    out: list = []
+    used: List[int] = []
     for i in range(len(rows)):
         w = rows[i]
         big = np.abs(w) >= 0.5 * np.abs(w).max()

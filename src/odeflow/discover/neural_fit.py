@@ -26,10 +26,11 @@ when that error has not improved for `patience` checks the rate is cut
 
 Derivatives handed to SINDy are the learned field itself, not finite differences.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -61,19 +62,28 @@ class NeuralFitConfig:
 
     def validate(self) -> None:
         if self.iterations < 1 or self.lr <= 0 or self.min_lr < 0:
-            raise ValueError(f"need iterations >= 1, lr > 0, min_lr >= 0; got {self.iterations}, {self.lr}, {self.min_lr}")
+            raise ValueError(
+                f"need iterations >= 1, lr > 0, min_lr >= 0; got {self.iterations}, {self.lr}, {self.min_lr}"
+            )
         if self.window < 1 or (self.substeps is not None and self.substeps < 1):
             raise ValueError(f"need window >= 1 and substeps >= 1; got {self.window}, {self.substeps}")
         if not 0 <= self.validation < 0.5 or self.check_every < 1 or self.patience < 1:
-            raise ValueError(f"need 0 <= validation < 0.5, check_every >= 1, patience >= 1; got {self.validation}, "
-                             f"{self.check_every}, {self.patience}")
+            raise ValueError(
+                f"need 0 <= validation < 0.5, check_every >= 1, patience >= 1; got {self.validation}, "
+                f"{self.check_every}, {self.patience}"
+            )
 
 
 class StandardizedField(nn.Module):
+    mean: Tensor  # buffers (set in __init__)
+    std: Tensor
+    rate: Tensor
+
     """dx/dt = s ⊙ r ⊙ g((x − m)/s) with g an MLP; m, s, r fixed buffers (r: ones when not given)."""
 
-    def __init__(self, mean: Tensor, std: Tensor, hidden: Sequence[int], activation: str,
-                 rate: Optional[Tensor] = None) -> None:
+    def __init__(
+        self, mean: Tensor, std: Tensor, hidden: Sequence[int], activation: str, rate: Optional[Tensor] = None
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
@@ -132,19 +142,25 @@ def check_observations(t: Tensor, x: Tensor, trajectory: Optional[Tensor] = None
     for k in torch.unique(traj).tolist():
         idx = (traj == k).nonzero().flatten()
         if len(idx) < min_points:
-            raise ValueError(f"trajectory {k} has {len(idx)} observations; need at least {min_points} per trajectory "
-                             f"to fit an ODE (merge or drop short trajectories)")
+            raise ValueError(
+                f"trajectory {k} has {len(idx)} observations; need at least {min_points} per trajectory "
+                f"to fit an ODE (merge or drop short trajectories)"
+            )
         if not bool((idx[1:] == idx[:-1] + 1).all()):
             raise ValueError(f"rows of trajectory {k} are not contiguous; sort the data by trajectory, then time")
         tk = t[idx]
         if not bool((tk[1:] > tk[:-1]).all()):
-            raise ValueError(f"times must be strictly increasing within each trajectory (trajectory {k}); "
-                             f"sort by time and drop duplicate times")
+            raise ValueError(
+                f"times must be strictly increasing within each trajectory (trajectory {k}); "
+                f"sort by time and drop duplicate times"
+            )
     std = x.std(dim=0)
     const = (std <= 1e-12 * (1 + x.abs().amax(dim=0))).nonzero().flatten().tolist()
     if const:
-        raise ValueError(f"variable column(s) {const} are constant over all observations: nothing to fit there; "
-                         f"drop them (their derivative is 0)")
+        raise ValueError(
+            f"variable column(s) {const} are constant over all observations: nothing to fit there; "
+            f"drop them (their derivative is 0)"
+        )
     return traj
 
 
@@ -172,7 +188,9 @@ class NeuralFit:
     def trajectory(self, t: Tensor) -> Tensor:
         """The fitted ODE's solution from the learned x(t_0) at times t (dopri5, rtol 1e-9)."""
         with torch.no_grad():
-            return solve(self.field, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)).ys
+            return solve(
+                self.field, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)
+            ).ys
 
     def resample(self, n: int = 1000) -> Tuple[Tensor, Tensor, Tensor]:
         """(t [n] regular on the first trajectory's span, x [n, d] from the fitted ODE, dx/dt = f_θ(x))."""
@@ -183,8 +201,9 @@ class NeuralFit:
         with torch.no_grad():
             return t, x, self.field(t[0], x)
 
-    def samples(self, n: int = 1000, nearby: int = 0, spread: float = 0.05, folds: int = 5,
-                seed: int = 0, laws: Sequence = ()) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def samples(
+        self, n: int = 1000, nearby: int = 0, spread: float = 0.05, folds: int = 5, seed: int = 0, laws: Sequence = ()
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Samples where the data is: from every learned state ŝ_j the field is rolled to the next
         observation of its trajectory (rk4), recording ~n points in all, with dx/dt = f_θ(x); plus
         `nearby` copies started at ŝ_j + spread·s·N(0, I) (s: the data's std), which the field
@@ -195,6 +214,7 @@ class NeuralFit:
         if n < 3:
             raise ValueError(f"need n >= 3 samples; got {n}")
         st, tt, tr = self.states, self.t_train, self.trajectory_train
+        assert st is not None and tt is not None and tr is not None, "samples() needs a finished fit"
         nxt = torch.arange(1, len(tt))
         starts = nxt[tr[nxt] == tr[nxt - 1]] - 1
         q = max(1, int(np.ceil(n / max(1, len(starts)))))
@@ -206,15 +226,16 @@ class NeuralFit:
             delta = torch.randn(z0.shape, generator=gen, dtype=z0.dtype)
             if laws:
                 from .invariants import project
+
                 delta = torch.as_tensor(project(delta.numpy(), self.field.std.numpy(), laws), dtype=z0.dtype)
             copies.append(z0 + spread * self.field.std * delta)
         xs, ts = [], []
         frac = torch.arange(q, dtype=z0.dtype).view(q, 1) / q
-        t_rows = (tt[starts].unsqueeze(0) + frac * dt.view(1, -1))  # [q, m]
+        t_rows = tt[starts].unsqueeze(0) + frac * dt.view(1, -1)  # [q, m]
         with torch.no_grad():
             for z in copies:
                 _, seen = rk4_flow(self.field, z, dt, q * self.substeps, record=True)
-                xs.append(seen[::self.substeps].reshape(-1, z.shape[-1]))
+                xs.append(seen[:: self.substeps].reshape(-1, z.shape[-1]))
                 ts.append(t_rows.reshape(-1))
             x = torch.cat(xs)
             xdot = self.field(tt[0], x)
@@ -254,8 +275,9 @@ def _windows(t: Tensor, traj: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
     return starts, torch.stack(dts).unsqueeze(-1), torch.stack(valid)
 
 
-def shooting_loss(fld: nn.Module, states: Tensor, x: Tensor, std: Tensor, starts: Tensor, dts: Tensor,
-                  valid: Tensor, substeps: int) -> Tensor:
+def shooting_loss(
+    fld: nn.Module, states: Tensor, x: Tensor, std: Tensor, starts: Tensor, dts: Tensor, valid: Tensor, substeps: int
+) -> Tensor:
     """The multiple-shooting objective above (windows from `_windows`)."""
     err = ((states - x) / std).pow(2).mean()
     z = states[starts]
@@ -284,8 +306,9 @@ def _split(t: Tensor, traj: Tensor, fraction: float, gen: torch.Generator) -> Te
     return held
 
 
-def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None,
-                   trajectory: Optional[Tensor] = None) -> NeuralFit:
+def fit_neural_ode(
+    t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None, trajectory: Optional[Tensor] = None
+) -> NeuralFit:
     """Fit one field dx/dt = f_θ(x) to observations x [n, d] at times t [n] (float64 inside).
     trajectory [n]: trajectory id per row (rows of a trajectory contiguous, times increasing)."""
     cfg = config or NeuralFitConfig()
@@ -321,11 +344,12 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     opt = torch.optim.Adam([*fld.parameters(), u], lr=cfg.lr)
     losses: List[float] = []
     val_losses: List[float] = []
-    best = (float("inf"), 0, None, None)
+    best: Tuple[float, int, Optional[Dict[str, Any]], Optional[Tensor]] = (float("inf"), 0, None, None)
     bad, lr, stopped = 0, cfg.lr, False
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=cfg.iterations, desc="neural ODE fit", unit="it", leave=False)
     try:
         for it in range(cfg.iterations):
@@ -345,7 +369,7 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
                     pred = rk4_flow(fld, states[v_from_t], v_dt_t, v_steps)
                     score = float(((pred - x[v_idx]) / std).pow(2).mean())
                 else:
-                    score = float(np.mean(losses[-cfg.check_every:]))
+                    score = float(np.mean(losses[-cfg.check_every :]))
             val_losses.append(score)
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}", val=f"{score:.3g}", lr=f"{lr:.1e}")
@@ -365,10 +389,24 @@ def fit_neural_ode(t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = Non
     finally:
         if bar is not None:
             bar.close()
-    if best[2] is not None:
+    if best[2] is not None and best[3] is not None:
         fld.load_state_dict(best[2])
         learned = best[3]
     else:
         learned = (centre + scale * u).detach().clone()
-    return NeuralFit(fld, learned[0].clone(), float(tr_t[0]), float(tr_t[tr_id == tr_id[0]][-1]), losses, learned,
-                     tr_t, tr_id, val_losses, best[0], best[1], len(losses), stopped, substeps)
+    return NeuralFit(
+        fld,
+        learned[0].clone(),
+        float(tr_t[0]),
+        float(tr_t[tr_id == tr_id[0]][-1]),
+        losses,
+        learned,
+        tr_t,
+        tr_id,
+        val_losses,
+        best[0],
+        best[1],
+        len(losses),
+        stopped,
+        substeps,
+    )

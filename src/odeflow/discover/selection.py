@@ -31,6 +31,7 @@ probability is the fraction of resamples whose pick holds it; its interval the 2
 the bootstrap coefficients (zeros included). These intervals reflect the spread of the regression
 over the sampled state region, not the uncertainty of the neural fit itself.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,8 +70,7 @@ def polynomial_library(x: np.ndarray, variables: Sequence[str], degree: int) -> 
     return theta, [term_name(variables, p) for p in powers]
 
 
-def stlsq(theta: np.ndarray, y: np.ndarray, threshold: float, max_iter: int = 20,
-          relative: bool = True) -> np.ndarray:
+def stlsq(theta: np.ndarray, y: np.ndarray, threshold: float, max_iter: int = 20, relative: bool = True) -> np.ndarray:
     """Sequentially thresholded least squares for one equation, y [n] ≈ Θ ξ.
 
     relative=True: Θ's columns are normalized and a term is dropped when |ξ_k|‖Θ_k‖/‖y‖ < threshold.
@@ -130,6 +130,7 @@ def _gram_rss(theta: np.ndarray, y: np.ndarray):
         except np.linalg.LinAlgError:
             w = np.linalg.lstsq(gs, rs, rcond=None)[0]
         return yy - float(rs @ w)
+
     return rss
 
 
@@ -157,6 +158,7 @@ def greedy_paths(theta: np.ndarray, y: np.ndarray) -> List[np.ndarray]:
 def best_subsets(theta: np.ndarray, y: np.ndarray, max_size: int) -> List[np.ndarray]:
     """For each size 1..max_size, the support with the lowest in-sample residual (exhaustive)."""
     from itertools import combinations
+
     m = theta.shape[1]
     rss = _gram_rss(theta, y)
     out = []
@@ -168,7 +170,7 @@ def best_subsets(theta: np.ndarray, y: np.ndarray, max_size: int) -> List[np.nda
     return out
 
 
-def _fold_of(groups: np.ndarray, folds: int) -> np.ndarray:
+def _fold_of(groups: np.ndarray, folds: int) -> Tuple[np.ndarray, int]:
     uniq = np.unique(groups)
     k = min(folds, len(uniq))
     order = {g: i % k for i, g in enumerate(uniq)}
@@ -234,11 +236,23 @@ def default_thresholds(n: int = 40) -> np.ndarray:
     return np.concatenate([[0.0], np.logspace(-4, 0, n)])
 
 
-def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], groups: np.ndarray,
-                 degrees: Sequence[int] = (1, 2, 3), thresholds: Optional[Sequence[float]] = None,
-                 relative: bool = True, folds: int = 5, rel_tol: float = 4.0, ensemble: int = 50,
-                 seed: int = 0, greedy: bool = True, exhaustive: int = 3, exclude: Sequence[int] = (),
-                 add_gain: float = 2.0) -> Selection:
+def select_model(
+    x: np.ndarray,
+    xdot: np.ndarray,
+    variables: Sequence[str],
+    groups: np.ndarray,
+    degrees: Sequence[int] = (1, 2, 3),
+    thresholds: Optional[Sequence[float]] = None,
+    relative: bool = True,
+    folds: int = 5,
+    rel_tol: float = 4.0,
+    ensemble: int = 50,
+    seed: int = 0,
+    greedy: bool = True,
+    exhaustive: int = 3,
+    exclude: Sequence[int] = (),
+    add_gain: float = 2.0,
+) -> Selection:
     """Choose per equation the sparsest cross-validated support along a threshold × degree path.
 
     x, xdot [n, d]: samples and their derivatives; groups [n]: labels of contiguous time windows
@@ -250,8 +264,10 @@ def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], grou
     xdot = np.asarray(xdot, dtype=np.float64)
     groups = np.asarray(groups)
     if x.ndim != 2 or xdot.shape != x.shape or groups.shape != (x.shape[0],) or x.shape[1] != len(variables):
-        raise ValueError(f"need x, xdot [n, d], groups [n] and d names; got {x.shape}, {xdot.shape}, "
-                         f"{groups.shape}, {list(variables)}")
+        raise ValueError(
+            f"need x, xdot [n, d], groups [n] and d names; got {x.shape}, {xdot.shape}, "
+            f"{groups.shape}, {list(variables)}"
+        )
     if not degrees or min(degrees) < 1:
         raise ValueError(f"degrees must be >= 1; got {list(degrees)}")
     if len(np.unique(groups)) < 2:
@@ -260,26 +276,57 @@ def select_model(x: np.ndarray, xdot: np.ndarray, variables: Sequence[str], grou
     theta, terms = polynomial_library(x, variables, top)
     sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
     if not exclude:
-        return select_from_library(theta, xdot, terms, sizes, groups, thresholds, relative, folds, rel_tol, ensemble,
-                                   seed, greedy, exhaustive, add_gain)
+        return select_from_library(
+            theta,
+            xdot,
+            terms,
+            sizes,
+            groups,
+            thresholds,
+            relative,
+            folds,
+            rel_tol,
+            ensemble,
+            seed,
+            greedy,
+            exhaustive,
+            add_gain,
+        )
     if len(set(exclude)) >= len(variables) or any(not 0 <= j < len(variables) for j in exclude):
         raise ValueError(f"exclude must name some, not all, of the {len(variables)} variables; got {list(exclude)}")
     from .invariants import library_columns_without
+
     keep = library_columns_without(polynomial_terms(variables, top), exclude)
     sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
-    sel = select_from_library(theta[:, keep], xdot, [t for t, k in zip(terms, keep) if k], sizes_k, groups,
-                              thresholds, relative, folds, rel_tol, ensemble, seed, greedy, exhaustive, add_gain)
+    sel = select_from_library(
+        theta[:, keep],
+        xdot,
+        [t for t, k in zip(terms, keep) if k],
+        sizes_k,
+        groups,
+        thresholds,
+        relative,
+        folds,
+        rel_tol,
+        ensemble,
+        seed,
+        greedy,
+        exhaustive,
+        add_gain,
+    )
     return expand_selection(sel, keep, terms)
 
 
 def expand_selection(sel: Selection, keep: np.ndarray, terms: List[str]) -> Selection:
     """A selection made on the library columns `keep` written in the full library (zeros elsewhere)."""
+
     def widen(a):
         if a is None:
             return None
         out = np.zeros((a.shape[0], len(keep)), dtype=a.dtype)
         out[:, keep] = a
         return out
+
     sel.terms = list(terms)
     sel.coefficients = widen(sel.coefficients)
     sel.inclusion, sel.lower, sel.upper = widen(sel.inclusion), widen(sel.lower), widen(sel.upper)
@@ -287,10 +334,22 @@ def expand_selection(sel: Selection, keep: np.ndarray, terms: List[str]) -> Sele
     return sel
 
 
-def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], sizes: Dict[int, int],
-                        groups: np.ndarray, thresholds: Optional[Sequence[float]] = None, relative: bool = True,
-                        folds: int = 5, rel_tol: float = 4.0, ensemble: int = 50, seed: int = 0,
-                        greedy: bool = True, exhaustive: int = 3, add_gain: float = 2.0) -> Selection:
+def select_from_library(
+    theta: np.ndarray,
+    xdot: np.ndarray,
+    terms: List[str],
+    sizes: Dict[int, int],
+    groups: np.ndarray,
+    thresholds: Optional[Sequence[float]] = None,
+    relative: bool = True,
+    folds: int = 5,
+    rel_tol: float = 4.0,
+    ensemble: int = 50,
+    seed: int = 0,
+    greedy: bool = True,
+    exhaustive: int = 3,
+    add_gain: float = 2.0,
+) -> Selection:
     """select_model on a given library Θ [n, m] (e.g. a weak-form one) and targets [n, d];
     sizes: degree -> number of leading columns of Θ forming that degree's library."""
     degrees = sorted(sizes)
@@ -306,11 +365,11 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
         y = xdot[:, i]
         found: Dict[bytes, Tuple[np.ndarray, int, List[float]]] = {}
         for deg in sorted(degrees):
-            th = theta[:, :sizes[deg]]
+            th = theta[:, : sizes[deg]]
             for lam in lams:
                 xi = stlsq(th, y, float(lam), relative=relative)
                 sup = np.zeros(m, dtype=bool)
-                sup[:sizes[deg]] = xi != 0
+                sup[: sizes[deg]] = xi != 0
                 key = sup.tobytes()
                 if key not in found:
                     found[key] = (sup, deg, [])
@@ -322,7 +381,7 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
             if extra:
                 for g in extra:
                     sup = np.zeros(m, dtype=bool)
-                    sup[:sizes[deg]] = g
+                    sup[: sizes[deg]] = g
                     found.setdefault(sup.tobytes(), (sup, deg, []))
         cands = list(found.values())
         grams = _FoldGrams(theta, y, fold, k)
@@ -332,9 +391,9 @@ def select_from_library(theta: np.ndarray, xdot: np.ndarray, terms: List[str], s
         se = scores[best].std(ddof=1) / np.sqrt(k) if k > 1 else 0.0
         j = choose(cands, means, se, rel_tol)
         if greedy and add_gain:
-            sup = add_back(cands[j][0], lambda s_: float(grams.scores(s_).mean()), float(means[j]), add_gain)
+            sup = add_back(cands[j][0], lambda s_, gr=grams: float(gr.scores(s_).mean()), float(means[j]), add_gain)
             if not np.array_equal(sup, cands[j][0]):
-                deg = min(dg for dg in degrees if not sup[sizes[dg]:].any())
+                deg = min(dg for dg in degrees if not sup[sizes[dg] :].any())
                 cands.append((sup, deg, []))
                 means = np.append(means, grams.scores(sup).mean())
                 j = len(cands) - 1
@@ -399,8 +458,16 @@ def choose(cands: Sequence[Tuple[np.ndarray, int, object]], means: np.ndarray, s
     return min(ok, key=lambda j: (int(cands[j][0].sum()), cands[j][1], means[j]))
 
 
-def _bootstrap(sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.ndarray, rel_tol: float,
-               n_boot: int, seed: int, add_gain: float = 0.0) -> None:
+def _bootstrap(
+    sel: Selection,
+    theta: np.ndarray,
+    xdot: np.ndarray,
+    groups: np.ndarray,
+    rel_tol: float,
+    n_boot: int,
+    seed: int,
+    add_gain: float = 0.0,
+) -> None:
     """Bagging over groups (resampled with replacement): on each resample every equation's
     candidate supports are rescored by their in-sample relative residual, the same rule picks one,
     and it is refitted. Inclusion = fraction of resamples whose pick holds the term.
@@ -436,8 +503,10 @@ def _bootstrap(sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.n
             j = choose(cands, np.array(means), 0.0, rel_tol)
             w = fits[j]
             if add_gain:
-                def resid(s_, i=i):
+
+                def resid(s_, i=i, y2=y2, r=r, g=g):
                     return (y2[i] - r[s_, i] @ _solve(g[np.ix_(s_, s_)], r[s_, i])) / (y2[i] or 1.0)
+
                 sup = add_back(cands[j][0], resid, float(means[j]), add_gain)
                 if not np.array_equal(sup, cands[j][0]):
                     w = np.zeros(m)

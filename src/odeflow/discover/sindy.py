@@ -5,6 +5,7 @@ thresholded least squares (STLSQ): coefficients below ``threshold`` are set to z
 refitted. Library terms are named from the variable names ('x', 'y', 'x y', 'x^2').
 pysindy is optional: pip install 'odeflow[sindy]'.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,9 @@ def import_pysindy():
     try:
         import pysindy
     except ImportError:
-        raise ImportError("equation discovery needs pysindy: pip install 'odeflow[sindy]' (or pip install pysindy)") from None
+        raise ImportError(
+            "equation discovery needs pysindy: pip install 'odeflow[sindy]' (or pip install pysindy)"
+        ) from None
     return pysindy
 
 
@@ -84,16 +87,23 @@ class Equations:
                     w.writerow([f"d{var}/dt", *(f"{float(p):.3f}" for p in row)])
 
 
-def fit_sindy(t: Union[Tensor, np.ndarray], x: Union[Tensor, np.ndarray], variables: Sequence[str],
-              x_dot: Optional[Union[Tensor, np.ndarray]] = None, degree: int = 3, threshold: float = 0.05) -> Equations:
+def fit_sindy(
+    t: Union[Tensor, np.ndarray],
+    x: Union[Tensor, np.ndarray],
+    variables: Sequence[str],
+    x_dot: Optional[Union[Tensor, np.ndarray]] = None,
+    degree: int = 3,
+    threshold: float = 0.05,
+) -> Equations:
     """SINDy on samples x [n, d] at times t [n] (regular or not); derivatives from x_dot [n, d] when
     given, else pysindy's finite differences (which follow irregular times)."""
     ps = import_pysindy()
     t_np = np.asarray(t.detach().cpu() if isinstance(t, Tensor) else t, dtype=np.float64)
     x_np = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=np.float64)
     if x_np.ndim != 2 or t_np.ndim != 1 or x_np.shape[0] != t_np.shape[0] or x_np.shape[1] != len(variables):
-        raise ValueError(f"need t [n], x [n, d] and d variable names; got t {t_np.shape}, x {x_np.shape}, "
-                         f"names {list(variables)}")
+        raise ValueError(
+            f"need t [n], x [n, d] and d variable names; got t {t_np.shape}, x {x_np.shape}, names {list(variables)}"
+        )
     bad = [v for v in variables if not v or any(ch.isspace() or ch == "^" for ch in v)]
     if bad:
         raise ValueError(f"variable names {bad} would make ambiguous library terms; use names without spaces or '^'")
@@ -106,5 +116,6 @@ def fit_sindy(t: Union[Tensor, np.ndarray], x: Union[Tensor, np.ndarray], variab
             raise ValueError(f"x_dot must match x {x_np.shape}; got {xd.shape}")
     model = ps.SINDy(optimizer=ps.STLSQ(threshold=threshold), feature_library=ps.PolynomialLibrary(degree=degree))
     model.fit(x_np, t=t_np, x_dot=xd, feature_names=list(variables))
-    return Equations(list(variables), list(model.get_feature_names()), np.asarray(model.coefficients(), dtype=np.float64))
-
+    return Equations(
+        list(variables), list(model.get_feature_names()), np.asarray(model.coefficients(), dtype=np.float64)
+    )

@@ -10,6 +10,7 @@ loss = cross-entropy, and for the latent ODE -ELBO / (observed values) + ce_weig
 z0 samples (Rubanova et al. 2019, KL annealed). summary.json: test_accuracy, test_loss,
 seconds_per_epoch, parameters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,9 +81,16 @@ class SequenceClassifyTask(Task):
         cfg = self.config
         torch.manual_seed(ctx.seed)
         self.data = load_sequence_data(cfg)
-        self.model = make_sequence_classifier(cfg.model, self.data.num_variables, len(self.data.classes),
-                                              cfg.hidden, cfg.field_hidden, cfg.latent_dim, cfg.step_size,
-                                              cfg.method).to(ctx.device)
+        self.model = make_sequence_classifier(
+            cfg.model,
+            self.data.num_variables,
+            len(self.data.classes),
+            cfg.hidden,
+            cfg.field_hidden,
+            cfg.latent_dim,
+            cfg.step_size,
+            cfg.method,
+        ).to(ctx.device)
         self.batches = EpochBatches(len(self.data.train), cfg.batch, cfg.seed, ctx.dist)
         self.device = ctx.device
 
@@ -95,21 +103,31 @@ class SequenceClassifyTask(Task):
         cfg, net, y = self.config, self.model, _labels(b)
         if isinstance(net, LatentODEClassifier):
             out = net.latent(b.times, b.values, b.mask, n_samples=cfg.samples)
-            log_lik = masked_gaussian_log_likelihood(b.values, out.mean, cfg.obs_std, b.mask)   # [K, B]
+            log_lik = masked_gaussian_log_likelihood(b.values, out.mean, cfg.obs_std, b.mask)  # [K, B]
             n_obs = b.mask.sum(dim=(1, 2)).clamp(min=1)
             kl = kl_normal_standard(out.q_mean, out.q_std)
             beta = kl_weight(iteration, cfg.kl_warmup, cfg.kl_rate)
             bound = elbo(log_lik / n_obs, kl / n_obs, beta)
-            logits = net.classifier(out.z0)                                                    # [K, B, C]
+            logits = net.classifier(out.z0)  # [K, B, C]
             ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(cfg.samples))
             loss = -bound + cfg.ce_weight * ce
             acc = (logits.detach().mean(0).argmax(-1) == y).float().mean()
-            return StepOutput(loss, dict(loss=loss.detach(), ce=ce.detach(), elbo_per_value=bound.detach(),
-                                         kl=kl.detach().mean(), kl_weight=beta, accuracy=acc))
+            return StepOutput(
+                loss,
+                dict(
+                    loss=loss.detach(),
+                    ce=ce.detach(),
+                    elbo_per_value=bound.detach(),
+                    kl=kl.detach().mean(),
+                    kl_weight=beta,
+                    accuracy=acc,
+                ),
+            )
         logits = net(b.times, b.values, b.mask)
         ce = F.cross_entropy(logits, y)
-        return StepOutput(ce, dict(loss=ce.detach(), ce=ce.detach(),
-                                   accuracy=(logits.detach().argmax(-1) == y).float().mean()))
+        return StepOutput(
+            ce, dict(loss=ce.detach(), ce=ce.detach(), accuracy=(logits.detach().argmax(-1) == y).float().mean())
+        )
 
     @torch.no_grad()
     def evaluate(self, series: List[Series], chunk: int = 100) -> Tuple[Tensor, Tensor, Tensor]:
@@ -118,7 +136,7 @@ class SequenceClassifyTask(Task):
         ce, pred, true = [], [], []
         try:
             for i in range(0, len(series), chunk):
-                b = collate(series[i:i + chunk]).to(self.device)
+                b = collate(series[i : i + chunk]).to(self.device)
                 logits = self.model(b.times, b.values, b.mask)
                 y = _labels(b)
                 ce.append(F.cross_entropy(logits, y, reduction="none"))
@@ -141,16 +159,32 @@ class SequenceClassifyTask(Task):
         for t, p in zip(y.tolist(), pred.tolist()):
             counts[t, p] += 1
         summary: Dict[str, Any] = dict(
-            test_accuracy=float((pred == y).float().mean()), test_loss=float(ce.mean()),
-            parameters=sum(p.numel() for p in self.model.parameters()), iterations_per_epoch=per_epoch,
-            epochs_trained=(ctx.iteration + 1) / per_epoch, seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch,
-            model=cfg.model, data=cfg.data, drop=cfg.drop, drop_mode=cfg.drop_mode, classes=data.classes,
-            n_train=len(data.train), n_val=len(data.val), n_test=len(data.test), test_confusion=counts.tolist())
+            test_accuracy=float((pred == y).float().mean()),
+            test_loss=float(ce.mean()),
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            iterations_per_epoch=per_epoch,
+            epochs_trained=(ctx.iteration + 1) / per_epoch,
+            seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch,
+            model=cfg.model,
+            data=cfg.data,
+            drop=cfg.drop,
+            drop_mode=cfg.drop_mode,
+            classes=data.classes,
+            n_train=len(data.train),
+            n_val=len(data.val),
+            n_test=len(data.test),
+            test_confusion=counts.tolist(),
+        )
         return summary
 
 
-def train_sequence_classify(cfg: SequenceClassifyConfig, out: Optional[Path], progress: bool = True,
-                            resume: bool = False, tensorboard: bool = False) -> Dict[str, Any]:
+def train_sequence_classify(
+    cfg: SequenceClassifyConfig,
+    out: Optional[Path],
+    progress: bool = True,
+    resume: bool = False,
+    tensorboard: bool = False,
+) -> Dict[str, Any]:
     """Train (epochs converted to iterations) and return summary.json's content."""
     cfg.validate()
     if cfg.epochs is not None:
@@ -158,5 +192,11 @@ def train_sequence_classify(cfg: SequenceClassifyConfig, out: Optional[Path], pr
         if cfg.batch > n:
             raise ValueError(f"batch {cfg.batch} is larger than the training set ({n} series); use a smaller --batch")
         cfg.iterations = cfg.epochs * (n // cfg.batch)
-    return Trainer(SequenceClassifyTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume,
-                   label=f"classify {cfg.model} {cfg.data}").fit()
+    return Trainer(
+        SequenceClassifyTask(cfg),
+        out,
+        quiet=not progress,
+        tensorboard=tensorboard,
+        resume=resume,
+        label=f"classify {cfg.model} {cfg.data}",
+    ).fit()
