@@ -151,7 +151,7 @@ def selected(rows: List[Dict], cell: str, model: str) -> Tuple[str, List[Dict]]:
     by: Dict[str, List[Dict]] = {}
     for r in rows:
         if r["kind"] == "grid" and f"{r['data']}:{r['task']}" == cell and r["model"] == model:
-            by.setdefault(f"lr={r['lr']}|w{r['hidden']}", []).append(r)
+            by.setdefault(f"lr={r['lr']} w{r['hidden']}", []).append(r)
     if not by:
         return "", []
     full = {k: v for k, v in by.items() if len(v) == 3} or by
@@ -169,7 +169,8 @@ def table(out: Path) -> str:
             best, rs = selected(rows, cell, model)
             cells.append(f"{_ms([r['test_mse'] for r in rs])} [{best}]" if rs else "–")
             if rs:
-                picks.append(f"{cell} {model}: {best}, val {_ms([r['val_mse'] for r in rs])}, "
+                picks.append(f"{cell} {model}: {best}, val {_ms([r['val_mse'] for r in rs])}, train (last 20 "
+                             f"batches, all points) {_ms([r['train_mse_last20'] for r in rs])}, "
                              f"{1e3 * statistics.mean(r['s_per_iter'] for r in rs):.0f} ms/it")
         lines.append(f"| {data} | {task} | " + " | ".join(cells) + " |")
     lines += ["", "Selected grid points (by mean validation MSE):", *[f"- {p}" for p in picks]]
@@ -178,18 +179,19 @@ def table(out: Path) -> str:
     by: Dict[Tuple[str, str, str], List[Dict]] = {}
     for r in rows:
         if r["kind"] == "grid":
-            by.setdefault((f"{r['data']}:{r['task']}", r["model"], f"lr={r['lr']}|w{r['hidden']}"), []).append(r)
+            by.setdefault((f"{r['data']}:{r['task']}", r["model"], f"lr={r['lr']} w{r['hidden']}"), []).append(r)
     for (cell, model, gp), rs in sorted(by.items()):
         grid_all.append(f"| {cell} | {model} | {gp} | {_ms([r['val_mse'] for r in rs])} | "
                         f"{_ms([r['test_mse'] for r in rs])} |")
     abl = ["", "Latent-ODE ablations (at its selected grid point; test MSE mean ± std):",
-           "| cell | variant | val MSE | test MSE |", "|---|---|---|---|"]
+           "| cell | variant | train MSE (last 20) | val MSE | test MSE |", "|---|---|---|---|---|"]
     ab: Dict[Tuple[str, str], List[Dict]] = {}
     for r in rows:
         if r["kind"].startswith("ablation:"):
             ab.setdefault((f"{r['data']}:{r['task']}", r["kind"][9:]), []).append(r)
     for (cell, name), rs in sorted(ab.items()):
-        abl.append(f"| {cell} | {name} | {_ms([r['val_mse'] for r in rs])} | {_ms([r['test_mse'] for r in rs])} |")
+        abl.append(f"| {cell} | {name} | {_ms([r['train_mse_last20'] for r in rs])} | "
+                   f"{_ms([r['val_mse'] for r in rs])} | {_ms([r['test_mse'] for r in rs])} |")
     return "\n".join(lines + grid_all + abl)
 
 

@@ -16,7 +16,7 @@ _spec.loader.exec_module(latent_claim)
 
 def _row(model, lr, seed, val, test, kind="grid"):
     return dict(key=f"physionet:extrapolation|{model}|lr={lr}|w20|seed={seed}|{kind}", kind=kind, data="physionet",
-                task="extrapolation", model=model, lr=lr, seed=seed, hidden=20, val_mse=val, test_mse=test,
+                task="extrapolation", model=model, lr=lr, seed=seed, hidden=20, val_mse=val, test_mse=test, train_mse_last20=test,
                 s_per_iter=0.1)
 
 
