@@ -19,6 +19,7 @@ claim runs through lock files), then `table` prints the markdown tables.
 Usage:
   nice -n 5 python experiments/latent_claim.py grid [--iterations 200] &   # (twice for 2 workers)
   python experiments/latent_claim.py ablate --cell co2:extrapolation
+  python experiments/latent_claim.py budget --cell co2:extrapolation --iterations 600
   python experiments/latent_claim.py table
 """
 from __future__ import annotations
@@ -194,7 +195,16 @@ def table(out: Path) -> str:
     for (cell, name), rs in sorted(ab.items()):
         abl.append(f"| {cell} | {name} | {_ms([r['train_mse_last20'] for r in rs])} | "
                    f"{_ms([r['val_mse'] for r in rs])} | {_ms([r['test_mse'] for r in rs])} |")
-    return "\n".join(lines + grid_all + abl)
+    bud = ["", "Longer budget, every model at its selected grid point (test MSE mean ± std):",
+           "| cell | iterations | model | train MSE (last 20) | val MSE | test MSE |", "|---|---|---|---|---|---|"]
+    bb: Dict[Tuple[str, str, str], List[Dict]] = {}
+    for r in rows:
+        if r["kind"].startswith("budget:"):
+            bb.setdefault((f"{r['data']}:{r['task']}", r["kind"][7:], r["model"]), []).append(r)
+    for (cell, its, model), rs in sorted(bb.items()):
+        bud.append(f"| {cell} | {its} | {model} | {_ms([r['train_mse_last20'] for r in rs])} | "
+                   f"{_ms([r['val_mse'] for r in rs])} | {_ms([r['test_mse'] for r in rs])} |")
+    return "\n".join(lines + grid_all + abl + bud)
 
 
 def ablation_jobs(out: Path, cell: str, fraction: float):
@@ -209,9 +219,23 @@ def ablation_jobs(out: Path, cell: str, fraction: float):
             yield f"{cell}|latent-ode|{best}|{name}|seed={seed}", s, lr, seed, f"ablation:{name}"
 
 
+def budget_jobs(out: Path, cell: str, fraction: float, iterations: int):
+    """Every model at its selected grid point with a longer budget (same for all)."""
+    data, task = cell.split(":")
+    rows = list(done_keys(out).values())
+    for seed in (0, 1, 2):
+        for model in MODELS:
+            best, rs = selected(rows, cell, model)
+            if not rs:
+                raise ValueError(f"no grid run of {model} on {cell} yet; run `grid` first")
+            s = settings_for(data, task, model, fraction, f"w{rs[0]['hidden']}")
+            yield (f"{cell}|{model}|{best}|{iterations} iterations|seed={seed}", s, rs[0]["lr"], seed,
+                   f"budget:{iterations}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["grid", "ablate", "table"])
+    p.add_argument("what", choices=["grid", "ablate", "budget", "table"])
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--fraction", type=float, default=0.5)
     p.add_argument("--cell", default="co2:extrapolation")
@@ -225,6 +249,8 @@ def main() -> None:
     elif a.what == "ablate":
         ensure_physionet(a.records)
         claim_and_run(list(ablation_jobs(a.out, a.cell, a.fraction)), a.out, a.iterations)
+    elif a.what == "budget":
+        claim_and_run(list(budget_jobs(a.out, a.cell, a.fraction, a.iterations)), a.out, a.iterations)
     else:
         print(table(a.out))
 
