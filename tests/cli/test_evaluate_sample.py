@@ -75,10 +75,11 @@ def test_evaluate_with_trained_and_rediscretized_solver(checkpoint, capsys):
     assert np.isfinite(fine["nll"]) and abs(fine["nll"] - trained["nll"]) < 0.5
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".npy"])
-def test_sample_writes_finite_samples_and_plot(checkpoint, tmp_path, suffix):
+@pytest.mark.parametrize("suffix, folder", [(".csv", False), (".npy", True)])
+def test_sample_writes_finite_samples_and_plot(checkpoint, tmp_path, suffix, folder):
     out = tmp_path / f"s{suffix}"
-    assert main(["sample", str(checkpoint), "--n", "50", "--out", str(out), "--plot", str(tmp_path / "s.png")]) == 0
+    given = checkpoint.parent if folder else checkpoint  # a run folder samples from its best.pt / last.pt
+    assert main(["sample", str(given), "--n", "50", "--out", str(out), "--plot", str(tmp_path / "s.png")]) == 0
     x = np.load(out) if suffix == ".npy" else np.loadtxt(out, delimiter=",", skiprows=1)
     assert x.shape == (50, 2) and np.isfinite(x).all() and (tmp_path / "s.png").is_file()
 

@@ -10,8 +10,15 @@ from .solver_options import add_solver_options, chosen_solver, describe_step
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a trained CNF checkpoint, optionally re-discretized")
-    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt of a run (`odeflow train cnf`, ...)")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained run (CNF, tabular, classify, series classify, image), optionally re-discretized",
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a run folder (its best.pt) or best.pt / last.pt of a run (`odeflow train cnf`, ...)",
+    )
     add_solver_options(p)
     p.add_argument("--data", default=None, help="toy dataset (default: the training one)")
     p.add_argument("--n", type=int, default=4096, help="number of test samples")
@@ -22,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoint_kinds import EVALUATORS, handler_for
+    from .checkpoint_kinds import EVALUATORS, handler_for, resolve_checkpoint
 
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     evaluate, state = handler_for(EVALUATORS, args.checkpoint, "evaluate")
     return evaluate(args, state)
 

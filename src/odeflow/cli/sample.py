@@ -20,10 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoint_kinds import SAMPLERS, handler_for
+    from .checkpoint_kinds import SAMPLERS, handler_for, resolve_checkpoint
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1; got {args.n}")
+    args.checkpoint = resolve_checkpoint(args.checkpoint)  # a run folder: its best.pt, else last.pt
     sample, state = handler_for(SAMPLERS, args.checkpoint, "sample")
     return sample(args, state)
 

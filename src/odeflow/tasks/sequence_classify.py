@@ -71,6 +71,55 @@ def _labels(b: IrregularBatch) -> Tensor:
     return b.labels.long()
 
 
+@torch.no_grad()
+def evaluate_sequences(
+    model: torch.nn.Module, series: List[Series], device: Optional[torch.device] = None, chunk: int = 100
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """(per-series cross-entropy, predicted classes, true classes) of `model` in eval mode; each
+    chunk of series is put on the union of its times (the latent ODE predicts from the posterior
+    mean of z0). ``device``: where the model is (default the CPU)."""
+    device = torch.device("cpu") if device is None else device
+    model.eval()
+    ce, pred, true = [], [], []
+    for i in range(0, len(series), chunk):
+        b = collate(series[i : i + chunk]).to(device)
+        logits = model(b.times, b.values, b.mask)
+        y = _labels(b)
+        ce.append(F.cross_entropy(logits, y, reduction="none"))
+        pred.append(logits.argmax(-1))
+        true.append(y)
+    return torch.cat(ce), torch.cat(pred), torch.cat(true)
+
+
+def load_sequence_classifier(path: Path) -> Tuple[torch.nn.Module, SequenceClassifyConfig]:
+    """(model in eval mode, its training config) from a best.pt / last.pt of a sequence-classify run."""
+    import dataclasses
+
+    from ..training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    if state.get("kind") != SequenceClassifyTask.name:
+        raise ValueError(
+            f"checkpoint {path} holds a {state.get('kind', 'unknown')!r} model, not a sequence "
+            "classifier; pass a run folder, best.pt or last.pt of `odeflow train classify` on series data"
+        )
+    known = {f.name for f in dataclasses.fields(SequenceClassifyConfig)}
+    cfg = SequenceClassifyConfig(**{k: v for k, v in state["config"].items() if k in known})
+    data = load_sequence_data(cfg)
+    model = make_sequence_classifier(
+        cfg.model,
+        data.num_variables,
+        len(data.classes),
+        cfg.hidden,
+        cfg.field_hidden,
+        cfg.latent_dim,
+        cfg.step_size,
+        cfg.method,
+    )
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
 class SequenceClassifyTask(Task):
     name = "sequence-classify"
     monitor = "val_loss"
@@ -129,22 +178,12 @@ class SequenceClassifyTask(Task):
             ce, dict(loss=ce.detach(), ce=ce.detach(), accuracy=(logits.detach().argmax(-1) == y).float().mean())
         )
 
-    @torch.no_grad()
     def evaluate(self, series: List[Series], chunk: int = 100) -> Tuple[Tensor, Tensor, Tensor]:
         """(per-series cross-entropy, predicted classes, true classes)."""
-        self.model.eval()
-        ce, pred, true = [], [], []
         try:
-            for i in range(0, len(series), chunk):
-                b = collate(series[i : i + chunk]).to(self.device)
-                logits = self.model(b.times, b.values, b.mask)
-                y = _labels(b)
-                ce.append(F.cross_entropy(logits, y, reduction="none"))
-                pred.append(logits.argmax(-1))
-                true.append(y)
+            return evaluate_sequences(self.model, series, self.device, chunk)
         finally:
             self.model.train()
-        return torch.cat(ce), torch.cat(pred), torch.cat(true)
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         ce, pred, y = self.evaluate(self.data.val)
