@@ -196,3 +196,18 @@ def add_options(
     )
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (RUN/tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def compile_option(auto_means: str) -> Tuple[str, Dict[str, Any]]:
+    """``--compile [auto|on|off]`` (a bare ``--compile`` is 'on') for a task whose ``compile`` field
+    takes those values; ``auto_means`` says what 'auto' does for the task."""
+    return (
+        "compile",
+        dict(
+            nargs="?",
+            const="on",
+            choices=["auto", "on", "off"],
+            help=f"solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' ({auto_means}); "
+            "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow",
+        ),
+    )

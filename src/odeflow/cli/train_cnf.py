@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_cli import add_options, options_of
+from .config_cli import add_options, compile_option, options_of
 from .config_options import make_config
 from .training_run import report_errors
 
@@ -17,17 +17,7 @@ DEFAULT_OUT = "runs/cnf"
 
 # what the dataclass cannot say (every other option is generated from CNFConfig's fields)
 _SPECIAL: Dict[str, Any] = {
-    "--compile": (
-        "compile",
-        dict(
-            nargs="?",
-            const="on",
-            choices=["auto", "on", "off"],
-            help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
-            "(for CNFs auto stays eager: their compiled C++ build takes minutes); "
-            "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)",
-        ),
-    ),
+    "--compile": compile_option("for CNFs auto stays eager: their compiled C++ build takes minutes"),
     "--step-size": ("step_size", dict(type=float, help="fixed step; 0 for adaptive steps with --rtol/--atol")),
     "--schedule": (
         "schedule",

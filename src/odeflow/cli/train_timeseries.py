@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from .config_cli import add_options, options_of, positive_int
+from .config_cli import add_options, compile_option, options_of, positive_int
 from .config_options import make_config
 from .training_run import report_errors
 
@@ -13,17 +13,7 @@ DEFAULT_OUT = "runs/timeseries"
 
 # what the config dataclass cannot say (every other option is generated from its fields)
 _SPECIAL: Dict[str, Any] = {
-    "--compile": (
-        "compile",
-        dict(
-            nargs="?",
-            const="on",
-            choices=["auto", "on", "off"],
-            help="solve through torch.compile: 'on' (bare --compile), 'off', or 'auto' "
-            "(compile only when the run is long enough to repay the compile; "
-            "compiled solvers are kept in $ODEFLOW_CACHE_DIR, default ~/.cache/odeflow)",
-        ),
-    ),
+    "--compile": compile_option("compile only when the run is long enough to repay the compile"),
     "--check-at": ("check_at", dict(type=int, nargs="*", help="iterations with a derivative check")),
 }
 
