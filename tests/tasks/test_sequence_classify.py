@@ -141,3 +141,11 @@ def test_csv_without_labels(tmp_path):
     p.write_text("series,time,variable,value\na,0,x,1\nb,0,x,2\nc,0,x,3\n")
     with pytest.raises(ValueError, match="no 'label' column"):
         load_sequence_data(SequenceClassifyConfig(data=str(p)))
+
+
+def test_the_torch_free_config_names_the_same_sets_as_the_loader():
+    from odeflow.data.uea import UEA_SETS
+    from odeflow.tasks.sequence_classify_config import SEQUENCE_SETS, is_sequence_data
+
+    assert set(SEQUENCE_SETS) == set(UEA_SETS)
+    assert is_sequence_data("my/series.csv") and not is_sequence_data("digits")

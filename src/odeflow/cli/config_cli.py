@@ -158,7 +158,7 @@ def options_of(
     hints = typing.get_type_hints(cls, include_extras=True)
     comments = field_comments(cls)
     engine_fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    skip = set(skip) | ({"schedule"} - set(by_field))
+    skip = set(skip) | (ENGINE_SKIP - set(by_field))
     out: Options = {}
     for f in dataclasses.fields(cls):
         if f.name in skip or (not engine and f.name in engine_fields and f.name not in by_field):

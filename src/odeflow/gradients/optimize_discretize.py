@@ -160,7 +160,7 @@ class _Adjoint(torch.autograd.Function):
         aug_f = packed_func(aug_dynamics, aug_packer)
         norm = _adjoint_norm(problem, step, aug_packer, cfg.seminorm) if isinstance(step, Adaptive) else None
         want_t = ctx.needs_input_grad[3]
-        grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device)  # returned only when want_t
+        grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
         time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731
         # The backward solve starts from the step size the forward solve would have taken next
         # (no initial-step estimate, whose evaluations would cost two vector-Jacobian products).
@@ -185,7 +185,7 @@ class _Adjoint(torch.autograd.Function):
             tt = torch.tensor([[tvals[i]]], dtype=torch.float64).to(ys.device, real_dtype(ys.dtype))
             return perturb_stage_times(tt, [0.0], 1.0 if tvals[toward] > tvals[i] else -1.0)[0, 0]
 
-        if want_t:
+        if grad_t is not None:
             for i in range(n - 1, 0, -1):
                 grad_t[i] = (grad_ys[i] * f(time_at(i, i - 1), ys[i].detach())).sum()
 
@@ -279,13 +279,13 @@ class _Adjoint(torch.autograd.Function):
                 state = outs[-1]
         _, a, *g_list = aug_packer.unpack(state)
         g = tuple(g_list)
-        if want_t:
+        if grad_t is not None:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
             grad_t[0] = -(a * f(time_at(0, 1), ys[0].detach())).sum()
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]
-        return (None, None, a, grad_t if want_t else None) + g
+        return (None, None, a, grad_t) + g
 
 
 def interval_step(step, a: float, b: float):

@@ -53,7 +53,7 @@ class ObservationGRU(nn.Module):
         started = torch.zeros(B, 1, dtype=torch.bool, device=values.device)
         last_t = times[0].expand(B, 1).clone().to(values.dtype)  # series' previous observation
         last_var_t = times[0].expand(B, D).clone().to(values.dtype)  # per variable
-        x_last = self.mean.expand(B, D).clone() if self.kind == "gru-d" else values.new_zeros(B, D)
+        x_last: Optional[Tensor] = self.mean.expand(B, D).clone() if self.kind == "gru-d" else None
         for i in range(T):
             m = mask[:, i]
             seen = m.sum(-1, keepdim=True) > 0
@@ -62,6 +62,7 @@ class ObservationGRU(nn.Module):
                 dt = torch.where(started, t - last_t, torch.zeros_like(last_t))
                 h_new = self.cell(torch.cat([values[:, i] * m, m, dt], -1), h)
             else:
+                assert x_last is not None  # gru-d keeps the last observed values
                 delta = t - last_var_t  # [B, D]
                 gx = torch.exp(-F.relu(self.decay_x_w * delta + self.decay_x_b))
                 gh = torch.exp(-F.relu(self.decay_h(delta)))

@@ -9,10 +9,12 @@ from typing import Literal, Optional
 from ..training.config import TrainingConfig
 from ..training.config_types import NonNegativeFloat, PositiveFloat, PositiveInt
 
+SEQUENCE_SETS = ("japanese-vowels", "basic-motions")  # data.uea.UEA_SETS, named here without torch
+
 
 def is_sequence_data(data: str) -> bool:
     """A series set: japanese-vowels, basic-motions (sktime's UEA files) or a long CSV."""
-    return data in ("japanese-vowels", "basic-motions") or data.endswith(".csv")
+    return data in SEQUENCE_SETS or data.endswith(".csv")
 
 
 @dataclass
