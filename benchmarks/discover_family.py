@@ -8,7 +8,8 @@ noise × std per variable (the same times and noise draw at every noise level).
 
 Methods, all scored in the degree-3 polynomial library:
   neural        odeflow discover's defaults: neural ODE fit (early stopping) -> samples along the
-                data -> cross-validated model selection (no threshold or degree given)
+                data -> cross-validated model selection (no threshold or degree given) -> the model
+                refined on the observations (multiple-shooting fits scored by BIC, model_search)
   sindy-fd      pysindy: SmoothedFiniteDifference on the raw samples, PolynomialLibrary(3), STLSQ(0.1)
   weak          weak-form SINDy (odeflow.discover.weak_form: 100 test functions ((t−a)(b−t))^4 over
                 windows of ~16 observations, trapezoid rule on the irregular times), STLSQ(0.1)
@@ -25,6 +26,9 @@ Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20
   python benchmarks/discover_family.py --report [--out FILE]
   python benchmarks/discover_family.py --rescore --cache benchmarks/results/cache   # selection only
+  # the third round ran in two phases: fits (all methods, neural without the search), then the search
+  OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --no-refine --cache C --out F
+  OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --rescore --cache C --out F
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from odeflow.discover.weak_form import weak_system
 
 METHODS = ["neural", "sindy-fd", "weak", "fd-select", "weak-select"]
 CACHE = None  # folder for the neural fits (--cache)
+REFINE = True  # False (--no-refine): fit and cache only; --rescore then runs the whole selection
 
 
 def observe(system: str, i: int, noise: float):
@@ -102,7 +107,7 @@ def run_one(system: str, i: int, noise: float, method: str) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if method == "neural":
-                res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0)
+                res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0, refine=REFINE)
                 terms, coef = res.equations.terms, res.equations.coefficients
                 cfg = NeuralFitConfig()
                 row.update(
@@ -175,9 +180,11 @@ def rescore(rows, cache: Path):
             continue
         inst, t, x = observe(r["system"], r["instance"], r["noise"])
         names = list(inst.variables)
+        start = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = select_from_fit(load_fit(path), t, x, names, ensemble=0)
+        selection_seconds = time.time() - start
         coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
         r = dict(
             r,
@@ -188,7 +195,12 @@ def rescore(rows, cache: Path):
             degree=res.selection.degree,
             invariants=[law.text(names) for law in res.invariants or []],
             rescored=True,
+            selection_seconds=round(selection_seconds, 2),
+            refinement=None
+            if res.refinement is None
+            else dict(bic_before=res.refinement.start_bic, bic=res.refinement.bic, moves=res.refinement.moves),
         )
+        print(json.dumps({k: r[k] for k in ("system", "instance", "noise", "support_ok", "coef_err")}), flush=True)
         out.append(r)
     return out
 
@@ -265,13 +277,18 @@ def main() -> None:
     )
     ap.add_argument("--cache", type=Path, default=None, help="save each neural fit here (not committed)")
     ap.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="neural rows: fit and cache, skip the search on the observations (run --rescore afterwards)",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="re-run the selection on the neural fits saved in --cache and rewrite --out",
     )
     args = ap.parse_args()
-    global CACHE
-    CACHE = args.cache
+    global CACHE, REFINE
+    CACHE, REFINE = args.cache, not args.no_refine
     rows = (
         [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.is_file() else []
     )

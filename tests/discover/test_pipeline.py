@@ -76,6 +76,24 @@ def test_discover_cli_writes_equations_and_named_coefficients(tmp_path, capsys):
     assert len(lines) == 2 and lines[0].startswith("dprey/dt = ")
     for name in ("fit.png", "summary.json", "raw_equations.txt"):
         assert (out / name).is_file()
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    ref = summary["refinement"]  # the search on the observations ran by default
+    assert ref["bic"] <= ref["bic_before"] + 10 and ref["models_fitted"] >= 1
+    assert ref["terms"] == sum(float(v) != 0 for r in rows[1:] for v in r[1:])
+
+
+def test_no_refine_keeps_the_regression_model(tmp_path):
+    import json
+
+    t, x, _ = irregular_series("lotka-volterra", n_obs=25, noise=0.02, t_end=3.0)
+    data = write_series_csv(tmp_path / "series.csv", t, x, ["u", "v"], time_name="time")
+    out = tmp_path / "run"
+    args = ["discover", "--data", str(data), "--out", str(out), "--iterations", "5", "--hidden", "8"]
+    assert main(args + ["--samples", "50", "--ensemble", "0", "--quiet", "--no-refine"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refinement"] is None and summary["config"]["no_refine"] is True
 
 
 def test_discover_cli_missing_file(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """`odeflow discover --data series.csv --out RUN`: neural ODE on irregular noisy data -> samples
-where the data is -> SINDy with model selection (seed 002, issue 22). Writes equations.txt (with
-bootstrap ± intervals), coefficients.csv (one row per equation, one column per library term named
+where the data is -> SINDy with model selection, refined on the observations (seed 002, issue 22). Writes equations.txt (with
+± intervals), coefficients.csv (one row per equation, one column per library term named
 from the CSV's variable names), inclusion.csv (each term's bootstrap inclusion probability),
 fit.png and summary.json. A `trajectory` column makes the CSV long form: all trajectories fit one field."""
 
@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ensemble", type=int, default=50, help="bootstrap resamples for inclusion probabilities")
     p.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="keep the cross-validated model of the field's samples: skip refitting candidate models to the "
+        "observations and choosing among them by BIC (default: refine; only with --method neural)",
+    )
+    p.add_argument(
         "--method",
         choices=["neural", "weak"],
         default="neural",
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
         seed=args.seed,
         method=args.method,
+        refine=not args.no_refine,
     )
     seconds = time.time() - start
     out = args.out
@@ -132,6 +139,15 @@ def run(args: argparse.Namespace) -> int:
             cv_error=sel.score,
             best_cv_error=sel.best_score,
             candidates=sel.candidates,
+        ),
+        refinement=None
+        if result.refinement is None
+        else dict(
+            bic_before=result.refinement.start_bic,
+            bic=result.refinement.bic,
+            moves=result.refinement.moves,
+            models_fitted=result.refinement.evaluated,
+            terms=int(result.refinement.fit.support.sum()),
         ),
         seconds=round(seconds, 1),
         equations=result.equations.lines(),

@@ -1,6 +1,7 @@
 """The whole recipe: irregular noisy series (one or more trajectories) -> one neural ODE ->
 samples where the data is -> SINDy with model selection (threshold × degree path, cross-validated,
-sparsest within tolerance) and bootstrap inclusion probabilities."""
+sparsest within tolerance) -> the model refined on the observations (BIC of multiple-shooting fits)
+with bagged inclusion probabilities."""
 
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ from torch import Tensor
 
 from ..data.trajectories_csv import load_trajectories_csv
 from .invariants import AffineInvariant, find_affine_invariants, library_columns_without
+from .model_search import Refinement, refine_on_observations
 from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neural_ode
-from .selection import Selection, expand_selection, polynomial_terms, select_from_library, select_model
+from .observation_fit import segments_of
+from .selection import (
+    Selection,
+    expand_selection,
+    polynomial_library,
+    polynomial_terms,
+    select_from_library,
+    select_model,
+)
 from .sindy import Equations
 from .weak_form import weak_system
 
@@ -33,6 +43,7 @@ class Discovery:
     invariants: Optional[list] = (
         None  # AffineInvariant laws found on the data (their variables left out of the library)
     )
+    refinement: Optional[Refinement] = None  # the model search on the observations (model_search)
 
 
 def check_variable_names(variables: Sequence[str]) -> None:
@@ -56,6 +67,7 @@ def discover_equations(
     seed: int = 0,
     method: str = "neural",
     invariants: bool = True,
+    refine: bool = True,
 ) -> Discovery:
     """Fit one neural ODE to (t, x) (rows grouped by `trajectory`), sample it along the data
     (plus `nearby` perturbed copies of each learned state), then select the SINDy model.
@@ -67,6 +79,9 @@ def discover_equations(
     invariants: look for affine conservation laws c·x = k along the data (learned states and field for
     "neural", the observations and weak derivatives for "weak"); each found law leaves one variable
     out of the library and is reported in the equations' notes (odeflow.discover.invariants).
+    refine (method "neural", no fixed threshold): the regression's model is the start of a search
+    among sparse models fitted to the observations by multiple shooting and scored by BIC
+    (odeflow.discover.model_search); its coefficients, inclusion and ± intervals replace the regression's.
     """
     check_variable_names(variables)
     if x.dim() != 2 or x.shape[1] != len(variables):
@@ -75,6 +90,8 @@ def discover_equations(
         raise ValueError(f"need degree >= 1; got {degree}")
     if threshold is not None and threshold < 0:
         raise ValueError(f"need threshold >= 0; got {threshold}")
+    if method == "weak":
+        refine = False  # no learned states to start from; the weak rows are the whole method
     if method not in ("neural", "weak"):
         raise ValueError(f"method must be 'neural' or 'weak'; got {method!r}")
     degrees = (degree,) if degree else (1, 2, 3)
@@ -112,7 +129,20 @@ def discover_equations(
         return Discovery(_equations(variables, sel, laws), None, t, x, list(variables), traj, sel, invariants=laws)
     fit = fit_neural_ode(t, x, config, trajectory=trajectory)
     return select_from_fit(
-        fit, t, x, variables, n_samples, degree, threshold, trajectory, nearby, spread, ensemble, seed, invariants
+        fit,
+        t,
+        x,
+        variables,
+        n_samples,
+        degree,
+        threshold,
+        trajectory,
+        nearby,
+        spread,
+        ensemble,
+        seed,
+        invariants,
+        refine,
     )
 
 
@@ -130,6 +160,7 @@ def select_from_fit(
     ensemble: int = 50,
     seed: int = 0,
     invariants: bool = True,
+    refine: bool = True,
 ) -> Discovery:
     """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
     learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
@@ -151,10 +182,69 @@ def select_from_fit(
         with torch.no_grad():
             laws = find_affine_invariants(fit.states.numpy(), fit.field(fit.t_train[0], fit.states).numpy())
     _, xs, xd, groups, _ = fit.samples(n_samples, nearby=nearby, spread=spread, seed=seed, laws=laws)
-    sel = select_model(
-        xs, xd, list(variables), groups, degrees=degrees, exclude=[law.eliminated for law in laws], **opts
+    refine = refine and threshold is None
+    if refine:
+        opts["ensemble"] = 0  # inclusion comes from the search on the observations
+    exclude = [law.eliminated for law in laws]
+    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, **opts)
+    found = None
+    if refine:
+        found = refine_selection(sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed)
+    return Discovery(
+        _equations(variables, sel, laws), fit, t, x, list(variables), trajectory, sel, invariants=laws, refinement=found
     )
-    return Discovery(_equations(variables, sel, laws), fit, t, x, list(variables), trajectory, sel, invariants=laws)
+
+
+def refine_selection(
+    sel: Selection,
+    fit: NeuralFit,
+    t: Tensor,
+    x: Tensor,
+    trajectory: Optional[Tensor],
+    xs: np.ndarray,
+    xd: np.ndarray,
+    variables: Sequence[str],
+    degree: int,
+    exclude: Sequence[int],
+    ensemble: int,
+    seed: int,
+) -> Refinement:
+    """The regression's model refined on the observations (odeflow.discover.model_search); `sel`'s
+    coefficients, inclusion and intervals are replaced by the search's."""
+    assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
+    traj = torch.zeros(t.shape[0], dtype=torch.long) if trajectory is None else trajectory
+    guess = _learned_or_observed(t, x, traj, fit)
+    # twice the fit's rk4 steps: rk4's own error must stay well below the noise, or a spurious term fits it
+    seg = segments_of(t, x, traj, guess, substeps=2 * fit.substeps)
+    powers = polynomial_terms(variables, degree)
+    keep = library_columns_without(powers, list(exclude)) if exclude else np.ones(len(powers), dtype=bool)
+    theta_lib, _ = polynomial_library(xs, variables, degree)
+    found = refine_on_observations(
+        sel, theta_lib, xd, powers, keep, seg, sel.terms, variables, ensemble=ensemble, seed=seed
+    )
+    best = found.fit
+    sel.coefficients = best.coefficients
+    sel.inclusion = found.inclusion
+    sel.lower = best.coefficients - 1.96 * best.stderr
+    sel.upper = best.coefficients + 1.96 * best.stderr
+    return found
+
+
+def _learned_or_observed(t: Tensor, x: Tensor, traj: Tensor, fit: NeuralFit) -> Tensor:
+    """Per observation row: the neural fit's learned state where it has one (training rows), else the
+    observation (rows held out for the fit's early stopping)."""
+    assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
+    out = x.to(torch.float64).clone()
+    t64 = t.to(torch.float64)
+    for k in torch.unique(traj).tolist():
+        rows = (traj == k).nonzero().flatten()
+        mine = (fit.trajectory_train == k).nonzero().flatten()
+        pos = torch.searchsorted(t64[rows], fit.t_train[mine].to(torch.float64))
+        ok = pos < len(rows)
+        hit = ok.clone()
+        hit[ok] = t64[rows[pos[ok]]] == fit.t_train[mine][ok]
+        out[rows[pos[hit]]] = fit.states[mine][hit].to(torch.float64)
+    return out
 
 
 def _equations(variables: Sequence[str], sel: Selection, laws: Sequence[AffineInvariant]) -> Equations:
