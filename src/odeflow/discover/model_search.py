@@ -3,8 +3,9 @@
 Start: the support chosen by cross-validation on the field's samples (odeflow.discover.selection).
 Moves, for each equation: drop one of its terms; add any allowed term (`pool`: only that many, those
 that most lower the samples' in-sample residual; default every term: on the development fits the
-pool of 5 found 26/30 exact models, every term 27/30, in the same time); or switch to one of the
-`alternatives` best cross-validated supports.
+pool of 5 found 26/30 exact models, every term 27/30, in the same time); or switch to any support
+the regression scored (`alternatives`: only that many, the best cross-validated; default all: on 40
+development fits, 10 of them extra SIR fits at 1% noise, the best 5 gave 35/40 exact, all 38/40).
 Every move's BIC is first predicted by one Gauss–Newton step from the current fit
 (`predicted_bics`); the `verify` best are fitted to the observations (Levenberg–Marquardt) and the
 best fitted move is taken while it lowers BIC, up to `rounds` times. Then terms are pruned one at a
@@ -64,7 +65,7 @@ def refine_on_observations(
     terms: Sequence[str],
     variables: Sequence[str],
     rounds: int = 20,
-    alternatives: int = 5,
+    alternatives: Optional[int] = None,
     pool: Optional[int] = None,
     verify: int = 3,
     tolerance: float = 10.0,
@@ -134,7 +135,7 @@ def _moves_of(i, sup_i, sel, rss_i, kept, terms, variables, pool, alternatives):
         s[kept[j]] = True
         yield f"add {terms[kept[j]]} to {eq}", s
     ranked = sorted(sel.table[i], key=lambda c: c[2]) if i < len(sel.table) else []
-    for sup, _, _ in ranked[:alternatives]:
+    for sup, _, _ in ranked if alternatives is None else ranked[:alternatives]:
         if not np.array_equal(sup, sup_i) and set(np.flatnonzero(sup)) <= set(kept.tolist()):
             yield f"switch {eq} to {{{', '.join(np.asarray(terms)[sup])}}}", sup
 
