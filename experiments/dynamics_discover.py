@@ -6,8 +6,9 @@ x' = x − x³ from 0.1 on [0, 8]; 100 observations at sorted uniform random tim
 of std (noise × std of each variable). One neural ODE fit per series with the defaults
 (odeflow.discover.fit_neural_ode: rate-scaled standardized field, multiple shooting, early stopping on
 held-out observations), then from the same fit:
-  selection      the default: conservation laws, samples along the data, cross-validated selection
-                 over degrees 1–3 (odeflow.discover.pipeline.select_from_fit, nothing passed)
+  default        conservation laws, samples along the data, cross-validated selection over degrees
+                 1–3, then the search on the observations (select_from_fit, nothing passed)
+  --no-refine    the same without the search (the regression's model)
   fixed d, λ     the pre-issue-22 rule on the same samples: degree d, pysindy's STLSQ |ξ| < λ
 and, without a neural fit: weak-form SINDy with the same selection (`--method weak`) and pysindy on
 the irregular noisy samples with its finite differences, plain and smoothed.
@@ -84,10 +85,19 @@ def main():
             rows.append(
                 dict(
                     base,
-                    method="neural + selection (default)",
+                    method="neural + selection + search on the observations (default)",
                     **fit_info,
                     degree=res.selection.degree,
                     **score(res.equations, system),
+                )
+            )
+            reg = select_from_fit(fit, t, x, names, ensemble=0, refine=False)
+            rows.append(
+                dict(
+                    base,
+                    method="neural + selection (--no-refine)",
+                    degree=reg.selection.degree,
+                    **score(reg.equations, system),
                 )
             )
             for degree, threshold in FIXED:
