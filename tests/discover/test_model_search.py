@@ -54,3 +54,25 @@ def test_columns_left_out_are_never_added():
         sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0
     )
     assert not found.fit.support[:, ~keep].any()
+
+
+@pytest.mark.parametrize("seed", [35, 36])
+def test_a_diverging_start_and_a_blowing_up_least_squares_start_still_reach_the_truth(seed):
+    # found trying a two-trajectory Van der Pol CSV: the regression's model blew up within a segment
+    # (BIC inf) and the samples' least squares for the next moves blew up too; the search must
+    # continue from the finite model it has instead of stopping at an empty equation
+    inst, sel, theta, xdot, terms, seg = _setup("van-der-pol", seed)
+    truth = inst.truth(terms)
+    bad = truth.copy()
+    bad[1] = 0.0
+    bad[1, terms.index("y^3")] = 50.0  # y' = 50 y^3: diverges at once
+    sel.coefficients = bad
+    wild = xdot.copy()
+    wild[:, 1] = 50.0 * theta[:, terms.index("y^3")]  # least squares on these samples blows up as well
+    keep = np.ones(len(terms), dtype=bool)
+    found = refine_on_observations(
+        sel, theta, wild, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0
+    )
+    assert found.start_bic == float("inf")
+    assert np.array_equal(found.fit.coefficients != 0, truth != 0), found.moves
+    assert np.linalg.norm(found.fit.coefficients - truth) / np.linalg.norm(truth) < 0.02

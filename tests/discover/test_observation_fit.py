@@ -61,13 +61,18 @@ def test_levenberg_marquardt_recovers_the_coefficients_from_clean_observations(s
     assert np.abs(fit.residuals).max() < 1e-3
 
 
-def test_bic_prefers_the_true_support_over_a_spurious_term_and_a_missing_one():
-    inst, t, x, _ = _observed("lotka-volterra", 8, n=150, noise=0.01)
+def _true_model_fit(system, seed):
+    """A noisy (1%) instance, its degree-3 library and the true support fitted to the observations."""
+    inst, t, x, _ = _observed(system, seed, n=150, noise=0.01)
     powers = polynomial_terms(inst.variables, 3)
-    terms = polynomial_library(np.zeros((1, 2)), inst.variables, 3)[1]
+    terms = polynomial_library(np.zeros((1, len(inst.variables))), inst.variables, 3)[1]
     truth = inst.truth(terms)
     seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
-    true = fit_on_observations(powers, truth != 0, truth, seg)
+    return t, powers, terms, truth, seg, fit_on_observations(powers, truth != 0, truth, seg)
+
+
+def test_bic_prefers_the_true_support_over_a_spurious_term_and_a_missing_one():
+    t, powers, terms, truth, seg, true = _true_model_fit("lotka-volterra", 8)
     extra = (truth != 0).copy()
     extra[0, terms.index("y^2")] = True
     missing = (truth != 0).copy()
@@ -93,12 +98,7 @@ def test_a_diverging_model_scores_infinity_not_nan():
 
 
 def test_predicted_bic_is_exact_at_the_current_model_and_close_for_a_move():
-    inst, t, x, _ = _observed("duffing", 4, n=150, noise=0.01)
-    powers = polynomial_terms(inst.variables, 3)
-    terms = polynomial_library(np.zeros((1, 2)), inst.variables, 3)[1]
-    truth = inst.truth(terms)
-    seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
-    cur = fit_on_observations(powers, truth != 0, truth, seg)
+    _, powers, terms, truth, seg, cur = _true_model_fit("duffing", 4)
     add = (truth != 0).copy()
     add[0, terms.index("x")] = True
     drop = (truth != 0).copy()

@@ -26,7 +26,7 @@ independent residuals and so are, if anything, narrow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def refine_on_observations(
 ) -> Refinement:
     """theta_lib [n, m], xdot [n, d]: the samples' library and derivatives (full library, m terms);
     keep [m]: library columns allowed (False for variables left out by a conservation law)."""
-    d, m = sel.coefficients.shape
+    d = sel.coefficients.shape[0]
     fits: Dict[bytes, ObservationFit] = {}
     rss_of = [_gram_rss(theta_lib[:, keep], xdot[:, i]) for i in range(d)]
     kept = np.flatnonzero(keep)
@@ -83,11 +83,16 @@ def refine_on_observations(
         key = _key(support)
         if key not in fits:
             start = base.coefficients.copy()
-            ls = least_squares_start(theta_lib, xdot, support)
             changed = (support != base.support).any(axis=1)
-            start[changed] = ls[changed]
+            start[changed] = least_squares_start(theta_lib, xdot, support, changed)[changed]
             start[~support] = 0.0
-            fits[key] = fit_on_observations(powers, support, start, seg, base.starts)
+            found = fit_on_observations(powers, support, start, seg, base.starts)
+            if not np.isfinite(found.bic) and np.isfinite(base.bic):
+                # the samples' least squares can blow up where the field is poor: continue from the
+                # current model instead (its coefficients, new terms at 0), which integrates
+                cont = np.where(support, base.coefficients, 0.0)
+                found = fit_on_observations(powers, support, cont, seg, base.starts)
+            fits[key] = found
         return fits[key]
 
     current = sel.coefficients != 0
@@ -120,20 +125,32 @@ def refine_on_observations(
     return Refinement(start_bic, chosen.bic, chosen, moves, len(fits), inclusion)
 
 
-def _moves_of(i, sup_i, sel, rss_i, kept, terms, variables, pool, alternatives):
-    """(description, new support of equation i): drop a term, add a pooled term, switch support."""
+def _moves_of(
+    i: int,
+    sup_i: np.ndarray,
+    sel: Selection,
+    rss_i: Callable,
+    kept: np.ndarray,
+    terms: Sequence[str],
+    variables: Sequence[str],
+    pool: Optional[int],
+    alternatives: Optional[int],
+) -> Iterator[Tuple[str, np.ndarray]]:
+    """(description, new support of equation i): drop a term, add a term, switch support."""
     eq = f"d{variables[i]}/dt"
-    for k in np.flatnonzero(sup_i):
+    for k in np.flatnonzero(sup_i).tolist():
         s = sup_i.copy()
         s[k] = False
         yield f"drop {terms[k]} from {eq}", s
     in_kept = sup_i[kept]
     adds = [j for j in range(len(kept)) if not in_kept[j]]
-    adds.sort(key=lambda j: rss_i(np.flatnonzero(in_kept).tolist() + [j]))
-    for j in adds if pool is None else adds[:pool]:
+    if pool is not None:  # only the terms that most lower the samples' residual
+        adds = sorted(adds, key=lambda j: rss_i(np.flatnonzero(in_kept).tolist() + [j]))[:pool]
+    for j in adds:
+        col = int(kept[j])
         s = sup_i.copy()
-        s[kept[j]] = True
-        yield f"add {terms[kept[j]]} to {eq}", s
+        s[col] = True
+        yield f"add {terms[col]} to {eq}", s
     ranked = sorted(sel.table[i], key=lambda c: c[2]) if i < len(sel.table) else []
     for sup, _, _ in ranked if alternatives is None else ranked[:alternatives]:
         if not np.array_equal(sup, sup_i) and set(np.flatnonzero(sup)) <= set(kept.tolist()):

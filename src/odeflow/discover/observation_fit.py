@@ -20,7 +20,7 @@ Soc. A 473 (2017); the multiple-shooting prediction from learned states is this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -282,17 +282,14 @@ def fit_on_observations(
     )
 
 
-def least_squares_start(theta_lib: np.ndarray, xdot: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """Per-equation least squares on the samples (the regression's coefficients) as LM's start."""
+def least_squares_start(theta_lib: np.ndarray, xdot: np.ndarray, support: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Least squares on the samples (the regression's coefficients) for equations `rows` [d] (bool),
+    zeros elsewhere: the Levenberg–Marquardt start of a move that changed those equations."""
     out = np.zeros(support.shape)
-    for i in range(support.shape[0]):
+    for i in np.flatnonzero(rows):
         if support[i].any():
             out[i, support[i]] = np.linalg.lstsq(theta_lib[:, support[i]], xdot[:, i], rcond=None)[0]
     return out
-
-
-def as_tensor_powers(powers: Sequence[Tuple[int, ...]]) -> np.ndarray:
-    return np.asarray(powers, dtype=np.int64)
 
 
 def predicted_bics(

@@ -20,11 +20,10 @@ from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neur
 from .observation_fit import segments_of
 from .selection import (
     Selection,
-    expand_selection,
     polynomial_library,
     polynomial_terms,
-    select_from_library,
     select_model,
+    select_on_columns,
 )
 from .sindy import Equations
 from .weak_form import weak_system
@@ -95,14 +94,7 @@ def discover_equations(
     if method not in ("neural", "weak"):
         raise ValueError(f"method must be 'neural' or 'weak'; got {method!r}")
     degrees = (degree,) if degree else (1, 2, 3)
-    opts: Dict[str, Any] = dict(
-        thresholds=None if threshold is None else [threshold],
-        relative=threshold is None,
-        ensemble=ensemble,
-        seed=seed,
-        greedy=threshold is None,
-        exhaustive=3 if threshold is None else 0,
-    )
+    opts = _selection_options(threshold, ensemble, seed)
     if method == "weak":
         traj = check_observations(t, x, trajectory, min_points=8)
         gs, bs, groups = [], [], []
@@ -117,15 +109,8 @@ def discover_equations(
         # no derivative check here: the weak rows are window averages, not states
         laws = find_affine_invariants(x.double().numpy()) if invariants else []
         sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
-        if laws:
-            keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
-            sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
-            sel = select_from_library(
-                g_all[:, keep], b_all, [tm for tm, k in zip(terms, keep) if k], sizes_k, np.concatenate(groups), **opts
-            )
-            sel = expand_selection(sel, keep, terms)
-        else:
-            sel = select_from_library(g_all, b_all, terms, sizes, np.concatenate(groups), **opts)
+        keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
+        sel = select_on_columns(g_all, b_all, terms, sizes, np.concatenate(groups), keep, **opts)
         return Discovery(_equations(variables, sel, laws), None, t, x, list(variables), traj, sel, invariants=laws)
     fit = fit_neural_ode(t, x, config, trajectory=trajectory)
     return select_from_fit(
@@ -168,14 +153,7 @@ def select_from_fit(
     orbit; smaller spreads (0.02 was tried) let such dense combinations through on Lotka–Volterra.
     """
     degrees = (degree,) if degree else (1, 2, 3)
-    opts: Dict[str, Any] = dict(
-        thresholds=None if threshold is None else [threshold],
-        relative=threshold is None,
-        ensemble=ensemble,
-        seed=seed,
-        greedy=threshold is None,
-        exhaustive=3 if threshold is None else 0,
-    )
+    opts = _selection_options(threshold, ensemble, seed)
     laws = []
     if invariants:
         assert fit.states is not None and fit.t_train is not None  # a finished fit
@@ -228,6 +206,19 @@ def refine_selection(
     sel.lower = best.coefficients - 1.96 * best.stderr
     sel.upper = best.coefficients + 1.96 * best.stderr
     return found
+
+
+def _selection_options(threshold: Optional[float], ensemble: int, seed: int) -> Dict[str, Any]:
+    """select_model's rule: the cross-validated path by default, pysindy's fixed STLSQ threshold on
+    raw coefficients when one is given (no greedy paths, no best subsets)."""
+    return dict(
+        thresholds=None if threshold is None else [threshold],
+        relative=threshold is None,
+        ensemble=ensemble,
+        seed=seed,
+        greedy=threshold is None,
+        exhaustive=3 if threshold is None else 0,
+    )
 
 
 def _learned_or_observed(t: Tensor, x: Tensor, traj: Tensor, fit: NeuralFit) -> Tensor:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -275,45 +275,41 @@ def select_model(
     top = max(degrees)
     theta, terms = polynomial_library(x, variables, top)
     sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
+    opts: Dict[str, Any] = dict(
+        thresholds=thresholds,
+        relative=relative,
+        folds=folds,
+        rel_tol=rel_tol,
+        ensemble=ensemble,
+        seed=seed,
+        greedy=greedy,
+        exhaustive=exhaustive,
+        add_gain=add_gain,
+    )
     if not exclude:
-        return select_from_library(
-            theta,
-            xdot,
-            terms,
-            sizes,
-            groups,
-            thresholds,
-            relative,
-            folds,
-            rel_tol,
-            ensemble,
-            seed,
-            greedy,
-            exhaustive,
-            add_gain,
-        )
+        return select_from_library(theta, xdot, terms, sizes, groups, **opts)
     if len(set(exclude)) >= len(variables) or any(not 0 <= j < len(variables) for j in exclude):
         raise ValueError(f"exclude must name some, not all, of the {len(variables)} variables; got {list(exclude)}")
     from .invariants import library_columns_without
 
     keep = library_columns_without(polynomial_terms(variables, top), exclude)
+    return select_on_columns(theta, xdot, terms, sizes, groups, keep, **opts)
+
+
+def select_on_columns(
+    theta: np.ndarray,
+    xdot: np.ndarray,
+    terms: List[str],
+    sizes: Dict[int, int],
+    groups: np.ndarray,
+    keep: np.ndarray,
+    **opts: Any,
+) -> Selection:
+    """select_from_library on the library columns `keep` only (e.g. without the variables a
+    conservation law leaves out), written back in the full library (zeros elsewhere)."""
     sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
-    sel = select_from_library(
-        theta[:, keep],
-        xdot,
-        [t for t, k in zip(terms, keep) if k],
-        sizes_k,
-        groups,
-        thresholds,
-        relative,
-        folds,
-        rel_tol,
-        ensemble,
-        seed,
-        greedy,
-        exhaustive,
-        add_gain,
-    )
+    kept_terms = [t for t, k in zip(terms, keep) if k]
+    sel = select_from_library(theta[:, keep], xdot, kept_terms, sizes_k, groups, **opts)
     return expand_selection(sel, keep, terms)
 
 
