@@ -37,11 +37,13 @@ _EXPORTS: Dict[str, str] = {
     "cache_dir": ".solvers.compile_cache",
     "set_cache_dir": ".solvers.compile_cache",
     "AutoCompile": ".solvers.compile_policy",
+    "compile_step": ".compile_step",
 }
 
 __all__: List[str] = list(_EXPORTS)
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (below)
+    from .compile_step import compile_step as compile_step
     from .dense import odeint_dense as odeint_dense
     from .gradients import DiscretizeOptimize as DiscretizeOptimize
     from .gradients import OptimizeDiscretize as OptimizeDiscretize

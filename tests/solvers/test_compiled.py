@@ -139,3 +139,22 @@ def test_compile_argument_errors():
     )
     with pytest.raises(ValueError, match="parameters of the nn.Module"):
         sol.ys.sum().backward()
+
+
+def test_compile_accepts_a_field_class_defined_inside_a_function():
+    """Its compiled solver cannot be saved to the cache (torch refuses local classes): it is
+    compiled in-process instead of failing."""
+
+    class Local(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2).to(D)
+
+        def forward(self, t, y):
+            return self.lin(y)
+
+    field = Local()
+    y0 = torch.tensor([[0.3, -0.2]], dtype=D)
+    eager = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25))
+    comp = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25), compile=True)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, 
 import torch
 from torch import Tensor, nn
 
+from ..solvers import tensor_loop
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
 from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
 from ..solvers.hooks import StepHooks
@@ -258,6 +259,20 @@ class _Adjoint(torch.autograd.Function):
                     else:
                         outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter, hooks=hooks)
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
+            elif problem.compile and tensor_loop.supported(tab, step, state, land_on_outputs=True):
+                # The whole backward solve as one compiled program (see solvers/tensor_loop.py).
+                assert norm is not None and h is not None
+                rev_ys, rev_grads = flat_ys.flip(0), flat_grads.flip(0)
+
+                def jump_at(j: Tensor, out: Tensor) -> Tensor:
+                    """restart() at reversed output index j, with j a tensor (no host read)."""
+                    return torch.cat([_row(rev_ys, j), out[ny : 2 * ny] + _row(rev_grads, j), out[2 * ny :]])
+
+                rev_t = torch.tensor(tvals[::-1], dtype=torch.float64, device=ys.device)
+                outs_t, _ = tensor_loop.integrate_adaptive_tensor(
+                    tab, aug_f, state, rev_t, step, norm, counter, h, key, land_on_outputs=True, jump=jump_at
+                )
+                state = outs_t[-1]
             else:
                 # One backward solve through all output times: steps land on each t_i, where
                 # the state restarts (no overshoot and interpolation back).
@@ -286,6 +301,11 @@ class _Adjoint(torch.autograd.Function):
         if n > 1:
             a = a + grad_ys[0]
         return (None, None, a, grad_t) + g
+
+
+def _row(x: Tensor, j: Tensor) -> Tensor:
+    """x[j] for a 0-d index tensor inside a compiled loop."""
+    return x.index_select(0, j.reshape(1)).squeeze(0)
 
 
 def interval_step(step, a: float, b: float):

@@ -67,7 +67,9 @@ def _fixed_solve(
         if k1 is None:
             k1 = f(ts_list[0], y)
         y1, ks, _ = rk_step(tab, f, y, k1, ts_list, h, False)
-        return ((y1, ks[-1]) if tab.fsal else y1), y1.clone()
+        # Fresh tensors for the carry: a first-same-as-last y1 is also a stage input, and scan
+        # refuses outputs that may alias each other or its inputs.
+        return ((y1.clone(), ks[-1].clone()) if tab.fsal else y1), y1.clone()
 
     init = (y0, f(stage_times[0, 0], y0)) if tab.fsal else y0
     _, ys = scan(body, init, (stage_times, hs))
@@ -152,7 +154,9 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
             return loaded
     try:
         compiled = cache.aot_compile(fn, args, _OPTIONS)
-    except dynamo_exc.PackageError as e:  # guards or code that cannot be saved: in-process only
+    except (dynamo_exc.PackageError, TypeError) as e:
+        # Guards or code that cannot be saved (e.g. a vector field whose class is defined inside a
+        # function raises TypeError): compiled in-process only.
         log.debug("odeflow: compiled solver not persisted (%s)", e)
         return _compiled(fn, key)
     cache.save(compiled, path)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
+from . import tensor_loop
 from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .grid import GridTimes, grid_points, integrate_grid, rk_grid_step
-from .loop import fixed_grid, integrate_adaptive, integrate_fixed
+from .loop import _Times, fixed_grid, integrate_adaptive, integrate_fixed
 from .problem import Problem
-from .stepping import FixedStep
+from .stepping import Adaptive, FixedStep, initial_step
 from .tableau import ButcherTableau
 
 
@@ -60,6 +62,23 @@ def run_plain(
         outs, _, _ = integrate_fixed(problem.method, problem.func, y0, grid, problem.stats, hooks=problem.hooks)
         return [y0] + outs, None
     assert problem.norm is not None
+    if (
+        problem.compile
+        and not differentiable_times
+        and not torch.is_grad_enabled()
+        and tensor_loop.supported(problem.method, problem.step, y0, land_on_outputs=False)
+    ):
+        # No gradients through the loop (e.g. the adjoint's forward solve): one compiled program.
+        f = problem.raw_func()
+        k0 = None
+        if h0 is None:
+            h0, k0 = _first_step(problem, f, y0)
+        key = compile_key("forward", problem.method, problem.field, y0)
+        t64 = torch.tensor(problem.t_values, dtype=torch.float64, device=y0.device)
+        ys, h_next = tensor_loop.integrate_adaptive_tensor(
+            problem.method, f, y0, t64, problem.step, problem.norm, problem.stats, h0, key, k0=k0
+        )
+        return [y0] + list(ys.unbind(0)), h_next
     attempt = None
     if problem.compile:
         attempt = CompiledAttempt(
@@ -83,3 +102,18 @@ def run_plain(
         hooks=problem.hooks,
     )
     return [y0] + outs, h
+
+
+def _first_step(problem: Problem, f, y0: Tensor) -> Tuple[float, Optional[Tensor]]:
+    """The initial step as the eager loop chooses it and f(t0, y0) if evaluated: the user's
+    first_step, else Hairer's algorithm (two evaluations, counted)."""
+    step = problem.step
+    assert isinstance(step, Adaptive) and problem.norm is not None
+    if step.first_step is not None:
+        return step.first_step, None
+    t0 = problem.t_values[0]
+    direction = 1.0 if problem.t_values[-1] >= t0 else -1.0
+    times = _Times(t0, y0.dtype, y0.device, None)
+    k1 = f(times.one(t0), y0)
+    problem.stats.count_evals(2)
+    return initial_step(f, t0, y0, k1, problem.method.order, problem.norm, direction, times.one), k1

@@ -1,0 +1,218 @@
+"""odeflow against diffrax (JAX) and torchdiffeq on this CPU: ms per training iteration.
+
+The seed-000 spiral (du/dt = A^T u^3, 30 points on [0, 1.5]) fitted by f(u) = W2 tanh(W1 u^3 + b1)
++ b2 (2-50-2), loss = sum of squared errors, Adam (lr 0.01), float64, one thread per process:
+
+- fixed:   tsit5, 29 constant steps, backprop through the steps (Disc-Opt); torchdiffeq 0.2.5
+           has no tsit5 and runs its rk4 (3/8 rule) instead;
+- adjoint: dopri5, rtol 1e-7, atol 1e-9, backsolve adjoint (Opt-Disc).
+
+Every side starts from the same weights (one NumPy array, seed 0) and the same data, and runs in
+its own process (pinned to one core, one thread); rounds alternate the sides, and the median
+ms/iter of each round, the first call (compile) and peak resident memory are reported. odeflow
+runs eager, with ``solve(compile=True)``, and with the whole training step compiled
+(`odeflow.compile_step`). The odeflow compile cache starts empty in round 1 (cold) and is
+reused in later rounds (warm).
+
+diffrax runs in a separate Python that has jax, diffrax and optax (never a dependency of
+odeflow): ``python -m venv .venv-jax && .venv-jax/bin/pip install jax diffrax optax``, then
+
+    python benchmarks/peers_cpu.py --jax-python .venv-jax/bin/python [--rounds 3] [--iterations 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+SIDES = ("torchdiffeq", "odeflow", "odeflow compile=True", "odeflow compile_step", "diffrax")
+
+
+def write_problem(path: Path) -> None:
+    """The shared problem: data from the true spiral (scipy, rtol 1e-12) and Glorot weights."""
+    import numpy as np
+    from scipy.integrate import solve_ivp
+
+    a = np.array([[-0.1, 2.0], [-2.0, -0.1]])
+    t = np.linspace(0.0, 1.5, 30)
+    sol = solve_ivp(lambda _t, u: (u**3) @ a, (0.0, 1.5), [2.0, 0.0], t_eval=t, rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(0)
+
+    def glorot(n_out: int, n_in: int) -> np.ndarray:
+        bound = np.sqrt(6.0 / (n_in + n_out))
+        return rng.uniform(-bound, bound, size=(n_out, n_in))
+
+    np.savez(
+        path,
+        t=t,
+        u=sol.y.T.copy(),
+        w1=glorot(50, 2),
+        b1=np.zeros(50),
+        w2=glorot(2, 50),
+        b2=np.zeros(2),
+        lr=np.array(0.01),
+    )
+
+
+class SpiralField(nn.Module):
+    """f(u) = W2 tanh(W1 u^3 + b1) + b2 with the shared weights (a module-level class, so that
+    compiled solvers can be saved to odeflow's cache and loaded by later rounds)."""
+
+    def __init__(self, p: dict) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(2, 50).double(), nn.Linear(50, 2).double()
+        with torch.no_grad():
+            for lin, w, b in ((self.l1, "w1", "b1"), (self.l2, "w2", "b2")):
+                lin.weight.copy_(torch.tensor(p[w]))
+                lin.bias.copy_(torch.tensor(p[b]))
+
+    def forward(self, _t, y):
+        return self.l2(torch.tanh(self.l1(y**3)))
+
+
+def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
+    """One torch side in this process; returns its measurements."""
+    import numpy as np
+    import torch
+
+    import odeflow
+
+    torch.set_num_threads(1)
+    p = dict(np.load(problem_path))
+    d = torch.float64
+    t, u = torch.tensor(p["t"], dtype=d), torch.tensor(p["u"], dtype=d)
+
+    field = SpiralField(p)
+    opt = torch.optim.Adam(field.parameters(), lr=float(p["lr"]))
+    fixed = workload == "fixed"
+    step_ctl = odeflow.FixedStep() if fixed else odeflow.Adaptive(rtol=1e-7, atol=1e-9)
+    method = "tsit5" if fixed else "dopri5"
+    gradient = odeflow.DiscretizeOptimize() if fixed else odeflow.OptimizeDiscretize()
+    stats: Dict[str, int] = {}
+
+    def predict():
+        if side == "torchdiffeq":
+            import torchdiffeq
+
+            if fixed:
+                return torchdiffeq.odeint(field, u[0], t, method="rk4")
+            return torchdiffeq.odeint_adjoint(field, u[0], t, method="dopri5", rtol=1e-7, atol=1e-9)
+        sol = odeflow.solve(field, u[0], t, method=method, step=step_ctl, gradient=gradient, compile=side != "odeflow")
+        stats.update(steps=sol.stats.accepted, nfe=sol.stats.nfe, nfe_backward=sol.stats.nfe_backward)
+        return sol.ys
+
+    def loss_fn() -> torch.Tensor:
+        return (predict() - u).pow(2).sum()
+
+    if side == "odeflow compile_step":
+        run = odeflow.compile_step(loss_fn, opt)
+    else:
+
+        def run() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    times: List[float] = []
+    loss = torch.zeros(())
+    for _ in range(iterations):
+        start = time.perf_counter()
+        loss = run()
+        times.append(time.perf_counter() - start)
+    return {
+        "ms_per_iter": 1e3 * statistics.median(times),
+        "first_call_s": first,
+        "forward_steps": stats.get("steps"),
+        "nfe": stats.get("nfe"),
+        "nfe_backward": stats.get("nfe_backward"),
+        "final_loss": float(loss),
+    }
+
+
+def run_side(side: str, workload: str, problem: Path, iterations: int, jax_python: str, cache: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ODEFLOW_CACHE_DIR": cache, "PYTHONUNBUFFERED": "1"}
+    if side == "diffrax":
+        cmd = [jax_python, str(HERE / "peers_jax.py"), str(problem), workload, str(iterations)]
+    else:
+        cmd = [sys.executable, __file__, "--side", side, "--workload", workload, "--problem", str(problem)]
+        cmd += ["--iterations", str(iterations)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jax-python", default=os.environ.get("ODEFLOW_BENCH_JAX_PYTHON", ".venv-jax/bin/python"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--workloads", default="fixed,adjoint")
+    ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument("--side", help=argparse.SUPPRESS)
+    ap.add_argument("--workload", help=argparse.SUPPRESS)
+    ap.add_argument("--problem", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.side:  # a child process: one side, one workload
+        out = torch_side(args.problem, args.side, args.workload, args.iterations)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="odeflow-peers-"))
+    problem = tmp / "problem.npz"
+    write_problem(problem)
+    cache = str(tmp / "cache")
+    sides = args.sides.split(",")
+    results: Dict[str, Dict[str, List[dict]]] = {}
+    for r in range(args.rounds):
+        for workload in args.workloads.split(","):
+            for side in sides:
+                res = run_side(side, workload, problem, args.iterations, args.jax_python, cache)
+                res["round"] = r + 1
+                results.setdefault(workload, {}).setdefault(side, []).append(res)
+                print(workload, side, json.dumps(res), file=sys.stderr, flush=True)
+    print(f"\nms per training iteration, median of {args.iterations} after the first call; rounds: {args.rounds}\n")
+    print(
+        "| workload | side | ms/iter (per round) | ratio to diffrax (per round) | first call s (cold, warm) | steps | NFE fwd/bwd | peak RSS MB | final loss |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for workload, by_side in results.items():
+        ref = [x.get("ms_per_iter") for x in by_side.get("diffrax", [])]
+        for side, runs in by_side.items():
+            if any("error" in x for x in runs):
+                print(f"| {workload} | {side} | error: {runs[0].get('error', runs[-1].get('error'))} | | | | | | |")
+                continue
+            ms = [x["ms_per_iter"] for x in runs]
+            ratios = [a / b for a, b in zip(ms, ref) if b] if ref else []
+            first = [x["first_call_s"] for x in runs]
+            r0 = runs[-1]
+            print(
+                f"| {workload} | {side} | {', '.join(f'{m:.2f}' for m in ms)} | "
+                f"{', '.join(f'{q:.2f}x' for q in ratios)} | {first[0]:.1f}, {min(first[1:], default=first[0]):.1f} | "
+                f"{r0.get('forward_steps')} | {r0.get('nfe')}/{r0.get('nfe_backward')} | {r0['peak_rss_mb']:.0f} | "
+                f"{r0['final_loss']:.4g} |"
+            )
+    (tmp / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"\nraw results: {tmp / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""An adaptive explicit Runge–Kutta solve as one tensor program: no host round-trip per step.
+
+The Python loop of `loop.integrate_adaptive` reads every step's error norm on the host to
+decide accept/reject. Here the whole solve is one ``torch.while_loop``: the attempted step, the
+PI controller (Hairer & Wanner II §IV.2, the same constants and formulas as `Adaptive`),
+accept/reject, the dense output at every requested time and the state's jumps at output times
+(the adjoint's dL/dy(t_i)) are tensor operations, so `torch.compile` turns the solve into one
+compiled program and a GPU makes no synchronisation until the solve ends (statistics and
+failures are read once, after the loop). With a carried first-same-as-last derivative, the
+vector field after a jump is evaluated under ``torch.cond``, only in the steps that jump.
+
+Each loop iteration is one attempted step from (t, y) with step h:
+
+    accept  <=>  err <= 1  (or |h| <= min_step with a finite err, as torchdiffeq)
+    outputs t_j in (t, t1]:  y(t_j) = dense output of the step (y1 where t_j = t1)
+    h_next  =  clamp(h * clip(safety err^(-alpha/q) err_prev^(beta/q), min_factor, max_factor))
+
+It takes no gradients through the loop (the adjoint's forward and backward solves run without
+them); differentiable solves keep the eager loop or its compiled attempts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .runge_kutta import combine, rk_step
+from .solution import SolverStats
+from .state import ErrorNorm
+from .stepping import Adaptive
+from .tableau import ButcherTableau
+
+Func = Callable[[Tensor, Tensor], Tensor]
+Jump = Callable[[Tensor, Tensor], Tensor]  # (index of the output time in t_out, state) -> new state
+
+RUNNING, MAX_STEPS, UNDERFLOW = 0, 1, 2
+
+
+def supported(tab: ButcherTableau, ctrl: Adaptive, y: Tensor, land_on_outputs: bool) -> bool:
+    """Whether this loop can run the solve: an adaptive explicit tableau with an output rule
+    (its continuous extension, Hermite with a first-same-as-last derivative, or landing on the
+    outputs), a real state and no step_t/jump_t (those stay with the eager loop)."""
+    lands = land_on_outputs or (tab.dense is None and tab.order > 3)
+    outputs_ok = lands or tab.dense is not None or tab.fsal
+    return (
+        isinstance(tab, ButcherTableau)
+        and tab.adaptive
+        and outputs_ok
+        and not y.is_complex()
+        and not ctrl.step_t
+        and not ctrl.jump_t
+    )
+
+
+class LoopResult(NamedTuple):
+    """What one solve returns: states at t_out[1:], the next proposed step, time and step reached,
+    counters [attempts, accepted, rejected, evaluations] and the status code."""
+
+    ys: Tensor
+    h_next: Tensor
+    t: Tensor
+    h: Tensor
+    counts: Tensor
+    status: Tensor
+
+
+def _at(x: Tensor, i: Tensor) -> Tensor:
+    """x[i] for a 0-d index tensor, without reading the index on the host."""
+    return x.index_select(0, i.reshape(1)).squeeze(0)
+
+
+def _hermite(y: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: Tensor, h: Tensor) -> Tensor:
+    """Cubic Hermite between (y, f0) and (y1, f1) at theta [n] -> [n, *y.shape]."""
+    th = theta.reshape(-1, *([1] * y.dim()))
+    t2, t3 = th * th, th * th * th
+    return (2 * t3 - 3 * t2 + 1) * y + (-2 * t3 + 3 * t2) * y1 + h * ((t3 - 2 * t2 + th) * f0 + (t3 - t2) * f1)
+
+
+def _dense(tab: ButcherTableau, dense_w: Tensor, y: Tensor, ks, theta: Tensor, h: Tensor) -> Tensor:
+    """The method's continuous extension y + h sum_i b_i(theta) k_i at every theta [n]."""
+    powers = torch.stack([theta ** (d + 1) for d in range(dense_w.shape[1])])  # [deg, n]
+    w = (dense_w @ powers).to(y.dtype)  # [stages, n]
+    k = torch.stack(list(ks[: dense_w.shape[0]])).reshape(dense_w.shape[0], -1)
+    return (y.reshape(1, -1) + h.to(y.dtype) * (w.T @ k)).reshape(theta.shape[0], *y.shape)
+
+
+def _solve(
+    tab: ButcherTableau,
+    f: Func,
+    norm: ErrorNorm,
+    ctrl: Adaptive,
+    lands: bool,
+    jump: Optional[Jump],
+    y0: Tensor,
+    t_out: Tensor,
+    h0: Tensor,
+    dense_w: Tensor,
+    k0: Optional[Tensor],
+) -> Tuple[Tensor, ...]:
+    """The loop itself (traced whole by torch.compile); t_out and h0 are float64 tensors,
+    k0 = f(t0, y0) when the caller has it already."""
+    n = t_out.shape[0]
+    tdt = y0.dtype
+    direction = torch.sign(t_out[-1] - t_out[0])
+    direction = torch.where(direction == 0, torch.ones_like(direction), direction)
+    q = float(min(tab.order, tab.error_order or tab.order) + 1)
+    c = tab.c
+    evals = tab.stages - 1 if tab.fsal else tab.stages
+    idx = torch.arange(n, device=y0.device)
+
+    def clamp(h: Tensor) -> Tensor:
+        mag = h.abs().clamp(min=ctrl.min_step, max=ctrl.max_step)
+        return torch.where(h < 0, -mag, mag)
+
+    ys = torch.zeros((n,) + tuple(y0.shape), dtype=tdt, device=y0.device)
+    t = t_out[0].clone()
+    first_evals = 0
+    if k0 is not None:
+        k1 = k0.clone()
+    elif tab.fsal:
+        k1, first_evals = f(t.to(tdt), y0), 1
+    else:
+        k1 = torch.zeros_like(y0)
+    zero_i = torch.zeros((), dtype=torch.int64, device=y0.device)
+    counts = torch.stack([zero_i, zero_i, zero_i, zero_i + first_evals])
+    # Without a carried derivative the first attempt evaluates f(t0, y0) itself, unless given.
+    fresh = torch.full((), k0 is None, dtype=torch.bool, device=y0.device)
+    h = clamp(direction * h0[0].abs())  # h0 has shape [1]: a 0-d input is traced as a Python number
+    err_prev = torch.ones((), dtype=torch.float64, device=y0.device)
+    nxt = zero_i + 1
+    status = zero_i.clone()
+
+    def cond(t, h, y, k1, err_prev, nxt, ys, counts, status, fresh):
+        return (nxt < n) & (status == RUNNING)
+
+    def body(t, h, y, k1, err_prev, nxt, ys, counts, status, fresh):
+        h_prop = h
+        target = _at(t_out, nxt.clamp(max=n - 1))
+        land = (t + h - target) * direction > 0 if lands else torch.zeros_like(nxt, dtype=torch.bool)
+        h = torch.where(land, target - t, h)
+        stage_t = [(t + ci * h).to(tdt) for ci in c]
+        if tab.fsal:
+            k_first = k1
+        else:  # f(t, y) anew, except in the first attempt when the caller gave it
+            k_first = torch.cond(
+                fresh, lambda tt, yy, kk: f(tt, yy), lambda tt, yy, kk: kk.clone(), (stage_t[0], y, k1)
+            )
+        h_y = h.to(tdt)
+        y1, ks, _ = rk_step(tab, f, y, k_first, stage_t, h_y, False)
+        err = combine(None, ks, tab.b_err, h_y)
+        en = norm(err, y, y1).to(torch.float64)
+        finite = torch.isfinite(en)
+        accept = (en <= 1.0) | ((ctrl.min_step > 0) & (h.abs() <= ctrl.min_step) & finite)
+        t1 = torch.where(land, target, t + h)
+        # Outputs reached by this step: every t_j in (t, t1] not yet written.
+        reached = accept & (idx >= nxt) & ((t_out - t1) * direction <= 0)
+        if lands:
+            vals = y1.unsqueeze(0).expand_as(ys)
+        else:
+            theta = (t_out - t) / h
+            if tab.dense is not None:
+                vals = _dense(tab, dense_w, y, ks, theta, h)
+            else:
+                vals = _hermite(y, y1, ks[0], ks[-1], theta.to(tdt), h_y)
+            vals = torch.where((t_out == t1).reshape(-1, *([1] * y.dim())), y1.unsqueeze(0), vals)
+        ys = torch.where(reached.reshape(-1, *([1] * y.dim())), vals, ys)
+        nxt_new = nxt + reached.sum()
+        t_new = torch.where(accept, t1, t)
+        y_new = torch.where(accept, y1, y)
+        k_new = (
+            torch.where(accept, ks[-1], k1) if tab.fsal else k_first
+        )  # non-FSAL: carried only to keep the loop's shape
+        jumped = torch.zeros_like(accept)
+        if jump is not None:
+            prev = (nxt_new - 1).clamp(min=0)
+            jumped = accept & (nxt_new < n) & (nxt_new > nxt) & (_at(t_out, prev) == t1)
+            y_new = torch.where(jumped, jump(prev, y1), y_new)
+            if tab.fsal:
+                k_new = torch.cond(
+                    jumped,
+                    lambda tt, yy, kk: f(tt.to(tdt), yy),
+                    lambda tt, yy, kk: kk.clone(),
+                    (t_new, y_new, k_new),
+                )
+        # PI controller, as `loop.integrate_adaptive`.
+        safe_en = torch.where(finite, en, torch.zeros_like(en))
+        grow = ctrl.safety * safe_en.clamp_min(1e-300) ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
+        grow = torch.where(safe_en == 0, torch.full_like(grow, ctrl.max_factor), grow)
+        grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
+        shrink = (ctrl.safety * safe_en.clamp_min(1e-300) ** (-1.0 / q)).clamp(min=ctrl.min_factor)
+        shrink = torch.where(finite, shrink, torch.full_like(shrink, ctrl.min_factor)).clamp(max=1.0)
+        factor = torch.where(accept, grow, shrink)
+        err_prev = torch.where(accept, en.clamp_min(1e-4), err_prev)
+        underflow = ~accept & ((h.abs() <= ctrl.min_step) | (t + h * factor == t))
+        base = torch.where(land & accept, h_prop, h)
+        h_next = clamp(base * factor)
+        if ctrl.min_step > 0:
+            h_next = torch.where(
+                h_next.abs() < ctrl.min_step, torch.copysign(torch.full_like(h_next, ctrl.min_step), h_next), h_next
+            )
+        attempts = counts[0] + 1
+        counts = counts + torch.stack(
+            [
+                torch.ones_like(zero_i),
+                accept.to(torch.int64),
+                (~accept).to(torch.int64),
+                zero_i + evals + jumped.to(torch.int64) - (~fresh).to(torch.int64) * (0 if tab.fsal else 1),
+            ]
+        )
+        status = torch.where(underflow, zero_i + UNDERFLOW, status)
+        status = torch.where(
+            (status == RUNNING) & (attempts >= ctrl.max_steps) & (nxt_new < n), zero_i + MAX_STEPS, status
+        )
+        # On underflow keep the failing step for the error message.
+        h_out = torch.where(underflow, h, h_next)
+        return t_new, h_out, y_new, k_new, err_prev, nxt_new, ys, counts, status, torch.ones_like(fresh)
+
+    from torch._higher_order_ops.while_loop import while_loop
+
+    t, h, y, k1, err_prev, nxt, ys, counts, status, fresh = while_loop(
+        cond, body, (t, h, y0.clone(), k1, err_prev, nxt, ys, counts, status, fresh)
+    )
+    return ys[1:], h, t, h, counts, status
+
+
+def integrate_adaptive_tensor(
+    tab: ButcherTableau,
+    f: Func,
+    y0: Tensor,
+    t_out: Tensor,
+    ctrl: Adaptive,
+    norm: ErrorNorm,
+    stats: SolverStats,
+    h0: float,
+    key,
+    land_on_outputs: bool = False,
+    jump: Optional[Jump] = None,
+    k0: Optional[Tensor] = None,
+) -> Tuple[Tensor, float]:
+    """Compiled adaptive solve through t_out (float64 [n]); returns (states at t_out[1:] as one
+        tensor, next proposed step) and adds the attempts, accepted/rejected steps and evaluations
+        to ``stats`` (read once, after the loop). ``k0``: f(t0, y0) when already evaluated (the
+    initial-step estimate does). Raises `SolverError` as the eager loop does."""
+    from .compiled import run_compiled
+
+    lands = land_on_outputs or (tab.dense is None and tab.order > 3)
+    dense_w = torch.tensor(tab.dense if tab.dense is not None else [[0.0]], dtype=torch.float64, device=y0.device)
+    h0_t = torch.tensor([abs(h0)], dtype=torch.float64, device=y0.device)
+    t64 = t_out.to(device=y0.device, dtype=torch.float64).detach()
+    full_key = ("tensor_loop", key, lands, jump is not None, ctrl, t64.shape[0])
+    ys, h_next, t_fail, h_fail, counts, status = run_compiled(
+        _solve, full_key, tab, f, norm, ctrl, lands, jump, y0, t64, h0_t, dense_w, k0
+    )
+    attempts, accepted, rejected, evals = counts.tolist()  # the solve's one host sync
+    stats.steps += attempts
+    stats.accepted += accepted
+    stats.rejected += rejected
+    stats.count_evals(evals)
+    code = int(status)
+    if code == MAX_STEPS:
+        raise SolverError(
+            f"reached max_steps={ctrl.max_steps}",
+            float(t_fail),
+            float(h_fail),
+            "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff",
+        )
+    if code == UNDERFLOW:
+        raise SolverError(
+            "step size underflow",
+            float(t_fail),
+            float(h_fail),
+            "the problem may be stiff or singular here, or the state became non-finite; loosen rtol/atol, "
+            "lower min_step or check the vector field",
+        )
+    return ys, float(h_next)
