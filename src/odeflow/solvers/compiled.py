@@ -55,13 +55,23 @@ def _scan_op() -> Callable:
 
 
 def _fixed_solve(
-    tab: ButcherTableau, f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor
+    tab: ButcherTableau,
+    f: Func,
+    y0: Tensor,
+    stage_times: Tensor,
+    hs: Tensor,
+    out_index: Tensor,
+    carry_derivative: bool,
 ) -> Tuple[Tensor, Tensor]:
-    """All steps of a fixed grid as one scan; returns (states at the output steps, final state)."""
+    """All steps of a fixed grid as one scan; returns (states at the output steps, final state).
+
+    ``carry_derivative``: carry a first-same-as-last derivative from step to step. Only without
+    gradients: torch's scan differentiated through that second carry gave wrong parameter
+    gradients (torch 2.13, tested), so with gradients every step evaluates f(t, y) anew."""
     scan = _scan_op()
 
     def body(carry, xs):
-        y, k1 = carry if tab.fsal else (carry, None)
+        y, k1 = carry if carry_derivative else (carry, None)
         ts, h = xs
         ts_list = list(ts.unbind())
         if k1 is None:
@@ -69,9 +79,9 @@ def _fixed_solve(
         y1, ks, _ = rk_step(tab, f, y, k1, ts_list, h, False)
         # Fresh tensors for the carry: a first-same-as-last y1 is also a stage input, and scan
         # refuses outputs that may alias each other or its inputs.
-        return ((y1.clone(), ks[-1].clone()) if tab.fsal else y1), y1.clone()
+        return ((y1.clone(), ks[-1].clone()) if carry_derivative else y1.clone()), y1.clone()
 
-    init = (y0, f(stage_times[0, 0], y0)) if tab.fsal else y0
+    init = (y0, f(stage_times[0, 0], y0)) if carry_derivative else y0
     _, ys = scan(body, init, (stage_times, hs))
     return ys.index_select(0, out_index), ys[-1]
 
@@ -235,9 +245,10 @@ def integrate_fixed_compiled(
     steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
     # The loop length and outputs are part of the graph: each grid size gets its own copy.
     key = (key, len(grid), len(grid.output_steps))
-    outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps)
+    carry = tab.fsal and not torch.is_grad_enabled()
+    outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps, carry)
     n = len(grid)
-    stats.count_evals(n * evals_per_step(tab) + (1 if tab.fsal else 0))
+    stats.count_evals(n * evals_per_step(tab) + 1 if carry else n * tab.stages)
     stats.steps += n
     stats.accepted += n
     return list(outs.unbind(0))
