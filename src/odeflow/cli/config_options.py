@@ -3,7 +3,8 @@
 Settings come from the dataclass defaults, then a config file (`--config run.toml|json`), then
 the options given on the command line. With `--resume RUN_DIR` they come from RUN_DIR/last.pt
 instead, and only what the command line gives on top may change (the Trainer checks which).
-Numbers that must be positive are checked by argparse (a usage error, not a traceback).
+Numbers that must be positive are checked by argparse (a usage error, not a traceback). A new
+run refuses an existing run folder (`--resume` continues it, `--overwrite` replaces it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type
 
 from ..training.config import TrainingConfig
+from ..training.run_folder import check_run_folder, clear_run_folder
 from .config_cli import Options, add_options, fraction, non_negative_float, options_of, positive_float, positive_int
 
 __all__ = [
@@ -72,6 +74,8 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=No
         last = Path(resume) / "last.pt"
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist (is {resume} a run folder with a last.pt?)")
+        if getattr(args, "overwrite", False):
+            raise ValueError("--overwrite cannot be combined with --resume: a resumed run continues its folder")
         values = {k: v for k, v in load_checkpoint(last)["config"].items() if k in fields}
         values.update(given)
         return cls(**values), Path(resume), True
@@ -82,4 +86,12 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=No
     values.update(given)
     if adjust is not None:
         values = adjust(values)
-    return cls(**values), Path(out) if out is not None else Path(default_out), False
+    cfg = cls(**values)
+    if hasattr(cfg, "validate"):
+        cfg.validate()  # every setting checked before the run folder is touched
+    folder = Path(out) if out is not None else Path(default_out)
+    overwrite = bool(getattr(args, "overwrite", False))
+    check_run_folder(folder, overwrite=overwrite)
+    if overwrite:
+        clear_run_folder(folder)
+    return cfg, folder, False

@@ -32,7 +32,7 @@ from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
 from .metrics_log import MetricsLog
 from .optim import make_lr_scheduler, make_optimizer, set_lr
 from .progress import Progress
-from .run_folder import RunFolder
+from .run_folder import RunFolder, check_run_folder
 from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
@@ -95,10 +95,13 @@ class Trainer:
         if task.shards_batch:
             dist.shard(cfg.batch)  # the global batch must split evenly over the processes
         state = self._resume_state() if self.resume else None
-        folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
-        ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed, quiet=self.quiet)
+        if self.out is not None and not self.resume and dist.rank == 0:
+            check_run_folder(self.out)  # before any work: an earlier run is never overwritten silently
+        ctx = RunContext(device=device, dist=dist, folder=None, seed=cfg.seed, quiet=self.quiet)
         _seed_everything(cfg.seed)
-        task.setup(ctx)
+        task.setup(ctx)  # data and model: a bad file or setting fails here, before the folder exists
+        folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
+        ctx.folder = folder
         aux = task.auxiliary_steps(ctx)  # first: an auxiliary optimizer may take parameters out of theta's
         params = list(task.parameters())
         opt = make_optimizer(cfg, params)
