@@ -3,7 +3,10 @@
 Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
 DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
 theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
-`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. SIGTERM/SIGINT end
+`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. A task without
+validation keeps best.pt at its lowest training loss. A loss that turns non-finite, or stays
+orders of magnitude above its best (`diverge_factor`, see divergence.py), stops the run with a
+TrainingError and summary.json ``"status": "diverged"``. SIGTERM/SIGINT end
 the iteration in flight, write last.pt and stop; `resume=True` continues from last.pt exactly
 (model, optimizers, schedulers, stage, iteration, elapsed time, RNGs, early stopping).
 Only rank 0 writes the run folder.
@@ -26,6 +29,7 @@ from torch import nn
 from ..solvers.errors import SolverError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .context import RunContext
+from .divergence import DIVERGED_HINT, DivergenceWatch
 from .cuda_graph import CapturedTrainingStep
 from .distributed import Distributed
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
@@ -46,6 +50,7 @@ RESUMABLE_CHANGES = (
     "compile",
     "max_memory",
     "memory_plan",
+    "diverge_factor",
 )
 
 
@@ -118,6 +123,9 @@ class Trainer:
             if problem:
                 raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
+        self.best_train = math.inf
+        watch = DivergenceWatch(cfg.diverge_factor)
+        validates = type(task).validate is not Task.validate  # else best.pt follows the training loss
         if state is not None:
             task.model.load_state_dict(state["model"])
             stage = state["stage"]
@@ -131,6 +139,7 @@ class Trainer:
             task.load_state_dict(state["task"])
             self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
             self.best, self.bad_validations = state["best"], state["bad_validations"]
+            self.best_train = state.get("best_train", math.inf)
             set_rng_state(state["rng"])
         if folder is not None:
             folder.write_config(
@@ -151,6 +160,9 @@ class Trainer:
         )
         if log is not None and state is not None:
             ctx.history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
+            for r in ctx.history:
+                if "loss" in r:
+                    watch.update(float(r["loss"]), int(r["iteration"]))
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
         self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
         previous = self._install_signal_handlers()
@@ -169,7 +181,11 @@ class Trainer:
                 task.before_iteration(it, ctx)
                 batch = task.batch(it, ctx)
                 start = time.perf_counter()
-                out = self._step(forward, params, batch, it)
+                try:
+                    out = self._step(forward, params, batch, it)
+                except TrainingError as err:
+                    self._write_diverged(err, ctx.history)
+                    raise
                 row: Dict[str, Any] = {"iteration": it}
                 row.update(self._reduce(out.metrics, dist))
                 for step in aux.values():
@@ -191,6 +207,15 @@ class Trainer:
                 ctx.history.append(row)
                 if log is not None:
                     log.log(row)
+                loss = float(row["loss"]) if "loss" in row else float(out.loss.detach())
+                if not validates and loss < self.best_train:
+                    self.best_train = loss
+                    self._save("best.pt", it, stage, extra={"train_loss": loss})
+                cause = watch.update(loss, it)
+                if cause is not None:
+                    err = TrainingError(it, cause, DIVERGED_HINT)
+                    self._write_diverged(err, ctx.history)
+                    raise err
                 bar.update({k: v for k, v in row.items() if k in ("loss", "nfe_forward", "T", *last_val)})
                 interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
                 if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
@@ -210,6 +235,7 @@ class Trainer:
             ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
             world_size=dist.world_size,
             stopped_early=stopped_early,
+            status="stopped early" if stopped_early else "completed",
         )
         if math.isfinite(self.best):
             summary[f"best_{task.monitor}"] = self.best
@@ -299,6 +325,21 @@ class Trainer:
         self.bad_validations += 1
         return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
 
+    def _write_diverged(self, err: TrainingError, history: List[Dict[str, Any]]) -> None:
+        """summary.json of a run that could not go on: status, iteration, cause and hint."""
+        if self._folder is None:
+            return
+        summary: Dict[str, Any] = dict(
+            status="diverged", iteration=err.iteration, cause=err.cause, hint=err.hint, iterations=err.iteration
+        )
+        if math.isfinite(self.best_train):
+            summary["best_train_loss"] = self.best_train
+        if math.isfinite(self.best):
+            summary[f"best_{self.task.monitor}"] = self.best
+        if (self._folder.file("best.pt")).is_file():
+            summary["best_checkpoint"] = str(self._folder.file("best.pt"))
+        self._folder.write_json("summary.json", summary)
+
     def _save(self, name: str, it: int, stage: int, extra: Optional[Dict[str, Any]] = None) -> None:
         if self._folder is None:
             return
@@ -315,6 +356,7 @@ class Trainer:
             stage=stage,
             elapsed=self.elapsed,
             best=self.best,
+            best_train=self.best_train,
             bad_validations=self.bad_validations,
             optimizer=self._opt.state_dict(),
             scheduler=self._sched.state_dict() if self._sched is not None else None,
