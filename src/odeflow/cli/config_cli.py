@@ -100,16 +100,34 @@ def field_comments(cls: type) -> Dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        comments = {
-            tok.start[0]: _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
-            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-            if tok.type == tokenize.COMMENT
-        }
+        comments: Dict[int, str] = {}
+        alone = set()  # lines holding nothing but a comment
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
+                if tok.line.strip().startswith("#"):
+                    alone.add(tok.start[0])
         body = ast.parse(_dedent(source)).body[0]
         for node in getattr(body, "body", []):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.lineno in comments:
-                out[node.target.id] = comments[node.lineno]
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            last = node.end_lineno or node.lineno
+            lines = [n for n in range(node.lineno, last + 1) if n in comments]
+            if lines:
+                out[node.target.id] = _continued(" ".join(comments[n] for n in lines), last, comments, alone)
     return out
+
+
+def _continued(text: str, line: int, comments: Dict[int, str], alone: set) -> str:
+    """A field's comment with the comment-only lines that carry on its sentence (open
+    parentheses, a trailing comma, or a next line that starts in lower case)."""
+    while line + 1 in alone:
+        nxt = comments[line + 1]
+        unfinished = text.count("(") > text.count(")") or text.endswith((",", ";", ":", "("))
+        if not nxt or not (unfinished or nxt[0].islower()):
+            break
+        text, line = f"{text} {nxt}", line + 1
+    return text
 
 
 def _dedent(source: str) -> str:
