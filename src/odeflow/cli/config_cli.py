@@ -212,9 +212,7 @@ def add_options(
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its last.pt (exactly where it stopped)",
     )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing run folder (default: refuse it)"
-    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder (default: refuse it)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (RUN/tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

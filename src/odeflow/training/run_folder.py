@@ -50,12 +50,16 @@ def check_run_folder(path: Path, overwrite: bool = False, resumable: bool = True
     folder), or a place that cannot be written."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag} {path} is a file, not a folder; name a new folder for the run (e.g. {flag} {path}_run)")
+        raise ValueError(
+            f"{flag} {path} is a file, not a folder; name a new folder for the run (e.g. {flag} {path}_run)"
+        )
     ancestor = path
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise ValueError(f"{flag} {path}: {ancestor} is a file, so no folder can be made under it; choose another {flag}")
+        raise ValueError(
+            f"{flag} {path}: {ancestor} is a file, so no folder can be made under it; choose another {flag}"
+        )
     if ancestor.exists() and not os.access(ancestor, os.W_OK):
         raise ValueError(f"{flag} {path}: {ancestor} is not writable; choose a folder you can write to")
     if path.is_dir() and any(path.iterdir()):
