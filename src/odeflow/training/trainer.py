@@ -29,9 +29,9 @@ from torch import nn
 from ..solvers.errors import SolverError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .context import RunContext
-from .divergence import DIVERGED_HINT, DivergenceWatch
 from .cuda_graph import CapturedTrainingStep
 from .distributed import Distributed
+from .divergence import DIVERGED_HINT, DivergenceWatch
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
 from .metrics_log import MetricsLog
 from .optim import make_lr_scheduler, make_optimizer, set_lr
