@@ -39,6 +39,9 @@ def test_a_section_comment_is_not_glued_to_the_field_above():
         # Model settings
         b: int = 2  # the second (with a note,
         # carried on here)
+        c: int = 3  # the third
+        # model (a section in lower case)
+        d: int = 4
 
     comments = field_comments(Sample)
-    assert comments == {"a": "the first", "b": "the second (with a note, carried on here)"}
+    assert comments == {"a": "the first", "b": "the second (with a note, carried on here)", "c": "the third"}

@@ -119,12 +119,12 @@ def field_comments(cls: type) -> Dict[str, str]:
 
 
 def _continued(text: str, line: int, comments: Dict[int, str], alone: set) -> str:
-    """A field's comment with the comment-only lines that carry on its sentence (open
-    parentheses, a trailing comma, or a next line that starts in lower case)."""
+    """A field's comment with the comment-only lines that carry on its unfinished sentence (an
+    open parenthesis, or a trailing comma, semicolon or colon); a section comment stays apart."""
     while line + 1 in alone:
         nxt = comments[line + 1]
         unfinished = text.count("(") > text.count(")") or text.endswith((",", ";", ":", "("))
-        if not nxt or not (unfinished or nxt[0].islower()):
+        if not nxt or not unfinished:
             break
         text, line = f"{text} {nxt}", line + 1
     return text

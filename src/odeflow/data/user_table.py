@@ -140,4 +140,4 @@ def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
         raise ValueError(
             f"{path}: columns {flat} are constant on the training split (seed {seed}); drop them or use more rows"
         )
-    return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd)
+    return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd, tuple(names), mu, sd)

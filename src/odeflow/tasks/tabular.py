@@ -231,7 +231,11 @@ class TabularTask(Task):
         return dict(val_nll=ctx.dist.sample_mean(per_sample))
 
     def state_dict(self) -> Dict[str, Any]:
-        return dict(val_rows=self.val_rows)
+        units: Dict[str, Any] = {}
+        if self.data is not None and self.data.mean is not None and self.data.std is not None:
+            columns = list(self.data.columns or [])
+            units = dict(columns=columns, mean=self.data.mean.tolist(), std=self.data.std.tolist())
+        return dict(val_rows=self.val_rows, units=units)  # units: samples back in the table's units
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if self.config.val_max is None and state.get("val_rows") is not None:
