@@ -14,13 +14,14 @@ Only rank 0 writes the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -200,7 +201,8 @@ class Trainer:
                 if cfg.time_budget is not None:
                     done = done or dist.broadcast_flag(self.elapsed >= cfg.time_budget)
                 if (it + 1) % cfg.val_every == 0 or done:
-                    last_val = task.validate(ctx)
+                    with self._interruptible(it, stage, save=True):
+                        last_val = task.validate(ctx)
                     row.update(last_val)
                     if self._after_validation(last_val, it, stage):
                         stopped_early = done = True
@@ -224,11 +226,13 @@ class Trainer:
                     raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
                 if done:
                     break
+        except BaseException:
+            self._restore_signal_handlers(previous)
+            raise
         finally:
             bar.close()
             if log is not None:
                 log.close()
-            self._restore_signal_handlers(previous)
         summary: Dict[str, Any] = dict(
             iterations=it + 1,
             train_seconds=self.elapsed,
@@ -242,10 +246,14 @@ class Trainer:
         summary.update(last_val)
         ctx.iteration = it
         self.history = ctx.history
-        if dist.rank == 0:
-            summary.update(task.finish(ctx))
-            if folder is not None:
-                folder.write_json("summary.json", summary)
+        try:
+            if dist.rank == 0:
+                with self._interruptible(it, stage, save=False):  # last.pt of the final iteration is on disk
+                    summary.update(task.finish(ctx))
+                if folder is not None:
+                    folder.write_json("summary.json", summary)
+        finally:
+            self._restore_signal_handlers(previous)
         return dist.broadcast_object(summary)  # every rank returns rank 0's summary
 
     # ------------------------------------------------------------------------------------------
@@ -394,14 +402,31 @@ class Trainer:
         return state
 
     # ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _interruptible(self, it: int, stage: int, save: bool) -> Iterator[None]:
+        """Validation and the final evaluation stop within seconds of SIGTERM/SIGINT (the handler
+        raises inside them); with ``save`` last.pt is written for the completed iteration ``it``."""
+        self._in_evaluation = True
+        try:
+            yield
+        except _Stop:
+            if save:
+                self._save("last.pt", it, stage)
+            raise TrainingInterrupted(self._signal or "signal", it, str(self.out)) from None
+        finally:
+            self._in_evaluation = False
+
     def _install_signal_handlers(self) -> Dict[int, Any]:
         previous: Dict[int, Any] = {}
+        self._in_evaluation = False
         if self.out is None:
             return previous
 
         def handler(signum: int, frame: Any) -> None:
             self._signal = signal.Signals(signum).name
             signal.signal(signum, previous.get(signum, signal.SIG_DFL))  # a second signal acts at once
+            if self._in_evaluation:
+                raise _Stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -414,6 +439,10 @@ class Trainer:
     def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler inside an evaluation (caught by Trainer._interruptible)."""
 
 
 def _number(text: str) -> Any:
