@@ -199,7 +199,12 @@ def add_options(
     """Add ``options`` (each help ends with the field's default) and the run options every task has."""
     defaults = cls()
     if config_file:
-        p.add_argument("--config", type=Path, default=None, help=f"JSON or TOML file with {cls.__name__} fields")
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help=f"JSON or TOML file with {cls.__name__} fields, or a preset's name (`odeflow presets`)",
+        )
     for flag, (name, kwargs) in options.items():
         kwargs = dict(kwargs)
         kwargs["help"] = f"{kwargs.get('help', '')} (default {getattr(defaults, name)})".strip()

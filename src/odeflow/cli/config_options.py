@@ -38,8 +38,10 @@ def add_config_options(
 
 
 def read_config_file(path: Path) -> Dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    """A TOML or JSON config file (a path, or a preset's name: see odeflow.preset_files) as a dict."""
+    from ..preset_files import resolve_config
+
+    path = resolve_config(path)
     errors: Tuple[type, ...]
     if path.suffix == ".toml":
         try:
@@ -50,9 +52,13 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     else:
         parse, errors = json.loads, (json.JSONDecodeError,)
     try:
-        data = parse(path.read_text())
+        data = parse(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except errors as err:
         raise ValueError(f"config file {path} cannot be parsed: {err}") from None
+    except RecursionError:
+        raise ValueError(f"config file {path} cannot be parsed: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/object of config fields")
     return data

@@ -45,7 +45,8 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="TOML file: TabularConfig keys, [model] and [disc-opt]/[opt-disc] tables "
-        "(default configs/<data>.toml when it exists)",
+        "(default configs/<data>.toml when it exists, else the preset <data>); a preset's name works too "
+        "(`odeflow presets`)",
     )
     add_options(
         p,
