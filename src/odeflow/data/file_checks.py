@@ -28,6 +28,21 @@ def existing_file(path: Union[str, Path], what: str, hint: str) -> Path:
     return path
 
 
+def load_npy(path: Path) -> np.ndarray:
+    """One array from a .npy file (no pickles); ValueError naming the file when it is not one."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as err:  # numpy raises ValueError, EOFError, SyntaxError, ... for damaged headers
+        raise ValueError(
+            f"{path}: not a readable .npy array ({err}); save it with np.save(path, x) (no object arrays)"
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        if hasattr(arr, "close"):
+            arr.close()
+        raise ValueError(f"{path}: holds an archive (.npz), not one array; save a single array with np.save")
+    return arr
+
+
 def read_text(path: Path) -> str:
     """The file's text (UTF-8, a byte-order mark allowed); ValueError naming the file when it is not text."""
     data = Path(path).read_bytes()

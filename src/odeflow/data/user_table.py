@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from .file_checks import check_values, existing_file, read_text
+from .file_checks import check_values, existing_file, load_npy, read_text
 from .tabular_data import TabularData
 
 TABLE_SUFFIXES: Tuple[str, ...] = (".csv", ".npy", ".parquet")
@@ -32,14 +32,7 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
     """(numeric values [n, d], their column names, names of the non-numeric columns)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError, OSError) as err:
-            raise ValueError(
-                f"{path}: not a readable .npy array ({err}); save it with np.save(path, x) (no object arrays)"
-            ) from None
-        if not isinstance(arr, np.ndarray):
-            raise ValueError(f"{path}: holds an archive, not one array; save a single 2-D array with np.save")
+        arr = load_npy(path)
         if arr.ndim != 2:
             raise ValueError(
                 f"{path}: a table needs a 2-D array [rows, columns]; got shape {arr.shape}. "
