@@ -74,3 +74,28 @@ def test_a_failed_command_leaves_no_run_folder(tmp_path, bad):
     out = tmp_path / "run"
     assert _train(out, data) == 2
     assert not out.exists()
+
+
+def test_demo_and_check_gradient_refuse_a_file_before_work(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    assert main(["demo", "--out", str(target), "--quiet"]) == 2
+    assert main(["check-gradient", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("is a file") == 2 and target.read_text() == "keep me"
+
+
+def test_discover_refuses_a_file_or_an_earlier_run_before_any_fit(tmp_path, capsys):
+    data = _series(tmp_path / "s.csv")
+    target = tmp_path / "out.txt"
+    target.write_text("x")
+    args = ["discover", "--data", str(data), "--quiet", "--iterations", "1"]
+    assert main([*args, "--out", str(target)]) == 2
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "equations.txt").write_text("dx/dt = 0\n")
+    assert main([*args, "--out", str(earlier)]) == 2
+    assert main([*args, "--out", str(tmp_path / "new"), "--validation", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "--overwrite" in err and "--validation" in err
+    assert (earlier / "equations.txt").read_text() == "dx/dt = 0\n" and not (tmp_path / "new").exists()

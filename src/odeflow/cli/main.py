@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+    except (ValueError, TypeError, ImportError, OSError) as err:  # OSError: a file that cannot be read or made
         print(f"odeflow {args.command}: error: {err}", file=sys.stderr)
         return 2
 
