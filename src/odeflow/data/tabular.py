@@ -219,7 +219,7 @@ def load_bsds300(root: Path) -> TabularData:
     for part, k in zip(parts, ("train", "validation", "test")):
         _check_columns(part, 63, f"{path}[{k}]")
         _check_finite(part, f"{path}[{k}]")
-    return TabularData("bsds300", *parts)
+    return TabularData("bsds300", parts[0], parts[1], parts[2])
 
 
 def _pandas():

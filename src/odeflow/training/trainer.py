@@ -215,9 +215,9 @@ class Trainer:
                     self._save("best.pt", it, stage, extra={"train_loss": loss})
                 cause = watch.update(loss, it)
                 if cause is not None:
-                    err = TrainingError(it, cause, DIVERGED_HINT)
-                    self._write_diverged(err, ctx.history)
-                    raise err
+                    diverged = TrainingError(it, cause, DIVERGED_HINT)
+                    self._write_diverged(diverged, ctx.history)
+                    raise diverged
                 bar.update({k: v for k, v in row.items() if k in ("loss", "nfe_forward", "T", *last_val)})
                 interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
                 if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
