@@ -118,3 +118,28 @@ def test_a_non_finite_loss_is_recorded_as_diverged(tmp_path):
 def test_diverge_factor_must_exceed_one():
     with pytest.raises(ValueError, match="diverge_factor"):
         QuadConfig(diverge_factor=0.5).validate()
+
+
+class ValidatedQuadTask(QuadTask):
+    """The same problem with a validation metric (validated every val_every iterations)."""
+
+    name = "quad_val"
+    monitor = "val_loss"
+
+    def validate(self, ctx):
+        w = torch.cat([self.model.weight.flatten(), self.model.bias]).detach()
+        return dict(val_loss=float((w - self.target).pow(2).sum()))
+
+
+def test_a_run_that_diverges_before_its_first_validation_still_keeps_best(tmp_path):
+    with pytest.raises(TrainingError, match="diverged"):
+        Trainer(ValidatedQuadTask(QuadConfig(blow_up_at=30, val_every=500)), tmp_path, quiet=True).fit()
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["iteration"] < 30 and best["train_loss"] < 1e-3
+    assert json.loads((tmp_path / "summary.json").read_text())["best_checkpoint"].endswith("best.pt")
+
+
+def test_with_validation_best_follows_the_validation_metric(tmp_path):
+    summary = Trainer(ValidatedQuadTask(QuadConfig(iterations=40, val_every=10)), tmp_path, quiet=True).fit()
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert "val_loss" in best and math.isclose(best["val_loss"], summary["best_val_loss"])

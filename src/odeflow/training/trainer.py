@@ -125,6 +125,7 @@ class Trainer:
                 raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
         self.best_train = math.inf
+        self._early_best: Optional[tuple] = None
         watch = DivergenceWatch(cfg.diverge_factor)
         validates = type(task).validate is not Task.validate  # else best.pt follows the training loss
         if state is not None:
@@ -213,6 +214,9 @@ class Trainer:
                 if not validates and loss < self.best_train:
                     self.best_train = loss
                     self._save("best.pt", it, stage, extra={"train_loss": loss})
+                elif validates and not math.isfinite(self.best) and loss < self.best_train:
+                    self.best_train = loss  # no validation yet: kept in memory, written only if the run diverges
+                    self._early_best = (it, stage, {k: v.detach().clone() for k, v in task.model.state_dict().items()})
                 cause = watch.update(loss, it)
                 if cause is not None:
                     diverged = TrainingError(it, cause, DIVERGED_HINT)
@@ -337,6 +341,9 @@ class Trainer:
         """summary.json of a run that could not go on: status, iteration, cause and hint."""
         if self._folder is None:
             return
+        if not self._folder.file("best.pt").is_file() and self._early_best is not None:
+            it, stage, model_state = self._early_best  # diverged before the first validation
+            self._save("best.pt", it, stage, extra={"train_loss": self.best_train}, model_state=model_state)
         summary: Dict[str, Any] = dict(
             status="diverged", iteration=err.iteration, cause=err.cause, hint=err.hint, iterations=err.iteration
         )
@@ -348,16 +355,23 @@ class Trainer:
             summary["best_checkpoint"] = str(self._folder.file("best.pt"))
         self._folder.write_json("summary.json", summary)
 
-    def _save(self, name: str, it: int, stage: int, extra: Optional[Dict[str, Any]] = None) -> None:
+    def _save(
+        self,
+        name: str,
+        it: int,
+        stage: int,
+        extra: Optional[Dict[str, Any]] = None,
+        model_state: Optional[Dict[str, Any]] = None,
+    ) -> None:
         if self._folder is None:
             return
-        model = self.task.model
-        if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+        weights = model_state if model_state is not None else self.task.model.state_dict()
+        if not all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):
             if not self.quiet:
                 print(f"warning: not writing {name} at iteration {it}: the model has non-finite values")
             return
         state: Dict[str, Any] = dict(
-            model=model.state_dict(),
+            model=weights,
             kind=self.task.name,
             config=asdict(self.cfg),
             iteration=it,
