@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 # files that mark a folder as an odeflow run (an `--overwrite` deletes only such folders)
-RUN_FILES = ("config.json", "summary.json", "metrics.csv", "last.pt", "best.pt", "equations.txt")
+RUN_FILES = ("config.json", "summary.json", "metrics.csv", "last.pt", "best.pt", "equations.txt", "comparison.json")
 
 
 class RunFolder:
