@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type
 
@@ -97,7 +98,8 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=No
         cfg.validate()  # every setting checked before the run folder is touched
     folder = Path(out) if out is not None else Path(default_out)
     overwrite = bool(getattr(args, "overwrite", False))
-    check_run_folder(folder, overwrite=overwrite)
-    if overwrite:
-        clear_run_folder(folder)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 owns (and may replace) the run folder
+        check_run_folder(folder, overwrite=overwrite)
+        if overwrite:
+            clear_run_folder(folder)
     return cfg, folder, False
