@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 PRESETS = "presets"
 
@@ -54,15 +54,45 @@ def summary_line(path: Path, width: int = 110) -> str:
         if not line.startswith("#"):
             break
         lines.append(line.lstrip("#").strip())
-    text = " ".join(lines)
-    for end in (". ", ": "):
-        if end in text:
-            text = text.split(end, 1)[0]
-            break
+    text = _first_sentence(" ".join(lines))
     if len(text) > width:
         text = text[: width - 3].rsplit(" ", 1)[0] + "..."
     return text
 
 
-def describe_presets() -> Dict[str, str]:
-    return {name: summary_line(presets_folder() / f"{name}.toml") for name in preset_names()}
+def _first_sentence(text: str) -> str:
+    """Up to the first '. ' outside parentheses that does not end an abbreviation (et al., e.g.)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "." and depth <= 0 and text[i + 1 : i + 2] in (" ", ""):
+            word = text[:i].rsplit(" ", 1)[-1]
+            if word not in ("al", "e.g", "i.e", "vs", "cf"):
+                return text[:i]
+    return text
+
+
+def task_of(path: Path) -> str:
+    """The `odeflow train` task a preset is for: tabular presets have a [model] table, image presets
+    name an image set (or the file starts with image_); the others are 2-D CNF recipes."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: the table header is enough to tell
+        return (
+            "tabular"
+            if "\n[model]" in text
+            else ("image" if path.stem.startswith(("image_", "mnist", "cifar")) else "cnf")
+        )
+    values = tomllib.loads(text)
+    if "model" in values:
+        return "tabular"
+    if path.stem.startswith("image_") or values.get("data") in ("mnist", "fashion-mnist", "cifar10"):
+        return "image"
+    return "cnf"
+
+
+def describe_presets() -> Dict[str, Tuple[str, str]]:
+    """name -> (task, one line) for every shipped preset."""
+    folder = presets_folder()
+    return {name: (task_of(folder / f"{name}.toml"), summary_line(folder / f"{name}.toml")) for name in preset_names()}

@@ -91,3 +91,21 @@ def test_the_wheel_carries_the_presets_and_works_outside_the_clone(tmp_path):
         [sys.executable, "-m", "odeflow.cli.main", "presets"], cwd=elsewhere, env=env, capture_output=True, text=True
     )
     assert listing.returncode == 0 and all(p in listing.stdout for p in preset_names())
+
+
+def test_each_preset_fits_the_task_it_is_listed_for():
+    import dataclasses
+
+    from odeflow.preset_files import describe_presets
+    from odeflow.tasks.cnf2d_config import CNFConfig
+    from odeflow.tasks.image_config import ImageConfig
+    from odeflow.tasks.tabular import flatten_config
+
+    for name, (task, line) in describe_presets().items():
+        values = read_config_file(presets_folder() / f"{name}.toml")
+        if task == "tabular":
+            flatten_config(values, None, name)  # raises on a key TabularConfig does not have
+        else:
+            cls = ImageConfig if task == "image" else CNFConfig
+            assert set(values) <= {f.name for f in dataclasses.fields(cls)}, (name, task)
+        assert line and "\n" not in line

@@ -16,8 +16,8 @@ def run(args: argparse.Namespace) -> int:
 
     rows = describe_presets()
     width = max(map(len, rows), default=0)
-    for name, line in rows.items():
+    for name, (task, line) in rows.items():
         where = f"  [{presets_folder() / (name + '.toml')}]" if args.path else ""
-        print(f"{name:<{width}}  {line}{where}")
+        print(f"{name:<{width}}  {'train ' + task:<13}  {line}{where}")
     print("use one with: odeflow train TASK --config NAME (or --config PATH.toml)")
     return 0
