@@ -99,11 +99,18 @@ def test_a_diverging_run_stops_with_status_diverged_and_keeps_best(tmp_path, see
     assert best["train_loss"] < 1e-3
 
 
-def test_a_stable_run_completes_and_best_is_its_lowest_loss(tmp_path):
-    summary = _fit(QuadConfig(iterations=60), tmp_path)
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stable_run_completes_and_best_holds_the_parameters_of_its_lowest_loss(tmp_path, seed):
+    summary = _fit(QuadConfig(iterations=60, seed=seed), tmp_path)
     assert summary["status"] == "completed"
     rows = [float(r.split(",")[1]) for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
-    assert math.isclose(load_checkpoint(tmp_path / "best.pt")["train_loss"], min(rows), rel_tol=1e-12)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["train_loss"] == min(rows) and best["iteration"] == rows.index(min(rows))
+    task = QuadTask(QuadConfig(seed=seed))
+    task.setup(None)
+    task.model.load_state_dict(best["model"])
+    task.iteration = 0
+    assert float(task.training_loss(None).loss) == best["train_loss"]  # the saved weights give that loss
 
 
 def test_a_non_finite_loss_is_recorded_as_diverged(tmp_path):

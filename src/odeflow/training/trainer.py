@@ -128,6 +128,9 @@ class Trainer:
         self._early_best: Optional[tuple] = None
         watch = DivergenceWatch(cfg.diverge_factor)
         validates = type(task).validate is not Task.validate  # else best.pt follows the training loss
+        self._track_train_best = not validates and not cfg.cuda_graph
+        self._validates = validates
+        self._stage, self._save_seconds = stage, 0.0
         if state is not None:
             task.model.load_state_dict(state["model"])
             stage = state["stage"]
@@ -182,7 +185,7 @@ class Trainer:
                         set_lr(opt, lr)
                 task.before_iteration(it, ctx)
                 batch = task.batch(it, ctx)
-                start = time.perf_counter()
+                start, self._stage, self._save_seconds = time.perf_counter(), stage, 0.0
                 try:
                     out = self._step(forward, params, batch, it)
                 except TrainingError as err:
@@ -192,7 +195,7 @@ class Trainer:
                 row.update(self._reduce(out.metrics, dist))
                 for step in aux.values():
                     row.update(step.step(out, ctx))
-                self.elapsed += time.perf_counter() - start
+                self.elapsed += time.perf_counter() - start - self._save_seconds  # best.pt writes not timed
                 if stages:
                     row["stage"] = stage
                 if sched is not None:
@@ -211,12 +214,9 @@ class Trainer:
                 if log is not None:
                     log.log(row)
                 loss = float(row["loss"]) if "loss" in row else float(out.loss.detach())
-                if not validates and loss < self.best_train:
+                if not validates and cfg.cuda_graph and loss < self.best_train:  # replayed: saved after the update
                     self.best_train = loss
                     self._save("best.pt", it, stage, extra={"train_loss": loss})
-                elif validates and not math.isfinite(self.best) and loss < self.best_train:
-                    self.best_train = loss  # no validation yet: kept in memory, written only if the run diverges
-                    self._early_best = (it, stage, {k: v.detach().clone() for k, v in task.model.state_dict().items()})
                 cause = watch.update(loss, it)
                 if cause is not None:
                     diverged = TrainingError(it, cause, DIVERGED_HINT)
@@ -283,10 +283,30 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(params, limit)
             if not bool(torch.isfinite(norm)):
                 raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
+        self._keep_best_train(out, it)
         opt.step()
         if self._sched is not None:
             self._sched.step()
         return out
+
+    def _keep_best_train(self, out: StepOutput, it: int) -> None:
+        """Before the update: the parameters that gave the lowest training loss so far go to best.pt
+        (a task without validation), or, before a validating task's first validation, into memory
+        (written as best.pt only if the run diverges before it validates)."""
+        early = self._validates and not math.isfinite(self.best)
+        if not (self._track_train_best or early):
+            return
+        value = float(out.loss.detach())
+        if not value < self.best_train:
+            return
+        begin = time.perf_counter()
+        self.best_train = value
+        if self._track_train_best:
+            self._save("best.pt", it, self._stage, extra={"train_loss": value})
+        else:
+            weights = {k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
+            self._early_best = (it, self._stage, weights)
+        self._save_seconds += time.perf_counter() - begin
 
     def _graphed_step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
         """The step replayed from a CUDA graph (captured at the first step and after a stage
