@@ -110,7 +110,7 @@ def test_a_stable_run_completes_and_best_holds_the_parameters_of_its_lowest_loss
     task.setup(None)
     task.model.load_state_dict(best["model"])
     task.iteration = 0
-    assert float(task.training_loss(None).loss) == best["train_loss"]  # the saved weights give that loss
+    assert float(task.training_loss(None).loss.detach()) == best["train_loss"]  # the saved weights give that loss
 
 
 def test_a_non_finite_loss_is_recorded_as_diverged(tmp_path):
