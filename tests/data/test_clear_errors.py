@@ -96,3 +96,13 @@ def test_a_too_large_library_is_refused_with_the_flags_that_fix_it():
     with pytest.raises(ValueError, match=r"5,456 terms, over --max-terms 1,000.*--degree 2 \(496 terms\)"):
         check_library_size(30, None, 1000)
     assert check_library_size(30, 2, 1000) == 496
+
+
+def test_a_foreign_file_given_as_checkpoint_gets_no_advice_to_load_unsafely(tmp_path):
+    from odeflow.training.checkpoint import load_checkpoint
+
+    path = tmp_path / "notes.pt"
+    path.write_text("x\n")
+    with pytest.raises(ValueError, match=r"notes\.pt is corrupt or not an odeflow checkpoint") as info:
+        load_checkpoint(path)
+    assert "weights_only` set to `False`" not in str(info.value) and "\n" not in str(info.value)
