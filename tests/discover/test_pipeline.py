@@ -181,7 +181,7 @@ def test_discover_cli_weak_method_recovers_a_random_instance(tmp_path, capsys):
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("t,x,y\n0,1,1\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", r"\[1\] are constant"),
+        ("t,x,y\n0,1,1\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", r"\['y'\] are constant"),
         ("t,x\n0,1\n1,2\n2,3\n", "at least 4"),
         ("trajectory,t,x\na,0,1\na,1,2\na,1,3\n", "strictly increasing in trajectory 'a'"),
     ],

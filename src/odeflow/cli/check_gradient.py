@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder; name a folder for check.png and check.json")
     import torch
 
     from .. import Adaptive, DiscretizeOptimize, FixedStep, OptimizeDiscretize, solve

@@ -16,6 +16,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate a trained CNF checkpoint, optionally re-discretized"),
     "sample": ("sample", "draw samples from a trained CNF checkpoint"),
     "discover": ("discover", "recover equations from a time series (neural ODE + SINDy; needs pysindy)"),
+    "presets": ("presets", "list the shipped config presets (use one with --config NAME)"),
 }
 
 TRAIN_TASKS: Dict[str, Tuple[str, str]] = {

@@ -100,16 +100,34 @@ def field_comments(cls: type) -> Dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        comments = {
-            tok.start[0]: _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
-            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-            if tok.type == tokenize.COMMENT
-        }
+        comments: Dict[int, str] = {}
+        alone = set()  # lines holding nothing but a comment
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = _TYPE_IGNORE.sub("", tok.string.lstrip("#").strip())
+                if tok.line.strip().startswith("#"):
+                    alone.add(tok.start[0])
         body = ast.parse(_dedent(source)).body[0]
         for node in getattr(body, "body", []):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.lineno in comments:
-                out[node.target.id] = comments[node.lineno]
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            last = node.end_lineno or node.lineno
+            lines = [n for n in range(node.lineno, last + 1) if n in comments]
+            if lines:
+                out[node.target.id] = _continued(" ".join(comments[n] for n in lines), last, comments, alone)
     return out
+
+
+def _continued(text: str, line: int, comments: Dict[int, str], alone: set) -> str:
+    """A field's comment with the comment-only lines that carry on its unfinished sentence (an
+    open parenthesis, or a trailing comma, semicolon or colon); a section comment stays apart."""
+    while line + 1 in alone:
+        nxt = comments[line + 1]
+        unfinished = text.count("(") > text.count(")") or text.endswith((",", ";", ":", "("))
+        if not nxt or not unfinished:
+            break
+        text, line = f"{text} {nxt}", line + 1
+    return text
 
 
 def _dedent(source: str) -> str:
@@ -181,7 +199,12 @@ def add_options(
     """Add ``options`` (each help ends with the field's default) and the run options every task has."""
     defaults = cls()
     if config_file:
-        p.add_argument("--config", type=Path, default=None, help=f"JSON or TOML file with {cls.__name__} fields")
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help=f"JSON or TOML file with {cls.__name__} fields, or a preset's name (`odeflow presets`)",
+        )
     for flag, (name, kwargs) in options.items():
         kwargs = dict(kwargs)
         kwargs["help"] = f"{kwargs.get('help', '')} (default {getattr(defaults, name)})".strip()
@@ -194,6 +217,7 @@ def add_options(
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its last.pt (exactly where it stopped)",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder (default: refuse it)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (RUN/tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

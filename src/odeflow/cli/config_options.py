@@ -3,7 +3,8 @@
 Settings come from the dataclass defaults, then a config file (`--config run.toml|json`), then
 the options given on the command line. With `--resume RUN_DIR` they come from RUN_DIR/last.pt
 instead, and only what the command line gives on top may change (the Trainer checks which).
-Numbers that must be positive are checked by argparse (a usage error, not a traceback).
+Numbers that must be positive are checked by argparse (a usage error, not a traceback). A new
+run refuses an existing run folder (`--resume` continues it, `--overwrite` replaces it).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type
 
 from ..training.config import TrainingConfig
+from ..training.run_folder import check_run_folder, clear_run_folder
 from .config_cli import Options, add_options, fraction, non_negative_float, options_of, positive_float, positive_int
 
 __all__ = [
@@ -36,8 +39,10 @@ def add_config_options(
 
 
 def read_config_file(path: Path) -> Dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    """A TOML or JSON config file (a path, or a preset's name: see odeflow.preset_files) as a dict."""
+    from ..preset_files import resolve_config
+
+    path = resolve_config(path)
     errors: Tuple[type, ...]
     if path.suffix == ".toml":
         try:
@@ -48,9 +53,13 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     else:
         parse, errors = json.loads, (json.JSONDecodeError,)
     try:
-        data = parse(path.read_text())
+        data = parse(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except errors as err:
         raise ValueError(f"config file {path} cannot be parsed: {err}") from None
+    except RecursionError:
+        raise ValueError(f"config file {path} cannot be parsed: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/object of config fields")
     return data
@@ -72,6 +81,8 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=No
         last = Path(resume) / "last.pt"
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist (is {resume} a run folder with a last.pt?)")
+        if getattr(args, "overwrite", False):
+            raise ValueError("--overwrite cannot be combined with --resume: a resumed run continues its folder")
         values = {k: v for k, v in load_checkpoint(last)["config"].items() if k in fields}
         values.update(given)
         return cls(**values), Path(resume), True
@@ -82,4 +93,13 @@ def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=No
     values.update(given)
     if adjust is not None:
         values = adjust(values)
-    return cls(**values), Path(out) if out is not None else Path(default_out), False
+    cfg = cls(**values)
+    if hasattr(cfg, "validate"):
+        cfg.validate()  # every setting checked before the run folder is touched
+    folder = Path(out) if out is not None else Path(default_out)
+    overwrite = bool(getattr(args, "overwrite", False))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 owns (and may replace) the run folder
+        check_run_folder(folder, overwrite=overwrite)
+        if overwrite:
+            clear_run_folder(folder)
+    return cfg, folder, False

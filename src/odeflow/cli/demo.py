@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .commands import help_of
 
     p = sub.add_parser("demo", help=help_of("demo"))
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="a new or empty folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's folder")
     p.add_argument("--iterations", type=int, default=FAST_RECIPE["iterations"], help="CNF training iterations")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -124,6 +125,17 @@ def _solver_comparison(out: Path) -> None:
     plot_trajectories(t, ref, curves, out / "spiral.png")
 
 
+def _check_demo_folder(out: Path, overwrite: bool) -> None:
+    """Refuse (before any work) a file, or an earlier demo's folder unless ``overwrite`` (then it goes)."""
+    import shutil
+
+    from ..training.run_folder import check_run_folder
+
+    if overwrite and out.is_dir() and (out / "stats.json").is_file():  # an earlier demo's folder
+        shutil.rmtree(out)
+    check_run_folder(out, overwrite=False, resumable=False)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -131,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be >= 1; got {args.threads}")
     torch.set_num_threads(args.threads)
     out: Path = args.out
+    _check_demo_folder(out, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     _solver_comparison(out)

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV with a header: a time column first, then one column per variable; an optional "
         "'trajectory' column holds several trajectories (long form)",
     )
-    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder (a new or empty folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder (default: refuse it)")
     p.add_argument("--time-column", default=None, help="name of the time column (default: the first column)")
     p.add_argument("--trajectory-column", default="trajectory", help="name of the trajectory column, if any")
     p.add_argument(
@@ -52,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="fixed STLSQ threshold on raw coefficients (default: chosen by cross-validation)",
     )
+    p.add_argument(
+        "--max-terms",
+        type=int,
+        default=1000,
+        help="refuse a polynomial library with more terms per equation (30 variables at degree 3: 5,456)",
+    )
     p.add_argument("--ensemble", type=int, default=50, help="bootstrap resamples for inclusion probabilities")
     p.add_argument(
         "--no-refine",
@@ -76,10 +83,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _phase(start: float):
+    def say(line: str) -> None:
+        print(f"[{time.time() - start:6.1f} s] {line}", flush=True)
+
+    return say
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every setting and the run folder, before any work (ValueError naming the option and the fix)."""
+    from ..training.run_folder import check_run_folder
+
+    for flag, value, low in (
+        ("--iterations", args.iterations, 1),
+        ("--window", args.window, 1),
+        ("--patience", args.patience, 1),
+        ("--samples", args.samples, 1),
+        ("--nearby", args.nearby, 0),
+        ("--ensemble", args.ensemble, 0),
+        ("--max-terms", args.max_terms, 1),
+    ):
+        if value < low:
+            raise ValueError(f"{flag} must be an integer >= {low}; got {value}")
+    if any(h < 1 for h in args.hidden):
+        raise ValueError(f"--hidden sizes must be positive integers; got {args.hidden}")
+    if not 0 < args.validation < 1:
+        raise ValueError(f"--validation is a fraction of the observations in (0, 1); got {args.validation}")
+    if not (args.lr > 0 and args.spread >= 0):
+        raise ValueError(f"--lr must be > 0 and --spread >= 0; got {args.lr} and {args.spread}")
+    if args.degree is not None and args.degree < 1:
+        raise ValueError(f"--degree must be >= 1; got {args.degree}")
+    if args.threshold is not None and not args.threshold >= 0:
+        raise ValueError(f"--threshold must be >= 0; got {args.threshold}")
+    if args.raw:
+        try:
+            import pysindy  # noqa: F401
+        except ImportError:
+            raise ImportError("--raw needs pysindy: pip install pysindy (or run without --raw)") from None
+    check_run_folder(args.out, overwrite=args.overwrite, resumable=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..discover import NeuralFitConfig, discover_from_csv, fit_sindy
     from ..discover.figures import plot_fit
+    from ..training.run_folder import clear_run_folder
 
+    check_arguments(args)
     cfg = NeuralFitConfig(
         hidden=tuple(args.hidden),
         iterations=args.iterations,
@@ -105,9 +154,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         method=args.method,
         refine=not args.no_refine,
+        max_terms=args.max_terms,
+        on_phase=None if args.quiet else _phase(start),
     )
     seconds = time.time() - start
     out = args.out
+    if args.overwrite:
+        clear_run_folder(out)  # only now: a failed search leaves the earlier run in place
     result.equations.write(out)
     fit, sel = result.fit, result.selection
     assert sel is not None  # discover always selects a model

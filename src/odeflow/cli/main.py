@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import List, Optional
 
@@ -37,11 +38,31 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    previous = _stop_on_sigterm()
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+    except (ValueError, TypeError, ImportError, OSError) as err:  # OSError: a file that cannot be read or made
         print(f"odeflow {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM outside a training loop (which saves last.pt itself)
+        print(f"odeflow {args.command}: interrupted; no results were written for the unfinished work", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM ends a command like Ctrl-C (within a Python step, no traceback); the Trainer replaces
+    this while it trains. Returns the previous handler (None off the main thread)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        return None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable, List, Optional
 
 from .solver_options import add_solver_options, chosen_solver
 
@@ -36,24 +37,40 @@ def sample_cnf(args: argparse.Namespace, state) -> int:
     return write_flow_samples(flow, args)
 
 
-def write_flow_samples(flow, args: argparse.Namespace) -> int:
+def write_flow_samples(
+    flow,
+    args: argparse.Namespace,
+    columns: Optional[List[str]] = None,
+    to_units: Optional[Callable[[Any], Any]] = None,
+) -> int:
     """x = f^-1(z), z ~ N(0, I) with the chosen (or trained) solver, to .csv/.npy; --plot draws the
-    first two coordinates. Shared by every flow task (cnf, tabular)."""
+    first two coordinates. Shared by every flow task (cnf, tabular). ``to_units`` maps the model's
+    coordinates to the data's (a user's table), ``columns`` names the CSV's columns (default x0, x1, ...)."""
     import numpy as np
     import torch
 
     if args.out.suffix not in (".csv", ".npy"):
         raise ValueError(f"--out must end in .csv or .npy; got {args.out}")
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give a file name such as {args.out / 'samples.csv'}")
     solver = chosen_solver(args)
     if solver is not None:
         flow.set_solver(*solver)
     with torch.no_grad():
-        x = flow.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).numpy()
+        x = flow.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).double().numpy()
+    if to_units is not None:
+        x = to_units(x)
+    names = columns if columns is not None and len(columns) == x.shape[1] else [f"x{i}" for i in range(x.shape[1])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix == ".npy":
         np.save(args.out, x)
     else:
-        np.savetxt(args.out, x, delimiter=",", header=",".join(f"x{i}" for i in range(x.shape[1])), comments="")
+        import csv
+
+        with args.out.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(names)
+            writer.writerows([repr(float(v)) for v in row] for row in x)
     if args.plot is not None:
         from ..plotting import plot_samples
 

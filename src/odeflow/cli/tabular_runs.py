@@ -45,9 +45,17 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
 
 
 def sample_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
-    """Samples in the data's preprocessed coordinates (.csv or .npy); --plot draws the first two."""
+    """Samples (.csv or .npy); --plot draws the first two columns. A run on the user's own table
+    writes them in the table's units and column names (x = mean + std * x_model); the standard
+    datasets in their preprocessed coordinates."""
+    import numpy as np
+
     from ..tasks.tabular import tabular_flow_from_state
     from .sample import write_flow_samples
 
     flow, _ = tabular_flow_from_state(state, args.checkpoint)
-    return write_flow_samples(flow, args)
+    units = (state.get("task") or {}).get("units") or {}
+    if not units:
+        return write_flow_samples(flow, args)
+    mean, std = np.asarray(units["mean"], dtype=np.float64), np.asarray(units["std"], dtype=np.float64)
+    return write_flow_samples(flow, args, columns=list(units["columns"]), to_units=lambda x: mean + std * x)

@@ -44,8 +44,8 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         "--config",
         type=Path,
         default=None,
-        help="TOML file: TabularConfig keys, [model] and [disc-opt]/[opt-disc] tables "
-        "(default configs/<data>.toml when it exists)",
+        help="TOML file or a preset's name (`odeflow presets`): TabularConfig keys, [model] and "
+        "[disc-opt]/[opt-disc] tables (default configs/<data>.toml when it exists, else the preset <data>)",
     )
     add_options(
         p,

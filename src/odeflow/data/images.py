@@ -23,6 +23,7 @@ import gzip
 import io
 import pickle
 import struct
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -128,7 +129,10 @@ def _idx(name: str, data_dir: Path, source: str) -> Tuple[np.ndarray, np.ndarray
 
 def read_idx(path: Path, expect_magic: int) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped if the name ends in .gz) as a uint8 array."""
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: not a readable gzip file ({err}); replace it with the original IDX file") from None
     ndim = {2051: 3, 2049: 1}[expect_magic]
     header = 4 * (1 + ndim)
     magic = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None

@@ -26,6 +26,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .file_checks import load_npy
 from .safe_pickle import load_dataframe_pickle
 from .tabular_data import TabularData
 
@@ -166,7 +167,7 @@ def preprocess_miniboone(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.nd
 
 
 def load_power(root: Path) -> TabularData:
-    raw = np.load(_require(root, "power/data.npy", "power"), allow_pickle=False)
+    raw = load_npy(_require(root, "power/data.npy", "power"))
     return TabularData("power", *preprocess_power(raw))
 
 
@@ -190,7 +191,7 @@ def load_hepmass(root: Path) -> TabularData:
 
 
 def load_miniboone(root: Path) -> TabularData:
-    raw = np.load(_require(root, "miniboone/data.npy", "miniboone"), allow_pickle=False)
+    raw = load_npy(_require(root, "miniboone/data.npy", "miniboone"))
     return TabularData("miniboone", *preprocess_miniboone(raw))
 
 
@@ -201,17 +202,24 @@ def load_bsds300(root: Path) -> TabularData:
         import h5py
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("reading BSDS300 needs h5py: pip install 'odeflow[tabular]'") from err
-    with h5py.File(path, "r") as f:
-        missing = [k for k in ("train", "validation", "test") if k not in f]
-        if missing:
-            raise ValueError(
-                f"BSDS300/BSDS300.hdf5 lacks datasets {missing} (has {list(f.keys())}); is it the standard file?"
-            )
-        parts = [np.asarray(f[k], dtype=np.float64) for k in ("train", "validation", "test")]
+    keys = ("train", "validation", "test")
+    try:
+        with h5py.File(path, "r") as f:
+            found = {k: f.get(k) for k in keys}
+            missing = [k for k in keys if not isinstance(found[k], h5py.Dataset)]
+            present = list(f.keys())
+            parts = [] if missing else [np.asarray(found[k], dtype=np.float64) for k in keys]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:  # h5py's errors for damaged files
+        raise ValueError(
+            f"{path}: not a readable HDF5 file of numbers ({type(err).__name__}: {err}); "
+            "replace it with the standard BSDS300.hdf5"
+        ) from None
+    if missing:
+        raise ValueError(f"{path} lacks datasets {missing} (has {present}); is it the standard file?")
     for part, k in zip(parts, ("train", "validation", "test")):
-        _check_columns(part, 63, f"BSDS300/BSDS300.hdf5[{k}]")
-        _check_finite(part, f"BSDS300/BSDS300.hdf5[{k}]")
-    return TabularData("bsds300", *parts)
+        _check_columns(part, 63, f"{path}[{k}]")
+        _check_finite(part, f"{path}[{k}]")
+    return TabularData("bsds300", parts[0], parts[1], parts[2])
 
 
 def _pandas():

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class TabularData:
-    """Train/validation/test splits, float64 arrays [n, d]."""
+    """Train/validation/test splits, float64 arrays [n, d]. A user's table also keeps its column
+    names and the standardization x_model = (x - mean) / std, so that samples go back to its units."""
 
     name: str
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    columns: Optional[Tuple[str, ...]] = None
+    mean: Optional[np.ndarray] = None
+    std: Optional[np.ndarray] = None
 
     @property
     def dim(self) -> int:

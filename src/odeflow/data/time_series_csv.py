@@ -1,17 +1,22 @@
 """A user's own time series from a CSV file: one time column and one column per state variable.
 
-Times may be irregular but must be strictly increasing; every value must be a finite number.
+Times may be irregular but must be strictly increasing; every value must be a finite number, and
+not extreme (see `file_checks.check_values`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .file_checks import check_values, existing_file, read_text
 
 
 def load_series_csv(
@@ -25,10 +30,8 @@ def load_series_csv(
     value_columns defaults to every column except the time column.
     Raises FileNotFoundError / ValueError naming the file, row and column of any problem.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"time-series file {path} does not exist; give a CSV with a header row such as 't,x,y'")
-    with path.open(newline="") as fh:
+    path = existing_file(path, "time-series file", "give a CSV with a header row such as 't,x,y'")
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
@@ -66,6 +69,7 @@ def load_series_csv(
             line_of.append(line_no)
     if len(rows) < 2:
         raise ValueError(f"{path}: need at least 2 data rows, found {len(rows)}")
+    check_values(np.array(rows), [time_column, *values], str(path), lambda i: f"line {line_of[i]}")
     data = torch.tensor(rows, dtype=torch.float64)
     t = data[:, 0]
     bad = (t[1:] <= t[:-1]).nonzero()

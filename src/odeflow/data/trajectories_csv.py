@@ -14,12 +14,16 @@ every variable: equation discovery needs fully observed states.)
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .file_checks import check_values, existing_file, read_text
 
 
 def load_trajectories_csv(
@@ -28,13 +32,13 @@ def load_trajectories_csv(
     """(t [n], x [n, d], trajectory index [n], variable names, trajectory labels), float64, rows
     grouped by trajectory (in order of first appearance). Raises FileNotFoundError / ValueError
     naming the file, line and column of any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"series file {path} does not exist; give a CSV with a header row such as "
-            f"'t,x,y' (time first, then one column per variable; optional 'trajectory' column)"
-        )
-    with path.open(newline="") as fh:
+    path = existing_file(
+        path,
+        "series file",
+        "give a CSV with a header row such as 't,x,y' (time first, then one column per variable; "
+        "optional 'trajectory' column)",
+    )
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
@@ -79,6 +83,13 @@ def load_trajectories_csv(
             rows.setdefault(label, []).append((line_no, parsed))
     if not rows:
         raise ValueError(f"{path}: no data rows")
+    lines_all = [ln for label in rows for ln, _ in rows[label]]
+    check_values(
+        np.array([r for label in rows for _, r in rows[label]]),
+        [time_column, *names],
+        str(path),
+        lambda i: f"line {lines_all[i]}",
+    )
     ts, xs, ids, labels = [], [], [], list(rows)
     for k, label in enumerate(labels):
         lines = [ln for ln, _ in rows[label]]

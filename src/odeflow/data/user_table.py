@@ -1,7 +1,10 @@
 """A table of the user's own for density estimation: `--data PATH.csv|PATH.npy|PATH.parquet`.
 
 Every column must be a numeric feature with a density: columns that are not numbers, that are
-constant (no density at all) or that hold NaN/inf are reported together, by name, with the fix.
+constant (no density at all) or that hold NaN/inf are reported together, by name, with the fix;
+a value that overflows when standardized or is extreme is refused with its row and column
+(`file_checks.check_values`). A folder, an empty or header-only file, a file that is not UTF-8
+or not parquet are each named as such.
 The rows are split 80/10/10 by a seeded permutation (train/validation/test) and standardized
 by the training split's mean and standard deviation, so the flow sees unit-scale features.
 """
@@ -13,6 +16,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
+from .file_checks import check_values, existing_file, load_npy, read_text
 from .tabular_data import TabularData
 
 TABLE_SUFFIXES: Tuple[str, ...] = (".csv", ".npy", ".parquet")
@@ -28,7 +32,7 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
     """(numeric values [n, d], their column names, names of the non-numeric columns)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
         if arr.ndim != 2:
             raise ValueError(
                 f"{path}: a table needs a 2-D array [rows, columns]; got shape {arr.shape}. "
@@ -44,7 +48,15 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
     import pandas as pd
 
     if suffix == ".csv":
-        frame = pd.read_csv(path)
+        import io
+
+        text = read_text(path)
+        if not text.strip():
+            raise ValueError(f"{path} is empty; expected a header row of column names, then one row per sample")
+        try:
+            frame = pd.read_csv(io.StringIO(text))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise ValueError(f"{path}: not a readable CSV table ({str(err).strip()}); check its delimiters") from None
     else:
         try:
             frame = pd.read_parquet(path)
@@ -52,6 +64,12 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
             raise ImportError(
                 f"reading {path} needs a parquet engine: pip install pyarrow (or save the table as .csv)"
             ) from err
+        except Exception as err:  # pyarrow's errors have no common public base
+            raise ValueError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+    if len(frame) == 0:
+        raise ValueError(f"{path}: has column names {[str(c) for c in frame.columns]} but no data rows")
+    if len(set(map(str, frame.columns))) != len(frame.columns):
+        raise ValueError(f"{path}: repeated column names {[str(c) for c in frame.columns]}; rename them")
     numeric = frame.select_dtypes(include=[np.number, "bool"]).columns
     other = [str(c) for c in frame.columns if c not in numeric]
     values = frame[numeric].to_numpy(dtype=np.float64)
@@ -80,6 +98,12 @@ def check_columns(values: np.ndarray, names: Sequence[str], non_numeric: Sequenc
         raise ValueError(f"{where}: no numeric columns to model")
 
 
+def _row_name(path: Path):
+    if path.suffix.lower() == ".csv":
+        return lambda i: f"data row {i + 1}"
+    return lambda i: f"row {i}"
+
+
 def seeded_split(values: np.ndarray, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """80/10/10 train/validation/test after a permutation from RandomState(seed); at least one row
     in each of validation and test."""
@@ -96,10 +120,10 @@ def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
     path = Path(path)
     if not is_table_path(path):
         raise ValueError(f"{path}: unsupported table file; use one of {', '.join(TABLE_SUFFIXES)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"table {path} does not exist (give the path of a {', '.join(TABLE_SUFFIXES)} file)")
+    existing_file(path, "table", f"give the path of a {', '.join(TABLE_SUFFIXES)} file")
     values, names, other = _read(path)
     check_columns(values, names, other, str(path))
+    check_values(values, names, str(path), _row_name(path))
     if values.shape[0] < MIN_ROWS:
         raise ValueError(f"{path}: {values.shape[0]} rows; a train/validation/test split needs at least {MIN_ROWS}")
     train, val, test = seeded_split(values, seed)
@@ -109,4 +133,4 @@ def load_user_table(path: Union[str, Path], seed: int = 0) -> TabularData:
         raise ValueError(
             f"{path}: columns {flat} are constant on the training split (seed {seed}); drop them or use more rows"
         )
-    return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd)
+    return TabularData(path.name, (train - mu) / sd, (val - mu) / sd, (test - mu) / sd, tuple(names), mu, sd)

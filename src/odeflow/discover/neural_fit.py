@@ -128,7 +128,9 @@ def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = Fal
     return (z, torch.stack(seen)) if record else z
 
 
-def check_observations(t: Tensor, x: Tensor, trajectory: Optional[Tensor] = None, min_points: int = 4) -> Tensor:
+def check_observations(
+    t: Tensor, x: Tensor, trajectory: Optional[Tensor] = None, min_points: int = 4, names: Optional[List[str]] = None
+) -> Tensor:
     """Validate (t [n], x [n, d], trajectory ids [n]) and return the ids (zeros when not given).
     Raises ValueError naming the problem: shapes, NaN/inf, too few points, times not strictly
     increasing within a trajectory, constant variables."""
@@ -157,6 +159,8 @@ def check_observations(t: Tensor, x: Tensor, trajectory: Optional[Tensor] = None
     std = x.std(dim=0)
     const = (std <= 1e-12 * (1 + x.abs().amax(dim=0))).nonzero().flatten().tolist()
     if const:
+        if names is not None and len(names) == x.shape[1]:
+            const = [names[j] for j in const]
         raise ValueError(
             f"variable column(s) {const} are constant over all observations: nothing to fit there; "
             f"drop them (their derivative is 0)"

@@ -5,9 +5,10 @@ with bagged inclusion probabilities."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -51,6 +52,29 @@ def check_variable_names(variables: Sequence[str]) -> None:
         raise ValueError(f"variable names {bad} would make ambiguous library terms; use names without spaces or '^'")
 
 
+MAX_TERMS = 1000  # default cap on the polynomial library (terms per equation)
+
+
+def library_size(n_variables: int, degree: int) -> int:
+    """Monomials of degree <= `degree` in `n_variables` variables: C(n + degree, degree)."""
+    return math.comb(n_variables + degree, degree)
+
+
+def check_library_size(n_variables: int, degree: Optional[int], max_terms: int) -> int:
+    """The largest library the search would build; ValueError (naming the flags that fix it) past ``max_terms``."""
+    top = degree or 3
+    size = library_size(n_variables, top)
+    if size > max_terms:
+        smaller = [f"--degree {k} ({library_size(n_variables, k):,} terms)" for k in range(1, top) if k >= 1]
+        raise ValueError(
+            f"the degree-{top} polynomial library of {n_variables} variables has {size:,} terms, over --max-terms "
+            f"{max_terms:,} (the search time grows with the library); use "
+            + (", ".join(smaller) + ", " if smaller else "")
+            + "fewer variable columns, or raise --max-terms"
+        )
+    return size
+
+
 def discover_equations(
     t: Tensor,
     x: Tensor,
@@ -67,6 +91,8 @@ def discover_equations(
     method: str = "neural",
     invariants: bool = True,
     refine: bool = True,
+    max_terms: int = MAX_TERMS,
+    on_phase: Optional[Callable[[str], None]] = None,
 ) -> Discovery:
     """Fit one neural ODE to (t, x) (rows grouped by `trajectory`), sample it along the data
     (plus `nearby` perturbed copies of each learned state), then select the SINDy model.
@@ -81,10 +107,19 @@ def discover_equations(
     refine (method "neural", no fixed threshold): the regression's model is the start of a search
     among sparse models fitted to the observations by multiple shooting and scored by BIC
     (odeflow.discover.model_search); its coefficients, inclusion and ± intervals replace the regression's.
+    max_terms: refuse (before any work) a library with more terms per equation. on_phase: told one
+    line as each phase starts (library size, fit, sampling, selection, refinement).
     """
     check_variable_names(variables)
     if x.dim() != 2 or x.shape[1] != len(variables):
         raise ValueError(f"need x [n, d] and d variable names; got x {tuple(x.shape)}, names {list(variables)}")
+    check_observations(t, x, trajectory, min_points=8 if method == "weak" else 4, names=list(variables))
+    size = check_library_size(len(variables), degree, max_terms)
+    say = on_phase or (lambda line: None)
+    say(
+        f"library: polynomials of degree <= {degree or 3} in {len(variables)} variables, {size:,} terms "
+        f"per equation ({'degree ' + str(degree) if degree else 'degrees 1-3 compete'})"
+    )
     if degree is not None and degree < 1:
         raise ValueError(f"need degree >= 1; got {degree}")
     if threshold is not None and threshold < 0:
@@ -96,6 +131,7 @@ def discover_equations(
     degrees = (degree,) if degree else (1, 2, 3)
     opts = _selection_options(threshold, ensemble, seed)
     if method == "weak":
+        say("weak-form SINDy on the observations, then the cross-validated selection")
         traj = check_observations(t, x, trajectory, min_points=8)
         gs, bs, groups = [], [], []
         for k in torch.unique(traj).tolist():
@@ -112,6 +148,7 @@ def discover_equations(
         keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
         sel = select_on_columns(g_all, b_all, terms, sizes, np.concatenate(groups), keep, **opts)
         return Discovery(_equations(variables, sel, laws), None, t, x, list(variables), traj, sel, invariants=laws)
+    say("fitting the neural ODE to the observations")
     fit = fit_neural_ode(t, x, config, trajectory=trajectory)
     return select_from_fit(
         fit,
@@ -128,6 +165,7 @@ def discover_equations(
         seed,
         invariants,
         refine,
+        on_phase,
     )
 
 
@@ -146,6 +184,7 @@ def select_from_fit(
     seed: int = 0,
     invariants: bool = True,
     refine: bool = True,
+    on_phase: Optional[Callable[[str], None]] = None,
 ) -> Discovery:
     """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
     learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
@@ -154,7 +193,9 @@ def select_from_fit(
     """
     degrees = (degree,) if degree else (1, 2, 3)
     opts = _selection_options(threshold, ensemble, seed)
+    say = on_phase or (lambda line: None)
     laws = []
+    say("sampling the fitted field along the data")
     if invariants:
         assert fit.states is not None and fit.t_train is not None  # a finished fit
         with torch.no_grad():
@@ -164,9 +205,11 @@ def select_from_fit(
     if refine:
         opts["ensemble"] = 0  # inclusion comes from the search on the observations
     exclude = [law.eliminated for law in laws]
+    say(f"selecting the sparse model (degrees {', '.join(map(str, degrees))}, cross-validated)")
     sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, **opts)
     found = None
     if refine:
+        say("refining the model on the observations (multiple-shooting fits scored by BIC)")
         found = refine_selection(sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed)
     return Discovery(
         _equations(variables, sel, laws), fit, t, x, list(variables), trajectory, sel, invariants=laws, refinement=found

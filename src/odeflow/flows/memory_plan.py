@@ -260,9 +260,15 @@ def plan_training_memory(
 def _too_big(fp: StepFootprint, base: float, budget: int, batch: int, what: str, slack: float) -> str:
     room = (budget - base) / slack - fp.fixed
     fits = int(room // (fp.per_row + fp.per_row_step)) if room > 0 else 0
+    if fits < 1:  # not even one row: only a larger budget helps
+        one_row = base + slack * (fp.fixed + fp.per_row + fp.per_row_step)
+        return (
+            f"the memory budget of {budget / GB:.3g} GB (--max-memory) is too small for even one row with {what} "
+            f"(in use already {base / GB:.3g} GB); raise --max-memory to at least {one_row / GB:.3g} GB"
+        )
     return (
         f"batch {batch} does not fit in the memory budget of {budget / GB:.2f} GB even with {what} "
-        f"(in use already {base / GB:.2f} GB); use --batch {max(fits, 0)} or less, or raise --max-memory"
+        f"(in use already {base / GB:.2f} GB); use --batch {fits} or less, or raise --max-memory"
     )
 
 

@@ -43,13 +43,11 @@ TIMED_ROWS = 32  # validation rows timed to size an automatic validation pass
 
 
 # --- config files -------------------------------------------------------------------------------
-def repository_configs() -> Path:
-    return Path(__file__).resolve().parents[3] / "configs"
-
-
 def default_config_file(data: str) -> Optional[Path]:
-    """configs/<data>.toml in the working directory, else in the source checkout; None if neither."""
-    for folder in (Path("configs"), repository_configs()):
+    """configs/<data>.toml in the working directory, else the shipped preset <data>; None if neither."""
+    from ..preset_files import presets_folder
+
+    for folder in (Path("configs"), presets_folder()):
         path = folder / f"{data}.toml"
         if path.is_file():
             return path
@@ -83,10 +81,11 @@ def read_tabular_config(path: Path, mode: Optional[str] = None, **overrides: Any
     """TabularConfig from a config file (see the module docstring), then keyword overrides."""
     import tomllib
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    from ..preset_files import resolve_config
+
+    path = resolve_config(path)
     try:
-        values = tomllib.loads(Path(path).read_text())
+        values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"config file {path} cannot be parsed: {err}") from None
     flat = flatten_config(values, overrides.get("mode", mode), str(path))
@@ -231,7 +230,11 @@ class TabularTask(Task):
         return dict(val_nll=ctx.dist.sample_mean(per_sample))
 
     def state_dict(self) -> Dict[str, Any]:
-        return dict(val_rows=self.val_rows)
+        units: Dict[str, Any] = {}
+        if self.data is not None and self.data.mean is not None and self.data.std is not None:
+            columns = list(self.data.columns or [])
+            units = dict(columns=columns, mean=self.data.mean.tolist(), std=self.data.std.tolist())
+        return dict(val_rows=self.val_rows, units=units)  # units: samples back in the table's units
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if self.config.val_max is None and state.get("val_rows") is not None:

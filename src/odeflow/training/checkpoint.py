@@ -55,8 +55,14 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
 
 
 def _corrupt(path: Path, err: Exception) -> ValueError:
+    text = str(err)
+    if "Weights only load failed" in text:  # torch's advice to load unsafely does not apply here
+        detail = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("Unsupported")), "")
+        text = f"not a weights-only PyTorch file{': ' + detail if detail else ''}"
+    else:
+        text = text.strip().splitlines()[0][:200] if text.strip() else ""
     return ValueError(
-        f"checkpoint {path} is corrupt or not an odeflow checkpoint ({type(err).__name__}: {err}); "
+        f"checkpoint {path} is corrupt or not an odeflow checkpoint ({type(err).__name__}: {text}); "
         "re-run training or use an earlier checkpoint"
     )
 

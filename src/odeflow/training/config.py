@@ -33,6 +33,7 @@ class TrainingConfig:
     grad_clip: Optional[PositiveFloat] = None  # clip the global gradient norm
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # 'auto': cuda when available
     cuda_graph: bool = False  # capture each training step in a CUDA graph (GPU, fixed-step Disc-Opt)
+    diverge_factor: PositiveFloat = 1000.0  # stop when the loss stays this many times above its best
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -49,6 +50,8 @@ class TrainingConfig:
             raise ValueError(f"time_budget must be > 0 seconds; got {self.time_budget!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0; got {self.grad_clip!r}")
+        if not (isinstance(self.diverge_factor, (int, float)) and self.diverge_factor > 1):
+            raise ValueError(f"diverge_factor must be > 1 (e.g. 1000); got {self.diverge_factor!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
         if self.cuda_graph and self.device == "cpu":

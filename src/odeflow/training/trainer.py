@@ -3,7 +3,10 @@
 Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
 DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
 theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
-`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. SIGTERM/SIGINT end
+`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. A task without
+validation keeps best.pt at its lowest training loss. A loss that turns non-finite, or stays
+orders of magnitude above its best (`diverge_factor`, see divergence.py), stops the run with a
+TrainingError and summary.json ``"status": "diverged"``. SIGTERM/SIGINT end
 the iteration in flight, write last.pt and stop; `resume=True` continues from last.pt exactly
 (model, optimizers, schedulers, stage, iteration, elapsed time, RNGs, early stopping).
 Only rank 0 writes the run folder.
@@ -11,13 +14,14 @@ Only rank 0 writes the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -28,11 +32,12 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .context import RunContext
 from .cuda_graph import CapturedTrainingStep
 from .distributed import Distributed
+from .divergence import DIVERGED_HINT, DivergenceWatch
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
 from .metrics_log import MetricsLog
 from .optim import make_lr_scheduler, make_optimizer, set_lr
 from .progress import Progress
-from .run_folder import RunFolder
+from .run_folder import RunFolder, check_run_folder
 from .schedule import parse_schedule, stage_index
 from .task import StepOutput, Task
 
@@ -46,6 +51,7 @@ RESUMABLE_CHANGES = (
     "compile",
     "max_memory",
     "memory_plan",
+    "diverge_factor",
 )
 
 
@@ -95,10 +101,13 @@ class Trainer:
         if task.shards_batch:
             dist.shard(cfg.batch)  # the global batch must split evenly over the processes
         state = self._resume_state() if self.resume else None
-        folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
-        ctx = RunContext(device=device, dist=dist, folder=folder, seed=cfg.seed, quiet=self.quiet)
+        if self.out is not None and not self.resume and dist.rank == 0:
+            check_run_folder(self.out)  # before any work: an earlier run is never overwritten silently
+        ctx = RunContext(device=device, dist=dist, folder=None, seed=cfg.seed, quiet=self.quiet)
         _seed_everything(cfg.seed)
-        task.setup(ctx)
+        task.setup(ctx)  # data and model: a bad file or setting fails here, before the folder exists
+        folder = RunFolder(self.out) if self.out is not None and dist.rank == 0 else None
+        ctx.folder = folder
         aux = task.auxiliary_steps(ctx)  # first: an auxiliary optimizer may take parameters out of theta's
         params = list(task.parameters())
         opt = make_optimizer(cfg, params)
@@ -115,6 +124,13 @@ class Trainer:
             if problem:
                 raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
+        self.best_train = math.inf
+        self._early_best: Optional[tuple] = None
+        watch = DivergenceWatch(cfg.diverge_factor)
+        validates = type(task).validate is not Task.validate  # else best.pt follows the training loss
+        self._track_train_best = not validates and not cfg.cuda_graph
+        self._validates = validates
+        self._stage, self._save_seconds = stage, 0.0
         if state is not None:
             task.model.load_state_dict(state["model"])
             stage = state["stage"]
@@ -128,6 +144,7 @@ class Trainer:
             task.load_state_dict(state["task"])
             self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
             self.best, self.bad_validations = state["best"], state["bad_validations"]
+            self.best_train = state.get("best_train", math.inf)
             set_rng_state(state["rng"])
         if folder is not None:
             folder.write_config(
@@ -148,6 +165,9 @@ class Trainer:
         )
         if log is not None and state is not None:
             ctx.history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
+            for r in ctx.history:
+                if "loss" in r:
+                    watch.update(float(r["loss"]), int(r["iteration"]))
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
         self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
         previous = self._install_signal_handlers()
@@ -165,13 +185,17 @@ class Trainer:
                         set_lr(opt, lr)
                 task.before_iteration(it, ctx)
                 batch = task.batch(it, ctx)
-                start = time.perf_counter()
-                out = self._step(forward, params, batch, it)
+                start, self._stage, self._save_seconds = time.perf_counter(), stage, 0.0
+                try:
+                    out = self._step(forward, params, batch, it)
+                except TrainingError as err:
+                    self._write_diverged(err, ctx.history)
+                    raise
                 row: Dict[str, Any] = {"iteration": it}
                 row.update(self._reduce(out.metrics, dist))
                 for step in aux.values():
                     row.update(step.step(out, ctx))
-                self.elapsed += time.perf_counter() - start
+                self.elapsed += time.perf_counter() - start - self._save_seconds  # best.pt writes not timed
                 if stages:
                     row["stage"] = stage
                 if sched is not None:
@@ -181,13 +205,23 @@ class Trainer:
                 if cfg.time_budget is not None:
                     done = done or dist.broadcast_flag(self.elapsed >= cfg.time_budget)
                 if (it + 1) % cfg.val_every == 0 or done:
-                    last_val = task.validate(ctx)
+                    with self._interruptible(it, stage, save=True):
+                        last_val = task.validate(ctx)
                     row.update(last_val)
                     if self._after_validation(last_val, it, stage):
                         stopped_early = done = True
                 ctx.history.append(row)
                 if log is not None:
                     log.log(row)
+                loss = float(row["loss"]) if "loss" in row else float(out.loss.detach())
+                if not validates and cfg.cuda_graph and loss < self.best_train:  # replayed: saved after the update
+                    self.best_train = loss
+                    self._save("best.pt", it, stage, extra={"train_loss": loss})
+                cause = watch.update(loss, it)
+                if cause is not None:
+                    diverged = TrainingError(it, cause, DIVERGED_HINT)
+                    self._write_diverged(diverged, ctx.history)
+                    raise diverged
                 bar.update({k: v for k, v in row.items() if k in ("loss", "nfe_forward", "T", *last_val)})
                 interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
                 if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
@@ -196,27 +230,34 @@ class Trainer:
                     raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
                 if done:
                     break
+        except BaseException:
+            self._restore_signal_handlers(previous)
+            raise
         finally:
             bar.close()
             if log is not None:
                 log.close()
-            self._restore_signal_handlers(previous)
         summary: Dict[str, Any] = dict(
             iterations=it + 1,
             train_seconds=self.elapsed,
             ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
             world_size=dist.world_size,
             stopped_early=stopped_early,
+            status="stopped early" if stopped_early else "completed",
         )
         if math.isfinite(self.best):
             summary[f"best_{task.monitor}"] = self.best
         summary.update(last_val)
         ctx.iteration = it
         self.history = ctx.history
-        if dist.rank == 0:
-            summary.update(task.finish(ctx))
-            if folder is not None:
-                folder.write_json("summary.json", summary)
+        try:
+            if dist.rank == 0:
+                with self._interruptible(it, stage, save=False):  # last.pt of the final iteration is on disk
+                    summary.update(task.finish(ctx))
+                if folder is not None:
+                    folder.write_json("summary.json", summary)
+        finally:
+            self._restore_signal_handlers(previous)
         return dist.broadcast_object(summary)  # every rank returns rank 0's summary
 
     # ------------------------------------------------------------------------------------------
@@ -242,10 +283,30 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(params, limit)
             if not bool(torch.isfinite(norm)):
                 raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
+        self._keep_best_train(out, it)
         opt.step()
         if self._sched is not None:
             self._sched.step()
         return out
+
+    def _keep_best_train(self, out: StepOutput, it: int) -> None:
+        """Before the update: the parameters that gave the lowest training loss so far go to best.pt
+        (a task without validation), or, before a validating task's first validation, into memory
+        (written as best.pt only if the run diverges before it validates)."""
+        early = self._validates and not math.isfinite(self.best)
+        if not (self._track_train_best or early):
+            return
+        value = float(out.loss.detach())
+        if not value < self.best_train:
+            return
+        begin = time.perf_counter()
+        self.best_train = value
+        if self._track_train_best:
+            self._save("best.pt", it, self._stage, extra={"train_loss": value})
+        else:
+            weights = {k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
+            self._early_best = (it, self._stage, weights)
+        self._save_seconds += time.perf_counter() - begin
 
     def _graphed_step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
         """The step replayed from a CUDA graph (captured at the first step and after a stage
@@ -296,22 +357,48 @@ class Trainer:
         self.bad_validations += 1
         return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
 
-    def _save(self, name: str, it: int, stage: int, extra: Optional[Dict[str, Any]] = None) -> None:
+    def _write_diverged(self, err: TrainingError, history: List[Dict[str, Any]]) -> None:
+        """summary.json of a run that could not go on: status, iteration, cause and hint."""
         if self._folder is None:
             return
-        model = self.task.model
-        if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+        if not self._folder.file("best.pt").is_file() and self._early_best is not None:
+            it, stage, model_state = self._early_best  # diverged before the first validation
+            self._save("best.pt", it, stage, extra={"train_loss": self.best_train}, model_state=model_state)
+        summary: Dict[str, Any] = dict(
+            status="diverged", iteration=err.iteration, cause=err.cause, hint=err.hint, iterations=err.iteration
+        )
+        if math.isfinite(self.best_train):
+            summary["best_train_loss"] = self.best_train
+        if math.isfinite(self.best):
+            summary[f"best_{self.task.monitor}"] = self.best
+        if (self._folder.file("best.pt")).is_file():
+            summary["best_checkpoint"] = str(self._folder.file("best.pt"))
+        self._folder.write_json("summary.json", summary)
+
+    def _save(
+        self,
+        name: str,
+        it: int,
+        stage: int,
+        extra: Optional[Dict[str, Any]] = None,
+        model_state: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if self._folder is None:
+            return
+        weights = model_state if model_state is not None else self.task.model.state_dict()
+        if not all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):
             if not self.quiet:
                 print(f"warning: not writing {name} at iteration {it}: the model has non-finite values")
             return
         state: Dict[str, Any] = dict(
-            model=model.state_dict(),
+            model=weights,
             kind=self.task.name,
             config=asdict(self.cfg),
             iteration=it,
             stage=stage,
             elapsed=self.elapsed,
             best=self.best,
+            best_train=self.best_train,
             bad_validations=self.bad_validations,
             optimizer=self._opt.state_dict(),
             scheduler=self._sched.state_dict() if self._sched is not None else None,
@@ -349,14 +436,31 @@ class Trainer:
         return state
 
     # ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _interruptible(self, it: int, stage: int, save: bool) -> Iterator[None]:
+        """Validation and the final evaluation stop within seconds of SIGTERM/SIGINT (the handler
+        raises inside them); with ``save`` last.pt is written for the completed iteration ``it``."""
+        self._in_evaluation = True
+        try:
+            yield
+        except _Stop:
+            if save:
+                self._save("last.pt", it, stage)
+            raise TrainingInterrupted(self._signal or "signal", it, str(self.out)) from None
+        finally:
+            self._in_evaluation = False
+
     def _install_signal_handlers(self) -> Dict[int, Any]:
         previous: Dict[int, Any] = {}
+        self._in_evaluation = False
         if self.out is None:
             return previous
 
         def handler(signum: int, frame: Any) -> None:
             self._signal = signal.Signals(signum).name
             signal.signal(signum, previous.get(signum, signal.SIG_DFL))  # a second signal acts at once
+            if self._in_evaluation:
+                raise _Stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -369,6 +473,10 @@ class Trainer:
     def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler inside an evaluation (caught by Trainer._interruptible)."""
 
 
 def _number(text: str) -> Any:
