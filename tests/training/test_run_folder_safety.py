@@ -99,3 +99,26 @@ def test_discover_refuses_a_file_or_an_earlier_run_before_any_fit(tmp_path, caps
     err = capsys.readouterr().err
     assert "is a file" in err and "--overwrite" in err and "--validation" in err
     assert (earlier / "equations.txt").read_text() == "dx/dt = 0\n" and not (tmp_path / "new").exists()
+
+
+def test_overwrite_keeps_the_earlier_run_when_the_new_one_fails_before_it_starts(tmp_path):
+    """--overwrite sets the old run aside; a data error afterwards puts it back at exit."""
+    import subprocess
+    import sys
+
+    data = _series(tmp_path / "s.csv")
+    out = tmp_path / "run"
+    assert _train(out, data) == 0
+    first = (out / "metrics.csv").read_text()
+
+    def cli(*args: str) -> int:
+        code = f"from odeflow.cli.main import main; raise SystemExit(main({list(args)!r}))"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode
+
+    base = ["train", "timeseries", "--out", str(out), "--iterations", "3", "--quiet", "--compile", "off"]
+    assert cli(*base, "--data", str(tmp_path / "missing.csv"), "--overwrite") == 2
+    assert (out / "metrics.csv").read_text() == first
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert cli(*base, "--data", str(data), "--overwrite", "--lr", "0.02") == 0
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.02
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -7,6 +7,7 @@ once the task's data and model were built, so that a failed command leaves nothi
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import os
@@ -77,10 +78,31 @@ def check_run_folder(path: Path, overwrite: bool = False, resumable: bool = True
 
 
 def clear_run_folder(path: Path) -> None:
-    """Delete an earlier run's folder (checked by `check_run_folder` with overwrite=True)."""
+    """Replace an earlier run's folder (checked by `check_run_folder` with overwrite=True) without
+    losing it to a command that fails before its new run starts: the old folder is moved aside
+    now, deleted when this process ends with a new run in its place, and moved back otherwise
+    (an argument or data error after ``--overwrite`` keeps the earlier run)."""
     path = Path(path)
+    if not is_run_folder(path):
+        return
+    aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+    if aside.exists():
+        shutil.rmtree(aside)
+    os.replace(path, aside)
+    atexit.register(_settle_replaced, path, aside)
+
+
+def _settle_replaced(path: Path, aside: Path) -> None:
+    """At exit: delete the set-aside run when a new run took its place, else put it back."""
+    if not aside.exists():
+        return
     if is_run_folder(path):
-        shutil.rmtree(path)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+    if not path.exists():
+        os.replace(aside, path)
 
 
 def read_metrics(path: Path) -> List[Dict[str, float]]:
