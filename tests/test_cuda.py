@@ -184,3 +184,35 @@ def test_every_task_trains_on_cuda_and_its_checkpoint_evaluates(task, tmp_path):
     assert (out / "last.pt").is_file() and (out / "summary.json").is_file()
     if task in EVALUATES:
         assert main(["evaluate", str(out / "last.pt")]) == 0
+
+
+def test_compiled_adjoint_training_step_makes_no_host_sync_per_step():
+    """compile=True with dopri5 and the adjoint: the forward and the backward solve are each one
+    compiled while_loop, so a training step runs under sync debug mode "error" once compiled
+    (statistics and failures are read after each solve, outside that mode's reach here)."""
+    f = _Wrap(field("cuda"))
+    y0 = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(4, 3).cuda()
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    kw = dict(method="dopri5", step=odeflow.Adaptive(1e-7, 1e-9), gradient=odeflow.OptimizeDiscretize(), compile=True)
+    odeflow.solve(f, y0, t, **kw).ys.pow(2).sum().backward()  # compiles
+    import odeflow.solvers.compiled as compiled  # tensor_loop looks run_compiled up here at each call
+
+    calls = []
+
+    original = compiled.run_compiled
+
+    def strict(*args):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = original(*args)
+            calls.append(1)
+            return out
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    compiled.run_compiled = strict
+    try:
+        odeflow.solve(f, y0, t, **kw).ys.pow(2).sum().backward()
+    finally:
+        compiled.run_compiled = original
+    assert len(calls) == 2  # forward and backward solve, each one compiled call without a sync
