@@ -1,5 +1,5 @@
 """The import graph of src/odeflow (every import, function-local ones included, TYPE_CHECKING
-blocks excluded): no circles, and no import from a lower layer to a higher one (DESIGN.md:
+blocks excluded): no circles, and no import from a lower layer to a higher one (docs/design.md:
 cli -> tasks -> training -> flows/models -> nn -> gradients -> solvers)."""
 
 from __future__ import annotations

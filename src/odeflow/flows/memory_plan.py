@@ -1,5 +1,5 @@
 """Memory planned like time: measure one training step of a CNF, then pick how gradients flow
-so that the peak fits a budget (DESIGN.md, "--max-memory").
+so that the peak fits a budget (docs/design.md; `--max-memory`).
 
 Discretize-optimize keeps the graph of every stage of every step: memory grows with
 batch x steps x blocks (BSDS300's config, 2 blocks x 40 rk4 steps x batch 500, needs about 9 GB
