@@ -19,13 +19,13 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .explicit_methods import RK4_38
-from .grid import Func, GridTimes, grid_points, integrate_grid
+from .grid import Func, GridDiff, GridTimes, Span, grid_points, integrate_grid, step_length
 from .hooks import StepHooks
 from .runge_kutta import rk_step
 from .solution import SolverStats
@@ -98,9 +98,13 @@ class Adams:
         norm,
         stats: SolverStats,
         hooks: Optional[StepHooks] = None,
+        t_tensor: Optional[Tensor] = None,
     ) -> List[Tensor]:
+        """States at t_out[1:]; differentiable in the output times when ``t_tensor`` requires grad."""
+        points = grid_points(step, t_out)
+        diff = GridDiff.make(step, t_out, t_tensor, points)
         return integrate_grid(
-            self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks, step.perturb
+            self.stepper(f, y0, step), f, y0, points, t_out, step.interp, stats, hooks, step.perturb, diff
         )
 
     def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
@@ -129,9 +133,9 @@ class Adams:
         history: deque = deque(maxlen=self.max_order - 1)
         warned = [False]
 
-        def advance(t0: float, t1: float, y: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-            h = t1 - t0
-            ts = times.stages(t0, h, RK4_38.c)
+        def advance(t0: float, t1: float, y: Tensor, span: Optional[Span] = None) -> Tuple[Tensor, Optional[Tensor]]:
+            h = step_length(t0, t1, span, y.dtype)
+            ts = times.stages(t0, t1 - t0, RK4_38.c, span)
             f0 = f(ts[0], y)
             history.appendleft(f0)
             order = min(len(history), self.max_order - 1)
@@ -150,7 +154,7 @@ class Adams:
                 for _ in range(self.max_iters):
                     dy_old = dy
                     f_new = f(ts[-1], y + dy)
-                    dy = torch.add(delta, f_new, alpha=h * coeffs[0])
+                    dy = delta + f_new * (h * coeffs[0]) if isinstance(h, Tensor) else torch.add(delta, f_new, alpha=h * coeffs[0])
                     if dense is not None:  # the corrector's polynomial through f_new, f_n, f_n-1, ...
                         dense[:] = [(tuple(1 - j for j in range(order + 1)), (f_new,) + tuple(history)[:order])]
                     tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())
@@ -193,7 +197,10 @@ def _antiderivatives(nodes: Tuple[int, ...]) -> Tuple[Tuple[float, ...], ...]:
     return tuple(out)
 
 
-def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: float) -> Tensor:
+def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: Union[float, Tensor]) -> Tensor:
+    """h sum_j coeffs_j fs_j (h a tensor when the step size is differentiated)."""
+    if isinstance(h, Tensor):
+        return h * sum((fj * c for c, fj in zip(coeffs[1:], list(fs)[1:])), fs[0] * coeffs[0])
     acc = fs[0] * (h * coeffs[0])
     for c, fj in zip(coeffs[1:], list(fs)[1:]):
         acc = torch.add(acc, fj, alpha=h * c)
