@@ -154,7 +154,11 @@ class Adams:
                 for _ in range(self.max_iters):
                     dy_old = dy
                     f_new = f(ts[-1], y + dy)
-                    dy = delta + f_new * (h * coeffs[0]) if isinstance(h, Tensor) else torch.add(delta, f_new, alpha=h * coeffs[0])
+                    dy = (
+                        delta + f_new * (h * coeffs[0])
+                        if isinstance(h, Tensor)
+                        else torch.add(delta, f_new, alpha=h * coeffs[0])
+                    )
                     if dense is not None:  # the corrector's polynomial through f_new, f_n, f_n-1, ...
                         dense[:] = [(tuple(1 - j for j in range(order + 1)), (f_new,) + tuple(history)[:order])]
                     tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())

@@ -236,7 +236,9 @@ class ImplicitRK:
                 "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
             )
         differentiable = t_tensor is not None and t_tensor.requires_grad
-        return self._adaptive(f, y0, list(t_out), step, norm, stats, hooks, events, t_tensor if differentiable else None)
+        return self._adaptive(
+            f, y0, list(t_out), step, norm, stats, hooks, events, t_tensor if differentiable else None
+        )
 
     def stepper(self, f: Func, y0: Tensor, step: FixedStep):
         """advance(t0, t1, y) -> (y1, f(t0, y)): one fixed step."""
