@@ -103,8 +103,24 @@ class Adams:
         """States at t_out[1:]; differentiable in the output times when ``t_tensor`` requires grad."""
         points = grid_points(step, t_out)
         diff = GridDiff.make(step, t_out, t_tensor, points)
+        box: Optional[List] = [None] if step.interp == "own" else None
+
+        def own(y: Tensor, h, s) -> Optional[Tensor]:
+            """The last step's Adams polynomial (None after an RK4 start-up step)."""
+            return None if box is None or box[0] is None else dense_output(y, h, *box[0], s)
+
         return integrate_grid(
-            self.stepper(f, y0, step), f, y0, points, t_out, step.interp, stats, hooks, step.perturb, diff
+            self.stepper(f, y0, step, dense=box),
+            f,
+            y0,
+            points,
+            t_out,
+            step.interp,
+            stats,
+            hooks,
+            step.perturb,
+            diff,
+            own,
         )
 
     def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
@@ -179,11 +195,15 @@ class Adams:
         return advance
 
 
-def dense_output(y0: Tensor, h: float, nodes: Sequence[int], fs: Sequence[Tensor], theta: float) -> Tensor:
+def dense_output(
+    y0: Tensor, h: Union[float, Tensor], nodes: Sequence[int], fs: Sequence[Tensor], theta: Union[float, Tensor]
+) -> Tensor:
     """The Adams step's own interpolant: y(t_n + theta h) = y_n + h sum_j B_j(theta) f_j with
     B_j(theta) = int_0^theta L_j(s) ds over the step's nodes (s = 0, -1, ... for Adams–Bashforth,
     1, 0, -1, ... for Adams–Moulton); at theta = 1 it is the step's result (Hairer I, §III.1)."""
     weights = [sum(c * theta ** (i + 1) for i, c in enumerate(poly)) for poly in _antiderivatives(tuple(nodes))]
+    if isinstance(theta, Tensor) and not isinstance(h, Tensor):
+        h = torch.as_tensor(h, dtype=theta.dtype, device=theta.device)
     return y0 + _weighted(weights, fs, h)
 
 

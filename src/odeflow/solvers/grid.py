@@ -67,11 +67,13 @@ def step_length(t0: float, t1: float, span: Optional[Span], dtype: torch.dtype) 
 def grid_tensor(step: FixedStep, t_out: Sequence[float], t_tensor: Tensor, points: Sequence[float]) -> Tensor:
     """The grid points as differentiable functions of the output times (float64): each output
     interval split into equal steps moves with its ends, t_i + (t_{i+1} - t_i) j / n; on an
-    explicit grid (a user's, or torchdiffeq's t0 + k h) only its ends, t[0] and t[-1], move."""
+    explicit grid (a user's, or torchdiffeq's t0 + k h) only its ends, t[0] and t[-1] (when the
+    grid ends there), move."""
     tt = t_tensor.to(torch.float64)
     if step.grid is not None:
-        inner = torch.tensor(list(points[1:-1]), dtype=torch.float64, device=tt.device)
-        return torch.cat([tt[:1], inner, tt[-1:]])
+        ends_on_t = points[-1] == t_out[-1]  # else the grid runs past t[-1], which is interpolated
+        inner = torch.tensor(list(points[1 : len(points) - ends_on_t]), dtype=torch.float64, device=tt.device)
+        return torch.cat([tt[:1], inner] + ([tt[-1:]] if ends_on_t else []))
     pieces = [tt[:1]]
     for i, n in enumerate(step.substeps(list(t_out))):
         frac = torch.arange(1, n + 1, dtype=torch.float64, device=tt.device) / n
@@ -84,15 +86,17 @@ def grid_points(step: FixedStep, t_out: Sequence[float]) -> List[float]:
     """The step times: the explicit grid, or each output interval split into equal steps."""
     if step.grid is not None:
         g = list(step.grid)
-        if g[0] != t_out[0] or g[-1] != t_out[-1]:
+        direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
+        if g[0] != t_out[0] or (g[-1] - t_out[-1]) * direction < 0:
             raise ValueError(
-                f"the fixed-step grid must start at t[0]={t_out[0]} and end at t[-1]={t_out[-1]}; got {g[0]} .. {g[-1]}"
+                f"the fixed-step grid must start at t[0]={t_out[0]} and reach t[-1]={t_out[-1]}; got {g[0]} .. {g[-1]}"
             )
         d = [b - a for a, b in zip(g[:-1], g[1:])]
-        direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
         if any(x * direction <= 0 for x in d):
             raise ValueError("the fixed-step grid must be strictly monotone in the direction of t")
-        return g
+        # A grid running past t[-1] ends with the step containing it (t[-1] is interpolated there).
+        last = next(i for i, v in enumerate(g) if (v - t_out[-1]) * direction >= 0)
+        return g[: last + 1]
     pts = [float(t_out[0])]
     for (a, b), n in zip(zip(t_out[:-1], t_out[1:]), step.substeps(list(t_out))):
         pts.extend(a + (b - a) * (j / n) for j in range(1, n))  # rounded as `loop.FixedGrid`
@@ -162,12 +166,14 @@ def integrate_grid(
     hooks: Optional[StepHooks] = None,
     perturb: bool = False,
     diff: Optional[GridDiff] = None,
+    own: Optional[Callable[..., Optional[Tensor]]] = None,
 ) -> List[Tensor]:
     """Step through the grid; the states at t_out[1:] (interpolated inside a step). With
     ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side.
     With ``diff`` the steps and the interpolation are differentiable in the output times
     (step_fn receives each step's span); an output time on a fixed grid point is the
-    interpolant's end, so its derivative is the step's slope."""
+    interpolant's end, so its derivative is the step's slope. ``own(y, h, s)``: the method's
+    interpolant of the step just taken (interp='own'; None where it has none: cubic Hermite)."""
     times = GridTimes(y0.dtype, y0.device, perturb)
     outs: List[Tensor] = []
     direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
@@ -199,6 +205,11 @@ def integrate_grid(
                     h = step_length(a, b, span, y.dtype)
                 if interp == "linear":
                     outs.append(y1 + (y1 - y) * (s - 1) if tj == b else y + (y1 - y) * s)
+                    j += 1
+                    continue
+                own_value = own(y, h, s) if (interp == "own" and own is not None) else None
+                if own_value is not None:
+                    outs.append(own_value)
                     j += 1
                     continue
                 if f0 is None:
