@@ -107,7 +107,10 @@ class Adams:
 
         def own(y: Tensor, h, s) -> Optional[Tensor]:
             """The last step's Adams polynomial (None after an RK4 start-up step)."""
-            return None if box is None or box[0] is None else dense_output(y, h, *box[0], s)
+            if box is None or box[0] is None:
+                return None
+            nodes, fs = box[0]
+            return dense_output(y, h, nodes, fs, s)
 
         return integrate_grid(
             self.stepper(f, y0, step, dense=box),
@@ -221,11 +224,12 @@ def _antiderivatives(nodes: Tuple[int, ...]) -> Tuple[Tuple[float, ...], ...]:
     return tuple(out)
 
 
-def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: Union[float, Tensor]) -> Tensor:
-    """h sum_j coeffs_j fs_j (h a tensor when the step size is differentiated)."""
-    if isinstance(h, Tensor):
+def _weighted(coeffs: Sequence[Union[float, Tensor]], fs: Sequence[Tensor], h: Union[float, Tensor]) -> Tensor:
+    """h sum_j coeffs_j fs_j (h a tensor when the step size is differentiated; tensor
+    coefficients, from a differentiable interpolation point, come with a tensor h)."""
+    if isinstance(h, Tensor) or any(isinstance(c, Tensor) for c in coeffs):
         return h * sum((fj * c for c, fj in zip(coeffs[1:], list(fs)[1:])), fs[0] * coeffs[0])
     acc = fs[0] * (h * coeffs[0])
     for c, fj in zip(coeffs[1:], list(fs)[1:]):
-        acc = torch.add(acc, fj, alpha=h * c)
+        acc = torch.add(acc, fj, alpha=h * float(c))
     return acc

@@ -198,9 +198,9 @@ def integrate_grid(
             elif diff is not None and diff.tied and tj == b:
                 outs.append(y1)  # the grid point is t_j itself
             else:
-                if span is None:
-                    s, h = (tj - a) / (b - a), b - a
-                else:
+                s: Union[float, Tensor] = (tj - a) / (b - a)
+                h: Union[float, Tensor] = b - a
+                if span is not None and diff is not None:
                     s = ((diff.t[j] - span[0]) / (span[1] - span[0])).to(real_dtype(y.dtype))
                     h = step_length(a, b, span, y.dtype)
                 if interp == "linear":
