@@ -76,8 +76,10 @@ def test_discretize_optimize_gradcheck_every_method(method):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", [m for m in METHODS if get_method(m).adaptive and get_method(m).order < 4])
 def test_discretize_optimize_gradcheck_low_order_adaptive(method):
-    """Adaptive steps of the low-order methods."""
-    _do_gradcheck(method, Adaptive(rtol=1e-6, atol=1e-8), seeds=range(1))
+    """Adaptive steps of the low-order methods at the default tolerance (at rtol=1e-6 the
+    step-size decisions of fehlberg2 and implicit_euler already move the finite differences
+    beyond gradcheck's tolerance; up to ~4 minutes per method at 1e-7)."""
+    _do_gradcheck(method, Adaptive(), seeds=range(1))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -99,13 +101,12 @@ def test_optimize_discretize_gradcheck_every_method(method):
     """The continuous adjoint's gradients, with steps fine enough that the discretization error
     is below gradcheck's tolerance."""
     m = get_method(method)
-    step = Adaptive(rtol=1e-9, atol=1e-11) if m.adaptive else FixedStep(h=min(0.05, 10 ** (-6 / m.order)))
-    if m.order == 1:  # error ~ h: a tolerance matching h = 1e-3
-        step = FixedStep(h=1e-3) if not m.adaptive else Adaptive(rtol=1e-7, atol=1e-9)
+    if m.order == 1:
+        pytest.skip("first order: a step fine enough for gradcheck's tolerance takes ~1e5 steps")
+    rtol = 1e-9 if m.order >= 4 else 1e-6
+    step = Adaptive(rtol=rtol, atol=rtol * 1e-2) if m.adaptive else FixedStep(h=min(0.05, 10 ** (-6 / m.order)))
     (W, omega), y0, t = _problem(3)
     t = t[:2]
-    if m.order == 1:
-        pytest.skip("first-order methods: the continuous adjoint is within O(h), checked below")
 
     def run(y0_, t_, W_):
         return solve(_field(W_, omega), y0_, t_, method=method, step=step, gradient=OptimizeDiscretize(params=[W_])).ys
