@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import odeflow
+from odeflow.solvers import Adaptive
 
 D = torch.float64
 
@@ -61,7 +62,38 @@ def test_fixed_grid_calls_step_callbacks_once_per_step_both_ways_and_warns_for_t
     assert f.calls == {"step": 10, "step_adjoint": 10}
 
 
-@pytest.mark.parametrize("method", ["dopri5", "bosh3", "radauIIA5", "sdirk2"])
+@pytest.mark.parametrize("method", ["implicit_euler", "implicit_midpoint", "trapezoid", "radauIIA3", "sdirk2", "gl6"])
+def test_implicit_methods_are_fixed_grid_solvers_in_the_dropin(method):
+    """As in torchdiffeq's master: the implicit methods step on a fixed grid (one step per output
+    interval, or step_size) and warn that callback_accept_step / callback_reject_step are never
+    called, as the other fixed-grid methods do."""
+    for name in ("callback_accept_step", "callback_reject_step"):
+        f = Counting()
+        setattr(f, name, lambda t0, y0, dt: None)
+        with pytest.warns(UserWarning, match="does not support callbacks"):
+            odeflow.odeint(f, torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method=method)
+        assert f.calls == {"step": 1}
+    f = Counting()
+    with pytest.warns(UserWarning, match="does not support callbacks"):
+        odeflow.odeint(
+            f, torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method=method, options=dict(step_size=0.25)
+        )
+    assert f.calls["step"] == 4
+
+
+@pytest.mark.parametrize("method", ["radauIIA5", "sdirk2"])
+def test_solve_keeps_adaptive_implicit_steps_with_every_callback(method):
+    """odeflow's own API still takes adaptive implicit steps, calling accept/reject callbacks."""
+    f = Counting()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = odeflow.solve(
+            f, torch.ones(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), method=method, step=Adaptive(rtol=1e-6)
+        )
+    assert sol.stats.accepted > 1 and f.calls["step"] == f.calls["accept"] + f.calls.get("reject", 0)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bosh3"])
 def test_adaptive_adjoint_callbacks_once_per_backward_step(method):
     f = Counting()
     with warnings.catch_warnings():

@@ -192,3 +192,72 @@ def test_events_with_scipy_solver_name_the_methods_that_work():
             event_fn=lambda t, y: y[0] - 0.5,
             method="scipy_solver",
         )
+
+
+class _Sine(torch.nn.Module):
+    """y' = 2y/t + t^4 sin(2t) - t^2 + 4t^3 (torchdiffeq's sine test problem), exact solution known."""
+
+    def forward(self, t, y):
+        return 2 * y / t + t**4 * torch.sin(2 * t) - t**2 + 4 * t**3
+
+    @staticmethod
+    def exact(t):
+        return (
+            -0.5 * t**4 * torch.cos(2 * t)
+            + 0.5 * t**3 * torch.sin(2 * t)
+            + 0.25 * t**2 * torch.cos(2 * t)
+            - t**3
+            + 2 * t**4
+            + (math.pi - 0.25) * t**2
+        )
+
+
+def _first_crossing(level: float, start: float, direction: float) -> float:
+    """The first time from ``start`` where the exact solution crosses ``level`` (fine scan + bisection)."""
+    ts = start + direction * torch.linspace(0, 7, 70001, dtype=torch.float64)
+    g = _Sine.exact(ts) - level
+    k = int(torch.nonzero(torch.sign(g[1:]) != torch.sign(g[:-1]))[0])
+    a, b = float(ts[k]), float(ts[k + 1])
+    for _ in range(60):
+        m = 0.5 * (a + b)
+        same = (float(_Sine.exact(torch.tensor(m, dtype=torch.float64))) - level) * float(g[k]) > 0
+        a, b = (m, b) if same else (a, m)
+    return 0.5 * (a + b)
+
+
+@pytest.mark.parametrize("method", ["explicit_adams", "implicit_adams"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("t_grad", [False, True])
+def test_adams_event_state_is_the_located_root(method, dtype, reverse, t_grad):
+    """The state returned at an Adams event is the one the root was located on (the search's
+    grid and polynomial), so the event function is zero there to rounding, even where
+    explicit_adams of order 11 is unstable (h = 0.01 here; its event time can then be far off,
+    in torchdiffeq too: 6.2e-2 relative in float32 forward on its sine test); implicit_adams
+    finds the exact solution's first crossing."""
+    gen = torch.Generator().manual_seed(int(reverse) + 2 * int(t_grad) + 4 * (dtype == torch.float32))
+    start, direction = (8.0, -1.0) if reverse else (1.0, 1.0)
+    for _ in range(1):
+        t_target = float(2.0 + 4.0 * torch.rand((), generator=gen, dtype=torch.float64))
+        level64 = float(_Sine.exact(torch.tensor(t_target, dtype=torch.float64)))
+        level = torch.tensor(level64, dtype=dtype)
+        first = _first_crossing(float(level), start, direction)
+        t_span = torch.tensor([start, start + 0.5 * direction], dtype=dtype, requires_grad=t_grad)
+        y0 = _Sine.exact(torch.tensor(start, dtype=torch.float64)).to(dtype)
+        t_e, ys = odeflow.odeint(
+            _Sine(),
+            y0,
+            t_span,
+            event_fn=lambda t, y: y - level,
+            method=method,
+            options={"step_size": 0.01, "interp": "cubic"},
+        )
+        # to rounding: of t_e to t's dtype (y moves by ~|f| ulp(t_e)) and of the polynomial's terms
+        # (in float32 the unstable explicit_adams' terms are much larger than y); before, a state from
+        # a re-solve with a shortened last step was returned: off by 2e-2 (float32), 5e-3 (float64)
+        slope = float(_Sine()(t_e.detach().to(torch.float64), ys[-1].detach().to(torch.float64)).abs())
+        moved = slope * torch.finfo(dtype).eps * abs(float(t_e))
+        rel = 1e-4 if dtype == torch.float32 else 1e-9
+        assert abs(float(ys[-1]) - float(level)) <= rel * abs(float(level)) + moved
+        if method == "implicit_adams":
+            assert abs(float(t_e) - first) < 1e-3 * abs(first)

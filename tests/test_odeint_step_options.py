@@ -95,3 +95,26 @@ def test_scipy_lsoda_min_max_step_like_torchdiffeq(options, reverse, dtype):
     assert torch.allclose(out[0], out[1], atol=tol)
     exact = math.exp(-1.3 * (math.sin(float(t[1])) - math.sin(float(t[0]))))
     assert abs(out[0][0].item() - exact) < 1e-5
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("max_step", [math.inf, 5.0])
+def test_min_step_bounds_the_evaluations_on_a_linear_problem(seed, max_step):
+    """torchdiffeq's TestMinMaxStep: y' = A y (A = U - U^T, U ~ 0.1 N(0, 1), 10 x 10) over
+    [1, 8] with 10 outputs: with min_step=2 dopri5 takes fewer than 50 evaluations (every step
+    at least 2 long), without it more than 100 (rtol=1e-7)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(10, 10, generator=g, dtype=D) * 0.1
+    a = u - u.T
+    t = torch.linspace(1, 8, 10, dtype=D)
+    for min_step, check in ((0.0, lambda n: n > 100), (2.0, lambda n: n < 50)):
+        nfe = [0]
+
+        def f(tt, y):
+            nfe[0] += 1
+            return a @ y
+
+        ys = odeflow.odeint(f, torch.ones(10, dtype=D), t, options=dict(min_step=min_step, max_step=max_step))
+        assert check(nfe[0]), (min_step, nfe[0])
+        exact = torch.linalg.matrix_exp(a * 7.0) @ torch.ones(10, dtype=D)
+        assert float((ys[-1] - exact).abs().max()) < (1e-5 if min_step == 0 else 0.1)

@@ -1,4 +1,5 @@
-"""Translation of torchdiffeq 0.2.5's method names and options into odeflow's step controls.
+"""Translation of torchdiffeq's method names and options (0.2.5 and its current master, whose
+implicit Runge–Kutta methods are fixed-grid solvers) into odeflow's step controls.
 
 Adaptive solvers: first_step, safety, ifactor, dfactor, max_num_steps, min_step, max_step,
 step_t, jump_t, norm (callable), dtype (times are float64 here whatever it says) and the
@@ -130,6 +131,9 @@ def resolve(
         return Resolved(requested, ScipySolver(solver=opts.get("solver", "LSODA")), step)
     fixed = (
         requested in TORCHDIFFEQ_FIXED
+        # torchdiffeq's master has the implicit RK methods as fixed-grid solvers (step_size,
+        # grid_constructor, perturb; callback_step only); adaptive implicit steps stay in `solve`.
+        or isinstance(obj, ImplicitRK)
         or not obj.adaptive
         or (requested not in TORCHDIFFEQ_ADAPTIVE and ("step_size" in opts or "grid_constructor" in opts))
     )

@@ -69,7 +69,8 @@ class OptimizeDiscretize:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"params[{i}] is a {type(p).__name__}, expected a tensor")
-        return params
+        # Tensors that do not require grad get no gradient: left out of the backward solve.
+        return tuple(p for p in params if p.requires_grad)
 
     def run(self, problem: Problem) -> Tensor:
         """The states at every output time, [len(t), *state], straight from the adjoint's

@@ -19,13 +19,13 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .explicit_methods import RK4_38
-from .grid import Func, GridTimes, grid_points, integrate_grid
+from .grid import Func, GridDiff, GridTimes, Span, grid_points, integrate_grid, step_length
 from .hooks import StepHooks
 from .runge_kutta import rk_step
 from .solution import SolverStats
@@ -98,9 +98,32 @@ class Adams:
         norm,
         stats: SolverStats,
         hooks: Optional[StepHooks] = None,
+        t_tensor: Optional[Tensor] = None,
     ) -> List[Tensor]:
+        """States at t_out[1:]; differentiable in the output times when ``t_tensor`` requires grad."""
+        points = grid_points(step, t_out)
+        diff = GridDiff.make(step, t_out, t_tensor, points)
+        box: Optional[List] = [None] if step.interp == "own" else None
+
+        def own(y: Tensor, h, s) -> Optional[Tensor]:
+            """The last step's Adams polynomial (None after an RK4 start-up step)."""
+            if box is None or box[0] is None:
+                return None
+            nodes, fs = box[0]
+            return dense_output(y, h, nodes, fs, s)
+
         return integrate_grid(
-            self.stepper(f, y0, step), f, y0, grid_points(step, t_out), t_out, step.interp, stats, hooks, step.perturb
+            self.stepper(f, y0, step, dense=box),
+            f,
+            y0,
+            points,
+            t_out,
+            step.interp,
+            stats,
+            hooks,
+            step.perturb,
+            diff,
+            own,
         )
 
     def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
@@ -129,9 +152,9 @@ class Adams:
         history: deque = deque(maxlen=self.max_order - 1)
         warned = [False]
 
-        def advance(t0: float, t1: float, y: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-            h = t1 - t0
-            ts = times.stages(t0, h, RK4_38.c)
+        def advance(t0: float, t1: float, y: Tensor, span: Optional[Span] = None) -> Tuple[Tensor, Optional[Tensor]]:
+            h = step_length(t0, t1, span, y.dtype)
+            ts = times.stages(t0, t1 - t0, RK4_38.c, span)
             f0 = f(ts[0], y)
             history.appendleft(f0)
             order = min(len(history), self.max_order - 1)
@@ -150,7 +173,11 @@ class Adams:
                 for _ in range(self.max_iters):
                     dy_old = dy
                     f_new = f(ts[-1], y + dy)
-                    dy = torch.add(delta, f_new, alpha=h * coeffs[0])
+                    dy = (
+                        delta + f_new * (h * coeffs[0])
+                        if isinstance(h, Tensor)
+                        else torch.add(delta, f_new, alpha=h * coeffs[0])
+                    )
                     if dense is not None:  # the corrector's polynomial through f_new, f_n, f_n-1, ...
                         dense[:] = [(tuple(1 - j for j in range(order + 1)), (f_new,) + tuple(history)[:order])]
                     tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())
@@ -171,11 +198,15 @@ class Adams:
         return advance
 
 
-def dense_output(y0: Tensor, h: float, nodes: Sequence[int], fs: Sequence[Tensor], theta: float) -> Tensor:
+def dense_output(
+    y0: Tensor, h: Union[float, Tensor], nodes: Sequence[int], fs: Sequence[Tensor], theta: Union[float, Tensor]
+) -> Tensor:
     """The Adams step's own interpolant: y(t_n + theta h) = y_n + h sum_j B_j(theta) f_j with
     B_j(theta) = int_0^theta L_j(s) ds over the step's nodes (s = 0, -1, ... for Adams–Bashforth,
     1, 0, -1, ... for Adams–Moulton); at theta = 1 it is the step's result (Hairer I, §III.1)."""
     weights = [sum(c * theta ** (i + 1) for i, c in enumerate(poly)) for poly in _antiderivatives(tuple(nodes))]
+    if isinstance(theta, Tensor) and not isinstance(h, Tensor):
+        h = torch.as_tensor(h, dtype=theta.dtype, device=theta.device)
     return y0 + _weighted(weights, fs, h)
 
 
@@ -193,8 +224,12 @@ def _antiderivatives(nodes: Tuple[int, ...]) -> Tuple[Tuple[float, ...], ...]:
     return tuple(out)
 
 
-def _weighted(coeffs: Sequence[float], fs: Sequence[Tensor], h: float) -> Tensor:
+def _weighted(coeffs: Sequence[Union[float, Tensor]], fs: Sequence[Tensor], h: Union[float, Tensor]) -> Tensor:
+    """h sum_j coeffs_j fs_j (h a tensor when the step size is differentiated; tensor
+    coefficients, from a differentiable interpolation point, come with a tensor h)."""
+    if isinstance(h, Tensor) or any(isinstance(c, Tensor) for c in coeffs):
+        return h * sum((fj * c for c, fj in zip(coeffs[1:], list(fs)[1:])), fs[0] * coeffs[0])
     acc = fs[0] * (h * coeffs[0])
     for c, fj in zip(coeffs[1:], list(fs)[1:]):
-        acc = torch.add(acc, fj, alpha=h * c)
+        acc = torch.add(acc, fj, alpha=h * float(c))
     return acc

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .adams import Adams
 from .errors import SolverError
 from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance, rk_advance
 from .grid import GridTimes
@@ -25,7 +26,7 @@ from .loop import integrate_adaptive, real_dtype
 from .problem import Problem, make_problem
 from .solution import SolverStats
 from .state import packed_func
-from .stepping import Adaptive
+from .stepping import Adaptive, FixedStep
 from .tableau import ButcherTableau
 
 
@@ -104,8 +105,28 @@ def until_event(
     t_e = torch.tensor(
         rec.t, dtype=t_tensor.dtype if t_tensor.is_floating_point() else torch.float64, device=t_tensor.device
     )
-    problem = make_problem(func, y0, torch.cat([t_tensor[:keep], t_e.reshape(1)]), method, step)
+    t_kept = t_tensor[:keep]
+    if keep == 1 and isinstance(probe.method, Adams) and isinstance(step, FixedStep) and step.h is not None:
+        # The search's own steps and polynomial; t0 held fixed there, so that the state at t_e is
+        # the searched one to the bit (an unstable high-order Adams amplifies any rounding change).
+        step, t_kept = _search_grid(step, values[0], rec.t, end), t_kept.detach()
+    problem = make_problem(func, y0, torch.cat([t_kept, t_e.reshape(1)]), method, step)
     return EventStop(watcher, evs, problem, probe.stats.nfe, t_tensor[:keep], t_e)
+
+
+def _search_grid(step: FixedStep, t0: float, t_e: float, end: float) -> FixedStep:
+    """The search's grid t0 + k h through the step containing t_e, interpolated there with the
+    Adams polynomial the event was located on: the state at t_e is the one whose event function
+    is zero (a shortened last step would break the equal-step history Adams needs)."""
+    assert step.h is not None
+    direction = 1.0 if t_e >= t0 else -1.0
+    pts = [t0]
+    while (pts[-1] - t_e) * direction < 0:
+        nxt = t0 + len(pts) * direction * step.h
+        pts.append(nxt if (nxt - end) * direction < 0 else end)
+    if len(pts) < 2:
+        return step
+    return FixedStep(grid=tuple(pts), interp="own", perturb=step.perturb)
 
 
 def through_event_time(stop: EventStop, ys: List[Tensor], reroute: bool) -> Tuple[Tensor, List[Tensor]]:

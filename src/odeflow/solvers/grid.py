@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -24,37 +25,78 @@ from .stepping import FixedStep
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
-# step(t0, t1, y0) -> (y1, f(t0, y0) if the step computed it, else None)
-StepFn = Callable[[float, float, Tensor], Tuple[Tensor, Optional[Tensor]]]
+Span = Tuple[Tensor, Tensor]  # a step's (t0, t1) as differentiable float64 0-d tensors
+# step(t0, t1, y0[, span]) -> (y1, f(t0, y0) if the step computed it, else None)
+StepFn = Callable[..., Tuple[Tensor, Optional[Tensor]]]
 
 
 class GridTimes:
     """Host times to the 0-d tensors handed to f (real dtype of the state), with the
-    optional one-ulp perturbation of step starts (c = 0) and ends (c = 1)."""
+    optional one-ulp perturbation of step starts (c = 0) and ends (c = 1).
 
-    def __init__(self, dtype: torch.dtype, device: torch.device, perturb: bool) -> None:
-        self.dtype, self.device, self.perturb = real_dtype(dtype), device, perturb
+    Differentiable times: a step given its ``span`` (t0, t1 as tensors) has the stage times
+    t0 + c (t1 - t0); with an ``anchor`` (T0, t0) every time t is T0 + (t - t0), so the
+    stage times move with the initial time T0 (adaptive steps, whose sizes are not
+    differentiated)."""
 
-    def stages(self, t0: float, h: float, c: Sequence[float]) -> List[Tensor]:
-        ts = torch.tensor([t0 + ci * h for ci in c], dtype=torch.float64).to(self.device, self.dtype)
+    def __init__(
+        self, dtype: torch.dtype, device: torch.device, perturb: bool, anchor: Optional[Tuple[Tensor, float]] = None
+    ) -> None:
+        self.dtype, self.device, self.perturb, self.anchor = real_dtype(dtype), device, perturb, anchor
+
+    def stages(self, t0: float, h: float, c: Sequence[float], span: Optional[Span] = None) -> List[Tensor]:
+        if span is not None:
+            cs = torch.tensor(list(c), dtype=torch.float64, device=span[0].device)
+            ts = (span[0] + (span[1] - span[0]) * cs).to(self.device, self.dtype)
+        elif self.anchor is not None:
+            t_ref, t_ref_value = self.anchor
+            offsets = torch.tensor([t0 - t_ref_value + ci * h for ci in c], dtype=torch.float64, device=t_ref.device)
+            ts = (t_ref + offsets).to(self.device, self.dtype)
+        else:
+            ts = torch.tensor([t0 + ci * h for ci in c], dtype=torch.float64).to(self.device, self.dtype)
         if self.perturb:
             ts = perturb_stage_times(ts[None], list(c), 1.0 if h > 0 else -1.0)[0]
         return list(ts.unbind())
+
+
+def step_length(t0: float, t1: float, span: Optional[Span], dtype: torch.dtype) -> Union[float, Tensor]:
+    """t1 - t0: a float, or with a span a differentiable 0-d tensor of the state's real dtype."""
+    return t1 - t0 if span is None else (span[1] - span[0]).to(real_dtype(dtype))
+
+
+def grid_tensor(step: FixedStep, t_out: Sequence[float], t_tensor: Tensor, points: Sequence[float]) -> Tensor:
+    """The grid points as differentiable functions of the output times (float64): each output
+    interval split into equal steps moves with its ends, t_i + (t_{i+1} - t_i) j / n; on an
+    explicit grid (a user's, or torchdiffeq's t0 + k h) only its ends, t[0] and t[-1] (when the
+    grid ends there), move."""
+    tt = t_tensor.to(torch.float64)
+    if step.grid is not None:
+        ends_on_t = points[-1] == t_out[-1]  # else the grid runs past t[-1], which is interpolated
+        inner = torch.tensor(list(points[1 : len(points) - ends_on_t]), dtype=torch.float64, device=tt.device)
+        return torch.cat([tt[:1], inner] + ([tt[-1:]] if ends_on_t else []))
+    pieces = [tt[:1]]
+    for i, n in enumerate(step.substeps(list(t_out))):
+        frac = torch.arange(1, n + 1, dtype=torch.float64, device=tt.device) / n
+        inner = tt[i] + (tt[i + 1] - tt[i]) * frac[:-1]
+        pieces += [inner, tt[i + 1 : i + 2]]
+    return torch.cat(pieces)
 
 
 def grid_points(step: FixedStep, t_out: Sequence[float]) -> List[float]:
     """The step times: the explicit grid, or each output interval split into equal steps."""
     if step.grid is not None:
         g = list(step.grid)
-        if g[0] != t_out[0] or g[-1] != t_out[-1]:
+        direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
+        if g[0] != t_out[0] or (g[-1] - t_out[-1]) * direction < 0:
             raise ValueError(
-                f"the fixed-step grid must start at t[0]={t_out[0]} and end at t[-1]={t_out[-1]}; got {g[0]} .. {g[-1]}"
+                f"the fixed-step grid must start at t[0]={t_out[0]} and reach t[-1]={t_out[-1]}; got {g[0]} .. {g[-1]}"
             )
         d = [b - a for a, b in zip(g[:-1], g[1:])]
-        direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
         if any(x * direction <= 0 for x in d):
             raise ValueError("the fixed-step grid must be strictly monotone in the direction of t")
-        return g
+        # A grid running past t[-1] ends with the step containing it (t[-1] is interpolated there).
+        last = next(i for i, v in enumerate(g) if (v - t_out[-1]) * direction >= 0)
+        return g[: last + 1]
     pts = [float(t_out[0])]
     for (a, b), n in zip(zip(t_out[:-1], t_out[1:]), step.substeps(list(t_out))):
         pts.extend(a + (b - a) * (j / n) for j in range(1, n))  # rounded as `loop.FixedGrid`
@@ -86,14 +128,31 @@ def on_grid(points: Sequence[float], t_out: Sequence[float]) -> bool:
 
 
 def rk_grid_step(tab: ButcherTableau, f: Func, times: GridTimes) -> StepFn:
-    def step(t0: float, t1: float, y0: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        h = t1 - t0
-        ts = times.stages(t0, h, tab.c)
+    def step(t0: float, t1: float, y0: Tensor, span: Optional[Span] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        ts = times.stages(t0, t1 - t0, tab.c, span)
         k1 = f(ts[0], y0)
-        y1, _, _ = rk_step(tab, f, y0, k1, ts, h, False)
+        y1, _, _ = rk_step(tab, f, y0, k1, ts, step_length(t0, t1, span, y0.dtype), False)
         return y1, k1
 
     return step
+
+
+@dataclass(frozen=True)
+class GridDiff:
+    """Differentiable times of a grid solve: the grid points and the output times (float64
+    tensors, `grid_tensor`), and whether every output time is a grid point that moves with it
+    (equal steps per output interval) rather than a fixed point of an explicit grid."""
+
+    points: Tensor
+    t: Tensor
+    tied: bool
+
+    @staticmethod
+    def make(step: FixedStep, t_out: Sequence[float], t_tensor: Optional[Tensor], points: Sequence[float]):
+        """The differentiable times when ``t_tensor`` requires grad, else None."""
+        if t_tensor is None or not t_tensor.requires_grad:
+            return None
+        return GridDiff(grid_tensor(step, t_out, t_tensor, points), t_tensor.to(torch.float64), step.grid is None)
 
 
 def integrate_grid(
@@ -106,18 +165,25 @@ def integrate_grid(
     stats: SolverStats,
     hooks: Optional[StepHooks] = None,
     perturb: bool = False,
+    diff: Optional[GridDiff] = None,
+    own: Optional[Callable[..., Optional[Tensor]]] = None,
 ) -> List[Tensor]:
     """Step through the grid; the states at t_out[1:] (interpolated inside a step). With
-    ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side."""
+    ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side.
+    With ``diff`` the steps and the interpolation are differentiable in the output times
+    (step_fn receives each step's span); an output time on a fixed grid point is the
+    interpolant's end, so its derivative is the step's slope. ``own(y, h, s)``: the method's
+    interpolant of the step just taken (interp='own'; None where it has none: cubic Hermite)."""
     times = GridTimes(y0.dtype, y0.device, perturb)
     outs: List[Tensor] = []
     direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
     j = 1
     y = y0
-    for a, b in zip(grid[:-1], grid[1:]):
+    for k, (a, b) in enumerate(zip(grid[:-1], grid[1:])):
+        span = None if diff is None else (diff.points[k], diff.points[k + 1])
         if hooks is not None:
             hooks.step(a, y, b - a)
-        y1, f0 = step_fn(a, b, y)
+        y1, f0 = step_fn(a, b, y) if span is None else step_fn(a, b, y, span)
         if hooks is not None:
             hooks.accept(a, y, b - a)
         stats.steps += 1
@@ -125,18 +191,31 @@ def integrate_grid(
         f1 = None
         while j < len(t_out) and (t_out[j] - b) * direction <= 0:
             tj = t_out[j]
-            if tj == b:
+            if span is None and tj == b:
                 outs.append(y1)
-            elif tj == a:
+            elif span is None and tj == a:
                 outs.append(y)
-            elif interp == "linear":
-                outs.append(y + (y1 - y) * ((tj - a) / (b - a)))
+            elif diff is not None and diff.tied and tj == b:
+                outs.append(y1)  # the grid point is t_j itself
             else:
+                s: Union[float, Tensor] = (tj - a) / (b - a)
+                h: Union[float, Tensor] = b - a
+                if span is not None and diff is not None:
+                    s = ((diff.t[j] - span[0]) / (span[1] - span[0])).to(real_dtype(y.dtype))
+                    h = step_length(a, b, span, y.dtype)
+                if interp == "linear":
+                    outs.append(y1 + (y1 - y) * (s - 1) if tj == b else y + (y1 - y) * s)
+                    j += 1
+                    continue
+                own_value = own(y, h, s) if (interp == "own" and own is not None) else None
+                if own_value is not None:
+                    outs.append(own_value)
+                    j += 1
+                    continue
                 if f0 is None:
-                    f0 = f(times.stages(a, b - a, [0.0])[0], y)
+                    f0 = f(times.stages(a, b - a, [0.0], span)[0], y)
                 if f1 is None:
-                    f1 = f(times.stages(a, b - a, [1.0])[0], y1)
-                s, h = (tj - a) / (b - a), b - a
+                    f1 = f(times.stages(a, b - a, [1.0], span)[0], y1)
                 h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
                 h01, h11 = s * s * (3 - 2 * s), s * s * (s - 1)
                 outs.append(h00 * y + h01 * y1 + h * (h10 * f0 + h11 * f1))

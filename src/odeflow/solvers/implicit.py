@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .grid import GridTimes, grid_points, integrate_grid
+from .grid import GridDiff, GridTimes, Span, grid_points, integrate_grid, step_length
 from .hooks import StepHooks
 from .implicit_tableaus import ALL, ImplicitTableau
 from .loop import real_dtype
@@ -112,16 +112,25 @@ class ImplicitRK:
         return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
 
     def step(
-        self, f: Func, t: float, y: Tensor, h: float, times: GridTimes, scale: Optional[Tensor]
+        self,
+        f: Func,
+        t: float,
+        y: Tensor,
+        h: float,
+        times: GridTimes,
+        scale: Optional[Tensor],
+        span: Optional[Span] = None,
     ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, List[Tensor]]:
-        """(y1, error estimate or None, f(t, y), stage derivatives); y1 None when Newton failed."""
+        """(y1, error estimate or None, f(t, y), stage derivatives); y1 None when Newton failed.
+        With ``span`` (the step's ends as tensors) the result is differentiable in them."""
         tab = self.tableau
         s, shape = tab.stages, y.shape
         flat = y.reshape(-1)
         k = getattr(f, "newton_dims", None)
         nb = shape[0] if (self.jacobian == "batched" and y.dim() > 1 and k is None) else 1
-        ts = times.stages(t, h, tab.c)
-        t0 = times.stages(t, h, [0.0])[0]
+        ts = times.stages(t, h, tab.c, span)
+        t0 = times.stages(t, h, [0.0], span)[0]
+        hd = h if span is None else step_length(t, t + h, span, y.dtype)  # h, differentiable with a span
         f0_graph = f(t0, y).reshape(-1)  # keeps its graph: dense output and explicit first stages use it
         with torch.no_grad():
             f0 = f0_graph.detach()
@@ -154,11 +163,11 @@ class ImplicitRK:
             with torch.no_grad():
                 lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-            z = z + self._solve(lu_x, -(z - h * (a.to(fz.dtype) @ fz)), nb)
+            z = z + self._solve(lu_x, -(z - hd * (a.to(fz.dtype) @ fz)), nb)
         for _ in range(self.grad_iterations if (torch.is_grad_enabled() and k is not None) else 0):
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-            z = z + self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
-        hf = self._stage_derivatives(a, z, h * f0_graph)
+            z = z + self._solve(lu, -(z - hd * (a.to(fz.dtype) @ fz)), nb, k)
+        hf = self._stage_derivatives(a, z, hd * f0_graph)
         if all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1])):  # stiffly accurate
             y1 = flat + z[-1]
         else:
@@ -200,35 +209,43 @@ class ImplicitRK:
         stats: SolverStats,
         hooks: Optional[StepHooks] = None,
         events=None,
+        t_tensor: Optional[Tensor] = None,
     ) -> List[Tensor]:
         """States at t_out[1:]. ``events`` (adaptive steps only, an `events.EventWatcher`): checked
         after every accepted step on the cubic Hermite interpolant; a terminal event ends the
-        solve (t_out[-1] may then be +-inf)."""
+        solve (t_out[-1] may then be +-inf). With ``t_tensor`` requiring grad the states are
+        differentiable in the output times (fixed grids: through every step; adaptive steps:
+        through the initial time and the interpolation, step sizes fixed)."""
         if isinstance(step, FixedStep):
+            points = grid_points(step, t_out)
             return integrate_grid(
                 self.stepper(f, y0, step),
                 f,
                 y0,
-                grid_points(step, t_out),
+                points,
                 t_out,
                 step.interp,
                 stats,
                 hooks,
                 step.perturb,
+                GridDiff.make(step, t_out, t_tensor, points),
             )
         if not self.adaptive:
             raise ValueError(
                 f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
                 "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
             )
-        return self._adaptive(f, y0, list(t_out), step, norm, stats, hooks, events)
+        differentiable = t_tensor is not None and t_tensor.requires_grad
+        return self._adaptive(
+            f, y0, list(t_out), step, norm, stats, hooks, events, t_tensor if differentiable else None
+        )
 
     def stepper(self, f: Func, y0: Tensor, step: FixedStep):
         """advance(t0, t1, y) -> (y1, f(t0, y)): one fixed step."""
         times = GridTimes(y0.dtype, y0.device, step.perturb)
 
-        def advance(t0: float, t1: float, y: Tensor):
-            y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None)
+        def advance(t0: float, t1: float, y: Tensor, span: Optional[Span] = None):
+            y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None, span)
             if y1 is None:
                 raise SolverError(
                     f"{self.name}: Newton iteration did not converge",
@@ -250,7 +267,11 @@ class ImplicitRK:
         stats: SolverStats,
         hooks: Optional[StepHooks],
         events=None,
+        t_tensor: Optional[Tensor] = None,
     ) -> List[Tensor]:
+        """Adaptive steps through t_out; with ``t_tensor`` the stage times are T0 + (t - t0) and the
+        outputs the Hermite interpolant at the tensors t_j (the discrete model's time derivative
+        with the step sizes held fixed, as for the explicit adaptive methods)."""
         direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
         # Steps land on step_t and jump_t; with jumps, the stages at a step's ends are taken one
         # ulp inside it (f never evaluated at a jump, as with perturb).
@@ -258,7 +279,9 @@ class ImplicitRK:
             (v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
             key=lambda v: v * direction,
         )
-        times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t))
+        tt = None if t_tensor is None else t_tensor.to(torch.float64)
+        anchor = None if tt is None else (tt[0], float(t_out[0]))
+        times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t), anchor)
         t, y = t_out[0], y0
         one = lambda tv: times.stages(tv, direction, [0.0])[0]  # noqa: E731  (f at tv, integration side)
         h = ctrl.first_step
@@ -306,12 +329,15 @@ class ImplicitRK:
                     if events.check(t, y, t1, y1, dense):
                         return outs
                 while nxt < len(t_out) and (t_out[nxt] - t1) * direction <= 0:
-                    if t_out[nxt] == t1:
+                    if t_out[nxt] == t1 and tt is None:
                         outs.append(y1)
                     else:
                         if f1 is None:
                             f1 = f(end, y1)
-                        outs.append(interpolate_hermite(y, y1, f0.reshape(y.shape), f1, (t_out[nxt] - t) / h, h))
+                        theta: Union[float, Tensor] = (t_out[nxt] - t) / h
+                        if tt is not None:  # differentiable in t_j and (through the stages) in t_0
+                            theta = ((tt[nxt] - (tt[0] + (t - t_out[0]))) / h).to(real_dtype(y.dtype))
+                        outs.append(interpolate_hermite(y, y1, f0.reshape(y.shape), f1, theta, h))
                     nxt += 1
                 t, y = t1, y1
                 factor = ctrl.max_factor if en == 0 else ctrl.safety * en ** (-1.0 / q)
@@ -330,7 +356,9 @@ class ImplicitRK:
         return outs
 
 
-def interpolate_hermite(y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: float, h: float) -> Tensor:
+def interpolate_hermite(
+    y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: Union[float, Tensor], h: float
+) -> Tensor:
     """Cubic Hermite y(t + theta h) between two accepted steps."""
     s = theta
     h00, h10, h01, h11 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2, s * s * (3 - 2 * s), s * s * (s - 1)

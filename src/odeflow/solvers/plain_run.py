@@ -11,7 +11,7 @@ from torch import Tensor
 
 from . import tensor_loop
 from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
-from .grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from .grid import GridDiff, GridTimes, grid_points, integrate_grid, rk_grid_step
 from .loop import _Times, fixed_grid, integrate_adaptive, integrate_fixed
 from .problem import Problem
 from .stepping import Adaptive, FixedStep, initial_step
@@ -28,21 +28,24 @@ def run_plain(
         return [y0], h0
     t_tensor = problem.t if differentiable_times else None
     if not isinstance(problem.method, ButcherTableau):
+        extra = {} if t_tensor is None else {"t_tensor": t_tensor}
         return [y0] + problem.method.integrate(
-            problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats, problem.hooks
+            problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats, problem.hooks, **extra
         ), None
     if isinstance(problem.step, FixedStep) and problem.step.grid is not None:
         times = GridTimes(y0.dtype, y0.device, problem.step.perturb)
         step_fn = rk_grid_step(problem.method, problem.func, times)
+        points = grid_points(problem.step, problem.t_values)
         return [y0] + integrate_grid(
             step_fn,
             problem.func,
             y0,
-            grid_points(problem.step, problem.t_values),
+            points,
             problem.t_values,
             problem.step.interp,
             problem.stats,
             problem.hooks,
+            diff=GridDiff.make(problem.step, problem.t_values, t_tensor, points),
         ), None
     if isinstance(problem.step, FixedStep):
         grid = fixed_grid(

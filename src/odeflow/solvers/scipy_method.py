@@ -30,8 +30,9 @@ class ScipySolver:
     adaptive = True
 
     def integrate(
-        self, f, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats, hooks=None
+        self, f, y0: Tensor, t_out: Sequence[float], step, norm, stats: SolverStats, hooks=None, t_tensor=None
     ) -> List[Tensor]:
+        """States at t_out[1:] from solve_ivp (no gradient flows through scipy, t_tensor's neither)."""
         try:
             from scipy.integrate import solve_ivp
         except ImportError as exc:  # pragma: no cover - scipy is a core dependency here

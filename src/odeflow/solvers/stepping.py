@@ -28,7 +28,9 @@ class FixedStep:
 
     grid: explicit step times instead (from t[0] to t[-1], monotone); output times between
     grid points are interpolated, ``interp='linear'`` or ``'cubic'`` (Hermite, one extra
-    evaluation per output step) as torchdiffeq's fixed-grid solvers do.
+    evaluation per output step) as torchdiffeq's fixed-grid solvers do, or ``'own'``: the
+    method's own interpolant (the Adams polynomial of the step, with which events are located;
+    cubic Hermite for the other methods).
     perturb: evaluate f just after the start and just before the end of every step
     (one ulp in the state's dtype), so a vector field that jumps at grid points sees the
     correct side of the jump (torchdiffeq's ``perturb=True``)."""
@@ -46,8 +48,8 @@ class FixedStep:
                 raise ValueError("FixedStep takes grid, h or steps, not several")
             if len(self.grid) < 2:
                 raise ValueError(f"FixedStep(grid=...) needs at least two times; got {list(self.grid)}")
-        if self.interp not in ("linear", "cubic"):
-            raise ValueError(f"FixedStep(interp={self.interp!r}): use 'linear' or 'cubic'")
+        if self.interp not in ("linear", "cubic", "own"):
+            raise ValueError(f"FixedStep(interp={self.interp!r}): use 'linear', 'cubic' or 'own'")
         if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
             raise ValueError(f"FixedStep(h={self.h!r}): h must be a positive finite number")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
