@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .cnf import CNF, CNFStack, check_batch
-from .fm_coupling import COUPLINGS, couple
+from .fm_coupling import COUPLINGS, assignment_solver, couple
 from .fm_paths import make_path
 
 
@@ -46,6 +46,8 @@ class FlowMatching:
             raise TypeError(f"flow must be a CNF or CNFStack; got {type(flow).__name__}")
         if coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {coupling!r}; valid: {', '.join(COUPLINGS)}")
+        if coupling == "minibatch-ot":
+            assignment_solver()  # import it now (a clear error early, no import inside a timed step)
         self.flow, self.coupling, self.generator = flow, coupling, generator
         self.path = make_path(path, sigma_min)
         self.blocks: List[CNF] = flow.cnfs if isinstance(flow, CNFStack) else [flow]
