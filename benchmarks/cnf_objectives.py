@@ -3,13 +3,15 @@ iterations), odeflow's fast likelihood recipe, FFJORD's recipe, torchcfm and flo
 
 Every entry trains the SAME network (FFJORD's toy net: `ODENet` 64-64-64 concatsquash, tanh,
 the same initial weights from one seed), on the same batches (drawn outside the clock), one
-torch thread, in one process, entries interleaved per seed. The clock counts training only.
+torch thread, in one process. The entries of a seed are interleaved round-robin, one second of
+training each at a time, so a change of load falls on all alike. The clock counts training only.
 At fixed points of each entry's training clock (CHECKPOINTS seconds) the net is evaluated by
 ONE evaluator: exact-trace test NLL with dopri5 rtol = atol = 1e-5 (odeflow's solver, the
 instantaneous change of variables) on a shared test set, plus the NFE of that solve.
 Reported per entry: the first checkpoint time at which test NLL <= each target (an upper bound,
-resolution of the checkpoint grid), the NLL at the fixed budget, ms per iteration and the
-evaluation NFE (dopri5 1e-5) of the final model.
+resolution of the checkpoint grid) and the iteration it came at, the NLL at the fixed budget,
+ms per iteration and the evaluation NFE (dopri5 1e-5) of the final model; beforehand, the
+median cost of one training step of each entry, timed round-robin (`_timing.time_side_by_side`).
 
 Entries (batch 256 unless said; Adam):
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
@@ -215,48 +217,91 @@ def flow_matching_step(net: ODENet, seed: int) -> Step:
 
 
 # ---------------------------------------------------------------------------------------------
-def run_entry(name: str, args, seed: int, x_test: Tensor) -> Dict[str, Any]:
-    net = fresh_net(seed)
-    elapsed = [0.0]
-    clock = lambda: elapsed[0]  # noqa: E731
-    T, eval_net, batch = 1.0, net, 256
-    if name == "odeflow-fm":
-        step = odeflow_fm(net, seed)
-    elif name == "odeflow-fm-ot":
-        step = odeflow_fm(net, seed, "minibatch-ot")
-    elif name == "odeflow-fm+ll":
-        step = odeflow_fm_then_likelihood(net, seed, 0.8 * args.budget, clock)
-    elif name == "odeflow-likelihood":
-        step, T = odeflow_likelihood(net, seed), 0.5
-    elif name == "ffjord":
-        step, T, batch = ffjord(net, seed), 0.5, 512
-    elif name in ("torchcfm", "torchcfm-ot"):
-        step, eval_net = torchcfm_step(net, seed, name == "torchcfm-ot"), Backwards(net)
-    elif name == "flow_matching":
-        step, eval_net = flow_matching_step(net, seed), Backwards(net)
-    else:
-        raise ValueError(f"unknown entry {name!r}; valid: {', '.join(ENTRIES)}")
-    torch.manual_seed(seed)
-    curve: List[Tuple[float, int, float, int]] = []
-    marks = [c for c in CHECKPOINTS if c <= args.budget]
-    it = 0
-    while marks:
-        x = sample_toy(args.data, batch, seed=1_000_000 * seed + it)
-        start = time.perf_counter()
-        step(it, x)
-        elapsed[0] += time.perf_counter() - start
-        it += 1
-        if elapsed[0] >= marks[0]:
-            while marks and elapsed[0] >= marks[0]:
-                marks.pop(0)
-            nll, nfe = evaluate(eval_net, T, x_test)
-            curve.append((elapsed[0], it, nll, nfe))
-            print(f"  {name} seed {seed}: {elapsed[0]:.2f} s, it {it}, test NLL {nll:.3f}, NFE {nfe}", flush=True)
-    return dict(name=name, seed=seed, iterations=it, seconds=elapsed[0], ms_per_iter=1e3 * elapsed[0] / it, curve=curve)
+class Entry:
+    """One entry's net, step and training clock; `advance(until)` trains until its clock passes
+    `until` seconds, evaluating at every checkpoint it crosses."""
+
+    def __init__(self, name: str, args, seed: int, x_test: Tensor) -> None:
+        net = fresh_net(seed)
+        self.elapsed = 0.0
+        clock = lambda: self.elapsed  # noqa: E731
+        self.T, self.eval_net, self.batch = 1.0, net, 256
+        if name == "odeflow-fm":
+            self.step = odeflow_fm(net, seed)
+        elif name == "odeflow-fm-ot":
+            self.step = odeflow_fm(net, seed, "minibatch-ot")
+        elif name == "odeflow-fm+ll":
+            self.step = odeflow_fm_then_likelihood(net, seed, 0.8 * args.budget, clock)
+        elif name == "odeflow-likelihood":
+            self.step, self.T = odeflow_likelihood(net, seed), 0.5
+        elif name == "ffjord":
+            self.step, self.T, self.batch = ffjord(net, seed), 0.5, 512
+        elif name in ("torchcfm", "torchcfm-ot"):
+            self.step, self.eval_net = torchcfm_step(net, seed, name == "torchcfm-ot"), Backwards(net)
+        elif name == "flow_matching":
+            self.step, self.eval_net = flow_matching_step(net, seed), Backwards(net)
+        else:
+            raise ValueError(f"unknown entry {name!r}; valid: {', '.join(ENTRIES)}")
+        self.name, self.seed, self.args, self.x_test = name, seed, args, x_test
+        self.marks = [c for c in CHECKPOINTS if c <= args.budget]
+        self.curve: List[Tuple[float, int, float, int]] = []
+        self.it = 0
+        self.rng_state = torch.random.manual_seed(seed).get_state()
+
+    def advance(self, until: float) -> None:
+        torch.random.set_rng_state(self.rng_state)  # each entry keeps its own random stream
+        while self.marks and self.elapsed < until:
+            x = sample_toy(self.args.data, self.batch, seed=1_000_000 * self.seed + self.it)
+            start = time.perf_counter()
+            self.step(self.it, x)
+            self.elapsed += time.perf_counter() - start
+            self.it += 1
+            if self.elapsed >= self.marks[0]:
+                while self.marks and self.elapsed >= self.marks[0]:
+                    self.marks.pop(0)
+                nll, nfe = evaluate(self.eval_net, self.T, self.x_test)
+                self.curve.append((self.elapsed, self.it, nll, nfe))
+                print(f"  {self.name} seed {self.seed}: {self.elapsed:.2f} s, it {self.it}, NLL {nll:.3f}, NFE {nfe}")
+        self.rng_state = torch.random.get_rng_state()
+
+    def result(self) -> Dict[str, Any]:
+        return dict(
+            name=self.name,
+            seed=self.seed,
+            iterations=self.it,
+            seconds=self.elapsed,
+            ms_per_iter=1e3 * self.elapsed / max(1, self.it),
+            curve=self.curve,
+        )
 
 
-def first_time(curve, target: float) -> Optional[float]:
-    return next((t for t, _, v, _ in curve if v <= target), None)
+def run_interleaved(names: List[str], args, seed: int, x_test: Tensor, slice_s: float = 1.0) -> List[Dict[str, Any]]:
+    """All entries of one seed, round-robin in slices of `slice_s` training seconds, so that a
+    change of load on the machine falls on every entry alike."""
+    entries = [Entry(name, args, seed, x_test) for name in names]
+    until = 0.0
+    while any(e.marks for e in entries):
+        until += slice_s
+        for e in entries:
+            e.advance(until)
+    return [e.result() for e in entries]
+
+
+def step_costs(names: List[str], args) -> Dict[str, float]:
+    """Median ms per training step of each entry, timed round-robin (benchmarks/_timing.py)."""
+    from _timing import time_side_by_side
+
+    fns = {}
+    for name in names:
+        e = Entry(name, args, 0, torch.zeros(1, 2))
+        x = sample_toy(args.data, e.batch, seed=5)
+        fns[name] = (lambda e=e, x=x: e.step(10_000, x)) if name != "odeflow-fm+ll" else None
+    fns = {k: v for k, v in fns.items() if v is not None}
+    return {k: 1e3 * v for k, v in time_side_by_side(fns, repeats=5, min_time=0.3).items()}
+
+
+def first_time(curve, target: float) -> Optional[Tuple[float, int]]:
+    return next(((t, it) for t, it, v, _ in curve if v <= target), None)
 
 
 def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional[float]) -> str:
@@ -270,7 +315,7 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
         cells = []
         for tgt in targets:
             hits = [first_time(r["curve"], tgt) for r in rs]
-            cells.append(", ".join("never" if h is None else f"{h:.1f}" for h in hits))
+            cells.append(", ".join("never" if h is None else f"{h[0]:.1f} (it {h[1]})" for h in hits))
         finals = [r["curve"][-1][2] for r in rs]
         nfes = [r["curve"][-1][3] for r in rs]
         spread = f" ± {np.std(finals):.3f}" if len(finals) > 1 else ""
@@ -299,16 +344,19 @@ def main() -> None:
     ref = true_nll(args.data, x_test)
     targets = args.targets or ([3.15, 3.00, 2.85] if args.data == "8gaussians" else [3.90, 3.70, 3.55])
     print(f"{machine()}; load average at start {os.getloadavg()}; true NLL {ref}", flush=True)
+    costs = step_costs(args.entries, args)
+    print(
+        "ms per training step (median of 5 interleaved repeats): " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
+    )
     results = []
     for seed in args.seeds:
-        for name in args.entries:
-            results.append(run_entry(name, args, seed, x_test))
+        results += run_interleaved(args.entries, args, seed, x_test)
     print(f"load average at end {os.getloadavg()}")
     text = summarize(results, targets, ref)
     print(text)
     if args.json is not None:
         args.json.write_text(
-            json.dumps(dict(results=results, targets=targets, true_nll=ref, machine=machine()), indent=1)
+            json.dumps(dict(results=results, step_ms=costs, targets=targets, true_nll=ref, machine=machine()), indent=1)
         )
 
 
