@@ -85,10 +85,13 @@ class FlowMatching:
         z = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=self.generator)
         z = couple(x, z, self.coupling)
         s_min = self.path.s_min
-        u01 = torch.rand(n, dtype=x.dtype, device=x.device, generator=self.generator)
-        s = s_min + (1 - s_min) * u01
+        s = torch.rand(n, dtype=x.dtype, device=x.device, generator=self.generator)
+        if s_min:
+            s = s_min + (1 - s_min) * s
         xs, us = self.path.point_and_velocity(x, z, s)
         S = self.total_time
-        v = self.field(s * S, xs)
-        loss = ((S * v - us) ** 2).mean()
+        if S == 1.0:  # the common T = 1: no rescaling ops in the step
+            loss = ((self.field(s, xs) - us) ** 2).mean()
+        else:
+            loss = ((S * self.field(s * S, xs) - us) ** 2).mean()
         return loss, dict(fm_loss=loss.detach())
