@@ -31,6 +31,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
+	# torchcfm 1.0.7 (benchmarks/cnf_objectives.py) without its dependencies: they pull a CUDA torch
+	$(BIN)/python -m pip install -q --no-deps torchcfm==1.0.7
 	cd benchmarks && ../$(BIN)/python solver_forward.py
 	cd benchmarks && ../$(BIN)/python training_step.py
 	cd benchmarks && ../$(BIN)/python timeseries.py

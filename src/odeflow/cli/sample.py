@@ -75,7 +75,12 @@ def write_flow_samples(
         from ..plotting import plot_samples
 
         plot_samples(x[:, :2], args.plot)
+    blocks = getattr(flow, "cnfs", [flow])
+    nfe = sum(int(getattr(getattr(b, "last_stats", None), "nfe", 0)) for b in blocks)
+    method = getattr(blocks[0], "method", "solver")
     print(
-        f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}" + (f" and {args.plot}" if args.plot else "")
+        f"wrote {args.n} samples ({x.shape[1]} dimensions) to {args.out}"
+        + (f" and {args.plot}" if args.plot else "")
+        + f" ({method}, NFE {nfe})"
     )
     return 0

@@ -44,6 +44,9 @@ def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
         values["step_size"] = None
     if "schedule" in values:
         values["schedule"] = schedule_as_dicts(parse_schedule(values["schedule"])) or None
+    elif values.get("objective") == "flow-matching":
+        # The default stages are the likelihood recipe's solvers and rates; flow matching uses --lr.
+        values["schedule"] = None
     elif SOLVER_AND_RATE & set(values):
         # The default stages set their own solver and rate; a user who sets them means a plain run.
         values["schedule"] = None
@@ -69,9 +72,13 @@ def run(args: argparse.Namespace) -> int:
     s = train_cnf(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     t, r = s["trained_solver"], s["rediscretized_dopri5"]
     if is_main_process():
+        trace = "exact trace" if t.get("divergence", "exact") == "exact" else f"Hutchinson, {t.get('probes')} probes"
         print(
-            f"{cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter, T = {s['T']:.3f}; test NLL "
-            f"{t['nll']:.3f} (inverse error {t['inverse_error']:.2e}, NFE {t['nfe']}); re-discretized dopri5 1e-5: "
-            f"NLL {r['nll']:.3f}, inverse error {r['inverse_error']:.2e}, NFE {r['nfe']}; run folder {out}"
+            f"{cfg.objective} {cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter, "
+            f"T = {s['T']:.3f}; test NLL ({trace}, {s.get('test_rows', '?')} rows) {t['nll']:.3f} "
+            f"± {t.get('nll_se', float('nan')):.3f} [{t.get('solver', cfg.method)}] (inverse error "
+            f"{t['inverse_error']:.2e}, NFE {t['nfe']:.0f}); re-discretized: NLL {r['nll']:.3f} ± "
+            f"{r.get('nll_se', float('nan')):.3f} [{r.get('solver', 'dopri5 rtol=1e-05 atol=1e-05')}], inverse error "
+            f"{r['inverse_error']:.2e}, NFE {r['nfe']:.0f}; run folder {out}"
         )
     return 0

@@ -272,6 +272,7 @@ class CNF(nn.Module):
             gradient=self._gradient(),
             compile=self.compile,
         )
+        self.last_stats = sol.stats
         return sol.ys[-1]
 
     def log_prob(self, x: Tensor) -> Tensor:

@@ -3,7 +3,8 @@
     ignore:       y = W x + b
     concat:       y = W [x, t] + b
     concatsquash: y = (W x + b) * sigmoid(W_g t + b_g) + W_b t     (W_b without bias)
-x: [batch, in], t: 0-d tensor; y: [batch, out].
+x: [batch, in]; t: a 0-d tensor (one time for the batch, as in a solve) or [batch] (one time per
+sample, as in flow matching's regression); y: [batch, out].
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class ConcatLinear(nn.Module):
         self.linear = nn.Linear(dim_in + 1, dim_out)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        tt = t.to(x.dtype).expand(*x.shape[:-1], 1)
+        tt = t.to(x.dtype)
+        tt = tt.reshape(()).expand(*x.shape[:-1], 1) if tt.numel() == 1 else tt.reshape(-1, 1)
         return self.linear(torch.cat([x, tt], dim=-1))
 
 
@@ -42,7 +44,7 @@ class ConcatSquashLinear(nn.Module):
         self.shift = nn.Linear(1, dim_out, bias=False)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        tt = t.to(x.dtype).reshape(1, 1)
+        tt = t.to(x.dtype).reshape(-1, 1)  # [1, 1] for one time, [batch, 1] for one per sample
         return self.linear(x) * torch.sigmoid(self.gate(tt)) + self.shift(tt)
 
 

@@ -21,7 +21,8 @@ ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
 
 
 class ODENet(nn.Module):
-    """f(t, x) for x of shape [batch, dim].
+    """f(t, x) for x of shape [batch, dim]; t is one time for the batch (a solve) or one per
+    sample, shape [batch] (flow matching regresses f at a random t for each sample).
 
     ``control_times`` (two or more) makes every layer's weights piecewise linear in t between
     those times (`ControlLayer`, seed 000 Fig. 1); ``zero_init`` starts from f = 0 (RNODE).
@@ -59,6 +60,17 @@ class ODENet(nn.Module):
         )
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        """f(t, x); t is one time (0-d or one element) or one time per sample ([batch])."""
+        if t.dim() > 0 and t.numel() > 1:
+            if t.shape != x.shape[:1]:
+                raise ValueError(
+                    f"t must be one time or one per sample (shape [{x.shape[0]}]); got shape {tuple(t.shape)}"
+                )
+            if isinstance(self.layers[0], ControlLayer):
+                raise ValueError(
+                    "a net with control times (time-dependent weights) takes one time for the whole batch; "
+                    "build ODENet without control_times to pass one time per sample"
+                )
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(t, x)

@@ -3,9 +3,13 @@ seeds 001 (RNODE), 004 (TO-FLOW) and 000 §4.2.5 (multilevel), alone or together
 
 Each iteration: a fresh batch drawn from the toy generator; theta step on mean NLL (Hutchinson
 or exact trace) + RNODE terms; with `learn_T` the TO-FLOW step on T; a multilevel `schedule`
-switches solver and learning rate. Validation: NLL with the exact trace and the validation
-solver (default: the training one). At the end the flow is evaluated again with a fine solver
-(re-discretization) together with its inverse error mean ||f^-1(f(x)) - x||_2.
+switches solver and learning rate. With objective 'flow-matching' the step regresses the field
+on a path between data and noise instead (`flows.FlowMatching`, no solve), optionally followed
+by `finetune_likelihood` likelihood (+ RNODE) iterations. Validation: NLL with the exact trace and the validation
+solver (default: the training one; dopri5 1e-5 after flow matching). At the end the flow is
+evaluated on `test_max` rows with the training solver and with dopri5 1e-5 (re-discretization),
+the exact trace or Hutchinson's with `eval_probes` probes and a standard error, each NLL with
+the solver it came from, together with its inverse error mean ||f^-1(f(x)) - x||_2.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import torch
 from torch import Tensor
 
 from ..data.toy2d import sample_toy
-from ..flows import CNF
+from ..flows import CNF, FlowMatching
 from ..flows.cnf import standard_normal_logprob
+from ..flows.evaluation import evaluate_density
 from ..nn import ODENet
 from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
@@ -28,7 +33,7 @@ from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import generated_shard
 from ..training.schedule import Stage, parse_schedule
 from .cnf2d_config import CNFConfig
-from .cnf_memory import peak_memory_mb, plan_memory
+from .cnf_memory import note, peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
 
 log = logging.getLogger(__name__)
@@ -109,6 +114,8 @@ class CNF2DTask(Task):
         self.model = self.flow
         self.x_val = sample_toy(cfg.data, cfg.val_size, seed=10_000 + cfg.seed).to(ctx.device)
         self.shard = (cfg.batch, ctx.dist.shard(cfg.batch)) if ctx.dist.active else None
+        self.fm = FlowMatching(self.flow, cfg.path, cfg.coupling, cfg.sigma_min)
+        self.iteration = 0
         self.memory: Optional[Dict[str, Any]] = None
         if not self.flow.compile:  # a compiled solve keeps its own graph: not planned here
             stages = [(st.method, st.step()) for st in parse_schedule(cfg.schedule)] if cfg.schedule else []
@@ -130,11 +137,19 @@ class CNF2DTask(Task):
         self.flow.set_solver(stage.method, stage.step())
 
     def batch(self, iteration: int, ctx: RunContext) -> Tensor:
+        self.iteration = iteration
         draw = lambda n, seed: sample_toy(self.config.data, n, seed=seed)  # noqa: E731
         return generated_shard(draw, self.config.batch, self.config.seed, iteration, ctx.dist).to(ctx.device)
 
     def training_loss(self, x: Tensor) -> StepOutput:
-        flow = self.flow
+        flow, cfg = self.flow, self.config
+        if cfg.flow_matching_at(self.iteration, cfg.iterations):
+            loss, parts = self.fm.loss(x)
+            nan = torch.tensor(float("nan"))
+            fm_metrics: Dict[str, Any] = dict(
+                loss=loss.detach(), nll=nan, fm_loss=parts["fm_loss"], T=flow.T.detach(), nfe_forward=1
+            )
+            return StepOutput(loss, fm_metrics, dict(z_T=None))
         flow.noise_shard = self.shard
         try:
             loss, parts = flow.loss(x)
@@ -150,6 +165,8 @@ class CNF2DTask(Task):
             nfe_forward=stats.nfe,
             nfe_backward=lambda: stats.nfe_backward,
         )
+        if cfg.objective == "flow-matching":
+            metrics["fm_loss"] = torch.tensor(float("nan"))
         return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
 
     def cuda_graph_problem(self) -> Optional[str]:
@@ -177,16 +194,27 @@ class CNF2DTask(Task):
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, flow = self.config, self.flow
-        x_test = sample_toy(cfg.data, cfg.val_size, seed=20_000 + cfg.seed).to(ctx.device)
-        trained = evaluate_flow(flow, x_test, flow.method, flow.step)
-        fine = evaluate_flow(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5))
+        x_test = sample_toy(cfg.data, cfg.test_max or cfg.val_size, seed=20_000 + cfg.seed).to(ctx.device)
+        announce = lambda line: note(ctx, line)  # noqa: E731
+        kw = dict(divergence=cfg.eval_divergence, probes=cfg.eval_probes, announce=announce)
+        trained = evaluate_density(flow, x_test, flow.method, flow.step, **kw)  # type: ignore[arg-type]
+        fine = evaluate_density(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5), **kw)  # type: ignore[arg-type]
         summary = dict(
             T=float(flow.T.detach()),
+            objective=cfg.objective,
+            test_rows=int(x_test.shape[0]),
             test_nll=trained["nll"],
+            test_nll_se=trained["nll_se"],
+            test_nll_solver=trained["solver"],
             test_inverse_error=trained["inverse_error"],
             test_nfe=trained["nfe"],
             test_nll_dopri5=fine["nll"],
+            test_nll_dopri5_se=fine["nll_se"],
+            test_nll_dopri5_solver=fine["solver"],
             test_inverse_error_dopri5=fine["inverse_error"],
+            test_nfe_dopri5=fine["nfe"],
+            eval_divergence=cfg.eval_divergence,
+            eval_probes=cfg.eval_probes,
             trained_solver=trained,
             rediscretized_dopri5=fine,
             memory=self.memory,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Union
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
+from .objective_config import ObjectiveConfig
 
 if TYPE_CHECKING:  # annotations only: importing it would load torch
     from ..flows import CNF
@@ -24,7 +25,7 @@ FAST_STAGES: List[Dict[str, Any]] = [
 
 
 @dataclass
-class CNFConfig(TrainingConfig):
+class CNFConfig(TrainingConfig, ObjectiveConfig):
     data: str = "8gaussians"
     # The defaults are odeflow's fast recipe (configs/cnf_fast.toml; docs/cnf.md: test NLL 3.15 on
     # 8gaussians 34-61x sooner than FFJORD's recipe): batch 256, RNODE, three multilevel stages.
@@ -45,7 +46,8 @@ class CNFConfig(TrainingConfig):
     atol: PositiveFloat = 1e-5
     divergence: Literal["exact", "hutchinson"] = "hutchinson"
     val_size: PositiveInt = 2048
-    val_method: Optional[str] = None  # None: validate with the training solver
+    test_max: Optional[PositiveInt] = None  # test rows (None: val_size)
+    val_method: Optional[str] = None  # None: the training solver (flow matching: dopri5 1e-5)
     val_step_size: Optional[PositiveFloat] = None  # with val_method: None = adaptive rtol = atol = 1e-5
     seminorm: bool = False
     controls: PositiveInt = 1  # > 1: weights interpolated between that many control times
@@ -78,6 +80,11 @@ class CNFConfig(TrainingConfig):
         if self.val_size < 1:
             raise ValueError(f"val_size must be >= 1; got {self.val_size}")
         compile_choice(self.compile)
+        self.validate_objective(self.iterations)
+        if self.objective == "flow-matching" and self.learn_T:
+            raise ValueError("learn_T (TO-FLOW) trains T by likelihood; drop it with --objective flow-matching")
+        if self.test_max is not None and self.test_max < 1:
+            raise ValueError(f"test_max must be >= 1 (or unset); got {self.test_max!r}")
         if self.max_memory is not None and not self.max_memory > 0:
             raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
         if self.memory_plan not in STRATEGIES:
@@ -92,5 +99,9 @@ class CNFConfig(TrainingConfig):
         from ..training.schedule import make_step
 
         if self.val_method is None:
+            if self.objective == "flow-matching":  # the training solver never ran: validate accurately
+                from ..solvers.stepping import Adaptive
+
+                return "dopri5", Adaptive(1e-5, 1e-5)
             return flow.method, flow.step
         return self.val_method, make_step(self.val_step_size)

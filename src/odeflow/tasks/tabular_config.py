@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
+from .objective_config import ObjectiveConfig
 
 if TYPE_CHECKING:  # annotations only: importing it would load torch
     from ..flows.stacked import StackSpec
@@ -17,7 +18,7 @@ MODES = ("disc-opt", "opt-disc")
 
 
 @dataclass
-class TabularConfig(TrainingConfig):
+class TabularConfig(TrainingConfig, ObjectiveConfig):
     data: str = "digits"  # power, gas, hepmass, miniboone, bsds300 (files), digits, breast_cancer (built in), or your own table: PATH.csv, PATH.npy or PATH.parquet (numeric columns; split 80/10/10 with --seed, standardized)
     data_dir: Optional[str] = None  # None: $ODEFLOW_DATA, else ./data
     mode: Literal["disc-opt", "opt-disc"] = "disc-opt"
@@ -92,6 +93,7 @@ class TabularConfig(TrainingConfig):
             raise ValueError(f"max_memory must be > 0 GB (or unset for the default); got {self.max_memory!r}")
         if self.memory_plan not in STRATEGIES:
             raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
+        self.validate_objective(self.iterations)
         for name in ("val_max", "test_max"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or unset); got {getattr(self, name)}")

@@ -1,0 +1,57 @@
+"""Settings shared by the flow tasks (cnf, tabular, image): the training objective and the
+test-time evaluation. Plain data, no torch, so the command line builds its options from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..training.config_types import NonNegativeFloat, PositiveInt
+
+OBJECTIVES = ("likelihood", "flow-matching")
+
+
+@dataclass
+class ObjectiveConfig:
+    objective: Literal["likelihood", "flow-matching"] = (
+        "likelihood"  # likelihood (FFJORD/RNODE, a solve per step) or flow-matching (regression, one net evaluation per step)
+    )
+    path: Literal["ot", "vp"] = "ot"  # flow matching: ot (linear, sigma_min) or vp (variance preserving)
+    coupling: Literal["independent", "minibatch-ot"] = (
+        "independent"  # flow matching: data/noise pairing (minibatch-ot: exact assignment, scipy)
+    )
+    sigma_min: NonNegativeFloat = 0.0  # flow matching, path ot: noise left at the data end (0: rectified flow)
+    finetune_likelihood: int = 0  # flow matching: the last N iterations train by likelihood (+ RNODE terms where set)
+    eval_divergence: Literal["exact", "hutchinson"] = (
+        "exact"  # test evaluation trace: exact or hutchinson (unbiased, with a standard error)
+    )
+    eval_probes: PositiveInt = 1  # hutchinson test evaluation: probes per row
+
+    def validate_objective(self, iterations: int) -> None:
+        """Raise ValueError naming the first objective/evaluation setting that cannot work."""
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.path not in ("ot", "vp"):
+            raise ValueError(f"unknown path {self.path!r}; valid: ot, vp")
+        if self.coupling not in ("independent", "minibatch-ot"):
+            raise ValueError(f"unknown coupling {self.coupling!r}; valid: independent, minibatch-ot")
+        if not 0 <= self.sigma_min < 1:
+            raise ValueError(f"sigma_min must be in [0, 1); got {self.sigma_min!r}")
+        if not isinstance(self.finetune_likelihood, int) or self.finetune_likelihood < 0:
+            raise ValueError(f"finetune_likelihood must be an integer >= 0; got {self.finetune_likelihood!r}")
+        if self.finetune_likelihood and self.objective != "flow-matching":
+            raise ValueError("finetune_likelihood follows flow matching: add --objective flow-matching or drop it")
+        if self.finetune_likelihood > iterations:
+            raise ValueError(
+                f"finetune_likelihood ({self.finetune_likelihood}) exceeds iterations ({iterations}); lower it"
+            )
+        if self.eval_divergence not in ("exact", "hutchinson"):
+            raise ValueError(f"unknown eval_divergence {self.eval_divergence!r}; valid: exact, hutchinson")
+        if self.eval_probes < 1:
+            raise ValueError(f"eval_probes must be >= 1; got {self.eval_probes!r}")
+        if self.eval_probes > 1 and self.eval_divergence == "exact":
+            raise ValueError("eval_probes applies to --eval-divergence hutchinson; drop it or switch the divergence")
+
+    def flow_matching_at(self, iteration: int, iterations: int) -> bool:
+        """Whether `iteration` (0-based) trains by flow matching."""
+        return self.objective == "flow-matching" and iteration < iterations - self.finetune_likelihood
