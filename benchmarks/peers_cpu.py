@@ -101,7 +101,7 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
     step_ctl = odeflow.FixedStep() if fixed else odeflow.Adaptive(rtol=1e-7, atol=1e-9)
     method = "tsit5" if fixed else "dopri5"
     gradient = odeflow.DiscretizeOptimize() if fixed else odeflow.OptimizeDiscretize()
-    stats: Dict[str, int] = {}
+    last: Dict[str, odeflow.SolverStats] = {}
 
     def predict():
         if side == "torchdiffeq":
@@ -111,7 +111,7 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
                 return torchdiffeq.odeint(field, u[0], t, method="rk4")
             return torchdiffeq.odeint_adjoint(field, u[0], t, method="dopri5", rtol=1e-7, atol=1e-9)
         sol = odeflow.solve(field, u[0], t, method=method, step=step_ctl, gradient=gradient, compile=side != "odeflow")
-        stats.update(steps=sol.stats.accepted, nfe=sol.stats.nfe, nfe_backward=sol.stats.nfe_backward)
+        last["stats"] = sol.stats  # read after the backward pass, which adds nfe_backward
         return sol.ys
 
     def loss_fn() -> torch.Tensor:
@@ -137,12 +137,13 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
         start = time.perf_counter()
         loss = run()
         times.append(time.perf_counter() - start)
+    stats = last.get("stats")
     return {
         "ms_per_iter": 1e3 * statistics.median(times),
         "first_call_s": first,
-        "forward_steps": stats.get("steps"),
-        "nfe": stats.get("nfe"),
-        "nfe_backward": stats.get("nfe_backward"),
+        "forward_steps": stats.accepted if stats else None,
+        "nfe": stats.nfe if stats else None,
+        "nfe_backward": stats.nfe_backward if stats else None,
         "final_loss": float(loss),
     }
 
