@@ -260,7 +260,7 @@ class _Adjoint(torch.autograd.Function):
                     else:
                         outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter, hooks=hooks)
                     state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
-            elif problem.compile and tensor_loop.supported(tab, step, state, land_on_outputs=True):
+            elif h is not None and problem.compile and tensor_loop.supported(tab, step, state, land_on_outputs=True):
                 # The whole backward solve as one compiled program (see solvers/tensor_loop.py).
                 assert norm is not None and h is not None
                 rev_ys, rev_grads = flat_ys.flip(0), flat_grads.flip(0)
