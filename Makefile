@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/odeflow demo --out runs/demo
+	# --overwrite: a second `make demo` replaces the first demo's folder
+	$(BIN)/odeflow demo --out runs/demo --overwrite
 
 test: lint
 	$(BIN)/python -m pytest -q
