@@ -25,7 +25,8 @@ from torch import Tensor
 
 from .errors import SolverError
 from .hooks import StepHooks
-from .methods import all_method_names, get_method
+from .explicit_methods import EXPLICIT_METHODS
+from .methods import get_method
 from .problem import check_times
 from .runge_kutta import combine, rk_step
 from .solution import Solution, SolverStats
@@ -34,6 +35,7 @@ from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
+_EXPLICIT = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
 
 
 @dataclass(frozen=True)
@@ -367,17 +369,17 @@ def solve_per_sample(
             f"per_sample=True needs a real floating-point y0 with a leading batch dimension; got shape "
             f"{tuple(y0.shape)} and dtype {y0.dtype}"
         )
-    tab = get_method(method)
-    if not isinstance(tab, ButcherTableau) or not tab.adaptive:
-        raise ValueError(
-            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({all_method_names(adaptive=True)}) "
-            f"for now, not {getattr(tab, 'name', method)!r} (implicit and Adams methods are not supported yet)"
-        )
     step = Adaptive() if step is None else step
     if not isinstance(step, Adaptive):
         raise ValueError(
             f"per_sample=True needs step=Adaptive(...): each sample picks its own steps; got {type(step).__name__} "
             "(a fixed grid is shared by all samples anyway: drop per_sample)"
+        )
+    tab = get_method(method)
+    if not isinstance(tab, ButcherTableau) or not tab.adaptive:
+        raise ValueError(
+            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) "
+            f"for now, not {getattr(tab, 'name', method)!r} (implicit and Adams methods are not supported yet)"
         )
     if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
         raise ValueError(
