@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .hooks import StepHooks
 from .explicit_methods import EXPLICIT_METHODS
+from .hooks import StepHooks
 from .methods import get_method
 from .problem import check_times
 from .runge_kutta import combine, rk_step
