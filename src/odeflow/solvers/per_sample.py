@@ -43,8 +43,9 @@ class PerSample:
     """Options of per-sample stepping (``solve(..., per_sample=PerSample(...))``).
 
     compact: once at most this fraction of the rows is still running, the vector field is
-    evaluated on the running rows only (f(t[idx], y[idx])); f must then treat rows
-    independently and accept any number of rows. 0 (the default) always evaluates every row.
+    evaluated on the running rows only. With compact > 0, f is called as f(t, y, rows): rows
+    holds the batch indices of y's rows (per-sample parameters are then mu[rows]); f must treat
+    rows independently. 0 (the default) always evaluates every row, as f(t, y).
     """
 
     compact: float = 0.0
@@ -79,10 +80,11 @@ def _rms(ratio: Tensor) -> Tensor:
 class _Field:
     """f(t [B], y [B, ...]) on all rows, or on the rows ``idx`` only; counts evaluations."""
 
-    def __init__(self, f: Func, dtype: torch.dtype, batch: int, device: torch.device) -> None:
-        self.f, self.dtype = f, dtype
+    def __init__(self, f: Callable, dtype: torch.dtype, batch: int, device: torch.device, with_rows: bool) -> None:
+        self.f, self.dtype, self.with_rows = f, dtype, with_rows
         self.calls = 0
         self.row_evals = torch.zeros(batch, dtype=torch.int64, device=device)
+        self.all_rows = torch.arange(batch, device=device)
 
     def __call__(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
         self.calls += 1
@@ -90,7 +92,10 @@ class _Field:
             self.row_evals += 1
         else:
             self.row_evals.index_add_(0, idx, torch.ones_like(idx))
-        out = self.f(t.to(self.dtype), y)
+        if self.with_rows:
+            out = self.f(t.to(self.dtype), y, self.all_rows if idx is None else idx)
+        else:
+            out = self.f(t.to(self.dtype), y)
         if not isinstance(out, Tensor) or out.shape != y.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(
@@ -166,14 +171,15 @@ def _output(
 
 def integrate_per_sample(
     tab: ButcherTableau,
-    f: Func,
+    f: Callable,
     y0: Tensor,
     t_out: Tensor,
     ctrl: Adaptive,
     options: PerSample = PerSample(),
 ) -> Tuple[Tensor, SampleCounts, int]:
     """Adaptive solve of every row of y0 [B, ...] through its own output times t_out [B, T]
-    (float64, each row strictly monotone, either direction). Returns (states [T, B, ...] with
+    (float64, each row strictly monotone, either direction); f(t [B], y) or, with
+    ``options.compact``, f(t, y, rows). Returns (states [T, B, ...] with
     y0 first, per-sample counts, batched evaluations of f). Differentiable by autograd
     through the steps (the step sizes carry no gradient, as in the shared-step loop)."""
     if not tab.adaptive:
@@ -185,7 +191,7 @@ def integrate_per_sample(
     assert b_err is not None
     B, T = t_out.shape
     dev, dtype = y0.device, y0.dtype
-    field = _Field(f, dtype, B, dev)
+    field = _Field(f, dtype, B, dev, options.compact > 0)
     direction = torch.sign(t_out[:, -1] - t_out[:, 0]) if T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
     q = min(tab.order, tab.error_order or tab.order) + 1
     lands = tab.dense is None and tab.order > 3
@@ -347,7 +353,7 @@ def _per_sample_times(t: Union[Tensor, Sequence[float]], batch: int) -> Tensor:
 
 
 def solve_per_sample(
-    func: Callable[[Tensor, Tensor], Tensor],
+    func: Callable,
     y0: Tensor,
     t: Union[Tensor, Sequence[float]],
     method: Union[str, ButcherTableau] = "dopri5",
