@@ -69,7 +69,7 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         sol = odeflow.solve(f, y0, t, step=step)
         return sol.ys, sol.stats.accepted * batch, sol.stats.nfe
 
-    def per_sample(options=PerSample()):
+    def per_sample(options: object = True):
         sol = odeflow.solve(f, y0, t, step=step, per_sample=options)
         return sol.ys, sol.stats.accepted, sol.stats.nfe
 
