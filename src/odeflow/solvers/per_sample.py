@@ -28,7 +28,6 @@ from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
 from .methods import get_method
 from .problem import check_times
-from .runge_kutta import combine, rk_step
 from .solution import Solution, SolverStats
 from .state import StatePacker
 from .stepping import Adaptive
@@ -216,7 +215,7 @@ def integrate_per_sample(
     h = _clamp(direction * h, ctrl)
     err_prev = torch.ones(B, dtype=torch.float64, device=dev)
     nxt = torch.ones(B, dtype=torch.int64, device=dev)
-    cols = torch.arange(T, device=dev).unsqueeze(0)
+    t_fwd = (t_out * direction.unsqueeze(1)).contiguous()  # every row increasing
     n_active = B
     while n_active > 0:
         idx = (nxt < T).nonzero().reshape(-1) if n_active <= options.compact * B and n_active < B else None
@@ -232,24 +231,26 @@ def integrate_per_sample(
         act = nxt_s < T
         # A finished row attempts a step of size 0: f at its final state, nothing changes.
         h_s = torch.where(act, sub(h), torch.zeros_like(t_s))
-        target = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
-        land = act & ((t_s + h_s - target) * dir_s > 0) if lands else torch.zeros_like(act)
-        h_try = torch.where(land, target - t_s, h_s)
+        if lands:
+            target = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
+            land = act & ((t_s + h_s - target) * dir_s > 0)
+            h_try = torch.where(land, target - t_s, h_s)
+        else:
+            target, land, h_try = h_s, torch.zeros_like(act), h_s
         stage_t = [t_s + ci * h_try for ci in tab.c]
         k1_s = fr(stage_t[0], y_s) if k1 is None else sub(k1)
         hy = _rows(h_try.to(dtype), y_s)
-        y1, ks, _ = rk_step(tab, fr, y_s, k1_s, stage_t, hy, False)
+        y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy)
         with torch.no_grad():
-            err = combine(None, [k.detach() for k in ks], b_err, hy)
+            err = _lincomb(None, [k.detach() for k in hks], b_err)
             en = _rms(err / (atol + rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
         finite = torch.isfinite(en)
         ok = (en <= 1.0) | ((ctrl.min_step > 0) & (h_try.abs() <= ctrl.min_step) & finite)
         acc_s, rej_s = act & ok, act & ~ok
         t1 = torch.where(land, target, t_s + h_try)
-        # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b.
-        reached = acc_s.unsqueeze(1) & (cols >= nxt_s.unsqueeze(1))
-        reached &= (t_out_s - t1.unsqueeze(1)) * dir_s.unsqueeze(1) <= 0
-        n_reached = reached.sum(dim=1)
+        # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
+        upto = torch.searchsorted(sub(t_fwd), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
+        n_reached = torch.where(acc_s, (upto - nxt_s).clamp_min(0), torch.zeros_like(nxt_s))
         # The PI controller of loop.integrate_adaptive, every row at once.
         prev = sub(err_prev)
         safe = torch.where(finite, en, torch.zeros_like(en)).clamp_min(1e-300)
@@ -305,6 +306,38 @@ def integrate_per_sample(
             rejected = rejected.index_add(0, idx, rej_s.to(torch.int64))
     counts = SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu())
     return ys, counts, field.calls
+
+
+def _lincomb(y: Optional[Tensor], hks: List[Tensor], coeffs) -> Tensor:
+    """y + sum_j coeffs[j] hks[j] (y None: 0), one fused add per nonzero term."""
+    terms = [(k, c) for k, c in zip(hks, coeffs) if c != 0.0]
+    if y is None:
+        (k, c), terms = terms[0], terms[1:]
+        acc = k * c
+    else:
+        acc = y
+    for k, c in terms:
+        acc = torch.add(acc, k, alpha=c)
+    return acc
+
+
+def _rk_step(
+    tab: ButcherTableau, f: Func, y: Tensor, k1: Tensor, stage_t: List[Tensor], hy: Tensor
+) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
+    """One explicit RK step with a step per row (hy [B, 1, ...]): k_i = f(t + c_i h, y + sum_j a_ij
+    (h k_j)); returns (y1, the k_i, the h k_i). Each h k_j is formed once, so a stage costs one
+    product and one fused add per coefficient, as with a scalar step."""
+    ks, hks = [k1], [hy * k1]
+    y1: Optional[Tensor] = None
+    for i in range(1, tab.stages):
+        yi = _lincomb(y, hks, tab.a[i]) if any(tab.a[i]) else y
+        if tab.fsal and i == tab.stages - 1:
+            y1 = yi
+        ks.append(f(stage_t[i], yi))
+        hks.append(hy * ks[-1])
+    if y1 is None:
+        y1 = _lincomb(y, hks, tab.b)
+    return y1, ks, hks
 
 
 def _clamp(h: Tensor, ctrl: Adaptive) -> Tensor:
