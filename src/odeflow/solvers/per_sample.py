@@ -17,6 +17,7 @@ reads one small tensor on the host per attempted step (continue? which outputs? 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -132,10 +133,16 @@ def _initial_step(
     return torch.minimum(100 * h0, h1)
 
 
+@functools.lru_cache(maxsize=32)
+def _coefficients(values: Tuple, device: torch.device) -> Tensor:
+    """A tableau's numbers as a float64 tensor, made once per device."""
+    return torch.tensor(values, dtype=torch.float64, device=device)
+
+
 def _dense_weights(tab: ButcherTableau, theta: Tensor) -> Tensor:
     """b_i(theta) of the continuous extension for every row: [stages, B] (float64)."""
     assert tab.dense is not None
-    dense = torch.tensor(tab.dense, dtype=torch.float64, device=theta.device)
+    dense = _coefficients(tuple(tab.dense), theta.device)
     powers = torch.stack([theta ** (d + 1) for d in range(dense.shape[1])])
     return dense @ powers
 
@@ -195,6 +202,7 @@ def integrate_per_sample(
     q = min(tab.order, tab.error_order or tab.order) + 1
     lands = tab.dense is None and tab.order > 3
     rows = torch.arange(B, device=dev)
+    c = _coefficients(tuple(tab.c), dev)
 
     ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
     ys[0] = y0
@@ -237,7 +245,7 @@ def integrate_per_sample(
             h_try = torch.where(land, target - t_s, h_s)
         else:
             target, land, h_try = h_s, torch.zeros_like(act), h_s
-        stage_t = [t_s + ci * h_try for ci in tab.c]
+        stage_t = list((t_s.unsqueeze(1) + h_try.unsqueeze(1) * c).unbind(1))  # t + c_i h per row
         k1_s = fr(stage_t[0], y_s) if k1 is None else sub(k1)
         hy = _rows(h_try.to(dtype), y_s)
         y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy)
