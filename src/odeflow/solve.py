@@ -13,7 +13,8 @@ from torch import Tensor
 from .compiling import run_compiled
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .solvers.compile_policy import AutoCompile
-from .solvers.per_sample import PerSample, solve_per_sample
+from .solvers.per_sample import PerSample
+from .solvers.per_sample_solve import solve_per_sample
 from .solvers.problem import StepControl
 from .solvers.solution import Solution
 from .solvers.state import State
