@@ -136,8 +136,10 @@ def _dense_weights(tab: ButcherTableau, theta: Tensor) -> Tensor:
     """b_i(theta) of the continuous extension for every row: [stages, B] (float64)."""
     assert tab.dense is not None
     dense = _coefficients(tuple(tab.dense), theta.device)
-    powers = torch.stack([theta ** (d + 1) for d in range(dense.shape[1])])
-    return dense @ powers
+    powers = [theta]
+    for _ in range(dense.shape[1] - 1):
+        powers.append(powers[-1] * theta)
+    return dense @ torch.stack(powers)
 
 
 def _output(
@@ -145,21 +147,24 @@ def _output(
     y: Tensor,
     y1: Tensor,
     ks: List[Tensor],
+    hks: List[Tensor],
     f1: Optional[Tensor],
     theta: Tensor,
     h: Tensor,
     at_end: Tensor,
     lands: bool,
 ) -> Tensor:
-    """The state at t + theta h of every row's step: its continuous extension, cubic Hermite
-    (f0 = ks[0], f1) without one, y1 itself where the output time is the step's end."""
+    """The state at t + theta h of every row's step: its continuous extension
+    y + sum_i b_i(theta) (h k_i), cubic Hermite (f0 = ks[0], f1) without one, y1 itself where
+    the output time is the step's end."""
     if lands:
         return y1
     hy = _rows(h.to(y.dtype), y)
     if tab.dense is not None:
         w = _dense_weights(tab, theta).to(y.dtype)
-        acc = sum(_rows(w[i], y) * k for i, k in enumerate(ks[: w.shape[0]]))
-        val = y + hy * acc
+        val = y
+        for i in range(w.shape[0]):
+            val = torch.addcmul(val, _rows(w[i], y), hks[i])
     else:
         assert f1 is not None
         th = _rows(theta.to(y.dtype), y)
@@ -217,7 +222,7 @@ def integrate_per_sample(
     err_prev = torch.ones(B, dtype=torch.float64, device=dev)
     nxt = torch.ones(B, dtype=torch.int64, device=dev)
     t_fwd = (t_out * direction.unsqueeze(1)).contiguous()  # every row increasing
-    n_active = B
+    n_active, attempts = B, 0
     while n_active > 0:
         idx = (nxt < T).nonzero().reshape(-1) if n_active <= options.compact * B and n_active < B else None
         r_rows = rows if idx is None else idx
@@ -246,9 +251,11 @@ def integrate_per_sample(
             err = _lincomb(None, [k.detach() for k in hks], b_err)
             en = _rms(err / (atol + rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
         finite = torch.isfinite(en)
-        ok = (en <= 1.0) | ((ctrl.min_step > 0) & (h_try.abs() <= ctrl.min_step) & finite)
+        ok = en <= 1.0
+        if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
+            ok = ok | ((h_try.abs() <= ctrl.min_step) & finite)
         acc_s, rej_s = act & ok, act & ~ok
-        t1 = torch.where(land, target, t_s + h_try)
+        t1 = torch.where(land, target, t_s + h_try) if lands else t_s + h_try
         # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
         upto = torch.searchsorted(sub(t_fwd), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
         n_reached = torch.where(acc_s, (upto - nxt_s).clamp_min(0), torch.zeros_like(nxt_s))
@@ -261,12 +268,16 @@ def integrate_per_sample(
         shrink = (ctrl.safety * safe ** (-1.0 / q)).clamp(min=ctrl.min_factor)
         shrink = torch.where(finite, shrink, torch.full_like(en, ctrl.min_factor)).clamp(max=1.0)
         factor = torch.where(ok, grow, shrink)
-        underflow = rej_s & ((h_try.abs() <= ctrl.min_step) | (t_s + h_try * factor == t_s))
-        base = torch.where(land & (en <= 1.0), h_s, h_try)
+        stuck = t_s + h_try * factor == t_s
+        underflow = rej_s & ((h_try.abs() <= ctrl.min_step) | stuck if ctrl.min_step > 0 else stuck)
+        base = torch.where(land & (en <= 1.0), h_s, h_try) if lands else h_try
         h_next = torch.where(act, _clamp(base * factor, ctrl), sub(h))
         steps_s = sub(steps) + act.to(torch.int64)
         nxt_new = nxt_s + n_reached
-        over = act & (steps_s >= ctrl.max_steps) & (nxt_new < T)
+        attempts += 1  # no row has made more attempts than the loop
+        over = (
+            act & (steps_s >= ctrl.max_steps) & (nxt_new < T) if attempts >= ctrl.max_steps else torch.zeros_like(act)
+        )
         # The step's one host read: outputs per row at most, failures, rows still running.
         info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]).tolist()
         max_reached, n_under, n_over, n_active = info
@@ -289,7 +300,7 @@ def integrate_per_sample(
         for s in range(max_reached):
             j = (nxt_s + s).clamp(max=T - 1)
             tj = t_out_s.gather(1, j.unsqueeze(1)).squeeze(1)
-            val = _output(tab, y_s, y1, ks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
+            val = _output(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
             ys.index_put_((j, r_rows), torch.where(_rows(s < n_reached, val), val, ys[j, r_rows]))
         keep = _rows(acc_s, y_s)
         t_new, y_new = torch.where(acc_s, t1, t_s), torch.where(keep, y1, y_s)
