@@ -37,6 +37,7 @@ _EXPORTS: Dict[str, str] = {
     "cache_dir": ".solvers.compile_cache",
     "set_cache_dir": ".solvers.compile_cache",
     "AutoCompile": ".solvers.compile_policy",
+    "PerSample": ".solvers.per_sample",
     "compile_step": ".compile_step",
 }
 
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (
     from .solvers.compile_cache import set_cache_dir as set_cache_dir
     from .solvers.compile_policy import AutoCompile as AutoCompile
     from .solvers.events import Event as Event
+    from .solvers.per_sample import PerSample as PerSample
 
 
 class _LazyPackage(types.ModuleType):

@@ -13,6 +13,8 @@ from torch import Tensor
 from .compiling import run_compiled
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .solvers.compile_policy import AutoCompile
+from .solvers.per_sample import PerSample
+from .solvers.per_sample_solve import solve_per_sample
 from .solvers.problem import StepControl
 from .solvers.solution import Solution
 from .solvers.state import State
@@ -34,6 +36,7 @@ def solve(
     check_finite: bool = True,
     compile: Union[bool, str, AutoCompile] = False,
     events=None,
+    per_sample: Union[bool, PerSample] = False,
 ) -> Solution:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
@@ -56,6 +59,10 @@ def solve(
         events: an `Event` (or a list; a plain callable g(t, y) is a terminal event): roots of
             g(t, y(t)) on the dense output; a terminal one ends the solve there (status 'event',
             event_t carries the gradient through the event time). Not with 'scipy_solver'.
+        per_sample: True (or `PerSample(compact=...)`) steps every sample of the batch (the
+            leading dimension of y0) on its own: own step size, accept/reject and end; t is [T]
+            or [batch, T] and f receives t as a [batch] tensor. Adaptive explicit RK methods
+            with DiscretizeOptimize for now (`odeflow.solvers.per_sample`; an odeflow extension).
 
     Step callbacks func.callback_step / callback_accept_step / callback_reject_step(t0, y0, dt)
     are called at every step (the *_adjoint ones in the adjoint's backward solve), as in torchdiffeq.
@@ -72,7 +79,32 @@ def solve(
         raise ValueError(
             "events do not combine with compile=True; use compile=False or 'auto' (which solves event problems eagerly)"
         )
+    if per_sample is not False:
+        return _per_sample(func, y0, t, method, step, gradient, check_finite, compile, events, per_sample)
     call = SolveCall(func, y0, t, method, step, gradient, check_finite, events)
     if compile is False or compile is None:
         return run(call)
     return run_compiled(call, compile if isinstance(compile, (bool, AutoCompile)) else AutoCompile())
+
+
+def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, events, per_sample) -> Solution:
+    """solve(..., per_sample=...): what it does not support yet is named, then the per-sample loop."""
+    if not isinstance(per_sample, (bool, PerSample)):
+        raise TypeError(f"per_sample must be True, False or PerSample(...); got {per_sample!r}")
+    missing = [
+        what
+        for what, used in (
+            ("gradient=OptimizeDiscretize() (the per-sample adjoint)", isinstance(gradient, OptimizeDiscretize)),
+            ("checkpointed DiscretizeOptimize", isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed),
+            ("compile", compile is not False and compile is not None),
+            ("events", events is not None),
+        )
+        if used
+    ]
+    if missing:
+        raise ValueError(
+            f"per_sample=True does not support {', '.join(missing)} yet; use the default "
+            "DiscretizeOptimize() eagerly without events, or solve without per_sample"
+        )
+    options = per_sample if isinstance(per_sample, PerSample) else PerSample()
+    return solve_per_sample(func, y0, t, method, step, check_finite, options)

@@ -1,0 +1,133 @@
+"""`odeflow.solve(..., per_sample=True)`: the inputs checked, the per-sample loop run, a `Solution`.
+
+Per-sample stepping itself (each row of the batch with its own steps) is `per_sample`; here are
+the checks that name what is not supported yet, the time rows ([T] shared or [batch, T]) and the
+statistics (batched evaluations, sample-steps, each row's own counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .explicit_methods import EXPLICIT_METHODS
+from .hooks import StepHooks
+from .methods import get_method
+from .per_sample import PerSample, SampleCounts, integrate_per_sample
+from .problem import check_times
+from .solution import Solution, SolverStats
+from .state import StatePacker
+from .stepping import Adaptive
+from .tableau import ButcherTableau
+
+_EXPLICIT = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
+
+
+@dataclass
+class PerSampleStats(SolverStats):
+    """`SolverStats` of a per-sample solve: ``nfe`` counts the batched evaluations made,
+    ``steps``/``accepted``/``rejected`` the sample-steps of all rows together, and
+    ``per_sample`` holds each row's own counts."""
+
+    per_sample: Optional[SampleCounts] = None
+
+
+def _per_sample_times(t: Union[Tensor, Sequence[float]], batch: int) -> Tensor:
+    """The output times as a float64 [B, T] tensor: a shared [T] is repeated for every row."""
+    if isinstance(t, Tensor) and t.requires_grad:
+        raise ValueError(
+            "per_sample=True does not differentiate with respect to t yet; pass t.detach() "
+            "(or solve without per_sample for gradients in the times)"
+        )
+    if not isinstance(t, Tensor) or t.dim() == 1:
+        shared, _ = check_times(t)
+        return shared.detach().to(torch.float64).unsqueeze(0).expand(batch, -1).contiguous()
+    if t.dim() != 2 or t.shape[0] != batch or t.shape[1] == 0:
+        raise ValueError(
+            f"with per_sample=True, t is [T] (shared) or [batch, T] (one row of times per sample, batch = "
+            f"y0.shape[0] = {batch}); got shape {tuple(t.shape)}"
+        )
+    t64 = t.detach().to(torch.float64)
+    if not bool(torch.isfinite(t64).all()):
+        raise ValueError("t contains NaN or inf")
+    if t64.shape[1] > 1:
+        d = t64[:, 1:] - t64[:, :-1]
+        bad = ~((d > 0).all(dim=1) | (d < 0).all(dim=1))
+        if bool(bad.any()):
+            b = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"row {b} of t is not strictly monotone: each row must be strictly increasing (or strictly "
+                f"decreasing to integrate backwards); got {t64[b, :8].tolist()}"
+            )
+    return t64
+
+
+def solve_per_sample(
+    func: Callable,
+    y0: Tensor,
+    t: Union[Tensor, Sequence[float]],
+    method: Union[str, ButcherTableau] = "dopri5",
+    step: Optional[Adaptive] = None,
+    check_finite: bool = True,
+    options: Optional[PerSample] = None,
+) -> Solution:
+    """`odeflow.solve(..., per_sample=True)`: validates the inputs and runs `integrate_per_sample`.
+    Returns a `Solution` with ys [T, B, ...], ts as given and `PerSampleStats`."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
+    if not isinstance(y0, Tensor):
+        raise TypeError(
+            f"per_sample=True needs y0 as one tensor [batch, ...] (tuple states are not supported yet); "
+            f"got {type(y0).__name__}"
+        )
+    if y0.dim() == 0 or y0.shape[0] == 0 or not y0.is_floating_point():
+        raise ValueError(
+            f"per_sample=True needs a real floating-point y0 with a leading batch dimension; got shape "
+            f"{tuple(y0.shape)} and dtype {y0.dtype}"
+        )
+    step = Adaptive() if step is None else step
+    if not isinstance(step, Adaptive):
+        raise ValueError(
+            f"per_sample=True needs step=Adaptive(...): each sample picks its own steps; got {type(step).__name__} "
+            "(a fixed grid is shared by all samples anyway: drop per_sample)"
+        )
+    tab = get_method(method)
+    if not isinstance(tab, ButcherTableau) or not tab.adaptive:
+        raise ValueError(
+            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) "
+            f"for now, not {getattr(tab, 'name', method)!r} (implicit and Adams methods are not supported yet)"
+        )
+    if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
+        raise ValueError(
+            "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
+            "drop them or solve without per_sample"
+        )
+    if StepHooks.from_func(func, StatePacker(y0)) is not None:
+        raise ValueError("per_sample=True does not call step callbacks (callback_step ...) yet; remove them")
+    if check_finite and not bool(torch.isfinite(y0).all()):
+        raise ValueError("y0 contains NaN or inf; clean the initial state")
+    t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
+    ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options or PerSample())
+    if check_finite and not bool(torch.isfinite(ys.detach()).all()):
+        b = int(
+            (~torch.isfinite(ys.detach())).reshape(ys.shape[0], ys.shape[1], -1).any(dim=2).any(dim=0).nonzero()[0, 0]
+        )
+        raise SolverError(
+            f"the solution of sample {b} became non-finite (NaN/inf)",
+            float("nan"),
+            float("nan"),
+            "the ODE blows up for this sample; check its vector field or shorten its time span",
+        )
+    stats = PerSampleStats(
+        nfe=calls,
+        steps=int(counts.steps.sum()),
+        accepted=int(counts.accepted.sum()),
+        rejected=int(counts.rejected.sum()),
+        per_sample=counts,
+    )
+    ts = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
+    return Solution(ts=ts, ys=ys, stats=stats)
