@@ -125,6 +125,9 @@ def test_supported_leaves_step_t_and_complex_states_to_the_eager_loop():
     y = torch.zeros(2, dtype=D)
     assert tensor_loop.supported(tab, Adaptive(), y, land_on_outputs=False)
     assert not tensor_loop.supported(tab, Adaptive(step_t=(0.5,)), y, land_on_outputs=False)
+    # per-component tolerances or weights (a CNF's (z, logp)): the per-attempt compiled path
+    assert not tensor_loop.supported(tab, Adaptive(rtol=[1e-5, 1e-3]), y, land_on_outputs=False)
+    assert not tensor_loop.supported(tab, Adaptive(weights=[1.0, 0.0]), y, land_on_outputs=False)
     assert not tensor_loop.supported(tab, Adaptive(), y.to(torch.complex128), land_on_outputs=False)
     # heun: no continuous extension, no carried derivative: outputs need the eager loop's Hermite
     assert not tensor_loop.supported(get_method("heun"), Adaptive(), y, land_on_outputs=False)

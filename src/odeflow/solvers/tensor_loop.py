@@ -42,13 +42,21 @@ RUNNING, MAX_STEPS, UNDERFLOW = 0, 1, 2
 def supported(tab: ButcherTableau, ctrl: Adaptive, y: Tensor, land_on_outputs: bool) -> bool:
     """Whether this loop can run the solve: an adaptive explicit tableau with an output rule
     (its continuous extension, Hermite with a first-same-as-last derivative, or landing on the
-    outputs), a real state and no step_t/jump_t (those stay with the eager loop)."""
+    outputs), a real state, one rtol and atol for every component, the RMS norm, and no
+    step_t/jump_t (the rest stays with the eager loop or its compiled attempts)."""
     lands = land_on_outputs or (tab.dense is None and tab.order > 3)
     outputs_ok = lands or tab.dense is not None or tab.fsal
+    plain_norm = (
+        isinstance(ctrl.rtol, (int, float))
+        and isinstance(ctrl.atol, (int, float))
+        and ctrl.weights is None
+        and ctrl.norm is None
+    )
     return (
         isinstance(tab, ButcherTableau)
         and tab.adaptive
         and outputs_ok
+        and plain_norm
         and not y.is_complex()
         and not ctrl.step_t
         and not ctrl.jump_t
