@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data.toy2d import sample_toy
 from ..flows import CNF, FlowMatching
 from ..flows.cnf import standard_normal_logprob
 from ..flows.evaluation import evaluate_density
-from ..nn import ODENet
+from ..nn import ODENet, ReversedTime
 from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task, Trainer
@@ -45,8 +45,9 @@ def build_flow(cfg: CNFConfig) -> CNF:
     net = ODENet(
         2, cfg.hidden, layer=cfg.layer, activation=cfg.activation, zero_init=cfg.zero_init, control_times=control_times
     )
+    field: nn.Module = ReversedTime(net, cfg.T) if cfg.net_time == "reversed" else net
     return CNF(
-        net,
+        field,
         2,
         T=cfg.T,
         train_T=cfg.learn_T,
