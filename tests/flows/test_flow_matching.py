@@ -177,7 +177,7 @@ def test_exact_log_likelihood_of_a_trained_field_equals_slogdet_of_the_flow_jaco
         assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-7)
 
 
-@pytest.mark.parametrize("T,data", [(1.0, "checkerboard"), (0.6, "8gaussians")])
+@pytest.mark.parametrize("T,data", [pytest.param(1.0, "checkerboard", marks=pytest.mark.slow), (0.6, "8gaussians")])
 def test_reversed_net_time_field_exact_log_likelihood_equals_slogdet_of_the_flow_jacobian(T, data):
     """A field whose net reads T - t (`ReversedTime`), trained by flow matching through it: the
     CNF's exact instantaneous change of variables equals log|det dz/dx| by autograd, and the
@@ -185,7 +185,7 @@ def test_reversed_net_time_field_exact_log_likelihood_equals_slogdet_of_the_flow
     torch.manual_seed(1)
     net = ODENet(2, (32, 32), layer="concatsquash", activation="tanh")
     field = ReversedTime(net, T)
-    flow = CNF(field, 2, T=T, divergence="exact", method="dopri5", step=odeflow.Adaptive(1e-9, 1e-10)).double()
+    flow = CNF(field, 2, T=T, divergence="exact", method="dopri5", step=odeflow.Adaptive(1e-8, 1e-9)).double()
     x = torch.randn(16, 2, dtype=torch.float64)
     fm = FlowMatching(flow, generator=torch.Generator().manual_seed(5))
     loss, _ = fm.loss(x)
@@ -196,13 +196,13 @@ def test_reversed_net_time_field_exact_log_likelihood_equals_slogdet_of_the_flow
     expected = ((S * net(T - s * S, (1 - s[:, None]) * x + s[:, None] * z) - (z - x)) ** 2).mean()
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
     train_fm(flow, data, 30)
-    for seed in range(3):
+    for seed in range(2):
         x = sample_toy(data, 1, seed=seed).double()
         _, ld = flow.transform(x)
         jac = torch.autograd.functional.jacobian(lambda v: flow.transform(v.reshape(1, 2))[0].reshape(2), x.reshape(2))
         sign, logdet = torch.linalg.slogdet(jac)
         assert sign > 0
-        assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-7)
+        assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-6)
 
 
 def test_reversed_time_reads_the_net_at_T_minus_t_and_names_a_bad_T():
