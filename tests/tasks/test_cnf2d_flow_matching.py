@@ -40,8 +40,12 @@ def test_flow_matching_then_likelihood_finetuning(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["test_nll_dopri5_solver"] == "dopri5 rtol=1e-05 atol=1e-05"
     assert s["test_rows"] == 64 and s["test_nll_se"] > 0 and s["eval_divergence"] == "exact"
+    # the two kinds of iterations timed apart; together they make the run's ms/iter
+    fm_ms, ll_ms = s["ms_per_iter_flow_matching"], s["ms_per_iter_likelihood"]
+    assert fm_ms > 0 and ll_ms > 0 and (4 * fm_ms + 2 * ll_ms) / 6 == pytest.approx(s["ms_per_iter"], rel=1e-9)
     printed = capsys.readouterr().out
     assert "flow-matching" in printed and "dopri5 rtol=1e-05" in printed
+    assert f"(flow matching {fm_ms:.1f}, likelihood {ll_ms:.1f})" in printed
 
 
 def test_hutchinson_evaluation_with_probes_and_test_max(tmp_path):

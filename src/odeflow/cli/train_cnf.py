@@ -69,6 +69,12 @@ def make_cnf_config(args: argparse.Namespace):
     return make_config(CNFConfig, args, DEFAULT_OUT, adjust=_adjust)
 
 
+def phases(summary: Dict[str, Any]) -> str:
+    """' (flow matching 2.1, likelihood 45.0)' where a run had both kinds of iterations."""
+    fm, ll = summary.get("ms_per_iter_flow_matching"), summary.get("ms_per_iter_likelihood")
+    return f" (flow matching {fm:.1f}, likelihood {ll:.1f})" if fm is not None and ll is not None else ""
+
+
 @report_errors
 def run(args: argparse.Namespace) -> int:
     from ..tasks.cnf2d import train_cnf
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if is_main_process():
         trace = "exact trace" if t.get("divergence", "exact") == "exact" else f"Hutchinson, {t.get('probes')} probes"
         print(
-            f"{cfg.objective} {cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter, "
+            f"{cfg.objective} {cfg.mode}: {s['iterations']} iterations, {s['ms_per_iter']:.1f} ms/iter{phases(s)}, "
             f"T = {s['T']:.3f}; test NLL ({trace}, {s.get('test_rows', '?')} rows) {t['nll']:.3f} "
             f"± {t.get('nll_se', float('nan')):.3f} [{t.get('solver', cfg.method)}] (inverse error "
             f"{t['inverse_error']:.2e}, NFE {t['nfe']:.0f}); re-discretized: NLL {r['nll']:.3f} ± "
