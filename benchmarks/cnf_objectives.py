@@ -16,7 +16,7 @@ median cost of one training step of each entry, timed round-robin (`_timing.time
 Entries (batch 256 unless said; Adam):
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
                       lr 1e-3, T = 1.
-  odeflow-fm-ot       the same with the minibatch-OT coupling (scipy's exact assignment).
+  odeflow-fm-ot       the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm+ll       odeflow-fm for 80 % of the budget, then likelihood steps (`CNF.loss`, exact
                       trace, rk4 with 8 steps, lr 1e-4) for the rest.
   odeflow-likelihood  configs/cnf_fast.toml: RNODE (0.01, 0.01), zero init, Hutchinson trace,

@@ -10,7 +10,7 @@ import odeflow
 from odeflow.data import sample_toy
 from odeflow.flows import CNF, CNFStack, FlowMatching, OTPath, VPPath, ot_permutation
 from odeflow.flows.cnf import standard_normal_logprob
-from odeflow.nn import ODENet
+from odeflow.nn import ODENet, ReversedTime
 
 
 def make_cnf(dim=2, hidden=(32, 32), T=1.0, layer="concatsquash", seed=0):
@@ -175,3 +175,41 @@ def test_exact_log_likelihood_of_a_trained_field_equals_slogdet_of_the_flow_jaco
         sign, logdet = torch.linalg.slogdet(jac)
         assert sign > 0
         assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-7)
+
+
+@pytest.mark.parametrize("T,data", [pytest.param(1.0, "checkerboard", marks=pytest.mark.slow), (0.6, "8gaussians")])
+def test_reversed_net_time_field_exact_log_likelihood_equals_slogdet_of_the_flow_jacobian(T, data):
+    """A field whose net reads T - t (`ReversedTime`), trained by flow matching through it: the
+    CNF's exact instantaneous change of variables equals log|det dz/dx| by autograd, and the
+    flow-matching loss regresses S net(S - s S, x_s) on the path velocity."""
+    torch.manual_seed(1)
+    net = ODENet(2, (32, 32), layer="concatsquash", activation="tanh")
+    field = ReversedTime(net, T)
+    flow = CNF(field, 2, T=T, divergence="exact", method="dopri5", step=odeflow.Adaptive(1e-8, 1e-9)).double()
+    x = torch.randn(16, 2, dtype=torch.float64)
+    fm = FlowMatching(flow, generator=torch.Generator().manual_seed(5))
+    loss, _ = fm.loss(x)
+    S = fm.total_time  # T as the flow stores it
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(x.shape, dtype=x.dtype, generator=g)
+    s = torch.rand(16, dtype=x.dtype, generator=g)
+    expected = ((S * net(T - s * S, (1 - s[:, None]) * x + s[:, None] * z) - (z - x)) ** 2).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
+    train_fm(flow, data, 30)
+    for seed in range(2):
+        x = sample_toy(data, 1, seed=seed).double()
+        _, ld = flow.transform(x)
+        jac = torch.autograd.functional.jacobian(lambda v: flow.transform(v.reshape(1, 2))[0].reshape(2), x.reshape(2))
+        sign, logdet = torch.linalg.slogdet(jac)
+        assert sign > 0
+        assert float(-ld.detach()) == pytest.approx(float(logdet), abs=1e-6)
+
+
+def test_reversed_time_reads_the_net_at_T_minus_t_and_names_a_bad_T():
+    torch.manual_seed(0)
+    net = ODENet(3, (8,)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    t = torch.rand(5, dtype=torch.float64)
+    assert torch.equal(ReversedTime(net, 0.7)(t, x), net(0.7 - t, x))
+    with pytest.raises(ValueError, match="T must be > 0"):
+        ReversedTime(net, 0.0)

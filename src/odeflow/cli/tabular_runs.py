@@ -11,13 +11,15 @@ from .solver_options import chosen_solver, describe_step
 
 
 def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
-    """Test NLL (exact trace), inverse error and NFE-F on the first --n rows of the test split,
-    with the trained solver or the one given (re-discretization)."""
+    """Test NLL (exact trace, or Hutchinson's with --eval-probes and a standard error), inverse
+    error and NFE-F on the first --n rows of the test split, with the trained solver or the one
+    given (re-discretization)."""
     import torch
 
     from ..data.tabular import load_tabular
-    from ..flows.stacked import evaluate_stack
+    from ..flows.evaluation import evaluate_density
     from ..tasks.tabular import DTYPES, tabular_flow_from_state
+    from .evaluate import density_options, trace_words
 
     flow, cfg = tabular_flow_from_state(state, args.checkpoint)
     if args.data is not None and args.data != cfg.data:
@@ -32,14 +34,14 @@ def evaluate_tabular(args: argparse.Namespace, state: Dict[str, Any]) -> int:
         n=int(x.shape[0]),
         method=method,
         step=describe_step(step),
-        **evaluate_stack(flow, x, method, step, chunk=cfg.eval_chunk),
+        **evaluate_density(flow, x, method, step, chunk=cfg.eval_chunk, **density_options(args)),
     )
     if args.json:
         print(json.dumps(result))
     else:
         print(
-            f"{cfg.data} test (n={result['n']}) with {method} {describe_step(step)}: NLL {result['nll']:.4f} nats, "
-            f"inverse error {result['inverse_error']:.2e}, NFE-F {result['nfe']:.0f}"
+            f"{cfg.data} test (n={result['n']}) with {method} {describe_step(step)}: NLL {result['nll']:.4f} nats "
+            f"({trace_words(result)}), inverse error {result['inverse_error']:.2e}, NFE-F {result['nfe']:.0f}"
         )
     return 0
 

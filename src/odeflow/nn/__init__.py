@@ -3,6 +3,7 @@
 from .control import ControlLayer, hat_weights
 from .layers import LAYERS, ConcatLinear, ConcatSquashLinear, IgnoreLinear
 from .odenet import ACTIVATIONS, ODENet
+from .reversed_time import ReversedTime
 
 __all__ = [
     "ControlLayer",
@@ -13,4 +14,5 @@ __all__ = [
     "IgnoreLinear",
     "ODENet",
     "ACTIVATIONS",
+    "ReversedTime",
 ]

@@ -52,6 +52,7 @@ class CNFConfig(TrainingConfig, ObjectiveConfig):
     seminorm: bool = False
     controls: PositiveInt = 1  # > 1: weights interpolated between that many control times
     zero_init: bool = True  # last layer zero, f = 0 at the start (RNODE)
+    net_time: Literal["t", "reversed"] = "t"  # the net's time input: t, or T - t (reversed: data at net-time T)
     kinetic: float = 0.01  # RNODE lambda_K
     jacobian: float = 0.01  # RNODE lambda_J
     learn_T: bool = False  # TO-FLOW
@@ -83,6 +84,10 @@ class CNFConfig(TrainingConfig, ObjectiveConfig):
         self.validate_objective(self.iterations)
         if self.objective == "flow-matching" and self.learn_T:
             raise ValueError("learn_T (TO-FLOW) trains T by likelihood; drop it with --objective flow-matching")
+        if self.net_time not in ("t", "reversed"):
+            raise ValueError(f"unknown net_time {self.net_time!r}; valid: t, reversed")
+        if self.net_time == "reversed" and self.learn_T:
+            raise ValueError("net_time 'reversed' reads the net at T - t for a fixed T; drop --learn-T or --net-time")
         if self.test_max is not None and self.test_max < 1:
             raise ValueError(f"test_max must be >= 1 (or unset); got {self.test_max!r}")
         if self.max_memory is not None and not self.max_memory > 0:

@@ -18,7 +18,7 @@ class ObjectiveConfig:
     )
     path: Literal["ot", "vp"] = "ot"  # flow matching: ot (linear, sigma_min) or vp (variance preserving)
     coupling: Literal["independent", "minibatch-ot"] = (
-        "independent"  # flow matching: data/noise pairing (minibatch-ot: exact assignment, scipy)
+        "independent"  # flow matching: data/noise pairing (minibatch-ot: exact assignment, POT or scipy)
     )
     sigma_min: NonNegativeFloat = 0.0  # flow matching, path ot: noise left at the data end (0: rectified flow)
     finetune_likelihood: int = 0  # flow matching: the last N iterations train by likelihood (+ RNODE terms where set)
