@@ -3,7 +3,9 @@
 Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
 DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
 theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
-`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. A task without
+`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. summary.json says why
+the run ended: ``"stopped": "plateau"`` (`patience` validations without improvement of the
+monitored metric), ``"time_budget"`` or ``"budget"`` (the `iterations` ran out). A task without
 validation keeps best.pt at its lowest training loss. A loss that turns non-finite, or stays
 orders of magnitude above its best (`diverge_factor`, see divergence.py), stops the run with a
 TrainingError and summary.json ``"status": "diverged"``. SIGTERM/SIGINT end
@@ -171,7 +173,7 @@ class Trainer:
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
         self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
         previous = self._install_signal_handlers()
-        it, stopped_early, last_val = self.start - 1, False, {}
+        it, stopped_early, out_of_time, last_val = self.start - 1, False, False, {}
         try:
             for it in range(self.start, cfg.iterations):
                 ctx.iteration = it
@@ -202,8 +204,9 @@ class Trainer:
                     row["lr"] = opt.param_groups[0]["lr"]
                 row["wall_time"] = self.elapsed
                 done = it + 1 == cfg.iterations
-                if cfg.time_budget is not None:
-                    done = done or dist.broadcast_flag(self.elapsed >= cfg.time_budget)
+                if cfg.time_budget is not None and not done:
+                    out_of_time = dist.broadcast_flag(self.elapsed >= cfg.time_budget)
+                    done = out_of_time
                 if (it + 1) % cfg.val_every == 0 or done:
                     with self._interruptible(it, stage, save=True):
                         last_val = task.validate(ctx)
@@ -244,6 +247,7 @@ class Trainer:
             world_size=dist.world_size,
             stopped_early=stopped_early,
             status="stopped early" if stopped_early else "completed",
+            stopped="plateau" if stopped_early else "time_budget" if out_of_time else "budget",
         )
         if math.isfinite(self.best):
             summary[f"best_{task.monitor}"] = self.best
