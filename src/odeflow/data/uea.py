@@ -15,8 +15,8 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
-from .irregular import Series
 from ..tasks.series_sets import BUNDLED, uea_short_name, valid_uea_names
+from .irregular import Series
 
 UEA_SETS = tuple(BUNDLED)
 

@@ -210,7 +210,9 @@ class SequenceClassifyTask(Task):
         return dict(val_loss=loss, val_accuracy=float((pred == y).float().mean()))
 
     def state_dict(self) -> Dict[str, Any]:
-        return dict(best_val_loss=self.best_val_loss, best_iteration=self.best_iteration, best_weights=self.best_weights)
+        return dict(
+            best_val_loss=self.best_val_loss, best_iteration=self.best_iteration, best_weights=self.best_weights
+        )
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.best_val_loss = float(state.get("best_val_loss", float("inf")))

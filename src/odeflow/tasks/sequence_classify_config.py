@@ -9,7 +9,6 @@ from typing import Literal, Optional
 
 from ..training.config import TrainingConfig
 from ..training.config_types import NonNegativeFloat, PositiveFloat, PositiveInt
-
 from .series_sets import BUNDLED, is_uea_name, uea_short_name, valid_uea_names
 
 SEQUENCE_SETS = tuple(BUNDLED)  # data.uea.UEA_SETS, named here without torch
@@ -41,6 +40,7 @@ class SequenceClassifyConfig(TrainingConfig):
     # unset: the budget scales with the data (auto_iterations); training stops earlier on a plateau
     iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
     patience: Optional[PositiveInt] = 10  # stop after this many validations without a lower val_loss
+    min_delta: NonNegativeFloat = 0.01  # ... lower by more than this (nats of cross-entropy)
     batch: PositiveInt = 16
     lr: PositiveFloat = 1e-2
     lr_schedule: Literal["constant", "cosine"] = "cosine"
