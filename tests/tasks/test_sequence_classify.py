@@ -1,6 +1,7 @@
 """Sequence classification: a long CSV with labels (learnable, randomized family), a short run
 on BasicMotions through the CLI, and the errors of bad input."""
 
+import csv
 import json
 import math
 
@@ -189,3 +190,17 @@ def test_uea_names_are_checked_before_training():
     with pytest.raises(ValueError, match="unknown sequence data 'uea:Wafer'.*gunpoint \\(uea:GunPoint\\)"):
         SequenceClassifyConfig(data="uea:Wafer").validate()
     SequenceClassifyConfig(data="uea:ItalyPowerDemand").validate()
+
+
+def test_resume_keeps_the_best_validation_weights_and_the_budget_label(tmp_path):
+    path, out = _write_csv(tmp_path / "s.csv", 6, n_series=30), tmp_path / "run"
+    kw = dict(model="gru-dt", data=str(path), batch=8, val_every=5, hidden=8, patience=None)
+    first = train_sequence_classify(SequenceClassifyConfig(iterations=10, **kw), out, progress=False)
+    more = SequenceClassifyConfig(iterations=20, **kw)
+    again = train_sequence_classify(more, out, progress=False, resume=True)
+    assert first["stopped"] == again["stopped"] == "budget" and again["iterations"] == 20
+    assert again["budget"] == "fixed: 20 iterations"
+    rows = [r for r in csv.DictReader((out / "metrics.csv").open()) if r.get("val_loss")]
+    assert [int(r["iteration"]) for r in rows] == [4, 9, 14, 19]  # validations before and after the resume
+    best = min(rows, key=lambda r: float(r["val_loss"]))  # the lowest over both parts of the run
+    assert again["tested_weights"] == f"lowest val_loss (iteration {best['iteration']})"

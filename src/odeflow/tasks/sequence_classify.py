@@ -218,6 +218,8 @@ class SequenceClassifyTask(Task):
         self.best_val_loss = float(state.get("best_val_loss", float("inf")))
         self.best_iteration = int(state.get("best_iteration", -1))
         self.best_weights = state.get("best_weights")
+        kind = str(state.get("budget", self.budget)).split(":")[0]  # a resumed run keeps how it was set
+        self.budget = f"{kind}: {self.config.iterations} iterations"
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, data = self.config, self.data

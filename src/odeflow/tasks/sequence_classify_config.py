@@ -41,6 +41,9 @@ class SequenceClassifyConfig(TrainingConfig):
     iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
     patience: Optional[PositiveInt] = 10  # stop after this many validations without a lower val_loss
     min_delta: NonNegativeFloat = 0.01  # ... lower by more than this (nats of cross-entropy)
+    # a minibatch cross-entropy near 0 (memorised) makes an ordinary one look 1000x worse; a
+    # non-finite loss or gradient still stops the run
+    diverge_factor: PositiveFloat = 1e12
     batch: PositiveInt = 16
     lr: PositiveFloat = 1e-2
     lr_schedule: Literal["constant", "cosine"] = "cosine"
