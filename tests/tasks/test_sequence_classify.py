@@ -200,6 +200,7 @@ def test_resume_keeps_the_best_validation_weights_and_the_budget_label(tmp_path)
     again = train_sequence_classify(more, out, progress=False, resume=True)
     assert first["stopped"] == again["stopped"] == "budget" and again["iterations"] == 20
     assert again["budget"] == "fixed: 20 iterations"
+    assert torch.load(out / "last.pt", weights_only=True)["task"]["budget"] == "fixed: 20 iterations"
     rows = [r for r in csv.DictReader((out / "metrics.csv").open()) if r.get("val_loss")]
     assert [int(r["iteration"]) for r in rows] == [4, 9, 14, 19]  # validations before and after the resume
     best = min(rows, key=lambda r: float(r["val_loss"]))  # the lowest over both parts of the run

@@ -7,12 +7,12 @@ observations (once, seeded; per time point or per channel, data.drop), train and
 channels normalised with training statistics. A stratified `val_fraction` of the training
 split is held out for validation: it picks the weights that are tested (lowest val_loss) and
 stops training on a plateau (`patience` validations without improvement) inside a budget that
-scales with the data (`budget = "auto"`, see sequence_classify_config.auto_iterations). Each
+scales with the data (when `iterations` is unset, see sequence_classify_config.auto_iterations). Each
 iteration: a shuffled minibatch put on the union of its times; loss = cross-entropy, and for the
 latent ODE -ELBO / (observed values) + ce_weight * CE on z0 samples (Rubanova et al. 2019, KL
 annealed). summary.json: test_accuracy, test_loss, stopped (plateau | budget | time_budget),
-best_iteration, seconds_per_epoch, parameters, and `warning` when the validation accuracy never
-rose above chance (the majority class's share).
+budget, tested_weights, seconds_per_epoch, parameters, and `warning` when the validation
+accuracy never rose above chance (the majority class's share) or the test accuracy is at it.
 """
 
 from __future__ import annotations
@@ -211,7 +211,10 @@ class SequenceClassifyTask(Task):
 
     def state_dict(self) -> Dict[str, Any]:
         return dict(
-            best_val_loss=self.best_val_loss, best_iteration=self.best_iteration, best_weights=self.best_weights
+            best_val_loss=self.best_val_loss,
+            best_iteration=self.best_iteration,
+            best_weights=self.best_weights,
+            budget=self.budget,
         )
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
