@@ -39,6 +39,8 @@ def run(model: str, data: str, drop: float, seed: int, iterations: int, drop_mod
         seed=seed,
         iterations=iterations,
         val_every=iterations,
+        val_fraction=0.1,  # the documented protocol: 10 % held out, last iterate, fixed budget
+        patience=None,
     )
     t0 = time.perf_counter()
     if model == "ncde":

@@ -1,6 +1,7 @@
 """Sequence classification: a long CSV with labels (learnable, randomized family), a short run
 on BasicMotions through the CLI, and the errors of bad input."""
 
+import csv
 import json
 import math
 
@@ -149,3 +150,58 @@ def test_the_torch_free_config_names_the_same_sets_as_the_loader():
 
     assert set(SEQUENCE_SETS) == set(UEA_SETS)
     assert is_sequence_data("my/series.csv") and not is_sequence_data("digits")
+
+
+def test_default_budget_scales_with_the_data_and_stops_with_a_reason(tmp_path, capsys):
+    from odeflow.tasks.sequence_classify_config import BUDGET_MAX, BUDGET_MIN, auto_iterations
+
+    assert auto_iterations(1) == BUDGET_MIN and auto_iterations(10**6) == BUDGET_MAX
+    assert auto_iterations(10) == max(BUDGET_MIN, min(BUDGET_MAX, 2000))
+    path, out = _write_csv(tmp_path / "s.csv", 5, n_series=40), tmp_path / "run"
+    argv = ["train", "classify", "--data", str(path), "--model", "gru-dt", "--hidden", "8", "--batch", "8"]
+    code = main([*argv, "--patience", "2", "--val-every", "10", "--out", str(out), "--quiet"])
+    assert code == 0
+    s = json.loads((out / "summary.json").read_text())
+    fit = s["n_train"] // 8  # batches per epoch of the fitting split (validation held out)
+    assert s["budget"] == f"auto: {auto_iterations(fit)} iterations"
+    assert s["stopped"] == "plateau" and s["iterations"] < auto_iterations(fit)  # a separable family plateaus
+    best = int(s["tested_weights"].removeprefix("lowest val_loss (iteration ").removesuffix(")"))
+    assert (best + 1) % 10 == 0 and s["iterations"] - 1 - 2 * 10 <= best < s["iterations"]
+    assert "warning" not in s and s["test_accuracy"] >= 0.8
+    assert "stopped: plateau" in capsys.readouterr().out
+
+
+def test_a_model_at_chance_says_so(tmp_path, capsys):
+    """Every series the same, labels alternating: nothing to learn, the warning must appear."""
+    rows = ["series,time,variable,value,label"]
+    for i in range(30):
+        rows += [f"s{i},{t / 4},x,{0.5 * t:.2f},{'ab'[i % 2]}" for t in range(5)]
+    path, out = tmp_path / "same.csv", tmp_path / "run"
+    path.write_text("\n".join(rows) + "\n")
+    argv = ["train", "classify", "--data", str(path), "--model", "gru-dt", "--hidden", "4", "--batch", "8"]
+    assert main([*argv, "--iterations", "20", "--val-every", "10", "--out", str(out), "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["budget"] == "fixed: 20 iterations" and s["stopped"] in ("budget", "plateau")
+    assert "not learnt to classify" in s["warning"]
+    assert "warning: " in capsys.readouterr().out
+
+
+def test_uea_names_are_checked_before_training():
+    with pytest.raises(ValueError, match="unknown sequence data 'uea:Wafer'.*gunpoint \\(uea:GunPoint\\)"):
+        SequenceClassifyConfig(data="uea:Wafer").validate()
+    SequenceClassifyConfig(data="uea:ItalyPowerDemand").validate()
+
+
+def test_resume_keeps_the_best_validation_weights_and_the_budget_label(tmp_path):
+    path, out = _write_csv(tmp_path / "s.csv", 6, n_series=30), tmp_path / "run"
+    kw = dict(model="gru-dt", data=str(path), batch=8, val_every=5, hidden=8, patience=None)
+    first = train_sequence_classify(SequenceClassifyConfig(iterations=10, **kw), out, progress=False)
+    more = SequenceClassifyConfig(iterations=20, **kw)
+    again = train_sequence_classify(more, out, progress=False, resume=True)
+    assert first["stopped"] == again["stopped"] == "budget" and again["iterations"] == 20
+    assert again["budget"] == "fixed: 20 iterations"
+    assert torch.load(out / "last.pt", weights_only=True)["task"]["budget"] == "fixed: 20 iterations"
+    rows = [r for r in csv.DictReader((out / "metrics.csv").open()) if r.get("val_loss")]
+    assert [int(r["iteration"]) for r in rows] == [4, 9, 14, 19]  # validations before and after the resume
+    best = min(rows, key=lambda r: float(r["val_loss"]))  # the lowest over both parts of the run
+    assert again["tested_weights"] == f"lowest val_loss (iteration {best['iteration']})"

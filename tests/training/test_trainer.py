@@ -112,6 +112,38 @@ def test_training_that_goes_wrong_stops_cleanly_and_keeps_checkpoints(tmp_path, 
 def test_early_stopping_after_patience_validations_without_improvement(tmp_path):
     summary = Trainer(LineTask(LineConfig(val_drift=100.0, patience=2, iterations=100)), tmp_path, quiet=True).fit()
     assert summary["stopped_early"] and summary["iterations"] == 15  # best at 5, worse at 10 and 15
+    assert summary["stopped"] == "plateau"
+
+
+class ScriptedValidation(LineTask):
+    """Validation values from a list (then constant): early stopping on known numbers."""
+
+    script = [1.0, 0.9, 0.895, 0.89, 0.885, 0.88, 0.879, 0.878]
+
+    def validate(self, ctx):
+        self.validations += 1
+        return dict(val_mse=self.script[min(self.validations, len(self.script)) - 1])
+
+
+@pytest.mark.parametrize("min_delta,stop_at", [(0.0, 55), (0.05, 25), (0.011, 40), (0.0, None)])
+def test_min_delta_needs_real_improvements_but_best_follows_every_one(tmp_path, min_delta, stop_at):
+    cfg = LineConfig(iterations=60, patience=3 if stop_at else 99, min_delta=min_delta)
+    summary = Trainer(ScriptedValidation(cfg), tmp_path, quiet=True).fit()
+    # min_delta 0: every listed value is lower, the constant tail is the plateau; 0.05: 0.895,
+    # 0.89, 0.885 are not real improvements on 0.9; 0.011: 0.885 (on 0.9) restarts the count,
+    # then 0.88, 0.879, 0.878 do not; patience 99: the budget ends it
+    assert summary["stopped"] == ("budget" if stop_at is None else "plateau")
+    assert summary["iterations"] == (stop_at or 60)
+    seen = ScriptedValidation.script[: summary["iterations"] // 5]
+    assert load_checkpoint(tmp_path / "best.pt")["val_mse"] == min(seen)  # best.pt: the lowest value seen
+
+
+def test_the_summary_says_why_the_run_stopped(tmp_path):
+    full = Trainer(LineTask(LineConfig(iterations=12)), tmp_path / "a", quiet=True).fit()
+    assert full["stopped"] == "budget" and full["iterations"] == 12 and not full["stopped_early"]
+    timed = Trainer(LineTask(LineConfig(iterations=50, time_budget=1e-9)), tmp_path / "b", quiet=True).fit()
+    assert timed["stopped"] == "time_budget" and timed["iterations"] == 1
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["stopped"] == "time_budget"
 
 
 def test_sigterm_saves_last_checkpoint_and_resume_finishes_identically(tmp_path):

@@ -1,5 +1,5 @@
 """`odeflow evaluate RUN` for sequence-classify runs (`odeflow train classify --data
-japanese-vowels|basic-motions|PATH.csv --model ...`): test accuracy, cross-entropy and confusion
+gunpoint|uea:NAME|PATH.csv --model ...`): test accuracy, cross-entropy and confusion
 matrix of the saved model on the run's test split, rebuilt from the stored config (same data,
 same seeded drop of observations, same normalisation)."""
 

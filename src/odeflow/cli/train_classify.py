@@ -1,7 +1,8 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
-Irregular series (`--data japanese-vowels|basic-motions|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d`, `--drop 0.5`) go to tasks.sequence_classify."""
+Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
+gru-dt|gru-d`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
+plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes it."""
 
 from __future__ import annotations
 
@@ -93,14 +94,14 @@ def _is_sequence_run(args: argparse.Namespace) -> bool:
         return True
     if model in SEQUENCE_MODELS:
         raise ValueError(
-            f"--model {model} classifies irregular series; give --data japanese-vowels, basic-motions "
-            f"or a long CSV with a label column (got --data {data or 'digits (default)'})"
+            f"--model {model} classifies irregular series; give --data gunpoint, uea:GunPoint (any set "
+            f"sktime bundles) or a long CSV with a label column (got --data {data or 'digits (default)'})"
         )
     given = sorted(k for k in _SERIES_ONLY if k in vars(args))
     if given:
         raise ValueError(
             f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to series data only "
-            f"(--data japanese-vowels, basic-motions or PATH.csv)"
+            f"(--data gunpoint, uea:NAME or PATH.csv)"
         )
     return False
 
@@ -125,8 +126,11 @@ def _run_sequence(args: argparse.Namespace) -> int:
         print(
             f"{cfg.model} on {cfg.data} (drop {cfg.drop}, {cfg.drop_mode}): {s['iterations']} iterations "
             f"({s['epochs_trained']:.1f} epochs, {s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} "
-            f"parameters; test accuracy {s['test_accuracy']:.4f}; run folder {out}"
+            f"parameters; stopped: {s['stopped']} (tested the weights of {s['tested_weights']}); "
+            f"test accuracy {s['test_accuracy']:.4f}; run folder {out}"
         )
+        if "warning" in s:
+            print(f"warning: {s['warning']}")
     return 0
 
 

@@ -1,21 +1,24 @@
-"""UEA multivariate sets bundled with sktime (read from the package's own files, never
-downloaded): JapaneseVowels (12 channels, lengths 7-29, 9 classes, 270 train / 370 test) and
-BasicMotions (6 channels, length 100, 4 classes, 40 / 40), with their official splits.
+"""The classification sets sktime bundles (UCR/UEA archive; read from the package's own files,
+never downloaded), with their official train/test splits: ArrowHead, GunPoint, ItalyPowerDemand,
+OSULeaf, ACSF1, PLAID (variable length), BasicMotions, JapaneseVowels (variable length) and
+UnitTest (see tasks.series_sets.BUNDLED for sizes).
 
 Each case becomes a `Series` on times i * dt (i = 0 .. n-1, dt = 1 / (longest training case - 1),
-so a full-length case spans [0, 1]), all channels observed; label = class index (classes sorted).
+so a full-length case spans [0, 1]); missing values (NaN) are unobserved (mask 0); label = class
+index, classes sorted (numerically when every class name is a number).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
 
+from ..tasks.series_sets import BUNDLED, uea_short_name, valid_uea_names
 from .irregular import Series
 
-UEA_SETS: Dict[str, str] = {"japanese-vowels": "load_japanese_vowels", "basic-motions": "load_basic_motions"}
+UEA_SETS = tuple(BUNDLED)
 
 
 def _load_split(name: str, split: str):
@@ -23,7 +26,7 @@ def _load_split(name: str, split: str):
         import sktime.datasets as ds
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(f"--data {name} needs sktime (it ships the UEA files): pip install 'odeflow[series]'") from e
-    X, y = getattr(ds, UEA_SETS[name])(split=split, return_X_y=True)
+    X, y = getattr(ds, BUNDLED[name][1])(split=split, return_X_y=True)
     return X, np.asarray(y).astype(str)
 
 
@@ -39,12 +42,25 @@ def _case_arrays(X) -> List[np.ndarray]:
     return out
 
 
+def sorted_classes(labels: List[str]) -> List[str]:
+    """Class names in order: by value when all are numbers ('2' before '10'), else as text."""
+    unique = set(labels)
+    try:
+        return sorted(unique, key=float)
+    except ValueError:
+        return sorted(unique)
+
+
 def load_uea(name: str, dtype: torch.dtype = torch.float32) -> Tuple[List[Series], List[Series], List[str]]:
-    """(train series, test series, class names) of a bundled UEA set, official split."""
-    if name not in UEA_SETS:
-        raise ValueError(f"unknown UEA set {name!r}; valid: {', '.join(UEA_SETS)}")
-    (x_tr, y_tr), (x_te, y_te) = _load_split(name, "train"), _load_split(name, "test")
-    classes = sorted(set(y_tr.tolist()))
+    """(train series, test series, class names) of a bundled set (short name or uea:NAME),
+    official split."""
+    short = uea_short_name(name)
+    if short is None:
+        raise ValueError(
+            f"unknown UEA set {name!r}; bundled with sktime (odeflow never downloads): {valid_uea_names()}"
+        )
+    (x_tr, y_tr), (x_te, y_te) = _load_split(short, "train"), _load_split(short, "test")
+    classes = sorted_classes(y_tr.tolist())
     unseen = sorted(set(y_te.tolist()) - set(classes))
     if unseen:
         raise ValueError(f"{name}: test classes {unseen} never occur in the training split")

@@ -17,7 +17,7 @@ SMALL_SET_BATCH = {"digits": 8, "annuli": 8, "mnist5k": 16}
 @dataclass
 class ClassifyConfig(TrainingConfig):
     model: str = "odenet"  # odenet | resnet | anode | sonode
-    data: str = "digits"  # annuli | digits | mnist5k | mnist | fashion-mnist | cifar10
+    data: str = "digits"  # annuli | digits | mnist5k | mnist | fashion-mnist | cifar10; series: gunpoint, uea:NAME, ..., PATH.csv
     data_dir: Optional[str] = None  # folder with the standard files (mnist, fashion-mnist, cifar10)
     epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
     batch: Optional[PositiveInt] = None  # type: ignore[assignment]  # None: 8 (digits, annuli), 16 (mnist5k), else 128

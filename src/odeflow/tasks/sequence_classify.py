@@ -1,14 +1,18 @@
 """Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
---data japanese-vowels|basic-motions|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d`).
+--data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d`).
 
-Data: the bundled UEA sets (official train/test split) or a long CSV with a `label` column
+Data: the sets sktime bundles (official train/test split) or a long CSV with a `label` column
 (seeded split, `test_fraction` held out); `drop` removes that share of each series'
 observations (once, seeded; per time point or per channel, data.drop), train and test alike;
-channels normalised with training statistics. A held-out `val_fraction` of the training
-split drives best.pt. Each iteration: a shuffled minibatch put on the union of its times;
-loss = cross-entropy, and for the latent ODE -ELBO / (observed values) + ce_weight * CE on
-z0 samples (Rubanova et al. 2019, KL annealed). summary.json: test_accuracy, test_loss,
-seconds_per_epoch, parameters.
+channels normalised with training statistics. A stratified `val_fraction` of the training
+split is held out for validation: it picks the weights that are tested (lowest val_loss) and
+stops training on a plateau (`patience` validations without improvement) inside a budget that
+scales with the data (when `iterations` is unset, see sequence_classify_config.auto_iterations). Each
+iteration: a shuffled minibatch put on the union of its times; loss = cross-entropy, and for the
+latent ODE -ELBO / (observed values) + ce_weight * CE on z0 samples (Rubanova et al. 2019, KL
+annealed). summary.json: test_accuracy, test_loss, stopped (plateau | budget | time_budget),
+budget, tested_weights, seconds_per_epoch, parameters, and `warning` when the validation
+accuracy never rose above chance (the majority class's share) or the test accuracy is at it.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from ..data.classification import holdout
 from ..data.drop import drop_observations
 from ..data.irregular import IrregularBatch, Normalizer, Series, collate
 from ..data.long_csv import load_labelled_long_csv
+from ..data.stratified import stratified_holdout
 from ..data.uea import UEA_SETS, load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
 from ..models.sequence_classifiers import LatentODEClassifier, make_sequence_classifier
 from ..training import RunContext, StepOutput, Task, Trainer
 from ..training.data import EpochBatches
-from .sequence_classify_config import SequenceClassifyConfig
+from .chance import chance_warning
+from .sequence_classify_config import SequenceClassifyConfig, auto_iterations
+from .series_sets import is_uea_name
 
 SEQUENCE_DATA = tuple(UEA_SETS)
 
@@ -46,7 +53,7 @@ class SequenceData:
 
 def load_sequence_data(cfg: SequenceClassifyConfig, dtype: torch.dtype = torch.float32) -> SequenceData:
     """Train/validation/test series after dropping and normalisation (all seeded by cfg.seed)."""
-    if cfg.data in UEA_SETS:
+    if is_uea_name(cfg.data):
         train, test, classes = load_uea(cfg.data, dtype)
     else:
         series, _, classes = load_labelled_long_csv(Path(cfg.data), dtype)
@@ -61,10 +68,16 @@ def load_sequence_data(cfg: SequenceClassifyConfig, dtype: torch.dtype = torch.f
     if cfg.drop > 0:
         train = drop_observations(train, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed))
         test = drop_observations(test, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed + 1))
-    keep, held = holdout(len(train), cfg.val_fraction, seed=cfg.seed)
+    keep, held = stratified_holdout([_class_of(s) for s in train], cfg.val_fraction, seed=cfg.seed)
     fit, val = [train[i] for i in keep.tolist()], [train[i] for i in held.tolist()]
     norm = Normalizer.fit(fit)
     return SequenceData(norm.apply(fit), norm.apply(val), norm.apply(test), classes, fit[0].values.shape[1])
+
+
+def _class_of(s: Series) -> int:
+    if s.label is None:
+        raise ValueError(f"series {s.name!r} has no label; classification needs a label for every series")
+    return int(s.label)
 
 
 def _labels(b: IrregularBatch) -> Tensor:
@@ -125,6 +138,7 @@ class SequenceClassifyTask(Task):
     monitor = "val_loss"
 
     config: SequenceClassifyConfig
+    budget = "fixed"  # how the iteration count was chosen (set by train_sequence_classify)
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -142,6 +156,8 @@ class SequenceClassifyTask(Task):
         ).to(ctx.device)
         self.batches = EpochBatches(len(self.data.train), cfg.batch, cfg.seed, ctx.dist)
         self.device = ctx.device
+        self.best_val_loss, self.best_iteration = float("inf"), -1
+        self.best_weights: Optional[Dict[str, Tensor]] = None
 
     def batch(self, iteration: int, ctx: RunContext) -> Tuple[int, IrregularBatch]:
         idx = self.batches.indices(iteration).tolist()
@@ -187,10 +203,31 @@ class SequenceClassifyTask(Task):
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
         ce, pred, y = self.evaluate(self.data.val)
-        return dict(val_loss=float(ce.mean()), val_accuracy=float((pred == y).float().mean()))
+        loss = float(ce.mean())
+        if loss < self.best_val_loss:  # the weights that are tested at the end
+            self.best_val_loss, self.best_iteration = loss, ctx.iteration
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return dict(val_loss=loss, val_accuracy=float((pred == y).float().mean()))
+
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(
+            best_val_loss=self.best_val_loss,
+            best_iteration=self.best_iteration,
+            best_weights=self.best_weights,
+            budget=self.budget,
+        )
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best_val_loss = float(state.get("best_val_loss", float("inf")))
+        self.best_iteration = int(state.get("best_iteration", -1))
+        self.best_weights = state.get("best_weights")
+        kind = str(state.get("budget", self.budget)).split(":")[0]  # a resumed run keeps how it was set
+        self.budget = f"{kind}: {self.config.iterations} iterations"
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, data = self.config, self.data
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
         ce, pred, y = self.evaluate(data.test)
         per_epoch = self.batches.per_epoch
         wall = ctx.history[-1].get("wall_time", float("nan")) if ctx.history else float("nan")
@@ -213,7 +250,21 @@ class SequenceClassifyTask(Task):
             n_val=len(data.val),
             n_test=len(data.test),
             test_confusion=counts.tolist(),
+            budget=self.budget,
+            tested_weights=f"lowest val_loss (iteration {self.best_iteration})"
+            if self.best_weights is not None
+            else "last iteration",
         )
+        val_acc = [float(r["val_accuracy"]) for r in ctx.history if "val_accuracy" in r]
+        warning = chance_warning(
+            val_acc,
+            [_class_of(s) for s in data.val],
+            summary["test_accuracy"],
+            y.tolist(),
+            len(data.classes),
+        )
+        if warning is not None:
+            summary["warning"] = warning
         return summary
 
 
@@ -224,15 +275,22 @@ def train_sequence_classify(
     resume: bool = False,
     tensorboard: bool = False,
 ) -> Dict[str, Any]:
-    """Train (epochs converted to iterations) and return summary.json's content."""
+    """Train (epochs, or the auto budget, converted to iterations) and return summary.json's content."""
     cfg.validate()
-    if cfg.epochs is not None:
+    budget = "fixed"
+    if cfg.epochs is not None or cfg.iterations is None:
         n = len(load_sequence_data(cfg).train)
         if cfg.batch > n:
             raise ValueError(f"batch {cfg.batch} is larger than the training set ({n} series); use a smaller --batch")
-        cfg.iterations = cfg.epochs * (n // cfg.batch)
+        per_epoch = n // cfg.batch
+        if cfg.epochs is not None:
+            cfg.iterations = cfg.epochs * per_epoch
+        else:
+            cfg.iterations, budget = auto_iterations(per_epoch), "auto"
+    task = SequenceClassifyTask(cfg)
+    task.budget = f"{budget}: {cfg.iterations} iterations"
     return Trainer(
-        SequenceClassifyTask(cfg),
+        task,
         out,
         quiet=not progress,
         tensorboard=tensorboard,

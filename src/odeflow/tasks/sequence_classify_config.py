@@ -3,35 +3,54 @@ torch, so the command line builds its parser from the fields without importing t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Optional
 
 from ..training.config import TrainingConfig
 from ..training.config_types import NonNegativeFloat, PositiveFloat, PositiveInt
+from .series_sets import BUNDLED, is_uea_name, uea_short_name, valid_uea_names
 
-SEQUENCE_SETS = ("japanese-vowels", "basic-motions")  # data.uea.UEA_SETS, named here without torch
+SEQUENCE_SETS = tuple(BUNDLED)  # data.uea.UEA_SETS, named here without torch
+
+# The iteration budget when neither iterations nor epochs is given ("auto"):
+#   clamp(BUDGET_EPOCHS * training batches per epoch, BUDGET_MIN, BUDGET_MAX)
+# and training stops earlier on a validation plateau (`patience` validations without a lower
+# validation loss).
+BUDGET_EPOCHS, BUDGET_MIN, BUDGET_MAX = 200, 1500, 5000
 
 
 def is_sequence_data(data: str) -> bool:
-    """A series set: japanese-vowels, basic-motions (sktime's UEA files) or a long CSV."""
-    return data in SEQUENCE_SETS or data.endswith(".csv")
+    """A series set: a bundled UEA/UCR set (short name or uea:NAME) or a long CSV."""
+    return is_uea_name(data) or data.endswith(".csv")
+
+
+def auto_iterations(batches_per_epoch: int) -> int:
+    """The default iteration budget for a training split of ``batches_per_epoch`` batches."""
+    return int(min(BUDGET_MAX, max(BUDGET_MIN, BUDGET_EPOCHS * batches_per_epoch)))
 
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
     model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d"] = "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d
-    data: str = "basic-motions"  # japanese-vowels | basic-motions | PATH.csv (with a label column)
+    data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
     drop_mode: Literal["time", "channel"] = "time"  # time | channel
     epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
-    iterations: PositiveInt = 300
+    # unset: the budget scales with the data (auto_iterations); training stops earlier on a plateau
+    iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
+    patience: Optional[PositiveInt] = 10  # stop after this many validations without a lower val_loss
+    min_delta: NonNegativeFloat = 0.01  # ... lower by more than this (nats of cross-entropy)
+    # a minibatch cross-entropy near 0 (memorised) makes an ordinary one look 1000x worse; a
+    # non-finite loss or gradient still stops the run
+    diverge_factor: PositiveFloat = 1e12
     batch: PositiveInt = 16
     lr: PositiveFloat = 1e-2
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     grad_clip: Optional[PositiveFloat] = 10.0
     val_every: PositiveInt = 25
     checkpoint_every: PositiveInt = 50
-    val_fraction: PositiveFloat = 0.1  # of the training split, held out for validation
+    val_fraction: PositiveFloat = 0.2  # of the training split, held out for validation (stratified)
     test_fraction: PositiveFloat = 0.2  # CSV only: series held out for testing
     hidden: PositiveInt = 32  # recurrent state size
     field_hidden: PositiveInt = 32  # width of the ODE fields' hidden layer
@@ -46,17 +65,20 @@ class SequenceClassifyConfig(TrainingConfig):
 
     def validate(self) -> None:
         from ..data.drop import DROP_MODES
-        from ..data.uea import UEA_SETS
         from ..models.sequence_classifiers import SEQUENCE_MODELS
 
-        super().validate()
+        if self.iterations is None:  # the engine's checks, with the budget still to be set
+            TrainingConfig.validate(dataclasses.replace(self, iterations=1))
+        else:
+            super().validate()
         if self.model not in SEQUENCE_MODELS:
             raise ValueError(f"unknown sequence model {self.model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
-        if not is_sequence_data(self.data):
+        if not is_sequence_data(self.data) or (is_uea_name(self.data) and uea_short_name(self.data) is None):
             raise ValueError(
-                f"unknown sequence data {self.data!r}; valid: {', '.join(tuple(UEA_SETS))} or a "
-                f"long CSV path ending in .csv (series,time,variable,value,label)"
+                f"unknown sequence data {self.data!r}; valid: a set bundled with sktime ({valid_uea_names()}) "
+                f"or a long CSV path ending in .csv (series,time,variable,value,label)"
             )
+
         if not 0 <= self.drop < 1:
             raise ValueError(f"drop must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {self.drop}")
         if self.drop_mode not in DROP_MODES:

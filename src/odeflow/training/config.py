@@ -25,6 +25,7 @@ class TrainingConfig:
     val_every: PositiveInt = 100
     checkpoint_every: PositiveInt = 100  # write last.pt every N iterations (and at the end, on SIGTERM/SIGINT)
     patience: Optional[PositiveInt] = None  # early stopping: validations without improvement
+    min_delta: NonNegativeFloat = 0.0  # early stopping: an improvement must beat the reference by more than this
     time_budget: Optional[PositiveFloat] = None  # stop after this many seconds of training
     schedule: Optional[List[Dict[str, Any]]] = None  # multilevel stages (see training.schedule)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -46,6 +47,8 @@ class TrainingConfig:
             raise ValueError(f"lr must be > 0; got {self.lr!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 (or unset); got {self.patience!r}")
+        if not (isinstance(self.min_delta, (int, float)) and self.min_delta >= 0):
+            raise ValueError(f"min_delta must be >= 0 (e.g. 0.01); got {self.min_delta!r}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds; got {self.time_budget!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:

@@ -3,7 +3,10 @@
 Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
 DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
 theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
-`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. A task without
+`val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. summary.json says why
+the run ended: ``"stopped": "plateau"`` (`patience` validations in a row that did not beat the
+value of the last real improvement by more than `min_delta`; best.pt still follows every lower
+value), ``"time_budget"`` or ``"budget"`` (the `iterations` ran out). A task without
 validation keeps best.pt at its lowest training loss. A loss that turns non-finite, or stays
 orders of magnitude above its best (`diverge_factor`, see divergence.py), stops the run with a
 TrainingError and summary.json ``"status": "diverged"``. SIGTERM/SIGINT end
@@ -47,6 +50,7 @@ RESUMABLE_CHANGES = (
     "time_budget",
     "checkpoint_every",
     "patience",
+    "min_delta",
     "cuda_graph",
     "compile",
     "max_memory",
@@ -124,7 +128,7 @@ class Trainer:
             if problem:
                 raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
-        self.best_train = math.inf
+        self.best_train, self.plateau_ref = math.inf, math.inf
         self._early_best: Optional[tuple] = None
         watch = DivergenceWatch(cfg.diverge_factor)
         validates = type(task).validate is not Task.validate  # else best.pt follows the training loss
@@ -145,6 +149,7 @@ class Trainer:
             self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
             self.best, self.bad_validations = state["best"], state["bad_validations"]
             self.best_train = state.get("best_train", math.inf)
+            self.plateau_ref = state.get("plateau_ref", self.best)
             set_rng_state(state["rng"])
         if folder is not None:
             folder.write_config(
@@ -171,7 +176,7 @@ class Trainer:
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
         self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
         previous = self._install_signal_handlers()
-        it, stopped_early, last_val = self.start - 1, False, {}
+        it, stopped_early, out_of_time, last_val = self.start - 1, False, False, {}
         try:
             for it in range(self.start, cfg.iterations):
                 ctx.iteration = it
@@ -202,8 +207,9 @@ class Trainer:
                     row["lr"] = opt.param_groups[0]["lr"]
                 row["wall_time"] = self.elapsed
                 done = it + 1 == cfg.iterations
-                if cfg.time_budget is not None:
-                    done = done or dist.broadcast_flag(self.elapsed >= cfg.time_budget)
+                if cfg.time_budget is not None and not done:
+                    out_of_time = dist.broadcast_flag(self.elapsed >= cfg.time_budget)
+                    done = out_of_time
                 if (it + 1) % cfg.val_every == 0 or done:
                     with self._interruptible(it, stage, save=True):
                         last_val = task.validate(ctx)
@@ -244,6 +250,7 @@ class Trainer:
             world_size=dist.world_size,
             stopped_early=stopped_early,
             status="stopped early" if stopped_early else "completed",
+            stopped="plateau" if stopped_early else "time_budget" if out_of_time else "budget",
         )
         if math.isfinite(self.best):
             summary[f"best_{task.monitor}"] = self.best
@@ -351,8 +358,10 @@ class Trainer:
             return False
         value = val[key] if self.task.monitor_mode == "min" else -val[key]
         if math.isfinite(value) and value < self.best:
-            self.best, self.bad_validations = value, 0
+            self.best = value
             self._save("best.pt", it, stage, extra={key: val[key]})
+        if math.isfinite(value) and value < self.plateau_ref - self.cfg.min_delta:
+            self.plateau_ref, self.bad_validations = value, 0  # a real improvement: the count restarts
             return False
         self.bad_validations += 1
         return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
@@ -399,6 +408,7 @@ class Trainer:
             elapsed=self.elapsed,
             best=self.best,
             best_train=self.best_train,
+            plateau_ref=self.plateau_ref,
             bad_validations=self.bad_validations,
             optimizer=self._opt.state_dict(),
             scheduler=self._sched.state_dict() if self._sched is not None else None,
