@@ -47,13 +47,13 @@ def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
     elif values.get("objective") == "flow-matching":
         # The default stages are the likelihood recipe's solvers and rates; flow matching uses --lr.
         values["schedule"] = None
+    elif SOLVER_AND_RATE & set(values):
+        # The default stages set their own solver and rate; a user who sets them means a plain run.
+        values["schedule"] = None
     if values.get("objective") == "flow-matching" and "val_every" not in values:
         # A flow-matching step costs one net evaluation; a validation (dopri5 1e-5, exact trace, 2048
         # rows) costs about 100 of them: every 50 steps it took 2x the training time.
         values["val_every"] = FLOW_MATCHING_VAL_EVERY
-    elif SOLVER_AND_RATE & set(values):
-        # The default stages set their own solver and rate; a user who sets them means a plain run.
-        values["schedule"] = None
     return values
 
 

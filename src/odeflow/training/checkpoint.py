@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -37,6 +39,7 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    _check_crc(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -52,6 +55,23 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"checkpoint {path} is not an odeflow checkpoint (no 'model'/'config' entries)")
     return state
+
+
+def _check_crc(path: Path) -> None:
+    """torch.load does not check the CRC-32 that torch.save writes for every record of its zip
+    archive, so flipped bytes inside a tensor would load as different weights: check them here."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return  # not a zip archive (or a damaged one): torch.load names the problem below
+    except zlib.error as err:
+        raise _corrupt(path, err) from None
+    if bad is not None:
+        raise ValueError(
+            f"checkpoint {path} is corrupt: its record {bad!r} fails its CRC-32 check (damaged on disk or in "
+            "transfer); re-run training or use an earlier checkpoint"
+        )
 
 
 def _corrupt(path: Path, err: Exception) -> ValueError:
