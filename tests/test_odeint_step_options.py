@@ -118,3 +118,24 @@ def test_min_step_bounds_the_evaluations_on_a_linear_problem(seed, max_step):
         assert check(nfe[0]), (min_step, nfe[0])
         exact = torch.linalg.matrix_exp(a * 7.0) @ torch.ones(10, dtype=D)
         assert float((ys[-1] - exact).abs().max()) < (1e-5 if min_step == 0 else 0.1)
+
+
+@pytest.mark.parametrize("method", ["rk4", "euler", "midpoint"])
+def test_step_size_grid_moves_with_t0_in_time_gradients(method):
+    """torchdiffeq's step_size grid is t0 + k h: dL/dt0 moves every grid point (an output time off
+    the grid included), as central differences of the solve itself show."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 2, generator=g, dtype=torch.float64) * 0.5
+    f = lambda t, y: y @ a + torch.sin(t)  # noqa: E731
+    y0 = torch.randn(2, generator=g, dtype=torch.float64)
+    opts = dict(step_size=0.05)
+    t = torch.tensor([0.3, 0.93, 1.4], dtype=torch.float64, requires_grad=True)
+    out = odeflow.odeint(f, y0, t, method=method, options=opts)
+    (grad,) = torch.autograd.grad(out[1].sum(), t)
+    eps = 1e-6
+    shift = torch.tensor([eps, 0.0, 0.0], dtype=torch.float64)
+    fd = (
+        odeflow.odeint(f, y0, t.detach() + shift, method=method, options=opts)[1].sum()
+        - odeflow.odeint(f, y0, t.detach() - shift, method=method, options=opts)[1].sum()
+    ) / (2 * eps)
+    assert float(grad[0]) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)

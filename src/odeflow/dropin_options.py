@@ -167,7 +167,9 @@ def _fixed_step(name: str, func, y0, t: Tensor, opts: Dict[str, Any], adjoint: b
             raise ValueError(f"options['step_size'] must be a positive number; got {h}")
         if adjoint or len(values) < 2 or on_grid(step_size_grid(values[0], values[-1], h), values):
             return FixedStep(h=h, perturb=perturb, interp=interp)
-        return FixedStep(grid=tuple(step_size_grid(values[0], values[-1], h)), interp=interp, perturb=perturb)
+        return FixedStep(
+            grid=tuple(step_size_grid(values[0], values[-1], h)), interp=interp, perturb=perturb, grid_from_t0=True
+        )
     if constructor is not None:
         if adjoint:
             return (

@@ -67,12 +67,14 @@ def step_length(t0: float, t1: float, span: Optional[Span], dtype: torch.dtype) 
 def grid_tensor(step: FixedStep, t_out: Sequence[float], t_tensor: Tensor, points: Sequence[float]) -> Tensor:
     """The grid points as differentiable functions of the output times (float64): each output
     interval split into equal steps moves with its ends, t_i + (t_{i+1} - t_i) j / n; on an
-    explicit grid (a user's, or torchdiffeq's t0 + k h) only its ends, t[0] and t[-1] (when the
-    grid ends there), move."""
+    explicit grid only its ends, t[0] and t[-1] (when the grid ends there), move, and with
+    ``grid_from_t0`` (torchdiffeq's t0 + k h) every point moves with t[0]."""
     tt = t_tensor.to(torch.float64)
     if step.grid is not None:
         ends_on_t = points[-1] == t_out[-1]  # else the grid runs past t[-1], which is interpolated
         inner = torch.tensor(list(points[1 : len(points) - ends_on_t]), dtype=torch.float64, device=tt.device)
+        if step.grid_from_t0:  # t0 + k h: every point moves with t[0]
+            inner = tt[0] + (inner - float(t_out[0]))
         return torch.cat([tt[:1], inner] + ([tt[-1:]] if ends_on_t else []))
     pieces = [tt[:1]]
     for i, n in enumerate(step.substeps(list(t_out))):

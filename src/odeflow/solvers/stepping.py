@@ -33,13 +33,16 @@ class FixedStep:
     cubic Hermite for the other methods).
     perturb: evaluate f just after the start and just before the end of every step
     (one ulp in the state's dtype), so a vector field that jumps at grid points sees the
-    correct side of the jump (torchdiffeq's ``perturb=True``)."""
+    correct side of the jump (torchdiffeq's ``perturb=True``).
+    grid_from_t0: the explicit grid's points are t[0] + fixed offsets (torchdiffeq's ``step_size``
+    grid), so time gradients move every point with t[0], not only the ends."""
 
     h: Optional[float] = None
     steps: Optional[int] = None
     grid: Optional[Tuple[float, ...]] = None
     interp: str = "linear"
     perturb: bool = False
+    grid_from_t0: bool = False  # the grid is t0 + k h (torchdiffeq's step_size): it moves with t[0]
 
     def __post_init__(self) -> None:
         if self.grid is not None:
