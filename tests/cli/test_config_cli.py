@@ -86,3 +86,17 @@ def test_task_help_and_argument_errors_need_no_torch(task):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
     assert "must be a positive integer" in out.stderr
+
+
+def test_a_config_file_is_parsed_from_its_exact_bytes(tmp_path):
+    """TOML refuses a bare carriage return; reading the file in text mode turned it into a newline,
+    so a damaged file parsed as other settings. CRLF line ends and a byte-order mark still read."""
+    from odeflow.cli.config_options import read_config_file
+
+    bare_cr = tmp_path / "bad.toml"
+    bare_cr.write_bytes(b"lr = 1e-3\rsteps = [\r1]\n")
+    with pytest.raises(ValueError, match="bad.toml cannot be parsed"):
+        read_config_file(bare_cr)
+    windows = tmp_path / "win.toml"
+    windows.write_bytes(b"\xef\xbb\xbflr = 1e-3\r\nsteps = 5\r\n")
+    assert read_config_file(windows) == {"lr": 1e-3, "steps": 5}

@@ -6,13 +6,14 @@ result, checked against an independent reading of the same content."""
 import gzip
 import io
 import math
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from odeflow.cli.config_options import read_config_file
@@ -23,7 +24,15 @@ from odeflow.data.trajectories_csv import load_trajectories_csv
 from odeflow.data.user_table import load_user_table
 from odeflow.training.checkpoint import load_checkpoint, save_checkpoint
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized so that CI sees the same examples every run (a failure is reproducible, never a
+# flake); set ODEFLOW_FUZZ_EXAMPLES to search longer with fresh random examples.
+_EXAMPLES = int(os.environ.get("ODEFLOW_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(
+    max_examples=_EXAMPLES or 40,
+    derandomize=not _EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 CLEAR = (ValueError, FileNotFoundError)
 
 cells = st.one_of(
@@ -71,8 +80,8 @@ def _reference(data):
     import csv
 
     try:
-        lines = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    except UnicodeDecodeError:
+        lines = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    except (UnicodeDecodeError, csv.Error):
         return None
     lines = [r for r in lines if r and any(c.strip() for c in r)]
     if not lines:
@@ -87,7 +96,20 @@ def _reference(data):
     return header, values.reshape(len(rows), len(header))
 
 
+# found by the fuzzer: a bare carriage return, a NUL byte, a row longer than its header (pandas made
+# the first column an index), a blank or padded column name
+_ROWS = b"".join(b"%g,%d.25\n" % (0.5 * i, i % 3) for i in range(12))
+FOUND = [b"\r,", b"t\x000\n" + _ROWS, b"t\x010\n" + _ROWS, b"\t,0\n" + _ROWS, b"t,\t0\n" + _ROWS]
+
+
+def _examples(test):
+    for data in FOUND:
+        test = example(data=data)(test)
+    return test
+
+
 @FUZZ
+@_examples
 @given(data=csv_texts())
 def test_series_csv_readers(tmp_path, data):
     path = tmp_path / "s.csv"
@@ -107,6 +129,7 @@ def test_series_csv_readers(tmp_path, data):
 
 
 @FUZZ
+@_examples
 @given(data=csv_texts())
 def test_table_csv_reader(tmp_path, data):
     path = tmp_path / "table.csv"
@@ -277,6 +300,13 @@ toml_values = st.recursive(
 )
 
 
+def _toml_char(c):
+    """One character of a TOML basic string: backslash and quote escaped, control characters as \\uXXXX."""
+    if c in '\\"':
+        return "\\" + c
+    return f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+
+
 @FUZZ
 @given(values=st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), toml_values, max_size=5), data=st.data())
 def test_toml_configs(tmp_path, values, data):
@@ -288,7 +318,7 @@ def test_toml_configs(tmp_path, values, data):
         if isinstance(v, list):
             return "[" + ", ".join(fmt(x) for x in v) + "]"
         if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').encode("unicode_escape").decode() + '"'
+            return '"' + "".join(_toml_char(c) for c in v) + '"'
         return str(v)
 
     text = "".join(f"{k} = {fmt(v)}\n" for k, v in values.items()).encode("utf-8")
@@ -303,6 +333,6 @@ def test_toml_configs(tmp_path, values, data):
     event("read")
     import tomllib
 
-    assert got == tomllib.loads(raw.decode("utf-8"))
+    assert got == tomllib.loads(raw.decode("utf-8-sig"))
     if raw == text:
         assert got == values

@@ -63,3 +63,42 @@ def test_truncated_checkpoint_is_reported_as_corrupt(tmp_path):
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(ValueError, match="corrupt"):
         load_checkpoint(path)
+
+
+def _zip_records(raw: bytes):
+    """(offset of each central-directory record, its file name) of a zip archive."""
+    import struct
+
+    found, at = [], raw.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = struct.unpack_from("<H", raw, at + 28)[0]
+        found.append((at, raw[at + 46 : at + 46 + name_len].decode()))
+        at = raw.find(b"PK\x01\x02", at + 46)
+    return found
+
+
+def test_a_record_marked_as_a_folder_is_corrupt_not_uninitialized_weights(tmp_path):
+    # one flipped bit (0x10 of a record's external attributes, the MS-DOS folder flag) made torch's
+    # zip reader skip the tensor's bytes: the checkpoint loaded with uninitialized memory as weights
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.randn(3, dtype=torch.float64)}}, path)
+    raw = bytearray(path.read_bytes())
+    at = next(at for at, name in _zip_records(bytes(raw)) if name.endswith("data/0"))
+    raw[at + 38] |= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("field", [0, 30, 34])
+def test_a_damaged_central_directory_is_corrupt(tmp_path, field):
+    # a bad record signature, a garbled name length, a disk number: Python's zip reader refuses the
+    # archive; the checkpoint is refused too, with no CRC check skipped on the way
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.randn(3, dtype=torch.float64)}}, path)
+    raw = bytearray(path.read_bytes())
+    at = _zip_records(bytes(raw))[1][0]
+    raw[at + field] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path)

@@ -53,7 +53,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     else:
         parse, errors = json.loads, (json.JSONDecodeError,)
     try:
-        data = parse(path.read_text(encoding="utf-8"))
+        data = parse(path.read_bytes().decode("utf-8-sig"))  # exact line ends: TOML refuses a bare CR
     except UnicodeDecodeError:
         raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except errors as err:

@@ -46,6 +46,12 @@ def load_npy(path: Path) -> np.ndarray:
 def read_text(path: Path) -> str:
     """The file's text (UTF-8, a byte-order mark allowed); ValueError naming the file when it is not text."""
     data = Path(path).read_bytes()
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: a NUL byte; this is a binary or damaged file, "
+            "not a text CSV (save it again as CSV UTF-8)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -53,10 +53,21 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
         text = read_text(path)
         if not text.strip():
             raise ValueError(f"{path} is empty; expected a header row of column names, then one row per sample")
+        import warnings
+
         try:
-            frame = pd.read_csv(io.StringIO(text))
+            with warnings.catch_warnings():
+                # index_col=False: a row longer than the header is an error, never a silent index column
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(io.StringIO(text), index_col=False)
+        except pd.errors.ParserWarning:
+            raise ValueError(
+                f"{path}: some rows have more fields than the header has names; give every column a name "
+                "(or remove the extra fields)"
+            ) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise ValueError(f"{path}: not a readable CSV table ({str(err).strip()}); check its delimiters") from None
+        _check_header(path, text)
     else:
         try:
             frame = pd.read_parquet(path)
@@ -66,6 +77,7 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
             ) from err
         except Exception as err:  # pyarrow's errors have no common public base
             raise ValueError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]  # " x" and "x" are the same column name
     if len(frame) == 0:
         raise ValueError(f"{path}: has column names {[str(c) for c in frame.columns]} but no data rows")
     if len(set(map(str, frame.columns))) != len(frame.columns):
@@ -74,6 +86,23 @@ def _read(path: Path) -> Tuple[np.ndarray, List[str], List[str]]:
     other = [str(c) for c in frame.columns if c not in numeric]
     values = frame[numeric].to_numpy(dtype=np.float64)
     return values, [str(c) for c in numeric], other
+
+
+def _check_header(path: Path, text: str) -> None:
+    """ValueError when a header cell is blank: often a saved DataFrame index (`df.to_csv()`)."""
+    import csv
+    import io
+
+    try:
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        return  # pandas read it; a quirk of the header is not worth refusing the file for
+    blank = [j + 1 for j, name in enumerate(header) if not name.strip()]
+    if blank:
+        raise ValueError(
+            f"{path}: column(s) {blank} have no name in the header row; a first column without a name "
+            "is usually a saved DataFrame index (save with df.to_csv(path, index=False)), otherwise name them"
+        )
 
 
 def check_columns(values: np.ndarray, names: Sequence[str], non_numeric: Sequence[str], where: str) -> None:

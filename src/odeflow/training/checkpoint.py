@@ -13,7 +13,6 @@ import os
 import pickle
 import random
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -61,12 +60,21 @@ def _check_crc(path: Path) -> None:
     """torch.load does not check the CRC-32 that torch.save writes for every record of its zip
     archive, so flipped bytes inside a tensor would load as different weights: check them here."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        return  # not a zip archive (or a damaged one): torch.load names the problem below
-    except zlib.error as err:
+        is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile as err:  # an end record that claims several disks
         raise _corrupt(path, err) from None
+    if not is_zip:
+        return  # not a zip archive (an old-format or foreign file): torch.load names the problem below
+    try:
+        with zipfile.ZipFile(path) as archive:
+            # bit 0x10 of the external attributes marks a folder: torch's zip reader then reads no
+            # bytes for that record and a tensor loads as uninitialized memory
+            folders = [i.filename for i in archive.infolist() if i.external_attr & 0x10]
+            bad = archive.testzip()
+    except Exception as err:  # noqa: BLE001 - zipfile raises many kinds on a damaged archive
+        raise _corrupt(path, err) from None
+    if folders:
+        bad = folders[0]
     if bad is not None:
         raise ValueError(
             f"checkpoint {path} is corrupt: its record {bad!r} fails its CRC-32 check (damaged on disk or in "
