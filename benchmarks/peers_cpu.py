@@ -7,6 +7,12 @@ The seed-000 spiral (du/dt = A^T u^3, 30 points on [0, 1.5]) fitted by f(u) = W2
            has no tsit5 and runs its rk4 (3/8 rule) instead;
 - adjoint: dopri5, rtol 1e-7, atol 1e-9, backsolve adjoint (Opt-Disc).
 
+and a CNF training step (``cnf``): 8gaussians batches of 256 (a fixed pool drawn once, batch i of
+the pool at iteration i), FFJORD's toy net (concatsquash 64-64-64, tanh), T = 0.5, classic rk4 with
+4 steps, Disc-Opt, Hutchinson trace (Gaussian noise), RNODE lambda_K = lambda_J = 0.01, Adam lr
+1e-3, float32. diffrax has no classic rk4, so the JAX side is the same augmented field and rk4 in
+plain JAX under one ``jax.jit`` of the whole step.
+
 Every side starts from the same weights (one NumPy array, seed 0) and the same data, and runs in
 its own process (pinned to one core, one thread); rounds alternate the sides, and the median
 ms/iter of each round, the first call (compile) and peak resident memory are reported. odeflow
@@ -64,7 +70,31 @@ def write_problem(path: Path) -> None:
         w2=glorot(2, 50),
         b2=np.zeros(2),
         lr=np.array(0.01),
+        **cnf_problem(),
     )
+
+
+CNF_BATCHES, CNF_BATCH = 20, 256
+
+
+def cnf_net():
+    """FFJORD's toy CNF net (concatsquash 64-64-64, tanh) with torch's default initialization."""
+    from odeflow.nn import ODENet
+
+    torch.manual_seed(0)
+    return ODENet(2, hidden=(64, 64, 64), layer="concatsquash", activation="tanh")
+
+
+def cnf_problem() -> dict:
+    """The CNF net's initial weights (one array per parameter, 'cnf.' + its name) and the data pool."""
+    import numpy as np
+
+    from odeflow.data.toy2d import sample_toy
+
+    arrays = {f"cnf.{k}": v.detach().numpy().astype(np.float32) for k, v in cnf_net().state_dict().items()}
+    pool = sample_toy("8gaussians", CNF_BATCHES * CNF_BATCH, seed=0).numpy()
+    arrays["cnf_data"] = pool.reshape(CNF_BATCHES, CNF_BATCH, 2)
+    return arrays
 
 
 class SpiralField(nn.Module):
@@ -83,6 +113,48 @@ class SpiralField(nn.Module):
         return self.l2(torch.tanh(self.l1(y**3)))
 
 
+def cnf_side(p: dict, side: str):
+    """(training step, stats getter) of the CNF workload for one torch side."""
+    import odeflow
+    from odeflow.flows.cnf import CNF
+
+    if side == "torchdiffeq":
+        raise ValueError("torchdiffeq has no CNF training step (FFJORD's scripts wrap it); not measured")
+    net = cnf_net()
+    net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in p.items() if k.startswith("cnf.")})
+    flow = CNF(
+        net,
+        2,
+        T=0.5,
+        divergence="hutchinson",
+        method="rk4",
+        step=odeflow.FixedStep(steps=4),
+        kinetic=0.01,
+        jacobian=0.01,
+        compile=side != "odeflow",
+    )
+    opt = torch.optim.Adam(flow.parameters(), lr=1e-3)
+    data = torch.from_numpy(p["cnf_data"])
+    it = [0]
+
+    def loss_fn() -> torch.Tensor:
+        x = data[it[0] % len(data)]
+        it[0] += 1
+        return flow.loss(x)[0]
+
+    if side == "odeflow compile_step":
+        return odeflow.compile_step(loss_fn, opt), lambda: flow.last_stats
+
+    def run() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return run, lambda: flow.last_stats
+
+
 def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
     """One torch side in this process; returns its measurements."""
     import numpy as np
@@ -92,6 +164,9 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
 
     torch.set_num_threads(1)
     p = dict(np.load(problem_path))
+    if workload == "cnf":
+        run, get_stats = cnf_side(p, side)
+        return _measure(run, get_stats, iterations)
     d = torch.float64
     t, u = torch.tensor(p["t"], dtype=d), torch.tensor(p["u"], dtype=d)
 
@@ -128,6 +203,11 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
             opt.step()
             return loss.detach()
 
+    return _measure(run, lambda: last.get("stats"), iterations)
+
+
+def _measure(run, get_stats, iterations: int) -> dict:
+    """First call (compile) and median ms per later call of a training step."""
     start = time.perf_counter()
     run()
     first = time.perf_counter() - start
@@ -137,7 +217,7 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
         start = time.perf_counter()
         loss = run()
         times.append(time.perf_counter() - start)
-    stats = last.get("stats")
+    stats = get_stats()
     return {
         "ms_per_iter": 1e3 * statistics.median(times),
         "first_call_s": first,
@@ -166,7 +246,7 @@ def main() -> None:
     ap.add_argument("--jax-python", default=os.environ.get("ODEFLOW_BENCH_JAX_PYTHON", ".venv-jax/bin/python"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=200)
-    ap.add_argument("--workloads", default="fixed,adjoint")
+    ap.add_argument("--workloads", default="fixed,adjoint,cnf")
     ap.add_argument("--sides", default=",".join(SIDES))
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)

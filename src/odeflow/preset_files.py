@@ -35,7 +35,7 @@ def resolve_config(value: Union[str, Path]) -> Path:
         return path
     if path.is_dir():
         raise ValueError(
-            f"config {path} is a folder; give a .toml/.json file or a preset name ({', '.join(preset_names())})"
+            f"config {path} is a folder, not a file; give a .toml/.json file or a preset name ({', '.join(preset_names())})"
         )
     if path.suffix in ("", ".toml") and (len(path.parts) == 1 or path.parent.name == "configs"):
         found = preset_path(path.name)

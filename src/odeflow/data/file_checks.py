@@ -28,6 +28,12 @@ def existing_file(path: Union[str, Path], what: str, hint: str) -> Path:
     return path
 
 
+def refuse_folder(path: Union[str, Path], what: str, hint: str = "") -> None:
+    """ValueError when ``path`` is a folder where a file is expected ("does not exist" misleads)."""
+    if Path(path).is_dir():
+        raise ValueError(f"{what} {path} is a folder, not a file{'; ' + hint if hint else ''}")
+
+
 def load_npy(path: Path) -> np.ndarray:
     """One array from a .npy file (no pickles); ValueError naming the file when it is not one."""
     try:

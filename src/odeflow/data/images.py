@@ -106,6 +106,8 @@ def _find(folders: Sequence[Path], stem: str) -> Optional[Path]:
         for candidate in (folder / stem, folder / (stem + ".gz")):
             if candidate.is_file():
                 return candidate
+            if candidate.is_dir():
+                raise ValueError(f"{candidate} is a folder, not a file; it must be the IDX file of that name")
     return None
 
 
@@ -129,6 +131,8 @@ def _idx(name: str, data_dir: Path, source: str) -> Tuple[np.ndarray, np.ndarray
 
 def read_idx(path: Path, expect_magic: int) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped if the name ends in .gz) as a uint8 array."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file; it must be an IDX file")
     try:
         raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
@@ -178,6 +182,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def read_cifar_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch -> (x uint8 [N, 3, 32, 32], y int64 [N])."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file; it must be a CIFAR-10 python batch")
     try:
         batch = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except pickle.UnpicklingError as exc:

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
+from .file_checks import refuse_folder
 from .irregular import Series
 
 COLUMNS = ("series", "time", "variable", "value")
@@ -47,6 +48,7 @@ def load_labelled_long_csv(
 
 
 def _read(path: Path, dtype: torch.dtype, need_label: bool) -> Tuple[List[Series], List[str], Optional[Dict[str, str]]]:
+    refuse_folder(path, "series file", f"give a CSV with header '{','.join(COLUMNS)}'")
     if not path.is_file():
         raise FileNotFoundError(
             f"series file {path} does not exist; expected a CSV with header "

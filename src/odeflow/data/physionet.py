@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
+from .file_checks import refuse_folder
 from .irregular import Series
 
 DESCRIPTORS = ("Age", "Gender", "Height", "ICUType", "Weight")
@@ -115,6 +116,7 @@ def parse_record(
 
 def read_outcomes(path: Path) -> Dict[str, float]:
     """RecordID -> In-hospital_death (0/1) from Outcomes-a.txt."""
+    refuse_folder(path, "outcomes file", "it is Outcomes-a.txt of " + WHERE)
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader, [])]

@@ -95,6 +95,8 @@ def load_dataframe_pickle(path: Path) -> Any:
         import pandas as pd
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("reading the GAS pickle needs pandas: pip install 'odeflow[tabular]'") from err
+    if Path(path).is_dir():
+        raise ValueError(f"pickle {path} is a folder, not a file")
     with open(path, "rb") as fh:
         try:
             obj = RestrictedUnpickler(fh).load()

@@ -26,7 +26,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .file_checks import load_npy
+from .file_checks import load_npy, refuse_folder
 from .safe_pickle import load_dataframe_pickle
 from .tabular_data import TabularData
 
@@ -47,6 +47,7 @@ def data_dir(path: Optional[PathLike] = None) -> Path:
 
 def _require(root: Path, rel: str, name: str) -> Path:
     path = root / rel
+    refuse_folder(path, f"{name}: data file", f"{rel} must be the file from {ARCHIVE}")
     if not path.is_file():
         raise FileNotFoundError(
             f"{name}: missing file {rel} in the data directory {root} (looked for {path}). It comes from {ARCHIVE}; "

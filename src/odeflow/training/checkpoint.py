@@ -36,6 +36,9 @@ def save_checkpoint(state: Dict[str, Any], path: Path) -> Path:
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
     """Load an odeflow checkpoint safely; a clear error for missing, corrupt or unsafe files."""
     path = Path(path)
+    if path.is_dir():
+        hint = " (a run folder? give RUN/best.pt or RUN/last.pt)" if (path / "last.pt").is_file() else ""
+        raise ValueError(f"checkpoint {path} is a folder, not a file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     _check_crc(path)
