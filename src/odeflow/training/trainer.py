@@ -233,6 +233,7 @@ class Trainer:
                 if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
                     self._save("last.pt", it, stage)
                 if interrupted:
+                    self._write_early_best()
                     raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
                 if done:
                     break
@@ -366,13 +367,19 @@ class Trainer:
         self.bad_validations += 1
         return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
 
+    def _write_early_best(self) -> None:
+        """best.pt of a run that ends (diverged or interrupted) before its first validation: the
+        parameters with the lowest training loss so far."""
+        if self._folder is None or self._folder.file("best.pt").is_file() or self._early_best is None:
+            return
+        it, stage, model_state = self._early_best
+        self._save("best.pt", it, stage, extra={"train_loss": self.best_train}, model_state=model_state)
+
     def _write_diverged(self, err: TrainingError, history: List[Dict[str, Any]]) -> None:
         """summary.json of a run that could not go on: status, iteration, cause and hint."""
         if self._folder is None:
             return
-        if not self._folder.file("best.pt").is_file() and self._early_best is not None:
-            it, stage, model_state = self._early_best  # diverged before the first validation
-            self._save("best.pt", it, stage, extra={"train_loss": self.best_train}, model_state=model_state)
+        self._write_early_best()
         summary: Dict[str, Any] = dict(
             status="diverged", iteration=err.iteration, cause=err.cause, hint=err.hint, iterations=err.iteration
         )
@@ -456,6 +463,7 @@ class Trainer:
         except _Stop:
             if save:
                 self._save("last.pt", it, stage)
+                self._write_early_best()
             raise TrainingInterrupted(self._signal or "signal", it, str(self.out)) from None
         finally:
             self._in_evaluation = False
