@@ -46,7 +46,6 @@ ADAPTIVE_OPTIONS = {
     "eps",
 }
 FIXED_OPTIONS = {"step_size", "grid_constructor", "interp", "perturb", "norm"}
-ADAMS_OPTIONS = {"max_order", "max_iters"}
 IMPLICIT_OPTIONS = {"jacobian", "newton_tol", "max_newton"}
 SCIPY_OPTIONS = {"solver", "min_step", "max_step", "norm", "grid_points", "eps"}
 

@@ -3,9 +3,10 @@ repository's configs/ folder): `--config NAME` takes a preset name or a file pat
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 PRESETS = "presets"
 
@@ -45,6 +46,32 @@ def resolve_config(value: Union[str, Path]) -> Path:
         f"config file {path} does not exist and is not a preset; give a file path or one of the presets: "
         f"{', '.join(preset_names())} (`odeflow presets` describes them)"
     )
+
+
+def read_config(path: Union[str, Path]) -> Dict[str, Any]:
+    """A TOML or JSON config file (a path, or a preset's name) as a dict; ValueError naming the file
+    when it cannot be read or parsed (the exact bytes are parsed: TOML refuses a bare CR)."""
+    path = resolve_config(path)
+    errors: Tuple[Type[Exception], ...]
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            raise ValueError(f"config file {path}: TOML needs Python 3.11 or later; use a .json file") from None
+        parse, errors = tomllib.loads, (tomllib.TOMLDecodeError,)
+    else:
+        parse, errors = json.loads, (json.JSONDecodeError,)
+    try:
+        data = parse(path.read_bytes().decode("utf-8-sig"))  # exact line ends: TOML refuses a bare CR
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    except errors as err:
+        raise ValueError(f"config file {path} cannot be parsed: {err}") from None
+    except RecursionError:
+        raise ValueError(f"config file {path} cannot be parsed: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table/object of config fields")
+    return data
 
 
 def summary_line(path: Path, width: int = 110) -> str:

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type
 
-from ..training.config import TrainingConfig
 from ..training.run_folder import check_run_folder, clear_run_folder
-from .config_cli import Options, add_options, fraction, non_negative_float, options_of, positive_float, positive_int
+from .config_cli import fraction, non_negative_float, positive_float, positive_int
 
 __all__ = [
-    "add_config_options",
     "make_config",
     "read_config_file",
     "positive_int",
@@ -31,38 +28,11 @@ __all__ = [
 ]
 
 
-def add_config_options(
-    p: argparse.ArgumentParser, cls: Type, options: Options, default_out: str, config_file: bool = True
-) -> None:
-    """The engine's options (generated from `TrainingConfig`) and the task's ``options``."""
-    add_options(p, cls, {**options_of(TrainingConfig), **options}, default_out, config_file)
-
-
 def read_config_file(path: Path) -> Dict[str, Any]:
-    """A TOML or JSON config file (a path, or a preset's name: see odeflow.preset_files) as a dict."""
-    from ..preset_files import resolve_config
+    """A TOML or JSON config file (a path, or a preset's name) as a dict: see `preset_files.read_config`."""
+    from ..preset_files import read_config
 
-    path = resolve_config(path)
-    errors: Tuple[type, ...]
-    if path.suffix == ".toml":
-        try:
-            import tomllib
-        except ImportError:  # Python < 3.11
-            raise ValueError(f"config file {path}: TOML needs Python 3.11 or later; use a .json file") from None
-        parse, errors = tomllib.loads, (tomllib.TOMLDecodeError,)
-    else:
-        parse, errors = json.loads, (json.JSONDecodeError,)
-    try:
-        data = parse(path.read_bytes().decode("utf-8-sig"))  # exact line ends: TOML refuses a bare CR
-    except UnicodeDecodeError:
-        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
-    except errors as err:
-        raise ValueError(f"config file {path} cannot be parsed: {err}") from None
-    except RecursionError:
-        raise ValueError(f"config file {path} cannot be parsed: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table/object of config fields")
-    return data
+    return read_config(path)
 
 
 def make_config(cls: Type, args: argparse.Namespace, default_out: str, adjust=None) -> Tuple[Any, Path, bool]:

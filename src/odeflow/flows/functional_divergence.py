@@ -1,4 +1,4 @@
-"""CNF dynamics through torch.func, for `solve(..., compile=True)` (issue 18, item 1).
+"""CNF dynamics through torch.func, for `solve(..., compile=True)`.
 
 The same augmented field as `CNF._augmented`, (f, -tr J[, E', n']) (Chen et al. 2018, seed 003;
 Grathwohl et al. 2019; RNODE, Finlay et al. 2020, seed 001), but with the vector-Jacobian

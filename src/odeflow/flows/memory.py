@@ -9,10 +9,10 @@ the allocator's caching (which makes RSS on a CPU a noisy measure of small probe
 
 from __future__ import annotations
 
-import os
+import functools
 import resource
 import weakref
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -33,6 +33,10 @@ class LiveTensorBytes(TorchDispatchMode):
         self._live: Dict[int, int] = {}
         self._refs: Dict[int, Any] = {}
 
+    def _on_free(self, key: int, _ref: object) -> None:
+        """weakref callback: the storage ``key`` was freed."""
+        self._free(key)
+
     def _free(self, key: int) -> None:
         self.current -= self._live.pop(key, 0)
         self._refs.pop(key, None)
@@ -46,21 +50,13 @@ class LiveTensorBytes(TorchDispatchMode):
                 if key in self._live or storage.nbytes() == 0:
                     continue
                 try:
-                    ref = weakref.ref(storage, lambda _, k=key: self._free(k))
+                    ref = weakref.ref(storage, functools.partial(self._on_free, key))
                 except TypeError:  # pragma: no cover - storages without weak references
                     continue
                 self._live[key], self._refs[key] = storage.nbytes(), ref
                 self.current += storage.nbytes()
                 self.peak = max(self.peak, self.current)
         return out
-
-
-def measure_peak_bytes(fn: Callable[[], Any]) -> int:
-    """Peak live tensor bytes allocated while fn runs (its result is dropped at the end)."""
-    meter = LiveTensorBytes()
-    with meter:
-        fn()
-    return meter.peak
 
 
 def cpu_available_bytes() -> Optional[int]:
@@ -125,15 +121,3 @@ def budget_bytes(max_memory_gb: Optional[float], device: torch.device) -> Tuple[
     where = "free GPU memory" if device.type == "cuda" else "available RAM"
     value = default_budget_bytes(device)
     return value, f"default: in use + {SAFE_FRACTION:.0%} of the {where} = {value / GB:.1f} GB"
-
-
-def cpu_peak_reset() -> bool:
-    """Reset this process's RSS high-water mark (Linux clear_refs '5'); False if unsupported."""
-    if os.name != "posix":
-        return False
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False

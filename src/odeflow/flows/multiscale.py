@@ -155,12 +155,6 @@ class MultiscaleCNF(nn.Module):
         for b in self.cnfs:
             b.set_solver(method, step)
 
-    def set_divergence(self, divergence: str) -> None:
-        if divergence not in ("exact", "hutchinson"):
-            raise ValueError(f"unknown divergence {divergence!r}; valid: exact, hutchinson")
-        for b in self.cnfs:
-            b.divergence = divergence
-
     @property
     def nfe(self) -> Tuple[int, int]:
         """(forward, backward) function evaluations of the last pass, summed over blocks."""

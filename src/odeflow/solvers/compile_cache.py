@@ -1,4 +1,4 @@
-"""Compiled solver functions kept on disk across processes (issue 18, item 2).
+"""Compiled solver functions kept on disk across processes.
 
 A compiled solve spends its first call tracing (dynamo), building the forward and backward
 graphs (AOTAutograd), generating code and running the C++ compiler. Inductor's own caches
@@ -216,14 +216,6 @@ def fingerprint(fn: Callable, args: Sequence[Any]) -> str:
 
 def entry_path(name: str) -> Path:
     return cache_dir() / "compiled" / f"{name}.bin"
-
-
-def has_entry(fn: Callable, args: Sequence[Any]) -> bool:
-    """Whether a compiled version of fn for these arguments is on disk (a warm start)."""
-    try:
-        return entry_path(fingerprint(fn, args)).exists()
-    except Unfingerprintable:
-        return False
 
 
 # ---- compiling ahead of time, saving and loading -------------------------------------------

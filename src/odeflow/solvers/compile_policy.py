@@ -1,4 +1,4 @@
-"""`solve(..., compile="auto")`: compile only when the run is long enough to gain (issue 18, item 2).
+"""`solve(..., compile="auto")`: compile only when the run is long enough to gain.
 
 Compiling costs C once (C_cold when nothing is on disk, C_warm when an earlier process left
 the compiled solver in the cache directory) and then saves s = c * (1 - 1/S) per call, with c

@@ -21,7 +21,7 @@ them); differentiable solves keep the eager loop or its compiled attempts.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -61,18 +61,6 @@ def supported(tab: ButcherTableau, ctrl: Adaptive, y: Tensor, land_on_outputs: b
         and not ctrl.step_t
         and not ctrl.jump_t
     )
-
-
-class LoopResult(NamedTuple):
-    """What one solve returns: states at t_out[1:], the next proposed step, time and step reached,
-    counters [attempts, accepted, rejected, evaluations] and the status code."""
-
-    ys: Tensor
-    h_next: Tensor
-    t: Tensor
-    h: Tensor
-    counts: Tensor
-    status: Tensor
 
 
 def _at(x: Tensor, i: Tensor) -> Tensor:
@@ -158,6 +146,7 @@ def _solve(
             )
         h_y = h.to(tdt)
         y1, ks, _ = rk_step(tab, f, y, k_first, stage_t, h_y, False)
+        assert tab.b_err is not None  # supported() admits embedded pairs only
         err = combine(None, ks, tab.b_err, h_y)
         en = norm(err, y, y1).to(torch.float64)
         finite = torch.isfinite(en)

@@ -84,15 +84,10 @@ def flatten_config(values: Dict[str, Any], mode: Optional[str], source: str = "c
 
 def read_tabular_config(path: Path, mode: Optional[str] = None, **overrides: Any) -> TabularConfig:
     """TabularConfig from a config file (see the module docstring), then keyword overrides."""
-    import tomllib
-
-    from ..preset_files import resolve_config
+    from ..preset_files import read_config, resolve_config
 
     path = resolve_config(path)
-    try:
-        values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"config file {path} cannot be parsed: {err}") from None
+    values = read_config(path)
     flat = flatten_config(values, overrides.get("mode", mode), str(path))
     flat.update(overrides)
     return TabularConfig(**flat)

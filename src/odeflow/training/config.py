@@ -6,7 +6,7 @@ Everything here is plain data (it goes to config.json and into checkpoints) and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Optional
 
 from .config_types import NonNegativeFloat, PositiveFloat, PositiveInt
@@ -67,7 +67,3 @@ class TrainingConfig:
         for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
-
-
-def config_fields(cls: type) -> List[str]:
-    return [f.name for f in fields(cls)]

@@ -55,9 +55,6 @@ class EpochBatches:
         self.per_epoch = len(self.sampler) // self.per_rank
         self._epoch, self._indices = -1, torch.empty(0, dtype=torch.long)
 
-    def epoch_of(self, iteration: int) -> int:
-        return iteration // self.per_epoch
-
     def indices(self, iteration: int) -> Tensor:
         epoch, k = divmod(iteration, self.per_epoch)
         if epoch != self._epoch:
