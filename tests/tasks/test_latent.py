@@ -89,3 +89,38 @@ def test_bad_settings_are_explained(flags, message, tmp_path, capsys):
     code = main(["train", "latent", "--iterations", "1", "--out", str(tmp_path / "r"), *TINY, *flags])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["latent-ode", "ode-rnn"])
+def test_reconstructions_come_back_in_the_csv_units(model, tmp_path):
+    """reconstructions.csv holds every observed value of the test series at its own time, under its
+    variable's name and in the file's units (the model works on standardized values and scaled times)."""
+    import csv
+    import random
+
+    rng = random.Random(3)
+    truth = {}
+    rows = ["series,time,variable,value"]
+    for k in range(10):
+        for i in range(8):
+            t = 1000.0 + 37.5 * i + rng.random()  # far from the model's unit time range
+            for var, scale in (("pressure", 1e5), ("temp", 300.0)):
+                if rng.random() < 0.8:
+                    v = scale * (1 + 0.1 * rng.random())
+                    truth[(f"p{k}", t, var)] = v
+                    rows.append(f"p{k},{t!r},{var},{v!r}")
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    args = ["train", "latent", "--model", model, "--data", str(path), "--iterations", "2", "--out", str(run)]
+    assert main(args + ["--test-fraction", "0.3", *TINY[6:]]) == 0
+    got = list(csv.DictReader((run / "reconstructions.csv").open()))
+    test_series = {r["series"] for r in got}
+    expected = {key for key in truth if key[0] in test_series}
+    assert len(test_series) == 3 and len(got) == len(expected)
+    for r in got:  # times within float32 rounding of the model's [0, 1] scale (points are ~37 apart)
+        (key,) = [k for k in expected if k[::2] == (r["series"], r["variable"]) and abs(k[1] - float(r["time"])) < 1e-3]
+        assert float(r["observed"]) == pytest.approx(truth[key], rel=1e-6)  # float32 inside the model
+        assert r["role"] in ("input", "held_out", "other")
+        scale = 1e5 if r["variable"] == "pressure" else 300.0
+        assert 0.2 * scale < float(r["predicted"]) < 5 * scale  # a prediction near the data, in its units

@@ -178,3 +178,19 @@ def test_physionet_pipeline_on_fixture_files(tmp_path):
     labels = torch.tensor([x.label for x in data.train + data.test])
     auc = mortality_auc(feats[:6], labels[:6], feats[6:], labels[6:])
     assert auc is None or 0.0 <= auc <= 1.0
+
+
+def test_absolute_times_keep_their_spacing(tmp_path):
+    """Unix seconds (float32 spacing 128 s at 1.7e9) were cast to float32 before the shift and the
+    scaling: one-minute observations merged. Shifted in float64 first, they keep their spacing."""
+    p = tmp_path / "stamps.csv"
+    rows = ["series,time,variable,value"]
+    for k in range(5):
+        rows += [f"s{k},{1_700_000_000 + 3600 * k + 60 * i},v,{i + k}" for i in range(10)]
+    p.write_text("\n".join(rows) + "\n")
+    data = load_data(_small(data=str(p), test_fraction=0.4), seed=0)
+    for x in data.train + data.test:
+        gaps = x.times[1:] - x.times[:-1]
+        assert x.times.dtype == torch.float32 and len(x.times) == 10
+        assert torch.allclose(gaps, torch.full_like(gaps, 1 / 9), rtol=1e-4)  # 60 s of a 540 s span
+    assert data.time_origin == 1_700_000_000 and data.time_scale == pytest.approx(1 / 540)

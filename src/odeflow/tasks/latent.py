@@ -110,9 +110,22 @@ class LatentTask(Task):
             self.model.to(ctx.device)
         if ctx.folder is not None:
             from .latent_figures import plot_latent_task
+            from .latent_units import DataUnits, write_reconstructions
 
             self.model.cpu()
-            plot_latent_task(self.model, data.test, cfg, data.t_split, cfg.seed, Path(ctx.folder.path), data.variables)
+            units = DataUnits(data.normalizer, data.time_scale, data.time_origin)
+            folder = Path(ctx.folder.path)
+            plot_latent_task(self.model, data.test, cfg, data.t_split, cfg.seed, folder, data.variables, units=units)
+            write_reconstructions(
+                self.model,
+                data.test,
+                cfg,
+                data.t_split,
+                cfg.seed,
+                data.variables,
+                units,
+                folder / "reconstructions.csv",
+            )
             self.model.to(ctx.device)
         return summary
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..data import Series
 from .latent_setup import LatentSettings, TaskBatch, make_task_batch, predict
+from .latent_units import DataUnits
 
 
 def _on_dense_grid(tb: TaskBatch, n_dense: int) -> TaskBatch:
@@ -36,8 +37,10 @@ def plot_latent_task(
     variables: Optional[List[str]] = None,
     n_series: int = 4,
     n_dense: int = 200,
+    units: Optional[DataUnits] = None,
 ) -> List[Path]:
-    """Write predictions.png (and latents.png, intensity.png for the latent ODE); return the paths."""
+    """Write predictions.png (and latents.png, intensity.png for the latent ODE); return the paths.
+    With ``units`` the predictions are drawn in the data's own time and value units."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +50,8 @@ def plot_latent_task(
     g = torch.Generator().manual_seed(seed + 7919)  # the evaluation's masks
     tb = _on_dense_grid(make_task_batch(series[:n_series], s, t_split, g), n_dense)
     pred, out = predict(model, tb, s.eval_samples)  # [K, B, T, D]
-    t = tb.batch.times.double().numpy()
+    units = units or DataUnits()
+    t = units.times(tb.batch.times).numpy()
     d = (
         0 if not variables else max(range(len(variables)), key=lambda j: float(tb.batch.mask[:, :, j].sum()))
     )  # best-observed variable
@@ -56,7 +60,7 @@ def plot_latent_task(
     fig, axes = plt.subplots(1, B, figsize=(4 * B, 3.2), squeeze=False)
     for b, ax in enumerate(axes[0]):
         inp, tgt = tb.inp[b, :, d] > 0, tb.target[b, :, d] > 0
-        x = tb.batch.values[b, :, d]
+        x = units.values(tb.batch.values[b, :, d], d)
         ax.scatter(t[inp.numpy()], x[inp].numpy(), s=12, c="k", label="observed (encoder input)", zorder=3)
         ax.scatter(
             t[tgt.numpy()],
@@ -67,7 +71,7 @@ def plot_latent_task(
             label="held out (scored)",
             zorder=3,
         )
-        k = pred[:, b, :, d]
+        k = units.values(pred[:, b, :, d], d)
         ax.plot(t, k.mean(0).numpy(), c="tab:blue", label="prediction (posterior mean)")
         if k.shape[0] > 1:
             lo, hi = torch.quantile(k, 0.05, dim=0), torch.quantile(k, 0.95, dim=0)
@@ -75,7 +79,7 @@ def plot_latent_task(
                 t, lo.numpy(), hi.numpy(), color="tab:blue", alpha=0.25, label=f"5-95% over {k.shape[0]} z0 samples"
             )
         if s.task_kind == "extrapolation":
-            ax.axvline(t_split, c="gray", ls="--", lw=0.8)
+            ax.axvline(float(units.times(torch.tensor(t_split))), c="gray", ls="--", lw=0.8)
         ax.set_xlabel("t")
         ax.set_title(f"{series[b].name or b}: {name}", fontsize=9)
     axes[0][0].legend(fontsize=6, loc="best")

@@ -57,6 +57,8 @@ class LatentData:
     t_split: float
     normalizer: Optional[Normalizer] = None
     extra: Dict[str, float] = field(default_factory=dict)
+    time_scale: float = 1.0  # model time = (data time - time_origin) * time_scale
+    time_origin: float = 0.0
 
 
 def _split_records(series: List[Series], test_fraction: float, seed: int) -> Tuple[List[Series], List[Series]]:
@@ -73,7 +75,7 @@ def _scale(series: List[Series], factor: float) -> List[Series]:
 
 def load_data(s: LatentSettings, seed: int, dtype: torch.dtype = torch.float32) -> LatentData:
     """Train and test series (normalised, times scaled) and the extrapolation boundary."""
-    normalizer = None
+    normalizer, origin = None, 0.0
     if s.data == "periodic":
         every = make_periodic(s.n_train + s.n_test, n_points=s.n_points, noise=s.noise, seed=seed, dtype=dtype)
         train, test, variables, scale = every[: s.n_train], every[s.n_train :], ["x"], 1.0
@@ -85,19 +87,28 @@ def load_data(s: LatentSettings, seed: int, dtype: torch.dtype = torch.float32) 
             series, variables = load_physionet(s.data_dir, s.quantization, max_records=s.max_records, dtype=dtype)
             scale = 1.0 / 48.0
         else:
-            series, variables = load_long_csv(Path(s.data), dtype=dtype)
+            # float64 until times are shifted to start at 0 and scaled: absolute times such as
+            # Unix seconds (1.7e9, float32 spacing 128 s) would merge in float32
+            series, variables = load_long_csv(Path(s.data), dtype=torch.float64)
             span = max(float(x.times[-1] - x.times[0]) for x in series)
             scale = 1.0 / span if span > 0 else 1.0
+            origin = min(float(x.times[0]) for x in series)
+            series = [Series(x.times - origin, x.values, x.mask, x.label, x.name) for x in series]
         train, test = _split_records(series, s.test_fraction, seed)
         normalizer = Normalizer.fit(train)
         train, test = normalizer.apply(train), normalizer.apply(test)
     scale = s.time_scale if s.time_scale is not None else scale
     if scale != 1.0:
         train, test = _scale(train, scale), _scale(test, scale)
+    train, test = _cast(train, dtype), _cast(test, dtype)
     t_lo = min(float(x.times[0]) for x in train)
     t_hi = max(float(x.times[-1]) for x in train)
     t_split = s.t_split if s.t_split is not None else 0.5 * (t_lo + t_hi)
-    return LatentData(train, test, variables, t_split, normalizer)
+    return LatentData(train, test, variables, t_split, normalizer, time_scale=scale, time_origin=origin)
+
+
+def _cast(series: List[Series], dtype: torch.dtype) -> List[Series]:
+    return [Series(x.times.to(dtype), x.values.to(dtype), x.mask.to(dtype), x.label, x.name) for x in series]
 
 
 def build_model(s: LatentSettings, input_dim: int) -> nn.Module:
