@@ -251,6 +251,105 @@ class _Stops:
             self.i += 1
 
 
+MAX_STEPS_HINT = "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff"
+
+
+def _first_step(tab, f, y0: Tensor, t0: float, h0: Optional[float], ctrl: Adaptive, norm, direction: float, times):
+    """(f(t0, y0) or None, the first step): h0 or ctrl.first_step as given, else Hairer's
+    initial-step rule (which needs f(t0, y0); without it the first attempt evaluates it)."""
+    k1: Optional[Tensor] = None
+    if h0 is None and ctrl.first_step is None:
+        k1 = f(times.one(t0), y0)
+        with torch.no_grad():
+            h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
+    h_first = h0 if h0 is not None else ctrl.first_step
+    assert h_first is not None
+    return k1, ctrl.clamp(direction * abs(h_first))
+
+
+def _landing(t: float, h: float, output: Optional[float], stop: Optional[float], direction: float) -> Optional[float]:
+    """Where a step from t of size h must end instead of t + h: the next output time (to land
+    on it exactly: asked for, or no interpolant of matching order), or a step_t/jump_t stop,
+    whichever comes first; None when the step crosses neither."""
+    land = None
+    if output is not None and (t + h - output) * direction > 0:
+        land, h = output, output - t
+    if stop is not None and (t + h - stop) * direction > 0 and (land is None or (land - stop) * direction > 0):
+        land = stop
+    return land
+
+
+def _check_adaptive(tab: ButcherTableau, jump_without_landing: bool = False) -> None:
+    if jump_without_landing:
+        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
+    if not tab.adaptive:
+        valid = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
+        raise ValueError(
+            f"method {tab.name!r} has no error estimate for adaptive stepping; use FixedStep(h) or one of {valid}"
+        )
+
+
+def accept_factor(ctrl: Adaptive, en: float, err_prev: float, q: int) -> float:
+    """PI controller after an accepted step (Hairer, Norsett & Wanner II, IV.2; Soederlind):
+    safety * en^(-alpha/q) * en_prev^(beta/q), clipped to [min_factor, max_factor]."""
+    factor = ctrl.max_factor if en == 0.0 else ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
+    return min(ctrl.max_factor, max(ctrl.min_factor, factor))
+
+
+def reject_factor(ctrl: Adaptive, en: float, q: int, t: float, h: float) -> float:
+    """The shrink factor after a rejected step, safety * en^(-1/q) in [min_factor, 1] (min_factor
+    for a non-finite error); SolverError when the step cannot shrink any further."""
+    nonfinite = not math.isfinite(en)
+    factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
+    factor = min(factor, 1.0)
+    if abs(h) <= ctrl.min_step or t + h * factor == t:
+        why = (
+            "the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
+            "here; check the vector field or shorten the time span"
+            if nonfinite
+            else "the problem may be stiff or singular here; loosen rtol/atol or lower min_step"
+        )
+        raise SolverError("step size underflow", t, h, why)
+    return factor
+
+
+class _Step:
+    """The outputs that fall inside one accepted step [t, t1]: the end state where an output time
+    is t1, the method's dense output (all such points at once) or the cubic Hermite interpolant
+    (which needs f at t1: evaluated once, kept as ``f1``)."""
+
+    def __init__(self, tab, f, times, t, h, t1, y, y1, ks, f1) -> None:
+        self.tab, self.f, self.times, self.t, self.h, self.t1 = tab, f, times, t, h, t1
+        self.y, self.y1, self.ks, self.f1 = y, y1, ks, f1
+        self._outs: List[Optional[Tensor]] = []
+        self._thetas: List[Tuple[int, float]] = []
+
+    def output(self, at_end: bool, theta: Union[float, Tensor], differentiable: bool) -> None:
+        tab = self.tab
+        if at_end and not differentiable:
+            self._outs.append(self.y1)
+        elif tab.dense is not None and not differentiable:
+            self._thetas.append((len(self._outs), float(theta)))  # filled in all at once
+            self._outs.append(None)
+        else:
+            if tab.dense is None and self.f1 is None:
+                self.f1 = self.f(self.times.one(self.t1), self.y1)
+            self._outs.append(interpolate(tab, self.y, self.y1, self.ks, self.f1, theta, self.h))
+
+    def dense(self, tt: float) -> Tensor:
+        """The state at time tt inside the step (for event location)."""
+        if self.tab.dense is None and self.f1 is None:
+            self.f1 = self.f(self.times.one(self.t1), self.y1)
+        return interpolate(self.tab, self.y, self.y1, self.ks, self.f1, (tt - self.t) / self.h, self.h)
+
+    def outputs(self) -> List[Tensor]:
+        if self._thetas:
+            dense = dense_outputs(self.tab, self.y, self.ks, [th for _, th in self._thetas], self.h)
+            for (i, _), value in zip(self._thetas, dense):
+                self._outs[i] = value
+        return [o for o in self._outs if o is not None]
+
+
 def integrate_adaptive(
     tab: ButcherTableau,
     f: Func,
@@ -267,32 +366,19 @@ def integrate_adaptive(
     hooks: Optional[StepHooks] = None,
     events=None,
 ) -> Tuple[List[Tensor], float]:
-    """Adaptive solve through the output times t_out (monotone, either direction); steps are
-    not shortened to hit an output time: outputs come from the dense output (methods of order
-    > 3 without a continuous extension, i.e. dopri8, land on output times instead).
-
-    Returns the states at t_out[1:] and the step size the controller proposes next (so a
-    caller that continues from here, e.g. the adjoint, need not restart step selection).
-    With ``t_tensor`` requiring grad, stage times and interpolation points are differentiable
-    in the output times (the discrete model's exact time derivative). ``attempt`` replaces
-    the eager step attempt (stages and error norm), e.g. by a compiled one. With
-    ``land_on_outputs`` steps are shortened to end on the output times instead; then
-    ``jump(i, y)``, if given, replaces the state at every interior output time t_out[i] (a
-    discontinuity such as the adjoint's dL/dy(t_i); outputs hold the states before the jump).
-    ``hooks``: step callbacks. ``events`` (an `events.EventWatcher`): checked after every
-    accepted step on the dense output; a terminal event ends the solve there (the outputs
-    returned are those before it). t_out[-1] may be +-inf when a terminal event ends the solve.
-    """
-    if not tab.adaptive:
-        valid = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
-        raise ValueError(
-            f"method {tab.name!r} has no error estimate for adaptive stepping; use FixedStep(h) or one of {valid}"
-        )
+    """Adaptive solve through the output times t_out (monotone, either direction): outputs come
+    from the dense output (dopri8, of order > 3 with no continuous extension, lands on them).
+    Returns the states at t_out[1:] and the next proposed step (the adjoint continues with it).
+    ``t_tensor`` requiring grad: stage times and interpolation points are differentiable in the
+    output times. ``attempt`` replaces the eager step attempt (e.g. by a compiled one).
+    ``land_on_outputs``: steps end on the output times, where ``jump(i, y)`` may replace the
+    state (the adjoint's dL/dy(t_i); outputs hold the states before the jump). ``hooks``: step
+    callbacks. ``events`` (`events.EventWatcher`): checked on the dense output after every
+    accepted step; a terminal one ends the solve (t_out[-1] may then be +-inf)."""
+    _check_adaptive(tab, jump is not None and not land_on_outputs)
     n = len(t_out)
     t0 = float(t_out[0])
     direction = 1.0 if t_out[-1] >= t0 else -1.0
-    if jump is not None and not land_on_outputs:
-        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
     differentiable = t_tensor is not None and t_tensor.requires_grad
     anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if t_tensor is not None and differentiable else None
     times = _Times(t0, y0.dtype, y0.device, anchor)
@@ -306,42 +392,22 @@ def integrate_adaptive(
         raise ValueError("jump_t needs eager steps (compile=False)")
     outs: List[Tensor] = []
     t, y = t0, y0
-    k1: Optional[Tensor] = None  # else the first attempt evaluates it (inside a compiled step)
-    if h0 is None and ctrl.first_step is None:
-        k1 = f(times.one(t), y)
-        with torch.no_grad():
-            h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
-    h_first = h0 if h0 is not None else ctrl.first_step
-    assert h_first is not None
-    h = ctrl.clamp(direction * abs(h_first))
+    k1, h = _first_step(tab, f, y0, t0, h0, ctrl, norm, direction, times)
     err_prev = 1.0
     nxt = 1
     attempts = 0
-    nonfinite = False
     while nxt < n:
         if attempts >= ctrl.max_steps:
-            raise SolverError(
-                f"reached max_steps={ctrl.max_steps}",
-                t,
-                h,
-                "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff",
-            )
+            raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h, MAX_STEPS_HINT)
         attempts += 1
         h_proposed = h
-        land = None
-        if clip_to_outputs and (t + h - t_out[nxt]) * direction > 0:
-            # Land on the output time exactly (asked for, or no interpolant of matching order).
-            land, h = t_out[nxt], t_out[nxt] - t
-        stop = stops.next()
-        if stop is not None and (t + h - stop) * direction > 0 and (land is None or (land - stop) * direction > 0):
-            land, h = stop, stop - t
+        land = _landing(t, h, t_out[nxt] if clip_to_outputs else None, stops.next(), direction)
+        if land is not None:
+            h = land - t
         on_jump = land is not None and land in stops.jumps
         if hooks is not None:
             hooks.step(t, y, h)
-        if on_jump:
-            y1, ks, en_t = attempt(y, k1, t, h, times, True)
-        else:
-            y1, ks, en_t = attempt(y, k1, t, h, times)
+        y1, ks, en_t = attempt(y, k1, t, h, times, True) if on_jump else attempt(y, k1, t, h, times)
         en = float(en_t)  # the step's one host sync
         stats.steps += 1
         # A step at the smallest allowed size is taken whatever its error (as torchdiffeq does).
@@ -351,36 +417,17 @@ def integrate_adaptive(
                 hooks.accept(t, y, h)
             t1 = t + h if land is None else land
             f1 = ks[-1] if tab.fsal else None
-            t_end = t1
-            if events is not None:
-
-                def dense(tt: float, y=y, y1=y1, ks=ks, t=t, h=h, t1=t1) -> Tensor:
-                    nonlocal f1
-                    if tab.dense is None and f1 is None:
-                        f1 = f(times.one(t1), y1)
-                    return interpolate(tab, y, y1, ks, f1, (tt - t) / h, h)
-
-                if events.check(t, y, t1, y1, dense):
-                    t_end = events.terminal.t
-            first, thetas = len(outs), []
+            step, t_end = _Step(tab, f, times, t, h, t1, y, y1, ks, f1), t1
+            if events is not None and events.check(t, y, t1, y1, step.dense):
+                t_end = events.terminal.t
             while nxt < n and (t_out[nxt] - t_end) * direction <= 0:
-                if t_out[nxt] == t1 and not differentiable:
-                    outs.append(y1)
-                elif tab.dense is not None and not differentiable:
-                    thetas.append((t_out[nxt] - t) / h)  # filled in below, all at once
-                    outs.append(y1)
-                else:
-                    if tab.dense is None and f1 is None:
-                        f1 = f(times.one(t1), y1)
-                    theta: Union[float, Tensor]
-                    if t_tensor is not None and anchor is not None:  # differentiable output times
-                        theta = (t_tensor[nxt].to(y0.device, torch.float64) - (anchor + (t - t0))) / h
-                    else:
-                        theta = (t_out[nxt] - t) / h
-                    outs.append(interpolate(tab, y, y1, ks, f1, theta, h))
+                theta: Union[float, Tensor] = (t_out[nxt] - t) / h
+                if t_tensor is not None and anchor is not None:  # differentiable output times
+                    theta = (t_tensor[nxt].to(y0.device, torch.float64) - (anchor + (t - t0))) / h
+                step.output(t_out[nxt] == t1, theta, differentiable)
                 nxt += 1
-            if thetas:
-                outs[first : first + len(thetas)] = dense_outputs(tab, y, ks, thetas, h)
+            outs.extend(step.outputs())
+            f1 = step.f1
             if t_end != t1:
                 return outs, h  # a terminal event
             t, y, k1 = t1, y1, f1
@@ -390,27 +437,13 @@ def integrate_adaptive(
             if on_jump:  # f anew, just past the discontinuity
                 after = times.one(t1)
                 k1 = f(torch.nextafter(after, after + direction), y)
-            factor = (
-                ctrl.max_factor if en == 0.0 else (ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q))
-            )
-            factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
+            factor = accept_factor(ctrl, en, err_prev, q)
             err_prev = max(en, 1e-4)
-            nonfinite = False
         else:
             stats.rejected += 1
             if hooks is not None:
                 hooks.reject(t, y, h)
-            nonfinite = not math.isfinite(en)
-            factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
-            factor = min(factor, 1.0)
-            if abs(h) <= ctrl.min_step or t + h * factor == t:
-                why = (
-                    "the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
-                    "here; check the vector field or shorten the time span"
-                    if nonfinite
-                    else "the problem may be stiff or singular here; loosen rtol/atol or lower min_step"
-                )
-                raise SolverError("step size underflow", t, h, why)
+            factor = reject_factor(ctrl, en, q, t, h)
         h = ctrl.clamp((h_proposed if land is not None and en <= 1.0 else h) * factor)
         if ctrl.min_step > 0 and abs(h) < ctrl.min_step:
             h = math.copysign(ctrl.min_step, h)

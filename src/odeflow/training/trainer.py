@@ -120,13 +120,7 @@ class Trainer:
         forward = dist.wrap(_TaskForward(task), device)
         self._graphed: Optional[CapturedTrainingStep] = None
         if cfg.cuda_graph:
-            problem = (
-                task.cuda_graph_problem()
-                or ("CUDA graphs do not combine with torchrun/DDP here" if dist.active else None)
-                or (None if device.type == "cuda" else f"the run's device is {device}, not a GPU")
-            )
-            if problem:
-                raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
+            self._check_cuda_graph(dist, device)
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
         self.best_train, self.plateau_ref = math.inf, math.inf
         self._early_best: Optional[tuple] = None
@@ -136,21 +130,7 @@ class Trainer:
         self._validates = validates
         self._stage, self._save_seconds = stage, 0.0
         if state is not None:
-            task.model.load_state_dict(state["model"])
-            stage = state["stage"]
-            if stage >= 0:
-                task.enter_stage(stages[stage])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-            for name, step in aux.items():
-                step.load_state_dict(state["auxiliary"][name])
-            task.load_state_dict(state["task"])
-            self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
-            self.best, self.bad_validations = state["best"], state["bad_validations"]
-            self.best_train = state.get("best_train", math.inf)
-            self.plateau_ref = state.get("plateau_ref", self.best)
-            set_rng_state(state["rng"])
+            stage = self._load_state(state, stages, opt, sched, aux)
         if folder is not None:
             folder.write_config(
                 dict(
@@ -159,20 +139,7 @@ class Trainer:
                     per_rank_batch=cfg.batch // dist.world_size if task.shards_batch else cfg.batch,
                 )
             )
-        log = (
-            MetricsLog(
-                folder.file("metrics.csv"),
-                resume_from=self.start if state is not None else None,
-                tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None,
-            )
-            if folder is not None
-            else None
-        )
-        if log is not None and state is not None:
-            ctx.history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
-            for r in ctx.history:
-                if "loss" in r:
-                    watch.update(float(r["loss"]), int(r["iteration"]))
+        log = self._metrics_log(folder, resumed=state is not None, watch=watch, history=ctx.history)
         bar = Progress(cfg.iterations, self.start, self.label, enabled=not self.quiet and dist.rank == 0)
         self._opt, self._sched, self._aux, self._folder, self._ctx = opt, sched, aux, folder, ctx
         previous = self._install_signal_handlers()
@@ -183,11 +150,7 @@ class Trainer:
                 k = stage_index(stages, it) if stages else stage
                 if k != stage:
                     stage = k
-                    self._graphed = None  # a new solver or lr: captured again at the next step
-                    task.enter_stage(stages[stage])
-                    lr = stages[stage].lr
-                    if lr is not None:
-                        set_lr(opt, lr)
+                    self._enter_stage(stages[stage])
                 task.before_iteration(it, ctx)
                 batch = task.batch(it, ctx)
                 start, self._stage, self._save_seconds = time.perf_counter(), stage, 0.0
@@ -196,16 +159,7 @@ class Trainer:
                 except TrainingError as err:
                     self._write_diverged(err, ctx.history)
                     raise
-                row: Dict[str, Any] = {"iteration": it}
-                row.update(self._reduce(out.metrics, dist))
-                for step in aux.values():
-                    row.update(step.step(out, ctx))
-                self.elapsed += time.perf_counter() - start - self._save_seconds  # best.pt writes not timed
-                if stages:
-                    row["stage"] = stage
-                if sched is not None:
-                    row["lr"] = opt.param_groups[0]["lr"]
-                row["wall_time"] = self.elapsed
+                row = self._row(it, out, dist, stage if stages else None, start)
                 done = it + 1 == cfg.iterations
                 if cfg.time_budget is not None and not done:
                     out_of_time = dist.broadcast_flag(self.elapsed >= cfg.time_budget)
@@ -220,21 +174,8 @@ class Trainer:
                 if log is not None:
                     log.log(row)
                 loss = float(row["loss"]) if "loss" in row else float(out.loss.detach())
-                if not validates and cfg.cuda_graph and loss < self.best_train:  # replayed: saved after the update
-                    self.best_train = loss
-                    self._save("best.pt", it, stage, extra={"train_loss": loss})
-                cause = watch.update(loss, it)
-                if cause is not None:
-                    diverged = TrainingError(it, cause, DIVERGED_HINT)
-                    self._write_diverged(diverged, ctx.history)
-                    raise diverged
+                self._end_iteration(it, stage, loss, done, watch, dist)
                 bar.update({k: v for k, v in row.items() if k in ("loss", "nfe_forward", "T", *last_val)})
-                interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
-                if (it + 1) % cfg.checkpoint_every == 0 or done or interrupted:
-                    self._save("last.pt", it, stage)
-                if interrupted:
-                    self._write_early_best()
-                    raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
                 if done:
                     break
         except BaseException:
@@ -244,18 +185,7 @@ class Trainer:
             bar.close()
             if log is not None:
                 log.close()
-        summary: Dict[str, Any] = dict(
-            iterations=it + 1,
-            train_seconds=self.elapsed,
-            ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
-            world_size=dist.world_size,
-            stopped_early=stopped_early,
-            status="stopped early" if stopped_early else "completed",
-            stopped="plateau" if stopped_early else "time_budget" if out_of_time else "budget",
-        )
-        if math.isfinite(self.best):
-            summary[f"best_{task.monitor}"] = self.best
-        summary.update(last_val)
+        summary = self._summary(it, dist, stopped_early, out_of_time, last_val)
         ctx.iteration = it
         self.history = ctx.history
         try:
@@ -267,6 +197,116 @@ class Trainer:
         finally:
             self._restore_signal_handlers(previous)
         return dist.broadcast_object(summary)  # every rank returns rank 0's summary
+
+    def _row(self, it: int, out: StepOutput, dist: Distributed, stage: Optional[int], start: float) -> Dict[str, Any]:
+        """metrics.csv's row of an iteration: the task's metrics (averaged over processes), the
+        auxiliary steps' (run here, after the update), stage, learning rate and training time."""
+        row: Dict[str, Any] = {"iteration": it}
+        row.update(self._reduce(out.metrics, dist))
+        for step in self._aux.values():
+            row.update(step.step(out, self._ctx))
+        self.elapsed += time.perf_counter() - start - self._save_seconds  # best.pt writes not timed
+        if stage is not None:
+            row["stage"] = stage
+        if self._sched is not None:
+            row["lr"] = self._opt.param_groups[0]["lr"]
+        row["wall_time"] = self.elapsed
+        return row
+
+    def _end_iteration(
+        self, it: int, stage: int, loss: float, done: bool, watch: DivergenceWatch, dist: Distributed
+    ) -> None:
+        """After an iteration: best.pt of a replayed CUDA graph step, the divergence watch (raises
+        TrainingError), last.pt when due, and a pending signal (raises TrainingInterrupted)."""
+        if not self._validates and self.cfg.cuda_graph and loss < self.best_train:  # saved after the update
+            self.best_train = loss
+            self._save("best.pt", it, stage, extra={"train_loss": loss})
+        cause = watch.update(loss, it)
+        if cause is not None:
+            diverged = TrainingError(it, cause, DIVERGED_HINT)
+            self._write_diverged(diverged, self._ctx.history)
+            raise diverged
+        interrupted = dist.broadcast_flag(self._signal is not None) if dist.active else self._signal
+        if (it + 1) % self.cfg.checkpoint_every == 0 or done or interrupted:
+            self._save("last.pt", it, stage)
+        if interrupted:
+            self._write_early_best()
+            raise TrainingInterrupted(self._signal or "signal", it, str(self.out))
+
+    def _check_cuda_graph(self, dist: Distributed, device: torch.device) -> None:
+        """ValueError when --cuda-graph cannot work for this task, launch or device."""
+        problem = (
+            self.task.cuda_graph_problem()
+            or ("CUDA graphs do not combine with torchrun/DDP here" if dist.active else None)
+            or (None if device.type == "cuda" else f"the run's device is {device}, not a GPU")
+        )
+        if problem:
+            raise ValueError(f"--cuda-graph: {problem}; run without --cuda-graph")
+
+    def _load_state(self, state: Dict[str, Any], stages: list, opt: Any, sched: Any, aux: Dict[str, Any]) -> int:
+        """Model, optimizer, scheduler, auxiliary steps, task, counters and RNGs from last.pt;
+        returns the stage the run was in."""
+        task = self.task
+        task.model.load_state_dict(state["model"])
+        stage = state["stage"]
+        if stage >= 0:
+            task.enter_stage(stages[stage])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        for name, step in aux.items():
+            step.load_state_dict(state["auxiliary"][name])
+        task.load_state_dict(state["task"])
+        self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
+        self.best, self.bad_validations = state["best"], state["bad_validations"]
+        self.best_train = state.get("best_train", math.inf)
+        self.plateau_ref = state.get("plateau_ref", self.best)
+        set_rng_state(state["rng"])
+        return stage
+
+    def _metrics_log(
+        self, folder: Optional[RunFolder], resumed: bool, watch: DivergenceWatch, history: List[Dict[str, Any]]
+    ) -> Optional[MetricsLog]:
+        """metrics.csv (and TensorBoard); a resumed run reads its history back, into the context
+        and the divergence watch."""
+        if folder is None:
+            return None
+        log = MetricsLog(
+            folder.file("metrics.csv"),
+            resume_from=self.start if resumed else None,
+            tensorboard_dir=folder.file("tensorboard") if self.tensorboard else None,
+        )
+        if resumed:
+            history.extend({k: _number(v) for k, v in r.items()} for r in log.rows)
+            for r in history:
+                if "loss" in r:
+                    watch.update(float(r["loss"]), int(r["iteration"]))
+        return log
+
+    def _enter_stage(self, stage: Any) -> None:
+        """A multilevel stage begins: the task's solver, and the learning rate when the stage sets one."""
+        self._graphed = None  # a new solver or lr: captured again at the next step
+        self.task.enter_stage(stage)
+        if stage.lr is not None:
+            set_lr(self._opt, stage.lr)
+
+    def _summary(
+        self, it: int, dist: Distributed, stopped_early: bool, out_of_time: bool, last_val: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        """summary.json's engine part: iterations, time, why the run stopped, best and last validation."""
+        summary: Dict[str, Any] = dict(
+            iterations=it + 1,
+            train_seconds=self.elapsed,
+            ms_per_iter=1e3 * self.elapsed / max(1, it + 1),
+            world_size=dist.world_size,
+            stopped_early=stopped_early,
+            status="stopped early" if stopped_early else "completed",
+            stopped="plateau" if stopped_early else "time_budget" if out_of_time else "budget",
+        )
+        if math.isfinite(self.best):
+            summary[f"best_{self.task.monitor}"] = self.best
+        summary.update(last_val)
+        return summary
 
     # ------------------------------------------------------------------------------------------
     def _step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
