@@ -124,184 +124,208 @@ class _Adjoint(torch.autograd.Function):
         t, ys, *params = ctx.saved_tensors
         problem: Problem = ctx.problem
         cfg: OptimizeDiscretize = ctx.cfg
-        stats = problem.stats
-        params = tuple(params)
-        flat_f = packed_func(problem.field, problem.packer)
-
-        def f(tt: Tensor, y: Tensor) -> Tensor:
-            stats.nfe_backward += 1
-            return flat_f(tt, y)
-
-        if problem.compile:
-            aug_dynamics = functional_aug_dynamics(problem.field, problem.packer, params)
-        else:
-
-            def aug_dynamics(tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-                y, a = state[0], state[1]
-                with torch.enable_grad():
-                    y_ = y.detach().requires_grad_(True)
-                    fy = f(tt, y_)
-                    if fy.requires_grad:
-                        vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
-                    else:  # f depends on neither y nor the parameters
-                        vjps = (None,) * (1 + len(params))  # type: ignore[assignment]  # all-None grads
-                return (fy.detach(), torch.zeros_like(y) if vjps[0] is None else vjps[0]) + tuple(
-                    torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:])
-                )
-
-        tvals = problem.t_values
-        n = len(tvals)
         tab = get_method(cfg.method) if cfg.method is not None else problem.method
         step = cfg.step or problem.step
         if cfg.from_options is not None and _changed(ctx.options_seen, ctx.adjoint_options):
             method, step = cfg.from_options(ctx.adjoint_options)
             tab = get_method(method)
-        a = grad_ys[-1]
-        g = tuple(torch.zeros_like(p) for p in params)
-        aug_packer = StatePacker((ys[-1], a) + g)
-        aug_f = packed_func(aug_dynamics, aug_packer)
-        norm = _adjoint_norm(problem, step, aug_packer, cfg.seminorm) if isinstance(step, Adaptive) else None
+        solve = _BackwardSolve(problem, tab, step, cfg.seminorm, ys, grad_ys, tuple(params), ctx.h_next)
+        n = len(problem.t_values)
         want_t = ctx.needs_input_grad[3]
         grad_t = torch.zeros(n, dtype=ys.dtype, device=ys.device) if want_t else None
-        time_of = lambda v: torch.tensor(v, dtype=ys.dtype, device=ys.device)  # noqa: E731
-        # The backward solve starts from the step size the forward solve would have taken next
-        # (no initial-step estimate, whose evaluations would cost two vector-Jacobian products).
-        h: Optional[float] = ctx.h_next
-        counter = cast(SolverStats, _BackwardSteps(stats))  # duck-typed stats view
-        key = compile_key("adjoint", tab, problem.field, ys[-1])
-        f_eager, attempt = aug_f, None
-        if problem.compile:
-            f_eager = counted(aug_f, counter.count_evals)
-            attempt = CompiledAttempt(tab, aug_f, norm, counter.count_evals, key) if norm is not None else None
-        # The state stays packed, (y, a, g) flat; at t_i it restarts from the stored y(t_i) and
-        # a jumps by dL/dy(t_i).
-        ny = ys[0].numel()
-        flat_ys, flat_grads = ys.reshape(n, ny), grad_ys.reshape(n, ny)
-        state = aug_packer.pack((ys[-1], a) + g)
-        perturb = isinstance(problem.step, FixedStep) and problem.step.perturb
-
-        def time_at(i: int, toward: int) -> Tensor:
-            """t_i, or with perturb the time one ulp from t_i toward t_toward (f may jump at t_i)."""
-            if not perturb:
-                return time_of(tvals[i])
-            tt = torch.tensor([[tvals[i]]], dtype=torch.float64).to(ys.device, real_dtype(ys.dtype))
-            return perturb_stage_times(tt, [0.0], 1.0 if tvals[toward] > tvals[i] else -1.0)[0, 0]
-
         if grad_t is not None:
             for i in range(n - 1, 0, -1):
-                grad_t[i] = (grad_ys[i] * f(time_at(i, i - 1), ys[i].detach())).sum()
-
-        def restart(i: int, out: Tensor) -> Tensor:
-            """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
-            return torch.cat([flat_ys[i], out[ny : 2 * ny] + flat_grads[i], out[2 * ny :]])
-
-        hooks = StepHooks.from_func(problem.field, aug_packer, suffix="_adjoint")
+                grad_t[i] = (grad_ys[i] * solve.f(solve.time_at(i, i - 1), ys[i].detach())).sum()
         with torch.no_grad():
-            if n == 1:
-                pass  # nothing to integrate: dL/dy0 is the direct term alone
-            elif hasattr(tab, "tableau") and hasattr(problem.method, "tableau"):
-                # implicit forward and backward: y from the forward steps, never integrated backwards
-                y_shape = ys[0].shape
-                flat_y = lambda tt, y: f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
-                a_cur, g_cur = grad_ys[-1].reshape(-1), g
-                for i in range(n - 1, 0, -1):
-                    fwd = (
-                        problem.step
-                        if getattr(problem.step, "grid", None) is None
-                        else interval_step(problem.step, tvals[i - 1], tvals[i])
-                    )
-                    a_cur, g_cur = interval_adjoint(
-                        tab,
-                        fwd,
-                        problem.norm,
-                        interval_step(step, tvals[i], tvals[i - 1]),
-                        flat_y,
-                        flat_ys[i - 1],
-                        flat_ys[i],
-                        tvals[i - 1],
-                        tvals[i],
-                        a_cur,
-                        g_cur,
-                        params,
-                        counter,
-                        hooks,
-                    )
-                    if i > 1:
-                        a_cur = a_cur + flat_grads[i - 1]
-                state = aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
-            elif not isinstance(tab, ButcherTableau):  # multistep, scipy: one solve per interval
-                if hasattr(tab, "tableau"):  # implicit backward only: Newton on (y, a)
-                    aug_f = _with_adjoint_jacobian(aug_f, flat_f, ny, ys[0].shape)
-                for i in range(n - 1, 0, -1):
-                    outs = tab.integrate(
-                        aug_f,
-                        state,
-                        [tvals[i], tvals[i - 1]],
-                        interval_step(step, tvals[i], tvals[i - 1]),
-                        norm,
-                        counter,
-                        hooks,
-                    )
-                    state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
-            elif isinstance(step, FixedStep):
-                for i in range(n - 1, 0, -1):
-                    span = [tvals[i], tvals[i - 1]]
-                    on = interval_step(step, *span)
-                    if on.grid is not None:  # explicit points (perturb, grid_constructor)
-                        stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
-                        outs = integrate_grid(
-                            stepper, aug_f, state, list(on.grid), span, on.interp, counter, hooks, on.perturb
-                        )
-                        state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
-                        continue
-                    grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
-                    if problem.compile:
-                        outs = integrate_fixed_compiled(tab, aug_f, state, grid, counter, key)
-                    else:
-                        outs, _, _ = integrate_fixed(tab, aug_f, state, grid, counter, hooks=hooks)
-                    state = restart(i - 1, outs[-1]) if i > 1 else outs[-1]
-            elif h is not None and problem.compile and tensor_loop.supported(tab, step, state, land_on_outputs=True):
-                # The whole backward solve as one compiled program (see solvers/tensor_loop.py).
-                assert norm is not None and h is not None
-                rev_ys, rev_grads = flat_ys.flip(0), flat_grads.flip(0)
-
-                def jump_at(j: Tensor, out: Tensor) -> Tensor:
-                    """restart() at reversed output index j, with j a tensor (no host read)."""
-                    return torch.cat([_row(rev_ys, j), out[ny : 2 * ny] + _row(rev_grads, j), out[2 * ny :]])
-
-                rev_t = torch.tensor(tvals[::-1], dtype=torch.float64, device=ys.device)
-                outs_t, _ = tensor_loop.integrate_adaptive_tensor(
-                    tab, aug_f, state, rev_t, step, norm, counter, h, key, land_on_outputs=True, jump=jump_at
-                )
-                state = outs_t[-1]
-            else:
-                # One backward solve through all output times: steps land on each t_i, where
-                # the state restarts (no overshoot and interpolation back).
-                assert norm is not None  # adaptive steps have one
-                outs, _ = integrate_adaptive(
-                    tab,
-                    f_eager,
-                    state,
-                    tvals[::-1],
-                    step,
-                    norm,
-                    counter,
-                    h0=h,
-                    attempt=attempt,
-                    land_on_outputs=True,
-                    hooks=hooks,
-                    jump=lambda j, out: restart(n - 1 - j, out),
-                )
-                state = outs[-1]
-        _, a, *g_list = aug_packer.unpack(state)
+            state = solve.run()
+        _, a, *g_list = solve.aug_packer.unpack(state)
         g = tuple(g_list)
         if grad_t is not None:
             # y(t0) = y0 whatever t0 is, so the direct dL/dy(t0) term does not enter here.
-            grad_t[0] = -(a * f(time_at(0, 1), ys[0].detach())).sum()
+            grad_t[0] = -(a * solve.f(solve.time_at(0, 1), ys[0].detach())).sum()
             grad_t = grad_t.to(t.dtype)
         if n > 1:
             a = a + grad_ys[0]
         return (None, None, a, grad_t) + g
+
+
+class _BackwardSolve:
+    """The backward solve of the augmented state (y, a, g), kept packed flat: from T to t0 through
+    every output time t_i, where y restarts from the stored forward value and a jumps by dL/dy(t_i).
+    One route per kind of method: implicit both ways (y from the forward steps), multistep/scipy
+    (one solve per interval), a fixed grid, one compiled while_loop, or the eager adaptive loop."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        tab: Any,
+        step: Union[FixedStep, Adaptive],
+        seminorm: bool,
+        ys: Tensor,
+        grad_ys: Tensor,
+        params: Tuple[Tensor, ...],
+        h_next: Optional[float],
+    ) -> None:
+        self.problem, self.tab, self.step, self.ys, self.grad_ys, self.params = problem, tab, step, ys, grad_ys, params
+        self.stats = problem.stats
+        self.flat_f = packed_func(problem.field, problem.packer)
+        self.tvals = problem.t_values
+        self.n = len(self.tvals)
+        g = tuple(torch.zeros_like(p) for p in params)
+        self.aug_packer = StatePacker((ys[-1], grad_ys[-1]) + g)
+        aug_dynamics: Callable[..., Any] = self._aug_dynamics
+        if problem.compile:
+            aug_dynamics = functional_aug_dynamics(problem.field, problem.packer, params)
+        self.aug_f = packed_func(aug_dynamics, self.aug_packer)
+        self.norm = _adjoint_norm(problem, step, self.aug_packer, seminorm) if isinstance(step, Adaptive) else None
+        # The backward solve starts from the step size the forward solve would have taken next
+        # (no initial-step estimate, whose evaluations would cost two vector-Jacobian products).
+        self.h = h_next
+        self.counter = cast(SolverStats, _BackwardSteps(self.stats))  # duck-typed stats view
+        self.key = compile_key("adjoint", tab, problem.field, ys[-1])
+        self.ny = ys[0].numel()
+        self.flat_ys, self.flat_grads = ys.reshape(self.n, self.ny), grad_ys.reshape(self.n, self.ny)
+        self.state = self.aug_packer.pack((ys[-1], grad_ys[-1]) + g)
+        self.perturb = isinstance(problem.step, FixedStep) and problem.step.perturb
+        self.hooks = StepHooks.from_func(problem.field, self.aug_packer, suffix="_adjoint")
+
+    def f(self, tt: Tensor, y: Tensor) -> Tensor:
+        """The forward field on the flat state, counted as a backward evaluation."""
+        self.stats.nfe_backward += 1
+        return self.flat_f(tt, y)
+
+    def _aug_dynamics(self, tt: Tensor, state: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        """(f, -a^T df/dy, -a^T df/dtheta) by one vector-Jacobian product (eager autograd)."""
+        y, a, params = state[0], state[1], self.params
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            fy = self.f(tt, y_)
+            if fy.requires_grad:
+                vjps = torch.autograd.grad(fy, (y_,) + params, -a, allow_unused=True)
+            else:  # f depends on neither y nor the parameters
+                vjps = (None,) * (1 + len(params))  # type: ignore[assignment]  # all-None grads
+        return (fy.detach(), torch.zeros_like(y) if vjps[0] is None else vjps[0]) + tuple(
+            torch.zeros_like(p) if g is None else g for p, g in zip(params, vjps[1:])
+        )
+
+    def time_at(self, i: int, toward: int) -> Tensor:
+        """t_i, or with perturb the time one ulp from t_i toward t_toward (f may jump at t_i)."""
+        ys, tvals = self.ys, self.tvals
+        if not self.perturb:
+            return torch.tensor(tvals[i], dtype=ys.dtype, device=ys.device)
+        tt = torch.tensor([[tvals[i]]], dtype=torch.float64).to(ys.device, real_dtype(ys.dtype))
+        return perturb_stage_times(tt, [0.0], 1.0 if tvals[toward] > tvals[i] else -1.0)[0, 0]
+
+    def restart(self, i: int, out: Tensor) -> Tensor:
+        """At t_i: y from the stored forward solution, a jumps by dL/dy(t_i)."""
+        ny = self.ny
+        return torch.cat([self.flat_ys[i], out[ny : 2 * ny] + self.flat_grads[i], out[2 * ny :]])
+
+    def _next(self, i: int, out: Tensor) -> Tensor:
+        """The state to go on from t_{i-1} with: restarted there, except at t0."""
+        return self.restart(i - 1, out) if i > 1 else out
+
+    def run(self) -> Tensor:
+        """The packed state at t0, before the direct term dL/dy(t0)."""
+        tab, problem, step = self.tab, self.problem, self.step
+        if self.n == 1:
+            return self.state  # nothing to integrate: dL/dy0 is the direct term alone
+        if hasattr(tab, "tableau") and hasattr(problem.method, "tableau"):
+            return self._implicit_both_ways()
+        if not isinstance(tab, ButcherTableau):
+            return self._per_interval()
+        if isinstance(step, FixedStep):
+            return self._fixed(step)
+        if (
+            self.h is not None
+            and problem.compile
+            and tensor_loop.supported(tab, step, self.state, land_on_outputs=True)
+        ):
+            return self._compiled_adaptive(step)
+        return self._adaptive(step)
+
+    def _implicit_both_ways(self) -> Tensor:
+        """Implicit forward and backward: y from the forward steps, never integrated backwards."""
+        problem, tvals, ys = self.problem, self.tvals, self.ys
+        y_shape = ys[0].shape
+        flat_y = lambda tt, y: self.f(tt, y.view(y_shape)).reshape(-1)  # noqa: E731  (counted)
+        a_cur, g_cur = self.grad_ys[-1].reshape(-1), tuple(torch.zeros_like(p) for p in self.params)
+        for i in range(self.n - 1, 0, -1):
+            grid = getattr(problem.step, "grid", None)
+            fwd = problem.step if grid is None else interval_step(problem.step, tvals[i - 1], tvals[i])
+            back = interval_step(self.step, tvals[i], tvals[i - 1])
+            a_cur, g_cur = interval_adjoint(
+                self.tab, fwd, problem.norm, back, flat_y, self.flat_ys[i - 1], self.flat_ys[i],
+                tvals[i - 1], tvals[i], a_cur, g_cur, self.params, self.counter, self.hooks,
+            )  # fmt: skip
+            if i > 1:
+                a_cur = a_cur + self.flat_grads[i - 1]
+        return self.aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
+
+    def _per_interval(self) -> Tensor:
+        """Multistep and scipy methods: one solve per interval between output times."""
+        aug_f, state, tvals = self.aug_f, self.state, self.tvals
+        if hasattr(self.tab, "tableau"):  # implicit backward only: Newton on (y, a)
+            aug_f = _with_adjoint_jacobian(aug_f, self.flat_f, self.ny, self.ys[0].shape)
+        for i in range(self.n - 1, 0, -1):
+            span = [tvals[i], tvals[i - 1]]
+            outs = self.tab.integrate(
+                aug_f, state, span, interval_step(self.step, *span), self.norm, self.counter, self.hooks
+            )
+            state = self._next(i, outs[-1])
+        return state
+
+    def _fixed(self, step: FixedStep) -> Tensor:
+        """A fixed grid (or explicit grid points) on every interval, compiled when asked."""
+        tab, aug_f, state, ys = self.tab, self.aug_f, self.state, self.ys
+        for i in range(self.n - 1, 0, -1):
+            span = [self.tvals[i], self.tvals[i - 1]]
+            on = interval_step(step, *span)
+            if on.grid is not None:  # explicit points (perturb, grid_constructor)
+                stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
+                outs = integrate_grid(
+                    stepper, aug_f, state, list(on.grid), span, on.interp, self.counter, self.hooks, on.perturb
+                )
+            else:
+                grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
+                if self.problem.compile:
+                    outs = integrate_fixed_compiled(tab, aug_f, state, grid, self.counter, self.key)
+                else:
+                    outs, _, _ = integrate_fixed(tab, aug_f, state, grid, self.counter, hooks=self.hooks)
+            state = self._next(i, outs[-1])
+        return state
+
+    def _compiled_adaptive(self, step: Adaptive) -> Tensor:
+        """The whole backward solve as one compiled program (see solvers/tensor_loop.py)."""
+        assert self.norm is not None and self.h is not None
+        ny = self.ny
+        rev_ys, rev_grads = self.flat_ys.flip(0), self.flat_grads.flip(0)
+
+        def jump_at(j: Tensor, out: Tensor) -> Tensor:
+            """restart() at reversed output index j, with j a tensor (no host read)."""
+            return torch.cat([_row(rev_ys, j), out[ny : 2 * ny] + _row(rev_grads, j), out[2 * ny :]])
+
+        rev_t = torch.tensor(self.tvals[::-1], dtype=torch.float64, device=self.ys.device)
+        outs_t, _ = tensor_loop.integrate_adaptive_tensor(
+            self.tab, self.aug_f, self.state, rev_t, step, self.norm, self.counter, self.h, self.key,
+            land_on_outputs=True, jump=jump_at,
+        )  # fmt: skip
+        return outs_t[-1]
+
+    def _adaptive(self, step: Adaptive) -> Tensor:
+        """One backward solve through all output times: steps land on each t_i, where the state
+        restarts (no overshoot and interpolation back); each attempt compiled when asked."""
+        assert self.norm is not None  # adaptive steps have one
+        f_eager, attempt = self.aug_f, None
+        if self.problem.compile:
+            f_eager = counted(self.aug_f, self.counter.count_evals)
+            attempt = CompiledAttempt(self.tab, self.aug_f, self.norm, self.counter.count_evals, self.key)
+        n = self.n
+        outs, _ = integrate_adaptive(
+            self.tab, f_eager, self.state, self.tvals[::-1], step, self.norm, self.counter, h0=self.h,
+            attempt=attempt, land_on_outputs=True, hooks=self.hooks, jump=lambda j, out: self.restart(n - 1 - j, out),
+        )  # fmt: skip
+        return outs[-1]
 
 
 def _row(x: Tensor, j: Tensor) -> Tensor:

@@ -83,6 +83,71 @@ def _dense(tab: ButcherTableau, dense_w: Tensor, y: Tensor, ks, theta: Tensor, h
     return (y.reshape(1, -1) + h.to(y.dtype) * (w.T @ k)).reshape(theta.shape[0], *y.shape)
 
 
+def _clamp(ctrl: Adaptive, h: Tensor) -> Tensor:
+    """h with |h| clipped to [min_step, max_step], its sign kept."""
+    mag = h.abs().clamp(min=ctrl.min_step, max=ctrl.max_step)
+    return torch.where(h < 0, -mag, mag)
+
+
+def _at_least_min_step(ctrl: Adaptive, h: Tensor) -> Tensor:
+    if ctrl.min_step <= 0:
+        return h
+    return torch.where(h.abs() < ctrl.min_step, torch.copysign(torch.full_like(h, ctrl.min_step), h), h)
+
+
+def _pi_factor(ctrl: Adaptive, en: Tensor, finite: Tensor, err_prev: Tensor, accept: Tensor, q: float) -> Tensor:
+    """The step factor, as `loop.accept_factor` (PI: safety en^(-alpha/q) en_prev^(beta/q)) after
+    an accepted step and `loop.reject_factor` (safety en^(-1/q), min_factor if non-finite) after
+    a rejected one, both as tensors."""
+    safe_en = torch.where(finite, en, torch.zeros_like(en))
+    grow = ctrl.safety * safe_en.clamp_min(1e-300) ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
+    grow = torch.where(safe_en == 0, torch.full_like(grow, ctrl.max_factor), grow)
+    grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
+    shrink = (ctrl.safety * safe_en.clamp_min(1e-300) ** (-1.0 / q)).clamp(min=ctrl.min_factor)
+    shrink = torch.where(finite, shrink, torch.full_like(shrink, ctrl.min_factor)).clamp(max=1.0)
+    return torch.where(accept, grow, shrink)
+
+
+def _interpolated(
+    tab: ButcherTableau, dense_w: Tensor, t_out: Tensor, t: Tensor, t1: Tensor, h: Tensor, y: Tensor, y1: Tensor, ks
+) -> Tensor:
+    """The step's interpolant at every output time [n, *y] (the end state exactly at t1): the
+    method's dense output, else cubic Hermite."""
+    theta = (t_out - t) / h
+    if tab.dense is not None:
+        vals = _dense(tab, dense_w, y, ks, theta, h)
+    else:
+        vals = _hermite(y, y1, ks[0], ks[-1], theta.to(y.dtype), h.to(y.dtype))
+    return torch.where((t_out == t1).reshape(-1, *([1] * y.dim())), y1.unsqueeze(0), vals)
+
+
+def _count(
+    counts: Tensor, status: Tensor, accept: Tensor, evals: Tensor, underflow: Tensor, out_of_steps: Tensor
+) -> Tuple[Tensor, Tensor]:
+    """Counters [attempts, accepted, rejected, evaluations] after an attempt, and the status
+    (UNDERFLOW, or MAX_STEPS when the attempts run out before the last output)."""
+    one = torch.ones_like(counts[0])
+    counts = counts + torch.stack([one, accept.to(torch.int64), (~accept).to(torch.int64), evals.to(torch.int64)])
+    status = torch.where(underflow, one * UNDERFLOW, status)
+    return counts, torch.where((status == RUNNING) & out_of_steps, one * MAX_STEPS, status)
+
+
+def _jump(tab, f, jump: Jump, t_out, accept, nxt, nxt_new, t1, t_new, y1, y_new, k_new) -> Tuple[Tensor, ...]:
+    """(jumped, state, derivative) after an accepted step that ended on an interior output time:
+    the state replaced by ``jump`` (the adjoint's restart) and, for FSAL methods, f evaluated anew."""
+    prev = (nxt_new - 1).clamp(min=0)
+    jumped = accept & (nxt_new < t_out.shape[0]) & (nxt_new > nxt) & (_at(t_out, prev) == t1)
+    y_new = torch.where(jumped, jump(prev, y1), y_new)
+    if tab.fsal:
+        k_new = torch.cond(
+            jumped,
+            lambda tt, yy, kk: f(tt.to(yy.dtype), yy),
+            lambda tt, yy, kk: kk.clone(),
+            (t_new, y_new, k_new),
+        )
+    return jumped, y_new, k_new
+
+
 def _solve(
     tab: ButcherTableau,
     f: Func,
@@ -108,8 +173,7 @@ def _solve(
     idx = torch.arange(n, device=y0.device)
 
     def clamp(h: Tensor) -> Tensor:
-        mag = h.abs().clamp(min=ctrl.min_step, max=ctrl.max_step)
-        return torch.where(h < 0, -mag, mag)
+        return _clamp(ctrl, h)
 
     ys = torch.zeros((n,) + tuple(y0.shape), dtype=tdt, device=y0.device)
     t = t_out[0].clone()
@@ -154,15 +218,7 @@ def _solve(
         t1 = torch.where(land, target, t + h)
         # Outputs reached by this step: every t_j in (t, t1] not yet written.
         reached = accept & (idx >= nxt) & ((t_out - t1) * direction <= 0)
-        if lands:
-            vals = y1.unsqueeze(0).expand_as(ys)
-        else:
-            theta = (t_out - t) / h
-            if tab.dense is not None:
-                vals = _dense(tab, dense_w, y, ks, theta, h)
-            else:
-                vals = _hermite(y, y1, ks[0], ks[-1], theta.to(tdt), h_y)
-            vals = torch.where((t_out == t1).reshape(-1, *([1] * y.dim())), y1.unsqueeze(0), vals)
+        vals = y1.unsqueeze(0).expand_as(ys) if lands else _interpolated(tab, dense_w, t_out, t, t1, h, y, y1, ks)
         ys = torch.where(reached.reshape(-1, *([1] * y.dim())), vals, ys)
         nxt_new = nxt + reached.sum()
         t_new = torch.where(accept, t1, t)
@@ -172,44 +228,14 @@ def _solve(
         )  # non-FSAL: carried only to keep the loop's shape
         jumped = torch.zeros_like(accept)
         if jump is not None:
-            prev = (nxt_new - 1).clamp(min=0)
-            jumped = accept & (nxt_new < n) & (nxt_new > nxt) & (_at(t_out, prev) == t1)
-            y_new = torch.where(jumped, jump(prev, y1), y_new)
-            if tab.fsal:
-                k_new = torch.cond(
-                    jumped,
-                    lambda tt, yy, kk: f(tt.to(tdt), yy),
-                    lambda tt, yy, kk: kk.clone(),
-                    (t_new, y_new, k_new),
-                )
-        # PI controller, as `loop.integrate_adaptive`.
-        safe_en = torch.where(finite, en, torch.zeros_like(en))
-        grow = ctrl.safety * safe_en.clamp_min(1e-300) ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
-        grow = torch.where(safe_en == 0, torch.full_like(grow, ctrl.max_factor), grow)
-        grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
-        shrink = (ctrl.safety * safe_en.clamp_min(1e-300) ** (-1.0 / q)).clamp(min=ctrl.min_factor)
-        shrink = torch.where(finite, shrink, torch.full_like(shrink, ctrl.min_factor)).clamp(max=1.0)
-        factor = torch.where(accept, grow, shrink)
+            jumped, y_new, k_new = _jump(tab, f, jump, t_out, accept, nxt, nxt_new, t1, t_new, y1, y_new, k_new)
+        factor = _pi_factor(ctrl, en, finite, err_prev, accept, q)
         err_prev = torch.where(accept, en.clamp_min(1e-4), err_prev)
         underflow = ~accept & ((h.abs() <= ctrl.min_step) | (t + h * factor == t))
-        base = torch.where(land & accept, h_prop, h)
-        h_next = clamp(base * factor)
-        if ctrl.min_step > 0:
-            h_next = torch.where(
-                h_next.abs() < ctrl.min_step, torch.copysign(torch.full_like(h_next, ctrl.min_step), h_next), h_next
-            )
-        attempts = counts[0] + 1
-        counts = counts + torch.stack(
-            [
-                torch.ones_like(zero_i),
-                accept.to(torch.int64),
-                (~accept).to(torch.int64),
-                zero_i + evals + jumped.to(torch.int64) - (~fresh).to(torch.int64) * (0 if tab.fsal else 1),
-            ]
-        )
-        status = torch.where(underflow, zero_i + UNDERFLOW, status)
-        status = torch.where(
-            (status == RUNNING) & (attempts >= ctrl.max_steps) & (nxt_new < n), zero_i + MAX_STEPS, status
+        h_next = _at_least_min_step(ctrl, clamp(torch.where(land & accept, h_prop, h) * factor))
+        evals_now = evals + jumped.to(torch.int64) - (~fresh).to(torch.int64) * (0 if tab.fsal else 1)
+        counts, status = _count(
+            counts, status, accept, evals_now, underflow, (nxt_new < n) & (counts[0] + 1 >= ctrl.max_steps)
         )
         # On underflow keep the failing step for the error message.
         h_out = torch.where(underflow, h, h_next)
