@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .compiling import run_compiled
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .gradients.per_sample_adjoint import per_sample_adjoint
 from .solvers.compile_policy import AutoCompile
 from .solvers.per_sample import PerSample
 from .solvers.per_sample_solve import solve_per_sample
@@ -95,7 +96,6 @@ def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, even
     missing = [
         what
         for what, used in (
-            ("gradient=OptimizeDiscretize() (the per-sample adjoint)", isinstance(gradient, OptimizeDiscretize)),
             ("checkpointed DiscretizeOptimize", isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed),
             ("compile", compile is not False and compile is not None),
             ("events with OptimizeDiscretize()", events is not None and isinstance(gradient, OptimizeDiscretize)),
@@ -108,4 +108,5 @@ def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, even
             "DiscretizeOptimize() eagerly, or solve without per_sample"
         )
     options = per_sample if isinstance(per_sample, PerSample) else PerSample()
-    return solve_per_sample(func, y0, t, method, step, check_finite, options, events)
+    loop = per_sample_adjoint(gradient, func) if isinstance(gradient, OptimizeDiscretize) else None
+    return solve_per_sample(func, y0, t, method, step, check_finite, options, events, loop)

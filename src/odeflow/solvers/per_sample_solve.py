@@ -77,9 +77,12 @@ def solve_per_sample(
     check_finite: bool = True,
     options: Optional[PerSample] = None,
     events=None,
+    loop: Optional[Callable] = None,
 ) -> Solution:
     """`odeflow.solve(..., per_sample=True)`: validates the inputs and runs `integrate_per_sample`.
-    Returns a `Solution` with ys [T, B, ...], ts as given and `PerSampleStats`."""
+    ``loop`` replaces `integrate_per_sample` (same arguments and results), e.g. by one with
+    continuous-adjoint gradients. Returns a `Solution` with ys [T, B, ...], ts as given and
+    `PerSampleStats`."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
     if not isinstance(y0, Tensor):
@@ -116,7 +119,7 @@ def solve_per_sample(
     options = options or PerSample()
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options, extras)
+    ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
@@ -138,6 +141,8 @@ def solve_per_sample(
         per_sample=counts,
         event_hit=None if extras.event_hit is None else extras.event_hit.cpu(),
     )
+    if loop is not None and hasattr(loop, "stats"):
+        loop.stats = stats  # the backward solve reports its work there
     ts = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
     if event_t is None:
         return Solution(ts=ts, ys=ys, stats=stats)
