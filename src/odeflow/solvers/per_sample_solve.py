@@ -16,9 +16,11 @@ from torch import Tensor
 from .errors import SolverError
 from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
+from .implicit import IMPLICIT_METHODS, ImplicitRK
 from .methods import get_method
 from .per_sample import LoopExtras, PerSample, SampleCounts, integrate_per_sample
 from .per_sample_events import SampleEvents, SampleEventTime, sample_events
+from .per_sample_implicit import integrate_implicit_per_sample
 from .problem import check_times
 from .solution import Solution, SolverStats
 from .state import StatePacker
@@ -26,6 +28,7 @@ from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 _EXPLICIT = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
+_IMPLICIT = sorted(m.name for m in IMPLICIT_METHODS.values() if m.adaptive)
 
 
 @dataclass
@@ -102,11 +105,29 @@ def solve_per_sample(
             "(a fixed grid is shared by all samples anyway: drop per_sample)"
         )
     tab = get_method(method)
-    if not isinstance(tab, ButcherTableau) or not tab.adaptive:
+    implicit = isinstance(tab, ImplicitRK) and tab.adaptive
+    if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
         raise ValueError(
-            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) "
-            f"for now, not {getattr(tab, 'name', method)!r} (implicit and Adams methods are not supported yet)"
+            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
+            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
+            "error estimate and scipy_solver are not supported)"
         )
+    options = options or PerSample()
+    if implicit:
+        missing = [
+            what
+            for what, used in (
+                ("events", events is not None),
+                ("OptimizeDiscretize()", loop is not None),
+                ("PerSample(compact=...)", options.compact > 0),
+            )
+            if used
+        ]
+        if missing:
+            raise ValueError(
+                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
+                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
+            )
     if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
         raise ValueError(
             "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
@@ -116,10 +137,15 @@ def solve_per_sample(
         raise ValueError("per_sample=True does not call step callbacks (callback_step ...) yet; remove them")
     if check_finite and not bool(torch.isfinite(y0).all()):
         raise ValueError("y0 contains NaN or inf; clean the initial state")
-    options = options or PerSample()
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
+    if implicit:
+        if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
+            raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+        assert isinstance(tab, ImplicitRK)
+        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options)
+    else:
+        ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
