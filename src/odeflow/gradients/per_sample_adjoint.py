@@ -65,7 +65,8 @@ class PerSampleAdjointLoop:
     called as the loop, (tab, func, y0, t_out, step, options, extras) -> (ys, counts, calls).
     ``params``: the tensors to differentiate; ``back_tab`` / ``back_step``: the backward
     solver (default: the forward's). ``stats``, when set by the caller, receives the backward
-    solve's batched evaluations (nfe_backward) and sample-steps (steps_backward)."""
+    solve's batched evaluations (nfe_backward: of the augmented field and of the parameter
+    VJPs) and sample-steps (steps_backward)."""
 
     def __init__(
         self,
@@ -137,6 +138,7 @@ class _PerSampleAdjoint(torch.autograd.Function):
             return torch.cat([fy.detach().reshape(m, n), vjp.reshape(m, n)], dim=1)
 
         g_acc = [torch.zeros_like(p) for p in params]
+        param_calls = [0]
         weights = [(i, float(b)) for i, b in enumerate(back_tab.b) if b != 0.0]
 
         def on_step(stage_t: List[Tensor], inputs: List[Tensor], h: Tensor, acc: Tensor, rows: Optional[Tensor]):
@@ -149,6 +151,7 @@ class _PerSampleAdjoint(torch.autograd.Function):
                 z = inputs[i].detach()
                 a = z[:, n:].reshape(m, *row_shape)
                 cot = -a * (b_i * hw).reshape(-1, *([1] * len(row_shape)))
+                param_calls[0] += 1
                 with torch.enable_grad():
                     fy = field(stage_t[i], z[:, :n].reshape(m, *row_shape), rows)
                     if not fy.requires_grad:
@@ -174,7 +177,7 @@ class _PerSampleAdjoint(torch.autograd.Function):
         with torch.no_grad():
             outs, counts, calls = integrate_per_sample(back_tab, aug_f, z0, t_out.flip(1), back_step, options, extras)
         if loop.stats is not None:
-            loop.stats.nfe_backward += calls
+            loop.stats.nfe_backward += calls + param_calls[0]
             loop.stats.steps_backward += int(counts.steps.sum())
         a0 = outs[-1][:, n:] + flat_grads[0] if T > 1 else flat_grads[0]
         return (None, None, a0.reshape(ys.shape[1:])) + tuple(g_acc)
