@@ -20,7 +20,11 @@ parameters: odeflow's shared step and per_sample=True by backpropagation through
 per_sample=True with the continuous adjoint (OptimizeDiscretize(seminorm=True), every sample
 its own backward steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
 
-    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad]
+With ``--implicit``: stiff Van der Pol (mu spread evenly over [1, 200], x(0) = 2, t in [0, 2], 20
+outputs) with radauIIA5 at rtol 1e-5, atol 1e-7: odeflow's shared step (row-blocked Jacobian,
+jacobian='batched') against per_sample=True (torchode has no implicit methods).
+
+    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad | --implicit]
 """
 
 from __future__ import annotations
@@ -181,10 +185,14 @@ def main() -> None:
     ap.add_argument("--problems", nargs="+", default=["vdp", "lotka"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--grad", action="store_true", help="forward and backward (gradients in y0 and parameters)")
+    ap.add_argument("--implicit", action="store_true", help="stiff Van der Pol with radauIIA5")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.grad:
         grad_main(args)
+        return
+    if args.implicit:
+        implicit_main(args)
         return
     print(f"# per-sample stepping, dopri5 rtol {RTOL} atol {ATOL}, float64; {machine()}")
     print("| problem | batch | side | sample-steps | batched f evals | ms | ms / torchode | max |y - per_sample| |")
@@ -205,6 +213,44 @@ def main() -> None:
                         f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} |",
                         flush=True,
                     )
+
+
+def implicit_main(args: argparse.Namespace) -> None:
+    from odeflow.solvers.implicit import IMPLICIT_METHODS
+
+    step = Adaptive(rtol=1e-5, atol=1e-7)
+    radau = IMPLICIT_METHODS["radauIIA5"].with_options(jacobian="batched")
+    print(f"# per-sample implicit steps, stiff Van der Pol, radauIIA5 rtol 1e-5 atol 1e-7, float64; {machine()}")
+    print("| batch | side | sample-steps | batched f evals | ms | ms / shared | max |y - per_sample| |")
+    print("|---|---|---|---|---|---|---|")
+    with torch.no_grad():
+        for batch in args.batches:
+            mu = torch.linspace(1.0, 200.0, batch, dtype=D)
+
+            def vdp(t, y):
+                x, v = y[..., 0], y[..., 1]
+                return torch.stack([v, mu * (1 - x * x) * v - x], -1)
+
+            y0, t = torch.tensor([2.0, 0.0], dtype=D).repeat(batch, 1), torch.linspace(0, 2, 20, dtype=D)
+
+            def shared():
+                sol = odeflow.solve(vdp, y0, t, method=radau, step=step)
+                return sol.ys, sol.stats.accepted * batch, sol.stats.nfe
+
+            def per_sample():
+                sol = odeflow.solve(vdp, y0, t, method="radauIIA5", step=step, per_sample=True)
+                return sol.ys, sol.stats.accepted, sol.stats.nfe
+
+            fns = {"odeflow shared step": shared, "odeflow per_sample": per_sample}
+            results = {side: fn() for side, fn in fns.items()}
+            wall = time_side_by_side(fns, repeats=args.repeats, min_time=0.0)
+            ref = results["odeflow per_sample"][0]
+            for side, (ys, sample_steps, evals) in results.items():
+                print(
+                    f"| {batch} | {side} | {sample_steps:,} | {evals} | {wall[side] * 1e3:.0f} | "
+                    f"{wall[side] / wall['odeflow shared step']:.2f} | {float((ys - ref).abs().max()):.1e} |",
+                    flush=True,
+                )
 
 
 def grad_main(args: argparse.Namespace) -> None:
