@@ -199,6 +199,42 @@ def _output(
     return torch.where(_rows(at_end, y), y1, val)
 
 
+def _outputs(
+    tab: ButcherTableau,
+    y: Tensor,
+    y1: Tensor,
+    ks: List[Tensor],
+    hks: List[Tensor],
+    f1: Optional[Tensor],
+    theta: Tensor,
+    h: Tensor,
+    at_end: Tensor,
+    lands: bool,
+) -> Tensor:
+    """`_output` at several points of every row's step at once: theta and at_end [S, B] ->
+    states [S, B, ...]."""
+    n_out = theta.shape[0]
+    if lands:
+        return y1.unsqueeze(0).expand(n_out, *y1.shape)
+    col = lambda x: x.reshape(*x.shape, *([1] * (y.dim() - 1)))  # noqa: E731  ([S, B] -> [S, B, 1, ...])
+    if tab.dense is not None:
+        dense = _coefficients(tuple(tab.dense), theta.device)
+        powers = [theta]
+        for _ in range(dense.shape[1] - 1):
+            powers.append(powers[-1] * theta)
+        w = torch.einsum("ip,psb->isb", dense, torch.stack(powers)).to(y.dtype)  # [stages, S, B]
+        val = y.unsqueeze(0)
+        for i in range(w.shape[0]):
+            val = torch.addcmul(val, col(w[i]), hks[i])
+    else:
+        assert f1 is not None
+        hy = _rows(h.to(y.dtype), y)
+        th = col(theta.to(y.dtype))
+        t2, t3 = th * th, th * th * th
+        val = (2 * t3 - 3 * t2 + 1) * y + (-2 * t3 + 3 * t2) * y1 + hy * ((t3 - 2 * t2 + th) * ks[0] + (t3 - t2) * f1)
+    return torch.where(col(at_end), y1.unsqueeze(0), val)
+
+
 def integrate_per_sample(
     tab: ButcherTableau,
     f: Callable,
@@ -239,14 +275,14 @@ def integrate_per_sample(
     rows = torch.arange(B, device=dev)
     c = _coefficients(tuple(tab.c), dev)
 
-    ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
+    ys = torch.zeros((T + 1,) + tuple(y0.shape), dtype=dtype, device=dev)  # row T: scratch
     ys[0] = y0
     t = t_out[:, 0].clone()
     steps = torch.zeros(B, dtype=torch.int64, device=dev)
     accepted, rejected = steps.clone(), steps.clone()
     y, k1 = y0, None
     if T == 1:
-        return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
+        return ys[:T], SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
     if extras.h0 is not None:
         h = extras.h0.to(torch.float64).abs()
     elif ctrl.first_step is None:
@@ -367,11 +403,14 @@ def integrate_per_sample(
             raise SolverError(f"{what} in sample {b}", float(t_s[i]), float(h_try[i]), hint)
         if max_reached and f1 is None and tab.dense is None and not lands:
             f1 = fr(t1, y1)  # Hermite output needs f(t1, y1)
-        for s in range(max_reached):
-            j = (nxt_s + s).clamp(max=T - 1)
-            tj = t_out_s.gather(1, j.unsqueeze(1)).squeeze(1)
-            val = _output(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
-            ys.index_put_((j, r_rows), torch.where(_rows(s < n_reached, val), val, ys[j, r_rows]))
+        if max_reached:  # every output the step reached, all rows at once
+            s_idx = torch.arange(max_reached, device=dev).unsqueeze(1)
+            j = (nxt_s.unsqueeze(0) + s_idx).clamp(max=T - 1)  # [S, n]
+            tj = t_out_s.gather(1, j.T).T
+            vals = _outputs(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
+            # Slots past a row's last reached output write to the scratch row T (never read).
+            j = torch.where(s_idx < n_reached.unsqueeze(0), j, torch.full_like(j, T))
+            ys.index_put_((j.reshape(-1), r_rows.repeat(max_reached)), vals.reshape(-1, *y0.shape[1:]))
         keep = _rows(acc_s, y_s)
         t_new, y_new = torch.where(acc_s, t1, t_s), torch.where(keep, y1, y_s)
         k_new = torch.where(keep, ks[-1], k1_s) if tab.fsal else None
@@ -395,7 +434,7 @@ def integrate_per_sample(
     extras.h_next = h
     if events is not None:
         extras.event_hit, extras.event_t, extras.event_y, extras.event_component = ev_hit, ev_t, ev_y, ev_comp
-    return ys, counts, field.calls
+    return ys[:T], counts, field.calls
 
 
 def _event_dense(
