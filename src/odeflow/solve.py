@@ -64,7 +64,9 @@ def solve(
             leading dimension of y0) on its own: own step size, accept/reject and end; t is [T]
             or [batch, T] and f receives t as a [batch] tensor; terminal events stop each sample
             at its own root (g returns [batch] or [batch, K]; ``event_t`` is [batch], NaN where
-            none). Adaptive explicit RK methods (`odeflow.solvers.per_sample`; an odeflow extension).
+            none). Adaptive explicit and implicit RK methods; gradients by DiscretizeOptimize()
+            or OptimizeDiscretize(seminorm=True) (each sample its own backward steps); not with
+            compile=True (`odeflow.solvers.per_sample`, docs/per_sample.md; an odeflow extension).
 
     Step callbacks func.callback_step / callback_accept_step / callback_reject_step(t0, y0, dt)
     are called at every step (the *_adjoint ones in the adjoint's backward solve), as in torchdiffeq.

@@ -195,3 +195,18 @@ def test_unsupported_adjoint_options_raise_a_clear_error(gradient, match):
             per_sample=True,
             gradient=gradient,
         )
+
+
+def test_float32_adjoint_close_to_float64():
+    g = torch.Generator().manual_seed(12)
+    field, p, y0, th = family("vdp", 4, g)
+    t = torch.linspace(0, 2, 5, dtype=D)
+    w = torch.randn(5, 4, 2, generator=g, dtype=D)
+    step = Adaptive(rtol=1e-5, atol=1e-6)
+    ref, _ = adjoint_grads(field, p, y0, th, t, w, "dopri5", step)
+    p32, y32, th32 = (x.detach().float().requires_grad_() for x in (p, y0, th))
+    got, sol = adjoint_grads(field, p32, y32, th32, t.float(), w.float(), "dopri5", step)
+    assert sol.ys.dtype == torch.float32
+    for a, b in zip(got, ref):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a.double(), b, rtol=2e-3, atol=2e-3)

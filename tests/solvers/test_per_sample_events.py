@@ -238,3 +238,17 @@ def test_unsupported_event_input_raises_a_clear_error(kwargs, match):
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         odeflow.solve(**args)
+
+
+def test_float32_event_times_close_to_float64():
+    g = torch.Generator().manual_seed(23)
+    f, _, y0, c = family("damped", 5, g)
+    t = torch.linspace(0, 8, 9, dtype=D)
+    step = Adaptive(rtol=1e-5, atol=1e-6)
+    ref = odeflow.solve(f, y0, t, step=step, per_sample=True, events=Event(level(c)))
+    assert ref.stats.event_hit.any()
+    f32 = lambda tt, y: f(tt.double(), y.double()).float()  # noqa: E731  (the same field in float32)
+    sol = odeflow.solve(f32, y0.float(), t.float(), step=step, per_sample=True, events=Event(level(c.float())))
+    assert sol.ys.dtype == torch.float32
+    assert torch.equal(sol.stats.event_hit, ref.stats.event_hit)
+    torch.testing.assert_close(sol.event_t, ref.event_t, rtol=1e-4, atol=1e-4, equal_nan=True)

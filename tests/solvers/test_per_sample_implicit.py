@@ -125,3 +125,15 @@ def test_unsupported_implicit_combinations_raise(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         odeflow.solve(**args)
+
+
+def test_float32_implicit_close_to_float64():
+    g = torch.Generator().manual_seed(6)
+    mu = 1 + 20 * torch.rand(3, generator=g, dtype=D)
+    y0 = torch.stack([1.5 + torch.rand(3, generator=g, dtype=D), torch.zeros(3, dtype=D)], -1)
+    t = torch.linspace(0, 0.5, 3, dtype=D)
+    step = Adaptive(rtol=1e-4, atol=1e-5)
+    ref = odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=step, per_sample=True)
+    sol = odeflow.solve(vdp(mu.float()), y0.float(), t.float(), method="radauIIA5", step=step, per_sample=True)
+    assert sol.ys.dtype == torch.float32
+    torch.testing.assert_close(sol.ys.double(), ref.ys, rtol=1e-3, atol=1e-3)

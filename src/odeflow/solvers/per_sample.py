@@ -403,7 +403,12 @@ def integrate_per_sample(
             raise SolverError(f"{what} in sample {b}", float(t_s[i]), float(h_try[i]), hint)
         if max_reached and f1 is None and tab.dense is None and not lands:
             f1 = fr(t1, y1)  # Hermite output needs f(t1, y1)
-        if max_reached:  # every output the step reached, all rows at once
+        if max_reached == 1:  # (the common case) one output per row at most
+            tj = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
+            val = _output(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
+            j = torch.where(n_reached > 0, nxt_s.clamp(max=T - 1), torch.full_like(nxt_s, T))
+            ys.index_put_((j, r_rows), val)
+        elif max_reached:  # several outputs: all of them, all rows at once
             s_idx = torch.arange(max_reached, device=dev).unsqueeze(1)
             j = (nxt_s.unsqueeze(0) + s_idx).clamp(max=T - 1)  # [S, n]
             tj = t_out_s.gather(1, j.T).T
