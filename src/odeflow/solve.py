@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .compiling import run_compiled
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
+from .gradients.per_sample_adjoint import per_sample_adjoint
 from .solvers.compile_policy import AutoCompile
 from .solvers.per_sample import PerSample
 from .solvers.per_sample_solve import solve_per_sample
@@ -61,8 +62,11 @@ def solve(
             event_t carries the gradient through the event time). Not with 'scipy_solver'.
         per_sample: True (or `PerSample(compact=...)`) steps every sample of the batch (the
             leading dimension of y0) on its own: own step size, accept/reject and end; t is [T]
-            or [batch, T] and f receives t as a [batch] tensor. Adaptive explicit RK methods
-            with DiscretizeOptimize for now (`odeflow.solvers.per_sample`; an odeflow extension).
+            or [batch, T] and f receives t as a [batch] tensor; terminal events stop each sample
+            at its own root (g returns [batch] or [batch, K]; ``event_t`` is [batch], NaN where
+            none). Adaptive explicit and implicit RK methods; gradients by DiscretizeOptimize()
+            or OptimizeDiscretize(seminorm=True) (each sample its own backward steps); not with
+            compile=True (`odeflow.solvers.per_sample`, docs/per_sample.md; an odeflow extension).
 
     Step callbacks func.callback_step / callback_accept_step / callback_reject_step(t0, y0, dt)
     are called at every step (the *_adjoint ones in the adjoint's backward solve), as in torchdiffeq.
@@ -94,17 +98,17 @@ def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, even
     missing = [
         what
         for what, used in (
-            ("gradient=OptimizeDiscretize() (the per-sample adjoint)", isinstance(gradient, OptimizeDiscretize)),
             ("checkpointed DiscretizeOptimize", isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed),
             ("compile", compile is not False and compile is not None),
-            ("events", events is not None),
+            ("events with OptimizeDiscretize()", events is not None and isinstance(gradient, OptimizeDiscretize)),
         )
         if used
     ]
     if missing:
         raise ValueError(
             f"per_sample=True does not support {', '.join(missing)} yet; use the default "
-            "DiscretizeOptimize() eagerly without events, or solve without per_sample"
+            "DiscretizeOptimize() eagerly, or solve without per_sample"
         )
     options = per_sample if isinstance(per_sample, PerSample) else PerSample()
-    return solve_per_sample(func, y0, t, method, step, check_finite, options)
+    loop = per_sample_adjoint(gradient, func) if isinstance(gradient, OptimizeDiscretize) else None
+    return solve_per_sample(func, y0, t, method, step, check_finite, options, events, loop)

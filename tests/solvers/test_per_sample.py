@@ -243,8 +243,7 @@ def test_max_steps_names_the_sample():
     [
         (dict(gradient=OptimizeDiscretize()), "OptimizeDiscretize"),
         (dict(compile=True), "compile"),
-        (dict(events=lambda t, y: y[..., 0]), "events"),
-        (dict(method="radauIIA5"), "implicit and Adams"),
+        (dict(method="implicit_adams"), "Adams methods"),
         (dict(step=FixedStep(0.1), method="rk4"), "Adaptive"),
         (dict(step=Adaptive(jump_t=(0.5,))), "jump_t"),
         (dict(gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
+from .per_sample_events import SampleEvents
 from .stepping import Adaptive
 from .tableau import ButcherTableau
 
@@ -57,6 +58,31 @@ class SampleCounts:
     accepted: Tensor
     rejected: Tensor
     nfe: Tensor
+
+
+@dataclass
+class LoopExtras:
+    """What the plain per-sample loop does not need: inputs for events and the adjoint, and
+    what the loop hands back to them.
+
+    events: terminal events per sample (`per_sample_events.SampleEvents`); h0: each row's first
+    step size (magnitude, [B]; else Hairer's estimate); land_on_outputs: steps end exactly on
+    the output times; jump(j, mask, y, rows) -> y replaces the state of the rows ``mask`` that
+    landed on their interior output j (needs land_on_outputs); on_step(stage_t, stage_y, h,
+    accepted, rows) sees every attempted step's stage times and stage states.
+    Filled in by the loop: h_next (the step each row would take next), event_hit, event_t,
+    event_y (with graph), event_component ([B] each)."""
+
+    events: Optional[SampleEvents] = None
+    h0: Optional[Tensor] = None
+    land_on_outputs: bool = False
+    jump: Optional[Callable[[Tensor, Tensor, Tensor, Optional[Tensor]], Tensor]] = None
+    on_step: Optional[Callable[..., None]] = None
+    h_next: Optional[Tensor] = None
+    event_hit: Optional[Tensor] = None
+    event_t: Optional[Tensor] = None
+    event_y: Optional[Tensor] = None
+    event_component: Optional[Tensor] = None
 
 
 def _rows(x: Tensor, like: Tensor) -> Tensor:
@@ -173,6 +199,42 @@ def _output(
     return torch.where(_rows(at_end, y), y1, val)
 
 
+def _outputs(
+    tab: ButcherTableau,
+    y: Tensor,
+    y1: Tensor,
+    ks: List[Tensor],
+    hks: List[Tensor],
+    f1: Optional[Tensor],
+    theta: Tensor,
+    h: Tensor,
+    at_end: Tensor,
+    lands: bool,
+) -> Tensor:
+    """`_output` at several points of every row's step at once: theta and at_end [S, B] ->
+    states [S, B, ...]."""
+    n_out = theta.shape[0]
+    if lands:
+        return y1.unsqueeze(0).expand(n_out, *y1.shape)
+    col = lambda x: x.reshape(*x.shape, *([1] * (y.dim() - 1)))  # noqa: E731  ([S, B] -> [S, B, 1, ...])
+    if tab.dense is not None:
+        dense = _coefficients(tuple(tab.dense), theta.device)
+        powers = [theta]
+        for _ in range(dense.shape[1] - 1):
+            powers.append(powers[-1] * theta)
+        w = torch.einsum("ip,psb->isb", dense, torch.stack(powers)).to(y.dtype)  # [stages, S, B]
+        val = y.unsqueeze(0)
+        for i in range(w.shape[0]):
+            val = torch.addcmul(val, col(w[i]), hks[i])
+    else:
+        assert f1 is not None
+        hy = _rows(h.to(y.dtype), y)
+        th = col(theta.to(y.dtype))
+        t2, t3 = th * th, th * th * th
+        val = (2 * t3 - 3 * t2 + 1) * y + (-2 * t3 + 3 * t2) * y1 + hy * ((t3 - 2 * t2 + th) * ks[0] + (t3 - t2) * f1)
+    return torch.where(col(at_end), y1.unsqueeze(0), val)
+
+
 def integrate_per_sample(
     tab: ButcherTableau,
     f: Callable,
@@ -180,12 +242,14 @@ def integrate_per_sample(
     t_out: Tensor,
     ctrl: Adaptive,
     options: PerSample = PerSample(),
+    extras: Optional[LoopExtras] = None,
 ) -> Tuple[Tensor, SampleCounts, int]:
     """Adaptive solve of every row of y0 [B, ...] through its own output times t_out [B, T]
     (float64, each row strictly monotone, either direction); f(t [B], y) or, with
     ``options.compact``, f(t, y, rows). Returns (states [T, B, ...] with
     y0 first, per-sample counts, batched evaluations of f). Differentiable by autograd
-    through the steps (the step sizes carry no gradient, as in the shared-step loop)."""
+    through the steps (the step sizes carry no gradient, as in the shared-step loop).
+    ``extras``: events, a given first step, landing and jumps at the outputs (`LoopExtras`)."""
     if not tab.adaptive:
         raise ValueError(f"per_sample=True needs an adaptive method; {tab.name!r} has no error estimate")
     if not isinstance(ctrl.rtol, (int, float)) or not isinstance(ctrl.atol, (int, float)):
@@ -198,19 +262,30 @@ def integrate_per_sample(
     field = _Field(f, dtype, B, dev, options.compact > 0)
     direction = torch.sign(t_out[:, -1] - t_out[:, 0]) if T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
     q = min(tab.order, tab.error_order or tab.order) + 1
-    lands = tab.dense is None and tab.order > 3
+    extras = LoopExtras() if extras is None else extras
+    events = extras.events
+    if extras.jump is not None and not extras.land_on_outputs:
+        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
+    lands = (tab.dense is None and tab.order > 3) or extras.land_on_outputs
+    if events is not None and lands:
+        raise ValueError(
+            f"per-sample events need a method with an interpolant between steps ({tab.name!r} lands on the "
+            "output times instead); use dopri5, tsit5, bosh3, heun or fehlberg2"
+        )
     rows = torch.arange(B, device=dev)
     c = _coefficients(tuple(tab.c), dev)
 
-    ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
+    ys = torch.zeros((T + 1,) + tuple(y0.shape), dtype=dtype, device=dev)  # row T: scratch
     ys[0] = y0
     t = t_out[:, 0].clone()
     steps = torch.zeros(B, dtype=torch.int64, device=dev)
     accepted, rejected = steps.clone(), steps.clone()
     y, k1 = y0, None
     if T == 1:
-        return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
-    if ctrl.first_step is None:
+        return ys[:T], SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
+    if extras.h0 is not None:
+        h = extras.h0.to(torch.float64).abs()
+    elif ctrl.first_step is None:
         k1 = field(t, y, None)
         with torch.no_grad():
             h = _initial_step(
@@ -222,6 +297,12 @@ def integrate_per_sample(
     err_prev = torch.ones(B, dtype=torch.float64, device=dev)
     nxt = torch.ones(B, dtype=torch.int64, device=dev)
     t_fwd = (t_out * direction.unsqueeze(1)).contiguous()  # every row increasing
+    if events is not None:
+        g_prev = events.values(t, y.detach(), None)
+        ev_hit = torch.zeros(B, dtype=torch.bool, device=dev)
+        ev_t = torch.full((B,), float("nan"), dtype=torch.float64, device=dev)
+        ev_comp = torch.full((B,), -1, dtype=torch.int64, device=dev)
+        ev_y = torch.zeros_like(y0)
     n_active, attempts = B, 0
     while n_active > 0:
         idx = (nxt < T).nonzero().reshape(-1) if n_active <= options.compact * B and n_active < B else None
@@ -246,7 +327,8 @@ def integrate_per_sample(
         stage_t = list((t_s.unsqueeze(1) + h_try.unsqueeze(1) * c).unbind(1))  # t + c_i h per row
         k1_s = fr(stage_t[0], y_s) if k1 is None else sub(k1)
         hy = _rows(h_try.to(dtype), y_s)
-        y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy)
+        inputs: Optional[List[Tensor]] = [] if extras.on_step is not None else None
+        y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy, inputs)
         with torch.no_grad():
             err = _lincomb(None, [k.detach() for k in hks], b_err)
             en = _rms(err / (atol + rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
@@ -255,9 +337,33 @@ def integrate_per_sample(
         if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
             ok = ok | ((h_try.abs() <= ctrl.min_step) & finite)
         acc_s, rej_s = act & ok, act & ~ok
+        if extras.on_step is not None:
+            assert inputs is not None
+            extras.on_step(stage_t, inputs, h_try, acc_s, idx)
         t1 = torch.where(land, target, t_s + h_try) if lands else t_s + h_try
+        f1 = ks[-1] if tab.fsal else None
+        h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
         # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
         upto = torch.searchsorted(sub(t_fwd), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
+        hit: Optional[Tensor] = None
+        if events is not None:
+            g0, g1 = sub(g_prev), events.values(t1, y1.detach(), idx)
+            cross = events.crossings(g0, g1) & acc_s.unsqueeze(1)
+            if bool(cross.any()):  # an event inside some row's step: locate it, end the row there
+                if f1 is None and tab.dense is None:
+                    f1 = fr(t1, y1)  # the Hermite interpolant needs f(t1, y1)
+                dense = _event_dense(tab, y_s, y1, ks, hks, f1, t_s, t1, h_try)
+                with torch.no_grad():  # t_e carries its gradient through SampleEventTime only
+                    hit, t_e, comp = events.locate(cross, g0, g1, t_s, t1, dense, idx)
+                # Outputs strictly before the event: t_out[b, j] < t_e (in the direction of the row).
+                before = torch.searchsorted(sub(t_fwd), (t_e * dir_s).unsqueeze(1), right=False).squeeze(1)
+                upto = torch.where(hit, before, upto)
+                y_e = _output(tab, y_s, y1, ks, hks, f1, (t_e - t_s) / h_safe, h_try, t_e == t1, False)
+                ev_y = _put(ev_y, torch.where(_rows(hit, y_e), y_e, sub(ev_y)), idx)
+                ev_t = _put(ev_t, torch.where(hit, t_e, sub(ev_t)), idx)
+                ev_comp = _put(ev_comp, torch.where(hit, comp, sub(ev_comp)), idx)
+                ev_hit = _put(ev_hit, sub(ev_hit) | hit, idx)
+            g_prev = _put(g_prev, torch.where(acc_s.unsqueeze(1), g1, g0), idx)
         n_reached = torch.where(acc_s, (upto - nxt_s).clamp_min(0), torch.zeros_like(nxt_s))
         # The PI controller of loop.integrate_adaptive, every row at once.
         prev = sub(err_prev)
@@ -273,14 +379,16 @@ def integrate_per_sample(
         base = torch.where(land & (en <= 1.0), h_s, h_try) if lands else h_try
         h_next = torch.where(act, _clamp(base * factor, ctrl), sub(h))
         steps_s = sub(steps) + act.to(torch.int64)
-        nxt_new = nxt_s + n_reached
+        nxt_new = nxt_s + n_reached if hit is None else torch.where(hit, T, nxt_s + n_reached)
+        jumped = land & acc_s & (nxt_new < T) if extras.jump is not None else None
         attempts += 1  # no row has made more attempts than the loop
         over = (
             act & (steps_s >= ctrl.max_steps) & (nxt_new < T) if attempts >= ctrl.max_steps else torch.zeros_like(act)
         )
         # The step's one host read: outputs per row at most, failures, rows still running.
-        info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]).tolist()
-        max_reached, n_under, n_over, n_active = info
+        parts = [n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]
+        info = torch.stack(parts + ([jumped.sum()] if jumped is not None else [])).tolist()
+        max_reached, n_under, n_over, n_active = info[:4]
         if n_under or n_over:
             bad = underflow if n_under else over
             i = int(bad.nonzero()[0, 0])
@@ -293,18 +401,29 @@ def integrate_per_sample(
                 else "raise max_steps, loosen rtol/atol, or check whether this sample's ODE is stiff"
             )
             raise SolverError(f"{what} in sample {b}", float(t_s[i]), float(h_try[i]), hint)
-        f1 = ks[-1] if tab.fsal else None
         if max_reached and f1 is None and tab.dense is None and not lands:
             f1 = fr(t1, y1)  # Hermite output needs f(t1, y1)
-        h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
-        for s in range(max_reached):
-            j = (nxt_s + s).clamp(max=T - 1)
-            tj = t_out_s.gather(1, j.unsqueeze(1)).squeeze(1)
+        if max_reached == 1:  # (the common case) one output per row at most
+            tj = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
             val = _output(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
-            ys.index_put_((j, r_rows), torch.where(_rows(s < n_reached, val), val, ys[j, r_rows]))
+            j = torch.where(n_reached > 0, nxt_s.clamp(max=T - 1), torch.full_like(nxt_s, T))
+            ys.index_put_((j, r_rows), val)
+        elif max_reached:  # several outputs: all of them, all rows at once
+            s_idx = torch.arange(max_reached, device=dev).unsqueeze(1)
+            j = (nxt_s.unsqueeze(0) + s_idx).clamp(max=T - 1)  # [S, n]
+            tj = t_out_s.gather(1, j.T).T
+            vals = _outputs(tab, y_s, y1, ks, hks, f1, (tj - t_s) / h_safe, h_try, tj == t1, lands)
+            # Slots past a row's last reached output write to the scratch row T (never read).
+            j = torch.where(s_idx < n_reached.unsqueeze(0), j, torch.full_like(j, T))
+            ys.index_put_((j.reshape(-1), r_rows.repeat(max_reached)), vals.reshape(-1, *y0.shape[1:]))
         keep = _rows(acc_s, y_s)
         t_new, y_new = torch.where(acc_s, t1, t_s), torch.where(keep, y1, y_s)
         k_new = torch.where(keep, ks[-1], k1_s) if tab.fsal else None
+        if jumped is not None and info[4]:
+            assert extras.jump is not None
+            y_new = extras.jump(nxt_new - 1, jumped, y_new, idx)
+            if k_new is not None:  # f anew after the jump, where the state changed
+                k_new = torch.where(_rows(jumped, y_new), fr(t_new, y_new), k_new)
         prev_new = torch.where(acc_s, en.clamp_min(1e-4), prev)
         if idx is None:
             t, h, y, k1, err_prev, nxt, steps = t_new, h_next, y_new, k_new, prev_new, nxt_new, steps_s
@@ -317,7 +436,38 @@ def integrate_per_sample(
             accepted = accepted.index_add(0, idx, acc_s.to(torch.int64))
             rejected = rejected.index_add(0, idx, rej_s.to(torch.int64))
     counts = SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu())
-    return ys, counts, field.calls
+    extras.h_next = h
+    if events is not None:
+        extras.event_hit, extras.event_t, extras.event_y, extras.event_component = ev_hit, ev_t, ev_y, ev_comp
+    return ys[:T], counts, field.calls
+
+
+def _event_dense(
+    tab: ButcherTableau,
+    y: Tensor,
+    y1: Tensor,
+    ks: List[Tensor],
+    hks: List[Tensor],
+    f1: Optional[Tensor],
+    t: Tensor,
+    t1: Tensor,
+    h: Tensor,
+) -> Callable[[Tensor], Tensor]:
+    """c [n] -> every row's state at its time c inside its step (no graph), for the event search."""
+    y, y1, f1 = y.detach(), y1.detach(), None if f1 is None else f1.detach()
+    ks, hks = [k.detach() for k in ks], [k.detach() for k in hks]
+    h_safe = torch.where(h == 0, torch.ones_like(h), h)
+
+    def dense(c: Tensor) -> Tensor:
+        with torch.no_grad():
+            return _output(tab, y, y1, ks, hks, f1, (c - t) / h_safe, h, c == t1, False)
+
+    return dense
+
+
+def _put(full: Tensor, part: Tensor, idx: Optional[Tensor]) -> Tensor:
+    """``full`` with the rows ``idx`` replaced by ``part`` (all rows when idx is None)."""
+    return part if idx is None else full.index_copy(0, idx, part)
 
 
 def _lincomb(y: Optional[Tensor], hks: List[Tensor], coeffs) -> Tensor:
@@ -334,17 +484,28 @@ def _lincomb(y: Optional[Tensor], hks: List[Tensor], coeffs) -> Tensor:
 
 
 def _rk_step(
-    tab: ButcherTableau, f: Func, y: Tensor, k1: Tensor, stage_t: List[Tensor], hy: Tensor
+    tab: ButcherTableau,
+    f: Func,
+    y: Tensor,
+    k1: Tensor,
+    stage_t: List[Tensor],
+    hy: Tensor,
+    inputs: Optional[List[Tensor]] = None,
 ) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
     """One explicit RK step with a step per row (hy [B, 1, ...]): k_i = f(t + c_i h, y + sum_j a_ij
     (h k_j)); returns (y1, the k_i, the h k_i). Each h k_j is formed once, so a stage costs one
-    product and one fused add per coefficient, as with a scalar step."""
+    product and one fused add per coefficient, as with a scalar step. ``inputs``, if given,
+    receives every stage's state (y first)."""
     ks, hks = [k1], [hy * k1]
+    if inputs is not None:
+        inputs.append(y)
     y1: Optional[Tensor] = None
     for i in range(1, tab.stages):
         yi = _lincomb(y, hks, tab.a[i]) if any(tab.a[i]) else y
         if tab.fsal and i == tab.stages - 1:
             y1 = yi
+        if inputs is not None:
+            inputs.append(yi)
         ks.append(f(stage_t[i], yi))
         hks.append(hy * ks[-1])
     if y1 is None:

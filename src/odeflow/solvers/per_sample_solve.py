@@ -16,8 +16,11 @@ from torch import Tensor
 from .errors import SolverError
 from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
+from .implicit import IMPLICIT_METHODS, ImplicitRK
 from .methods import get_method
-from .per_sample import PerSample, SampleCounts, integrate_per_sample
+from .per_sample import LoopExtras, PerSample, SampleCounts, integrate_per_sample
+from .per_sample_events import SampleEvents, SampleEventTime, sample_events
+from .per_sample_implicit import integrate_implicit_per_sample
 from .problem import check_times
 from .solution import Solution, SolverStats
 from .state import StatePacker
@@ -25,6 +28,7 @@ from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 _EXPLICIT = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
+_IMPLICIT = sorted(m.name for m in IMPLICIT_METHODS.values() if m.adaptive)
 
 
 @dataclass
@@ -34,6 +38,7 @@ class PerSampleStats(SolverStats):
     ``per_sample`` holds each row's own counts."""
 
     per_sample: Optional[SampleCounts] = None
+    event_hit: Optional[Tensor] = None
 
 
 def _per_sample_times(t: Union[Tensor, Sequence[float]], batch: int) -> Tensor:
@@ -74,9 +79,13 @@ def solve_per_sample(
     step: Optional[Adaptive] = None,
     check_finite: bool = True,
     options: Optional[PerSample] = None,
+    events=None,
+    loop: Optional[Callable] = None,
 ) -> Solution:
     """`odeflow.solve(..., per_sample=True)`: validates the inputs and runs `integrate_per_sample`.
-    Returns a `Solution` with ys [T, B, ...], ts as given and `PerSampleStats`."""
+    ``loop`` replaces `integrate_per_sample` (same arguments and results), e.g. by one with
+    continuous-adjoint gradients. Returns a `Solution` with ys [T, B, ...], ts as given and
+    `PerSampleStats`."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
     if not isinstance(y0, Tensor):
@@ -96,11 +105,29 @@ def solve_per_sample(
             "(a fixed grid is shared by all samples anyway: drop per_sample)"
         )
     tab = get_method(method)
-    if not isinstance(tab, ButcherTableau) or not tab.adaptive:
+    implicit = isinstance(tab, ImplicitRK) and tab.adaptive
+    if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
         raise ValueError(
-            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) "
-            f"for now, not {getattr(tab, 'name', method)!r} (implicit and Adams methods are not supported yet)"
+            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
+            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
+            "error estimate and scipy_solver are not supported)"
         )
+    options = options or PerSample()
+    if implicit:
+        missing = [
+            what
+            for what, used in (
+                ("events", events is not None),
+                ("OptimizeDiscretize()", loop is not None),
+                ("PerSample(compact=...)", options.compact > 0),
+            )
+            if used
+        ]
+        if missing:
+            raise ValueError(
+                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
+                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
+            )
     if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
         raise ValueError(
             "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
@@ -111,7 +138,17 @@ def solve_per_sample(
     if check_finite and not bool(torch.isfinite(y0).all()):
         raise ValueError("y0 contains NaN or inf; clean the initial state")
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
-    ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options or PerSample())
+    extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
+    if implicit:
+        if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
+            raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+        assert isinstance(tab, ImplicitRK)
+        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options)
+    else:
+        ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
+    event_t: Optional[Tensor] = None
+    if extras.events is not None:
+        ys, event_t = _through_event_times(func, extras, options, ys, t_out)
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):
         b = int(
             (~torch.isfinite(ys.detach())).reshape(ys.shape[0], ys.shape[1], -1).any(dim=2).any(dim=0).nonzero()[0, 0]
@@ -128,6 +165,54 @@ def solve_per_sample(
         accepted=int(counts.accepted.sum()),
         rejected=int(counts.rejected.sum()),
         per_sample=counts,
+        event_hit=None if extras.event_hit is None else extras.event_hit.cpu(),
     )
+    if loop is not None and hasattr(loop, "stats"):
+        loop.stats = stats  # the backward solve reports its work there
     ts = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
-    return Solution(ts=ts, ys=ys, stats=stats)
+    if event_t is None:
+        return Solution(ts=ts, ys=ys, stats=stats)
+    status = "event" if bool(stats.event_hit.any()) else "success"  # type: ignore[union-attr]
+    return Solution(ts=ts, ys=ys, stats=stats, status=status, event_t=event_t)
+
+
+def _call_with_rows(fn: Callable, dtype: torch.dtype, batch: int, device: torch.device, with_rows: bool) -> Callable:
+    """fn(t, y) on all rows, or fn(t, y, rows) with the batch indices of y's rows (compaction)."""
+    all_rows = torch.arange(batch, device=device)
+    if not with_rows:
+        return lambda t, y, rows=None: fn(t.to(dtype), y)
+    return lambda t, y, rows=None: fn(t.to(dtype), y, all_rows if rows is None else rows)
+
+
+def _events(events, options: PerSample, y0: Tensor) -> SampleEvents:
+    """The event functions, called as f is (with the rows' indices under compaction)."""
+    evs = sample_events(events)
+    with_rows = options.compact > 0
+    return SampleEvents(
+        evs, lambda fn, t, y, rows: _call_with_rows(fn, y0.dtype, y0.shape[0], y0.device, with_rows)(t, y, rows)
+    )
+
+
+def _through_event_times(func: Callable, extras: LoopExtras, options: PerSample, ys: Tensor, t_out: Tensor):
+    """Each row's outputs from its event on hold the state there, with the gradient through
+    its event time (`SampleEventTime`); returns (ys, event_t [B], NaN where no event)."""
+    assert extras.events is not None and extras.event_hit is not None
+    assert extras.event_t is not None and extras.event_y is not None and extras.event_component is not None
+    evs, hit, comp = extras.events, extras.event_hit, extras.event_component
+    batch, dtype = ys.shape[1], ys.dtype
+    f_all = _call_with_rows(func, dtype, batch, ys.device, options.compact > 0)
+    fn_cols = [_call_with_rows(ev.fn, dtype, batch, ys.device, options.compact > 0) for ev in evs.events]
+
+    def g(tt: Tensor, y: Tensor) -> Tensor:
+        """Each row's own event component (the one that stopped it) at (t, y)."""
+        vals = torch.cat([torch.as_tensor(fn(tt, y)).reshape(batch, -1) for fn in fn_cols], dim=1)
+        vals = vals.real if vals.is_complex() else vals
+        return vals.gather(1, comp.clamp_min(0).unsqueeze(1)).squeeze(1)
+
+    t_e, y_e = SampleEventTime.apply(extras.event_t, extras.event_y, hit, f_all, g)
+    direction = torch.sign(t_out[:, -1] - t_out[:, 0])
+    t_safe = torch.where(hit, extras.event_t, t_out[:, -1])
+    after = (t_out - t_safe.unsqueeze(1)) * direction.unsqueeze(1) >= 0  # [B, T]: outputs from the event on
+    held = (after & hit.unsqueeze(1)).T.reshape(ys.shape[0], batch, *([1] * (ys.dim() - 2)))
+    ys = torch.where(held, y_e.unsqueeze(0).expand_as(ys), ys)
+    return ys, t_e

@@ -1,0 +1,213 @@
+"""Adaptive implicit Runge–Kutta steps per sample: every row its own step size and its own Newton.
+
+Row b solves its stage increments Z_b (s x d) from G_b(Z_b) = Z_b - h_b (A ⊗ I) F_b(Z_b) = 0 by
+simplified Newton,
+    (I - h_b A ⊗ J_b) dZ_b = -G_b(Z_b),     J_b = ∂f_b/∂y_b(t_b, y_b)  (autograd, d x d per row),
+one LU per row and step, all rows in one batched factorisation (Hairer & Wanner II, §IV.8).
+A row stops iterating once its own scaled update is below the tolerance (or it diverges), so
+each row runs the Newton iteration it runs alone. The embedded error estimate, filtered by
+(I - h_b g J_b)^-1, its RMS per row, the controller h_b' = h_b clip(safety err_b^(-1/q)) and
+the cubic Hermite output are those of `implicit.ImplicitRK` for one sample; a step whose
+Newton failed is retried with h_b / 2. Gradients (backpropagation through the steps): one
+Newton step with each row's exact stage Jacobians, repeated with autograd on, gives the
+implicit-function-theorem derivative of the converged stages, as in `ImplicitRK.step`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .errors import SolverError
+from .implicit import ImplicitRK, jacobian_blocks
+from .per_sample import PerSample, SampleCounts, _clamp, _Field, _initial_step, _rms, _rows
+from .stepping import Adaptive
+
+
+def _lu(jac: Tensor, h: Tensor, coeff: Tensor) -> Tuple[Tensor, Tensor]:
+    """LU of I - h_b coeff ⊗ J_b for every row: jac [B, d, d] (or [s, B, d, d] per stage), h [B]."""
+    if jac.dim() == 4:
+        big = torch.einsum("ij,jbpq->bipjq", coeff.to(jac.dtype), jac)
+    else:
+        big = torch.einsum("ij,bpq->bipjq", coeff.to(jac.dtype), jac)
+    nb, m, d = big.shape[0], big.shape[1], big.shape[2]
+    big = big.reshape(nb, m * d, m * d)
+    eye = torch.eye(m * d, dtype=jac.dtype, device=jac.device)
+    return torch.linalg.lu_factor(eye - h.to(jac.dtype).reshape(-1, 1, 1) * big)
+
+
+def _solve(lu: Tuple[Tensor, Tensor], rhs: Tensor) -> Tensor:
+    """rhs [B, m, d] -> the solution of every row's block system, [B, m, d]."""
+    nb, m, d = rhs.shape
+    return torch.linalg.lu_solve(*lu, rhs.reshape(nb, m * d, 1)).reshape(nb, m, d)
+
+
+class _RowStep:
+    """One attempted implicit step of every row (see the module docstring)."""
+
+    def __init__(self, method: ImplicitRK, field: _Field, dtype: torch.dtype, device: torch.device) -> None:
+        tab = method.tableau
+        self.method, self.field = method, field
+        self.a = torch.tensor(tab.a, dtype=torch.float64, device=device).to(dtype)
+        self.c = torch.tensor(tab.c, dtype=torch.float64, device=device)
+        self.b = torch.tensor(tab.b, dtype=torch.float64, device=device).to(dtype)
+        assert tab.b_hat is not None
+        self.e = torch.tensor([bh - bb for bh, bb in zip(tab.b_hat, tab.b)], dtype=torch.float64, device=device)
+        self.e = self.e.to(dtype)
+        self.gamma0 = tab.gamma0
+        self.g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
+        self.stiffly_accurate = all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1]))
+        self.explicit_first = all(v == 0 for v in tab.a[0])
+
+    def __call__(self, t: Tensor, y: Tensor, h: Tensor, act: Tensor, scale: Tensor):
+        """(y1, err, f0, ok): ok [B] says where Newton converged."""
+        f, nb, s = self.field, y.shape[0], self.method.tableau.stages
+        shape, flat = y.shape, y.reshape(y.shape[0], -1)
+        ts = list((t.unsqueeze(1) + h.unsqueeze(1) * self.c).unbind(1))
+        hy = h.to(y.dtype).reshape(-1, 1, 1)
+
+        def stages(z: Tensor) -> Tensor:
+            return torch.stack([f(ts[i], (flat + z[:, i]).reshape(shape), None).reshape(nb, -1) for i in range(s)], 1)
+
+        f0_graph = f(t, y, None).reshape(nb, -1)
+        jac_f = lambda tt, yy: f(tt, yy, None)  # noqa: E731
+        with torch.no_grad():
+            f0 = f0_graph.detach()
+            jac = jacobian_blocks(jac_f, t, y.detach(), True)
+            lu = _lu(jac, h, self.a)
+            z = (self.c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
+            sc = scale.reshape(nb, 1, -1)
+            live, ok = act.clone(), torch.zeros_like(act)
+            prev = torch.full((nb,), math.inf, dtype=torch.float64, device=y.device)
+            for _ in range(self.method.max_newton):
+                fz = stages(z)
+                dz = _solve(lu, -(z - hy * torch.einsum("ij,bjd->bid", self.a, fz)))
+                z = torch.where(_rows(live, z), z + dz, z)
+                size = (dz.abs() / sc).amax(dim=(1, 2)).to(torch.float64)
+                fail = live & (~torch.isfinite(size) | ((size > 2 * prev) & (2 * prev > 0)))
+                prev = torch.where(live, size, prev)
+                conv = live & ~fail & (size <= self.method.newton_tol)
+                ok, live = ok | conv, live & ~fail & ~conv
+                if not bool(live.any()):
+                    break
+        z = z.detach()
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                js = torch.stack(
+                    [jacobian_blocks(jac_f, ts[j], (flat + z[:, j]).reshape(shape), True) for j in range(s)]
+                )
+                lu_x = _lu(js, h, self.a)
+            fz = stages(z)
+            z = z + _solve(lu_x, -(z - hy * torch.einsum("ij,bjd->bid", self.a, fz)))
+        hf0 = hy[:, :, 0] * f0_graph
+        if self.explicit_first:
+            rest = z[:, 1:] - self.a[1:, :1].reshape(1, -1, 1) * hf0.unsqueeze(1)
+            hf = torch.cat([hf0.unsqueeze(1), torch.linalg.solve(self.a[1:, 1:], rest)], dim=1)
+        else:
+            hf = torch.linalg.solve(self.a, z)
+        y1 = flat + z[:, -1] if self.stiffly_accurate else flat + torch.einsum("i,bid->bd", self.b, hf)
+        with torch.no_grad():
+            raw = torch.einsum("i,bid->bd", self.e, hf.detach()) + (hy[:, :, 0] * self.gamma0) * f0
+            g_coeff = torch.full((1, 1), self.g, dtype=torch.float64, device=y.device)
+            err = _solve(_lu(jac, h, g_coeff), raw.unsqueeze(1))[:, 0]
+        return y1.reshape(shape), err.reshape(shape), f0_graph.reshape(shape), ok
+
+
+def integrate_implicit_per_sample(
+    method: ImplicitRK,
+    f: Callable,
+    y0: Tensor,
+    t_out: Tensor,
+    ctrl: Adaptive,
+    options: Optional[PerSample] = None,
+) -> Tuple[Tensor, SampleCounts, int]:
+    """Adaptive implicit solve of every row of y0 [B, ...] through its own output times t_out
+    [B, T] (float64, rows strictly monotone); f(t [B], y) as for `per_sample.integrate_per_sample`.
+    Returns (states [T, B, ...], per-sample counts, batched evaluations of f)."""
+    if options is not None and options.compact > 0:
+        raise ValueError("per_sample=PerSample(compact=...) is not supported with implicit methods yet; use compact=0")
+    rtol, atol = float(ctrl.rtol), float(ctrl.atol)  # type: ignore[arg-type]  # checked by the caller
+    B, T = t_out.shape
+    dev, dtype = y0.device, y0.dtype
+    field = _Field(f, dtype, B, dev, False)
+    step = _RowStep(method, field, dtype, dev)
+    direction = torch.sign(t_out[:, -1] - t_out[:, 0]) if T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
+    q = min(method.order, method.tableau.error_order or method.order) + 1
+    ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
+    ys[0] = y0
+    steps = torch.zeros(B, dtype=torch.int64, device=dev)
+    accepted, rejected = steps.clone(), steps.clone()
+    if T == 1:
+        return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
+    t, y = t_out[:, 0].clone(), y0
+    if ctrl.first_step is None:
+        with torch.no_grad():
+            f0 = field(t, y.detach(), None)
+            h = _initial_step(
+                lambda tt, yy: field(tt, yy, None), t, y.detach(), f0, method.order, rtol, atol, direction
+            )
+    else:
+        h = torch.full((B,), float(ctrl.first_step), dtype=torch.float64, device=dev)
+    h = _clamp(direction * h, ctrl)
+    nxt = torch.ones(B, dtype=torch.int64, device=dev)
+    t_fwd = (t_out * direction.unsqueeze(1)).contiguous()
+    n_active = B
+    while n_active > 0:
+        act = nxt < T
+        h_try = torch.where(act, h, torch.zeros_like(h))
+        scale = atol + rtol * y.detach().abs()
+        y1, err, f0, ok = step(t, y, h_try, act, scale)
+        with torch.no_grad():
+            en = _rms(err / (atol + rtol * torch.maximum(y.detach().abs(), y1.detach().abs())))
+            en = torch.where(ok, en, torch.full_like(en, math.inf))
+        finite = torch.isfinite(en)
+        good = ok & (en <= 1.0)
+        if ctrl.min_step > 0:
+            good = good | (ok & (h_try.abs() <= ctrl.min_step) & finite)
+        acc, rej = act & good, act & ~good
+        t1 = t + h_try
+        upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
+        n_reached = torch.where(acc, (upto - nxt).clamp_min(0), torch.zeros_like(nxt))
+        safe = torch.where(finite, en, torch.zeros_like(en)).clamp_min(1e-300)
+        grow = torch.where(en == 0, torch.full_like(en, ctrl.max_factor), ctrl.safety * safe ** (-1.0 / q))
+        grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
+        shrink = (ctrl.safety * safe ** (-1.0 / q)).clamp(max=1.0).clamp(min=ctrl.min_factor)
+        shrink = torch.where(finite, shrink, torch.full_like(en, 0.5))
+        factor = torch.where(good, grow, shrink)
+        underflow = rej & ((t + h_try * factor == t) | (h_try.abs() <= ctrl.min_step))
+        steps = steps + act.to(torch.int64)
+        over = act & (steps > ctrl.max_steps)
+        nxt_new = nxt + n_reached
+        info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]).tolist()
+        max_reached, n_under, n_over, n_active = info
+        if n_under or n_over:
+            bad = underflow if n_under else over
+            i = int(bad.nonzero()[0, 0])
+            what = "step size underflow" if n_under else f"reached max_steps={ctrl.max_steps}"
+            raise SolverError(
+                f"{what} in sample {i} ({method.name})", float(t[i]), float(h_try[i]), "loosen rtol/atol or check f"
+            )
+        if max_reached:
+            f1 = field(t1, y1, None)  # the Hermite output needs f(t1, y1)
+            h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
+            rows = torch.arange(B, device=dev)
+            for s in range(max_reached):
+                j = (nxt + s).clamp(max=T - 1)
+                tj = t_out.gather(1, j.unsqueeze(1)).squeeze(1)
+                th = _rows(((tj - t) / h_safe).to(dtype), y)
+                hy = _rows(h_try.to(dtype), y)
+                herm = (
+                    (1 + 2 * th) * (1 - th) ** 2 * y
+                    + th * th * (3 - 2 * th) * y1
+                    + hy * (th * (1 - th) ** 2 * f0 + th * th * (th - 1) * f1)
+                )
+                val = torch.where(_rows(tj == t1, y), y1, herm)
+                ys.index_put_((j, rows), torch.where(_rows(s < n_reached, val), val, ys[j, rows]))
+        t = torch.where(acc, t1, t)
+        y = torch.where(_rows(acc, y), y1, y)
+        h = torch.where(act, _clamp(h_try * factor, ctrl), h)
+        accepted, rejected, nxt = accepted + acc.to(torch.int64), rejected + rej.to(torch.int64), nxt_new
+    return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), field.calls

@@ -1,0 +1,139 @@
+"""Adaptive implicit Runge–Kutta methods with per-sample steps: every row of a random batch of stiff
+Van der Pol oscillators and random linear systems takes the steps it takes alone with the
+shared-step implicit solver (same accepted/rejected counts, values within 1e-10 in float64),
+backward and per-sample time rows, gradients through the steps against each sample alone and
+finite differences, and clear errors for what is not supported with implicit methods."""
+
+import pytest
+import torch
+
+import odeflow
+from odeflow.gradients import OptimizeDiscretize
+from odeflow.solvers.per_sample import PerSample
+from odeflow.solvers.stepping import Adaptive
+
+D = torch.float64
+STEP = Adaptive(rtol=1e-5, atol=1e-7)
+
+
+def vdp(mu):
+    def f(t, y):
+        x, v = y[..., 0], y[..., 1]
+        return torch.stack([v, mu * (1 - x * x) * v - x], -1)
+
+    return f
+
+
+def forced_linear(a):
+    def f(t, y):
+        return (a @ y.unsqueeze(-1)).squeeze(-1) + torch.cos(t)[..., None]
+
+    return f
+
+
+def family(kind, batch, g):
+    if kind == "vdp":  # stiff for the larger mu
+        mu = 1 + 30 * torch.rand(batch, generator=g, dtype=D)
+        y0 = torch.stack([1.5 + torch.rand(batch, generator=g, dtype=D), torch.zeros(batch, dtype=D)], -1)
+        return vdp(mu), lambda b: vdp(mu[b]), y0
+    # eigenvalues spread over decades: stiffness differs from row to row
+    q = torch.linalg.qr(torch.randn(batch, 3, 3, generator=g, dtype=D)).Q
+    lam = -(10 ** (2 * torch.rand(batch, 3, generator=g, dtype=D)))
+    a = q @ torch.diag_embed(lam) @ q.transpose(1, 2)
+    return forced_linear(a), lambda b: forced_linear(a[b]), torch.randn(batch, 3, generator=g, dtype=D)
+
+
+CASES = [("vdp", m) for m in ("radauIIA5", "radauIIA3", "sdirk2", "trbdf2")] + [("linear", "radauIIA5")]
+SLOW = [pytest.param("linear", m, marks=pytest.mark.slow) for m in ("radauIIA3", "sdirk2", "trbdf2")]
+
+
+@pytest.mark.parametrize("kind, method", CASES + SLOW)
+def test_each_row_takes_the_implicit_steps_it_takes_alone(kind, method):
+    g = torch.Generator().manual_seed(60 + len(method) + 5 * len(kind))
+    batch = 4
+    f, f_alone, y0 = family(kind, batch, g)
+    t = torch.linspace(0, 1 if kind == "vdp" else 0.4, 5, dtype=D)
+    sol = odeflow.solve(f, y0, t, method=method, step=STEP, per_sample=True)
+    counts = sol.stats.per_sample
+    for b in range(batch):
+        ref = odeflow.solve(f_alone(b), y0[b : b + 1], t, method=method, step=STEP)
+        assert int(counts.accepted[b]) == ref.stats.accepted
+        assert int(counts.rejected[b]) == ref.stats.rejected
+        torch.testing.assert_close(sol.ys[:, b], ref.ys[:, 0], rtol=1e-10, atol=1e-10)
+    assert len(set(counts.accepted.tolist())) > 1
+
+
+def test_implicit_time_rows_forward_and_backward():
+    g = torch.Generator().manual_seed(2)
+    f, f_alone, y0 = family("linear", 4, g)
+    rows = []
+    for b in range(4):
+        row = torch.cat([torch.zeros(1, dtype=D), torch.sort(0.1 + 0.5 * torch.rand(3, generator=g, dtype=D)).values])
+        rows.append(-row if b % 2 else row)
+    t = torch.stack(rows)
+    sol = odeflow.solve(f, y0, t, method="radauIIA5", step=STEP, per_sample=True)
+    for b in range(4):
+        ref = odeflow.solve(f_alone(b), y0[b : b + 1], t[b], method="radauIIA5", step=STEP)
+        assert int(sol.stats.per_sample.accepted[b]) == ref.stats.accepted
+        torch.testing.assert_close(sol.ys[:, b], ref.ys[:, 0], rtol=1e-10, atol=1e-10)
+
+
+def test_implicit_gradients_match_each_sample_alone_and_finite_differences():
+    g = torch.Generator().manual_seed(4)
+    batch = 3
+    mu = (1 + 20 * torch.rand(batch, generator=g, dtype=D)).requires_grad_()
+    y0 = torch.stack([1.5 + torch.rand(batch, generator=g, dtype=D), torch.zeros(batch, dtype=D)], -1)
+    y0 = y0.requires_grad_()
+    t = torch.linspace(0, 0.3, 4, dtype=D)
+    step = Adaptive(rtol=1e-6, atol=1e-8)
+    w = torch.randn(4, batch, 2, generator=g, dtype=D)
+
+    def losses(mu_, y0_):
+        return (odeflow.solve(vdp(mu_), y0_, t, method="radauIIA5", step=step, per_sample=True).ys * w).sum(dim=(0, 2))
+
+    gmu, gy0 = torch.autograd.grad(losses(mu, y0).sum(), (mu, y0))
+    for b in range(batch):
+        m, y = mu[b].detach().clone().requires_grad_(), y0[b : b + 1].detach().clone().requires_grad_()
+        ref = (odeflow.solve(vdp(m), y, t, method="radauIIA5", step=step).ys[:, 0] * w[:, b]).sum()
+        rm, ry = torch.autograd.grad(ref, (m, y))
+        torch.testing.assert_close(gmu[b], rm, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(gy0[b], ry[0], rtol=1e-10, atol=1e-10)
+    eps = 1e-6
+    with torch.no_grad():  # each row's loss sees only its own perturbation
+        fd = (losses(mu + eps, y0) - losses(mu - eps, y0)) / (2 * eps)
+        torch.testing.assert_close(gmu, fd, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(events=lambda t, y: y[..., 0]), "implicit method 'radauIIA5' does not support events"),
+        (dict(gradient=OptimizeDiscretize(params=(), seminorm=True)), "OptimizeDiscretize"),
+        (dict(per_sample=PerSample(compact=0.5)), "compact"),
+        (dict(method="gl4"), "not 'gl4'"),
+        (dict(method="implicit_adams"), "Adams"),
+    ],
+)
+def test_unsupported_implicit_combinations_raise(kwargs, match):
+    args = dict(
+        func=vdp(torch.ones(2, dtype=D)),
+        y0=torch.ones(2, 2, dtype=D),
+        t=torch.linspace(0, 1, 3, dtype=D),
+        method="radauIIA5",
+        per_sample=True,
+    )
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        odeflow.solve(**args)
+
+
+def test_float32_implicit_close_to_float64():
+    g = torch.Generator().manual_seed(6)
+    mu = 1 + 20 * torch.rand(3, generator=g, dtype=D)
+    y0 = torch.stack([1.5 + torch.rand(3, generator=g, dtype=D), torch.zeros(3, dtype=D)], -1)
+    t = torch.linspace(0, 0.5, 3, dtype=D)
+    step = Adaptive(rtol=1e-4, atol=1e-5)
+    ref = odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=step, per_sample=True)
+    sol = odeflow.solve(vdp(mu.float()), y0.float(), t.float(), method="radauIIA5", step=step, per_sample=True)
+    assert sol.ys.dtype == torch.float32
+    torch.testing.assert_close(sol.ys.double(), ref.ys, rtol=1e-3, atol=1e-3)
