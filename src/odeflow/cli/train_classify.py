@@ -1,7 +1,7 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
 Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
+gru-dt|gru-d|ncde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
 plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes it."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _SPECIAL: Dict[str, Any] = {
     "--model": (
         "model",
         dict(
-            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d"],
+            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde"],
             help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-            "gru-d on series (default ode-rnn there)",
+            "gru-d/ncde (neural CDE) on series (default ode-rnn there)",
         ),
     ),
     "--schedule": (
@@ -48,7 +48,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 
 # series-only options (SequenceClassifyConfig fields without a ClassifyConfig twin)
-_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction"}
+_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction", "spline"}
 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:
