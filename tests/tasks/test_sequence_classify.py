@@ -213,3 +213,16 @@ def test_resume_keeps_the_best_validation_weights_and_the_budget_label(tmp_path)
     assert [int(r["iteration"]) for r in rows] == [4, 9, 14, 19]  # validations before and after the resume
     best = min(rows, key=lambda r: float(r["val_loss"]))  # the lowest over both parts of the run
     assert again["tested_weights"] == f"lowest val_loss (iteration {best['iteration']})"
+
+
+def test_help_shows_the_series_defaults(capsys):
+    """Shared options show the series task's own default next to the vector/image one."""
+    from odeflow.tasks.classify_config import ClassifyConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "classify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    seq, vec = SequenceClassifyConfig(), ClassifyConfig()
+    assert f"(default {vec.patience}; series data: {seq.patience})" in text
+    assert f"(default {vec.min_delta}; series data: {seq.min_delta})" in text
+    assert f"(default {vec.method}; series data: {seq.method})" in text
