@@ -34,7 +34,9 @@ def _write_csv(path, seed, n_series=60):
     return path
 
 
-@pytest.mark.parametrize("model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3), ("latent-ode", 4)])
+@pytest.mark.parametrize(
+    "model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3), ("latent-ode", 4), ("ncde", 5)]
+)
 def test_csv_models_learn_a_separable_family(tmp_path, model, seed):
     path = _write_csv(tmp_path / "s.csv", seed)
     cfg = SequenceClassifyConfig(
@@ -68,8 +70,11 @@ def test_csv_data_split_drop_and_normalisation(tmp_path):
     assert max(float(s.times[-1]) for s in full.train) <= 1.0 + 1e-6
 
 
-@pytest.mark.parametrize("model", ["ode-rnn", "latent-ode", "gru-d"])
-def test_basic_motions_cli_short_run(tmp_path, capsys, model):
+@pytest.mark.parametrize(
+    "model,extra",
+    [("ode-rnn", []), ("latent-ode", []), ("gru-d", []), ("ncde", ["--mode", "opt-disc", "--spline", "natural"])],
+)
+def test_basic_motions_cli_short_run(tmp_path, capsys, model, extra):
     pytest.importorskip("sktime")
     out = tmp_path / model
     code = main(
@@ -97,6 +102,7 @@ def test_basic_motions_cli_short_run(tmp_path, capsys, model):
             "--out",
             str(out),
             "--quiet",
+            *extra,
         ]
     )
     assert code == 0
@@ -130,6 +136,8 @@ def test_cli_errors(argv, match, capsys):
         (dict(data="ecg"), "unknown sequence data"),
         (dict(drop_mode="rows"), "unknown drop_mode"),
         (dict(val_fraction=1.0), "val_fraction"),
+        (dict(model="ode-rnn", mode="opt-disc"), "neural CDE only"),
+        (dict(model="ncde", spline="linear"), "unknown spline"),
     ],
 )
 def test_bad_config(kwargs, match):
@@ -205,3 +213,16 @@ def test_resume_keeps_the_best_validation_weights_and_the_budget_label(tmp_path)
     assert [int(r["iteration"]) for r in rows] == [4, 9, 14, 19]  # validations before and after the resume
     best = min(rows, key=lambda r: float(r["val_loss"]))  # the lowest over both parts of the run
     assert again["tested_weights"] == f"lowest val_loss (iteration {best['iteration']})"
+
+
+def test_help_shows_the_series_defaults(capsys):
+    """Shared options show the series task's own default next to the vector/image one."""
+    from odeflow.tasks.classify_config import ClassifyConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "classify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    seq, vec = SequenceClassifyConfig(), ClassifyConfig()
+    assert f"(default {vec.patience}; series data: {seq.patience})" in text
+    assert f"(default {vec.min_delta}; series data: {seq.min_delta})" in text
+    assert f"(default {vec.method}; series data: {seq.method})" in text

@@ -1,7 +1,7 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
 Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
+gru-dt|gru-d|ncde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
 plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes it."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _SPECIAL: Dict[str, Any] = {
     "--model": (
         "model",
         dict(
-            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d"],
+            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde"],
             help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-            "gru-d on series (default ode-rnn there)",
+            "gru-d/ncde (neural CDE) on series",
         ),
     ),
     "--schedule": (
@@ -44,11 +44,26 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         if name in _SERIES_ONLY:
             kwargs = dict(kwargs, help=f"series: {kwargs.get('help', '')} (default {getattr(seq, name)})")
             p.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
+    _add_series_defaults(p, ClassifyConfig(), seq)
     p.set_defaults(run=run)
 
 
+def _add_series_defaults(p: argparse.ArgumentParser, vectors: Any, series: Any) -> None:
+    """Where series data has its own default for a shared option (patience, min_delta, lr, ...),
+    the help says both: '(default None; series data: 10)'."""
+    for action in p._actions:
+        name = action.dest
+        if not hasattr(vectors, name) or not hasattr(series, name) or name in _SERIES_ONLY:
+            continue
+        mine, theirs = getattr(series, name), getattr(vectors, name)
+        if mine == theirs or not action.help or not action.help.endswith(")"):
+            continue
+        shown = "set by the data (the budget rule), stopping on a validation plateau" if mine is None else mine
+        action.help = f"{action.help[:-1]}; series data: {shown})".replace("%", "%%")
+
+
 # series-only options (SequenceClassifyConfig fields without a ClassifyConfig twin)
-_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction"}
+_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction", "spline"}
 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:

@@ -6,6 +6,8 @@ gru-dt, gru-d: the GRU baselines of models.gru_d, same linear head on their fina
 latent-ode: the latent ODE (ODE-RNN encoder run backwards -> q(z0|x)) with a classifier MLP
             on z0; trained on  -ELBO / n_obs + ce_weight * CE(classifier(z0 samples), y)
             (the joint objective of Rubanova et al.); predictions from the posterior mean.
+ncde:       neural CDE (Kidger et al. 2020) on a cubic spline of time, values and observation
+            counts (models.ncde); linear head on z at the series' last observation.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .latent_ode import LatentODE
 from .ode_solver import ODESolver, disc_opt
 from .odernn import ODERNN
 
-SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d")
+SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde")
 
 
 def last_observed(mask: Tensor) -> Tensor:
@@ -73,13 +75,26 @@ def make_sequence_classifier(
     step_size: float = 0.1,
     method: str = "midpoint",
     solver: Optional[ODESolver] = None,
+    spline: str = "hermite",
+    count_scale: float = 1.0,
+    adjoint: bool = False,
 ) -> nn.Module:
     """One of SEQUENCE_MODELS; ODE parts on fixed steps of at most `step_size` (euler encoder,
-    `method` latent decoder), or `solver` for the encoder when given."""
+    `method` latent decoder and neural CDE), or `solver` for the encoder / the CDE when given.
+    Neural CDE: `spline` 'hermite' | 'natural', intensity channels times `count_scale`,
+    `adjoint` for the continuous adjoint instead of backprop through the steps."""
     if kind not in SEQUENCE_MODELS:
         raise ValueError(f"unknown sequence model {kind!r}; valid: {', '.join(SEQUENCE_MODELS)}")
     if num_classes < 2:
         raise ValueError(f"a classifier needs >= 2 classes; got {num_classes}")
+    if kind == "ncde":
+        from ..gradients import DiscretizeOptimize, OptimizeDiscretize
+        from ..solvers.stepping import FixedStep
+        from .ncde import NeuralCDE
+
+        grad = OptimizeDiscretize() if adjoint else DiscretizeOptimize()
+        cde = solver or ODESolver(method, FixedStep(step_size), grad)
+        return NeuralCDE(input_dim, hidden, num_classes, field_hidden, spline, count_scale, cde)  # type: ignore[arg-type]
     enc = solver or disc_opt("euler", step_size)
     if kind == "ode-rnn":
         from .timeseries import VectorFieldMLP

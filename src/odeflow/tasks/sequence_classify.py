@@ -1,5 +1,5 @@
 """Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
---data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d`).
+--data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde`).
 
 Data: the sets sktime bundles (official train/test split) or a long CSV with a `label` column
 (seeded split, `test_fraction` held out); `drop` removes that share of each series'
@@ -104,6 +104,25 @@ def evaluate_sequences(
     return torch.cat(ce), torch.cat(pred), torch.cat(true)
 
 
+def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -> torch.nn.Module:
+    """The model of cfg for data (the neural CDE's count channels scaled by 1 / the longest
+    training series, so they run from 0 to at most 1)."""
+    longest = max(int(s.times.shape[0]) for s in data.train)
+    return make_sequence_classifier(
+        cfg.model,
+        data.num_variables,
+        len(data.classes),
+        cfg.hidden,
+        cfg.field_hidden,
+        cfg.latent_dim,
+        cfg.step_size,
+        cfg.method,
+        spline=cfg.spline,
+        count_scale=1.0 / longest,
+        adjoint=cfg.mode == "opt-disc",
+    )
+
+
 def load_sequence_classifier(path: Path) -> Tuple[torch.nn.Module, SequenceClassifyConfig]:
     """(model in eval mode, its training config) from a best.pt / last.pt of a sequence-classify run."""
     import dataclasses
@@ -118,17 +137,7 @@ def load_sequence_classifier(path: Path) -> Tuple[torch.nn.Module, SequenceClass
         )
     known = {f.name for f in dataclasses.fields(SequenceClassifyConfig)}
     cfg = SequenceClassifyConfig(**{k: v for k, v in state["config"].items() if k in known})
-    data = load_sequence_data(cfg)
-    model = make_sequence_classifier(
-        cfg.model,
-        data.num_variables,
-        len(data.classes),
-        cfg.hidden,
-        cfg.field_hidden,
-        cfg.latent_dim,
-        cfg.step_size,
-        cfg.method,
-    )
+    model = build_sequence_classifier(cfg, load_sequence_data(cfg))
     model.load_state_dict(state["model"])
     return model.eval(), cfg
 
@@ -144,16 +153,7 @@ class SequenceClassifyTask(Task):
         cfg = self.config
         torch.manual_seed(ctx.seed)
         self.data = load_sequence_data(cfg)
-        self.model = make_sequence_classifier(
-            cfg.model,
-            self.data.num_variables,
-            len(self.data.classes),
-            cfg.hidden,
-            cfg.field_hidden,
-            cfg.latent_dim,
-            cfg.step_size,
-            cfg.method,
-        ).to(ctx.device)
+        self.model = build_sequence_classifier(cfg, self.data).to(ctx.device)
         self.batches = EpochBatches(len(self.data.train), cfg.batch, cfg.seed, ctx.dist)
         self.device = ctx.device
         self.best_val_loss, self.best_iteration = float("inf"), -1

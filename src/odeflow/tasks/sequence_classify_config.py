@@ -32,7 +32,9 @@ def auto_iterations(batches_per_epoch: int) -> int:
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
-    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d"] = "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d
+    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde"] = (
+        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde
+    )
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
     drop_mode: Literal["time", "channel"] = "time"  # time | channel
@@ -55,8 +57,10 @@ class SequenceClassifyConfig(TrainingConfig):
     hidden: PositiveInt = 32  # recurrent state size
     field_hidden: PositiveInt = 32  # width of the ODE fields' hidden layer
     latent_dim: PositiveInt = 16  # latent ODE: size of z
-    method: str = "midpoint"  # latent ODE decoder (encoder: euler)
+    method: str = "midpoint"  # latent ODE decoder and neural CDE (ODE-RNN encoders: euler)
     step_size: float = 0.1  # fixed ODE steps; every gap between grid times also splits
+    spline: Literal["hermite", "natural"] = "hermite"  # neural CDE control: hermite (backward differences) | natural
+    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"  # neural CDE gradients: disc-opt (backprop) | opt-disc (adjoint)
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
     samples: int = 3  # latent ODE: z0 samples per series in training
     ce_weight: NonNegativeFloat = 100.0  # latent ODE: weight of the cross-entropy (Rubanova et al.)
@@ -81,6 +85,15 @@ class SequenceClassifyConfig(TrainingConfig):
 
         if not 0 <= self.drop < 1:
             raise ValueError(f"drop must be in [0, 1) (e.g. 0.3, 0.5, 0.7); got {self.drop}")
+        if self.spline not in ("hermite", "natural"):
+            raise ValueError(f"unknown spline {self.spline!r}; valid: hermite, natural")
+        if self.mode not in ("disc-opt", "opt-disc"):
+            raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt (backprop), opt-disc (adjoint)")
+        if self.mode == "opt-disc" and self.model != "ncde":
+            raise ValueError(
+                f"mode opt-disc (the adjoint) is offered for the neural CDE only; use --model ncde or drop --mode "
+                f"(got --model {self.model})"
+            )
         if self.drop_mode not in DROP_MODES:
             raise ValueError(f"unknown drop_mode {self.drop_mode!r}; valid: {', '.join(DROP_MODES)}")
         if self.epochs is not None and self.epochs < 1:
