@@ -293,7 +293,11 @@ def fit_on_observations(
     resid = r.view(n, -1).detach().numpy() if finite else np.full((n, model.d), np.inf)
     stderr = np.zeros(support.shape)
     if jac is not None and finite and k:
-        sigma2 = np.maximum((resid**2).mean(axis=0), 1e-300)  # per-variable noise variance
+        # per-variable noise variance, unbiased: each variable's residuals pay for its share of the
+        # k coefficients and S·d segment starts (the ML estimate RSS/N made the intervals narrow:
+        # 89% coverage of nominal 95% on true supports of the benchmark families, 93% with this)
+        dof = max(n - (len(params) / model.d), 1.0)
+        sigma2 = np.maximum((resid**2).sum(axis=0) / dof, 1e-300)
         jw = jac.detach().numpy().reshape(n, model.d, -1) / np.sqrt(sigma2)[None, :, None]
         jw = jw.reshape(n * model.d, -1)
         cov = np.linalg.pinv(jw.T @ jw)
