@@ -25,6 +25,7 @@ independent residuals and so are, if anything, narrow.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -39,6 +40,7 @@ from .observation_fit import (
     least_squares_start,
     predicted_bics,
 )
+from .progress import duration, progress_bar
 from .selection import Selection, _gram_rss
 
 
@@ -100,6 +102,8 @@ def refine_on_observations(
     noise: Sequence[str] = KINDS,
     pairs: int = 6,
     restarts: int = 2,
+    progress: bool = False,
+    on_phase: Optional[Callable[[str], None]] = None,
 ) -> Refinement:
     """theta_lib [n, m], xdot [n, d]: the samples' library and derivatives (full library, m terms);
     keep [m]: library columns allowed (False for variables left out by a conservation law).
@@ -108,7 +112,9 @@ def refine_on_observations(
     pairs: moves of two terms in one equation (swap one term for another, add two) among the `pairs`
     addable terms that most lower the samples' residual (0: single-term moves only). restarts: the
     greedy search is run again from this many other starts (each equation's next-best cross-validated
-    supports), so that a better support separated from the first start by a worse one is reached."""
+    supports), so that a better support separated from the first start by a worse one is reached.
+    progress: a bar counting the models fitted; on_phase: told, after the first fit, its time and the
+    most the search can take (rounds × (1 + restarts) greedy rounds of `verify` fits, then pruning)."""
     d = sel.coefficients.shape[0]
     fits: Dict[bytes, ObservationFit] = {}
     rss_of = [_gram_rss(theta_lib[:, keep], xdot[:, i]) for i in range(d)]
@@ -128,10 +134,21 @@ def refine_on_observations(
                 cont = np.where(support, base.coefficients, 0.0)
                 found = fit_on_observations(powers, support, cont, seg, base.starts)
             fits[key] = found
+            bar.update(1)
         return fits[key]
 
+    bar = progress_bar(progress, "search on the observations", None, "fit")
     current = sel.coefficients != 0
+    clock = time.perf_counter()
     best = fit_on_observations(powers, current, sel.coefficients, seg)
+    if on_phase is not None:
+        each = time.perf_counter() - clock
+        steps = rounds * (1 + restarts)  # greedy rounds, each fitting `verify` moves and adding <= 2 terms
+        most = steps * verify + restarts + 2 + (int(current.sum()) + 2 * steps) * verify  # + the pruning
+        on_phase(
+            f"search on the observations: one model fit takes {each:.1f} s; at most ~{most} fits "
+            f"(~{duration(most * each)}), usually far fewer"
+        )
     variance = None
     if tuple(noise) != ("constant",) and np.isfinite(best.bic):
         variance = variance_of(best, seg, noise)
@@ -178,6 +195,7 @@ def refine_on_observations(
             moves.append(f"restart {r + 1} from the regression's next-best supports (BIC {start.bic:.1f})")
             at_limit = greedy(other, start) or at_limit
     chosen = _prune(_sparsest_within(list(fits.values()), tolerance), fits, evaluate, tolerance, powers, seg, verify)
+    bar.close()
     inclusion = _bagged_inclusion(list(fits.values()), seg.block, ensemble, seed, chosen, tolerance)
     problems = noise_check(chosen, seg, variance, variables) if variance is not None else []
     return Refinement(

@@ -177,6 +177,7 @@ def discover_equations(
         invariants,
         refine,
         on_phase,
+        progress=bool(config is not None and config.progress),
     )
 
 
@@ -196,6 +197,7 @@ def select_from_fit(
     invariants: bool = True,
     refine: bool = True,
     on_phase: Optional[Callable[[str], None]] = None,
+    progress: bool = False,
 ) -> Discovery:
     """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
     learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
@@ -217,13 +219,13 @@ def select_from_fit(
         opts["ensemble"] = 0  # inclusion comes from the search on the observations
     exclude = [law.eliminated for law in laws]
     say(f"selecting the sparse model (degrees {', '.join(map(str, degrees))}, cross-validated)")
-    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, **opts)
+    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, progress=progress, **opts)
     found = None
     conf = Confidence("low", [UNCHECKED])
     if refine:
         say("refining the model on the observations (multiple-shooting fits scored by BIC)")
         found, conf = refine_selection(
-            sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed
+            sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed, progress, on_phase
         )
     eqs = _equations(variables, sel, laws)
     eqs.notes.extend(confidence_notes(conf, variables, sel.terms, found))
@@ -254,6 +256,8 @@ def refine_selection(
     exclude: Sequence[int],
     ensemble: int,
     seed: int,
+    progress: bool = False,
+    on_phase: Optional[Callable[[str], None]] = None,
 ) -> Tuple[Refinement, Confidence]:
     """The regression's model refined on the observations (odeflow.discover.model_search); `sel`'s
     coefficients, inclusion and intervals are replaced by the search's. Also the confidence checks
@@ -267,7 +271,18 @@ def refine_selection(
     keep = library_columns_without(powers, list(exclude)) if exclude else np.ones(len(powers), dtype=bool)
     theta_lib, _ = polynomial_library(xs, variables, degree)
     found = refine_on_observations(
-        sel, theta_lib, xd, powers, keep, seg, sel.terms, variables, ensemble=ensemble, seed=seed
+        sel,
+        theta_lib,
+        xd,
+        powers,
+        keep,
+        seg,
+        sel.terms,
+        variables,
+        ensemble=ensemble,
+        seed=seed,
+        progress=progress,
+        on_phase=on_phase,
     )
     best = found.fit
     sel.coefficients = best.coefficients
