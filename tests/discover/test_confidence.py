@@ -127,3 +127,40 @@ def test_three_species_competition_is_nearly_collinear_and_two_species_predation
         assert bool(hits) == flagged, (system, hits[:3])
         far = collinear_terms(theta, truth, np.ones(len(terms), dtype=bool), 0.05)[0]
         assert flagged or far == [], far[:3]
+
+
+def _discover(system, seed, kind):
+    import warnings
+
+    from odeflow.data.discovery_families import random_instance
+    from odeflow.discover import NeuralFitConfig, discover_equations
+
+    inst = random_instance(system, seed)
+    t, x, _ = inst.observe(200, 0.01, seed, kind=kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = discover_equations(t, x, list(inst.variables), NeuralFitConfig(), ensemble=0)
+    coef = res.equations.coefficients
+    exact = bool(np.array_equal(coef != 0, inst.truth(res.equations.terms) != 0))
+    return exact, res.confidence
+
+
+@pytest.mark.slow  # a neural fit and the search per case: 1-4 min each
+@pytest.mark.parametrize("system", ["damped-linear", "competitive-lv"])
+@pytest.mark.parametrize("seed", [51, 52])
+def test_the_issue_cases_are_right_or_flagged(system, seed):
+    # the issue's failing cases, randomized: 200 irregular observations with 1% proportional noise,
+    # default settings. Every answer is either the true support or comes out with low confidence.
+    exact, conf = _discover(system, seed, "proportional")
+    assert exact or conf.level == "low", conf.line()
+    if system == "competitive-lv":  # its data sit near the coexistence point: always nearly collinear
+        assert any("collinear" in r for r in conf.reasons), conf.line()
+
+
+@pytest.mark.slow  # three neural fits and searches
+def test_known_good_cases_mostly_come_out_high():
+    # Lotka–Volterra predator–prey at 1% additive noise (recovered 20/20 by the benchmark): every
+    # answer right or flagged, and at least 2 of 3 random instances right with high confidence
+    results = [_discover("lotka-volterra", seed, "additive") for seed in (53, 54, 55)]
+    assert all(exact or conf.level == "low" for exact, conf in results), [c.line() for _, c in results]
+    assert sum(exact and conf.level == "high" for exact, conf in results) >= 2, [c.line() for _, c in results]

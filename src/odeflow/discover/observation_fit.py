@@ -20,7 +20,7 @@ Soc. A 473 (2017); the multiple-shooting prediction from learned states is this 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ class Segments:
         """[N] the observation row of each target (position-major, as `target`)."""
         return self.index[self.valid]
 
-    def with_weights(self, weight: Optional[Tensor]) -> Segments:
+    def with_weights(self, weight: Union[Tensor, np.ndarray, None]) -> Segments:
         """The same segments with residual weights [N, d] (None: back to 1/scale)."""
         return replace(self, weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float64))
 
@@ -216,8 +216,6 @@ class ObservationFit:
         w = np.broadcast_to(seg.w.detach().numpy(), self.residuals.shape)
         pred_minus_obs = self.residuals / w
         return -pred_minus_obs, seg.target.detach().numpy() + pred_minus_obs
-
-    converged: bool = True  # False: Levenberg–Marquardt stopped at max_iter while the cost still fell
 
 
 def bic_of(residuals: np.ndarray, k: int, weights: Optional[np.ndarray] = None) -> float:
