@@ -63,3 +63,23 @@ def test_proportional_noise_does_not_buy_spurious_terms(seed):
     assert np.array_equal(found.fit.support, truth != 0), found.moves
     on = truth != 0
     assert np.all(np.abs(found.fit.coefficients[on] - truth[on]) <= 4 * found.fit.stderr[on])
+
+
+@pytest.mark.parametrize("seed", [73, 74])
+def test_a_noise_kind_is_called_wrong_only_on_strong_evidence(seed):
+    # proportional noise scored under a constant model: the check says so (by > 10 BIC); the kinds
+    # chosen on the same fit are never called wrong
+    from odeflow.discover.model_search import noise_check, variance_of
+    from odeflow.discover.observation_fit import fit_on_observations
+
+    inst = random_instance("damped-linear", seed)
+    t, x, _ = inst.observe(100, 0.03, seed, kind="proportional")
+    seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
+    powers = polynomial_terms(inst.variables, 1)
+    _, terms = polynomial_library(np.zeros((1, 2)), inst.variables, 1)
+    truth = inst.truth(terms)
+    fit = fit_on_observations(powers, truth != 0, truth, seg)
+    wrong = noise_check(fit, seg, variance_of(fit, seg, ["constant"]), inst.variables)
+    assert sum("fits the chosen model worse" in line for line in wrong) == 2, wrong
+    right = noise_check(fit, seg, variance_of(fit, seg), inst.variables)
+    assert not any("fits the chosen model worse" in line for line in right), right
