@@ -7,6 +7,9 @@ from odeflow.discover.model_search import refine_on_observations
 from odeflow.discover.observation_fit import segments_of
 from odeflow.discover.selection import polynomial_library, polynomial_terms, select_model
 
+# restarts=0 throughout: these tests repair a given start with the greedy moves; the restarts (which
+# multiply the search's time) are tested in test_noise_search.py
+
 
 def _setup(system, seed, noise=0.01, n=150):
     inst = random_instance(system, seed)
@@ -35,7 +38,7 @@ def test_a_wrong_start_is_repaired_on_the_observations(system, seed):
     sel.coefficients = wrong
     keep = np.ones(len(terms), dtype=bool)
     found = refine_on_observations(
-        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=20
+        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=20, restarts=0
     )
     got = found.fit.coefficients
     assert np.array_equal(got != 0, truth != 0), found.moves
@@ -51,7 +54,7 @@ def test_columns_left_out_are_never_added():
     keep = np.array([p[1] == 0 for p in polynomial_terms(inst.variables, 3)])  # no term with y
     sel.coefficients[:, ~keep] = 0.0
     found = refine_on_observations(
-        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0
+        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0, restarts=0
     )
     assert not found.fit.support[:, ~keep].any()
 
@@ -71,7 +74,7 @@ def test_a_diverging_start_and_a_blowing_up_least_squares_start_still_reach_the_
     wild[:, 1] = 50.0 * theta[:, terms.index("y^3")]  # least squares on these samples blows up as well
     keep = np.ones(len(terms), dtype=bool)
     found = refine_on_observations(
-        sel, theta, wild, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0
+        sel, theta, wild, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0, restarts=0
     )
     assert found.start_bic == float("inf")
     assert np.array_equal(found.fit.coefficients != 0, truth != 0), found.moves

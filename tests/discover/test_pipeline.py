@@ -73,7 +73,10 @@ def test_discover_cli_writes_equations_and_named_coefficients(tmp_path, capsys):
     assert rows[0] == ["equation", "1", "prey", "predator", "prey^2", "prey predator", "predator^2"]
     assert [r[0] for r in rows[1:]] == ["dprey/dt", "dpredator/dt"]
     lines = (out / "equations.txt").read_text().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("dprey/dt = ")
+    eq_lines = [line for line in lines if not line.startswith("# ")]
+    assert len(eq_lines) == 2 and lines[0].startswith("dprey/dt = ")
+    notes = [line[2:] for line in lines if line.startswith("# ")]
+    assert notes[0].startswith("confidence: high") or notes[0].startswith("confidence: low (")
     for name in ("fit.png", "summary.json", "raw_equations.txt"):
         assert (out / name).is_file()
     import json
@@ -82,6 +85,16 @@ def test_discover_cli_writes_equations_and_named_coefficients(tmp_path, capsys):
     ref = summary["refinement"]  # the search on the observations ran by default
     assert ref["bic"] <= ref["bic_before"] + 10 and ref["models_fitted"] >= 1
     assert ref["terms"] == sum(float(v) != 0 for r in rows[1:] for v in r[1:])
+    # the same confidence in summary.json and equations.txt; low: reasons and the best models by BIC
+    assert summary["confidence"] in ("high", "low")
+    assert notes[0].startswith(f"confidence: {summary['confidence']}")
+    assert (summary["confidence"] == "low") == bool(summary["confidence_reasons"])
+    if summary["confidence"] == "low":
+        assert 1 <= len(summary["best_models"]) <= 3
+        bics = [m["bic"] for m in summary["best_models"]]
+        assert bics == sorted(bics) and bics[0] <= summary["chosen_bic"]
+        assert all(len(m["equations"]) == 2 for m in summary["best_models"])
+        assert sum(line.startswith("best ") for line in notes) == len(bics)
 
 
 def test_no_refine_keeps_the_regression_model(tmp_path):
@@ -94,6 +107,8 @@ def test_no_refine_keeps_the_regression_model(tmp_path):
     assert main(args + ["--samples", "50", "--ensemble", "0", "--quiet", "--no-refine"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refinement"] is None and summary["config"]["no_refine"] is True
+    # nothing was checked on the observations: low, saying so
+    assert summary["confidence"] == "low" and "not fitted to the observations" in summary["confidence_reasons"][0]
 
 
 def test_discover_cli_missing_file(tmp_path, capsys):

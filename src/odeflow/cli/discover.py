@@ -123,6 +123,28 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_run_folder(args.out, overwrite=args.overwrite, resumable=False)
 
 
+def confidence_summary(result) -> dict:
+    """summary.json's "confidence", "confidence_reasons" and (low confidence) "best_models": the
+    best fitted models by BIC, each {"bic", "equations"}, and "chosen_bic"."""
+    from ..discover import Equations
+
+    conf = result.confidence
+    if conf is None:
+        return {}
+    out: dict = dict(confidence=conf.level, confidence_reasons=list(conf.reasons))
+    out["condition_numbers"] = {f"d{v}/dt": c for v, c in zip(result.variables, conf.condition)}
+    if conf.level == "low" and result.refinement is not None:
+        out["chosen_bic"] = result.refinement.bic
+        out["best_models"] = [
+            dict(
+                bic=bic,
+                equations=Equations(list(result.variables), list(result.equations.terms), coef).lines(intervals=False),
+            )
+            for coef, bic in conf.best
+        ]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..discover import NeuralFitConfig, discover_from_csv, fit_sindy
     from ..discover.figures import plot_fit
@@ -204,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         seconds=round(seconds, 1),
         equations=result.equations.lines(),
+        **confidence_summary(result),
         invariants=[
             dict(
                 text=law.text(result.variables),

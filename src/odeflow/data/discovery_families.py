@@ -11,6 +11,18 @@ noise × std(x) per variable (the convention of `discovery_systems.irregular_ser
     duffing         x' = y,  y' = −δ y − α x − β x³             δ ∈ [0.1, 0.3], α ∈ [0.5, 1.5], β ∈ [0.5, 1.5]
     sir             S' = −β S I,  I' = β S I − γ I,  R' = γ I    β ∈ [1, 2.5], γ ∈ [0.2, 0.5] (S + I + R = 1)
     lorenz          x' = σ(y − x), y' = x(ρ − z) − y, z' = x y − β z   σ ∈ [8, 12], ρ ∈ [24, 32], β ∈ [2, 3]
+
+Families outside the ones the selection was developed on:
+
+    damped-linear   x' = −γ x + ω y,  y' = −ω x − γ y                γ ∈ [0.05, 0.2], ω ∈ [1, 3] (linear)
+    competitive-lv  x_i' = r_i x_i (1 − Σ_j a_ij x_j), three species  r_i ∈ [0.5, 1.5], a_ii = 1,
+                    a_ij ∈ [0.2, 0.7] (i ≠ j): 3 + 9 interaction terms, a stable coexistence point
+    brusselator     x' = a − (b + 1) x + x² y,  y' = b x − x² y       a ∈ [0.8, 1.2], b ∈ [2.2, 3.2] (constant term)
+    fitzhugh-nagumo v' = v − v³/3 − w + I,  w' = ε (v + a − b w)       I ∈ [0.3, 0.7], ε ∈ [0.08, 0.15],
+                    a ∈ [0.6, 0.8], b ∈ [0.7, 0.9] (constant terms)
+
+Noise (`Instance.observe(kind=...)`): "additive" adds noise × std(x_i) N(0, 1) per variable;
+"proportional" multiplies each value by 1 + noise N(0, 1) (the noise scales with the signal).
 """
 
 from __future__ import annotations
@@ -45,8 +57,11 @@ class Instance:
                 out[i, terms.index(term)] = c
         return out
 
-    def observe(self, n_obs: int, noise: float, seed: int) -> Tuple[Tensor, Tensor, Tensor]:
-        """(t [n], noisy x [n, d], clean x [n, d]) float64, irregular times with t[0] = 0."""
+    def observe(self, n_obs: int, noise: float, seed: int, kind: str = "additive") -> Tuple[Tensor, Tensor, Tensor]:
+        """(t [n], noisy x [n, d], clean x [n, d]) float64, irregular times with t[0] = 0; kind
+        "additive" (noise × std of each variable) or "proportional" (each value × (1 + noise ε))."""
+        if kind not in ("additive", "proportional"):
+            raise ValueError(f"noise kind must be 'additive' or 'proportional'; got {kind!r}")
         gen = torch.Generator().manual_seed(seed)
         inner = torch.sort(torch.rand(n_obs - 1, generator=gen, dtype=torch.float64)).values * self.t_end
         t = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), inner]))
@@ -57,10 +72,9 @@ class Instance:
             method="dopri5",
             step=Adaptive(rtol=1e-10, atol=1e-12),
         ).ys
-        noisy = clean + noise * clean.std(dim=0, keepdim=True) * torch.randn(
-            clean.shape, generator=gen, dtype=torch.float64
-        )
-        return t, noisy, clean
+        eps = torch.randn(clean.shape, generator=gen, dtype=torch.float64)
+        size = clean.std(dim=0, keepdim=True) if kind == "additive" else clean
+        return t, clean + noise * size * eps, clean
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -164,12 +178,85 @@ def _lorenz(rng) -> Instance:
     )
 
 
+def _damped_linear(rng) -> Instance:
+    g, w = _u(rng, 0.05, 0.2), _u(rng, 1.0, 3.0)
+    z0 = (_u(rng, 1.0, 3.0) * rng.choice([-1, 1]), _u(rng, -1.0, 1.0))
+    f = lambda t, z: torch.stack([-g * z[..., 0] + w * z[..., 1], -w * z[..., 0] - g * z[..., 1]], -1)  # noqa: E731
+    return Instance(
+        "damped-linear",
+        ("x", "y"),
+        dict(gamma=g, omega=w),
+        z0,
+        _u(rng, 10.0, 20.0),
+        {"x": {"x": -g, "y": w}, "y": {"x": -w, "y": -g}},
+        f,
+    )
+
+
+def _competitive_lv(rng) -> Instance:
+    r = np.array([_u(rng, 0.5, 1.5) for _ in range(3)])
+    a = np.array([[1.0 if i == j else _u(rng, 0.2, 0.7) for j in range(3)] for i in range(3)])
+    z0 = tuple(_u(rng, 0.05, 0.3) for _ in range(3))
+    rt, at = torch.tensor(r), torch.tensor(a)
+    f = lambda t, z: rt * z * (1 - z @ at.T)  # noqa: E731
+    names = ("x", "y", "z")
+    coefficients: Dict[str, Dict[str, float]] = {}
+    for i, v in enumerate(names):
+        terms = {v: float(r[i])}
+        for j, u in enumerate(names):
+            key = f"{v}^2" if i == j else " ".join(sorted((v, u), key=names.index))
+            terms[key] = -float(r[i] * a[i, j])
+        coefficients[v] = terms
+    params = {f"r{i}": float(r[i]) for i in range(3)}
+    params.update({f"a{i}{j}": float(a[i, j]) for i in range(3) for j in range(3) if i != j})
+    return Instance("competitive-lv", names, params, z0, _u(rng, 15.0, 30.0), coefficients, f)
+
+
+def _brusselator(rng) -> Instance:
+    a, b = _u(rng, 0.8, 1.2), _u(rng, 2.2, 3.2)
+    z0 = (_u(rng, 0.5, 2.0), _u(rng, 0.5, 3.0))
+    f = lambda t, z: torch.stack(  # noqa: E731
+        [a - (b + 1) * z[..., 0] + z[..., 0] ** 2 * z[..., 1], b * z[..., 0] - z[..., 0] ** 2 * z[..., 1]], -1
+    )
+    return Instance(
+        "brusselator",
+        ("x", "y"),
+        dict(a=a, b=b),
+        z0,
+        _u(rng, 15.0, 25.0),
+        {"x": {"1": a, "x": -(b + 1), "x^2 y": 1.0}, "y": {"x": b, "x^2 y": -1.0}},
+        f,
+    )
+
+
+def _fitzhugh_nagumo(rng) -> Instance:
+    cur, eps, a, b = _u(rng, 0.3, 0.7), _u(rng, 0.08, 0.15), _u(rng, 0.6, 0.8), _u(rng, 0.7, 0.9)
+    z0 = (_u(rng, -2.0, 2.0), _u(rng, -0.5, 1.5))
+    f = lambda t, z: torch.stack(  # noqa: E731
+        [z[..., 0] - z[..., 0] ** 3 / 3 - z[..., 1] + cur, eps * (z[..., 0] + a - b * z[..., 1])], -1
+    )
+    return Instance(
+        "fitzhugh-nagumo",
+        ("v", "w"),
+        dict(I=cur, epsilon=eps, a=a, b=b),
+        z0,
+        _u(rng, 60.0, 100.0),
+        {"v": {"1": cur, "v": 1.0, "v^3": -1 / 3, "w": -1.0}, "w": {"1": eps * a, "v": eps, "w": -eps * b}},
+        f,
+    )
+
+
+# new families go at the end: an instance's seed depends on its family's position
 FAMILIES: Dict[str, Callable[[np.random.Generator], Instance]] = {
     "lotka-volterra": _lotka_volterra,
     "van-der-pol": _van_der_pol,
     "duffing": _duffing,
     "sir": _sir,
     "lorenz": _lorenz,
+    "damped-linear": _damped_linear,
+    "competitive-lv": _competitive_lv,
+    "brusselator": _brusselator,
+    "fitzhugh-nagumo": _fitzhugh_nagumo,
 }
 
 

@@ -25,11 +25,13 @@ independent residuals and so are, if anything, narrow.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
 from .observation_fit import (
     ObservationFit,
     Segments,
@@ -38,6 +40,7 @@ from .observation_fit import (
     least_squares_start,
     predicted_bics,
 )
+from .progress import duration, progress_bar
 from .selection import Selection, _gram_rss
 
 
@@ -49,6 +52,37 @@ class Refinement:
     moves: List[str] = field(default_factory=list)  # taken by the greedy search; the final pick may be sparser
     evaluated: int = 0
     inclusion: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fits: List[ObservationFit] = field(default_factory=list)  # every model fitted, for the confidence checks
+    tolerance: float = 10.0  # the BIC tolerance of the sparsest-within rule
+    stopped_at_limit: bool = False  # the greedy search used all its rounds while BIC still fell
+    noise: Optional[VarianceModel] = None  # the observation-noise model the BIC used (None: constant, unfitted)
+    noise_problems: List[str] = field(default_factory=list)  # where that model does not fit the chosen fit
+    segments: Optional[Segments] = None  # the (weighted) segments the fits were scored on
+
+
+def variance_of(fit: ObservationFit, seg: Segments, kinds: Sequence[str] = KINDS) -> VarianceModel:
+    """The noise model (odeflow.discover.noise_model) of a fit's residuals on the observations."""
+    raw, level = fit.raw_residuals(seg)
+    return fit_variance_model(raw, level, seg.scale.numpy(), kinds)
+
+
+def noise_check(fit: ObservationFit, seg: Segments, used: VarianceModel, variables: Sequence[str]) -> List[str]:
+    """Misfit lines of the noise model `used` on `fit`, plus a line per variable whose kind fits
+    this fit worse than another kind by more than 10 BIC."""
+    raw, level = fit.raw_residuals(seg)
+    order = np.argsort(seg.rows.numpy(), kind="stable")  # time order within each trajectory
+    out = misfit(used, raw, level, order, variables)
+    again = fit_variance_model(raw, level, seg.scale.numpy(), [k for k in KINDS])
+    for i, v in enumerate(variables):
+        # only strong evidence (10 on Kass & Raftery's scale): "both" and "proportional" often trade
+        # places by a few units on a right model (seen on linear-oscillator runs)
+        lost = again.bic[i, KINDS.index(used.kinds[i])] - again.bic[i].min()
+        if again.kinds[i] != used.kinds[i] and lost > 10:
+            out.append(
+                f"the noise kind of {v} fits the chosen model worse than {again.kinds[i]} by {lost:.0f} BIC "
+                f"(used: {used.kinds[i]})"
+            )
+    return out
 
 
 def _key(support: np.ndarray) -> bytes:
@@ -71,9 +105,22 @@ def refine_on_observations(
     tolerance: float = 10.0,
     ensemble: int = 50,
     seed: int = 0,
+    noise: Sequence[str] = KINDS,
+    pairs: int = 6,
+    restarts: int = 2,
+    progress: bool = False,
+    on_phase: Optional[Callable[[str], None]] = None,
 ) -> Refinement:
     """theta_lib [n, m], xdot [n, d]: the samples' library and derivatives (full library, m terms);
-    keep [m]: library columns allowed (False for variables left out by a conservation law)."""
+    keep [m]: library columns allowed (False for variables left out by a conservation law).
+    noise: the observation-noise kinds allowed (odeflow.discover.noise_model), chosen per variable on
+    the starting fit's residuals and used as fixed weights for every fit; ("constant",): unweighted.
+    pairs: moves of two terms in one equation (swap one term for another, add two) among the `pairs`
+    addable terms that most lower the samples' residual (0: single-term moves only). restarts: the
+    greedy search is run again from this many other starts (each equation's next-best cross-validated
+    supports), so that a better support separated from the first start by a worse one is reached.
+    progress: a bar counting the models fitted; on_phase: told, after the first fit, its time and the
+    most the search can take (rounds × (1 + restarts) greedy rounds of `verify` fits, then pruning)."""
     d = sel.coefficients.shape[0]
     fits: Dict[bytes, ObservationFit] = {}
     rss_of = [_gram_rss(theta_lib[:, keep], xdot[:, i]) for i in range(d)]
@@ -93,36 +140,102 @@ def refine_on_observations(
                 cont = np.where(support, base.coefficients, 0.0)
                 found = fit_on_observations(powers, support, cont, seg, base.starts)
             fits[key] = found
+            bar.update(1)
         return fits[key]
 
+    bar = progress_bar(progress, "search on the observations", None, "fit")
     current = sel.coefficients != 0
+    clock = time.perf_counter()
     best = fit_on_observations(powers, current, sel.coefficients, seg)
+    if on_phase is not None:
+        each = time.perf_counter() - clock
+        steps = rounds * (1 + restarts)  # greedy rounds, each fitting `verify` moves and adding <= 2 terms
+        most = steps * verify + restarts + 2 + (int(current.sum()) + 2 * steps) * verify  # + the pruning
+        on_phase(
+            f"search on the observations: one model fit takes {each:.1f} s; at most ~{most} fits "
+            f"(~{duration(most * each)}), usually far fewer"
+        )
+    variance = None
+    if tuple(noise) != ("constant",) and np.isfinite(best.bic):
+        variance = variance_of(best, seg, noise)
+        _, level = best.raw_residuals(seg)
+        seg = seg.with_weights(variance.weights(level))  # `evaluate` scores every later fit on these
+        best = fit_on_observations(powers, current, best.coefficients, seg, best.starts)
     fits[_key(current)] = best
     start_bic = best.bic
     moves: List[str] = []
-    for _ in range(rounds):
-        options: List[Tuple[str, np.ndarray]] = []
-        for i in range(d):
-            for name, s in _moves_of(i, current[i], sel, rss_of[i], kept, terms, variables, pool, alternatives):
-                full = current.copy()
-                full[i] = s
-                if _key(full) not in fits:
-                    options.append((name, full))
-        if not options:
-            break
-        guess = predicted_bics(powers, best, [full for _, full in options], seg)
-        if not np.isfinite(guess).any():  # the current model diverges: try the sparsest options
-            guess = [float(full.sum()) for _, full in options]
-        order = np.argsort(guess)[:verify]
-        tried = [(evaluate(options[j][1], best).bic, options[j][0], options[j][1]) for j in order]
-        bic, name, full = min(tried, key=lambda tr: tr[0])
-        if not bic < best.bic:
-            break
-        current, best = full, fits[_key(full)]
-        moves.append(f"{name} (BIC {bic:.1f})")
+
+    def greedy(current: np.ndarray, best: ObservationFit) -> bool:
+        """Take the best verified move while it lowers BIC; True when still improving after `rounds`."""
+        for _ in range(rounds):
+            options: List[Tuple[str, np.ndarray]] = []
+            for i in range(d):
+                for name, s in _moves_of(
+                    i, current[i], sel, rss_of[i], kept, terms, variables, pool, alternatives, pairs
+                ):
+                    full = current.copy()
+                    full[i] = s
+                    if _key(full) not in fits:
+                        options.append((name, full))
+            if not options:
+                return False
+            guess = predicted_bics(powers, best, [full for _, full in options], seg)
+            if not np.isfinite(guess).any():  # the current model diverges: try the sparsest options
+                guess = [float(full.sum()) for _, full in options]
+            order = np.argsort(guess)[:verify]
+            tried = [(evaluate(options[j][1], best).bic, options[j][0], options[j][1]) for j in order]
+            bic, name, full = min(tried, key=lambda tr: tr[0])
+            if not bic < best.bic:
+                return False
+            current, best = full, fits[_key(full)]
+            moves.append(f"{name} (BIC {bic:.1f})")
+        return True
+
+    at_limit = greedy(current, best)
+    for r in range(restarts):
+        other = _restart_support(sel, current, r + 1, kept)
+        if other is None or _key(other) in fits:
+            continue
+        start = evaluate(other, best)
+        if np.isfinite(start.bic):
+            moves.append(f"restart {r + 1} from the regression's next-best supports (BIC {start.bic:.1f})")
+            at_limit = greedy(other, start) or at_limit
     chosen = _prune(_sparsest_within(list(fits.values()), tolerance), fits, evaluate, tolerance, powers, seg, verify)
+    bar.close()
     inclusion = _bagged_inclusion(list(fits.values()), seg.block, ensemble, seed, chosen, tolerance)
-    return Refinement(start_bic, chosen.bic, chosen, moves, len(fits), inclusion)
+    problems = noise_check(chosen, seg, variance, variables) if variance is not None else []
+    return Refinement(
+        start_bic,
+        chosen.bic,
+        chosen,
+        moves,
+        len(fits),
+        inclusion,
+        list(fits.values()),
+        tolerance,
+        at_limit,
+        noise=variance,
+        noise_problems=problems,
+        segments=seg,
+    )
+
+
+def _restart_support(sel: Selection, current: np.ndarray, rank: int, kept: np.ndarray) -> Optional[np.ndarray]:
+    """Each equation's support of cross-validated rank `rank` (0 = best) among the regression's
+    candidates that differ from `current` and use allowed columns only; None without any."""
+    out = current.copy()
+    allowed = set(kept.tolist())
+    changed = False
+    for i in range(min(current.shape[0], len(sel.table))):
+        ranked = [
+            sup
+            for sup, _, _ in sorted(sel.table[i], key=lambda c: c[2])
+            if not np.array_equal(sup, current[i]) and set(np.flatnonzero(sup)) <= allowed
+        ]
+        if len(ranked) >= rank:
+            out[i] = ranked[rank - 1]
+            changed = True
+    return out if changed else None
 
 
 def _moves_of(
@@ -135,8 +248,10 @@ def _moves_of(
     variables: Sequence[str],
     pool: Optional[int],
     alternatives: Optional[int],
+    pairs: int = 0,
 ) -> Iterator[Tuple[str, np.ndarray]]:
-    """(description, new support of equation i): drop a term, add a term, switch support."""
+    """(description, new support of equation i): drop a term, add a term, switch support; with
+    pairs > 0 also swap a term for one of the `pairs` best addable terms, or add two of them."""
     eq = f"d{variables[i]}/dt"
     for k in np.flatnonzero(sup_i).tolist():
         s = sup_i.copy()
@@ -151,6 +266,19 @@ def _moves_of(
         s = sup_i.copy()
         s[col] = True
         yield f"add {terms[col]} to {eq}", s
+    if pairs > 0 and adds:
+        current = np.flatnonzero(in_kept).tolist()
+        top = [int(kept[j]) for j in sorted(adds, key=lambda j: rss_i(current + [j]))[:pairs]]
+        for k in np.flatnonzero(sup_i).tolist():
+            for col in top:
+                s = sup_i.copy()
+                s[k], s[col] = False, True
+                yield f"swap {terms[k]} for {terms[col]} in {eq}", s
+        for a in range(len(top)):
+            for b in range(a + 1, len(top)):
+                s = sup_i.copy()
+                s[top[a]] = s[top[b]] = True
+                yield f"add {terms[top[a]]} and {terms[top[b]]} to {eq}", s
     ranked = sorted(sel.table[i], key=lambda c: c[2]) if i < len(sel.table) else []
     for sup, _, _ in ranked if alternatives is None else ranked[:alternatives]:
         if not np.array_equal(sup, sup_i) and set(np.flatnonzero(sup)) <= set(kept.tolist()):

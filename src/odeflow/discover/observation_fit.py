@@ -19,8 +19,8 @@ Soc. A 473 (2017); the multiple-shooting prediction from learned states is this 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,6 +41,21 @@ class Segments:
     scale: Tensor  # [d] data std per variable
     block: np.ndarray  # [N] time-window label (5 per trajectory), for block resampling
     substeps: int  # rk4 steps per observation interval
+    weight: Optional[Tensor] = None  # [N, d] residual weights 1/σ (odeflow.discover.noise_model); None: 1/scale
+
+    @property
+    def w(self) -> Tensor:
+        """[N, d] or [d]: what a residual x̂ − x is multiplied by."""
+        return 1.0 / self.scale if self.weight is None else self.weight
+
+    @property
+    def rows(self) -> Tensor:
+        """[N] the observation row of each target (position-major, as `target`)."""
+        return self.index[self.valid]
+
+    def with_weights(self, weight: Union[Tensor, np.ndarray, None]) -> Segments:
+        """The same segments with residual weights [N, d] (None: back to 1/scale)."""
+        return replace(self, weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float64))
 
     @property
     def valid(self) -> Tensor:
@@ -137,7 +152,7 @@ class SparseModel:
         return torch.bmm(theta, w)
 
     def residuals(self, params: Tensor, seg: Segments) -> Tensor:
-        """(x̂ − x)/s [N, d] (or [B, N, d] for params [B, ·]); params = (free coefficients, then the
+        """(x̂ − x) w [N, d] (or [B, N, d] for params [B, ·]; w = seg.w: 1/s or 1/σ); params = (free coefficients, then the
         segments' start states)."""
         batched = params.dim() == 2
         p = params if batched else params.unsqueeze(0)
@@ -155,7 +170,7 @@ class SparseModel:
                 z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
             preds.append(z)
         out = torch.stack(preds, dim=1)[:, seg.valid]  # position-major, as seg.target
-        res = (out - seg.target) / seg.scale
+        res = (out - seg.target) * seg.w
         return res if batched else res[0]
 
 
@@ -194,6 +209,13 @@ class ObservationFit:
     stderr: np.ndarray  # [d, m]: Gauss–Newton standard errors (0 off the support)
     iterations: int
     starts: Tensor  # [S, d] the fitted segment start states
+    converged: bool = True  # False: Levenberg–Marquardt stopped at max_iter still improving
+
+    def raw_residuals(self, seg: Segments) -> Tuple[np.ndarray, np.ndarray]:
+        """(observation − prediction [N, d], prediction [N, d]) in data units (the weights undone)."""
+        w = np.broadcast_to(seg.w.detach().numpy(), self.residuals.shape)
+        pred_minus_obs = self.residuals / w
+        return -pred_minus_obs, seg.target.detach().numpy() + pred_minus_obs
 
 
 def bic_of(residuals: np.ndarray, k: int, weights: Optional[np.ndarray] = None) -> float:
@@ -232,6 +254,7 @@ def fit_on_observations(
     cost = float(r.pow(2).sum()) if torch.isfinite(r).all() else float("inf")
     lam, it, done = 1e-3, 0, False
     jac = None
+    converged = True
     while it < max_iter:
         it += 1
         if not np.isfinite(cost):
@@ -262,11 +285,17 @@ def fit_on_observations(
             lam *= 4
         if not improved or done:
             break
+    else:
+        converged = False
     finite = np.isfinite(cost)
     resid = r.view(n, -1).detach().numpy() if finite else np.full((n, model.d), np.inf)
     stderr = np.zeros(support.shape)
     if jac is not None and finite and k:
-        sigma2 = np.maximum((resid**2).mean(axis=0), 1e-300)  # per-variable noise variance
+        # per-variable noise variance, unbiased: each variable's residuals pay for its share of the
+        # k coefficients and S·d segment starts (the ML estimate RSS/N made the intervals narrow:
+        # 89% coverage of nominal 95% on true supports of the benchmark families, 93% with this)
+        dof = max(n - (len(params) / model.d), 1.0)
+        sigma2 = np.maximum((resid**2).sum(axis=0) / dof, 1e-300)
         jw = jac.detach().numpy().reshape(n, model.d, -1) / np.sqrt(sigma2)[None, :, None]
         jw = jw.reshape(n * model.d, -1)
         cov = np.linalg.pinv(jw.T @ jw)
@@ -279,6 +308,7 @@ def fit_on_observations(
         stderr,
         it,
         params[k:].detach().view(-1, model.d),
+        converged and bool(finite),
     )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..data.trajectories_csv import load_trajectories_csv
+from .confidence import Confidence, assess
 from .invariants import AffineInvariant, find_affine_invariants, library_columns_without
 from .model_search import Refinement, refine_on_observations
 from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neural_ode
@@ -44,6 +45,13 @@ class Discovery:
         None  # AffineInvariant laws found on the data (their variables left out of the library)
     )
     refinement: Optional[Refinement] = None  # the model search on the observations (model_search)
+    confidence: Optional[Confidence] = None  # odeflow.discover.confidence: "high"/"low" and the reasons
+
+
+UNCHECKED = (
+    "the model was not fitted to the observations (method weak, --no-refine or a fixed --threshold), "
+    "so none of the confidence checks ran"
+)
 
 
 def check_variable_names(variables: Sequence[str]) -> None:
@@ -147,7 +155,10 @@ def discover_equations(
         sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
         keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
         sel = select_on_columns(g_all, b_all, terms, sizes, np.concatenate(groups), keep, **opts)
-        return Discovery(_equations(variables, sel, laws), None, t, x, list(variables), traj, sel, invariants=laws)
+        eqs = _equations(variables, sel, laws)
+        low = Confidence("low", [UNCHECKED])
+        eqs.notes.append(low.line())
+        return Discovery(eqs, None, t, x, list(variables), traj, sel, invariants=laws, confidence=low)
     say("fitting the neural ODE to the observations")
     fit = fit_neural_ode(t, x, config, trajectory=trajectory)
     return select_from_fit(
@@ -166,6 +177,7 @@ def discover_equations(
         invariants,
         refine,
         on_phase,
+        progress=bool(config is not None and config.progress),
     )
 
 
@@ -185,6 +197,7 @@ def select_from_fit(
     invariants: bool = True,
     refine: bool = True,
     on_phase: Optional[Callable[[str], None]] = None,
+    progress: bool = False,
 ) -> Discovery:
     """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
     learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
@@ -206,13 +219,27 @@ def select_from_fit(
         opts["ensemble"] = 0  # inclusion comes from the search on the observations
     exclude = [law.eliminated for law in laws]
     say(f"selecting the sparse model (degrees {', '.join(map(str, degrees))}, cross-validated)")
-    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, **opts)
+    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, progress=progress, **opts)
     found = None
+    conf = Confidence("low", [UNCHECKED])
     if refine:
         say("refining the model on the observations (multiple-shooting fits scored by BIC)")
-        found = refine_selection(sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed)
+        found, conf = refine_selection(
+            sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed, progress, on_phase
+        )
+    eqs = _equations(variables, sel, laws)
+    eqs.notes.extend(confidence_notes(conf, variables, sel.terms, found))
     return Discovery(
-        _equations(variables, sel, laws), fit, t, x, list(variables), trajectory, sel, invariants=laws, refinement=found
+        eqs,
+        fit,
+        t,
+        x,
+        list(variables),
+        trajectory,
+        sel,
+        invariants=laws,
+        refinement=found,
+        confidence=conf,
     )
 
 
@@ -229,9 +256,12 @@ def refine_selection(
     exclude: Sequence[int],
     ensemble: int,
     seed: int,
-) -> Refinement:
+    progress: bool = False,
+    on_phase: Optional[Callable[[str], None]] = None,
+) -> Tuple[Refinement, Confidence]:
     """The regression's model refined on the observations (odeflow.discover.model_search); `sel`'s
-    coefficients, inclusion and intervals are replaced by the search's."""
+    coefficients, inclusion and intervals are replaced by the search's. Also the confidence checks
+    (odeflow.discover.confidence) on the search's fitted models, the library taken on the learned states."""
     assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
     traj = torch.zeros(t.shape[0], dtype=torch.long) if trajectory is None else trajectory
     guess = _learned_or_observed(t, x, traj, fit)
@@ -241,14 +271,52 @@ def refine_selection(
     keep = library_columns_without(powers, list(exclude)) if exclude else np.ones(len(powers), dtype=bool)
     theta_lib, _ = polynomial_library(xs, variables, degree)
     found = refine_on_observations(
-        sel, theta_lib, xd, powers, keep, seg, sel.terms, variables, ensemble=ensemble, seed=seed
+        sel,
+        theta_lib,
+        xd,
+        powers,
+        keep,
+        seg,
+        sel.terms,
+        variables,
+        ensemble=ensemble,
+        seed=seed,
+        progress=progress,
+        on_phase=on_phase,
     )
     best = found.fit
     sel.coefficients = best.coefficients
     sel.inclusion = found.inclusion
     sel.lower = best.coefficients - 1.96 * best.stderr
     sel.upper = best.coefficients + 1.96 * best.stderr
-    return found
+    theta_states, _ = polynomial_library(fit.states.double().numpy(), variables, degree)
+    conf = assess(
+        found.fits,
+        best,
+        found.segments if found.segments is not None else seg,  # the weights the fits were scored with
+        theta_states,
+        keep,
+        sel.terms,
+        variables,
+        found.tolerance,
+        found.stopped_at_limit,
+        noise_problems=found.noise_problems if found.noise is not None else None,
+    )
+    return found, conf
+
+
+def confidence_notes(
+    conf: Confidence, variables: Sequence[str], terms: Sequence[str], found: Optional[Refinement]
+) -> List[str]:
+    """The '# ' lines of equations.txt: the confidence line and, when it is low, the chosen model's
+    BIC and the best fitted models by BIC, one line each (equations joined by '; ')."""
+    out = [conf.line()]
+    if conf.level == "low" and found is not None and conf.best:
+        out.append(f"chosen model: BIC {found.bic:.1f}")
+        for rank, (coef, bic) in enumerate(conf.best, 1):
+            lines = Equations(list(variables), list(terms), coef).lines(intervals=False)
+            out.append(f"best {rank} by BIC ({bic:.1f}): " + "; ".join(lines))
+    return out
 
 
 def _selection_options(threshold: Optional[float], ensemble: int, seed: int) -> Dict[str, Any]:

@@ -40,6 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .progress import progress_bar
+
 
 def polynomial_terms(variables: Sequence[str], degree: int) -> List[Tuple[int, ...]]:
     """Exponent tuples of every monomial of total degree 0..degree, pysindy's order."""
@@ -252,6 +254,7 @@ def select_model(
     exhaustive: int = 3,
     exclude: Sequence[int] = (),
     add_gain: float = 2.0,
+    progress: bool = False,
 ) -> Selection:
     """Choose per equation the sparsest cross-validated support along a threshold × degree path.
 
@@ -285,6 +288,7 @@ def select_model(
         greedy=greedy,
         exhaustive=exhaustive,
         add_gain=add_gain,
+        progress=progress,
     )
     if not exclude:
         return select_from_library(theta, xdot, terms, sizes, groups, **opts)
@@ -345,6 +349,7 @@ def select_from_library(
     greedy: bool = True,
     exhaustive: int = 3,
     add_gain: float = 2.0,
+    progress: bool = False,
 ) -> Selection:
     """select_model on a given library Θ [n, m] (e.g. a weak-form one) and targets [n, d];
     sizes: degree -> number of leading columns of Θ forming that degree's library."""
@@ -357,6 +362,7 @@ def select_from_library(
     d, m = xdot.shape[1], theta.shape[1]
     coef = np.zeros((d, m))
     sel = Selection(terms, coef, [], [], [], [])
+    bar = progress_bar(progress, "selecting (cross-validated paths)", d, "equation")
     for i in range(d):
         y = xdot[:, i]
         found: Dict[bytes, Tuple[np.ndarray, int, List[float]]] = {}
@@ -404,6 +410,8 @@ def select_from_library(
         sel.best_score.append(float(means[best]))
         sel.candidates.append(len(cands))
         sel.table.append([(c[0], c[1], float(mu)) for c, mu in zip(cands, means)])
+        bar.update(1)
+    bar.close()
     if ensemble > 0:
         _bootstrap(sel, theta, xdot, groups, rel_tol, ensemble, seed, add_gain if greedy else 0.0)
     return sel
