@@ -142,8 +142,15 @@ def cnf_side(p: dict, side: str):
         it[0] += 1
         return flow.loss(x)[0]
 
+    return training_step(side, loss_fn, opt), lambda: flow.last_stats
+
+
+def training_step(side: str, loss_fn, opt: torch.optim.Optimizer):
+    """zero_grad, loss, backward, update: `odeflow.compile_step` on that side, else eager."""
+    import odeflow
+
     if side == "odeflow compile_step":
-        return odeflow.compile_step(loss_fn, opt), lambda: flow.last_stats
+        return odeflow.compile_step(loss_fn, opt)
 
     def run() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -152,7 +159,7 @@ def cnf_side(p: dict, side: str):
         opt.step()
         return loss.detach()
 
-    return run, lambda: flow.last_stats
+    return run
 
 
 def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
@@ -192,18 +199,7 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
     def loss_fn() -> torch.Tensor:
         return (predict() - u).pow(2).sum()
 
-    if side == "odeflow compile_step":
-        run = odeflow.compile_step(loss_fn, opt)
-    else:
-
-        def run() -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-    return _measure(run, lambda: last.get("stats"), iterations)
+    return _measure(training_step(side, loss_fn, opt), lambda: last.get("stats"), iterations)
 
 
 def _measure(run, get_stats, iterations: int) -> dict:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .cde_splines import SPLINES, CubicPath, SplineKind, fill_missing
+from .last_observed import last_observed
 from .ode_solver import ODESolver, disc_opt
 
 
@@ -97,8 +98,6 @@ class NeuralCDE(nn.Module):
 
     def features(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
         """z at each series' last observation, [B, hidden]."""
-        from .sequence_classifiers import last_observed
-
         x = control_channels(times, values, mask, float(self.count_scale))
         z0 = self.initial(x[:, 0])
         if times.shape[0] == 1:

@@ -18,18 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from .gru_d import ObservationGRU
+from .last_observed import last_observed
 from .latent_ode import LatentODE
 from .ode_solver import ODESolver, disc_opt
 from .odernn import ODERNN
 
 SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde")
-
-
-def last_observed(mask: Tensor) -> Tensor:
-    """Index [B] of each series' last grid time with an observation (0 if none)."""
-    seen = (mask.sum(-1) > 0).to(torch.long)  # [B, T]
-    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(seen)
-    return (idx * seen).max(-1).values
 
 
 class RecurrentClassifier(nn.Module):
