@@ -1,5 +1,12 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# shared test code (the list of every method and every flow, a toy task) imports as `helpers.X`;
+# not `tests.X`: a package installed in site-packages already owns that name
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,8 @@ _EXPORTS: Dict[str, str] = {
     "AutoCompile": ".solvers.compile_policy",
     "PerSample": ".solvers.per_sample",
     "compile_step": ".compile_step",
+    "train": ".tasks.run",
+    "TASKS": ".task_registry",
 }
 
 __all__: List[str] = list(_EXPORTS)
@@ -65,6 +67,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (
     from .solvers.compile_policy import AutoCompile as AutoCompile
     from .solvers.events import Event as Event
     from .solvers.per_sample import PerSample as PerSample
+    from .task_registry import TASKS as TASKS
+    from .tasks.run import train as train
 
 
 class _LazyPackage(types.ModuleType):

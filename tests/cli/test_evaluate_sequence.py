@@ -26,8 +26,13 @@ def _write_csv(path, seed, n_series):
     return path
 
 
-@pytest.mark.parametrize("model,drop,seed", [("gru-d", 0.0, 5), ("latent-ode", 0.4, 6)])
-def test_evaluate_reproduces_summary(tmp_path, capsys, model, drop, seed):
+@pytest.mark.parametrize(
+    "command,model,drop,seed",
+    [("classify", "gru-d", 0.0, 5), ("classify", "latent-ode", 0.4, 6), ("sequence-classify", "ode-rnn", 0.2, 7)],
+)
+def test_evaluate_reproduces_summary(tmp_path, capsys, command, model, drop, seed):
+    """Series given to `train classify` go to the sequence-classify task, which is also its own
+    `train sequence-classify` (a registry line with a generated parser)."""
     csv = _write_csv(tmp_path / "s.csv", seed, n_series=40)
     out = tmp_path / "run"
     # val_every beyond the run: best.pt and last.pt both hold the final model, which summary.json scored
@@ -35,7 +40,7 @@ def test_evaluate_reproduces_summary(tmp_path, capsys, model, drop, seed):
         main(
             [
                 "train",
-                "classify",
+                command,
                 "--data",
                 str(csv),
                 "--model",

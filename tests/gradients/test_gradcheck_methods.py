@@ -1,7 +1,7 @@
 """gradcheck of y0, the output times t and the parameters for every method in the method table.
 
-The methods come from `all_method_names()` itself, so a new method is checked without being
-listed here. Discretize-optimize differentiates the discrete solution, so it must agree with
+The methods come from the shared list of every method (helpers/every_method.py, read from the
+method table), so a new method is checked without being listed here. Discretize-optimize differentiates the discrete solution, so it must agree with
 finite differences of that same solution (float64, step-size decisions fixed). Optimize-
 discretize gives the continuous gradient, so its check runs with steps fine enough that the
 discretization error is below gradcheck's tolerance (error ~ h^p), on one output interval
@@ -15,13 +15,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers.every_method import EVERY_METHOD
 from odeflow import solve
 from odeflow.gradients import DiscretizeOptimize, OptimizeDiscretize
-from odeflow.solvers import Adaptive, FixedStep, all_method_names, get_method
+from odeflow.solvers import Adaptive, FixedStep, get_method
 
 D = torch.float64
-# scipy_solver has no gradient through scipy (it warns); every other method is checked.
-METHODS = [m for m in all_method_names() if m != "scipy_solver"]
+METHODS = EVERY_METHOD
 
 
 def _problem(seed: int):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
+from ..task_registry import TASKS
+
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "demo": ("demo", "solve a known ODE with several methods, then train a CNF on 8gaussians (under a minute)"),
     "check-gradient": ("check_gradient", "Taylor derivative check (seed 000 eq. 13) of a gradient mode"),
@@ -19,16 +21,10 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "presets": ("presets", "list the shipped config presets (use one with --config NAME)"),
 }
 
+# `odeflow train TASK`: one entry per registry line (odeflow/task_registry.py); the module is the
+# task's hand-written parser, or train_generated for a parser built from its config class
 TRAIN_TASKS: Dict[str, Tuple[str, str]] = {
-    "timeseries": ("train_timeseries", "fit a neural ODE to a time series (seed 000 §4.1)"),
-    "cnf": ("train_cnf", "train a continuous normalizing flow on a toy 2-D density"),
-    "tabular": ("train_tabular", "density estimation on tabular data (seed 000 Table 2)"),
-    "classify": ("train_classify", "train an ODE-Net / ResNet / ANODE / SONODE classifier"),
-    "hamiltonian": ("train_hamiltonian", "Hamiltonian NN on a pendulum / mass-spring; energy drift"),
-    "function-encoder": ("train_function_encoder", "function encoder (eq. 35): zero-shot dynamics of a family"),
-    "sde": ("train_sde", "neural SDE with uncertainty bands (needs torchsde)"),
-    "image": ("train_image", "train a multiscale image CNF (bits/dim, sample grids)"),
-    "latent": ("train_latent", "latent ODE / ODE-RNN / RNN-Δt on irregularly-sampled series"),
+    name: (entry.cli or "train_generated", entry.description) for name, entry in TASKS.items()
 }
 
 COMPARE_TASKS: Dict[str, Tuple[str, str]] = {

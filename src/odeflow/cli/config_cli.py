@@ -9,7 +9,7 @@ Each field becomes ``--field-name`` (underscores to dashes) with what its annota
     Literal["a", "b"]       choices
 
 and its help from the field's trailing comment (or ``field(metadata={"help": ...})``), with the
-default appended. The engine's options come from `TrainingConfig` the same way, once; a task's
+default appended; ``field(metadata={"cli": False})`` keeps a field to config files. The engine's options come from `TrainingConfig` the same way, once; a task's
 CLI file passes only what is truly special (a renamed flag, a JSON value, an optional-argument
 switch) as overrides. Unset options stay out of the namespace, so a config file or a resumed
 run's settings are overridden only by what the command line gives.
@@ -179,7 +179,9 @@ def options_of(
     skip = set(skip) | (ENGINE_SKIP - set(by_field))
     out: Options = {}
     for f in dataclasses.fields(cls):
-        if f.name in skip or (not engine and f.name in engine_fields and f.name not in by_field):
+        if f.name in skip or f.metadata.get("cli") is False:
+            continue
+        if not engine and f.name in engine_fields and f.name not in by_field:
             continue
         if f.name in by_field:
             flag = by_field[f.name]

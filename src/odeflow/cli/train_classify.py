@@ -124,8 +124,9 @@ def _is_sequence_run(args: argparse.Namespace) -> bool:
 def _run_sequence(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from ..task_registry import TASKS
     from ..tasks.classify_config import ClassifyConfig
-    from ..tasks.sequence_classify import train_sequence_classify
+    from ..tasks.run import fit_task
     from ..tasks.sequence_classify_config import SequenceClassifyConfig
     from ..training.distributed import is_main_process
 
@@ -135,17 +136,11 @@ def _run_sequence(args: argparse.Namespace) -> int:
     )
     if ignored:
         raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in ignored)} do not apply to series models")
-    cfg, out, resume = make_config(SequenceClassifyConfig, args, "runs/classify-series", adjust=_adjust_sequence)
-    s = train_sequence_classify(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
+    entry = TASKS["sequence-classify"]
+    cfg, out, resume = make_config(SequenceClassifyConfig, args, entry.default_out, adjust=_adjust_sequence)
+    task, summary = fit_task(entry.name, cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
-        print(
-            f"{cfg.model} on {cfg.data} (drop {cfg.drop}, {cfg.drop_mode}): {s['iterations']} iterations "
-            f"({s['epochs_trained']:.1f} epochs, {s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} "
-            f"parameters; stopped: {s['stopped']} (tested the weights of {s['tested_weights']}); "
-            f"test accuracy {s['test_accuracy']:.4f}; run folder {out}"
-        )
-        if "warning" in s:
-            print(f"warning: {s['warning']}")
+        print(f"{task.describe(summary)}; run folder {out}")
     return 0
 
 

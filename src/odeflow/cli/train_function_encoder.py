@@ -31,14 +31,12 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 @report_errors
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.function_encoder import FunctionEncoderTask
     from ..tasks.function_encoder_config import FunctionEncoderConfig
-    from ..training import Trainer
+    from ..tasks.run import fit_task
     from ..training.distributed import is_main_process
 
     cfg, out, resume = make_config(FunctionEncoderConfig, args, DEFAULT_OUT)
-    task = FunctionEncoderTask(cfg)
-    summary = Trainer(task, out, quiet=args.quiet, tensorboard=args.tensorboard, resume=resume).fit()
+    task, summary = fit_task("function-encoder", cfg, out, not args.quiet, resume, args.tensorboard)
     if is_main_process():
-        print(f"{cfg.family}: {task.describe(summary)}; run folder {out}")
+        print(f"{task.describe(summary)}; run folder {out}")
     return 0

@@ -20,10 +20,11 @@ from torch import Tensor
 
 from ..data.classification import held_out_count, holdout, load_classification
 from ..models.classifiers import ODEClassifier, conv_classifier, count_parameters, mlp_classifier
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from ..training.schedule import Stage
 from .classify_config import ClassifyConfig
+from .run import train
 
 NUM_CLASSES = {"annuli": 2, "digits": 10, "mnist5k": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10}
 
@@ -75,6 +76,16 @@ class ClassifyTask(Task):
     monitor = "val_loss"
 
     config: ClassifyConfig
+
+    def __init__(self, config: ClassifyConfig) -> None:
+        super().__init__(config)
+        if config.epochs is not None:  # epochs -> iterations over the training split
+            n = len(load_classification(config.data, "train", config.data_dir, seed=config.seed)[1])
+            n_train = n - held_out_count(n, config.val_fraction)
+            config.iterations = config.epochs * iterations_per_epoch(n_train, config.batch_size)
+
+    def run_label(self) -> str:
+        return f"classify {self.config.model} {self.config.data}"
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -168,18 +179,7 @@ def train_classify(
     cfg: ClassifyConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
     """Train (epochs converted to iterations) and return summary.json's content."""
-    if cfg.epochs is not None:
-        n = len(load_classification(cfg.data, "train", cfg.data_dir, seed=cfg.seed)[1])
-        n_train = n - held_out_count(n, cfg.val_fraction)
-        cfg.iterations = cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size)
-    return Trainer(
-        ClassifyTask(cfg),
-        out,
-        quiet=not progress,
-        tensorboard=tensorboard,
-        resume=resume,
-        label=f"classify {cfg.model} {cfg.data}",
-    ).fit()
+    return train("classify", cfg, out, progress, resume, tensorboard)
 
 
 def load_classifier(path: Path) -> Tuple[ODEClassifier, ClassifyConfig]:

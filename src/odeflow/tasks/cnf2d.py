@@ -29,12 +29,13 @@ from ..flows.evaluation import evaluate_density
 from ..nn import ODENet, ReversedTime
 from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import generated_shard
 from ..training.schedule import Stage, parse_schedule
 from .cnf2d_config import CNFConfig
 from .cnf_memory import note, peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
+from .run import train
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class CNF2DTask(Task):
     monitor = "val_nll"
 
     config: CNFConfig
+
+    def run_label(self) -> str:
+        return f"cnf {self.config.mode}"
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -254,9 +258,7 @@ def train_cnf(
     cfg: CNFConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(
-        CNF2DTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume, label=f"cnf {cfg.mode}"
-    ).fit()
+    return train("cnf", cfg, out, progress, resume, tensorboard)
 
 
 def load_flow(path: Path):

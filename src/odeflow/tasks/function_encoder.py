@@ -21,10 +21,11 @@ from torch import Tensor
 from ..data.families import family_trajectories, get_family, parameter_grid, sample_parameters
 from ..models import FunctionEncoderODE, finite_difference_velocities
 from ..solvers.stepping import Adaptive
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from .dynamics_figures import alpha_bars, phase_portraits
 from .function_encoder_config import FunctionEncoderConfig
+from .run import train
 
 
 def system_velocities(t: Tensor, z: Tensor):
@@ -116,6 +117,7 @@ class FunctionEncoderTask(Task):
 
     def describe(self, summary: Dict[str, Any]) -> str:
         return (
+            f"{self.config.family}: "
             f"val_loss {summary.get('val_loss', float('nan')):.3g}; zero-shot rollout MSE on "
             f"{len(self.config.test_parameters)} held-out systems: least squares {summary['test_mse_least_squares']:.3g}, "
             f"eq. 35 inner products {summary['test_mse_inner']:.3g}"
@@ -129,4 +131,4 @@ def train_function_encoder(
     resume: bool = False,
     tensorboard: bool = False,
 ) -> Dict[str, Any]:
-    return Trainer(FunctionEncoderTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()
+    return train("function-encoder", cfg, out, progress, resume, tensorboard)

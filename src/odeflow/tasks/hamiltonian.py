@@ -20,10 +20,11 @@ from ..data.hamiltonian_systems import get_hamiltonian_system, hamiltonian_traje
 from ..models import HamiltonianNN, SeparableHamiltonianNN, VectorFieldMLP, finite_difference_velocities
 from ..solve import solve
 from ..solvers.stepping import Adaptive, FixedStep
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from .dynamics_figures import energy_over_time, phase_portraits
 from .hamiltonian_config import HamiltonianConfig
+from .run import train
 
 
 def build_model(cfg: HamiltonianConfig) -> torch.nn.Module:
@@ -110,6 +111,7 @@ class HamiltonianTask(Task):
 
     def describe(self, summary: Dict[str, Any]) -> str:
         return (
+            f"{self.config.model} on {self.config.system}: "
             f"val_loss {summary.get('val_loss', float('nan')):.3g}; energy drift |dH| at t={self.config.horizon:g}: "
             f"{summary['test_drift_horizon']:.3g}, at t={summary['test_rollout_time']:g}: {summary['test_drift_end']:.3g} "
             f"(max {summary['test_drift_max']:.3g}, {summary['test_integrator']})"
@@ -119,4 +121,4 @@ class HamiltonianTask(Task):
 def train_hamiltonian(
     cfg: HamiltonianConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
-    return Trainer(HamiltonianTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()
+    return train("hamiltonian", cfg, out, progress, resume, tensorboard)

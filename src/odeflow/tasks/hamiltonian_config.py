@@ -22,7 +22,7 @@ class HamiltonianConfig(TrainingConfig):
     hidden: List[PositiveInt] = field(default_factory=lambda: [64, 64])
     activation: str = "tanh"
     n_train: PositiveInt = 25  # training trajectories
-    n_val: int = 5
+    n_val: int = field(default=5, metadata={"cli": False})  # validation trajectories (config files only)
     n_test: PositiveInt = 20
     horizon: PositiveFloat = 3.0  # training trajectory length
     points: PositiveInt = 61  # samples per trajectory on [0, horizon]

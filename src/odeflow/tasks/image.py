@@ -23,11 +23,12 @@ from torch import Tensor
 from ..data.images import image_shape, load_images
 from ..flows.image_transforms import dequantize
 from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
-from ..training import AuxiliaryStep, RunContext, StepOutput, Task, Trainer
+from ..training import AuxiliaryStep, RunContext, StepOutput, Task
 from ..training.data import EpochBatches, iteration_seed
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import PROBE_ROWS, peak_memory_mb, plan_memory
 from .image_config import ImageConfig
+from .run import train
 
 
 def default_image_config_file(data: str) -> Optional[Path]:
@@ -112,6 +113,9 @@ class ImageTask(Task):
     monitor = "val_bits_per_dim"
 
     config: ImageConfig
+
+    def run_label(self) -> str:
+        return f"image {self.config.data}"
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -224,9 +228,7 @@ def train_image(
     cfg: ImageConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(
-        ImageTask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume, label=f"image {cfg.data}"
-    ).fit()
+    return train("image", cfg, out, progress, resume, tensorboard)
 
 
 def load_image_flow(path: Path):

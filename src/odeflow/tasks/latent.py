@@ -19,7 +19,7 @@ import torch
 
 from ..data import Series
 from ..models.elbo import kl_weight
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import iteration_seed
 from .latent_config import LatentConfig
 from .latent_setup import (
@@ -32,6 +32,7 @@ from .latent_setup import (
     summary_features,
     training_loss,
 )
+from .run import train
 
 
 @dataclass
@@ -45,6 +46,9 @@ class LatentTask(Task):
     monitor = "val_mse"
 
     config: LatentConfig
+
+    def run_label(self) -> str:
+        return f"latent {self.config.model} {self.config.mode}"
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -134,11 +138,4 @@ def train_latent(
     cfg: LatentConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
     """Train (or, with ``resume``, continue) and return summary.json's content."""
-    return Trainer(
-        LatentTask(cfg),
-        out,
-        quiet=not progress,
-        tensorboard=tensorboard,
-        resume=resume,
-        label=f"latent {cfg.model} {cfg.mode}",
-    ).fit()
+    return train("latent", cfg, out, progress, resume, tensorboard)

@@ -18,9 +18,10 @@ import torch
 from ..data.stochastic import ou_moments, sde_paths
 from ..models import NeuralSDE
 from ..models.sde import import_torchsde
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import iteration_seed
 from .dynamics_figures import sde_bands
+from .run import train
 from .sde_config import SDEConfig
 
 
@@ -81,6 +82,7 @@ class SDETask(Task):
 
     def describe(self, summary: Dict[str, Any]) -> str:
         return (
+            f"{self.config.system}: "
             f"val_nll {summary.get('val_nll', float('nan')):.3g}; max |mean error| {summary['test_mean_error_vs_data']:.3g}, "
             f"max |std error| {summary['test_std_error_vs_data']:.3g} (vs the data's moments)"
         )
@@ -89,4 +91,4 @@ class SDETask(Task):
 def train_sde(
     cfg: SDEConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
 ) -> Dict[str, Any]:
-    return Trainer(SDETask(cfg), out, quiet=not progress, tensorboard=tensorboard, resume=resume).fit()
+    return train("sde", cfg, out, progress, resume, tensorboard)

@@ -33,9 +33,10 @@ from ..data.stratified import stratified_holdout
 from ..data.uea import UEA_SETS, load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
 from ..models.sequence_classifiers import LatentODEClassifier, make_sequence_classifier
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from .chance import chance_warning
+from .run import train
 from .sequence_classify_config import SequenceClassifyConfig, auto_iterations
 from .series_sets import is_uea_name
 
@@ -142,12 +143,45 @@ def load_sequence_classifier(path: Path) -> Tuple[torch.nn.Module, SequenceClass
     return model.eval(), cfg
 
 
+def choose_budget(cfg: SequenceClassifyConfig) -> str:
+    """Set cfg.iterations from --epochs, or from the data when neither is given (the auto budget,
+    which the validation plateau usually ends first); say how it was chosen."""
+    budget = "fixed"
+    if cfg.epochs is not None or cfg.iterations is None:
+        n = len(load_sequence_data(cfg).train)
+        if cfg.batch > n:
+            raise ValueError(f"batch {cfg.batch} is larger than the training set ({n} series); use a smaller --batch")
+        per_epoch = n // cfg.batch
+        if cfg.epochs is not None:
+            cfg.iterations = cfg.epochs * per_epoch
+        else:
+            cfg.iterations, budget = auto_iterations(per_epoch), "auto"
+    return f"{budget}: {cfg.iterations} iterations"
+
+
 class SequenceClassifyTask(Task):
     name = "sequence-classify"
     monitor = "val_loss"
 
     config: SequenceClassifyConfig
-    budget = "fixed"  # how the iteration count was chosen (set by train_sequence_classify)
+    budget = "fixed"  # how the iteration count was chosen: "fixed|auto: N iterations"
+
+    def __init__(self, config: SequenceClassifyConfig) -> None:
+        super().__init__(config)
+        self.budget = choose_budget(config)
+
+    def run_label(self) -> str:
+        return f"classify {self.config.model} {self.config.data}"
+
+    def describe(self, summary: Dict[str, Any]) -> str:
+        cfg, s = self.config, summary
+        line = (
+            f"{cfg.model} on {cfg.data} (drop {cfg.drop}, {cfg.drop_mode}): {s['iterations']} iterations "
+            f"({s['epochs_trained']:.1f} epochs, {s['seconds_per_epoch']:.2f} s/epoch), {s['parameters']} "
+            f"parameters; stopped: {s['stopped']} (tested the weights of {s['tested_weights']}); "
+            f"test accuracy {s['test_accuracy']:.4f}"
+        )
+        return line + (f"\nwarning: {s['warning']}" if "warning" in s else "")
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -276,24 +310,4 @@ def train_sequence_classify(
     tensorboard: bool = False,
 ) -> Dict[str, Any]:
     """Train (epochs, or the auto budget, converted to iterations) and return summary.json's content."""
-    cfg.validate()
-    budget = "fixed"
-    if cfg.epochs is not None or cfg.iterations is None:
-        n = len(load_sequence_data(cfg).train)
-        if cfg.batch > n:
-            raise ValueError(f"batch {cfg.batch} is larger than the training set ({n} series); use a smaller --batch")
-        per_epoch = n // cfg.batch
-        if cfg.epochs is not None:
-            cfg.iterations = cfg.epochs * per_epoch
-        else:
-            cfg.iterations, budget = auto_iterations(per_epoch), "auto"
-    task = SequenceClassifyTask(cfg)
-    task.budget = f"{budget}: {cfg.iterations} iterations"
-    return Trainer(
-        task,
-        out,
-        quiet=not progress,
-        tensorboard=tensorboard,
-        resume=resume,
-        label=f"classify {cfg.model} {cfg.data}",
-    ).fit()
+    return train("sequence-classify", cfg, out, progress, resume, tensorboard)

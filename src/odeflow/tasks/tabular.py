@@ -36,10 +36,11 @@ from ..flows.evaluation import evaluate_density
 from ..flows.flow_matching import FlowMatching
 from ..flows.stacked import StackSpec, build_stacked_cnf, nll_per_sample
 from ..solvers.stepping import Adaptive, FixedStep
-from ..training import RunContext, StepOutput, Task, Trainer
+from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import note, peak_memory_mb, plan_memory
+from .run import train
 from .tabular_config import MODES, TabularConfig
 
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(StackSpec))
@@ -114,6 +115,9 @@ class TabularTask(Task):
     monitor = "val_nll"
 
     config: TabularConfig
+
+    def run_label(self) -> str:
+        return f"tabular {self.config.data} {self.config.mode}"
 
     def __init__(self, config: TabularConfig, data: Optional[TabularData] = None) -> None:
         super().__init__(config)
@@ -327,14 +331,7 @@ def train_tabular(
     data: Optional[TabularData] = None,
 ) -> Dict[str, Any]:
     """Train (or continue) and return summary.json's content."""
-    return Trainer(
-        TabularTask(cfg, data),
-        out,
-        quiet=not progress,
-        tensorboard=tensorboard,
-        resume=resume,
-        label=f"tabular {cfg.data} {cfg.mode}",
-    ).fit()
+    return train("tabular", cfg, out, progress, resume, tensorboard, data=data)
 
 
 def load_tabular_flow(path: Path) -> Tuple[CNFStack, TabularConfig]:

@@ -57,6 +57,9 @@ class TimeSeriesTask(Task):
 
     config: TimeSeriesConfig
 
+    def run_label(self) -> str:
+        return self.config.mode
+
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
         t, u = load_data(cfg)

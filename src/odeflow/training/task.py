@@ -131,6 +131,10 @@ class Task:
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
 
+    def run_label(self) -> str:
+        """The progress bar's label (e.g. 'latent ode-rnn backprop')."""
+        return self.name
+
     def describe(self, summary: Dict[str, Any]) -> str:
         """One line for the terminal at the end of a run."""
         keys = [k for k in summary if k.startswith(("test_", "val_", "train_"))]

@@ -88,7 +88,7 @@ class Trainer:
         self.task, self.cfg = task, task.config
         self.out = Path(out) if out is not None else None
         self.quiet, self.tensorboard, self.resume = quiet, tensorboard, resume
-        self.label = label or task.name
+        self.label = label or task.run_label()
         self._signal: Optional[str] = None
 
     # ------------------------------------------------------------------------------------------
