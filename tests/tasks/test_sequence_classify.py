@@ -152,11 +152,12 @@ def test_csv_without_labels(tmp_path):
         load_sequence_data(SequenceClassifyConfig(data=str(p)))
 
 
-def test_the_torch_free_config_names_the_same_sets_as_the_loader():
-    from odeflow.data.uea import UEA_SETS
-    from odeflow.tasks.sequence_classify_config import SEQUENCE_SETS, is_sequence_data
+def test_every_bundled_set_is_series_data_by_its_short_and_its_uea_name():
+    from odeflow.tasks.sequence_classify_config import is_sequence_data
+    from odeflow.tasks.series_sets import BUNDLED
 
-    assert set(SEQUENCE_SETS) == set(UEA_SETS)
+    for short, (folder, _) in BUNDLED.items():
+        assert is_sequence_data(short) and is_sequence_data(f"uea:{folder}")
     assert is_sequence_data("my/series.csv") and not is_sequence_data("digits")
 
 

@@ -18,8 +18,6 @@ import torch
 from ..tasks.series_sets import BUNDLED, uea_short_name, valid_uea_names
 from .irregular import Series
 
-UEA_SETS = tuple(BUNDLED)
-
 
 def _load_split(name: str, split: str):
     try:

@@ -11,7 +11,7 @@ data's (and against the exact moments for Ornstein–Uhlenbeck); figure bands.pn
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import torch
 
@@ -21,7 +21,6 @@ from ..models.sde import import_torchsde
 from ..training import RunContext, StepOutput, Task
 from ..training.data import iteration_seed
 from .dynamics_figures import sde_bands
-from .run import train
 from .sde_config import SDEConfig
 
 
@@ -86,9 +85,3 @@ class SDETask(Task):
             f"val_nll {summary.get('val_nll', float('nan')):.3g}; max |mean error| {summary['test_mean_error_vs_data']:.3g}, "
             f"max |std error| {summary['test_std_error_vs_data']:.3g} (vs the data's moments)"
         )
-
-
-def train_sde(
-    cfg: SDEConfig, out: Optional[Path], progress: bool = True, resume: bool = False, tensorboard: bool = False
-) -> Dict[str, Any]:
-    return train("sde", cfg, out, progress, resume, tensorboard)

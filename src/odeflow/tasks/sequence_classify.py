@@ -30,7 +30,7 @@ from ..data.drop import drop_observations
 from ..data.irregular import IrregularBatch, Normalizer, Series, collate
 from ..data.long_csv import load_labelled_long_csv
 from ..data.stratified import stratified_holdout
-from ..data.uea import UEA_SETS, load_uea
+from ..data.uea import load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
 from ..models.sequence_classifiers import LatentODEClassifier, make_sequence_classifier
 from ..training import RunContext, StepOutput, Task
@@ -39,8 +39,6 @@ from .chance import chance_warning
 from .run import train
 from .sequence_classify_config import SequenceClassifyConfig, auto_iterations
 from .series_sets import is_uea_name
-
-SEQUENCE_DATA = tuple(UEA_SETS)
 
 
 @dataclass

@@ -9,9 +9,7 @@ from typing import Literal, Optional
 
 from ..training.config import TrainingConfig
 from ..training.config_types import NonNegativeFloat, PositiveFloat, PositiveInt
-from .series_sets import BUNDLED, is_uea_name, uea_short_name, valid_uea_names
-
-SEQUENCE_SETS = tuple(BUNDLED)  # data.uea.UEA_SETS, named here without torch
+from .series_sets import is_uea_name, uea_short_name, valid_uea_names
 
 # The iteration budget when neither iterations nor epochs is given ("auto"):
 #   clamp(BUDGET_EPOCHS * training batches per epoch, BUDGET_MIN, BUDGET_MAX)
