@@ -35,15 +35,11 @@ def start_rows(times: Tensor, t0: Tensor) -> Tuple[Tensor, Tensor]:
         return times, torch.zeros_like(earlier, dtype=torch.long)
     last = times[:, -1:]
     pad = last + 1e-5 * torch.maximum((last - times[:, :1]).abs(), torch.maximum(last.abs(), torch.ones_like(last)))
-    grid = torch.where(
-        earlier.unsqueeze(1), torch.cat([t0.unsqueeze(1), times], 1), torch.cat([times, pad], 1)
-    )
+    grid = torch.where(earlier.unsqueeze(1), torch.cat([t0.unsqueeze(1), times], 1), torch.cat([times, pad], 1))
     return grid, earlier.long()
 
 
-def decode_rows(
-    solver, field: nn.Module, z0: Tensor, times: Tensor, t0: Optional[Tensor]
-) -> Tensor:
+def decode_rows(solver, field: nn.Module, z0: Tensor, times: Tensor, t0: Optional[Tensor]) -> Tensor:
     """z [T, K, B, S] for z0 [K, B, S] (or [T, B, S] for z0 [B, S]) at t0 [B] (default times[:, 0])
     on times [B, T], each row of each sample on its own steps."""
     if z0.dim() == 2:
@@ -53,6 +49,6 @@ def decode_rows(
     t0 = times[:, 0] if t0 is None else t0.to(times.dtype).expand(B)
     grid, offset = start_rows(times, t0)
     solved = solver.rows(field, z0.reshape(K * B, S), grid.repeat(K, 1))  # [T + 1, K B, S]
-    cols = (torch.arange(T, device=times.device).unsqueeze(1) + offset.repeat(K).unsqueeze(0))  # [T, K B]
+    cols = torch.arange(T, device=times.device).unsqueeze(1) + offset.repeat(K).unsqueeze(0)  # [T, K B]
     z = solved.gather(0, cols.unsqueeze(-1).expand(T, K * B, S))
     return z.reshape(T, K, B, S)

@@ -36,7 +36,9 @@ def check_series(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[
         check_rows(times, values, mask, lengths)
         return
     if times.dim() != 1:
-        raise ValueError(f"times must be [T] (the union grid) or [B, N] (each series its own); got {tuple(times.shape)}")
+        raise ValueError(
+            f"times must be [T] (the union grid) or [B, N] (each series its own); got {tuple(times.shape)}"
+        )
     if values.dim() != 3 or values.shape[1] != times.shape[0]:
         raise ValueError(f"values must be [batch, T={times.shape[0]}, variables]; got {tuple(values.shape)}")
     if mask.shape != values.shape:

@@ -27,11 +27,15 @@ def check_rows(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Te
     """Shapes of a per-row batch (times [B, N], values and mask [B, N, D]); the lengths [B] (all N if None)."""
     B, N = times.shape
     if values.dim() != 3 or values.shape[:2] != (B, N):
-        raise ValueError(f"with times [B, N] = {tuple(times.shape)}, values must be [B, N, D]; got {tuple(values.shape)}")
+        raise ValueError(
+            f"with times [B, N] = {tuple(times.shape)}, values must be [B, N, D]; got {tuple(values.shape)}"
+        )
     if mask.shape != values.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} must equal values shape {tuple(values.shape)}")
     if N > 1 and not bool((times[:, 1:] > times[:, :-1]).all()):
-        raise ValueError("each row of times [B, N] must be strictly increasing (padding too: data.irregular.collate_rows)")
+        raise ValueError(
+            "each row of times [B, N] must be strictly increasing (padding too: data.irregular.collate_rows)"
+        )
     if lengths is None:
         return torch.full((B,), N, dtype=torch.long, device=times.device)
     if lengths.shape != (B,) or bool((lengths < 1).any()) or bool((lengths > N).any()):
