@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..nn import ACTIVATIONS, LAYERS, ODENet
 from .cnf import CNF, CNFStack, StepControl, check_batch, standard_normal_logprob
+from .per_sample_eval import transform_per_sample
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,6 @@ def nll_per_sample(
     """-log p(x) per sample (nats) with the exact trace and the given solver, streamed in chunks of
     `chunk` rows (only one chunk's evaluation is in memory at a time); ``per_sample``: each row on
     its own adaptive steps (`per_sample_eval`)."""
-    from .per_sample_eval import transform_per_sample
-
     check_batch(x, flow.dim)
     with using_solver(flow, method, step):
         parts = []
