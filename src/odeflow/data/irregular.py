@@ -126,8 +126,10 @@ def split_interpolation(mask: Tensor, fraction: float, generator: torch.Generato
 def split_extrapolation(
     times: Tensor, mask: Tensor, t_split: float, fraction: float = 1.0, generator: Optional[torch.Generator] = None
 ) -> Tuple[Tensor, Tensor]:
-    """Input: (a `fraction` of) the points at t < t_split; target: every point at t >= t_split."""
-    first = (times < t_split).to(mask.dtype)[None, :, None]
+    """Input: (a `fraction` of) the points at t < t_split; target: every point at t >= t_split
+    (times [T] on the union grid or [B, N] per row)."""
+    first = (times < t_split).to(mask.dtype)
+    first = first[None, :, None] if times.dim() == 1 else first[:, :, None]
     inp, target = mask * first, mask * (1 - first)
     if fraction < 1:
         if generator is None:

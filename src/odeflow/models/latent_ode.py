@@ -160,10 +160,11 @@ class LatentODE(nn.Module):
         predict_times: Optional[Tensor] = None,
         sample: bool = True,
         lengths: Optional[Tensor] = None,
+        predict_lengths: Optional[Tensor] = None,
     ) -> LatentOutput:
         """Encode (values, mask) on `times`, draw K = n_samples z0 (reparameterised; the mean when
         sample=False) and decode at predict_times (default: times). t0 = the earlier first time
-        (per row for times [B, N] with `lengths`; predict_times then [B, T'])."""
+        (per row for times [B, N] with `lengths`; predict_times then [B, T'] with predict_lengths)."""
         check_series(times, values, mask, lengths)
         predict_times = times if predict_times is None else predict_times
         if predict_times.dim() != times.dim():
@@ -176,6 +177,6 @@ class LatentODE(nn.Module):
         eps = torch.randn(n_samples, *q_mean.shape, dtype=q_mean.dtype, device=q_mean.device)
         z0 = q_mean + q_std * eps if sample else q_mean.expand(n_samples, *q_mean.shape)
         mean, z, log_intensity, integral = self.decode(
-            z0, predict_times, t0, lengths if predict_times is times else None
+            z0, predict_times, t0, lengths if predict_times is times else predict_lengths
         )
         return LatentOutput(mean, z, q_mean, q_std, z0, log_intensity, integral)
