@@ -63,7 +63,17 @@ def _add_series_defaults(p: argparse.ArgumentParser, vectors: Any, series: Any) 
 
 
 # series-only options (SequenceClassifyConfig fields without a ClassifyConfig twin)
-_SERIES_ONLY = {"drop", "drop_mode", "latent_dim", "field_hidden", "ce_weight", "test_fraction", "spline"}
+_SERIES_ONLY = {
+    "drop",
+    "drop_mode",
+    "latent_dim",
+    "field_hidden",
+    "ce_weight",
+    "test_fraction",
+    "spline",
+    "ode_rtol",
+    "per_sample",
+}
 
 
 def _adjust(values: Dict[str, Any]) -> Dict[str, Any]:

@@ -9,7 +9,15 @@ from .co2 import load_co2_windows
 from .discovery_systems import KNOWN_SYSTEMS, irregular_series, solve_known, write_series_csv
 from .families import FAMILIES, family_trajectories, parameter_grid, sample_parameters
 from .hamiltonian_systems import HAMILTONIAN_SYSTEMS, hamiltonian_initial_states, hamiltonian_trajectories
-from .irregular import IrregularBatch, Normalizer, Series, collate, split_extrapolation, split_interpolation
+from .irregular import (
+    IrregularBatch,
+    Normalizer,
+    Series,
+    collate,
+    collate_rows,
+    split_extrapolation,
+    split_interpolation,
+)
 from .long_csv import load_long_csv
 from .periodic import make_periodic
 from .physionet import load_physionet
@@ -44,6 +52,7 @@ __all__ = [
     "Series",
     "IrregularBatch",
     "collate",
+    "collate_rows",
     "split_interpolation",
     "split_extrapolation",
     "Normalizer",

@@ -2,8 +2,11 @@
 
 A `Series` has its own times [n], values [n, D] and mask [n, D] (1 = observed; unobserved values
 are stored as 0). `collate` puts several on the sorted union of their times: values and mask
-[B, T, D], zero mask where a series has no value. Task splits make two masks on that grid: what
-the encoder sees (input) and what is scored (target).
+[B, T, D], zero mask where a series has no value. `collate_rows` keeps each series on its own
+times instead: times [B, N] (N = the longest series; shorter rows padded after their end, with
+`lengths` [B] saying where each row ends), for models that solve every series on its own times
+(`solve(..., per_sample=True)`). Task splits make two masks on that grid: what the encoder sees
+(input) and what is scored (target).
 """
 
 from __future__ import annotations
@@ -41,16 +44,20 @@ class Series:
 
 @dataclass
 class IrregularBatch:
-    """times [T] (the union, sorted), values/mask [B, T, D], labels [B] (NaN where unknown)."""
+    """times [T] (the union, sorted) or [B, N] (each series its own times, `collate_rows`),
+    values/mask [B, T or N, D], labels [B] (NaN where unknown); lengths [B]: how many of a row's
+    times are its own (the rest is padding), None on the union grid."""
 
     times: Tensor
     values: Tensor
     mask: Tensor
     labels: Tensor
+    lengths: Optional[Tensor] = None
 
     def to(self, device: torch.device) -> IrregularBatch:
+        lengths = None if self.lengths is None else self.lengths.to(device)
         return IrregularBatch(
-            self.times.to(device), self.values.to(device), self.mask.to(device), self.labels.to(device)
+            self.times.to(device), self.values.to(device), self.mask.to(device), self.labels.to(device), lengths
         )
 
 
@@ -74,6 +81,33 @@ def collate(series: Sequence[Series]) -> IrregularBatch:
     return IrregularBatch(times.to(dtype), values, mask, labels)
 
 
+def collate_rows(series: Sequence[Series]) -> IrregularBatch:
+    """Each series on its own times: times [B, N] (N = the longest), values and mask [B, N, D],
+    lengths [B]. A shorter row's times go on after its end in steps of 1e-5 x max(its span, |its last time|, 1)
+    (strictly increasing rows, as `solve(..., per_sample=True)` wants; mask 0 there)."""
+    if len(series) == 0:
+        raise ValueError("collate_rows needs at least one series")
+    dims = {s.values.shape[1] for s in series}
+    if len(dims) != 1:
+        raise ValueError(f"all series must have the same number of variables; got {sorted(dims)}")
+    B, N, D = len(series), max(s.times.shape[0] for s in series), dims.pop()
+    dtype = series[0].values.dtype
+    times = torch.zeros(B, N, dtype=torch.float64)
+    values = torch.zeros(B, N, D, dtype=dtype)
+    mask = torch.zeros(B, N, D, dtype=dtype)
+    lengths = torch.tensor([s.times.shape[0] for s in series], dtype=torch.long)
+    for b, s in enumerate(series):
+        n = s.times.shape[0]
+        own = s.times.to(torch.float64)
+        gap = 1e-5 * max(float(own[-1] - own[0]), abs(float(own[-1])), 1.0)
+        times[b, :n] = own
+        times[b, n:] = own[-1] + gap * torch.arange(1, N - n + 1, dtype=torch.float64)
+        values[b, :n] = s.values.to(dtype)
+        mask[b, :n] = s.mask.to(dtype)
+    labels = torch.tensor([float("nan") if s.label is None else float(s.label) for s in series], dtype=dtype)
+    return IrregularBatch(times.to(dtype), values, mask, labels, lengths)
+
+
 def split_interpolation(mask: Tensor, fraction: float, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
     """Input mask: a random `fraction` of each series' observed time points (all their variables);
     target mask: the held-out points (the rest). Each series keeps at least one input point."""
@@ -92,8 +126,10 @@ def split_interpolation(mask: Tensor, fraction: float, generator: torch.Generato
 def split_extrapolation(
     times: Tensor, mask: Tensor, t_split: float, fraction: float = 1.0, generator: Optional[torch.Generator] = None
 ) -> Tuple[Tensor, Tensor]:
-    """Input: (a `fraction` of) the points at t < t_split; target: every point at t >= t_split."""
-    first = (times < t_split).to(mask.dtype)[None, :, None]
+    """Input: (a `fraction` of) the points at t < t_split; target: every point at t >= t_split
+    (times [T] on the union grid or [B, N] per row)."""
+    first = (times < t_split).to(mask.dtype)
+    first = first[None, :, None] if times.dim() == 1 else first[:, :, None]
     inp, target = mask * first, mask * (1 - first)
     if fraction < 1:
         if generator is None:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..solvers.stepping import Adaptive, FixedStep
 from .cnf import CNF, CNFStack, StepControl, check_batch, standard_normal_logprob
+from .per_sample_eval import transform_per_sample
 
 EVAL_DIVERGENCES = ("exact", "hutchinson")
 TIMED_ROWS = 32  # rows timed first, to announce the time a long evaluation will take
@@ -51,10 +52,12 @@ def evaluate_density(
     chunk: int = 1024,
     inverse: bool = True,
     announce: Optional[Callable[[str], None]] = None,
+    per_sample: bool = False,
 ) -> Dict[str, Any]:
     """NLL (nats, mean over rows) of x with its standard error, the solver used, NFE per solve,
     inverse error and seconds per 1,000 rows. ``announce`` receives a line with the time per
-    1,000 rows and the expected total once the first TIMED_ROWS rows are done."""
+    1,000 rows and the expected total once the first TIMED_ROWS rows are done. ``per_sample``:
+    every row on its own adaptive steps (`per_sample_eval`; NFE then counts batched evaluations)."""
     if divergence not in EVAL_DIVERGENCES:
         raise ValueError(f"unknown eval divergence {divergence!r}; valid: {', '.join(EVAL_DIVERGENCES)}")
     if not isinstance(probes, int) or probes < 1:
@@ -80,7 +83,7 @@ def evaluate_density(
                 start = time.perf_counter()
                 draws = []
                 for _ in range(probes):
-                    z, logdet = flow.transform(part)
+                    z, logdet = transform_per_sample(flow, part) if per_sample else flow.transform(part)
                     nfe.append(sum(b.last_stats.nfe for b in blocks))
                     draws.append(-(standard_normal_logprob(z) - logdet))
                 nll_rows.append(torch.stack(draws).mean(dim=0))

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..nn import ACTIVATIONS, LAYERS, ODENet
 from .cnf import CNF, CNFStack, StepControl, check_batch, standard_normal_logprob
+from .per_sample_eval import transform_per_sample
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,22 @@ def _chunks(x: Tensor, chunk: int, progress: Optional[str]) -> Iterator[Tensor]:
 
 
 def nll_per_sample(
-    flow: CNFStack, x: Tensor, method: str, step: StepControl, chunk: int = 1024, progress: Optional[str] = None
+    flow: CNFStack,
+    x: Tensor,
+    method: str,
+    step: StepControl,
+    chunk: int = 1024,
+    progress: Optional[str] = None,
+    per_sample: bool = False,
 ) -> Tensor:
     """-log p(x) per sample (nats) with the exact trace and the given solver, streamed in chunks of
-    `chunk` rows (only one chunk's evaluation is in memory at a time)."""
+    `chunk` rows (only one chunk's evaluation is in memory at a time); ``per_sample``: each row on
+    its own adaptive steps (`per_sample_eval`)."""
     check_batch(x, flow.dim)
     with using_solver(flow, method, step):
         parts = []
         for part in _chunks(x, chunk, progress):
-            z, logdet = flow.transform(part)
+            z, logdet = transform_per_sample(flow, part) if per_sample else flow.transform(part)
             parts.append(-(standard_normal_logprob(z) - logdet))
     return torch.cat(parts)
 

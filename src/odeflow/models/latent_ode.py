@@ -7,7 +7,9 @@ Encoder: ODE-RNN (default) or RNN (GRU with Δt input, the Chen et al. variant).
 Poisson process (eqs. 33-34): per variable an intensity λ_d(t) = exp(g_psi(z(t)))_d, and
 Λ_d(t) = ∫_{t0}^t λ_d ds is one more ODE state, solved jointly with z:
     d(z, Λ)/dt = (f_theta(z), λ(z)),   log p(times) = Σ_{i,d} m_id log λ_d(t_i) - Σ_d Λ_d(t_end).
-Shapes: K samples of z0 for B series, latent L, D variables, grid of T times.
+Shapes: K samples of z0 for B series, latent L, D variables, grid of T times: the union grid
+times [T], or each series on its own times [B, T] (with `lengths`, `data.irregular.collate_rows`;
+adaptive solvers only), where every row is solved on its own steps (`latent_rows`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .latent_rows import JointPoissonField, decode_rows
 from .ode_solver import ODESolver, disc_opt
 from .odernn import ODERNN, check_series
 from .timeseries import VectorFieldMLP
@@ -88,19 +91,29 @@ class LatentODE(nn.Module):
         self.solver = decoder_solver or disc_opt("rk4", h=0.1)
 
     def posterior(
-        self, times: Tensor, values: Tensor, mask: Tensor, t0: Optional[Tensor] = None
+        self,
+        times: Tensor,
+        values: Tensor,
+        mask: Tensor,
+        t0: Optional[Tensor] = None,
+        lengths: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
-        """q(z0|x): mean and std [B, L], from the encoder run backwards from t_T to t0."""
-        t0 = times[0] if t0 is None else t0
-        h = self.encoder(times, values, mask, reverse=True, t0=t0).final
+        """q(z0|x): mean and std [B, L], from the encoder run backwards from t_T to t0 (times [T],
+        or [B, N] with `lengths` and t0 [B]: each series from its own last time to its t0)."""
+        t0 = times[..., 0] if t0 is None else t0
+        h = self.encoder(times, values, mask, reverse=True, t0=t0, lengths=lengths).final
         mean, raw = self.head(h).chunk(2, dim=-1)
         return mean, F.softplus(raw) + 1e-4
 
     def decode(
-        self, z0: Tensor, times: Tensor, t0: Optional[Tensor] = None
+        self, z0: Tensor, times: Tensor, t0: Optional[Tensor] = None, lengths: Optional[Tensor] = None
     ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """From z0 [..., L] at t0 (default times[0]) to x̂ [..., T, D], z [T, ..., L] and, with the
-        Poisson process, log λ [..., T, D] and Λ(t_T) - Λ(t_first) [..., D]."""
+        Poisson process, log λ [..., T, D] and Λ(t_T) - Λ(t_first) [..., D]. times [B, T]: each
+        series on its own times (z0 [K, B, L] or [B, L], t0 [B]; Λ up to each row's own last time
+        lengths[b] - 1)."""
+        if times.dim() == 2:
+            return self._decode_rows(z0, times, t0, lengths)
         grid = times if t0 is None or bool(t0 == times[0]) else torch.cat([t0.reshape(1), times])
         skip = grid.shape[0] - times.shape[0]
         log_intensity: Optional[Tensor] = None
@@ -120,6 +133,24 @@ class LatentODE(nn.Module):
         mean = self.decoder(z).movedim(0, -2)
         return mean, z, log_intensity, integral
 
+    def _decode_rows(
+        self, z0: Tensor, times: Tensor, t0: Optional[Tensor], lengths: Optional[Tensor]
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+        """`decode` with each series on its own times [B, T] (Λ from the row's first time to its last)."""
+        if not self.poisson:
+            z = decode_rows(self.solver, self.field, z0, times, t0)
+            return self.decoder(z).movedim(0, -2), z, None, None
+        assert self.intensity is not None  # built with poisson=True
+        s0 = torch.cat([z0, z0.new_zeros(*z0.shape[:-1], self.input_dim)], dim=-1)
+        s = decode_rows(self.solver, JointPoissonField(self.field, self.intensity, self.latent_dim), s0, times, t0)
+        z, big_lambda = s[..., : self.latent_dim], s[..., self.latent_dim :]
+        log_intensity = self.intensity(z).movedim(0, -2)
+        last = big_lambda[-1]
+        if lengths is not None:  # Λ at each row's own last time, not at its padding
+            idx = (lengths.to(z.device) - 1).reshape(1, *([1] * (z.dim() - 3)), -1, 1)
+            last = big_lambda.gather(0, idx.expand(1, *big_lambda.shape[1:])).squeeze(0)
+        return self.decoder(z).movedim(0, -2), z, log_intensity, last - big_lambda[0]
+
     def forward(
         self,
         times: Tensor,
@@ -128,14 +159,24 @@ class LatentODE(nn.Module):
         n_samples: int = 1,
         predict_times: Optional[Tensor] = None,
         sample: bool = True,
+        lengths: Optional[Tensor] = None,
+        predict_lengths: Optional[Tensor] = None,
     ) -> LatentOutput:
         """Encode (values, mask) on `times`, draw K = n_samples z0 (reparameterised; the mean when
-        sample=False) and decode at predict_times (default: times). t0 = the earlier first time."""
-        check_series(times, values, mask)
+        sample=False) and decode at predict_times (default: times). t0 = the earlier first time
+        (per row for times [B, N] with `lengths`; predict_times then [B, T'] with predict_lengths)."""
+        check_series(times, values, mask, lengths)
         predict_times = times if predict_times is None else predict_times
-        t0 = torch.minimum(times[0], predict_times[0])
-        q_mean, q_std = self.posterior(times, values, mask, t0)
+        if predict_times.dim() != times.dim():
+            raise ValueError(
+                f"predict_times {tuple(predict_times.shape)} must be laid out as times {tuple(times.shape)}: "
+                "both [T] (union grid) or both [B, N] (each series its own times)"
+            )
+        t0 = torch.minimum(times[..., 0], predict_times[..., 0])
+        q_mean, q_std = self.posterior(times, values, mask, t0, lengths)
         eps = torch.randn(n_samples, *q_mean.shape, dtype=q_mean.dtype, device=q_mean.device)
         z0 = q_mean + q_std * eps if sample else q_mean.expand(n_samples, *q_mean.shape)
-        mean, z, log_intensity, integral = self.decode(z0, predict_times, t0)
+        mean, z, log_intensity, integral = self.decode(
+            z0, predict_times, t0, lengths if predict_times is times else predict_lengths
+        )
         return LatentOutput(mean, z, q_mean, q_std, z0, log_intensity, integral)

@@ -32,6 +32,19 @@ class ODESolver:
         """y at every time in t (stacked along a new first dimension)."""
         return solve(func, y0, t, method=self.method, step=self.step, gradient=self.gradient).ys
 
+    def rows(self, func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Tensor) -> Tensor:
+        """Each row of y0 [B, ...] on its own times t [B, T]: y [T, B, ...] from
+        `solve(..., per_sample=True)` (each row its own adaptive steps; no gradient in t)."""
+        if isinstance(self.step, FixedStep):
+            raise ValueError(
+                f"solving each series on its own times (per_sample=True) needs an adaptive step; this solver has "
+                f"{self.step}: use ODESolver('dopri5', Adaptive(rtol=..., atol=...)) (with OptimizeDiscretize(seminorm=True) for the adjoint), "
+                "or put the batch on the union of its times (data.irregular.collate)"
+            )
+        return solve(
+            func, y0, t.detach(), method=self.method, step=self.step, gradient=self.gradient, per_sample=True
+        ).ys
+
 
 def disc_opt(method: str = "rk4", h: float = 0.1) -> ODESolver:
     """Discretize-optimize: fixed steps of at most h, gradients by backprop through them."""

@@ -13,7 +13,9 @@ and at t_i, for series with at least one observed variable,
 else h(t_i) = h(t_i^-) (ODE-RNN) or the same GRU step with a zero mask (RNN-Δt, which steps at
 every grid time). Missing variables enter only through x ⊙ m and the mask channels, so a masked
 value cannot change the hidden state. ``reverse=True`` runs from t_T down to t_1 (the latent-ODE
-encoder), then evolves to ``t0`` when it lies before t_1.
+encoder), then evolves to ``t0`` when it lies before t_1. With times [B, N] (each series on its
+own times, `data.irregular.collate_rows`) every row runs on its own times and adaptive steps
+(`odernn_rows`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ import torch
 from torch import Tensor, nn
 
 from .ode_solver import ODESolver, disc_opt
+from .odernn_rows import check_rows, run_rows
 
 
-def check_series(times: Tensor, values: Tensor, mask: Tensor) -> None:
-    """Shapes: times [T] strictly increasing, values and mask [B, T, D]; values finite where observed."""
+def check_series(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> None:
+    """Shapes: times [T] strictly increasing (or [B, N], one row per series), values and mask [B, T, D]."""
+    if times.dim() == 2:
+        check_rows(times, values, mask, lengths)
+        return
     if times.dim() != 1:
-        raise ValueError(f"times must be 1-D [T]; got shape {tuple(times.shape)}")
+        raise ValueError(
+            f"times must be [T] (the union grid) or [B, N] (each series its own); got {tuple(times.shape)}"
+        )
     if values.dim() != 3 or values.shape[1] != times.shape[0]:
         raise ValueError(f"values must be [batch, T={times.shape[0]}, variables]; got {tuple(values.shape)}")
     if mask.shape != values.shape:
@@ -97,7 +105,11 @@ class ODERNN(nn.Module):
         reverse: bool = False,
         t0: Optional[Tensor] = None,
         h0: Optional[Tensor] = None,
+        lengths: Optional[Tensor] = None,
     ) -> RecurrentStates:
+        """times [T] (the union grid) or [B, N] with `lengths` [B] (each series on its own times)."""
+        if times.dim() == 2:
+            return run_rows(self, times, values, mask, reverse, t0, h0, lengths)
         check_series(times, values, mask)
         values = torch.where(mask > 0, values, torch.zeros_like(values))  # NaN-safe: missing never enters
         mask = mask.to(values.dtype)
@@ -138,14 +150,14 @@ class RecurrentRegressor(nn.Module):
         self.core = core
         self.decoder = nn.Linear(core.hidden_dim, output_dim)
 
-    def forward(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         """Predictions [B, T, D] at every grid time from the observations in (values, mask)."""
-        states = self.core(times, values, mask)
+        states = self.core(times, values, mask, lengths=lengths)
         return self.decoder(states.before).transpose(0, 1)
 
-    def encode(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+    def encode(self, times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         """The last hidden state [B, H] (a summary of the series, e.g. for a classifier)."""
-        return self.core(times, values, mask).final
+        return self.core(times, values, mask, lengths=lengths).final
 
 
 def make_ode_rnn(

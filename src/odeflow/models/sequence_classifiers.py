@@ -34,15 +34,19 @@ class RecurrentClassifier(nn.Module):
         self.core = core
         self.head = nn.Linear(hidden_dim, num_classes)
 
-    def features(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+    def features(self, times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+        """The state after each series' last observation [B, H]; times [T] (union grid) or, for the
+        ODE-RNN, [B, N] with `lengths` (each series on its own times)."""
         if isinstance(self.core, ODERNN):
-            after = self.core(times, values, mask).after  # [T, B, H]
+            after = self.core(times, values, mask, lengths=lengths).after  # [T, B, H]
             last = last_observed(mask)
             return after[last, torch.arange(after.shape[1], device=after.device)]
+        if times.dim() != 1:
+            raise ValueError(f"{type(self.core).__name__} runs on the union grid (times [T]); got {tuple(times.shape)}")
         return self.core(times, values, mask)
 
-    def forward(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-        return self.head(self.features(times, values, mask))
+    def forward(self, times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+        return self.head(self.features(times, values, mask, lengths))
 
 
 class LatentODEClassifier(nn.Module):
@@ -53,9 +57,9 @@ class LatentODEClassifier(nn.Module):
         self.latent = latent
         self.classifier = nn.Sequential(nn.Linear(latent.latent_dim, width), nn.ReLU(), nn.Linear(width, num_classes))
 
-    def forward(self, times: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-        """Logits [B, C] from the posterior mean of z0."""
-        mean, _ = self.latent.posterior(times, values, mask)
+    def forward(self, times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+        """Logits [B, C] from the posterior mean of z0 (times [B, N] with `lengths`: each series on its own times)."""
+        mean, _ = self.latent.posterior(times, values, mask, lengths=lengths)
         return self.classifier(mean)
 
 

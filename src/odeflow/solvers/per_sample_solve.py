@@ -86,79 +86,27 @@ def solve_per_sample(
     ``loop`` replaces `integrate_per_sample` (same arguments and results), e.g. by one with
     continuous-adjoint gradients. Returns a `Solution` with ys [T, B, ...], ts as given and
     `PerSampleStats`."""
-    if not callable(func):
-        raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
-    if not isinstance(y0, Tensor):
-        raise TypeError(
-            f"per_sample=True needs y0 as one tensor [batch, ...] (tuple states are not supported yet); "
-            f"got {type(y0).__name__}"
-        )
-    if y0.dim() == 0 or y0.shape[0] == 0 or not y0.is_floating_point():
-        raise ValueError(
-            f"per_sample=True needs a real floating-point y0 with a leading batch dimension; got shape "
-            f"{tuple(y0.shape)} and dtype {y0.dtype}"
-        )
+    _check_state(func, y0)
     step = Adaptive() if step is None else step
-    if not isinstance(step, Adaptive):
-        raise ValueError(
-            f"per_sample=True needs step=Adaptive(...): each sample picks its own steps; got {type(step).__name__} "
-            "(a fixed grid is shared by all samples anyway: drop per_sample)"
-        )
-    tab = get_method(method)
-    implicit = isinstance(tab, ImplicitRK) and tab.adaptive
-    if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
-        raise ValueError(
-            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
-            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
-            "error estimate and scipy_solver are not supported)"
-        )
     options = options or PerSample()
-    if implicit:
-        missing = [
-            what
-            for what, used in (
-                ("events", events is not None),
-                ("OptimizeDiscretize()", loop is not None),
-                ("PerSample(compact=...)", options.compact > 0),
-            )
-            if used
-        ]
-        if missing:
-            raise ValueError(
-                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
-                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
-            )
-    if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
-        raise ValueError(
-            "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
-            "drop them or solve without per_sample"
-        )
+    tab = _check_method(method, step, options, events, loop)
     if StepHooks.from_func(func, StatePacker(y0)) is not None:
         raise ValueError("per_sample=True does not call step callbacks (callback_step ...) yet; remove them")
     if check_finite and not bool(torch.isfinite(y0).all()):
         raise ValueError("y0 contains NaN or inf; clean the initial state")
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    if implicit:
+    if isinstance(tab, ImplicitRK):
         if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
             raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
-        assert isinstance(tab, ImplicitRK)
         ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options)
     else:
         ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
-    if check_finite and not bool(torch.isfinite(ys.detach()).all()):
-        b = int(
-            (~torch.isfinite(ys.detach())).reshape(ys.shape[0], ys.shape[1], -1).any(dim=2).any(dim=0).nonzero()[0, 0]
-        )
-        raise SolverError(
-            f"the solution of sample {b} became non-finite (NaN/inf)",
-            float("nan"),
-            float("nan"),
-            "the ODE blows up for this sample; check its vector field or shorten its time span",
-        )
+    if check_finite:
+        _check_outputs(ys)
     stats = PerSampleStats(
         nfe=calls,
         steps=int(counts.steps.sum()),
@@ -174,6 +122,72 @@ def solve_per_sample(
         return Solution(ts=ts, ys=ys, stats=stats)
     status = "event" if bool(stats.event_hit.any()) else "success"  # type: ignore[union-attr]
     return Solution(ts=ts, ys=ys, stats=stats, status=status, event_t=event_t)
+
+
+def _check_state(func: Callable, y0: Tensor) -> None:
+    """func callable, y0 one real floating-point tensor with a leading batch dimension."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y); got {type(func).__name__}")
+    if not isinstance(y0, Tensor):
+        raise TypeError(
+            f"per_sample=True needs y0 as one tensor [batch, ...] (tuple states are not supported yet); "
+            f"got {type(y0).__name__}"
+        )
+    if y0.dim() == 0 or y0.shape[0] == 0 or not y0.is_floating_point():
+        raise ValueError(
+            f"per_sample=True needs a real floating-point y0 with a leading batch dimension; got shape "
+            f"{tuple(y0.shape)} and dtype {y0.dtype}"
+        )
+
+
+def _check_method(
+    method: Union[str, ButcherTableau], step: Adaptive, options: PerSample, events, loop: Optional[Callable]
+) -> Union[ButcherTableau, ImplicitRK]:
+    """The method, if per-sample stepping supports it with these options; else a ValueError naming why."""
+    if not isinstance(step, Adaptive):
+        raise ValueError(
+            f"per_sample=True needs step=Adaptive(...): each sample picks its own steps; got {type(step).__name__} "
+            "(a fixed grid is shared by all samples anyway: drop per_sample)"
+        )
+    tab = get_method(method)
+    implicit = isinstance(tab, ImplicitRK) and tab.adaptive
+    if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
+        raise ValueError(
+            f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
+            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
+            "error estimate and scipy_solver are not supported)"
+        )
+    if implicit:
+        used = (
+            ("events", events is not None),
+            ("OptimizeDiscretize()", loop is not None),
+            ("PerSample(compact=...)", options.compact > 0),
+        )
+        missing = [what for what, on in used if on]
+        if missing:
+            raise ValueError(
+                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
+                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
+            )
+    if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
+        raise ValueError(
+            "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
+            "drop them or solve without per_sample"
+        )
+    return tab  # type: ignore[return-value]
+
+
+def _check_outputs(ys: Tensor) -> None:
+    """A `SolverError` naming the first sample whose solution became NaN or inf."""
+    bad = ~torch.isfinite(ys.detach())
+    if bool(bad.any()):
+        b = int(bad.reshape(ys.shape[0], ys.shape[1], -1).any(dim=2).any(dim=0).nonzero()[0, 0])
+        raise SolverError(
+            f"the solution of sample {b} became non-finite (NaN/inf)",
+            float("nan"),
+            float("nan"),
+            "the ODE blows up for this sample; check its vector field or shorten its time span",
+        )
 
 
 def _call_with_rows(fn: Callable, dtype: torch.dtype, batch: int, device: torch.device, with_rows: bool) -> Callable:

@@ -48,6 +48,8 @@ class LatentSettings:
     step_size: PositiveFloat = 0.1  # Disc-Opt fixed steps (and Opt-Disc encoder steps)
     rtol: PositiveFloat = 1e-3
     atol: PositiveFloat = 1e-4
+    # every ODE dopri5 at rtol/atol per series (the adjoint with seminorms in opt-disc mode)
+    per_sample: bool = False  # each series on its own times and adaptive steps (no union grid of a batch)
     test_fraction: Fraction = 0.2  # share of records held out (CSV, PhysioNet)
 
     def check(self) -> None:

@@ -48,7 +48,7 @@ def plot_latent_task(
 
     folder = Path(folder)
     g = torch.Generator().manual_seed(seed + 7919)  # the evaluation's masks
-    tb = _on_dense_grid(make_task_batch(series[:n_series], s, t_split, g), n_dense)
+    tb = _on_dense_grid(make_task_batch(series[:n_series], s, t_split, g, per_sample=False), n_dense)
     pred, out = predict(model, tb, s.eval_samples)  # [K, B, T, D]
     units = units or DataUnits()
     t = units.times(tb.batch.times).numpy()

@@ -1,7 +1,8 @@
 """The latent-ODE task's pieces that need no training engine: data sets, models, one batch's
 loss and metrics, evaluation on a fixed test set (Rubanova et al. 2019; seed 002 eq. 32).
 
-Tasks (on the union-of-times grid of a batch):
+Tasks (on the union-of-times grid of a batch, or with `per_sample` each series on its own times
+and adaptive steps, `data.irregular.collate_rows`):
   interpolation: the encoder sees a random `fraction` of each series' points; the held-out
                  points are scored.
   extrapolation: the encoder sees (a `fraction` of) the points before `t_split`; every point
@@ -25,6 +26,7 @@ from ..data import (
     Normalizer,
     Series,
     collate,
+    collate_rows,
     load_co2_windows,
     load_long_csv,
     load_physionet,
@@ -32,6 +34,7 @@ from ..data import (
     split_extrapolation,
     split_interpolation,
 )
+from ..gradients import OptimizeDiscretize
 from ..models import (
     LatentODE,
     RecurrentRegressor,
@@ -46,6 +49,8 @@ from ..models import (
     opt_disc,
 )
 from ..models.elbo import poisson_log_likelihood
+from ..models.ode_solver import ODESolver
+from ..solvers.stepping import Adaptive
 from .latent_config import LatentSettings
 
 
@@ -114,8 +119,17 @@ def _cast(series: List[Series], dtype: torch.dtype) -> List[Series]:
 def build_model(s: LatentSettings, input_dim: int) -> nn.Module:
     """The model named by s.model with the solvers of s.mode (Disc-Opt: euler encoder and
     s.method decoder on fixed steps of at most s.step_size, which every gap between grid times
-    also splits; Opt-Disc: the adjoint with the same euler encoder steps and a dopri5 decoder)."""
-    if s.mode == "disc-opt":
+    also splits; Opt-Disc: the adjoint with the same euler encoder steps and a dopri5 decoder).
+    With s.per_sample every ODE is dopri5 at s.rtol/s.atol, per row (backprop, or the adjoint
+    with seminorms in Opt-Disc)."""
+    if s.per_sample:  # every series on its own adaptive steps
+        adaptive = Adaptive(s.rtol, s.atol)
+        enc = dec = (
+            ODESolver("dopri5", adaptive, OptimizeDiscretize(seminorm=True))
+            if s.mode == "opt-disc"
+            else ODESolver("dopri5", adaptive)
+        )
+    elif s.mode == "disc-opt":
         enc, dec = disc_opt("euler", s.step_size), disc_opt(s.method, s.step_size)
     else:
         enc, dec = opt_disc("euler", h=s.step_size), opt_disc("dopri5", s.rtol, s.atol)
@@ -141,8 +155,11 @@ def make_task_batch(
     t_split: float,
     generator: torch.Generator,
     device: Optional[torch.device] = None,
+    per_sample: Optional[bool] = None,
 ) -> TaskBatch:
-    b = collate(series)
+    """The batch on its union grid or (``per_sample``, default s.per_sample) each series on its
+    own times, with the input and target masks of the task."""
+    b = collate_rows(series) if (s.per_sample if per_sample is None else per_sample) else collate(series)
     if s.task_kind == "interpolation":
         inp, target = split_interpolation(b.mask, s.fraction, generator)
         if s.fraction == 1.0:
@@ -154,20 +171,52 @@ def make_task_batch(
     return TaskBatch(b, inp, target)
 
 
-def _encoder_view(tb: TaskBatch) -> Tuple[Tensor, Tensor, Tensor]:
-    """The grid times where some series has an input value, with those values and masks."""
+def _encoder_view(tb: TaskBatch) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    """The grid times where some series has an input value, with those values and masks; per
+    row (times [B, N]): each series' own input times first (`input_rows`), with their lengths."""
+    if tb.batch.lengths is not None:
+        return input_rows(tb.batch.times, tb.batch.values, tb.inp)
     seen = tb.inp.sum(dim=(0, 2)) > 0
-    return tb.batch.times[seen], tb.batch.values[:, seen], tb.inp[:, seen]
+    return tb.batch.times[seen], tb.batch.values[:, seen], tb.inp[:, seen], None
+
+
+def input_rows(times: Tensor, values: Tensor, inp: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each row's input points moved to its front in time order (times [B, N], values and input
+    mask [B, N, D]); the rest padded after the row's last input time; lengths [B] (a row without
+    an input keeps its first time, unobserved)."""
+    seen = inp.sum(-1) > 0  # [B, N]
+    N = times.shape[1]
+    order = torch.sort((~seen).to(torch.int64) * N + torch.arange(N, device=times.device), dim=1).indices
+    lengths = seen.sum(1).clamp_min(1)
+    t = times.gather(1, order)
+    last = t.gather(1, (lengths - 1).unsqueeze(1))
+    k = (torch.arange(N, device=times.device).unsqueeze(0) - lengths.unsqueeze(1) + 1).clamp_min(0)
+    gap = 1e-5 * torch.maximum((last - t[:, :1]).abs(), torch.maximum(last.abs(), torch.ones_like(last)))
+    t = torch.where(k > 0, last + gap * k, t)
+    cols = order.unsqueeze(-1).expand_as(values)
+    return t, values.gather(1, cols), inp.gather(1, cols), lengths
 
 
 def predict(model: nn.Module, tb: TaskBatch, n_samples: int = 1, sample: bool = True):
     """Predictions [K, B, T, D] on the batch grid (K = 1 for the recurrent models) and the
     latent output (None for them)."""
+    b = tb.batch
     if isinstance(model, LatentODE):
-        times, values, mask = _encoder_view(tb)
-        out = model(times, values, mask, n_samples=n_samples, predict_times=tb.batch.times, sample=sample)
+        times, values, mask, lengths = _encoder_view(tb)
+        out = model(
+            times,
+            values,
+            mask,
+            n_samples=n_samples,
+            predict_times=b.times,
+            sample=sample,
+            lengths=lengths,
+            predict_lengths=b.lengths,
+        )
         return out.mean, out
-    return model(tb.batch.times, tb.batch.values, tb.inp)[None], None
+    if b.lengths is not None:
+        return model(b.times, b.values, tb.inp, b.lengths)[None], None
+    return model(b.times, b.values, tb.inp)[None], None
 
 
 def training_loss(
@@ -243,11 +292,11 @@ def summary_features(
     for start in range(0, len(series), batch_size):
         tb = make_task_batch(series[start : start + batch_size], s, t_split, g)
         if isinstance(model, LatentODE):
-            times, values, mask = _encoder_view(tb)
-            feats.append(model.posterior(times, values, mask, tb.batch.times[0])[0])
+            times, values, mask, lengths = _encoder_view(tb)
+            feats.append(model.posterior(times, values, mask, tb.batch.times[..., 0], lengths)[0])
         else:
             assert isinstance(model, RecurrentRegressor)
-            feats.append(model.encode(tb.batch.times, tb.batch.values, tb.inp))
+            feats.append(model.encode(tb.batch.times, tb.batch.values, tb.inp, tb.batch.lengths))
     return torch.cat(feats)
 
 

@@ -67,6 +67,7 @@ def write_reconstructions(
                     role = "input" if tb.inp[b, i, j] > 0 else "held_out" if tb.target[b, i, j] > 0 else "other"
                     observed = float(units.values(tb.batch.values[b, i, j], j))
                     predicted = float(units.values(pred[b, i, j], j))
-                    out.writerow([name, f"{float(times[i]):.10g}", variables[j], repr(observed), repr(predicted), role])
+                    t_bi = float(times[b, i] if times.dim() == 2 else times[i])
+                    out.writerow([name, f"{t_bi:.10g}", variables[j], repr(observed), repr(predicted), role])
                     rows += 1
     return rows

@@ -8,7 +8,8 @@ channels normalised with training statistics. A stratified `val_fraction` of the
 split is held out for validation: it picks the weights that are tested (lowest val_loss) and
 stops training on a plateau (`patience` validations without improvement) inside a budget that
 scales with the data (when `iterations` is unset, see sequence_classify_config.auto_iterations). Each
-iteration: a shuffled minibatch put on the union of its times; loss = cross-entropy, and for the
+iteration: a shuffled minibatch put on the union of its times (with `per_sample` and `ode_rtol`,
+each series on its own times and adaptive steps, `data.irregular.collate_rows`); loss = cross-entropy, and for the
 latent ODE -ELBO / (observed values) + ce_weight * CE on z0 samples (Rubanova et al. 2019, KL
 annealed). summary.json: test_accuracy, test_loss, stopped (plateau | budget | time_budget),
 budget, tested_weights, seconds_per_epoch, parameters, and `warning` when the validation
@@ -27,12 +28,14 @@ from torch import Tensor
 
 from ..data.classification import holdout
 from ..data.drop import drop_observations
-from ..data.irregular import IrregularBatch, Normalizer, Series, collate
+from ..data.irregular import IrregularBatch, Normalizer, Series, collate, collate_rows
 from ..data.long_csv import load_labelled_long_csv
 from ..data.stratified import stratified_holdout
 from ..data.uea import load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
+from ..models.ode_solver import ODESolver
 from ..models.sequence_classifiers import LatentODEClassifier, make_sequence_classifier
+from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from .chance import chance_warning
@@ -85,17 +88,22 @@ def _labels(b: IrregularBatch) -> Tensor:
 
 @torch.no_grad()
 def evaluate_sequences(
-    model: torch.nn.Module, series: List[Series], device: Optional[torch.device] = None, chunk: int = 100
+    model: torch.nn.Module,
+    series: List[Series],
+    device: Optional[torch.device] = None,
+    chunk: int = 100,
+    per_sample: bool = False,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """(per-series cross-entropy, predicted classes, true classes) of `model` in eval mode; each
-    chunk of series is put on the union of its times (the latent ODE predicts from the posterior
-    mean of z0). ``device``: where the model is (default the CPU)."""
+    chunk of series is put on the union of its times, or with ``per_sample`` each series on its
+    own (the latent ODE predicts from the posterior mean of z0). ``device``: where the model is
+    (default the CPU)."""
     device = torch.device("cpu") if device is None else device
     model.eval()
     ce, pred, true = [], [], []
     for i in range(0, len(series), chunk):
-        b = collate(series[i : i + chunk]).to(device)
-        logits = model(b.times, b.values, b.mask)
+        b = _collate(series[i : i + chunk], per_sample).to(device)
+        logits = _forward(model, b)
         y = _labels(b)
         ce.append(F.cross_entropy(logits, y, reduction="none"))
         pred.append(logits.argmax(-1))
@@ -103,11 +111,26 @@ def evaluate_sequences(
     return torch.cat(ce), torch.cat(pred), torch.cat(true)
 
 
+def _collate(series: List[Series], per_sample: bool) -> IrregularBatch:
+    """The union grid of the series' times, or each on its own times (`collate_rows`)."""
+    return collate_rows(series) if per_sample else collate(series)
+
+
+def _forward(model: torch.nn.Module, b: IrregularBatch) -> Tensor:
+    """Logits [B, C]; each series on its own times when the batch has lengths."""
+    if b.lengths is None:
+        return model(b.times, b.values, b.mask)
+    return model(b.times, b.values, b.mask, b.lengths)
+
+
 def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -> torch.nn.Module:
     """The model of cfg for data (the neural CDE's count channels scaled by 1 / the longest
     training series, so they run from 0 to at most 1)."""
     longest = max(int(s.times.shape[0]) for s in data.train)
-    return make_sequence_classifier(
+    adaptive = (
+        None if cfg.ode_rtol is None else ODESolver("dopri5", Adaptive(rtol=cfg.ode_rtol, atol=cfg.ode_rtol / 10))
+    )
+    model = make_sequence_classifier(
         cfg.model,
         data.num_variables,
         len(data.classes),
@@ -119,7 +142,11 @@ def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -
         spline=cfg.spline,
         count_scale=1.0 / longest,
         adjoint=cfg.mode == "opt-disc",
+        solver=adaptive,
     )
+    if adaptive is not None and isinstance(model, LatentODEClassifier):
+        model.latent.solver = adaptive  # the decoder too
+    return model
 
 
 def load_sequence_classifier(path: Path) -> Tuple[torch.nn.Module, SequenceClassifyConfig]:
@@ -193,13 +220,13 @@ class SequenceClassifyTask(Task):
 
     def batch(self, iteration: int, ctx: RunContext) -> Tuple[int, IrregularBatch]:
         idx = self.batches.indices(iteration).tolist()
-        return iteration, collate([self.data.train[i] for i in idx]).to(self.device)
+        return iteration, _collate([self.data.train[i] for i in idx], self.config.per_sample).to(self.device)
 
     def training_loss(self, batch: Tuple[int, IrregularBatch]) -> StepOutput:
         iteration, b = batch
         cfg, net, y = self.config, self.model, _labels(b)
         if isinstance(net, LatentODEClassifier):
-            out = net.latent(b.times, b.values, b.mask, n_samples=cfg.samples)
+            out = net.latent(b.times, b.values, b.mask, n_samples=cfg.samples, lengths=b.lengths)
             log_lik = masked_gaussian_log_likelihood(b.values, out.mean, cfg.obs_std, b.mask)  # [K, B]
             n_obs = b.mask.sum(dim=(1, 2)).clamp(min=1)
             kl = kl_normal_standard(out.q_mean, out.q_std)
@@ -220,7 +247,7 @@ class SequenceClassifyTask(Task):
                     accuracy=acc,
                 ),
             )
-        logits = net(b.times, b.values, b.mask)
+        logits = _forward(net, b)
         ce = F.cross_entropy(logits, y)
         return StepOutput(
             ce, dict(loss=ce.detach(), ce=ce.detach(), accuracy=(logits.detach().argmax(-1) == y).float().mean())
@@ -229,7 +256,7 @@ class SequenceClassifyTask(Task):
     def evaluate(self, series: List[Series], chunk: int = 100) -> Tuple[Tensor, Tensor, Tensor]:
         """(per-series cross-entropy, predicted classes, true classes)."""
         try:
-            return evaluate_sequences(self.model, series, self.device, chunk)
+            return evaluate_sequences(self.model, series, self.device, chunk, self.config.per_sample)
         finally:
             self.model.train()
 

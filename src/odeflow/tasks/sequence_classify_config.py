@@ -57,6 +57,8 @@ class SequenceClassifyConfig(TrainingConfig):
     latent_dim: PositiveInt = 16  # latent ODE: size of z
     method: str = "midpoint"  # latent ODE decoder and neural CDE (ODE-RNN encoders: euler)
     step_size: float = 0.1  # fixed ODE steps; every gap between grid times also splits
+    ode_rtol: Optional[PositiveFloat] = None  # ode-rnn / latent-ode: adaptive dopri5 at this rtol (atol rtol/10)
+    per_sample: bool = False  # with --ode-rtol: each series on its own times and steps (no union grid)
     spline: Literal["hermite", "natural"] = "hermite"  # neural CDE control: hermite (backward differences) | natural
     mode: Literal["disc-opt", "opt-disc"] = "disc-opt"  # neural CDE gradients: disc-opt (backprop) | opt-disc (adjoint)
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
@@ -101,5 +103,11 @@ class SequenceClassifyConfig(TrainingConfig):
                 raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)}")
         if min(self.hidden, self.field_hidden, self.latent_dim, self.samples) < 1:
             raise ValueError("hidden, field_hidden, latent_dim and samples must be >= 1")
+        if (self.ode_rtol is not None or self.per_sample) and self.model not in ("ode-rnn", "latent-ode"):
+            raise ValueError(
+                f"ode_rtol and per_sample apply to --model ode-rnn or latent-ode; got --model {self.model}"
+            )
+        if self.per_sample and self.ode_rtol is None:
+            raise ValueError("per_sample solves each series on its own adaptive steps: give ode_rtol too (e.g. 1e-3)")
         if self.step_size <= 0 or self.obs_std <= 0 or self.ce_weight < 0:
             raise ValueError("step_size and obs_std must be > 0, ce_weight >= 0")
