@@ -121,7 +121,9 @@ class ConvODENet(nn.Module):
     def _per_sample(self, t: Tensor, z: Tensor) -> Tensor:
         b = z.shape[0]
         if t.numel() != b or t.dim() not in (1, 4) or (t.dim() == 4 and tuple(t.shape[1:]) != (1, 1, 1)):
-            raise ValueError(f"t must be one time or one per sample (shape [{b}] or [{b}, 1, 1, 1]); got {tuple(t.shape)}")
+            raise ValueError(
+                f"t must be one time or one per sample (shape [{b}] or [{b}, 1, 1, 1]); got {tuple(t.shape)}"
+            )
         t4 = t.reshape(b, 1, 1, 1)
         if self.pieces == 1:
             return self._run(t4, z, torch.zeros(1, dtype=torch.long, device=z.device))
