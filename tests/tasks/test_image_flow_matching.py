@@ -38,7 +38,10 @@ def test_train_image_by_flow_matching_writes_bits_per_dim_and_the_loss_falls(tmp
     assert sum(fm[-10:]) / 10 < 0.8 * sum(fm[:10]) / 10  # the regression loss goes down
     assert "flow matching" in capsys.readouterr().out
     grid = tmp_path / "grid.png"
-    assert main(["sample", str(run / "last.pt"), "--n", "4", "--out", str(grid), "--method", "rk4", "--step-size", "0.5"]) == 0
+    assert (
+        main(["sample", str(run / "last.pt"), "--n", "4", "--out", str(grid), "--method", "rk4", "--step-size", "0.5"])
+        == 0
+    )
     assert grid.is_file()
 
 
@@ -106,17 +109,17 @@ def test_exact_bits_per_dim_of_a_trained_field_match_the_autograd_jacobian():
     flow = MultiscaleCNF((1, 2, 2), scales=1, hidden=(8,), alpha=0.05, zero_init=False, method="dopri5").double()
     fm = FlowMatching(flow)
     opt = torch.optim.Adam(flow.parameters(), lr=1e-2)
-    data = lambda n: (torch.rand(n, 1, 2, 2, dtype=torch.float64) * 0.5 + 0.25)  # noqa: E731
+    data = lambda n: torch.rand(n, 1, 2, 2, dtype=torch.float64) * 0.5 + 0.25  # noqa: E731
     for _ in range(30):
         opt.zero_grad()
         fm.loss(data(32))[0].backward()
         opt.step()
-    x = data(3)
+    x = data(2)
     tight = Adaptive(1e-9, 1e-9)
     exact = evaluate_density(flow, x, "dopri5", tight, divergence="exact", inverse=True)
     flow.set_solver("dopri5", tight)
     ref = []
-    for i in range(3):
+    for i in range(2):
         fmap = lambda v: flow.push_forward(v.reshape(1, 1, 2, 2)).reshape(4)  # noqa: E731
         J = torch.autograd.functional.jacobian(fmap, x[i].reshape(4))
         zi = fmap(x[i].reshape(4)).reshape(1, 4)
@@ -126,7 +129,7 @@ def test_exact_bits_per_dim_of_a_trained_field_match_the_autograd_jacobian():
     assert exact["inverse_error"] < 1e-6
     bpd = image_bits_per_dim(exact, 4)
     assert bpd["bits_per_dim"] == pytest.approx(float(bits_per_dim(-torch.cat(ref).detach(), 4).mean()), abs=1e-6)
-    hutch = evaluate_density(flow, x, "dopri5", Adaptive(1e-7, 1e-7), divergence="hutchinson", probes=400)
+    hutch = evaluate_density(flow, x, "dopri5", Adaptive(1e-7, 1e-7), divergence="hutchinson", probes=48)
     assert abs(hutch["nll"] - exact["nll"]) < 4 * hutch["nll_se"] + 1e-4
 
 
