@@ -248,7 +248,7 @@ class Entry:
         # FFJORD's recipe draws batches of 512 on the toy data; every other entry the data set's batch
         self.batch = 512 if name == "ffjord" else problem.batch
         self.name, self.seed, self.args, self.problem = name, seed, args, problem
-        grid = CHECKPOINTS if problem.name in TOY else COARSE_CHECKPOINTS
+        grid = args.checkpoints or (CHECKPOINTS if problem.name in TOY else COARSE_CHECKPOINTS)
         self.marks = [c for c in grid if c <= args.budget]
         self.curve: List[Tuple[float, int, float, int]] = []
         self.it = 0
@@ -360,6 +360,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--entries", nargs="+", default=None, choices=list(ENTRIES))
     p.add_argument("--targets", type=float, nargs="+", default=None)
+    p.add_argument("--checkpoints", type=float, nargs="+", default=None, help="training seconds at which to evaluate")
     p.add_argument("--test-size", type=int, default=5000, help="toy: test points; others: the first N test rows")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
