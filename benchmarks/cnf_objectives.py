@@ -25,6 +25,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
                       lr 1e-3, T = 1.
   odeflow-fm-ot       the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
+  odeflow-fm-rev      odeflow-fm with the net reading T - t (`ReversedTime`, `--net-time reversed`).
   odeflow-fm+ll       odeflow-fm for 80 % of the budget, then likelihood steps (`CNF.loss`, exact
                       trace, rk4 with 8 steps, lr 1e-4) for the rest.
   odeflow-likelihood  configs/cnf_fast.toml: RNODE (0.01, 0.01), zero init, Hutchinson trace,
@@ -70,6 +71,7 @@ COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # ta
 ENTRIES = (
     "odeflow-fm",
     "odeflow-fm-ot",
+    "odeflow-fm-rev",
     "odeflow-fm+ll",
     "odeflow-likelihood",
     "ffjord",
@@ -230,6 +232,11 @@ class Entry:
             self.step = odeflow_fm(problem, net, seed)
         elif name == "odeflow-fm-ot":
             self.step = odeflow_fm(problem, net, seed, "minibatch-ot")
+        elif name == "odeflow-fm-rev":  # the net reads T - t (`--net-time reversed`), as the peers' nets do
+            from odeflow.nn import ReversedTime
+
+            self.eval_net = ReversedTime(net, 1.0)
+            self.step = odeflow_fm(problem, self.eval_net, seed)
         elif name == "odeflow-fm+ll":
             self.step = odeflow_fm_then_likelihood(problem, net, seed, 0.8 * args.budget, clock)
         elif name == "odeflow-likelihood":
