@@ -1,22 +1,31 @@
 """CNF objectives side by side: odeflow flow matching (alone and followed by likelihood
 iterations), odeflow's fast likelihood recipe, FFJORD's recipe, torchcfm and flow_matching.
 
-Every entry trains the SAME network (FFJORD's toy net: `ODENet` 64-64-64 concatsquash, tanh,
-the same initial weights from one seed), on the same batches (drawn outside the clock), one
+Every entry trains the SAME network (the data set's net, `cnf_objectives_data`: FFJORD's toy net
+on 8gaussians/checkerboard, the tabular recipe's ODENet on digits and the MINIBOONE-shaped rows,
+the single-scale image CNF's ConvODENet on image digits; the same initial weights from one seed),
+on the same batches (drawn outside the clock), one
 torch thread, in one process. The entries of a seed are interleaved round-robin, one second of
 training each at a time, so a change of load falls on all alike. The clock counts training only.
 At fixed points of each entry's training clock (CHECKPOINTS seconds) the net is evaluated by
-ONE evaluator: exact-trace test NLL with dopri5 rtol = atol = 1e-5 (odeflow's solver, the
-instantaneous change of variables) on a shared test set, plus the NFE of that solve.
+ONE evaluator: exact-trace test NLL (image digits: bits/dim) with dopri5 rtol = atol = 1e-5
+(odeflow's solver, the instantaneous change of variables) on a shared test set, plus the NFE of
+that solve. Tabular and image data are evaluated on the coarser grid COARSE_CHECKPOINTS (an
+exact-trace evaluation in 43-64 dimensions costs seconds), and without --targets their targets
+are set after the run from the entries' own values (`auto_targets`).
 Reported per entry: the first checkpoint time at which test NLL <= each target (an upper bound,
 resolution of the checkpoint grid) and the iteration it came at, the NLL at the fixed budget,
 ms per iteration and the evaluation NFE (dopri5 1e-5) of the final model; beforehand, the
 median cost of one training step of each entry, timed round-robin (`_timing.time_side_by_side`).
 
-Entries (batch 256 unless said; Adam):
+Entries (toy data: batch 256 unless said; tabular/image: the data set's batch for every entry;
+Adam). Beyond the toy data the default entries are odeflow-fm, odeflow-likelihood (the data set's
+shipped recipe, `odeflow_recipe_likelihood`), torchcfm and flow_matching; the peers regress on
+what odeflow's flow starts from (images: the logit of the dequantized pixels, flattened).
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
                       lr 1e-3, T = 1.
   odeflow-fm-ot       the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
+  odeflow-fm-rev      odeflow-fm with the net reading T - t (`ReversedTime`, `--net-time reversed`).
   odeflow-fm+ll       odeflow-fm for 80 % of the budget, then likelihood steps (`CNF.loss`, exact
                       trace, rk4 with 8 steps, lr 1e-4) for the rest.
   odeflow-likelihood  configs/cnf_fast.toml: RNODE (0.01, 0.01), zero init, Hutchinson trace,
@@ -30,6 +39,7 @@ The peers' time runs noise -> data; their trained v is evaluated as odeflow's fi
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
 Usage: PYTHONPATH=src python benchmarks/cnf_objectives.py --data 8gaussians --budget 60 --seeds 0 1
+       PYTHONPATH=src python benchmarks/cnf_objectives.py --data image-digits --budget 60 --seeds 0
 """
 
 from __future__ import annotations
@@ -47,21 +57,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from odeflow.data.toy2d import sample_toy
 from odeflow.flows import CNF, FlowMatching
 from odeflow.flows.cnf import standard_normal_logprob
-from odeflow.nn import ODENet
-from odeflow.solvers.stepping import Adaptive, FixedStep
+from odeflow.solvers.stepping import FixedStep
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _timing import machine  # noqa: E402
+from cnf_objectives_data import DATA, TOY, Problem, describe, make_problem  # noqa: E402
 
-DOPRI5 = Adaptive(1e-5, 1e-5)
 CHECKPOINTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
+COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
 ENTRIES = (
     "odeflow-fm",
     "odeflow-fm-ot",
+    "odeflow-fm-rev",
     "odeflow-fm+ll",
     "odeflow-likelihood",
     "ffjord",
@@ -69,25 +79,7 @@ ENTRIES = (
     "torchcfm-ot",
     "flow_matching",
 )
-
-
-def true_nll(data: str, x: Tensor) -> Optional[float]:
-    """-log p(x) under the generating density, where it has a closed form."""
-    if data == "8gaussians":
-        s = 1 / math.sqrt(2)
-        c = 4.0 * torch.tensor([(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)]) / 1.414
-        sd = 0.5 / 1.414
-        d2 = ((x.double()[:, None, :] - c.double()[None]) ** 2).sum(-1)
-        logp = torch.logsumexp(-0.5 * d2 / sd**2, dim=1) - math.log(8) - math.log(2 * math.pi * sd**2)
-        return float(-logp.mean())
-    if data == "checkerboard":
-        return math.log(32.0)  # uniform on 8 squares of side 2
-    return None
-
-
-def fresh_net(seed: int) -> ODENet:
-    torch.manual_seed(seed)
-    return ODENet(2, [64, 64, 64], layer="concatsquash", activation="tanh")
+DEFAULT_ENTRIES = ("odeflow-fm", "odeflow-likelihood", "torchcfm", "flow_matching")  # beyond the toy data
 
 
 class Backwards(nn.Module):
@@ -99,13 +91,6 @@ class Backwards(nn.Module):
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         return -self.net(1 - t, x)
-
-
-def evaluate(net: nn.Module, T: float, x: Tensor) -> Tuple[float, int]:
-    flow = CNF(net, 2, T=T, divergence="exact", method="dopri5", step=DOPRI5)
-    with torch.no_grad():
-        z, logdet = flow.transform(x)
-    return float(-(standard_normal_logprob(z) - logdet).mean()), int(flow.last_stats.nfe)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,15 +110,17 @@ def adam_step(params, lr: float, loss_fn: Callable[[Tensor], Tensor], weight_dec
     return step
 
 
-def odeflow_fm(net: ODENet, seed: int, coupling: str = "independent") -> Step:
-    flow = CNF(net, 2, T=1.0)
+def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "independent") -> Step:
+    flow = problem.flow(net, T=1.0)
     fm = FlowMatching(flow, path="ot", coupling=coupling, generator=torch.Generator().manual_seed(seed))
     return adam_step(net.parameters(), 1e-3, lambda x: fm.loss(x)[0])
 
 
-def odeflow_fm_then_likelihood(net: ODENet, seed: int, switch_at: float, clock: Callable[[], float]) -> Step:
-    fm_step = odeflow_fm(net, seed)
-    flow = CNF(net, 2, T=1.0, divergence="exact", method="rk4", step=FixedStep(steps=8))
+def odeflow_fm_then_likelihood(
+    problem: Problem, net: nn.Module, seed: int, switch_at: float, clock: Callable[[], float]
+) -> Step:
+    fm_step = odeflow_fm(problem, net, seed)
+    flow = problem.flow(net, T=1.0, divergence="exact", method="rk4", step=FixedStep(steps=8))
     opt = fm_step.opt  # type: ignore[attr-defined]
 
     def step(it: int, x: Tensor) -> None:
@@ -152,7 +139,10 @@ def odeflow_fm_then_likelihood(net: ODENet, seed: int, switch_at: float, clock: 
 FAST_STAGES = ((50, 2, 1e-2), (150, 2, 1e-3), (10**9, 4, 5e-4))  # configs/cnf_fast.toml
 
 
-def odeflow_likelihood(net: ODENet, seed: int) -> Step:
+def odeflow_likelihood(problem: Problem, net: nn.Module, seed: int) -> Step:
+    """The toy data: configs/cnf_fast.toml; the others: `odeflow_recipe_likelihood`."""
+    if problem.name not in TOY:
+        return odeflow_recipe_likelihood(problem, net)
     from odeflow.nn.layers import zero_last
 
     zero_last(net.layers[-1])
@@ -173,7 +163,17 @@ def odeflow_likelihood(net: ODENet, seed: int) -> Step:
     return step
 
 
-def ffjord(net: ODENet, seed: int) -> Step:
+def odeflow_recipe_likelihood(problem: Problem, net: nn.Module) -> Step:
+    """The shipped recipe of the data set with the shared net: tabular (configs/digits.toml,
+    configs/miniboone.toml): Hutchinson trace, rk4 h = 0.25, T = 1, lr 1e-3; image-digits
+    (configs/image_digits.toml): Hutchinson, rk4 h = 0.5, T = 1, lr 3e-3 held constant (the
+    recipe's cosine decay is tied to its 400 iterations, which a time budget does not fix)."""
+    h, lr = (0.5, 3e-3) if problem.name == "image-digits" else (0.25, 1e-3)
+    flow = problem.flow(net, T=1.0, divergence="hutchinson", method="rk4", step=FixedStep(h))
+    return adam_step(net.parameters(), lr, lambda x: flow.loss(x)[0])
+
+
+def ffjord(net: nn.Module, seed: int) -> Step:
     from cnf_time_to_nll import HutchinsonODEfunc
     from torchdiffeq import odeint_adjoint
 
@@ -188,12 +188,13 @@ def ffjord(net: ODENet, seed: int) -> Step:
     return adam_step(net.parameters(), 1e-3, loss, weight_decay=1e-5)
 
 
-def torchcfm_step(net: ODENet, seed: int, exact_ot: bool) -> Step:
+def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool) -> Step:
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher
 
     matcher = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0) if exact_ot else ConditionalFlowMatcher(sigma=0.0)
 
-    def loss(x1: Tensor) -> Tensor:
+    def loss(x: Tensor) -> Tensor:
+        x1 = problem.data_end(x)
         x0 = torch.randn_like(x1)
         t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
         return ((net(t, xt) - ut) ** 2).mean()
@@ -201,13 +202,14 @@ def torchcfm_step(net: ODENet, seed: int, exact_ot: bool) -> Step:
     return adam_step(net.parameters(), 1e-3, loss)
 
 
-def flow_matching_step(net: ODENet, seed: int) -> Step:
+def flow_matching_step(problem: Problem, net: nn.Module, seed: int) -> Step:
     from flow_matching.path import AffineProbPath
     from flow_matching.path.scheduler import CondOTScheduler
 
     path = AffineProbPath(scheduler=CondOTScheduler())
 
-    def loss(x1: Tensor) -> Tensor:
+    def loss(x: Tensor) -> Tensor:
+        x1 = problem.data_end(x)
         x0 = torch.randn_like(x1)
         t = torch.rand(x1.shape[0])
         sample = path.sample(x_0=x0, x_1=x1, t=t)
@@ -221,37 +223,51 @@ class Entry:
     """One entry's net, step and training clock; `advance(until)` trains until its clock passes
     `until` seconds, evaluating at every checkpoint it crosses."""
 
-    def __init__(self, name: str, args, seed: int, x_test: Tensor) -> None:
-        net = fresh_net(seed)
+    def __init__(self, name: str, args, seed: int, problem: Problem) -> None:
+        net = problem.fresh_net(seed)
         self.elapsed = 0.0
         clock = lambda: self.elapsed  # noqa: E731
-        self.T, self.eval_net, self.batch = 1.0, net, 256
+        self.T, self.eval_net = 1.0, net
         if name == "odeflow-fm":
-            self.step = odeflow_fm(net, seed)
+            self.step = odeflow_fm(problem, net, seed)
         elif name == "odeflow-fm-ot":
-            self.step = odeflow_fm(net, seed, "minibatch-ot")
+            self.step = odeflow_fm(problem, net, seed, "minibatch-ot")
+        elif name == "odeflow-fm-rev":  # the net reads T - t (`--net-time reversed`), as the peers' nets do
+            from odeflow.nn import ReversedTime
+
+            self.eval_net = ReversedTime(net, 1.0)
+            self.step = odeflow_fm(problem, self.eval_net, seed)
         elif name == "odeflow-fm+ll":
-            self.step = odeflow_fm_then_likelihood(net, seed, 0.8 * args.budget, clock)
+            self.step = odeflow_fm_then_likelihood(problem, net, seed, 0.8 * args.budget, clock)
         elif name == "odeflow-likelihood":
-            self.step, self.T = odeflow_likelihood(net, seed), 0.5
+            self.step = odeflow_likelihood(problem, net, seed)
+            self.T = 0.5 if problem.name in TOY else 1.0
         elif name == "ffjord":
-            self.step, self.T, self.batch = ffjord(net, seed), 0.5, 512
+            if problem.name not in TOY:
+                raise ValueError("the ffjord entry runs on the toy data only; drop it from --entries")
+            self.step, self.T = ffjord(net, seed), 0.5
         elif name in ("torchcfm", "torchcfm-ot"):
-            self.step, self.eval_net = torchcfm_step(net, seed, name == "torchcfm-ot"), Backwards(net)
+            self.step, self.eval_net = torchcfm_step(problem, net, seed, name == "torchcfm-ot"), Backwards(net)
         elif name == "flow_matching":
-            self.step, self.eval_net = flow_matching_step(net, seed), Backwards(net)
+            self.step, self.eval_net = flow_matching_step(problem, net, seed), Backwards(net)
         else:
             raise ValueError(f"unknown entry {name!r}; valid: {', '.join(ENTRIES)}")
-        self.name, self.seed, self.args, self.x_test = name, seed, args, x_test
-        self.marks = [c for c in CHECKPOINTS if c <= args.budget]
+        # FFJORD's recipe draws batches of 512 on the toy data; every other entry the data set's batch
+        self.batch = 512 if name == "ffjord" else problem.batch
+        self.name, self.seed, self.args, self.problem = name, seed, args, problem
+        grid = args.checkpoints or (CHECKPOINTS if problem.name in TOY else COARSE_CHECKPOINTS)
+        self.marks = [c for c in grid if c <= args.budget]
         self.curve: List[Tuple[float, int, float, int]] = []
         self.it = 0
         self.rng_state = torch.random.manual_seed(seed).get_state()
 
+    def next_batch(self) -> Tensor:
+        return self.problem.sample(self.seed, self.it, self.batch)
+
     def advance(self, until: float) -> None:
         torch.random.set_rng_state(self.rng_state)  # each entry keeps its own random stream
         while self.marks and self.elapsed < until:
-            x = sample_toy(self.args.data, self.batch, seed=1_000_000 * self.seed + self.it)
+            x = self.next_batch()
             start = time.perf_counter()
             self.step(self.it, x)
             self.elapsed += time.perf_counter() - start
@@ -259,9 +275,13 @@ class Entry:
             if self.elapsed >= self.marks[0]:
                 while self.marks and self.elapsed >= self.marks[0]:
                     self.marks.pop(0)
-                nll, nfe = evaluate(self.eval_net, self.T, self.x_test)
-                self.curve.append((self.elapsed, self.it, nll, nfe))
-                print(f"  {self.name} seed {self.seed}: {self.elapsed:.2f} s, it {self.it}, NLL {nll:.3f}, NFE {nfe}")
+                value, nfe = self.problem.evaluate(self.eval_net, self.T)
+                self.curve.append((self.elapsed, self.it, value, nfe))
+                print(
+                    f"  {self.name} seed {self.seed}: {self.elapsed:.2f} s, it {self.it}, "
+                    f"{self.problem.unit} {value:.3f}, NFE {nfe}",
+                    flush=True,
+                )
         self.rng_state = torch.random.get_rng_state()
 
     def result(self) -> Dict[str, Any]:
@@ -275,10 +295,10 @@ class Entry:
         )
 
 
-def run_interleaved(names: List[str], args, seed: int, x_test: Tensor, slice_s: float = 1.0) -> List[Dict[str, Any]]:
+def run_interleaved(names: List[str], args, seed: int, problem: Problem, slice_s: float = 1.0) -> List[Dict[str, Any]]:
     """All entries of one seed, round-robin in slices of `slice_s` training seconds, so that a
     change of load on the machine falls on every entry alike."""
-    entries = [Entry(name, args, seed, x_test) for name in names]
+    entries = [Entry(name, args, seed, problem) for name in names]
     until = 0.0
     while any(e.marks for e in entries):
         until += slice_s
@@ -287,14 +307,14 @@ def run_interleaved(names: List[str], args, seed: int, x_test: Tensor, slice_s: 
     return [e.result() for e in entries]
 
 
-def step_costs(names: List[str], args) -> Dict[str, float]:
+def step_costs(names: List[str], args, problem: Problem) -> Dict[str, float]:
     """Median ms per training step of each entry, timed round-robin (benchmarks/_timing.py)."""
     from _timing import time_side_by_side
 
     fns = {}
     for name in names:
-        e = Entry(name, args, 0, torch.zeros(1, 2))
-        x = sample_toy(args.data, e.batch, seed=5)
+        e = Entry(name, args, 0, problem)
+        x = e.next_batch()
         fns[name] = (lambda e=e, x=x: e.step(10_000, x)) if name != "odeflow-fm+ll" else None
     fns = {k: v for k, v in fns.items() if v is not None}
     return {k: 1e3 * v for k, v in time_side_by_side(fns, repeats=5, min_time=0.3).items()}
@@ -304,10 +324,21 @@ def first_time(curve, target: float) -> Optional[Tuple[float, int]]:
     return next(((t, it) for t, it, v, _ in curve if v <= target), None)
 
 
-def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional[float]) -> str:
+def auto_targets(results: List[Dict[str, Any]]) -> List[float]:
+    """Where no targets are given: the worst, the middle and the second-best entry's value at the
+    budget (means over seeds), rounded up to 0.01: how soon each entry gets where the slowest
+    ends, where the middle one ends and where the runner-up ends. Set after the run from its own
+    curves (say so beside the table)."""
+    names = list(dict.fromkeys(r["name"] for r in results))
+    finals = sorted(float(np.mean([r["curve"][-1][2] for r in results if r["name"] == n])) for n in names)
+    picks = sorted({finals[-1], finals[len(finals) // 2], finals[min(1, len(finals) - 1)]}, reverse=True)
+    return [math.ceil(v * 100) / 100 for v in picks]
+
+
+def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional[float], unit: str = "NLL") -> str:
     head = " | ".join(f"time to ≤ {t:.2f} (s)" for t in targets)
     lines = [
-        f"| entry | seeds | {head} | NLL at budget | eval NFE (dopri5 1e-5) | ms/iter |",
+        f"| entry | seeds | {head} | {unit} at budget | eval NFE (dopri5 1e-5) | ms/iter |",
         "|---" * (5 + len(targets)) + "|",
     ]
     for name in dict.fromkeys(r["name"] for r in results):
@@ -331,32 +362,53 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", default="8gaussians", choices=["8gaussians", "checkerboard"])
+    p.add_argument("--data", default="8gaussians", choices=list(DATA))
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per entry")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--entries", nargs="+", default=list(ENTRIES), choices=list(ENTRIES))
+    p.add_argument("--entries", nargs="+", default=None, choices=list(ENTRIES))
     p.add_argument("--targets", type=float, nargs="+", default=None)
-    p.add_argument("--test-size", type=int, default=5000)
+    p.add_argument("--checkpoints", type=float, nargs="+", default=None, help="training seconds at which to evaluate")
+    p.add_argument("--test-size", type=int, default=5000, help="toy: test points; others: the first N test rows")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
-    x_test = sample_toy(args.data, args.test_size, seed=777)
-    ref = true_nll(args.data, x_test)
-    targets = args.targets or ([3.15, 3.00, 2.85] if args.data == "8gaussians" else [3.90, 3.70, 3.55])
-    print(f"{machine()}; load average at start {os.getloadavg()}; true NLL {ref}", flush=True)
-    costs = step_costs(args.entries, args)
+    problem = make_problem(args.data, args.test_size)
+    if args.entries is None:
+        args.entries = list(ENTRIES) if args.data in TOY else list(DEFAULT_ENTRIES)
+    unit = "bits/dim" if problem.unit == "bits/dim" else "NLL"
     print(
-        "ms per training step (median of 5 interleaved repeats): " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
+        f"{machine()}; load average at start {os.getloadavg()}; data {args.data} (dim {problem.dim}, batch "
+        f"{problem.batch}, {problem.x_test.shape[0]} test rows{'; ' + problem.note if problem.note else ''}); "
+        f"true NLL {problem.true}",
+        flush=True,
+    )
+    costs = step_costs(args.entries, args, problem)
+    print(
+        "ms per training step (median of 5 interleaved repeats): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()),
+        flush=True,
     )
     results = []
     for seed in args.seeds:
-        results += run_interleaved(args.entries, args, seed, x_test)
+        results += run_interleaved(args.entries, args, seed, problem)
     print(f"load average at end {os.getloadavg()}")
-    text = summarize(results, targets, ref)
+    targets = args.targets or problem.default_targets() or auto_targets(results)
+    text = summarize(results, targets, problem.true, unit)
     print(text)
     if args.json is not None:
         args.json.write_text(
-            json.dumps(dict(results=results, step_ms=costs, targets=targets, true_nll=ref, machine=machine()), indent=1)
+            json.dumps(
+                dict(
+                    results=results,
+                    step_ms=costs,
+                    targets=targets,
+                    targets_from_run=not (args.targets or problem.default_targets()),
+                    true_nll=problem.true,
+                    data=describe(problem),
+                    machine=machine(),
+                ),
+                indent=1,
+            )
         )
 
 

@@ -57,10 +57,12 @@ def run(args: argparse.Namespace) -> int:
     cfg, out, resume = make_image_config(args)
     s = train_image(cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
+        kind = "flow matching" if cfg.objective == "flow-matching" else f"{cfg.mode} {cfg.method}"
         print(
-            f"image {cfg.data} ({cfg.mode} {cfg.method}): {s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; "
+            f"image {cfg.data} ({kind}): {s['iterations']} iterations, {s['ms_per_iter']:.0f} ms/iter; "
             f"bits/dim train {s['train_bits_per_dim']:.3f}, val {s['val_bits_per_dim']:.3f}, "
-            f"test {s['test_bits_per_dim']:.3f}; samples in {out}/samples.png"
+            f"test {s['test_bits_per_dim']:.3f} ± {s['test_bits_per_dim_se']:.3f} [{s['test_eval_divergence']}, "
+            f"{s['test_bits_per_dim_solver']}, NFE {s['test_nfe']:.0f}]; samples in {out}/samples.png"
         )
     return 0
 

@@ -8,7 +8,9 @@ MNIST, 14 on CIFAR-10): piece k of K holds on [k T0 / K, (k + 1) T0 / K) and the
 piece continues below 0 / beyond T0 (so a learnable end time keeps the pieces where they are;
 the end-time gradient then stays the integrand at T). Choosing the piece is a tensor index:
 no host synchronisation. The net works on flattened states z [B, C*H*W] so that it plugs into
-`odeflow.flows.CNF` unchanged.
+`odeflow.flows.CNF` unchanged. t is one time for the batch (a solver's call) or one time per
+sample, shape [B] or [B, 1, 1, 1] (flow matching): each sample then sees its own time channel and
+the weights of its own piece (samples grouped by piece, one convolution per piece present).
 """
 
 from __future__ import annotations
@@ -102,7 +104,12 @@ class ConvODENet(nn.Module):
         )
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
-        k = piece_index(t, self.T0, self.pieces).to(z.device)
+        """f(t, z); t is one time (0-d or one element) or one per sample ([B] or [B, 1, 1, 1])."""
+        if t.dim() > 0 and t.numel() > 1:
+            return self._per_sample(t, z)
+        return self._run(t, z, piece_index(t, self.T0, self.pieces).to(z.device))
+
+    def _run(self, t: Tensor, z: Tensor, k: Tensor) -> Tensor:
         h = z.reshape(z.shape[0], *self.shape)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -110,3 +117,20 @@ class ConvODENet(nn.Module):
             if i < last:
                 h = self.act(h)
         return h.reshape(z.shape[0], self.dim)
+
+    def _per_sample(self, t: Tensor, z: Tensor) -> Tensor:
+        b = z.shape[0]
+        if t.numel() != b or t.dim() not in (1, 4) or (t.dim() == 4 and tuple(t.shape[1:]) != (1, 1, 1)):
+            raise ValueError(
+                f"t must be one time or one per sample (shape [{b}] or [{b}, 1, 1, 1]); got {tuple(t.shape)}"
+            )
+        t4 = t.reshape(b, 1, 1, 1)
+        if self.pieces == 1:
+            return self._run(t4, z, torch.zeros(1, dtype=torch.long, device=z.device))
+        k = torch.floor(t.detach().to(torch.float64).reshape(b) * (self.pieces / self.T0)).long()
+        k = k.clamp(0, self.pieces - 1).to(z.device)
+        out = torch.empty(b, self.dim, dtype=z.dtype, device=z.device)
+        for piece in torch.unique(k).tolist():  # one host sync: the pieces present in the batch
+            rows = (k == piece).nonzero().reshape(-1)
+            out = out.index_put((rows,), self._run(t4[rows], z[rows], k.new_full((1,), piece)))
+        return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,7 @@ from ..training.schedule import Stage, parse_schedule
 from .cnf2d_config import CNFConfig
 from .cnf_memory import note, peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
+from .objective_config import ms_per_iteration_by_kind
 from .run import train
 
 log = logging.getLogger(__name__)
@@ -105,17 +106,8 @@ def evaluate_flow(flow: CNF, x: Tensor, method: str, step) -> Dict[str, float]:
 
 
 def ms_per_iteration_by_objective(history, cfg: CNFConfig) -> Dict[str, float]:
-    """Mean training ms per iteration of the flow-matching and the likelihood iterations apart
-    (from the metrics rows' cumulative `wall_time`): the run's one ms/iter mixes steps whose
-    costs differ ~20x when likelihood fine-tuning follows flow matching."""
-    times: Dict[str, List[float]] = {"flow_matching": [], "likelihood": []}
-    previous = 0.0
-    for row in sorted(history, key=lambda r: int(r["iteration"])):
-        wall = float(row["wall_time"])
-        kind = "flow_matching" if cfg.flow_matching_at(int(row["iteration"]), cfg.iterations) else "likelihood"
-        times[kind].append(wall - previous)
-        previous = wall
-    return {f"ms_per_iter_{k}": 1e3 * sum(v) / len(v) for k, v in times.items() if v}
+    """ms per flow-matching and per likelihood iteration apart (`objective_config.ms_per_iteration_by_kind`)."""
+    return ms_per_iteration_by_kind(history, cfg, cfg.iterations)
 
 
 class CNF2DTask(Task):

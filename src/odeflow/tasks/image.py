@@ -8,6 +8,13 @@ backward pass left in it. Validation: bits/dim of the first `val_size` validatio
 (fixed dequantization noise, Hutchinson, the validation solver: dopri5 1e-5 by default as in
 RNODE's evaluation) and a PNG grid of samples. At the end: train/val/test bits/dim and a final
 sample grid.
+
+With objective 'flow-matching' each step regresses the single-scale image CNF's field on a path
+between the logit of the images and noise instead (`flows.FlowMatching`: one net evaluation, no
+solve), optionally followed by `finetune_likelihood` likelihood iterations. The test bits/dim
+(either objective) come from `flows.evaluation.evaluate_density` with `eval_divergence` /
+`eval_probes`, on the first `test_max` test images, with the solver, standard error, NFE and
+inverse error beside them.
 """
 
 from __future__ import annotations
@@ -21,13 +28,16 @@ import torch
 from torch import Tensor
 
 from ..data.images import image_shape, load_images
+from ..flows.evaluation import describe_solver, evaluate_density, image_bits_per_dim
+from ..flows.flow_matching import FlowMatching
 from ..flows.image_transforms import dequantize
 from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
 from ..training import AuxiliaryStep, RunContext, StepOutput, Task
 from ..training.data import EpochBatches, iteration_seed
 from ..training.schedule import Stage, parse_schedule
-from .cnf_memory import PROBE_ROWS, peak_memory_mb, plan_memory
+from .cnf_memory import PROBE_ROWS, note, peak_memory_mb, plan_memory
 from .image_config import ImageConfig
+from .objective_config import ms_per_iteration_by_kind
 from .run import train
 
 
@@ -43,7 +53,7 @@ def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
     torch.manual_seed(cfg.seed)
     return MultiscaleCNF(
         image_shape(cfg.data),
-        scales=cfg.scales,
+        scales=cfg.scale_count(),
         blocks=cfg.blocks,
         hidden=cfg.hidden,
         activation=cfg.activation,
@@ -147,6 +157,10 @@ class ImageTask(Task):
             eval_what="bits/dim evaluation",
         )
         self.eval_batch = int(self.memory["eval_chunk"])  # at most cfg.eval_batch images at a time
+        self.fm = (
+            FlowMatching(self.flow, cfg.path, cfg.coupling, cfg.sigma_min) if cfg.objective == "flow-matching" else None
+        )
+        self.iteration = 0
 
     def parameters(self) -> List[torch.nn.Parameter]:
         return self.flow.theta()
@@ -161,12 +175,27 @@ class ImageTask(Task):
         self.flow.set_solver(stage.method, stage.step())
 
     def batch(self, iteration: int, ctx: RunContext) -> Tensor:
+        self.iteration = iteration
         idx = self.batches.indices(iteration)
         g = torch.Generator().manual_seed(iteration_seed(self.config.seed, iteration) * 7 + self.rank)
         return dequantize(self.x_train[idx], g).to(ctx.device)
 
     def training_loss(self, x: Tensor) -> StepOutput:
-        flow = self.flow
+        flow, cfg = self.flow, self.config
+        nan = torch.tensor(float("nan"))
+        if self.fm is not None and cfg.flow_matching_at(self.iteration, cfg.iterations):
+            fm_loss, fm_parts = self.fm.loss(x)
+            fm_metrics: Dict[str, Any] = dict(
+                loss=fm_loss.detach(),
+                bits_per_dim=nan,
+                nll=nan,
+                kinetic=nan,
+                jacobian=nan,
+                T=torch.stack([t.detach().reshape(()) for t in flow.end_times()]).mean(),
+                nfe_forward=1,
+                fm_loss=fm_parts["fm_loss"],
+            )
+            return StepOutput(fm_loss, fm_metrics)
         for b in flow.cnfs:
             b.noise_shard = self.shard
         try:
@@ -186,6 +215,8 @@ class ImageTask(Task):
             nfe_forward=sum(s.nfe for s in stats),
             nfe_backward=lambda: sum(s.nfe_backward for s in stats),
         )
+        if self.fm is not None:
+            metrics["fm_loss"] = nan
         return StepOutput(loss, metrics)
 
     def validate(self, ctx: RunContext) -> Dict[str, float]:
@@ -208,11 +239,33 @@ class ImageTask(Task):
         g = torch.Generator().manual_seed(20_000 + cfg.seed)
         n = cfg.val_size or len(self.x_val)
         x_train = dequantize(self.x_train[:n], g).to(ctx.device)
-        x_test = dequantize(load_images(cfg.data, cfg.data_dir, "test")[0], g).to(ctx.device)
+        x_test = dequantize(load_images(cfg.data, cfg.data_dir, "test")[0][: cfg.test_max], g).to(ctx.device)
+        test = image_bits_per_dim(
+            evaluate_density(
+                self.flow,
+                x_test,
+                *solver,
+                divergence=cfg.eval_divergence,
+                probes=cfg.eval_probes,
+                chunk=self.eval_batch,
+                announce=lambda line: note(ctx, f"test: {line}"),
+            ),
+            self.flow.dim,
+        )
         summary: Dict[str, Any] = dict(
+            objective=cfg.objective,
             train_bits_per_dim=float(bits_per_dim_of(self.flow, x_train, *solver, self.eval_batch).mean()),
             val_bits_per_dim=float(bits_per_dim_of(self.flow, self.x_val, *solver, self.eval_batch).mean()),
-            test_bits_per_dim=float(bits_per_dim_of(self.flow, x_test, *solver, self.eval_batch).mean()),
+            train_val_evaluation=f"hutchinson, 1 probe, {describe_solver(*solver)}",
+            test_bits_per_dim=test["bits_per_dim"],
+            test_bits_per_dim_se=test["bits_per_dim_se"],
+            test_bits_per_dim_solver=test["solver"],
+            test_nll=test["nll"],
+            test_eval_divergence=test["divergence"],
+            test_eval_probes=test["probes"],
+            test_nfe=test["nfe"],
+            test_inverse_error=test["inverse_error"],
+            test_seconds_per_1000_images=test["seconds_per_1000_rows"],
             test_images=len(x_test),
             T=[float(t.detach()) for t in self.flow.end_times()],
             parameters=sum(p.numel() for p in self.flow.theta()),
@@ -220,6 +273,8 @@ class ImageTask(Task):
         )
         if ctx.folder is not None:
             self.sample_grid(ctx.folder.file("samples.png"), *solver)
+        if cfg.objective == "flow-matching":
+            summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

@@ -8,10 +8,11 @@ from typing import Any, List, Literal, Optional, Tuple
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
+from .objective_config import ObjectiveConfig
 
 
 @dataclass
-class ImageConfig(TrainingConfig):
+class ImageConfig(TrainingConfig, ObjectiveConfig):
     data: Literal["digits", "mnist", "fashion-mnist", "cifar10"] = "digits"
     data_dir: Optional[str] = (
         None  # folder with mnist/, fashion-mnist/, cifar-10-batches-py/ (or torchvision's MNIST/raw/, FashionMNIST/raw/); not needed for digits
@@ -20,7 +21,9 @@ class ImageConfig(TrainingConfig):
     hidden: List[PositiveInt] = field(default_factory=lambda: [64, 64, 64])
     activation: str = "softplus"
     blocks: PositiveInt = 1  # CNF blocks before and after each squeeze
-    scales: Optional[PositiveInt] = None  # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4)
+    scales: Optional[PositiveInt] = (
+        None  # None: FFJORD's rule (digits 2, MNIST 3, CIFAR-10 4); 1 with --objective flow-matching
+    )
     pieces: PositiveInt = 1  # weights piecewise constant in time (RNODE: 10 MNIST, 14 CIFAR-10)
     alpha: float = 1e-6  # logit transform
     T: PositiveFloat = 1.0  # end time of every block (initial value with --learn-T)
@@ -44,6 +47,10 @@ class ImageConfig(TrainingConfig):
     val_size: Optional[PositiveInt] = 1000  # validation images used (None: all)
     eval_batch: PositiveInt = 500  # images per evaluation chunk at most (the memory plan may take fewer)
     samples: PositiveInt = 64  # images in each sample grid
+    test_max: Optional[PositiveInt] = None  # test on the first N test images only (None: the whole test set)
+    eval_divergence: Literal["exact", "hutchinson"] = (
+        "hutchinson"  # test evaluation trace: hutchinson (unbiased, with a standard error) or exact (D VJPs per step)
+    )
     max_memory: Optional[PositiveFloat] = None  # GB; None: in use + half of the free RAM / GPU memory
     memory_plan: Literal["auto", "plain", "checkpointed", "adjoint"] = (
         "auto"  # auto, plain, checkpointed or adjoint (flows.memory_plan)
@@ -72,6 +79,23 @@ class ImageConfig(TrainingConfig):
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.val_size is not None and self.val_size < 1:
             raise ValueError(f"val_size must be >= 1 (or unset for all); got {self.val_size}")
+        if self.test_max is not None and self.test_max < 1:
+            raise ValueError(f"test_max must be >= 1 (or unset for the whole test set); got {self.test_max!r}")
+        self.validate_objective(self.iterations)
+        if self.objective == "flow-matching":
+            if self.learn_T:
+                raise ValueError("learn_T (TO-FLOW) trains T by likelihood; drop it with --objective flow-matching")
+            if self.scale_count() != 1:
+                raise ValueError(
+                    f"flow matching trains the single-scale image CNF; scales = {self.scales} factors dimensions "
+                    "out between scales (no single data-to-noise path to regress on): use --scales 1"
+                )
+
+    def scale_count(self) -> Optional[int]:
+        """The scales the model is built with: `scales`, or 1 under flow matching, or None (FFJORD's rule)."""
+        if self.scales is None and self.objective == "flow-matching":
+            return 1
+        return self.scales
 
     def step(self):
         from ..training.schedule import make_step
