@@ -22,7 +22,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..solvers.per_sample import LoopExtras, PerSample, SampleCounts, integrate_per_sample
+from ..solvers.per_sample import LoopExtras, PerSample, SampleCounts
+from ..solvers.per_sample_loop import integrate_per_sample
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive
 from ..solvers.tableau import ButcherTableau

@@ -20,14 +20,13 @@ own times, `data.irregular.collate_rows`) every row runs on its own times and ad
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
 from .ode_solver import ODESolver, disc_opt
-from .odernn_rows import check_rows, run_rows
+from .odernn_rows import RecurrentStates, check_rows, run_rows
 
 
 def check_series(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor] = None) -> None:
@@ -45,17 +44,6 @@ def check_series(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[
         raise ValueError(f"mask shape {tuple(mask.shape)} must equal values shape {tuple(values.shape)}")
     if times.numel() > 1 and not bool((times[1:] > times[:-1]).all()):
         raise ValueError("times must be strictly increasing (the union of the batch's times, sorted)")
-
-
-@dataclass
-class RecurrentStates:
-    """before: h(t_i^-) [T, B, H] (what a prediction at t_i may use); after: h(t_i) [T, B, H];
-    final: the state after the last step (at t0 for a reverse run) [B, H]. Indexed in grid order
-    (i = 0 .. T-1) whatever the direction of the run."""
-
-    before: Tensor
-    after: Tensor
-    final: Tensor
 
 
 class ODERNN(nn.Module):

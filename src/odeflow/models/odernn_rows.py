@@ -14,13 +14,22 @@ the one of the series alone on its own times, whatever the rest of the batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from dataclasses import dataclass
+from typing import Any, List, Optional
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .odernn import ODERNN, RecurrentStates
+
+@dataclass
+class RecurrentStates:
+    """before: h(t_i^-) [T, B, H] (what a prediction at t_i may use); after: h(t_i) [T, B, H];
+    final: the state after the last step (at t0 for a reverse run) [B, H]. Indexed in grid order
+    (i = 0 .. T-1) whatever the direction of the run."""
+
+    before: Tensor
+    after: Tensor
+    final: Tensor
 
 
 def check_rows(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Tensor]) -> Tensor:
@@ -43,7 +52,7 @@ def check_rows(times: Tensor, values: Tensor, mask: Tensor, lengths: Optional[Te
     return lengths.to(times.device)
 
 
-def evolve_rows(core: ODERNN, h: Tensor, t_from: Tensor, t_to: Tensor, rows: Tensor) -> Tensor:
+def evolve_rows(core: Any, h: Tensor, t_from: Tensor, t_to: Tensor, rows: Tensor) -> Tensor:
     """h with the rows where `rows` [B] is True moved from t_from [B] to t_to [B], each on its own steps."""
     if core.field is None or not bool(rows.any()):
         return h
@@ -54,7 +63,7 @@ def evolve_rows(core: ODERNN, h: Tensor, t_from: Tensor, t_to: Tensor, rows: Ten
 
 
 def run_rows(
-    core: ODERNN,
+    core: Any,
     times: Tensor,
     values: Tensor,
     mask: Tensor,
@@ -66,7 +75,6 @@ def run_rows(
     """`ODERNN.forward` on times [B, N]: before/after [N, B, H] indexed by each row's own time
     index; final [B, H] the state after the row's last time (reverse: its first, then t0 [B]
     where earlier)."""
-    from .odernn import RecurrentStates
 
     n = check_rows(times, values, mask, lengths)
     values = torch.where(mask > 0, values, torch.zeros_like(values))

@@ -234,27 +234,6 @@ def _outputs(
     return torch.where(col(at_end), y1.unsqueeze(0), val)
 
 
-def integrate_per_sample(
-    tab: ButcherTableau,
-    f: Callable,
-    y0: Tensor,
-    t_out: Tensor,
-    ctrl: Adaptive,
-    options: PerSample = PerSample(),
-    extras: Optional[LoopExtras] = None,
-) -> Tuple[Tensor, SampleCounts, int]:
-    """Adaptive solve of every row of y0 [B, ...] through its own output times t_out [B, T]
-    (float64, each row strictly monotone, either direction); f(t [B], y) or, with
-    ``options.compact``, f(t, y, rows). Returns (states [T, B, ...] with
-    y0 first, per-sample counts, batched evaluations of f). Differentiable by autograd
-    through the steps (the step sizes carry no gradient, as in the shared-step loop).
-    ``extras``: events, a given first step, landing and jumps at the outputs (`LoopExtras`).
-    The loop's steps are `per_sample_loop.PerSampleLoop`."""
-    from .per_sample_loop import PerSampleLoop
-
-    return PerSampleLoop(tab, f, y0, t_out, ctrl, options, extras).run()
-
-
 def _event_dense(
     tab: ButcherTableau,
     y: Tensor,

@@ -1,4 +1,4 @@
-"""The per-sample adaptive loop in named steps (`per_sample.integrate_per_sample` runs it).
+"""The per-sample adaptive loop in named steps (`integrate_per_sample` below runs it).
 
 One attempted step of every running row: `_attempt` (the stages and each row's error norm),
 `_events` (terminal events inside the step), `_control` (the PI controller and the outputs
@@ -347,3 +347,22 @@ class PerSampleLoop:
         self.err_prev, self.nxt = self.err_prev.index_copy(0, idx, a.err_prev), self.nxt.index_copy(0, idx, a.nxt_new)
         self.steps = self.steps.index_copy(0, idx, a.steps)
         self.accepted, self.rejected = self.accepted.index_add(0, idx, acc), self.rejected.index_add(0, idx, rej)
+
+
+def integrate_per_sample(
+    tab: ButcherTableau,
+    f: Callable,
+    y0: Tensor,
+    t_out: Tensor,
+    ctrl: Adaptive,
+    options: Optional[PerSample] = None,
+    extras: Optional[LoopExtras] = None,
+) -> Tuple[Tensor, SampleCounts, int]:
+    """Adaptive solve of every row of y0 [B, ...] through its own output times t_out [B, T]
+    (float64, each row strictly monotone, either direction); f(t [B], y) or, with
+    ``options.compact``, f(t, y, rows). Returns (states [T, B, ...] with
+    y0 first, per-sample counts, batched evaluations of f). Differentiable by autograd
+    through the steps (the step sizes carry no gradient, as in the shared-step loop).
+    ``extras``: events, a given first step, landing and jumps at the outputs (`LoopExtras`).
+    The loop's steps are `PerSampleLoop`."""
+    return PerSampleLoop(tab, f, y0, t_out, ctrl, options or PerSample(), extras).run()

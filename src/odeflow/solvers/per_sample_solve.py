@@ -18,9 +18,10 @@ from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
 from .implicit import IMPLICIT_METHODS, ImplicitRK
 from .methods import get_method
-from .per_sample import LoopExtras, PerSample, SampleCounts, integrate_per_sample
+from .per_sample import LoopExtras, PerSample, SampleCounts
 from .per_sample_events import SampleEvents, SampleEventTime, sample_events
 from .per_sample_implicit import integrate_implicit_per_sample
+from .per_sample_loop import integrate_per_sample
 from .problem import check_times
 from .solution import Solution, SolverStats
 from .state import StatePacker
