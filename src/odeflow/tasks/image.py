@@ -67,6 +67,7 @@ def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
         kinetic=cfg.kinetic,
         jacobian=cfg.jacobian,
         zero_init=cfg.zero_init,
+        net_time=cfg.net_time,
     )
 
 
