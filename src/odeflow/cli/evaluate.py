@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     evaluate, state = handler_for(EVALUATORS, args.checkpoint, "evaluate")
     if getattr(args, "eval_divergence", None) is None:
-        args.eval_divergence = DEFAULT_DIVERGENCE.get(state.get("kind"), "exact")
+        args.eval_divergence = DEFAULT_DIVERGENCE.get(str(state.get("kind")), "exact")
     check_eval_options(args, state.get("kind"))
     return evaluate(args, state)
 
