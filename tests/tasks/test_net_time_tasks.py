@@ -69,6 +69,9 @@ def test_tabular_run_with_reversed_net_time_reloads_to_its_own_test_nll(tmp_path
     x = torch.randn(8, 3, dtype=torch.float64)
     with torch.no_grad():
         assert (flow.log_prob(x) - plain.log_prob(x)).abs().max() > 1e-6
+    samples = tmp_path / "samples.npy"
+    assert main(["sample", str(run), "--n", "5", "--out", str(samples)]) == 0  # sampled through the same field
+    assert np.isfinite(np.load(samples)).all() and np.load(samples).shape == (5, 3)
 
 
 def test_image_run_with_reversed_net_time_evaluates_to_its_summary_exact_and_by_hutchinson(tmp_path, capsys):
