@@ -138,6 +138,6 @@ def test_eval_options_are_refused_for_runs_without_a_density():
     from odeflow.cli.evaluate import check_eval_options
 
     args = argparse.Namespace(eval_divergence="hutchinson", eval_probes=2)
-    with pytest.raises(ValueError, match="apply to cnf and tabular runs"):
+    with pytest.raises(ValueError, match="apply to cnf, tabular, image runs"):
         check_eval_options(args, "classify")
     check_eval_options(args, "tabular")  # accepted

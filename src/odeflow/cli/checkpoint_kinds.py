@@ -15,7 +15,7 @@ EVALUATORS: Dict[str, str] = {
     "tabular": "odeflow.cli.tabular_runs:evaluate_tabular",
     "classify": "odeflow.cli.evaluate_classify:evaluate_classify",
     "sequence-classify": "odeflow.cli.evaluate_sequence:evaluate_sequence_classify",
-    "image": "odeflow.cli.train_image:evaluate_image",
+    "image": "odeflow.cli.evaluate_image:evaluate_image",
 }
 SAMPLERS: Dict[str, str] = {
     "cnf": "odeflow.cli.sample:sample_cnf",

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.conv import ConvODENet
+from ..nn.reversed_time import ReversedTime
 from ..solvers.stepping import Adaptive, FixedStep
 from .cnf import CNF, standard_normal_logprob
 from .image_transforms import bits_per_dim, logit_inverse, logit_transform, squeeze, unsqueeze
@@ -52,6 +53,7 @@ class MultiscaleCNF(nn.Module):
         T: end time of every block (trainable with ``train_T``).
         alpha: logit transform; None leaves the logit out (the flow then acts on [0, 1] directly).
         divergence, noise, method, step, adjoint, kinetic, jacobian: as `odeflow.flows.CNF`.
+        net_time: 't', or 'reversed': every block's net reads T - t (`ReversedTime`; fixed T only).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class MultiscaleCNF(nn.Module):
         kinetic: float = 0.0,
         jacobian: float = 0.0,
         zero_init: bool = True,
+        net_time: str = "t",
     ) -> None:
         super().__init__()
         if len(shape) != 3:
@@ -85,14 +88,19 @@ class MultiscaleCNF(nn.Module):
             )
         if blocks < 1:
             raise ValueError(f"blocks must be >= 1; got {blocks}")
+        if net_time not in ("t", "reversed"):
+            raise ValueError(f"unknown net_time {net_time!r}; valid: t, reversed")
+        if net_time == "reversed" and train_T:
+            raise ValueError("net_time 'reversed' reads the net at T - t for a fixed T; drop train_T or net_time")
         self.shape, self.n_scale, self.alpha = (c, h, w), scales, alpha
         self.dim = c * h * w
         step = step if step is not None else FixedStep(0.25)
 
         def block(size: Tuple[int, int, int]) -> CNF:
             net = ConvODENet(size, hidden, activation, pieces=pieces, T0=T, zero_init=zero_init)
+            field: nn.Module = ReversedTime(net, T) if net_time == "reversed" else net
             return CNF(
-                net,
+                field,
                 net.dim,
                 T=T,
                 train_T=train_T,
@@ -131,6 +139,7 @@ class MultiscaleCNF(nn.Module):
             kinetic=kinetic,
             jacobian=jacobian,
             zero_init=zero_init,
+            net_time=net_time,
         )
 
     # --- structure ------------------------------------------------------------------------------

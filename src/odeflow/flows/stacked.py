@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional
 import torch
 from torch import Tensor
 
-from ..nn import ACTIVATIONS, LAYERS, ODENet
+from ..nn import ACTIVATIONS, LAYERS, ODENet, ReversedTime
 from .cnf import CNF, CNFStack, StepControl, check_batch, standard_normal_logprob
 from .per_sample_eval import transform_per_sample
 
@@ -68,14 +68,25 @@ def build_stacked_cnf(
     divergence: str = "hutchinson",
     noise: str = "gaussian",
     seminorm: bool = False,
+    net_time: str = "t",
 ) -> CNFStack:
-    """`spec.blocks` CNF blocks on R^dim, each with the Table-3 ODE net."""
+    """`spec.blocks` CNF blocks on R^dim, each with the Table-3 ODE net; net_time 'reversed'
+    feeds each block's net T - t (`ReversedTime`, a fixed T only)."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer; got {dim!r}")
+    if net_time not in ("t", "reversed"):
+        raise ValueError(f"unknown net_time {net_time!r}; valid: t, reversed")
+    if net_time == "reversed" and spec.train_T:
+        raise ValueError("net_time 'reversed' reads the net at T - t for a fixed T; drop train_T or net_time")
     hidden = [spec.multiplier * dim] * spec.layers
+
+    def field() -> torch.nn.Module:
+        net = ODENet(dim, hidden, layer=spec.layer, activation=spec.activation)
+        return ReversedTime(net, spec.T) if net_time == "reversed" else net
+
     blocks = [
         CNF(
-            ODENet(dim, hidden, layer=spec.layer, activation=spec.activation),
+            field(),
             dim,
             T=spec.T,
             train_T=spec.train_T,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Union
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
-from .objective_config import ObjectiveConfig
+from .objective_config import ObjectiveConfig, validate_net_time
 
 if TYPE_CHECKING:  # annotations only: importing it would load torch
     from ..flows import CNF
@@ -84,10 +84,7 @@ class CNFConfig(TrainingConfig, ObjectiveConfig):
         self.validate_objective(self.iterations)
         if self.objective == "flow-matching" and self.learn_T:
             raise ValueError("learn_T (TO-FLOW) trains T by likelihood; drop it with --objective flow-matching")
-        if self.net_time not in ("t", "reversed"):
-            raise ValueError(f"unknown net_time {self.net_time!r}; valid: t, reversed")
-        if self.net_time == "reversed" and self.learn_T:
-            raise ValueError("net_time 'reversed' reads the net at T - t for a fixed T; drop --learn-T or --net-time")
+        validate_net_time(self.net_time, self.learn_T, "--learn-T")
         if self.test_max is not None and self.test_max < 1:
             raise ValueError(f"test_max must be >= 1 (or unset); got {self.test_max!r}")
         if self.max_memory is not None and not self.max_memory > 0:

@@ -67,6 +67,7 @@ def build_image_flow(cfg: ImageConfig) -> MultiscaleCNF:
         kinetic=cfg.kinetic,
         jacobian=cfg.jacobian,
         zero_init=cfg.zero_init,
+        net_time=cfg.net_time,
     )
 
 
@@ -94,6 +95,16 @@ def bits_per_dim_of(
         return torch.cat(
             [flow.bits_per_dim(x[i : i + batch]) for i in chunk_starts(len(x), batch, "bits/dim", enabled=progress)]
         )
+
+
+def evaluation_images(cfg: ImageConfig, x_train: Tensor, val_rows: int, test_rows: Optional[int] = None):
+    """(train head, test images) dequantized as the task's final evaluation scores them: one generator
+    seeded 20,000 + seed draws the noise of the first val_size (else `val_rows`) training images, then
+    of the first `test_rows` test images (default: test_max, else all)."""
+    g = torch.Generator().manual_seed(20_000 + cfg.seed)
+    head = dequantize(x_train[: cfg.val_size or val_rows], g)
+    rows = cfg.test_max if test_rows is None else test_rows
+    return head, dequantize(load_images(cfg.data, cfg.data_dir, "test")[0][:rows], g)
 
 
 class ImageEndTimeStep(AuxiliaryStep):
@@ -236,10 +247,7 @@ class ImageTask(Task):
 
     def finish(self, ctx: RunContext) -> Dict[str, Any]:
         cfg, solver = self.config, self.config.val_solver()
-        g = torch.Generator().manual_seed(20_000 + cfg.seed)
-        n = cfg.val_size or len(self.x_val)
-        x_train = dequantize(self.x_train[:n], g).to(ctx.device)
-        x_test = dequantize(load_images(cfg.data, cfg.data_dir, "test")[0][: cfg.test_max], g).to(ctx.device)
+        x_train, x_test = (x.to(ctx.device) for x in evaluation_images(cfg, self.x_train, len(self.x_val)))
         test = image_bits_per_dim(
             evaluate_density(
                 self.flow,

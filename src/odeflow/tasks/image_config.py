@@ -8,7 +8,7 @@ from typing import Any, List, Literal, Optional, Tuple
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
-from .objective_config import ObjectiveConfig
+from .objective_config import ObjectiveConfig, validate_net_time
 
 
 @dataclass
@@ -34,6 +34,7 @@ class ImageConfig(TrainingConfig, ObjectiveConfig):
     rtol: PositiveFloat = 1e-5
     atol: PositiveFloat = 1e-5
     zero_init: bool = True  # f = 0 at the start (RNODE)
+    net_time: Literal["t", "reversed"] = "t"  # the net's time input: t, or T - t (reversed: data at net-time T)
     kinetic: float = 0.0  # RNODE lambda_K
     jacobian: float = 0.0  # RNODE lambda_J
     learn_T: bool = False  # TO-FLOW: every block's end time learnable
@@ -82,6 +83,7 @@ class ImageConfig(TrainingConfig, ObjectiveConfig):
         if self.test_max is not None and self.test_max < 1:
             raise ValueError(f"test_max must be >= 1 (or unset for the whole test set); got {self.test_max!r}")
         self.validate_objective(self.iterations)
+        validate_net_time(self.net_time, self.learn_T, "--learn-T")
         if self.objective == "flow-matching":
             if self.learn_T:
                 raise ValueError("learn_T (TO-FLOW) trains T by likelihood; drop it with --objective flow-matching")

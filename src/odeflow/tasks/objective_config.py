@@ -9,6 +9,15 @@ from typing import Any, Dict, Iterable, List, Literal, Mapping
 from ..training.config_types import NonNegativeFloat, PositiveInt
 
 OBJECTIVES = ("likelihood", "flow-matching")
+NET_TIMES = ("t", "reversed")
+
+
+def validate_net_time(net_time: str, learned_T: bool, learn_flag: str) -> None:
+    """Raise ValueError unless the net's time input is t or reversed (T - t, for a fixed T only)."""
+    if net_time not in NET_TIMES:
+        raise ValueError(f"unknown net_time {net_time!r}; valid: {', '.join(NET_TIMES)}")
+    if net_time == "reversed" and learned_T:
+        raise ValueError(f"net_time 'reversed' reads the net at T - t for a fixed T; drop {learn_flag} or --net-time")
 
 
 @dataclass

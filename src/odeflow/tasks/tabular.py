@@ -106,6 +106,7 @@ def build_tabular_flow(cfg: TabularConfig, dim: int) -> CNFStack:
         divergence=cfg.divergence,
         noise=cfg.noise,
         seminorm=cfg.seminorm,
+        net_time=cfg.net_time,
     )
     return flow.to(DTYPES[cfg.dtype])
 
@@ -350,7 +351,8 @@ def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") ->
         )
     known = {f.name for f in dataclasses.fields(TabularConfig)}
     cfg = TabularConfig(**{k: v for k, v in state["config"].items() if k in known})
-    dim = state["model"]["blocks.0.net.layers.0.linear.weight"].shape[1]
+    net = "blocks.0.net.net" if cfg.net_time == "reversed" else "blocks.0.net"  # ReversedTime wraps the net
+    dim = state["model"][f"{net}.layers.0.linear.weight"].shape[1]
     flow = build_tabular_flow(cfg, int(dim))
     flow.load_state_dict(state["model"])
     flow.eval()

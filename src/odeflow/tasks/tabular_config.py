@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple
 
 from ..training.config import TrainingConfig
 from ..training.config_types import PositiveFloat, PositiveInt
-from .objective_config import ObjectiveConfig
+from .objective_config import ObjectiveConfig, validate_net_time
 
 if TYPE_CHECKING:  # annotations only: importing it would load torch
     from ..flows.stacked import StackSpec
@@ -30,6 +30,7 @@ class TabularConfig(TrainingConfig, ObjectiveConfig):
     layer: str = "concatsquash"
     T: PositiveFloat = 1.0  # end time of each block
     train_T: bool = False
+    net_time: Literal["t", "reversed"] = "t"  # the net's time input: t, or T - t (reversed: data at net-time T)
     # training solver
     method: str = "rk4"
     step_size: Optional[float] = 0.25  # None: adaptive with rtol/atol
@@ -94,6 +95,7 @@ class TabularConfig(TrainingConfig, ObjectiveConfig):
         if self.memory_plan not in STRATEGIES:
             raise ValueError(f"unknown memory_plan {self.memory_plan!r}; valid: {', '.join(STRATEGIES)}")
         self.validate_objective(self.iterations)
+        validate_net_time(self.net_time, self.train_T, "train_T (the config's [model] table)")
         for name in ("val_max", "test_max"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or unset); got {getattr(self, name)}")
