@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .library import Library
 from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
 from .observation_fit import (
     ObservationFit,
@@ -40,6 +41,7 @@ from .observation_fit import (
     least_squares_start,
     predicted_bics,
 )
+from .options import DEFAULT_SEARCH, SearchOptions
 from .progress import duration, progress_bar
 from .selection import Selection, _gram_rss
 
@@ -89,30 +91,29 @@ def _key(support: np.ndarray) -> bytes:
     return np.asarray(support, dtype=bool).tobytes()
 
 
+@dataclass(frozen=True)
+class SearchProblem:
+    """What the search works on. theta_lib [n, m], xdot [n, d]: the samples' library and derivatives
+    (full library, m terms); library: the terms (odeflow.discover.library.Library, or exponent tuples
+    of a polynomial one); keep [m]: library columns allowed (False for variables left out by a
+    conservation law); seg: the observations cut into shooting segments."""
+
+    theta_lib: np.ndarray
+    xdot: np.ndarray
+    library: Union[Library, Sequence[Tuple[int, ...]]]
+    keep: np.ndarray
+    seg: Segments
+    terms: Sequence[str]
+    variables: Sequence[str]
+
+
 def refine_on_observations(
     sel: Selection,
-    theta_lib: np.ndarray,
-    xdot: np.ndarray,
-    powers: Sequence[Tuple[int, ...]],
-    keep: np.ndarray,
-    seg: Segments,
-    terms: Sequence[str],
-    variables: Sequence[str],
-    rounds: int = 20,
-    alternatives: Optional[int] = None,
-    pool: Optional[int] = None,
-    verify: int = 3,
-    tolerance: float = 10.0,
-    ensemble: int = 50,
-    seed: int = 0,
-    noise: Sequence[str] = KINDS,
-    pairs: int = 6,
-    restarts: int = 2,
-    progress: bool = False,
+    problem: SearchProblem,
+    options: SearchOptions = DEFAULT_SEARCH,
     on_phase: Optional[Callable[[str], None]] = None,
 ) -> Refinement:
-    """theta_lib [n, m], xdot [n, d]: the samples' library and derivatives (full library, m terms);
-    keep [m]: library columns allowed (False for variables left out by a conservation law).
+    """The search of the module docstring from `sel`'s support (odeflow.discover.options.SearchOptions).
     noise: the observation-noise kinds allowed (odeflow.discover.noise_model), chosen per variable on
     the starting fit's residuals and used as fixed weights for every fit; ("constant",): unweighted.
     pairs: moves of two terms in one equation (swap one term for another, add two) among the `pairs`
@@ -121,6 +122,11 @@ def refine_on_observations(
     supports), so that a better support separated from the first start by a worse one is reached.
     progress: a bar counting the models fitted; on_phase: told, after the first fit, its time and the
     most the search can take (rounds × (1 + restarts) greedy rounds of `verify` fits, then pruning)."""
+    theta_lib, xdot, powers, keep, seg = problem.theta_lib, problem.xdot, problem.library, problem.keep, problem.seg
+    terms, variables = problem.terms, problem.variables
+    o = options
+    rounds, alternatives, pool, verify, tolerance = o.rounds, o.alternatives, o.pool, o.verify, o.tolerance
+    ensemble, seed, noise, pairs, restarts, progress = o.ensemble, o.seed, o.noise, o.pairs, o.restarts, o.progress
     d = sel.coefficients.shape[0]
     fits: Dict[bytes, ObservationFit] = {}
     rss_of = [_gram_rss(theta_lib[:, keep], xdot[:, i]) for i in range(d)]
