@@ -59,7 +59,7 @@ class NeuralFitConfig:
     val_horizon: int = 8  # held-out points are predicted from the learned state this many observations back
     progress: bool = False  # tqdm bar on stderr
     seed: int = 0
-    rate_scale: bool = True  # r above; False: r = 1 (the field before issue 22's convergence fix)
+    rate_scale: bool = True  # r above; False: r = 1 (no rate scaling: slow to converge on fast systems such as Lorenz)
     standardized_states: bool = False  # learn ŝ_j as m + s ⊙ u_j (Adam's steps then scale with each variable's std)
 
     def validate(self) -> None:
