@@ -250,3 +250,28 @@ def test_a_user_callable_term_is_selected_and_fitted():
     seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
     fit = fit_on_observations(lib, want != 0, sel.coefficients, seg)
     assert np.abs(fit.coefficients - want).max() < 0.03
+
+
+def test_names_that_would_read_as_fourier_terms_are_refused_only_with_fourier_terms():
+    assert LibrarySpec(degree=1).build(["x(t)", "y"]).terms == ["1", "x(t)", "y"]
+    with pytest.raises(ValueError, match=r"\['x\(t\)'\] would make ambiguous library terms"):
+        parse_library("poly:1+fourier:1").build(["x(t)", "y"])
+    with pytest.raises(ValueError, match="state and input names must be distinct"):
+        LibrarySpec().build(["x", "u"], ["u"])
+
+
+def test_a_fit_with_inputs_resamples_along_u_of_t():
+    # the fitted ODE solved with u(t) (dopri5) has the slope the field gives with u at those times
+    from odeflow.discover import NeuralFitConfig, fit_neural_ode
+
+    t, x, _, u, _, _ = _forced(6, n=40)
+    traj = torch.zeros(len(t), dtype=torch.long)
+    fit = fit_neural_ode(t, x, NeuralFitConfig(iterations=3, hidden=(8,)), inputs=InputSignal(t, u, traj, ["u"]))
+    t_reg, x_reg, xdot = fit.resample(400)
+    assert x_reg.shape == (400, 2) and torch.isfinite(x_reg).all()
+    fd = (x_reg[1:] - x_reg[:-1]) / (t_reg[1:] - t_reg[:-1]).unsqueeze(-1)
+    mid = 0.5 * (xdot[1:] + xdot[:-1])
+    assert (fd - mid).abs().max() < 1e-2 * xdot.abs().max()
+    # and without u the field refuses to guess it
+    with pytest.raises(ValueError, match="pass u"):
+        fit.field(t[0], x[:3])

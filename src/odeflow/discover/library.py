@@ -146,10 +146,12 @@ class Library:
 
     def __init__(self, variables: List[str], inputs: List[str], spec: LibrarySpec) -> None:
         names = variables + inputs
-        bad = [v for v in names if not v or any(ch.isspace() or ch in "^()*" for ch in v)]
+        banned = "^()*" if spec.fourier else "^"  # Fourier names read 'sin(2*x)'
+        bad = [v for v in names if not v or any(ch.isspace() or ch in banned for ch in v)]
         if bad:
+            shown = ", ".join(repr(ch) for ch in banned)
             raise ValueError(
-                f"variable names {bad} would make ambiguous library terms; use names without spaces, '^', '(', ')' or '*'"
+                f"variable names {bad} would make ambiguous library terms; use names without spaces or {shown}"
             )
         if len(set(names)) != len(names):
             raise ValueError(f"state and input names must be distinct; got {names}")
