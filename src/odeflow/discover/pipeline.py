@@ -240,7 +240,8 @@ def select_from_fit(
     us = None if fit.inputs is None else fit.inputs.at(torch.as_tensor(ts), torch.as_tensor(tr)).numpy()
     exclude = [law.eliminated for law in laws]
     degrees = opts.degrees
-    say(f"selecting the sparse model (degrees {', '.join(map(str, degrees))}, cross-validated)")
+    levels = f"degrees {', '.join(map(str, degrees))}, " if opts.library.polynomial else ""
+    say(f"selecting the sparse model ({levels}cross-validated)")
     sel = select_model(xs, xd, list(obs.variables), groups, degrees, exclude, opts.selection(), library, us)
     found = None
     conf = Confidence("low", [UNCHECKED])
