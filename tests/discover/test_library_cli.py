@@ -119,3 +119,24 @@ def test_the_search_on_the_observations_swaps_theta_for_sin_theta(seed):
     found = refine_on_observations(sel, problem, SearchOptions(ensemble=0, restarts=0))
     assert np.array_equal(found.fit.support, truth != 0), found.moves
     assert np.abs(found.fit.coefficients - truth).max() < 0.03 * np.abs(truth).max()
+
+
+@pytest.mark.slow  # 27-100 s each with OMP_NUM_THREADS=1 on the shared machine (docs/dynamics.md §3b items 12-13)
+@pytest.mark.parametrize("which", ["pendulum", "forced"])
+def test_default_pipeline_recovers_a_sin_term_and_an_input_end_to_end(which):
+    from odeflow.discover.options import DiscoverOptions
+    from odeflow.discover.pipeline import discover_equations
+
+    if which == "pendulum":
+        inst, t, x, _, _ = _pendulum(11, n=150)
+        opts = DiscoverOptions(library=parse_library(inst.library), ensemble=0)
+        res = discover_equations(t, x, list(inst.variables), opts)
+        want = inst.truth(res.equations.terms)
+    else:
+        t, x, _, u, _, truth = _forced(11, n=150)
+        res = discover_equations(t, x, ["x", "y"], DiscoverOptions(ensemble=0), inputs=u, input_names=("u",))
+        want = _matrix(truth, res.equations.terms)
+    got = res.equations.coefficients
+    assert np.array_equal(got != 0, want != 0), res.equations.lines()
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.02
+    assert res.confidence is not None and res.confidence.level == "high"
