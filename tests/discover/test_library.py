@@ -275,3 +275,26 @@ def test_a_fit_with_inputs_resamples_along_u_of_t():
     # and without u the field refuses to guess it
     with pytest.raises(ValueError, match="pass u"):
         fit.field(t[0], x[:3])
+
+
+def test_equally_sparse_models_within_tolerance_prefer_polynomial_terms():
+    # two 2-term models 3 BIC apart: by BIC alone the one with sin(y) wins; with the Fourier columns
+    # marked, the rule prefers the polynomial one (as the regression prefers a lower degree), and the
+    # confidence check does not call the choice's own support a competitor
+    from odeflow.discover.confidence import competing_supports
+    from odeflow.discover.model_search import _sparsest_within
+    from odeflow.discover.observation_fit import ObservationFit
+
+    lib = parse_library("poly:1+fourier:1").build(["x", "y"])
+
+    def fit(terms, bic):
+        sup = np.zeros((1, len(lib)), dtype=bool)
+        sup[0, [lib.terms.index(t) for t in terms]] = True
+        return ObservationFit(sup, sup * 1.0, np.zeros((5, 1)), bic, np.zeros(sup.shape), 1, torch.zeros(1, 1))
+
+    poly, wave, dense = fit(["x", "y"], -97.0), fit(["x", "sin(y)"], -100.0), fit(["1", "x", "y"], -101.0)
+    fits = [poly, wave, dense]
+    assert _sparsest_within(fits, 10.0) is wave
+    assert _sparsest_within(fits, 10.0, extra=lib.nonpolynomial()) is poly
+    assert _sparsest_within(fits, 2.0, extra=lib.nonpolynomial()) is wave  # outside tolerance: BIC decides
+    assert wave in competing_supports(fits, poly, 10.0, 2.0, lib.nonpolynomial())  # 3 BIC better: still named

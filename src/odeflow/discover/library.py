@@ -178,6 +178,11 @@ class Library:
         extra = len(self.waves) + len(self.custom)
         return np.array([sum(p) for p in self.powers] + [0] * extra, dtype=np.int64)
 
+    def nonpolynomial(self) -> np.ndarray:
+        """[m] True for Fourier and user columns: among equally sparse models within the BIC
+        tolerance, the one with fewer of these is preferred (as a lower degree is in the regression)."""
+        return np.arange(len(self.terms)) >= len(self.powers)
+
     def levels(self, degrees: Optional[Sequence[int]] = None) -> Dict[int, np.ndarray]:
         """degree -> mask of the columns in that degree's library (Fourier and user terms in all)."""
         deg = self.degree_of()

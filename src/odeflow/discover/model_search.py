@@ -31,7 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from .library import Library
+from .library import Library, as_library
 from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
 from .observation_fit import (
     ObservationFit,
@@ -40,6 +40,7 @@ from .observation_fit import (
     fit_on_observations,
     least_squares_start,
     predicted_bics,
+    rank_of,
 )
 from .options import DEFAULT_SEARCH, SearchOptions
 from .progress import duration, progress_bar
@@ -60,6 +61,7 @@ class Refinement:
     noise: Optional[VarianceModel] = None  # the observation-noise model the BIC used (None: constant, unfitted)
     noise_problems: List[str] = field(default_factory=list)  # where that model does not fit the chosen fit
     segments: Optional[Segments] = None  # the (weighted) segments the fits were scored on
+    extra: Optional[np.ndarray] = None  # [m] Fourier and user columns (the sparsest-within rule's tie-break)
 
 
 def variance_of(fit: ObservationFit, seg: Segments, kinds: Sequence[str] = KINDS) -> VarianceModel:
@@ -152,17 +154,19 @@ def refine_on_observations(
             search.moves.append(f"restart {r + 1} from the regression's next-best supports (BIC {start.bic:.1f})")
             at_limit = search.greedy(other, start) or at_limit
     fitted = lambda: list(search.fits.values())  # noqa: E731
+    extra = as_library(problem.library).nonpolynomial()
     chosen = _prune(
-        _sparsest_within(fitted(), o.tolerance),
+        _sparsest_within(fitted(), o.tolerance, extra=extra),
         search.fits,
         search.evaluate,
         o.tolerance,
         problem.library,
         search.seg,
         o.verify,
+        extra,
     )
     search.bar.close()
-    inclusion = _bagged_inclusion(fitted(), search.seg.block, o.ensemble, o.seed, chosen, o.tolerance)
+    inclusion = _bagged_inclusion(fitted(), search.seg.block, o.ensemble, o.seed, chosen, o.tolerance, extra)
     problems = noise_check(chosen, search.seg, variance, problem.variables) if variance is not None else []
     return Refinement(
         best.bic,
@@ -177,6 +181,7 @@ def refine_on_observations(
         noise=variance,
         noise_problems=problems,
         segments=search.seg,
+        extra=extra,
     )
 
 
@@ -316,7 +321,14 @@ def _moves_of(
 
 
 def _prune(
-    chosen: ObservationFit, fits: Dict[bytes, ObservationFit], evaluate, tolerance: float, powers, seg, verify: int
+    chosen: ObservationFit,
+    fits: Dict[bytes, ObservationFit],
+    evaluate,
+    tolerance: float,
+    powers,
+    seg,
+    verify: int,
+    extra: Optional[np.ndarray] = None,
 ) -> ObservationFit:
     """From the chosen fit, drop terms one at a time (the `verify` single drops with the lowest
     predicted BIC fully fitted, the best taken) while the result stays within `tolerance` of the
@@ -334,19 +346,31 @@ def _prune(
         if not nxt.bic <= low + tolerance:
             break
         chosen = nxt
-    return _sparsest_within(list(fits.values()), tolerance)
+    return _sparsest_within(list(fits.values()), tolerance, extra=extra)
 
 
-def _sparsest_within(fits: List[ObservationFit], tolerance: float, weights: Optional[np.ndarray] = None):
-    """The fit with the fewest terms whose BIC is within `tolerance` of the lowest (ties: lower BIC)."""
+def _sparsest_within(
+    fits: List[ObservationFit],
+    tolerance: float,
+    weights: Optional[np.ndarray] = None,
+    extra: Optional[np.ndarray] = None,
+):
+    """The fit with the fewest terms whose BIC is within `tolerance` of the lowest (ties: fewer
+    `extra` columns, i.e. Fourier and user terms, then lower BIC)."""
     scores = [f.bic if weights is None else bic_of(f.residuals, int(f.support.sum()), weights) for f in fits]
     low = min(scores)
     ok = [j for j, sc in enumerate(scores) if sc <= low + tolerance]
-    return fits[min(ok, key=lambda j: (int(fits[j].support.sum()), scores[j]))]
+    return fits[min(ok, key=lambda j: (*rank_of(fits[j].support, extra), scores[j]))]
 
 
 def _bagged_inclusion(
-    fits: List[ObservationFit], block: np.ndarray, ensemble: int, seed: int, chosen: ObservationFit, tolerance: float
+    fits: List[ObservationFit],
+    block: np.ndarray,
+    ensemble: int,
+    seed: int,
+    chosen: ObservationFit,
+    tolerance: float,
+    extra: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     if ensemble <= 0:
         return chosen.support.astype(float)
@@ -358,5 +382,5 @@ def _bagged_inclusion(
         w = np.zeros(len(block))
         for b in rng.choice(labels, size=len(labels), replace=True):
             w[where[b]] += 1.0
-        counts += _sparsest_within(fits, tolerance, w).support
+        counts += _sparsest_within(fits, tolerance, w, extra).support
     return counts / ensemble

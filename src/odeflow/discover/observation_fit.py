@@ -29,7 +29,7 @@ from torch import Tensor
 from .inputs import InputSignal
 from .library import Library, as_library, monomials
 
-__all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials"]
+__all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
 
 
 @dataclass
@@ -372,3 +372,8 @@ def predicted_bics(
         lin = (r0 + jac[:, cols] @ delta).reshape(n, -1)
         out.append(bic_of(lin, len(free)))
     return out
+
+
+def rank_of(support: np.ndarray, extra: Optional[np.ndarray] = None) -> Tuple[int, int]:
+    """(terms, non-polynomial terms) of a support [d, m]: the sparsest-within rule's order."""
+    return int(support.sum()), 0 if extra is None else int(support[:, extra].sum())

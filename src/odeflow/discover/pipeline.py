@@ -315,6 +315,7 @@ def refine_selection(
         found.tolerance,
         found.stopped_at_limit,
         noise_problems=found.noise_problems if found.noise is not None else None,
+        extra=found.extra,
     )
     return refined, found, conf
 
