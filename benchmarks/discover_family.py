@@ -55,6 +55,7 @@ import torch
 
 from odeflow.data.discovery_families import FAMILIES, random_instance
 from odeflow.discover import NeuralFitConfig, discover_equations
+from odeflow.discover.options import DiscoverOptions, SelectionOptions
 from odeflow.discover.selection import select_model, stlsq
 from odeflow.discover.weak_form import weak_system
 
@@ -114,13 +115,15 @@ def _fd_select(t: np.ndarray, x: np.ndarray, names):
     xdot = ps.SmoothedFiniteDifference()._differentiate(x, t)
     groups = np.minimum((5 * (t - t[0]) / (t[-1] - t[0])).astype(int), 4)
     keep = np.isfinite(xdot).all(axis=1)
-    sel = select_model(x[keep], xdot[keep], list(names), groups[keep], ensemble=0)
+    sel = select_model(x[keep], xdot[keep], list(names), groups[keep], options=SelectionOptions(ensemble=0))
     return sel.terms, sel.coefficients
 
 
 def _weak(t: np.ndarray, x: np.ndarray, names, select: bool):
     if select:  # odeflow discover --method weak
-        res = discover_equations(torch.as_tensor(t), torch.as_tensor(x), list(names), method="weak", ensemble=0)
+        res = discover_equations(
+            torch.as_tensor(t), torch.as_tensor(x), list(names), DiscoverOptions(method="weak", ensemble=0)
+        )
         return res.equations.terms, res.equations.coefficients
     g, b, terms, centres = weak_system(t, x, names, degree=3)
     # STLSQ with pysindy's default threshold 0.1 on raw coefficients
@@ -145,7 +148,7 @@ def run_one(system: str, i: int, noise: float, method: str, kind: str = "additiv
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if method == "neural":
-                res = discover_equations(t, x, names, NeuralFitConfig(), ensemble=0, refine=REFINE)
+                res = discover_equations(t, x, names, DiscoverOptions(ensemble=0, refine=REFINE), NeuralFitConfig())
                 terms, coef = res.equations.terms, res.equations.coefficients
                 cfg = NeuralFitConfig()
                 row.update(
@@ -220,7 +223,7 @@ def load_fit(path: Path):
 def rescore(rows, cache: Path):
     """Neural rows re-selected from their cached fits with the current selection code (the fit, its
     iterations and seconds are kept): a selection rule fixed on development seeds after the fits ran."""
-    from odeflow.discover.pipeline import select_from_fit
+    from odeflow.discover.pipeline import Observations, select_from_fit
 
     out = []
     for r in rows:
@@ -233,7 +236,7 @@ def rescore(rows, cache: Path):
         start = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = select_from_fit(load_fit(path), t, x, names, ensemble=0)
+            res = select_from_fit(load_fit(path), Observations(t, x, tuple(names)), DiscoverOptions(ensemble=0))
         selection_seconds = time.time() - start
         coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
         r = dict(

@@ -30,7 +30,9 @@ import torch
 from odeflow.data import irregular_series
 from odeflow.data.discovery_systems import true_coefficient_rows
 from odeflow.discover import NeuralFitConfig, discover_equations, fit_neural_ode, fit_sindy
-from odeflow.discover.pipeline import select_from_fit
+from odeflow.discover.library import LibrarySpec
+from odeflow.discover.options import DiscoverOptions
+from odeflow.discover.pipeline import Observations, select_from_fit
 from odeflow.discover.sindy import Equations, import_pysindy
 
 FIXED = [(2, 0.05), (3, 0.05), (3, 0.1)]
@@ -81,7 +83,7 @@ def main():
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = select_from_fit(fit, t, x, names, ensemble=0)
+            res = select_from_fit(fit, Observations(t, x, tuple(names)), DiscoverOptions(ensemble=0))
             rows.append(
                 dict(
                     base,
@@ -91,7 +93,7 @@ def main():
                     **score(res.equations, system),
                 )
             )
-            reg = select_from_fit(fit, t, x, names, ensemble=0, refine=False)
+            reg = select_from_fit(fit, Observations(t, x, tuple(names)), DiscoverOptions(ensemble=0, refine=False))
             rows.append(
                 dict(
                     base,
@@ -103,7 +105,11 @@ def main():
             for degree, threshold in FIXED:
                 if system == "cubic" and degree < 3:
                     continue
-                r = select_from_fit(fit, t, x, names, degree=degree, threshold=threshold, ensemble=0)
+                r = select_from_fit(
+                    fit,
+                    Observations(t, x, tuple(names)),
+                    DiscoverOptions(library=LibrarySpec(degree=degree), threshold=threshold, ensemble=0),
+                )
                 rows.append(
                     dict(
                         base,
@@ -111,7 +117,7 @@ def main():
                         **score(r.equations, system),
                     )
                 )
-            weak = discover_equations(t, x, names, method="weak", ensemble=0)
+            weak = discover_equations(t, x, names, DiscoverOptions(method="weak", ensemble=0))
             rows.append(dict(base, method="weak form + selection", **score(weak.equations, system)))
             rows.append(
                 dict(

@@ -134,12 +134,13 @@ def _discover(system, seed, kind):
 
     from odeflow.data.discovery_families import random_instance
     from odeflow.discover import NeuralFitConfig, discover_equations
+    from odeflow.discover.options import DiscoverOptions
 
     inst = random_instance(system, seed)
     t, x, _ = inst.observe(200, 0.01, seed, kind=kind)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = discover_equations(t, x, list(inst.variables), NeuralFitConfig(), ensemble=0)
+        res = discover_equations(t, x, list(inst.variables), DiscoverOptions(ensemble=0), NeuralFitConfig())
     coef = res.equations.coefficients
     exact = bool(np.array_equal(coef != 0, inst.truth(res.equations.terms) != 0))
     return exact, res.confidence

@@ -3,6 +3,7 @@ import pytest
 
 from odeflow.data.discovery_families import random_instance
 from odeflow.discover.invariants import find_affine_invariants, project
+from odeflow.discover.options import SelectionOptions
 from odeflow.discover.selection import polynomial_library, select_model
 from odeflow.discover.sindy import Equations
 
@@ -64,7 +65,14 @@ def test_sir_model_recovered_without_the_eliminated_variable(seed):
     # one gives the true sparse model with R unused
     inst, clean, _, xdot, groups = _orbit("sir", seed)
     laws = find_affine_invariants(clean, xdot)
-    sel = select_model(clean, xdot, inst.variables, groups, ensemble=0, exclude=[law.eliminated for law in laws])
+    sel = select_model(
+        clean,
+        xdot,
+        inst.variables,
+        groups,
+        options=SelectionOptions(ensemble=0),
+        exclude=[law.eliminated for law in laws],
+    )
     truth = inst.truth(sel.terms)
     assert np.array_equal(sel.coefficients != 0, truth != 0)
     assert np.abs(sel.coefficients - truth).max() < 1e-4 * np.abs(truth).max()
@@ -81,7 +89,7 @@ def test_full_library_is_singular_on_sir_data():
 def test_exclude_is_checked_and_notes_are_written(tmp_path):
     inst, clean, _, xdot, groups = _orbit("sir", 41)
     with pytest.raises(ValueError, match="exclude"):
-        select_model(clean, xdot, inst.variables, groups, ensemble=0, exclude=[0, 1, 2])
+        select_model(clean, xdot, inst.variables, groups, options=SelectionOptions(ensemble=0), exclude=[0, 1, 2])
     eq = Equations(["S", "I", "R"], ["1", "S"], np.zeros((3, 2)), notes=["conserved along the data: S + I + R = 1"])
     eq.write(tmp_path)
     assert (tmp_path / "equations.txt").read_text().splitlines()[-1] == "# conserved along the data: S + I + R = 1"

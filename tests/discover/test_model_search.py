@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from odeflow.data.discovery_families import random_instance
-from odeflow.discover.model_search import refine_on_observations
+from odeflow.discover.model_search import SearchProblem, refine_on_observations
 from odeflow.discover.observation_fit import segments_of
+from odeflow.discover.options import SearchOptions, SelectionOptions
 from odeflow.discover.selection import polynomial_library, polynomial_terms, select_model
 
 # restarts=0 throughout: these tests repair a given start with the greedy moves; the restarts (which
@@ -16,7 +17,7 @@ def _setup(system, seed, noise=0.01, n=150):
     t, x, clean = inst.observe(n, noise, seed)
     xdot = inst.field(None, clean).numpy()
     groups = np.minimum((5 * t.numpy() / t[-1].item()).astype(int), 4)
-    sel = select_model(clean.numpy(), xdot, inst.variables, groups, ensemble=0)
+    sel = select_model(clean.numpy(), xdot, inst.variables, groups, options=SelectionOptions(ensemble=0))
     theta, terms = polynomial_library(clean.numpy(), inst.variables, 3)
     seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
     return inst, sel, theta, xdot, terms, seg
@@ -38,7 +39,9 @@ def test_a_wrong_start_is_repaired_on_the_observations(system, seed):
     sel.coefficients = wrong
     keep = np.ones(len(terms), dtype=bool)
     found = refine_on_observations(
-        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=20, restarts=0
+        sel,
+        SearchProblem(theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables),
+        SearchOptions(ensemble=20, restarts=0),
     )
     got = found.fit.coefficients
     assert np.array_equal(got != 0, truth != 0), found.moves
@@ -54,7 +57,9 @@ def test_columns_left_out_are_never_added():
     keep = np.array([p[1] == 0 for p in polynomial_terms(inst.variables, 3)])  # no term with y
     sel.coefficients[:, ~keep] = 0.0
     found = refine_on_observations(
-        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0, restarts=0
+        sel,
+        SearchProblem(theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables),
+        SearchOptions(ensemble=0, restarts=0),
     )
     assert not found.fit.support[:, ~keep].any()
 
@@ -74,7 +79,9 @@ def test_a_diverging_start_and_a_blowing_up_least_squares_start_still_reach_the_
     wild[:, 1] = 50.0 * theta[:, terms.index("y^3")]  # least squares on these samples blows up as well
     keep = np.ones(len(terms), dtype=bool)
     found = refine_on_observations(
-        sel, theta, wild, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0, restarts=0
+        sel,
+        SearchProblem(theta, wild, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables),
+        SearchOptions(ensemble=0, restarts=0),
     )
     assert found.start_bic == float("inf")
     assert np.array_equal(found.fit.coefficients != 0, truth != 0), found.moves

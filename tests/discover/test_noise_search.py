@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from odeflow.data.discovery_families import random_instance
-from odeflow.discover.model_search import _moves_of, _restart_support, refine_on_observations
+from odeflow.discover.model_search import SearchProblem, _moves_of, _restart_support, refine_on_observations
 from odeflow.discover.observation_fit import segments_of
+from odeflow.discover.options import SearchOptions, SelectionOptions
 from odeflow.discover.selection import _gram_rss, polynomial_library, polynomial_terms, select_model
 
 
@@ -13,7 +14,7 @@ def _setup(system, seed, noise, kind, n=200):
     t, x, clean = inst.observe(n, noise, seed, kind=kind)
     xdot = inst.field(None, clean).numpy()
     groups = np.minimum((5 * t.numpy() / t[-1].item()).astype(int), 4)
-    sel = select_model(clean.numpy(), xdot, inst.variables, groups, ensemble=0)
+    sel = select_model(clean.numpy(), xdot, inst.variables, groups, options=SelectionOptions(ensemble=0))
     theta, terms = polynomial_library(clean.numpy(), inst.variables, 3)
     seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=4)
     return inst, sel, theta, xdot, terms, seg
@@ -57,7 +58,9 @@ def test_proportional_noise_does_not_buy_spurious_terms(seed):
     sel.coefficients = truth.copy()
     keep = np.ones(len(terms), dtype=bool)
     found = refine_on_observations(
-        sel, theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables, ensemble=0
+        sel,
+        SearchProblem(theta, xdot, polynomial_terms(inst.variables, 3), keep, seg, terms, inst.variables),
+        SearchOptions(ensemble=0),
     )
     assert found.noise is not None and all(k in ("proportional", "both") for k in found.noise.kinds)
     assert np.array_equal(found.fit.support, truth != 0), found.moves

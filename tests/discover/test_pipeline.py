@@ -8,6 +8,8 @@ from odeflow.cli.main import main
 from odeflow.data import irregular_series, write_series_csv
 from odeflow.data.discovery_systems import true_coefficient_rows
 from odeflow.discover import NeuralFitConfig, discover_equations, fit_neural_ode
+from odeflow.discover.library import LibrarySpec
+from odeflow.discover.options import DiscoverOptions
 
 pytest.importorskip("pysindy")
 
@@ -120,7 +122,13 @@ def test_discover_cli_missing_file(tmp_path, capsys):
 def test_lotka_volterra_recovered_within_5_percent_without_spurious_terms():
     # measured: 222 s on the shared, loaded 2-core machine; coefficients within 1% at 2% noise
     t, x, _ = irregular_series("lotka-volterra", n_obs=100, noise=0.02, seed=0)
-    result = discover_equations(t, x, ["x", "y"], NeuralFitConfig(iterations=600), degree=2, threshold=0.05)
+    result = discover_equations(
+        t,
+        x,
+        ["x", "y"],
+        DiscoverOptions(library=LibrarySpec(degree=2), threshold=0.05),
+        NeuralFitConfig(iterations=600),
+    )
     eq = result.equations
     truth = true_coefficient_rows("lotka-volterra", eq.terms).numpy()
     active = truth != 0
@@ -217,7 +225,7 @@ def test_random_lotka_volterra_instance_recovered_with_defaults(seed):
 
     inst = random_instance("lotka-volterra", seed)
     t, x, _ = inst.observe(150, 0.01, seed)
-    result = discover_equations(t, x, ["x", "y"], ensemble=10)
+    result = discover_equations(t, x, ["x", "y"], DiscoverOptions(ensemble=10))
     truth = inst.truth(result.equations.terms)
     assert np.array_equal(result.equations.coefficients != 0, truth != 0)
     assert np.linalg.norm(result.equations.coefficients - truth) / np.linalg.norm(truth) < 0.05

@@ -2,8 +2,9 @@ import numpy as np
 import torch
 
 from odeflow.data.discovery_families import random_instance
-from odeflow.discover.model_search import refine_on_observations
+from odeflow.discover.model_search import SearchProblem, refine_on_observations
 from odeflow.discover.observation_fit import segments_of
+from odeflow.discover.options import SearchOptions, SelectionOptions
 from odeflow.discover.progress import duration, progress_bar
 from odeflow.discover.selection import polynomial_library, polynomial_terms, select_model
 
@@ -13,21 +14,24 @@ def test_the_search_announces_its_time_and_counts_its_fits(capsys):
     t, x, clean = inst.observe(80, 0.01, 61)
     xdot = inst.field(None, clean).numpy()
     groups = np.minimum((5 * t.numpy() / t[-1].item()).astype(int), 4)
-    sel = select_model(clean.numpy(), xdot, inst.variables, groups, degrees=(1,), ensemble=0, progress=True)
+    sel = select_model(
+        clean.numpy(), xdot, inst.variables, groups, degrees=(1,), options=SelectionOptions(ensemble=0, progress=True)
+    )
     theta, terms = polynomial_library(clean.numpy(), inst.variables, 1)
     seg = segments_of(t, x, torch.zeros(len(t), dtype=torch.long), substeps=2)
     lines = []
     found = refine_on_observations(
         sel,
-        theta,
-        xdot,
-        polynomial_terms(inst.variables, 1),
-        np.ones(len(terms), dtype=bool),
-        seg,
-        terms,
-        inst.variables,
-        ensemble=0,
-        progress=True,
+        SearchProblem(
+            theta,
+            xdot,
+            polynomial_terms(inst.variables, 1),
+            np.ones(len(terms), dtype=bool),
+            seg,
+            terms,
+            inst.variables,
+        ),
+        SearchOptions(ensemble=0, progress=True),
         on_phase=lines.append,
     )
     assert len(lines) == 1 and "one model fit takes" in lines[0] and "at most ~" in lines[0]

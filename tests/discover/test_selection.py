@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from odeflow.data.discovery_families import random_instance
+from odeflow.discover.options import SelectionOptions
 from odeflow.discover.selection import (
     choose,
     polynomial_library,
@@ -39,7 +40,7 @@ def test_library_names_and_order_match_pysindy():
 def test_exact_derivatives_on_one_orbit_give_the_true_model(system, seed):
     # random family members; one trajectory each (near-collinear library), no threshold or degree given
     inst, _, clean, _, xdot, groups = _orbit(system, seed)
-    sel = select_model(clean, xdot, inst.variables, groups, ensemble=0)
+    sel = select_model(clean, xdot, inst.variables, groups, options=SelectionOptions(ensemble=0))
     truth = inst.truth(sel.terms)
     assert np.array_equal(sel.coefficients != 0, truth != 0)
     assert np.abs(sel.coefficients - truth).max() < 1e-5 * np.abs(truth).max()
@@ -51,7 +52,7 @@ def test_smooth_derivative_error_of_one_percent_keeps_the_support(seed):
     # library can partly fit; the tolerance keeps the sparse model
     inst, t, clean, _, xdot, groups = _orbit("lotka-volterra", seed)
     wobble = 1 + 0.01 * np.sin(2.3 * t + np.arange(2)[:, None]).T
-    sel = select_model(clean, xdot * wobble, inst.variables, groups, ensemble=0)
+    sel = select_model(clean, xdot * wobble, inst.variables, groups, options=SelectionOptions(ensemble=0))
     truth = inst.truth(sel.terms)
     assert np.array_equal(sel.coefficients != 0, truth != 0)
     assert np.abs(sel.coefficients - truth)[truth != 0].max() < 0.03 * np.abs(truth).max()
@@ -65,11 +66,7 @@ def test_fixed_threshold_override_uses_raw_coefficients():
         inst.variables,
         groups,
         degrees=(3,),
-        thresholds=[0.05],
-        relative=False,
-        greedy=False,
-        exhaustive=0,
-        ensemble=0,
+        options=SelectionOptions(thresholds=(0.05,), relative=False, greedy=False, exhaustive=0, ensemble=0),
     )
     assert sel.candidates == [1, 1] and sel.degree == [3, 3]
     theta, _ = polynomial_library(clean, inst.variables, 3)
@@ -88,7 +85,7 @@ def test_bootstrap_inclusion_and_intervals_written(tmp_path):
     inst, _, clean, _, xdot, groups = _orbit("lotka-volterra", 3)
     rng = np.random.default_rng(0)
     noisy = xdot + 0.01 * xdot.std(axis=0) * rng.normal(size=xdot.shape)
-    sel = select_model(clean, noisy, inst.variables, groups, ensemble=30)
+    sel = select_model(clean, noisy, inst.variables, groups, options=SelectionOptions(ensemble=30))
     truth = inst.truth(sel.terms)
     assert sel.inclusion.shape == truth.shape
     assert np.all(sel.inclusion[truth != 0] == 1.0) and np.all(sel.inclusion[truth == 0] <= 0.2)
@@ -164,7 +161,12 @@ def test_quiet_windows_do_not_dominate_the_score(seed):
     wobble = 1 + 0.01 * np.sin(1.7 * t + np.arange(3)[:, None]).T
     laws = find_affine_invariants(clean, xdot)
     sel = select_model(
-        clean, xdot * wobble, inst.variables, groups, ensemble=0, exclude=[law.eliminated for law in laws]
+        clean,
+        xdot * wobble,
+        inst.variables,
+        groups,
+        options=SelectionOptions(ensemble=0),
+        exclude=[law.eliminated for law in laws],
     )
     truth = inst.truth(sel.terms)
     assert np.array_equal(sel.coefficients != 0, truth != 0)

@@ -1,5 +1,5 @@
 """`odeflow discover --data series.csv --out RUN`: neural ODE on irregular noisy data -> samples
-where the data is -> SINDy with model selection, refined on the observations (seed 002, issue 22). Writes equations.txt (with
+where the data is -> SINDy with model selection, refined on the observations (seed 002). Writes equations.txt (with
 ± intervals), coefficients.csv (one row per equation, one column per library term named
 from the CSV's variable names), inclusion.csv (each term's bootstrap inclusion probability),
 fit.png and summary.json. A `trajectory` column makes the CSV long form: all trajectories fit one field."""
@@ -48,6 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spread", type=float, default=0.05, help="std of those perturbations, in data stds")
     p.add_argument("--degree", type=int, default=None, help="polynomial library degree (default: 1-3 compete)")
     p.add_argument(
+        "--library",
+        default="poly",
+        help="candidate terms: 'poly' (polynomials; --degree or degrees 1-3 compete), 'poly:D', 'fourier:n' "
+        "(sin(k v), cos(k v) for every variable v, k = 1..n), joined by '+', e.g. 'poly:2+fourier:1' "
+        "(default: poly)",
+    )
+    p.add_argument(
+        "--inputs",
+        default=None,
+        help="comma-separated CSV columns that are control inputs (SINDYc): in the library, not predicted, "
+        "linear in time between observations",
+    )
+    p.add_argument(
         "--threshold",
         type=float,
         default=None,
@@ -57,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-terms",
         type=int,
         default=1000,
-        help="refuse a polynomial library with more terms per equation (30 variables at degree 3: 5,456)",
+        help="refuse a library with more terms per equation (30 variables, polynomials of degree 3: 5,456)",
     )
     p.add_argument("--ensemble", type=int, default=50, help="bootstrap resamples for inclusion probabilities")
     p.add_argument(
@@ -115,6 +128,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--degree must be >= 1; got {args.degree}")
     if args.threshold is not None and not args.threshold >= 0:
         raise ValueError(f"--threshold must be >= 0; got {args.threshold}")
+    from ..discover.library import parse_library
+
+    parse_library(args.library, args.degree)
+    if args.inputs is not None and not all(c.strip() for c in args.inputs.split(",")):
+        raise ValueError(f"--inputs takes comma-separated column names such as 'u' or 'u1,u2'; got {args.inputs!r}")
     if args.raw:
         try:
             import pysindy  # noqa: F401
@@ -145,12 +163,12 @@ def confidence_summary(result) -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..discover import NeuralFitConfig, discover_from_csv, fit_sindy
-    from ..discover.figures import plot_fit
-    from ..training.run_folder import clear_run_folder
+def options_of(args: argparse.Namespace):
+    """(DiscoverOptions, NeuralFitConfig) from the command line."""
+    from ..discover import NeuralFitConfig
+    from ..discover.library import parse_library
+    from ..discover.options import DiscoverOptions
 
-    check_arguments(args)
     cfg = NeuralFitConfig(
         hidden=tuple(args.hidden),
         iterations=args.iterations,
@@ -161,15 +179,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    start = time.time()
-    result = discover_from_csv(
-        args.data,
-        time_column=args.time_column,
-        trajectory_column=args.trajectory_column,
-        config=cfg,
-        n_samples=args.samples,
-        degree=args.degree,
+    opts = DiscoverOptions(
+        library=parse_library(args.library, args.degree),
         threshold=args.threshold,
+        n_samples=args.samples,
         nearby=args.nearby,
         spread=args.spread,
         ensemble=args.ensemble,
@@ -177,21 +190,17 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         refine=not args.no_refine,
         max_terms=args.max_terms,
-        on_phase=None if args.quiet else _phase(start),
+        progress=not args.quiet,
     )
-    seconds = time.time() - start
-    out = args.out
-    if args.overwrite:
-        clear_run_folder(out)  # only now: a failed search leaves the earlier run in place
-    result.equations.write(out)
-    fit, sel = result.fit, result.selection
-    assert sel is not None  # discover always selects a model
+    return opts, cfg
+
+
+def summary_of(args: argparse.Namespace, result, seconds: float) -> dict:
+    """summary.json: the data, the fit, the selection, the search, the equations and the confidence."""
+    fit, sel, ref = result.fit, result.selection, result.refinement
+    fit_info = None
     if fit is not None:
-        plot_fit(result.t, result.x, fit, result.variables, out / "fit.png", result.trajectory)
-    fit_info = (
-        None
-        if fit is None
-        else dict(
+        fit_info = dict(
             train_loss=fit.final_loss,
             validation_loss=fit.best_val,
             best_iteration=fit.best_iteration,
@@ -199,10 +208,11 @@ def run(args: argparse.Namespace) -> int:
             converged=fit.stopped_early,
             substeps=fit.substeps,
         )
-    )
-    summary = dict(
+    return dict(
         data=str(args.data),
         variables=result.variables,
+        inputs=list(result.input_names),
+        library=result.equations.terms,
         observations=int(result.t.shape[0]),
         trajectories=len(result.labels or [None]),
         method=args.method,
@@ -216,13 +226,13 @@ def run(args: argparse.Namespace) -> int:
             candidates=sel.candidates,
         ),
         refinement=None
-        if result.refinement is None
+        if ref is None
         else dict(
-            bic_before=result.refinement.start_bic,
-            bic=result.refinement.bic,
-            moves=result.refinement.moves,
-            models_fitted=result.refinement.evaluated,
-            terms=int(result.refinement.fit.support.sum()),
+            bic_before=ref.start_bic,
+            bic=ref.bic,
+            moves=ref.moves,
+            models_fitted=ref.evaluated,
+            terms=int(ref.fit.support.sum()),
         ),
         seconds=round(seconds, 1),
         equations=result.equations.lines(),
@@ -239,18 +249,52 @@ def run(args: argparse.Namespace) -> int:
         ],
         config=dict(vars(args), data=str(args.data), out=str(args.out), run=None),
     )
+
+
+def raw_equations(args: argparse.Namespace, result) -> list:
+    """--raw: pysindy directly on one trajectory's raw data."""
+    from ..discover import fit_sindy
+
+    if result.labels is not None and len(result.labels) > 1:
+        raise ValueError("--raw runs SINDy on one trajectory's raw data; the CSV holds several")
+    if result.input_names:
+        raise ValueError("--raw runs pysindy without control inputs; drop --raw or --inputs")
+    threshold = 0.05 if args.threshold is None else args.threshold
+    raw = fit_sindy(result.t, result.x, result.variables, degree=args.degree or 3, threshold=threshold)
+    return raw.lines()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..discover import discover_from_csv
+    from ..discover.figures import plot_fit
+    from ..training.run_folder import clear_run_folder
+
+    check_arguments(args)
+    opts, cfg = options_of(args)
+    inputs = tuple(c.strip() for c in args.inputs.split(",")) if args.inputs else ()
+    start = time.time()
+    result = discover_from_csv(
+        args.data,
+        time_column=args.time_column,
+        trajectory_column=args.trajectory_column,
+        inputs=inputs,
+        options=opts,
+        config=cfg,
+        on_phase=None if args.quiet else _phase(start),
+    )
+    seconds = time.time() - start
+    out = args.out
+    if args.overwrite:
+        clear_run_folder(out)  # only now: a failed search leaves the earlier run in place
+    result.equations.write(out)
+    fit = result.fit
+    assert result.selection is not None  # discover always selects a model
+    if fit is not None:
+        plot_fit(result.t, result.x, fit, result.variables, out / "fit.png", result.trajectory)
+    summary = summary_of(args, result, seconds)
     if args.raw:
-        if result.labels is not None and len(result.labels) > 1:
-            raise ValueError("--raw runs SINDy on one trajectory's raw data; the CSV holds several")
-        raw = fit_sindy(
-            result.t,
-            result.x,
-            result.variables,
-            degree=args.degree or 3,
-            threshold=0.05 if args.threshold is None else args.threshold,
-        )
-        (out / "raw_equations.txt").write_text("\n".join(raw.lines()) + "\n")
-        summary["raw_equations"] = raw.lines()
+        summary["raw_equations"] = raw_equations(args, result)
+        (out / "raw_equations.txt").write_text("\n".join(summary["raw_equations"]) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(result.equations.lines() + [f"# {note}" for note in result.equations.notes]))
     files = "equations.txt, coefficients.csv, inclusion.csv" + (", fit.png" if fit is not None else "")

@@ -1,4 +1,4 @@
-"""Randomized families of known polynomial systems for testing equation discovery (issue 22).
+"""Randomized families of known systems for testing equation discovery.
 
 Each family draws its parameters and initial state from fixed ranges; an instance is observed at
 80–200 sorted uniform random times on [0, t_end] (t = 0 included) with Gaussian noise of std
@@ -20,6 +20,13 @@ Families outside the ones the selection was developed on:
     brusselator     x' = a − (b + 1) x + x² y,  y' = b x − x² y       a ∈ [0.8, 1.2], b ∈ [2.2, 3.2] (constant term)
     fitzhugh-nagumo v' = v − v³/3 − w + I,  w' = ε (v + a − b w)       I ∈ [0.3, 0.7], ε ∈ [0.08, 0.15],
                     a ∈ [0.6, 0.8], b ∈ [0.7, 0.9] (constant terms)
+
+A family that needs non-polynomial terms (`NONPOLYNOMIAL`, kept out of `FAMILIES` so that the
+polynomial benchmark's peers are not scored on terms they cannot build; `Instance.library` names the
+`--library` it needs):
+
+    pendulum        θ' = ω,  ω' = −a sin θ − b ω                      a ∈ [0.5, 2], b ∈ [0.05, 0.15],
+                    θ0 ∈ ±[1.2, 2.5] (large swings: sin θ is far from θ), library poly:1+fourier:1
 
 Noise (`Instance.observe(kind=...)`): "additive" adds noise × std(x_i) N(0, 1) per variable;
 "proportional" multiplies each value by 1 + noise N(0, 1) (the noise scales with the signal).
@@ -48,6 +55,7 @@ class Instance:
     t_end: float
     coefficients: Dict[str, Dict[str, float]]  # equation variable -> {library term: coefficient}
     field: Callable[[Tensor, Tensor], Tensor]
+    library: str = "poly"  # the `--library` whose terms hold the true model
 
     def truth(self, terms: List[str]) -> np.ndarray:
         """True coefficient matrix [d, len(terms)]."""
@@ -260,8 +268,29 @@ FAMILIES: Dict[str, Callable[[np.random.Generator], Instance]] = {
 }
 
 
+def _pendulum(rng) -> Instance:
+    a, b = _u(rng, 0.5, 2.0), _u(rng, 0.05, 0.15)
+    z0 = (_u(rng, 1.2, 2.5) * rng.choice([-1, 1]), _u(rng, -0.5, 0.5))
+    f = lambda t, z: torch.stack([z[..., 1], -a * torch.sin(z[..., 0]) - b * z[..., 1]], -1)  # noqa: E731
+    return Instance(
+        "pendulum",
+        ("theta", "omega"),
+        dict(a=a, b=b),
+        z0,
+        _u(rng, 10.0, 20.0),
+        {"theta": {"omega": 1.0}, "omega": {"sin(theta)": -a, "omega": -b}},
+        f,
+        library="poly:1+fourier:1",
+    )
+
+
+NONPOLYNOMIAL: Dict[str, Callable[[np.random.Generator], Instance]] = {"pendulum": _pendulum}
+
+
 def random_instance(system: str, seed: int) -> Instance:
     """Instance `seed` of a family (parameters and initial state drawn from the ranges above)."""
+    if system in NONPOLYNOMIAL:
+        return NONPOLYNOMIAL[system](np.random.default_rng([22, seed, 100 + list(NONPOLYNOMIAL).index(system)]))
     if system not in FAMILIES:
-        raise ValueError(f"unknown family {system!r}; valid: {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown family {system!r}; valid: {', '.join([*FAMILIES, *NONPOLYNOMIAL])}")
     return FAMILIES[system](np.random.default_rng([22, seed, list(FAMILIES).index(system)]))

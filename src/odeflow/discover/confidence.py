@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .observation_fit import ObservationFit, Segments
+from .observation_fit import ObservationFit, Segments, rank_of
 
 
 @dataclass
@@ -44,20 +44,24 @@ class Confidence:
         return f"confidence: {self.level}" + (" (" + "; ".join(self.reasons) + ")" if self.reasons else "")
 
 
-def _sparsest(fits: Sequence[ObservationFit], tolerance: float) -> ObservationFit:
+def _sparsest(fits: Sequence[ObservationFit], tolerance: float, extra: Optional[np.ndarray] = None) -> ObservationFit:
     low = min(f.bic for f in fits)
     ok = [f for f in fits if f.bic <= low + tolerance]
-    return min(ok, key=lambda f: (int(f.support.sum()), f.bic))
+    return min(ok, key=lambda f: (*rank_of(f.support, extra), f.bic))
 
 
 def competing_supports(
-    fits: Sequence[ObservationFit], chosen: ObservationFit, tolerance: float, margin: float
+    fits: Sequence[ObservationFit],
+    chosen: ObservationFit,
+    tolerance: float,
+    margin: float,
+    extra: Optional[np.ndarray] = None,
 ) -> List[ObservationFit]:
     """Fitted models that the rule would pick, or nearly tie with, under BIC changes of ±margin."""
     finite = [f for f in fits if np.isfinite(f.bic)]
     out = []
     for tol in (max(tolerance - margin, 0.0), tolerance + margin):
-        other = _sparsest(finite, tol)
+        other = _sparsest(finite, tol, extra)
         if not np.array_equal(other.support, chosen.support):
             out.append(other)
     size = int(chosen.support.sum())
@@ -160,6 +164,7 @@ def assess(
     predicted: Optional[np.ndarray] = None,
     top: int = 3,
     noise_problems: Optional[Sequence[str]] = None,
+    extra: Optional[np.ndarray] = None,
 ) -> Confidence:
     """The checks of the module docstring on the search's fitted models. theta [n, m]: the library
     on the fitted states; predicted [N, d]: the chosen model's scaled predictions at the observations
@@ -168,7 +173,7 @@ def assess(
     the two residual tests here."""
     reasons: List[str] = []
     d = chosen.support.shape[0]
-    rival = competing_supports(fits, chosen, tolerance, margin)
+    rival = competing_supports(fits, chosen, tolerance, margin, extra)
     if rival:
         names = [_support_text(f.support, terms, variables, chosen.support) for f in rival[:2]]
         reasons.append(f"{len(rival)} competing support(s) within {margin:g} BIC of the choice: " + "; ".join(names))

@@ -103,8 +103,3 @@ def project(delta_std: np.ndarray, std: np.ndarray, laws: Sequence[AffineInvaria
     std = np.asarray(std, dtype=np.float64)
     q, _ = np.linalg.qr(np.stack([law.coefficients * std for law in laws], axis=1))  # [d, r]
     return delta_std - (delta_std @ q) @ q.T
-
-
-def library_columns_without(powers: Sequence[Sequence[int]], eliminated: Sequence[int]) -> np.ndarray:
-    """Boolean mask over library terms (exponent tuples): terms that use none of the eliminated variables."""
-    return np.array([all(p[j] == 0 for j in eliminated) for p in powers], dtype=bool)

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .library import Library, as_library
 from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
 from .observation_fit import (
     ObservationFit,
@@ -39,7 +40,9 @@ from .observation_fit import (
     fit_on_observations,
     least_squares_start,
     predicted_bics,
+    rank_of,
 )
+from .options import DEFAULT_SEARCH, SearchOptions
 from .progress import duration, progress_bar
 from .selection import Selection, _gram_rss
 
@@ -58,6 +61,7 @@ class Refinement:
     noise: Optional[VarianceModel] = None  # the observation-noise model the BIC used (None: constant, unfitted)
     noise_problems: List[str] = field(default_factory=list)  # where that model does not fit the chosen fit
     segments: Optional[Segments] = None  # the (weighted) segments the fits were scored on
+    extra: Optional[np.ndarray] = None  # [m] Fourier and user columns (the sparsest-within rule's tie-break)
 
 
 def variance_of(fit: ObservationFit, seg: Segments, kinds: Sequence[str] = KINDS) -> VarianceModel:
@@ -89,30 +93,29 @@ def _key(support: np.ndarray) -> bytes:
     return np.asarray(support, dtype=bool).tobytes()
 
 
+@dataclass(frozen=True)
+class SearchProblem:
+    """What the search works on. theta_lib [n, m], xdot [n, d]: the samples' library and derivatives
+    (full library, m terms); library: the terms (odeflow.discover.library.Library, or exponent tuples
+    of a polynomial one); keep [m]: library columns allowed (False for variables left out by a
+    conservation law); seg: the observations cut into shooting segments."""
+
+    theta_lib: np.ndarray
+    xdot: np.ndarray
+    library: Union[Library, Sequence[Tuple[int, ...]]]
+    keep: np.ndarray
+    seg: Segments
+    terms: Sequence[str]
+    variables: Sequence[str]
+
+
 def refine_on_observations(
     sel: Selection,
-    theta_lib: np.ndarray,
-    xdot: np.ndarray,
-    powers: Sequence[Tuple[int, ...]],
-    keep: np.ndarray,
-    seg: Segments,
-    terms: Sequence[str],
-    variables: Sequence[str],
-    rounds: int = 20,
-    alternatives: Optional[int] = None,
-    pool: Optional[int] = None,
-    verify: int = 3,
-    tolerance: float = 10.0,
-    ensemble: int = 50,
-    seed: int = 0,
-    noise: Sequence[str] = KINDS,
-    pairs: int = 6,
-    restarts: int = 2,
-    progress: bool = False,
+    problem: SearchProblem,
+    options: SearchOptions = DEFAULT_SEARCH,
     on_phase: Optional[Callable[[str], None]] = None,
 ) -> Refinement:
-    """theta_lib [n, m], xdot [n, d]: the samples' library and derivatives (full library, m terms);
-    keep [m]: library columns allowed (False for variables left out by a conservation law).
+    """The search of the module docstring from `sel`'s support (odeflow.discover.options.SearchOptions).
     noise: the observation-noise kinds allowed (odeflow.discover.noise_model), chosen per variable on
     the starting fit's residuals and used as fixed weights for every fit; ("constant",): unweighted.
     pairs: moves of two terms in one equation (swap one term for another, add two) among the `pairs`
@@ -121,103 +124,135 @@ def refine_on_observations(
     supports), so that a better support separated from the first start by a worse one is reached.
     progress: a bar counting the models fitted; on_phase: told, after the first fit, its time and the
     most the search can take (rounds × (1 + restarts) greedy rounds of `verify` fits, then pruning)."""
-    d = sel.coefficients.shape[0]
-    fits: Dict[bytes, ObservationFit] = {}
-    rss_of = [_gram_rss(theta_lib[:, keep], xdot[:, i]) for i in range(d)]
-    kept = np.flatnonzero(keep)
-
-    def evaluate(support: np.ndarray, base: ObservationFit) -> ObservationFit:
-        key = _key(support)
-        if key not in fits:
-            start = base.coefficients.copy()
-            changed = (support != base.support).any(axis=1)
-            start[changed] = least_squares_start(theta_lib, xdot, support, changed)[changed]
-            start[~support] = 0.0
-            found = fit_on_observations(powers, support, start, seg, base.starts)
-            if not np.isfinite(found.bic) and np.isfinite(base.bic):
-                # the samples' least squares can blow up where the field is poor: continue from the
-                # current model instead (its coefficients, new terms at 0), which integrates
-                cont = np.where(support, base.coefficients, 0.0)
-                found = fit_on_observations(powers, support, cont, seg, base.starts)
-            fits[key] = found
-            bar.update(1)
-        return fits[key]
-
-    bar = progress_bar(progress, "search on the observations", None, "fit")
+    o = options
+    search = _Search(sel, problem, o)
     current = sel.coefficients != 0
     clock = time.perf_counter()
-    best = fit_on_observations(powers, current, sel.coefficients, seg)
+    best = fit_on_observations(problem.library, current, sel.coefficients, search.seg)
     if on_phase is not None:
         each = time.perf_counter() - clock
-        steps = rounds * (1 + restarts)  # greedy rounds, each fitting `verify` moves and adding <= 2 terms
-        most = steps * verify + restarts + 2 + (int(current.sum()) + 2 * steps) * verify  # + the pruning
+        steps = o.rounds * (1 + o.restarts)  # greedy rounds, each fitting `verify` moves and adding <= 2 terms
+        most = steps * o.verify + o.restarts + 2 + (int(current.sum()) + 2 * steps) * o.verify  # + the pruning
         on_phase(
             f"search on the observations: one model fit takes {each:.1f} s; at most ~{most} fits "
             f"(~{duration(most * each)}), usually far fewer"
         )
     variance = None
-    if tuple(noise) != ("constant",) and np.isfinite(best.bic):
-        variance = variance_of(best, seg, noise)
-        _, level = best.raw_residuals(seg)
-        seg = seg.with_weights(variance.weights(level))  # `evaluate` scores every later fit on these
-        best = fit_on_observations(powers, current, best.coefficients, seg, best.starts)
-    fits[_key(current)] = best
-    start_bic = best.bic
-    moves: List[str] = []
-
-    def greedy(current: np.ndarray, best: ObservationFit) -> bool:
-        """Take the best verified move while it lowers BIC; True when still improving after `rounds`."""
-        for _ in range(rounds):
-            options: List[Tuple[str, np.ndarray]] = []
-            for i in range(d):
-                for name, s in _moves_of(
-                    i, current[i], sel, rss_of[i], kept, terms, variables, pool, alternatives, pairs
-                ):
-                    full = current.copy()
-                    full[i] = s
-                    if _key(full) not in fits:
-                        options.append((name, full))
-            if not options:
-                return False
-            guess = predicted_bics(powers, best, [full for _, full in options], seg)
-            if not np.isfinite(guess).any():  # the current model diverges: try the sparsest options
-                guess = [float(full.sum()) for _, full in options]
-            order = np.argsort(guess)[:verify]
-            tried = [(evaluate(options[j][1], best).bic, options[j][0], options[j][1]) for j in order]
-            bic, name, full = min(tried, key=lambda tr: tr[0])
-            if not bic < best.bic:
-                return False
-            current, best = full, fits[_key(full)]
-            moves.append(f"{name} (BIC {bic:.1f})")
-        return True
-
-    at_limit = greedy(current, best)
-    for r in range(restarts):
-        other = _restart_support(sel, current, r + 1, kept)
-        if other is None or _key(other) in fits:
+    if tuple(o.noise) != ("constant",) and np.isfinite(best.bic):
+        variance = variance_of(best, search.seg, o.noise)
+        _, level = best.raw_residuals(search.seg)
+        search.seg = search.seg.with_weights(variance.weights(level))  # every later fit is scored on these
+        best = fit_on_observations(problem.library, current, best.coefficients, search.seg, best.starts)
+    search.fits[_key(current)] = best
+    at_limit = search.greedy(current, best)
+    for r in range(o.restarts):
+        other = _restart_support(sel, current, r + 1, search.kept)
+        if other is None or _key(other) in search.fits:
             continue
-        start = evaluate(other, best)
+        start = search.evaluate(other, best)
         if np.isfinite(start.bic):
-            moves.append(f"restart {r + 1} from the regression's next-best supports (BIC {start.bic:.1f})")
-            at_limit = greedy(other, start) or at_limit
-    chosen = _prune(_sparsest_within(list(fits.values()), tolerance), fits, evaluate, tolerance, powers, seg, verify)
-    bar.close()
-    inclusion = _bagged_inclusion(list(fits.values()), seg.block, ensemble, seed, chosen, tolerance)
-    problems = noise_check(chosen, seg, variance, variables) if variance is not None else []
+            search.moves.append(f"restart {r + 1} from the regression's next-best supports (BIC {start.bic:.1f})")
+            at_limit = search.greedy(other, start) or at_limit
+    fitted = lambda: list(search.fits.values())  # noqa: E731
+    extra = as_library(problem.library).nonpolynomial()
+    chosen = _prune(
+        _sparsest_within(fitted(), o.tolerance, extra=extra),
+        search.fits,
+        search.evaluate,
+        o.tolerance,
+        problem.library,
+        search.seg,
+        o.verify,
+        extra,
+    )
+    search.bar.close()
+    inclusion = _bagged_inclusion(fitted(), search.seg.block, o.ensemble, o.seed, chosen, o.tolerance, extra)
+    problems = noise_check(chosen, search.seg, variance, problem.variables) if variance is not None else []
     return Refinement(
-        start_bic,
+        best.bic,
         chosen.bic,
         chosen,
-        moves,
-        len(fits),
+        search.moves,
+        len(search.fits),
         inclusion,
-        list(fits.values()),
-        tolerance,
+        fitted(),
+        o.tolerance,
         at_limit,
         noise=variance,
         noise_problems=problems,
-        segments=seg,
+        segments=search.seg,
+        extra=extra,
     )
+
+
+class _Search:
+    """The search's state: every model fitted so far (by support), the segments they are scored
+    on, and the moves taken."""
+
+    def __init__(self, sel: Selection, problem: SearchProblem, options: SearchOptions) -> None:
+        self.sel, self.problem, self.o = sel, problem, options
+        self.seg = problem.seg
+        self.fits: Dict[bytes, ObservationFit] = {}
+        self.moves: List[str] = []
+        d = sel.coefficients.shape[0]
+        self.rss_of = [_gram_rss(problem.theta_lib[:, problem.keep], problem.xdot[:, i]) for i in range(d)]
+        self.kept = np.flatnonzero(problem.keep)
+        self.bar = progress_bar(options.progress, "search on the observations", None, "fit")
+
+    def evaluate(self, support: np.ndarray, base: ObservationFit) -> ObservationFit:
+        """The fit of `support`, started from `base` (changed equations from the samples' least squares)."""
+        key = _key(support)
+        if key not in self.fits:
+            pb = self.problem
+            start = base.coefficients.copy()
+            changed = (support != base.support).any(axis=1)
+            start[changed] = least_squares_start(pb.theta_lib, pb.xdot, support, changed)[changed]
+            start[~support] = 0.0
+            found = fit_on_observations(pb.library, support, start, self.seg, base.starts)
+            if not np.isfinite(found.bic) and np.isfinite(base.bic):
+                # the samples' least squares can blow up where the field is poor: continue from the
+                # current model instead (its coefficients, new terms at 0), which integrates
+                cont = np.where(support, base.coefficients, 0.0)
+                found = fit_on_observations(pb.library, support, cont, self.seg, base.starts)
+            self.fits[key] = found
+            self.bar.update(1)
+        return self.fits[key]
+
+    def greedy(self, current: np.ndarray, best: ObservationFit) -> bool:
+        """Take the best verified move while it lowers BIC; True when still improving after `rounds`."""
+        o, pb = self.o, self.problem
+        for _ in range(o.rounds):
+            options: List[Tuple[str, np.ndarray]] = []
+            for i in range(current.shape[0]):
+                for name, s in _moves_of(
+                    i,
+                    current[i],
+                    self.sel,
+                    self.rss_of[i],
+                    self.kept,
+                    pb.terms,
+                    pb.variables,
+                    o.pool,
+                    o.alternatives,
+                    o.pairs,
+                ):
+                    full = current.copy()
+                    full[i] = s
+                    if _key(full) not in self.fits:
+                        options.append((name, full))
+            if not options:
+                return False
+            guess = predicted_bics(pb.library, best, [full for _, full in options], self.seg)
+            if not np.isfinite(guess).any():  # the current model diverges: try the sparsest options
+                guess = [float(full.sum()) for _, full in options]
+            order = np.argsort(guess)[: o.verify]
+            tried = [(self.evaluate(options[j][1], best).bic, options[j][0], options[j][1]) for j in order]
+            bic, name, full = min(tried, key=lambda tr: tr[0])
+            if not bic < best.bic:
+                return False
+            current, best = full, self.fits[_key(full)]
+            self.moves.append(f"{name} (BIC {bic:.1f})")
+        return True
 
 
 def _restart_support(sel: Selection, current: np.ndarray, rank: int, kept: np.ndarray) -> Optional[np.ndarray]:
@@ -286,7 +321,14 @@ def _moves_of(
 
 
 def _prune(
-    chosen: ObservationFit, fits: Dict[bytes, ObservationFit], evaluate, tolerance: float, powers, seg, verify: int
+    chosen: ObservationFit,
+    fits: Dict[bytes, ObservationFit],
+    evaluate,
+    tolerance: float,
+    powers,
+    seg,
+    verify: int,
+    extra: Optional[np.ndarray] = None,
 ) -> ObservationFit:
     """From the chosen fit, drop terms one at a time (the `verify` single drops with the lowest
     predicted BIC fully fitted, the best taken) while the result stays within `tolerance` of the
@@ -304,19 +346,31 @@ def _prune(
         if not nxt.bic <= low + tolerance:
             break
         chosen = nxt
-    return _sparsest_within(list(fits.values()), tolerance)
+    return _sparsest_within(list(fits.values()), tolerance, extra=extra)
 
 
-def _sparsest_within(fits: List[ObservationFit], tolerance: float, weights: Optional[np.ndarray] = None):
-    """The fit with the fewest terms whose BIC is within `tolerance` of the lowest (ties: lower BIC)."""
+def _sparsest_within(
+    fits: List[ObservationFit],
+    tolerance: float,
+    weights: Optional[np.ndarray] = None,
+    extra: Optional[np.ndarray] = None,
+):
+    """The fit with the fewest terms whose BIC is within `tolerance` of the lowest (ties: fewer
+    `extra` columns, i.e. Fourier and user terms, then lower BIC)."""
     scores = [f.bic if weights is None else bic_of(f.residuals, int(f.support.sum()), weights) for f in fits]
     low = min(scores)
     ok = [j for j, sc in enumerate(scores) if sc <= low + tolerance]
-    return fits[min(ok, key=lambda j: (int(fits[j].support.sum()), scores[j]))]
+    return fits[min(ok, key=lambda j: (*rank_of(fits[j].support, extra), scores[j]))]
 
 
 def _bagged_inclusion(
-    fits: List[ObservationFit], block: np.ndarray, ensemble: int, seed: int, chosen: ObservationFit, tolerance: float
+    fits: List[ObservationFit],
+    block: np.ndarray,
+    ensemble: int,
+    seed: int,
+    chosen: ObservationFit,
+    tolerance: float,
+    extra: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     if ensemble <= 0:
         return chosen.support.astype(float)
@@ -328,5 +382,5 @@ def _bagged_inclusion(
         w = np.zeros(len(block))
         for b in rng.choice(labels, size=len(labels), replace=True):
             w[where[b]] += 1.0
-        counts += _sparsest_within(fits, tolerance, w).support
+        counts += _sparsest_within(fits, tolerance, w, extra).support
     return counts / ensemble

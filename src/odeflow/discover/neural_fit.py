@@ -39,6 +39,8 @@ from torch import Tensor, nn
 from ..models.timeseries import VectorFieldMLP
 from ..solve import solve
 from ..solvers.stepping import Adaptive
+from .inputs import InputSignal, stages_or_none
+from .progress import progress_bar
 
 
 @dataclass
@@ -57,7 +59,7 @@ class NeuralFitConfig:
     val_horizon: int = 8  # held-out points are predicted from the learned state this many observations back
     progress: bool = False  # tqdm bar on stderr
     seed: int = 0
-    rate_scale: bool = True  # r above; False: r = 1 (the field before issue 22's convergence fix)
+    rate_scale: bool = True  # r above; False: r = 1 (no rate scaling: slow to converge on fast systems such as Lorenz)
     standardized_states: bool = False  # learn ŝ_j as m + s ⊙ u_j (Adam's steps then scale with each variable's std)
 
     def validate(self) -> None:
@@ -75,23 +77,45 @@ class NeuralFitConfig:
 
 
 class StandardizedField(nn.Module):
+    """dx/dt = s ⊙ r ⊙ g((x − m)/s) with g an MLP; m, s, r fixed buffers (r: ones when not given).
+    With control inputs (input_mean, input_std [p] given): dx/dt = s ⊙ r ⊙ g((x − m)/s, (u − m_u)/s_u),
+    g's first d outputs (an MLP of width d + p)."""
+
     mean: Tensor  # buffers (set in __init__)
     std: Tensor
     rate: Tensor
-
-    """dx/dt = s ⊙ r ⊙ g((x − m)/s) with g an MLP; m, s, r fixed buffers (r: ones when not given)."""
+    input_mean: Tensor  # with control inputs only
+    input_std: Tensor
 
     def __init__(
-        self, mean: Tensor, std: Tensor, hidden: Sequence[int], activation: str, rate: Optional[Tensor] = None
+        self,
+        mean: Tensor,
+        std: Tensor,
+        hidden: Sequence[int],
+        activation: str,
+        rate: Optional[Tensor] = None,
+        input_mean: Optional[Tensor] = None,
+        input_std: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         self.register_buffer("rate", torch.ones_like(std) if rate is None else rate)
-        self.net = VectorFieldMLP(mean.shape[-1], hidden, activation, transform="identity", dtype=mean.dtype)
+        self.n_inputs = 0 if input_mean is None else int(input_mean.shape[-1])
+        if input_mean is not None and input_std is not None:
+            self.register_buffer("input_mean", input_mean)
+            self.register_buffer("input_std", input_std)
+        width = mean.shape[-1] + self.n_inputs
+        self.net = VectorFieldMLP(width, hidden, activation, transform="identity", dtype=mean.dtype)
 
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        return (self.std * self.rate) * self.net(t, (x - self.mean) / self.std)
+    def forward(self, t: Tensor, x: Tensor, u: Optional[Tensor] = None) -> Tensor:
+        z = (x - self.mean) / self.std
+        if self.n_inputs:
+            if u is None:
+                raise ValueError("this field was fitted with control inputs; pass u")
+            z = torch.cat([z, (u - self.input_mean) / self.input_std], dim=-1)
+            return (self.std * self.rate) * self.net(t, z)[..., : self.mean.shape[-1]]
+        return (self.std * self.rate) * self.net(t, z)
 
 
 def typical_rates(t: Tensor, x: Tensor, traj: Tensor, std: Tensor, span: int = 4) -> Tensor:
@@ -111,19 +135,24 @@ def typical_rates(t: Tensor, x: Tensor, traj: Tensor, std: Tensor, span: int = 4
     return (dx.pow(2).sum(dim=0) / dt.pow(2).sum()).sqrt().clamp_min(1e-8)
 
 
-def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = False):
+def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = False, inputs: Optional[Tensor] = None):
     """z(Δt) of dz/dt = f(z) from z [m, d] with per-row Δt [m, 1], `steps` classic rk4 steps.
-    record=True also returns the states before each step, [steps, m, d]."""
+    record=True also returns the states before each step, [steps, m, d]. inputs [steps, 3, m, p]:
+    control inputs at each step's start, middle and end (odeflow.discover.inputs), passed as f(t, z, u)."""
     h = dt / steps
     t0 = z.new_zeros(())
     seen = []
-    for _ in range(steps):
+
+    def g(z_: Tensor, s: int, c: int) -> Tensor:
+        return f(t0, z_) if inputs is None else f(t0, z_, inputs[s, c])
+
+    for s in range(steps):
         if record:
             seen.append(z)
-        k1 = f(t0, z)
-        k2 = f(t0, z + 0.5 * h * k1)
-        k3 = f(t0, z + 0.5 * h * k2)
-        k4 = f(t0, z + h * k3)
+        k1 = g(z, s, 0)
+        k2 = g(z + 0.5 * h * k1, s, 1)
+        k3 = g(z + 0.5 * h * k2, s, 1)
+        k4 = g(z + h * k3, s, 2)
         z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
     return (z, torch.stack(seen)) if record else z
 
@@ -184,17 +213,31 @@ class NeuralFit:
     iterations: int = 0
     stopped_early: bool = False
     substeps: int = 2
+    inputs: Optional[InputSignal] = None  # control inputs u(t) (odeflow.discover.inputs), when the data has some
 
     @property
     def final_loss(self) -> float:
         return self.losses[self.best_iteration] if self.losses else float("nan")
 
     def trajectory(self, t: Tensor) -> Tensor:
-        """The fitted ODE's solution from the learned x(t_0) at times t (dopri5, rtol 1e-9)."""
+        """The fitted ODE's solution from the learned x(t_0) at times t (dopri5, rtol 1e-9); with
+        inputs, u(t) of the first trajectory."""
+        fld: Any = self.field
+        if self.inputs is not None:
+            signal, first = self.inputs, self.trajectory_train[:1] if self.trajectory_train is not None else None
+            assert first is not None
+
+            def fld(t_: Tensor, y: Tensor) -> Tensor:
+                return self.field(t_, y, signal.at(t_.reshape(1), first)[0])
+
         with torch.no_grad():
-            return solve(
-                self.field, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)
-            ).ys
+            return solve(fld, self.x0, t.to(self.x0.dtype), method="dopri5", step=Adaptive(rtol=1e-9, atol=1e-11)).ys
+
+    def field_at(self, t: Tensor, x: Tensor, trajectory: Tensor) -> Tensor:
+        """f_θ at states x [m, d] observed at times t [m] of trajectories [m] (the inputs there, if any)."""
+        if self.inputs is None:
+            return self.field(t[0], x)
+        return self.field(t[0], x, self.inputs.at(t, trajectory))
 
     def resample(self, n: int = 1000) -> Tuple[Tensor, Tensor, Tensor]:
         """(t [n] regular on the first trajectory's span, x [n, d] from the fitted ODE, dx/dt = f_θ(x))."""
@@ -203,7 +246,10 @@ class NeuralFit:
         t = torch.linspace(self.t0, self.t_end, n, dtype=self.x0.dtype)
         x = self.trajectory(t)
         with torch.no_grad():
-            return t, x, self.field(t[0], x)
+            return t, x, self.field_at(t, x, torch.zeros_like(t, dtype=torch.long) + self._first_trajectory())
+
+    def _first_trajectory(self) -> int:
+        return int(self.trajectory_train[0]) if self.trajectory_train is not None else 0
 
     def samples(
         self, n: int = 1000, nearby: int = 0, spread: float = 0.05, folds: int = 5, seed: int = 0, laws: Sequence = ()
@@ -233,18 +279,18 @@ class NeuralFit:
 
                 delta = torch.as_tensor(project(delta.numpy(), self.field.std.numpy(), laws), dtype=z0.dtype)
             copies.append(z0 + spread * self.field.std * delta)
-        xs, ts = [], []
+        xs: List[Tensor] = []
         frac = torch.arange(q, dtype=z0.dtype).view(q, 1) / q
         t_rows = tt[starts].unsqueeze(0) + frac * dt.view(1, -1)  # [q, m]
+        traj = tr[starts].repeat(q * len(copies))
+        t_all = t_rows.reshape(-1).repeat(len(copies))
+        stages = stages_or_none(self.inputs, tt[starts], dt, q * self.substeps, tr[starts])
         with torch.no_grad():
             for z in copies:
-                _, seen = rk4_flow(self.field, z, dt, q * self.substeps, record=True)
+                _, seen = rk4_flow(self.field, z, dt, q * self.substeps, record=True, inputs=stages)
                 xs.append(seen[:: self.substeps].reshape(-1, z.shape[-1]))
-                ts.append(t_rows.reshape(-1))
             x = torch.cat(xs)
-            xdot = self.field(tt[0], x)
-        t_all = torch.cat(ts)
-        traj = tr[starts].repeat(q * len(copies))
+            xdot = self.field_at(t_all, x, traj)
         group = torch.zeros_like(traj)
         for k in torch.unique(tr).tolist():
             on = tr == k
@@ -280,14 +326,23 @@ def _windows(t: Tensor, traj: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
 
 
 def shooting_loss(
-    fld: nn.Module, states: Tensor, x: Tensor, std: Tensor, starts: Tensor, dts: Tensor, valid: Tensor, substeps: int
+    fld: nn.Module,
+    states: Tensor,
+    x: Tensor,
+    std: Tensor,
+    starts: Tensor,
+    dts: Tensor,
+    valid: Tensor,
+    substeps: int,
+    inputs: Optional[List[Tensor]] = None,
 ) -> Tensor:
-    """The multiple-shooting objective above (windows from `_windows`)."""
+    """The multiple-shooting objective above (windows from `_windows`; inputs: per window interval
+    the control inputs of its rk4 stages, [substeps, 3, m, p])."""
     err = ((states - x) / std).pow(2).mean()
     z = states[starts]
     total, count = x.new_zeros(()), valid.sum().clamp(min=1)
     for i in range(dts.shape[0]):
-        z = rk4_flow(fld, z, dts[i], substeps)
+        z = rk4_flow(fld, z, dts[i], substeps, inputs=None if inputs is None else inputs[i])
         tgt = (starts + i + 1).clamp(max=x.shape[0] - 1)
         sq = ((z - x[tgt]) / std).pow(2).mean(dim=-1)
         total = total + (sq * valid[i]).sum()
@@ -310,107 +365,158 @@ def _split(t: Tensor, traj: Tensor, fraction: float, gen: torch.Generator) -> Te
     return held
 
 
-def fit_neural_ode(
-    t: Tensor, x: Tensor, config: Optional[NeuralFitConfig] = None, trajectory: Optional[Tensor] = None
-) -> NeuralFit:
-    """Fit one field dx/dt = f_θ(x) to observations x [n, d] at times t [n] (float64 inside).
-    trajectory [n]: trajectory id per row (rows of a trajectory contiguous, times increasing)."""
-    cfg = config or NeuralFitConfig()
-    cfg.validate()
-    traj = check_observations(t, x, trajectory, min_points=4)
-    t, x = t.to(torch.float64), x.to(torch.float64)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    held = _split(t, traj, cfg.validation, gen)
+@dataclass
+class _Problem:
+    """Everything the training loop needs, fixed before it starts."""
+
+    x: Tensor  # [n, d] all observations
+    tr_t: Tensor  # training rows
+    tr_x: Tensor
+    tr_id: Tensor
+    std: Tensor
+    substeps: int
+    starts: Tensor  # shooting windows (`_windows`)
+    dts: Tensor
+    valid: Tensor
+    window_inputs: Optional[List[Tensor]]  # per window interval: [substeps, 3, m, p]
+    v_idx: Tensor  # held-out rows, each predicted from training row v_from over v_dt in v_steps rk4 steps
+    v_from: Tensor
+    v_dt: Tensor
+    v_steps: int
+    v_inputs: Optional[Tensor]
+
+
+def _problem(t: Tensor, x: Tensor, traj: Tensor, cfg: NeuralFitConfig, signal: Optional[InputSignal]) -> _Problem:
+    """Training / held-out split, shooting windows, and the validation rollouts: each held-out x_v is
+    rolled from the training state `val_horizon` observations before it."""
+    held = _split(t, traj, cfg.validation, torch.Generator().manual_seed(cfg.seed))
     tr_t, tr_x, tr_id = t[~held], x[~held], traj[~held]
     std = x.std(dim=0).clamp_min(1e-8)
     substeps = cfg.substeps or auto_substeps(tr_t, tr_x, tr_id, std)
-    rate = typical_rates(tr_t, tr_x, tr_id, std) if cfg.rate_scale else None
-    fld = StandardizedField(x.mean(dim=0), std, cfg.hidden, cfg.activation, rate)
-    centre = x.mean(dim=0) if cfg.standardized_states else torch.zeros_like(std)
-    scale = std if cfg.standardized_states else torch.ones_like(std)
-    u = nn.Parameter((tr_x - centre) / scale)
     starts, dts, valid = _windows(tr_t, tr_id, min(cfg.window, tr_t.shape[0] - 1))
-    # validation: roll from the training state `back` observations before each held-out point
+    window_inputs = None
+    if signal is not None:
+        n = tr_t.shape[0]
+        window_inputs = [
+            signal.stages(tr_t[(starts + i).clamp(max=n - 1)], dts[i], substeps, tr_id[starts])
+            for i in range(dts.shape[0])
+        ]
     v_idx = held.nonzero().flatten()
     back = max(1, cfg.val_horizon)
-    v_from, v_dt = [], []
     pos = torch.cumsum((~held).long(), 0) - 1  # index into the training arrays of the last training row <= i
+    v_from: List[int] = []
     for v in v_idx.tolist():
-        p = int(pos[v])
         first = int((tr_id == traj[v]).nonzero()[0])
-        p0 = max(first, p - back + 1)
-        v_from.append(p0)
-        v_dt.append(float(t[v] - tr_t[p0]))
+        v_from.append(max(first, int(pos[v]) - back + 1))
     v_from_t = torch.tensor(v_from, dtype=torch.long)
-    v_dt_t = torch.tensor(v_dt, dtype=torch.float64).unsqueeze(-1)
+    v_dt = (t[v_idx] - tr_t[v_from_t]).unsqueeze(-1)
     v_steps = substeps * (back + 1)
-    opt = torch.optim.Adam([*fld.parameters(), u], lr=cfg.lr)
-    losses: List[float] = []
-    val_losses: List[float] = []
-    best: Tuple[float, int, Optional[Dict[str, Any]], Optional[Tensor]] = (float("inf"), 0, None, None)
-    bad, lr, stopped = 0, cfg.lr, False
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
+    v_inputs = stages_or_none(signal, tr_t[v_from_t], v_dt, v_steps, traj[v_idx]) if len(v_idx) else None
+    return _Problem(
+        x, tr_t, tr_x, tr_id, std, substeps, starts, dts, valid, window_inputs, v_idx, v_from_t, v_dt, v_steps, v_inputs
+    )
 
-        bar = tqdm(total=cfg.iterations, desc="neural ODE fit", unit="it", leave=False)
+
+@dataclass
+class _Training:
+    losses: List[float] = field(default_factory=list)
+    val_losses: List[float] = field(default_factory=list)
+    best: Tuple[float, int, Optional[Dict[str, Any]], Optional[Tensor]] = (float("inf"), 0, None, None)
+    stopped: bool = False
+
+
+def _train(fld: StandardizedField, u: nn.Parameter, centre: Tensor, scale: Tensor, pb: _Problem, cfg: NeuralFitConfig):
+    """Adam on the shooting loss; every `check_every` iterations the held-out error, the best
+    checkpoint kept, the rate cut (×0.3) after `patience` checks without improvement."""
+    opt = torch.optim.Adam([*fld.parameters(), u], lr=cfg.lr)
+    run = _Training()
+    bad, lr = 0, cfg.lr
+    bar = progress_bar(cfg.progress, "neural ODE fit", cfg.iterations, "it")
     try:
         for it in range(cfg.iterations):
-            states = centre + scale * u
-            loss = shooting_loss(fld, states, tr_x, std, starts, dts, valid, substeps)
+            loss = shooting_loss(
+                fld, centre + scale * u, pb.tr_x, pb.std, pb.starts, pb.dts, pb.valid, pb.substeps, pb.window_inputs
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1)
+            run.losses.append(float(loss.detach()))
+            bar.update(1)
             if (it + 1) % cfg.check_every and it + 1 != cfg.iterations:
                 continue
             with torch.no_grad():
                 states = centre + scale * u
-                if len(v_idx):
-                    pred = rk4_flow(fld, states[v_from_t], v_dt_t, v_steps)
-                    score = float(((pred - x[v_idx]) / std).pow(2).mean())
+                if len(pb.v_idx):
+                    pred = rk4_flow(fld, states[pb.v_from], pb.v_dt, pb.v_steps, inputs=pb.v_inputs)
+                    score = float(((pred - pb.x[pb.v_idx]) / pb.std).pow(2).mean())
                 else:
-                    score = float(np.mean(losses[-cfg.check_every :]))
-            val_losses.append(score)
-            if bar is not None:
-                bar.set_postfix(loss=f"{losses[-1]:.3g}", val=f"{score:.3g}", lr=f"{lr:.1e}")
-            if score < best[0] * (1 - cfg.min_improvement):
-                best = (score, it, {k: v.clone() for k, v in fld.state_dict().items()}, states.detach().clone())
+                    score = float(np.mean(run.losses[-cfg.check_every :]))
+            run.val_losses.append(score)
+            bar.set_postfix_str(f"loss={run.losses[-1]:.3g}, val={score:.3g}, lr={lr:.1e}")
+            if score < run.best[0] * (1 - cfg.min_improvement):
+                run.best = (score, it, {k: v.clone() for k, v in fld.state_dict().items()}, states.detach().clone())
                 bad = 0
             else:
                 bad += 1
             if bad >= cfg.patience:
                 if lr * 0.3 < cfg.min_lr:
-                    stopped = True
+                    run.stopped = True
                     break
                 lr *= 0.3
                 for group in opt.param_groups:
                     group["lr"] = lr
                 bad = 0
     finally:
-        if bar is not None:
-            bar.close()
-    if best[2] is not None and best[3] is not None:
-        fld.load_state_dict(best[2])
-        learned = best[3]
+        bar.close()
+    return run
+
+
+def fit_neural_ode(
+    t: Tensor,
+    x: Tensor,
+    config: Optional[NeuralFitConfig] = None,
+    trajectory: Optional[Tensor] = None,
+    inputs: Optional[InputSignal] = None,
+) -> NeuralFit:
+    """Fit one field dx/dt = f_θ(x) (or f_θ(x, u(t)) with control inputs) to observations x [n, d] at
+    times t [n] (float64 inside). trajectory [n]: trajectory id per row (rows of a trajectory
+    contiguous, times increasing)."""
+    cfg = config or NeuralFitConfig()
+    cfg.validate()
+    traj = check_observations(t, x, trajectory, min_points=4)
+    t, x = t.to(torch.float64), x.to(torch.float64)
+    torch.manual_seed(cfg.seed)
+    pb = _problem(t, x, traj, cfg, inputs)
+    rate = typical_rates(pb.tr_t, pb.tr_x, pb.tr_id, pb.std) if cfg.rate_scale else None
+    u_mean = u_std = None
+    if inputs is not None:
+        u_mean, u_std = inputs.u.mean(dim=0), inputs.u.std(dim=0).clamp_min(1e-8)
+    fld = StandardizedField(x.mean(dim=0), pb.std, cfg.hidden, cfg.activation, rate, u_mean, u_std)
+    centre = x.mean(dim=0) if cfg.standardized_states else torch.zeros_like(pb.std)
+    scale = pb.std if cfg.standardized_states else torch.ones_like(pb.std)
+    u = nn.Parameter((pb.tr_x - centre) / scale)
+    run = _train(fld, u, centre, scale, pb, cfg)
+    _, best_it, best_state, best_states = run.best
+    if best_state is not None and best_states is not None:
+        fld.load_state_dict(best_state)
+        learned = best_states
     else:
         learned = (centre + scale * u).detach().clone()
+    first = pb.tr_id == pb.tr_id[0]
     return NeuralFit(
         fld,
         learned[0].clone(),
-        float(tr_t[0]),
-        float(tr_t[tr_id == tr_id[0]][-1]),
-        losses,
+        float(pb.tr_t[0]),
+        float(pb.tr_t[first][-1]),
+        run.losses,
         learned,
-        tr_t,
-        tr_id,
-        val_losses,
-        best[0],
-        best[1],
-        len(losses),
-        stopped,
-        substeps,
+        pb.tr_t,
+        pb.tr_id,
+        run.val_losses,
+        run.best[0],
+        best_it,
+        len(run.losses),
+        run.stopped,
+        pb.substeps,
+        inputs,
     )

@@ -26,6 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .inputs import InputSignal
+from .library import Library, as_library, monomials
+
+__all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
+
 
 @dataclass
 class Segments:
@@ -42,6 +47,7 @@ class Segments:
     block: np.ndarray  # [N] time-window label (5 per trajectory), for block resampling
     substeps: int  # rk4 steps per observation interval
     weight: Optional[Tensor] = None  # [N, d] residual weights 1/σ (odeflow.discover.noise_model); None: 1/scale
+    inputs: Optional[Tensor] = None  # [L - 1, substeps, 3, S, p] control inputs at each rk4 step's start, middle, end
 
     @property
     def w(self) -> Tensor:
@@ -76,11 +82,12 @@ def segments_of(
     length: int = 10,
     substeps: int = 2,
     blocks: int = 5,
+    signal: Optional[InputSignal] = None,
 ) -> Segments:
     """Segments over the observations t [n], x [n, d], trajectory [n] (rows of a trajectory
     contiguous, times increasing). guess [n, d]: start-state guesses per row (default x itself,
     e.g. the neural fit's learned states where there are some). A last piece shorter than length/2
-    joins the segment before it."""
+    joins the segment before it. signal: the control inputs u(t), if any (odeflow.discover.inputs)."""
     t, x = t.to(torch.float64), x.to(torch.float64)
     guess = x if guess is None else guess.to(torch.float64)
     pieces, block = [], np.zeros(t.shape[0], dtype=np.int64)
@@ -103,30 +110,31 @@ def segments_of(
     safe = index.clamp_min(0)
     dt = torch.where(valid[1:], t[safe[1:]] - t[safe[:-1]], torch.zeros(()).double()).unsqueeze(-1)
     rows = index[valid]  # position-major order
+    inputs = None
+    if signal is not None and len(index) > 1:
+        seg_traj = trajectory[index[0]].expand(len(index) - 1, -1)  # [L - 1, S]
+        st = signal.stages(t[safe[:-1]], dt.squeeze(-1), substeps, seg_traj)  # [substeps, 3, (L - 1) S, p]
+        inputs = st.view(substeps, 3, len(index) - 1, len(pieces), -1).permute(2, 0, 1, 3, 4).contiguous()
     return Segments(
-        guess[index[0]].clone(), dt, index, x[rows], x.std(dim=0).clamp_min(1e-12), block[rows.numpy()], substeps
+        guess[index[0]].clone(),
+        dt,
+        index,
+        x[rows],
+        x.std(dim=0).clamp_min(1e-12),
+        block[rows.numpy()],
+        substeps,
+        inputs=inputs,
     )
 
 
-def monomials(x: Tensor, powers: Tensor) -> Tensor:
-    """Θ(x) [N, m] for x [N, d] and exponents powers [m, d] (integers)."""
-    out = x.new_ones(x.shape[0], powers.shape[0])
-    for i in range(powers.shape[1]):
-        top = int(powers[:, i].max())
-        if top == 0:
-            continue
-        pw = torch.stack([x[:, i] ** e for e in range(top + 1)], dim=-1)  # [N, top + 1]
-        out = out * pw[:, powers[:, i]]
-    return out
-
-
 class SparseModel:
-    """dx/dt = Ξ Θ(x) with Ξ [d, m] nonzero on `support` only; the free coefficients are a vector."""
+    """dx/dt = Ξ Θ(x, u) with Ξ [d, m] nonzero on `support` only; the free coefficients are a vector.
+    library: an odeflow.discover.library.Library, or exponent tuples of a polynomial one."""
 
-    def __init__(self, powers: Sequence[Sequence[int]], support: np.ndarray) -> None:
+    def __init__(self, library: Union[Library, Sequence[Sequence[int]]], support: np.ndarray) -> None:
         self.support = np.asarray(support, dtype=bool)  # [d, m]
         self.cols = np.flatnonzero(self.support.any(axis=0))
-        self.powers = torch.tensor(np.asarray(powers)[self.cols], dtype=torch.long)
+        self.library = as_library(library)
         rows, cols = np.nonzero(self.support[:, self.cols])
         d, mc = self.support.shape[0], len(self.cols)
         place = torch.zeros(mc * d, len(rows), dtype=torch.float64)  # vec(Ξᵀ restricted) = place @ θ
@@ -146,9 +154,10 @@ class SparseModel:
     def from_matrix(self, xi: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(xi)[self.rows, self.cols[self.cols_in]], dtype=torch.float64)
 
-    def field(self, w: Tensor, z: Tensor) -> Tensor:
-        """f(z) for z [B, S, d] and coefficient matrices w [B, mc, d]."""
-        theta = monomials(z.reshape(-1, self.d), self.powers).view(z.shape[0], z.shape[1], self.mc)
+    def field(self, w: Tensor, z: Tensor, u: Optional[Tensor] = None) -> Tensor:
+        """f(z, u) for z [B, S, d], inputs u [S, p] (or None) and coefficient matrices w [B, mc, d]."""
+        v = z if u is None else torch.cat([z, u.expand(z.shape[0], -1, -1)], dim=-1)
+        theta = self.library.evaluate(v.reshape(-1, v.shape[-1]), self.cols).view(z.shape[0], z.shape[1], self.mc)
         return torch.bmm(theta, w)
 
     def residuals(self, params: Tensor, seg: Segments) -> Tensor:
@@ -162,11 +171,12 @@ class SparseModel:
         preds = [z]
         for i in range(seg.dt.shape[0]):
             h = seg.dt[i] / seg.substeps  # [S, 1], broadcast over the batch
-            for _ in range(seg.substeps):
-                k1 = self.field(w, z)
-                k2 = self.field(w, z + 0.5 * h * k1)
-                k3 = self.field(w, z + 0.5 * h * k2)
-                k4 = self.field(w, z + h * k3)
+            for j in range(seg.substeps):
+                u = (None, None, None) if seg.inputs is None else seg.inputs[i, j]
+                k1 = self.field(w, z, u[0])
+                k2 = self.field(w, z + 0.5 * h * k1, u[1])
+                k3 = self.field(w, z + 0.5 * h * k2, u[1])
+                k4 = self.field(w, z + h * k3, u[2])
                 z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
             preds.append(z)
         out = torch.stack(preds, dim=1)[:, seg.valid]  # position-major, as seg.target
@@ -230,7 +240,7 @@ def bic_of(residuals: np.ndarray, k: int, weights: Optional[np.ndarray] = None) 
 
 
 def fit_on_observations(
-    powers: Sequence[Sequence[int]],
+    powers: Union[Library, Sequence[Sequence[int]]],
     support: np.ndarray,
     start: np.ndarray,
     seg: Segments,
@@ -323,7 +333,7 @@ def least_squares_start(theta_lib: np.ndarray, xdot: np.ndarray, support: np.nda
 
 
 def predicted_bics(
-    powers: Sequence[Sequence[int]],
+    powers: Union[Library, Sequence[Sequence[int]]],
     current: ObservationFit,
     candidates: Sequence[np.ndarray],
     seg: Segments,
@@ -362,3 +372,8 @@ def predicted_bics(
         lin = (r0 + jac[:, cols] @ delta).reshape(n, -1)
         out.append(bic_of(lin, len(free)))
     return out
+
+
+def rank_of(support: np.ndarray, extra: Optional[np.ndarray] = None) -> Tuple[int, int]:
+    """(terms, non-polynomial terms) of a support [d, m]: the sparsest-within rule's order."""
+    return int(support.sum()), 0 if extra is None else int(support[:, extra].sum())

@@ -1,14 +1,14 @@
-"""The whole recipe: irregular noisy series (one or more trajectories) -> one neural ODE ->
-samples where the data is -> SINDy with model selection (threshold × degree path, cross-validated,
-sparsest within tolerance) -> the model refined on the observations (BIC of multiple-shooting fits)
-with bagged inclusion probabilities."""
+"""The whole recipe: irregular noisy series (one or more trajectories, optionally with control
+inputs) -> one neural ODE -> samples where the data is -> SINDy with model selection (threshold ×
+degree path, cross-validated, sparsest within tolerance) -> the model refined on the observations
+(BIC of multiple-shooting fits) with bagged inclusion probabilities. Or, method "weak": weak-form
+SINDy rows on the observations and the same selection (`discover_weak`)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -16,19 +16,40 @@ from torch import Tensor
 
 from ..data.trajectories_csv import load_trajectories_csv
 from .confidence import Confidence, assess
-from .invariants import AffineInvariant, find_affine_invariants, library_columns_without
-from .model_search import Refinement, refine_on_observations
+from .inputs import InputSignal
+from .invariants import AffineInvariant, find_affine_invariants
+from .library import Library, LibrarySpec
+from .model_search import Refinement, SearchProblem, refine_on_observations
 from .neural_fit import NeuralFit, NeuralFitConfig, check_observations, fit_neural_ode
 from .observation_fit import segments_of
-from .selection import (
-    Selection,
-    polynomial_library,
-    polynomial_terms,
-    select_model,
-    select_on_columns,
-)
+from .options import DiscoverOptions
+from .selection import Selection, select_model, select_on_columns
 from .sindy import Equations
 from .weak_form import weak_system
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Observations:
+    """t [n], x [n, d] with variable names; trajectory ids [n] (None: one trajectory); control
+    inputs u [n, p] with their names (SINDYc: in the library, never predicted)."""
+
+    t: Tensor
+    x: Tensor
+    variables: Tuple[str, ...]
+    trajectory: Optional[Tensor] = None
+    inputs: Optional[Tensor] = None
+    input_names: Tuple[str, ...] = ()
+
+    @property
+    def traj(self) -> Tensor:
+        return torch.zeros(self.t.shape[0], dtype=torch.long) if self.trajectory is None else self.trajectory
+
+    def signal(self) -> Optional[InputSignal]:
+        if self.inputs is None:
+            return None
+        return InputSignal(self.t.to(torch.float64), self.inputs, self.traj, self.input_names)
 
 
 @dataclass
@@ -46,6 +67,7 @@ class Discovery:
     )
     refinement: Optional[Refinement] = None  # the model search on the observations (model_search)
     confidence: Optional[Confidence] = None  # odeflow.discover.confidence: "high"/"low" and the reasons
+    input_names: Tuple[str, ...] = ()  # control input columns (in the library, not predicted)
 
 
 UNCHECKED = (
@@ -60,249 +82,242 @@ def check_variable_names(variables: Sequence[str]) -> None:
         raise ValueError(f"variable names {bad} would make ambiguous library terms; use names without spaces or '^'")
 
 
-MAX_TERMS = 1000  # default cap on the polynomial library (terms per equation)
-
-
 def library_size(n_variables: int, degree: int) -> int:
     """Monomials of degree <= `degree` in `n_variables` variables: C(n + degree, degree)."""
-    return math.comb(n_variables + degree, degree)
+    return LibrarySpec(degree=degree).size(n_variables)
 
 
-def check_library_size(n_variables: int, degree: Optional[int], max_terms: int) -> int:
-    """The largest library the search would build; ValueError (naming the flags that fix it) past ``max_terms``."""
-    top = degree or 3
-    size = library_size(n_variables, top)
-    if size > max_terms:
-        smaller = [f"--degree {k} ({library_size(n_variables, k):,} terms)" for k in range(1, top) if k >= 1]
-        raise ValueError(
-            f"the degree-{top} polynomial library of {n_variables} variables has {size:,} terms, over --max-terms "
-            f"{max_terms:,} (the search time grows with the library); use "
-            + (", ".join(smaller) + ", " if smaller else "")
-            + "fewer variable columns, or raise --max-terms"
+def check_library_size(
+    n_variables: int, degree: Optional[int], max_terms: int, spec: Optional[LibrarySpec] = None
+) -> int:
+    """The largest library the search would build (`spec`, default the polynomials of `degree`) in
+    `n_variables` library variables (states and inputs); ValueError naming the flags that fix it
+    past ``max_terms``."""
+    spec = spec or LibrarySpec(degree=degree)
+    size = spec.size(n_variables)
+    if size <= max_terms:
+        return size
+    fixes = []
+    if spec.polynomial:
+        top = max(spec.degrees)
+        fixes += [f"--degree {k} ({replace(spec, degree=k).size(n_variables):,} terms)" for k in range(1, top)]
+    if spec.fourier:
+        fixes.append(
+            f"a lower Fourier order in --library ({replace(spec, fourier=spec.fourier - 1).size(n_variables):,} "
+            f"terms with fourier:{spec.fourier - 1})"
+            if spec.fourier > 1
+            else "--library without fourier"
         )
-    return size
+    what = spec.describe(n_variables).rsplit(",", 1)[0]
+    raise ValueError(
+        f"the library ({what}) has {size:,} terms, over --max-terms {max_terms:,} (the search time grows "
+        "with the library); use "
+        + (", ".join(fixes) + ", " if fixes else "")
+        + "fewer variable or input columns, or raise --max-terms"
+    )
 
 
 def discover_equations(
     t: Tensor,
     x: Tensor,
-    variables: list,
+    variables: Sequence[str],
+    options: Optional[DiscoverOptions] = None,
     config: Optional[NeuralFitConfig] = None,
-    n_samples: int = 1000,
-    degree: Optional[int] = None,
-    threshold: Optional[float] = None,
     trajectory: Optional[Tensor] = None,
-    nearby: int = 4,
-    spread: float = 0.05,
-    ensemble: int = 50,
-    seed: int = 0,
-    method: str = "neural",
-    invariants: bool = True,
-    refine: bool = True,
-    max_terms: int = MAX_TERMS,
-    on_phase: Optional[Callable[[str], None]] = None,
+    inputs: Optional[Tensor] = None,
+    input_names: Sequence[str] = (),
+    on_phase: Optional[Say] = None,
 ) -> Discovery:
-    """Fit one neural ODE to (t, x) (rows grouped by `trajectory`), sample it along the data
-    (plus `nearby` perturbed copies of each learned state), then select the SINDy model.
-
-    degree None: degrees 1..3 compete; an int fixes the library degree. threshold None: the
-    threshold path is scored by cross-validation over time windows; a number fixes pysindy's
-    classic STLSQ rule |ξ| < threshold on raw coefficients (the pre-selection behaviour).
-    method "weak": no neural fit; the same selection on weak-form SINDy rows (odeflow.discover.weak_form).
-    invariants: look for affine conservation laws c·x = k along the data (learned states and field for
-    "neural", the observations and weak derivatives for "weak"); each found law leaves one variable
-    out of the library and is reported in the equations' notes (odeflow.discover.invariants).
-    refine (method "neural", no fixed threshold): the regression's model is the start of a search
-    among sparse models fitted to the observations by multiple shooting and scored by BIC
-    (odeflow.discover.model_search); its coefficients, inclusion and ± intervals replace the regression's.
-    max_terms: refuse (before any work) a library with more terms per equation. on_phase: told one
-    line as each phase starts (library size, fit, sampling, selection, refinement).
+    """Fit one neural ODE to (t, x) (rows grouped by `trajectory`; inputs [n, p]: control inputs
+    named `input_names`, odeflow.discover.inputs), sample it along the data, then select the SINDy
+    model and refine it on the observations; everything set by `options`
+    (odeflow.discover.options.DiscoverOptions; library: odeflow.discover.library). on_phase: told
+    one line as each phase starts (library size, fit, sampling, selection, refinement).
     """
+    opts = options or DiscoverOptions()
+    obs = _observations(t, x, variables, trajectory, inputs, input_names, opts)
+    library = opts.library.build(obs.variables, obs.input_names)
+    size = check_library_size(len(library.variables) + len(library.inputs), None, opts.max_terms, opts.library)
+    say = on_phase or (lambda line: None)
+    say(f"library: {opts.library.describe(len(library.variables) + len(library.inputs))} per equation")
+    assert size == len(library)
+    if opts.method == "weak":
+        return discover_weak(obs, opts, library, say)
+    say("fitting the neural ODE to the observations")
+    fit = fit_neural_ode(obs.t, obs.x, config, trajectory=obs.trajectory, inputs=obs.signal())
+    return select_from_fit(fit, obs, opts, library, on_phase)
+
+
+def _observations(t, x, variables, trajectory, inputs, input_names, opts: DiscoverOptions) -> Observations:
     check_variable_names(variables)
     if x.dim() != 2 or x.shape[1] != len(variables):
         raise ValueError(f"need x [n, d] and d variable names; got x {tuple(x.shape)}, names {list(variables)}")
-    check_observations(t, x, trajectory, min_points=8 if method == "weak" else 4, names=list(variables))
-    size = check_library_size(len(variables), degree, max_terms)
-    say = on_phase or (lambda line: None)
-    say(
-        f"library: polynomials of degree <= {degree or 3} in {len(variables)} variables, {size:,} terms "
-        f"per equation ({'degree ' + str(degree) if degree else 'degrees 1-3 compete'})"
+    traj = check_observations(t, x, trajectory, min_points=8 if opts.method == "weak" else 4, names=list(variables))
+    u = None
+    if inputs is not None:
+        u = torch.as_tensor(inputs, dtype=torch.float64)
+        if u.dim() != 2 or u.shape[0] != x.shape[0] or u.shape[1] != len(input_names):
+            raise ValueError(
+                f"need inputs [n, p] with p input names; got {tuple(u.shape)} for {x.shape[0]} rows and "
+                f"names {list(input_names)}"
+            )
+    elif input_names:
+        raise ValueError(f"input names {list(input_names)} given without input values")
+    return Observations(t, x, tuple(variables), traj if trajectory is not None else None, u, tuple(input_names))
+
+
+def discover_weak(obs: Observations, options: DiscoverOptions, library: Library, say: Say) -> Discovery:
+    """Weak-form SINDy (odeflow.discover.weak_form) on the observations of every trajectory, the
+    conservation laws found on the observations, then the cross-validated selection; no neural fit
+    and no search on the observations (confidence low: nothing was checked)."""
+    say("weak-form SINDy on the observations, then the cross-validated selection")
+    traj = obs.traj
+    u_all = None if obs.inputs is None else obs.inputs.numpy()
+    gs, bs, groups = [], [], []
+    for k in torch.unique(traj).tolist():
+        on = (traj == k).numpy()
+        tk = obs.t[on].double().numpy()
+        u_k = None if u_all is None else u_all[on]
+        g, b, _, centres = weak_system(tk, obs.x[on].double().numpy(), obs.variables, library=library, u=u_k)
+        gs.append(g)
+        bs.append(b)
+        groups.append(k * 5 + np.minimum((5 * (centres - tk[0]) / (tk[-1] - tk[0])).astype(int), 4))
+    # no derivative check here: the weak rows are window averages, not states
+    laws = find_affine_invariants(obs.x.double().numpy()) if options.invariants else []
+    keep = library.columns_without([law.eliminated for law in laws])
+    sel = select_on_columns(
+        np.concatenate(gs),
+        np.concatenate(bs),
+        library.terms,
+        library.levels(),
+        np.concatenate(groups),
+        keep,
+        options.selection(),
     )
-    if degree is not None and degree < 1:
-        raise ValueError(f"need degree >= 1; got {degree}")
-    if threshold is not None and threshold < 0:
-        raise ValueError(f"need threshold >= 0; got {threshold}")
-    if method == "weak":
-        refine = False  # no learned states to start from; the weak rows are the whole method
-    if method not in ("neural", "weak"):
-        raise ValueError(f"method must be 'neural' or 'weak'; got {method!r}")
-    degrees = (degree,) if degree else (1, 2, 3)
-    opts = _selection_options(threshold, ensemble, seed)
-    if method == "weak":
-        say("weak-form SINDy on the observations, then the cross-validated selection")
-        traj = check_observations(t, x, trajectory, min_points=8)
-        gs, bs, groups = [], [], []
-        for k in torch.unique(traj).tolist():
-            on = traj == k
-            g, b, terms, centres = weak_system(t[on].double().numpy(), x[on].double().numpy(), variables, max(degrees))
-            tk = t[on].double().numpy()
-            gs.append(g)
-            bs.append(b)
-            groups.append(k * 5 + np.minimum((5 * (centres - tk[0]) / (tk[-1] - tk[0])).astype(int), 4))
-        g_all, b_all = np.concatenate(gs), np.concatenate(bs)
-        # no derivative check here: the weak rows are window averages, not states
-        laws = find_affine_invariants(x.double().numpy()) if invariants else []
-        sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
-        keep = library_columns_without(polynomial_terms(variables, max(degrees)), [law.eliminated for law in laws])
-        sel = select_on_columns(g_all, b_all, terms, sizes, np.concatenate(groups), keep, **opts)
-        eqs = _equations(variables, sel, laws)
-        low = Confidence("low", [UNCHECKED])
-        eqs.notes.append(low.line())
-        return Discovery(eqs, None, t, x, list(variables), traj, sel, invariants=laws, confidence=low)
-    say("fitting the neural ODE to the observations")
-    fit = fit_neural_ode(t, x, config, trajectory=trajectory)
-    return select_from_fit(
-        fit,
-        t,
-        x,
-        variables,
-        n_samples,
-        degree,
-        threshold,
-        trajectory,
-        nearby,
-        spread,
-        ensemble,
-        seed,
-        invariants,
-        refine,
-        on_phase,
-        progress=bool(config is not None and config.progress),
+    eqs = _equations(obs.variables, sel, laws)
+    low = Confidence("low", [UNCHECKED])
+    eqs.notes.append(low.line())
+    return Discovery(
+        eqs,
+        None,
+        obs.t,
+        obs.x,
+        list(obs.variables),
+        traj,
+        sel,
+        invariants=laws,
+        confidence=low,
+        input_names=obs.input_names,
     )
 
 
 def select_from_fit(
     fit: NeuralFit,
-    t: Tensor,
-    x: Tensor,
-    variables: list,
-    n_samples: int = 1000,
-    degree: Optional[int] = None,
-    threshold: Optional[float] = None,
-    trajectory: Optional[Tensor] = None,
-    nearby: int = 4,
-    spread: float = 0.05,
-    ensemble: int = 50,
-    seed: int = 0,
-    invariants: bool = True,
-    refine: bool = True,
-    on_phase: Optional[Callable[[str], None]] = None,
-    progress: bool = False,
+    obs: Observations,
+    options: Optional[DiscoverOptions] = None,
+    library: Optional[Library] = None,
+    on_phase: Optional[Say] = None,
 ) -> Discovery:
-    """Steps after the neural fit of discover_equations (same arguments): conservation laws on the
-    learned states, samples along the data (the nearby copies kept on the laws' level sets), selection.
-    spread 0.05 (in data stds): the nearby copies penalise term combinations that cancel on one closed
-    orbit; smaller spreads (0.02 was tried) let such dense combinations through on Lotka–Volterra.
+    """Steps after the neural fit of discover_equations: conservation laws on the learned states,
+    samples along the data (the nearby copies kept on the laws' level sets), selection, and the
+    search on the observations. spread 0.05 (in data stds): the nearby copies penalise term
+    combinations that cancel on one closed orbit; smaller spreads (0.02 was tried) let such dense
+    combinations through on Lotka–Volterra.
     """
-    degrees = (degree,) if degree else (1, 2, 3)
-    opts = _selection_options(threshold, ensemble, seed)
+    opts = options or DiscoverOptions()
+    library = library or opts.library.build(obs.variables, obs.input_names)
     say = on_phase or (lambda line: None)
-    laws = []
+    assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
+    laws: List[AffineInvariant] = []
     say("sampling the fitted field along the data")
-    if invariants:
-        assert fit.states is not None and fit.t_train is not None  # a finished fit
+    if opts.invariants:
         with torch.no_grad():
-            laws = find_affine_invariants(fit.states.numpy(), fit.field(fit.t_train[0], fit.states).numpy())
-    _, xs, xd, groups, _ = fit.samples(n_samples, nearby=nearby, spread=spread, seed=seed, laws=laws)
-    refine = refine and threshold is None
-    if refine:
-        opts["ensemble"] = 0  # inclusion comes from the search on the observations
+            rates = fit.field_at(fit.t_train, fit.states, fit.trajectory_train)
+        laws = find_affine_invariants(fit.states.numpy(), rates.numpy())
+    ts, xs, xd, groups, tr = fit.samples(
+        opts.n_samples, nearby=opts.nearby, spread=opts.spread, seed=opts.seed, laws=laws
+    )
+    us = None if fit.inputs is None else fit.inputs.at(torch.as_tensor(ts), torch.as_tensor(tr)).numpy()
     exclude = [law.eliminated for law in laws]
-    say(f"selecting the sparse model (degrees {', '.join(map(str, degrees))}, cross-validated)")
-    sel = select_model(xs, xd, list(variables), groups, degrees=degrees, exclude=exclude, progress=progress, **opts)
+    degrees = opts.degrees
+    levels = f"degrees {', '.join(map(str, degrees))}, " if opts.library.polynomial else ""
+    say(f"selecting the sparse model ({levels}cross-validated)")
+    sel = select_model(xs, xd, list(obs.variables), groups, degrees, exclude, opts.selection(), library, us)
     found = None
     conf = Confidence("low", [UNCHECKED])
-    if refine:
+    if opts.refines:
         say("refining the model on the observations (multiple-shooting fits scored by BIC)")
-        found, conf = refine_selection(
-            sel, fit, t, x, trajectory, xs, xd, variables, max(degrees), exclude, ensemble, seed, progress, on_phase
-        )
-    eqs = _equations(variables, sel, laws)
-    eqs.notes.extend(confidence_notes(conf, variables, sel.terms, found))
+        problem = _search_problem(fit, obs, library, library.numpy(xs, us), xd, exclude)
+        sel, found, conf = refine_selection(sel, fit, problem, opts, on_phase)
+    eqs = _equations(obs.variables, sel, laws)
+    eqs.notes.extend(confidence_notes(conf, obs.variables, sel.terms, found))
     return Discovery(
         eqs,
         fit,
-        t,
-        x,
-        list(variables),
-        trajectory,
+        obs.t,
+        obs.x,
+        list(obs.variables),
+        obs.trajectory,
         sel,
         invariants=laws,
         refinement=found,
         confidence=conf,
+        input_names=obs.input_names,
     )
+
+
+def _search_problem(
+    fit: NeuralFit, obs: Observations, library: Library, theta: np.ndarray, xd: np.ndarray, exclude: Sequence[int]
+) -> SearchProblem:
+    """The observations cut into shooting segments started from the learned states, with the
+    samples' library for the moves' least-squares starts."""
+    traj = obs.traj
+    guess = _learned_or_observed(obs.t, obs.x, traj, fit)
+    # twice the fit's rk4 steps: rk4's own error must stay well below the noise, or a spurious term fits it
+    seg = segments_of(obs.t, obs.x, traj, guess, substeps=2 * fit.substeps, signal=fit.inputs)
+    keep = library.columns_without(exclude)
+    return SearchProblem(theta, xd, library, keep, seg, library.terms, list(obs.variables))
 
 
 def refine_selection(
     sel: Selection,
     fit: NeuralFit,
-    t: Tensor,
-    x: Tensor,
-    trajectory: Optional[Tensor],
-    xs: np.ndarray,
-    xd: np.ndarray,
-    variables: Sequence[str],
-    degree: int,
-    exclude: Sequence[int],
-    ensemble: int,
-    seed: int,
-    progress: bool = False,
-    on_phase: Optional[Callable[[str], None]] = None,
-) -> Tuple[Refinement, Confidence]:
-    """The regression's model refined on the observations (odeflow.discover.model_search); `sel`'s
-    coefficients, inclusion and intervals are replaced by the search's. Also the confidence checks
-    (odeflow.discover.confidence) on the search's fitted models, the library taken on the learned states."""
+    problem: SearchProblem,
+    options: DiscoverOptions,
+    on_phase: Optional[Say] = None,
+) -> Tuple[Selection, Refinement, Confidence]:
+    """The regression's model refined on the observations (odeflow.discover.model_search): a new
+    Selection with the search's coefficients, inclusion and ±1.96 standard-error intervals; the
+    search; and the confidence checks (odeflow.discover.confidence) on the search's fitted models,
+    the library taken on the learned states."""
     assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
-    traj = torch.zeros(t.shape[0], dtype=torch.long) if trajectory is None else trajectory
-    guess = _learned_or_observed(t, x, traj, fit)
-    # twice the fit's rk4 steps: rk4's own error must stay well below the noise, or a spurious term fits it
-    seg = segments_of(t, x, traj, guess, substeps=2 * fit.substeps)
-    powers = polynomial_terms(variables, degree)
-    keep = library_columns_without(powers, list(exclude)) if exclude else np.ones(len(powers), dtype=bool)
-    theta_lib, _ = polynomial_library(xs, variables, degree)
-    found = refine_on_observations(
-        sel,
-        theta_lib,
-        xd,
-        powers,
-        keep,
-        seg,
-        sel.terms,
-        variables,
-        ensemble=ensemble,
-        seed=seed,
-        progress=progress,
-        on_phase=on_phase,
-    )
+    found = refine_on_observations(sel, problem, options.search_options(), on_phase)
     best = found.fit
-    sel.coefficients = best.coefficients
-    sel.inclusion = found.inclusion
-    sel.lower = best.coefficients - 1.96 * best.stderr
-    sel.upper = best.coefficients + 1.96 * best.stderr
-    theta_states, _ = polynomial_library(fit.states.double().numpy(), variables, degree)
+    refined = replace(
+        sel,
+        coefficients=best.coefficients,
+        inclusion=found.inclusion,
+        lower=best.coefficients - 1.96 * best.stderr,
+        upper=best.coefficients + 1.96 * best.stderr,
+    )
+    library = problem.library
+    assert isinstance(library, Library)
+    u_states = None if fit.inputs is None else fit.inputs.at(fit.t_train, fit.trajectory_train).numpy()
+    theta_states = library.numpy(fit.states.double().numpy(), u_states)
     conf = assess(
         found.fits,
         best,
-        found.segments if found.segments is not None else seg,  # the weights the fits were scored with
+        found.segments if found.segments is not None else problem.seg,  # the weights the fits were scored with
         theta_states,
-        keep,
-        sel.terms,
-        variables,
+        problem.keep,
+        refined.terms,
+        problem.variables,
         found.tolerance,
         found.stopped_at_limit,
         noise_problems=found.noise_problems if found.noise is not None else None,
+        extra=found.extra,
     )
-    return found, conf
+    return refined, found, conf
 
 
 def confidence_notes(
@@ -317,19 +332,6 @@ def confidence_notes(
             lines = Equations(list(variables), list(terms), coef).lines(intervals=False)
             out.append(f"best {rank} by BIC ({bic:.1f}): " + "; ".join(lines))
     return out
-
-
-def _selection_options(threshold: Optional[float], ensemble: int, seed: int) -> Dict[str, Any]:
-    """select_model's rule: the cross-validated path by default, pysindy's fixed STLSQ threshold on
-    raw coefficients when one is given (no greedy paths, no best subsets)."""
-    return dict(
-        thresholds=None if threshold is None else [threshold],
-        relative=threshold is None,
-        ensemble=ensemble,
-        seed=seed,
-        greedy=threshold is None,
-        exhaustive=3 if threshold is None else 0,
-    )
 
 
 def _learned_or_observed(t: Tensor, x: Tensor, traj: Tensor, fit: NeuralFit) -> Tensor:
@@ -362,11 +364,27 @@ def _equations(variables: Sequence[str], sel: Selection, laws: Sequence[AffineIn
 
 
 def discover_from_csv(
-    path: Union[str, Path], time_column: Optional[str] = None, trajectory_column: str = "trajectory", **kwargs
+    path: Union[str, Path],
+    time_column: Optional[str] = None,
+    trajectory_column: str = "trajectory",
+    inputs: Sequence[str] = (),
+    options: Optional[DiscoverOptions] = None,
+    config: Optional[NeuralFitConfig] = None,
+    on_phase: Optional[Say] = None,
 ) -> Discovery:
     """As discover_equations, reading a CSV: time column first (or ``time_column``), one column per
-    variable, and optionally a ``trajectory`` column (long form: all trajectories fit one field)."""
+    variable, and optionally a ``trajectory`` column (long form: all trajectories fit one field).
+    inputs: names of columns that are control inputs (in the library, not predicted)."""
     t, x, traj, names, labels = load_trajectories_csv(path, time_column, trajectory_column)
-    result = discover_equations(t, x, names, trajectory=traj, **kwargs)
+    missing = [c for c in inputs if c not in names]
+    if missing:
+        raise ValueError(f"{path}: no input column(s) {missing}; the variable columns are {names} (see --inputs)")
+    if len(set(inputs)) != len(inputs) or len(inputs) >= len(names):
+        raise ValueError(f"--inputs must name distinct columns and leave at least one variable; got {list(inputs)}")
+    state = [j for j, n in enumerate(names) if n not in inputs]
+    u = x[:, [names.index(c) for c in inputs]] if inputs else None
+    result = discover_equations(
+        t, x[:, state], [names[j] for j in state], options, config, traj, u, tuple(inputs), on_phase
+    )
     result.labels = labels
     return result

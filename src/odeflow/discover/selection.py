@@ -34,31 +34,16 @@ over the sampled state region, not the uncertainty of the neural fit itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import combinations_with_replacement
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .library import Library, LibrarySpec, polynomial_terms, term_name
+from .options import DEFAULT_SELECTION, SelectionOptions
 from .progress import progress_bar
 
-
-def polynomial_terms(variables: Sequence[str], degree: int) -> List[Tuple[int, ...]]:
-    """Exponent tuples of every monomial of total degree 0..degree, pysindy's order."""
-    d = len(variables)
-    out: List[Tuple[int, ...]] = []
-    for deg in range(degree + 1):
-        for combo in combinations_with_replacement(range(d), deg):
-            powers = [0] * d
-            for i in combo:
-                powers[i] += 1
-            out.append(tuple(powers))
-    return out
-
-
-def term_name(variables: Sequence[str], powers: Sequence[int]) -> str:
-    parts = [v if p == 1 else f"{v}^{p}" for v, p in zip(variables, powers) if p > 0]
-    return " ".join(parts) if parts else "1"
+__all__ = ["polynomial_terms", "term_name", "polynomial_library", "select_model", "Selection"]
 
 
 def polynomial_library(x: np.ndarray, variables: Sequence[str], degree: int) -> Tuple[np.ndarray, List[str]]:
@@ -179,12 +164,6 @@ def _fold_of(groups: np.ndarray, folds: int) -> Tuple[np.ndarray, int]:
     return np.array([order[g] for g in groups]), k
 
 
-def cv_scores(theta: np.ndarray, y: np.ndarray, support: np.ndarray, fold: np.ndarray, k: int) -> np.ndarray:
-    """Held-out squared error of least squares on `support`, one value per fold, in units of the
-    mean fold's ‖y‖² (so the mean over folds is the pooled relative error)."""
-    return _FoldGrams(theta, y, fold, k).scores(support)
-
-
 class _FoldGrams:
     """Per-fold Gram matrices on unit-norm columns, so that scoring a support costs k small solves:
     train on (total − fold), error on the fold = yy_f − 2 w·r_f + wᵀ G_f w.
@@ -244,24 +223,18 @@ def select_model(
     variables: Sequence[str],
     groups: np.ndarray,
     degrees: Sequence[int] = (1, 2, 3),
-    thresholds: Optional[Sequence[float]] = None,
-    relative: bool = True,
-    folds: int = 5,
-    rel_tol: float = 4.0,
-    ensemble: int = 50,
-    seed: int = 0,
-    greedy: bool = True,
-    exhaustive: int = 3,
     exclude: Sequence[int] = (),
-    add_gain: float = 2.0,
-    progress: bool = False,
+    options: SelectionOptions = DEFAULT_SELECTION,
+    library: Optional[Library] = None,
+    u: Optional[np.ndarray] = None,
 ) -> Selection:
     """Choose per equation the sparsest cross-validated support along a threshold × degree path.
 
     x, xdot [n, d]: samples and their derivatives; groups [n]: labels of contiguous time windows
-    (rows of one group are held out together). Returns coefficients in the library of max(degrees).
-    exclude: indices of variables left out of the library (e.g. one per affine conservation law,
-    odeflow.discover.invariants); their terms get coefficient 0 and inclusion 0.
+    (rows of one group are held out together). Returns coefficients in the library of max(degrees)
+    (library: the terms, odeflow.discover.library; default the polynomials; u [n, p]: its control
+    inputs at the samples). exclude: indices of variables left out of the library (e.g. one per
+    affine conservation law, odeflow.discover.invariants); their terms get coefficient 0 and inclusion 0.
     """
     x = np.asarray(x, dtype=np.float64)
     xdot = np.asarray(xdot, dtype=np.float64)
@@ -271,49 +244,36 @@ def select_model(
             f"need x, xdot [n, d], groups [n] and d names; got {x.shape}, {xdot.shape}, "
             f"{groups.shape}, {list(variables)}"
         )
-    if not degrees or min(degrees) < 1:
-        raise ValueError(f"degrees must be >= 1; got {list(degrees)}")
+    if library is None:
+        if not degrees or min(degrees) < 1:
+            raise ValueError(f"degrees must be >= 1; got {list(degrees)}")
+        library = LibrarySpec(degree=max(degrees)).build(variables)
     if len(np.unique(groups)) < 2:
         raise ValueError("model selection needs samples from at least 2 time windows (groups)")
-    top = max(degrees)
-    theta, terms = polynomial_library(x, variables, top)
-    sizes = {deg: len(polynomial_terms(variables, deg)) for deg in degrees}
-    opts: Dict[str, Any] = dict(
-        thresholds=thresholds,
-        relative=relative,
-        folds=folds,
-        rel_tol=rel_tol,
-        ensemble=ensemble,
-        seed=seed,
-        greedy=greedy,
-        exhaustive=exhaustive,
-        add_gain=add_gain,
-        progress=progress,
-    )
-    if not exclude:
-        return select_from_library(theta, xdot, terms, sizes, groups, **opts)
+    theta = library.numpy(x, u)
+    levels = library.levels(degrees if library.spec.polynomial else None)
     if len(set(exclude)) >= len(variables) or any(not 0 <= j < len(variables) for j in exclude):
         raise ValueError(f"exclude must name some, not all, of the {len(variables)} variables; got {list(exclude)}")
-    from .invariants import library_columns_without
-
-    keep = library_columns_without(polynomial_terms(variables, top), exclude)
-    return select_on_columns(theta, xdot, terms, sizes, groups, keep, **opts)
+    keep = library.columns_without(exclude)
+    return select_on_columns(theta, xdot, library.terms, levels, groups, keep, options)
 
 
 def select_on_columns(
     theta: np.ndarray,
     xdot: np.ndarray,
     terms: List[str],
-    sizes: Dict[int, int],
+    levels: Dict[int, np.ndarray],
     groups: np.ndarray,
     keep: np.ndarray,
-    **opts: Any,
+    options: SelectionOptions = DEFAULT_SELECTION,
 ) -> Selection:
     """select_from_library on the library columns `keep` only (e.g. without the variables a
     conservation law leaves out), written back in the full library (zeros elsewhere)."""
-    sizes_k = {deg: int(keep[:size].sum()) for deg, size in sizes.items()}
+    if keep.all():
+        return select_from_library(theta, xdot, terms, levels, groups, options)
+    levels_k = {deg: mask[keep] for deg, mask in levels.items()}
     kept_terms = [t for t, k in zip(terms, keep) if k]
-    sel = select_from_library(theta[:, keep], xdot, kept_terms, sizes_k, groups, **opts)
+    sel = select_from_library(theta[:, keep], xdot, kept_terms, levels_k, groups, options)
     return expand_selection(sel, keep, terms)
 
 
@@ -327,75 +287,82 @@ def expand_selection(sel: Selection, keep: np.ndarray, terms: List[str]) -> Sele
         out[:, keep] = a
         return out
 
-    sel.terms = list(terms)
-    sel.coefficients = widen(sel.coefficients)
-    sel.inclusion, sel.lower, sel.upper = widen(sel.inclusion), widen(sel.lower), widen(sel.upper)
-    sel.table = [[(widen(sup[None])[0], deg, sc) for sup, deg, sc in rows] for rows in sel.table]
-    return sel
+    return replace(
+        sel,
+        terms=list(terms),
+        coefficients=widen(sel.coefficients),
+        inclusion=widen(sel.inclusion),
+        lower=widen(sel.lower),
+        upper=widen(sel.upper),
+        table=[[(widen(sup[None])[0], deg, sc) for sup, deg, sc in rows] for rows in sel.table],
+    )
+
+
+def _candidates(
+    theta: np.ndarray, y: np.ndarray, levels: Dict[int, np.ndarray], lams: np.ndarray, opts: SelectionOptions
+) -> List[Tuple[np.ndarray, int, List[float]]]:
+    """Distinct supports (full-library masks) met along the threshold path of every level, by the
+    greedy paths, and (top level) the best subsets; each with its level and the thresholds giving it."""
+    m = theta.shape[1]
+    top = max(levels)
+    found: Dict[bytes, Tuple[np.ndarray, int, List[float]]] = {}
+    for deg in sorted(levels):
+        cols = np.flatnonzero(levels[deg])
+        th = theta[:, cols]
+        for lam in lams:
+            xi = stlsq(th, y, float(lam), relative=opts.relative)
+            sup = np.zeros(m, dtype=bool)
+            sup[cols] = xi != 0
+            key = sup.tobytes()
+            if key not in found:
+                found[key] = (sup, deg, [])
+            if found[key][1] == deg:
+                found[key][2].append(float(lam))
+        extra = greedy_paths(th, y) if opts.greedy else []
+        if opts.exhaustive > 0 and deg == top:
+            extra += best_subsets(th, y, opts.exhaustive)
+        for g in extra:
+            sup = np.zeros(m, dtype=bool)
+            sup[cols] = g
+            found.setdefault(sup.tobytes(), (sup, deg, []))
+    return list(found.values())
 
 
 def select_from_library(
     theta: np.ndarray,
     xdot: np.ndarray,
     terms: List[str],
-    sizes: Dict[int, int],
+    levels: Dict[int, np.ndarray],
     groups: np.ndarray,
-    thresholds: Optional[Sequence[float]] = None,
-    relative: bool = True,
-    folds: int = 5,
-    rel_tol: float = 4.0,
-    ensemble: int = 50,
-    seed: int = 0,
-    greedy: bool = True,
-    exhaustive: int = 3,
-    add_gain: float = 2.0,
-    progress: bool = False,
+    options: SelectionOptions = DEFAULT_SELECTION,
 ) -> Selection:
     """select_model on a given library Θ [n, m] (e.g. a weak-form one) and targets [n, d];
-    sizes: degree -> number of leading columns of Θ forming that degree's library."""
-    degrees = sorted(sizes)
-    top = max(degrees)
-    lams = np.asarray(default_thresholds() if thresholds is None else thresholds, dtype=np.float64)
+    levels: degree -> mask [m] of the columns forming that degree's library."""
+    opts = options
+    degrees = sorted(levels)
+    lams = np.asarray(default_thresholds() if opts.thresholds is None else opts.thresholds, dtype=np.float64)
     if lams.size == 0 or (lams < 0).any():
         raise ValueError(f"thresholds must be a non-empty list of numbers >= 0; got {list(lams)}")
-    fold, k = _fold_of(groups, folds)
+    fold, k = _fold_of(groups, opts.folds)
     d, m = xdot.shape[1], theta.shape[1]
     coef = np.zeros((d, m))
     sel = Selection(terms, coef, [], [], [], [])
-    bar = progress_bar(progress, "selecting (cross-validated paths)", d, "equation")
+    bar = progress_bar(opts.progress, "selecting (cross-validated paths)", d, "equation")
     for i in range(d):
         y = xdot[:, i]
-        found: Dict[bytes, Tuple[np.ndarray, int, List[float]]] = {}
-        for deg in sorted(degrees):
-            th = theta[:, : sizes[deg]]
-            for lam in lams:
-                xi = stlsq(th, y, float(lam), relative=relative)
-                sup = np.zeros(m, dtype=bool)
-                sup[: sizes[deg]] = xi != 0
-                key = sup.tobytes()
-                if key not in found:
-                    found[key] = (sup, deg, [])
-                if found[key][1] == deg:
-                    found[key][2].append(float(lam))
-            extra = greedy_paths(th, y) if greedy else []
-            if exhaustive > 0 and deg == top:
-                extra += best_subsets(th, y, exhaustive)
-            if extra:
-                for g in extra:
-                    sup = np.zeros(m, dtype=bool)
-                    sup[: sizes[deg]] = g
-                    found.setdefault(sup.tobytes(), (sup, deg, []))
-        cands = list(found.values())
+        cands = _candidates(theta, y, levels, lams, opts)
         grams = _FoldGrams(theta, y, fold, k)
         scores = [grams.scores(sup) for sup, _, _ in cands]
         means = np.array([s.mean() for s in scores])
         best = int(np.argmin(means))
         se = scores[best].std(ddof=1) / np.sqrt(k) if k > 1 else 0.0
-        j = choose(cands, means, se, rel_tol)
-        if greedy and add_gain:
-            sup = add_back(cands[j][0], lambda s_, gr=grams: float(gr.scores(s_).mean()), float(means[j]), add_gain)
+        j = choose(cands, means, se, opts.rel_tol)
+        if opts.greedy and opts.add_gain:
+            sup = add_back(
+                cands[j][0], lambda s_, gr=grams: float(gr.scores(s_).mean()), float(means[j]), opts.add_gain
+            )
             if not np.array_equal(sup, cands[j][0]):
-                deg = min(dg for dg in degrees if not sup[sizes[dg] :].any())
+                deg = min(dg for dg in degrees if not (sup & ~levels[dg]).any())
                 cands.append((sup, deg, []))
                 means = np.append(means, grams.scores(sup).mean())
                 j = len(cands) - 1
@@ -404,7 +371,7 @@ def select_from_library(
         sel.degree.append(deg)
         if not lams_of:  # met only by a greedy path: the threshold just below its smallest term
             xi_n = np.abs(coef[i]) * np.linalg.norm(theta, axis=0) / (np.linalg.norm(y) or 1.0)
-            lams_of = [0.9 * float(xi_n[sup].min())] if sup.any() and relative else [0.0]
+            lams_of = [0.9 * float(xi_n[sup].min())] if sup.any() and opts.relative else [0.0]
         sel.threshold.append(float(np.median(lams_of)))  # the middle of the thresholds giving this support
         sel.score.append(float(means[j]))
         sel.best_score.append(float(means[best]))
@@ -412,8 +379,8 @@ def select_from_library(
         sel.table.append([(c[0], c[1], float(mu)) for c, mu in zip(cands, means)])
         bar.update(1)
     bar.close()
-    if ensemble > 0:
-        _bootstrap(sel, theta, xdot, groups, rel_tol, ensemble, seed, add_gain if greedy else 0.0)
+    if opts.ensemble > 0:
+        _bootstrap(sel, theta, xdot, groups, opts, opts.add_gain if opts.greedy else 0.0)
     return sel
 
 
@@ -463,20 +430,14 @@ def choose(cands: Sequence[Tuple[np.ndarray, int, object]], means: np.ndarray, s
 
 
 def _bootstrap(
-    sel: Selection,
-    theta: np.ndarray,
-    xdot: np.ndarray,
-    groups: np.ndarray,
-    rel_tol: float,
-    n_boot: int,
-    seed: int,
-    add_gain: float = 0.0,
+    sel: Selection, theta: np.ndarray, xdot: np.ndarray, groups: np.ndarray, opts: SelectionOptions, add_gain: float
 ) -> None:
     """Bagging over groups (resampled with replacement): on each resample every equation's
     candidate supports are rescored by their in-sample relative residual, the same rule picks one,
     and it is refitted. Inclusion = fraction of resamples whose pick holds the term.
     (Per-group Gram matrices: a resample's normal equations are a weighted sum of them.)"""
-    rng = np.random.default_rng(seed)
+    rel_tol, n_boot = opts.rel_tol, opts.ensemble
+    rng = np.random.default_rng(opts.seed)
     uniq, inverse = np.unique(groups, return_inverse=True)
     norms = np.linalg.norm(theta, axis=0)
     norms = np.where(norms > 0, norms, 1.0)

@@ -16,11 +16,11 @@ clean data in this setup, so the benchmark uses this implementation.)
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .selection import polynomial_library
+from .library import Library, LibrarySpec
 
 
 def weak_system(
@@ -31,14 +31,18 @@ def weak_system(
     n_test: int = 100,
     points_per_window: int = 16,
     p: int = 4,
+    library: Optional[Library] = None,
+    u: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray, List[str], np.ndarray]:
-    """(G [K, m], b [K, d], term names, window centres [K]) of the weak form for one trajectory."""
+    """(G [K, m], b [K, d], term names, window centres [K]) of the weak form for one trajectory;
+    library: the terms (default the polynomials of `degree`), u [n, p]: its control inputs."""
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     n = len(t)
     if n < 8:
         raise ValueError(f"weak-form SINDy needs at least 8 observations; got {n}")
-    theta, terms = polynomial_library(x, variables, degree)
+    lib = library if library is not None else LibrarySpec(degree=degree).build(variables)
+    theta, terms = lib.numpy(x, u), lib.terms
     span = t[-1] - t[0]
     half = 0.5 * span * min(1.0, points_per_window / n)
     centres = np.linspace(t[0] + half, t[-1] - half, n_test)
