@@ -13,8 +13,8 @@ and compared with the observations there:
     L = mean_j ‖(ŝ_j − x_j)/s‖² + mean_{j, i=1..k} ‖(Φ_{t_j → t_{j+i}}(ŝ_j) − x_{j+i})/s‖²
 
 All windows are one batch: interval j is mapped to τ ∈ [0, 1] with dz/dτ = Δt_j f(z) (per-row Δt),
-classic rk4 with a fixed number of sub-steps (written inline: a few hundred small batched calls
-per iteration, where a general solver's bookkeeping would dominate). A single long rollout of an
+classic rk4 with a fixed number of sub-steps (`discover.rk4`, not the solver core: a few hundred small
+batched calls per iteration, where a general solver's bookkeeping would dominate). A single long rollout of an
 oscillating system is a poor objective (measured: no fit of Lotka–Volterra in 300 iterations);
 short windows are well conditioned.
 
@@ -41,6 +41,7 @@ from ..solve import solve
 from ..solvers.stepping import Adaptive
 from .inputs import InputSignal, stages_or_none
 from .progress import progress_bar
+from .rk4 import rk4_step
 
 
 @dataclass
@@ -143,17 +144,13 @@ def rk4_flow(f: nn.Module, z: Tensor, dt: Tensor, steps: int, record: bool = Fal
     t0 = z.new_zeros(())
     seen = []
 
-    def g(z_: Tensor, s: int, c: int) -> Tensor:
-        return f(t0, z_) if inputs is None else f(t0, z_, inputs[s, c])
+    def g(z_: Tensor, u: Optional[Tensor]) -> Tensor:
+        return f(t0, z_) if u is None else f(t0, z_, u)
 
     for s in range(steps):
         if record:
             seen.append(z)
-        k1 = g(z, s, 0)
-        k2 = g(z + 0.5 * h * k1, s, 1)
-        k3 = g(z + 0.5 * h * k2, s, 1)
-        k4 = g(z + h * k3, s, 2)
-        z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        z = rk4_step(g, z, h, (None, None, None) if inputs is None else inputs[s])
     return (z, torch.stack(seen)) if record else z
 
 

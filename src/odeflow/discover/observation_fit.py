@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .inputs import InputSignal
 from .library import Library, as_library, monomials
+from .rk4 import rk4_step
 
 __all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
 
@@ -173,11 +174,7 @@ class SparseModel:
             h = seg.dt[i] / seg.substeps  # [S, 1], broadcast over the batch
             for j in range(seg.substeps):
                 u = (None, None, None) if seg.inputs is None else seg.inputs[i, j]
-                k1 = self.field(w, z, u[0])
-                k2 = self.field(w, z + 0.5 * h * k1, u[1])
-                k3 = self.field(w, z + 0.5 * h * k2, u[1])
-                k4 = self.field(w, z + h * k3, u[2])
-                z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                z = rk4_step(lambda z_, u_: self.field(w, z_, u_), z, h, u)
             preds.append(z)
         out = torch.stack(preds, dim=1)[:, seg.valid]  # position-major, as seg.target
         res = (out - seg.target) * seg.w
