@@ -147,6 +147,20 @@ def lag_one_z(residuals: np.ndarray, seg: Segments) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class ConfidenceLimits:
+    """Where each check of the module docstring says "low"."""
+
+    margin: float = 2.0  # a competing support within this many BIC units of the choice
+    collinear: float = 0.01  # a left-out term within this fraction of the chosen terms' span
+    alpha: float = 1e-3  # level of the variance-model test (Bonferroni over the variables)
+    z_lack: float = 4.0  # lag-one autocorrelation z-score of the residuals
+    top: int = 3  # fitted models listed beside a low-confidence choice
+
+
+DEFAULT_LIMITS = ConfidenceLimits()
+
+
 def assess(
     fits: Sequence[ObservationFit],
     chosen: ObservationFit,
@@ -157,20 +171,17 @@ def assess(
     variables: Sequence[str],
     tolerance: float = 10.0,
     stopped_at_limit: bool = False,
-    margin: float = 2.0,
-    collinear: float = 0.01,
-    alpha: float = 1e-3,
-    z_lack: float = 4.0,
     predicted: Optional[np.ndarray] = None,
-    top: int = 3,
     noise_problems: Optional[Sequence[str]] = None,
     extra: Optional[np.ndarray] = None,
+    limits: ConfidenceLimits = DEFAULT_LIMITS,
 ) -> Confidence:
     """The checks of the module docstring on the search's fitted models. theta [n, m]: the library
     on the fitted states; predicted [N, d]: the chosen model's scaled predictions at the observations
     (default: from its residuals and the segments' weights). noise_problems: the findings of the
     fitted noise model's own misfit checks (odeflow.discover.noise_model.misfit), which then replace
     the two residual tests here."""
+    margin, collinear, alpha, z_lack, top = limits.margin, limits.collinear, limits.alpha, limits.z_lack, limits.top
     reasons: List[str] = []
     d = chosen.support.shape[0]
     rival = competing_supports(fits, chosen, tolerance, margin, extra)
