@@ -13,7 +13,7 @@ from torch._dynamo.utils import counters
 
 from odeflow.tasks.timeseries import TimeSeriesTask
 from odeflow.tasks.timeseries_config import TimeSeriesConfig
-from odeflow.training import Trainer
+from odeflow.training import Trainer, compiled_update
 from odeflow.training.compiled_update import CompiledUpdate
 from odeflow.training.errors import TrainingInterrupted
 from odeflow.training.optim import lr_value, set_lr
@@ -35,7 +35,9 @@ def test_set_lr_changes_a_tensor_lr_in_place_and_lr_value_reads_it():
     assert plain.param_groups[0]["lr"] == 0.5
 
 
-def test_the_update_stays_eager_with_cuda_graphs_and_says_why():
+def test_the_update_stays_eager_with_cuda_graphs_and_says_why(monkeypatch):
+    calls = []
+    monkeypatch.setattr(compiled_update, "keep_freed_memory_for_training", lambda: calls.append(1))
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     update = CompiledUpdate(opt, cuda_graph=True)
     opt.param_groups[0]["params"][0].grad = torch.ones(2)
@@ -43,6 +45,7 @@ def test_the_update_stays_eager_with_cuda_graphs_and_says_why():
     update()
     assert not update.active and "CUDA graphs" in (update.reason or "")
     assert not isinstance(opt.param_groups[0]["lr"], torch.Tensor)
+    assert calls == []  # malloc is left alone when nothing compiles
 
 
 class _Watched(TimeSeriesTask):
@@ -70,13 +73,15 @@ def _losses(folder):
 @needs_cxx
 def test_compiled_update_follows_the_eager_one_compiles_once_and_resumes(tmp_path, monkeypatch):
     cfg = TimeSeriesConfig(**CFG, compile="on")
+    malloc_calls = []
+    monkeypatch.setattr(compiled_update, "keep_freed_memory_for_training", lambda: malloc_calls.append(1))
     monkeypatch.setattr(_Watched, "eager_update", True)
     Trainer(_Watched(cfg), tmp_path / "eager", quiet=True).fit()
     monkeypatch.setattr(_Watched, "eager_update", False)
     monkeypatch.setattr(_Watched, "graphs", [])
     trainer = Trainer(_Watched(cfg), tmp_path / "compiled", quiet=True)
     trainer.fit()
-    assert trainer._update is not None and trainer._update.active
+    assert trainer._update is not None and trainer._update.active and malloc_calls == [1]
     assert isinstance(trainer._opt.param_groups[0]["lr"], torch.Tensor)
     # the update compiles at the second update (iteration 1); the cosine lr changes every
     # iteration after it and compiles nothing more
