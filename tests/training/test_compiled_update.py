@@ -48,6 +48,26 @@ def test_the_update_stays_eager_with_cuda_graphs_and_says_why(monkeypatch):
     assert calls == []  # malloc is left alone when nothing compiles
 
 
+def test_a_failing_compile_falls_back_to_the_eager_update_once_per_step(monkeypatch):
+    def failing(fn):
+        def call():
+            raise torch._dynamo.exc.TorchDynamoException("no backend")
+
+        return call
+
+    monkeypatch.setattr(compiled_update, "keep_freed_memory_for_training", lambda: True)
+    monkeypatch.setattr(compiled_update, "compile_problem", lambda cuda_graph: None)
+    monkeypatch.setattr(torch, "compile", failing)
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = torch.optim.Adam([p], lr=0.1)
+    update = CompiledUpdate(opt)
+    for _ in range(3):
+        p.grad = torch.ones(2, dtype=torch.float64)
+        update()
+    assert not update.active and "compiling it failed: no backend" in (update.reason or "")
+    assert float(opt.state[p]["step"]) == 3  # every step ran exactly once
+
+
 class _Watched(TimeSeriesTask):
     """Records the dynamo graph count before each iteration; raises SIGTERM at `stop_at`."""
 
