@@ -31,3 +31,18 @@ def _odeflow_cache_dir(tmp_path_factory):
         os.environ.pop("ODEFLOW_CACHE_DIR", None)
     else:
         os.environ["ODEFLOW_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _system_malloc():
+    """Compiled training runs leave glibc's malloc as it is here (the engine would otherwise make
+    the test process keep freed memory, which changes the RSS that memory plans read)."""
+    import os
+
+    old = os.environ.get("ODEFLOW_KEEP_FREED_MEMORY")
+    os.environ["ODEFLOW_KEEP_FREED_MEMORY"] = "0"
+    yield
+    if old is None:
+        os.environ.pop("ODEFLOW_KEEP_FREED_MEMORY", None)
+    else:
+        os.environ["ODEFLOW_KEEP_FREED_MEMORY"] = old

@@ -39,6 +39,7 @@ _EXPORTS: Dict[str, str] = {
     "AutoCompile": ".solvers.compile_policy",
     "PerSample": ".solvers.per_sample",
     "compile_step": ".compile_step",
+    "keep_freed_memory": ".malloc",
     "train": ".tasks.run",
     "TASKS": ".task_registry",
 }
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (
     from .dense import odeint_dense as odeint_dense
     from .gradients import DiscretizeOptimize as DiscretizeOptimize
     from .gradients import OptimizeDiscretize as OptimizeDiscretize
+    from .malloc import keep_freed_memory as keep_freed_memory
     from .odeint import odeint as odeint
     from .odeint import odeint_adjoint as odeint_adjoint
     from .odeint import odeint_event as odeint_event

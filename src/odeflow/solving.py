@@ -72,7 +72,7 @@ def run(call: SolveCall, compiled: bool = False) -> Solution:
             float("nan"),
             "the ODE blows up or the fixed step is too large; use a smaller step or an adaptive method",
         )
-    sol = Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats)
+    sol = Solution(ts=problem.t, ys=problem.packer.unpack_series(ys), stats=problem.stats, compiled=compiled)
     if stop is not None:  # events, none terminal
         sol.events, sol.stats.nfe = stop.watcher.found, sol.stats.nfe + stop.nfe_search
     return sol

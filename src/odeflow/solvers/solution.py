@@ -33,7 +33,7 @@ class Solution:
 
     With events: ``events`` lists every located root (`events.EventRecord`); after a terminal
     event ``status`` is 'event', ts ends with the event time ``event_t`` (differentiable)
-    and ys with the state there."""
+    and ys with the state there. ``compiled``: the solve ran through the compiled loop."""
 
     ts: Tensor
     ys: Any
@@ -41,3 +41,4 @@ class Solution:
     status: str = "success"
     events: List[Any] = field(default_factory=list)
     event_t: Optional[Tensor] = None
+    compiled: bool = False  # ran through the compiled loop (compile=True, or "auto" once it decided to)

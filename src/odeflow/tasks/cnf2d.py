@@ -180,6 +180,10 @@ class CNF2DTask(Task):
             metrics["fm_loss"] = torch.tensor(float("nan"))
         return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
 
+    def compiles(self) -> bool:
+        """compile 'on' (the CNF's solves run compiled; 'auto' solves a CNF eagerly)."""
+        return cnf_compile(self.config.compile)
+
     def cuda_graph_problem(self) -> Optional[str]:
         cfg = self.config
         stages = parse_schedule(cfg.schedule) if cfg.schedule else []

@@ -69,6 +69,7 @@ class TimeSeriesTask(Task):
         self.checks: Dict[int, Dict[str, Any]] = {}
         self.snapshots: Dict[int, Tensor] = {}
         self.iteration = 0
+        self.solved_compiled = False  # the last training solve ran compiled
 
     def _loss(self) -> Tensor:
         return self.model.loss(self.model.solve(self.u[0], self.t, **self.kw).ys, self.u)
@@ -84,6 +85,7 @@ class TimeSeriesTask(Task):
 
     def training_loss(self, batch: None) -> StepOutput:
         sol = self.model.solve(self.u[0], self.t, **self.kw)
+        self.solved_compiled = sol.compiled
         loss = self.model.loss(sol.ys, self.u)
         if self.iteration in self.config.snapshot_at:
             self.snapshots[self.iteration] = sol.ys.detach().to("cpu", copy=True)
@@ -91,6 +93,10 @@ class TimeSeriesTask(Task):
         return StepOutput(
             loss, dict(loss=loss.detach(), nfe_forward=stats.nfe, nfe_backward=lambda: stats.nfe_backward)
         )
+
+    def compiles(self) -> bool:
+        """The last training solve ran compiled (compile 'on', or 'auto' once it decided to)."""
+        return self.solved_compiled
 
     def state_dict(self) -> Dict[str, Any]:
         return dict(checks=self.checks, snapshots=self.snapshots)

@@ -36,5 +36,15 @@ def make_lr_scheduler(
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's lr; a tensor lr (a compiled update's) is changed in place, so the compiled
+    update reads the new value without compiling again."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
+def lr_value(opt: torch.optim.Optimizer) -> float:
+    """The first group's lr as a float (a tensor lr included)."""
+    return float(opt.param_groups[0]["lr"])

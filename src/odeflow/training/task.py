@@ -105,6 +105,11 @@ class Task:
         """Loss of one batch with ``self.model``; runs inside DistributedDataParallel.forward."""
         raise NotImplementedError
 
+    def compiles(self) -> bool:
+        """Whether the training loss's solves run compiled (asked after each backward pass); the
+        Trainer then compiles the optimizer update too. Default: False."""
+        return False
+
     def cuda_graph_problem(self) -> Optional[str]:
         """Why this task's step cannot be captured in a CUDA graph (``--cuda-graph``), or None
         when it can: a tensor batch of fixed shape and a step without host syncs (fixed-step

@@ -32,13 +32,14 @@ from torch import nn
 
 from ..solvers.errors import SolverError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .compiled_update import CompiledUpdate
 from .context import RunContext
 from .cuda_graph import CapturedTrainingStep
 from .distributed import Distributed
 from .divergence import DIVERGED_HINT, DivergenceWatch
 from .errors import NONFINITE_HINT, TrainingError, TrainingInterrupted
 from .metrics_log import MetricsLog
-from .optim import make_lr_scheduler, make_optimizer, set_lr
+from .optim import lr_value, make_lr_scheduler, make_optimizer, set_lr
 from .progress import Progress
 from .run_folder import RunFolder, check_run_folder
 from .schedule import parse_schedule, stage_index
@@ -119,6 +120,7 @@ class Trainer:
         stages = parse_schedule(cfg.schedule)
         forward = dist.wrap(_TaskForward(task), device)
         self._graphed: Optional[CapturedTrainingStep] = None
+        self._update: Optional[CompiledUpdate] = None  # the compiled update, once the task compiles
         if cfg.cuda_graph:
             self._check_cuda_graph(dist, device)
         self.start, self.elapsed, self.best, self.bad_validations, stage = 0, 0.0, math.inf, 0, -1
@@ -209,7 +211,7 @@ class Trainer:
         if stage is not None:
             row["stage"] = stage
         if self._sched is not None:
-            row["lr"] = self._opt.param_groups[0]["lr"]
+            row["lr"] = lr_value(self._opt)
         row["wall_time"] = self.elapsed
         return row
 
@@ -332,10 +334,19 @@ class Trainer:
             if not bool(torch.isfinite(norm)):
                 raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
         self._keep_best_train(out, it)
-        opt.step()
+        self._optimizer_step()
         if self._sched is not None:
             self._sched.step()
         return out
+
+    def _optimizer_step(self) -> None:
+        """opt.step(): compiled (`CompiledUpdate`) once the task's solves are compiled, else eager."""
+        if self._update is None and self.task.compiles():
+            self._update = CompiledUpdate(self._opt, cuda_graph=bool(self.cfg.cuda_graph))
+        if self._update is not None:
+            self._update()
+        else:
+            self._opt.step()
 
     def _keep_best_train(self, out: StepOutput, it: int) -> None:
         """Before the update: the parameters that gave the lowest training loss so far go to best.pt
