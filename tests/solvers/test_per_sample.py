@@ -9,6 +9,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import odeflow
+from helpers.batched_fields import vdp
 from helpers.every_method import ADAPTIVE, EXPLICIT
 from odeflow.gradients import DiscretizeOptimize, OptimizeDiscretize
 from odeflow.solvers.errors import SolverError
@@ -17,16 +18,6 @@ from odeflow.solvers.stepping import Adaptive, FixedStep
 
 D = torch.float64
 STEP = Adaptive(rtol=1e-6, atol=1e-8)
-
-
-def vdp(mu):
-    """Van der Pol x'' = mu (1 - x^2) x' - x, one mu per row (or a 0-d mu for one sample)."""
-
-    def f(t, y):
-        x, v = y[..., 0], y[..., 1]
-        return torch.stack([v, mu * (1 - x * x) * v - x], -1)
-
-    return f
 
 
 def lotka(p):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import odeflow
+from helpers.batched_fields import vdp
 from odeflow.gradients import OptimizeDiscretize
 from odeflow.solvers.events import Event
 from odeflow.solvers.per_sample import PerSample
@@ -15,16 +16,6 @@ from odeflow.solvers.stepping import Adaptive
 
 D = torch.float64
 STEP = Adaptive(rtol=1e-8, atol=1e-10)
-
-
-def vdp(mu):
-    """Van der Pol, one mu per row (or a 0-d mu for one sample)."""
-
-    def f(t, y):
-        x, v = y[..., 0], y[..., 1]
-        return torch.stack([v, mu * (1 - x * x) * v - x], -1)
-
-    return f
 
 
 def damped(a):

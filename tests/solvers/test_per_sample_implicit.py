@@ -8,20 +8,13 @@ import pytest
 import torch
 
 import odeflow
+from helpers.batched_fields import vdp
 from odeflow.gradients import OptimizeDiscretize
 from odeflow.solvers.per_sample import PerSample
 from odeflow.solvers.stepping import Adaptive
 
 D = torch.float64
 STEP = Adaptive(rtol=1e-5, atol=1e-7)
-
-
-def vdp(mu):
-    def f(t, y):
-        x, v = y[..., 0], y[..., 1]
-        return torch.stack([v, mu * (1 - x * x) * v - x], -1)
-
-    return f
 
 
 def forced_linear(a):

@@ -31,8 +31,9 @@ CONV_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def piece_index(t: Tensor, T0: float, pieces: int) -> Tensor:
-    """Index k of the piece holding t: floor(t K / T0) clamped to 0..K-1 (a 1-element long tensor)."""
-    k = torch.floor(t.detach().to(torch.float64).reshape(1) * (pieces / T0)).long()
+    """Index k of the piece holding each time in t: floor(t K / T0) clamped to 0..K-1 (a long
+    tensor of t's number of elements, flattened)."""
+    k = torch.floor(t.detach().to(torch.float64).reshape(-1) * (pieces / T0)).long()
     return k.clamp(0, pieces - 1)
 
 
@@ -127,8 +128,7 @@ class ConvODENet(nn.Module):
         t4 = t.reshape(b, 1, 1, 1)
         if self.pieces == 1:
             return self._run(t4, z, torch.zeros(1, dtype=torch.long, device=z.device))
-        k = torch.floor(t.detach().to(torch.float64).reshape(b) * (self.pieces / self.T0)).long()
-        k = k.clamp(0, self.pieces - 1).to(z.device)
+        k = piece_index(t, self.T0, self.pieces).to(z.device)
         out = torch.empty(b, self.dim, dtype=z.dtype, device=z.device)
         for piece in torch.unique(k).tolist():  # one host sync: the pieces present in the batch
             rows = (k == piece).nonzero().reshape(-1)

@@ -157,16 +157,6 @@ def _coefficients(values: Tuple, device: torch.device) -> Tensor:
     return torch.tensor(values, dtype=torch.float64, device=device)
 
 
-def _dense_weights(tab: ButcherTableau, theta: Tensor) -> Tensor:
-    """b_i(theta) of the continuous extension for every row: [stages, B] (float64)."""
-    assert tab.dense is not None
-    dense = _coefficients(tuple(tab.dense), theta.device)
-    powers = [theta]
-    for _ in range(dense.shape[1] - 1):
-        powers.append(powers[-1] * theta)
-    return dense @ torch.stack(powers)
-
-
 def _output(
     tab: ButcherTableau,
     y: Tensor,
@@ -179,23 +169,8 @@ def _output(
     at_end: Tensor,
     lands: bool,
 ) -> Tensor:
-    """The state at t + theta h of every row's step: its continuous extension
-    y + sum_i b_i(theta) (h k_i), cubic Hermite (f0 = ks[0], f1) without one, y1 itself where
-    the output time is the step's end."""
-    if lands:
-        return y1
-    hy = _rows(h.to(y.dtype), y)
-    if tab.dense is not None:
-        w = _dense_weights(tab, theta).to(y.dtype)
-        val = y
-        for i in range(w.shape[0]):
-            val = torch.addcmul(val, _rows(w[i], y), hks[i])
-    else:
-        assert f1 is not None
-        th = _rows(theta.to(y.dtype), y)
-        t2, t3 = th * th, th * th * th
-        val = (2 * t3 - 3 * t2 + 1) * y + (-2 * t3 + 3 * t2) * y1 + hy * ((t3 - 2 * t2 + th) * ks[0] + (t3 - t2) * f1)
-    return torch.where(_rows(at_end, y), y1, val)
+    """The state at t + theta h of every row's step (theta, at_end [B]): `_outputs` at one point."""
+    return _outputs(tab, y, y1, ks, hks, f1, theta.unsqueeze(0), h, at_end.unsqueeze(0), lands)[0]
 
 
 def _outputs(
@@ -210,8 +185,9 @@ def _outputs(
     at_end: Tensor,
     lands: bool,
 ) -> Tensor:
-    """`_output` at several points of every row's step at once: theta and at_end [S, B] ->
-    states [S, B, ...]."""
+    """The states at t + theta h of every row's step, at several points at once (theta, at_end
+    [S, B] -> [S, B, ...]): the continuous extension y + sum_i b_i(theta) (h k_i), cubic Hermite
+    (f0 = ks[0], f1) without one, y1 itself where the point is the step's end."""
     n_out = theta.shape[0]
     if lands:
         return y1.unsqueeze(0).expand(n_out, *y1.shape)

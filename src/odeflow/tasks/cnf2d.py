@@ -105,11 +105,6 @@ def evaluate_flow(flow: CNF, x: Tensor, method: str, step) -> Dict[str, float]:
     return dict(nll=nll, inverse_error=inv, nfe=nfe)
 
 
-def ms_per_iteration_by_objective(history, cfg: CNFConfig) -> Dict[str, float]:
-    """ms per flow-matching and per likelihood iteration apart (`objective_config.ms_per_iteration_by_kind`)."""
-    return ms_per_iteration_by_kind(history, cfg, cfg.iterations)
-
-
 class CNF2DTask(Task):
     name = "cnf"
     monitor = "val_nll"
@@ -245,7 +240,7 @@ class CNF2DTask(Task):
                 title=f"{cfg.mode} {flow.method}: x, f(x), f^-1(f(x))",
             )
         if cfg.objective == "flow-matching":
-            summary.update(ms_per_iteration_by_objective(ctx.history, cfg))
+            summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
