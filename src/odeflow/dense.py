@@ -14,10 +14,10 @@ from torch import Tensor
 
 from .dropin_options import resolve
 from .solve import solve
-from .solvers.loop import real_dtype
 from .solvers.methods import get_method
 from .solvers.runge_kutta import interpolate, rk_step
 from .solvers.tableau import ButcherTableau
+from .solvers.times import real_dtype
 
 
 class _Recording:

@@ -5,6 +5,7 @@ import torch
 
 import odeflow
 from odeflow.solvers.adams import Adams, bashforth, moulton
+from odeflow.solvers.times import StepTimes
 
 
 def test_coefficients_are_the_textbook_ones():
@@ -57,13 +58,14 @@ def _interpolant_errors(implicit: bool, h: float):
     import math
 
     method = Adams(implicit=implicit, max_order=5)
-    advance = method.event_stepper(lambda t, y: -y, torch.ones(1, dtype=torch.float64), odeflow.FixedStep(h=h))
-    y, t, end_gap, mid = torch.ones(1, dtype=torch.float64), 0.0, 0.0, 0.0
+    times = StepTimes(torch.float64, torch.device("cpu"))
+    y, t, end_gap, mid, carry = torch.ones(1, dtype=torch.float64), 0.0, 0.0, 0.0, None
     for k in range(int(round(1.0 / h))):
-        y1, dense = advance(t, t + h, y)
-        end_gap = max(end_gap, float((dense(t + h) - y1).abs()))
+        res = method.step(lambda t, y: -y, None, y, carry, t, h, t + h, times)
+        y1, carry = res.y1, res.carry()
+        end_gap = max(end_gap, float((res.dense.at(1.0) - y1).abs()))
         if k >= 2:  # after the RK4 start-up steps (cubic Hermite there)
-            mid = max(mid, abs(dense(t + h / 2).item() - math.exp(-(t + h / 2))))
+            mid = max(mid, abs(res.dense.at(0.5).item() - math.exp(-(t + h / 2))))
         y, t = y1, t + h
     return end_gap, mid
 

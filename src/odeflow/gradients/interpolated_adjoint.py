@@ -18,9 +18,10 @@ from typing import Callable, List, Tuple
 import torch
 from torch import Tensor
 
-from ..solvers.grid import GridTimes
-from ..solvers.implicit import interpolate_hermite, jacobian_blocks
+from ..solvers.implicit import jacobian_blocks
+from ..solvers.runge_kutta import hermite
 from ..solvers.state import ErrorNorm, StatePacker
+from ..solvers.times import StepTimes
 
 
 class _Recorder:
@@ -95,7 +96,7 @@ def interval_adjoint(
     times = [t for t, _ in nodes]
     # f at both ends of every piece, taken on the piece's side of its ends when f may jump at
     # the forward grid points (perturb): f is never evaluated at a grid point itself.
-    gt = GridTimes(
+    gt = StepTimes(
         y_start.dtype, y_start.device, bool(getattr(fwd_step, "perturb", False) or getattr(fwd_step, "jump_t", ()))
     )
     ends = [gt.stages(ta, tb - ta, [0.0, 1.0]) for ta, tb in zip(times[:-1], times[1:])]
@@ -108,7 +109,7 @@ def interval_adjoint(
         tv = float(tt)
         k = min(max(bisect.bisect_right(keys, tv if ascending else -tv) - 1, 0), len(nodes) - 2)
         (ta, ya), (tb, yb) = nodes[k], nodes[k + 1]
-        return interpolate_hermite(ya, yb, f_left[k], f_right[k], (tv - ta) / (tb - ta), tb - ta)
+        return hermite(ya, yb, f_left[k], f_right[k], (tv - ta) / (tb - ta), tb - ta)
 
     shape = y_start.shape
     packer = StatePacker((a,) + g)

@@ -21,16 +21,18 @@ from torch import Tensor, nn
 
 from ..solvers import tensor_loop
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
-from ..solvers.grid import GridTimes, grid_points, integrate_grid, rk_grid_step
+from ..solvers.grid import grid_points, integrate_grid
 from ..solvers.hooks import StepHooks
-from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed, perturb_stage_times, real_dtype
+from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
 from ..solvers.plain_run import run_plain
 from ..solvers.problem import Problem
 from ..solvers.solution import SolverStats
+from ..solvers.solver import ExplicitRK
 from ..solvers.state import ErrorNorm, StatePacker, packed_func
 from ..solvers.stepping import Adaptive, FixedStep
 from ..solvers.tableau import ButcherTableau  # noqa: F401 (isinstance checks)
+from ..solvers.times import perturb_stage_times, real_dtype
 from .interpolated_adjoint import interval_adjoint
 
 
@@ -282,9 +284,8 @@ class _BackwardSolve:
             span = [self.tvals[i], self.tvals[i - 1]]
             on = interval_step(step, *span)
             if on.grid is not None:  # explicit points (perturb, grid_constructor)
-                stepper = rk_grid_step(tab, aug_f, GridTimes(ys.dtype, ys.device, on.perturb))
                 outs = integrate_grid(
-                    stepper, aug_f, state, list(on.grid), span, on.interp, self.counter, self.hooks, on.perturb
+                    tab, aug_f, state, list(on.grid), span, on.interp, self.counter, self.hooks, on.perturb
                 )
             else:
                 grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
@@ -322,8 +323,8 @@ class _BackwardSolve:
             attempt = CompiledAttempt(self.tab, self.aug_f, self.norm, self.counter.count_evals, self.key)
         n = self.n
         outs, _ = integrate_adaptive(
-            self.tab, f_eager, self.state, self.tvals[::-1], step, self.norm, self.counter, h0=self.h,
-            attempt=attempt, land_on_outputs=True, hooks=self.hooks, jump=lambda j, out: self.restart(n - 1 - j, out),
+            ExplicitRK(self.tab, attempt), f_eager, self.state, self.tvals[::-1], step, self.norm, self.counter,
+            h0=self.h, land_on_outputs=True, hooks=self.hooks, jump=lambda j, out: self.restart(n - 1 - j, out),
         )  # fmt: skip
         return outs[-1]
 

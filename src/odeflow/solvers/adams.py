@@ -15,7 +15,6 @@ corrector that does not converge in max_iters iterations drops the oldest deriva
 from __future__ import annotations
 
 import warnings
-from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -24,12 +23,16 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .controller import PIController
 from .explicit_methods import RK4_38
-from .grid import Func, GridDiff, GridTimes, Span, grid_points, integrate_grid, step_length
+from .grid import Func, GridDiff, grid_points, integrate_grid
 from .hooks import StepHooks
 from .runge_kutta import rk_step
 from .solution import SolverStats
-from .stepping import FixedStep
+from .solver import HermiteInterpolant, StepResult
+from .state import ErrorNorm
+from .stepping import Adaptive, FixedStep
+from .times import Span, StepTimes, step_length
 
 MIN_ORDER, MAX_ORDER = 4, 12
 
@@ -103,99 +106,89 @@ class Adams:
         """States at t_out[1:]; differentiable in the output times when ``t_tensor`` requires grad."""
         points = grid_points(step, t_out)
         diff = GridDiff.make(step, t_out, t_tensor, points)
-        box: Optional[List] = [None] if step.interp == "own" else None
+        return integrate_grid(self, f, y0, points, t_out, step.interp, stats, hooks, step.perturb, diff)
 
-        def own(y: Tensor, h, s) -> Optional[Tensor]:
-            """The last step's Adams polynomial (None after an RK4 start-up step)."""
-            if box is None or box[0] is None:
-                return None
-            nodes, fs = box[0]
-            return dense_output(y, h, nodes, fs, s)
+    # ---- the solver interface (solver.Solver): fixed steps only ----------------------------
+    def controller(self, ctrl: Adaptive) -> PIController:
+        raise ValueError(f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h))")
 
-        return integrate_grid(
-            self.stepper(f, y0, step, dense=box),
-            f,
-            y0,
-            points,
-            t_out,
-            step.interp,
-            stats,
-            hooks,
-            step.perturb,
-            diff,
-            own,
-        )
+    def lands_on_outputs(self) -> bool:
+        return True
 
-    def event_stepper(self, f: Func, y0: Tensor, step: FixedStep):
-        """advance(t0, t1, y) -> (y1, dense) for event location: the dense output is the step's
-        own Adams interpolant (`dense_output`), cubic Hermite after the RK4 start-up steps."""
-        from .events import hermite_advance
+    def check_adaptive(self) -> None:
+        self.controller(Adaptive())
 
-        box: List = [None]
-        hermite = hermite_advance(self.stepper(f, y0, step, dense=box), f, GridTimes(y0.dtype, y0.device, step.perturb))
+    def step(
+        self,
+        f: Func,
+        norm: Optional[ErrorNorm],
+        y: Tensor,
+        carry: Optional[Tuple[Tensor, ...]],
+        t: float,
+        h: float,
+        t1: float,
+        times: StepTimes,
+        before_jump: bool = False,
+        span: Optional[Span] = None,
+    ) -> StepResult:
+        """One step of a solve; ``carry`` is the history f_{n-1}, f_{n-2}, ... of the earlier steps
+        (None at the start), all of the same size. The result's state is the new history and its
+        interpolant the step's Adams polynomial (cubic Hermite after an RK4 start-up step)."""
+        hd = step_length(t, t1, span, y.dtype)
+        ts = times.stages(t, h, RK4_38.c, before_jump, span)
+        f0 = f(ts[0], y)
+        history: Tuple[Tensor, ...] = ((f0,) + tuple(carry or ()))[: self.max_order - 1]
+        order = min(len(history), self.max_order - 1)
+        if order < MIN_ORDER - 1:
+            y1, _, _ = rk_step(RK4_38, f, y, f0, ts, hd, False)
+            end = lambda: times.stages(t, h, [1.0], before_jump, span)[0]  # noqa: E731
+            return StepResult(y1, 0.0, HermiteInterpolant(f, end, y, y1, f0, hd, None), f0, state=history)
+        dy = _weighted(bashforth(order), history, hd)
+        nodes: Tuple[int, ...] = tuple(-j for j in range(order))
+        fs: Tuple[Tensor, ...] = history[:order]
+        if self.implicit:
+            coeffs = moulton(order + 1)
+            delta = _weighted(coeffs[1:], history, hd)
+            converged = False
+            for _ in range(self.max_iters):
+                dy_old = dy
+                f_new = f(ts[-1], y + dy)
+                dy = (
+                    delta + f_new * (hd * coeffs[0])
+                    if isinstance(hd, Tensor)
+                    else torch.add(delta, f_new, alpha=hd * coeffs[0])
+                )
+                nodes, fs = tuple(1 - j for j in range(order + 1)), (f_new,) + history[:order]
+                tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())
+                converged = bool(((dy_old - dy).abs() / tol).max() < 1)
+                if converged:
+                    break
+            if not converged:
+                warnings.warn(
+                    "Adams–Moulton functional iteration did not converge; the solution may be "
+                    "inaccurate (use a smaller step or loosen rtol/atol)",
+                    stacklevel=2,
+                )
+                history = history[:-1]
+        return StepResult(y + dy, 0.0, AdamsInterpolant(y, hd, nodes, fs), f0, state=history)
 
-        def advance(t0: float, t1: float, y: Tensor):
-            y1, dense = hermite(t0, t1, y)
-            if box[0] is None:
-                return y1, dense
-            nodes, fs = box[0]
-            return y1, lambda v, h=t1 - t0: dense_output(y, h, nodes, fs, (v - t0) / h)
 
-        return advance
+class AdamsInterpolant:
+    """The Adams step's own polynomial (`dense_output`) as a `solver.Interpolant`."""
 
-    def stepper(self, f: Func, y0: Tensor, step: FixedStep, dense: Optional[List] = None):
-        """advance(t0, t1, y) -> (y1, f(t0, y)): one step of a solve (the history lives in
-        the closure, so the steps must be taken in order, all of the same size). With a list
-        ``dense``, each step leaves there its interpolant's data (nodes, derivatives) or None
-        after an RK4 start-up step (see `dense_output`)."""
-        times = GridTimes(y0.dtype, y0.device, step.perturb)
-        history: deque = deque(maxlen=self.max_order - 1)
-        warned = [False]
+    batched = False
 
-        def advance(t0: float, t1: float, y: Tensor, span: Optional[Span] = None) -> Tuple[Tensor, Optional[Tensor]]:
-            h = step_length(t0, t1, span, y.dtype)
-            ts = times.stages(t0, t1 - t0, RK4_38.c, span)
-            f0 = f(ts[0], y)
-            history.appendleft(f0)
-            order = min(len(history), self.max_order - 1)
-            if dense is not None:
-                dense[:] = [None]
-            if order < MIN_ORDER - 1:
-                y1, _, _ = rk_step(RK4_38, f, y, f0, ts, h, False)
-                return y1, f0
-            dy = _weighted(bashforth(order), history, h)
-            if dense is not None:
-                dense[:] = [(tuple(-j for j in range(order)), tuple(history)[:order])]
-            if self.implicit:
-                coeffs = moulton(order + 1)
-                delta = _weighted(coeffs[1:], history, h)
-                converged = False
-                for _ in range(self.max_iters):
-                    dy_old = dy
-                    f_new = f(ts[-1], y + dy)
-                    dy = (
-                        delta + f_new * (h * coeffs[0])
-                        if isinstance(h, Tensor)
-                        else torch.add(delta, f_new, alpha=h * coeffs[0])
-                    )
-                    if dense is not None:  # the corrector's polynomial through f_new, f_n, f_n-1, ...
-                        dense[:] = [(tuple(1 - j for j in range(order + 1)), (f_new,) + tuple(history)[:order])]
-                    tol = self.atol + self.rtol * torch.maximum(dy_old.abs(), dy.abs())
-                    converged = bool(((dy_old - dy).abs() / tol).max() < 1)
-                    if converged:
-                        break
-                if not converged:
-                    if not warned[0]:
-                        warnings.warn(
-                            "Adams–Moulton functional iteration did not converge; the solution may be "
-                            "inaccurate (use a smaller step or loosen rtol/atol)",
-                            stacklevel=2,
-                        )
-                        warned[0] = True
-                    history.pop()
-            return y + dy, f0
+    def __init__(self, y0: Tensor, h: Union[float, Tensor], nodes: Sequence[int], fs: Sequence[Tensor]) -> None:
+        self.y0, self.h, self.nodes, self.fs = y0, h, nodes, fs
 
-        return advance
+    def at(self, theta: Union[float, Tensor]) -> Tensor:
+        return dense_output(self.y0, self.h, self.nodes, self.fs, theta)
+
+    def many(self, thetas: List[float]) -> List[Tensor]:
+        return [self.at(th) for th in thetas]
+
+    def end_derivative(self) -> Optional[Tensor]:
+        return None
 
 
 def dense_output(

@@ -32,9 +32,9 @@ import torch
 from torch import Tensor
 
 from . import compile_cache as cache
-from .loop import try_step
 from .runge_kutta import rk_step
 from .solution import SolverStats
+from .solver import try_step
 from .state import ErrorNorm
 from .tableau import ButcherTableau
 

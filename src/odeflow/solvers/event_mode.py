@@ -20,21 +20,22 @@ from torch import Tensor
 
 from .adams import Adams
 from .errors import SolverError
-from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event, hermite_advance, rk_advance
-from .grid import GridTimes
-from .loop import integrate_adaptive, real_dtype
+from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event
+from .loop import integrate_adaptive
 from .problem import Problem, make_problem
 from .solution import SolverStats
+from .solver import as_solver
 from .state import packed_func
 from .stepping import Adaptive, FixedStep
 from .tableau import ButcherTableau
+from .times import StepTimes, real_dtype
 
 
 def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatcher:
     """Integrate from t0 toward t_end (may be +-inf) without a graph, recording the roots of the
     events on the method's dense output; a terminal root ends the integration."""
     method = problem.method
-    if not isinstance(method, ButcherTableau) and not hasattr(method, "stepper"):
+    if not isinstance(method, ButcherTableau) and not hasattr(method, "step"):
         raise ValueError(
             f"events are not available with {method.name!r} (it returns no dense output); use "
             "dopri5, tsit5, an Adams or an implicit method"
@@ -46,11 +47,8 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
     step = problem.step
     with torch.no_grad():
         if isinstance(step, Adaptive):
-            if isinstance(method, ButcherTableau):
-                assert problem.norm is not None  # adaptive problems have one
-                integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
-            else:
-                method.integrate(problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
+            assert problem.norm is not None  # adaptive problems have one
+            integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
             return watcher
         h = step.h
         if h is None:
@@ -59,14 +57,19 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
                     "fixed-step event handling needs a step size (options=dict(step_size=h) or FixedStep(h))"
                 )
             h = abs(t_end - t0) / (step.steps or 1)
-        times = GridTimes(y0.dtype, y0.device, step.perturb)
-        if isinstance(method, ButcherTableau):
-            advance = rk_advance(method, problem.func, y0, times)
-        elif hasattr(method, "event_stepper"):  # a method with its own interpolant (Adams)
-            advance = method.event_stepper(problem.func, y0, step)
-        else:
-            advance = hermite_advance(method.stepper(problem.func, y0, step), problem.func, times)
-        fixed_steps_until_event(advance, y0, t0, h, t_end, watcher, scratch, getattr(step, "max_steps", 20000))
+        times = StepTimes(y0.dtype, y0.device, step.perturb)
+        fixed_steps_until_event(
+            as_solver(method),
+            problem.func,
+            y0,
+            t0,
+            h,
+            t_end,
+            watcher,
+            scratch,
+            getattr(step, "max_steps", 20000),
+            times,
+        )
     return watcher
 
 

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .runge_kutta import rk_step
 from .solution import SolverStats
 from .state import StatePacker
 
@@ -155,65 +154,9 @@ class EventWatcher:
         return b  # the side past the crossing, so the event has happened at the returned time
 
 
-# advance(t0, t1, y) -> (y1, dense): one step and its dense output v -> y(v) (built lazily).
-Advance = Callable[[float, float, Tensor], Tuple[Tensor, Callable[[float], Tensor]]]
-
-
-def hermite_advance(step_fn: Callable, f: Callable, times) -> Advance:
-    """A fixed-step method given as step_fn(t0, t1, y) -> (y1, f(t0, y) or None) (Adams,
-    implicit RK) with the cubic Hermite dense output from (y0, f0, y1, f1). f1 (and f0 when
-    the step did not return it) is evaluated on the first dense call only, i.e. only in the
-    step where an event changes sign; evaluated on the step's side of t0 and t1 (perturb)."""
-
-    def advance(t0: float, t1: float, y0: Tensor):
-        y1, f0 = step_fn(t0, t1, y0)
-        h = t1 - t0
-        cache: List[Tensor] = []
-
-        def dense(v: float) -> Tensor:
-            from .runge_kutta import _hermite_weights
-
-            if not cache:
-                ta, tb = times.stages(t0, h, [0.0, 1.0])
-                cache.append((f(ta, y0) if f0 is None else f0).reshape(y0.shape))
-                cache.append(f(tb, y1).reshape(y0.shape))
-            h00, h10, h01, h11 = _hermite_weights((v - t0) / h)
-            return h00 * y0 + h01 * y1 + h * (h10 * cache[0] + h11 * cache[1])
-
-        return y1, dense
-
-    return advance
-
-
-def rk_advance(tab, f: Callable, y0: Tensor, times) -> Advance:
-    """Fixed explicit RK steps (compensated summation for low-precision states) with the
-    method's dense output (its continuous extension, else cubic Hermite)."""
-    from .runge_kutta import LOW_PRECISION, interpolate, rk_step_compensated
-
-    carry: List[Optional[Tensor]] = [None]
-    compensate = y0.dtype in LOW_PRECISION
-
-    def advance(t: float, t1: float, y: Tensor):
-        h = t1 - t
-        ts = times.stages(t, h, tab.c)
-        if compensate:
-            y1, carry[0], ks = rk_step_compensated(tab, f, y, carry[0], f(ts[0], y), ts, h)
-        else:
-            y1, ks, _ = rk_step(tab, f, y, f(ts[0], y), ts, h, False)
-        cache: List[Tensor] = []
-
-        def dense(v: float) -> Tensor:
-            if tab.dense is None and not cache:
-                cache.append(f(times.stages(t, h, [1.0])[0], y1))
-            return interpolate(tab, y, y1, ks, cache[0] if cache else None, (v - t) / h, h)
-
-        return y1, dense
-
-    return advance
-
-
 def fixed_steps_until_event(
-    advance: Advance,
+    solver,
+    f: Callable,
     y0: Tensor,
     t0: float,
     h: float,
@@ -221,21 +164,28 @@ def fixed_steps_until_event(
     watcher: EventWatcher,
     stats: SolverStats,
     max_steps: int,
+    times,
 ) -> None:
-    """Fixed steps of size h from t0 toward t_end (may be infinite) until a terminal event;
-    ``advance`` is any fixed-step method (explicit RK, Adams, implicit RK)."""
+    """Fixed steps of size h from t0 toward t_end (may be infinite) until a terminal event, for
+    any method with the `solver.Solver` interface (explicit RK, Adams, implicit RK), the roots
+    located on each step's interpolant."""
     direction = 1.0 if t_end >= t0 else -1.0
     h = direction * abs(h)
-    t, y = t0, y0
+    t, y, carry = t0, y0, None
     for k in range(1, max_steps + 1):
         t1 = t0 + k * h  # torchdiffeq's grid t0 + k h
         t1 = t1 if (t1 - t_end) * direction < 0 else t_end
-        y1, dense = advance(t, t1, y)
+        res = solver.step(f, None, y, carry, t, t1 - t, t1, times)
         stats.steps += 1
         stats.accepted += 1
-        if watcher.check(t, y, t1, y1, dense) or t1 == t_end:
+        dense = res.dense
+
+        def at(v: float, t: float = t, t1: float = t1, d=dense) -> Tensor:
+            return d.at((v - t) / (t1 - t))
+
+        if watcher.check(t, y, t1, res.y1, at) or t1 == t_end:
             return
-        t, y = t1, y1
+        t, y, carry = t1, res.y1, res.carry()
     raise SolverError(
         f"no terminal event within {max_steps} fixed steps", t, h, "check the event function or raise max_num_steps"
     )

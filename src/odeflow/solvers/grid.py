@@ -12,56 +12,19 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from .hooks import StepHooks
-from .loop import perturb_stage_times, real_dtype
-from .runge_kutta import rk_step
 from .solution import SolverStats
+from .solver import HermiteInterpolant, Solver, as_solver
 from .stepping import FixedStep
 from .tableau import ButcherTableau
+from .times import StepTimes, real_dtype, step_length
 
 Func = Callable[[Tensor, Tensor], Tensor]
-Span = Tuple[Tensor, Tensor]  # a step's (t0, t1) as differentiable float64 0-d tensors
-# step(t0, t1, y0[, span]) -> (y1, f(t0, y0) if the step computed it, else None)
-StepFn = Callable[..., Tuple[Tensor, Optional[Tensor]]]
-
-
-class GridTimes:
-    """Host times to the 0-d tensors handed to f (real dtype of the state), with the
-    optional one-ulp perturbation of step starts (c = 0) and ends (c = 1).
-
-    Differentiable times: a step given its ``span`` (t0, t1 as tensors) has the stage times
-    t0 + c (t1 - t0); with an ``anchor`` (T0, t0) every time t is T0 + (t - t0), so the
-    stage times move with the initial time T0 (adaptive steps, whose sizes are not
-    differentiated)."""
-
-    def __init__(
-        self, dtype: torch.dtype, device: torch.device, perturb: bool, anchor: Optional[Tuple[Tensor, float]] = None
-    ) -> None:
-        self.dtype, self.device, self.perturb, self.anchor = real_dtype(dtype), device, perturb, anchor
-
-    def stages(self, t0: float, h: float, c: Sequence[float], span: Optional[Span] = None) -> List[Tensor]:
-        if span is not None:
-            cs = torch.tensor(list(c), dtype=torch.float64, device=span[0].device)
-            ts = (span[0] + (span[1] - span[0]) * cs).to(self.device, self.dtype)
-        elif self.anchor is not None:
-            t_ref, t_ref_value = self.anchor
-            offsets = torch.tensor([t0 - t_ref_value + ci * h for ci in c], dtype=torch.float64, device=t_ref.device)
-            ts = (t_ref + offsets).to(self.device, self.dtype)
-        else:
-            ts = torch.tensor([t0 + ci * h for ci in c], dtype=torch.float64).to(self.device, self.dtype)
-        if self.perturb:
-            ts = perturb_stage_times(ts[None], list(c), 1.0 if h > 0 else -1.0)[0]
-        return list(ts.unbind())
-
-
-def step_length(t0: float, t1: float, span: Optional[Span], dtype: torch.dtype) -> Union[float, Tensor]:
-    """t1 - t0: a float, or with a span a differentiable 0-d tensor of the state's real dtype."""
-    return t1 - t0 if span is None else (span[1] - span[0]).to(real_dtype(dtype))
 
 
 def grid_tensor(step: FixedStep, t_out: Sequence[float], t_tensor: Tensor, points: Sequence[float]) -> Tensor:
@@ -129,16 +92,6 @@ def on_grid(points: Sequence[float], t_out: Sequence[float]) -> bool:
     return True
 
 
-def rk_grid_step(tab: ButcherTableau, f: Func, times: GridTimes) -> StepFn:
-    def step(t0: float, t1: float, y0: Tensor, span: Optional[Span] = None) -> Tuple[Tensor, Optional[Tensor]]:
-        ts = times.stages(t0, t1 - t0, tab.c, span)
-        k1 = f(ts[0], y0)
-        y1, _, _ = rk_step(tab, f, y0, k1, ts, step_length(t0, t1, span, y0.dtype), False)
-        return y1, k1
-
-    return step
-
-
 @dataclass(frozen=True)
 class GridDiff:
     """Differentiable times of a grid solve: the grid points and the output times (float64
@@ -158,7 +111,7 @@ class GridDiff:
 
 
 def integrate_grid(
-    step_fn: StepFn,
+    method: Union[ButcherTableau, Solver],
     f: Func,
     y0: Tensor,
     grid: Sequence[float],
@@ -168,59 +121,59 @@ def integrate_grid(
     hooks: Optional[StepHooks] = None,
     perturb: bool = False,
     diff: Optional[GridDiff] = None,
-    own: Optional[Callable[..., Optional[Tensor]]] = None,
 ) -> List[Tensor]:
-    """Step through the grid; the states at t_out[1:] (interpolated inside a step). With
-    ``perturb`` the end derivatives of the cubic interpolant are taken on the step's side.
-    With ``diff`` the steps and the interpolation are differentiable in the output times
-    (step_fn receives each step's span); an output time on a fixed grid point is the
-    interpolant's end, so its derivative is the step's slope. ``own(y, h, s)``: the method's
-    interpolant of the step just taken (interp='own'; None where it has none: cubic Hermite)."""
-    times = GridTimes(y0.dtype, y0.device, perturb)
+    """Step any method (a `solver.Solver`: explicit RK, implicit RK, Adams) through the grid; the
+    states at t_out[1:], interpolated inside a step: ``interp`` 'linear' from (y0, y1), 'cubic'
+    Hermite from (y0, f0, y1, f1), or 'own': the step's own interpolant (the Adams polynomial,
+    an explicit method's continuous extension, else cubic Hermite). With ``perturb`` the stages
+    and end derivatives at the grid points are taken on the step's side. With ``diff`` the
+    steps and the interpolation are differentiable in the output times (each step's span); an
+    output time on a fixed grid point is the interpolant's end, so its derivative is the step's
+    slope."""
+    solver = as_solver(method)
+    times = StepTimes(y0.dtype, y0.device, perturb)
     outs: List[Tensor] = []
     direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
     j = 1
-    y = y0
+    y, state = y0, None
     for k, (a, b) in enumerate(zip(grid[:-1], grid[1:])):
         span = None if diff is None else (diff.points[k], diff.points[k + 1])
         if hooks is not None:
             hooks.step(a, y, b - a)
-        y1, f0 = step_fn(a, b, y) if span is None else step_fn(a, b, y, span)
+        res = solver.step(f, None, y, state, a, b - a, b, times, span=span)
+        assert res.y1 is not None and res.dense is not None  # fixed steps raise instead of failing
+        y1 = res.y1
         if hooks is not None:
             hooks.accept(a, y, b - a)
         stats.steps += 1
         stats.accepted += 1
-        f1 = None
+        cubic: Optional[HermiteInterpolant] = None
         while j < len(t_out) and (t_out[j] - b) * direction <= 0:
             tj = t_out[j]
+            j += 1
             if span is None and tj == b:
                 outs.append(y1)
-            elif span is None and tj == a:
+                continue
+            if span is None and tj == a:
                 outs.append(y)
-            elif diff is not None and diff.tied and tj == b:
+                continue
+            if diff is not None and diff.tied and tj == b:
                 outs.append(y1)  # the grid point is t_j itself
+                continue
+            s: Union[float, Tensor] = (tj - a) / (b - a)
+            h: Union[float, Tensor] = b - a
+            if span is not None and diff is not None:
+                s = ((diff.t[j - 1] - span[0]) / (span[1] - span[0])).to(real_dtype(y.dtype))
+                h = step_length(a, b, span, y.dtype)
+            if interp == "linear":
+                outs.append(y1 + (y1 - y) * (s - 1) if tj == b else y + (y1 - y) * s)
+            elif interp == "own":
+                outs.append(res.dense.at(s))
             else:
-                s: Union[float, Tensor] = (tj - a) / (b - a)
-                h: Union[float, Tensor] = b - a
-                if span is not None and diff is not None:
-                    s = ((diff.t[j] - span[0]) / (span[1] - span[0])).to(real_dtype(y.dtype))
-                    h = step_length(a, b, span, y.dtype)
-                if interp == "linear":
-                    outs.append(y1 + (y1 - y) * (s - 1) if tj == b else y + (y1 - y) * s)
-                    j += 1
-                    continue
-                own_value = own(y, h, s) if (interp == "own" and own is not None) else None
-                if own_value is not None:
-                    outs.append(own_value)
-                    j += 1
-                    continue
-                if f0 is None:
-                    f0 = f(times.stages(a, b - a, [0.0], span)[0], y)
-                if f1 is None:
-                    f1 = f(times.stages(a, b - a, [1.0], span)[0], y1)
-                h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
-                h01, h11 = s * s * (3 - 2 * s), s * s * (s - 1)
-                outs.append(h00 * y + h01 * y1 + h * (h10 * f0 + h11 * f1))
-            j += 1
-        y = y1
+                if cubic is None:
+                    f0 = res.f0 if res.f0 is not None else f(times.stages(a, b - a, [0.0], span=span)[0], y)
+                    end = lambda a=a, b=b, span=span: times.stages(a, b - a, [1.0], span=span)[0]  # noqa: E731
+                    cubic = HermiteInterpolant(f, end, y, y1, f0.reshape(y.shape), h, None)
+                outs.append(cubic.at(s))
+        y, state = y1, res.carry()
     return outs

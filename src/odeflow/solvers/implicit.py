@@ -24,13 +24,17 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .controller import PIController
 from .errors import SolverError
-from .grid import GridDiff, GridTimes, Span, grid_points, integrate_grid, step_length
+from .grid import GridDiff, grid_points, integrate_grid
 from .hooks import StepHooks
 from .implicit_tableaus import ALL, ImplicitTableau
-from .loop import real_dtype
+from .loop import integrate_adaptive
 from .solution import SolverStats
-from .stepping import Adaptive, FixedStep, initial_step
+from .solver import HermiteInterpolant, StepResult
+from .state import ErrorNorm
+from .stepping import Adaptive, FixedStep
+from .times import Span, StepTimes, real_dtype, step_length
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -111,27 +115,26 @@ class ImplicitRK:
         x = torch.linalg.lu_solve(*lu, r)
         return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
 
-    def step(
+    def newton_step(
         self,
         f: Func,
-        t: float,
+        ts: Sequence[Tensor],
+        t0: Tensor,
         y: Tensor,
         h: float,
-        times: GridTimes,
+        hd: Union[float, Tensor],
         scale: Optional[Tensor],
-        span: Optional[Span] = None,
+        f0: Optional[Tensor] = None,
     ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, List[Tensor]]:
-        """(y1, error estimate or None, f(t, y), stage derivatives); y1 None when Newton failed.
-        With ``span`` (the step's ends as tensors) the result is differentiable in them."""
+        """(y1, error estimate or None, f(t0, y), stage derivatives); y1 None when Newton failed.
+        ts: the stage times, t0: the step's start time, hd: h (a tensor when the result is
+        differentiable in the step's ends), f0: f(t0, y) when known (from the previous step)."""
         tab = self.tableau
         s, shape = tab.stages, y.shape
         flat = y.reshape(-1)
         k = getattr(f, "newton_dims", None)
         nb = shape[0] if (self.jacobian == "batched" and y.dim() > 1 and k is None) else 1
-        ts = times.stages(t, h, tab.c, span)
-        t0 = times.stages(t, h, [0.0], span)[0]
-        hd = h if span is None else step_length(t, t + h, span, y.dtype)  # h, differentiable with a span
-        f0_graph = f(t0, y).reshape(-1)  # keeps its graph: dense output and explicit first stages use it
+        f0_graph = (f(t0, y) if f0 is None else f0).reshape(-1)  # keeps its graph: dense output, explicit stages
         with torch.no_grad():
             f0 = f0_graph.detach()
             jb = jacobian_blocks(f, t0, y.detach(), nb > 1)
@@ -219,7 +222,7 @@ class ImplicitRK:
         if isinstance(step, FixedStep):
             points = grid_points(step, t_out)
             return integrate_grid(
-                self.stepper(f, y0, step),
+                self,
                 f,
                 y0,
                 points,
@@ -235,134 +238,60 @@ class ImplicitRK:
                 f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
                 "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
             )
-        differentiable = t_tensor is not None and t_tensor.requires_grad
-        return self._adaptive(
-            f, y0, list(t_out), step, norm, stats, hooks, events, t_tensor if differentiable else None
+        outs, _ = integrate_adaptive(
+            self, f, y0, list(t_out), step, norm, stats, t_tensor=t_tensor, hooks=hooks, events=events
         )
-
-    def stepper(self, f: Func, y0: Tensor, step: FixedStep):
-        """advance(t0, t1, y) -> (y1, f(t0, y)): one fixed step."""
-        times = GridTimes(y0.dtype, y0.device, step.perturb)
-
-        def advance(t0: float, t1: float, y: Tensor, span: Optional[Span] = None):
-            y1, _, f0, _ = self.step(f, t0, y, t1 - t0, times, None, span)
-            if y1 is None:
-                raise SolverError(
-                    f"{self.name}: Newton iteration did not converge",
-                    t0,
-                    t1 - t0,
-                    "use a smaller step or an adaptive implicit method",
-                )
-            return y1, f0.reshape(y.shape)
-
-        return advance
-
-    def _adaptive(
-        self,
-        f: Func,
-        y0: Tensor,
-        t_out: List[float],
-        ctrl: Adaptive,
-        norm,
-        stats: SolverStats,
-        hooks: Optional[StepHooks],
-        events=None,
-        t_tensor: Optional[Tensor] = None,
-    ) -> List[Tensor]:
-        """Adaptive steps through t_out; with ``t_tensor`` the stage times are T0 + (t - t0) and the
-        outputs the Hermite interpolant at the tensors t_j (the discrete model's time derivative
-        with the step sizes held fixed, as for the explicit adaptive methods)."""
-        direction = 1.0 if t_out[-1] >= t_out[0] else -1.0
-        # Steps land on step_t and jump_t; with jumps, the stages at a step's ends are taken one
-        # ulp inside it (f never evaluated at a jump, as with perturb).
-        stops = sorted(
-            (v for v in set(ctrl.step_t) | set(ctrl.jump_t) if (v - t_out[0]) * direction > 0),
-            key=lambda v: v * direction,
-        )
-        tt = None if t_tensor is None else t_tensor.to(torch.float64)
-        anchor = None if tt is None else (tt[0], float(t_out[0]))
-        times = GridTimes(y0.dtype, y0.device, bool(ctrl.jump_t), anchor)
-        t, y = t_out[0], y0
-        one = lambda tv: times.stages(tv, direction, [0.0])[0]  # noqa: E731  (f at tv, integration side)
-        h = ctrl.first_step
-        if h is None:
-            with torch.no_grad():
-                f0 = f(one(t), y.detach())
-                h = initial_step(f, t, y.detach(), f0, self.order, norm, direction, one)
-        h = ctrl.clamp(direction * abs(h))
-        q = min(self.order, self.tableau.error_order or self.order) + 1
-        outs: List[Tensor] = []
-        nxt, attempts = 1, 0
-        while nxt < len(t_out):
-            attempts += 1
-            if attempts > ctrl.max_steps:
-                raise SolverError(f"reached max_steps={ctrl.max_steps}", t, h, "raise max_steps or loosen rtol/atol")
-            h_proposed, land = h, None
-            while stops and (stops[0] - t) * direction <= 0:
-                stops.pop(0)
-            if stops and (t + h - stops[0]) * direction > 0:
-                land = stops[0]
-                h = land - t
-            if hooks is not None:
-                hooks.step(t, y, h)
-            y1, err, f0, _ = self.step(f, t, y, h, times, norm.scale(y.detach()))
-            stats.steps += 1
-            if y1 is None:
-                en = math.inf
-            else:
-                en = float(norm(err, y.detach(), y1.detach()))
-            if y1 is not None and (en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en))):
-                stats.accepted += 1
-                if hooks is not None:
-                    hooks.accept(t, y, h)
-                t1 = t + h if land is None else land
-                f1 = None
-                end = times.stages(t, h, [1.0])[0]  # f(t1) from inside the step
-                if events is not None:
-                    f1_cache: List[Tensor] = []
-
-                    def dense(v: float, t=t, y=y, y1=y1, f0=f0, h=h, end=end, cache=f1_cache) -> Tensor:
-                        if not cache:
-                            cache.append(f(end, y1))
-                        return interpolate_hermite(y, y1, f0.reshape(y.shape), cache[0], (v - t) / h, h)
-
-                    if events.check(t, y, t1, y1, dense):
-                        return outs
-                while nxt < len(t_out) and (t_out[nxt] - t1) * direction <= 0:
-                    if t_out[nxt] == t1 and tt is None:
-                        outs.append(y1)
-                    else:
-                        if f1 is None:
-                            f1 = f(end, y1)
-                        theta: Union[float, Tensor] = (t_out[nxt] - t) / h
-                        if tt is not None:  # differentiable in t_j and (through the stages) in t_0
-                            theta = ((tt[nxt] - (tt[0] + (t - t_out[0]))) / h).to(real_dtype(y.dtype))
-                        outs.append(interpolate_hermite(y, y1, f0.reshape(y.shape), f1, theta, h))
-                    nxt += 1
-                t, y = t1, y1
-                factor = ctrl.max_factor if en == 0 else ctrl.safety * en ** (-1.0 / q)
-                factor = min(ctrl.max_factor, max(ctrl.min_factor, factor))
-                h = h if land is None else h_proposed  # a step shortened to land is not the controller's
-            else:
-                stats.rejected += 1
-                if hooks is not None:
-                    hooks.reject(t, y, h)
-                factor = (
-                    0.5 if not math.isfinite(en) else max(ctrl.min_factor, min(1.0, ctrl.safety * en ** (-1.0 / q)))
-                )
-                if t + h * factor == t or abs(h) <= ctrl.min_step:
-                    raise SolverError("step size underflow", t, h, "loosen rtol/atol or check the vector field")
-            h = ctrl.clamp(h * factor)
         return outs
 
+    # ---- the solver interface of the adaptive loop (solver.Solver) ----------------------
+    def controller(self, ctrl: Adaptive) -> PIController:
+        return PIController.integral(ctrl, self.order, self.tableau.error_order or self.order)
 
-def interpolate_hermite(
-    y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: Union[float, Tensor], h: float
-) -> Tensor:
-    """Cubic Hermite y(t + theta h) between two accepted steps."""
-    s = theta
-    h00, h10, h01, h11 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2, s * s * (3 - 2 * s), s * s * (s - 1)
-    return h00 * y0 + h01 * y1 + h * (h10 * f0 + h11 * f1)
+    def lands_on_outputs(self) -> bool:
+        return False  # outputs from the cubic Hermite interpolant
+
+    def check_adaptive(self) -> None:
+        if not self.adaptive:
+            raise ValueError(
+                f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
+                "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
+            )
+
+    def step(
+        self,
+        f: Func,
+        norm: Optional[ErrorNorm],
+        y: Tensor,
+        carry: Optional[Tensor],
+        t: float,
+        h: float,
+        t1: float,
+        times: StepTimes,
+        before_jump: bool = False,
+        span: Optional[Span] = None,
+    ) -> StepResult:
+        """One step (the `solver.Solver` interface). Adaptive (``norm`` given): the error norm is inf
+        when Newton failed, and the controller retries. Fixed steps: Newton converged to rounding,
+        else SolverError; with ``span`` the result is differentiable in the step's ends."""
+        ts = times.stages(t, h, self.tableau.c, before_jump, span)
+        start = times.stages(t, h, [0.0], span=span)[0]
+        scale = None if norm is None else norm.scale(y.detach())
+        hd = step_length(t, t1, span, y.dtype)
+        y1, err, f0, _ = self.newton_step(f, ts, start, y, h, hd, scale, carry)
+        if y1 is None:
+            if norm is None:
+                raise SolverError(
+                    f"{self.name}: Newton iteration did not converge",
+                    t,
+                    h,
+                    "use a smaller step or an adaptive implicit method",
+                )
+            return StepResult(None, math.inf, None)
+        error = 0.0 if (norm is None or err is None) else float(norm(err, y.detach(), y1.detach()))
+        end = lambda: times.stages(t, t1 - t, [1.0], before_jump, span)[0]  # noqa: E731  (f(t1) from inside)
+        f0 = f0.reshape(y.shape)
+        dense = HermiteInterpolant(f, end, y, y1, f0, hd, None)
+        return StepResult(y1, error, dense, f0, reuse_end=not times.perturb)
 
 
 IMPLICIT_METHODS = {tab.name: ImplicitRK(tab) for tab in ALL}

@@ -17,13 +17,14 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .explicit_methods import EXPLICIT_METHODS
 from .hooks import StepHooks
-from .runge_kutta import LOW_PRECISION, Step, dense_outputs, interpolate, rk_step, rk_step_compensated
+from .runge_kutta import LOW_PRECISION, rk_step, rk_step_compensated
 from .solution import SolverStats
+from .solver import Interpolant, Solver, as_solver
 from .state import ErrorNorm
 from .stepping import Adaptive, initial_step
 from .tableau import ButcherTableau
+from .times import StepTimes, perturb_stage_times, real_dtype
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -118,29 +119,6 @@ def fixed_grid(
     return _cached_grid(tab, tuple(t), tuple(substeps), dtype, torch.device(device), perturb)
 
 
-def real_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype of times handed to f: the state's, or its real counterpart for complex states."""
-    return torch.empty((), dtype=dtype).real.dtype if dtype.is_complex else dtype
-
-
-def perturb_stage_times(table: Tensor, c: Sequence[float], direction: float) -> Tensor:
-    """Stage times with c = 0 moved one ulp into the step and c = 1 one ulp back from its end
-    (torchdiffeq's perturb): f that jumps at a grid point is evaluated on the step's side.
-    Next to 0 the shift is to the smallest normal number instead of a subnormal one (which
-    flush-to-zero arithmetic would turn back into 0, the discontinuity itself).
-    The shift carries no gradient (the times themselves still do)."""
-    out = table.clone()
-    tiny = torch.finfo(table.dtype).tiny
-    for j, cj in enumerate(c):
-        if cj in (0.0, 1.0):
-            col = table[..., j].detach()
-            toward = col + (direction if cj == 0.0 else -direction)
-            moved = torch.nextafter(col, toward)
-            moved = torch.where(moved.abs() < tiny, torch.sign(toward - col) * tiny, moved)
-            out[..., j] = table[..., j] + (moved - col)
-    return out
-
-
 def integrate_fixed(
     tab: ButcherTableau,
     f: Func,
@@ -181,59 +159,6 @@ def integrate_fixed(
     return outs, y, k1
 
 
-class _Times:
-    """Maps float64 host times to the 0-d tensors handed to f, optionally differentiable
-    with respect to the initial time through an anchor tensor."""
-
-    def __init__(self, t0: float, dtype: torch.dtype, device: torch.device, anchor: Optional[Tensor]) -> None:
-        self.t0, self.dtype, self.device, self.anchor = t0, real_dtype(dtype), device, anchor
-
-    def one(self, t: float) -> Tensor:
-        return self.many([t])[0]
-
-    def many(self, ts: List[float]) -> Tensor:
-        """The times as one 1-D tensor of the state's dtype."""
-        if self.anchor is None:
-            return torch.tensor(ts, dtype=torch.float64).to(self.device, self.dtype)
-        offsets = torch.tensor([t - self.t0 for t in ts], dtype=torch.float64, device=self.device)
-        return (self.anchor + offsets).to(self.dtype)
-
-
-Attempt = Callable[..., Tuple[Tensor, Sequence[Tensor], Tensor]]  # (y, k1, t, h, times[, on_jump])
-
-
-def try_step(
-    tab: ButcherTableau,
-    f: Func,
-    norm: ErrorNorm,
-    y: Tensor,
-    k1: Optional[Tensor],
-    stage_times: Sequence[Tensor],
-    h: Step,
-) -> Tuple[Tensor, List[Tensor], Tensor]:
-    """One attempted step: (y1, stage derivatives, error norm as a 0-d tensor); eager, or
-    traced whole by the compiled solver."""
-    if k1 is None:
-        k1 = f(stage_times[0], y)
-    y1, ks, err = rk_step(tab, f, y, k1, stage_times, h, True)
-    assert err is not None
-    return y1, ks, norm(err.detach(), y.detach(), y1.detach())
-
-
-def eager_attempt(tab: ButcherTableau, f: Func, norm: ErrorNorm) -> Attempt:
-    """Attempted steps from (t, y) with step h in eager mode (see `try_step`)."""
-
-    def attempt(y: Tensor, k1: Optional[Tensor], t: float, h: float, times: _Times, before_jump: bool = False):
-        stage_t = times.many([t + ci * h for ci in tab.c])
-        if before_jump:  # the stages at the step's end see f from before the jump
-            stage_t = perturb_stage_times(
-                stage_t[None], [ci if ci == 1.0 else 0.5 for ci in tab.c], 1.0 if h > 0 else -1.0
-            )[0]
-        return try_step(tab, f, norm, y, k1, list(stage_t.unbind()), h)
-
-    return attempt
-
-
 class _Stops:
     """Times a step must land on (step_t, jump_t) beyond t0 in the direction of integration."""
 
@@ -254,17 +179,17 @@ class _Stops:
 MAX_STEPS_HINT = "raise max_steps, loosen rtol/atol, or check whether the ODE is stiff"
 
 
-def _first_step(tab, f, y0: Tensor, t0: float, h0: Optional[float], ctrl: Adaptive, norm, direction: float, times):
+def _first_step(solver: Solver, f, y0: Tensor, t0: float, h0, ctrl: Adaptive, norm, direction: float, times):
     """(f(t0, y0) or None, the first step): h0 or ctrl.first_step as given, else Hairer's
     initial-step rule (which needs f(t0, y0); without it the first attempt evaluates it)."""
     k1: Optional[Tensor] = None
     if h0 is None and ctrl.first_step is None:
-        k1 = f(times.one(t0), y0)
+        k1 = f(times.stages(t0, direction, [0.0])[0], y0)  # past t0 when f jumps there
         with torch.no_grad():
-            h0 = initial_step(f, t0, y0.detach(), k1.detach(), tab.order, norm, direction, times.one)
+            h0 = initial_step(f, t0, y0.detach(), k1.detach(), solver.order, norm, direction, times.one)
     h_first = h0 if h0 is not None else ctrl.first_step
     assert h_first is not None
-    return k1, ctrl.clamp(direction * abs(h_first))
+    return k1, h_first
 
 
 def _landing(t: float, h: float, output: Optional[float], stop: Optional[float], direction: float) -> Optional[float]:
@@ -279,79 +204,33 @@ def _landing(t: float, h: float, output: Optional[float], stop: Optional[float],
     return land
 
 
-def _check_adaptive(tab: ButcherTableau, jump_without_landing: bool = False) -> None:
-    if jump_without_landing:
-        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
-    if not tab.adaptive:
-        valid = sorted(m.name for m in EXPLICIT_METHODS.values() if m.adaptive)
-        raise ValueError(
-            f"method {tab.name!r} has no error estimate for adaptive stepping; use FixedStep(h) or one of {valid}"
-        )
-
-
-def accept_factor(ctrl: Adaptive, en: float, err_prev: float, q: int) -> float:
-    """PI controller after an accepted step (Hairer, Norsett & Wanner II, IV.2; Soederlind):
-    safety * en^(-alpha/q) * en_prev^(beta/q), clipped to [min_factor, max_factor]."""
-    factor = ctrl.max_factor if en == 0.0 else ctrl.safety * en ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
-    return min(ctrl.max_factor, max(ctrl.min_factor, factor))
-
-
-def reject_factor(ctrl: Adaptive, en: float, q: int, t: float, h: float) -> float:
-    """The shrink factor after a rejected step, safety * en^(-1/q) in [min_factor, 1] (min_factor
-    for a non-finite error); SolverError when the step cannot shrink any further."""
-    nonfinite = not math.isfinite(en)
-    factor = ctrl.min_factor if nonfinite else max(ctrl.min_factor, ctrl.safety * en ** (-1.0 / q))
-    factor = min(factor, 1.0)
-    if abs(h) <= ctrl.min_step or t + h * factor == t:
-        why = (
-            "the state or its error estimate became non-finite (NaN/inf): the solution may blow up "
-            "here; check the vector field or shorten the time span"
-            if nonfinite
-            else "the problem may be stiff or singular here; loosen rtol/atol or lower min_step"
-        )
-        raise SolverError("step size underflow", t, h, why)
-    return factor
-
-
-class _Step:
+class StepOutputs:
     """The outputs that fall inside one accepted step [t, t1]: the end state where an output time
-    is t1, the method's dense output (all such points at once) or the cubic Hermite interpolant
-    (which needs f at t1: evaluated once, kept as ``f1``)."""
+    is t1, else the step's interpolant (float points of a dense output all at once)."""
 
-    def __init__(self, tab, f, times, t, h, t1, y, y1, ks, f1) -> None:
-        self.tab, self.f, self.times, self.t, self.h, self.t1 = tab, f, times, t, h, t1
-        self.y, self.y1, self.ks, self.f1 = y, y1, ks, f1
+    def __init__(self, dense: Interpolant, y1: Tensor) -> None:
+        self.dense, self.y1 = dense, y1
         self._outs: List[Optional[Tensor]] = []
         self._thetas: List[Tuple[int, float]] = []
 
     def output(self, at_end: bool, theta: Union[float, Tensor], differentiable: bool) -> None:
-        tab = self.tab
         if at_end and not differentiable:
             self._outs.append(self.y1)
-        elif tab.dense is not None and not differentiable:
+        elif self.dense.batched and not differentiable:
             self._thetas.append((len(self._outs), float(theta)))  # filled in all at once
             self._outs.append(None)
         else:
-            if tab.dense is None and self.f1 is None:
-                self.f1 = self.f(self.times.one(self.t1), self.y1)
-            self._outs.append(interpolate(tab, self.y, self.y1, self.ks, self.f1, theta, self.h))
-
-    def dense(self, tt: float) -> Tensor:
-        """The state at time tt inside the step (for event location)."""
-        if self.tab.dense is None and self.f1 is None:
-            self.f1 = self.f(self.times.one(self.t1), self.y1)
-        return interpolate(self.tab, self.y, self.y1, self.ks, self.f1, (tt - self.t) / self.h, self.h)
+            self._outs.append(self.dense.at(theta))
 
     def outputs(self) -> List[Tensor]:
         if self._thetas:
-            dense = dense_outputs(self.tab, self.y, self.ks, [th for _, th in self._thetas], self.h)
-            for (i, _), value in zip(self._thetas, dense):
+            for (i, _), value in zip(self._thetas, self.dense.many([th for _, th in self._thetas])):
                 self._outs[i] = value
         return [o for o in self._outs if o is not None]
 
 
 def integrate_adaptive(
-    tab: ButcherTableau,
+    method: Union[ButcherTableau, Solver],
     f: Func,
     y0: Tensor,
     t_out: Sequence[float],
@@ -360,39 +239,40 @@ def integrate_adaptive(
     stats: SolverStats,
     h0: Optional[float] = None,
     t_tensor: Optional[Tensor] = None,
-    attempt: Optional[Attempt] = None,
     land_on_outputs: bool = False,
     jump: Optional[Callable[[int, Tensor], Tensor]] = None,
     hooks: Optional[StepHooks] = None,
     events=None,
 ) -> Tuple[List[Tensor], float]:
-    """Adaptive solve through the output times t_out (monotone, either direction): outputs come
-    from the dense output (dopri8, of order > 3 with no continuous extension, lands on them).
-    Returns the states at t_out[1:] and the next proposed step (the adjoint continues with it).
-    ``t_tensor`` requiring grad: stage times and interpolation points are differentiable in the
-    output times. ``attempt`` replaces the eager step attempt (e.g. by a compiled one).
+    """The one adaptive loop, for every method that is a `solver.Solver` (explicit RK, eager
+    or with compiled attempts, and implicit RK), through the output times t_out (monotone,
+    either direction). Returns the states at t_out[1:] and the next proposed step (the adjoint
+    continues with it). Outputs come from the step's interpolant, or steps land on them where
+    the method has none of matching order. ``t_tensor`` requiring grad: stage times and
+    interpolation points are differentiable in the output times (step sizes fixed).
     ``land_on_outputs``: steps end on the output times, where ``jump(i, y)`` may replace the
     state (the adjoint's dL/dy(t_i); outputs hold the states before the jump). ``hooks``: step
-    callbacks. ``events`` (`events.EventWatcher`): checked on the dense output after every
+    callbacks. ``events`` (`events.EventWatcher`): checked on the interpolant after every
     accepted step; a terminal one ends the solve (t_out[-1] may then be +-inf)."""
-    _check_adaptive(tab, jump is not None and not land_on_outputs)
+    solver = as_solver(method)
+    if jump is not None and not land_on_outputs:
+        raise ValueError("jump needs land_on_outputs=True: the state can only change at an output time")
+    solver.check_adaptive()
+    control = solver.controller(ctrl)
     n = len(t_out)
     t0 = float(t_out[0])
     direction = 1.0 if t_out[-1] >= t0 else -1.0
     differentiable = t_tensor is not None and t_tensor.requires_grad
     anchor = t_tensor[0].to(device=y0.device, dtype=torch.float64) if t_tensor is not None and differentiable else None
-    times = _Times(t0, y0.dtype, y0.device, anchor)
-    q = min(tab.order, tab.error_order or tab.order) + 1
-    # Cubic Hermite output is third order: fine for bosh3/heun, too coarse for dopri8.
-    clip_to_outputs = land_on_outputs or (tab.dense is None and tab.order > 3)
+    clip_to_outputs = land_on_outputs or solver.lands_on_outputs()
     stops = _Stops(ctrl, t0, direction)
-    if attempt is None:
-        attempt = eager_attempt(tab, f, norm)
-    elif stops.jumps:
+    times = StepTimes(y0.dtype, y0.device, anchor=anchor, t0=t0, jumps=frozenset(ctrl.jump_t))
+    if stops.jumps and getattr(solver, "attempt", None) is not None:
         raise ValueError("jump_t needs eager steps (compile=False)")
     outs: List[Tensor] = []
     t, y = t0, y0
-    k1, h = _first_step(tab, f, y0, t0, h0, ctrl, norm, direction, times)
+    k1, h_first = _first_step(solver, f, y0, t0, h0, ctrl, norm, direction, times)
+    h = control.first(h_first, direction)
     err_prev = 1.0
     nxt = 1
     attempts = 0
@@ -404,21 +284,21 @@ def integrate_adaptive(
         land = _landing(t, h, t_out[nxt] if clip_to_outputs else None, stops.next(), direction)
         if land is not None:
             h = land - t
+        t1 = t + h if land is None else land
         on_jump = land is not None and land in stops.jumps
         if hooks is not None:
             hooks.step(t, y, h)
-        y1, ks, en_t = attempt(y, k1, t, h, times, True) if on_jump else attempt(y, k1, t, h, times)
-        en = float(en_t)  # the step's one host sync
+        res = solver.step(f, norm, y, k1, t, h, t1, times, on_jump)
+        en = res.error
         stats.steps += 1
-        # A step at the smallest allowed size is taken whatever its error (as torchdiffeq does).
-        if en <= 1.0 or (ctrl.min_step > 0 and abs(h) <= ctrl.min_step and math.isfinite(en)):
+        if res.y1 is not None and res.dense is not None and control.accepts(en, h):
+            y1 = res.y1
             stats.accepted += 1
             if hooks is not None:
                 hooks.accept(t, y, h)
-            t1 = t + h if land is None else land
-            f1 = ks[-1] if tab.fsal else None
-            step, t_end = _Step(tab, f, times, t, h, t1, y, y1, ks, f1), t1
-            if events is not None and events.check(t, y, t1, y1, step.dense):
+            dense = res.dense
+            step, t_end = StepOutputs(dense, y1), t1
+            if events is not None and events.check(t, y, t1, y1, lambda tt, t=t, h=h, d=dense: d.at((tt - t) / h)):
                 t_end = events.terminal.t
             while nxt < n and (t_out[nxt] - t_end) * direction <= 0:
                 theta: Union[float, Tensor] = (t_out[nxt] - t) / h
@@ -427,24 +307,19 @@ def integrate_adaptive(
                 step.output(t_out[nxt] == t1, theta, differentiable)
                 nxt += 1
             outs.extend(step.outputs())
-            f1 = step.f1
             if t_end != t1:
                 return outs, h  # a terminal event
-            t, y, k1 = t1, y1, f1
+            t, y, k1 = t1, y1, res.carry()
             stops.passed(t1, direction)
             if jump is not None and nxt < n and t_out[nxt - 1] == t1:
                 y, k1 = jump(nxt - 1, y1), None
-            if on_jump:  # f anew, just past the discontinuity
-                after = times.one(t1)
-                k1 = f(torch.nextafter(after, after + direction), y)
-            factor = accept_factor(ctrl, en, err_prev, q)
-            err_prev = max(en, 1e-4)
+            if on_jump:  # f anew, just past the discontinuity (`times` moves the step's start there)
+                k1 = None
+            factor, err_prev = control.accepted(en, err_prev)
         else:
             stats.rejected += 1
             if hooks is not None:
                 hooks.reject(t, y, h)
-            factor = reject_factor(ctrl, en, q, t, h)
-        h = ctrl.clamp((h_proposed if land is not None and en <= 1.0 else h) * factor)
-        if ctrl.min_step > 0 and abs(h) < ctrl.min_step:
-            h = math.copysign(ctrl.min_step, h)
+            factor = control.rejected(en if res.y1 is not None else math.inf, t, h)
+        h = control.next(h_proposed if land is not None and res.y1 is not None and en <= 1.0 else h, factor)
     return outs, h

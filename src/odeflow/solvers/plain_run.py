@@ -11,11 +11,13 @@ from torch import Tensor
 
 from . import tensor_loop
 from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
-from .grid import GridDiff, GridTimes, grid_points, integrate_grid, rk_grid_step
-from .loop import _Times, fixed_grid, integrate_adaptive, integrate_fixed
+from .grid import GridDiff, grid_points, integrate_grid
+from .loop import fixed_grid, integrate_adaptive, integrate_fixed
 from .problem import Problem
+from .solver import ExplicitRK
 from .stepping import Adaptive, FixedStep, initial_step
 from .tableau import ButcherTableau
+from .times import StepTimes
 
 
 def run_plain(
@@ -33,11 +35,9 @@ def run_plain(
             problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats, problem.hooks, **extra
         ), None
     if isinstance(problem.step, FixedStep) and problem.step.grid is not None:
-        times = GridTimes(y0.dtype, y0.device, problem.step.perturb)
-        step_fn = rk_grid_step(problem.method, problem.func, times)
         points = grid_points(problem.step, problem.t_values)
         return [y0] + integrate_grid(
-            step_fn,
+            problem.method,
             problem.func,
             y0,
             points,
@@ -92,7 +92,7 @@ def run_plain(
             compile_key("forward", problem.method, problem.field, y0),
         )
     outs, h = integrate_adaptive(
-        problem.method,
+        ExplicitRK(problem.method, attempt),
         problem.func,
         y0,
         problem.t_values,
@@ -101,7 +101,6 @@ def run_plain(
         problem.stats,
         h0=h0,
         t_tensor=t_tensor,
-        attempt=attempt,
         hooks=problem.hooks,
     )
     return [y0] + outs, h
@@ -116,7 +115,7 @@ def _first_step(problem: Problem, f, y0: Tensor) -> Tuple[float, Optional[Tensor
         return step.first_step, None
     t0 = problem.t_values[0]
     direction = 1.0 if problem.t_values[-1] >= t0 else -1.0
-    times = _Times(t0, y0.dtype, y0.device, None)
+    times = StepTimes(y0.dtype, y0.device, t0=t0)
     k1 = f(times.one(t0), y0)
     problem.stats.count_evals(2)
     return initial_step(f, t0, y0, k1, problem.method.order, problem.norm, direction, times.one), k1

@@ -135,11 +135,16 @@ def interpolate(
             return y0 + h * acc
         return dense_outputs(tab, y0, ks, [theta], _number(h))[0]
     assert f1 is not None, "Hermite interpolation needs f(t1, y1)"
+    return hermite(y0, y1, ks[0], f1, theta, h)
+
+
+def hermite(y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: Union[float, Tensor], h: Step) -> Tensor:
+    """Cubic Hermite y(t + theta h) through (y0, f0) and (y1, f1) (Hairer I, §II.6)."""
     h00, h10, h01, h11 = _hermite_weights(theta)
     if isinstance(theta, Tensor):
         h00, h10, h01, h11 = (w.to(y0.dtype) for w in (h00, h10, h01, h11))
-        return h00 * y0 + h01 * y1 + h * (h10 * ks[0] + h11 * f1)
-    return torch.add(torch.add(y0 * h00, y1, alpha=h01), ks[0] * h10 + f1 * h11, alpha=_number(h))
+        return h00 * y0 + h01 * y1 + h * (h10 * f0 + h11 * f1)
+    return torch.add(torch.add(y0 * h00, y1, alpha=h01), f0 * h10 + f1 * h11, alpha=_number(h))
 
 
 def _number(h: Step) -> float:

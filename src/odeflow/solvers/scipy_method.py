@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from .errors import SolverError
-from .loop import real_dtype
 from .solution import SolverStats
+from .times import real_dtype
 
 
 @dataclass(frozen=True)
