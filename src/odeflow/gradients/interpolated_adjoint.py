@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..solvers.implicit import jacobian_blocks
+from ..solvers.integrate import integrate
 from ..solvers.runge_kutta import hermite
 from ..solvers.state import ErrorNorm, StatePacker
 from ..solvers.times import StepTimes
@@ -89,7 +90,7 @@ def interval_adjoint(
     """(a, g) at t0 from (a, g) at t1 > or < t0, along the forward solution from y(t0) = y_start.
     ``hooks``: the adjoint step callbacks (they see (y, a, g))."""
     rec = _Recorder()
-    method.integrate(flat_f, y_start, [t0, t1], fwd_step, fwd_norm, stats, rec)
+    integrate(method, flat_f, y_start, [t0, t1], fwd_step, fwd_norm, stats, rec)
     nodes = [(t, y) for t, y in rec.points if (t - t0) * (t1 - t0) < (t1 - t0) ** 2] + [(t1, y_end)]
     if nodes[0][0] != t0:
         nodes.insert(0, (t0, y_start))
@@ -138,8 +139,8 @@ def interval_adjoint(
     if hasattr(bwd_step, "rtol"):  # adaptive backward steps (whatever the forward ones were)
         norm = ErrorNorm(packer, _mean(bwd_step.rtol), _mean(bwd_step.atol))
     state = packer.pack((a,) + g)
-    out = method.integrate(
-        aug, state, [t1, t0], bwd_step, norm, stats, None if hooks is None else _WithForwardState(hooks, y_at)
+    out = integrate(
+        method, aug, state, [t1, t0], bwd_step, norm, stats, None if hooks is None else _WithForwardState(hooks, y_at)
     )[-1]
     parts = packer.unpack(out)
     return parts[0], tuple(parts[1:])

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from ..solvers import tensor_loop
 from ..solvers.compiled import CompiledAttempt, compile_key, counted, integrate_fixed_compiled
-from ..solvers.grid import grid_points, integrate_grid
+from ..solvers.grid import grid_points
 from ..solvers.hooks import StepHooks
+from ..solvers.integrate import integrate
 from ..solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
 from ..solvers.methods import get_method
 from ..solvers.plain_run import run_plain
@@ -154,8 +155,10 @@ class _Adjoint(torch.autograd.Function):
 class _BackwardSolve:
     """The backward solve of the augmented state (y, a, g), kept packed flat: from T to t0 through
     every output time t_i, where y restarts from the stored forward value and a jumps by dL/dy(t_i).
-    One route per kind of method: implicit both ways (y from the forward steps), multistep/scipy
-    (one solve per interval), a fixed grid, one compiled while_loop, or the eager adaptive loop."""
+    Routes by step control, not by method: fixed steps (and scipy) one solve per interval, adaptive
+    steps one solve through every t_i (one compiled while_loop when it can, else the adaptive loop,
+    for explicit and implicit steps alike); implicit methods both ways use the interpolated adjoint
+    (y from the forward steps, never integrated backwards)."""
 
     def __init__(
         self,
@@ -233,11 +236,9 @@ class _BackwardSolve:
         if self.n == 1:
             return self.state  # nothing to integrate: dL/dy0 is the direct term alone
         if hasattr(tab, "tableau") and hasattr(problem.method, "tableau"):
-            return self._implicit_both_ways()
-        if not isinstance(tab, ButcherTableau):
-            return self._per_interval()
-        if isinstance(step, FixedStep):
-            return self._fixed(step)
+            return self._implicit_both_ways()  # the interpolated adjoint: a different algorithm
+        if isinstance(step, FixedStep) or not (isinstance(tab, ButcherTableau) or hasattr(tab, "step")):
+            return self._per_interval(step)  # fixed steps, and scipy's methods (not steps)
         if (
             self.h is not None
             and problem.compile
@@ -264,35 +265,24 @@ class _BackwardSolve:
                 a_cur = a_cur + self.flat_grads[i - 1]
         return self.aug_packer.pack((ys[0], a_cur.view_as(ys[0])) + tuple(g_cur))
 
-    def _per_interval(self) -> Tensor:
-        """Multistep and scipy methods: one solve per interval between output times."""
-        aug_f, state, tvals = self.aug_f, self.state, self.tvals
-        if hasattr(self.tab, "tableau"):  # implicit backward only: Newton on (y, a)
-            aug_f = _with_adjoint_jacobian(aug_f, self.flat_f, self.ny, self.ys[0].shape)
-        for i in range(self.n - 1, 0, -1):
-            span = [tvals[i], tvals[i - 1]]
-            outs = self.tab.integrate(
-                aug_f, state, span, interval_step(self.step, *span), self.norm, self.counter, self.hooks
-            )
-            state = self._next(i, outs[-1])
-        return state
-
-    def _fixed(self, step: FixedStep) -> Tensor:
-        """A fixed grid (or explicit grid points) on every interval, compiled when asked."""
-        tab, aug_f, state, ys = self.tab, self.aug_f, self.state, self.ys
+    def _per_interval(self, step) -> Tensor:
+        """One solve per interval between output times: explicit RK on equal steps through the
+        fixed-grid loop (compiled when asked), any other method and grid through
+        `solvers.integrate` (the grid loop, or scipy)."""
+        aug_f, state, ys = self.aug_f, self.state, self.ys
+        if hasattr(self.tab, "tableau"):  # implicit backward steps: Newton needs the Jacobian
+            aug_f = _with_adjoint_jacobian(aug_f, self.flat_f, self.ny, ys[0].shape)
         for i in range(self.n - 1, 0, -1):
             span = [self.tvals[i], self.tvals[i - 1]]
             on = interval_step(step, *span)
-            if on.grid is not None:  # explicit points (perturb, grid_constructor)
-                outs = integrate_grid(
-                    tab, aug_f, state, list(on.grid), span, on.interp, self.counter, self.hooks, on.perturb
-                )
-            else:
-                grid = fixed_grid(tab, span, step.substeps(span), ys.dtype, ys.device)
+            if isinstance(self.tab, ButcherTableau) and isinstance(on, FixedStep) and on.grid is None:
+                grid = fixed_grid(self.tab, span, on.substeps(span), ys.dtype, ys.device)
                 if self.problem.compile:
-                    outs = integrate_fixed_compiled(tab, aug_f, state, grid, self.counter, self.key)
+                    outs = integrate_fixed_compiled(self.tab, aug_f, state, grid, self.counter, self.key)
                 else:
-                    outs, _, _ = integrate_fixed(tab, aug_f, state, grid, self.counter, hooks=self.hooks)
+                    outs, _, _ = integrate_fixed(self.tab, aug_f, state, grid, self.counter, hooks=self.hooks)
+            else:
+                outs = integrate(self.tab, aug_f, state, span, on, self.norm, self.counter, self.hooks)
             state = self._next(i, outs[-1])
         return state
 
@@ -317,13 +307,17 @@ class _BackwardSolve:
         """One backward solve through all output times: steps land on each t_i, where the state
         restarts (no overshoot and interpolation back); each attempt compiled when asked."""
         assert self.norm is not None  # adaptive steps have one
-        f_eager, attempt = self.aug_f, None
-        if self.problem.compile:
+        f_eager, solver = self.aug_f, self.tab
+        if not isinstance(self.tab, ButcherTableau):  # implicit backward steps: Newton needs the Jacobian
+            f_eager = _with_adjoint_jacobian(self.aug_f, self.flat_f, self.ny, self.ys[0].shape)
+        elif self.problem.compile:
             f_eager = counted(self.aug_f, self.counter.count_evals)
-            attempt = CompiledAttempt(self.tab, self.aug_f, self.norm, self.counter.count_evals, self.key)
+            solver = ExplicitRK(
+                self.tab, CompiledAttempt(self.tab, self.aug_f, self.norm, self.counter.count_evals, self.key)
+            )
         n = self.n
         outs, _ = integrate_adaptive(
-            ExplicitRK(self.tab, attempt), f_eager, self.state, self.tvals[::-1], step, self.norm, self.counter,
+            solver, f_eager, self.state, self.tvals[::-1], step, self.norm, self.counter,
             h0=self.h, land_on_outputs=True, hooks=self.hooks, jump=lambda j, out: self.restart(n - 1 - j, out),
         )  # fmt: skip
         return outs[-1]

@@ -25,13 +25,11 @@ from torch import Tensor
 
 from .controller import PIController
 from .explicit_methods import RK4_38
-from .grid import Func, GridDiff, grid_points, integrate_grid
-from .hooks import StepHooks
+from .grid import Func
 from .runge_kutta import rk_step
-from .solution import SolverStats
 from .solver import HermiteInterpolant, StepResult
 from .state import ErrorNorm
-from .stepping import Adaptive, FixedStep
+from .stepping import Adaptive
 from .times import Span, StepTimes, step_length
 
 MIN_ORDER, MAX_ORDER = 4, 12
@@ -91,22 +89,6 @@ class Adams:
 
     order = 4
     adaptive = False
-
-    def integrate(
-        self,
-        f: Func,
-        y0: Tensor,
-        t_out: Sequence[float],
-        step: FixedStep,
-        norm,
-        stats: SolverStats,
-        hooks: Optional[StepHooks] = None,
-        t_tensor: Optional[Tensor] = None,
-    ) -> List[Tensor]:
-        """States at t_out[1:]; differentiable in the output times when ``t_tensor`` requires grad."""
-        points = grid_points(step, t_out)
-        diff = GridDiff.make(step, t_out, t_tensor, points)
-        return integrate_grid(self, f, y0, points, t_out, step.interp, stats, hooks, step.perturb, diff)
 
     # ---- the solver interface (solver.Solver): fixed steps only ----------------------------
     def controller(self, ctrl: Adaptive) -> PIController:

@@ -26,14 +26,10 @@ from torch import Tensor
 
 from .controller import PIController
 from .errors import SolverError
-from .grid import GridDiff, grid_points, integrate_grid
-from .hooks import StepHooks
 from .implicit_tableaus import ALL, ImplicitTableau
-from .loop import integrate_adaptive
-from .solution import SolverStats
 from .solver import HermiteInterpolant, StepResult
 from .state import ErrorNorm
-from .stepping import Adaptive, FixedStep
+from .stepping import Adaptive
 from .times import Span, StepTimes, real_dtype, step_length
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -200,48 +196,6 @@ class ImplicitRK:
             rest = torch.linalg.solve(a[1:, 1:].to(z.dtype), z[1:] - a[1:, :1].to(z.dtype) * hf0[None, :])
             return torch.cat([hf0[None, :], rest])
         return torch.linalg.solve(a.to(z.dtype), z)
-
-    # ---- drivers ----------------------------------------------------------------------
-    def integrate(
-        self,
-        f: Func,
-        y0: Tensor,
-        t_out: Sequence[float],
-        step,
-        norm,
-        stats: SolverStats,
-        hooks: Optional[StepHooks] = None,
-        events=None,
-        t_tensor: Optional[Tensor] = None,
-    ) -> List[Tensor]:
-        """States at t_out[1:]. ``events`` (adaptive steps only, an `events.EventWatcher`): checked
-        after every accepted step on the cubic Hermite interpolant; a terminal event ends the
-        solve (t_out[-1] may then be +-inf). With ``t_tensor`` requiring grad the states are
-        differentiable in the output times (fixed grids: through every step; adaptive steps:
-        through the initial time and the interpolation, step sizes fixed)."""
-        if isinstance(step, FixedStep):
-            points = grid_points(step, t_out)
-            return integrate_grid(
-                self,
-                f,
-                y0,
-                points,
-                t_out,
-                step.interp,
-                stats,
-                hooks,
-                step.perturb,
-                GridDiff.make(step, t_out, t_tensor, points),
-            )
-        if not self.adaptive:
-            raise ValueError(
-                f"{self.name} has no error estimate: use step=FixedStep(h) (options=dict(step_size=h)) "
-                "or radauIIA5, radauIIA3, sdirk2, trbdf2, trapezoid, implicit_euler"
-            )
-        outs, _ = integrate_adaptive(
-            self, f, y0, list(t_out), step, norm, stats, t_tensor=t_tensor, hooks=hooks, events=events
-        )
-        return outs
 
     # ---- the solver interface of the adaptive loop (solver.Solver) ----------------------
     def controller(self, ctrl: Adaptive) -> PIController:

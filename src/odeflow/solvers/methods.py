@@ -67,9 +67,10 @@ def all_method_names(adaptive: Optional[bool] = None) -> List[str]:
 def get_method(method: Union[str, ButcherTableau, object]) -> ButcherTableau:
     """Return the method for a name, or the method object itself; unknown names list the valid ones.
 
-    Explicit RK methods are `ButcherTableau`s; the others (Adams, implicit RK, scipy) are
-    objects with ``name``, ``order``, ``adaptive`` and ``integrate(...)``."""
-    if isinstance(method, ButcherTableau) or hasattr(method, "integrate"):
+    Explicit RK methods are `ButcherTableau`s; the others are `solver.Solver` objects (Adams,
+    implicit RK: ``name``, ``order``, ``adaptive`` and ``step(...)``) or scipy's, which has
+    ``integrate(...)``."""
+    if isinstance(method, ButcherTableau) or hasattr(method, "step") or hasattr(method, "integrate"):
         return method  # type: ignore[return-value]
     if isinstance(method, str) and method in METHODS:
         return METHODS[method]

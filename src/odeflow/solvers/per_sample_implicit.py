@@ -10,7 +10,7 @@ each row runs the Newton iteration it runs alone. The embedded error estimate, f
 the cubic Hermite output are those of `implicit.ImplicitRK` for one sample; a step whose
 Newton failed is retried with h_b / 2. Gradients (backpropagation through the steps): one
 Newton step with each row's exact stage Jacobians, repeated with autograd on, gives the
-implicit-function-theorem derivative of the converged stages, as in `ImplicitRK.step`.
+implicit-function-theorem derivative of the converged stages, as in `ImplicitRK.newton_step`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from torch import Tensor
 from . import tensor_loop
 from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
 from .grid import GridDiff, grid_points, integrate_grid
+from .integrate import integrate
 from .loop import fixed_grid, integrate_adaptive, integrate_fixed
 from .problem import Problem
 from .solver import ExplicitRK
@@ -30,10 +31,10 @@ def run_plain(
         return [y0], h0
     t_tensor = problem.t if differentiable_times else None
     if not isinstance(problem.method, ButcherTableau):
-        extra = {} if t_tensor is None else {"t_tensor": t_tensor}
-        return [y0] + problem.method.integrate(
-            problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats, problem.hooks, **extra
-        ), None
+        return [y0] + integrate(
+            problem.method, problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats,
+            problem.hooks, t_tensor,
+        ), None  # fmt: skip
     if isinstance(problem.step, FixedStep) and problem.step.grid is not None:
         points = grid_points(problem.step, problem.t_values)
         return [y0] + integrate_grid(

@@ -44,6 +44,8 @@ def supported(tab: ButcherTableau, ctrl: Adaptive, y: Tensor, land_on_outputs: b
     (its continuous extension, Hermite with a first-same-as-last derivative, or landing on the
     outputs), a real state, one rtol and atol for every component, the RMS norm, and no
     step_t/jump_t (the rest stays with the eager loop or its compiled attempts)."""
+    if not isinstance(tab, ButcherTableau):
+        return False
     lands = land_on_outputs or (tab.dense is None and tab.order > 3)
     outputs_ok = lands or tab.dense is not None or tab.fsal
     plain_norm = (
@@ -52,15 +54,7 @@ def supported(tab: ButcherTableau, ctrl: Adaptive, y: Tensor, land_on_outputs: b
         and ctrl.weights is None
         and ctrl.norm is None
     )
-    return (
-        isinstance(tab, ButcherTableau)
-        and tab.adaptive
-        and outputs_ok
-        and plain_norm
-        and not y.is_complex()
-        and not ctrl.step_t
-        and not ctrl.jump_t
-    )
+    return tab.adaptive and outputs_ok and plain_norm and not y.is_complex() and not ctrl.step_t and not ctrl.jump_t
 
 
 def _at(x: Tensor, i: Tensor) -> Tensor:
@@ -96,8 +90,8 @@ def _at_least_min_step(ctrl: Adaptive, h: Tensor) -> Tensor:
 
 
 def _pi_factor(ctrl: Adaptive, en: Tensor, finite: Tensor, err_prev: Tensor, accept: Tensor, q: float) -> Tensor:
-    """The step factor, as `loop.accept_factor` (PI: safety en^(-alpha/q) en_prev^(beta/q)) after
-    an accepted step and `loop.reject_factor` (safety en^(-1/q), min_factor if non-finite) after
+    """The step factor, as `controller.PIController.accepted` (PI: safety en^(-alpha/q) en_prev^(beta/q)) after
+    an accepted step and `PIController.rejected` (safety en^(-1/q), min_factor if non-finite) after
     a rejected one, both as tensors."""
     safe_en = torch.where(finite, en, torch.zeros_like(en))
     grow = ctrl.safety * safe_en.clamp_min(1e-300) ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
@@ -269,6 +263,8 @@ def integrate_adaptive_tensor(
     initial-step estimate does). Raises `SolverError` as the eager loop does."""
     from .compiled import run_compiled
 
+    if not isinstance(tab, ButcherTableau):
+        return False
     lands = land_on_outputs or (tab.dense is None and tab.order > 3)
     dense_w = torch.tensor(tab.dense if tab.dense is not None else [[0.0]], dtype=torch.float64, device=y0.device)
     h0_t = torch.tensor([abs(h0)], dtype=torch.float64, device=y0.device)
