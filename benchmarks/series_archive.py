@@ -52,7 +52,7 @@ SETS = (
     "basic-motions",
     "japanese-vowels",
 )
-ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde")
+ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde")
 PEERS = ("minirocket", "torchcde")
 
 

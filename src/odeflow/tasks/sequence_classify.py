@@ -1,5 +1,5 @@
 """Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
---data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde`).
+--data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde|nrde`).
 
 Data: the sets sktime bundles (official train/test split) or a long CSV with a `label` column
 (seeded split, `test_fraction` held out); `drop` removes that share of each series'
@@ -124,9 +124,15 @@ def _forward(model: torch.nn.Module, b: IrregularBatch) -> Tensor:
 
 
 def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -> torch.nn.Module:
-    """The model of cfg for data (the neural CDE's count channels scaled by 1 / the longest
-    training series, so they run from 0 to at most 1)."""
+    """The model of cfg for data (the neural CDE's and RDE's count channels scaled by 1 / the
+    longest training series, so they run from 0 to at most 1; the RDE's windows cut the longest
+    training span into cfg.windows, or `default_windows` of its length, equal windows)."""
+    from ..models.nrde import default_windows
+
     longest = max(int(s.times.shape[0]) for s in data.train)
+    origin = min(float(s.times[0]) for s in data.train)
+    span = max(float(s.times[-1]) for s in data.train) - origin
+    windows = cfg.windows if cfg.windows is not None else default_windows(longest)
     adaptive = (
         None if cfg.ode_rtol is None else ODESolver("dopri5", Adaptive(rtol=cfg.ode_rtol, atol=cfg.ode_rtol / 10))
     )
@@ -143,6 +149,8 @@ def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -
         count_scale=1.0 / longest,
         adjoint=cfg.mode == "opt-disc",
         solver=adaptive,
+        window=span / windows if span > 0 else 1.0,
+        origin=origin,
     )
     if adaptive is not None and isinstance(model, LatentODEClassifier):
         model.latent.solver = adaptive  # the decoder too
