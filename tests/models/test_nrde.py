@@ -115,6 +115,6 @@ def test_short_training_beats_chance():
 
 
 def test_default_windows_and_bad_window():
-    assert [default_windows(n) for n in (2, 24, 150, 1460)] == [1, 10, 24, 76]
+    assert [default_windows(n) for n in (2, 24, 150, 1460)] == [1, 20, 49, 153]
     with pytest.raises(ValueError, match="window must be a positive"):
         NeuralRDE(1, 4, 2, window=0.0)

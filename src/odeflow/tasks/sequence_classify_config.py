@@ -62,7 +62,7 @@ class SequenceClassifyConfig(TrainingConfig):
     spline: Literal["hermite", "natural"] = "hermite"  # neural CDE control: hermite (backward differences) | natural
     # neural CDE / RDE gradients: disc-opt (backprop) | opt-disc (adjoint)
     mode: Literal["disc-opt", "opt-disc"] = "disc-opt"
-    # neural RDE: log-signature windows over the longest training series (unset: about 2 sqrt(its points))
+    # neural RDE: log-signature windows over the longest training series (unset: about 4 sqrt(its points))
     windows: Optional[PositiveInt] = None
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
     samples: int = 3  # latent ODE: z0 samples per series in training
