@@ -17,7 +17,8 @@ through time and values, NaN for dropped values, RK4 one step per grid interval)
 rule in the loop below. MiniRocket (sktime's MiniRocketMultivariate, 10,000 features, ridge
 classifier with cross-validated alpha as in Dempster et al. 2021) is trained once on the training
 split (fit + validation series) after the usual imputation: each channel linearly interpolated
-over the set's time grid from its observed points (held constant beyond them).
+over the set's time grid from its observed points (held constant beyond them). `--normalize
+series` z-normalises each series on its own first (for every model of that run; its rows say so).
 
 One JSON line per run is appended to --out (a run already there is skipped), so a long grid can
 be stopped and resumed; `table` prints mean ± std over seeds and the seconds per set.
@@ -189,16 +190,20 @@ def run(args: argparse.Namespace) -> None:
     if out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["set"], r["drop"], r["seed"], r["model"]))
+            done.add((r["set"], r["drop"], r["seed"], _label(r)))
     for name in args.sets:
         for drop in args.drops:
             for seed in args.seeds:
                 for model in args.models:
-                    key = (name, drop, seed, model)
+                    key = (name, drop, seed, _label(dict(model=model, normalize=args.normalize)))
                     if key in done:
                         continue
                     cfg = SequenceClassifyConfig(
-                        model=model if model in ODEFLOW else "ode-rnn", data=name, drop=drop, seed=seed
+                        model=model if model in ODEFLOW else "ode-rnn",
+                        data=name,
+                        drop=drop,
+                        seed=seed,
+                        normalize=args.normalize,
                     )
                     t0 = time.perf_counter()
                     if model == "minirocket":
@@ -208,16 +213,26 @@ def run(args: argparse.Namespace) -> None:
                     else:
                         r = run_odeflow(cfg)
                     r.update(set=name, drop=drop, seed=seed, model=model, wall_seconds=time.perf_counter() - t0)
+                    if args.normalize != "channel":
+                        r["normalize"] = args.normalize
                     with out.open("a") as f:
                         f.write(json.dumps(r) + "\n")
                     print(json.dumps(r), flush=True)
 
 
+def _label(r: Dict[str, Any]) -> str:
+    """A row's model, with ' (z-norm per series)' when its series were normalised one by one."""
+    return r["model"] + (" (z-norm per series)" if r.get("normalize", "channel") == "series" else "")
+
+
 def table(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
+    for r in rows:
+        r["model"] = _label(r)
     sets = [s for s in SETS if any(r["set"] == s for r in rows)]
     drops = sorted({r["drop"] for r in rows})
-    models = [m for m in ODEFLOW + PEERS if any(r["model"] == m for r in rows)]
+    order = [m for base in ODEFLOW + PEERS for m in (base, base + " (z-norm per series)")]
+    models = [m for m in order if any(r["model"] == m for r in rows)]
     head = "| set | model | " + " | ".join(f"{d:.0%} dropped" for d in drops) + " | s per run (median) |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -249,6 +264,9 @@ def main() -> None:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--models", nargs="+", default=list(ODEFLOW + PEERS), choices=ODEFLOW + PEERS)
     r.add_argument("--out", default="docs/latent/series_archive.jsonl")
+    r.add_argument(
+        "--normalize", default="channel", choices=("channel", "series"), help="series: z-normalise each series first"
+    )
     t = sub.add_parser("table")
     t.add_argument("--out", default="docs/latent/series_archive.jsonl")
     args = p.parse_args()

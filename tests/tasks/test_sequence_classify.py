@@ -145,6 +145,7 @@ def test_cli_errors(argv, match, capsys):
         (dict(val_fraction=1.0), "val_fraction"),
         (dict(model="ode-rnn", mode="opt-disc"), "neural CDE and RDE only"),
         (dict(model="ncde", windows=8), "windows applies to --model nrde"),
+        (dict(normalize="minmax"), "unknown normalize"),
         (dict(model="ncde", spline="linear"), "unknown spline"),
     ],
 )

@@ -74,6 +74,7 @@ _SERIES_ONLY = {
     "ode_rtol",
     "per_sample",
     "windows",
+    "normalize",
 }
 
 

@@ -36,6 +36,9 @@ class SequenceClassifyConfig(TrainingConfig):
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
     drop_mode: Literal["time", "channel"] = "time"  # time | channel
+    # channel: (x - mean) / std per channel with training statistics; series: each series' channels
+    # z-normalised on their own first (the UCR convention: shapes, not levels)
+    normalize: Literal["channel", "series"] = "channel"
     epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
     # unset: the budget scales with the data (auto_iterations); training stops earlier on a plateau
     iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
@@ -99,6 +102,8 @@ class SequenceClassifyConfig(TrainingConfig):
             )
         if self.windows is not None and self.model != "nrde":
             raise ValueError(f"windows applies to --model nrde (log-signature windows); got --model {self.model}")
+        if self.normalize not in ("channel", "series"):
+            raise ValueError(f"unknown normalize {self.normalize!r}; valid: channel, series")
         if self.drop_mode not in DROP_MODES:
             raise ValueError(f"unknown drop_mode {self.drop_mode!r}; valid: {', '.join(DROP_MODES)}")
         if self.epochs is not None and self.epochs < 1:
