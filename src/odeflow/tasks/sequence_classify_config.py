@@ -36,9 +36,8 @@ class SequenceClassifyConfig(TrainingConfig):
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
     drop_mode: Literal["time", "channel"] = "time"  # time | channel
-    # channel: (x - mean) / std per channel with training statistics; series: each series' channels
-    # z-normalised on their own first (the UCR convention: shapes, not levels)
-    normalize: Literal["channel", "series"] = "channel"
+    # series: each series' channels z-normalised on their own first (the UCR convention)
+    normalize: Literal["channel", "series"] = "channel"  # channel (training statistics) | series (each series first)
     epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
     # unset: the budget scales with the data (auto_iterations); training stops earlier on a plateau
     iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
@@ -63,10 +62,11 @@ class SequenceClassifyConfig(TrainingConfig):
     ode_rtol: Optional[PositiveFloat] = None  # ode-rnn / latent-ode: adaptive dopri5 at this rtol (atol rtol/10)
     per_sample: bool = False  # with --ode-rtol: each series on its own times and steps (no union grid)
     spline: Literal["hermite", "natural"] = "hermite"  # neural CDE control: hermite (backward differences) | natural
-    # neural CDE / RDE gradients: disc-opt (backprop) | opt-disc (adjoint)
-    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"
-    # neural RDE: log-signature windows over the longest training series (unset: about 4 sqrt(its points))
-    windows: Optional[PositiveInt] = None
+    mode: Literal["disc-opt", "opt-disc"] = (
+        "disc-opt"  # ncde / nrde gradients: disc-opt (backprop) | opt-disc (adjoint)
+    )
+    # unset: about 4 sqrt(points of the longest training series)
+    windows: Optional[PositiveInt] = None  # nrde: log-signature windows over the longest training span
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
     samples: int = 3  # latent ODE: z0 samples per series in training
     ce_weight: NonNegativeFloat = 100.0  # latent ODE: weight of the cross-entropy (Rubanova et al.)
