@@ -17,7 +17,8 @@ through time and values, NaN for dropped values, RK4 one step per grid interval)
 rule in the loop below. MiniRocket (sktime's MiniRocketMultivariate, 10,000 features, ridge
 classifier with cross-validated alpha as in Dempster et al. 2021) is trained once on the training
 split (fit + validation series) after the usual imputation: each channel linearly interpolated
-over the set's time grid from its observed points (held constant beyond them).
+over the set's time grid from its observed points (held constant beyond them). `--normalize
+series` z-normalises each series on its own first (for every model of that run; its rows say so).
 
 One JSON line per run is appended to --out (a run already there is skipped), so a long grid can
 be stopped and resumed; `table` prints mean ± std over seeds and the seconds per set.
@@ -32,7 +33,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -52,8 +53,9 @@ SETS = (
     "basic-motions",
     "japanese-vowels",
 )
-ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde")
+ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde")
 PEERS = ("minirocket", "torchcde")
+PROTOTYPES = ("nrde-random", "nrde-random-3")  # untrained random features + ridge (run_random_nrde)
 
 
 def grid_of(series: List[Series]) -> torch.Tensor:
@@ -169,6 +171,77 @@ def run_torchcde(cfg: SequenceClassifyConfig) -> Dict[str, Any]:
     )
 
 
+def random_nrde_features(
+    series: List[Series], fields: torch.Tensor, bias: torch.Tensor, edges: torch.Tensor, count_scale: float
+) -> torch.Tensor:
+    """[N, 3 R] float64: an untrained neural RDE with R hidden units run over the series' window
+    log-signatures L_k (odeflow's `window_logsignatures` of the neural CDE's channels), one midpoint
+    step per window of  dz/ds = sum_l tanh(A_l z + b_l) L_k,l  from z = 0; features: z after the
+    last window, and the mean and the maximum of z over the windows."""
+    from odeflow.data.irregular import collate
+    from odeflow.models.logsignature import window_logsignatures
+    from odeflow.models.ncde import control_channels
+
+    out = []
+    for i in range(0, len(series), 64):
+        b = collate(series[i : i + 64])
+        x = control_channels(b.times, b.values, b.mask, count_scale).double()
+        logsig = window_logsignatures(b.times.double(), x, edges)  # [B, W, L]
+        z = x.new_zeros(x.shape[0], fields.shape[1])
+        total, top = torch.zeros_like(z), torch.full_like(z, -float("inf"))
+        for k in range(logsig.shape[1]):
+
+            def f(z: torch.Tensor, k: int = k) -> torch.Tensor:
+                return (torch.einsum("lnm,bm->bln", fields, z) + bias).tanh().mul(logsig[:, k].unsqueeze(-1)).sum(1)
+
+            z = z + f(z + 0.5 * f(z))
+            total, top = total + z, torch.maximum(top, z)
+        out.append(torch.cat([z, total / logsig.shape[1], top], -1))
+    return torch.cat(out)
+
+
+def run_random_nrde(cfg: SequenceClassifyConfig, shares: Tuple[float, ...] = (1.0,)) -> Dict[str, Any]:
+    """A prototype, not an odeflow model: random neural-RDE features (as random signatures, as a
+    reservoir) + MiniRocket's standardised ridge classifier with cross-validated alpha, fitted on
+    the fit + validation series. One scale per share: share x W windows (W the nrde default, about
+    4 sqrt(points), over the longest training span; `nrde-random` W, `nrde-random-3` W/4, W/2
+    and W), each its own random field with R = 512 hidden units (fewer where the log-signature is wide, so that a field holds at
+    most 2^24 numbers), A_l ~ N(0, 4 / R), b_l ~ N(0, 1)."""
+    import math
+
+    import numpy as np
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from odeflow.models.logsignature import logsignature_channels
+    from odeflow.models.nrde import default_windows
+
+    data = load_sequence_data(cfg, torch.float64)
+    train = data.train + data.val
+    t0 = time.perf_counter()
+    longest = max(int(s.times.shape[0]) for s in train)
+    start, end = min(float(s.times[0]) for s in train), max(float(s.times[-1]) for s in train)
+    L = logsignature_channels(1 + 2 * data.num_variables)
+    R = min(512, int(math.sqrt(2**24 / L)))
+    g = torch.Generator().manual_seed(cfg.seed)
+    f_tr, f_te = [], []
+    for share in shares:
+        edges = torch.linspace(start, end, max(1, round(share * default_windows(longest))) + 1, dtype=torch.float64)
+        fields = torch.randn(L, R, R, generator=g, dtype=torch.float64) * 2 / math.sqrt(R)
+        bias = torch.randn(L, R, generator=g, dtype=torch.float64)
+        f_tr.append(random_nrde_features(train, fields, bias, edges, 1.0 / longest))
+        f_te.append(random_nrde_features(data.test, fields, bias, edges, 1.0 / longest))
+    y_tr = np.array([int(s.label) for s in train])
+    y_te = np.array([int(s.label) for s in data.test])
+    clf = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))
+    clf.fit(torch.cat(f_tr, -1).numpy(), y_tr)
+    acc = float((clf.predict(torch.cat(f_te, -1).numpy()) == y_te).mean())
+    return dict(
+        test_accuracy=acc, train_seconds=time.perf_counter() - t0, stopped=f"closed form ({len(shares)} x {R} units)"
+    )
+
+
 def run_odeflow(cfg: SequenceClassifyConfig) -> Dict[str, Any]:
     t0 = time.perf_counter()
     s = train_sequence_classify(cfg, None, progress=False)
@@ -189,35 +262,53 @@ def run(args: argparse.Namespace) -> None:
     if out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["set"], r["drop"], r["seed"], r["model"]))
+            done.add((r["set"], r["drop"], r["seed"], _label(r)))
     for name in args.sets:
         for drop in args.drops:
             for seed in args.seeds:
                 for model in args.models:
-                    key = (name, drop, seed, model)
+                    key = (name, drop, seed, _label(dict(model=model, normalize=args.normalize)))
                     if key in done:
                         continue
                     cfg = SequenceClassifyConfig(
-                        model=model if model in ODEFLOW else "ode-rnn", data=name, drop=drop, seed=seed
+                        model=model if model in ODEFLOW else "ode-rnn",
+                        data=name,
+                        drop=drop,
+                        seed=seed,
+                        normalize=args.normalize,
                     )
                     t0 = time.perf_counter()
                     if model == "minirocket":
                         r = run_minirocket(cfg)
                     elif model == "torchcde":
                         r = run_torchcde(cfg)
+                    elif model == "nrde-random":
+                        r = run_random_nrde(cfg)
+                    elif model == "nrde-random-3":
+                        r = run_random_nrde(cfg, (0.25, 0.5, 1.0))
                     else:
                         r = run_odeflow(cfg)
                     r.update(set=name, drop=drop, seed=seed, model=model, wall_seconds=time.perf_counter() - t0)
+                    if args.normalize != "channel":
+                        r["normalize"] = args.normalize
                     with out.open("a") as f:
                         f.write(json.dumps(r) + "\n")
                     print(json.dumps(r), flush=True)
 
 
+def _label(r: Dict[str, Any]) -> str:
+    """A row's model, with ' (z-norm per series)' when its series were normalised one by one."""
+    return r["model"] + (" (z-norm per series)" if r.get("normalize", "channel") == "series" else "")
+
+
 def table(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
+    for r in rows:
+        r["model"] = _label(r)
     sets = [s for s in SETS if any(r["set"] == s for r in rows)]
     drops = sorted({r["drop"] for r in rows})
-    models = [m for m in ODEFLOW + PEERS if any(r["model"] == m for r in rows)]
+    order = [m for base in ODEFLOW + PROTOTYPES + PEERS for m in (base, base + " (z-norm per series)")]
+    models = [m for m in order if any(r["model"] == m for r in rows)]
     head = "| set | model | " + " | ".join(f"{d:.0%} dropped" for d in drops) + " | s per run (median) |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -247,8 +338,11 @@ def main() -> None:
     r.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     r.add_argument("--drops", nargs="+", type=float, default=[0.0, 0.3, 0.5])
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    r.add_argument("--models", nargs="+", default=list(ODEFLOW + PEERS), choices=ODEFLOW + PEERS)
+    r.add_argument("--models", nargs="+", default=list(ODEFLOW + PEERS), choices=ODEFLOW + PROTOTYPES + PEERS)
     r.add_argument("--out", default="docs/latent/series_archive.jsonl")
+    r.add_argument(
+        "--normalize", default="channel", choices=("channel", "series"), help="series: z-normalise each series first"
+    )
     t = sub.add_parser("table")
     t.add_argument("--out", default="docs/latent/series_archive.jsonl")
     args = p.parse_args()

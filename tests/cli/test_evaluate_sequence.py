@@ -28,7 +28,12 @@ def _write_csv(path, seed, n_series):
 
 @pytest.mark.parametrize(
     "command,model,drop,seed",
-    [("classify", "gru-d", 0.0, 5), ("classify", "latent-ode", 0.4, 6), ("sequence-classify", "ode-rnn", 0.2, 7)],
+    [
+        ("classify", "gru-d", 0.0, 5),
+        ("classify", "latent-ode", 0.4, 6),
+        ("sequence-classify", "ode-rnn", 0.2, 7),
+        ("classify", "nrde", 0.3, 8),
+    ],
 )
 def test_evaluate_reproduces_summary(tmp_path, capsys, command, model, drop, seed):
     """Series given to `train classify` go to the sequence-classify task, which is also its own

@@ -35,7 +35,8 @@ def _write_csv(path, seed, n_series=60):
 
 
 @pytest.mark.parametrize(
-    "model,seed", [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3), ("latent-ode", 4), ("ncde", 5)]
+    "model,seed",
+    [("gru-dt", 0), ("gru-dt", 1), ("gru-d", 2), ("ode-rnn", 3), ("latent-ode", 4), ("ncde", 5), ("nrde", 6)],
 )
 def test_csv_models_learn_a_separable_family(tmp_path, model, seed):
     path = _write_csv(tmp_path / "s.csv", seed)
@@ -72,7 +73,13 @@ def test_csv_data_split_drop_and_normalisation(tmp_path):
 
 @pytest.mark.parametrize(
     "model,extra",
-    [("ode-rnn", []), ("latent-ode", []), ("gru-d", []), ("ncde", ["--mode", "opt-disc", "--spline", "natural"])],
+    [
+        ("ode-rnn", []),
+        ("latent-ode", []),
+        ("gru-d", []),
+        ("ncde", ["--mode", "opt-disc", "--spline", "natural"]),
+        ("nrde", ["--mode", "opt-disc", "--windows", "7"]),
+    ],
 )
 def test_basic_motions_cli_short_run(tmp_path, capsys, model, extra):
     pytest.importorskip("sktime")
@@ -136,7 +143,9 @@ def test_cli_errors(argv, match, capsys):
         (dict(data="ecg"), "unknown sequence data"),
         (dict(drop_mode="rows"), "unknown drop_mode"),
         (dict(val_fraction=1.0), "val_fraction"),
-        (dict(model="ode-rnn", mode="opt-disc"), "neural CDE only"),
+        (dict(model="ode-rnn", mode="opt-disc"), "neural CDE and RDE only"),
+        (dict(model="ncde", windows=8), "windows applies to --model nrde"),
+        (dict(normalize="minmax"), "unknown normalize"),
         (dict(model="ncde", spline="linear"), "unknown spline"),
     ],
 )

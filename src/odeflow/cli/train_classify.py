@@ -1,7 +1,7 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
 Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d|ncde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
+gru-dt|gru-d|ncde|nrde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
 plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes it."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _SPECIAL: Dict[str, Any] = {
     "--model": (
         "model",
         dict(
-            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde"],
+            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde"],
             help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-            "gru-d/ncde (neural CDE) on series",
+            "gru-d/ncde (neural CDE)/nrde (neural rough DE) on series",
         ),
     ),
     "--schedule": (
@@ -73,6 +73,8 @@ _SERIES_ONLY = {
     "spline",
     "ode_rtol",
     "per_sample",
+    "windows",
+    "normalize",
 }
 
 

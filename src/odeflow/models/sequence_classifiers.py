@@ -8,6 +8,8 @@ latent-ode: the latent ODE (ODE-RNN encoder run backwards -> q(z0|x)) with a cla
             (the joint objective of Rubanova et al.); predictions from the posterior mean.
 ncde:       neural CDE (Kidger et al. 2020) on a cubic spline of time, values and observation
             counts (models.ncde); linear head on z at the series' last observation.
+nrde:       neural rough DE (Morrill et al. 2021): the same channels as a piecewise-linear
+            path, one log-ODE step per window of its depth-2 log-signature (models.nrde).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .latent_ode import LatentODE
 from .ode_solver import ODESolver, disc_opt
 from .odernn import ODERNN
 
-SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde")
+SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde")
 
 
 class RecurrentClassifier(nn.Module):
@@ -76,11 +78,15 @@ def make_sequence_classifier(
     spline: str = "hermite",
     count_scale: float = 1.0,
     adjoint: bool = False,
+    window: float = 0.1,
+    origin: float = 0.0,
 ) -> nn.Module:
     """One of SEQUENCE_MODELS; ODE parts on fixed steps of at most `step_size` (euler encoder,
     `method` latent decoder and neural CDE), or `solver` for the encoder / the CDE when given.
     Neural CDE: `spline` 'hermite' | 'natural', intensity channels times `count_scale`,
-    `adjoint` for the continuous adjoint instead of backprop through the steps."""
+    `adjoint` for the continuous adjoint instead of backprop through the steps. Neural RDE:
+    windows of length `window` from `origin`, one `method` step per window (or `solver`, in each
+    window's unit time), intensity channels times `count_scale`, `adjoint` as above."""
     if kind not in SEQUENCE_MODELS:
         raise ValueError(f"unknown sequence model {kind!r}; valid: {', '.join(SEQUENCE_MODELS)}")
     if num_classes < 2:
@@ -93,6 +99,14 @@ def make_sequence_classifier(
         grad = OptimizeDiscretize() if adjoint else DiscretizeOptimize()
         cde = solver or ODESolver(method, FixedStep(step_size), grad)
         return NeuralCDE(input_dim, hidden, num_classes, field_hidden, spline, count_scale, cde)  # type: ignore[arg-type]
+    if kind == "nrde":
+        from ..gradients import DiscretizeOptimize, OptimizeDiscretize
+        from ..solvers.stepping import FixedStep
+        from .nrde import NeuralRDE
+
+        grad = OptimizeDiscretize() if adjoint else DiscretizeOptimize()
+        rde = solver or ODESolver(method, FixedStep(1.0), grad)
+        return NeuralRDE(input_dim, hidden, num_classes, window, field_hidden, count_scale, origin, rde)
     enc = solver or disc_opt("euler", step_size)
     if kind == "ode-rnn":
         from .timeseries import VectorFieldMLP

@@ -1,10 +1,11 @@
 """Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
---data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde`).
+--data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde|nrde`).
 
 Data: the sets sktime bundles (official train/test split) or a long CSV with a `label` column
 (seeded split, `test_fraction` held out); `drop` removes that share of each series'
 observations (once, seeded; per time point or per channel, data.drop), train and test alike;
-channels normalised with training statistics. A stratified `val_fraction` of the training
+with `normalize` 'series' each series z-normalised on its own (data.standardize); then channels
+normalised with training statistics. A stratified `val_fraction` of the training
 split is held out for validation: it picks the weights that are tested (lowest val_loss) and
 stops training on a plateau (`patience` validations without improvement) inside a budget that
 scales with the data (when `iterations` is unset, see sequence_classify_config.auto_iterations). Each
@@ -30,6 +31,7 @@ from ..data.classification import holdout
 from ..data.drop import drop_observations
 from ..data.irregular import IrregularBatch, Normalizer, Series, collate, collate_rows
 from ..data.long_csv import load_labelled_long_csv
+from ..data.standardize import standardize_each_series
 from ..data.stratified import stratified_holdout
 from ..data.uea import load_uea
 from ..models.elbo import elbo, kl_normal_standard, kl_weight, masked_gaussian_log_likelihood
@@ -70,6 +72,8 @@ def load_sequence_data(cfg: SequenceClassifyConfig, dtype: torch.dtype = torch.f
     if cfg.drop > 0:
         train = drop_observations(train, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed))
         test = drop_observations(test, cfg.drop, cfg.drop_mode, torch.Generator().manual_seed(cfg.seed + 1))
+    if cfg.normalize == "series":  # after the drop: each series scaled on the values a model sees
+        train, test = standardize_each_series(train), standardize_each_series(test)
     keep, held = stratified_holdout([_class_of(s) for s in train], cfg.val_fraction, seed=cfg.seed)
     fit, val = [train[i] for i in keep.tolist()], [train[i] for i in held.tolist()]
     norm = Normalizer.fit(fit)
@@ -124,9 +128,15 @@ def _forward(model: torch.nn.Module, b: IrregularBatch) -> Tensor:
 
 
 def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -> torch.nn.Module:
-    """The model of cfg for data (the neural CDE's count channels scaled by 1 / the longest
-    training series, so they run from 0 to at most 1)."""
+    """The model of cfg for data (the neural CDE's and RDE's count channels scaled by 1 / the
+    longest training series, so they run from 0 to at most 1; the RDE's windows cut the longest
+    training span into cfg.windows, or `default_windows` of its length, equal windows)."""
+    from ..models.nrde import default_windows
+
     longest = max(int(s.times.shape[0]) for s in data.train)
+    origin = min(float(s.times[0]) for s in data.train)
+    span = max(float(s.times[-1]) for s in data.train) - origin
+    windows = cfg.windows if cfg.windows is not None else default_windows(longest)
     adaptive = (
         None if cfg.ode_rtol is None else ODESolver("dopri5", Adaptive(rtol=cfg.ode_rtol, atol=cfg.ode_rtol / 10))
     )
@@ -143,6 +153,8 @@ def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -
         count_scale=1.0 / longest,
         adjoint=cfg.mode == "opt-disc",
         solver=adaptive,
+        window=span / windows if span > 0 else 1.0,
+        origin=origin,
     )
     if adaptive is not None and isinstance(model, LatentODEClassifier):
         model.latent.solver = adaptive  # the decoder too

@@ -30,12 +30,14 @@ def auto_iterations(batches_per_epoch: int) -> int:
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
-    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde"] = (
-        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde
+    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde"] = (
+        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde | nrde
     )
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
     drop_mode: Literal["time", "channel"] = "time"  # time | channel
+    # series: each series' channels z-normalised on their own first (the UCR convention)
+    normalize: Literal["channel", "series"] = "channel"  # channel (training statistics) | series (each series first)
     epochs: Optional[PositiveInt] = None  # if set, iterations = epochs * (training batches per epoch)
     # unset: the budget scales with the data (auto_iterations); training stops earlier on a plateau
     iterations: Optional[PositiveInt] = None  # type: ignore[assignment]
@@ -60,7 +62,11 @@ class SequenceClassifyConfig(TrainingConfig):
     ode_rtol: Optional[PositiveFloat] = None  # ode-rnn / latent-ode: adaptive dopri5 at this rtol (atol rtol/10)
     per_sample: bool = False  # with --ode-rtol: each series on its own times and steps (no union grid)
     spline: Literal["hermite", "natural"] = "hermite"  # neural CDE control: hermite (backward differences) | natural
-    mode: Literal["disc-opt", "opt-disc"] = "disc-opt"  # neural CDE gradients: disc-opt (backprop) | opt-disc (adjoint)
+    mode: Literal["disc-opt", "opt-disc"] = (
+        "disc-opt"  # ncde / nrde gradients: disc-opt (backprop) | opt-disc (adjoint)
+    )
+    # unset: about 4 sqrt(points of the longest training series)
+    windows: Optional[PositiveInt] = None  # nrde: log-signature windows over the longest training span
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
     samples: int = 3  # latent ODE: z0 samples per series in training
     ce_weight: NonNegativeFloat = 100.0  # latent ODE: weight of the cross-entropy (Rubanova et al.)
@@ -89,11 +95,15 @@ class SequenceClassifyConfig(TrainingConfig):
             raise ValueError(f"unknown spline {self.spline!r}; valid: hermite, natural")
         if self.mode not in ("disc-opt", "opt-disc"):
             raise ValueError(f"unknown mode {self.mode!r}; valid: disc-opt (backprop), opt-disc (adjoint)")
-        if self.mode == "opt-disc" and self.model != "ncde":
+        if self.mode == "opt-disc" and self.model not in ("ncde", "nrde"):
             raise ValueError(
-                f"mode opt-disc (the adjoint) is offered for the neural CDE only; use --model ncde or drop --mode "
-                f"(got --model {self.model})"
+                f"mode opt-disc (the adjoint) is offered for the neural CDE and RDE only; use --model ncde or nrde, "
+                f"or drop --mode (got --model {self.model})"
             )
+        if self.windows is not None and self.model != "nrde":
+            raise ValueError(f"windows applies to --model nrde (log-signature windows); got --model {self.model}")
+        if self.normalize not in ("channel", "series"):
+            raise ValueError(f"unknown normalize {self.normalize!r}; valid: channel, series")
         if self.drop_mode not in DROP_MODES:
             raise ValueError(f"unknown drop_mode {self.drop_mode!r}; valid: {', '.join(DROP_MODES)}")
         if self.epochs is not None and self.epochs < 1:

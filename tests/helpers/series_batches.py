@@ -1,0 +1,33 @@
+"""Small random series batches shared by the neural CDE and RDE tests."""
+
+import torch
+
+from odeflow.data.irregular import Series
+
+
+def smooth_batch(seed, B=3, T=6, D=2):
+    """Knots 0.2-0.5 apart and values of size 0.5, so that rk4 with h = 0.05 resolves the CDE."""
+    g = torch.Generator().manual_seed(seed)
+    times = torch.cumsum(torch.rand(T, generator=g, dtype=torch.float64) * 0.3 + 0.2, 0)
+    values = 0.5 * torch.randn(B, T, D, generator=g, dtype=torch.float64)
+    mask = (torch.rand(B, T, D, generator=g) < 0.7).to(torch.float64)
+    mask[:, 0] = 1.0
+    mask[0, -2:] = 0.0  # series 0 ends early: its loss enters at an interior output time
+    return times, values, mask
+
+
+def two_class_series(n, seed):
+    """Class = sign of a linear drift under a sine of random phase and amplitude plus noise; each
+    series keeps a random 12-20 of 24 grid times (so a batch's union grid stays short)."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.linspace(0, 1, 24)
+    out = []
+    for i in range(n):
+        label = i % 2
+        m = 12 + int(torch.randint(0, 9, (1,), generator=g))
+        t = grid[torch.sort(torch.randperm(24, generator=g)[:m]).values]
+        phase, amp = float(torch.rand(1, generator=g)) * 6.28, 0.5 + float(torch.rand(1, generator=g))
+        x = amp * torch.sin(4 * 3.14159 * t + phase) + (0.8 if label else -0.8) * t
+        x = x + 0.05 * torch.randn(m, generator=g)
+        out.append(Series(t, x[:, None], torch.ones(m, 1), float(label)))
+    return out
