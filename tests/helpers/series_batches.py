@@ -1,8 +1,9 @@
 """Small random series batches shared by the neural CDE and RDE tests."""
 
 import torch
+import torch.nn.functional as F
 
-from odeflow.data.irregular import Series
+from odeflow.data.irregular import Series, collate
 
 
 def smooth_batch(seed, B=3, T=6, D=2):
@@ -31,3 +32,21 @@ def two_class_series(n, seed):
         x = x + 0.05 * torch.randn(m, generator=g)
         out.append(Series(t, x[:, None], torch.ones(m, 1), float(label)))
     return out
+
+
+def toy_test_accuracy(net, iterations: int = 40) -> float:
+    """Train ``net(times, values, mask) -> logits`` on 96 `two_class_series` (Adam 1e-2, batch 32)
+    and return its accuracy on 60 others (chance 0.5)."""
+    train, test = two_class_series(96, 1), two_class_series(60, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(iterations):
+        idx = torch.randperm(len(train), generator=g)[:32].tolist()
+        b = collate([train[i] for i in idx])
+        loss = F.cross_entropy(net(b.times, b.values, b.mask), b.labels.long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    b = collate(test)
+    with torch.no_grad():
+        return float((net(b.times, b.values, b.mask).argmax(-1) == b.labels.long()).float().mean())
