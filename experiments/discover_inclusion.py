@@ -22,11 +22,14 @@ import json
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 from odeflow.data.discovery_families import FAMILIES, NONPOLYNOMIAL, random_instance
+from odeflow.discover.calibration import DEVELOPMENT_FAMILIES, InclusionCalibration, inclusion_points
+from odeflow.discover.confidence import assess
 from odeflow.discover.library import parse_library
 from odeflow.discover.model_search import SearchProblem, refine_on_observations
 from odeflow.discover.observation_fit import segments_of
@@ -48,34 +51,101 @@ def one(system: str, seed: int, noise: float, kind: str) -> dict:
     keep = np.ones(len(lib), dtype=bool)
     problem = SearchProblem(lib.numpy(clean.numpy()), xdot, lib, keep, seg, lib.terms, inst.variables)
     found = refine_on_observations(sel, problem, SearchOptions(ensemble=50, seed=seed))
-    truth = inst.truth(lib.terms) != 0
+    coef_true = inst.truth(lib.terms)
+    truth = coef_true != 0
     on = found.inclusion > 0
+    conf = assess(
+        found.fits,
+        found.fit,
+        found.segments if found.segments is not None else seg,
+        lib.numpy(clean.numpy()),
+        keep,
+        lib.terms,
+        inst.variables,
+        found.tolerance,
+        found.stopped_at_limit,
+        noise_problems=found.noise_problems if found.noise is not None else None,
+        extra=found.extra,
+    )
+    chosen = found.fit.support
     return dict(
         system=system,
         seed=seed,
         noise=noise,
         kind=kind,
-        exact=bool(np.array_equal(found.fit.support, truth)),
+        exact=bool(np.array_equal(chosen, truth)),
         inclusion=found.inclusion[on].tolist(),
         true=truth[on].tolist(),
-        chosen=found.fit.support[on].tolist(),
+        chosen=chosen[on].tolist(),
+        # every other term of every equation has inclusion 0: how many, and how many of them are true
+        zero_terms=int((~on).sum()),
+        zero_true=int((truth & ~on).sum()),
+        confidence=conf.level,
+        confidence_reasons=conf.reasons,
+        # the chosen terms' coefficients, Gauss–Newton standard errors and true values (interval coverage)
+        coef=found.fit.coefficients[chosen].tolist(),
+        stderr=found.fit.stderr[chosen].tolist(),
+        coef_true=coef_true[chosen].tolist(),
     )
 
 
-def report(rows: list) -> str:
-    p = np.concatenate([r["inclusion"] for r in rows])
-    ok = np.concatenate([r["true"] for r in rows]).astype(bool)
-    lines = ["| stated inclusion | terms | true | fraction true |", "|---|---|---|---|"]
+def _table(p: np.ndarray, ok: np.ndarray, w: np.ndarray) -> list:
+    lines = ["| stated inclusion | terms | true | mean stated | fraction true |", "|---|---|---|---|---|"]
     for lo, hi in zip(BINS[:-1], BINS[1:]):
         on = (p > lo) & (p < hi) if lo == 0 else (p >= lo) & (p < hi)
+        if lo == 0:
+            on |= p == 0
         if on.any():
-            lines.append(f"| {lo:.2f}–{min(hi, 1):.2f} | {on.sum()} | {ok[on].sum()} | {ok[on].mean():.2f} |")
-    exact = sum(r["exact"] for r in rows)
+            n, k = w[on].sum(), (w * ok)[on].sum()
+            mean = (w * p)[on].sum() / n
+            lines.append(f"| {lo:.2f}–{min(hi, 1):.2f} | {n:.0f} | {k:.0f} | {mean:.3f} | {k / n:.3f} |")
+    return lines
+
+
+def _ece(p: np.ndarray, ok: np.ndarray, w: np.ndarray) -> float:
+    """Expected calibration error over the table's bins: Σ_bins (terms/total) |mean stated − fraction true|."""
+    total, out = w.sum(), 0.0
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        on = ((p >= lo) & (p < hi)) if lo > 0 else (p < hi)
+        if on.any():
+            n = w[on].sum()
+            out += n / total * abs((w * p)[on].sum() / n - (w * ok)[on].sum() / n)
+    return out
+
+
+def report(rows: list, calibration: Optional[InclusionCalibration] = None) -> str:
+    """The reliability table of the stated inclusion (terms with p > 0 and, separately, the terms at
+    p = 0), and, with a calibration, the same table of the calibrated inclusion of the same terms."""
+    p, ok, w = inclusion_points(rows)
+    lines = ["stated (bagged) inclusion, terms with p > 0:", *_table(p[p > 0], ok[p > 0], w[p > 0])]
+    zeros = p == 0
     lines.append(
-        f"\n{len(rows)} runs, {exact} exact supports; mean stated inclusion of true terms among terms "
-        f"with p > 0: {p[ok].mean():.2f}, of false ones {p[~ok].mean() if (~ok).any() else float('nan'):.2f}"
+        f"terms at p = 0: {w[zeros].sum():.0f}, of which {(w * ok)[zeros].sum():.0f} true; "
+        f"ECE (p > 0) {_ece(p[p > 0], ok[p > 0], w[p > 0]):.3f}"
+    )
+    if calibration is not None:
+        q = calibration(p)
+        lines += ["", "calibrated inclusion of the same terms (stated p > 0):", *_table(q[p > 0], ok[p > 0], w[p > 0])]
+        lines.append(
+            f"terms at p = 0 get {calibration(np.zeros(1))[0]:.4f}; ECE (p > 0) {_ece(q[p > 0], ok[p > 0], w[p > 0]):.3f}"
+        )
+    exact = sum(r["exact"] for r in rows)
+    high = [r for r in rows if r.get("confidence") == "high"]
+    lines.append(
+        f"\n{len(rows)} runs, {exact} exact supports"
+        + (f"; {len(high)} said high confidence, {sum(r['exact'] for r in high)} of them exact" if high else "")
     )
     return "\n".join(lines)
+
+
+def fitted_map(rows: list) -> InclusionCalibration:
+    """The isotonic map (odeflow.discover.calibration) fitted on the development families' rows."""
+    dev = [r for r in rows if r["system"] in DEVELOPMENT_FAMILIES]
+    return InclusionCalibration.fit(*inclusion_points(dev))
+
+
+def _read(paths: list) -> list:
+    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -84,10 +154,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[201])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.05])
     ap.add_argument("--systems", nargs="+", default=[*FAMILIES, *NONPOLYNOMIAL])
-    ap.add_argument("--report", type=Path, default=None)
+    ap.add_argument("--kinds", nargs="+", default=["additive", "proportional"])
+    ap.add_argument(
+        "--report", type=Path, nargs="+", default=None, help="rows to tabulate (stated and, with --map, calibrated)"
+    )
+    ap.add_argument(
+        "--map", type=Path, nargs="+", default=None, help="development rows: fit the calibration map on them"
+    )
     args = ap.parse_args()
-    if args.report:
-        print(report([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]))
+    if args.map or args.report:
+        cal = fitted_map(_read(args.map)) if args.map else None
+        if cal is not None:
+            print(f"InclusionCalibration(x={cal.x!r}, y={cal.y!r}, counts={cal.counts!r})")
+        if args.report:
+            print(report(_read(args.report), cal))
         return
     done = set()
     if args.out.is_file():
@@ -98,7 +178,7 @@ def main() -> None:
     for noise in args.noise:
         for seed in args.seeds:
             for system in args.systems:
-                for kind in ("additive", "proportional"):
+                for kind in args.kinds:
                     if (system, seed, noise, kind) in done:
                         continue
                     start = time.time()

@@ -26,13 +26,13 @@ independent residuals and so are, if anything, narrow.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .library import Library, as_library
-from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
+from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit, scale_drift
 from .observation_fit import (
     ObservationFit,
     Segments,
@@ -75,7 +75,7 @@ def noise_check(fit: ObservationFit, seg: Segments, used: VarianceModel, variabl
     this fit worse than another kind by more than 10 BIC."""
     raw, level = fit.raw_residuals(seg)
     order = np.argsort(seg.rows.numpy(), kind="stable")  # time order within each trajectory
-    out = misfit(used, raw, level, order, variables)
+    out = misfit(used, raw, level, order, variables) + scale_drift(used, raw, level, variables)
     again = fit_variance_model(raw, level, seg.scale.numpy(), [k for k in KINDS])
     for i, v in enumerate(variables):
         # only strong evidence (10 on Kass & Raftery's scale): "both" and "proportional" often trade
@@ -86,6 +86,22 @@ def noise_check(fit: ObservationFit, seg: Segments, used: VarianceModel, variabl
                 f"the noise kind of {v} fits the chosen model worse than {again.kinds[i]} by {lost:.0f} BIC "
                 f"(used: {used.kinds[i]})"
             )
+    return out
+
+
+def _noise_drift(
+    fit: ObservationFit, seg: Segments, used: VarianceModel, variables: Sequence[str], kinds: Sequence[str] = KINDS
+) -> List[str]:
+    """Where the noise model `used` (estimated on the search's starting fit) no longer describes the
+    size or the kind of `fit`'s residuals: odeflow.discover.noise_model.scale_drift, and a kind that
+    fits `fit` worse than another by more than 10 BIC (as noise_check)."""
+    raw, level = fit.raw_residuals(seg)
+    out = scale_drift(used, raw, level, variables)
+    again = fit_variance_model(raw, level, seg.scale.numpy(), list(kinds))
+    for i, v in enumerate(variables):
+        lost = again.bic[i, KINDS.index(used.kinds[i])] - np.nanmin(again.bic[i])
+        if again.kinds[i] != used.kinds[i] and lost > 10:
+            out.append(f"{v}'s noise fits {again.kinds[i]} better than {used.kinds[i]} by {lost:.0f} BIC")
     return out
 
 
@@ -166,6 +182,20 @@ def refine_on_observations(
         extra,
     )
     search.bar.close()
+    if variance is not None and o.reweight > 0 and np.isfinite(chosen.bic):
+        drift = _noise_drift(chosen, search.seg, variance, problem.variables, o.noise)
+        if drift:
+            search.bar.close()
+            again = refine_on_observations(
+                replace(sel, coefficients=chosen.coefficients), problem, replace(o, reweight=o.reweight - 1)
+            )
+            again.moves = [
+                *search.moves,
+                f"noise model re-estimated on the chosen model ({'; '.join(drift)}): searched again from it",
+                *again.moves,
+            ]
+            again.evaluated += len(search.fits)
+            return again
     inclusion = _bagged_inclusion(fitted(), search.seg.block, o.ensemble, o.seed, chosen, o.tolerance, extra)
     problems = noise_check(chosen, search.seg, variance, problem.variables) if variance is not None else []
     return Refinement(

