@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from odeflow.data.discovery_families import FAMILIES, NONPOLYNOMIAL, random_instance
-from odeflow.discover.calibration import DEVELOPMENT_FAMILIES, InclusionCalibration, inclusion_points
+from odeflow.discover.calibration import InclusionCalibration, inclusion_points, is_development
 from odeflow.discover.confidence import assess
 from odeflow.discover.library import parse_library
 from odeflow.discover.model_search import SearchProblem, refine_on_observations
@@ -140,7 +140,7 @@ def report(rows: list, calibration: Optional[InclusionCalibration] = None) -> st
 
 def fitted_map(rows: list) -> InclusionCalibration:
     """The isotonic map (odeflow.discover.calibration) fitted on the development families' rows."""
-    dev = [r for r in rows if r["system"] in DEVELOPMENT_FAMILIES]
+    dev = [r for r in rows if is_development(r)]
     return InclusionCalibration.fit(*inclusion_points(dev))
 
 
@@ -167,7 +167,8 @@ def main() -> None:
         if cal is not None:
             print(f"InclusionCalibration(x={cal.x!r}, y={cal.y!r}, counts={cal.counts!r})")
         if args.report:
-            print(report(_read(args.report), cal))
+            rows = _read(args.report)
+            print(report([r for r in rows if not is_development(r)] if cal is not None else rows, cal))
         return
     done = set()
     if args.out.is_file():
