@@ -30,15 +30,15 @@ def pool_adjacent_violators(
     """The weighted isotonic (non-decreasing) least-squares fit of y on p, as blocks: (mean p of each
     block, fitted value of each block, total weight of each block), p increasing. Equal p values are
     pooled first (one block each), so the fit is a function of p."""
-    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    w = np.ones_like(p) if w is None else np.asarray(w, dtype=np.float64)
-    if p.shape != y.shape or p.shape != w.shape or p.ndim != 1 or len(p) == 0:
-        raise ValueError(f"need p, y, w of one equal length > 0; got shapes {p.shape}, {y.shape}, {w.shape}")
-    if (w <= 0).any() or not (np.isfinite(p).all() and np.isfinite(y).all() and np.isfinite(w).all()):
+    pa, ya = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    wa = np.ones_like(pa) if w is None else np.asarray(w, dtype=np.float64)
+    if pa.shape != ya.shape or pa.shape != wa.shape or pa.ndim != 1 or len(pa) == 0:
+        raise ValueError(f"need p, y, w of one equal length > 0; got shapes {pa.shape}, {ya.shape}, {wa.shape}")
+    if (wa <= 0).any() or not (np.isfinite(pa).all() and np.isfinite(ya).all() and np.isfinite(wa).all()):
         raise ValueError("need finite p and y and positive finite weights w")
-    keys, inverse = np.unique(p, return_inverse=True)
-    ws = np.bincount(inverse, weights=w)
-    ys = np.bincount(inverse, weights=w * y) / ws
+    keys, inverse = np.unique(pa, return_inverse=True)
+    ws = np.bincount(inverse, weights=wa)
+    ys = np.bincount(inverse, weights=wa * ya) / ws
     ps = keys.astype(np.float64)
     # stack of blocks: (weighted sum of p, weighted sum of y, weight)
     sp: list = []
