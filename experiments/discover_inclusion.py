@@ -129,6 +129,16 @@ def report(rows: list, calibration: Optional[InclusionCalibration] = None) -> st
         lines.append(
             f"terms at p = 0 get {calibration(np.zeros(1))[0]:.4f}; ECE (p > 0) {_ece(q[p > 0], ok[p > 0], w[p > 0]):.3f}"
         )
+    for level in ("high", "low"):
+        mine = [r for r in rows if r.get("confidence") == level]
+        if mine:
+            pl, okl, wl = inclusion_points(mine)
+            top = pl >= 0.95
+            lines.append(
+                f"runs said {level} ({len(mine)}): terms stated >= 0.95: {wl[top].sum():.0f}, "
+                f"true {(wl * okl)[top].sum():.0f}; stated in (0, 0.95): {wl[(pl > 0) & ~top].sum():.0f}, "
+                f"true {(wl * okl)[(pl > 0) & ~top].sum():.0f}"
+            )
     exact = sum(r["exact"] for r in rows)
     high = [r for r in rows if r.get("confidence") == "high"]
     lines.append(
