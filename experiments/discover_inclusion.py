@@ -11,8 +11,14 @@ Every term of every equation whose inclusion is above 0 is a row: (inclusion, tr
 The table bins the stated inclusion and reports the fraction of true terms in each bin: a
 calibrated inclusion p would be true in about p of the cases.
 
-Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/discover_inclusion.py --out FILE.jsonl
+The calibration (odeflow.discover.calibration): `--map ROWS` fits the isotonic map on the
+development runs among ROWS (`is_development`) and prints it; with `--report ROWS` as well, the
+table is of the other (held-out) runs, stated and calibrated side by side.
+
+Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/discover_inclusion.py --out FILE.jsonl \
+           [--seeds 202 --noise 0.01 --systems lotka-volterra ... --kinds additive proportional]
        python experiments/discover_inclusion.py --report FILE.jsonl
+       python experiments/discover_inclusion.py --map FILE.jsonl --report FILE.jsonl
 """
 
 from __future__ import annotations
@@ -28,15 +34,19 @@ import numpy as np
 import torch
 
 from odeflow.data.discovery_families import FAMILIES, NONPOLYNOMIAL, random_instance
-from odeflow.discover.calibration import InclusionCalibration, inclusion_points, is_development
+from odeflow.discover.calibration import (
+    InclusionCalibration,
+    inclusion_points,
+    is_development,
+    reliability,
+    reliability_rows,
+)
 from odeflow.discover.confidence import assess
 from odeflow.discover.library import parse_library
 from odeflow.discover.model_search import SearchProblem, refine_on_observations
 from odeflow.discover.observation_fit import segments_of
 from odeflow.discover.options import SearchOptions, SelectionOptions
 from odeflow.discover.selection import select_model
-
-BINS = [0.0, 0.5, 0.8, 0.95, 1.0001]
 
 
 def one(system: str, seed: int, noise: float, kind: str) -> dict:
@@ -89,45 +99,34 @@ def one(system: str, seed: int, noise: float, kind: str) -> dict:
     )
 
 
-def _table(p: np.ndarray, ok: np.ndarray, w: np.ndarray) -> list:
-    lines = ["| stated inclusion | terms | true | mean stated | fraction true |", "|---|---|---|---|---|"]
-    for lo, hi in zip(BINS[:-1], BINS[1:]):
-        on = (p > lo) & (p < hi) if lo == 0 else (p >= lo) & (p < hi)
-        if lo == 0:
-            on |= p == 0
-        if on.any():
-            n, k = w[on].sum(), (w * ok)[on].sum()
-            mean = (w * p)[on].sum() / n
-            lines.append(f"| {lo:.2f}–{min(hi, 1):.2f} | {n:.0f} | {k:.0f} | {mean:.3f} | {k / n:.3f} |")
-    return lines
-
-
 def _ece(p: np.ndarray, ok: np.ndarray, w: np.ndarray) -> float:
-    """Expected calibration error over the table's bins: Σ_bins (terms/total) |mean stated − fraction true|."""
-    total, out = w.sum(), 0.0
-    for lo, hi in zip(BINS[:-1], BINS[1:]):
-        on = ((p >= lo) & (p < hi)) if lo > 0 else (p < hi)
-        if on.any():
-            n = w[on].sum()
-            out += n / total * abs((w * p)[on].sum() / n - (w * ok)[on].sum() / n)
-    return out
+    """Expected calibration error over the bins: Σ_bins (terms/total) |mean stated − fraction true|."""
+    return sum(n / w.sum() * abs(mean - k / n) for _, _, n, k, mean in reliability(p, ok, w))
 
 
 def report(rows: list, calibration: Optional[InclusionCalibration] = None) -> str:
     """The reliability table of the stated inclusion (terms with p > 0 and, separately, the terms at
     p = 0), and, with a calibration, the same table of the calibrated inclusion of the same terms."""
     p, ok, w = inclusion_points(rows)
-    lines = ["stated (bagged) inclusion, terms with p > 0:", *_table(p[p > 0], ok[p > 0], w[p > 0])]
+    head = "| value in the bin | bagged p: terms | true | mean p | fraction true |"
+    if calibration is not None:
+        head += " calibrated g(p): terms | true | mean g | fraction true |"
+    lines = [
+        "terms with stated p > 0:",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+        *reliability_rows(rows, calibration),
+    ]
     zeros = p == 0
     lines.append(
         f"terms at p = 0: {w[zeros].sum():.0f}, of which {(w * ok)[zeros].sum():.0f} true; "
-        f"ECE (p > 0) {_ece(p[p > 0], ok[p > 0], w[p > 0]):.3f}"
+        f"ECE (p > 0) bagged {_ece(p[~zeros], ok[~zeros], w[~zeros]):.3f}"
     )
     if calibration is not None:
         q = calibration(p)
-        lines += ["", "calibrated inclusion of the same terms (stated p > 0):", *_table(q[p > 0], ok[p > 0], w[p > 0])]
         lines.append(
-            f"terms at p = 0 get {calibration(np.zeros(1))[0]:.4f}; ECE (p > 0) {_ece(q[p > 0], ok[p > 0], w[p > 0]):.3f}"
+            f"terms at p = 0 get {calibration(np.zeros(1))[0]:.4f}; "
+            f"ECE (p > 0) calibrated {_ece(q[~zeros], ok[~zeros], w[~zeros]):.3f}"
         )
     for level in ("high", "low"):
         mine = [r for r in rows if r.get("confidence") == level]

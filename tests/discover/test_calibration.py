@@ -10,6 +10,7 @@ from odeflow.discover.calibration import (
     inclusion_points,
     is_development,
     pool_adjacent_violators,
+    reliability_rows,
 )
 
 ROWS = Path(__file__).resolve().parents[2] / "docs" / "dynamics" / "discover_inclusion.jsonl"
@@ -72,3 +73,14 @@ def test_shipped_map_is_refitted_from_the_development_rows():
     # on its own rows every knot is the fraction of true terms among the terms it pools
     p, y, w = inclusion_points(dev)
     assert (np.asarray(refit.counts) * np.asarray(refit.y)).sum() == pytest.approx((w * y).sum())
+
+
+def test_the_documented_held_out_reliability_table_is_recomputed_from_the_rows():
+    # docs/dynamics.md's before/after table: the held-out runs' terms binned by the bagged and by the
+    # calibrated inclusion; every row must be what the stored rows and the shipped map give
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+    table = reliability_rows([r for r in rows if not is_development(r)], INCLUSION_MAP)
+    assert len(table) == 4
+    doc = (ROWS.parents[1] / "dynamics.md").read_text()
+    for line in table:
+        assert line in doc, line

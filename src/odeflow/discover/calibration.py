@@ -19,7 +19,7 @@ experiments/discover_inclusion.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -113,6 +113,42 @@ def inclusion_points(rows: Sequence[dict]) -> Tuple[np.ndarray, np.ndarray, np.n
             y.append(r["zero_true"] / r["zero_terms"])
             w.append(float(r["zero_terms"]))
     return np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64)
+
+
+BINS = (0.0, 0.5, 0.8, 0.95, 1.0)
+
+
+def reliability(
+    p: np.ndarray, true: np.ndarray, w: np.ndarray, bins: Sequence[float] = BINS
+) -> List[Tuple[float, float, float, float, float]]:
+    """Per bin [lo, hi) of the stated values p (the first bin from 0 inclusive, the last to 1
+    inclusive): (lo, hi, terms, true terms, mean stated), terms counted with weights w."""
+    out = []
+    for j, (lo, hi) in enumerate(zip(bins[:-1], bins[1:])):
+        on = (p >= lo) & ((p < hi) if j < len(bins) - 2 else (p <= hi))
+        n = float(w[on].sum())
+        if n > 0:
+            out.append((lo, hi, n, float((w * true)[on].sum()), float((w * p)[on].sum()) / n))
+    return out
+
+
+def reliability_rows(rows: Sequence[dict], calibration: Optional[InclusionCalibration] = None) -> List[str]:
+    """docs/dynamics.md's reliability table rows: for the terms of `rows` with stated p > 0, per bin
+    of the bagged p: terms, true, mean p, fraction true; then the same for the calibrated g(p) (the
+    terms binned by the value written)."""
+    p, y, w = inclusion_points(rows)
+    on = p > 0
+    raw = reliability(p[on], y[on], w[on])
+    cal = reliability(calibration(p[on]), y[on], w[on]) if calibration is not None else []
+    found = {lo: c for c, lo in zip(cal, [c[0] for c in cal])}
+    out = []
+    for lo, hi, n, k, mean in raw:
+        cells = f"| {lo:.2f}–{hi:.2f} | {n:.0f} | {k:.0f} | {mean:.3f} | {k / n:.3f} |"
+        if calibration is not None:
+            c = found.get(lo)
+            cells += " — | — | — | — |" if c is None else f" {c[2]:.0f} | {c[3]:.0f} | {c[4]:.3f} | {c[3] / c[2]:.3f} |"
+        out.append(cells)
+    return out
 
 
 # Printed by `python experiments/discover_inclusion.py --map docs/dynamics/discover_inclusion.jsonl`:
