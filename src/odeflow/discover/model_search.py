@@ -27,7 +27,8 @@ residuals scored under the final weights, without refit).
 Inclusion probabilities (bagging, as ensemble SINDy but on this criterion): the observations are
 resampled by time blocks (5 per trajectory) with replacement; on each resample every fitted model is
 rescored by its weighted BIC (residuals kept, no refit) and the same rule picks one. A term's
-inclusion is the fraction of resamples whose pick holds it. Intervals: ±1.96 Gauss–Newton standard
+inclusion is the fraction of resamples whose pick holds it (the pipeline writes it through the
+calibration map of odeflow.discover.calibration). Intervals: ±1.96 Gauss–Newton standard
 errors of the final fit (residuals weighted by each variable's own noise level); they assume
 independent residuals and so are, if anything, narrow.
 """
