@@ -180,6 +180,12 @@ def test_discover_cli_long_form_one_field_inclusion_and_fit_summary(tmp_path, ca
         rows = list(csv.reader(fh))
     assert rows[0][:4] == ["equation", "1", "x", "y"] and len(rows[0]) == 11  # degrees 1-3 compete: degree-3 columns
     assert all(0.0 <= float(v) <= 1.0 for r in rows[1:] for v in r[1:])
+    # inclusion.csv is the search's bagged inclusion (kept in summary.json) through the calibration map
+    from odeflow.discover.calibration import INCLUSION_MAP
+
+    bagged = np.array(summary["refinement"]["inclusion_bagged"])
+    written = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    np.testing.assert_allclose(written, INCLUSION_MAP(bagged), atol=5e-4)
     assert "neural ODE fit 4 iterations" in capsys.readouterr().out
 
 

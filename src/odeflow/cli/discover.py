@@ -1,7 +1,7 @@
 """`odeflow discover --data series.csv --out RUN`: neural ODE on irregular noisy data -> samples
 where the data is -> SINDy with model selection, refined on the observations (seed 002). Writes equations.txt (with
 ± intervals), coefficients.csv (one row per equation, one column per library term named
-from the CSV's variable names), inclusion.csv (each term's bootstrap inclusion probability),
+from the CSV's variable names), inclusion.csv (each term's bagged inclusion, calibrated: odeflow.discover.calibration),
 fit.png and summary.json. A `trajectory` column makes the CSV long form: all trajectories fit one field."""
 
 from __future__ import annotations
@@ -233,6 +233,8 @@ def summary_of(args: argparse.Namespace, result, seconds: float) -> dict:
             moves=ref.moves,
             models_fitted=ref.evaluated,
             terms=int(ref.fit.support.sum()),
+            # inclusion.csv holds these bagged frequencies calibrated (odeflow.discover.calibration)
+            inclusion_bagged=ref.inclusion.tolist(),
         ),
         seconds=round(seconds, 1),
         equations=result.equations.lines(),

@@ -15,10 +15,20 @@ the one-standard-error rule's idea on an information criterion). On development 
 1–3 of each family) spurious terms gained 5–8 in BIC (rk4's and the noise's structure), true small
 terms 40 or more (Lorenz's −y in ẏ: 40).
 
+The noise model (odeflow.discover.noise_model) is estimated on the starting fit and fixes every
+fit's weights. When the starting model is poor its residuals overstate the noise (by 18× in sd on
+a Brusselator run whose start had BIC −26 against the answer's −1,146), and the BIC comparisons are
+then made under a wrong noise shape. So after the search the noise model is re-estimated on the
+chosen model; when that model's residuals have a variance more than 2× off the one assumed, or a
+kind fits them better by more than 10 BIC, the search runs again from the chosen model under the
+re-estimated weights (`reweight` times, default once; start_bic is then the first start's
+residuals scored under the final weights, without refit).
+
 Inclusion probabilities (bagging, as ensemble SINDy but on this criterion): the observations are
 resampled by time blocks (5 per trajectory) with replacement; on each resample every fitted model is
 rescored by its weighted BIC (residuals kept, no refit) and the same rule picks one. A term's
-inclusion is the fraction of resamples whose pick holds it. Intervals: ±1.96 Gauss–Newton standard
+inclusion is the fraction of resamples whose pick holds it (the pipeline writes it through the
+calibration map of odeflow.discover.calibration). Intervals: ±1.96 Gauss–Newton standard
 errors of the final fit (residuals weighted by each variable's own noise level); they assume
 independent residuals and so are, if anything, narrow.
 """
@@ -26,13 +36,13 @@ independent residuals and so are, if anything, narrow.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .library import Library, as_library
-from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit
+from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit, scale_drift
 from .observation_fit import (
     ObservationFit,
     Segments,
@@ -75,7 +85,7 @@ def noise_check(fit: ObservationFit, seg: Segments, used: VarianceModel, variabl
     this fit worse than another kind by more than 10 BIC."""
     raw, level = fit.raw_residuals(seg)
     order = np.argsort(seg.rows.numpy(), kind="stable")  # time order within each trajectory
-    out = misfit(used, raw, level, order, variables)
+    out = misfit(used, raw, level, order, variables) + scale_drift(used, raw, level, variables)
     again = fit_variance_model(raw, level, seg.scale.numpy(), [k for k in KINDS])
     for i, v in enumerate(variables):
         # only strong evidence (10 on Kass & Raftery's scale): "both" and "proportional" often trade
@@ -86,6 +96,22 @@ def noise_check(fit: ObservationFit, seg: Segments, used: VarianceModel, variabl
                 f"the noise kind of {v} fits the chosen model worse than {again.kinds[i]} by {lost:.0f} BIC "
                 f"(used: {used.kinds[i]})"
             )
+    return out
+
+
+def _noise_drift(
+    fit: ObservationFit, seg: Segments, used: VarianceModel, variables: Sequence[str], kinds: Sequence[str] = KINDS
+) -> List[str]:
+    """Where the noise model `used` (estimated on the search's starting fit) no longer describes the
+    size or the kind of `fit`'s residuals: odeflow.discover.noise_model.scale_drift, and a kind that
+    fits `fit` worse than another by more than 10 BIC (as noise_check)."""
+    raw, level = fit.raw_residuals(seg)
+    out = scale_drift(used, raw, level, variables)
+    again = fit_variance_model(raw, level, seg.scale.numpy(), list(kinds))
+    for i, v in enumerate(variables):
+        lost = again.bic[i, KINDS.index(used.kinds[i])] - np.nanmin(again.bic[i])
+        if again.kinds[i] != used.kinds[i] and lost > 10:
+            out.append(f"{v}'s noise fits {again.kinds[i]} better than {used.kinds[i]} by {lost:.0f} BIC")
     return out
 
 
@@ -144,6 +170,7 @@ def refine_on_observations(
         search.seg = search.seg.with_weights(variance.weights(level))  # every later fit is scored on these
         best = fit_on_observations(problem.library, current, best.coefficients, search.seg, best.starts)
     search.fits[_key(current)] = best
+    start, start_seg = best, search.seg
     at_limit = search.greedy(current, best)
     for r in range(o.restarts):
         other = _restart_support(sel, current, r + 1, search.kept)
@@ -166,6 +193,23 @@ def refine_on_observations(
         extra,
     )
     search.bar.close()
+    if variance is not None and o.reweight > 0 and np.isfinite(chosen.bic):
+        drift = _noise_drift(chosen, search.seg, variance, problem.variables, o.noise)
+        if drift:
+            search.bar.close()
+            again = refine_on_observations(
+                replace(sel, coefficients=chosen.coefficients), problem, replace(o, reweight=o.reweight - 1)
+            )
+            again.moves = [
+                *search.moves,
+                f"noise model re-estimated on the chosen model ({'; '.join(drift)}): searched again from it",
+                *again.moves,
+            ]
+            again.evaluated += len(search.fits)
+            if again.segments is not None:  # the starting model, scored under the final noise model (no refit)
+                raw, _ = start.raw_residuals(start_seg)
+                again.start_bic = bic_of(raw * again.segments.w.detach().numpy(), int(start.support.sum()))
+            return again
     inclusion = _bagged_inclusion(fitted(), search.seg.block, o.ensemble, o.seed, chosen, o.tolerance, extra)
     problems = noise_check(chosen, search.seg, variance, problem.variables) if variance is not None else []
     return Refinement(

@@ -179,3 +179,26 @@ def misfit(
                 "structure the model does not explain"
             )
     return out
+
+
+def scale_drift(
+    model: VarianceModel,
+    residuals: np.ndarray,
+    level: np.ndarray,
+    variables: Optional[Sequence[str]] = None,
+    factor: float = 2.0,
+) -> List[str]:
+    """Lines naming each variable whose residuals [N, d] (at levels [N, d]) are on average more than
+    `factor` times smaller or larger in variance than `model` says: mean z² outside [1/factor, factor],
+    z = r/σ(μ). A model fitted by maximum likelihood on these residuals has mean z² = 1 (a little
+    less, ≈ 1 − p/N, on the residuals of a least-squares fit), so a drift says the noise model was
+    estimated on a fit that is no longer the one scored (e.g. a poor starting model)."""
+    r = np.asarray(residuals, dtype=np.float64)
+    mu = np.asarray(level, dtype=np.float64)
+    names = list(variables) if variables is not None else [f"x{i}" for i in range(r.shape[1])]
+    z2 = (r**2 / np.maximum(model.variance(mu), 1e-300)).mean(axis=0)
+    return [
+        f"{names[i]}'s residuals have {z2[i]:.2g} times the variance its {model.kinds[i]} noise model gives"
+        for i in range(r.shape[1])
+        if np.isfinite(z2[i]) and not (1.0 / factor <= z2[i] <= factor)
+    ]

@@ -57,7 +57,9 @@ class SearchOptions:
     addable terms the moves consider (None: all); verify: moves fully fitted per round; tolerance:
     BIC units of the sparsest-within rule; ensemble: block-bootstrap resamples for inclusion; noise:
     observation-noise kinds allowed; pairs: two-term moves among that many best terms; restarts:
-    other starts of the greedy search."""
+    other starts of the greedy search; reweight: how many times the search is run again when the
+    noise model, re-estimated on the chosen model, differs from the one the search used
+    (odeflow.discover.model_search)."""
 
     rounds: int = 20
     alternatives: Optional[int] = None
@@ -70,6 +72,7 @@ class SearchOptions:
     pairs: int = 6
     restarts: int = 2
     progress: bool = False
+    reweight: int = 1
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..data.trajectories_csv import load_trajectories_csv
+from .calibration import INCLUSION_MAP
 from .confidence import Confidence, assess
 from .inputs import InputSignal
 from .invariants import AffineInvariant, find_affine_invariants
@@ -287,16 +288,19 @@ def refine_selection(
     on_phase: Optional[Say] = None,
 ) -> Tuple[Selection, Refinement, Confidence]:
     """The regression's model refined on the observations (odeflow.discover.model_search): a new
-    Selection with the search's coefficients, inclusion and ±1.96 standard-error intervals; the
+    Selection with the search's coefficients, its bagged inclusion calibrated by the isotonic map
+    odeflow.discover.calibration.INCLUSION_MAP (the raw bagging stays in the Refinement; no map
+    without bagging, ensemble 0), and ±1.96 standard-error intervals; the
     search; and the confidence checks (odeflow.discover.confidence) on the search's fitted models,
     the library taken on the learned states."""
     assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
-    found = refine_on_observations(sel, problem, options.search_options(), on_phase)
+    search = options.search_options()
+    found = refine_on_observations(sel, problem, search, on_phase)
     best = found.fit
     refined = replace(
         sel,
         coefficients=best.coefficients,
-        inclusion=found.inclusion,
+        inclusion=INCLUSION_MAP(found.inclusion) if search.ensemble > 0 else found.inclusion,
         lower=best.coefficients - 1.96 * best.stderr,
         upper=best.coefficients + 1.96 * best.stderr,
     )
