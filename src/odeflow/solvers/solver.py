@@ -108,7 +108,8 @@ class StepResult:
 
 
 class Solver(Protocol):
-    """What the adaptive loop needs from a method."""
+    """What the loops need from a method (besides ``adaptive``: whether it has an error estimate).
+    Any object with this interface can be passed as ``method=`` (docs/design.md has an example)."""
 
     @property
     def name(self) -> str: ...
