@@ -8,14 +8,19 @@ order) + 1:
     after a rejected step:   h_new = h clip(safety err^(-1/q), min_factor, 1)
 
 beta = 0, alpha = 1 is the classical I-controller. `SolverError` when a rejected step cannot
-shrink any further. The loop (`loop.integrate_adaptive`) asks it, and nothing else, about h.
+shrink any further. The loops ask it, and nothing else, about h: the adaptive loop with host
+floats (`accepted`, `rejected`, `next`), the compiled `while_loop` and the per-sample loops with
+tensors (`factors`, `clamp`: every row at once, no host read).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
 
 from .errors import SolverError
 from .stepping import Adaptive
@@ -82,3 +87,23 @@ class PIController:
         if self.ctrl.min_step > 0 and abs(h) < self.ctrl.min_step:
             h = math.copysign(self.ctrl.min_step, h)
         return h
+
+    # ---- the same rules on tensors ------------------------------------------------------
+    def factors(self, en: Tensor, accept: Tensor, err_prev: Optional[Tensor] = None) -> Tensor:
+        """The step factor of every row: `accepted`'s where ``accept``, `rejected`'s elsewhere
+        (without the underflow check, which the tensor loops make themselves)."""
+        c = self.ctrl
+        finite = torch.isfinite(en)
+        safe = torch.where(finite, en, torch.zeros_like(en)).clamp_min(1e-300)
+        grow = c.safety * safe ** (-self.alpha / self.q)
+        if self.beta != 0.0 and err_prev is not None:
+            grow = grow * err_prev ** (self.beta / self.q)
+        grow = torch.where(en == 0, torch.full_like(grow, c.max_factor), grow).clamp(c.min_factor, c.max_factor)
+        shrink = (c.safety * safe ** (-1.0 / self.q)).clamp(min=c.min_factor)
+        shrink = torch.where(finite, shrink, torch.full_like(shrink, self.nonfinite_factor)).clamp(max=1.0)
+        return torch.where(accept, grow, shrink)
+
+    def clamp(self, h: Tensor) -> Tensor:
+        """`next`'s bounds on a tensor of steps: |h| within [min_step, max_step], sign kept."""
+        mag = h.abs().clamp(min=self.ctrl.min_step, max=self.ctrl.max_step)
+        return torch.where(h < 0, -mag, mag)

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from .per_sample_events import SampleEvents
-from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -279,9 +278,3 @@ def _rk_step(
     if y1 is None:
         y1 = _lincomb(y, hks, tab.b)
     return y1, ks, hks
-
-
-def _clamp(h: Tensor, ctrl: Adaptive) -> Tensor:
-    """|h| limited to [min_step, max_step] row by row, sign kept."""
-    mag = h.abs().clamp(min=ctrl.min_step, max=ctrl.max_step)
-    return torch.where(h < 0, -mag, mag)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .errors import SolverError
 from .implicit import ImplicitRK, jacobian_blocks
-from .per_sample import PerSample, SampleCounts, _clamp, _Field, _initial_step, _rms, _rows
+from .per_sample import PerSample, SampleCounts, _Field, _initial_step, _rms, _rows
 from .stepping import Adaptive
 
 
@@ -135,7 +135,7 @@ def integrate_implicit_per_sample(
     field = _Field(f, dtype, B, dev, False)
     step = _RowStep(method, field, dtype, dev)
     direction = torch.sign(t_out[:, -1] - t_out[:, 0]) if T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
-    q = min(method.order, method.tableau.error_order or method.order) + 1
+    control = method.controller(ctrl)  # the I-controller of the adaptive loop
     ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
     ys[0] = y0
     steps = torch.zeros(B, dtype=torch.int64, device=dev)
@@ -151,7 +151,7 @@ def integrate_implicit_per_sample(
             )
     else:
         h = torch.full((B,), float(ctrl.first_step), dtype=torch.float64, device=dev)
-    h = _clamp(direction * h, ctrl)
+    h = control.clamp(direction * h)
     nxt = torch.ones(B, dtype=torch.int64, device=dev)
     t_fwd = (t_out * direction.unsqueeze(1)).contiguous()
     n_active = B
@@ -171,12 +171,7 @@ def integrate_implicit_per_sample(
         t1 = t + h_try
         upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
         n_reached = torch.where(acc, (upto - nxt).clamp_min(0), torch.zeros_like(nxt))
-        safe = torch.where(finite, en, torch.zeros_like(en)).clamp_min(1e-300)
-        grow = torch.where(en == 0, torch.full_like(en, ctrl.max_factor), ctrl.safety * safe ** (-1.0 / q))
-        grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
-        shrink = (ctrl.safety * safe ** (-1.0 / q)).clamp(max=1.0).clamp(min=ctrl.min_factor)
-        shrink = torch.where(finite, shrink, torch.full_like(en, 0.5))
-        factor = torch.where(good, grow, shrink)
+        factor = control.factors(en, good)
         underflow = rej & ((t + h_try * factor == t) | (h_try.abs() <= ctrl.min_step))
         steps = steps + act.to(torch.int64)
         over = act & (steps > ctrl.max_steps)
@@ -208,6 +203,6 @@ def integrate_implicit_per_sample(
                 ys.index_put_((j, rows), torch.where(_rows(s < n_reached, val), val, ys[j, rows]))
         t = torch.where(acc, t1, t)
         y = torch.where(_rows(acc, y), y1, y)
-        h = torch.where(act, _clamp(h_try * factor, ctrl), h)
+        h = torch.where(act, control.clamp(h_try * factor), h)
         accepted, rejected, nxt = accepted + acc.to(torch.int64), rejected + rej.to(torch.int64), nxt_new
     return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), field.calls

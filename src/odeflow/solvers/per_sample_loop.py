@@ -15,12 +15,12 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .controller import PIController
 from .errors import SolverError
 from .per_sample import (
     LoopExtras,
     PerSample,
     SampleCounts,
-    _clamp,
     _coefficients,
     _event_dense,
     _Field,
@@ -105,7 +105,7 @@ class PerSampleLoop:
         self.direction = (
             torch.sign(t_out[:, -1] - t_out[:, 0]) if self.T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
         )
-        self.q = min(tab.order, tab.error_order or tab.order) + 1
+        self.control = PIController.pi(ctrl, tab.order, tab.error_order or tab.order)
         self.extras = LoopExtras() if extras is None else extras
         self.events = self.extras.events
         if self.extras.jump is not None and not self.extras.land_on_outputs:
@@ -149,7 +149,7 @@ class PerSampleLoop:
                 )
         else:
             h = torch.full((B,), float(ctrl.first_step), dtype=torch.float64, device=dev)
-        self.h = _clamp(self.direction * h, ctrl)
+        self.h = self.control.clamp(self.direction * h)
         self.err_prev = torch.ones(B, dtype=torch.float64, device=dev)
         self.nxt = torch.ones(B, dtype=torch.int64, device=dev)
         if self.events is not None:
@@ -256,17 +256,11 @@ class PerSampleLoop:
         ctrl, T, en = self.ctrl, self.T, a.en
         a.n_reached = torch.where(a.acc, (a.upto - a.nxt).clamp_min(0), torch.zeros_like(a.nxt))
         prev = self._sub(self.err_prev, a.idx)
-        safe = torch.where(a.finite, en, torch.zeros_like(en)).clamp_min(1e-300)
-        grow = ctrl.safety * safe ** (-ctrl.alpha / self.q) * prev ** (ctrl.beta / self.q)
-        grow = torch.where(en == 0, torch.full_like(grow, ctrl.max_factor), grow)
-        grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
-        shrink = (ctrl.safety * safe ** (-1.0 / self.q)).clamp(min=ctrl.min_factor)
-        shrink = torch.where(a.finite, shrink, torch.full_like(en, ctrl.min_factor)).clamp(max=1.0)
-        factor = torch.where(a.ok, grow, shrink)
+        factor = self.control.factors(en, a.ok, prev)
         stuck = a.t + a.h_try * factor == a.t
         a.underflow = a.rej & ((a.h_try.abs() <= ctrl.min_step) | stuck if ctrl.min_step > 0 else stuck)
         base = torch.where(a.land & (en <= 1.0), a.h, a.h_try) if self.lands else a.h_try
-        a.h_next = torch.where(a.act, _clamp(base * factor, ctrl), self._sub(self.h, a.idx))
+        a.h_next = torch.where(a.act, self.control.clamp(base * factor), self._sub(self.h, a.idx))
         a.steps = self._sub(self.steps, a.idx) + a.act.to(torch.int64)
         a.nxt_new = a.nxt + a.n_reached if a.hit is None else torch.where(a.hit, T, a.nxt + a.n_reached)
         a.jumped = a.land & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None

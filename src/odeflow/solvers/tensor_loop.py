@@ -26,6 +26,7 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .controller import PIController
 from .errors import SolverError
 from .runge_kutta import combine, rk_step
 from .solution import SolverStats
@@ -75,31 +76,6 @@ def _dense(tab: ButcherTableau, dense_w: Tensor, y: Tensor, ks, theta: Tensor, h
     w = (dense_w @ powers).to(y.dtype)  # [stages, n]
     k = torch.stack(list(ks[: dense_w.shape[0]])).reshape(dense_w.shape[0], -1)
     return (y.reshape(1, -1) + h.to(y.dtype) * (w.T @ k)).reshape(theta.shape[0], *y.shape)
-
-
-def _clamp(ctrl: Adaptive, h: Tensor) -> Tensor:
-    """h with |h| clipped to [min_step, max_step], its sign kept."""
-    mag = h.abs().clamp(min=ctrl.min_step, max=ctrl.max_step)
-    return torch.where(h < 0, -mag, mag)
-
-
-def _at_least_min_step(ctrl: Adaptive, h: Tensor) -> Tensor:
-    if ctrl.min_step <= 0:
-        return h
-    return torch.where(h.abs() < ctrl.min_step, torch.copysign(torch.full_like(h, ctrl.min_step), h), h)
-
-
-def _pi_factor(ctrl: Adaptive, en: Tensor, finite: Tensor, err_prev: Tensor, accept: Tensor, q: float) -> Tensor:
-    """The step factor, as `controller.PIController.accepted` (PI: safety en^(-alpha/q) en_prev^(beta/q)) after
-    an accepted step and `PIController.rejected` (safety en^(-1/q), min_factor if non-finite) after
-    a rejected one, both as tensors."""
-    safe_en = torch.where(finite, en, torch.zeros_like(en))
-    grow = ctrl.safety * safe_en.clamp_min(1e-300) ** (-ctrl.alpha / q) * err_prev ** (ctrl.beta / q)
-    grow = torch.where(safe_en == 0, torch.full_like(grow, ctrl.max_factor), grow)
-    grow = grow.clamp(ctrl.min_factor, ctrl.max_factor)
-    shrink = (ctrl.safety * safe_en.clamp_min(1e-300) ** (-1.0 / q)).clamp(min=ctrl.min_factor)
-    shrink = torch.where(finite, shrink, torch.full_like(shrink, ctrl.min_factor)).clamp(max=1.0)
-    return torch.where(accept, grow, shrink)
 
 
 def _interpolated(
@@ -161,13 +137,10 @@ def _solve(
     tdt = y0.dtype
     direction = torch.sign(t_out[-1] - t_out[0])
     direction = torch.where(direction == 0, torch.ones_like(direction), direction)
-    q = float(min(tab.order, tab.error_order or tab.order) + 1)
+    control = PIController.pi(ctrl, tab.order, tab.error_order or tab.order)
     c = tab.c
     evals = tab.stages - 1 if tab.fsal else tab.stages
     idx = torch.arange(n, device=y0.device)
-
-    def clamp(h: Tensor) -> Tensor:
-        return _clamp(ctrl, h)
 
     ys = torch.zeros((n,) + tuple(y0.shape), dtype=tdt, device=y0.device)
     t = t_out[0].clone()
@@ -182,7 +155,7 @@ def _solve(
     counts = torch.stack([zero_i, zero_i, zero_i, zero_i + first_evals])
     # Without a carried derivative the first attempt evaluates f(t0, y0) itself, unless given.
     fresh = torch.full((), k0 is None, dtype=torch.bool, device=y0.device)
-    h = clamp(direction * h0[0].abs())  # h0 has shape [1]: a 0-d input is traced as a Python number
+    h = control.clamp(direction * h0[0].abs())  # h0 has shape [1]: a 0-d input is traced as a Python number
     err_prev = torch.ones((), dtype=torch.float64, device=y0.device)
     nxt = zero_i + 1
     status = zero_i.clone()
@@ -223,10 +196,10 @@ def _solve(
         jumped = torch.zeros_like(accept)
         if jump is not None:
             jumped, y_new, k_new = _jump(tab, f, jump, t_out, accept, nxt, nxt_new, t1, t_new, y1, y_new, k_new)
-        factor = _pi_factor(ctrl, en, finite, err_prev, accept, q)
+        factor = control.factors(en, accept, err_prev)
         err_prev = torch.where(accept, en.clamp_min(1e-4), err_prev)
         underflow = ~accept & ((h.abs() <= ctrl.min_step) | (t + h * factor == t))
-        h_next = _at_least_min_step(ctrl, clamp(torch.where(land & accept, h_prop, h) * factor))
+        h_next = control.clamp(torch.where(land & accept, h_prop, h) * factor)
         evals_now = evals + jumped.to(torch.int64) - (~fresh).to(torch.int64) * (0 if tab.fsal else 1)
         counts, status = _count(
             counts, status, accept, evals_now, underflow, (nxt_new < n) & (counts[0] + 1 >= ctrl.max_steps)
