@@ -1,9 +1,19 @@
 """Small random series batches shared by the neural CDE and RDE tests."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from odeflow.data.irregular import Series, collate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops on 2 busy cores: torch's second thread makes each ~100x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def smooth_batch(seed, B=3, T=6, D=2):

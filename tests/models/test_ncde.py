@@ -7,8 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.series_batches import (
+    one_thread,  # noqa: F401  (an autouse fixture)
+    toy_test_accuracy,
+)
 from helpers.series_batches import smooth_batch as _smooth_batch
-from helpers.series_batches import toy_test_accuracy
 from odeflow.gradients import DiscretizeOptimize, OptimizeDiscretize
 from odeflow.models.cde_splines import CubicPath
 from odeflow.models.ncde import NeuralCDE, control_channels
@@ -91,15 +94,6 @@ def test_solution_matches_a_fine_riemann_stieltjes_sum():
             pred = z + (net.field(z) @ dx).squeeze(-1)
             z = z + ((net.field(z) + net.field(pred)) @ dx).squeeze(-1) / 2
     assert (feats - z).abs().max() < 1e-5 * max(1.0, float(z.abs().max()))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on 2 busy cores: torch's second thread makes each ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_short_training_beats_chance():

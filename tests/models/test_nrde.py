@@ -7,8 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.series_batches import (
+    one_thread,  # noqa: F401  (an autouse fixture)
+    toy_test_accuracy,
+)
 from helpers.series_batches import smooth_batch as _smooth_batch
-from helpers.series_batches import toy_test_accuracy
 from odeflow.gradients import DiscretizeOptimize, OptimizeDiscretize
 from odeflow.models.logsignature import window_logsignatures
 from odeflow.models.ncde import control_channels
@@ -16,14 +19,6 @@ from odeflow.models.nrde import NeuralRDE, default_windows
 from odeflow.models.ode_solver import ODESolver
 from odeflow.models.sequence_classifiers import make_sequence_classifier
 from odeflow.solvers.stepping import FixedStep
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(adjoint, seed, h=1.0, window=0.4, method="rk4"):
