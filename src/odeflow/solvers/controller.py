@@ -83,10 +83,7 @@ class PIController:
 
     def next(self, h: float, factor: float) -> float:
         """The next step: h factor within [min_step, max_step]."""
-        h = self.ctrl.clamp(h * factor)
-        if self.ctrl.min_step > 0 and abs(h) < self.ctrl.min_step:
-            h = math.copysign(self.ctrl.min_step, h)
-        return h
+        return self.ctrl.clamp(h * factor)
 
     # ---- the same rules on tensors ------------------------------------------------------
     def factors(self, en: Tensor, accept: Tensor, err_prev: Optional[Tensor] = None) -> Tensor:

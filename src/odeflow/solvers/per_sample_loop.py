@@ -59,7 +59,6 @@ class _Attempt:
     ks: List[Tensor]
     hks: List[Tensor]
     en: Tensor
-    finite: Tensor
     ok: Tensor
     acc: Tensor
     rej: Tensor
@@ -209,10 +208,9 @@ class PerSampleLoop:
         with torch.no_grad():
             err = _lincomb(None, [k.detach() for k in hks], tab.b_err)
             en = _rms(err / (self.atol + self.rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
-        finite = torch.isfinite(en)
         ok = en <= 1.0
         if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
-            ok = ok | ((h_try.abs() <= ctrl.min_step) & finite)
+            ok = ok | ((h_try.abs() <= ctrl.min_step) & torch.isfinite(en))
         acc_s, rej_s = act & ok, act & ~ok
         if self.extras.on_step is not None:
             assert inputs is not None
@@ -225,7 +223,7 @@ class PerSampleLoop:
         f1 = ks[-1] if tab.fsal else None
         return _Attempt(
             idx, rows, t_s, y_s, nxt_s, t_out_s, dir_s, act, h_s, land, target, h_try, k1_s, y1, ks, hks,
-            en, finite, ok, acc_s, rej_s, t1, f1, h_safe, upto,
+            en, ok, acc_s, rej_s, t1, f1, h_safe, upto,
         )  # fmt: skip
 
     def _events(self, a: _Attempt) -> None:
