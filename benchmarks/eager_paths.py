@@ -6,7 +6,8 @@ source trees (run it once per tree, alternating, each pinned to one core):
 
 The seed-000 spiral field (2-50-2 tanh on u^3, fixed seed), 30 outputs on [0, 1.5], float64,
 backprop (Disc-Opt): dopri5 adaptive (rtol 1e-7, atol 1e-9), rk4 on an explicit 60-point grid
-(the grid loop, Hermite outputs) and radauIIA5 adaptive (rtol 1e-6, atol 1e-8). Prints the median
+(the grid loop, Hermite outputs), radauIIA5 adaptive (rtol 1e-6, atol 1e-8), and rk4 on equal
+steps h = 0.025 (the fixed loop), plain and in 4 checkpointed segments. Prints the median
 CPU ms of 40 calls after 3 warm-up calls and the NFE. Asserts nothing.
 """
 
@@ -30,6 +31,10 @@ def main() -> None:
         "adaptive (dopri5)": dict(method="dopri5", step=odeflow.Adaptive(rtol=1e-7, atol=1e-9)),
         "grid (rk4, 60 points)": dict(method="rk4", step=odeflow.FixedStep(grid=torch.linspace(0, 1.5, 60).tolist())),
         "implicit (radauIIA5)": dict(method="radauIIA5", step=odeflow.Adaptive(rtol=1e-6, atol=1e-8)),
+        "equal steps (rk4, h 0.025)": dict(method="rk4", step=odeflow.FixedStep(0.025)),
+        "checkpointed (rk4, h 0.025, 4 segments)": dict(
+            method="rk4", step=odeflow.FixedStep(0.025), gradient=odeflow.DiscretizeOptimize(checkpoints=4)
+        ),
     }
     for name, kw in runs.items():
         times, nfe = [], 0

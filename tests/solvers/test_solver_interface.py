@@ -14,7 +14,7 @@ from helpers.every_method import EVERY_METHOD
 from odeflow.solvers import get_method
 from odeflow.solvers.controller import PIController
 from odeflow.solvers.grid import integrate_grid
-from odeflow.solvers.loop import integrate_adaptive
+from odeflow.solvers.loop import fixed_grid, integrate_adaptive, integrate_fixed
 from odeflow.solvers.runge_kutta import hermite
 from odeflow.solvers.solution import SolverStats
 from odeflow.solvers.solver import ExplicitRK, HermiteInterpolant, StepResult, as_solver
@@ -116,6 +116,25 @@ def test_the_grid_loop_drives_a_solver_it_does_not_know():
         errors.append(float(np.abs(outs[-1].numpy() - exact[-1]).max()))
         assert float(np.abs(outs[0].numpy() - exact[0]).max()) < 20 * errors[-1] + 1e-6
     assert 3.0 < errors[0] / errors[1] < 5.0
+
+
+@pytest.mark.parametrize("name", ["rk4", "dopri5", "midpoint"])
+def test_the_equal_step_loop_is_the_grid_loop_on_its_own_grid(name):
+    """The equal-step loop (stage times from the grid's prepared table) takes the same steps
+    as the grid loop on the same points, bit for bit, for a tableau and for a user's solver
+    on the same table (output times on grid points)."""
+    a, y0 = _linear_system(len(name))
+    at = torch.tensor(a)
+    f = lambda t, y: at @ y  # noqa: E731
+    t_out, substeps = [0.0, 0.4, 1.1, 1.5], [3, 5, 2]
+    tab = get_method(name)
+    grid = fixed_grid(tab, t_out, substeps, torch.float64, torch.device("cpu"))
+    points = grid.starts + grid.ends[-1:]
+    for method in (tab, HeunEuler()):
+        outs, last = integrate_fixed(method, f, torch.tensor(y0), grid, SolverStats())
+        ref = integrate_grid(method, f, torch.tensor(y0), points, t_out, "own", SolverStats())
+        assert len(outs) == 3 and torch.equal(outs[-1], last)
+        assert all(torch.equal(o, r) for o, r in zip(outs, ref))
 
 
 def test_the_controllers():

@@ -158,6 +158,7 @@ class _SegmentGrid:
 
     def __init__(self, grid: FixedGrid, start: int, stage_table: Tensor, h_table: Tensor) -> None:
         self.start, self.perturb, self.output_steps = start, grid.perturb, grid.output_steps
+        self.starts, self.ends = grid.starts, grid.ends
         self.stage_rows = stage_table
         self.h = [None] * start + list(h_table.unbind())
         self._len = len(grid)
@@ -181,7 +182,7 @@ class _Segment(torch.autograd.Function):
         ctx, problem: Problem, grid: FixedGrid, span: Tuple[int, int], y_in: Tensor, n_times: int, *rest: Tensor
     ) -> Tuple[Tensor, ...]:
         start, stop = span
-        outs, y_out, _ = integrate_fixed(problem.method, problem.func, y_in, grid, SolverStats(), start, stop)
+        outs, y_out = integrate_fixed(problem.method, problem.func, y_in, grid, SolverStats(), start, stop)
         if stop in grid.output_steps:
             outs = outs[:-1]  # the final state is the last output: returned once, last
         ctx.problem, ctx.grid, ctx.span, ctx.n_times = problem, grid, span, n_times
@@ -208,7 +209,7 @@ class _Segment(torch.autograd.Function):
                 time_leaves = [x.detach().requires_grad_(True) for x in times]
                 grid = _SegmentGrid(ctx.grid, start, *time_leaves)
                 leaves += time_leaves
-            outs, y_out, _ = integrate_fixed(problem.method, recount, y_leaf, grid, SolverStats(), start, stop)
+            outs, y_out = integrate_fixed(problem.method, recount, y_leaf, grid, SolverStats(), start, stop)
             if stop in ctx.grid.output_steps:
                 outs = outs[:-1]
             outputs = [*outs, y_out]

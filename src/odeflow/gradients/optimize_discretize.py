@@ -280,7 +280,7 @@ class _BackwardSolve:
                 if self.problem.compile:
                     outs = integrate_fixed_compiled(self.tab, aug_f, state, grid, self.counter, self.key)
                 else:
-                    outs, _, _ = integrate_fixed(self.tab, aug_f, state, grid, self.counter, hooks=self.hooks)
+                    outs, _ = integrate_fixed(self.tab, aug_f, state, grid, self.counter, hooks=self.hooks)
             else:
                 outs = integrate(self.tab, aug_f, state, span, on, self.norm, self.counter, self.hooks)
             state = self._next(i, outs[-1])

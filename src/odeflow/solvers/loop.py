@@ -18,7 +18,6 @@ from torch import Tensor
 
 from .errors import SolverError
 from .hooks import StepHooks
-from .runge_kutta import LOW_PRECISION, rk_step, rk_step_compensated
 from .solution import SolverStats
 from .solver import Interpolant, Solver, as_solver
 from .state import ErrorNorm
@@ -73,6 +72,9 @@ class FixedGrid:
             stage_t = starts[:, None] + h[:, None] * c[None, :]
             self.h = h.tolist()
             self.h_table = h.to(device)
+        # each step's ends on the host (hooks, and the times of an interpolant's nodes)
+        self.starts: List[float] = starts.detach().cpu().tolist()
+        self.ends: List[float] = ends.detach().cpu().tolist()
         # [steps, stages] table of stage times (for the compiled scan) and the same as 0-d tensors.
         self.stage_table = stage_t.to(device=device, dtype=dtype)
         if perturb:
@@ -119,44 +121,56 @@ def fixed_grid(
     return _cached_grid(tab, tuple(t), tuple(substeps), dtype, torch.device(device), perturb)
 
 
+class GridStepTimes(StepTimes):
+    """The times of step ``index`` of a prepared grid (`FixedGrid`): its stage times are the
+    grid's row (already perturbed, differentiable when the grid is), so the step builds no time
+    tensor. Other nodes (an interpolant's end) are computed as `StepTimes` does."""
+
+    def __init__(self, grid: FixedGrid, index: int, c: Tuple[float, ...], y: Tensor) -> None:
+        super().__init__(y.dtype, y.device, grid.perturb)
+        self.grid, self.index, self.c = grid, index, c
+
+    def stages(self, t, h, c, before_jump=False, span=None) -> List[Tensor]:
+        if tuple(c) == self.c:
+            return self.grid.times(self.index)
+        return super().stages(t, h, c, before_jump, span)
+
+
 def integrate_fixed(
-    tab: ButcherTableau,
+    method: Union[ButcherTableau, Solver],
     f: Func,
     y0: Tensor,
     grid: FixedGrid,
     stats: SolverStats,
     first: int = 0,
     last: Optional[int] = None,
-    k1: Optional[Tensor] = None,
     hooks: Optional[StepHooks] = None,
-) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
-    """Steps ``first`` .. ``last``-1 of the grid from y0. Returns (states at the output times
-    crossed, final state, carried FSAL derivative). Output times are grid points."""
+) -> Tuple[List[Tensor], Tensor]:
+    """Steps ``first`` .. ``last``-1 of the grid from y0 through the method's `Solver.step`
+    (no error estimate, no host synchronisation). Returns (states at the output times crossed,
+    final state). Output times are grid points; a step's h is the grid's (a tensor when the
+    grid is differentiable in the output times)."""
+    solver = as_solver(method)
+    c = tuple(method.c) if isinstance(method, ButcherTableau) else ()
     last = len(grid) if last is None else last
     outs: List[Tensor] = []
-    y = y0
-    reuse = tab.fsal and not grid.perturb
-    compensate = y0.dtype in LOW_PRECISION
-    carry: Optional[Tensor] = None
+    y, carry = y0, None
     for i in range(first, last):
-        ts = grid.times(i)
+        h = grid.h[i]
+        times = GridStepTimes(grid, i, c, y)
+        t, t1 = grid.starts[i], grid.ends[i]
         if hooks is not None:
-            hooks.step(float(ts[0]), y, float(grid.h[i]))
-        if k1 is None:
-            k1 = f(ts[0], y)
-        y_start = y
-        if compensate:
-            y, carry, ks = rk_step_compensated(tab, f, y, carry, k1, ts, grid.h[i])
-        else:
-            y, ks, _ = rk_step(tab, f, y, k1, ts, grid.h[i], False)
+            hooks.step(t, y, t1 - t)
+        res = solver.step(f, None, y, carry, t, h, t1, times)
+        assert res.y1 is not None
         if hooks is not None:
-            hooks.accept(float(ts[0]), y_start, float(grid.h[i]))
-        k1 = ks[-1] if reuse else None
+            hooks.accept(t, y, t1 - t)
+        y, carry = res.y1, res.carry()
         if i + 1 in grid.output_steps:
             outs.append(y)
     stats.steps += last - first
     stats.accepted += last - first
-    return outs, y, k1
+    return outs, y
 
 
 class _Stops:

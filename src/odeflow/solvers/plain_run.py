@@ -63,7 +63,7 @@ def run_plain(
             return [y0] + integrate_fixed_compiled(
                 problem.method, problem.raw_func(), y0, grid, problem.stats, key
             ), None
-        outs, _, _ = integrate_fixed(problem.method, problem.func, y0, grid, problem.stats, hooks=problem.hooks)
+        outs, _ = integrate_fixed(problem.method, problem.func, y0, grid, problem.stats, hooks=problem.hooks)
         return [y0] + outs, None
     assert problem.norm is not None
     if (

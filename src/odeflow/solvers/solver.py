@@ -211,7 +211,7 @@ class ExplicitRK:
         summation (`rk_step_compensated`): its state is then (f(t, y) or None, compensation)."""
         tab = self.tab
         ts = times.stages(t, h, tab.c, before_jump, span)
-        hd = step_length(t, t1, span, y.dtype)
+        hd = h if span is None else step_length(t, t1, span, y.dtype)
         if y.dtype in LOW_PRECISION:
             k1, comp = carry if carry is not None else (None, None)
             y1, comp, stages = rk_step_compensated(tab, f, y, comp, f(ts[0], y) if k1 is None else k1, ts, hd)
