@@ -78,6 +78,11 @@ class OptimizeDiscretize:
     def run(self, problem: Problem) -> Tensor:
         """The states at every output time, [len(t), *state], straight from the adjoint's
         autograd node (its ``grad_fn`` carries ``adjoint_options``)."""
+        if not getattr(problem.method, "adjoint", True):
+            raise ValueError(
+                f"method {problem.method.name!r} does not run the continuous adjoint (its backward state is not a "
+                "state it can step); use DiscretizeOptimize() (gradient=None) with it"
+            )
         params = self.resolve_params(problem.field)
         return _Adjoint.apply(problem, self, problem.y0, problem.t, *params)
 

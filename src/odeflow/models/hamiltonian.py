@@ -106,7 +106,10 @@ class HamiltonianNN(nn.Module):
         step: Optional[Union[FixedStep, Adaptive]] = None,
         gradient: Optional[Union[DiscretizeOptimize, OptimizeDiscretize]] = None,
     ) -> Tensor:
-        """z at every time in t: [len(t), *z0.shape], with any odeflow explicit RK method."""
+        """z at every time in t: [len(t), *z0.shape], with any odeflow method (leapfrog: only for a
+        separable H, `SeparableHamiltonianNN`)."""
+        if method == "leapfrog" and not self.config.get("separable"):
+            raise ValueError("method='leapfrog' needs a separable H = T(p) + V(q): use SeparableHamiltonianNN")
         return solve(self, z0, t, method=method, step=step, gradient=gradient).ys
 
     def _check(self, z: Tensor) -> None:

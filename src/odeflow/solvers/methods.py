@@ -26,6 +26,7 @@ from .explicit_methods import (
 )
 from .implicit import IMPLICIT_METHODS
 from .scipy_method import ScipySolver
+from .symplectic import LEAPFROG
 from .tableau import ButcherTableau
 
 __all__ = [
@@ -53,6 +54,7 @@ OTHER_METHODS: Dict[str, Any] = {
     "explicit_adams": Adams(implicit=False),
     "implicit_adams": Adams(implicit=True),
     "scipy_solver": ScipySolver(),
+    "leapfrog": LEAPFROG,  # separable fields f(t, (q, p)) only
     **IMPLICIT_METHODS,
 }
 """Methods that are not explicit RK tableaus: objects with name, order, adaptive and integrate(...)."""
