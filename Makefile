@@ -18,8 +18,9 @@ demo: $(STAMP)
 	# --overwrite: a second `make demo` replaces the first demo's folder
 	$(BIN)/odeflow demo --out runs/demo --overwrite
 
+# Two workers (pytest-xdist), one torch thread each: the machines here have 2 cores.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The checks a contributor's pre-commit hook runs too (.pre-commit-config.yaml): lint, format, types.
 lint: $(STAMP)

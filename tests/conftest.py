@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import torch
 # shared test code (the list of every method and every flow, a toy task) imports as `helpers.X`;
 # not `tests.X`: a package installed in site-packages already owns that name
 sys.path.insert(0, str(Path(__file__).parent))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one torch thread each
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
