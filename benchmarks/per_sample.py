@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
@@ -146,8 +147,8 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         sol = odeflow.solve(f, y0, t, step=step)
         return sol.ys, sol.stats.accepted * batch, sol.stats.nfe
 
-    def per_sample(options: object = True):
-        sol = odeflow.solve(f, y0, t, step=step, per_sample=options)
+    def per_sample(options: object = True, compile: bool = False):
+        sol = odeflow.solve(f, y0, t, step=step, per_sample=options, compile=compile)
         return sol.ys, sol.stats.accepted, sol.stats.nfe
 
     term = to.ODETerm(f)
@@ -174,6 +175,8 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         "odeflow shared step": shared,
         "odeflow per_sample": per_sample,
         "odeflow per_sample compact=0.5": lambda: per_sample(PerSample(compact=0.5)),
+        "odeflow per_sample compile": lambda: per_sample(True, True),
+        "odeflow per_sample compile compact=0.5": lambda: per_sample(PerSample(compact=0.5), True),
         "torchode": torchode,
         "torchdiffeq shared step": torchdiffeq_shared,
     }
@@ -195,14 +198,22 @@ def main() -> None:
         implicit_main(args)
         return
     print(f"# per-sample stepping, dopri5 rtol {RTOL} atol {ATOL}, float64; {machine()}")
-    print("| problem | batch | side | sample-steps | batched f evals | ms | ms / torchode | max |y - per_sample| |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| problem | batch | side | sample-steps | batched f evals | ms | ms / torchode | max |y - per_sample| "
+        "| first call s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     with torch.no_grad():
         for name in args.problems:
             for batch in args.batches:
                 f, y0, t = problem(name, batch)
                 fns = sides(f, y0, t)
-                results = {side: fn() for side, fn in fns.items()}
+                first = {}
+                results = {}
+                for side, fn in fns.items():
+                    start = time.perf_counter()
+                    results[side] = fn()
+                    first[side] = time.perf_counter() - start
                 wall = time_side_by_side(fns, repeats=args.repeats, min_time=0.0)
                 ref = results["odeflow per_sample"][0]
                 for side, (ys, sample_steps, evals) in results.items():
@@ -210,7 +221,7 @@ def main() -> None:
                     steps = "n/a" if sample_steps < 0 else f"{sample_steps:,}"
                     print(
                         f"| {name} | {batch} | {side} | {steps} | {evals} | {wall[side] * 1e3:.0f} | "
-                        f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} |",
+                        f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} | {first[side]:.1f} |",
                         flush=True,
                     )
 

@@ -167,9 +167,10 @@ def _output(
     h: Tensor,
     at_end: Tensor,
     lands: bool,
+    dense: Optional[Tensor] = None,
 ) -> Tensor:
     """The state at t + theta h of every row's step (theta, at_end [B]): `_outputs` at one point."""
-    return _outputs(tab, y, y1, ks, hks, f1, theta.unsqueeze(0), h, at_end.unsqueeze(0), lands)[0]
+    return _outputs(tab, y, y1, ks, hks, f1, theta.unsqueeze(0), h, at_end.unsqueeze(0), lands, dense)[0]
 
 
 def _outputs(
@@ -183,16 +184,18 @@ def _outputs(
     h: Tensor,
     at_end: Tensor,
     lands: bool,
+    dense: Optional[Tensor] = None,
 ) -> Tensor:
     """The states at t + theta h of every row's step, at several points at once (theta, at_end
     [S, B] -> [S, B, ...]): the continuous extension y + sum_i b_i(theta) (h k_i), cubic Hermite
-    (f0 = ks[0], f1) without one, y1 itself where the point is the step's end."""
+    (f0 = ks[0], f1) without one, y1 itself where the point is the step's end. ``dense``: the
+    tableau's dense coefficients as a float64 tensor (made here when not given)."""
     n_out = theta.shape[0]
     if lands:
         return y1.unsqueeze(0).expand(n_out, *y1.shape)
     col = lambda x: x.reshape(*x.shape, *([1] * (y.dim() - 1)))  # noqa: E731  ([S, B] -> [S, B, 1, ...])
     if tab.dense is not None:
-        dense = _coefficients(tuple(tab.dense), theta.device)
+        dense = _coefficients(tuple(tab.dense), theta.device) if dense is None else dense
         powers = [theta]
         for _ in range(dense.shape[1] - 1):
             powers.append(powers[-1] * theta)
