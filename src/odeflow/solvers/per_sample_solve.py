@@ -102,7 +102,7 @@ def solve_per_sample(
     if isinstance(tab, ImplicitRK):
         if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
             raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
-        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options)
+        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras)
     else:
         ys, counts, calls = (
             loop(tab, func, y0, t_out, step, options, extras)
@@ -171,7 +171,6 @@ def _check_method(
         )
     if implicit:
         used = (
-            ("events", events is not None),
             ("OptimizeDiscretize()", loop is not None),
             ("PerSample(compact=...)", options.compact > 0),
             ("compile=True", compile),
