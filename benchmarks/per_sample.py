@@ -10,9 +10,11 @@ Batches of heterogeneous problems, dopri5, rtol 1e-6, atol 1e-8, float64, 50 out
 
 Sides (all in this one process, interleaved by `_timing.time_side_by_side`): odeflow's shared
 step (`solve` without per_sample: every sample takes the hardest sample's steps), odeflow
-``per_sample=True``, odeflow ``per_sample=PerSample(compact=0.5)``, torchode 1.0.1 (per-sample
+``per_sample=True``, odeflow ``per_sample=PerSample(compact=0.5)``, odeflow ``per_sample=True,
+compile=True`` (every attempted step of all rows one compiled call), torchode 1.0.1 (per-sample
 steps; PID controller with pcoeff 0.4, icoeff 0.3: odeflow's PI constants alpha 0.7, beta 0.4)
-and torchdiffeq's shared step. "sample-steps" is the sum over samples of the accepted steps
+and torchdiffeq's shared step. "first call s" is each side's first call (for compile=True: the
+compile, or the load from the cache directory when an earlier run left it there). "sample-steps" is the sum over samples of the accepted steps
 each sample took (a shared step counts its steps once per sample).
 
 With ``--grad`` each side also backpropagates a loss sum(w * ys) to y0 and the problem's
@@ -176,7 +178,6 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         "odeflow per_sample": per_sample,
         "odeflow per_sample compact=0.5": lambda: per_sample(PerSample(compact=0.5)),
         "odeflow per_sample compile": lambda: per_sample(True, True),
-        "odeflow per_sample compile compact=0.5": lambda: per_sample(PerSample(compact=0.5), True),
         "torchode": torchode,
         "torchdiffeq shared step": torchdiffeq_shared,
     }
