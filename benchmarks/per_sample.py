@@ -20,7 +20,8 @@ each sample took (a shared step counts its steps once per sample).
 With ``--grad`` each side also backpropagates a loss sum(w * ys) to y0 and the problem's
 parameters: odeflow's shared step and per_sample=True by backpropagation through the steps,
 per_sample=True with the continuous adjoint (OptimizeDiscretize(seminorm=True), every sample
-its own backward steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
+its own backward steps), per_sample=True with compile=True (backpropagation through the
+compiled steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
 
 With ``--implicit``: stiff Van der Pol (mu spread evenly over [1, 200], x(0) = 2, t in [0, 2], 20
 outputs) with radauIIA5 at rtol 1e-5, atol 1e-7: odeflow's shared step (row-blocked Jacobian,
@@ -110,9 +111,9 @@ def grad_sides(
     def grads(ys: torch.Tensor) -> torch.Tensor:
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad((ys * w).sum(), (y0, *params))])
 
-    def odeflow_side(per_sample: bool, gradient: object = None):
+    def odeflow_side(per_sample: bool, gradient: object = None, compile: bool = False):
         def run():
-            sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient)
+            sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient, compile=compile)
             g = grads(sol.ys)
             steps = sol.stats.accepted * (1 if per_sample else batch)
             return g, steps, sol.stats.nfe + sol.stats.nfe_backward
@@ -133,6 +134,7 @@ def grad_sides(
         "odeflow shared step, backprop": odeflow_side(False),
         "odeflow per_sample, backprop": odeflow_side(True),
         "odeflow per_sample, adjoint": odeflow_side(True, OptimizeDiscretize(params=params, seminorm=True)),
+        "odeflow per_sample compile, backprop": odeflow_side(True, None, True),
         "torchode": torchode,
     }
 
