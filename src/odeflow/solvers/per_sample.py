@@ -100,15 +100,21 @@ class _Field:
     def __init__(self, f: Callable, dtype: torch.dtype, batch: int, device: torch.device, with_rows: bool) -> None:
         self.f, self.dtype, self.with_rows = f, dtype, with_rows
         self.calls = 0
-        self.row_evals = torch.zeros(batch, dtype=torch.int64, device=device)
+        self.full_calls = 0  # calls on every row, counted on the host
+        self.part_evals = torch.zeros(batch, dtype=torch.int64, device=device)  # calls on some rows
         self.all_rows = torch.arange(batch, device=device)
+
+    @property
+    def row_evals(self) -> Tensor:
+        """[B]: the evaluations that included each row."""
+        return self.part_evals + self.full_calls
 
     def __call__(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
         self.calls += 1
         if idx is None:
-            self.row_evals += 1
+            self.full_calls += 1
         else:
-            self.row_evals.index_add_(0, idx, torch.ones_like(idx))
+            self.part_evals.index_add_(0, idx, torch.ones_like(idx))
         if self.with_rows:
             out = self.f(t.to(self.dtype), y, self.all_rows if idx is None else idx)
         else:

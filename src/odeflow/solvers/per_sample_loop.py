@@ -38,6 +38,11 @@ from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 
+def _nograd(x: Tensor) -> Tensor:
+    """x without its graph (x itself when it has none: no detach op per tensor under no_grad)."""
+    return x.detach() if x.requires_grad else x
+
+
 @dataclass
 class _Attempt:
     """One attempted step of the rows ``idx`` (all rows when None): their slices of the loop's
@@ -202,7 +207,7 @@ class PerSampleLoop:
         n = per_sample_compiled.evaluations(self.tab, self.k1)
         state, info, val, slot, extra = per_sample_compiled.unpack(per_sample_compiled.run(self.compiled_key, *args))
         field.calls += n
-        field.row_evals += n
+        field.full_calls += n
         max_reached, n_under, n_over, n_active = info
         t1, h_try, n_reached, y1, ks, hks, underflow, over = extra
         if n_under or n_over:
@@ -230,7 +235,7 @@ class PerSampleLoop:
         t_s, y_s, nxt_s = sub(self.t, idx), sub(self.y, idx), sub(self.nxt, idx)
         t_out_s, dir_s = sub(self.t_out, idx), sub(self.direction, idx)
         act = nxt_s < T
-        h_s = torch.where(act, sub(self.h, idx), torch.zeros_like(t_s))
+        h_s = torch.where(act, sub(self.h, idx), 0.0)
         if self.lands:
             target = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
             land = act & ((t_s + h_s - target) * dir_s > 0)
@@ -244,8 +249,8 @@ class PerSampleLoop:
         inputs: Optional[List[Tensor]] = [] if self.extras.on_step is not None else None
         y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy, inputs)
         with torch.no_grad():
-            err = _lincomb(None, [k.detach() for k in hks], tab.b_err)
-            en = _rms(err / (self.atol + self.rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
+            err = _lincomb(None, [_nograd(k) for k in hks], tab.b_err)
+            en = _rms(err / (self.atol + self.rtol * torch.maximum(_nograd(y_s).abs(), _nograd(y1).abs())))
         ok = en <= 1.0
         if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
             ok = ok | ((h_try.abs() <= ctrl.min_step) & torch.isfinite(en))
@@ -257,7 +262,7 @@ class PerSampleLoop:
         # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
         upto = torch.searchsorted(sub(self.t_fwd, idx), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
         rows = self.all_rows if idx is None else idx
-        h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
+        h_safe = torch.where(h_try == 0, 1.0, h_try)
         f1 = ks[-1] if tab.fsal else None
         return _Attempt(
             idx, rows, t_s, y_s, nxt_s, t_out_s, dir_s, act, h_s, land, target, h_try, k1_s, y1, ks, hks,
@@ -290,7 +295,7 @@ class PerSampleLoop:
         """The PI controller of loop.integrate_adaptive, every row at once; the outputs reached,
         the next output index and the failures (underflow, max_steps)."""
         ctrl, T, en = self.ctrl, self.T, a.en
-        a.n_reached = torch.where(a.acc, (a.upto - a.nxt).clamp_min(0), torch.zeros_like(a.nxt))
+        a.n_reached = torch.where(a.acc, (a.upto - a.nxt).clamp_min(0), 0)
         prev = self._sub(self.err_prev, a.idx)
         factor = self.control.factors(en, a.ok, prev)
         stuck = a.t + a.h_try * factor == a.t
@@ -350,13 +355,13 @@ class PerSampleLoop:
         tab, T = self.tab, self.T
         t, t1, h_try, y, y1, ks, hks = step
         t_out = self._sub(self.t_out, idx)
-        h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
+        h_safe = torch.where(h_try == 0, 1.0, h_try)
         if f1 is None and tab.dense is None and not self.lands:
             f1 = self._f(idx)(t1, y1)  # Hermite output needs f(t1, y1)
         if max_reached == 1:  # (the common case) one output per row at most
             tj = t_out.gather(1, nxt.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
             val = _output(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, self.lands)
-            j = torch.where(n_reached > 0, nxt.clamp(max=T - 1), torch.full_like(nxt, T))
+            j = torch.where(n_reached > 0, nxt.clamp(max=T - 1), T)
             self.ys.index_put_((j, rows), val)
             return f1
         s_idx = torch.arange(max_reached, device=self.dev).unsqueeze(1)  # several outputs: all at once
@@ -364,7 +369,7 @@ class PerSampleLoop:
         tj = t_out.gather(1, js.T).T
         vals = _outputs(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, self.lands)
         # Slots past a row's last reached output write to the scratch row T (never read).
-        js = torch.where(s_idx < n_reached.unsqueeze(0), js, torch.full_like(js, T))
+        js = torch.where(s_idx < n_reached.unsqueeze(0), js, T)
         self.ys.index_put_((js.reshape(-1), rows.repeat(max_reached)), vals.reshape(-1, *self.y0.shape[1:]))
         return f1
 
