@@ -92,6 +92,20 @@ def test_compiled_rows_take_the_eager_steps(method, kind):
         torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-10, atol=1e-10)
 
 
+def test_compiled_steps_past_many_outputs():
+    """Dense outputs: steps that pass one, two (written from the compiled step) and more
+    (written eagerly) outputs of a row."""
+    g = torch.Generator().manual_seed(9)
+    f, y0 = family("linear", 5, g)
+    t = torch.linspace(0, 5, 151, dtype=D)
+    step = Adaptive(rtol=1e-5, atol=1e-7)
+    eager = odeflow.solve(f, y0, t, step=step, per_sample=True)
+    comp = odeflow.solve(f, y0, t, step=step, per_sample=True, compile=True)
+    assert int(eager.stats.per_sample.accepted.min()) * 3 < 150  # some steps pass 3+ outputs
+    assert_same_steps(comp, eager)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-10, atol=1e-10)
+
+
 def test_compiled_with_compaction_takes_the_eager_steps():
     """Full-batch steps compiled, the compacted ones (fewer rows) eager: the same result."""
     g = torch.Generator().manual_seed(5)

@@ -3,7 +3,7 @@
 Eagerly, an attempted step of every row is a few hundred small tensor operations: the stages,
 each row's error norm err_b = RMS(e_b / (atol + rtol max(|y_b|, |y1_b|))) (Hairer I eq. 4.11),
 the PI controller's factors (Hairer & Wanner II §IV.2), the masked accept and commit, and the
-interpolant at each row's next output. Here they are one function compiled by Inductor
+interpolant at each row's next two outputs. Here they are one function compiled by Inductor
 (`compiled.run_compiled`, cached on disk as the shared-step compiled solvers are); what stays
 in Python is the step's one host read (outputs reached, failures, rows still running) and the
 writes of the outputs. The arithmetic is that of `per_sample_loop.PerSampleLoop` on all rows,
@@ -20,11 +20,12 @@ import torch
 from torch import Tensor
 
 from .controller import PIController
-from .per_sample import _lincomb, _output, _rk_step, _rms, _rows
+from .per_sample import _lincomb, _outputs, _rk_step, _rms, _rows
 from .stepping import Adaptive
 from .tableau import ButcherTableau
 
 Func = Callable[..., Tensor]
+OUTPUTS = 2  # outputs per row written from the compiled step; a step that passes more writes eagerly
 
 
 def _field(f: Func, dtype: torch.dtype, all_rows: Optional[Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
@@ -68,8 +69,8 @@ def step(
 
     Returns (t, h, y, k1, err_prev, nxt, steps, accepted, rejected) after the step, the host
     read info = [most outputs a row reached, underflows, rows past max_steps, rows running],
-    the value at each row's next output and its slot in ys (T: none), and what writing several
-    outputs or a failure message needs: (t1, h_try, n_reached, y1, ks, hks, underflow, over)."""
+    the values at each row's next OUTPUTS outputs and their slots in ys ([OUTPUTS, B]; T: none),
+    and what writing more outputs or a failure message needs: (t1, h_try, n_reached, y1, ks, hks, underflow, over)."""
     T = t_out.shape[1]
     control = PIController.pi(ctrl, tab.order, tab.error_order or tab.order)
     fr = _field(f, y.dtype, all_rows)
@@ -108,15 +109,18 @@ def step(
     over = act & (steps_new >= ctrl.max_steps) & (nxt_new < T)  # steps_b <= the loop's attempts
     err_prev_new = torch.where(acc, en.clamp_min(1e-4), err_prev)
     info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()])
-    # The next output of every row (PerSampleLoop._write's one-output case), when the step's
-    # interpolant needs no further evaluation of f.
+    # The next OUTPUTS outputs of every row (PerSampleLoop._write_rows), when the step's
+    # interpolant needs no further evaluation of f; slots past a row's reached outputs are the
+    # scratch row T of ys.
+    s_idx = torch.arange(OUTPUTS, device=nxt.device).unsqueeze(1)
+    js = (nxt.unsqueeze(0) + s_idx).clamp(max=T - 1)  # [OUTPUTS, B]
     val: Optional[Tensor] = None
     if lands or tab.dense is not None or tab.fsal:
-        tj = t_out.gather(1, col).squeeze(1)
+        tj = t_out.gather(1, js.T).T
         h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
         f1 = ks[-1] if tab.fsal else None
-        val = _output(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, lands, dense)
-    slot = torch.where(n_reached > 0, nxt.clamp(max=T - 1), torch.full_like(nxt, T))
+        val = _outputs(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, lands, dense)
+    slot = torch.where(s_idx < n_reached.unsqueeze(0), js, torch.full_like(js, T))
     # The commit (PerSampleLoop._commit, every row).
     keep = _rows(acc, y)
     t_new, y_new = torch.where(acc, t1, t), torch.where(keep, y1, y)

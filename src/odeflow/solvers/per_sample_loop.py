@@ -213,8 +213,9 @@ class PerSampleLoop:
         if n_under or n_over:
             self._fail(bool(n_under), underflow if n_under else over, None, self.t, h_try)
         self.attempts += 1
-        if max_reached == 1 and val is not None:
-            self.ys.index_put_((slot, self.all_rows), val)
+        if val is not None and 0 < max_reached <= per_sample_compiled.OUTPUTS:
+            rows = self.all_rows.repeat(per_sample_compiled.OUTPUTS)
+            self.ys.index_put_((slot.reshape(-1), rows), val.reshape(-1, *self.y0.shape[1:]))
         elif max_reached:
             step = (self.t, t1, h_try, self.y, y1, list(ks), list(hks))
             f1 = ks[-1] if self.tab.fsal else None
