@@ -98,6 +98,8 @@ def solve_per_sample(
     if check_finite and not bool(torch.isfinite(y0).all()):
         raise ValueError("y0 contains NaN or inf; clean the initial state")
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
+    if events is not None and t_out.shape[1] < 2:
+        raise ValueError("events need at least two times in t (each row's search runs from its first to its last time)")
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
     if isinstance(tab, ImplicitRK):
         if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
