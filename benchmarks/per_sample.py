@@ -10,15 +10,18 @@ Batches of heterogeneous problems, dopri5, rtol 1e-6, atol 1e-8, float64, 50 out
 
 Sides (all in this one process, interleaved by `_timing.time_side_by_side`): odeflow's shared
 step (`solve` without per_sample: every sample takes the hardest sample's steps), odeflow
-``per_sample=True``, odeflow ``per_sample=PerSample(compact=0.5)``, torchode 1.0.1 (per-sample
+``per_sample=True``, odeflow ``per_sample=PerSample(compact=0.5)``, odeflow ``per_sample=True,
+compile=True`` (every attempted step of all rows one compiled call), torchode 1.0.1 (per-sample
 steps; PID controller with pcoeff 0.4, icoeff 0.3: odeflow's PI constants alpha 0.7, beta 0.4)
-and torchdiffeq's shared step. "sample-steps" is the sum over samples of the accepted steps
+and torchdiffeq's shared step. "first call s" is each side's first call (for compile=True: the
+compile, or the load from the cache directory when an earlier run left it there). "sample-steps" is the sum over samples of the accepted steps
 each sample took (a shared step counts its steps once per sample).
 
 With ``--grad`` each side also backpropagates a loss sum(w * ys) to y0 and the problem's
 parameters: odeflow's shared step and per_sample=True by backpropagation through the steps,
 per_sample=True with the continuous adjoint (OptimizeDiscretize(seminorm=True), every sample
-its own backward steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
+its own backward steps), per_sample=True with compile=True (backpropagation through the
+compiled steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
 
 With ``--implicit``: stiff Van der Pol (mu spread evenly over [1, 200], x(0) = 2, t in [0, 2], 20
 outputs) with radauIIA5 at rtol 1e-5, atol 1e-7: odeflow's shared step (row-blocked Jacobian,
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
@@ -107,9 +111,9 @@ def grad_sides(
     def grads(ys: torch.Tensor) -> torch.Tensor:
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad((ys * w).sum(), (y0, *params))])
 
-    def odeflow_side(per_sample: bool, gradient: object = None):
+    def odeflow_side(per_sample: bool, gradient: object = None, compile: bool = False):
         def run():
-            sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient)
+            sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient, compile=compile)
             g = grads(sol.ys)
             steps = sol.stats.accepted * (1 if per_sample else batch)
             return g, steps, sol.stats.nfe + sol.stats.nfe_backward
@@ -130,6 +134,7 @@ def grad_sides(
         "odeflow shared step, backprop": odeflow_side(False),
         "odeflow per_sample, backprop": odeflow_side(True),
         "odeflow per_sample, adjoint": odeflow_side(True, OptimizeDiscretize(params=params, seminorm=True)),
+        "odeflow per_sample compile, backprop": odeflow_side(True, None, True),
         "torchode": torchode,
     }
 
@@ -146,8 +151,8 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         sol = odeflow.solve(f, y0, t, step=step)
         return sol.ys, sol.stats.accepted * batch, sol.stats.nfe
 
-    def per_sample(options: object = True):
-        sol = odeflow.solve(f, y0, t, step=step, per_sample=options)
+    def per_sample(options: object = True, compile: bool = False):
+        sol = odeflow.solve(f, y0, t, step=step, per_sample=options, compile=compile)
         return sol.ys, sol.stats.accepted, sol.stats.nfe
 
     term = to.ODETerm(f)
@@ -174,6 +179,7 @@ def sides(f: Callable, y0: torch.Tensor, t: torch.Tensor) -> Dict[str, Callable[
         "odeflow shared step": shared,
         "odeflow per_sample": per_sample,
         "odeflow per_sample compact=0.5": lambda: per_sample(PerSample(compact=0.5)),
+        "odeflow per_sample compile": lambda: per_sample(True, True),
         "torchode": torchode,
         "torchdiffeq shared step": torchdiffeq_shared,
     }
@@ -195,14 +201,22 @@ def main() -> None:
         implicit_main(args)
         return
     print(f"# per-sample stepping, dopri5 rtol {RTOL} atol {ATOL}, float64; {machine()}")
-    print("| problem | batch | side | sample-steps | batched f evals | ms | ms / torchode | max |y - per_sample| |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| problem | batch | side | sample-steps | batched f evals | ms | ms / torchode | max |y - per_sample| "
+        "| first call s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     with torch.no_grad():
         for name in args.problems:
             for batch in args.batches:
                 f, y0, t = problem(name, batch)
                 fns = sides(f, y0, t)
-                results = {side: fn() for side, fn in fns.items()}
+                first = {}
+                results = {}
+                for side, fn in fns.items():
+                    start = time.perf_counter()
+                    results[side] = fn()
+                    first[side] = time.perf_counter() - start
                 wall = time_side_by_side(fns, repeats=args.repeats, min_time=0.0)
                 ref = results["odeflow per_sample"][0]
                 for side, (ys, sample_steps, evals) in results.items():
@@ -210,7 +224,7 @@ def main() -> None:
                     steps = "n/a" if sample_steps < 0 else f"{sample_steps:,}"
                     print(
                         f"| {name} | {batch} | {side} | {steps} | {evals} | {wall[side] * 1e3:.0f} | "
-                        f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} |",
+                        f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} | {first[side]:.1f} |",
                         flush=True,
                     )
 

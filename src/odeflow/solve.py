@@ -65,8 +65,9 @@ def solve(
             or [batch, T] and f receives t as a [batch] tensor; terminal events stop each sample
             at its own root (g returns [batch] or [batch, K]; ``event_t`` is [batch], NaN where
             none). Adaptive explicit and implicit RK methods; gradients by DiscretizeOptimize()
-            or OptimizeDiscretize(seminorm=True) (each sample its own backward steps); not with
-            compile=True (`odeflow.solvers.per_sample`, docs/per_sample.md; an odeflow extension).
+            or OptimizeDiscretize(seminorm=True) (each sample its own backward steps); compile=True
+            compiles every attempted step of the explicit methods (not with the adjoint)
+            (`odeflow.solvers.per_sample`, docs/per_sample.md; an odeflow extension).
 
     Step callbacks func.callback_step / callback_accept_step / callback_reject_step(t0, y0, dt)
     are called at every step (the *_adjoint ones in the adjoint's backward solve), as in torchdiffeq.
@@ -99,7 +100,8 @@ def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, even
         what
         for what, used in (
             ("checkpointed DiscretizeOptimize", isinstance(gradient, DiscretizeOptimize) and gradient.checkpointed),
-            ("compile", compile is not False and compile is not None),
+            ("compile='auto'", compile is not False and compile is not None and compile is not True),
+            ("compile=True with OptimizeDiscretize()", compile is True and isinstance(gradient, OptimizeDiscretize)),
             ("events with OptimizeDiscretize()", events is not None and isinstance(gradient, OptimizeDiscretize)),
         )
         if used
@@ -111,4 +113,4 @@ def _per_sample(func, y0, t, method, step, gradient, check_finite, compile, even
         )
     options = per_sample if isinstance(per_sample, PerSample) else PerSample()
     loop = per_sample_adjoint(gradient, func) if isinstance(gradient, OptimizeDiscretize) else None
-    return solve_per_sample(func, y0, t, method, step, check_finite, options, events, loop)
+    return solve_per_sample(func, y0, t, method, step, check_finite, options, events, loop, compile is True)

@@ -245,7 +245,9 @@ def test_max_steps_names_the_sample():
     "kwargs, match",
     [
         (dict(gradient=OptimizeDiscretize()), "OptimizeDiscretize"),
-        (dict(compile=True), "compile"),
+        (dict(compile="auto"), "compile='auto'"),
+        (dict(compile=True, gradient=OptimizeDiscretize(seminorm=True)), "compile=True with OptimizeDiscretize"),
+        (dict(compile=True, method="radauIIA5"), "radauIIA5.*compile=True"),
         (dict(method="implicit_adams"), "Adams methods"),
         (dict(step=FixedStep(0.1), method="rk4"), "Adaptive"),
         (dict(step=Adaptive(jump_t=(0.5,))), "jump_t"),

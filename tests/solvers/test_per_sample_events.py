@@ -221,6 +221,8 @@ def test_compaction_with_events_changes_nothing():
         (dict(events=level(0.0), gradient=OptimizeDiscretize(params=())), "events with OptimizeDiscretize"),
         (dict(events=lambda t, y: y.sum()), r"\[batch\] or \[batch, K\]"),
         (dict(events=[]), "empty"),
+        (dict(events=level(0.0), t=torch.zeros(1, dtype=D)), "at least two times"),
+        (dict(events=level(0.0), t=torch.zeros(1, dtype=D), method="radauIIA5"), "at least two times"),
     ],
 )
 def test_unsupported_event_input_raises_a_clear_error(kwargs, match):

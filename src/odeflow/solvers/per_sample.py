@@ -100,15 +100,21 @@ class _Field:
     def __init__(self, f: Callable, dtype: torch.dtype, batch: int, device: torch.device, with_rows: bool) -> None:
         self.f, self.dtype, self.with_rows = f, dtype, with_rows
         self.calls = 0
-        self.row_evals = torch.zeros(batch, dtype=torch.int64, device=device)
+        self.full_calls = 0  # calls on every row, counted on the host
+        self.part_evals = torch.zeros(batch, dtype=torch.int64, device=device)  # calls on some rows
         self.all_rows = torch.arange(batch, device=device)
+
+    @property
+    def row_evals(self) -> Tensor:
+        """[B]: the evaluations that included each row."""
+        return self.part_evals + self.full_calls
 
     def __call__(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
         self.calls += 1
         if idx is None:
-            self.row_evals += 1
+            self.full_calls += 1
         else:
-            self.row_evals.index_add_(0, idx, torch.ones_like(idx))
+            self.part_evals.index_add_(0, idx, torch.ones_like(idx))
         if self.with_rows:
             out = self.f(t.to(self.dtype), y, self.all_rows if idx is None else idx)
         else:
@@ -167,9 +173,10 @@ def _output(
     h: Tensor,
     at_end: Tensor,
     lands: bool,
+    dense: Optional[Tensor] = None,
 ) -> Tensor:
     """The state at t + theta h of every row's step (theta, at_end [B]): `_outputs` at one point."""
-    return _outputs(tab, y, y1, ks, hks, f1, theta.unsqueeze(0), h, at_end.unsqueeze(0), lands)[0]
+    return _outputs(tab, y, y1, ks, hks, f1, theta.unsqueeze(0), h, at_end.unsqueeze(0), lands, dense)[0]
 
 
 def _outputs(
@@ -183,16 +190,18 @@ def _outputs(
     h: Tensor,
     at_end: Tensor,
     lands: bool,
+    dense: Optional[Tensor] = None,
 ) -> Tensor:
     """The states at t + theta h of every row's step, at several points at once (theta, at_end
     [S, B] -> [S, B, ...]): the continuous extension y + sum_i b_i(theta) (h k_i), cubic Hermite
-    (f0 = ks[0], f1) without one, y1 itself where the point is the step's end."""
+    (f0 = ks[0], f1) without one, y1 itself where the point is the step's end. ``dense``: the
+    tableau's dense coefficients as a float64 tensor (made here when not given)."""
     n_out = theta.shape[0]
     if lands:
         return y1.unsqueeze(0).expand(n_out, *y1.shape)
     col = lambda x: x.reshape(*x.shape, *([1] * (y.dim() - 1)))  # noqa: E731  ([S, B] -> [S, B, 1, ...])
     if tab.dense is not None:
-        dense = _coefficients(tuple(tab.dense), theta.device)
+        dense = _coefficients(tuple(tab.dense), theta.device) if dense is None else dense
         powers = [theta]
         for _ in range(dense.shape[1] - 1):
             powers.append(powers[-1] * theta)

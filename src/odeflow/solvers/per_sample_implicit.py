@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .errors import SolverError
 from .implicit import ImplicitRK, jacobian_blocks
-from .per_sample import PerSample, SampleCounts, _Field, _initial_step, _rms, _rows
+from .per_sample import LoopExtras, PerSample, SampleCounts, _Field, _initial_step, _rms, _rows
 from .stepping import Adaptive
 
 
@@ -116,6 +116,63 @@ class _RowStep:
         return y1.reshape(shape), err.reshape(shape), f0_graph.reshape(shape), ok
 
 
+def _hermite(y: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, theta: Tensor, h: Tensor) -> Tensor:
+    """Every row's cubic Hermite interpolant at its theta [B] (h [B]): the implicit step's output."""
+    th, hy = _rows(theta.to(y.dtype), y), _rows(h.to(y.dtype), y)
+    return (
+        (1 + 2 * th) * (1 - th) ** 2 * y
+        + th * th * (3 - 2 * th) * y1
+        + hy * (th * (1 - th) ** 2 * f0 + th * th * (th - 1) * f1)
+    )
+
+
+class _Events:
+    """Terminal events of the implicit loop (as `PerSampleLoop._events`): each row's sign
+    changes inside its accepted step, located on the step's Hermite interpolant."""
+
+    def __init__(self, extras: LoopExtras, t: Tensor, y: Tensor) -> None:
+        assert extras.events is not None
+        self.extras, self.events = extras, extras.events
+        B = y.shape[0]
+        self.g_prev = self.events.values(t, y.detach(), None)
+        self.hit = torch.zeros(B, dtype=torch.bool, device=y.device)
+        self.t_e = torch.full((B,), float("nan"), dtype=torch.float64, device=y.device)
+        self.comp = torch.full((B,), -1, dtype=torch.int64, device=y.device)
+        self.y_e = torch.zeros_like(y)
+
+    def step(self, t, t1, h, y, y1, f0, field: _Field, acc, upto, t_fwd, direction):
+        """(hit [B] or None, upto, f1 or None) after the step: rows whose event lies in it stop
+        there, their outputs reached only up to the event; f(t1, y1) is evaluated when some row crosses."""
+        g1 = self.events.values(t1, y1.detach(), None)
+        cross = self.events.crossings(self.g_prev, g1) & acc.unsqueeze(1)
+        hit, f1 = None, None
+        if bool(cross.any()):
+            f1 = field(t1, y1, None)  # the Hermite interpolant needs f(t1, y1)
+            h_safe = torch.where(h == 0, torch.ones_like(h), h)
+            yd, y1d, f0d, f1d = y.detach(), y1.detach(), f0.detach(), f1.detach()
+
+            def dense(c: Tensor) -> Tensor:
+                with torch.no_grad():
+                    val = _hermite(yd, y1d, f0d, f1d, (c - t) / h_safe, h)
+                    return torch.where(_rows(c == t1, yd), y1d, val)
+
+            with torch.no_grad():
+                hit, t_e, comp = self.events.locate(cross, self.g_prev, g1, t, t1, dense, None)
+            before = torch.searchsorted(t_fwd, (t_e * direction).unsqueeze(1), right=False).squeeze(1)
+            upto = torch.where(hit, before, upto)
+            y_e = _hermite(y, y1, f0, f1, (t_e - t) / h_safe, h)
+            y_e = torch.where(_rows(t_e == t1, y_e), y1, y_e)
+            self.y_e = torch.where(_rows(hit, y_e), y_e, self.y_e)
+            self.t_e, self.comp = torch.where(hit, t_e, self.t_e), torch.where(hit, comp, self.comp)
+            self.hit = self.hit | hit
+        self.g_prev = torch.where(acc.unsqueeze(1), g1, self.g_prev)
+        return hit, upto, f1
+
+    def finish(self) -> None:
+        ex = self.extras
+        ex.event_hit, ex.event_t, ex.event_y, ex.event_component = self.hit, self.t_e, self.y_e, self.comp
+
+
 def integrate_implicit_per_sample(
     method: ImplicitRK,
     f: Callable,
@@ -123,10 +180,13 @@ def integrate_implicit_per_sample(
     t_out: Tensor,
     ctrl: Adaptive,
     options: Optional[PerSample] = None,
+    extras: Optional[LoopExtras] = None,
 ) -> Tuple[Tensor, SampleCounts, int]:
     """Adaptive implicit solve of every row of y0 [B, ...] through its own output times t_out
     [B, T] (float64, rows strictly monotone); f(t [B], y) as for `per_sample.integrate_per_sample`.
-    Returns (states [T, B, ...], per-sample counts, batched evaluations of f)."""
+    ``extras.events``: terminal events per row (filled in: event_hit, event_t, event_y,
+    event_component, as the explicit loop does). Returns (states [T, B, ...], per-sample
+    counts, batched evaluations of f)."""
     if options is not None and options.compact > 0:
         raise ValueError("per_sample=PerSample(compact=...) is not supported with implicit methods yet; use compact=0")
     rtol, atol = float(ctrl.rtol), float(ctrl.atol)  # type: ignore[arg-type]  # checked by the caller
@@ -154,6 +214,7 @@ def integrate_implicit_per_sample(
     h = control.clamp(direction * h)
     nxt = torch.ones(B, dtype=torch.int64, device=dev)
     t_fwd = (t_out * direction.unsqueeze(1)).contiguous()
+    events = _Events(extras, t, y) if extras is not None and extras.events is not None else None
     n_active = B
     while n_active > 0:
         act = nxt < T
@@ -170,12 +231,15 @@ def integrate_implicit_per_sample(
         acc, rej = act & good, act & ~good
         t1 = t + h_try
         upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
+        hit, f1 = None, None
+        if events is not None:
+            hit, upto, f1 = events.step(t, t1, h_try, y, y1, f0, field, acc, upto, t_fwd, direction)
         n_reached = torch.where(acc, (upto - nxt).clamp_min(0), torch.zeros_like(nxt))
         factor = control.factors(en, good)
         underflow = rej & ((t + h_try * factor == t) | (h_try.abs() <= ctrl.min_step))
         steps = steps + act.to(torch.int64)
         over = act & (steps > ctrl.max_steps)
-        nxt_new = nxt + n_reached
+        nxt_new = nxt + n_reached if hit is None else torch.where(hit, T, nxt + n_reached)
         info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]).tolist()
         max_reached, n_under, n_over, n_active = info
         if n_under or n_over:
@@ -186,23 +250,20 @@ def integrate_implicit_per_sample(
                 f"{what} in sample {i} ({method.name})", float(t[i]), float(h_try[i]), "loosen rtol/atol or check f"
             )
         if max_reached:
-            f1 = field(t1, y1, None)  # the Hermite output needs f(t1, y1)
+            if f1 is None:
+                f1 = field(t1, y1, None)  # the Hermite output needs f(t1, y1)
             h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
             rows = torch.arange(B, device=dev)
             for s in range(max_reached):
                 j = (nxt + s).clamp(max=T - 1)
                 tj = t_out.gather(1, j.unsqueeze(1)).squeeze(1)
-                th = _rows(((tj - t) / h_safe).to(dtype), y)
-                hy = _rows(h_try.to(dtype), y)
-                herm = (
-                    (1 + 2 * th) * (1 - th) ** 2 * y
-                    + th * th * (3 - 2 * th) * y1
-                    + hy * (th * (1 - th) ** 2 * f0 + th * th * (th - 1) * f1)
-                )
+                herm = _hermite(y, y1, f0, f1, (tj - t) / h_safe, h_try)
                 val = torch.where(_rows(tj == t1, y), y1, herm)
                 ys.index_put_((j, rows), torch.where(_rows(s < n_reached, val), val, ys[j, rows]))
         t = torch.where(acc, t1, t)
         y = torch.where(_rows(acc, y), y1, y)
         h = torch.where(act, control.clamp(h_try * factor), h)
         accepted, rejected, nxt = accepted + acc.to(torch.int64), rejected + rej.to(torch.int64), nxt_new
+    if events is not None:
+        events.finish()
     return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), field.calls

@@ -15,6 +15,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from . import per_sample_compiled
 from .controller import PIController
 from .errors import SolverError
 from .per_sample import (
@@ -35,6 +36,11 @@ from .per_sample import (
 )
 from .stepping import Adaptive
 from .tableau import ButcherTableau
+
+
+def _nograd(x: Tensor) -> Tensor:
+    """x without its graph (x itself when it has none: no detach op per tensor under no_grad)."""
+    return x.detach() if x.requires_grad else x
 
 
 @dataclass
@@ -89,6 +95,7 @@ class PerSampleLoop:
         ctrl: Adaptive,
         options: PerSample,
         extras: Optional[LoopExtras],
+        compile: bool = False,
     ) -> None:
         if not tab.adaptive:
             raise ValueError(f"per_sample=True needs an adaptive method; {tab.name!r} has no error estimate")
@@ -117,7 +124,12 @@ class PerSampleLoop:
             )
         self.all_rows = torch.arange(B, device=dev)
         self.c = _coefficients(tuple(tab.c), dev)
+        self.dense = None if tab.dense is None else _coefficients(tuple(tab.dense), dev)
         self.t_fwd = (t_out * self.direction.unsqueeze(1)).contiguous()  # every row increasing
+        ex = self.extras
+        if compile and (self.events is not None or ex.on_step is not None or ex.jump is not None):
+            raise ValueError("compile=True per sample does not support events, step callbacks or jumps yet")
+        self.compiled_key = per_sample_compiled.key(tab, f, y0, ctrl, self.lands, self.T) if compile else None
 
     def _start(self) -> None:
         """ys with y0 first, every row at its first time, its first step size and no counts yet."""
@@ -164,6 +176,9 @@ class PerSampleLoop:
         n_active, self.attempts = (self.B if self.T > 1 else 0), 0
         while n_active > 0:
             compact = n_active <= self.options.compact * self.B and n_active < self.B
+            if self.compiled_key is not None and not compact:
+                n_active = self._compiled_step()
+                continue
             a = self._attempt((self.nxt < self.T).nonzero().reshape(-1) if compact else None)
             if self.events is not None:
                 self._events(a)
@@ -179,6 +194,35 @@ class PerSampleLoop:
             ex.event_hit, ex.event_t, ex.event_y, ex.event_component = self.ev_hit, self.ev_t, self.ev_y, self.ev_comp
         return self.ys[: self.T], counts, self.field.calls
 
+    def _compiled_step(self) -> int:
+        """One attempted step of every row through the compiled `per_sample_compiled.step`
+        (the same arithmetic as `_attempt`, `_control` and `_commit`), its host read, failures
+        and outputs; returns the rows still running."""
+        field = self.field
+        args = (
+            self.tab, field.f, self.ctrl, self.lands, self.y, self.k1, self.t, self.h, self.err_prev, self.nxt,
+            self.steps, self.accepted, self.rejected, self.t_out, self.t_fwd, self.direction, self.c,
+            self.dense, self.all_rows if field.with_rows else None,
+        )  # fmt: skip
+        n = per_sample_compiled.evaluations(self.tab, self.k1)
+        state, info, val, slot, extra = per_sample_compiled.unpack(per_sample_compiled.run(self.compiled_key, *args))
+        field.calls += n
+        field.full_calls += n
+        max_reached, n_under, n_over, n_active = info
+        t1, h_try, n_reached, y1, ks, hks, underflow, over = extra
+        if n_under or n_over:
+            self._fail(bool(n_under), underflow if n_under else over, None, self.t, h_try)
+        self.attempts += 1
+        if val is not None and 0 < max_reached <= per_sample_compiled.OUTPUTS:
+            rows = self.all_rows.repeat(per_sample_compiled.OUTPUTS)
+            self.ys.index_put_((slot.reshape(-1), rows), val.reshape(-1, *self.y0.shape[1:]))
+        elif max_reached:
+            step = (self.t, t1, h_try, self.y, y1, list(ks), list(hks))
+            f1 = ks[-1] if self.tab.fsal else None
+            self._write_rows(max_reached, None, self.all_rows, self.nxt, n_reached, step, f1)
+        self.t, self.h, self.y, self.k1, self.err_prev, self.nxt, self.steps, self.accepted, self.rejected = state
+        return int(n_active)
+
     def _sub(self, x: Tensor, idx: Optional[Tensor]) -> Tensor:
         return x if idx is None else x.index_select(0, idx)
 
@@ -192,7 +236,7 @@ class PerSampleLoop:
         t_s, y_s, nxt_s = sub(self.t, idx), sub(self.y, idx), sub(self.nxt, idx)
         t_out_s, dir_s = sub(self.t_out, idx), sub(self.direction, idx)
         act = nxt_s < T
-        h_s = torch.where(act, sub(self.h, idx), torch.zeros_like(t_s))
+        h_s = torch.where(act, sub(self.h, idx), 0.0)
         if self.lands:
             target = t_out_s.gather(1, nxt_s.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
             land = act & ((t_s + h_s - target) * dir_s > 0)
@@ -206,8 +250,8 @@ class PerSampleLoop:
         inputs: Optional[List[Tensor]] = [] if self.extras.on_step is not None else None
         y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy, inputs)
         with torch.no_grad():
-            err = _lincomb(None, [k.detach() for k in hks], tab.b_err)
-            en = _rms(err / (self.atol + self.rtol * torch.maximum(y_s.detach().abs(), y1.detach().abs())))
+            err = _lincomb(None, [_nograd(k) for k in hks], tab.b_err)
+            en = _rms(err / (self.atol + self.rtol * torch.maximum(_nograd(y_s).abs(), _nograd(y1).abs())))
         ok = en <= 1.0
         if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
             ok = ok | ((h_try.abs() <= ctrl.min_step) & torch.isfinite(en))
@@ -219,7 +263,7 @@ class PerSampleLoop:
         # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
         upto = torch.searchsorted(sub(self.t_fwd, idx), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
         rows = self.all_rows if idx is None else idx
-        h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
+        h_safe = torch.where(h_try == 0, 1.0, h_try)
         f1 = ks[-1] if tab.fsal else None
         return _Attempt(
             idx, rows, t_s, y_s, nxt_s, t_out_s, dir_s, act, h_s, land, target, h_try, k1_s, y1, ks, hks,
@@ -252,7 +296,7 @@ class PerSampleLoop:
         """The PI controller of loop.integrate_adaptive, every row at once; the outputs reached,
         the next output index and the failures (underflow, max_steps)."""
         ctrl, T, en = self.ctrl, self.T, a.en
-        a.n_reached = torch.where(a.acc, (a.upto - a.nxt).clamp_min(0), torch.zeros_like(a.nxt))
+        a.n_reached = torch.where(a.acc, (a.upto - a.nxt).clamp_min(0), 0)
         prev = self._sub(self.err_prev, a.idx)
         factor = self.control.factors(en, a.ok, prev)
         stuck = a.t + a.h_try * factor == a.t
@@ -281,40 +325,54 @@ class PerSampleLoop:
         if a.jumped is not None and not info[4]:
             a.jumped = None  # no row lands on an interior output this step
         if n_under or n_over:
-            bad = a.underflow if n_under else a.over
-            i = int(bad.nonzero()[0, 0])
-            b = i if a.idx is None else int(a.idx[i])
-            what = "step size underflow" if n_under else f"reached max_steps={self.ctrl.max_steps}"
-            hint = (
-                "the problem may be stiff or singular there, or its state became non-finite; loosen rtol/atol, "
-                "lower min_step or check the vector field"
-                if n_under
-                else "raise max_steps, loosen rtol/atol, or check whether this sample's ODE is stiff"
-            )
-            raise SolverError(f"{what} in sample {b}", float(a.t[i]), float(a.h_try[i]), hint)
+            self._fail(bool(n_under), a.underflow if n_under else a.over, a.idx, a.t, a.h_try)
         return int(n_active), int(max_reached)
+
+    def _fail(self, underflow: bool, bad: Tensor, idx: Optional[Tensor], t: Tensor, h_try: Tensor) -> None:
+        """The `SolverError` of the first row in ``bad``: a step-size underflow or max_steps."""
+        i = int(bad.nonzero()[0, 0])
+        b = i if idx is None else int(idx[i])
+        what = "step size underflow" if underflow else f"reached max_steps={self.ctrl.max_steps}"
+        hint = (
+            "the problem may be stiff or singular there, or its state became non-finite; loosen rtol/atol, "
+            "lower min_step or check the vector field"
+            if underflow
+            else "raise max_steps, loosen rtol/atol, or check whether this sample's ODE is stiff"
+        )
+        raise SolverError(f"{what} in sample {b}", float(t[i]), float(h_try[i]), hint)
 
     def _write(self, a: _Attempt, max_reached: int) -> None:
         """Every output the step passed, from the row's interpolant (or its end when it lands)."""
-        if not max_reached:
-            return
-        tab, T, nxt = self.tab, self.T, a.nxt
-        assert a.n_reached is not None
-        if a.f1 is None and tab.dense is None and not self.lands:
-            a.f1 = self._f(a.idx)(a.t1, a.y1)  # Hermite output needs f(t1, y1)
+        if max_reached:
+            assert a.n_reached is not None
+            step = (a.t, a.t1, a.h_try, a.y, a.y1, a.ks, a.hks)
+            a.f1 = self._write_rows(max_reached, a.idx, a.rows, a.nxt, a.n_reached, step, a.f1)
+
+    def _write_rows(
+        self, max_reached: int, idx: Optional[Tensor], rows: Tensor, nxt: Tensor, n_reached: Tensor, step, f1
+    ) -> Optional[Tensor]:
+        """Writes the outputs t_out[b, nxt_b .. nxt_b + n_reached_b) of the rows ``idx`` from the
+        step ``step`` = (t, t1, h_try, y, y1, ks, hks); returns f1 (evaluated here for Hermite)."""
+        tab, T = self.tab, self.T
+        t, t1, h_try, y, y1, ks, hks = step
+        t_out = self._sub(self.t_out, idx)
+        h_safe = torch.where(h_try == 0, 1.0, h_try)
+        if f1 is None and tab.dense is None and not self.lands:
+            f1 = self._f(idx)(t1, y1)  # Hermite output needs f(t1, y1)
         if max_reached == 1:  # (the common case) one output per row at most
-            tj = a.t_out.gather(1, nxt.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
-            val = _output(tab, a.y, a.y1, a.ks, a.hks, a.f1, (tj - a.t) / a.h_safe, a.h_try, tj == a.t1, self.lands)
-            j = torch.where(a.n_reached > 0, nxt.clamp(max=T - 1), torch.full_like(nxt, T))
-            self.ys.index_put_((j, a.rows), val)
-            return
+            tj = t_out.gather(1, nxt.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
+            val = _output(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, self.lands)
+            j = torch.where(n_reached > 0, nxt.clamp(max=T - 1), T)
+            self.ys.index_put_((j, rows), val)
+            return f1
         s_idx = torch.arange(max_reached, device=self.dev).unsqueeze(1)  # several outputs: all at once
         js = (nxt.unsqueeze(0) + s_idx).clamp(max=T - 1)  # [S, n]
-        tj = a.t_out.gather(1, js.T).T
-        vals = _outputs(tab, a.y, a.y1, a.ks, a.hks, a.f1, (tj - a.t) / a.h_safe, a.h_try, tj == a.t1, self.lands)
+        tj = t_out.gather(1, js.T).T
+        vals = _outputs(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, self.lands)
         # Slots past a row's last reached output write to the scratch row T (never read).
-        js = torch.where(s_idx < a.n_reached.unsqueeze(0), js, torch.full_like(js, T))
-        self.ys.index_put_((js.reshape(-1), a.rows.repeat(max_reached)), vals.reshape(-1, *self.y0.shape[1:]))
+        js = torch.where(s_idx < n_reached.unsqueeze(0), js, T)
+        self.ys.index_put_((js.reshape(-1), rows.repeat(max_reached)), vals.reshape(-1, *self.y0.shape[1:]))
+        return f1
 
     def _commit(self, a: _Attempt) -> None:
         """The covered rows' new time, state, FSAL stage, step, error memory, next output and counts."""
@@ -349,6 +407,7 @@ def integrate_per_sample(
     ctrl: Adaptive,
     options: Optional[PerSample] = None,
     extras: Optional[LoopExtras] = None,
+    compile: bool = False,
 ) -> Tuple[Tensor, SampleCounts, int]:
     """Adaptive solve of every row of y0 [B, ...] through its own output times t_out [B, T]
     (float64, each row strictly monotone, either direction); f(t [B], y) or, with
@@ -356,5 +415,6 @@ def integrate_per_sample(
     y0 first, per-sample counts, batched evaluations of f). Differentiable by autograd
     through the steps (the step sizes carry no gradient, as in the shared-step loop).
     ``extras``: events, a given first step, landing and jumps at the outputs (`LoopExtras`).
+    ``compile``: every attempted step of all rows as one compiled call (`per_sample_compiled`).
     The loop's steps are `PerSampleLoop`."""
-    return PerSampleLoop(tab, f, y0, t_out, ctrl, options or PerSample(), extras).run()
+    return PerSampleLoop(tab, f, y0, t_out, ctrl, options or PerSample(), extras, compile).run()

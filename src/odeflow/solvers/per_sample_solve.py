@@ -82,27 +82,35 @@ def solve_per_sample(
     options: Optional[PerSample] = None,
     events=None,
     loop: Optional[Callable] = None,
+    compile: bool = False,
 ) -> Solution:
     """`odeflow.solve(..., per_sample=True)`: validates the inputs and runs `integrate_per_sample`.
     ``loop`` replaces `integrate_per_sample` (same arguments and results), e.g. by one with
-    continuous-adjoint gradients. Returns a `Solution` with ys [T, B, ...], ts as given and
+    continuous-adjoint gradients. ``compile``: every attempted step as one compiled call
+    (explicit methods, `per_sample_compiled`). Returns a `Solution` with ys [T, B, ...], ts as given and
     `PerSampleStats`."""
     _check_state(func, y0)
     step = Adaptive() if step is None else step
     options = options or PerSample()
-    tab = _check_method(method, step, options, events, loop)
+    tab = _check_method(method, step, options, events, loop, compile)
     if StepHooks.from_func(func, StatePacker(y0)) is not None:
         raise ValueError("per_sample=True does not call step callbacks (callback_step ...) yet; remove them")
     if check_finite and not bool(torch.isfinite(y0).all()):
         raise ValueError("y0 contains NaN or inf; clean the initial state")
     t_out = _per_sample_times(t, y0.shape[0]).to(y0.device)
+    if events is not None and t_out.shape[1] < 2:
+        raise ValueError("events need at least two times in t (each row's search runs from its first to its last time)")
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
     if isinstance(tab, ImplicitRK):
         if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
             raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
-        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options)
+        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras)
     else:
-        ys, counts, calls = (loop or integrate_per_sample)(tab, func, y0, t_out, step, options, extras)
+        ys, counts, calls = (
+            loop(tab, func, y0, t_out, step, options, extras)
+            if loop is not None
+            else integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
+        )
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
@@ -142,7 +150,12 @@ def _check_state(func: Callable, y0: Tensor) -> None:
 
 
 def _check_method(
-    method: Union[str, ButcherTableau], step: Adaptive, options: PerSample, events, loop: Optional[Callable]
+    method: Union[str, ButcherTableau],
+    step: Adaptive,
+    options: PerSample,
+    events,
+    loop: Optional[Callable],
+    compile: bool = False,
 ) -> Union[ButcherTableau, ImplicitRK]:
     """The method, if per-sample stepping supports it with these options; else a ValueError naming why."""
     if not isinstance(step, Adaptive):
@@ -160,9 +173,9 @@ def _check_method(
         )
     if implicit:
         used = (
-            ("events", events is not None),
             ("OptimizeDiscretize()", loop is not None),
             ("PerSample(compact=...)", options.compact > 0),
+            ("compile=True", compile),
         )
         missing = [what for what, on in used if on]
         if missing:
