@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import odeflow
-from odeflow import Event
+from odeflow import Adaptive, Event, FixedStep, solve
 
 D = torch.float64
 
@@ -75,3 +76,24 @@ def test_event_validation():
             method="scipy_solver",
             events=lambda t, y: y[0] - 0.5,
         )
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "radauIIA5", "rk4"])
+def test_a_root_past_the_last_time_is_not_an_event(method):
+    """y' = a (steps grow large: no error): the root of y - c lies past t[-1] (no event, the
+    solve ends at t[-1]) or before it (an event there). A step that overshoots t[-1] (dense
+    output) used to report the root beyond it."""
+    g = np.random.default_rng(len(method))
+    step = FixedStep(0.1) if method == "rk4" else Adaptive(rtol=1e-8, atol=1e-10)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    for _ in range(3):
+        a, shift = g.uniform(0.2, 2.0), g.uniform(0.02, 0.3)
+        for t_root, hit in ((1.0 + shift, False), (1.0 - shift, True)):
+            c = a * t_root
+            sol = solve(lambda t, y: a * torch.ones_like(y), torch.zeros(1, dtype=torch.float64), t, method=method, step=step,
+                        events=Event(lambda t, y: y[0] - c))  # fmt: skip
+            assert (sol.status == "event") == hit, (method, a, t_root)
+            if hit:
+                assert abs(float(sol.event_t) - t_root) < 1e-5
+            else:
+                assert sol.ts[-1] == 1.0 and sol.event_t is None

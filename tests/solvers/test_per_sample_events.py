@@ -245,3 +245,23 @@ def test_float32_event_times_close_to_float64():
     assert sol.ys.dtype == torch.float32
     assert torch.equal(sol.stats.event_hit, ref.stats.event_hit)
     torch.testing.assert_close(sol.event_t, ref.event_t, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "radauIIA5"])
+def test_a_root_past_a_rows_last_time_is_not_its_event(method):
+    """y' = a_b (no error: large steps that overshoot): rows whose root lies past their own last
+    time have no event (NaN) and end at that time; the others stop at their root."""
+    g = torch.Generator().manual_seed(3)
+    a = 0.2 + 2 * torch.rand(6, generator=g, dtype=torch.float64)
+    ends = 0.5 + torch.rand(6, generator=g, dtype=torch.float64)
+    shift = 0.02 + 0.3 * torch.rand(6, generator=g, dtype=torch.float64)
+    past = torch.arange(6) % 2 == 0
+    t_root = torch.where(past, ends * (1 + shift), ends * (1 - shift))
+    t = torch.stack([torch.zeros(6, dtype=torch.float64), ends], dim=1)
+    sol = odeflow.solve(lambda t, y: a[:, None] * torch.ones_like(y), torch.zeros(6, 1, dtype=torch.float64), t,
+                        method=method, step=odeflow.Adaptive(rtol=1e-6, atol=1e-8),
+                        events=odeflow.Event(lambda t, y: y[:, 0] - a * t_root), per_sample=True)  # fmt: skip
+    assert torch.equal(sol.stats.event_hit, ~past)
+    assert torch.isnan(sol.event_t[past]).all()
+    assert torch.allclose(sol.event_t[~past], t_root[~past], atol=1e-8)
+    assert torch.allclose(sol.ys[-1, past, 0], a[past] * ends[past], atol=1e-8)

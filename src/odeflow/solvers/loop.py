@@ -312,8 +312,13 @@ def integrate_adaptive(
                 hooks.accept(t, y, h)
             dense = res.dense
             step, t_end = StepOutputs(dense, y1), t1
-            if events is not None and events.check(t, y, t1, y1, lambda tt, t=t, h=h, d=dense: d.at((tt - t) / h)):
-                t_end = events.terminal.t
+            if events is not None:
+                at = lambda tt, t=t, h=h, d=dense: d.at((tt - t) / h)  # noqa: E731
+                # a step past the last output time (dense output, no landing) is searched only up to it
+                past = (t1 - t_out[-1]) * direction > 0
+                t_chk, y_chk = (t_out[-1], at(t_out[-1])) if past else (t1, y1)
+                if events.check(t, y, t_chk, y_chk, at):
+                    t_end = events.terminal.t
             while nxt < n and (t_out[nxt] - t_end) * direction <= 0:
                 theta: Union[float, Tensor] = (t_out[nxt] - t) / h
                 if t_tensor is not None and anchor is not None:  # differentiable output times

@@ -158,6 +158,7 @@ class _Events:
 
             with torch.no_grad():
                 hit, t_e, comp = self.events.locate(cross, self.g_prev, g1, t, t1, dense, None)
+            hit = hit & (t_e * direction <= t_fwd[:, -1])  # a root past the row's last time is outside its solve
             before = torch.searchsorted(t_fwd, (t_e * direction).unsqueeze(1), right=False).squeeze(1)
             upto = torch.where(hit, before, upto)
             y_e = _hermite(y, y1, f0, f1, (t_e - t) / h_safe, h)

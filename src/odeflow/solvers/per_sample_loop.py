@@ -282,8 +282,10 @@ class PerSampleLoop:
             dense = _event_dense(tab, a.y, a.y1, a.ks, a.hks, a.f1, a.t, a.t1, a.h_try)
             with torch.no_grad():  # t_e carries its gradient through SampleEventTime only
                 hit, t_e, comp = events.locate(cross, g0, g1, a.t, a.t1, dense, idx)
+            t_fwd = sub(self.t_fwd, idx)
+            hit = hit & (t_e * a.direction <= t_fwd[:, -1])  # a root past the row's last time is outside its solve
             # Outputs strictly before the event: t_out[b, j] < t_e (in the direction of the row).
-            before = torch.searchsorted(sub(self.t_fwd, idx), (t_e * a.direction).unsqueeze(1), right=False).squeeze(1)
+            before = torch.searchsorted(t_fwd, (t_e * a.direction).unsqueeze(1), right=False).squeeze(1)
             a.upto, a.hit = torch.where(hit, before, a.upto), hit
             y_e = _output(tab, a.y, a.y1, a.ks, a.hks, a.f1, (t_e - a.t) / a.h_safe, a.h_try, t_e == a.t1, False)
             self.ev_y = _put(self.ev_y, torch.where(_rows(hit, y_e), y_e, sub(self.ev_y, idx)), idx)
