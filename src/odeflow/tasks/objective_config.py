@@ -11,7 +11,7 @@ from ..training.config_types import NonNegativeFloat, PositiveInt
 OBJECTIVES = ("likelihood", "flow-matching")
 NET_TIMES = ("t", "reversed")
 # The EMA decay of flow-matching runs without --ema (docs/cnf.md, "An EMA of the weights").
-FM_EMA_DECAY = 0.999  # the help text of `ema` below names it
+FM_EMA_DECAY = 0.99  # the help text of `ema` below names it
 
 
 def validate_net_time(net_time: str, learned_T: bool, learn_flag: str) -> None:
@@ -38,7 +38,7 @@ class ObjectiveConfig:
     )
     eval_probes: PositiveInt = 1  # hutchinson test evaluation: probes per row
     ema: Optional[float] = (
-        None  # EMA decay of the weights that validation, test, best.pt and sampling use (0: off; unset: 0.999 with flow matching, off with likelihood)
+        None  # EMA decay of the weights that validation, test, best.pt and sampling use (0: off; unset: 0.99 with flow matching, off with likelihood)
     )
 
     def validate_objective(self, iterations: int) -> None:
