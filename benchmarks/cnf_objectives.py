@@ -41,6 +41,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
   torchcfm            torchcfm 1.0.7 ConditionalFlowMatcher(sigma=0) (its exact-OT matcher too,
                       `torchcfm-ot`), lr 1e-3.
   flow_matching       Meta's flow_matching 1.0.10 AffineProbPath(CondOTScheduler()), lr 1e-3.
+  torchcfm-lr3, flow_matching-lr3   the peers with lr 3e-3 (the rate of odeflow-fm-*-lr3, no EMA).
 The peers' time runs noise -> data; their trained v is evaluated as odeflow's field
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
@@ -91,6 +92,8 @@ ENTRIES = (
     "torchcfm",
     "torchcfm-ot",
     "flow_matching",
+    "torchcfm-lr3",
+    "flow_matching-lr3",
 )
 DEFAULT_ENTRIES = ("odeflow-fm", "odeflow-likelihood", "torchcfm", "flow_matching")  # beyond the toy data
 
@@ -212,7 +215,7 @@ def ffjord(net: nn.Module, seed: int) -> Step:
     return adam_step(net.parameters(), 1e-3, loss, weight_decay=1e-5)
 
 
-def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool) -> Step:
+def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool, lr: float = 1e-3) -> Step:
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher
 
     matcher = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0) if exact_ot else ConditionalFlowMatcher(sigma=0.0)
@@ -223,10 +226,10 @@ def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool) -
         t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
         return ((net(t, xt) - ut) ** 2).mean()
 
-    return adam_step(net.parameters(), 1e-3, loss)
+    return adam_step(net.parameters(), lr, loss)
 
 
-def flow_matching_step(problem: Problem, net: nn.Module, seed: int) -> Step:
+def flow_matching_step(problem: Problem, net: nn.Module, seed: int, lr: float = 1e-3) -> Step:
     from flow_matching.path import AffineProbPath
     from flow_matching.path.scheduler import CondOTScheduler
 
@@ -239,7 +242,7 @@ def flow_matching_step(problem: Problem, net: nn.Module, seed: int) -> Step:
         sample = path.sample(x_0=x0, x_1=x1, t=t)
         return ((net(sample.t, sample.x_t) - sample.dx_t) ** 2).mean()
 
-    return adam_step(net.parameters(), 1e-3, loss)
+    return adam_step(net.parameters(), lr, loss)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +283,10 @@ class Entry:
             self.step, self.T = ffjord(net, seed), 0.5
         elif name in ("torchcfm", "torchcfm-ot"):
             self.step, self.eval_net = torchcfm_step(problem, net, seed, name == "torchcfm-ot"), Backwards(net)
+        elif name in ("torchcfm-lr3", "flow_matching-lr3"):  # the peers at odeflow-fm-*-lr3's rate, no EMA
+            make = torchcfm_step if name == "torchcfm-lr3" else flow_matching_step
+            kw = dict(exact_ot=False) if name == "torchcfm-lr3" else {}
+            self.step, self.eval_net = make(problem, net, seed, lr=3e-3, **kw), Backwards(net)
         elif name == "flow_matching":
             self.step, self.eval_net = flow_matching_step(problem, net, seed), Backwards(net)
         else:
