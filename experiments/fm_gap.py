@@ -90,7 +90,35 @@ class Variant:
         return float(loss.detach())
 
 
+def summarize(path: Path) -> str:
+    """A markdown table of a results file: test NLL (mean over seeds; seeds in brackets) of each
+    data set, variant, lr and weights (raw / EMA decay) at each checked iteration."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = []
+    for r in rows:
+        if "max_rel_loss_diff" in r:
+            lines.append(
+                f"{r['data']} seed {r['seed']}: rev vs peer-neg, max relative loss difference over "
+                f"{r['identity_its']} iterations = {r['max_rel_loss_diff']:.3g}"
+            )
+    groups: Dict[tuple, Dict[tuple, List[float]]] = {}
+    for r in rows:
+        if "curve" not in r:
+            continue
+        for point in r["curve"]:
+            for key in [k for k in point if k == "raw" or k.startswith("ema")]:
+                g = groups.setdefault((r["data"], r["variant"], r.get("lr", 1e-3), key), {})
+                g.setdefault((point["it"],), []).append(point[key][0])
+    for (data, variant, lr, key), by_it in sorted(groups.items()):
+        cells = ", ".join(f"{it[0]}: {sum(v) / len(v):.3f} (n={len(v)})" for it, v in sorted(by_it.items()))
+        lines.append(f"| {data} | {variant} | {lr:g} | {key} | {cells} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--summarize":
+        print(summarize(Path(sys.argv[2])))
+        return
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
