@@ -14,7 +14,9 @@ generator (odeflow's s and the peers' t = 1 - s), Adam lr 1e-3; only the formula
 
 Each variant also keeps EMAs of its weights (`odeflow.training.ema.EMA`, decays `--decays`, with
 warmup); at each of `--checks` iterations the raw and averaged nets are scored by the benchmark's
-one evaluator (exact trace, dopri5 1e-5). Results: JSON lines appended to `--out`.
+one evaluator (exact trace, dopri5 1e-5). Results: JSON lines appended to `--out`
+(experiments/fm_gap.jsonl; rows with "partial": true are runs stopped early, read from their
+printed lines). `--summarize FILE` prints a results file as a table.
 
 Usage: PYTHONPATH=src python experiments/fm_gap.py --data miniboone-shaped --seeds 0 1 \
            --checks 1000 2000 3000 --test-size 500
