@@ -44,7 +44,7 @@ def test_resumed_average_equals_the_straight_run_and_the_test_uses_it(tmp_path):
     x_test = sample_toy(cfg.data, 32, seed=20_000 + cfg.seed)
     r = evaluate_density(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5))
     summary = json.loads((straight / "summary.json").read_text())
-    assert r["nll"] == pytest.approx(summary["test_nll_dopri5"], rel=1e-6)
+    assert r["nll"] == pytest.approx(summary["test_nll_dopri5"], rel=1e-6) and summary["ema"] == 0.8
 
 
 def test_default_is_on_for_flow_matching_and_off_for_likelihood():

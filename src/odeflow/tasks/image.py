@@ -286,6 +286,7 @@ class ImageTask(Task):
             self.sample_grid(ctx.folder.file("samples.png"), *solver)
         if cfg.objective == "flow-matching":
             summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
+        summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

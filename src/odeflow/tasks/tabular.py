@@ -309,6 +309,7 @@ class TabularTask(Task):
             from ..plotting import plot_loss_vs_time
 
             plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
+        summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
