@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from odeflow.nn import ODENet
-from odeflow.training.ema import EMA, averaged_weights
+from odeflow.training.ema import EMA, EMAStep, averaged_weights
 
 
 def random_steps(model, n, gen):
@@ -92,3 +92,12 @@ def test_state_round_trip_only_and_checkpoint_weights():
 def test_bad_decay_is_refused(decay):
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         EMA(nn.Linear(2, 2), decay)
+
+
+def test_a_checkpoint_without_an_average_restarts_it_from_the_loaded_weights():
+    gen = torch.Generator().manual_seed(5)
+    model = nn.Linear(3, 2)
+    step = EMAStep(EMA(model, 0.9))  # built (as at setup) from the initial weights
+    random_steps(model, 1, gen)  # the checkpoint's weights are loaded
+    step.load_state_dict({})  # ... and it held no EMA state
+    assert step.ema.updates == 0 and all(torch.equal(s, p) for s, p in zip(step.ema.shadow, model.parameters()))

@@ -5,10 +5,10 @@ After each optimizer step n = 1, 2, ... the average moves toward the parameters 
     bar_theta_n = beta_n bar_theta_{n-1} + (1 - beta_n) theta_n,
     beta_n = min(decay, (1 + n) / (10 + n))      (warmup; bar_theta_0 = theta_0),
 
-the averaging of Polyak & Juditsky (1992) in the form of TensorFlow's ExponentialMovingAverage
+an exponential form of Polyak & Juditsky's (1992) averaging, as TensorFlow's ExponentialMovingAverage
 with `num_updates`: early on the average spans about the last n / 9 steps, later the last
 1 / (1 - decay). Flow-matching and diffusion models are evaluated and sampled with such averages
-(e.g. Song et al. 2021; Lipman et al. 2024, "Flow Matching Guide and Code"): the regression's
+(e.g. Song et al. 2021's score-based models, decay 0.999-0.9999): the regression's
 gradient is noisy (random times and noise pairs), and the average is a better field than the last
 iterate. Only floating-point parameters are averaged; buffers stay the model's own.
 """
@@ -57,6 +57,13 @@ class EMA:
     def rate(self, n: int) -> float:
         """beta_n of update n (1-based)."""
         return min(self.decay, (1.0 + n) / (10.0 + n)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start over from the model's current weights (bar_theta_0 = theta, no updates yet)."""
+        for s, p in zip(self.shadow, self.params):
+            s.copy_(p.detach())
+        self.updates = 0
 
     @torch.no_grad()
     def update(self) -> None:
@@ -118,7 +125,12 @@ class EMAStep(AuxiliaryStep):
         return self.ema.state_dict()
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.ema.load_state_dict(state)
+        """The saved average; none saved (a run resumed from a checkpoint written without an EMA):
+        the average starts from the loaded weights."""
+        if state:
+            self.ema.load_state_dict(state)
+        else:
+            self.ema.reset()
 
 
 def ema_steps(model: nn.Module, decay: float, params: Iterable[Tensor]) -> Dict[str, AuxiliaryStep]:

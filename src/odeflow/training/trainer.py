@@ -264,8 +264,8 @@ class Trainer:
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
-        for name, step in aux.items():
-            step.load_state_dict(state["auxiliary"][name])
+        for name, step in aux.items():  # {}: a step the checkpoint did not have (an EMA added since)
+            step.load_state_dict(state["auxiliary"].get(name, {}))
         task.load_state_dict(state["task"])
         self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
         self.best, self.bad_validations = state["best"], state["bad_validations"]
