@@ -26,6 +26,12 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
                       lr 1e-3, T = 1.
   odeflow-fm-ot       the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm-rev      odeflow-fm with the net reading T - t (`ReversedTime`, `--net-time reversed`).
+  odeflow-fm-ema      odeflow-fm evaluated with the EMA of its weights (`odeflow.training.ema.EMA`,
+                      the flow tasks' flow-matching default decay `FM_EMA_DECAY`, warmup), updated
+                      after every step (inside the timed step).
+  odeflow-fm-rev-ema  odeflow-fm-rev with that EMA.
+  odeflow-fm-ema-lr3  odeflow-fm-ema with lr 3e-3 (the EMA smooths the noisier iterates).
+  odeflow-fm-rev-ema-lr3  odeflow-fm-rev-ema with lr 3e-3: `--net-time reversed --ema 0.99 --lr 3e-3`.
   odeflow-fm+ll       odeflow-fm for 80 % of the budget, then likelihood steps (`CNF.loss`, exact
                       trace, rk4 with 8 steps, lr 1e-4) for the rest.
   odeflow-likelihood  configs/cnf_fast.toml: RNODE (0.01, 0.01), zero init, Hutchinson trace,
@@ -35,6 +41,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
   torchcfm            torchcfm 1.0.7 ConditionalFlowMatcher(sigma=0) (its exact-OT matcher too,
                       `torchcfm-ot`), lr 1e-3.
   flow_matching       Meta's flow_matching 1.0.10 AffineProbPath(CondOTScheduler()), lr 1e-3.
+  torchcfm-lr3, flow_matching-lr3   the peers with lr 3e-3 (the rate of odeflow-fm-*-lr3, no EMA).
 The peers' time runs noise -> data; their trained v is evaluated as odeflow's field
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
@@ -45,6 +52,7 @@ Usage: PYTHONPATH=src python benchmarks/cnf_objectives.py --data 8gaussians --bu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -60,6 +68,8 @@ from torch import Tensor, nn
 from odeflow.flows import CNF, FlowMatching
 from odeflow.flows.cnf import standard_normal_logprob
 from odeflow.solvers.stepping import FixedStep
+from odeflow.tasks.objective_config import FM_EMA_DECAY
+from odeflow.training.ema import EMA
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -72,12 +82,18 @@ ENTRIES = (
     "odeflow-fm",
     "odeflow-fm-ot",
     "odeflow-fm-rev",
+    "odeflow-fm-ema",
+    "odeflow-fm-rev-ema",
+    "odeflow-fm-ema-lr3",
+    "odeflow-fm-rev-ema-lr3",
     "odeflow-fm+ll",
     "odeflow-likelihood",
     "ffjord",
     "torchcfm",
     "torchcfm-ot",
     "flow_matching",
+    "torchcfm-lr3",
+    "flow_matching-lr3",
 )
 DEFAULT_ENTRIES = ("odeflow-fm", "odeflow-likelihood", "torchcfm", "flow_matching")  # beyond the toy data
 
@@ -110,10 +126,21 @@ def adam_step(params, lr: float, loss_fn: Callable[[Tensor], Tensor], weight_dec
     return step
 
 
-def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "independent") -> Step:
+def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "independent", lr: float = 1e-3) -> Step:
     flow = problem.flow(net, T=1.0)
     fm = FlowMatching(flow, path="ot", coupling=coupling, generator=torch.Generator().manual_seed(seed))
-    return adam_step(net.parameters(), 1e-3, lambda x: fm.loss(x)[0])
+    return adam_step(net.parameters(), lr, lambda x: fm.loss(x)[0])
+
+
+def with_ema(step: Step, net: nn.Module) -> Tuple[Step, EMA]:
+    """The step followed by the EMA update (the flow tasks' flow-matching default decay)."""
+    ema = EMA(net, FM_EMA_DECAY)
+
+    def ema_step(it: int, x: Tensor) -> None:
+        step(it, x)
+        ema.update()
+
+    return ema_step, ema
 
 
 def odeflow_fm_then_likelihood(
@@ -188,7 +215,7 @@ def ffjord(net: nn.Module, seed: int) -> Step:
     return adam_step(net.parameters(), 1e-3, loss, weight_decay=1e-5)
 
 
-def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool) -> Step:
+def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool, lr: float = 1e-3) -> Step:
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher
 
     matcher = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0) if exact_ot else ConditionalFlowMatcher(sigma=0.0)
@@ -199,10 +226,10 @@ def torchcfm_step(problem: Problem, net: nn.Module, seed: int, exact_ot: bool) -
         t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
         return ((net(t, xt) - ut) ** 2).mean()
 
-    return adam_step(net.parameters(), 1e-3, loss)
+    return adam_step(net.parameters(), lr, loss)
 
 
-def flow_matching_step(problem: Problem, net: nn.Module, seed: int) -> Step:
+def flow_matching_step(problem: Problem, net: nn.Module, seed: int, lr: float = 1e-3) -> Step:
     from flow_matching.path import AffineProbPath
     from flow_matching.path.scheduler import CondOTScheduler
 
@@ -215,7 +242,7 @@ def flow_matching_step(problem: Problem, net: nn.Module, seed: int) -> Step:
         sample = path.sample(x_0=x0, x_1=x1, t=t)
         return ((net(sample.t, sample.x_t) - sample.dx_t) ** 2).mean()
 
-    return adam_step(net.parameters(), 1e-3, loss)
+    return adam_step(net.parameters(), lr, loss)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +255,15 @@ class Entry:
         self.elapsed = 0.0
         clock = lambda: self.elapsed  # noqa: E731
         self.T, self.eval_net = 1.0, net
-        if name == "odeflow-fm":
+        self.ema: Optional[EMA] = None
+        if name in ("odeflow-fm-ema", "odeflow-fm-rev-ema", "odeflow-fm-ema-lr3", "odeflow-fm-rev-ema-lr3"):
+            if "rev" in name:
+                from odeflow.nn import ReversedTime
+
+                self.eval_net = ReversedTime(net, 1.0)
+            lr = 3e-3 if name.endswith("-lr3") else 1e-3
+            self.step, self.ema = with_ema(odeflow_fm(problem, self.eval_net, seed, lr=lr), net)
+        elif name == "odeflow-fm":
             self.step = odeflow_fm(problem, net, seed)
         elif name == "odeflow-fm-ot":
             self.step = odeflow_fm(problem, net, seed, "minibatch-ot")
@@ -248,6 +283,10 @@ class Entry:
             self.step, self.T = ffjord(net, seed), 0.5
         elif name in ("torchcfm", "torchcfm-ot"):
             self.step, self.eval_net = torchcfm_step(problem, net, seed, name == "torchcfm-ot"), Backwards(net)
+        elif name in ("torchcfm-lr3", "flow_matching-lr3"):  # the peers at odeflow-fm-*-lr3's rate, no EMA
+            make = torchcfm_step if name == "torchcfm-lr3" else flow_matching_step
+            kw = dict(exact_ot=False) if name == "torchcfm-lr3" else {}
+            self.step, self.eval_net = make(problem, net, seed, lr=3e-3, **kw), Backwards(net)
         elif name == "flow_matching":
             self.step, self.eval_net = flow_matching_step(problem, net, seed), Backwards(net)
         else:
@@ -275,7 +314,8 @@ class Entry:
             if self.elapsed >= self.marks[0]:
                 while self.marks and self.elapsed >= self.marks[0]:
                     self.marks.pop(0)
-                value, nfe = self.problem.evaluate(self.eval_net, self.T)
+                with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+                    value, nfe = self.problem.evaluate(self.eval_net, self.T)
                 self.curve.append((self.elapsed, self.it, value, nfe))
                 print(
                     f"  {self.name} seed {self.seed}: {self.elapsed:.2f} s, it {self.it}, "

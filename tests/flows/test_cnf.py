@@ -6,6 +6,7 @@ import torch
 import odeflow
 from odeflow.data import sample_toy
 from odeflow.flows import CNF, CNFStack, divergence_exact, divergence_hutchinson, sample_noise
+from odeflow.flows.cnf import check_batch
 from odeflow.nn import ODENet
 
 TIGHT = odeflow.Adaptive(1e-9, 1e-10)
@@ -127,12 +128,24 @@ def test_rediscretization_changes_only_the_solver():
 
 @pytest.mark.parametrize(
     "bad,match",
-    [(torch.randn(4, 3), r"shape \[batch, 2\]"), (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), r"rows \[1\]")],
+    [
+        (torch.randn(4, 3), r"shape \[batch, 2\]"),
+        (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), r"rows \[1\]"),
+        (torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, -float("inf")]]), r"rows \[2\]"),
+        (torch.tensor([[float("inf"), 1.0], [-float("inf"), 0.0]]), r"rows \[0, 1\]"),  # inf - inf: a NaN sum
+    ],
 )
 def test_bad_batches(bad, match):
     flow = make_flow(CONFIGS["concatsquash-exact-disc"])
     with pytest.raises(ValueError, match=match):
         flow.log_prob(bad.double())
+
+
+def test_finite_rows_whose_sum_overflows_pass_the_check():
+    # the batch check sums first (NaN/inf reach the sum); an overflow to inf must not be an error
+    x = torch.tensor([[3e38, 3e38], [3e38, 1.0]])
+    assert not torch.isfinite(x.sum())
+    check_batch(x, 2)
 
 
 def test_unknown_dataset_lists_valid_ones():

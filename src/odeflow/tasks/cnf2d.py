@@ -31,6 +31,7 @@ from ..solvers.compile_policy import compile_choice
 from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task
 from ..training.data import generated_shard
+from ..training.ema import ema_steps
 from ..training.schedule import Stage, parse_schedule
 from .cnf2d_config import CNFConfig
 from .cnf_memory import note, peak_memory_mb, plan_memory
@@ -137,7 +138,9 @@ class CNF2DTask(Task):
             )
 
     def auxiliary_steps(self, ctx: RunContext):
-        return end_time_steps(self.flow, self.config, ctx)
+        steps = end_time_steps(self.flow, self.config, ctx)  # TO-FLOW's T first: the EMA averages theta only
+        steps.update(ema_steps(self.model, self.config.ema_decay(), self.parameters()))
+        return steps
 
     def enter_stage(self, stage: Stage) -> None:
         self.flow.set_solver(stage.method, stage.step())
@@ -241,6 +244,7 @@ class CNF2DTask(Task):
             )
         if cfg.objective == "flow-matching":
             summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
+        summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

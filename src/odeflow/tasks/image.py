@@ -34,6 +34,7 @@ from ..flows.image_transforms import dequantize
 from ..flows.multiscale import ImageEndTimes, MultiscaleCNF
 from ..training import AuxiliaryStep, RunContext, StepOutput, Task
 from ..training.data import EpochBatches, iteration_seed
+from ..training.ema import ema_steps
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import PROBE_ROWS, note, peak_memory_mb, plan_memory
 from .image_config import ImageConfig
@@ -178,9 +179,11 @@ class ImageTask(Task):
 
     def auxiliary_steps(self, ctx: RunContext) -> Dict[str, AuxiliaryStep]:
         cfg = self.config
-        if not cfg.learn_T:
-            return {}
-        return {"T": ImageEndTimeStep(ImageEndTimes(self.flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps))}
+        steps: Dict[str, AuxiliaryStep] = {}
+        if cfg.learn_T:
+            steps["T"] = ImageEndTimeStep(ImageEndTimes(self.flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps))
+        steps.update(ema_steps(self.model, cfg.ema_decay(), self.parameters()))
+        return steps
 
     def enter_stage(self, stage: Stage) -> None:
         self.flow.set_solver(stage.method, stage.step())
@@ -283,6 +286,7 @@ class ImageTask(Task):
             self.sample_grid(ctx.folder.file("samples.png"), *solver)
         if cfg.objective == "flow-matching":
             summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
+        summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

@@ -4,12 +4,14 @@ test-time evaluation. Plain data, no torch, so the command line builds its optio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Literal, Mapping
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional
 
 from ..training.config_types import NonNegativeFloat, PositiveInt
 
 OBJECTIVES = ("likelihood", "flow-matching")
 NET_TIMES = ("t", "reversed")
+# The EMA decay of flow-matching runs without --ema (docs/cnf.md, "An EMA of the weights").
+FM_EMA_DECAY = 0.99  # the help text of `ema` below names it
 
 
 def validate_net_time(net_time: str, learned_T: bool, learn_flag: str) -> None:
@@ -35,6 +37,9 @@ class ObjectiveConfig:
         "exact"  # test evaluation trace: exact or hutchinson (unbiased, with a standard error)
     )
     eval_probes: PositiveInt = 1  # hutchinson test evaluation: probes per row
+    ema: Optional[float] = (
+        None  # EMA decay of the weights that validation, test, best.pt and sampling use (0: off; unset: 0.99 with flow matching, off with likelihood)
+    )
 
     def validate_objective(self, iterations: int) -> None:
         """Raise ValueError naming the first objective/evaluation setting that cannot work."""
@@ -58,8 +63,17 @@ class ObjectiveConfig:
             raise ValueError(f"unknown eval_divergence {self.eval_divergence!r}; valid: exact, hutchinson")
         if self.eval_probes < 1:
             raise ValueError(f"eval_probes must be >= 1; got {self.eval_probes!r}")
+        ema = self.ema
+        if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1):
+            raise ValueError(f"ema (the EMA decay) must be in [0, 1), e.g. 0.999, or 0 to turn it off; got {ema!r}")
         if self.eval_probes > 1 and self.eval_divergence == "exact":
             raise ValueError("eval_probes applies to --eval-divergence hutchinson; drop it or switch the divergence")
+
+    def ema_decay(self) -> float:
+        """The EMA decay in effect: ``ema`` where set, else FM_EMA_DECAY with flow matching, 0 (off) with likelihood."""
+        if self.ema is not None:
+            return float(self.ema)
+        return FM_EMA_DECAY if self.objective == "flow-matching" else 0.0
 
     def flow_matching_at(self, iteration: int, iterations: int) -> bool:
         """Whether `iteration` (0-based) trains by flow matching."""

@@ -38,6 +38,7 @@ from ..flows.stacked import StackSpec, build_stacked_cnf, nll_per_sample
 from ..solvers.stepping import Adaptive, FixedStep
 from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
+from ..training.ema import averaged_weights, ema_steps
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import note, peak_memory_mb, plan_memory
 from .run import train
@@ -164,6 +165,10 @@ class TabularTask(Task):
         self.val_rows: Optional[int] = cfg.val_max
         self._since = time.perf_counter()
 
+    def auxiliary_steps(self, ctx: RunContext):
+        """An EMA of the weights (`ema`), used by validation, the test and best.pt's readers."""
+        return ema_steps(self.model, self.config.ema_decay(), self.parameters())
+
     def enter_stage(self, stage: Stage) -> None:
         self.flow.set_solver(stage.method, stage.step())
 
@@ -260,7 +265,7 @@ class TabularTask(Task):
         if best is not None and best.is_file():  # early stopping: test the best validation model
             from ..training.checkpoint import load_checkpoint
 
-            flow.load_state_dict(load_checkpoint(best)["model"])
+            flow.load_state_dict(averaged_weights(load_checkpoint(best)))
         data = self.data
         assert data is not None  # loaded by setup
         x = torch.tensor(data.test[: cfg.test_max], dtype=DTYPES[cfg.dtype], device=ctx.device)
@@ -304,6 +309,7 @@ class TabularTask(Task):
             from ..plotting import plot_loss_vs_time
 
             plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
+        summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 
@@ -354,7 +360,7 @@ def tabular_flow_from_state(state: Dict[str, Any], where: Any = "checkpoint") ->
     net = "blocks.0.net.net" if cfg.net_time == "reversed" else "blocks.0.net"  # ReversedTime wraps the net
     dim = state["model"][f"{net}.layers.0.linear.weight"].shape[1]
     flow = build_tabular_flow(cfg, int(dim))
-    flow.load_state_dict(state["model"])
+    flow.load_state_dict(averaged_weights(state))  # the EMA's averages where the run kept one
     flow.eval()
     for block in flow.cnfs:
         block.divergence = "exact"

@@ -137,7 +137,8 @@ def _python_state_to_plain(s: Any) -> list:
 
 def model_from_checkpoint(path: Path, kind: str, config_cls: type, build: Any) -> Tuple[Any, Any]:
     """(model in eval mode, its config) from a run's best.pt/last.pt: the task `kind` is checked,
-    the config rebuilt from its plain data (unknown keys ignored), the model built and loaded."""
+    the config rebuilt from its plain data (unknown keys ignored), the model built and loaded
+    (with the EMA's averaged weights where the run kept one: what it was validated and tested with)."""
     import dataclasses
 
     state = load_checkpoint(path)
@@ -149,6 +150,8 @@ def model_from_checkpoint(path: Path, kind: str, config_cls: type, build: Any) -
     known = {f.name for f in dataclasses.fields(config_cls)}
     cfg = config_cls(**{k: v for k, v in state["config"].items() if k in known})
     model = build(cfg)
-    model.load_state_dict(state["model"])
+    from .ema import averaged_weights
+
+    model.load_state_dict(averaged_weights(state))  # a run that kept an EMA: its averaged weights
     model.eval()
     return model, cfg

@@ -16,6 +16,7 @@ Life cycle (all ranks):
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Optional
 
@@ -45,10 +46,15 @@ class AuxiliaryStep:
     """A second optimizer the Trainer runs after each theta step (e.g. TO-FLOW's T update).
 
     ``step(out, ctx)`` gets the StepOutput of the iteration; the returned dict is logged.
-    ``state_dict``/``load_state_dict`` make it resumable (plain data and tensors only)."""
+    ``state_dict``/``load_state_dict`` make it resumable (plain data and tensors only).
+    ``evaluation()`` is entered around validation and the final evaluation (e.g. an EMA swaps
+    its averaged weights in)."""
 
     def step(self, out: StepOutput, ctx: RunContext) -> Dict[str, float]:
         raise NotImplementedError
+
+    def evaluation(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
     def state_dict(self) -> Dict[str, Any]:
         return {}

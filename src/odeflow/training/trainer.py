@@ -2,7 +2,8 @@
 
 Per iteration: multilevel stage switch -> the task's batch (this rank's shard) -> loss inside
 DistributedDataParallel.forward -> finite checks -> backward -> gradient check (and clipping) ->
-theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T) -> metrics row -> validation every
+theta step (+ LR schedule) -> auxiliary steps (TO-FLOW's T, an EMA of the weights, whose
+averages validation and the final evaluation then use) -> metrics row -> validation every
 `val_every` (best.pt, early stopping) -> last.pt every `checkpoint_every`. summary.json says why
 the run ended: ``"stopped": "plateau"`` (`patience` validations in a row that did not beat the
 value of the last real improvement by more than `min_delta`; best.pt still follows every lower
@@ -167,7 +168,7 @@ class Trainer:
                     out_of_time = dist.broadcast_flag(self.elapsed >= cfg.time_budget)
                     done = out_of_time
                 if (it + 1) % cfg.val_every == 0 or done:
-                    with self._interruptible(it, stage, save=True):
+                    with self._interruptible(it, stage, save=True), self._evaluation_weights():
                         last_val = task.validate(ctx)
                     row.update(last_val)
                     if self._after_validation(last_val, it, stage):
@@ -192,13 +193,20 @@ class Trainer:
         self.history = ctx.history
         try:
             if dist.rank == 0:
-                with self._interruptible(it, stage, save=False):  # last.pt of the final iteration is on disk
+                with self._interruptible(it, stage, save=False), self._evaluation_weights():  # last.pt is on disk
                     summary.update(task.finish(ctx))
                 if folder is not None:
                     folder.write_json("summary.json", summary)
         finally:
             self._restore_signal_handlers(previous)
         return dist.broadcast_object(summary)  # every rank returns rank 0's summary
+
+    def _evaluation_weights(self) -> contextlib.ExitStack:
+        """Every auxiliary step's `evaluation()` context (an EMA's averaged weights), entered together."""
+        stack = contextlib.ExitStack()
+        for step in self._aux.values():
+            stack.enter_context(step.evaluation())
+        return stack
 
     def _row(self, it: int, out: StepOutput, dist: Distributed, stage: Optional[int], start: float) -> Dict[str, Any]:
         """metrics.csv's row of an iteration: the task's metrics (averaged over processes), the
@@ -256,8 +264,8 @@ class Trainer:
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
-        for name, step in aux.items():
-            step.load_state_dict(state["auxiliary"][name])
+        for name, step in aux.items():  # {}: a step the checkpoint did not have (an EMA added since)
+            step.load_state_dict(state["auxiliary"].get(name, {}))
         task.load_state_dict(state["task"])
         self.start, self.elapsed = state["iteration"] + 1, state["elapsed"]
         self.best, self.bad_validations = state["best"], state["bad_validations"]
