@@ -41,6 +41,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
+from .collapse import Collapse, collapse_moves
 from .library import Library, as_library
 from .noise_model import KINDS, VarianceModel, fit_variance_model, misfit, scale_drift
 from .observation_fit import (
@@ -182,8 +183,11 @@ def refine_on_observations(
             at_limit = search.greedy(other, start) or at_limit
     fitted = lambda: list(search.fits.values())  # noqa: E731
     extra = as_library(problem.library).nonpolynomial()
+    first = _sparsest_within(fitted(), o.tolerance, extra=extra)
+    if o.collapse > 1 and np.isfinite(first.bic):
+        first = search.collapse(first)
     chosen = _prune(
-        _sparsest_within(fitted(), o.tolerance, extra=extra),
+        first,
         search.fits,
         search.evaluate,
         o.tolerance,
@@ -261,6 +265,36 @@ class _Search:
             self.fits[key] = found
             self.bar.update(1)
         return self.fits[key]
+
+    def collapse(self, chosen: ObservationFit) -> ObservationFit:
+        """k-for-1 replacements of `chosen` (odeflow.discover.collapse): per equation and k the
+        `verify` with the smallest ρ are fitted, started from their least squares on the samples; the sparsest
+        of them within `tolerance` of the lowest BIC seen becomes the choice, repeated while one is."""
+        pb, o = self.problem, self.o
+        while True:
+            picked: List[Tuple[Collapse, ObservationFit]] = []
+            per_eq: Dict[Tuple[int, int], int] = {}
+            for mv in collapse_moves(pb.theta_lib, chosen.coefficients, np.asarray(pb.keep, dtype=bool), o.collapse):
+                full = chosen.support.copy()
+                full[mv.equation] = mv.support
+                group = (mv.equation, len(mv.removed))
+                if per_eq.get(group, 0) >= o.verify or _key(full) in self.fits:
+                    continue
+                per_eq[group] = per_eq.get(group, 0) + 1
+                start = chosen.coefficients.copy()
+                start[mv.equation] = mv.start
+                self.fits[_key(full)] = fit_on_observations(pb.library, full, start, self.seg, chosen.starts)
+                self.bar.update(1)
+                picked.append((mv, self.fits[_key(full)]))
+            low = min(f.bic for f in self.fits.values())
+            ok = [(mv, f) for mv, f in picked if f.bic <= low + o.tolerance]
+            if not ok:
+                return chosen
+            mv, chosen = min(ok, key=lambda p: (int(p[1].support.sum()), p[1].bic))
+            gone = ", ".join(pb.terms[k] for k in mv.removed)
+            self.moves.append(
+                f"replace {gone} by {pb.terms[mv.added]} in d{pb.variables[mv.equation]}/dt (BIC {chosen.bic:.1f})"
+            )
 
     def greedy(self, current: np.ndarray, best: ObservationFit) -> bool:
         """Take the best verified move while it lowers BIC; True when still improving after `rounds`."""
