@@ -30,8 +30,10 @@ Per instance: exact support (every true term nonzero, every other term zero) and
 error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F; for neural rows also the fit's iterations and whether it hit the cap
 (fit_capped: still improving at the last iteration), its confidence ("high"/"low", odeflow.discover
 .confidence) and, for exactly recovered rows, how many true coefficients lie inside their nominal 95%
-intervals (covered / n_true). Rows are appended to a JSON-lines file as they finish (re-running skips
-rows already there), so a long run can be stopped and resumed; --report prints the table.
+intervals (covered / n_true; covered_gn: inside the Gauss–Newton intervals alone, before the
+parametric bootstrap widens them, odeflow.discover.intervals). Rows are appended to a JSON-lines
+file as they finish (re-running skips rows already there), so a long run can be stopped and
+resumed; --report prints the table.
 
 Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20

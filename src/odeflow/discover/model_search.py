@@ -8,7 +8,10 @@ the regression scored (`alternatives`: only that many, the best cross-validated;
 development fits, 10 of them extra SIR fits at 1% noise, the best 5 gave 35/40 exact, all 38/40).
 Every move's BIC is first predicted by one Gauss–Newton step from the current fit
 (`predicted_bics`); the `verify` best are fitted to the observations (Levenberg–Marquardt) and the
-best fitted move is taken while it lowers BIC, up to `rounds` times. Then terms are pruned one at a
+best fitted move is taken while it lowers BIC, up to `rounds` times. Then the sparsest fit within
+`tolerance` is offered moves that replace 2 or 3 of an equation's terms by one other term
+(odeflow.discover.collapse: a denser support that imitates a sparse one along the data, which no
+move of one or two terms leads back from), then terms are pruned one at a
 time while the model stays within `tolerance` of the lowest BIC seen, and the answer is the sparsest
 fitted model within `tolerance` (10: "very strong" evidence on Kass & Raftery's 2 ln B scale, 1995;
 the one-standard-error rule's idea on an information criterion). On development instances (seeds
