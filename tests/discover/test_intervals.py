@@ -57,7 +57,7 @@ def test_the_bootstrap_spread_matches_gauss_newton_on_a_linear_system(seed):
     assert coverage(iv.lower, iv.upper, truth)[1] == int(on.sum())
 
 
-@pytest.mark.slow  # 16 runs of 2 fits and 30 bootstrap refits: ~3 min on the shared machine
+@pytest.mark.slow  # 16 runs of 2 fits and 30 bootstrap refits: 260 s on the shared machine at load ~8
 def test_nominal_95_intervals_cover_at_least_90_percent_on_fresh_instances():
     # a randomized family of draws (seeds 500-503, not the benchmark's or the experiments'), true
     # supports fitted as the search fits them, the noise model estimated then used as weights
