@@ -30,8 +30,10 @@ Per instance: exact support (every true term nonzero, every other term zero) and
 error ‖Ξ̂ − Ξ‖_F / ‖Ξ‖_F; for neural rows also the fit's iterations and whether it hit the cap
 (fit_capped: still improving at the last iteration), its confidence ("high"/"low", odeflow.discover
 .confidence) and, for exactly recovered rows, how many true coefficients lie inside their nominal 95%
-intervals (covered / n_true). Rows are appended to a JSON-lines file as they finish (re-running skips
-rows already there), so a long run can be stopped and resumed; --report prints the table.
+intervals (covered / n_true; covered_gn: inside the Gauss–Newton intervals alone, before the
+parametric bootstrap widens them, odeflow.discover.intervals). Rows are appended to a JSON-lines
+file as they finish (re-running skips rows already there), so a long run can be stopped and
+resumed; --report prints the table.
 
 Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20
@@ -133,7 +135,7 @@ def _weak(t: np.ndarray, x: np.ndarray, names, select: bool):
 def run_one(system: str, i: int, noise: float, method: str, kind: str = "additive") -> dict:
     inst, t, x = observe(system, i, noise, kind)
     names = list(inst.variables)
-    interval = None
+    interval = gn = None
     row = dict(
         system=system,
         instance=i,
@@ -156,15 +158,10 @@ def run_one(system: str, i: int, noise: float, method: str, kind: str = "additiv
                     fit_converged=res.fit.stopped_early,
                     fit_capped=res.fit.iterations >= cfg.iterations and not res.fit.stopped_early,
                     fit_val=res.fit.best_val,
-                    degree=res.selection.degree,
-                    invariants=[law.text(names) for law in res.invariants or []],
                 )
-                conf = getattr(res, "confidence", None)
-                if conf is not None:
-                    row.update(confidence=conf.level, confidence_reasons=list(conf.reasons))
-                if res.refinement is not None and res.refinement.noise is not None:
-                    row.update(noise_model=res.refinement.noise.kinds)
+                row.update(_neural_details(res, names))
                 interval = (res.equations.lower, res.equations.upper)
+                gn = _gauss_newton(res)
                 if CACHE is not None:  # the fit, to rescore a later selection rule without refitting
                     CACHE.mkdir(parents=True, exist_ok=True)
                     torch.save(
@@ -196,14 +193,48 @@ def run_one(system: str, i: int, noise: float, method: str, kind: str = "additiv
             missed=int(np.sum((coef == 0) & (truth != 0))),
             spurious=int(np.sum((coef != 0) & (truth == 0))),
         )
-        if interval is not None and interval[0] is not None and row["support_ok"]:
-            on = truth != 0
-            inside = (interval[0][on] <= truth[on]) & (truth[on] <= interval[1][on])
-            row.update(covered=int(inside.sum()), n_true=int(on.sum()))
+        row.update(_coverage(truth, coef, interval, gn))
     except Exception as e:  # a failing baseline is a result, not a crash of the benchmark
         row.update(support_ok=False, coef_err=float("inf"), error=f"{type(e).__name__}: {e}"[:200])
     row["seconds"] = round(time.time() - start, 2)
     return row
+
+
+def _neural_details(res, names) -> dict:
+    """The neural row's selection, confidence, noise model and search (everything but the fit)."""
+    out = dict(degree=res.selection.degree, invariants=[law.text(names) for law in res.invariants or []])
+    conf = getattr(res, "confidence", None)
+    if conf is not None:
+        out.update(confidence=conf.level, confidence_reasons=list(conf.reasons))
+    if res.refinement is not None:
+        if res.refinement.noise is not None:
+            out.update(noise_model=res.refinement.noise.kinds)
+        out.update(
+            refinement=dict(bic_before=res.refinement.start_bic, bic=res.refinement.bic, moves=res.refinement.moves)
+        )
+    return out
+
+
+def _gauss_newton(res):
+    """(lower, upper) of the Gauss–Newton ±1.96 se alone (the intervals before the bootstrap widening)."""
+    if res.refinement is None:
+        return None
+    f = res.refinement.fit
+    return f.coefficients - 1.96 * f.stderr, f.coefficients + 1.96 * f.stderr
+
+
+def _coverage(truth: np.ndarray, coef: np.ndarray, interval, gn) -> dict:
+    """On an exactly recovered support: true coefficients inside the reported intervals (covered)
+    and inside the Gauss–Newton ones alone (covered_gn), of n_true."""
+    if interval is None or interval[0] is None or not np.array_equal(coef != 0, truth != 0):
+        return {}
+    on = truth != 0
+    out = dict(
+        covered=int(((interval[0][on] <= truth[on]) & (truth[on] <= interval[1][on])).sum()), n_true=int(on.sum())
+    )
+    if gn is not None:
+        out.update(covered_gn=int(((gn[0][on] <= truth[on]) & (truth[on] <= gn[1][on])).sum()))
+    return out
 
 
 def load_fit(path: Path):
@@ -227,11 +258,12 @@ def rescore(rows, cache: Path):
 
     out = []
     for r in rows:
-        path = cache / f"{r['system']}_{r['instance']}_{r['noise']}.pt"
+        kind = r.get("kind", "additive")
+        path = cache / f"{r['system']}_{r['instance']}_{r['noise']}{'' if kind == 'additive' else '_' + kind}.pt"
         if r["method"] != "neural" or not path.is_file():
             out.append(r)
             continue
-        inst, t, x = observe(r["system"], r["instance"], r["noise"])
+        inst, t, x = observe(r["system"], r["instance"], r["noise"], kind)
         names = list(inst.variables)
         start = time.time()
         with warnings.catch_warnings():
@@ -239,19 +271,17 @@ def rescore(rows, cache: Path):
             res = select_from_fit(load_fit(path), Observations(t, x, tuple(names)), DiscoverOptions(ensemble=0))
         selection_seconds = time.time() - start
         coef, truth = res.equations.coefficients, inst.truth(res.equations.terms)
+        keep = {k: v for k, v in r.items() if k not in ("covered", "covered_gn", "n_true", "confidence_reasons")}
         r = dict(
-            r,
+            keep,
             support_ok=bool(np.array_equal(coef != 0, truth != 0)),
             coef_err=float(np.linalg.norm(coef - truth) / np.linalg.norm(truth)),
             missed=int(np.sum((coef == 0) & (truth != 0))),
             spurious=int(np.sum((coef != 0) & (truth == 0))),
-            degree=res.selection.degree,
-            invariants=[law.text(names) for law in res.invariants or []],
             rescored=True,
             selection_seconds=round(selection_seconds, 2),
-            refinement=None
-            if res.refinement is None
-            else dict(bic_before=res.refinement.start_bic, bic=res.refinement.bic, moves=res.refinement.moves),
+            **_neural_details(res, names),
+            **_coverage(truth, coef, (res.equations.lower, res.equations.upper), _gauss_newton(res)),
         )
         print(json.dumps({k: r[k] for k in ("system", "instance", "noise", "support_ok", "coef_err")}), flush=True)
         out.append(r)

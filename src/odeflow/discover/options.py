@@ -59,7 +59,8 @@ class SearchOptions:
     observation-noise kinds allowed; pairs: two-term moves among that many best terms; restarts:
     other starts of the greedy search; reweight: how many times the search is run again when the
     noise model, re-estimated on the chosen model, differs from the one the search used
-    (odeflow.discover.model_search)."""
+    (odeflow.discover.model_search); collapse: after the greedy search, moves that replace up to
+    this many terms of an equation by one (odeflow.discover.collapse; 0 or 1: none)."""
 
     rounds: int = 20
     alternatives: Optional[int] = None
@@ -73,6 +74,7 @@ class SearchOptions:
     restarts: int = 2
     progress: bool = False
     reweight: int = 1
+    collapse: int = 3
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class DiscoverOptions:
     max_terms: int = MAX_TERMS
     progress: bool = False
     search: Optional[SearchOptions] = None  # None: SearchOptions with this ensemble, seed and progress
+    bootstrap: int = 30  # parametric-bootstrap refits widening the ± intervals (odeflow.discover.intervals)
 
     def __post_init__(self) -> None:
         if self.method not in ("neural", "weak"):
@@ -107,6 +110,8 @@ class DiscoverOptions:
                 f"need n_samples >= 3, nearby >= 0, spread >= 0, ensemble >= 0, max_terms >= 1; got "
                 f"{self.n_samples}, {self.nearby}, {self.spread}, {self.ensemble}, {self.max_terms}"
             )
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            raise ValueError(f"bootstrap is the number of refits: 0 (none) or >= 2; got {self.bootstrap}")
 
     @property
     def degrees(self) -> Sequence[int]:

@@ -18,6 +18,7 @@ from ..data.trajectories_csv import load_trajectories_csv
 from .calibration import INCLUSION_MAP
 from .confidence import Confidence, assess
 from .inputs import InputSignal
+from .intervals import coefficient_intervals
 from .invariants import AffineInvariant, find_affine_invariants
 from .library import Library, LibrarySpec
 from .model_search import Refinement, SearchProblem, refine_on_observations
@@ -290,19 +291,21 @@ def refine_selection(
     """The regression's model refined on the observations (odeflow.discover.model_search): a new
     Selection with the search's coefficients, its bagged inclusion calibrated by the isotonic map
     odeflow.discover.calibration.INCLUSION_MAP (the raw bagging stays in the Refinement; no map
-    without bagging, ensemble 0), and ±1.96 standard-error intervals; the
-    search; and the confidence checks (odeflow.discover.confidence) on the search's fitted models,
+    without bagging, ensemble 0), and ±1.96 Gauss–Newton standard-error intervals widened by a
+    parametric bootstrap of `options.bootstrap` refits (odeflow.discover.intervals); the search; and the confidence checks (odeflow.discover.confidence) on the search's fitted models,
     the library taken on the learned states."""
     assert fit.states is not None and fit.t_train is not None and fit.trajectory_train is not None
     search = options.search_options()
     found = refine_on_observations(sel, problem, search, on_phase)
     best = found.fit
+    scored = found.segments if found.segments is not None else problem.seg  # the weights the fits were scored with
+    iv = coefficient_intervals(problem.library, best, scored, options.bootstrap, options.seed)
     refined = replace(
         sel,
         coefficients=best.coefficients,
         inclusion=INCLUSION_MAP(found.inclusion) if search.ensemble > 0 else found.inclusion,
-        lower=best.coefficients - 1.96 * best.stderr,
-        upper=best.coefficients + 1.96 * best.stderr,
+        lower=iv.lower,
+        upper=iv.upper,
     )
     library = problem.library
     assert isinstance(library, Library)
@@ -311,7 +314,7 @@ def refine_selection(
     conf = assess(
         found.fits,
         best,
-        found.segments if found.segments is not None else problem.seg,  # the weights the fits were scored with
+        scored,
         theta_states,
         problem.keep,
         refined.terms,
