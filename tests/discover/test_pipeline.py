@@ -118,6 +118,21 @@ def test_discover_cli_missing_file(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_discover_cli_bootstrap_reaches_the_options_and_one_refit_is_refused(tmp_path, capsys):
+    """--bootstrap N is DiscoverOptions.bootstrap; N = 1 is refused before any fit, writing nothing."""
+    from odeflow.cli.discover import options_of
+
+    data = tmp_path / "d.csv"
+    data.write_text("t,x\n0,1\n1,2\n2,3\n")
+    args = ["discover", "--data", str(data), "--out", str(tmp_path / "o")]
+    assert main(args + ["--bootstrap", "1"]) == 2
+    assert "bootstrap" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    from odeflow.cli.main import build_parser
+
+    parsed = build_parser().parse_args(args + ["--bootstrap", "7"])
+    assert options_of(parsed)[0].bootstrap == 7
+
+
 @pytest.mark.slow
 def test_lotka_volterra_recovered_within_5_percent_without_spurious_terms():
     # measured: 222 s on the shared, loaded 2-core machine; coefficients within 1% at 2% noise

@@ -74,6 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ensemble", type=int, default=50, help="bootstrap resamples for inclusion probabilities")
     p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=30,
+        help="parametric-bootstrap refits of the chosen model that widen the ± intervals where Gauss-Newton's are "
+        "too narrow (0: Gauss-Newton intervals only; docs/dynamics.md)",
+    )
+    p.add_argument(
         "--no-refine",
         action="store_true",
         help="keep the cross-validated model of the field's samples: skip refitting candidate models to the "
@@ -186,6 +193,7 @@ def options_of(args: argparse.Namespace):
         nearby=args.nearby,
         spread=args.spread,
         ensemble=args.ensemble,
+        bootstrap=args.bootstrap,
         seed=args.seed,
         method=args.method,
         refine=not args.no_refine,
