@@ -9,7 +9,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import odeflow
-from helpers.batched_fields import vdp
+from helpers.batched_fields import assert_row_gradients_match_differences, forced_linear, lotka, vdp
 from helpers.every_method import ADAPTIVE, EXPLICIT
 from odeflow.gradients import DiscretizeOptimize, OptimizeDiscretize
 from odeflow.solvers.errors import SolverError
@@ -18,26 +18,6 @@ from odeflow.solvers.stepping import Adaptive, FixedStep
 
 D = torch.float64
 STEP = Adaptive(rtol=1e-6, atol=1e-8)
-
-
-def lotka(p):
-    """Lotka-Volterra x' = a x - b x y, y' = d x y - g y with p[..., :] = (a, b, d, g)."""
-
-    def f(t, y):
-        x, z = y[..., 0], y[..., 1]
-        a, b, d, g = p.unbind(-1)
-        return torch.stack([a * x - b * x * z, d * x * z - g * z], -1)
-
-    return f
-
-
-def forced_linear(a):
-    """y' = A y + sin(t) (1, ..., 1): a random matrix per row, time-dependent (t is [B] or 0-d)."""
-
-    def f(t, y):
-        return (a @ y.unsqueeze(-1)).squeeze(-1) + torch.sin(t)[..., None]
-
-    return f
 
 
 def family(kind: str, batch: int, g: torch.Generator):
@@ -221,17 +201,7 @@ def test_gradients_match_each_sample_alone_and_finite_differences():
         rm, ry = torch.autograd.grad(ref, (m, y))
         torch.testing.assert_close(gmu[b], rm, rtol=1e-9, atol=1e-9)
         torch.testing.assert_close(gy0[b], ry, rtol=1e-9, atol=1e-9)
-    eps = 1e-6
-    with torch.no_grad():
-        for b in range(batch):
-            e = torch.zeros(batch, dtype=D)
-            e[b] = eps
-            fd = (loss(mu + e, y0) - loss(mu - e, y0)) / (2 * eps)
-            torch.testing.assert_close(gmu[b], fd, rtol=1e-5, atol=1e-6)
-            e2 = torch.zeros(batch, 2, dtype=D)
-            e2[b, 1] = eps
-            fd = (loss(mu, y0 + e2) - loss(mu, y0 - e2)) / (2 * eps)
-            torch.testing.assert_close(gy0[b, 1], fd, rtol=1e-5, atol=1e-6)
+    assert_row_gradients_match_differences(loss, mu, y0, gmu, gy0, component=1, rtol=1e-5)
 
 
 def test_max_steps_names_the_sample():

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import odeflow
-from helpers.batched_fields import vdp
+from helpers.batched_fields import forced_linear, lotka, vdp
 from odeflow.solvers.errors import SolverError
 from odeflow.solvers.per_sample import PerSample
 from odeflow.solvers.stepping import Adaptive
@@ -24,22 +24,6 @@ pytestmark = [
         shutil.which("g++") is None and shutil.which("c++") is None, reason="compile=True needs a C++ compiler"
     ),
 ]
-
-
-def lotka(p):
-    def f(t, y):
-        x, z = y[..., 0], y[..., 1]
-        a, b, d, g = p.unbind(-1)
-        return torch.stack([a * x - b * x * z, d * x * z - g * z], -1)
-
-    return f
-
-
-def forced_linear(a):
-    def f(t, y):
-        return (a @ y.unsqueeze(-1)).squeeze(-1) + torch.sin(t)[..., None]
-
-    return f
 
 
 def family(kind: str, batch: int, g: torch.Generator, dtype=D):

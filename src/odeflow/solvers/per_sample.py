@@ -119,13 +119,18 @@ class _Field:
             out = self.f(t.to(self.dtype), y, self.all_rows if idx is None else idx)
         else:
             out = self.f(t.to(self.dtype), y)
-        if not isinstance(out, Tensor) or out.shape != y.shape:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
-                f"func(t, y) returned {got} for a state of shape {tuple(y.shape)}; with per_sample=True "
-                "t is a [batch] tensor (one time per row) and dy/dt must have the shape of y"
-            )
-        return out
+        return checked_derivative(out, y)
+
+
+def checked_derivative(out, y: Tensor) -> Tensor:
+    """f's value if it is a tensor of y's shape; else a ValueError naming the per-sample convention."""
+    if not isinstance(out, Tensor) or out.shape != y.shape:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"func(t, y) returned {got} for a state of shape {tuple(y.shape)}; with per_sample=True "
+            "t is a [batch] tensor (one time per row) and dy/dt must have the shape of y"
+        )
+    return out
 
 
 def _initial_step(

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .controller import PIController
-from .per_sample import _lincomb, _outputs, _rk_step, _rms, _rows
+from .per_sample import _lincomb, _outputs, _rk_step, _rms, _rows, checked_derivative
 from .stepping import Adaptive
 from .tableau import ButcherTableau
 
@@ -32,14 +32,7 @@ def _field(f: Func, dtype: torch.dtype, all_rows: Optional[Tensor]) -> Callable[
     """f(t [B], y) as the eager loop calls it: t in the state's dtype, with the rows under compaction."""
 
     def call(t: Tensor, y: Tensor) -> Tensor:
-        out = f(t.to(dtype), y) if all_rows is None else f(t.to(dtype), y, all_rows)
-        if not isinstance(out, Tensor) or out.shape != y.shape:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
-                f"func(t, y) returned {got} for a state of shape {tuple(y.shape)}; with per_sample=True "
-                "t is a [batch] tensor (one time per row) and dy/dt must have the shape of y"
-            )
-        return out
+        return checked_derivative(f(t.to(dtype), y) if all_rows is None else f(t.to(dtype), y, all_rows), y)
 
     return call
 
