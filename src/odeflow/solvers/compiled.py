@@ -33,6 +33,7 @@ from torch import Tensor
 
 from . import compile_cache as cache
 from .runge_kutta import rk_step
+from .small_matmul import fused_small_matmuls
 from .solution import SolverStats
 from .solver import try_step
 from .state import ErrorNorm
@@ -163,7 +164,8 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
         if loaded is not None:
             return loaded
     try:
-        compiled = cache.aot_compile(fn, args, _OPTIONS)
+        with fused_small_matmuls():
+            compiled = cache.aot_compile(fn, args, _OPTIONS)
     except (dynamo_exc.PackageError, TypeError) as e:
         # Guards or code that cannot be saved (e.g. a vector field whose class is defined inside a
         # function raises TypeError): compiled in-process only.
@@ -194,11 +196,13 @@ def _call(fn: Callable, key: Hashable, args: Sequence):
     variant = _obtain(fn, key, args)
     variants.append(variant)
     try:
-        return variant(*args)
+        with fused_small_matmuls():  # an in-process torch.compile compiles on its first call
+            return variant(*args)
     except RuntimeError as e:
         if not cache.guard_failed(e):  # a saved entry that does not fit after all: compile afresh
             raise
-        variants[-1] = cache.aot_compile(fn, args, _OPTIONS)
+        with fused_small_matmuls():
+            variants[-1] = cache.aot_compile(fn, args, _OPTIONS)
         return variants[-1](*args)
 
 
