@@ -7,6 +7,8 @@ torchcde's neural CDE, at 0/30/50 % dropped time points, several seeds.
 
 Every model sees exactly the series of tasks/sequence_classify.py (official split, the seeded
 drop of time points, train and test alike, normalisation, stratified 20 % validation hold-out).
+odeflow's random-cde (models.random_cde: untrained random CDE features, ridge readout with
+leave-one-out alpha) is fitted in closed form on the fit + validation series, like MiniRocket.
 Budget rules, the same for every trained model: odeflow's defaults (the iteration budget that
 scales with the data, `tasks.sequence_classify_config.auto_iterations`, validation every 25
 iterations, stop after `patience` validations without a validation cross-entropy lower by more
@@ -53,7 +55,7 @@ SETS = (
     "basic-motions",
     "japanese-vowels",
 )
-ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde")
+ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde", "random-cde")
 PEERS = ("minirocket", "torchcde")
 PROTOTYPES = ("nrde-random", "nrde-random-3")  # untrained random features + ridge (run_random_nrde)
 

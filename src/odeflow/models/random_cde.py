@@ -12,10 +12,12 @@ values filled linearly, scaled cumulative observation counts). The random state 
 solved by the log-ODE method (Morrill et al. 2021) of models.nrde: time is cut into windows,
 each summarised by its depth-2 log-signature L_k (increments and Lévy areas, one random field per
 log-signature channel), and one midpoint step of dZ/ds = sum_l tanh(A_l Z + b_l) L_k,l per window
-by odeflow's solver (ODESolver). A *reading* (S, m) cuts time into segments of S equal parts of
-the training span, each segment m windows; Z starts at P X(segment start) (P ~ N(0, 1/C)) in every
-segment, so a reading with many segments sees local shapes (like a convolution) and one with
-S = 1 the whole series. Per reading, over the windows that overlap each series' observed span:
+by odeflow's solver (ODESolver). A *reading* (S, m) cuts time into S equal segments of the
+training span, each of m windows. With S = 1 the reading sees the whole series from
+Z = P X(t_0) (P ~ N(0, 1/C)); with S > 1, Z starts at 0 in every segment, so equal shapes give
+equal features wherever they are (like a convolution), and the segment grid is laid `shifts`
+times, moved by 1/shifts of a segment each time (overlapping segments, pooled together). Per
+reading, over the windows that overlap each series' observed span:
 
     mean over segments of Z at the segment's end,  mean of Z over windows,
     proportion of positive values of Z over windows  (PPV, as in ROCKET),
@@ -93,6 +95,7 @@ class RandomCDEClassifier(nn.Module):
         count_scale: float = 1.0,
         seed: int = 0,
         gain: float = 2.0,
+        shifts: int = 4,
         solver: Optional[ODESolver] = None,
     ) -> None:
         super().__init__()
@@ -107,15 +110,18 @@ class RandomCDEClassifier(nn.Module):
         channels = 1 + 2 * input_dim
         self.logsig_channels = logsignature_channels(channels)
         self.units = reservoir_units(units, self.logsig_channels)
-        self.seed, self.gain = seed, gain
+        if shifts < 1:
+            raise ValueError(f"shifts must be >= 1 (segment grids per reading); got {shifts}")
+        self.seed, self.gain, self.shifts = seed, gain, shifts
         self.solver = solver or ODESolver("midpoint", FixedStep(1.0))
         g = torch.Generator().manual_seed(seed)
         R, L = self.units, self.logsig_channels
-        self._fields: List[Tuple[Tensor, Tensor, Tensor]] = []
         for i in range(len(self.readings)):  # regenerated from the seed, never stored
             weight = torch.randn(R, L * R, generator=g, dtype=torch.float64) * (gain / math.sqrt(R))
             bias = torch.randn(L * R, generator=g, dtype=torch.float64)
             start = torch.randn(channels, R, generator=g, dtype=torch.float64) / math.sqrt(channels)
+            if self.readings[i][0] > 1:  # local segments start at 0: the same shape anywhere, the same features
+                start.zero_()
             for j, t in enumerate((weight, bias, start)):
                 self.register_buffer(f"field{i}_{j}", t, persistent=False)
         self.register_buffer("count_scale", torch.tensor(float(count_scale)))
@@ -136,11 +142,12 @@ class RandomCDEClassifier(nn.Module):
         """(A stacked [R, L R], b [L R], P [C, R]) of reading i."""
         return getattr(self, f"field{i}_0"), getattr(self, f"field{i}_1"), getattr(self, f"field{i}_2")
 
-    def edges(self, times: Tensor, reading: Reading) -> Tuple[Tensor, int]:
-        """(window edges [S' m + 1] float64 covering times in whole segments, S' segments)."""
+    def edges(self, times: Tensor, reading: Reading, shift: float = 0.0) -> Tuple[Tensor, int]:
+        """(window edges [S' m + 1] float64 covering times in whole segments, S' segments), the
+        segments' grid moved back by `shift` of a segment."""
         segments, m = reading
         length = float(self.span) / segments
-        o, t0, t1 = float(self.origin), float(times[0]), float(times[-1])
+        o, t0, t1 = float(self.origin) - shift * length, float(times[0]), float(times[-1])
         first = math.floor((t0 - o) / length + 1e-9)
         last = max(first + 1, math.ceil((t1 - o) / length - 1e-9))
         k = torch.arange((last - first) * m + 1, dtype=torch.float64, device=times.device)
@@ -160,8 +167,20 @@ class RandomCDEClassifier(nn.Module):
         return torch.cat(out, -1)
 
     def _reading(self, i: int, t: Tensor, x: Tensor, first: Tensor, last: Tensor, rows: int) -> Tensor:
+        shifts = self.shifts if self.readings[i][0] > 1 else 1
+        parts = [self._shifted(i, t, x, first, last, rows, k / shifts) for k in range(shifts)]
+        end = sum(p[0] for p in parts)
+        n_seg = sum(p[1] for p in parts).clamp_min(1)
+        total = sum(p[2] for p in parts)
+        n_win = sum(p[3] for p in parts).clamp_min(1)
+        positive = sum(p[4] for p in parts)
+        return torch.cat([end / n_seg, total / n_win, positive / n_win], -1)
+
+    def _shifted(
+        self, i: int, t: Tensor, x: Tensor, first: Tensor, last: Tensor, rows: int, shift: float
+    ) -> Tuple[Tensor, ...]:
         weight, bias, start = self.field(i)
-        edges, S = self.edges(t, self.readings[i])
+        edges, S = self.edges(t, self.readings[i], shift)
         m, (B, R) = self.readings[i][1], (x.shape[0], self.units)
         if t.shape[0] > 1:
             logsig = window_logsignatures(t, x, edges)  # [B, S m, L]
@@ -179,12 +198,13 @@ class RandomCDEClassifier(nn.Module):
             total.append(s)
             positive.append(p)
         seg_valid = valid.view(B, S, m).any(-1).to(x.dtype)  # [B, S]
-        n_seg = seg_valid.sum(1, keepdim=True).clamp_min(1)
-        n_win = valid.to(x.dtype).sum(1, keepdim=True).clamp_min(1)
-        end = (torch.cat(ends).view(B, S, R) * seg_valid.unsqueeze(-1)).sum(1) / n_seg
-        mean = torch.cat(total).view(B, S, R).sum(1) / n_win
-        ppv = torch.cat(positive).view(B, S, R).sum(1) / n_win
-        return torch.cat([end, mean, ppv], -1)
+        return (
+            (torch.cat(ends).view(B, S, R) * seg_valid.unsqueeze(-1)).sum(1),
+            seg_valid.sum(1, keepdim=True),
+            torch.cat(total).view(B, S, R).sum(1),
+            valid.to(x.dtype).sum(1, keepdim=True),
+            torch.cat(positive).view(B, S, R).sum(1),
+        )
 
     def _run(self, weight: Tensor, bias: Tensor, z: Tensor, drive: Tensor, valid: Tensor) -> Tuple[Tensor, ...]:
         """One log-ODE step per window from z [N, R]: (z after the last window, sum of z over valid
