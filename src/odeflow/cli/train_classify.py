@@ -21,7 +21,19 @@ _SPECIAL: Dict[str, Any] = {
     "--model": (
         "model",
         dict(
-            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde", "random-cde"],
+            choices=[
+                "odenet",
+                "resnet",
+                "anode",
+                "sonode",
+                "ode-rnn",
+                "latent-ode",
+                "gru-dt",
+                "gru-d",
+                "ncde",
+                "nrde",
+                "random-cde",
+            ],
             help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
             "gru-d/ncde (neural CDE)/nrde (neural rough DE)/random-cde (random CDE features, ridge readout) on series",
         ),

@@ -124,7 +124,7 @@ class RandomCDEClassifier(nn.Module):
                 start.zero_()
             for j, t in enumerate((weight, bias, start)):
                 self.register_buffer(f"field{i}_{j}", t, persistent=False)
-        self.register_buffer("count_scale", torch.tensor(float(count_scale)))
+        self.register_buffer("count_scale", torch.tensor(float(count_scale), dtype=torch.float64))
         self.register_buffer("origin", torch.tensor(float(origin), dtype=torch.float64))
         self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
         F = self.num_features
@@ -169,11 +169,8 @@ class RandomCDEClassifier(nn.Module):
     def _reading(self, i: int, t: Tensor, x: Tensor, first: Tensor, last: Tensor, rows: int) -> Tensor:
         shifts = self.shifts if self.readings[i][0] > 1 else 1
         parts = [self._shifted(i, t, x, first, last, rows, k / shifts) for k in range(shifts)]
-        end = sum(p[0] for p in parts)
-        n_seg = sum(p[1] for p in parts).clamp_min(1)
-        total = sum(p[2] for p in parts)
-        n_win = sum(p[3] for p in parts).clamp_min(1)
-        positive = sum(p[4] for p in parts)
+        end, n_seg, total, n_win, positive = (torch.stack(p).sum(0) for p in zip(*parts))
+        n_seg, n_win = n_seg.clamp_min(1), n_win.clamp_min(1)
         return torch.cat([end / n_seg, total / n_win, positive / n_win], -1)
 
     def _shifted(
@@ -193,7 +190,9 @@ class RandomCDEClassifier(nn.Module):
         z0 = (starts @ start).reshape(B * S, R)
         ends, total, positive = [], [], []
         for a in range(0, B * S, rows):  # rows of (series, segment) at a time: bounded memory
-            e, s, p = self._run(weight, bias, z0[a : a + rows], drive[a : a + rows], valid.reshape(B * S, m)[a : a + rows])
+            e, s, p = self._run(
+                weight, bias, z0[a : a + rows], drive[a : a + rows], valid.reshape(B * S, m)[a : a + rows]
+            )
             ends.append(e)
             total.append(s)
             positive.append(p)
@@ -224,7 +223,9 @@ class RandomCDEClassifier(nn.Module):
     def set_readout(self, fit: RidgeFit) -> None:
         """Store a fitted ridge readout (models.ridge.fit_ridge_classifier on `features`)."""
         if fit.weight.shape != self.readout_weight.shape:
-            raise ValueError(f"readout of shape {tuple(fit.weight.shape)}; this model needs {tuple(self.readout_weight.shape)}")
+            raise ValueError(
+                f"readout of shape {tuple(fit.weight.shape)}; this model needs {tuple(self.readout_weight.shape)}"
+            )
         for name, value in (
             ("readout_weight", fit.weight),
             ("readout_bias", fit.bias),
