@@ -16,19 +16,22 @@ from helpers.series_batches import (
 from odeflow.data.irregular import collate
 from odeflow.models.logsignature import interpolate_linear, window_logsignatures
 from odeflow.models.ncde import control_channels
+from odeflow.models.ode_solver import ODESolver
 from odeflow.models.random_cde import RandomCDEClassifier, default_readings, reservoir_units
 from odeflow.models.ridge import fit_ridge_classifier
+from odeflow.solvers.stepping import FixedStep
 
 READINGS = ((1, 5), (3, 2))
 
 
-def _net(times, seed=0, shifts=2, readings=READINGS, units=6):
+def _net(times, seed=0, shifts=2, readings=READINGS, units=6, method="euler"):
     span = float(times[-1] - times[0])
-    return RandomCDEClassifier(2, 3, readings, span, float(times[0]), units, 0.3, seed, shifts=shifts)
+    solver = ODESolver(method, FixedStep(1.0))
+    return RandomCDEClassifier(2, 3, readings, span, float(times[0]), units, 0.3, seed, shifts=shifts, solver=solver)
 
 
-def _explicit(net, times, values, mask):
-    """Features series by series, segment by segment, window by window."""
+def _explicit(net, times, values, mask, method="euler"):
+    """Features series by series, segment by segment, window by window (one Euler or midpoint step)."""
     x = control_channels(times, values, mask, 0.3)
     R, out = net.units, []
     for b in range(values.shape[0]):
@@ -61,7 +64,7 @@ def _explicit(net, times, values, mask):
                                 for c in range(L.shape[0])
                             )
 
-                        z = z + f(z + 0.5 * f(z))
+                        z = z + (f(z) if method == "euler" else f(z + 0.5 * f(z)))
                         lo, hi = float(edges[k]), float(edges[k + 1])
                         if (lo < last and hi > first) or (lo <= first and hi >= last):
                             any_valid = True
@@ -73,13 +76,13 @@ def _explicit(net, times, values, mask):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_features_match_an_explicit_loop(seed):
+@pytest.mark.parametrize("seed,method", [(0, "euler"), (1, "euler"), (2, "midpoint")])
+def test_features_match_an_explicit_loop(seed, method):
     times, values, mask = smooth_batch(seed)
-    net = _net(times, seed)
+    net = _net(times, seed, method=method)
     got = net.features(times, values, mask)
     assert got.shape == (3, net.num_features) == (3, 3 * 6 * 2)
-    assert torch.allclose(got, _explicit(net, times, values, mask), atol=1e-10, rtol=0)
+    assert torch.allclose(got, _explicit(net, times, values, mask, method), atol=1e-10, rtol=0)
     assert got.abs().sum() > 0
 
 

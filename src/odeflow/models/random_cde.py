@@ -11,8 +11,9 @@ values filled linearly, scaled cumulative observation counts). The random state 
 
 solved by the log-ODE method (Morrill et al. 2021) of models.nrde: time is cut into windows,
 each summarised by its depth-2 log-signature L_k (increments and Lévy areas, one random field per
-log-signature channel), and one midpoint step of dZ/ds = sum_l tanh(A_l Z + b_l) L_k,l per window
-by odeflow's solver (ODESolver). A *reading* (S, m) cuts time into S equal segments of the
+log-signature channel), and one step of dZ/ds = sum_l tanh(A_l Z + b_l) L_k,l per window by
+odeflow's solver (ODESolver; default one Euler step, Z_k+1 = Z_k + sum_l tanh(A_l Z_k + b_l) L_k,l:
+the discrete-time randomised signature of Cuchiero et al. on log-signature increments). A *reading* (S, m) cuts time into S equal segments of the
 training span, each of m windows. With S = 1 the reading sees the whole series from
 Z = P X(t_0) (P ~ N(0, 1/C)); with S > 1, Z starts at 0 in every segment, so equal shapes give
 equal features wherever they are (like a convolution), and the segment grid is laid `shifts`
@@ -113,7 +114,7 @@ class RandomCDEClassifier(nn.Module):
         if shifts < 1:
             raise ValueError(f"shifts must be >= 1 (segment grids per reading); got {shifts}")
         self.seed, self.gain, self.shifts = seed, gain, shifts
-        self.solver = solver or ODESolver("midpoint", FixedStep(1.0))
+        self.solver = solver or ODESolver("euler", FixedStep(1.0))
         g = torch.Generator().manual_seed(seed)
         R, L = self.units, self.logsig_channels
         for i in range(len(self.readings)):  # regenerated from the seed, never stored
@@ -206,7 +207,7 @@ class RandomCDEClassifier(nn.Module):
         )
 
     def _run(self, weight: Tensor, bias: Tensor, z: Tensor, drive: Tensor, valid: Tensor) -> Tuple[Tensor, ...]:
-        """One log-ODE step per window from z [N, R]: (z after the last window, sum of z over valid
+        """One solver step per window from z [N, R]: (z after the last window, sum of z over valid
         windows, count of positive entries over valid windows)."""
         total, positive = torch.zeros_like(z), torch.zeros_like(z)
         unit = torch.tensor([0.0, 1.0], dtype=z.dtype, device=z.device)
