@@ -187,23 +187,20 @@ class RandomCDEClassifier(nn.Module):
         valid = (edges[:-1] < last.unsqueeze(1)) & (edges[1:] > first.unsqueeze(1))  # [B, S m]
         valid = valid | ((edges[:-1] <= first.unsqueeze(1)) & (edges[1:] >= last.unsqueeze(1)))  # one-point series
         starts = _path_at(t, x, edges[:-1:m])  # [B, S, C]
-        drive = logsig.reshape(B * S, m, -1)
+        drive, flat = logsig.reshape(B * S, m, -1), valid.reshape(B * S, m)
         z0 = (starts @ start).reshape(B * S, R)
-        ends, total, positive = [], [], []
-        for a in range(0, B * S, rows):  # rows of (series, segment) at a time: bounded memory
-            e, s, p = self._run(
-                weight, bias, z0[a : a + rows], drive[a : a + rows], valid.reshape(B * S, m)[a : a + rows]
-            )
-            ends.append(e)
-            total.append(s)
-            positive.append(p)
+        end, total, positive = torch.zeros_like(z0), torch.zeros_like(z0), torch.zeros_like(z0)
+        live = flat.any(-1).nonzero().squeeze(1)  # (series, segment) rows inside a series' span; the rest are 0
+        for a in range(0, live.shape[0], rows):  # `rows` rows at a time: bounded memory
+            r = live[a : a + rows]
+            end[r], total[r], positive[r] = self._run(weight, bias, z0[r], drive[r], flat[r])
         seg_valid = valid.view(B, S, m).any(-1).to(x.dtype)  # [B, S]
         return (
-            (torch.cat(ends).view(B, S, R) * seg_valid.unsqueeze(-1)).sum(1),
+            end.view(B, S, R).sum(1),
             seg_valid.sum(1, keepdim=True),
-            torch.cat(total).view(B, S, R).sum(1),
+            total.view(B, S, R).sum(1),
             valid.to(x.dtype).sum(1, keepdim=True),
-            torch.cat(positive).view(B, S, R).sum(1),
+            positive.view(B, S, R).sum(1),
         )
 
     def _run(self, weight: Tensor, bias: Tensor, z: Tensor, drive: Tensor, valid: Tensor) -> Tuple[Tensor, ...]:
