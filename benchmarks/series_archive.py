@@ -23,7 +23,9 @@ over the set's time grid from its observed points (held constant beyond them). `
 series` z-normalises each series on its own first (for every model of that run; its rows say so).
 
 One JSON line per run is appended to --out (a run already there is skipped), so a long grid can
-be stopped and resumed; `table` prints mean ± std over seeds and the seconds per set.
+be stopped and resumed; `table` prints mean ± std over seeds and the median wall and CPU
+seconds per run (the CPU seconds of this process: on a machine shared with other jobs the wall
+seconds mostly measure the load).
 """
 
 from __future__ import annotations
@@ -313,15 +315,24 @@ def table(args: argparse.Namespace) -> None:
     drops = sorted({r["drop"] for r in rows})
     order = [m for base in ODEFLOW + PROTOTYPES + PEERS for m in (base, base + " (z-norm per series)")]
     models = [m for m in order if any(r["model"] == m for r in rows)]
-    head = "| set | model | " + " | ".join(f"{d:.0%} dropped" for d in drops) + " | s per run (median) |"
+    head = (
+        "| set | model | "
+        + " | ".join(f"{d:.0%} dropped" for d in drops)
+        + " | s per run (median) | CPU s per run (median) |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for s in sets:
         for m in models:
-            cells, secs = [], []
+            cells, secs, cpu = [], [], []
             for d in drops:
                 accs = [100 * r["test_accuracy"] for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d)]
                 secs += [r["wall_seconds"] for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d)]
+                cpu += [
+                    r["cpu_seconds"]
+                    for r in rows
+                    if (r["set"], r["model"], r["drop"]) == (s, m, d) and "cpu_seconds" in r
+                ]
                 warn = sum(1 for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d) and "warning" in r)
                 if not accs:
                     cells.append("not run")
@@ -332,7 +343,8 @@ def table(args: argparse.Namespace) -> None:
                     f"{f', {warn} at chance' if warn else ''})"
                 )
             med = f"{statistics.median(secs):.0f}" if secs else "-"
-            print(f"| {s} | {m} | " + " | ".join(cells) + f" | {med} |")
+            med_cpu = f"{statistics.median(cpu):.0f}" if cpu else "-"
+            print(f"| {s} | {m} | " + " | ".join(cells) + f" | {med} | {med_cpu} |")
 
 
 def main() -> None:
