@@ -166,11 +166,11 @@ def _run_sequence(args: argparse.Namespace) -> int:
     entry = TASKS["sequence-classify"]
     cfg, out, resume = make_config(SequenceClassifyConfig, args, entry.default_out, adjust=_adjust_sequence)
     if cfg.model == "random-cde":
-        from ..tasks.sequence_random import describe_random_cde, fit_random_cde
+        from ..tasks.sequence_classify import train_sequence_classify
+        from ..tasks.sequence_random import describe_random_cde
 
-        if resume:
-            raise ValueError("random-cde runs are fitted in one go; there is nothing to resume (drop --resume)")
-        print(f"{describe_random_cde(fit_random_cde(cfg, out))}; run folder {out}")
+        summary = train_sequence_classify(cfg, out, progress=False, resume=resume)
+        print(f"{describe_random_cde(summary)}; run folder {out}")
         return 0
     task, summary = fit_task(entry.name, cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():

@@ -359,9 +359,18 @@ def train_sequence_classify(
     """Train (epochs, or the auto budget, converted to iterations) and return summary.json's content
     (random-cde: its closed-form fit, tasks.sequence_random)."""
     if cfg.model == "random-cde":
+        from ..models.random_cde import RandomCDEClassifier
+        from ..training.run_folder import check_run_folder
         from .sequence_random import fit_random_cde
 
         if resume:
             raise ValueError("random-cde runs are fitted in one go; there is nothing to resume (drop --resume)")
-        return fit_random_cde(cfg, out)
+        cfg.validate()
+        if out is not None:
+            check_run_folder(Path(out))  # before any work
+        torch.manual_seed(cfg.seed)
+        data = load_sequence_data(cfg)  # float32 as every series model (features in float64): evaluate sees the same
+        model = build_sequence_classifier(cfg, data)
+        assert isinstance(model, RandomCDEClassifier)
+        return fit_random_cde(cfg, out, data, model)
     return train("sequence-classify", cfg, out, progress, resume, tensorboard)

@@ -40,20 +40,16 @@ def random_cde_features(model: RandomCDEClassifier, series: List[Series], chunk:
     return torch.cat(out)
 
 
-def fit_random_cde(cfg: SequenceClassifyConfig, out: Optional[Path]) -> Dict[str, Any]:
-    """Fit the readout, test it, write the run folder (when `out`); return summary.json's content."""
-    from .sequence_classify import _class_of, build_sequence_classifier, load_sequence_data
-
-    cfg.validate()
+def fit_random_cde(
+    cfg: SequenceClassifyConfig, out: Optional[Path], data: Any, model: RandomCDEClassifier
+) -> Dict[str, Any]:
+    """Fit the readout of `model` on `data` (tasks.sequence_classify's SequenceData of cfg), test
+    it, write the run folder (when `out`); return summary.json's content."""
     if out is not None:
         check_run_folder(Path(out))
-    torch.manual_seed(cfg.seed)
-    data = load_sequence_data(cfg)  # float32 as every series model (features in float64): evaluate sees the same
-    model = build_sequence_classifier(cfg, data)
-    assert isinstance(model, RandomCDEClassifier)
     start = time.perf_counter()
     train = data.train + data.val
-    labels = torch.tensor([_class_of(s) for s in train])
+    labels = _labels(train)
     K = len(data.classes)
     features = random_cde_features(model, train)
     fit = fit_ridge_classifier(features, labels, K)
@@ -63,7 +59,7 @@ def fit_random_cde(cfg: SequenceClassifyConfig, out: Optional[Path]) -> Dict[str
     loo_pred = (y - loo_residuals(x, y, fit.alpha)).argmax(-1)
     loo_accuracy = float((loo_pred == labels).double().mean())
     fit_seconds = time.perf_counter() - start
-    test_labels = torch.tensor([_class_of(s) for s in data.test])
+    test_labels = _labels(data.test)
     scores = fit.bias + ((random_cde_features(model, data.test) - fit.mean) / fit.scale) @ fit.weight
     pred = scores.argmax(-1)
     counts = torch.zeros(K, K, dtype=torch.long)
@@ -114,6 +110,12 @@ def fit_random_cde(cfg: SequenceClassifyConfig, out: Optional[Path]) -> Dict[str
         save_checkpoint(state, folder.file("best.pt"))
         folder.write_json("summary.json", summary)
     return summary
+
+
+def _labels(series: List[Series]) -> Tensor:
+    if any(s.label is None for s in series):
+        raise ValueError("every series needs a label for classification; one has none")
+    return torch.tensor([int(s.label) for s in series])  # type: ignore[arg-type]
 
 
 def describe_random_cde(s: Dict[str, Any]) -> str:
