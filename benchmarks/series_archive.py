@@ -7,6 +7,8 @@ torchcde's neural CDE, at 0/30/50 % dropped time points, several seeds.
 
 Every model sees exactly the series of tasks/sequence_classify.py (official split, the seeded
 drop of time points, train and test alike, normalisation, stratified 20 % validation hold-out).
+odeflow's random-cde (models.random_cde: untrained random CDE features, ridge readout with
+leave-one-out alpha) is fitted in closed form on the fit + validation series, like MiniRocket.
 Budget rules, the same for every trained model: odeflow's defaults (the iteration budget that
 scales with the data, `tasks.sequence_classify_config.auto_iterations`, validation every 25
 iterations, stop after `patience` validations without a validation cross-entropy lower by more
@@ -21,7 +23,9 @@ over the set's time grid from its observed points (held constant beyond them). `
 series` z-normalises each series on its own first (for every model of that run; its rows say so).
 
 One JSON line per run is appended to --out (a run already there is skipped), so a long grid can
-be stopped and resumed; `table` prints mean ± std over seeds and the seconds per set.
+be stopped and resumed; `table` prints mean ± std over seeds and the median wall and CPU
+seconds per run (the CPU seconds of this process: on a machine shared with other jobs the wall
+seconds mostly measure the load).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# after MiniRocket ran in this process, a random-cde fit took 26 CPU s (GunPoint, 30 %) against 7
+# alone; numba's worker threads (2 by default) are the suspect: one numba thread
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
@@ -53,7 +60,7 @@ SETS = (
     "basic-motions",
     "japanese-vowels",
 )
-ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde")
+ODEFLOW = ("ode-rnn", "latent-ode", "gru-d", "ncde", "nrde", "random-cde")
 PEERS = ("minirocket", "torchcde")
 PROTOTYPES = ("nrde-random", "nrde-random-3")  # untrained random features + ridge (run_random_nrde)
 
@@ -277,7 +284,7 @@ def run(args: argparse.Namespace) -> None:
                         seed=seed,
                         normalize=args.normalize,
                     )
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     if model == "minirocket":
                         r = run_minirocket(cfg)
                     elif model == "torchcde":
@@ -289,6 +296,8 @@ def run(args: argparse.Namespace) -> None:
                     else:
                         r = run_odeflow(cfg)
                     r.update(set=name, drop=drop, seed=seed, model=model, wall_seconds=time.perf_counter() - t0)
+                    r["cpu_seconds"] = time.process_time() - c0  # this process's CPU time: what a loaded machine hides
+
                     if args.normalize != "channel":
                         r["normalize"] = args.normalize
                     with out.open("a") as f:
@@ -309,15 +318,24 @@ def table(args: argparse.Namespace) -> None:
     drops = sorted({r["drop"] for r in rows})
     order = [m for base in ODEFLOW + PROTOTYPES + PEERS for m in (base, base + " (z-norm per series)")]
     models = [m for m in order if any(r["model"] == m for r in rows)]
-    head = "| set | model | " + " | ".join(f"{d:.0%} dropped" for d in drops) + " | s per run (median) |"
+    head = (
+        "| set | model | "
+        + " | ".join(f"{d:.0%} dropped" for d in drops)
+        + " | s per run (median) | CPU s per run (median) |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for s in sets:
         for m in models:
-            cells, secs = [], []
+            cells, secs, cpu = [], [], []
             for d in drops:
                 accs = [100 * r["test_accuracy"] for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d)]
                 secs += [r["wall_seconds"] for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d)]
+                cpu += [
+                    r["cpu_seconds"]
+                    for r in rows
+                    if (r["set"], r["model"], r["drop"]) == (s, m, d) and "cpu_seconds" in r
+                ]
                 warn = sum(1 for r in rows if (r["set"], r["model"], r["drop"]) == (s, m, d) and "warning" in r)
                 if not accs:
                     cells.append("not run")
@@ -328,7 +346,8 @@ def table(args: argparse.Namespace) -> None:
                     f"{f', {warn} at chance' if warn else ''})"
                 )
             med = f"{statistics.median(secs):.0f}" if secs else "-"
-            print(f"| {s} | {m} | " + " | ".join(cells) + f" | {med} |")
+            med_cpu = f"{statistics.median(cpu):.0f}" if cpu else "-"
+            print(f"| {s} | {m} | " + " | ".join(cells) + f" | {med} | {med_cpu} |")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
 Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d|ncde|nrde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a validation
-plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes it."""
+gru-dt|gru-d|ncde|nrde|random-cde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a
+validation plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes
+it (random-cde has no iterations: tasks.sequence_random fits its readout in closed form)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,21 @@ _SPECIAL: Dict[str, Any] = {
     "--model": (
         "model",
         dict(
-            choices=["odenet", "resnet", "anode", "sonode", "ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde"],
+            choices=[
+                "odenet",
+                "resnet",
+                "anode",
+                "sonode",
+                "ode-rnn",
+                "latent-ode",
+                "gru-dt",
+                "gru-d",
+                "ncde",
+                "nrde",
+                "random-cde",
+            ],
             help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-            "gru-d/ncde (neural CDE)/nrde (neural rough DE) on series",
+            "gru-d/ncde (neural CDE)/nrde (neural rough DE)/random-cde (random CDE features, ridge readout) on series",
         ),
     ),
     "--schedule": (
@@ -75,6 +88,8 @@ _SERIES_ONLY = {
     "per_sample",
     "windows",
     "normalize",
+    "reservoir",
+    "shifts",
 }
 
 
@@ -150,6 +165,13 @@ def _run_sequence(args: argparse.Namespace) -> int:
         raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in ignored)} do not apply to series models")
     entry = TASKS["sequence-classify"]
     cfg, out, resume = make_config(SequenceClassifyConfig, args, entry.default_out, adjust=_adjust_sequence)
+    if cfg.model == "random-cde":
+        from ..tasks.sequence_classify import train_sequence_classify
+        from ..tasks.sequence_random import describe_random_cde
+
+        summary = train_sequence_classify(cfg, out, progress=False, resume=resume)
+        print(f"{describe_random_cde(summary)}; run folder {out}")
+        return 0
     task, summary = fit_task(entry.name, cfg, out, progress=not args.quiet, resume=resume, tensorboard=args.tensorboard)
     if is_main_process():
         print(f"{task.describe(summary)}; run folder {out}")

@@ -10,6 +10,8 @@ ncde:       neural CDE (Kidger et al. 2020) on a cubic spline of time, values an
             counts (models.ncde); linear head on z at the series' last observation.
 nrde:       neural rough DE (Morrill et al. 2021): the same channels as a piecewise-linear
             path, one log-ODE step per window of its depth-2 log-signature (models.nrde).
+random-cde: an untrained random CDE on the same log-signature windows as a reservoir, pooled
+            over several readings, and a ridge readout fitted in closed form (models.random_cde).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .latent_ode import LatentODE
 from .ode_solver import ODESolver, disc_opt
 from .odernn import ODERNN
 
-SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde")
+SEQUENCE_MODELS = ("ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde", "random-cde")
 
 
 class RecurrentClassifier(nn.Module):
@@ -80,13 +82,20 @@ def make_sequence_classifier(
     adjoint: bool = False,
     window: float = 0.1,
     origin: float = 0.0,
+    windows: int = 16,
+    span: float = 1.0,
+    reservoir: int = 256,
+    shifts: int = 4,
+    seed: int = 0,
 ) -> nn.Module:
     """One of SEQUENCE_MODELS; ODE parts on fixed steps of at most `step_size` (euler encoder,
     `method` latent decoder and neural CDE), or `solver` for the encoder / the CDE when given.
     Neural CDE: `spline` 'hermite' | 'natural', intensity channels times `count_scale`,
     `adjoint` for the continuous adjoint instead of backprop through the steps. Neural RDE:
     windows of length `window` from `origin`, one `method` step per window (or `solver`, in each
-    window's unit time), intensity channels times `count_scale`, `adjoint` as above."""
+    window's unit time), intensity channels times `count_scale`, `adjoint` as above. Random CDE:
+    `windows` windows over `span` from `origin` (models.random_cde.default_readings), `reservoir`
+    units, `shifts` segment grids, random weights from `seed`."""
     if kind not in SEQUENCE_MODELS:
         raise ValueError(f"unknown sequence model {kind!r}; valid: {', '.join(SEQUENCE_MODELS)}")
     if num_classes < 2:
@@ -107,6 +116,12 @@ def make_sequence_classifier(
         grad = OptimizeDiscretize() if adjoint else DiscretizeOptimize()
         rde = solver or ODESolver(method, FixedStep(1.0), grad)
         return NeuralRDE(input_dim, hidden, num_classes, window, field_hidden, count_scale, origin, rde)
+    if kind == "random-cde":
+        from .random_cde import RandomCDEClassifier, default_readings
+
+        return RandomCDEClassifier(
+            input_dim, num_classes, default_readings(windows), span, origin, reservoir, count_scale, seed, shifts=shifts
+        )
     enc = solver or disc_opt("euler", step_size)
     if kind == "ode-rnn":
         from .timeseries import VectorFieldMLP

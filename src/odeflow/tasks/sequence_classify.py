@@ -155,6 +155,11 @@ def build_sequence_classifier(cfg: SequenceClassifyConfig, data: SequenceData) -
         solver=adaptive,
         window=span / windows if span > 0 else 1.0,
         origin=origin,
+        windows=windows,
+        span=span if span > 0 else 1.0,
+        reservoir=cfg.reservoir,
+        shifts=cfg.shifts,
+        seed=cfg.seed,
     )
     if adaptive is not None and isinstance(model, LatentODEClassifier):
         model.latent.solver = adaptive  # the decoder too
@@ -204,6 +209,11 @@ class SequenceClassifyTask(Task):
     budget = "fixed"  # how the iteration count was chosen: "fixed|auto: N iterations"
 
     def __init__(self, config: SequenceClassifyConfig) -> None:
+        if config.model == "random-cde":
+            raise ValueError(
+                "random-cde has no iterations to train (a fixed random CDE and a closed-form ridge readout); "
+                "fit it with tasks.sequence_classify.train_sequence_classify or `odeflow train classify`"
+            )
         super().__init__(config)
         self.budget = choose_budget(config)
 
@@ -346,5 +356,21 @@ def train_sequence_classify(
     resume: bool = False,
     tensorboard: bool = False,
 ) -> Dict[str, Any]:
-    """Train (epochs, or the auto budget, converted to iterations) and return summary.json's content."""
+    """Train (epochs, or the auto budget, converted to iterations) and return summary.json's content
+    (random-cde: its closed-form fit, tasks.sequence_random)."""
+    if cfg.model == "random-cde":
+        from ..models.random_cde import RandomCDEClassifier
+        from ..training.run_folder import check_run_folder
+        from .sequence_random import fit_random_cde
+
+        if resume:
+            raise ValueError("random-cde runs are fitted in one go; there is nothing to resume (drop --resume)")
+        cfg.validate()
+        if out is not None:
+            check_run_folder(Path(out))  # before any work
+        torch.manual_seed(cfg.seed)
+        data = load_sequence_data(cfg)  # float32 as every series model (features in float64): evaluate sees the same
+        model = build_sequence_classifier(cfg, data)
+        assert isinstance(model, RandomCDEClassifier)
+        return fit_random_cde(cfg, out, data, model)
     return train("sequence-classify", cfg, out, progress, resume, tensorboard)

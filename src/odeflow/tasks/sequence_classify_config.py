@@ -30,8 +30,8 @@ def auto_iterations(batches_per_epoch: int) -> int:
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
-    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde"] = (
-        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde | nrde
+    model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde", "random-cde"] = (
+        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde | nrde | random-cde
     )
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
@@ -66,7 +66,9 @@ class SequenceClassifyConfig(TrainingConfig):
         "disc-opt"  # ncde / nrde gradients: disc-opt (backprop) | opt-disc (adjoint)
     )
     # unset: about 4 sqrt(points of the longest training series)
-    windows: Optional[PositiveInt] = None  # nrde: log-signature windows over the longest training span
+    windows: Optional[PositiveInt] = None  # nrde, random-cde: log-signature windows over the longest training span
+    reservoir: PositiveInt = 256  # random-cde: units of the random CDE state (fewer for many channels)
+    shifts: PositiveInt = 4  # random-cde: segment grids per local reading (overlapping segments)
     obs_std: float = 0.1  # latent ODE: observation noise of the ELBO
     samples: int = 3  # latent ODE: z0 samples per series in training
     ce_weight: NonNegativeFloat = 100.0  # latent ODE: weight of the cross-entropy (Rubanova et al.)
@@ -100,8 +102,15 @@ class SequenceClassifyConfig(TrainingConfig):
                 f"mode opt-disc (the adjoint) is offered for the neural CDE and RDE only; use --model ncde or nrde, "
                 f"or drop --mode (got --model {self.model})"
             )
-        if self.windows is not None and self.model != "nrde":
-            raise ValueError(f"windows applies to --model nrde (log-signature windows); got --model {self.model}")
+        if self.windows is not None and self.model not in ("nrde", "random-cde"):
+            raise ValueError(
+                f"windows applies to --model nrde or random-cde (log-signature windows); got --model {self.model}"
+            )
+        if self.model == "random-cde" and (self.iterations is not None or self.epochs is not None):
+            raise ValueError(
+                "random-cde is not trained by iterations: its random CDE is fixed and its ridge readout is fitted "
+                "in closed form; drop --iterations / --epochs"
+            )
         if self.normalize not in ("channel", "series"):
             raise ValueError(f"unknown normalize {self.normalize!r}; valid: channel, series")
         if self.drop_mode not in DROP_MODES:

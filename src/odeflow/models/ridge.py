@@ -1,0 +1,84 @@
+"""Ridge classifier with the penalty chosen by exact leave-one-out error (the closed-form readout
+of random-feature models; the rule of scikit-learn's RidgeClassifierCV, Rifkin & Lippert 2007).
+
+Targets are the one-vs-rest codes Y in {-1, +1}^{n x K}. With X standardised (training mean and
+standard deviation) and centred, Xc = U diag(s) V^T (thin SVD), Yc = Y - mean(Y):
+
+    W(alpha) = V diag(s / (s^2 + alpha)) U^T Yc,       b = mean(Y) - mean(X) W,
+    H(alpha) = U diag(s^2 / (s^2 + alpha)) U^T + 1/n   (the hat matrix, intercept included),
+    LOO residual of series i:  (Y_i - Yhat_i) / (1 - H_ii),
+
+and alpha is the one of `alphas` with the least mean squared leave-one-out residual (ties: the
+smallest alpha). Prediction: argmax_k of x W + b.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+DEFAULT_ALPHAS = tuple(float(a) for a in torch.logspace(-3, 5, 17, dtype=torch.float64))
+
+
+@dataclass
+class RidgeFit:
+    weight: Tensor  # [F, K] on standardised features
+    bias: Tensor  # [K]
+    mean: Tensor  # [F] feature means (training)
+    scale: Tensor  # [F] feature standard deviations (1 where constant)
+    alpha: float
+    loo_errors: Tensor  # [len(alphas)] mean squared leave-one-out residual per alpha
+
+
+def one_vs_rest(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """[n, K] with +1 at each label's class and -1 elsewhere."""
+    y = -torch.ones(labels.shape[0], num_classes, dtype=dtype, device=labels.device)
+    return y.scatter(1, labels.long().view(-1, 1), 1.0)
+
+
+def loo_residuals(x: Tensor, y: Tensor, alpha: float) -> Tensor:
+    """[n, K] leave-one-out residuals of ridge with intercept on centred features x [n, F]
+    (closed form through the hat matrix, above)."""
+    u, s, _ = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+    return _loo(u, s, y, alpha)
+
+
+def _loo(u: Tensor, s: Tensor, y: Tensor, alpha: float) -> Tensor:
+    n = y.shape[0]
+    shrink = s**2 / (s**2 + alpha)
+    yc = y - y.mean(0)
+    fitted = u @ (shrink.unsqueeze(-1) * (u.T @ yc)) + y.mean(0)
+    hat = (u**2 * shrink).sum(-1) + 1.0 / n
+    return (y - fitted) / (1 - hat).unsqueeze(-1)
+
+
+def fit_ridge_classifier(
+    features: Tensor, labels: Tensor, num_classes: int, alphas: Sequence[float] = DEFAULT_ALPHAS
+) -> RidgeFit:
+    """The readout of `features` [n, F] (float64 advised) for integer `labels` [n]."""
+    if features.dim() != 2 or labels.shape != (features.shape[0],):
+        raise ValueError(f"features must be [n, F] and labels [n]; got {tuple(features.shape)}, {tuple(labels.shape)}")
+    if features.shape[0] < 3:
+        raise ValueError(f"a ridge readout with leave-one-out alpha needs at least 3 series; got {features.shape[0]}")
+    if len(alphas) == 0 or min(alphas) <= 0:
+        raise ValueError(f"alphas must be positive numbers (e.g. 1e-3 ... 1e5); got {list(alphas)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("the features hold NaN or inf; check the series for non-finite values")
+    mean = features.mean(0)
+    scale = features.std(0, unbiased=False)
+    scale = torch.where(scale > 1e-12 * scale.max().clamp_min(1e-300), scale, torch.ones_like(scale))
+    x = (features - mean) / scale
+    y = one_vs_rest(labels, num_classes, x.dtype)
+    u, s, vt = torch.linalg.svd(x, full_matrices=False)  # x is centred
+    errors = torch.stack([_loo(u, s, y, a).pow(2).mean() for a in alphas])
+    alpha = float(alphas[int(torch.argmin(errors))])
+    weight = vt.T @ ((s / (s**2 + alpha)).unsqueeze(-1) * (u.T @ (y - y.mean(0))))
+    return RidgeFit(weight, y.mean(0), mean, scale, alpha, errors)
+
+
+def ridge_scores(fit_weight: Tensor, bias: Tensor, mean: Tensor, scale: Tensor, features: Tensor) -> Tensor:
+    """[n, K] decision values x W + b of raw `features` [n, F]."""
+    return ((features - mean) / scale) @ fit_weight + bias
