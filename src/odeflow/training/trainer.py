@@ -320,10 +320,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
-        opt, cfg = self._opt, self.cfg
+        cfg = self.cfg
         if cfg.cuda_graph:
             return self._graphed_step(forward, params, batch, it)
-        opt.zero_grad(set_to_none=True)
+        for p in params:  # opt.zero_grad(set_to_none=True) without its profiler range: ~5x cheaper
+            p.grad = None
         try:
             out = forward(batch)
             if not bool(torch.isfinite(out.loss.detach())):
@@ -337,9 +338,11 @@ class Trainer:
             ) from None
         grads = [p.grad for p in params if p.grad is not None]
         if grads:
-            limit = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(params, limit)
-            if not bool(torch.isfinite(norm)):
+            if cfg.grad_clip is not None:
+                finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)))
+            else:  # no clipping: only the check (clip_grad_norm_ at inf cost 3-5x more, rescaling by 1)
+                finite = all_finite(grads)
+            if not finite:
                 raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
         self._keep_best_train(out, it)
         self._optimizer_step()
@@ -550,6 +553,25 @@ class Trainer:
     def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def all_finite(tensors: List[torch.Tensor]) -> bool:
+    """Whether every entry of the tensors is finite: one sum over all of them (NaN and inf reach
+    it), with an exact per-tensor check only when that sum is not finite (finite values whose sum
+    overflows). Small parameter sets are concatenated first (one reduction instead of one per
+    tensor: the FFJORD toy net has 20 tensors); large ones are summed tensor by tensor."""
+    if len({t.device for t in tensors}) > 1:
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
+    if sum(t.numel() for t in tensors) <= _CAT_LIMIT:
+        total = torch.cat([t.reshape(-1) for t in tensors]).sum()
+    else:
+        total = torch.stack([t.sum() for t in tensors]).sum()
+    if bool(torch.isfinite(total)):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+_CAT_LIMIT = 1 << 20  # entries: below it the copy costs less than a reduction per tensor
 
 
 class _Stop(BaseException):
