@@ -7,7 +7,8 @@ iteration), one torch thread, in one process. Each entry runs blocks of `--block
 the blocks of the entries are interleaved round-robin (`_timing.time_loops_side_by_side`), so a
 change of load falls on all alike. An iteration's time is the interval between the starts of
 consecutive iterations (batch draw, step and everything the loop does after it; the first
-`--warmup` of a block left out). Reported: the median ms per iteration of each entry over all
+`--warmup` of a block left out; `--clock cpu` counts this process's CPU time instead of wall
+time, which a loaded machine disturbs less). Reported: the median ms per iteration of each entry over all
 its blocks, and its ratio to the fastest peer.
 
   odeflow (CLI path)    `Trainer` on task `cnf` with the flow-matching settings the command line
@@ -16,7 +17,8 @@ its blocks, and its ratio to the fastest peer.
                         every 100) and the progress bar (to a buffer).
   odeflow (no folder)   the same Trainer without a run folder or progress bar (the API).
   odeflow bare loop     `FlowMatching.loss`, backward, the Trainer's optimizer (`make_optimizer`),
-                        no Trainer: what the engine adds is the difference to the line above.
+                        no Trainer; "+ EMA" with the EMA update the Trainer runs (0.99): what
+                        the engine adds is the difference between that and the line above.
   torchcfm              ConditionalFlowMatcher(sigma=0): sample_location_and_conditional_flow,
                         MSE, torch.optim.Adam as in its examples (lr 1e-3).
   flow_matching         AffineProbPath(CondOTScheduler()).sample, MSE, torch.optim.Adam.
@@ -52,6 +54,7 @@ from odeflow.flows import CNF, FlowMatching  # noqa: E402
 from odeflow.nn import ODENet  # noqa: E402
 
 BATCH, LR, SEED = 256, 1e-3, 0
+CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.process_time
 
 
 def fresh_net() -> nn.Module:
@@ -83,7 +86,7 @@ def odeflow_trainer(folder: bool) -> Callable[[int], List[float]]:
         )
         task = build_task("cnf", cfg)
         stamps: List[float] = []
-        task.before_iteration = lambda it, ctx: stamps.append(time.perf_counter())  # type: ignore[method-assign]
+        task.before_iteration = lambda it, ctx: stamps.append(CLOCK[0]())  # type: ignore[method-assign]
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
             out = Path(tmp) / "run" if folder else None
             Trainer(task, out, quiet=not folder).fit()
@@ -92,12 +95,20 @@ def odeflow_trainer(folder: bool) -> Callable[[int], List[float]]:
     return run
 
 
-def loop(make_loss: Callable[[nn.Module], Callable[[Tensor], Tensor]], optimizer: str) -> Callable[[int], List[float]]:
-    """A plain training loop of n iterations (draw, zero_grad, loss, backward, step)."""
+def loop(
+    make_loss: Callable[[nn.Module], Callable[[Tensor], Tensor]], optimizer: str, ema: bool = False
+) -> Callable[[int], List[float]]:
+    """A plain training loop of n iterations (draw, zero_grad, loss, backward, step[, EMA])."""
 
     def run(n: int) -> List[float]:
         net = fresh_net()
         loss_fn = make_loss(net)
+        average = None
+        if ema:
+            from odeflow.tasks.objective_config import FM_EMA_DECAY
+            from odeflow.training.ema import EMA
+
+            average = EMA(net, FM_EMA_DECAY)
         if optimizer == "odeflow":
             from odeflow.tasks.cnf2d_config import CNFConfig
             from odeflow.training.optim import make_optimizer
@@ -107,12 +118,14 @@ def loop(make_loss: Callable[[nn.Module], Callable[[Tensor], Tensor]], optimizer
             opt = torch.optim.Adam(net.parameters(), lr=LR, fused=optimizer == "fused" or None)
         stamps: List[float] = []
         for it in range(n):
-            stamps.append(time.perf_counter())
+            stamps.append(CLOCK[0]())
             x = draw(it)
             opt.zero_grad(set_to_none=True)
             loss_fn(x).backward()
             opt.step()
-        stamps.append(time.perf_counter())
+            if average is not None:
+                average.update()
+        stamps.append(CLOCK[0]())
         return stamps
 
     return run
@@ -155,6 +168,7 @@ ENTRIES: Dict[str, Callable[[], Callable[[int], List[float]]]] = {
     "odeflow (CLI path)": lambda: odeflow_trainer(folder=True),
     "odeflow (no folder)": lambda: odeflow_trainer(folder=False),
     "odeflow bare loop": lambda: loop(odeflow_loss, "odeflow"),
+    "odeflow bare loop + EMA": lambda: loop(odeflow_loss, "odeflow", ema=True),
     "torchcfm": lambda: loop(torchcfm_loss, "default"),
     "flow_matching": lambda: loop(flow_matching_loss, "default"),
     "torchcfm + fused Adam": lambda: loop(torchcfm_loss, "fused"),
@@ -169,13 +183,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20, help="iterations of each block left out")
     p.add_argument("--repeats", type=int, default=5, help="blocks per entry")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall", help="cpu: this process's CPU time (less hit by load)"
+    )
     args = p.parse_args()
+    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     start_load = os.getloadavg()
     runs = {name: make() for name, make in ENTRIES.items()}
     ms = {k: 1e3 * v for k, v in time_loops_side_by_side(runs, args.block, args.repeats, args.warmup).items()}
     fastest = min(ms[k] for k in PEERS)
-    print(f"{machine()}; load average {start_load} at start, {os.getloadavg()} at end")
+    print(f"{machine()}; {args.clock} clock; load average {start_load} at start, {os.getloadavg()} at end")
     print("| entry | ms per iteration (median) | / fastest peer |\n|---|---|---|")
     for name, v in ms.items():
         print(f"| {name} | {v:.3f} | {v / fastest:.2f} |")
