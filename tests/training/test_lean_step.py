@@ -10,7 +10,6 @@ import torch
 
 from odeflow.data.toy2d import TOY_DATASETS, sample_toy
 from odeflow.tasks.cnf2d_config import CNFConfig
-from odeflow.training import trainer as trainer_module
 from odeflow.training.optim import fused_applies, make_optimizer
 from odeflow.training.trainer import all_finite
 
@@ -59,20 +58,30 @@ def test_fused_only_where_it_applies():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_all_finite_finds_any_nan_or_inf_and_passes_an_overflowing_sum(seed, monkeypatch):
+def test_all_finite_finds_any_nan_or_inf_and_changes_no_value(seed, monkeypatch):
     g = torch.Generator().manual_seed(seed)
-    for cat_limit in (1 << 20, 0):  # the concatenated sum and the per-tensor sums
-        monkeypatch.setattr(trainer_module, "_CAT_LIMIT", cat_limit)
-        tensors = [torch.randn(int(n), generator=g) for n in torch.randint(1, 50, (5,), generator=g)]
+
+    def refuse(*args):
+        raise RuntimeError("not for these tensors")
+
+    for fused in (True, False):  # the fused check, and the per-tensor check it falls back to
+        if not fused:
+            monkeypatch.setattr(torch, "_amp_foreach_non_finite_check_and_unscale_", refuse)
+        dtypes = [torch.float32, torch.float64][: 1 + seed % 2]
+        tensors = [
+            torch.randn(int(n), generator=g, dtype=dtypes[k % len(dtypes)]) * 10.0 ** float(k)
+            for k, n in enumerate(torch.randint(1, 50, (5,), generator=g))
+        ]
+        before = [t.clone() for t in tensors]
         assert all_finite(tensors)
+        assert all(torch.equal(a, b) for a, b in zip(tensors, before))
         for bad in (math.nan, math.inf, -math.inf):
             k = int(torch.randint(0, 5, (1,), generator=g))
             i = int(torch.randint(0, tensors[k].numel(), (1,), generator=g))
             broken = [t.clone() for t in tensors]
             broken[k][i] = bad
             assert not all_finite(broken)
-        huge = [torch.full((3,), 3e38), torch.full((2,), 3e38)]  # finite, but the float32 sum is inf
-        assert all_finite(huge)
+        assert all_finite([torch.full((3,), 3e38), torch.full((2,), 3e38)])  # huge but finite
 
 
 def test_the_trainer_step_starts_every_iteration_without_gradients():

@@ -24,6 +24,8 @@ class Progress:
         )
 
     def update(self, fields: Dict[str, Any]) -> None:
+        if self.bar.disable:  # --quiet: not even the postfix text is built
+            return
         self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in fields.items()}, refresh=False)
         self.bar.update(1)
 
