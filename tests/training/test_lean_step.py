@@ -112,3 +112,21 @@ def test_sample_toy_draws_the_stream_of_a_fresh_random_state(name):
     first = sample_toy(name, 33, seed=11)
     sample_toy(name, 500, seed=12)  # another draw in between leaves nothing behind
     assert torch.equal(sample_toy(name, 33, seed=11), first)
+
+
+def test_progress_postfix_is_throttled_and_ends_on_the_last_values(capsys, monkeypatch):
+    from odeflow.training import progress
+
+    clock = iter([0.0, 0.01, 0.02, 0.3, 0.31])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    bar = progress.Progress(5, enabled=True)
+    shown = []
+    monkeypatch.setattr(bar.bar, "set_postfix", lambda d, refresh=False: shown.append(dict(d)))
+    for k in range(5):
+        bar.update({"loss": float(k)})
+    assert [d["loss"] for d in shown] == ["0", "3"]  # at 0 s and 0.3 s, not every iteration
+    bar.close()
+    assert shown[-1]["loss"] == "4" and bar.bar.n == 5
+    quiet = progress.Progress(5, enabled=False)
+    quiet.update({"loss": 1.0})
+    quiet.close()
