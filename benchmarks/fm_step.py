@@ -12,9 +12,9 @@ time, which a loaded machine disturbs less). Reported: the median ms per iterati
 its blocks, and its ratio to the fastest peer.
 
   odeflow (CLI path)    `Trainer` on task `cnf` with the flow-matching settings the command line
-                        uses (no multilevel stages, EMA 0.99, validation every 500 iterations: none
-                        inside a block), a run folder (metrics.csv line per iteration, last.pt
-                        every 100) and the progress bar (to a buffer).
+                        uses (no multilevel stages, EMA 0.99, validation and last.pt every 500
+                        iterations: neither inside a block), a run folder (a metrics.csv line per
+                        iteration) and the progress bar (to a buffer).
   odeflow (no folder)   the same Trainer without a run folder or progress bar (the API).
   odeflow bare loop     `FlowMatching.loss`, backward, the Trainer's optimizer (`make_optimizer`),
                         no Trainer; "+ EMA" with the EMA update the Trainer runs (0.99): what
@@ -78,7 +78,8 @@ def odeflow_trainer(folder: bool) -> Callable[[int], List[float]]:
             iterations=n,
             schedule=None,
             lr=LR,
-            val_every=500,  # the command line's flow-matching default (none inside a block)
+            val_every=500,  # the command line's flow-matching defaults (none inside a block)
+            checkpoint_every=500,
             val_size=16,
             test_max=16,
             zero_init=False,

@@ -64,3 +64,12 @@ def test_help_names_both_defaults():
     cnf = next(a for a in sub._actions if getattr(a, "choices", None) and "cnf" in a.choices).choices["cnf"]
     helps = {a.dest: a.help for a in cnf._actions}
     assert helps["lr"].endswith("; flow matching: 0.003)") and helps["net_time"].endswith("flow matching: reversed)")
+
+
+def test_cnf_flow_matching_validates_and_checkpoints_every_500_unless_told(tmp_path):
+    fm = _config("cnf", tmp_path, "--objective", "flow-matching")
+    assert (fm.val_every, fm.checkpoint_every) == (500, 500)
+    told = _config("cnf", tmp_path, "--objective", "flow-matching", "--checkpoint-every", "50", "--val-every", "20")
+    assert (told.val_every, told.checkpoint_every) == (20, 50)
+    likelihood = _config("cnf", tmp_path)
+    assert (likelihood.val_every, likelihood.checkpoint_every) == (50, 100)
