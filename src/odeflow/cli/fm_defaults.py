@@ -2,8 +2,9 @@
 
 With ``--objective flow-matching`` and nothing else said, a run takes ``--lr 3e-3`` and
 ``--net-time reversed`` (with the EMA 0.99 that `ObjectiveConfig.ema_decay` gives every
-flow-matching run): the recipe that ended best or level on all five data sets of
-benchmarks/cnf_objectives.py (docs/cnf.md, "Flow-matching defaults"). A value given on the command
+flow-matching run): lowest or level with the best peer on all five data sets of
+benchmarks/cnf_objectives.py; the net reading t ends lower on digits and image digits (docs/cnf.md,
+"Flow-matching defaults"). A value given on the command
 line or in a config file the user named wins; the recipe files odeflow picks by itself
 (configs/<data>.toml, configs/image_<data>.toml) hold likelihood settings and do not count.
 Likelihood runs keep their defaults. summary.json records the lr and net time a run used.
