@@ -6,7 +6,7 @@ import platform
 import statistics
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
@@ -37,6 +37,25 @@ def time_side_by_side(
                 fn()
             samples[name].append((time.perf_counter() - start) / loops[name])
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def time_loops_side_by_side(
+    loops: Dict[str, Callable[[int], List[float]]], block: int, repeats: int = 5, warmup: int = 20
+) -> Dict[str, float]:
+    """Median seconds per iteration of training loops, measured round-robin in one process.
+
+    ``loops[name](n)`` runs n iterations and returns the start time (time.perf_counter) of each;
+    an iteration's time is the interval to the next start (the last one's is not known unless
+    the loop appends an end time). Every loop runs `repeats` blocks of `block` iterations,
+    the blocks of the loops interleaved; the first `warmup` intervals of each block are left out."""
+    if block <= warmup + 1:
+        raise ValueError(f"block ({block}) must exceed warmup + 1 ({warmup + 1})")
+    intervals: Dict[str, List[float]] = {name: [] for name in loops}
+    for _ in range(repeats):
+        for name, run in loops.items():
+            stamps = run(block)
+            intervals[name] += [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    return {name: statistics.median(v) for name, v in intervals.items()}
 
 
 def machine() -> str:

@@ -5,7 +5,8 @@ Every entry trains the SAME network (the data set's net, `cnf_objectives_data`: 
 on 8gaussians/checkerboard, the tabular recipe's ODENet on digits and the MINIBOONE-shaped rows,
 the single-scale image CNF's ConvODENet on image digits; the same initial weights from one seed),
 on the same batches (drawn outside the clock), one
-torch thread, in one process. The entries of a seed are interleaved round-robin, one second of
+torch thread, in one process (`--clock cpu`: training clocks in process CPU time instead of wall
+time, for a loaded machine). The entries of a seed are interleaved round-robin, one second of
 training each at a time, so a change of load falls on all alike. The clock counts training only.
 At fixed points of each entry's training clock (CHECKPOINTS seconds) the net is evaluated by
 ONE evaluator: exact-trace test NLL (image digits: bits/dim) with dopri5 rtol = atol = 1e-5
@@ -22,8 +23,15 @@ Entries (toy data: batch 256 unless said; tabular/image: the data set's batch fo
 Adam). Beyond the toy data the default entries are odeflow-fm, odeflow-likelihood (the data set's
 shipped recipe, `odeflow_recipe_likelihood`), torchcfm and flow_matching; the peers regress on
 what odeflow's flow starts from (images: the logit of the dequantized pixels, flattened).
+  odeflow-fm-default  what `odeflow train ... --objective flow-matching` does without other
+                      options: `FlowMatching`, OT path, independent coupling, T = 1, the net reading
+                      T - t (`--net-time reversed`), lr 3e-3, the EMA 0.99 (warmup) evaluated,
+                      the Trainer's optimizer (`make_optimizer`: fused Adam on the CPU; every
+                      odeflow entry uses it, the peers and FFJORD torch.optim.Adam as documented).
+  odeflow-fm-ot-default   the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
+  odeflow-fm+ll-default   the same for 80 % of the budget, then likelihood steps (as odeflow-fm+ll).
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
-                      lr 1e-3, T = 1.
+                      lr 1e-3, T = 1 (the settings before the defaults above).
   odeflow-fm-ot       the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm-rev      odeflow-fm with the net reading T - t (`ReversedTime`, `--net-time reversed`).
   odeflow-fm-ema      odeflow-fm evaluated with the EMA of its weights (`odeflow.training.ema.EMA`,
@@ -76,9 +84,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _timing import machine  # noqa: E402
 from cnf_objectives_data import DATA, TOY, Problem, describe, make_problem  # noqa: E402
 
+CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.process_time
 CHECKPOINTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
 ENTRIES = (
+    "odeflow-fm-default",
+    "odeflow-fm-ot-default",
+    "odeflow-fm+ll-default",
     "odeflow-fm",
     "odeflow-fm-ot",
     "odeflow-fm-rev",
@@ -95,7 +107,15 @@ ENTRIES = (
     "torchcfm-lr3",
     "flow_matching-lr3",
 )
-DEFAULT_ENTRIES = ("odeflow-fm", "odeflow-likelihood", "torchcfm", "flow_matching")  # beyond the toy data
+DEFAULT_ENTRIES = (  # beyond the toy data
+    "odeflow-fm-default",
+    "odeflow-fm-ema-lr3",
+    "odeflow-likelihood",
+    "torchcfm",
+    "flow_matching",
+    "torchcfm-lr3",
+    "flow_matching-lr3",
+)
 
 
 class Backwards(nn.Module):
@@ -114,8 +134,18 @@ class Backwards(nn.Module):
 Step = Callable[[int, Tensor], None]
 
 
-def adam_step(params, lr: float, loss_fn: Callable[[Tensor], Tensor], weight_decay: float = 0.0) -> Step:
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+def adam_step(
+    params, lr: float, loss_fn: Callable[[Tensor], Tensor], weight_decay: float = 0.0, odeflow: bool = False
+) -> Step:
+    """Adam on the loss; ``odeflow``: the optimizer odeflow's Trainer builds (`make_optimizer`:
+    fused Adam on the CPU), else torch.optim.Adam as the peers' examples (and FFJORD) build it."""
+    if odeflow:
+        from odeflow.tasks.cnf2d_config import CNFConfig
+        from odeflow.training.optim import make_optimizer
+
+        opt = make_optimizer(CNFConfig(lr=lr, weight_decay=weight_decay), params)
+    else:
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
     def step(it: int, x: Tensor) -> None:
         opt.zero_grad(set_to_none=True)
@@ -129,7 +159,7 @@ def adam_step(params, lr: float, loss_fn: Callable[[Tensor], Tensor], weight_dec
 def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "independent", lr: float = 1e-3) -> Step:
     flow = problem.flow(net, T=1.0)
     fm = FlowMatching(flow, path="ot", coupling=coupling, generator=torch.Generator().manual_seed(seed))
-    return adam_step(net.parameters(), lr, lambda x: fm.loss(x)[0])
+    return adam_step(net.parameters(), lr, lambda x: fm.loss(x)[0], odeflow=True)
 
 
 def with_ema(step: Step, net: nn.Module) -> Tuple[Step, EMA]:
@@ -144,9 +174,9 @@ def with_ema(step: Step, net: nn.Module) -> Tuple[Step, EMA]:
 
 
 def odeflow_fm_then_likelihood(
-    problem: Problem, net: nn.Module, seed: int, switch_at: float, clock: Callable[[], float]
+    problem: Problem, net: nn.Module, seed: int, switch_at: float, clock: Callable[[], float], lr: float = 1e-3
 ) -> Step:
-    fm_step = odeflow_fm(problem, net, seed)
+    fm_step = odeflow_fm(problem, net, seed, lr=lr)
     flow = problem.flow(net, T=1.0, divergence="exact", method="rk4", step=FixedStep(steps=8))
     opt = fm_step.opt  # type: ignore[attr-defined]
 
@@ -176,7 +206,10 @@ def odeflow_likelihood(problem: Problem, net: nn.Module, seed: int) -> Step:
     flow = CNF(
         net, 2, T=0.5, divergence="hutchinson", method="rk4", step=FixedStep(steps=2), kinetic=0.01, jacobian=0.01
     )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    from odeflow.tasks.cnf2d_config import CNFConfig
+    from odeflow.training.optim import make_optimizer
+
+    opt = make_optimizer(CNFConfig(lr=1e-2), net.parameters())  # the Trainer's (fused Adam)
 
     def step(it: int, x: Tensor) -> None:
         until, steps, lr = next(s for s in FAST_STAGES if it < s[0])
@@ -197,7 +230,7 @@ def odeflow_recipe_likelihood(problem: Problem, net: nn.Module) -> Step:
     recipe's cosine decay is tied to its 400 iterations, which a time budget does not fix)."""
     h, lr = (0.5, 3e-3) if problem.name == "image-digits" else (0.25, 1e-3)
     flow = problem.flow(net, T=1.0, divergence="hutchinson", method="rk4", step=FixedStep(h))
-    return adam_step(net.parameters(), lr, lambda x: flow.loss(x)[0])
+    return adam_step(net.parameters(), lr, lambda x: flow.loss(x)[0], odeflow=True)
 
 
 def ffjord(net: nn.Module, seed: int) -> Step:
@@ -256,7 +289,18 @@ class Entry:
         clock = lambda: self.elapsed  # noqa: E731
         self.T, self.eval_net = 1.0, net
         self.ema: Optional[EMA] = None
-        if name in ("odeflow-fm-ema", "odeflow-fm-rev-ema", "odeflow-fm-ema-lr3", "odeflow-fm-rev-ema-lr3"):
+        if name in ("odeflow-fm-default", "odeflow-fm-ot-default", "odeflow-fm+ll-default"):
+            from odeflow.nn import ReversedTime  # the command line's defaults: net time reversed,
+            from odeflow.tasks.objective_config import FM_DEFAULTS  # lr 3e-3, EMA 0.99
+
+            self.eval_net, lr = ReversedTime(net, 1.0), FM_DEFAULTS["lr"]
+            if name == "odeflow-fm+ll-default":
+                step = odeflow_fm_then_likelihood(problem, self.eval_net, seed, 0.8 * args.budget, clock, lr=lr)
+            else:
+                coupling = "minibatch-ot" if name == "odeflow-fm-ot-default" else "independent"
+                step = odeflow_fm(problem, self.eval_net, seed, coupling=coupling, lr=lr)
+            self.step, self.ema = with_ema(step, net)
+        elif name in ("odeflow-fm-ema", "odeflow-fm-rev-ema", "odeflow-fm-ema-lr3", "odeflow-fm-rev-ema-lr3"):
             if "rev" in name:
                 from odeflow.nn import ReversedTime
 
@@ -307,9 +351,9 @@ class Entry:
         torch.random.set_rng_state(self.rng_state)  # each entry keeps its own random stream
         while self.marks and self.elapsed < until:
             x = self.next_batch()
-            start = time.perf_counter()
+            start = CLOCK[0]()
             self.step(self.it, x)
-            self.elapsed += time.perf_counter() - start
+            self.elapsed += CLOCK[0]() - start
             self.it += 1
             if self.elapsed >= self.marks[0]:
                 while self.marks and self.elapsed >= self.marks[0]:
@@ -355,7 +399,7 @@ def step_costs(names: List[str], args, problem: Problem) -> Dict[str, float]:
     for name in names:
         e = Entry(name, args, 0, problem)
         x = e.next_batch()
-        fns[name] = (lambda e=e, x=x: e.step(10_000, x)) if name != "odeflow-fm+ll" else None
+        fns[name] = (lambda e=e, x=x: e.step(10_000, x)) if not name.startswith("odeflow-fm+ll") else None
     fns = {k: v for k, v in fns.items() if v is not None}
     return {k: 1e3 * v for k, v in time_side_by_side(fns, repeats=5, min_time=0.3).items()}
 
@@ -410,7 +454,14 @@ def main() -> None:
     p.add_argument("--checkpoints", type=float, nargs="+", default=None, help="training seconds at which to evaluate")
     p.add_argument("--test-size", type=int, default=5000, help="toy: test points; others: the first N test rows")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="the entries' training clocks: wall time, or this process's CPU time (less disturbed by a loaded machine)",
+    )
     args = p.parse_args()
+    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     problem = make_problem(args.data, args.test_size)
     if args.entries is None:
@@ -446,6 +497,7 @@ def main() -> None:
                     true_nll=problem.true,
                     data=describe(problem),
                     machine=machine(),
+                    clock=args.clock,
                 ),
                 indent=1,
             )

@@ -9,10 +9,12 @@ recipe), then the options given on the command line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any, Dict
 
 from .config_cli import add_options, options_of
 from .config_options import make_config
+from .fm_defaults import apply_flow_matching_defaults, note_flow_matching_defaults
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/image"
@@ -29,6 +31,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
     p = train_sub.add_parser("image", help="train a multiscale image CNF (bits/dim, sample grids)")
     add_options(p, ImageConfig, options_of(ImageConfig, _SPECIAL, skip={"val_rtol", "val_atol"}), DEFAULT_OUT)
+    note_flow_matching_defaults(p)
     p.set_defaults(run=run)
 
 
@@ -44,9 +47,17 @@ def make_image_config(args: argparse.Namespace):
     from ..tasks.image import default_image_config_file
     from ..tasks.image_config import ImageConfig
 
-    if getattr(args, "config", None) is None and getattr(args, "resume", None) is None:
+    named = getattr(args, "config", None) is not None  # a file the user named counts as said
+    if not named and getattr(args, "resume", None) is None:
         args.config = default_image_config_file(getattr(args, "data", ImageConfig.data))
-    return make_config(ImageConfig, args, DEFAULT_OUT, adjust=_adjust)
+    fields = {f.name for f in dataclasses.fields(ImageConfig)}
+    given = {k for k in vars(args) if k in fields}  # options not given are absent (SUPPRESS)
+
+    def adjust(values: Dict[str, Any]) -> Dict[str, Any]:
+        apply_flow_matching_defaults(values, explicit=set(values) if named else given)
+        return _adjust(values)
+
+    return make_config(ImageConfig, args, DEFAULT_OUT, adjust=adjust)
 
 
 @report_errors

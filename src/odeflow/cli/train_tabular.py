@@ -16,6 +16,7 @@ from typing import Any, Dict
 
 from .config_cli import add_options, options_of
 from .config_options import make_config
+from .fm_defaults import apply_flow_matching_defaults, note_flow_matching_defaults
 from .training_run import report_errors
 
 DEFAULT_OUT = "runs/tabular"
@@ -54,6 +55,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         DEFAULT_OUT,
         config_file=False,
     )
+    note_flow_matching_defaults(p)
     p.set_defaults(run=run)
 
 
@@ -73,8 +75,11 @@ def make_tabular_config(args: argparse.Namespace):
             path = default_config_file(getattr(args, "data", "digits"))
         file_values = flatten_config(read_config_file(path), getattr(args, "mode", None), str(path)) if path else {}
 
+    named = args.config is not None  # a file the user named counts as said; configs/<data>.toml does not
+
     def adjust(values: Dict[str, Any]) -> Dict[str, Any]:
         merged = {**file_values, **values}
+        apply_flow_matching_defaults(merged, explicit=set(values) | (set(file_values) if named else set()))
         if is_table_path(merged.get("data")):  # evaluate/sample find it from any folder
             merged["data"] = str(Path(merged["data"]).expanduser().resolve())
         if merged.get("step_size") == 0:

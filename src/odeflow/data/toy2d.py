@@ -6,6 +6,7 @@ so scikit-learn is not needed).
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Dict
 
 import numpy as np
@@ -114,4 +115,17 @@ def sample_toy(name: str, n: int, seed: int = 0, dtype: torch.dtype = torch.floa
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(sorted(TOY_DATASETS))}")
     if n < 1:
         raise ValueError(f"need n >= 1 samples; got {n}")
-    return torch.as_tensor(TOY_DATASETS[name](np.random.RandomState(seed), n), dtype=dtype)
+    return torch.as_tensor(TOY_DATASETS[name](_seeded(seed), n), dtype=dtype)
+
+
+_RNG = threading.local()
+
+
+def _seeded(seed: int) -> np.random.RandomState:
+    """This thread's RandomState reseeded: the stream of np.random.RandomState(seed) (seed()
+    resets the whole legacy state), without building a new generator per batch (~0.2 ms)."""
+    rng = getattr(_RNG, "rng", None)
+    if rng is None:
+        rng = _RNG.rng = np.random.RandomState()
+    rng.seed(seed)
+    return rng

@@ -41,7 +41,11 @@ class OTPath:
         """(x_s, d x_s / d s) for data x, noise z [batch, ...] and s [batch]."""
         s = s.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
         sig = self.sigma_min
-        return (1 - s) * x + (sig + (1 - sig) * s) * z, (1 - sig) * z - x
+        if sig == 0.0:  # x_s = x + s u, u = z - x: two ops
+            u = z - x
+            return torch.addcmul(x, s, u), u
+        u = (1 - sig) * z - x
+        return torch.addcmul(x + sig * z, s, u), u  # = (1 - s) x + (sigma_min + (1 - sigma_min) s) z
 
 
 class VPPath:

@@ -154,7 +154,7 @@ class CNF2DTask(Task):
         flow, cfg = self.flow, self.config
         if cfg.flow_matching_at(self.iteration, cfg.iterations):
             loss, parts = self.fm.loss(x)
-            nan = torch.tensor(float("nan"))
+            nan = float("nan")  # a plain number: no tensor made per step
             fm_metrics: Dict[str, Any] = dict(
                 loss=loss.detach(), nll=nan, fm_loss=parts["fm_loss"], T=flow.T.detach(), nfe_forward=1
             )
@@ -175,7 +175,7 @@ class CNF2DTask(Task):
             nfe_backward=lambda: stats.nfe_backward,
         )
         if cfg.objective == "flow-matching":
-            metrics["fm_loss"] = torch.tensor(float("nan"))
+            metrics["fm_loss"] = float("nan")
         return StepOutput(loss, metrics, dict(z_T=parts["z_T"]))
 
     def compiles(self) -> bool:
@@ -245,6 +245,7 @@ class CNF2DTask(Task):
         if cfg.objective == "flow-matching":
             summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
         summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
+        summary.update(lr=self.config.lr, net_time=self.config.net_time)  # what the run used (flow-matching defaults)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

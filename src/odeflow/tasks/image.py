@@ -196,7 +196,7 @@ class ImageTask(Task):
 
     def training_loss(self, x: Tensor) -> StepOutput:
         flow, cfg = self.flow, self.config
-        nan = torch.tensor(float("nan"))
+        nan = float("nan")  # a plain number: no tensor made per step
         if self.fm is not None and cfg.flow_matching_at(self.iteration, cfg.iterations):
             fm_loss, fm_parts = self.fm.loss(x)
             fm_metrics: Dict[str, Any] = dict(
@@ -287,6 +287,7 @@ class ImageTask(Task):
         if cfg.objective == "flow-matching":
             summary.update(ms_per_iteration_by_kind(ctx.history, cfg, cfg.iterations))
         summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
+        summary.update(lr=self.config.lr, net_time=self.config.net_time)  # what the run used (flow-matching defaults)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

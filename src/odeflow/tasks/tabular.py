@@ -178,7 +178,7 @@ class TabularTask(Task):
 
     def training_loss(self, x: Tensor) -> StepOutput:
         flow, cfg = self.flow, self.config
-        nan = torch.tensor(float("nan"))
+        nan = float("nan")  # a plain number: no tensor made per step
         if cfg.flow_matching_at(self.iteration, cfg.iterations):
             fm_loss, fm_parts = self.fm.loss(x)
             return StepOutput(fm_loss, dict(loss=fm_loss.detach(), nll=nan, fm_loss=fm_parts["fm_loss"], nfe_forward=1))
@@ -310,6 +310,7 @@ class TabularTask(Task):
 
             plot_loss_vs_time(ctx.history, ctx.folder.file("loss_vs_time.png"), title=f"{cfg.data} {cfg.mode}")
         summary["ema"] = self.config.ema_decay()  # the EMA decay the evaluations used (0: the trained weights)
+        summary.update(lr=self.config.lr, net_time=self.config.net_time)  # what the run used (flow-matching defaults)
         summary["peak_memory_mb"] = peak_memory_mb(ctx.device)
         return summary
 

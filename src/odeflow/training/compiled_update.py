@@ -79,6 +79,8 @@ class CompiledUpdate:
         if self._compiled is None:
             self.opt.step()
             if self.reason is None:  # the state exists now: compile from the next update on
+                for group in self.opt.param_groups:  # the compiled update is the single-tensor
+                    group["fused"] = False  # algorithm (the state is the same for both)
                 tensor_lr(self.opt)
                 _wide_step_counters(self.opt)
                 self._compiled = torch.compile(self.opt.step)

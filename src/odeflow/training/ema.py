@@ -70,9 +70,8 @@ class EMA:
         """bar_theta <- beta_n bar_theta + (1 - beta_n) theta, n = the number of updates so far + 1."""
         self.updates += 1
         weight = 1.0 - self.rate(self.updates)
-        live = [p.detach() for p in self.params]
-        if self.shadow:
-            torch._foreach_lerp_(self.shadow, live, weight)
+        if self.shadow:  # under no_grad the parameters are read as they are (no detach per tensor)
+            torch._foreach_lerp_(self.shadow, self.params, weight)
 
     def averaged_state(self) -> Dict[str, Tensor]:
         """{parameter name: its average} (the names of ``model.named_parameters()``)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Any, Dict, Iterator
+import time
+from typing import Any, Dict, Iterator, Optional
 
 from tqdm.auto import tqdm
 
@@ -23,15 +25,35 @@ class Progress:
             mininterval=0.5,
         )
 
+        self._latest: Optional[Dict[str, Any]] = None
+        self._shown = -math.inf  # time.monotonic() of the last postfix set
+
     def update(self, fields: Dict[str, Any]) -> None:
-        self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in fields.items()}, refresh=False)
+        """One iteration done; its fields become the postfix at most every POSTFIX_SECONDS (the
+        bar redraws every 0.5 s: building the text every ~2 ms step cost 2 % of a flow-matching
+        iteration), and at the end."""
+        if self.bar.disable:  # --quiet: nothing is built
+            return
+        self._latest = fields
+        now = time.monotonic()
+        if now - self._shown >= POSTFIX_SECONDS:
+            self._postfix(fields)
+            self._shown = now
         self.bar.update(1)
+
+    def _postfix(self, fields: Dict[str, Any]) -> None:
+        self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in fields.items()}, refresh=False)
 
     def write(self, message: str) -> None:
         self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
+        if not self.bar.disable and self._latest is not None:
+            self._postfix(self._latest)  # the last iteration's values on the final line
         self.bar.close()
+
+
+POSTFIX_SECONDS = 0.25
 
 
 def chunk_starts(n: int, batch: int, label: str = "", enabled: bool = True) -> Iterator[int]:

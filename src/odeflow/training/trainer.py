@@ -320,10 +320,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _step(self, forward: nn.Module, params: List[nn.Parameter], batch: Any, it: int) -> StepOutput:
-        opt, cfg = self._opt, self.cfg
+        cfg = self.cfg
         if cfg.cuda_graph:
             return self._graphed_step(forward, params, batch, it)
-        opt.zero_grad(set_to_none=True)
+        for p in params:  # opt.zero_grad(set_to_none=True) without its profiler range: ~5x cheaper
+            p.grad = None
         try:
             out = forward(batch)
             if not bool(torch.isfinite(out.loss.detach())):
@@ -337,9 +338,11 @@ class Trainer:
             ) from None
         grads = [p.grad for p in params if p.grad is not None]
         if grads:
-            limit = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(params, limit)
-            if not bool(torch.isfinite(norm)):
+            if cfg.grad_clip is not None:
+                finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)))
+            else:  # no clipping: only the check (clip_grad_norm_ at inf cost 3-5x more, rescaling by 1)
+                finite = all_finite(grads)
+            if not finite:
                 raise TrainingError(it, "the gradient is not finite", NONFINITE_HINT)
         self._keep_best_train(out, it)
         self._optimizer_step()
@@ -398,11 +401,10 @@ class Trainer:
             return {}
         if not dist.active:
             tensors = [k for k in names if isinstance(metrics[k], torch.Tensor)]
-            values = (
-                torch.stack([metrics[k].detach().double().reshape(()).cpu() for k in tensors]).tolist()
-                if tensors
-                else []
-            )
+            if all(metrics[k].device.type == "cpu" for k in tensors):  # no device: float() is no sync
+                values = [float(metrics[k].detach()) for k in tensors]
+            else:  # one device sync for all of them
+                values = torch.stack([metrics[k].detach().double().reshape(()).cpu() for k in tensors]).tolist()
             out = dict(metrics)
             out.update(zip(tensors, values))
             return out
@@ -550,6 +552,23 @@ class Trainer:
     def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def all_finite(tensors: List[torch.Tensor]) -> bool:
+    """Whether every entry of the tensors is finite. One fused check over all of them where they
+    share a device (the op GradScaler uses: it multiplies by 1, which changes no value, and flags
+    any NaN or inf; one dispatch instead of one reduction per tensor, ~5x cheaper than the sum of
+    20 small gradients); else, or where that op refuses the tensors, one check per tensor."""
+    devices = {t.device for t in tensors}
+    if len(devices) == 1:
+        device = devices.pop()
+        found, one = torch.zeros(1, device=device), torch.ones(1, device=device)
+        try:
+            torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, one)
+            return not bool(found)
+        except (RuntimeError, TypeError):
+            pass  # a dtype or layout the fused check does not take
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 class _Stop(BaseException):
