@@ -123,7 +123,7 @@ def test_the_wild_draws_are_the_residuals_with_random_signs():
         coefficient_intervals(lib, fit, seg, draws=2, resample="block")
 
 
-@pytest.mark.slow  # 40 instances of 2 fits and 10 bootstrap refits each: ~3 min on the loaded machine
+@pytest.mark.slow  # 40 instances of 2 fits and 10 bootstrap refits each: 634 s at load 7-9
 def test_intervals_cover_a_randomized_decay_with_proportional_noise():
     # x' = −k x, k ∈ [0.3, 1], x0 ∈ [1, 3], 20 observations on [0, 3] with 5% proportional noise: the
     # truth is known exactly; nominal 95% intervals (Gauss–Newton widened by the bootstrap) of the
