@@ -77,7 +77,7 @@ def test_nominal_95_intervals_cover_at_least_90_percent_on_fresh_instances():
     assert inside / total >= 0.9, (inside, total)
 
 
-def _weighted_true_fit(system, seed, noise, kind, n=40):
+def _weighted_true_fit(system, seed, noise, kind, n=30):
     from odeflow.discover.model_search import variance_of
 
     lib, truth, seg, fit = _true_fit(system, seed, noise, n=n, kind=kind)
