@@ -3,7 +3,9 @@
 Systems (odeflow.data.discovery_families): Lotka–Volterra, Van der Pol, damped Duffing, SIR,
 Lorenz (3-D), and four families outside the ones the selection was developed on: a damped linear
 oscillator (linear), a 3-species competitive Lotka–Volterra (12 interaction terms), the Brusselator
-and FitzHugh–Nagumo (constant terms). Instance i of a system draws its parameters, initial state and horizon from fixed
+and FitzHugh–Nagumo (constant terms), and the pendulum (NONPOLYNOMIAL: θ'' = −a sin θ − b θ', scored in
+its `poly:1+fourier:1` library, pysindy's peers given PolynomialLibrary(1) + FourierLibrary(1); the
+older peers' degree-3 polynomial libraries cannot hold it). Instance i of a system draws its parameters, initial state and horizon from fixed
 ranges with seed 100 + i (seeds 1–4 were used while developing the selection rule; the benchmark
 never sees them), 80–200 observations at sorted uniform random times, Gaussian noise of
 noise × std per variable (--kinds additive) or noise × |value| (--kinds proportional); the same
@@ -37,7 +39,11 @@ resumed; --report prints the table.
 
 Usage:
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --instances 20
-  python benchmarks/discover_family.py --report [--out FILE]
+  python benchmarks/discover_family.py --report [--goals] [--out FILE]
+  # the issue's grid; --final keeps each chosen fit so that --reinterval can recompute the intervals
+  OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --systems ... pendulum \
+      --kinds additive proportional --methods neural ps-ensemble ps-weak --out F --final FOLDER
+  PYTHONPATH=src python benchmarks/discover_family.py --reinterval --final FOLDER --out F
   python benchmarks/discover_family.py --rescore --cache benchmarks/results/cache   # selection only
   # the third round ran in two phases: fits (all methods, neural without the search), then the search
   OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/discover_family.py --no-refine --cache C --out F
