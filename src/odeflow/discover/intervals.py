@@ -19,6 +19,12 @@ bias-corrected normal interval is
 
 The interval reported is the union of the two, so the bootstrap only ever widens the Gauss–Newton
 one. Its cost is B refits of one model.
+
+resample="wild" draws the noise from the fit's own residuals instead (the wild bootstrap, Wu, Ann.
+Statist. 14, 1986; Liu, Ann. Statist. 16, 1988): x*_j = x̂_j + r_j v_j √(N/(N − p/d)), v_j = ±1 with
+probability 1/2 each, which keeps whatever heteroscedasticity or misfit the residuals r_j have and
+the noise model does not describe. The pipeline uses the parametric draw; the wild one is the
+comparison of docs/dynamics.md.
 """
 
 from __future__ import annotations
@@ -54,26 +60,43 @@ def noise_sd(fit: ObservationFit, seg: Segments) -> np.ndarray:
     return scale[None, :] / w
 
 
+RESAMPLE = ("parametric", "wild")
+
+
+def bootstrap_noise(fit: ObservationFit, seg: Segments, rng: np.random.Generator, resample: str) -> np.ndarray:
+    """One draw of simulated observation noise [N, d] in data units: "parametric" σ̂_j ε_j, or "wild"
+    r_j v_j √(N/(N − p/d)) (the fit's own raw residuals r_j with random signs v_j = ±1)."""
+    if resample == "parametric":
+        sd = noise_sd(fit, seg)
+        return sd * rng.standard_normal(sd.shape)
+    raw, _ = fit.raw_residuals(seg)
+    n, d = raw.shape
+    p = int(fit.support.sum()) + fit.starts.numel()
+    return raw * np.sqrt(n / max(n - p / d, 1.0)) * rng.choice([-1.0, 1.0], size=raw.shape)
+
+
 def coefficient_intervals(
     library: Union[Library, Sequence[Tuple[int, ...]]],
     fit: ObservationFit,
     seg: Segments,
     draws: int = 0,
     seed: int = 0,
+    resample: str = "parametric",
 ) -> Intervals:
-    """Gauss–Newton ±1.96 se (draws = 0), or its union with the parametric bootstrap's bias-corrected
-    normal interval over `draws` refits (module docstring)."""
+    """Gauss–Newton ±1.96 se (draws = 0), or its union with the bootstrap's bias-corrected normal
+    interval over `draws` refits, the noise drawn as `resample` says (module docstring)."""
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {RESAMPLE}; got {resample!r}")
     gn_lo = fit.coefficients - Z95 * fit.stderr
     gn_hi = fit.coefficients + Z95 * fit.stderr
     zero = np.zeros_like(fit.coefficients)
     if draws <= 0 or not np.isfinite(fit.bic) or not fit.support.any():
         return Intervals(gn_lo, gn_hi, zero, zero, 0)
-    raw, pred = fit.raw_residuals(seg)
-    sd = noise_sd(fit, seg)
+    _, pred = fit.raw_residuals(seg)
     rng = np.random.default_rng(seed)
     got = []
     for _ in range(draws):
-        target = torch.as_tensor(pred + sd * rng.standard_normal(pred.shape), dtype=torch.float64)
+        target = torch.as_tensor(pred + bootstrap_noise(fit, seg, rng, resample), dtype=torch.float64)
         again = fit_on_observations(library, fit.support, fit.coefficients, replace(seg, target=target), fit.starts)
         if np.isfinite(again.bic):
             got.append(again.coefficients)
