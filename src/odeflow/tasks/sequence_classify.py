@@ -41,6 +41,7 @@ from ..solvers.stepping import Adaptive
 from ..training import RunContext, StepOutput, Task
 from ..training.data import EpochBatches
 from .chance import chance_warning
+from .classify_report import data_and_test_report
 from .run import train
 from .sequence_classify_config import SequenceClassifyConfig, auto_iterations
 from .series_sets import is_uea_name
@@ -312,9 +313,6 @@ class SequenceClassifyTask(Task):
         ce, pred, y = self.evaluate(data.test)
         per_epoch = self.batches.per_epoch
         wall = ctx.history[-1].get("wall_time", float("nan")) if ctx.history else float("nan")
-        counts = torch.zeros(len(data.classes), len(data.classes), dtype=torch.long)
-        for t, p in zip(y.tolist(), pred.tolist()):
-            counts[t, p] += 1
         summary: Dict[str, Any] = dict(
             test_accuracy=float((pred == y).float().mean()),
             test_loss=float(ce.mean()),
@@ -322,15 +320,7 @@ class SequenceClassifyTask(Task):
             iterations_per_epoch=per_epoch,
             epochs_trained=(ctx.iteration + 1) / per_epoch,
             seconds_per_epoch=wall / (ctx.iteration + 1) * per_epoch,
-            model=cfg.model,
-            data=cfg.data,
-            drop=cfg.drop,
-            drop_mode=cfg.drop_mode,
-            classes=data.classes,
-            n_train=len(data.train),
-            n_val=len(data.val),
-            n_test=len(data.test),
-            test_confusion=counts.tolist(),
+            **data_and_test_report(cfg, data, y, pred),
             budget=self.budget,
             tested_weights=f"lowest val_loss (iteration {self.best_iteration})"
             if self.best_weights is not None

@@ -25,6 +25,7 @@ from ..models.ridge import fit_ridge_classifier, loo_residuals, one_vs_rest
 from ..training.checkpoint import save_checkpoint
 from ..training.run_folder import RunFolder, check_run_folder
 from .chance import chance_warning
+from .classify_report import data_and_test_report
 from .sequence_classify_config import SequenceClassifyConfig
 
 CHUNK = 64  # series per feature batch (each chunk on the union of its times)
@@ -62,9 +63,6 @@ def fit_random_cde(
     test_labels = _labels(data.test)
     scores = fit.bias + ((random_cde_features(model, data.test) - fit.mean) / fit.scale) @ fit.weight
     pred = scores.argmax(-1)
-    counts = torch.zeros(K, K, dtype=torch.long)
-    for t, p in zip(test_labels.tolist(), pred.tolist()):
-        counts[t, p] += 1
     summary: Dict[str, Any] = dict(
         test_accuracy=float((pred == test_labels).double().mean()),
         test_loss=float(F.cross_entropy(scores, test_labels)),  # the ridge scores taken as logits
@@ -83,15 +81,7 @@ def fit_random_cde(
         status="completed",
         budget="closed form: ridge readout, alpha by leave-one-out error",
         tested_weights="the ridge readout of the fit and validation series",
-        model=cfg.model,
-        data=cfg.data,
-        drop=cfg.drop,
-        drop_mode=cfg.drop_mode,
-        classes=data.classes,
-        n_train=len(data.train),
-        n_val=len(data.val),
-        n_test=len(data.test),
-        test_confusion=counts.tolist(),
+        **data_and_test_report(cfg, data, test_labels, pred),
     )
     warning = chance_warning([loo_accuracy], labels.tolist(), summary["test_accuracy"], test_labels.tolist(), K)
     if warning is not None:
