@@ -198,3 +198,23 @@ def test_compiled_solves_fuse_small_products():
     torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_compile_accepts_a_field_without_readable_source():
+    """A field defined in code with no source file (piped to python, exec'd) cannot be saved to the
+    cache (torch reads the source to package it): it is compiled in-process instead of failing."""
+    space: dict = {"nn": nn, "torch": torch}
+    exec(
+        "class NoSource(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.lin = nn.Linear(2, 2).double()\n"
+        "    def forward(self, t, y):\n"
+        "        return torch.tanh(self.lin(y))\n",
+        space,
+    )
+    field = space["NoSource"]()
+    y0 = torch.tensor([[0.3, -0.2]], dtype=D)
+    eager = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25))
+    comp = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25), compile=True)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import pickle
 import types
 from collections import OrderedDict
 from typing import Callable, Hashable, List, Optional, Sequence, Tuple
@@ -166,9 +167,11 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
     try:
         with fused_small_matmuls():
             compiled = cache.aot_compile(fn, args, _OPTIONS)
-    except (dynamo_exc.PackageError, TypeError) as e:
-        # Guards or code that cannot be saved (e.g. a vector field whose class is defined inside a
-        # function raises TypeError): compiled in-process only.
+    except (dynamo_exc.PackageError, TypeError, OSError, pickle.PicklingError) as e:
+        # Guards or code that cannot be saved (a vector field whose class is defined inside a
+        # function raises TypeError; one whose source cannot be read, e.g. defined in code piped to
+        # python, raises OSError; a class exec'd outside any module cannot be pickled): compiled
+        # in-process only.
         log.debug("odeflow: compiled solver not persisted (%s)", e)
         return _compiled(fn, key)
     cache.save(compiled, path)
