@@ -22,7 +22,7 @@ from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .solvers import compile_policy as policy_mod
 from .solvers.compile_cache import Unfingerprintable, fingerprint
 from .solvers.compile_policy import AutoCompile
-from .solvers.compiled import _func_identity
+from .solvers.compiled import _func_identity, scan_compilable
 from .solvers.hooks import NAMES
 from .solvers.methods import get_method
 from .solvers.solution import Solution
@@ -140,8 +140,8 @@ def compile_possible(func: Callable, method: Any, step: Any, gradient: Any, even
         tab = get_method(method)
     except (ValueError, TypeError):
         return None  # the solve itself reports the bad method
-    if not isinstance(tab, ButcherTableau):
-        return f"method {tab.name!r} is not an explicit Runge-Kutta method"
+    if not isinstance(tab, ButcherTableau) and not (scan_compilable(tab) and isinstance(step, FixedStep)):
+        return f"method {tab.name!r} compiles only as an explicit Runge-Kutta method, leapfrog or explicit_adams"
     if isinstance(step, FixedStep) and (step.grid is not None or step.perturb):
         return "explicit grid or perturbed steps"
     if any(getattr(func, name + sfx, None) is not None for name in NAMES for sfx in ("", "_adjoint")):

@@ -129,7 +129,8 @@ class Field(nn.Module):
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
-        (dict(method="implicit_euler", step=FixedStep(0.1)), "not an explicit Runge-Kutta"),
+        (dict(method="implicit_euler", step=FixedStep(0.1)), "compiles only as an explicit Runge-Kutta"),
+        (dict(method="implicit_adams", step=FixedStep(0.1)), "compiles only as an explicit Runge-Kutta"),
         (dict(method="rk4", step=FixedStep(grid=torch.linspace(0, 1, 5, dtype=D))), "explicit grid"),
         (dict(method="rk4", step=FixedStep(0.1), gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),
         (
@@ -227,3 +228,11 @@ def test_auto_that_compiles_equals_eager(monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
         assert stats == stats_e
     assert used  # it did compile
+
+
+@pytest.mark.parametrize("method", ["rk4", "leapfrog", "explicit_adams"])
+def test_auto_may_compile_fixed_grid_scans(method):
+    """Explicit RK, leapfrog and explicit Adams on a FixedStep grid compile (one scan each)."""
+    if not cp.has_cxx_compiler():
+        pytest.skip("no C++ compiler")
+    assert compiling.compile_possible(Field(), method, FixedStep(0.1), None, None) is None

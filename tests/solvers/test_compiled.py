@@ -218,3 +218,100 @@ def test_compile_accepts_a_field_without_readable_source():
     eager = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25))
     comp = odeflow.solve(field, y0, T, method="rk4", step=FixedStep(0.25), compile=True)
     torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)
+
+
+def test_the_wrapper_is_built_apart_from_the_kernels():
+    """odeflow's compiles use Inductor's C++ wrapper built apart from the kernels (the wrapper at
+    -O1, kernels at -O3) where torch offers it: one translation unit at -O3 took g++ 498 CPU s on a
+    CNF training step (benchmarks/RESULTS.md). Every compiled-against-eager test above runs with it."""
+    from torch._inductor import config
+
+    from odeflow.solvers.compiled import inductor_options
+
+    options = inductor_options()
+    assert options["cpp_wrapper"] is True
+    assert options.get("cpp_wrapper_build_separate", False) is hasattr(config, "cpp_wrapper_build_separate")
+    for name in options:  # every option exists in this torch (a typo would be ignored silently otherwise)
+        assert hasattr(config, name)
+
+
+class Separable(nn.Module):
+    """H(q, p) = |p|^2 / 2 + V(q) with a random network potential gradient: f = (p, -dV/dq)."""
+
+    def __init__(self, half: int, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.grad_v = nn.Sequential(nn.Linear(half, 8), nn.Tanh(), nn.Linear(8, half)).to(D)
+        self.half = half
+
+    def forward(self, t, y):
+        q, p = y[..., : self.half], y[..., self.half :]
+        return torch.cat([p, -self.grad_v(q) * (1 + 0.1 * torch.sin(t))], dim=-1)
+
+
+def test_compiled_leapfrog_matches_eager_values_gradients_and_evaluations():
+    """Leapfrog on a fixed grid compiles to one scan: equal to the eager method in values (1e-12) and
+    in parameter, initial-state and time gradients (1e-10), on a random separable field and times;
+    without gradients it also makes the same evaluations (the closing kick is carried)."""
+    gen = torch.Generator().manual_seed(7)
+    half = int(torch.randint(1, 4, (1,), generator=gen))
+    field = Separable(half, seed=int(torch.randint(0, 1000, (1,), generator=gen)))
+    y0 = torch.randn(3, 2 * half, generator=gen, dtype=D)
+    t = torch.cat([torch.zeros(1, dtype=D), torch.rand(4, generator=gen, dtype=D).cumsum(0)])
+    step = FixedStep(0.1)
+    with torch.no_grad():
+        eager = odeflow.solve(field, y0, t, method="leapfrog", step=step)
+        comp = odeflow.solve(field, y0, t, method="leapfrog", step=step, compile=True)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)
+    assert comp.stats.nfe == eager.stats.nfe and comp.stats.accepted == eager.stats.accepted
+
+    def grads(compile):
+        field.zero_grad(set_to_none=True)
+        y, tt = y0.clone().requires_grad_(True), t.clone().requires_grad_(True)
+        sol = odeflow.solve(field, y, tt, method="leapfrog", step=step, compile=compile)
+        (sol.ys * torch.linspace(-1, 1, sol.ys.numel(), dtype=D).reshape(sol.ys.shape)).sum().backward()
+        return sol.ys, [y.grad, tt.grad] + [p.grad for p in field.parameters()]
+
+    ys_e, g_e = grads(False)
+    ys_c, g_c = grads(True)
+    torch.testing.assert_close(ys_c, ys_e, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_c, g_e):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="two equal halves"):
+        odeflow.solve(field, torch.zeros(1, 3, dtype=D), t, method="leapfrog", step=step, compile=True)
+
+
+def test_compiled_explicit_adams_matches_eager_values_gradients_and_evaluations():
+    """Explicit Adams on a fixed grid compiles (start-up steps with a growing history unrolled, the
+    rest one scan carrying the history): equal to the eager method in values (1e-12), evaluations
+    and steps, and in parameter, initial-state and time gradients (1e-10), on a random field,
+    random output times and a random maximum order."""
+    from odeflow.solvers.adams import Adams
+
+    gen = torch.Generator().manual_seed(11)
+    method = Adams(implicit=False, max_order=int(torch.randint(4, 7, (1,), generator=gen)))
+    field = Field()
+    y0 = torch.randn(2, 2, generator=gen, dtype=D)
+    t = torch.cat([torch.zeros(1, dtype=D), torch.rand(3, generator=gen, dtype=D).cumsum(0)])
+    step = FixedStep(0.1)
+    with torch.no_grad():
+        eager = odeflow.solve(field, y0, t, method=method, step=step)
+        comp = odeflow.solve(field, y0, t, method=method, step=step, compile=True)
+    torch.testing.assert_close(comp.ys, eager.ys, rtol=1e-12, atol=1e-12)
+    assert (comp.stats.nfe, comp.stats.accepted) == (eager.stats.nfe, eager.stats.accepted)
+
+    def grads(compile):
+        field.zero_grad(set_to_none=True)
+        y, tt = y0.clone().requires_grad_(True), t.clone().requires_grad_(True)
+        sol = odeflow.solve(field, y, tt, method=method, step=step, compile=compile)
+        (sol.ys * torch.linspace(-1, 1, sol.ys.numel(), dtype=D).reshape(sol.ys.shape)).sum().backward()
+        return sol, [y.grad, tt.grad] + [p.grad for p in field.parameters()]
+
+    sol_e, g_e = grads(False)
+    sol_c, g_c = grads(True)
+    torch.testing.assert_close(sol_c.ys, sol_e.ys, rtol=1e-12, atol=1e-12)
+    assert sol_c.stats.nfe == sol_e.stats.nfe
+    for a, b in zip(g_c, g_e):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="explicit_adams"):
+        odeflow.solve(field, y0, t, method="implicit_adams", step=step, compile=True)

@@ -89,6 +89,7 @@ class Adams:
 
     order = 4
     adaptive = False
+    c, stages = RK4_38.c, RK4_38.stages  # a step's evaluation times (a prepared grid's stage table)
 
     # ---- the solver interface (solver.Solver): fixed steps only ----------------------------
     def controller(self, ctrl: Adaptive) -> PIController:

@@ -27,22 +27,39 @@ import logging
 import pickle
 import types
 from collections import OrderedDict
-from typing import Callable, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from . import compile_cache as cache
+from .adams import MIN_ORDER, Adams, bashforth
+from .explicit_methods import RK4_38
 from .runge_kutta import rk_step
 from .small_matmul import fused_small_matmuls
 from .solution import SolverStats
 from .solver import try_step
 from .state import ErrorNorm
+from .symplectic import Leapfrog, halves
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
 log = logging.getLogger(__name__)
-_OPTIONS = {"cpp_wrapper": True}
+
+
+@functools.lru_cache(maxsize=1)
+def inductor_options() -> dict:
+    """Inductor settings of odeflow's compiles: the C++ wrapper (no Python between the kernels of
+    a step), built apart from the kernels where this torch can. The wrapper of a solve is one
+    long function (the loop and every kernel call); g++ at -O3 spends minutes on it (a CNF
+    training step's forward and backward: 498 CPU s), built apart it takes -O1 and the kernels
+    keep -O3 (21 CPU s), with no slower iterations measured (benchmarks/RESULTS.md)."""
+    from torch._inductor import config
+
+    options = {"cpp_wrapper": True}
+    if hasattr(config, "cpp_wrapper_build_separate"):
+        options["cpp_wrapper_build_separate"] = True
+    return options
 
 
 def _scan_op() -> Callable:
@@ -88,6 +105,89 @@ def _fixed_solve(
     return ys.index_select(0, out_index), ys[-1]
 
 
+def _leapfrog_solve(
+    f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor, carry_kick: bool
+) -> Tuple[Tensor, Tensor]:
+    """All leapfrog steps of a fixed grid as one scan (kick-drift-kick, `symplectic.Leapfrog`);
+    returns (states at the output steps, final state). Stage times per step: (t, t + h/2, t + h).
+
+    ``carry_kick``: carry the closing kick (the p-part of f at the drifted state) into the next
+    step, as the eager method does; only without gradients (torch's scan differentiated through a
+    second carry gave wrong parameter gradients, see `_fixed_solve`). With gradients each step
+    opens with the p-part of f(t, y_n), which equals the carried kick for the separable fields the
+    method is for: the p-part of a separable field reads q only, and q is the same in both."""
+    scan = _scan_op()
+
+    def body(carry, xs):
+        y, kick0 = carry if carry_kick else (carry, None)
+        ts, h = xs
+        t0, tm, te = ts.unbind()
+        q, p = halves(y)
+        if kick0 is None:
+            kick0 = halves(f(t0, y))[1]
+        p_half = p + (0.5 * h) * kick0
+        q1 = q + h * halves(f(tm, torch.cat([q, p_half], dim=-1)))[0]
+        kick1 = halves(f(te, torch.cat([q1, p_half], dim=-1)))[1]
+        y1 = torch.cat([q1, p_half + (0.5 * h) * kick1], dim=-1)
+        return ((y1.clone(), kick1.clone()) if carry_kick else y1.clone()), y1.clone()
+
+    init = (y0, halves(f(stage_times[0, 0], y0))[1].contiguous()) if carry_kick else y0
+    _, ys = scan(body, init, (stage_times, hs))
+    return ys.index_select(0, out_index), ys[-1]
+
+
+def scan_compilable(method: Any) -> bool:
+    """Method objects whose fixed-grid solve compiles to one scan: leapfrog and explicit Adams
+    (explicit Runge–Kutta tableaus compile on every step control)."""
+    return isinstance(method, Leapfrog) or (isinstance(method, Adams) and not method.implicit)
+
+
+def _adams_step(
+    f: Func, y: Tensor, history: Tuple[Tensor, ...], ts: Tensor, h: Tensor, keep: int
+) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+    """One explicit Adams step as `adams.Adams.step` takes it: the 3/8-rule RK4 while fewer than
+    three derivatives are known, else Adams–Bashforth of the order the history allows (at most
+    ``keep`` = max_order - 1). Returns (y1, the history f_n, f_{n-1}, ... for the next step)."""
+    ts_list = list(ts.unbind())
+    f0 = f(ts_list[0], y)
+    history = ((f0,) + history)[:keep]
+    if len(history) < MIN_ORDER - 1:
+        y1, _, _ = rk_step(RK4_38, f, y, f0, ts_list, h, False)
+    else:
+        w = bashforth(len(history))
+        y1 = y + h * sum((fj * c for c, fj in zip(w[1:], history[1:])), history[0] * w[0])
+    return y1, history
+
+
+def _adams_solve(
+    f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor, max_order: int
+) -> Tuple[Tensor, Tensor]:
+    """Explicit Adams on a fixed grid: the first max_order - 1 steps (a growing history) unrolled,
+    the rest one scan whose carry holds the full history; returns (states at the output steps,
+    final state). Stage times per step: those of the 3/8-rule RK4 (the start-up steps use them)."""
+    keep = max_order - 1
+    n = stage_times.shape[0]
+    start = min(keep, n)
+    y = y0
+    history: Tuple[Tensor, ...] = ()
+    ys: List[Tensor] = []
+    for i in range(start):
+        y, history = _adams_step(f, y, history, stage_times[i], hs[i], keep)
+        ys.append(y)
+    out = torch.stack(ys)
+    if start < n:
+        scan = _scan_op()
+
+        def body(carry, xs):
+            y, hist = carry
+            y1, new = _adams_step(f, y, tuple(hist.unbind(0)), xs[0], xs[1], keep)
+            return (y1.clone(), torch.stack(new).clone()), y1.clone()
+
+        _, rest = scan(body, (y, torch.stack(history)), (stage_times[start:], hs[start:]))
+        out = torch.cat([out, rest])
+    return out.index_select(0, out_index), out[-1]
+
+
 def _attempt(
     tab: ButcherTableau, f: Func, norm: ErrorNorm, y: Tensor, k1: Optional[Tensor], times_h: Tensor
 ) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
@@ -111,7 +211,7 @@ def _inductor_cpp_wrapper(graph, example_inputs):
     would re-apply the configuration on every call)."""
     from torch._inductor.compile_fx import compile_fx
 
-    return compile_fx(graph, example_inputs, config_patches=_OPTIONS)
+    return compile_fx(graph, example_inputs, config_patches=inductor_options())
 
 
 def _func_identity(func: Callable) -> Hashable:
@@ -130,8 +230,9 @@ def _func_identity(func: Callable) -> Hashable:
     return id(func)
 
 
-def compile_key(kind: str, tab: ButcherTableau, user_func: Callable, y: Tensor) -> Hashable:
-    """What a compiled solver function is specialised for: one vector field, tableau and state."""
+def compile_key(kind: str, tab: Any, user_func: Callable, y: Tensor) -> Hashable:
+    """What a compiled solver function is specialised for: one vector field, method (a tableau or
+    a method object, by name) and state."""
     return kind, tab.name, _func_identity(user_func), tuple(y.shape), y.dtype, str(y.device)
 
 
@@ -166,7 +267,7 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
             return loaded
     try:
         with fused_small_matmuls():
-            compiled = cache.aot_compile(fn, args, _OPTIONS)
+            compiled = cache.aot_compile(fn, args, inductor_options())
     except (dynamo_exc.PackageError, TypeError, OSError, pickle.PicklingError) as e:
         # Guards or code that cannot be saved (a vector field whose class is defined inside a
         # function raises TypeError; one whose source cannot be read, e.g. defined in code piped to
@@ -205,7 +306,7 @@ def _call(fn: Callable, key: Hashable, args: Sequence):
         if not cache.guard_failed(e):  # a saved entry that does not fit after all: compile afresh
             raise
         with fused_small_matmuls():
-            variants[-1] = cache.aot_compile(fn, args, _OPTIONS)
+            variants[-1] = cache.aot_compile(fn, args, inductor_options())
         return variants[-1](*args)
 
 
@@ -256,6 +357,39 @@ def integrate_fixed_compiled(
     outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps, carry)
     n = len(grid)
     stats.count_evals(n * evals_per_step(tab) + 1 if carry else n * tab.stages)
+    stats.steps += n
+    stats.accepted += n
+    return list(outs.unbind(0))
+
+
+def integrate_leapfrog_compiled(f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable) -> List[Tensor]:
+    """Compiled counterpart of the eager leapfrog loop over the whole grid (see
+    `integrate_fixed_compiled`): the states at the output times crossed. Evaluations: two per step
+    and one to start when the closing kick is carried (no gradients), else three per step."""
+    _scan_op()
+    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
+    key = (key, len(grid), len(grid.output_steps))
+    carry = not torch.is_grad_enabled()
+    outs, _ = run_compiled(_leapfrog_solve, key, f, y0, grid.stage_table, grid.h_table, steps, carry)
+    n = len(grid)
+    stats.count_evals(2 * n + 1 if carry else 3 * n)
+    stats.steps += n
+    stats.accepted += n
+    return list(outs.unbind(0))
+
+
+def integrate_adams_compiled(
+    method: Adams, f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable
+) -> List[Tensor]:
+    """Compiled counterpart of explicit Adams on a fixed grid (see `integrate_fixed_compiled`): the
+    states at the output times crossed. Evaluations: one per step, four in a start-up RK4 step."""
+    _scan_op()
+    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
+    key = (key, len(grid), len(grid.output_steps))
+    outs, _ = run_compiled(_adams_solve, key, f, y0, grid.stage_table, grid.h_table, steps, method.max_order)
+    n = len(grid)
+    rk = min(n, MIN_ORDER - 2) if method.max_order - 1 >= MIN_ORDER - 1 else n
+    stats.count_evals(n + 3 * rk)
     stats.steps += n
     stats.accepted += n
     return list(outs.unbind(0))

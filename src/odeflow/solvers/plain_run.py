@@ -10,13 +10,21 @@ import torch
 from torch import Tensor
 
 from . import tensor_loop
-from .compiled import CompiledAttempt, compile_key, integrate_fixed_compiled
+from .adams import Adams
+from .compiled import (
+    CompiledAttempt,
+    compile_key,
+    integrate_adams_compiled,
+    integrate_fixed_compiled,
+    integrate_leapfrog_compiled,
+)
 from .grid import GridDiff, grid_points, integrate_grid
 from .integrate import integrate
 from .loop import fixed_grid, integrate_adaptive, integrate_fixed
 from .problem import Problem
 from .solver import ExplicitRK
 from .stepping import Adaptive, FixedStep, initial_step
+from .symplectic import Leapfrog, halves
 from .tableau import ButcherTableau
 from .times import StepTimes
 
@@ -30,6 +38,8 @@ def run_plain(
     if len(problem.t_values) == 1:
         return [y0], h0
     t_tensor = problem.t if differentiable_times else None
+    if problem.compile and isinstance(problem.method, (Leapfrog, Adams)):
+        return [y0] + _scan_compiled(problem, y0, t_tensor), None
     if not isinstance(problem.method, ButcherTableau):
         return [y0] + integrate(
             problem.method, problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats,
@@ -105,6 +115,26 @@ def run_plain(
         hooks=problem.hooks,
     )
     return [y0] + outs, h
+
+
+def _scan_compiled(problem: Problem, y0: Tensor, t_tensor: Optional[Tensor]) -> List[Tensor]:
+    """Leapfrog or explicit Adams on a fixed grid as one compiled scan
+    (`compiled.integrate_leapfrog_compiled`, `compiled.integrate_adams_compiled`)."""
+    assert isinstance(problem.step, FixedStep)
+    if isinstance(problem.method, Leapfrog):
+        halves(y0)  # a clear error for a state that is not (q, p)
+    grid = fixed_grid(
+        problem.method,  # type: ignore[arg-type]  # its stage times (c) are all a grid reads
+        problem.t_values,
+        problem.step.substeps(problem.t_values),
+        y0.dtype,
+        y0.device,
+        t_tensor,
+    )
+    key = compile_key("forward", problem.method, problem.field, y0)
+    if isinstance(problem.method, Adams):
+        return integrate_adams_compiled(problem.method, problem.raw_func(), y0, grid, problem.stats, key)
+    return integrate_leapfrog_compiled(problem.raw_func(), y0, grid, problem.stats, key)
 
 
 def _first_step(problem: Problem, f, y0: Tensor) -> Tuple[float, Optional[Tensor]]:

@@ -12,6 +12,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .compiled import scan_compilable
 from .counted_func import CheckedCountedFunc
 from .errors import SolverError
 from .hooks import StepHooks
@@ -127,12 +128,12 @@ def make_problem(
     hooks = StepHooks.from_func(func, packer)
     if compile and (
         hooks is not None
-        or not isinstance(tab, ButcherTableau)
+        or not (isinstance(tab, ButcherTableau) or (scan_compilable(tab) and isinstance(step, FixedStep)))
         or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))
     ):
         raise ValueError(
-            "compile=True supports explicit Runge–Kutta methods without step callbacks, explicit "
-            "grids or perturb; use compile=False"
+            "compile=True supports explicit Runge–Kutta methods, and leapfrog and explicit_adams on "
+            "a FixedStep grid, without step callbacks, explicit grids or perturb; use compile=False"
         )
     return Problem(
         CheckedCountedFunc(func, packer, stats),

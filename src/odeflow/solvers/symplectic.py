@@ -36,7 +36,7 @@ from .times import Span, StepTimes, step_length
 Func = Callable[[Tensor, Tensor], Tensor]
 
 
-def _halves(y: Tensor) -> Tuple[Tensor, Tensor]:
+def halves(y: Tensor) -> Tuple[Tensor, Tensor]:
     """(q, p): the two halves of the last dimension."""
     n = y.shape[-1] if y.dim() else 1
     if n % 2:
@@ -78,6 +78,7 @@ class Leapfrog:
     order, and not for the continuous adjoint (its backward state is not a (q, p) pair)."""
 
     name, order, adaptive, adjoint = "leapfrog", 2, False, False
+    c, stages = (0.0, 0.5, 1.0), 3  # the times of a step's three evaluations (a prepared grid's stage table)
 
     def controller(self, ctrl: Adaptive) -> PIController:
         raise ValueError(_FIXED_ONLY)
@@ -105,12 +106,12 @@ class Leapfrog:
         kick (p-part at the drifted state, carried to the next step)."""
         t0, tm, te = times.stages(t, h, [0.0, 0.5, 1.0], before_jump, span)
         hd = h if span is None else step_length(t, t1, span, y.dtype)
-        q, p = _halves(y)
-        kick0 = _halves(f(t0, y))[1] if carry is None else carry
+        q, p = halves(y)
+        kick0 = halves(f(t0, y))[1] if carry is None else carry
         p_half = p + (0.5 * hd) * kick0
-        q1 = q + hd * _halves(f(tm, torch.cat([q, p_half], dim=-1)))[0]
+        q1 = q + hd * halves(f(tm, torch.cat([q, p_half], dim=-1)))[0]
         drifted = torch.cat([q1, p_half], dim=-1)
-        kick1 = _halves(f(te, drifted))[1]
+        kick1 = halves(f(te, drifted))[1]
         y1 = torch.cat([q1, p_half + (0.5 * hd) * kick1], dim=-1)
         ends = lambda: times.stages(t, h, [0.0, 1.0], before_jump, span)  # noqa: E731
         return StepResult(y1, 0.0, _EndsHermite(f, ends, y, y1, hd), None, state=kick1)
