@@ -67,7 +67,9 @@ class LoopExtras:
     step size (magnitude, [B]; else Hairer's estimate); land_on_outputs: steps end exactly on
     the output times; jump(j, mask, y, rows) -> y replaces the state of the rows ``mask`` that
     landed on their interior output j (needs land_on_outputs); on_step(stage_t, stage_y, h,
-    accepted, rows) sees every attempted step's stage times and stage states.
+    accepted, rows) sees every attempted step's stage times and stage states. Implicit methods
+    only: jacobian(t, y, rows) -> [n, d, d] replaces autograd's Jacobian blocks in Newton;
+    record(t, y, f0, accepted, rows) sees every attempted step's start and f there.
     Filled in by the loop: h_next (the step each row would take next), event_hit, event_t,
     event_y (with graph), event_component ([B] each)."""
 
@@ -76,6 +78,8 @@ class LoopExtras:
     land_on_outputs: bool = False
     jump: Optional[Callable[[Tensor, Tensor, Tensor, Optional[Tensor]], Tensor]] = None
     on_step: Optional[Callable[..., None]] = None
+    jacobian: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None
+    record: Optional[Callable[..., None]] = None
     h_next: Optional[Tensor] = None
     event_hit: Optional[Tensor] = None
     event_t: Optional[Tensor] = None
@@ -142,15 +146,17 @@ def _initial_step(
     rtol: float,
     atol: float,
     direction: Tensor,
+    rms: Callable[[Tensor], Tensor] = _rms,
 ) -> Tensor:
-    """Hairer's starting step for every row (as `stepping.initial_step`); one extra f call."""
+    """Hairer's starting step for every row (as `stepping.initial_step`, with each row's error
+    norm ``rms``); one extra f call."""
     scale = atol + rtol * y0.abs()
-    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    d0, d1 = rms(y0 / scale), rms(f0 / scale)
     small = (d0 < 1e-5) | (d1 < 1e-5) | ~torch.isfinite(d1)
     h0 = torch.where(small, torch.full_like(d0, 1e-6), 0.01 * d0 / torch.where(small, torch.ones_like(d1), d1))
     y1 = y0 + _rows((direction * h0).to(y0.dtype), y0) * f0
     f1 = f(t0 + direction * h0, y1)
-    d2 = _rms((f1 - f0) / scale) / h0
+    d2 = rms((f1 - f0) / scale) / h0
     big = torch.maximum(d1, d2)
     flat = (big <= 1e-15) | ~torch.isfinite(d2)
     h1 = torch.where(

@@ -20,7 +20,7 @@ from .implicit import IMPLICIT_METHODS, ImplicitRK
 from .methods import get_method
 from .per_sample import LoopExtras, PerSample, SampleCounts
 from .per_sample_events import SampleEvents, SampleEventTime, sample_events
-from .per_sample_implicit import integrate_implicit_per_sample
+from .per_sample_implicit_loop import integrate_implicit_per_sample
 from .per_sample_loop import integrate_per_sample
 from .problem import check_times
 from .solution import Solution, SolverStats
@@ -174,7 +174,6 @@ def _check_method(
     if implicit:
         used = (
             ("OptimizeDiscretize()", loop is not None),
-            ("PerSample(compact=...)", options.compact > 0),
             ("compile=True", compile),
         )
         missing = [what for what, on in used if on]
