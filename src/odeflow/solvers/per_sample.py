@@ -69,7 +69,7 @@ class LoopExtras:
     landed on their interior output j (needs land_on_outputs); on_step(stage_t, stage_y, h,
     accepted, rows) sees every attempted step's stage times and stage states. Implicit methods
     only: jacobian(t, y, rows) -> [n, d, d] replaces autograd's Jacobian blocks in Newton;
-    record(t, y, f0, accepted, rows) sees every attempted step's start and f there.
+    record(t, y, f0, t1, y1, accepted, rows) sees every attempted step (start, f there, end).
     Filled in by the loop: h_next (the step each row would take next), event_hit, event_t,
     event_y (with graph), event_component ([B] each)."""
 

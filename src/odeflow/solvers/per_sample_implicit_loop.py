@@ -114,9 +114,9 @@ class ImplicitLoop:
         acc, rej = act & good, act & ~good
         if ex.on_step is not None:
             ex.on_step(self.step.stage_t, self.step.stage_y, h_try, acc, idx)
-        if ex.record is not None:
-            ex.record(t, y, f0, acc, idx)
         t1 = torch.where(land, target, t + h_try)
+        if ex.record is not None:
+            ex.record(t, y, f0, t1, y1, acc, idx)
         upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
         hit, f1 = None, None
         if self.events is not None:

@@ -101,16 +101,14 @@ def solve_per_sample(
     if events is not None and t_out.shape[1] < 2:
         raise ValueError("events need at least two times in t (each row's search runs from its first to its last time)")
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    if isinstance(tab, ImplicitRK):
-        if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
-            raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+    if isinstance(tab, ImplicitRK) and (not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float))):
+        raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+    if loop is not None:
+        ys, counts, calls = loop(tab, func, y0, t_out, step, options, extras)
+    elif isinstance(tab, ImplicitRK):
         ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras)
     else:
-        ys, counts, calls = (
-            loop(tab, func, y0, t_out, step, options, extras)
-            if loop is not None
-            else integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
-        )
+        ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
@@ -172,15 +170,10 @@ def _check_method(
             "error estimate and scipy_solver are not supported)"
         )
     if implicit:
-        used = (
-            ("OptimizeDiscretize()", loop is not None),
-            ("compile=True", compile),
-        )
-        missing = [what for what, on in used if on]
-        if missing:
+        if compile:
             raise ValueError(
-                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
-                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
+                f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
+                "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
             )
     if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
         raise ValueError(
