@@ -156,7 +156,10 @@ class ImplicitLoop:
         if idx is None:
             self.accepted, self.rejected = self.accepted + acc64, self.rejected + rej64
         else:
-            self.accepted, self.rejected = self.accepted.index_add(0, idx, acc64), self.rejected.index_add(0, idx, rej64)
+            self.accepted, self.rejected = (
+                self.accepted.index_add(0, idx, acc64),
+                self.rejected.index_add(0, idx, rej64),
+            )
         return int(n_active)
 
     def _write(self, max_reached, rows, t, t1, h_try, y, y1, f0, f1, nxt, n_reached, t_out, idx) -> None:

@@ -101,7 +101,9 @@ def solve_per_sample(
     if events is not None and t_out.shape[1] < 2:
         raise ValueError("events need at least two times in t (each row's search runs from its first to its last time)")
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    if isinstance(tab, ImplicitRK) and (not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float))):
+    if isinstance(tab, ImplicitRK) and (
+        not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float))
+    ):
         raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
     if loop is not None:
         ys, counts, calls = loop(tab, func, y0, t_out, step, options, extras)
