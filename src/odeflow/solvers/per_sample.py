@@ -18,7 +18,7 @@ reads one small tensor on the host per attempted step (continue? which outputs? 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -38,9 +38,14 @@ class PerSample:
     evaluated on the running rows only. With compact > 0, f is called as f(t, y, rows): rows
     holds the batch indices of y's rows (per-sample parameters are then mu[rows]); f must treat
     rows independently. 0 (the default) always evaluates every row, as f(t, y).
+    step_t, jump_t: [batch, K] tensors of times each row's steps must land on (as
+    ``Adaptive(step_t, jump_t)`` for one sample; jump_t: f is discontinuous there and is
+    evaluated on the step's side), NaN entries ignored; added to Adaptive's shared ones.
     """
 
     compact: float = 0.0
+    step_t: Optional[Tensor] = field(default=None, compare=False)
+    jump_t: Optional[Tensor] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.compact <= 1.0):

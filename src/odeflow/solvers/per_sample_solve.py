@@ -177,10 +177,16 @@ def _check_method(
                 f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
                 "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
             )
-    if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
+    stops = bool(step.step_t or step.jump_t or options.step_t is not None or options.jump_t is not None)
+    if implicit and stops:
         raise ValueError(
-            "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
-            "drop them or solve without per_sample"
+            f"per_sample=True with the implicit method {tab.name!r} does not support step_t or jump_t "
+            "(Adaptive or PerSample) yet; use an explicit method (dopri5, tsit5, ...) for them"
+        )
+    if loop is not None and step.norm is not None:
+        raise ValueError(
+            "per_sample=True with OptimizeDiscretize() does not support Adaptive(norm=...): the backward "
+            "state (y, a) has no per-sample form of a user norm; use weights=... or DiscretizeOptimize()"
         )
     return tab  # type: ignore[return-value]
 
