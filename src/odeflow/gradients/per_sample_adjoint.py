@@ -17,6 +17,7 @@ rejected the step), taken once the step's acceptance is known.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor
 from ..solvers.implicit import ImplicitRK
 from ..solvers.per_sample import LoopExtras, PerSample, SampleCounts
 from ..solvers.per_sample_loop import integrate_per_sample
+from ..solvers.per_sample_norm import SampleNorm
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive
 from ..solvers.tableau import ButcherTableau
@@ -127,6 +129,11 @@ class _PerSampleAdjoint(torch.autograd.Function):
         tab, func, t_out, step, options, _ = ctx.run
         back_tab = loop.back_tab or tab
         back_step = loop.back_step or step
+        if back_step.weights is not None:  # the forward weights on y and on its adjoint a (as the shared adjoint)
+            w = SampleNorm(back_step, ys[0]).weights
+            assert w is not None
+            w2 = torch.cat([w, w], dim=1)
+            back_step = replace(back_step, weights=w2[0] if w2.shape[0] == 1 else w2)
         T, B = ys.shape[0], ys.shape[1]
         row_shape = ys.shape[2:]
         n = ys[0, 0].numel()

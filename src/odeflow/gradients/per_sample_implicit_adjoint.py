@@ -97,6 +97,12 @@ def implicit_adjoint(
     """`per_sample_adjoint.PerSampleAdjointLoop` for an implicit forward method (same call and results)."""
     if extras is not None and extras.events is not None:
         raise ValueError("per_sample=True does not support events with OptimizeDiscretize() yet")
+    if step.jump_t or options.jump_t is not None:
+        raise ValueError(
+            "per_sample=True with an implicit method, OptimizeDiscretize() and jump_t is not supported (the "
+            "adjoint's y(t) interpolates the forward steps, which needs f on both sides of each jump); "
+            "use DiscretizeOptimize() or an explicit method"
+        )
     back = loop.back_tab or method
     if not isinstance(back, ImplicitRK):
         raise ValueError(
@@ -189,7 +195,7 @@ class _ImplicitAdjoint(torch.autograd.Function):
         extras = LoopExtras(h0=ctx.h_next, land_on_outputs=True, jump=jump, on_step=on_step, jacobian=jacobian)
         with torch.no_grad():
             outs, counts, calls = integrate_implicit_per_sample(
-                back, aug, grad_ys[-1], t_out.flip(1), back_step, PerSample(options.compact), extras
+                back, aug, grad_ys[-1], t_out.flip(1), back_step, options, extras
             )
         if loop.stats is not None:
             loop.stats.nfe_backward += calls + param_calls[0]

@@ -75,21 +75,35 @@ class _RowStep:
             return self.jacobian(t, y, idx)
         return jacobian_blocks(lambda tt, yy: self.field(tt, yy, idx), t, y, True)
 
-    def __call__(self, t: Tensor, y: Tensor, h: Tensor, act: Tensor, scale: Tensor, idx: Optional[Tensor] = None):
+    def __call__(
+        self,
+        t: Tensor,
+        y: Tensor,
+        h: Tensor,
+        act: Tensor,
+        scale: Tensor,
+        idx: Optional[Tensor] = None,
+        nudged: Optional[Callable[[List[Tensor]], List[Tensor]]] = None,
+        t_start: Optional[Tensor] = None,
+    ):
         """(y1, err, f0, ok) of the rows ``idx`` (all: None): ok [n] says where Newton converged.
-        Keeps the stage times and states in ``stage_t`` / ``stage_y``."""
+        ``nudged`` moves the stage times off a discontinuity, ``t_start`` is the time f(t, y)
+        is taken at (both: `per_sample_stops`). Keeps the stage times and states in
+        ``stage_t`` / ``stage_y``."""
         f, nb, s = self.field, y.shape[0], self.method.tableau.stages
         shape, flat = y.shape, y.reshape(y.shape[0], -1)
         ts = list((t.unsqueeze(1) + h.unsqueeze(1) * self.c).unbind(1))
+        ts = ts if nudged is None else nudged(ts)
+        t0 = t if t_start is None else t_start
         hy = h.to(y.dtype).reshape(-1, 1, 1)
 
         def stages(z: Tensor) -> Tensor:
             return torch.stack([f(ts[i], (flat + z[:, i]).reshape(shape), idx).reshape(nb, -1) for i in range(s)], 1)
 
-        f0_graph = f(t, y, idx).reshape(nb, -1)
+        f0_graph = f(t0, y, idx).reshape(nb, -1)
         with torch.no_grad():
             f0 = f0_graph.detach()
-            jac = self._jac(t, y.detach(), idx)
+            jac = self._jac(t0, y.detach(), idx)
             lu = _lu(jac, h, self.a)
             z = (self.c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
             sc = scale.reshape(nb, 1, -1)
@@ -152,7 +166,9 @@ class _Events:
         self.comp = torch.full((B,), -1, dtype=torch.int64, device=y.device)
         self.y_e = torch.zeros_like(y)
 
-    def step(self, t, t1, h, y, y1, f0, field: _Field, acc, upto, t_fwd, direction, idx: Optional[Tensor] = None):
+    def step(
+        self, t, t1, h, y, y1, f0, field: _Field, acc, upto, t_fwd, direction, idx: Optional[Tensor] = None, t1_f=None
+    ):
         """(hit [n] or None, upto, f1 or None) after the step of the rows ``idx`` (all: None):
         rows whose event lies in it stop there, their outputs reached only up to the event;
         f(t1, y1) is evaluated when some row crosses."""
@@ -162,7 +178,7 @@ class _Events:
         cross = self.events.crossings(g_prev, g1) & acc.unsqueeze(1)
         hit, f1 = None, None
         if bool(cross.any()):
-            f1 = field(t1, y1, idx)  # the Hermite interpolant needs f(t1, y1)
+            f1 = field(t1 if t1_f is None else t1_f, y1, idx)  # the Hermite interpolant needs f(t1, y1)
             h_safe = torch.where(h == 0, torch.ones_like(h), h)
             yd, y1d, f0d, f1d = y.detach(), y1.detach(), f0.detach(), f1.detach()
 

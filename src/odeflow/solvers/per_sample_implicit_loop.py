@@ -22,6 +22,7 @@ from .implicit import ImplicitRK
 from .per_sample import LoopExtras, PerSample, SampleCounts, _Field, _initial_step, _put, _rows
 from .per_sample_implicit import _Events, _hermite, _RowStep
 from .per_sample_norm import SampleNorm
+from .per_sample_stops import SampleStops, nudge, nudge_stages
 from .stepping import Adaptive
 
 
@@ -45,6 +46,7 @@ class ImplicitLoop:
         self.field = _Field(f, self.dtype, self.B, self.dev, options.compact > 0)
         self.step = _RowStep(method, self.field, self.dtype, self.dev, extras.jacobian)
         self.norm = SampleNorm(ctrl, y0)
+        self.stops = SampleStops(ctrl, options.step_t, options.jump_t, t_out)
         B, dev = self.B, self.dev
         self.direction = (
             torch.sign(t_out[:, -1] - t_out[:, 0]) if self.T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
@@ -103,8 +105,25 @@ class ImplicitLoop:
         target = t_out.gather(1, nxt.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
         land = act & ((t + h - target) * direction > 0) if self.lands else torch.zeros_like(act)
         h_try = torch.where(land, target - t, h)
+        land_out = land  # landing on an output time
+        stops, nudged, t_start, t1_f = self.stops, None, None, None
+        if stops.any:  # a step that would pass the row's next stop (step_t, jump_t) ends on it
+            stop = stops.next(idx)
+            on_stop = act & ((t + h_try - stop) * direction > 0)
+            h_try, target, land = (
+                torch.where(on_stop, stop - t, h_try),
+                torch.where(on_stop, stop, target),
+                land | on_stop,
+            )
+            land_out = land_out & ~on_stop  # the stop comes first
+        if stops.has_jumps:  # f on the step's side of a discontinuity
+            jump_end, after = land & stops.at_jump(target, idx), act & stops.at_jump(t, idx)
+            c, dt = self.method.tableau.c, self.dtype
+            nudged = lambda ts: nudge_stages(ts, c, after, jump_end, direction, dt)  # noqa: E731
+            t_start = nudge(t, after, direction, dt)
+            t1_f = nudge(torch.where(land, target, t + h_try), jump_end, -direction, dt)
         scale = self.atol + self.rtol * y.detach().abs()
-        y1, err, f0, ok = self.step(t, y, h_try, act, scale, idx)
+        y1, err, f0, ok = self.step(t, y, h_try, act, scale, idx, nudged, t_start)
         with torch.no_grad():
             en = self.norm(err / (self.atol + self.rtol * torch.maximum(y.detach().abs(), y1.detach().abs())), idx)
             en = torch.where(ok, en, torch.full_like(en, math.inf))
@@ -120,14 +139,16 @@ class ImplicitLoop:
         upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
         hit, f1 = None, None
         if self.events is not None:
-            hit, upto, f1 = self.events.step(t, t1, h_try, y, y1, f0, self.field, acc, upto, t_fwd, direction, idx)
+            hit, upto, f1 = self.events.step(
+                t, t1, h_try, y, y1, f0, self.field, acc, upto, t_fwd, direction, idx, t1_f
+            )
         n_reached = torch.where(acc, (upto - nxt).clamp_min(0), torch.zeros_like(nxt))
         factor = self.control.factors(en, good)
         underflow = rej & ((t + h_try * factor == t) | (h_try.abs() <= ctrl.min_step))
         steps = sub(self.steps) + act.to(torch.int64)
         over = act & (steps > ctrl.max_steps)
         nxt_new = nxt + n_reached if hit is None else torch.where(hit, T, nxt + n_reached)
-        jumped = land & acc & (nxt_new < T) if ex.jump is not None else None
+        jumped = land_out & acc & (nxt_new < T) if ex.jump is not None else None
         parts = [n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]
         info = torch.stack(parts + ([jumped.sum()] if jumped is not None else [])).tolist()
         max_reached, n_under, n_over, n_active = info[:4]
@@ -142,12 +163,15 @@ class ImplicitLoop:
                 "loosen rtol/atol or check f",
             )
         if max_reached:
-            self._write(int(max_reached), rows, t, t1, h_try, y, y1, f0, f1, nxt, n_reached, t_out, idx)
+            t1_eval = t1 if t1_f is None else t1_f
+            self._write(int(max_reached), rows, t, t1, t1_eval, h_try, y, y1, f0, f1, nxt, n_reached, t_out, idx)
         t_new = torch.where(acc, t1, t)
         y_new = torch.where(_rows(acc, y), y1, y)
         if jumped is not None and info[4]:
             assert ex.jump is not None
             y_new = ex.jump(nxt_new - 1, jumped, y_new, idx)
+        if stops.any:
+            stops.passed(t1, acc, idx)
         base = torch.where(land & ok & (en <= 1.0), h, h_try)  # a landed step does not shrink the next
         h_new = torch.where(act, self.control.clamp(base * factor), h_prev)
         acc64, rej64 = acc.to(torch.int64), rej.to(torch.int64)
@@ -162,12 +186,12 @@ class ImplicitLoop:
             )
         return int(n_active)
 
-    def _write(self, max_reached, rows, t, t1, h_try, y, y1, f0, f1, nxt, n_reached, t_out, idx) -> None:
+    def _write(self, max_reached, rows, t, t1, t1_eval, h_try, y, y1, f0, f1, nxt, n_reached, t_out, idx) -> None:
         """The outputs t_out[b, nxt_b .. nxt_b + n_reached_b) of the step: its end where an
         output time is t1, else the cubic Hermite interpolant (which needs f(t1, y1))."""
         T = self.T
         if f1 is None:
-            f1 = self.field(t1, y1, idx)
+            f1 = self.field(t1_eval, y1, idx)
         h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
         for s in range(max_reached):
             j = (nxt + s).clamp(max=T - 1)

@@ -82,6 +82,7 @@ class _Attempt:
     underflow: Optional[Tensor] = None
     over: Optional[Tensor] = None
     err_prev: Optional[Tensor] = None
+    land_out: Optional[Tensor] = None
     jump_end: Optional[Tensor] = None
     t1_f: Optional[Tensor] = None
 
@@ -257,6 +258,7 @@ class PerSampleLoop:
             h_try = torch.where(land, target - t_s, h_s)
         else:
             target, land, h_try = h_s, torch.zeros_like(act), h_s
+        land_out = land  # landing on an output time
         stops, jump_end = self.stops, None
         if stops.any:  # a step that would pass the row's next stop (step_t, jump_t) ends on it
             stop = stops.next(idx)
@@ -266,6 +268,7 @@ class PerSampleLoop:
                 torch.where(on_stop, stop, target),
                 land | on_stop,
             )
+            land_out = land_out & ~on_stop  # the stop comes first
         stage_t = list((t_s.unsqueeze(1) + h_try.unsqueeze(1) * self.c).unbind(1))  # t + c_i h per row
         t1_f = None
         if stops.has_jumps:  # f on the step's side of a discontinuity
@@ -296,7 +299,8 @@ class PerSampleLoop:
         f1 = ks[-1] if tab.fsal else None
         return _Attempt(
             idx, rows, t_s, y_s, nxt_s, t_out_s, dir_s, act, h_s, land, target, h_try, k1_s, y1, ks, hks,
-            en, ok, acc_s, rej_s, t1, f1, h_safe, upto, jump_end=jump_end, t1_f=t1 if t1_f is None else t1_f,
+            en, ok, acc_s, rej_s, t1, f1, h_safe, upto, land_out=land_out, jump_end=jump_end,
+            t1_f=t1 if t1_f is None else t1_f,
         )  # fmt: skip
 
     def _events(self, a: _Attempt) -> None:
@@ -336,7 +340,7 @@ class PerSampleLoop:
         a.h_next = torch.where(a.act, self.control.clamp(base * factor), self._sub(self.h, a.idx))
         a.steps = self._sub(self.steps, a.idx) + a.act.to(torch.int64)
         a.nxt_new = a.nxt + a.n_reached if a.hit is None else torch.where(a.hit, T, a.nxt + a.n_reached)
-        a.jumped = a.land & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
+        a.jumped = a.land_out & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
         self.attempts += 1  # no row has made more attempts than the loop
         a.over = (
             a.act & (a.steps >= ctrl.max_steps) & (a.nxt_new < T)

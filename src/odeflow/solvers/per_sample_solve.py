@@ -177,12 +177,6 @@ def _check_method(
                 f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
                 "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
             )
-    stops = bool(step.step_t or step.jump_t or options.step_t is not None or options.jump_t is not None)
-    if implicit and stops:
-        raise ValueError(
-            f"per_sample=True with the implicit method {tab.name!r} does not support step_t or jump_t "
-            "(Adaptive or PerSample) yet; use an explicit method (dopri5, tsit5, ...) for them"
-        )
     if loop is not None and step.norm is not None:
         raise ValueError(
             "per_sample=True with OptimizeDiscretize() does not support Adaptive(norm=...): the backward "
