@@ -140,7 +140,7 @@ def test_implicit_adjoint_row_does_not_depend_on_the_batch():
 
 def test_implicit_adjoint_with_compaction_and_time_rows():
     g = torch.Generator().manual_seed(12)
-    batch = 4
+    batch = 3
     _, a, y0, th = family("linear", batch, g)
     rows = []
     for b in range(batch):
@@ -148,13 +148,13 @@ def test_implicit_adjoint_with_compaction_and_time_rows():
         rows.append(-row if b % 2 else row)
     t = torch.stack(rows)
     w = torch.randn(3, batch, 3, generator=g, dtype=D)
-    step = Adaptive(rtol=1e-6, atol=1e-8)
+    step = Adaptive(rtol=1e-5, atol=1e-7)
 
     def f_rows(tt, y, r):
         return (a[r] @ y.unsqueeze(-1)).squeeze(-1) + th * torch.cos(tt)[..., None]
 
     results = []
-    for opts in (True, PerSample(compact=0.75)):
+    for opts in (True, PerSample(compact=0.7)):
         f = f_rows if isinstance(opts, PerSample) else (lambda tt, y: f_rows(tt, y, torch.arange(batch)))
         sol = odeflow.solve(
             f, y0, t, method="radauIIA5", step=step, per_sample=opts,
@@ -163,12 +163,14 @@ def test_implicit_adjoint_with_compaction_and_time_rows():
         results.append(torch.autograd.grad((sol.ys * w).sum(), (a, th, y0)))
     for x, y in zip(*results):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
-    for b in (0, 1):  # a forward and a backward row against backpropagation through a tight solve alone
-        ab, yb, thb = alone(b, a, y0, th)
-        tight = odeflow.solve(linear(ab, thb), yb, t[b], method="radauIIA5", step=Adaptive(rtol=1e-11, atol=1e-13))
-        ra, ry = torch.autograd.grad((tight.ys * w[:, b : b + 1]).sum(), (ab, yb))
-        torch.testing.assert_close(results[0][0][b], ra, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(results[0][2][b], ry[0], rtol=1e-4, atol=1e-4)
+    # a forward and a backward row against backpropagation through a tighter solve
+    a2, y2, th2 = (x.detach().clone().requires_grad_() for x in (a[:2], y0[:2], th))
+    tight = odeflow.solve(
+        linear(a2, th2), y2, t[:2], method="radauIIA5", step=Adaptive(rtol=1e-8, atol=1e-10), per_sample=True
+    )
+    ra, ry = torch.autograd.grad((tight.ys * w[:, :2]).sum(), (a2, y2))
+    torch.testing.assert_close(results[0][0][:2], ra, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(results[0][2][:2], ry, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
