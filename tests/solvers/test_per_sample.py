@@ -220,7 +220,7 @@ def test_max_steps_names_the_sample():
         (dict(compile=True, method="radauIIA5"), "radauIIA5.*compile=True"),
         (dict(method="implicit_adams"), "Adams methods"),
         (dict(step=FixedStep(0.1), method="rk4"), "Adaptive"),
-        (dict(step=Adaptive(jump_t=(0.5,))), "jump_t"),
+        (dict(step=Adaptive(jump_t=(0.5,)), compile=True), "compile=True per sample does not support"),
         (dict(gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),
         (dict(t=torch.zeros(3, 4, dtype=D)), r"\[batch, T\]"),
         (dict(t=torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 2.0]], dtype=D)), "row 0 of t is not strictly monotone"),

@@ -128,6 +128,7 @@ class _PerSampleAdjoint(torch.autograd.Function):
         loop: PerSampleAdjointLoop = ctx.loop
         tab, func, t_out, step, options, _ = ctx.run
         back_tab = loop.back_tab or tab
+        assert isinstance(back_tab, ButcherTableau)  # checked in PerSampleAdjointLoop.__call__
         back_step = loop.back_step or step
         if back_step.weights is not None:  # the forward weights on y and on its adjoint a (as the shared adjoint)
             w = SampleNorm(back_step, ys[0]).weights

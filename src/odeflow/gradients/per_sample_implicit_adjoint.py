@@ -32,7 +32,7 @@ class ForwardSteps:
     Hermite interpolant y_b(t) (`at`)."""
 
     def __init__(self) -> None:
-        self.parts: List[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+        self.parts: List[Tuple[Tensor, ...]] = []
 
     def record(self, t, y, f0, t1, y1, acc, rows: Optional[Tensor]) -> None:
         """Keeps the accepted rows' steps (rows: their batch indices; None: all)."""

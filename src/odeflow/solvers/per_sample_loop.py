@@ -311,7 +311,7 @@ class PerSampleLoop:
         cross = events.crossings(g0, g1) & a.acc.unsqueeze(1)
         if bool(cross.any()):
             if a.f1 is None and tab.dense is None:
-                a.f1 = self._f(idx)(a.t1_f, a.y1)  # the Hermite interpolant needs f(t1, y1)
+                a.f1 = self._f(idx)(a.t1 if a.t1_f is None else a.t1_f, a.y1)  # the Hermite interpolant needs f(t1, y1)
             dense = _event_dense(tab, a.y, a.y1, a.ks, a.hks, a.f1, a.t, a.t1, a.h_try)
             with torch.no_grad():  # t_e carries its gradient through SampleEventTime only
                 hit, t_e, comp = events.locate(cross, g0, g1, a.t, a.t1, dense, idx)
@@ -340,7 +340,8 @@ class PerSampleLoop:
         a.h_next = torch.where(a.act, self.control.clamp(base * factor), self._sub(self.h, a.idx))
         a.steps = self._sub(self.steps, a.idx) + a.act.to(torch.int64)
         a.nxt_new = a.nxt + a.n_reached if a.hit is None else torch.where(a.hit, T, a.nxt + a.n_reached)
-        a.jumped = a.land_out & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
+        land_out = a.land if a.land_out is None else a.land_out
+        a.jumped = land_out & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
         self.attempts += 1  # no row has made more attempts than the loop
         a.over = (
             a.act & (a.steps >= ctrl.max_steps) & (a.nxt_new < T)
