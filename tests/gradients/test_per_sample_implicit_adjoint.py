@@ -186,3 +186,22 @@ def test_implicit_adjoint_refusals(gradient, match):
             vdp(torch.ones(2, dtype=D), 1.0), torch.ones(2, 2, dtype=D), torch.linspace(0, 1, 3, dtype=D),
             method="radauIIA5", per_sample=True, gradient=gradient,
         )  # fmt: skip
+
+
+def test_implicit_adjoint_float32_close_to_float64():
+    g = torch.Generator().manual_seed(14)
+    _, mu, y0, th = family("vdp", 3, g)
+    t = torch.linspace(0, 0.3, 3, dtype=D)
+    step = Adaptive(rtol=1e-4, atol=1e-6)
+    out = []
+    for dt in (D, torch.float32):
+        m, y, h = (x.detach().to(dt).requires_grad_() for x in (mu, y0, th))
+        sol = odeflow.solve(
+            vdp(m, h), y, t.to(dt), method="radauIIA5", step=step, per_sample=True,
+            gradient=OptimizeDiscretize(params=(m, h), seminorm=True),
+        )  # fmt: skip
+        assert sol.ys.dtype == dt
+        out.append(torch.autograd.grad(sol.ys.sum(), (m, h, y)))
+    for a, b in zip(*out):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b.double(), a, rtol=1e-3, atol=1e-3)
