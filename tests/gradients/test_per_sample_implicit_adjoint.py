@@ -74,8 +74,13 @@ def test_implicit_adjoint_agrees_with_each_sample_alone(kind, method, tol):
     step = Adaptive(rtol=tol, atol=tol * 1e-2)
     w = torch.randn(n_t, batch, y0.shape[1], generator=g, dtype=D)
     # the same adjoint, each with its own steps: the shared one solves each interval again and keeps
-    # the parameter gradient in its error norm, so they agree to the tolerance (order 2 methods: less)
-    close = dict(rtol=1e-7, atol=1e-7) if method == "radauIIA5" else dict(rtol=1e-5, atol=1e-6)
+    # the parameter gradient in its error norm (the per-sample one cannot: the seminorm), so they
+    # agree to the tolerance's effect on the gradient, not to rounding (stiff linear rows and the
+    # order 2 methods: less closely)
+    if method != "radauIIA5":
+        close = dict(rtol=1e-4, atol=1e-5)
+    else:
+        close = dict(rtol=1e-7, atol=1e-7) if kind == "vdp" else dict(rtol=1e-5, atol=1e-6)
     (gp, gth, gy0), sol = grads(field, p, y0, th, t, w, step, method)
     assert sol.stats.steps_backward > 0 and sol.stats.nfe_backward > 0
     th_total = torch.zeros((), dtype=D)
