@@ -117,7 +117,7 @@ def grad_sides(
         def run():
             sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient, compile=compile)
             g = grads(sol.ys)
-            steps = sol.stats.accepted * (1 if per_sample else batch)
+            steps = sol.stats.accepted * (1 if per_sample is not False else batch)
             return g, steps, sol.stats.nfe + sol.stats.nfe_backward
 
         return run
@@ -273,9 +273,11 @@ def implicit_main(args: argparse.Namespace) -> None:
         y0, t = torch.tensor([2.0, 0.0], dtype=D).repeat(batch, 1), torch.linspace(0, 2, 20, dtype=D)
         w = torch.randn(20, batch, 2, generator=torch.Generator().manual_seed(0), dtype=D)
 
-        def run(per_sample: bool, grad: str = ""):
+        def run(per_sample, grad: str = ""):
             m = mu.clone().requires_grad_(bool(grad))
             f = lambda tt, y: vdp(tt, y, m)  # noqa: E731
+            if isinstance(per_sample, PerSample):  # compaction: f sees the running rows
+                f = lambda tt, y, rows: vdp(tt, y, m[rows])  # noqa: E731
             gradient = OptimizeDiscretize(params=(m,), seminorm=True) if grad == "adjoint" else None
             kw = dict(gradient=gradient) if gradient is not None else {}
             meth = method if per_sample else shared_method
@@ -283,10 +285,14 @@ def implicit_main(args: argparse.Namespace) -> None:
                 sol = odeflow.solve(f, y0, t, method=meth, step=step, per_sample=per_sample, **kw)
                 if grad:
                     torch.autograd.grad((sol.ys * w).sum(), m)
-            steps = sol.stats.accepted * (1 if per_sample else batch)
+            steps = sol.stats.accepted * (1 if per_sample is not False else batch)
             return sol.ys.detach(), steps, sol.stats.nfe + sol.stats.nfe_backward
 
-        fns = {"shared step": lambda: run(False), "per_sample": lambda: run(True)}
+        fns = {
+            "shared step": lambda: run(False),
+            "per_sample": lambda: run(True),
+            "per_sample compact=0.5": lambda: run(PerSample(compact=0.5)),
+        }
         if args.grad:
             fns.update(
                 {

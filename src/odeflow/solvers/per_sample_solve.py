@@ -168,8 +168,9 @@ def _check_method(
     if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
         raise ValueError(
             f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
-            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
-            "error estimate and scipy_solver are not supported)"
+            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r}: odeflow's Adams methods are fixed-step only "
+            "(a fixed grid is shared by all samples anyway: solve without per_sample), implicit methods without an "
+            "error estimate and scipy_solver have no per-sample form"
         )
     if implicit:
         if compile:
