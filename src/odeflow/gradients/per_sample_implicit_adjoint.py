@@ -150,18 +150,31 @@ class _ImplicitAdjoint(torch.autograd.Function):
         fwd: ForwardSteps = ctx.fwd
         fwd.build(lambda tt, y: field(tt, y, all_rows), B, direction)
 
+        seen: dict = {}
+
+        def y_at(tt: Tensor, r: Tensor) -> Tensor:
+            """fwd.at, kept for the times of the last few calls (Newton's iterations reuse the stage times)."""
+            hit = seen.get((id(tt), id(r)))
+            if hit is not None and hit[0] is tt and hit[1] is r:
+                return hit[2]
+            if len(seen) > 32:
+                seen.clear()
+            y = fwd.at(tt, r)
+            seen[(id(tt), id(r))] = (tt, r, y)  # the tensors themselves kept: ids stay theirs
+            return y
+
         def aug(tt: Tensor, a: Tensor, rows: Optional[Tensor] = None) -> Tensor:
             """-a^T ∂f/∂y at (t, y(t)) of every row."""
             r = all_rows if rows is None else rows
             with torch.enable_grad():
-                y_ = fwd.at(tt, r).detach().requires_grad_(True)
+                y_ = y_at(tt, r).detach().requires_grad_(True)
                 fy = field(tt, y_, r)
                 vjp = torch.autograd.grad(fy, y_, -a, allow_unused=True)[0] if fy.requires_grad else None
             return torch.zeros_like(a) if vjp is None else vjp
 
         def jacobian(tt: Tensor, a: Tensor, rows: Optional[Tensor]) -> Tensor:
             r = all_rows if rows is None else rows
-            j = jacobian_blocks(lambda t_, y_: field(t_, y_, r), tt, fwd.at(tt, r), True)
+            j = jacobian_blocks(lambda t_, y_: field(t_, y_, r), tt, y_at(tt, r), True)
             return -j.transpose(1, 2)
 
         g_acc = [torch.zeros_like(p) for p in params]
@@ -178,7 +191,7 @@ class _ImplicitAdjoint(torch.autograd.Function):
                 cot = -stage_a[i].detach() * _rows(b_i * hw, stage_a[i])
                 param_calls[0] += 1
                 with torch.enable_grad():
-                    fy = field(stage_t[i], fwd.at(stage_t[i], r), r)
+                    fy = field(stage_t[i], y_at(stage_t[i], r), r)
                     if not fy.requires_grad:
                         return
                     got = torch.autograd.grad(fy, params, cot, allow_unused=True)
