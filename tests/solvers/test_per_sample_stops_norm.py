@@ -219,3 +219,38 @@ def _args(**kw):
 def test_refused_combinations_name_the_problem(kw, match):
     with pytest.raises(ValueError, match=match):
         odeflow.solve(**_args(**kw))
+
+
+@pytest.mark.parametrize("method", ["dopri5", "radauIIA5"])
+def test_backprop_with_weights_and_jumps_as_alone_and_finite_differences(method):
+    g = torch.Generator().manual_seed(60 + len(method))
+    stiff = method == "radauIIA5"
+    batch, span = (2, 0.3) if stiff else (3, 2.5)
+    mu, y0, jumps, amp = batch_of(g, batch, stiff, span)
+    t = torch.linspace(0, span, 4, dtype=D)
+    w = torch.randn(4, batch, 2, generator=g, dtype=D)
+    row_w = 0.1 + torch.rand(batch, 2, generator=g, dtype=D)
+    tol = dict(rtol=1e-6, atol=1e-8) if stiff else dict(rtol=1e-7, atol=1e-9)
+
+    def losses(m):
+        sol = odeflow.solve(
+            forced_vdp(m, jumps, amp), y0, t, method=method, step=Adaptive(**tol, weights=row_w),
+            per_sample=PerSample(jump_t=jumps),
+        )  # fmt: skip
+        return (sol.ys * w).sum(dim=(0, 2))
+
+    m = mu.clone().requires_grad_()
+    grad = torch.autograd.grad(losses(m).sum(), m)[0]
+    for b in range(batch):
+        mb = mu[b : b + 1].clone().requires_grad_()
+        own = tuple(float(v) for v in jumps[b] if not torch.isnan(v))
+        ref = odeflow.solve(
+            forced_vdp(mb, jumps[b : b + 1], amp[b : b + 1]), y0[b : b + 1], t, method=method,
+            step=Adaptive(**tol, weights=row_w[b], jump_t=own),
+        )  # fmt: skip
+        rb = torch.autograd.grad((ref.ys * w[:, b : b + 1]).sum(), mb)[0]
+        torch.testing.assert_close(grad[b], rb[0], rtol=1e-10, atol=1e-10)
+    eps = 1e-6
+    with torch.no_grad():  # each row's loss sees only its own mu
+        fd = (losses(mu + eps) - losses(mu - eps)) / (2 * eps)
+    torch.testing.assert_close(grad, fd, rtol=1e-5, atol=1e-6)
