@@ -210,3 +210,18 @@ def test_implicit_adjoint_float32_close_to_float64():
     for a, b in zip(*out):
         assert b.dtype == torch.float32
         torch.testing.assert_close(b.double(), a, rtol=1e-3, atol=1e-3)
+
+
+def test_implicit_adjoint_with_another_backward_method():
+    g = torch.Generator().manual_seed(15)
+    field, mu, y0, th = family("vdp", 2, g)
+    t = torch.linspace(0, 0.3, 3, dtype=D)
+    w = torch.randn(3, 2, 2, generator=g, dtype=D)
+    step = Adaptive(rtol=1e-5, atol=1e-7)
+    same, _ = grads(field, mu, y0, th, t, w, step)
+    other = OptimizeDiscretize(params=(mu, th), seminorm=True, method="sdirk2")
+    (gm, gth, gy), sol = grads(field, mu, y0, th, t, w, step, gradient=other)
+    assert sol.stats.steps_backward > 0
+    assert not torch.equal(gm, same[0])  # another backward solve: other steps, close values
+    for a, b in zip((gm, gth, gy), same):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)

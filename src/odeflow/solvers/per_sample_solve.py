@@ -172,12 +172,11 @@ def _check_method(
             "(a fixed grid is shared by all samples anyway: solve without per_sample), implicit methods without an "
             "error estimate and scipy_solver have no per-sample form"
         )
-    if implicit:
-        if compile:
-            raise ValueError(
-                f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
-                "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
-            )
+    if implicit and compile:
+        raise ValueError(
+            f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
+            "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
+        )
     if loop is not None and step.norm is not None:
         raise ValueError(
             "per_sample=True with OptimizeDiscretize() does not support Adaptive(norm=...): the backward "
