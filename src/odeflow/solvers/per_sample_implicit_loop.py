@@ -193,12 +193,21 @@ class ImplicitLoop:
         if f1 is None:
             f1 = self.field(t1_eval, y1, idx)
         h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
-        for s in range(max_reached):
-            j = (nxt + s).clamp(max=T - 1)
-            tj = t_out.gather(1, j.unsqueeze(1)).squeeze(1)
-            herm = _hermite(y, y1, f0, f1, (tj - t) / h_safe, h_try)
-            val = torch.where(_rows(tj == t1, y), y1, herm)
-            self.ys.index_put_((torch.where(s < n_reached, j, T), rows), val)
+        if max_reached > 1:  # every output of the step at once: the rows repeated once per output slot
+            s_idx = torch.arange(max_reached, device=nxt.device).repeat_interleave(nxt.shape[0])
+            rep = lambda x: x.repeat(max_reached, *([1] * (x.dim() - 1)))  # noqa: E731
+            t, t1, h_try, h_safe, nxt, n_reached, t_out, rows = map(
+                rep, (t, t1, h_try, h_safe, nxt, n_reached, t_out, rows)
+            )
+            y, y1, f0, f1 = map(rep, (y, y1, f0, f1))
+        else:
+            s_idx = torch.zeros_like(nxt)
+        j = (nxt + s_idx).clamp(max=T - 1)
+        tj = t_out.gather(1, j.unsqueeze(1)).squeeze(1)
+        herm = _hermite(y, y1, f0, f1, (tj - t) / h_safe, h_try)
+        val = torch.where(_rows(tj == t1, y), y1, herm)
+        # slots past a row's last reached output write to the scratch row T (never read)
+        self.ys.index_put_((torch.where(s_idx < n_reached, j, T), rows), val)
 
 
 def integrate_implicit_per_sample(
