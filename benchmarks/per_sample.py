@@ -23,11 +23,13 @@ per_sample=True with the continuous adjoint (OptimizeDiscretize(seminorm=True), 
 its own backward steps), per_sample=True with compile=True (backpropagation through the
 compiled steps), torchode's AutoDiffAdjoint (backpropagation through its steps).
 
-With ``--implicit``: stiff Van der Pol (mu spread evenly over [1, 200], x(0) = 2, t in [0, 2], 20
-outputs) with radauIIA5 at rtol 1e-5, atol 1e-7: odeflow's shared step (row-blocked Jacobian,
-jacobian='batched') against per_sample=True (torchode has no implicit methods).
+With ``--implicit``: stiff Van der Pol (mu spread evenly over ``--mu`` [1, 200], x(0) = 2, t in
+[0, 2], 20 outputs) with ``--method`` radauIIA5 at rtol 1e-5, atol 1e-7: odeflow's shared step
+(row-blocked Jacobian, jacobian='batched') against per_sample=True (torchode has no implicit
+methods), in CPU time (time.process_time, interleaved); with ``--grad`` also the gradient of
+sum(w * ys) in mu by backpropagation (shared and per-sample) and by the per-sample adjoint.
 
-    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad | --implicit]
+    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad] [--implicit [--mu 10 1000]]
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def grad_sides(
         def run():
             sol = odeflow.solve(f, y0, t, step=step, per_sample=per_sample, gradient=gradient, compile=compile)
             g = grads(sol.ys)
-            steps = sol.stats.accepted * (1 if per_sample else batch)
+            steps = sol.stats.accepted * (1 if per_sample is not False else batch)
             return g, steps, sol.stats.nfe + sol.stats.nfe_backward
 
         return run
@@ -191,14 +193,16 @@ def main() -> None:
     ap.add_argument("--problems", nargs="+", default=["vdp", "lotka"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--grad", action="store_true", help="forward and backward (gradients in y0 and parameters)")
-    ap.add_argument("--implicit", action="store_true", help="stiff Van der Pol with radauIIA5")
+    ap.add_argument("--implicit", action="store_true", help="stiff Van der Pol with an implicit method")
+    ap.add_argument("--method", default="radauIIA5", help="--implicit: the implicit method")
+    ap.add_argument("--mu", type=float, nargs=2, default=[1.0, 200.0], help="--implicit: the range of mu")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.grad:
-        grad_main(args)
-        return
     if args.implicit:
         implicit_main(args)
+        return
+    if args.grad:
+        grad_main(args)
         return
     print(f"# per-sample stepping, dopri5 rtol {RTOL} atol {ATOL}, float64; {machine()}")
     print(
@@ -229,42 +233,84 @@ def main() -> None:
                     )
 
 
+def cpu_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median CPU seconds (time.process_time) per call of each side, interleaved round-robin after
+    one warm-up call each: under load from other processes CPU time moves less than wall time."""
+    for fn in fns.values():
+        fn()
+    samples: Dict[str, list] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            samples[name].append(time.process_time() - start)
+    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+
+
 def implicit_main(args: argparse.Namespace) -> None:
+    from odeflow.gradients import OptimizeDiscretize
     from odeflow.solvers.implicit import IMPLICIT_METHODS
 
     step = Adaptive(rtol=1e-5, atol=1e-7)
-    radau = IMPLICIT_METHODS["radauIIA5"].with_options(jacobian="batched")
-    print(f"# per-sample implicit steps, stiff Van der Pol, radauIIA5 rtol 1e-5 atol 1e-7, float64; {machine()}")
-    print("| batch | side | sample-steps | batched f evals | ms | ms / shared | max |y - per_sample| |")
+    method = args.method
+    shared_method = IMPLICIT_METHODS[method].with_options(jacobian="batched")
+    lo, hi = args.mu
+    print(
+        f"# per-sample implicit steps, stiff Van der Pol mu in [{lo:g}, {hi:g}], {method} rtol 1e-5 atol 1e-7, "
+        f"float64, CPU ms (process_time, interleaved, median of {args.repeats}); {machine()}"
+    )
+    print(
+        "| batch | side | sample-steps | batched f evals (fwd + bwd) | CPU ms | CPU / shared | max |y - per_sample| |"
+    )
     print("|---|---|---|---|---|---|---|")
-    with torch.no_grad():
-        for batch in args.batches:
-            mu = torch.linspace(1.0, 200.0, batch, dtype=D)
+    for batch in args.batches:
+        mu = torch.linspace(lo, hi, batch, dtype=D)
 
-            def vdp(t, y):
-                x, v = y[..., 0], y[..., 1]
-                return torch.stack([v, mu * (1 - x * x) * v - x], -1)
+        def vdp(t, y, m=mu):
+            x, v = y[..., 0], y[..., 1]
+            return torch.stack([v, m * (1 - x * x) * v - x], -1)
 
-            y0, t = torch.tensor([2.0, 0.0], dtype=D).repeat(batch, 1), torch.linspace(0, 2, 20, dtype=D)
+        y0, t = torch.tensor([2.0, 0.0], dtype=D).repeat(batch, 1), torch.linspace(0, 2, 20, dtype=D)
+        w = torch.randn(20, batch, 2, generator=torch.Generator().manual_seed(0), dtype=D)
 
-            def shared():
-                sol = odeflow.solve(vdp, y0, t, method=radau, step=step)
-                return sol.ys, sol.stats.accepted * batch, sol.stats.nfe
+        def run(per_sample, grad: str = ""):
+            m = mu.clone().requires_grad_(bool(grad))
+            f = lambda tt, y: vdp(tt, y, m)  # noqa: E731
+            if isinstance(per_sample, PerSample):  # compaction: f sees the running rows
+                f = lambda tt, y, rows: vdp(tt, y, m[rows])  # noqa: E731
+            gradient = OptimizeDiscretize(params=(m,), seminorm=True) if grad == "adjoint" else None
+            kw = dict(gradient=gradient) if gradient is not None else {}
+            meth = method if per_sample else shared_method
+            with torch.set_grad_enabled(bool(grad)):
+                sol = odeflow.solve(f, y0, t, method=meth, step=step, per_sample=per_sample, **kw)
+                if grad:
+                    torch.autograd.grad((sol.ys * w).sum(), m)
+            steps = sol.stats.accepted * (1 if per_sample is not False else batch)
+            return sol.ys.detach(), steps, sol.stats.nfe + sol.stats.nfe_backward
 
-            def per_sample():
-                sol = odeflow.solve(vdp, y0, t, method="radauIIA5", step=step, per_sample=True)
-                return sol.ys, sol.stats.accepted, sol.stats.nfe
-
-            fns = {"odeflow shared step": shared, "odeflow per_sample": per_sample}
-            results = {side: fn() for side, fn in fns.items()}
-            wall = time_side_by_side(fns, repeats=args.repeats, min_time=0.0)
-            ref = results["odeflow per_sample"][0]
-            for side, (ys, sample_steps, evals) in results.items():
-                print(
-                    f"| {batch} | {side} | {sample_steps:,} | {evals} | {wall[side] * 1e3:.0f} | "
-                    f"{wall[side] / wall['odeflow shared step']:.2f} | {float((ys - ref).abs().max()):.1e} |",
-                    flush=True,
-                )
+        fns = {
+            "shared step": lambda: run(False),
+            "per_sample": lambda: run(True),
+            "per_sample compact=0.5": lambda: run(PerSample(compact=0.5)),
+        }
+        if args.grad:
+            fns.update(
+                {
+                    "shared step, backprop": lambda: run(False, "backprop"),
+                    "per_sample, backprop": lambda: run(True, "backprop"),
+                    "per_sample, adjoint": lambda: run(True, "adjoint"),
+                }
+            )
+        results = {side: fn() for side, fn in fns.items()}
+        cpu = cpu_side_by_side(fns, args.repeats)
+        ref = results["per_sample"][0]
+        for side, (ys, sample_steps, evals) in results.items():
+            base = cpu["shared step, backprop" if "," in side else "shared step"]
+            print(
+                f"| {batch} | {side} | {sample_steps:,} | {evals} | {cpu[side] * 1e3:.0f} | "
+                f"{cpu[side] / base:.2f} | {float((ys - ref).abs().max()):.1e} |",
+                flush=True,
+            )
 
 
 def grad_main(args: argparse.Namespace) -> None:

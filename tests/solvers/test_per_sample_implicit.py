@@ -101,8 +101,7 @@ def test_implicit_gradients_match_each_sample_alone_and_finite_differences():
     "kwargs, match",
     [
         (dict(compile=True), "implicit method 'radauIIA5' does not support compile=True"),
-        (dict(gradient=OptimizeDiscretize(params=(), seminorm=True)), "OptimizeDiscretize"),
-        (dict(per_sample=PerSample(compact=0.5)), "compact"),
+        (dict(gradient=OptimizeDiscretize(params=(), seminorm=True), events=lambda t, y: y[:, 0]), "events"),
         (dict(method="gl4"), "not 'gl4'"),
         (dict(method="implicit_adams"), "Adams"),
     ],
@@ -130,3 +129,47 @@ def test_float32_implicit_close_to_float64():
     sol = odeflow.solve(vdp(mu.float()), y0.float(), t.float(), method="radauIIA5", step=step, per_sample=True)
     assert sol.ys.dtype == torch.float32
     torch.testing.assert_close(sol.ys.double(), ref.ys, rtol=1e-3, atol=1e-3)
+
+
+def test_implicit_compaction_changes_no_row():
+    """PerSample(compact=...) with an implicit method: f sees only the running rows once few are
+    left, and every row takes the steps and reaches the values it does without compaction."""
+    g = torch.Generator().manual_seed(8)
+    batch = 5
+    mu = 1 + 30 * torch.rand(batch, generator=g, dtype=D)
+    y0 = torch.stack([1.5 + torch.rand(batch, generator=g, dtype=D), torch.zeros(batch, dtype=D)], -1)
+    ends = 0.2 + 0.6 * torch.rand(batch, generator=g, dtype=D)  # rows finish at different times
+    t = torch.stack([torch.linspace(0, 1, 4, dtype=D) * e for e in ends])
+    seen = []
+
+    def f_rows(tt, y, rows):
+        seen.append(rows.shape[0])
+        return vdp(mu[rows])(tt, y)
+
+    full = odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=STEP, per_sample=True)
+    packed = odeflow.solve(f_rows, y0, t, method="radauIIA5", step=STEP, per_sample=PerSample(compact=0.8))
+    assert min(seen) < batch  # some evaluations covered the running rows only
+    for name in ("accepted", "rejected"):
+        assert torch.equal(getattr(full.stats.per_sample, name), getattr(packed.stats.per_sample, name))
+    torch.testing.assert_close(packed.ys, full.ys, rtol=1e-12, atol=1e-12)
+    assert bool((packed.stats.per_sample.nfe < full.stats.per_sample.nfe).any())
+
+
+def test_implicit_events_with_compaction_equal_without():
+    g = torch.Generator().manual_seed(10)
+    batch = 4
+    mu = 0.3 + 4 * torch.rand(batch, generator=g, dtype=D)
+    y0 = torch.stack([1.5 + torch.rand(batch, generator=g, dtype=D), torch.zeros(batch, dtype=D)], -1)
+    level = 0.5 * torch.rand(batch, generator=g, dtype=D)  # x falls through its own level
+    t = torch.linspace(0, 3, 4, dtype=D)
+    ev_full = odeflow.Event(lambda tt, y: y[:, 0] - level, direction=-1)
+    ev_rows = odeflow.Event(lambda tt, y, rows: y[:, 0] - level[rows], direction=-1)
+    full = odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=STEP, per_sample=True, events=ev_full)
+    packed = odeflow.solve(
+        lambda tt, y, rows: vdp(mu[rows])(tt, y), y0, t, method="radauIIA5", step=STEP,
+        per_sample=PerSample(compact=0.9), events=ev_rows,
+    )  # fmt: skip
+    assert 0 < int(full.stats.event_hit.sum()) < batch  # rows stop at different times, or not at all
+    assert torch.equal(full.stats.event_hit, packed.stats.event_hit)
+    torch.testing.assert_close(packed.event_t, full.event_t, rtol=1e-12, atol=1e-12, equal_nan=True)
+    torch.testing.assert_close(packed.ys, full.ys, rtol=1e-12, atol=1e-12)

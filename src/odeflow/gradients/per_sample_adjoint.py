@@ -17,22 +17,27 @@ rejected the step), taken once the step's acceptance is known.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from dataclasses import replace
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from ..solvers.implicit import ImplicitRK
 from ..solvers.per_sample import LoopExtras, PerSample, SampleCounts
 from ..solvers.per_sample_loop import integrate_per_sample
+from ..solvers.per_sample_norm import SampleNorm
 from ..solvers.solution import SolverStats
 from ..solvers.stepping import Adaptive
 from ..solvers.tableau import ButcherTableau
+from .per_sample_implicit_adjoint import implicit_adjoint
 
 
 def per_sample_adjoint(cfg, func: Callable) -> PerSampleAdjointLoop:
     """The per-sample loop for ``OptimizeDiscretize`` options ``cfg``, checked: the seminorm is
     required (the parameter gradient is summed over the rows, so it cannot enter a row's norm),
-    the backward method must be an adaptive explicit Runge-Kutta method and its step Adaptive."""
+    the backward method must be an adaptive Runge-Kutta method (implicit after an implicit forward
+    solve, explicit after an explicit one) and its step Adaptive."""
     from ..solvers.methods import get_method
 
     if not cfg.seminorm:
@@ -44,10 +49,10 @@ def per_sample_adjoint(cfg, func: Callable) -> PerSampleAdjointLoop:
     back_tab = None
     if cfg.method is not None:
         back_tab = get_method(cfg.method)
-        if not isinstance(back_tab, ButcherTableau) or not back_tab.adaptive:
+        if not isinstance(back_tab, (ButcherTableau, ImplicitRK)) or not back_tab.adaptive:
             raise ValueError(
                 f"per_sample=True with OptimizeDiscretize(method={cfg.method!r}): the backward solve needs an "
-                "adaptive explicit Runge-Kutta method (dopri5, tsit5, bosh3, ...)"
+                "adaptive Runge-Kutta method (explicit: dopri5, tsit5, bosh3, ...; implicit: radauIIA5, sdirk2, ...)"
             )
     if cfg.step is not None and not isinstance(cfg.step, Adaptive):
         raise ValueError(
@@ -72,7 +77,7 @@ class PerSampleAdjointLoop:
     def __init__(
         self,
         params: Tuple[Tensor, ...],
-        back_tab: Optional[ButcherTableau] = None,
+        back_tab: Optional[Union[ButcherTableau, ImplicitRK]] = None,
         back_step: Optional[Adaptive] = None,
     ) -> None:
         self.params, self.back_tab, self.back_step = params, back_tab, back_step
@@ -80,7 +85,7 @@ class PerSampleAdjointLoop:
 
     def __call__(
         self,
-        tab: ButcherTableau,
+        tab: Union[ButcherTableau, ImplicitRK],
         func: Callable,
         y0: Tensor,
         t_out: Tensor,
@@ -88,8 +93,16 @@ class PerSampleAdjointLoop:
         options: PerSample,
         extras: Optional[LoopExtras] = None,
     ) -> Tuple[Tensor, SampleCounts, int]:
+        if isinstance(tab, ImplicitRK):
+            return implicit_adjoint(self, tab, func, y0, t_out, step, options, extras)
         if extras is not None and extras.events is not None:
             raise ValueError("per_sample=True does not support events with OptimizeDiscretize() yet")
+        if self.back_tab is not None and not isinstance(self.back_tab, ButcherTableau):
+            raise ValueError(
+                f"per_sample=True with the explicit method {tab.name!r} and OptimizeDiscretize(method="
+                f"{self.back_tab.name!r}): the backward solve integrates y backwards too, which needs an explicit "
+                "method here; use an implicit forward method for an implicit backward solve"
+            )
         box: List = []
         ys = _PerSampleAdjoint.apply(self, (tab, func, t_out, step, options, box), y0, *self.params)
         counts, calls = box
@@ -115,7 +128,13 @@ class _PerSampleAdjoint(torch.autograd.Function):
         loop: PerSampleAdjointLoop = ctx.loop
         tab, func, t_out, step, options, _ = ctx.run
         back_tab = loop.back_tab or tab
+        assert isinstance(back_tab, ButcherTableau)  # checked in PerSampleAdjointLoop.__call__
         back_step = loop.back_step or step
+        if back_step.weights is not None:  # the forward weights on y and on its adjoint a (as the shared adjoint)
+            w = SampleNorm(back_step, ys[0]).weights
+            assert w is not None
+            w2 = torch.cat([w, w], dim=1)
+            back_step = replace(back_step, weights=w2[0] if w2.shape[0] == 1 else w2)
         T, B = ys.shape[0], ys.shape[1]
         row_shape = ys.shape[2:]
         n = ys[0, 0].numel()

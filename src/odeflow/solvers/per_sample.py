@@ -18,7 +18,7 @@ reads one small tensor on the host per attempted step (continue? which outputs? 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -38,9 +38,14 @@ class PerSample:
     evaluated on the running rows only. With compact > 0, f is called as f(t, y, rows): rows
     holds the batch indices of y's rows (per-sample parameters are then mu[rows]); f must treat
     rows independently. 0 (the default) always evaluates every row, as f(t, y).
+    step_t, jump_t: [batch, K] tensors of times each row's steps must land on (as
+    ``Adaptive(step_t, jump_t)`` for one sample; jump_t: f is discontinuous there and is
+    evaluated on the step's side), NaN entries ignored; added to Adaptive's shared ones.
     """
 
     compact: float = 0.0
+    step_t: Optional[Tensor] = field(default=None, compare=False)
+    jump_t: Optional[Tensor] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.compact <= 1.0):
@@ -67,7 +72,9 @@ class LoopExtras:
     step size (magnitude, [B]; else Hairer's estimate); land_on_outputs: steps end exactly on
     the output times; jump(j, mask, y, rows) -> y replaces the state of the rows ``mask`` that
     landed on their interior output j (needs land_on_outputs); on_step(stage_t, stage_y, h,
-    accepted, rows) sees every attempted step's stage times and stage states.
+    accepted, rows) sees every attempted step's stage times and stage states. Implicit methods
+    only: jacobian(t, y, rows) -> [n, d, d] replaces autograd's Jacobian blocks in Newton;
+    record(t, y, f0, t1, y1, accepted, rows) sees every attempted step (start, f there, end).
     Filled in by the loop: h_next (the step each row would take next), event_hit, event_t,
     event_y (with graph), event_component ([B] each)."""
 
@@ -76,6 +83,8 @@ class LoopExtras:
     land_on_outputs: bool = False
     jump: Optional[Callable[[Tensor, Tensor, Tensor, Optional[Tensor]], Tensor]] = None
     on_step: Optional[Callable[..., None]] = None
+    jacobian: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None
+    record: Optional[Callable[..., None]] = None
     h_next: Optional[Tensor] = None
     event_hit: Optional[Tensor] = None
     event_t: Optional[Tensor] = None
@@ -142,15 +151,17 @@ def _initial_step(
     rtol: float,
     atol: float,
     direction: Tensor,
+    rms: Callable[[Tensor], Tensor] = _rms,
 ) -> Tensor:
-    """Hairer's starting step for every row (as `stepping.initial_step`); one extra f call."""
+    """Hairer's starting step for every row (as `stepping.initial_step`, with each row's error
+    norm ``rms``); one extra f call."""
     scale = atol + rtol * y0.abs()
-    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    d0, d1 = rms(y0 / scale), rms(f0 / scale)
     small = (d0 < 1e-5) | (d1 < 1e-5) | ~torch.isfinite(d1)
     h0 = torch.where(small, torch.full_like(d0, 1e-6), 0.01 * d0 / torch.where(small, torch.ones_like(d1), d1))
     y1 = y0 + _rows((direction * h0).to(y0.dtype), y0) * f0
     f1 = f(t0 + direction * h0, y1)
-    d2 = _rms((f1 - f0) / scale) / h0
+    d2 = rms((f1 - f0) / scale) / h0
     big = torch.maximum(d1, d2)
     flat = (big <= 1e-15) | ~torch.isfinite(d2)
     h1 = torch.where(

@@ -16,15 +16,13 @@ implicit-function-theorem derivative of the converged stages, as in `ImplicitRK.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .errors import SolverError
 from .implicit import ImplicitRK, jacobian_blocks
-from .per_sample import LoopExtras, PerSample, SampleCounts, _Field, _initial_step, _rms, _rows
-from .stepping import Adaptive
+from .per_sample import LoopExtras, _Field, _put, _rows
 
 
 def _lu(jac: Tensor, h: Tensor, coeff: Tensor) -> Tuple[Tensor, Tensor]:
@@ -48,9 +46,18 @@ def _solve(lu: Tuple[Tensor, Tensor], rhs: Tensor) -> Tensor:
 class _RowStep:
     """One attempted implicit step of every row (see the module docstring)."""
 
-    def __init__(self, method: ImplicitRK, field: _Field, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self,
+        method: ImplicitRK,
+        field: _Field,
+        dtype: torch.dtype,
+        device: torch.device,
+        jacobian: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None,
+    ) -> None:
         tab = method.tableau
-        self.method, self.field = method, field
+        self.method, self.field, self.jacobian = method, field, jacobian
+        self.stage_t: List[Tensor] = []  # the last step's stage times and stage states
+        self.stage_y: List[Tensor] = []
         self.a = torch.tensor(tab.a, dtype=torch.float64, device=device).to(dtype)
         self.c = torch.tensor(tab.c, dtype=torch.float64, device=device)
         self.b = torch.tensor(tab.b, dtype=torch.float64, device=device).to(dtype)
@@ -62,21 +69,41 @@ class _RowStep:
         self.stiffly_accurate = all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1]))
         self.explicit_first = all(v == 0 for v in tab.a[0])
 
-    def __call__(self, t: Tensor, y: Tensor, h: Tensor, act: Tensor, scale: Tensor):
-        """(y1, err, f0, ok): ok [B] says where Newton converged."""
+    def _jac(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
+        """Every row's d x d Jacobian block at (t, y): the given ``jacobian`` or autograd's."""
+        if self.jacobian is not None:
+            return self.jacobian(t, y, idx)
+        return jacobian_blocks(lambda tt, yy: self.field(tt, yy, idx), t, y, True)
+
+    def __call__(
+        self,
+        t: Tensor,
+        y: Tensor,
+        h: Tensor,
+        act: Tensor,
+        scale: Tensor,
+        idx: Optional[Tensor] = None,
+        nudged: Optional[Callable[[List[Tensor]], List[Tensor]]] = None,
+        t_start: Optional[Tensor] = None,
+    ):
+        """(y1, err, f0, ok) of the rows ``idx`` (all: None): ok [n] says where Newton converged.
+        ``nudged`` moves the stage times off a discontinuity, ``t_start`` is the time f(t, y)
+        is taken at (both: `per_sample_stops`). Keeps the stage times and states in
+        ``stage_t`` / ``stage_y``."""
         f, nb, s = self.field, y.shape[0], self.method.tableau.stages
         shape, flat = y.shape, y.reshape(y.shape[0], -1)
         ts = list((t.unsqueeze(1) + h.unsqueeze(1) * self.c).unbind(1))
+        ts = ts if nudged is None else nudged(ts)
+        t0 = t if t_start is None else t_start
         hy = h.to(y.dtype).reshape(-1, 1, 1)
 
         def stages(z: Tensor) -> Tensor:
-            return torch.stack([f(ts[i], (flat + z[:, i]).reshape(shape), None).reshape(nb, -1) for i in range(s)], 1)
+            return torch.stack([f(ts[i], (flat + z[:, i]).reshape(shape), idx).reshape(nb, -1) for i in range(s)], 1)
 
-        f0_graph = f(t, y, None).reshape(nb, -1)
-        jac_f = lambda tt, yy: f(tt, yy, None)  # noqa: E731
+        f0_graph = f(t0, y, idx).reshape(nb, -1)
         with torch.no_grad():
             f0 = f0_graph.detach()
-            jac = jacobian_blocks(jac_f, t, y.detach(), True)
+            jac = self._jac(t0, y.detach(), idx)
             lu = _lu(jac, h, self.a)
             z = (self.c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
             sc = scale.reshape(nb, 1, -1)
@@ -96,12 +123,11 @@ class _RowStep:
         z = z.detach()
         if torch.is_grad_enabled():
             with torch.no_grad():
-                js = torch.stack(
-                    [jacobian_blocks(jac_f, ts[j], (flat + z[:, j]).reshape(shape), True) for j in range(s)]
-                )
+                js = torch.stack([self._jac(ts[j], (flat + z[:, j]).reshape(shape), idx) for j in range(s)])
                 lu_x = _lu(js, h, self.a)
             fz = stages(z)
             z = z + _solve(lu_x, -(z - hy * torch.einsum("ij,bjd->bid", self.a, fz)))
+        self.stage_t, self.stage_y = ts, [(flat + z[:, i]).reshape(shape) for i in range(s)]
         hf0 = hy[:, :, 0] * f0_graph
         if self.explicit_first:
             rest = z[:, 1:] - self.a[1:, :1].reshape(1, -1, 1) * hf0.unsqueeze(1)
@@ -140,14 +166,19 @@ class _Events:
         self.comp = torch.full((B,), -1, dtype=torch.int64, device=y.device)
         self.y_e = torch.zeros_like(y)
 
-    def step(self, t, t1, h, y, y1, f0, field: _Field, acc, upto, t_fwd, direction):
-        """(hit [B] or None, upto, f1 or None) after the step: rows whose event lies in it stop
-        there, their outputs reached only up to the event; f(t1, y1) is evaluated when some row crosses."""
-        g1 = self.events.values(t1, y1.detach(), None)
-        cross = self.events.crossings(self.g_prev, g1) & acc.unsqueeze(1)
+    def step(
+        self, t, t1, h, y, y1, f0, field: _Field, acc, upto, t_fwd, direction, idx: Optional[Tensor] = None, t1_f=None
+    ):
+        """(hit [n] or None, upto, f1 or None) after the step of the rows ``idx`` (all: None):
+        rows whose event lies in it stop there, their outputs reached only up to the event;
+        f(t1, y1) is evaluated when some row crosses."""
+        sub = (lambda x: x) if idx is None else (lambda x: x.index_select(0, idx))
+        g_prev = sub(self.g_prev)
+        g1 = self.events.values(t1, y1.detach(), idx)
+        cross = self.events.crossings(g_prev, g1) & acc.unsqueeze(1)
         hit, f1 = None, None
         if bool(cross.any()):
-            f1 = field(t1, y1, None)  # the Hermite interpolant needs f(t1, y1)
+            f1 = field(t1 if t1_f is None else t1_f, y1, idx)  # the Hermite interpolant needs f(t1, y1)
             h_safe = torch.where(h == 0, torch.ones_like(h), h)
             yd, y1d, f0d, f1d = y.detach(), y1.detach(), f0.detach(), f1.detach()
 
@@ -157,114 +188,19 @@ class _Events:
                     return torch.where(_rows(c == t1, yd), y1d, val)
 
             with torch.no_grad():
-                hit, t_e, comp = self.events.locate(cross, self.g_prev, g1, t, t1, dense, None)
+                hit, t_e, comp = self.events.locate(cross, g_prev, g1, t, t1, dense, idx)
             hit = hit & (t_e * direction <= t_fwd[:, -1])  # a root past the row's last time is outside its solve
             before = torch.searchsorted(t_fwd, (t_e * direction).unsqueeze(1), right=False).squeeze(1)
             upto = torch.where(hit, before, upto)
             y_e = _hermite(y, y1, f0, f1, (t_e - t) / h_safe, h)
             y_e = torch.where(_rows(t_e == t1, y_e), y1, y_e)
-            self.y_e = torch.where(_rows(hit, y_e), y_e, self.y_e)
-            self.t_e, self.comp = torch.where(hit, t_e, self.t_e), torch.where(hit, comp, self.comp)
-            self.hit = self.hit | hit
-        self.g_prev = torch.where(acc.unsqueeze(1), g1, self.g_prev)
+            self.y_e = _put(self.y_e, torch.where(_rows(hit, y_e), y_e, sub(self.y_e)), idx)
+            self.t_e = _put(self.t_e, torch.where(hit, t_e, sub(self.t_e)), idx)
+            self.comp = _put(self.comp, torch.where(hit, comp, sub(self.comp)), idx)
+            self.hit = _put(self.hit, sub(self.hit) | hit, idx)
+        self.g_prev = _put(self.g_prev, torch.where(acc.unsqueeze(1), g1, g_prev), idx)
         return hit, upto, f1
 
     def finish(self) -> None:
         ex = self.extras
         ex.event_hit, ex.event_t, ex.event_y, ex.event_component = self.hit, self.t_e, self.y_e, self.comp
-
-
-def integrate_implicit_per_sample(
-    method: ImplicitRK,
-    f: Callable,
-    y0: Tensor,
-    t_out: Tensor,
-    ctrl: Adaptive,
-    options: Optional[PerSample] = None,
-    extras: Optional[LoopExtras] = None,
-) -> Tuple[Tensor, SampleCounts, int]:
-    """Adaptive implicit solve of every row of y0 [B, ...] through its own output times t_out
-    [B, T] (float64, rows strictly monotone); f(t [B], y) as for `per_sample.integrate_per_sample`.
-    ``extras.events``: terminal events per row (filled in: event_hit, event_t, event_y,
-    event_component, as the explicit loop does). Returns (states [T, B, ...], per-sample
-    counts, batched evaluations of f)."""
-    if options is not None and options.compact > 0:
-        raise ValueError("per_sample=PerSample(compact=...) is not supported with implicit methods yet; use compact=0")
-    rtol, atol = float(ctrl.rtol), float(ctrl.atol)  # type: ignore[arg-type]  # checked by the caller
-    B, T = t_out.shape
-    dev, dtype = y0.device, y0.dtype
-    field = _Field(f, dtype, B, dev, False)
-    step = _RowStep(method, field, dtype, dev)
-    direction = torch.sign(t_out[:, -1] - t_out[:, 0]) if T > 1 else torch.ones(B, dtype=torch.float64, device=dev)
-    control = method.controller(ctrl)  # the I-controller of the adaptive loop
-    ys = torch.zeros((T,) + tuple(y0.shape), dtype=dtype, device=dev)
-    ys[0] = y0
-    steps = torch.zeros(B, dtype=torch.int64, device=dev)
-    accepted, rejected = steps.clone(), steps.clone()
-    if T == 1:
-        return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), 0
-    t, y = t_out[:, 0].clone(), y0
-    if ctrl.first_step is None:
-        with torch.no_grad():
-            f0 = field(t, y.detach(), None)
-            h = _initial_step(
-                lambda tt, yy: field(tt, yy, None), t, y.detach(), f0, method.order, rtol, atol, direction
-            )
-    else:
-        h = torch.full((B,), float(ctrl.first_step), dtype=torch.float64, device=dev)
-    h = control.clamp(direction * h)
-    nxt = torch.ones(B, dtype=torch.int64, device=dev)
-    t_fwd = (t_out * direction.unsqueeze(1)).contiguous()
-    events = _Events(extras, t, y) if extras is not None and extras.events is not None else None
-    n_active = B
-    while n_active > 0:
-        act = nxt < T
-        h_try = torch.where(act, h, torch.zeros_like(h))
-        scale = atol + rtol * y.detach().abs()
-        y1, err, f0, ok = step(t, y, h_try, act, scale)
-        with torch.no_grad():
-            en = _rms(err / (atol + rtol * torch.maximum(y.detach().abs(), y1.detach().abs())))
-            en = torch.where(ok, en, torch.full_like(en, math.inf))
-        finite = torch.isfinite(en)
-        good = ok & (en <= 1.0)
-        if ctrl.min_step > 0:
-            good = good | (ok & (h_try.abs() <= ctrl.min_step) & finite)
-        acc, rej = act & good, act & ~good
-        t1 = t + h_try
-        upto = torch.searchsorted(t_fwd, (t1 * direction).unsqueeze(1), right=True).squeeze(1)
-        hit, f1 = None, None
-        if events is not None:
-            hit, upto, f1 = events.step(t, t1, h_try, y, y1, f0, field, acc, upto, t_fwd, direction)
-        n_reached = torch.where(acc, (upto - nxt).clamp_min(0), torch.zeros_like(nxt))
-        factor = control.factors(en, good)
-        underflow = rej & ((t + h_try * factor == t) | (h_try.abs() <= ctrl.min_step))
-        steps = steps + act.to(torch.int64)
-        over = act & (steps > ctrl.max_steps)
-        nxt_new = nxt + n_reached if hit is None else torch.where(hit, T, nxt + n_reached)
-        info = torch.stack([n_reached.max(), underflow.sum(), over.sum(), (nxt_new < T).sum()]).tolist()
-        max_reached, n_under, n_over, n_active = info
-        if n_under or n_over:
-            bad = underflow if n_under else over
-            i = int(bad.nonzero()[0, 0])
-            what = "step size underflow" if n_under else f"reached max_steps={ctrl.max_steps}"
-            raise SolverError(
-                f"{what} in sample {i} ({method.name})", float(t[i]), float(h_try[i]), "loosen rtol/atol or check f"
-            )
-        if max_reached:
-            if f1 is None:
-                f1 = field(t1, y1, None)  # the Hermite output needs f(t1, y1)
-            h_safe = torch.where(h_try == 0, torch.ones_like(h_try), h_try)
-            rows = torch.arange(B, device=dev)
-            for s in range(max_reached):
-                j = (nxt + s).clamp(max=T - 1)
-                tj = t_out.gather(1, j.unsqueeze(1)).squeeze(1)
-                herm = _hermite(y, y1, f0, f1, (tj - t) / h_safe, h_try)
-                val = torch.where(_rows(tj == t1, y), y1, herm)
-                ys.index_put_((j, rows), torch.where(_rows(s < n_reached, val), val, ys[j, rows]))
-        t = torch.where(acc, t1, t)
-        y = torch.where(_rows(acc, y), y1, y)
-        h = torch.where(act, control.clamp(h_try * factor), h)
-        accepted, rejected, nxt = accepted + acc.to(torch.int64), rejected + rej.to(torch.int64), nxt_new
-    if events is not None:
-        events.finish()
-    return ys, SampleCounts(steps.cpu(), accepted.cpu(), rejected.cpu(), field.row_evals.cpu()), field.calls

@@ -31,9 +31,10 @@ from .per_sample import (
     _outputs,
     _put,
     _rk_step,
-    _rms,
     _rows,
 )
+from .per_sample_norm import SampleNorm
+from .per_sample_stops import SampleStops, nudge, nudge_stages
 from .stepping import Adaptive
 from .tableau import ButcherTableau
 
@@ -81,6 +82,9 @@ class _Attempt:
     underflow: Optional[Tensor] = None
     over: Optional[Tensor] = None
     err_prev: Optional[Tensor] = None
+    land_out: Optional[Tensor] = None
+    jump_end: Optional[Tensor] = None
+    t1_f: Optional[Tensor] = None
 
 
 class PerSampleLoop:
@@ -129,6 +133,13 @@ class PerSampleLoop:
         ex = self.extras
         if compile and (self.events is not None or ex.on_step is not None or ex.jump is not None):
             raise ValueError("compile=True per sample does not support events, step callbacks or jumps yet")
+        self.norm = SampleNorm(ctrl, y0)
+        self.stops = SampleStops(ctrl, options.step_t, options.jump_t, t_out)
+        if compile and not (self.norm.plain and not self.stops.any):
+            raise ValueError(
+                "compile=True per sample does not support Adaptive(weights, norm, step_t, jump_t) or "
+                "PerSample(step_t, jump_t) yet; drop compile (eager steps support them) or these options"
+            )
         self.compiled_key = per_sample_compiled.key(tab, f, y0, ctrl, self.lands, self.T) if compile else None
 
     def _start(self) -> None:
@@ -146,7 +157,10 @@ class PerSampleLoop:
         if self.extras.h0 is not None:
             h = self.extras.h0.to(torch.float64).abs()
         elif ctrl.first_step is None:
-            self.k1 = self.field(self.t, self.y, None)
+            t0_f = self.t  # past t0 where f jumps there
+            if self.stops.has_jumps:
+                t0_f = nudge(self.t, self.stops.at_jump(self.t, None), self.direction, self.dtype)
+            self.k1 = self.field(t0_f, self.y, None)
             with torch.no_grad():
                 h = _initial_step(
                     lambda tt, yy: self.field(tt, yy, None),
@@ -157,6 +171,7 @@ class PerSampleLoop:
                     self.rtol,
                     self.atol,
                     self.direction,
+                    lambda r: self.norm(r, None),
                 )
         else:
             h = torch.full((B,), float(ctrl.first_step), dtype=torch.float64, device=dev)
@@ -243,7 +258,24 @@ class PerSampleLoop:
             h_try = torch.where(land, target - t_s, h_s)
         else:
             target, land, h_try = h_s, torch.zeros_like(act), h_s
+        land_out = land  # landing on an output time
+        stops, jump_end = self.stops, None
+        if stops.any:  # a step that would pass the row's next stop (step_t, jump_t) ends on it
+            stop = stops.next(idx)
+            on_stop = act & ((t_s + h_try - stop) * dir_s > 0)
+            h_try, target, land = (
+                torch.where(on_stop, stop - t_s, h_try),
+                torch.where(on_stop, stop, target),
+                land | on_stop,
+            )
+            land_out = land_out & ~on_stop  # the stop comes first
         stage_t = list((t_s.unsqueeze(1) + h_try.unsqueeze(1) * self.c).unbind(1))  # t + c_i h per row
+        t1_f = None
+        if stops.has_jumps:  # f on the step's side of a discontinuity
+            jump_end = land & stops.at_jump(target, idx)
+            after = act & stops.at_jump(t_s, idx)
+            stage_t = nudge_stages(stage_t, tab.c, after, jump_end, dir_s, self.dtype)
+            t1_f = nudge(torch.where(land, target, t_s + h_try), jump_end, -dir_s, self.dtype)
         fr = self._f(idx)
         k1_s = fr(stage_t[0], y_s) if self.k1 is None else sub(self.k1, idx)
         hy = _rows(h_try.to(self.dtype), y_s)
@@ -251,7 +283,7 @@ class PerSampleLoop:
         y1, ks, hks = _rk_step(tab, fr, y_s, k1_s, stage_t, hy, inputs)
         with torch.no_grad():
             err = _lincomb(None, [_nograd(k) for k in hks], tab.b_err)
-            en = _rms(err / (self.atol + self.rtol * torch.maximum(_nograd(y_s).abs(), _nograd(y1).abs())))
+            en = self.norm(err / (self.atol + self.rtol * torch.maximum(_nograd(y_s).abs(), _nograd(y1).abs())), idx)
         ok = en <= 1.0
         if ctrl.min_step > 0:  # a step of the smallest size is taken whatever its error
             ok = ok | ((h_try.abs() <= ctrl.min_step) & torch.isfinite(en))
@@ -259,7 +291,7 @@ class PerSampleLoop:
         if self.extras.on_step is not None:
             assert inputs is not None
             self.extras.on_step(stage_t, inputs, h_try, acc_s, idx)
-        t1 = torch.where(land, target, t_s + h_try) if self.lands else t_s + h_try
+        t1 = torch.where(land, target, t_s + h_try) if (self.lands or stops.any) else t_s + h_try
         # Outputs reached by this step: t_out[b, j] in (t_b, t1_b] with j >= nxt_b (rows sorted).
         upto = torch.searchsorted(sub(self.t_fwd, idx), (t1 * dir_s).unsqueeze(1), right=True).squeeze(1)
         rows = self.all_rows if idx is None else idx
@@ -267,7 +299,8 @@ class PerSampleLoop:
         f1 = ks[-1] if tab.fsal else None
         return _Attempt(
             idx, rows, t_s, y_s, nxt_s, t_out_s, dir_s, act, h_s, land, target, h_try, k1_s, y1, ks, hks,
-            en, ok, acc_s, rej_s, t1, f1, h_safe, upto,
+            en, ok, acc_s, rej_s, t1, f1, h_safe, upto, land_out=land_out, jump_end=jump_end,
+            t1_f=t1 if t1_f is None else t1_f,
         )  # fmt: skip
 
     def _events(self, a: _Attempt) -> None:
@@ -278,7 +311,7 @@ class PerSampleLoop:
         cross = events.crossings(g0, g1) & a.acc.unsqueeze(1)
         if bool(cross.any()):
             if a.f1 is None and tab.dense is None:
-                a.f1 = self._f(idx)(a.t1, a.y1)  # the Hermite interpolant needs f(t1, y1)
+                a.f1 = self._f(idx)(a.t1 if a.t1_f is None else a.t1_f, a.y1)  # the Hermite interpolant needs f(t1, y1)
             dense = _event_dense(tab, a.y, a.y1, a.ks, a.hks, a.f1, a.t, a.t1, a.h_try)
             with torch.no_grad():  # t_e carries its gradient through SampleEventTime only
                 hit, t_e, comp = events.locate(cross, g0, g1, a.t, a.t1, dense, idx)
@@ -303,11 +336,12 @@ class PerSampleLoop:
         factor = self.control.factors(en, a.ok, prev)
         stuck = a.t + a.h_try * factor == a.t
         a.underflow = a.rej & ((a.h_try.abs() <= ctrl.min_step) | stuck if ctrl.min_step > 0 else stuck)
-        base = torch.where(a.land & (en <= 1.0), a.h, a.h_try) if self.lands else a.h_try
+        base = torch.where(a.land & (en <= 1.0), a.h, a.h_try) if (self.lands or self.stops.any) else a.h_try
         a.h_next = torch.where(a.act, self.control.clamp(base * factor), self._sub(self.h, a.idx))
         a.steps = self._sub(self.steps, a.idx) + a.act.to(torch.int64)
         a.nxt_new = a.nxt + a.n_reached if a.hit is None else torch.where(a.hit, T, a.nxt + a.n_reached)
-        a.jumped = a.land & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
+        land_out = a.land if a.land_out is None else a.land_out
+        a.jumped = land_out & a.acc & (a.nxt_new < T) if self.extras.jump is not None else None
         self.attempts += 1  # no row has made more attempts than the loop
         a.over = (
             a.act & (a.steps >= ctrl.max_steps) & (a.nxt_new < T)
@@ -348,10 +382,10 @@ class PerSampleLoop:
         if max_reached:
             assert a.n_reached is not None
             step = (a.t, a.t1, a.h_try, a.y, a.y1, a.ks, a.hks)
-            a.f1 = self._write_rows(max_reached, a.idx, a.rows, a.nxt, a.n_reached, step, a.f1)
+            a.f1 = self._write_rows(max_reached, a.idx, a.rows, a.nxt, a.n_reached, step, a.f1, a.t1_f)
 
     def _write_rows(
-        self, max_reached: int, idx: Optional[Tensor], rows: Tensor, nxt: Tensor, n_reached: Tensor, step, f1
+        self, max_reached: int, idx: Optional[Tensor], rows: Tensor, nxt: Tensor, n_reached: Tensor, step, f1, t1_f=None
     ) -> Optional[Tensor]:
         """Writes the outputs t_out[b, nxt_b .. nxt_b + n_reached_b) of the rows ``idx`` from the
         step ``step`` = (t, t1, h_try, y, y1, ks, hks); returns f1 (evaluated here for Hermite)."""
@@ -360,7 +394,7 @@ class PerSampleLoop:
         t_out = self._sub(self.t_out, idx)
         h_safe = torch.where(h_try == 0, 1.0, h_try)
         if f1 is None and tab.dense is None and not self.lands:
-            f1 = self._f(idx)(t1, y1)  # Hermite output needs f(t1, y1)
+            f1 = self._f(idx)(t1 if t1_f is None else t1_f, y1)  # Hermite output needs f(t1, y1)
         if max_reached == 1:  # (the common case) one output per row at most
             tj = t_out.gather(1, nxt.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
             val = _output(tab, y, y1, ks, hks, f1, (tj - t) / h_safe, h_try, tj == t1, self.lands)
@@ -387,6 +421,13 @@ class PerSampleLoop:
             y_new = self.extras.jump(a.nxt_new - 1, a.jumped, y_new, idx)
             if k_new is not None:  # f anew after the jump, where the state changed
                 k_new = torch.where(_rows(a.jumped, y_new), self._f(idx)(t_new, y_new), k_new)
+        if self.stops.any:
+            self.stops.passed(a.t1, a.acc, idx)
+            if a.jump_end is not None and k_new is not None and bool((a.jump_end & a.acc).any()):
+                past = a.jump_end & a.acc  # f anew just past the discontinuity
+                k_new = torch.where(
+                    _rows(past, y_new), self._f(idx)(nudge(t_new, past, a.direction, self.dtype), y_new), k_new
+                )
         acc, rej = a.acc.to(torch.int64), a.rej.to(torch.int64)
         if idx is None:
             self.t, self.h, self.y, self.k1 = t_new, a.h_next, y_new, k_new

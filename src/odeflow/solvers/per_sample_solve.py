@@ -20,7 +20,7 @@ from .implicit import IMPLICIT_METHODS, ImplicitRK
 from .methods import get_method
 from .per_sample import LoopExtras, PerSample, SampleCounts
 from .per_sample_events import SampleEvents, SampleEventTime, sample_events
-from .per_sample_implicit import integrate_implicit_per_sample
+from .per_sample_implicit_loop import integrate_implicit_per_sample
 from .per_sample_loop import integrate_per_sample
 from .problem import check_times
 from .solution import Solution, SolverStats
@@ -101,16 +101,16 @@ def solve_per_sample(
     if events is not None and t_out.shape[1] < 2:
         raise ValueError("events need at least two times in t (each row's search runs from its first to its last time)")
     extras = LoopExtras(events=_events(events, options, y0) if events is not None else None)
-    if isinstance(tab, ImplicitRK):
-        if not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float)):
-            raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+    if isinstance(tab, ImplicitRK) and (
+        not isinstance(step.rtol, (int, float)) or not isinstance(step.atol, (int, float))
+    ):
+        raise ValueError("per_sample=True takes rtol and atol as single numbers (one state tensor)")
+    if loop is not None:
+        ys, counts, calls = loop(tab, func, y0, t_out, step, options, extras)
+    elif isinstance(tab, ImplicitRK):
         ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras)
     else:
-        ys, counts, calls = (
-            loop(tab, func, y0, t_out, step, options, extras)
-            if loop is not None
-            else integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
-        )
+        ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
     event_t: Optional[Tensor] = None
     if extras.events is not None:
         ys, event_t = _through_event_times(func, extras, options, ys, t_out)
@@ -168,25 +168,19 @@ def _check_method(
     if not implicit and (not isinstance(tab, ButcherTableau) or not tab.adaptive):
         raise ValueError(
             f"per_sample=True supports adaptive explicit Runge-Kutta methods ({_EXPLICIT}) and adaptive implicit "
-            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r} (Adams methods, implicit methods without an "
-            "error estimate and scipy_solver are not supported)"
+            f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r}: odeflow's Adams methods are fixed-step only "
+            "(a fixed grid is shared by all samples anyway: solve without per_sample), implicit methods without an "
+            "error estimate and scipy_solver have no per-sample form"
         )
-    if implicit:
-        used = (
-            ("OptimizeDiscretize()", loop is not None),
-            ("PerSample(compact=...)", options.compact > 0),
-            ("compile=True", compile),
-        )
-        missing = [what for what, on in used if on]
-        if missing:
-            raise ValueError(
-                f"per_sample=True with the implicit method {tab.name!r} does not support {', '.join(missing)} yet; "
-                "use an explicit method (dopri5, tsit5, ...) for these, or solve without per_sample"
-            )
-    if step.step_t or step.jump_t or step.weights is not None or step.norm is not None:
+    if implicit and compile:
         raise ValueError(
-            "per_sample=True does not support Adaptive(step_t, jump_t, weights or norm) yet; "
-            "drop them or solve without per_sample"
+            f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
+            "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
+        )
+    if loop is not None and step.norm is not None:
+        raise ValueError(
+            "per_sample=True with OptimizeDiscretize() does not support Adaptive(norm=...): the backward "
+            "state (y, a) has no per-sample form of a user norm; use weights=... or DiscretizeOptimize()"
         )
     return tab  # type: ignore[return-value]
 
