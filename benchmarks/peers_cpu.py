@@ -244,15 +244,26 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--workloads", default="fixed,adjoint,cnf")
     ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="odeflow sides call odeflow.keep_freed_memory() first, as `odeflow train` does when it compiles",
+    )
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--problem", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:  # a child process: one side, one workload
+        if os.environ.get("ODEFLOW_BENCH_KEEP_FREED") == "1" and args.side.startswith("odeflow"):
+            import odeflow
+
+            odeflow.keep_freed_memory()
         out = torch_side(args.problem, args.side, args.workload, args.iterations)
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(out))
         return
+    if args.keep_freed_memory:
+        os.environ["ODEFLOW_BENCH_KEEP_FREED"] = "1"  # read by the odeflow children
     tmp = Path(tempfile.mkdtemp(prefix="odeflow-peers-"))
     problem = tmp / "problem.npz"
     write_problem(problem)

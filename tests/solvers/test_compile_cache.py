@@ -11,7 +11,7 @@ from torch import nn
 
 import odeflow
 from odeflow import FixedStep
-from odeflow.solvers import compile_cache, compiled
+from odeflow.solvers import compile_cache, compiled, compiled_grid
 
 D = torch.float64
 
@@ -62,7 +62,7 @@ class Other(MLP):
 
 
 def _fp(f, *args):
-    return compile_cache.fingerprint(compiled._fixed_solve, [f, *args])
+    return compile_cache.fingerprint(compiled_grid.grid_solve, [f, *args])
 
 
 def test_fingerprint_is_stable_and_tells_problems_apart():

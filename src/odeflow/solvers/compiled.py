@@ -33,14 +33,13 @@ import torch
 from torch import Tensor
 
 from . import compile_cache as cache
-from .adams import MIN_ORDER, Adams, bashforth
-from .explicit_methods import RK4_38
-from .runge_kutta import rk_step
+from .adams import Adams
+from .compiled_grid import AdamsStep, LeapfrogStep, RKStep, grid_solve, scan_op
 from .small_matmul import fused_small_matmuls
 from .solution import SolverStats
 from .solver import try_step
 from .state import ErrorNorm
-from .symplectic import Leapfrog, halves
+from .symplectic import Leapfrog
 from .tableau import ButcherTableau
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -62,130 +61,10 @@ def inductor_options() -> dict:
     return options
 
 
-def _scan_op() -> Callable:
-    try:
-        from torch._higher_order_ops.scan import scan
-    except ImportError as exc:  # pragma: no cover - depends on the installed torch
-        raise RuntimeError(
-            f"compile=True needs torch >= 2.6 (torch.compile with scan); installed torch "
-            f"{torch.__version__}. Upgrade torch or use compile=False"
-        ) from exc
-    return scan
-
-
-def _fixed_solve(
-    tab: ButcherTableau,
-    f: Func,
-    y0: Tensor,
-    stage_times: Tensor,
-    hs: Tensor,
-    out_index: Tensor,
-    carry_derivative: bool,
-) -> Tuple[Tensor, Tensor]:
-    """All steps of a fixed grid as one scan; returns (states at the output steps, final state).
-
-    ``carry_derivative``: carry a first-same-as-last derivative from step to step. Only without
-    gradients: torch's scan differentiated through that second carry gave wrong parameter
-    gradients (torch 2.13, tested), so with gradients every step evaluates f(t, y) anew."""
-    scan = _scan_op()
-
-    def body(carry, xs):
-        y, k1 = carry if carry_derivative else (carry, None)
-        ts, h = xs
-        ts_list = list(ts.unbind())
-        if k1 is None:
-            k1 = f(ts_list[0], y)
-        y1, ks, _ = rk_step(tab, f, y, k1, ts_list, h, False)
-        # Fresh tensors for the carry: a first-same-as-last y1 is also a stage input, and scan
-        # refuses outputs that may alias each other or its inputs.
-        return ((y1.clone(), ks[-1].clone()) if carry_derivative else y1.clone()), y1.clone()
-
-    init = (y0, f(stage_times[0, 0], y0)) if carry_derivative else y0
-    _, ys = scan(body, init, (stage_times, hs))
-    return ys.index_select(0, out_index), ys[-1]
-
-
-def _leapfrog_solve(
-    f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor, carry_kick: bool
-) -> Tuple[Tensor, Tensor]:
-    """All leapfrog steps of a fixed grid as one scan (kick-drift-kick, `symplectic.Leapfrog`);
-    returns (states at the output steps, final state). Stage times per step: (t, t + h/2, t + h).
-
-    ``carry_kick``: carry the closing kick (the p-part of f at the drifted state) into the next
-    step, as the eager method does; only without gradients (torch's scan differentiated through a
-    second carry gave wrong parameter gradients, see `_fixed_solve`). With gradients each step
-    opens with the p-part of f(t, y_n), which equals the carried kick for the separable fields the
-    method is for: the p-part of a separable field reads q only, and q is the same in both."""
-    scan = _scan_op()
-
-    def body(carry, xs):
-        y, kick0 = carry if carry_kick else (carry, None)
-        ts, h = xs
-        t0, tm, te = ts.unbind()
-        q, p = halves(y)
-        if kick0 is None:
-            kick0 = halves(f(t0, y))[1]
-        p_half = p + (0.5 * h) * kick0
-        q1 = q + h * halves(f(tm, torch.cat([q, p_half], dim=-1)))[0]
-        kick1 = halves(f(te, torch.cat([q1, p_half], dim=-1)))[1]
-        y1 = torch.cat([q1, p_half + (0.5 * h) * kick1], dim=-1)
-        return ((y1.clone(), kick1.clone()) if carry_kick else y1.clone()), y1.clone()
-
-    init = (y0, halves(f(stage_times[0, 0], y0))[1].contiguous()) if carry_kick else y0
-    _, ys = scan(body, init, (stage_times, hs))
-    return ys.index_select(0, out_index), ys[-1]
-
-
 def scan_compilable(method: Any) -> bool:
     """Method objects whose fixed-grid solve compiles to one scan: leapfrog and explicit Adams
     (explicit Runge–Kutta tableaus compile on every step control)."""
     return isinstance(method, Leapfrog) or (isinstance(method, Adams) and not method.implicit)
-
-
-def _adams_step(
-    f: Func, y: Tensor, history: Tuple[Tensor, ...], ts: Tensor, h: Tensor, keep: int
-) -> Tuple[Tensor, Tuple[Tensor, ...]]:
-    """One explicit Adams step as `adams.Adams.step` takes it: the 3/8-rule RK4 while fewer than
-    three derivatives are known, else Adams–Bashforth of the order the history allows (at most
-    ``keep`` = max_order - 1). Returns (y1, the history f_n, f_{n-1}, ... for the next step)."""
-    ts_list = list(ts.unbind())
-    f0 = f(ts_list[0], y)
-    history = ((f0,) + history)[:keep]
-    if len(history) < MIN_ORDER - 1:
-        y1, _, _ = rk_step(RK4_38, f, y, f0, ts_list, h, False)
-    else:
-        w = bashforth(len(history))
-        y1 = y + h * sum((fj * c for c, fj in zip(w[1:], history[1:])), history[0] * w[0])
-    return y1, history
-
-
-def _adams_solve(
-    f: Func, y0: Tensor, stage_times: Tensor, hs: Tensor, out_index: Tensor, max_order: int
-) -> Tuple[Tensor, Tensor]:
-    """Explicit Adams on a fixed grid: the first max_order - 1 steps (a growing history) unrolled,
-    the rest one scan whose carry holds the full history; returns (states at the output steps,
-    final state). Stage times per step: those of the 3/8-rule RK4 (the start-up steps use them)."""
-    keep = max_order - 1
-    n = stage_times.shape[0]
-    start = min(keep, n)
-    y = y0
-    history: Tuple[Tensor, ...] = ()
-    ys: List[Tensor] = []
-    for i in range(start):
-        y, history = _adams_step(f, y, history, stage_times[i], hs[i], keep)
-        ys.append(y)
-    out = torch.stack(ys)
-    if start < n:
-        scan = _scan_op()
-
-        def body(carry, xs):
-            y, hist = carry
-            y1, new = _adams_step(f, y, tuple(hist.unbind(0)), xs[0], xs[1], keep)
-            return (y1.clone(), torch.stack(new).clone()), y1.clone()
-
-        _, rest = scan(body, (y, torch.stack(history)), (stage_times[start:], hs[start:]))
-        out = torch.cat([out, rest])
-    return out.index_select(0, out_index), out[-1]
 
 
 def _attempt(
@@ -338,61 +217,36 @@ def run_compiled(fn: Callable, key: Hashable, *args):
         ) from e
 
 
-def evals_per_step(tab: ButcherTableau) -> int:
-    """Evaluations of f per step once the first-same-as-last derivative is carried over."""
-    return tab.stages - 1 if tab.fsal else tab.stages
+def integrate_grid_compiled(stepper: Any, f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable) -> List[Tensor]:
+    """Compiled counterpart of `loop.integrate_fixed` over the whole grid for any method given as a
+    `compiled_grid` stepper: the states at the output times crossed (grid points), differentiable
+    through the compiled backward. ``key``: see `compile_key`."""
+    scan_op()  # a clear error on a torch without scan, before tracing starts
+    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
+    # The loop length and outputs are part of the graph: each grid size gets its own copy.
+    key = (key, len(grid), len(grid.output_steps))
+    outs, _ = run_compiled(grid_solve, key, stepper, f, y0, grid.stage_table, grid.h_table, steps)
+    n = len(grid)
+    stats.count_evals(stepper.evaluations(n))
+    stats.steps += n
+    stats.accepted += n
+    return list(outs.unbind(0))
 
 
 def integrate_fixed_compiled(
     tab: ButcherTableau, f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable
 ) -> List[Tensor]:
-    """Compiled counterpart of `loop.integrate_fixed` over the whole grid: the states at the
-    output times crossed (grid points), differentiable through the compiled backward.
-    ``key``: see `compile_key`."""
-    _scan_op()  # a clear error on a torch without scan, before tracing starts
-    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
-    # The loop length and outputs are part of the graph: each grid size gets its own copy.
-    key = (key, len(grid), len(grid.output_steps))
-    carry = tab.fsal and not torch.is_grad_enabled()
-    outs, _ = run_compiled(_fixed_solve, key, tab, f, y0, grid.stage_table, grid.h_table, steps, carry)
-    n = len(grid)
-    stats.count_evals(n * evals_per_step(tab) + 1 if carry else n * tab.stages)
-    stats.steps += n
-    stats.accepted += n
-    return list(outs.unbind(0))
+    """Explicit Runge–Kutta steps over the whole grid, compiled (`integrate_grid_compiled`); the
+    first-same-as-last derivative is carried only without gradients."""
+    stepper = RKStep(tab, carry_derivative=tab.fsal and not torch.is_grad_enabled())
+    return integrate_grid_compiled(stepper, f, y0, grid, stats, key)
 
 
-def integrate_leapfrog_compiled(f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable) -> List[Tensor]:
-    """Compiled counterpart of the eager leapfrog loop over the whole grid (see
-    `integrate_fixed_compiled`): the states at the output times crossed. Evaluations: two per step
-    and one to start when the closing kick is carried (no gradients), else three per step."""
-    _scan_op()
-    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
-    key = (key, len(grid), len(grid.output_steps))
-    carry = not torch.is_grad_enabled()
-    outs, _ = run_compiled(_leapfrog_solve, key, f, y0, grid.stage_table, grid.h_table, steps, carry)
-    n = len(grid)
-    stats.count_evals(2 * n + 1 if carry else 3 * n)
-    stats.steps += n
-    stats.accepted += n
-    return list(outs.unbind(0))
-
-
-def integrate_adams_compiled(
-    method: Adams, f: Func, y0: Tensor, grid, stats: SolverStats, key: Hashable
-) -> List[Tensor]:
-    """Compiled counterpart of explicit Adams on a fixed grid (see `integrate_fixed_compiled`): the
-    states at the output times crossed. Evaluations: one per step, four in a start-up RK4 step."""
-    _scan_op()
-    steps = torch.tensor(sorted(grid.output_steps), device=y0.device) - 1
-    key = (key, len(grid), len(grid.output_steps))
-    outs, _ = run_compiled(_adams_solve, key, f, y0, grid.stage_table, grid.h_table, steps, method.max_order)
-    n = len(grid)
-    rk = min(n, MIN_ORDER - 2) if method.max_order - 1 >= MIN_ORDER - 1 else n
-    stats.count_evals(n + 3 * rk)
-    stats.steps += n
-    stats.accepted += n
-    return list(outs.unbind(0))
+def scan_stepper(method: Any) -> Any:
+    """The `compiled_grid` stepper of a method object that `scan_compilable` accepts."""
+    if isinstance(method, Leapfrog):
+        return LeapfrogStep(carry_kick=not torch.is_grad_enabled())
+    return AdamsStep(method.max_order)
 
 
 def counted(f: Func, count: Callable[[int], None]) -> Func:

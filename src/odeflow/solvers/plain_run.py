@@ -10,13 +10,13 @@ import torch
 from torch import Tensor
 
 from . import tensor_loop
-from .adams import Adams
 from .compiled import (
     CompiledAttempt,
     compile_key,
-    integrate_adams_compiled,
     integrate_fixed_compiled,
-    integrate_leapfrog_compiled,
+    integrate_grid_compiled,
+    scan_compilable,
+    scan_stepper,
 )
 from .grid import GridDiff, grid_points, integrate_grid
 from .integrate import integrate
@@ -38,7 +38,7 @@ def run_plain(
     if len(problem.t_values) == 1:
         return [y0], h0
     t_tensor = problem.t if differentiable_times else None
-    if problem.compile and isinstance(problem.method, (Leapfrog, Adams)):
+    if problem.compile and scan_compilable(problem.method):
         return [y0] + _scan_compiled(problem, y0, t_tensor), None
     if not isinstance(problem.method, ButcherTableau):
         return [y0] + integrate(
@@ -119,7 +119,7 @@ def run_plain(
 
 def _scan_compiled(problem: Problem, y0: Tensor, t_tensor: Optional[Tensor]) -> List[Tensor]:
     """Leapfrog or explicit Adams on a fixed grid as one compiled scan
-    (`compiled.integrate_leapfrog_compiled`, `compiled.integrate_adams_compiled`)."""
+    (`compiled.integrate_grid_compiled` with the method's `compiled_grid` stepper)."""
     assert isinstance(problem.step, FixedStep)
     if isinstance(problem.method, Leapfrog):
         halves(y0)  # a clear error for a state that is not (q, p)
@@ -132,9 +132,8 @@ def _scan_compiled(problem: Problem, y0: Tensor, t_tensor: Optional[Tensor]) -> 
         t_tensor,
     )
     key = compile_key("forward", problem.method, problem.field, y0)
-    if isinstance(problem.method, Adams):
-        return integrate_adams_compiled(problem.method, problem.raw_func(), y0, grid, problem.stats, key)
-    return integrate_leapfrog_compiled(problem.raw_func(), y0, grid, problem.stats, key)
+    stepper = scan_stepper(problem.method)
+    return integrate_grid_compiled(stepper, problem.raw_func(), y0, grid, problem.stats, key)
 
 
 def _first_step(problem: Problem, f, y0: Tensor) -> Tuple[float, Optional[Tensor]]:
