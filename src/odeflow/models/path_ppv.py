@@ -32,7 +32,9 @@ class PathPPV(nn.Module):
         if input_dim < 1 or levels < 1 or any(int(lag) < 1 for lag in lags):
             raise ValueError(f"need input_dim >= 1, levels >= 1 and lags >= 1; got {input_dim}, {levels}, {list(lags)}")
         self.lags, self.levels, self.input_dim = tuple(int(lag) for lag in lags), int(levels), int(input_dim)
-        self.register_buffer("thresholds", torch.zeros(1 + len(self.lags), self.levels, self.input_dim, dtype=torch.float64))
+        self.register_buffer(
+            "thresholds", torch.zeros(1 + len(self.lags), self.levels, self.input_dim, dtype=torch.float64)
+        )
 
     @property
     def num_features(self) -> int:
@@ -70,7 +72,7 @@ class PathPPV(nn.Module):
         for g, (y, valid) in enumerate(self.groups(values, mask)):
             above = (y.unsqueeze(2) > self.thresholds[g].view(1, 1, self.levels, -1)) & valid.unsqueeze(2)
             n = valid.sum(1).unsqueeze(1).clamp_min(1)  # [B, 1, D]
-            out.append((above.sum(1) / n).flatten(1))  # [B, k D]
+            out.append((above.sum(1).to(torch.float64) / n).flatten(1))  # [B, k D]
         return torch.cat(out, -1)
 
 

@@ -12,10 +12,10 @@ and alpha is the one of `alphas` with the least mean squared leave-one-out resid
 smallest alpha). Prediction: argmax_k of x W + b.
 
 Two blocks of features (`split`: the first `split` columns, then the rest): after
-standardisation the second block is weighted by r sqrt(F_1 / F_2) for r in `ratios` (r = inf:
-the second block alone), which is ridge with penalty alpha on the first block and alpha / w^2 on
-the second; (r, alpha) is the pair of least leave-one-out error (ties: the first ratio). The
-weight is folded into the stored scale (scale / w; inf where w = 0).
+standardisation the second block is weighted by w = r sqrt(F_1 / F_2) for r in `ratios` (ridge
+with penalty alpha on the first block and alpha / w^2 on the second; r = 0: the first block
+alone, r = inf: the second alone); (r, alpha) is the pair of least leave-one-out error (ties:
+the first ratio). The weights are folded into the stored scale (scale / w; inf where w = 0).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 DEFAULT_ALPHAS = tuple(float(a) for a in torch.logspace(-3, 5, 17, dtype=torch.float64))
-DEFAULT_RATIOS = (0.3, 1.0, 3.0, math.inf)  # weights of a second block (inf: that block alone)
+DEFAULT_RATIOS = (0.0, 0.3, 1.0, 3.0, math.inf)  # weights of a second block (0: the first alone; inf: the second)
 
 
 @dataclass
@@ -80,9 +80,9 @@ def fit_ridge_classifier(
         raise ValueError(f"a ridge readout with leave-one-out alpha needs at least 3 series; got {features.shape[0]}")
     if len(alphas) == 0 or min(alphas) <= 0:
         raise ValueError(f"alphas must be positive numbers (e.g. 1e-3 ... 1e5); got {list(alphas)}")
-    if split is not None and not (0 < split < features.shape[1] and len(ratios) > 0 and min(ratios) > 0):
+    if split is not None and not (0 < split < features.shape[1] and len(ratios) > 0 and min(ratios) >= 0):
         raise ValueError(
-            f"split must cut the {features.shape[1]} features into two non-empty blocks and ratios be positive; "
+            f"split must cut the {features.shape[1]} features into two non-empty blocks and ratios be >= 0; "
             f"got split {split}, ratios {list(ratios)}"
         )
     if not bool(torch.isfinite(features).all()):
