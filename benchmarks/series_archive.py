@@ -259,6 +259,9 @@ def run_odeflow(cfg: SequenceClassifyConfig) -> Dict[str, Any]:
     )
     if "warning" in s:
         out["warning"] = s["warning"]
+    for key in ("loo_accuracy", "path_weight", "alpha"):  # random-cde: what its leave-one-out fit chose
+        if key in s:
+            out[key] = s[key]
     return out
 
 

@@ -80,9 +80,12 @@ def _explicit(net, times, values, mask, method="euler"):
 def test_features_match_an_explicit_loop(seed, method):
     times, values, mask = smooth_batch(seed)
     net = _net(times, seed, method=method)
+    net.path.fit([(values, mask)])
     got = net.features(times, values, mask)
-    assert got.shape == (3, net.num_features) == (3, 3 * 6 * 2)
-    assert torch.allclose(got, _explicit(net, times, values, mask, method), atol=1e-10, rtol=0)
+    R = net.reservoir_features
+    assert got.shape == (3, net.num_features) and R == 3 * 6 * 2 and net.num_features == R + 6 * 16 * 2
+    assert torch.allclose(got[:, :R], _explicit(net, times, values, mask, method), atol=1e-10, rtol=0)
+    assert torch.equal(got[:, R:], net.path(values, mask))  # the path block (tests/models/test_path_ppv.py)
     assert got.abs().sum() > 0
 
 
@@ -118,7 +121,11 @@ def test_ridge_on_random_features_beats_chance():
     train, test = two_class_series(96, 1), two_class_series(60, 2)
     net = RandomCDEClassifier(1, 2, default_readings(8), 1.0, 0.0, units=64, count_scale=1 / 24, seed=0)
     b = collate(train)
-    net.set_readout(fit_ridge_classifier(net.features(b.times, b.values, b.mask), b.labels.long(), 2))
+    net.path.fit([(b.values, b.mask)])
+    fit = fit_ridge_classifier(
+        net.features(b.times, b.values, b.mask), b.labels.long(), 2, split=net.reservoir_features
+    )
+    net.set_readout(fit)
     t = collate(test)
     accuracy = float((net(t.times, t.values, t.mask).argmax(-1) == t.labels.long()).double().mean())
     assert accuracy >= 0.8

@@ -70,3 +70,50 @@ def test_bad_input_is_named():
     x[1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         fit_ridge_classifier(x, labels, 2)
+
+
+@pytest.mark.parametrize("seed,n,p1,p2", [(20, 30, 12, 5), (21, 25, 40, 8)])
+def test_two_blocks_equal_ridge_on_weighted_columns_and_the_least_loo_pair(seed, n, p1, p2):
+    """Each ratio's fit is scikit-learn's Ridge on the standardised columns with the second block
+    times r sqrt(p1 / p2) (r = 0 / inf: one block alone); the chosen (ratio, alpha) has the least
+    mean squared leave-one-out residual over the grid; predictions come from the raw features."""
+    x, labels = _problem(seed, n, p1 + p2, 3)
+    y = one_vs_rest(labels, 3)
+    z = (x - x.mean(0)) / x.std(0, unbiased=False)
+    alphas, ratios = (0.1, 1.0, 10.0), (0.0, 0.5, 2.0, float("inf"))
+    fit = fit_ridge_classifier(x, labels, 3, alphas, split=p1, ratios=ratios)
+    errors = {}
+    for r in ratios:
+        w = torch.ones(p1 + p2, dtype=torch.float64)
+        if r == float("inf"):
+            w[:p1] = 0.0
+        else:
+            w[p1:] = r * (p1 / p2) ** 0.5
+        for a in alphas:
+            errors[(r, a)] = float(loo_residuals(z * w, y, a).pow(2).mean())
+    r, a = min(errors, key=errors.get)
+    assert (fit.ratio, fit.alpha) == (r, a)
+    w = torch.ones(p1 + p2, dtype=torch.float64)
+    w[:p1] = 0.0 if r == float("inf") else 1.0
+    w[p1:] = 0.0 if r == 0.0 else (1.0 if r == float("inf") else r * (p1 / p2) ** 0.5)
+    ref = linear_model.Ridge(alpha=a, solver="svd").fit((z * w).numpy(), y.numpy())
+    got = ridge_scores(fit.weight, fit.bias, fit.mean, fit.scale, x)
+    assert torch.allclose(got, torch.from_numpy(ref.predict((z * w).numpy())), atol=1e-9)
+
+
+@pytest.mark.parametrize("ratio", [0.0, float("inf")])
+def test_one_block_alone_equals_a_fit_on_that_block(ratio):
+    x, labels = _problem(30, 30, 14, 3)
+    fit = fit_ridge_classifier(x, labels, 3, (1.0,), split=9, ratios=(ratio,))
+    part = x[:, :9] if ratio == 0.0 else x[:, 9:]
+    alone = fit_ridge_classifier(part, labels, 3, (1.0,))
+    got = ridge_scores(fit.weight, fit.bias, fit.mean, fit.scale, x)
+    assert torch.allclose(got, ridge_scores(alone.weight, alone.bias, alone.mean, alone.scale, part), atol=1e-10)
+
+
+def test_bad_blocks_fail_clearly():
+    x, labels = _problem(31, 10, 6, 2)
+    with pytest.raises(ValueError, match="split must cut"):
+        fit_ridge_classifier(x, labels, 2, split=6)
+    with pytest.raises(ValueError, match="ratios be >= 0"):
+        fit_ridge_classifier(x, labels, 2, split=3, ratios=(-1.0,))

@@ -24,10 +24,12 @@ def test_masked_values_do_not_matter(kind):
     times, values, mask = _batch(1)
     net = make_sequence_classifier(kind, 3, 5, hidden=8, field_hidden=8, latent_dim=4, reservoir=8).eval()
     run = net.features if kind == "random-cde" else net  # random-cde: no readout before its fit
+    if kind == "random-cde":
+        net.path.fit([(values, mask)])  # the path PPV's thresholds (models/path_ppv.py)
     other = torch.where(mask > 0, values, torch.full_like(values, 1e3))
     with torch.no_grad():
         a, b = run(times, values, mask), run(times, other, mask)
-    assert a.shape == ((4, 72) if kind == "random-cde" else (4, 5)) and torch.isfinite(a).all()
+    assert a.shape == ((4, 72 + 6 * 16 * 3) if kind == "random-cde" else (4, 5)) and torch.isfinite(a).all()
     assert torch.allclose(a, b, atol=1e-6)
 
 

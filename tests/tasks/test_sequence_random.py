@@ -44,6 +44,9 @@ def test_cli_fit_and_evaluate_round_trip(tmp_path, capsys, seed):
     assert state["kind"] == "sequence-classify" and state["config"]["model"] == "random-cde"
     assert not any(k.startswith("field") for k in state["model"])  # regenerated from the seed
     assert float(state["model"]["alpha"]) == s["alpha"]
+    assert s["path_weight"] in (0.0, 0.3, 1.0, 3.0, "path only") and s["path_features"] == 6 * 16 * 2
+    assert state["model"]["path.thresholds"].shape == (6, 16, 2)  # fitted on the training series, stored
+    assert bool(state["model"]["path.thresholds"].diff(dim=1).ge(0).all())  # quantiles ascend
     assert main(["evaluate", str(out), "--json", "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["accuracy"] == pytest.approx(s["test_accuracy"], abs=1e-6)  # evaluate's mean is float32

@@ -23,9 +23,12 @@ reading, over the windows that overlap each series' observed span:
     mean over segments of Z at the segment's end,  mean of Z over windows,
     proportion of positive values of Z over windows  (PPV, as in ROCKET),
 
-every reading with its own random field. Features are float64; the readout is models.ridge
-(one-vs-rest ridge, alpha by leave-one-out error). The random weights are regenerated from the
-seed (they are not stored); the readout is.
+every reading with its own random field; then the PPV features of the observed points themselves
+(models.path_ppv: observed values and their differences over 1, 2, 4, 8, 16 observations against
+16 training quantiles each). Features are float64; the readout is models.ridge (one-vs-rest
+ridge on the two blocks, reservoir and path, with the path block's weight and alpha chosen by
+leave-one-out error). The random weights are regenerated from the seed (they are not stored);
+the path thresholds and the readout are.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ..solvers.stepping import FixedStep
 from .logsignature import logsignature_channels, window_logsignatures
 from .ncde import control_channels
 from .ode_solver import ODESolver
+from .path_ppv import DEFAULT_LAGS, PathPPV
 from .ridge import RidgeFit, ridge_scores
 
 Reading = Tuple[int, int]  # (segments over the training span, windows per segment)
@@ -98,6 +102,8 @@ class RandomCDEClassifier(nn.Module):
         gain: float = 2.0,
         shifts: int = 4,
         solver: Optional[ODESolver] = None,
+        path_lags: Sequence[int] = DEFAULT_LAGS,
+        path_levels: int = 16,
     ) -> None:
         super().__init__()
         if not span > 0:
@@ -125,6 +131,7 @@ class RandomCDEClassifier(nn.Module):
                 start.zero_()
             for j, t in enumerate((weight, bias, start)):
                 self.register_buffer(f"field{i}_{j}", t, persistent=False)
+        self.path = PathPPV(input_dim, path_lags, path_levels)
         self.register_buffer("count_scale", torch.tensor(float(count_scale), dtype=torch.float64))
         self.register_buffer("origin", torch.tensor(float(origin), dtype=torch.float64))
         self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
@@ -136,8 +143,13 @@ class RandomCDEClassifier(nn.Module):
         self.register_buffer("alpha", torch.tensor(float("nan"), dtype=torch.float64))
 
     @property
-    def num_features(self) -> int:
+    def reservoir_features(self) -> int:
+        """The first block of features: 3 R per reading (the rest are the path's PPV)."""
         return 3 * self.units * len(self.readings)
+
+    @property
+    def num_features(self) -> int:
+        return self.reservoir_features + self.path.num_features
 
     def field(self, i: int) -> Tuple[Tensor, Tensor, Tensor]:
         """(A stacked [R, L R], b [L R], P [C, R]) of reading i."""
@@ -155,7 +167,8 @@ class RandomCDEClassifier(nn.Module):
         return o + length * first + (length / m) * k, last - first
 
     def features(self, times: Tensor, values: Tensor, mask: Tensor, rows: int = 2048) -> Tensor:
-        """[B, 3 R * readings] float64 (times [T], the batch's union grid; values, mask [B, T, D])."""
+        """[B, 3 R * readings + path features] float64 (times [T], the batch's union grid; values,
+        mask [B, T, D]); fit the path's thresholds first (`path.fit`)."""
         if values.dim() != 3 or values.shape[-1] != self.input_dim:
             raise ValueError(f"values must be [B, T, {self.input_dim}]; got {tuple(values.shape)}")
         t = times.to(torch.float64)
@@ -165,7 +178,7 @@ class RandomCDEClassifier(nn.Module):
         first = t[torch.where(seen, idx, t.shape[0] - 1).amin(1)]
         last = t[torch.where(seen, idx, 0).amax(1)]
         out = [self._reading(i, t, x, first, last, rows) for i in range(len(self.readings))]
-        return torch.cat(out, -1)
+        return torch.cat(out + [self.path(values, mask)], -1)
 
     def _reading(self, i: int, t: Tensor, x: Tensor, first: Tensor, last: Tensor, rows: int) -> Tensor:
         shifts = self.shifts if self.readings[i][0] > 1 else 1

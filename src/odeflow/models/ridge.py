@@ -10,17 +10,25 @@ standard deviation) and centred, Xc = U diag(s) V^T (thin SVD), Yc = Y - mean(Y)
 
 and alpha is the one of `alphas` with the least mean squared leave-one-out residual (ties: the
 smallest alpha). Prediction: argmax_k of x W + b.
+
+Two blocks of features (`split`: the first `split` columns, then the rest): after
+standardisation the second block is weighted by w = r sqrt(F_1 / F_2) for r in `ratios` (ridge
+with penalty alpha on the first block and alpha / w^2 on the second; r = 0: the first block
+alone, r = inf: the second alone); (r, alpha) is the pair of least leave-one-out error (ties:
+the first ratio). The weights are folded into the stored scale (scale / w; inf where w = 0).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
 DEFAULT_ALPHAS = tuple(float(a) for a in torch.logspace(-3, 5, 17, dtype=torch.float64))
+DEFAULT_RATIOS = (0.0, 0.3, 1.0, 3.0, math.inf)  # weights of a second block (0: the first alone; inf: the second)
 
 
 @dataclass
@@ -30,7 +38,8 @@ class RidgeFit:
     mean: Tensor  # [F] feature means (training)
     scale: Tensor  # [F] feature standard deviations (1 where constant)
     alpha: float
-    loo_errors: Tensor  # [len(alphas)] mean squared leave-one-out residual per alpha
+    loo_errors: Tensor  # [len(alphas)] mean squared leave-one-out residual per alpha (at `ratio`)
+    ratio: Optional[float] = None  # the second block's chosen weight ratio (None: one block)
 
 
 def one_vs_rest(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -56,15 +65,26 @@ def _loo(u: Tensor, s: Tensor, y: Tensor, alpha: float) -> Tensor:
 
 
 def fit_ridge_classifier(
-    features: Tensor, labels: Tensor, num_classes: int, alphas: Sequence[float] = DEFAULT_ALPHAS
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    split: Optional[int] = None,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
 ) -> RidgeFit:
-    """The readout of `features` [n, F] (float64 advised) for integer `labels` [n]."""
+    """The readout of `features` [n, F] (float64 advised) for integer `labels` [n]; with `split`,
+    two blocks of features weighted by the best of `ratios` (module docstring)."""
     if features.dim() != 2 or labels.shape != (features.shape[0],):
         raise ValueError(f"features must be [n, F] and labels [n]; got {tuple(features.shape)}, {tuple(labels.shape)}")
     if features.shape[0] < 3:
         raise ValueError(f"a ridge readout with leave-one-out alpha needs at least 3 series; got {features.shape[0]}")
     if len(alphas) == 0 or min(alphas) <= 0:
         raise ValueError(f"alphas must be positive numbers (e.g. 1e-3 ... 1e5); got {list(alphas)}")
+    if split is not None and not (0 < split < features.shape[1] and len(ratios) > 0 and min(ratios) >= 0):
+        raise ValueError(
+            f"split must cut the {features.shape[1]} features into two non-empty blocks and ratios be >= 0; "
+            f"got split {split}, ratios {list(ratios)}"
+        )
     if not bool(torch.isfinite(features).all()):
         raise ValueError("the features hold NaN or inf; check the series for non-finite values")
     mean = features.mean(0)
@@ -72,11 +92,31 @@ def fit_ridge_classifier(
     scale = torch.where(scale > 1e-12 * scale.max().clamp_min(1e-300), scale, torch.ones_like(scale))
     x = (features - mean) / scale
     y = one_vs_rest(labels, num_classes, x.dtype)
-    u, s, vt = torch.linalg.svd(x, full_matrices=False)  # x is centred
-    errors = torch.stack([_loo(u, s, y, a).pow(2).mean() for a in alphas])
-    alpha = float(alphas[int(torch.argmin(errors))])
+    best, k_best = None, 0
+    for ratio in [None] if split is None else list(ratios):
+        w = _block_weights(features.shape[1], split, ratio, x.dtype)
+        u, s, vt = torch.linalg.svd(x * w, full_matrices=False)  # x is centred
+        errors = torch.stack([_loo(u, s, y, a).pow(2).mean() for a in alphas])
+        k = int(torch.argmin(errors))
+        if best is None or float(errors[k]) < float(best[0][k_best]):
+            best, k_best = (errors, ratio, w, u, s, vt), k
+    assert best is not None
+    errors, ratio, w, u, s, vt = best
+    alpha = float(alphas[k_best])
     weight = vt.T @ ((s / (s**2 + alpha)).unsqueeze(-1) * (u.T @ (y - y.mean(0))))
-    return RidgeFit(weight, y.mean(0), mean, scale, alpha, errors)
+    return RidgeFit(weight, y.mean(0), mean, scale / w, alpha, errors, ratio)
+
+
+def _block_weights(F: int, split: Optional[int], ratio: Optional[float], dtype: torch.dtype) -> Tensor:
+    """[F] column weights: 1 on the first block, r sqrt(F_1 / F_2) on the second (inf: 0 and 1)."""
+    w = torch.ones(F, dtype=dtype)
+    if split is None or ratio is None:
+        return w
+    if math.isinf(ratio):
+        w[:split] = 0.0
+    else:
+        w[split:] = ratio * math.sqrt(split / (F - split))
+    return w
 
 
 def ridge_scores(fit_weight: Tensor, bias: Tensor, mean: Tensor, scale: Tensor, features: Tensor) -> Tensor:

@@ -11,7 +11,8 @@ ncde:       neural CDE (Kidger et al. 2020) on a cubic spline of time, values an
 nrde:       neural rough DE (Morrill et al. 2021): the same channels as a piecewise-linear
             path, one log-ODE step per window of its depth-2 log-signature (models.nrde).
 random-cde: an untrained random CDE on the same log-signature windows as a reservoir, pooled
-            over several readings, and a ridge readout fitted in closed form (models.random_cde).
+            over several readings, with PPV features of the observed points (models.path_ppv),
+            and a ridge readout fitted in closed form (models.random_cde).
 """
 
 from __future__ import annotations

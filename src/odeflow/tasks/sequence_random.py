@@ -1,16 +1,18 @@
 """The closed-form fit of the random-feature CDE classifier (`odeflow train classify --model
 random-cde`): no iterations. The data are those of every series model (tasks.sequence_classify:
 official split, seeded drop, normalisation); the random CDE's features of the fit and validation
-series (both: the leave-one-out error of the ridge readout picks alpha, models.ridge) fit the
-readout; the test split is scored once. The run folder holds config.json, best.pt (kind
-'sequence-classify': the readout and the layout; the random weights come back from the seed)
-and summary.json (test accuracy and loss, the leave-one-out accuracy, alpha, features, seconds,
-and `warning` when the leave-one-out or the test accuracy is at chance).
+series (both: the path's PPV thresholds come from them, and the leave-one-out error of the ridge
+readout picks alpha and the path block's weight, models.ridge) fit the readout; the test split
+is scored once. The run folder holds config.json, best.pt (kind 'sequence-classify': the
+readout, the path thresholds and the layout; the random weights come back from the seed) and
+summary.json (test accuracy and loss, the leave-one-out accuracy, alpha, the path weight,
+features, seconds, and `warning` when the leave-one-out or the test accuracy is at chance).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -52,8 +54,9 @@ def fit_random_cde(
     train = data.train + data.val
     labels = _labels(train)
     K = len(data.classes)
+    model.path.fit((b.values, b.mask) for b in (collate(train[i : i + CHUNK]) for i in range(0, len(train), CHUNK)))
     features = random_cde_features(model, train)
-    fit = fit_ridge_classifier(features, labels, K)
+    fit = fit_ridge_classifier(features, labels, K, split=model.reservoir_features)
     model.set_readout(fit)
     x = (features - fit.mean) / fit.scale
     y = one_vs_rest(labels, K, x.dtype)
@@ -68,7 +71,9 @@ def fit_random_cde(
         test_loss=float(F.cross_entropy(scores, test_labels)),  # the ridge scores taken as logits
         loo_accuracy=loo_accuracy,
         alpha=fit.alpha,
+        path_weight=_ratio(fit.ratio),
         features=model.num_features,
+        path_features=model.path.num_features,
         units=model.units,
         readings=[list(r) for r in model.readings],
         shifts=model.shifts,
@@ -102,6 +107,11 @@ def fit_random_cde(
     return summary
 
 
+def _ratio(ratio: Optional[float]) -> Any:
+    """The path block's weight ratio for summary.json ("path only" for inf)."""
+    return "path only" if ratio is not None and math.isinf(ratio) else ratio
+
+
 def _labels(series: List[Series]) -> Tensor:
     if any(s.label is None for s in series):
         raise ValueError("every series needs a label for classification; one has none")
@@ -111,8 +121,9 @@ def _labels(series: List[Series]) -> Tensor:
 def describe_random_cde(s: Dict[str, Any]) -> str:
     """One line (and a warning line) of a random-cde fit."""
     line = (
-        f"random-cde on {s['data']} (drop {s['drop']}, {s['drop_mode']}): {s['features']} random CDE features "
-        f"({s['units']} units x {len(s['readings'])} readings), ridge alpha {s['alpha']:.3g} (leave-one-out accuracy "
+        f"random-cde on {s['data']} (drop {s['drop']}, {s['drop_mode']}): {s['features']} features "
+        f"({s['units']} units x {len(s['readings'])} readings x 3, and {s['path_features']} path PPV; path weight "
+        f"{s['path_weight']}), ridge alpha {s['alpha']:.3g} (leave-one-out accuracy "
         f"{s['loo_accuracy']:.4f}), {s['seconds']:.1f} s; test accuracy {s['test_accuracy']:.4f}"
     )
     return line + (f"\nwarning: {s['warning']}" if "warning" in s else "")
