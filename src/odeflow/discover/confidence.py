@@ -23,8 +23,8 @@ summary.json and equations.txt, and with low confidence the best models by BIC g
   Bonferroni bound over the candidates): the best of M terms that are truly absent reaches |ĉ|/se
   = z* only with probability `weak_alpha`, so a term below it may be one of them fitting the noise
   (a spurious small term added in a pair with another, which a single drop does not undo). On
-  the benchmark's 5 % proportional Lorenz run two such cubic terms (|ĉ|/se 2.5–3.5, z* 3.3) were
-  said "high" before this check.
+  the benchmark's 5 % proportional Lorenz run two such cubic terms (|ĉ|/se 3.6 and 2.7 on their
+  reported intervals, z* 3.3) were said "high" before this check.
 - **Lack of fit.** Lag-1 autocorrelation of each variable's residuals within segments; under a
   right model they are independent noise and √n r ~ N(0, 1); √n r > `z_lack` fires (a missing or
   wrong term leaves a smooth, correlated error along each segment).
