@@ -462,9 +462,9 @@ def goals(rows) -> str:
     median seconds per run of each; then the totals."""
     peers = ("ps-ensemble", "ps-weak")
     out = [
-        "| system | noise | runs | odeflow exact | right or flagged | interval coverage | pysindy ensemble exact | "
-        "pysindy weak exact | s/run odeflow | s/run ensemble | s/run weak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | noise | runs | odeflow exact | right or flagged | right but flagged | interval coverage | "
+        "pysindy ensemble exact | pysindy weak exact | s/run odeflow | s/run ensemble | s/run weak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells = sorted(
         {(r["system"], r.get("kind", "additive"), r["noise"]) for r in rows},
@@ -474,7 +474,7 @@ def goals(rows) -> str:
     def frac(k: int, n: int) -> str:
         return f"{k}/{n} ({k / n:.0%})" if n else "—"
 
-    tot = dict(ok=0, n=0, flagged=0, cov=0, cov_n=0)
+    tot = dict(ok=0, n=0, flagged=0, cov=0, cov_n=0, doubted=0)
     for system, kind, noise in cells:
         here = [r for r in rows if (r["system"], r.get("kind", "additive"), r["noise"]) == (system, kind, noise)]
         ours = [r for r in here if r["method"] == "neural"]
@@ -483,6 +483,7 @@ def goals(rows) -> str:
         done = {r["instance"] for r in ours}
         exact = sum(r["support_ok"] for r in ours)
         flagged = sum(r["support_ok"] or r.get("confidence") == "low" for r in ours)
+        doubted = sum(r["support_ok"] and r.get("confidence") == "low" for r in ours)
         c = sum(r.get("covered", 0) for r in ours)
         n = sum(r.get("n_true", 0) for r in ours)
         cells_out = []
@@ -491,15 +492,23 @@ def goals(rows) -> str:
             rs = [r for r in here if r["method"] == m and r["instance"] in done]
             cells_out.append(frac(sum(r["support_ok"] for r in rs), len(rs)))
             times.append(f"{np.median([r['seconds'] for r in rs]):.1f}" if rs else "—")
-        for k, v in (("ok", exact), ("n", len(ours)), ("flagged", flagged), ("cov", c), ("cov_n", n)):
+        for k, v in (
+            ("ok", exact),
+            ("n", len(ours)),
+            ("flagged", flagged),
+            ("cov", c),
+            ("cov_n", n),
+            ("doubted", doubted),
+        ):
             tot[k] += v
         out.append(
             f"| {system} | {kind} {noise:.0%} | {len(ours)} | {frac(exact, len(ours))} | {frac(flagged, len(ours))} | "
-            f"{frac(c, n)} | " + " | ".join(cells_out) + " | " + " | ".join(times) + " |"
+            f"{frac(doubted, exact)} | {frac(c, n)} | " + " | ".join(cells_out) + " | " + " | ".join(times) + " |"
         )
     if tot["n"]:
         out.append(
             f"\nall cells: exact {frac(tot['ok'], tot['n'])}; right or flagged {frac(tot['flagged'], tot['n'])}; "
+            f"right answers flagged low {frac(tot['doubted'], tot['ok'])}; "
             f"interval coverage {frac(tot['cov'], tot['cov_n'])}"
         )
     return "\n".join(out)

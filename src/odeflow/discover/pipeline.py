@@ -323,6 +323,7 @@ def refine_selection(
         found.stopped_at_limit,
         noise_problems=found.noise_problems if found.noise is not None else None,
         extra=found.extra,
+        intervals=(iv.lower, iv.upper),
     )
     return refined, found, conf
 
