@@ -446,7 +446,8 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
             hits = [first_time(r["curve"], tgt) for r in rs]
             if len(rs) > 1 and all(h is not None for h in hits):  # mean ± half-range over the seeds
                 times = [h[0] for h in hits if h is not None]
-                cells.append(f"{mean_spread(times)} ({', '.join(f'{t:.2f}' for t in times)})")
+                its = np.mean([h[1] for h in hits if h is not None])
+                cells.append(f"{mean_spread(times)} ({', '.join(f'{t:.2f}' for t in times)}; it {its:.0f})")
             else:
                 cells.append(", ".join("never" if h is None else f"{h[0]:.2f} (it {h[1]})" for h in hits))
         finals = [r["curve"][-1][2] for r in rs]
