@@ -8,7 +8,8 @@ on the same batches (drawn outside the clock), one
 torch thread, in one process (`--clock cpu`: training clocks in process CPU time instead of wall
 time, for a loaded machine). The entries of a seed are interleaved round-robin, one second of
 training each at a time, so a change of load falls on all alike. The clock counts training only.
-At fixed points of each entry's training clock (CHECKPOINTS seconds) the net is evaluated by
+At fixed points of each entry's training clock (CHECKPOINTS seconds: on the toy data every 0.25 s
+up to 5 s, to separate early ties, then coarser) the net is evaluated by
 ONE evaluator: exact-trace test NLL (image digits: bits/dim) with dopri5 rtol = atol = 1e-5
 (odeflow's solver, the instantaneous change of variables) on a shared test set, plus the NFE of
 that solve. Tabular and image data are evaluated on the coarser grid COARSE_CHECKPOINTS (an
@@ -53,6 +54,11 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
 The peers' time runs noise -> data; their trained v is evaluated as odeflow's field
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
+Several seeds can run as separate single-threaded processes (`--seeds 0 --json s0.json`, ...) on the
+CPU clock and be summarized together with `--merge s0.json s1.json ...` (per target: mean ± half
+the range of the seeds' first-hit times; per entry: the final value's mean ± half-range). The
+JSON records the clock.
+
 Usage: PYTHONPATH=src python benchmarks/cnf_objectives.py --data 8gaussians --budget 60 --seeds 0 1
        PYTHONPATH=src python benchmarks/cnf_objectives.py --data image-digits --budget 60 --seeds 0
 """
@@ -85,7 +91,8 @@ from _timing import machine  # noqa: E402
 from cnf_objectives_data import DATA, TOY, Problem, describe, make_problem  # noqa: E402
 
 CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.process_time
-CHECKPOINTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
+# toy data: every 0.25 s up to 5 s (to separate early ties), then coarser
+CHECKPOINTS = (*(0.25 * k for k in range(1, 21)), 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
 ENTRIES = (
     "odeflow-fm-default",
@@ -408,6 +415,13 @@ def first_time(curve, target: float) -> Optional[Tuple[float, int]]:
     return next(((t, it) for t, it, v, _ in curve if v <= target), None)
 
 
+def mean_spread(values: List[float]) -> str:
+    """'mean ± half-range' of per-seed values (the spread is half of max - min)."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
+
+
 def auto_targets(results: List[Dict[str, Any]]) -> List[float]:
     """Where no targets are given: the worst, the middle and the second-best entry's value at the
     budget (means over seeds), rounded up to 0.01: how soon each entry gets where the slowest
@@ -430,10 +444,15 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
         cells = []
         for tgt in targets:
             hits = [first_time(r["curve"], tgt) for r in rs]
-            cells.append(", ".join("never" if h is None else f"{h[0]:.1f} (it {h[1]})" for h in hits))
+            if len(rs) > 1 and all(h is not None for h in hits):  # mean ± half-range over the seeds
+                times = [h[0] for h in hits if h is not None]
+                its = np.mean([h[1] for h in hits if h is not None])
+                cells.append(f"{mean_spread(times)} ({', '.join(f'{t:.2f}' for t in times)}; it {its:.0f})")
+            else:
+                cells.append(", ".join("never" if h is None else f"{h[0]:.2f} (it {h[1]})" for h in hits))
         finals = [r["curve"][-1][2] for r in rs]
         nfes = [r["curve"][-1][3] for r in rs]
-        spread = f" ± {np.std(finals):.3f}" if len(finals) > 1 else ""
+        spread = f" ± {(max(finals) - min(finals)) / 2:.3f}" if len(finals) > 1 else ""
         lines.append(
             f"| {name} | {len(rs)} | {' | '.join(cells)} | {np.mean(finals):.3f}{spread} "
             f"({', '.join(f'{v:.3f}' for v in finals)}) | {', '.join(map(str, nfes))} | "
@@ -455,12 +474,29 @@ def main() -> None:
     p.add_argument("--test-size", type=int, default=5000, help="toy: test points; others: the first N test rows")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="train nothing: summarize the results of these --json files together (e.g. one process per seed)",
+    )
+    p.add_argument(
         "--clock",
         choices=["wall", "cpu"],
         default="wall",
         help="the entries' training clocks: wall time, or this process's CPU time (less disturbed by a loaded machine)",
     )
     args = p.parse_args()
+    if args.merge:
+        runs = [json.loads(f.read_text()) for f in args.merge]
+        clocks = {r.get("clock", "wall") for r in runs}
+        if len(clocks) > 1 or len({r["data"]["data"] for r in runs}) > 1:
+            raise ValueError(f"--merge: the files mix clocks {clocks} or data sets; merge runs of one kind")
+        results = [r for run in runs for r in run["results"]]
+        targets = args.targets or runs[0]["targets"]
+        unit = "bits/dim" if runs[0]["data"]["unit"] == "bits/dim" else "NLL"
+        print(f"{clocks.pop()} clock\n" + summarize(results, targets, runs[0]["true_nll"], unit))
+        return
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     problem = make_problem(args.data, args.test_size)
