@@ -108,14 +108,7 @@ class ImplicitLoop:
         land_out = land  # landing on an output time
         stops, nudged, t_start, t1_f = self.stops, None, None, None
         if stops.any:  # a step that would pass the row's next stop (step_t, jump_t) ends on it
-            stop = stops.next(idx)
-            on_stop = act & ((t + h_try - stop) * direction > 0)
-            h_try, target, land = (
-                torch.where(on_stop, stop - t, h_try),
-                torch.where(on_stop, stop, target),
-                land | on_stop,
-            )
-            land_out = land_out & ~on_stop  # the stop comes first
+            h_try, target, land, land_out = stops.end_on_stops(act, t, h_try, target, land, direction, idx)
         if stops.has_jumps:  # f on the step's side of a discontinuity
             jump_end, after = land & stops.at_jump(target, idx), act & stops.at_jump(t, idx)
             c, dt = self.method.tableau.c, self.dtype

@@ -261,14 +261,7 @@ class PerSampleLoop:
         land_out = land  # landing on an output time
         stops, jump_end = self.stops, None
         if stops.any:  # a step that would pass the row's next stop (step_t, jump_t) ends on it
-            stop = stops.next(idx)
-            on_stop = act & ((t_s + h_try - stop) * dir_s > 0)
-            h_try, target, land = (
-                torch.where(on_stop, stop - t_s, h_try),
-                torch.where(on_stop, stop, target),
-                land | on_stop,
-            )
-            land_out = land_out & ~on_stop  # the stop comes first
+            h_try, target, land, land_out = stops.end_on_stops(act, t_s, h_try, target, land, dir_s, idx)
         stage_t = list((t_s.unsqueeze(1) + h_try.unsqueeze(1) * self.c).unbind(1))  # t + c_i h per row
         t1_f = None
         if stops.has_jumps:  # f on the step's side of a discontinuity

@@ -10,7 +10,7 @@ Stops come from ``Adaptive(step_t, jump_t)`` (shared by every row) and from
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -72,6 +72,20 @@ class SampleStops:
         reached = torch.searchsorted(stops, (t1 * d).unsqueeze(1), right=True).squeeze(1)
         i = torch.where(acc, torch.maximum(reached, self._sub(self.i, idx)), self._sub(self.i, idx))
         self.i = i if idx is None else self.i.index_copy(0, idx, i)
+
+    def end_on_stops(
+        self, act: Tensor, t: Tensor, h: Tensor, target: Tensor, land: Tensor, direction: Tensor, idx: Optional[Tensor]
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A running row's step that would pass its next stop ends on it. Returns (step, target,
+        landing, landing on an output time): a stop reached first is not an output landing."""
+        stop = self.next(idx)
+        on_stop = act & ((t + h - stop) * direction > 0)
+        return (
+            torch.where(on_stop, stop - t, h),
+            torch.where(on_stop, stop, target),
+            land | on_stop,
+            land & ~on_stop,
+        )
 
     def at_jump(self, t: Tensor, idx: Optional[Tensor]) -> Tensor:
         """[n] bool: the row's time t is one of its jump times."""
