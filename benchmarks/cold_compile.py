@@ -54,11 +54,14 @@ def child(variant: str, workload: str, iterations: int, headers: str) -> None:
     sys.path.insert(0, str(HERE))
     import peers_cpu
 
-    p = peers_cpu.cnf_problem() if workload == "cnf" else None
     if workload == "cnf":
-        run, _ = peers_cpu.cnf_side(p, "odeflow compile=True")
+        run, _ = peers_cpu.cnf_side(peers_cpu.cnf_problem(), "odeflow compile=True")
     else:
-        run = _spiral_step(peers_cpu, workload)
+        import numpy as np
+
+        path = Path(tempfile.mkdtemp()) / "problem.npz"
+        peers_cpu.write_problem(path)
+        run, _ = peers_cpu.spiral_side(dict(np.load(path)), "odeflow compile=True", workload)
     wall0, (own0, kids0) = time.perf_counter(), _cpu()
     loss = run()
     wall1, (own1, kids1) = time.perf_counter(), _cpu()
@@ -80,34 +83,6 @@ def child(variant: str, workload: str, iterations: int, headers: str) -> None:
             }
         )
     )
-
-
-def _spiral_step(peers_cpu, workload: str):
-    """The spiral training step of peers_cpu.py (odeflow compile=True side)."""
-    import numpy as np
-
-    path = Path(tempfile.mkdtemp()) / "problem.npz"
-    peers_cpu.write_problem(path)
-    p = dict(np.load(path))
-    import torch
-
-    import odeflow
-
-    d = torch.float64
-    t, u = torch.tensor(p["t"], dtype=d), torch.tensor(p["u"], dtype=d)
-    field = peers_cpu.SpiralField(p)
-    opt = torch.optim.Adam(field.parameters(), lr=float(p["lr"]))
-    fixed = workload == "fixed"
-    kw = (
-        dict(method="tsit5", step=odeflow.FixedStep(), gradient=odeflow.DiscretizeOptimize())
-        if fixed
-        else dict(method="dopri5", step=odeflow.Adaptive(rtol=1e-7, atol=1e-9), gradient=odeflow.OptimizeDiscretize())
-    )
-
-    def loss_fn():
-        return (odeflow.solve(field, u[0], t, compile=True, **kw).ys - u).pow(2).sum()
-
-    return peers_cpu.training_step("odeflow compile=True", loss_fn, opt)
 
 
 def main() -> None:

@@ -162,18 +162,12 @@ def training_step(side: str, loss_fn, opt: torch.optim.Optimizer):
     return run
 
 
-def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
-    """One torch side in this process; returns its measurements."""
-    import numpy as np
+def spiral_side(p: dict, side: str, workload: str):
+    """(training step, stats getter) of a spiral workload (``fixed`` or ``adjoint``) for one torch side."""
     import torch
 
     import odeflow
 
-    torch.set_num_threads(1)
-    p = dict(np.load(problem_path))
-    if workload == "cnf":
-        run, get_stats = cnf_side(p, side)
-        return _measure(run, get_stats, iterations)
     d = torch.float64
     t, u = torch.tensor(p["t"], dtype=d), torch.tensor(p["u"], dtype=d)
 
@@ -199,7 +193,18 @@ def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> 
     def loss_fn() -> torch.Tensor:
         return (predict() - u).pow(2).sum()
 
-    return _measure(training_step(side, loss_fn, opt), lambda: last.get("stats"), iterations)
+    return training_step(side, loss_fn, opt), lambda: last.get("stats")
+
+
+def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
+    """One torch side in this process; returns its measurements."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    p = dict(np.load(problem_path))
+    run, get_stats = cnf_side(p, side) if workload == "cnf" else spiral_side(p, side, workload)
+    return _measure(run, get_stats, iterations)
 
 
 def _measure(run, get_stats, iterations: int) -> dict:

@@ -246,7 +246,7 @@ def scan_stepper(method: Any) -> Any:
     """The `compiled_grid` stepper of a method object that `scan_compilable` accepts."""
     if isinstance(method, Leapfrog):
         return LeapfrogStep(carry_kick=not torch.is_grad_enabled())
-    return AdamsStep(method.max_order)
+    return AdamsStep.of(method.max_order)
 
 
 def counted(f: Func, count: Callable[[int], None]) -> Func:

@@ -104,9 +104,16 @@ class LeapfrogStep:
 
 @dataclass(frozen=True)
 class AdamsStep:
-    """Explicit Adams with at most ``max_order`` - 1 derivatives kept; the carry is (y, history)."""
+    """Explicit Adams with at most ``max_order`` - 1 derivatives kept; the carry is (y, history).
+    ``weights[k - 1]``: the order-k Adams–Bashforth weights (`adams.bashforth`, computed before
+    tracing: `AdamsStep.of`)."""
 
     max_order: int
+    weights: Tuple[Tuple[float, ...], ...]
+
+    @classmethod
+    def of(cls, max_order: int) -> AdamsStep:
+        return cls(max_order, tuple(bashforth(k) for k in range(1, max_order)))
 
     @property
     def unrolled(self) -> int:  # steps until the history holds max_order - 1 derivatives
@@ -123,7 +130,7 @@ class AdamsStep:
         if len(history) < MIN_ORDER - 1:
             y1, _, _ = rk_step(RK4_38, f, y, f0, ts_list, h, False)
         else:
-            w = bashforth(len(history))
+            w = self.weights[len(history) - 1]
             y1 = y + h * sum((fj * c for c, fj in zip(w[1:], history[1:])), history[0] * w[0])
         return (y1.clone(), tuple(x.clone() for x in history)), y1.clone()
 
