@@ -23,6 +23,7 @@ from .solvers import compile_policy as policy_mod
 from .solvers.compile_cache import Unfingerprintable, fingerprint
 from .solvers.compile_policy import AutoCompile
 from .solvers.compiled import _func_identity, scan_compilable
+from .solvers.event_mode import compile_refusal as event_compile_refusal
 from .solvers.hooks import NAMES
 from .solvers.methods import get_method
 from .solvers.solution import Solution
@@ -134,8 +135,8 @@ def _record(call: SolveCall) -> policy_mod._Record:
 
 def compile_possible(func: Callable, method: Any, step: Any, gradient: Any, events: Any) -> Optional[str]:
     """Why a solve cannot be compiled (None: it can be tried)."""
-    if events is not None:
-        return "events"
+    if events is not None and (why := event_compile_refusal(method, step)):
+        return why
     try:
         tab = get_method(method)
     except (ValueError, TypeError):

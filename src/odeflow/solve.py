@@ -14,6 +14,7 @@ from .compiling import run_compiled
 from .gradients import DiscretizeOptimize, OptimizeDiscretize
 from .gradients.per_sample_adjoint import per_sample_adjoint
 from .solvers.compile_policy import AutoCompile
+from .solvers.event_mode import compile_refusal as event_compile_refusal
 from .solvers.per_sample import PerSample
 from .solvers.per_sample_solve import solve_per_sample
 from .solvers.problem import StepControl
@@ -80,9 +81,10 @@ def solve(
         raise TypeError(f"gradient must be DiscretizeOptimize() or OptimizeDiscretize(); got {gradient!r}")
     if not (isinstance(compile, (bool, AutoCompile)) or compile is None or compile == "auto"):
         raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
-    if compile is True and events is not None:
+    if compile is True and events is not None and (why := event_compile_refusal(method, step)):
         raise ValueError(
-            "events do not combine with compile=True; use compile=False or 'auto' (which solves event problems eagerly)"
+            f"compile=True does not take {why}: use an adaptive explicit Runge-Kutta method (e.g. "
+            "method='dopri5', step=Adaptive()), or compile=False"
         )
     if per_sample is not False:
         return _per_sample(func, y0, t, method, step, gradient, check_finite, compile, events, per_sample)

@@ -52,7 +52,7 @@ def run(call: SolveCall, compiled: bool = False) -> Solution:
         )
     else:
         stop = until_event(
-            call.func, call.y0, call.t, call.method, call.step, call.events, check_finite, call.event_end
+            call.func, call.y0, call.t, call.method, call.step, call.events, check_finite, call.event_end, compiled
         )
         problem = stop.problem
     if compiled and isinstance(call.gradient, DiscretizeOptimize) and call.gradient.checkpointed:
@@ -62,7 +62,7 @@ def run(call: SolveCall, compiled: bool = False) -> Solution:
         )
     out = call.gradient.run(problem)
     if stop is not None and stop.t_e is not None:
-        return _at_event(call, stop, out)
+        return _at_event(call, stop, out, compiled)
     ys = out if isinstance(out, Tensor) else torch.stack(out)  # the adjoint returns its node's output as is
     if check_finite and not bool(torch.isfinite(ys.detach()).all()):
         finite_rows = torch.isfinite(ys.detach()).reshape(len(ys), -1).all(dim=1).tolist()
@@ -78,7 +78,7 @@ def run(call: SolveCall, compiled: bool = False) -> Solution:
     return sol
 
 
-def _at_event(call: SolveCall, stop: EventStop, out) -> Solution:
+def _at_event(call: SolveCall, stop: EventStop, out, compiled: bool) -> Solution:
     """The solution up to the terminal event, with the gradient through its time."""
     ys = list(out.unbind(0)) if isinstance(out, Tensor) else list(out)
     t_out, ys = through_event_time(stop, ys, call.reroute)
@@ -95,6 +95,7 @@ def _at_event(call: SolveCall, stop: EventStop, out) -> Solution:
         status="event",
         events=stop.watcher.found,
         event_t=t_out,
+        compiled=compiled,
     )
 
 

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from .adams import Adams
+from .compiled import CompiledAttempt, compile_key
 from .errors import SolverError
 from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event
 from .loop import integrate_adaptive
+from .methods import get_method
 from .problem import Problem, make_problem
 from .solution import SolverStats
-from .solver import as_solver
+from .solver import ExplicitRK, Solver, as_solver
 from .state import packed_func
 from .stepping import Adaptive, FixedStep
 from .tableau import ButcherTableau
@@ -48,7 +50,12 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
     with torch.no_grad():
         if isinstance(step, Adaptive):
             assert problem.norm is not None  # adaptive problems have one
-            integrate_adaptive(method, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
+            solver: Solver = as_solver(method)  # type: ignore[arg-type]  # adaptive: a tableau or a Solver
+            if problem.compile and isinstance(method, ButcherTableau):  # each attempted step one compiled call
+                key = compile_key("forward", method, problem.field, y0)
+                attempt = CompiledAttempt(method, problem.raw_func(), problem.norm, problem.stats.count_evals, key)
+                solver = ExplicitRK(method, attempt)
+            integrate_adaptive(solver, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
             return watcher
         h = step.h
         if h is None:
@@ -73,6 +80,22 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
     return watcher
 
 
+def compile_refusal(method: Any, step: Any) -> Optional[str]:
+    """Why events cannot be solved with compile=True (None: they can). The search takes each
+    attempted step as one compiled call and the solve to the event compiles as any solve; both
+    need an adaptive explicit Runge-Kutta method (a fixed grid's length, and so its compiled
+    program, would change with every event time)."""
+    try:
+        tab = get_method(method)
+    except (ValueError, TypeError):
+        return None  # the solve itself reports the bad method
+    if not isinstance(tab, ButcherTableau):
+        return f"events with method {tab.name!r}"
+    if not isinstance(step, Adaptive) and not (step is None and tab.adaptive):
+        return "events with fixed steps"
+    return None
+
+
 @dataclass
 class EventStop:
     """What the event search found, and the problem the gradient mode solves next."""
@@ -86,12 +109,21 @@ class EventStop:
 
 
 def until_event(
-    func: Callable, y0, t, method, step, events, check_finite: bool, t_end: Optional[float] = None
+    func: Callable,
+    y0,
+    t,
+    method,
+    step,
+    events,
+    check_finite: bool,
+    t_end: Optional[float] = None,
+    compile: bool = False,
 ) -> EventStop:
     """Search t[0] -> t[-1] (or -> ``t_end``, which may be +-inf) for the events, and build the
-    problem to solve with gradients: to the terminal event if one occurred."""
+    problem to solve with gradients: to the terminal event if one occurred. ``compile``: the
+    search's attempted steps and the solve after it run compiled (`compile_refusal`)."""
     evs = as_events(events)
-    probe = make_problem(func, y0, t, method, step)
+    probe = make_problem(func, y0, t, method, step, compile=compile)
     values = probe.t_values
     end = values[-1] if t_end is None else t_end
     if len(values) == 1 and t_end is None:
@@ -99,9 +131,8 @@ def until_event(
     watcher = locate(probe, evs, end)
     rec = watcher.terminal
     if rec is None:
-        return EventStop(
-            watcher, evs, make_problem(func, y0, t, method, step, check_finite=check_finite), probe.stats.nfe
-        )
+        whole = make_problem(func, y0, t, method, step, compile=compile, check_finite=check_finite)
+        return EventStop(watcher, evs, whole, probe.stats.nfe)
     direction = 1.0 if end >= values[0] else -1.0
     keep = 1 if t_end is not None else max(1, sum(1 for v in values if (rec.t - v) * direction > 0))
     t_tensor = t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
@@ -113,7 +144,7 @@ def until_event(
         # The search's own steps and polynomial; t0 held fixed there, so that the state at t_e is
         # the searched one to the bit (an unstable high-order Adams amplifies any rounding change).
         step, t_kept = _search_grid(step, values[0], rec.t, end), t_kept.detach()
-    problem = make_problem(func, y0, torch.cat([t_kept, t_e.reshape(1)]), method, step)
+    problem = make_problem(func, y0, torch.cat([t_kept, t_e.reshape(1)]), method, step, compile=compile)
     return EventStop(watcher, evs, problem, probe.stats.nfe, t_tensor[:keep], t_e)
 
 

@@ -132,7 +132,11 @@ class PerSampleLoop:
         self.t_fwd = (t_out * self.direction.unsqueeze(1)).contiguous()  # every row increasing
         ex = self.extras
         if compile and (self.events is not None or ex.on_step is not None or ex.jump is not None):
-            raise ValueError("compile=True per sample does not support events, step callbacks or jumps yet")
+            raise ValueError(
+                "compile=True per sample does not support events, step callbacks or jumps yet; drop compile "
+                "(the per-sample steps run eagerly), or solve with the shared step (per_sample=False), "
+                "where events compile"
+            )
         self.norm = SampleNorm(ctrl, y0)
         self.stops = SampleStops(ctrl, options.step_t, options.jump_t, t_out)
         if compile and not (self.norm.plain and not self.stops.any):
