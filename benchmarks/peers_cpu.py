@@ -18,7 +18,11 @@ its own process (pinned to one core, one thread); rounds alternate the sides, an
 ms/iter of each round, the first call (compile) and peak resident memory are reported. odeflow
 runs eager, with ``solve(compile=True)``, and with the whole training step compiled
 (`odeflow.compile_step`). The odeflow compile cache starts empty in round 1 (cold) and is
-reused in later rounds (warm).
+reused in later rounds (warm). On the spiral rows, "forward error" is the largest error of the
+last forward solve at the final weights against dopri8 at rtol 1e-13 (each side's own step
+control at the same tolerances buys a different accuracy). The extra side
+``odeflow compile=True I-controller`` (``--sides``, adjoint row) runs odeflow with the
+I-controller (``Adaptive(alpha=1, beta=0)``, diffrax's default kind) instead of its PI default.
 
 diffrax runs in a separate Python that has jax, diffrax and optax (never a dependency of
 odeflow): ``python -m venv .venv-jax && .venv-jax/bin/pip install jax diffrax optax``, then
@@ -45,6 +49,7 @@ from torch import nn
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("torchdiffeq", "odeflow", "odeflow compile=True", "odeflow compile_step", "diffrax")
+I_CONTROLLER = "odeflow compile=True I-controller"  # adjoint row only: odeflow with diffrax's kind of controller
 
 
 def write_problem(path: Path) -> None:
@@ -174,7 +179,8 @@ def spiral_side(p: dict, side: str, workload: str):
     field = SpiralField(p)
     opt = torch.optim.Adam(field.parameters(), lr=float(p["lr"]))
     fixed = workload == "fixed"
-    step_ctl = odeflow.FixedStep() if fixed else odeflow.Adaptive(rtol=1e-7, atol=1e-9)
+    i_ctl = dict(alpha=1.0, beta=0.0) if side == I_CONTROLLER else {}
+    step_ctl = odeflow.FixedStep() if fixed else odeflow.Adaptive(rtol=1e-7, atol=1e-9, **i_ctl)
     method = "tsit5" if fixed else "dopri5"
     gradient = odeflow.DiscretizeOptimize() if fixed else odeflow.OptimizeDiscretize()
     last: Dict[str, odeflow.SolverStats] = {}
@@ -193,7 +199,19 @@ def spiral_side(p: dict, side: str, workload: str):
     def loss_fn() -> torch.Tensor:
         return (predict() - u).pow(2).sum()
 
-    return training_step(side, loss_fn, opt), lambda: last.get("stats")
+    def stats():
+        """The last solve's statistics, with the forward solve's largest error at the final
+        weights against dopri8 at rtol 1e-13 (what the step count buys)."""
+        if not last:
+            return None
+        trained = last["stats"]
+        with torch.no_grad():
+            ys = predict()
+            ref = odeflow.solve(field, u[0], t, method="dopri8", step=odeflow.Adaptive(rtol=1e-13, atol=1e-14)).ys
+        trained.forward_error = float((ys - ref).abs().max())  # type: ignore[attr-defined]
+        return trained
+
+    return training_step(side, loss_fn, opt), stats
 
 
 def torch_side(problem_path: str, side: str, workload: str, iterations: int) -> dict:
@@ -225,8 +243,13 @@ def _measure(run, get_stats, iterations: int) -> dict:
         "forward_steps": stats.accepted if stats else None,
         "nfe": stats.nfe if stats else None,
         "nfe_backward": stats.nfe_backward if stats else None,
+        "forward_error": getattr(stats, "forward_error", None),
         "final_loss": float(loss),
     }
+
+
+def _sci(x) -> str:
+    return "" if x is None else f"{x:.1e}"
 
 
 def run_side(side: str, workload: str, problem: Path, iterations: int, jax_python: str, cache: str) -> dict:
@@ -284,14 +307,14 @@ def main() -> None:
                 print(workload, side, json.dumps(res), file=sys.stderr, flush=True)
     print(f"\nms per training iteration, median of {args.iterations} after the first call; rounds: {args.rounds}\n")
     print(
-        "| workload | side | ms/iter (per round) | ratio to diffrax (per round) | first call s (cold, warm) | steps | NFE fwd/bwd | peak RSS MB | final loss |"
+        "| workload | side | ms/iter (per round) | ratio to diffrax (per round) | first call s (cold, warm) | steps | NFE fwd/bwd | forward error | peak RSS MB | final loss |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for workload, by_side in results.items():
         ref = [x.get("ms_per_iter") for x in by_side.get("diffrax", [])]
         for side, runs in by_side.items():
             if any("error" in x for x in runs):
-                print(f"| {workload} | {side} | error: {runs[0].get('error', runs[-1].get('error'))} | | | | | | |")
+                print(f"| {workload} | {side} | error: {runs[0].get('error', runs[-1].get('error'))} | | | | | | | |")
                 continue
             ms = [x["ms_per_iter"] for x in runs]
             ratios = [a / b for a, b in zip(ms, ref) if b] if ref else []
@@ -300,7 +323,8 @@ def main() -> None:
             print(
                 f"| {workload} | {side} | {', '.join(f'{m:.2f}' for m in ms)} | "
                 f"{', '.join(f'{q:.2f}x' for q in ratios)} | {first[0]:.1f}, {min(first[1:], default=first[0]):.1f} | "
-                f"{r0.get('forward_steps')} | {r0.get('nfe')}/{r0.get('nfe_backward')} | {r0['peak_rss_mb']:.0f} | "
+                f"{r0.get('forward_steps')} | {r0.get('nfe')}/{r0.get('nfe_backward')} | "
+                f"{_sci(r0.get('forward_error'))} | {r0['peak_rss_mb']:.0f} | "
                 f"{r0['final_loss']:.4g} |"
             )
     (tmp / "results.json").write_text(json.dumps(results, indent=1))

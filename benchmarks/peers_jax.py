@@ -77,11 +77,24 @@ def spiral(problem, workload: str, iterations: int) -> dict:
         jax.block_until_ready(value)
         times.append(time.perf_counter() - start)
         losses.append(float(value))
-    stats = solve(params).stats
+    final = solve(params)
+    ref = diffrax.diffeqsolve(
+        term,
+        diffrax.Dopri8(),
+        t[0],
+        t[-1],
+        None,
+        u[0],
+        args=params,
+        saveat=diffrax.SaveAt(ts=t),
+        stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-14),
+        max_steps=100_000,
+    )
     return {
         "ms_per_iter": 1e3 * float(np.median(times)),
         "first_call_s": first,
-        "forward_steps": int(stats["num_accepted_steps"]),
+        "forward_steps": int(final.stats["num_accepted_steps"]),
+        "forward_error": float(jnp.max(jnp.abs(final.ys - ref.ys))),
         "final_loss": losses[-1],
     }
 
