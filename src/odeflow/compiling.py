@@ -25,6 +25,7 @@ from .solvers.compile_policy import AutoCompile
 from .solvers.compiled import _func_identity, scan_compilable
 from .solvers.event_mode import compile_refusal as event_compile_refusal
 from .solvers.hooks import NAMES
+from .solvers.implicit import ImplicitRK
 from .solvers.methods import get_method
 from .solvers.solution import Solution
 from .solvers.stepping import FixedStep
@@ -141,8 +142,8 @@ def compile_possible(func: Callable, method: Any, step: Any, gradient: Any, even
         tab = get_method(method)
     except (ValueError, TypeError):
         return None  # the solve itself reports the bad method
-    if not isinstance(tab, ButcherTableau) and not (scan_compilable(tab) and isinstance(step, FixedStep)):
-        return f"method {tab.name!r} compiles only as an explicit Runge-Kutta method, leapfrog or explicit_adams"
+    if not isinstance(tab, (ButcherTableau, ImplicitRK)) and not (scan_compilable(tab) and isinstance(step, FixedStep)):
+        return f"method {tab.name!r} compiles only as a Runge-Kutta method, leapfrog or explicit_adams"
     if isinstance(step, FixedStep) and (step.grid is not None or step.perturb):
         return "explicit grid or perturbed steps"
     if any(getattr(func, name + sfx, None) is not None for name in NAMES for sfx in ("", "_adjoint")):

@@ -129,8 +129,7 @@ class Field(nn.Module):
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
-        (dict(method="implicit_euler", step=FixedStep(0.1)), "compiles only as an explicit Runge-Kutta"),
-        (dict(method="implicit_adams", step=FixedStep(0.1)), "compiles only as an explicit Runge-Kutta"),
+        (dict(method="implicit_adams", step=FixedStep(0.1)), "compiles only as a Runge-Kutta"),
         (dict(method="rk4", step=FixedStep(grid=torch.linspace(0, 1, 5, dtype=D))), "explicit grid"),
         (dict(method="rk4", step=FixedStep(0.1), gradient=DiscretizeOptimize(checkpoints=2)), "checkpointed"),
         (

@@ -18,7 +18,7 @@ the previous compile of the same problem recorded in the cache directory when th
 one, else from the defaults below (measured on the seed-000 spiral, 2-core CPU, torch 2.13).
 
 auto never compiles what cannot be compiled (`odeflow.compiling.compile_possible`: implicit
-or multistep methods, step callbacks, explicit grids, checkpointed Disc-Opt, events with fixed
+Adams, explicit Adams off a FixedStep grid, step callbacks, explicit grids, checkpointed Disc-Opt, events with fixed
 steps or methods other than explicit Runge-Kutta, no C++ compiler, adjoint parameters outside the field's module); if compiling fails anyway (e.g. torch.autograd.grad
 in f), the problem is marked and solved eagerly from then on. Each fallback is logged at
 debug level (loggers ``odeflow.compiling`` and ``odeflow.solvers.compile_policy``).

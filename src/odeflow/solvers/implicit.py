@@ -18,8 +18,8 @@ the parameters (to the Newton tolerance). A vector field may provide its own
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -76,6 +76,7 @@ class ImplicitRK:
     newton_tol: float = 0.03
     max_newton: int = 10
     grad_iterations: int = 2
+    newton: Optional[Any] = field(default=None, compare=False, repr=False)  # compiled_newton.CompiledNewton
 
     @property
     def name(self) -> str:
@@ -133,28 +134,41 @@ class ImplicitRK:
         f0_graph = (f(t0, y) if f0 is None else f0).reshape(-1)  # keeps its graph: dense output, explicit stages
         with torch.no_grad():
             f0 = f0_graph.detach()
-            jb = jacobian_blocks(f, t0, y.detach(), nb > 1)
             a = torch.tensor(tab.a, dtype=torch.float64).to(y.device, real_dtype(y.dtype))
-            lu = self._newton_matrix(jb, h, a)
-            z = (torch.tensor(tab.c, dtype=a.dtype, device=y.device)[:, None] * h) * f0[None, :]
             # Fixed steps: converged to rounding (1e-10 absolute in float64, 16 ulps in float32).
             tol = self.newton_tol if scale is not None else max(1e-10, 16 * torch.finfo(a.dtype).eps)
             sc = scale.reshape(-1) if scale is not None else (1.0 + flat.abs())
-            ok = False
-            prev = math.inf
-            for _ in range(self.max_newton):
-                fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-                dz = self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
-                z = z + dz
-                size = float((dz.abs() / sc).max())
-                if not math.isfinite(size) or size > 2 * prev > 0:
-                    break
-                prev = size
-                if size <= tol:
-                    ok = True
-                    break
+            lu = None
+            if self.newton is not None and k is None and not hasattr(f, "jacobian"):  # one compiled call
+                ts_t = torch.stack([x.detach().to(torch.float64) for x in ts])
+                z, ok, jb = self.newton(ts_t, t0.detach(), y.detach(), h, f0, sc, tol)
+            else:
+                jb = jacobian_blocks(f, t0, y.detach(), nb > 1)
+                lu = self._newton_matrix(jb, h, a)
+                z = (torch.tensor(tab.c, dtype=a.dtype, device=y.device)[:, None] * h) * f0[None, :]
+                ok = False
+                prev = math.inf
+                for _ in range(self.max_newton):
+                    fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
+                    dz = self._solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb, k)
+                    z = z + dz
+                    size = float((dz.abs() / sc).max())
+                    if not math.isfinite(size) or size > 2 * prev > 0:
+                        break
+                    prev = size
+                    if size <= tol:
+                        ok = True
+                        break
             if not ok:
                 return None, None, f0_graph, []
+        return self._finish(f, ts, flat, z, shape, h, hd, a, nb, f0, f0_graph, jb, scale, lu, k)
+
+    def _finish(self, f, ts, flat, z, shape, h, hd, a, nb, f0, f0_graph, jb, scale, lu, k):
+        """From the converged stage increments: the differentiable Newton step (with gradients),
+        y1, the filtered error estimate and the stage derivatives (see `newton_step`)."""
+        tab = self.tableau
+        s = tab.stages
+        y = flat
         z = z.detach()
         if torch.is_grad_enabled() and k is None:
             # One differentiable Newton step with the exact stage Jacobians: z* - G_Z^-1 G(z*) has

@@ -18,6 +18,7 @@ from .compiled import (
     scan_compilable,
     scan_stepper,
 )
+from .compiled_newton import with_compiled_newton
 from .grid import GridDiff, grid_points, integrate_grid
 from .integrate import integrate
 from .loop import fixed_grid, integrate_adaptive, integrate_fixed
@@ -41,8 +42,9 @@ def run_plain(
     if problem.compile and scan_compilable(problem.method):
         return [y0] + _scan_compiled(problem, y0, t_tensor), None
     if not isinstance(problem.method, ButcherTableau):
+        method = with_compiled_newton(problem, y0) if problem.compile else problem.method
         return [y0] + integrate(
-            problem.method, problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats,
+            method, problem.func, y0, problem.t_values, problem.step, problem.norm, problem.stats,
             problem.hooks, t_tensor,
         ), None  # fmt: skip
     if isinstance(problem.step, FixedStep) and problem.step.grid is not None:

@@ -16,6 +16,7 @@ from .compiled import scan_compilable
 from .counted_func import CheckedCountedFunc
 from .errors import SolverError
 from .hooks import StepHooks
+from .implicit import ImplicitRK
 from .methods import all_method_names, get_method
 from .solution import SolverStats
 from .state import ErrorNorm, State, StatePacker
@@ -128,12 +129,13 @@ def make_problem(
     hooks = StepHooks.from_func(func, packer)
     if compile and (
         hooks is not None
-        or not (isinstance(tab, ButcherTableau) or (scan_compilable(tab) and isinstance(step, FixedStep)))
+        or not (isinstance(tab, (ButcherTableau, ImplicitRK)) or (scan_compilable(tab) and isinstance(step, FixedStep)))
         or (isinstance(step, FixedStep) and (step.grid is not None or step.perturb))
     ):
         raise ValueError(
-            "compile=True supports explicit Runge–Kutta methods, and leapfrog and explicit_adams on "
-            "a FixedStep grid, without step callbacks, explicit grids or perturb; use compile=False"
+            "compile=True supports explicit and implicit Runge–Kutta methods, and leapfrog and "
+            "explicit_adams on a FixedStep grid, without step callbacks, explicit grids or perturb; "
+            "use compile=False"
         )
     return Problem(
         CheckedCountedFunc(func, packer, stats),
