@@ -83,8 +83,8 @@ def solve(
         raise TypeError(f"compile must be True or False (or 'auto'); got {compile!r}")
     if compile is True and events is not None and (why := event_compile_refusal(method, step)):
         raise ValueError(
-            f"compile=True does not take {why}: use an adaptive explicit Runge-Kutta method (e.g. "
-            "method='dopri5', step=Adaptive()), or compile=False"
+            f"compile=True does not take {why}: use an adaptive Runge-Kutta method (e.g. "
+            "method='dopri5' or 'radauIIA5', step=Adaptive()), or compile=False"
         )
     if per_sample is not False:
         return _per_sample(func, y0, t, method, step, gradient, check_finite, compile, events, per_sample)

@@ -33,13 +33,13 @@ class Rotating(nn.Module):
         return torch.stack([y[..., 1], -y[..., 0]], -1) + self.net(y)
 
 
-def _solve(field, y0, t, threshold, gradient, compile):
+def _solve(field, y0, t, threshold, gradient, compile, method="dopri5"):
     y0 = y0.clone().requires_grad_(True)
     sol = odeflow.solve(
         field,
         y0,
         t,
-        method="dopri5",
+        method=method,
         step=Adaptive(rtol=1e-8, atol=1e-10),
         gradient=gradient,
         events=lambda tt, y: y[..., 0].mean() + threshold,
@@ -53,11 +53,15 @@ def _solve(field, y0, t, threshold, gradient, compile):
 
 @needs_cxx
 @pytest.mark.parametrize(
-    "gradient",
-    [DiscretizeOptimize(), pytest.param(OptimizeDiscretize(), marks=pytest.mark.slow)],  # slow: two more compiles
-    ids=["backprop", "adjoint"],
+    "gradient, method",
+    [
+        (DiscretizeOptimize(), "dopri5"),
+        pytest.param(OptimizeDiscretize(), "dopri5", marks=pytest.mark.slow),  # slow: two more compiles
+        pytest.param(DiscretizeOptimize(), "radauIIA5", marks=pytest.mark.slow),  # its Newton compiled
+    ],
+    ids=["backprop", "adjoint", "implicit"],
 )
-def test_compiled_event_solve_equals_eager(gradient):
+def test_compiled_event_solve_equals_eager(gradient, method):
     seed = 3
     g = torch.Generator().manual_seed(seed)
     field = Rotating(seed)
@@ -65,8 +69,8 @@ def test_compiled_event_solve_equals_eager(gradient):
     y0 = torch.stack([torch.cos(angle), torch.sin(angle)], -1)
     threshold = float(0.3 + 0.4 * torch.rand((), generator=g, dtype=D))
     t = torch.linspace(0.0, 6.0, 7, dtype=D)
-    eager, g_eager = _solve(field, y0, t, threshold, gradient, compile=False)
-    compiled, g_compiled = _solve(field, y0, t, threshold, gradient, compile=True)
+    eager, g_eager = _solve(field, y0, t, threshold, gradient, compile=False, method=method)
+    compiled, g_compiled = _solve(field, y0, t, threshold, gradient, compile=True, method=method)
     assert eager.status == compiled.status == "event"
     assert compiled.compiled and not eager.compiled
     torch.testing.assert_close(compiled.event_t, eager.event_t, rtol=0, atol=1e-12)
@@ -84,8 +88,8 @@ def test_events_compile_refusals_name_the_fix():
     event = lambda tt, y: y[0] + 0.5  # noqa: E731
     with pytest.raises(ValueError, match="fixed steps.*dopri5.*compile=False"):
         odeflow.solve(field, y0, t, method="rk4", step=FixedStep(0.1), events=event, compile=True)
-    with pytest.raises(ValueError, match="radauIIA5.*compile=False"):
-        odeflow.solve(field, y0, t, method="radauIIA5", events=event, compile=True)
+    with pytest.raises(ValueError, match="explicit_adams.*compile=False"):
+        odeflow.solve(field, y0, t, method="explicit_adams", step=FixedStep(0.1), events=event, compile=True)
 
 
 def test_auto_may_compile_adaptive_explicit_event_solves():
@@ -94,4 +98,5 @@ def test_auto_may_compile_adaptive_explicit_event_solves():
     assert compile_possible(field, "dopri5", Adaptive(), None, event) in (None, "no C++ compiler")
     assert compile_possible(field, "tsit5", None, OptimizeDiscretize(), event) in (None, "no C++ compiler")
     assert compile_possible(field, "rk4", FixedStep(0.1), None, event) == "events with fixed steps"
-    assert "radauIIA5" in compile_possible(field, "radauIIA5", None, None, event)
+    assert compile_possible(field, "radauIIA5", None, None, event) in (None, "no C++ compiler")
+    assert "explicit_adams" in compile_possible(field, "explicit_adams", FixedStep(0.1), None, event)

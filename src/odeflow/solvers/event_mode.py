@@ -20,8 +20,10 @@ from torch import Tensor
 
 from .adams import Adams
 from .compiled import CompiledAttempt, compile_key
+from .compiled_newton import with_compiled_newton
 from .errors import SolverError
 from .events import Event, EventTime, EventWatcher, as_events, fixed_steps_until_event
+from .implicit import ImplicitRK
 from .loop import integrate_adaptive
 from .methods import get_method
 from .problem import Problem, make_problem
@@ -55,6 +57,8 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
                 key = compile_key("forward", method, problem.field, y0)
                 attempt = CompiledAttempt(method, problem.raw_func(), problem.norm, problem.stats.count_evals, key)
                 solver = ExplicitRK(method, attempt)
+            elif problem.compile:  # implicit: each step's Newton iteration one compiled call
+                solver = with_compiled_newton(problem, y0)
             integrate_adaptive(solver, problem.func, y0, [t0, t_end], step, problem.norm, scratch, events=watcher)
             return watcher
         h = step.h
@@ -82,14 +86,14 @@ def locate(problem: Problem, events: Sequence[Event], t_end: float) -> EventWatc
 
 def compile_refusal(method: Any, step: Any) -> Optional[str]:
     """Why events cannot be solved with compile=True (None: they can). The search takes each
-    attempted step as one compiled call and the solve to the event compiles as any solve; both
-    need an adaptive explicit Runge-Kutta method (a fixed grid's length, and so its compiled
-    program, would change with every event time)."""
+    attempted step (an implicit method: each step's Newton iteration) as one compiled call and
+    the solve to the event compiles as any solve; both need an adaptive Runge-Kutta method (a
+    fixed grid's length, and so its compiled program, would change with every event time)."""
     try:
         tab = get_method(method)
     except (ValueError, TypeError):
         return None  # the solve itself reports the bad method
-    if not isinstance(tab, ButcherTableau):
+    if not isinstance(tab, (ButcherTableau, ImplicitRK)):
         return f"events with method {tab.name!r}"
     if not isinstance(step, Adaptive) and not (step is None and tab.adaptive):
         return "events with fixed steps"
