@@ -170,14 +170,18 @@ class ImplicitRK:
         s = tab.stages
         y = flat
         z = z.detach()
-        if torch.is_grad_enabled() and k is None:
+        # Gradients need the differentiable Newton step only where the step depends on something
+        # that requires them: f(t0, y) carries y's, t0's and f's parameters' (an unused graph of
+        # s Jacobians a step otherwise, e.g. a solve outside torch.no_grad with nothing to train).
+        grad = torch.is_grad_enabled() and (f0_graph.requires_grad or any(x.requires_grad for x in ts))
+        if grad and k is None:
             # One differentiable Newton step with the exact stage Jacobians: z* - G_Z^-1 G(z*) has
             # the derivative -G_Z^-1 dG of the implicit function theorem (the discrete gradient).
             with torch.no_grad():
                 lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
             z = z + self._solve(lu_x, -(z - hd * (a.to(fz.dtype) @ fz)), nb)
-        for _ in range(self.grad_iterations if (torch.is_grad_enabled() and k is not None) else 0):
+        for _ in range(self.grad_iterations if (grad and k is not None) else 0):
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
             z = z + self._solve(lu, -(z - hd * (a.to(fz.dtype) @ fz)), nb, k)
         hf = self._stage_derivatives(a, z, hd * f0_graph)

@@ -121,7 +121,8 @@ class _RowStep:
                 if not bool(live.any()):
                     break
         z = z.detach()
-        if torch.is_grad_enabled():
+        # the differentiable Newton step only where something requires gradients (as ImplicitRK)
+        if torch.is_grad_enabled() and (f0_graph.requires_grad or any(x.requires_grad for x in ts)):
             with torch.no_grad():
                 js = torch.stack([self._jac(ts[j], (flat + z[:, j]).reshape(shape), idx) for j in range(s)])
                 lu_x = _lu(js, h, self.a)
