@@ -82,7 +82,7 @@ from torch import Tensor, nn
 from odeflow.flows import CNF, FlowMatching
 from odeflow.flows.cnf import standard_normal_logprob
 from odeflow.solvers.stepping import FixedStep
-from odeflow.tasks.objective_config import FM_EMA_DECAY
+from odeflow.tasks.objective_config import FM_EMA_DECAY, FM_EMA_WARMUP
 from odeflow.training.ema import EMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +94,10 @@ CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.proc
 # toy data: every 0.25 s up to 5 s (to separate early ties), then coarser
 CHECKPOINTS = (*(0.25 * k for k in range(1, 21)), 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
+DEFAULT_RECIPES = ("odeflow-fm-default", "odeflow-fm-default-w10", "odeflow-fm-ot-default", "odeflow-fm+ll-default")
 ENTRIES = (
     "odeflow-fm-default",
+    "odeflow-fm-default-w10",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
     "odeflow-fm",
@@ -169,9 +171,10 @@ def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "ind
     return adam_step(net.parameters(), lr, lambda x: fm.loss(x)[0], odeflow=True)
 
 
-def with_ema(step: Step, net: nn.Module) -> Tuple[Step, EMA]:
-    """The step followed by the EMA update (the flow tasks' flow-matching default decay)."""
-    ema = EMA(net, FM_EMA_DECAY)
+def with_ema(step: Step, net: nn.Module, warmup_offset: float = FM_EMA_WARMUP) -> Tuple[Step, EMA]:
+    """The step followed by the EMA update (the flow tasks' flow-matching default decay and
+    warmup offset w, beta_n = min(decay, (1 + n) / (w + n)))."""
+    ema = EMA(net, FM_EMA_DECAY, warmup_offset=warmup_offset)
 
     def ema_step(it: int, x: Tensor) -> None:
         step(it, x)
@@ -296,17 +299,20 @@ class Entry:
         clock = lambda: self.elapsed  # noqa: E731
         self.T, self.eval_net = 1.0, net
         self.ema: Optional[EMA] = None
-        if name in ("odeflow-fm-default", "odeflow-fm-ot-default", "odeflow-fm+ll-default"):
-            from odeflow.nn import ReversedTime  # the command line's defaults: net time reversed,
-            from odeflow.tasks.objective_config import FM_DEFAULTS  # lr 3e-3, EMA 0.99
+        if name in DEFAULT_RECIPES:
+            from odeflow.nn import ReversedTime  # the command line's defaults: FM_DEFAULTS' net
+            from odeflow.tasks.objective_config import FM_DEFAULTS  # time and lr, the EMA 0.99
 
-            self.eval_net, lr = ReversedTime(net, 1.0), FM_DEFAULTS["lr"]
+            lr = FM_DEFAULTS["lr"]
+            if FM_DEFAULTS["net_time"] == "reversed":
+                self.eval_net = ReversedTime(net, 1.0)
             if name == "odeflow-fm+ll-default":
                 step = odeflow_fm_then_likelihood(problem, self.eval_net, seed, 0.8 * args.budget, clock, lr=lr)
             else:
                 coupling = "minibatch-ot" if name == "odeflow-fm-ot-default" else "independent"
                 step = odeflow_fm(problem, self.eval_net, seed, coupling=coupling, lr=lr)
-            self.step, self.ema = with_ema(step, net)
+            # -w10: the EMA's former warmup offset (TensorFlow's), to measure the change
+            self.step, self.ema = with_ema(step, net, 10.0 if name.endswith("-w10") else FM_EMA_WARMUP)
         elif name in ("odeflow-fm-ema", "odeflow-fm-rev-ema", "odeflow-fm-ema-lr3", "odeflow-fm-rev-ema-lr3"):
             if "rev" in name:
                 from odeflow.nn import ReversedTime
