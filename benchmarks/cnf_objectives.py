@@ -94,10 +94,17 @@ CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.proc
 # toy data: every 0.25 s up to 5 s (to separate early ties), then coarser
 CHECKPOINTS = (*(0.25 * k for k in range(1, 21)), 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
-DEFAULT_RECIPES = ("odeflow-fm-default", "odeflow-fm-default-w10", "odeflow-fm-ot-default", "odeflow-fm+ll-default")
+DEFAULT_RECIPES = (
+    "odeflow-fm-default",
+    "odeflow-fm-default-w10",
+    "odeflow-fm-default-lr5",
+    "odeflow-fm-ot-default",
+    "odeflow-fm+ll-default",
+)
 ENTRIES = (
     "odeflow-fm-default",
     "odeflow-fm-default-w10",
+    "odeflow-fm-default-lr5",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
     "odeflow-fm",
@@ -303,7 +310,7 @@ class Entry:
             from odeflow.nn import ReversedTime  # the command line's defaults: FM_DEFAULTS' net
             from odeflow.tasks.objective_config import FM_DEFAULTS  # time and lr, the EMA 0.99
 
-            lr = FM_DEFAULTS["lr"]
+            lr = 5e-3 if name.endswith("-lr5") else FM_DEFAULTS["lr"]
             if FM_DEFAULTS["net_time"] == "reversed":
                 self.eval_net = ReversedTime(net, 1.0)
             if name == "odeflow-fm+ll-default":

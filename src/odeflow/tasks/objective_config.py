@@ -14,7 +14,7 @@ NET_TIMES = ("t", "reversed")
 FM_EMA_DECAY = 0.99  # the help text of `ema` below names it
 # The EMA's warmup offset w in beta_n = min(decay, (1 + n) / (w + n)) (odeflow.training.ema): early
 # on the average spans ~n / (w - 1) steps (docs/cnf.md, "The EMA's warmup offset").
-FM_EMA_WARMUP = 10.0
+FM_EMA_WARMUP = 50.0
 # What `odeflow train cnf|tabular|image --objective flow-matching` uses unless told otherwise
 # (odeflow.cli.fm_defaults; docs/cnf.md, "Flow-matching defaults"); configs built in code keep
 # the dataclass defaults.
