@@ -122,6 +122,7 @@ ENTRIES = (
     "flow_matching",
     "torchcfm-lr3",
     "flow_matching-lr3",
+    "flow_matching-lr5",
 )
 DEFAULT_ENTRIES = (  # beyond the toy data
     "odeflow-fm-default",
@@ -347,10 +348,11 @@ class Entry:
             self.step, self.T = ffjord(net, seed), 0.5
         elif name in ("torchcfm", "torchcfm-ot"):
             self.step, self.eval_net = torchcfm_step(problem, net, seed, name == "torchcfm-ot"), Backwards(net)
-        elif name in ("torchcfm-lr3", "flow_matching-lr3"):  # the peers at odeflow-fm-*-lr3's rate, no EMA
+        elif name in ("torchcfm-lr3", "flow_matching-lr3", "flow_matching-lr5"):  # the peers at odeflow's rates, no EMA
             make = torchcfm_step if name == "torchcfm-lr3" else flow_matching_step
             kw = dict(exact_ot=False) if name == "torchcfm-lr3" else {}
-            self.step, self.eval_net = make(problem, net, seed, lr=3e-3, **kw), Backwards(net)
+            lr = 5e-3 if name.endswith("-lr5") else 3e-3
+            self.step, self.eval_net = make(problem, net, seed, lr=lr, **kw), Backwards(net)
         elif name == "flow_matching":
             self.step, self.eval_net = flow_matching_step(problem, net, seed), Backwards(net)
         else:
@@ -428,11 +430,11 @@ def first_time(curve, target: float) -> Optional[Tuple[float, int]]:
     return next(((t, it) for t, it, v, _ in curve if v <= target), None)
 
 
-def mean_spread(values: List[float]) -> str:
+def mean_spread(values: List[float], digits: int = 2) -> str:
     """'mean ± half-range' of per-seed values (the spread is half of max - min)."""
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{np.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
 
 
 def auto_targets(results: List[Dict[str, Any]]) -> List[float]:
@@ -476,6 +478,24 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
     return "\n".join(lines)
 
 
+def values_at_checkpoints(results: List[Dict[str, Any]], unit: str = "NLL") -> str:
+    """Per entry, the value at each checkpoint as mean ± half-range over the seeds (the first
+    evaluation at or past each grid point; `--merge ... --values`)."""
+    grid = sorted({round(t) if abs(t - round(t)) < 0.05 else round(t, 2) for r in results for t, *_ in r["curve"]})
+    lines = [f"| entry | seeds | {' | '.join(f'{unit} at {g:g} s' for g in grid)} | CPU ms/iter |"]
+    lines.append("|---" * (3 + len(grid)) + "|")
+    for name in dict.fromkeys(r["name"] for r in results):
+        rs = [r for r in results if r["name"] == name]
+        cells = []
+        for g in grid:
+            vals = [next((v for t, _, v, _ in r["curve"] if t >= g - 0.05), None) for r in rs]
+            got = [v for v in vals if v is not None]
+            cells.append(mean_spread(got, 3 if unit == "bits/dim" else 2) if len(got) == len(vals) else "—")
+        ms = np.mean([r["ms_per_iter"] for r in rs])
+        lines.append(f"| {name} | {len(rs)} | {' | '.join(cells)} | {ms:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="8gaussians", choices=list(DATA))
@@ -493,6 +513,7 @@ def main() -> None:
         default=None,
         help="train nothing: summarize the results of these --json files together (e.g. one process per seed)",
     )
+    p.add_argument("--values", action="store_true", help="with --merge: the value at each checkpoint, per entry")
     p.add_argument(
         "--clock",
         choices=["wall", "cpu"],
@@ -509,6 +530,8 @@ def main() -> None:
         targets = args.targets or runs[0]["targets"]
         unit = "bits/dim" if runs[0]["data"]["unit"] == "bits/dim" else "NLL"
         print(f"{clocks.pop()} clock\n" + summarize(results, targets, runs[0]["true_nll"], unit))
+        if args.values:
+            print("\n" + values_at_checkpoints(results, unit))
         return
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
