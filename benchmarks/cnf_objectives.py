@@ -25,10 +25,15 @@ Adam). Beyond the toy data the default entries are odeflow-fm, odeflow-likelihoo
 shipped recipe, `odeflow_recipe_likelihood`), torchcfm and flow_matching; the peers regress on
 what odeflow's flow starts from (images: the logit of the dequantized pixels, flattened).
   odeflow-fm-default  what `odeflow train ... --objective flow-matching` does without other
-                      options: `FlowMatching`, OT path, independent coupling, T = 1, the net reading
-                      T - t (`--net-time reversed`), lr 3e-3, the EMA 0.99 (warmup) evaluated,
-                      the Trainer's optimizer (`make_optimizer`: fused Adam on the CPU; every
-                      odeflow entry uses it, the peers and FFJORD torch.optim.Adam as documented).
+                      options: `FlowMatching`, OT path, independent coupling, T = 1, the net time
+                      and lr of `FM_DEFAULTS`, the EMA 0.99 with the tasks' warmup offset
+                      (`FM_EMA_WARMUP`) evaluated, the Trainer's optimizer (`make_optimizer`: fused
+                      Adam on the CPU; every odeflow entry uses it, the peers and FFJORD
+                      torch.optim.Adam as documented).
+  odeflow-fm-default-w10  the same with the EMA's former warmup offset 10 (TensorFlow's).
+  odeflow-fm-default-lr5, -lr3  the same with lr 5e-3 / 3e-3 (in the runs of 2026-12-08,
+                      benchmarks/results/*_cpu_s8_*, the default lr was 3e-3: there
+                      odeflow-fm-default and -w10 ran at 3e-3, -lr5 at the default since).
   odeflow-fm-ot-default   the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm+ll-default   the same for 80 % of the budget, then likelihood steps (as odeflow-fm+ll).
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
@@ -51,6 +56,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
                       `torchcfm-ot`), lr 1e-3.
   flow_matching       Meta's flow_matching 1.0.10 AffineProbPath(CondOTScheduler()), lr 1e-3.
   torchcfm-lr3, flow_matching-lr3   the peers with lr 3e-3 (the rate of odeflow-fm-*-lr3, no EMA).
+  flow_matching-lr5   flow_matching with lr 5e-3 (the rate of odeflow-fm-default-lr5, no EMA).
 The peers' time runs noise -> data; their trained v is evaluated as odeflow's field
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
@@ -98,6 +104,7 @@ DEFAULT_RECIPES = (
     "odeflow-fm-default",
     "odeflow-fm-default-w10",
     "odeflow-fm-default-lr5",
+    "odeflow-fm-default-lr3",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
 )
@@ -105,6 +112,7 @@ ENTRIES = (
     "odeflow-fm-default",
     "odeflow-fm-default-w10",
     "odeflow-fm-default-lr5",
+    "odeflow-fm-default-lr3",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
     "odeflow-fm",
@@ -132,6 +140,7 @@ DEFAULT_ENTRIES = (  # beyond the toy data
     "flow_matching",
     "torchcfm-lr3",
     "flow_matching-lr3",
+    "flow_matching-lr5",
 )
 
 
@@ -311,7 +320,7 @@ class Entry:
             from odeflow.nn import ReversedTime  # the command line's defaults: FM_DEFAULTS' net
             from odeflow.tasks.objective_config import FM_DEFAULTS  # time and lr, the EMA 0.99
 
-            lr = 5e-3 if name.endswith("-lr5") else FM_DEFAULTS["lr"]
+            lr = {"-lr5": 5e-3, "-lr3": 3e-3}.get(name[-4:], FM_DEFAULTS["lr"])
             if FM_DEFAULTS["net_time"] == "reversed":
                 self.eval_net = ReversedTime(net, 1.0)
             if name == "odeflow-fm+ll-default":

@@ -18,7 +18,7 @@ FM_EMA_WARMUP = 50.0
 # What `odeflow train cnf|tabular|image --objective flow-matching` uses unless told otherwise
 # (odeflow.cli.fm_defaults; docs/cnf.md, "Flow-matching defaults"); configs built in code keep
 # the dataclass defaults.
-FM_DEFAULTS: Dict[str, Any] = {"lr": 3e-3, "net_time": "reversed"}
+FM_DEFAULTS: Dict[str, Any] = {"lr": 5e-3, "net_time": "reversed"}
 
 
 def validate_net_time(net_time: str, learned_T: bool, learn_flag: str) -> None:
