@@ -34,6 +34,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
   odeflow-fm-default-lr5, -lr3  the same with lr 5e-3 / 3e-3 (in the runs of 2026-12-08,
                       benchmarks/results/*_cpu_s8_*, the default lr was 3e-3: there
                       odeflow-fm-default and -w10 ran at 3e-3, -lr5 at the default since).
+  odeflow-fm-t-default  the same with the net reading t (`--net-time t`).
   odeflow-fm-ot-default   the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm+ll-default   the same for 80 % of the budget, then likelihood steps (as odeflow-fm+ll).
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
@@ -105,6 +106,7 @@ DEFAULT_RECIPES = (
     "odeflow-fm-default-w10",
     "odeflow-fm-default-lr5",
     "odeflow-fm-default-lr3",
+    "odeflow-fm-t-default",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
 )
@@ -113,6 +115,7 @@ ENTRIES = (
     "odeflow-fm-default-w10",
     "odeflow-fm-default-lr5",
     "odeflow-fm-default-lr3",
+    "odeflow-fm-t-default",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
     "odeflow-fm",
@@ -321,7 +324,7 @@ class Entry:
             from odeflow.tasks.objective_config import FM_DEFAULTS  # time and lr, the EMA 0.99
 
             lr = {"-lr5": 5e-3, "-lr3": 3e-3}.get(name[-4:], FM_DEFAULTS["lr"])
-            if FM_DEFAULTS["net_time"] == "reversed":
+            if FM_DEFAULTS["net_time"] == "reversed" and name != "odeflow-fm-t-default":
                 self.eval_net = ReversedTime(net, 1.0)
             if name == "odeflow-fm+ll-default":
                 step = odeflow_fm_then_likelihood(problem, self.eval_net, seed, 0.8 * args.budget, clock, lr=lr)
