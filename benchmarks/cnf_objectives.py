@@ -25,10 +25,16 @@ Adam). Beyond the toy data the default entries are odeflow-fm, odeflow-likelihoo
 shipped recipe, `odeflow_recipe_likelihood`), torchcfm and flow_matching; the peers regress on
 what odeflow's flow starts from (images: the logit of the dequantized pixels, flattened).
   odeflow-fm-default  what `odeflow train ... --objective flow-matching` does without other
-                      options: `FlowMatching`, OT path, independent coupling, T = 1, the net reading
-                      T - t (`--net-time reversed`), lr 3e-3, the EMA 0.99 (warmup) evaluated,
-                      the Trainer's optimizer (`make_optimizer`: fused Adam on the CPU; every
-                      odeflow entry uses it, the peers and FFJORD torch.optim.Adam as documented).
+                      options: `FlowMatching`, OT path, independent coupling, T = 1, the net time
+                      and lr of `FM_DEFAULTS`, the EMA 0.99 with the tasks' warmup offset
+                      (`FM_EMA_WARMUP`) evaluated, the Trainer's optimizer (`make_optimizer`: fused
+                      Adam on the CPU; every odeflow entry uses it, the peers and FFJORD
+                      torch.optim.Adam as documented).
+  odeflow-fm-default-w10  the same with the EMA's former warmup offset 10 (TensorFlow's).
+  odeflow-fm-default-lr5, -lr3  the same with lr 5e-3 / 3e-3 (in the runs of 2026-12-08,
+                      benchmarks/results/*_cpu_s8_*, the default lr was 3e-3: there
+                      odeflow-fm-default and -w10 ran at 3e-3, -lr5 at the default since).
+  odeflow-fm-t-default  the same with the net reading t (`--net-time t`).
   odeflow-fm-ot-default   the same with the minibatch-OT coupling (exact assignment: POT, else scipy).
   odeflow-fm+ll-default   the same for 80 % of the budget, then likelihood steps (as odeflow-fm+ll).
   odeflow-fm          `odeflow.flows.FlowMatching`, OT path (sigma_min 0), independent coupling,
@@ -51,6 +57,7 @@ what odeflow's flow starts from (images: the logit of the dequantized pixels, fl
                       `torchcfm-ot`), lr 1e-3.
   flow_matching       Meta's flow_matching 1.0.10 AffineProbPath(CondOTScheduler()), lr 1e-3.
   torchcfm-lr3, flow_matching-lr3   the peers with lr 3e-3 (the rate of odeflow-fm-*-lr3, no EMA).
+  flow_matching-lr5   flow_matching with lr 5e-3 (the rate of odeflow-fm-default-lr5, no EMA).
 The peers' time runs noise -> data; their trained v is evaluated as odeflow's field
 f(tau, x) = -v(1 - tau, x) (T = 1), which is the same flow read backwards.
 
@@ -82,7 +89,7 @@ from torch import Tensor, nn
 from odeflow.flows import CNF, FlowMatching
 from odeflow.flows.cnf import standard_normal_logprob
 from odeflow.solvers.stepping import FixedStep
-from odeflow.tasks.objective_config import FM_EMA_DECAY
+from odeflow.tasks.objective_config import FM_EMA_DECAY, FM_EMA_WARMUP
 from odeflow.training.ema import EMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +101,21 @@ CLOCK: List[Callable[[], float]] = [time.perf_counter]  # --clock cpu: time.proc
 # toy data: every 0.25 s up to 5 s (to separate early ties), then coarser
 CHECKPOINTS = (*(0.25 * k for k in range(1, 21)), 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 COARSE_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)  # tabular and image data
+DEFAULT_RECIPES = (
+    "odeflow-fm-default",
+    "odeflow-fm-default-w10",
+    "odeflow-fm-default-lr5",
+    "odeflow-fm-default-lr3",
+    "odeflow-fm-t-default",
+    "odeflow-fm-ot-default",
+    "odeflow-fm+ll-default",
+)
 ENTRIES = (
     "odeflow-fm-default",
+    "odeflow-fm-default-w10",
+    "odeflow-fm-default-lr5",
+    "odeflow-fm-default-lr3",
+    "odeflow-fm-t-default",
     "odeflow-fm-ot-default",
     "odeflow-fm+ll-default",
     "odeflow-fm",
@@ -113,6 +133,7 @@ ENTRIES = (
     "flow_matching",
     "torchcfm-lr3",
     "flow_matching-lr3",
+    "flow_matching-lr5",
 )
 DEFAULT_ENTRIES = (  # beyond the toy data
     "odeflow-fm-default",
@@ -122,6 +143,7 @@ DEFAULT_ENTRIES = (  # beyond the toy data
     "flow_matching",
     "torchcfm-lr3",
     "flow_matching-lr3",
+    "flow_matching-lr5",
 )
 
 
@@ -169,9 +191,10 @@ def odeflow_fm(problem: Problem, net: nn.Module, seed: int, coupling: str = "ind
     return adam_step(net.parameters(), lr, lambda x: fm.loss(x)[0], odeflow=True)
 
 
-def with_ema(step: Step, net: nn.Module) -> Tuple[Step, EMA]:
-    """The step followed by the EMA update (the flow tasks' flow-matching default decay)."""
-    ema = EMA(net, FM_EMA_DECAY)
+def with_ema(step: Step, net: nn.Module, warmup_offset: float = FM_EMA_WARMUP) -> Tuple[Step, EMA]:
+    """The step followed by the EMA update (the flow tasks' flow-matching default decay and
+    warmup offset w, beta_n = min(decay, (1 + n) / (w + n)))."""
+    ema = EMA(net, FM_EMA_DECAY, warmup_offset=warmup_offset)
 
     def ema_step(it: int, x: Tensor) -> None:
         step(it, x)
@@ -296,17 +319,20 @@ class Entry:
         clock = lambda: self.elapsed  # noqa: E731
         self.T, self.eval_net = 1.0, net
         self.ema: Optional[EMA] = None
-        if name in ("odeflow-fm-default", "odeflow-fm-ot-default", "odeflow-fm+ll-default"):
-            from odeflow.nn import ReversedTime  # the command line's defaults: net time reversed,
-            from odeflow.tasks.objective_config import FM_DEFAULTS  # lr 3e-3, EMA 0.99
+        if name in DEFAULT_RECIPES:
+            from odeflow.nn import ReversedTime  # the command line's defaults: FM_DEFAULTS' net
+            from odeflow.tasks.objective_config import FM_DEFAULTS  # time and lr, the EMA 0.99
 
-            self.eval_net, lr = ReversedTime(net, 1.0), FM_DEFAULTS["lr"]
+            lr = {"-lr5": 5e-3, "-lr3": 3e-3}.get(name[-4:], FM_DEFAULTS["lr"])
+            if FM_DEFAULTS["net_time"] == "reversed" and name != "odeflow-fm-t-default":
+                self.eval_net = ReversedTime(net, 1.0)
             if name == "odeflow-fm+ll-default":
                 step = odeflow_fm_then_likelihood(problem, self.eval_net, seed, 0.8 * args.budget, clock, lr=lr)
             else:
                 coupling = "minibatch-ot" if name == "odeflow-fm-ot-default" else "independent"
                 step = odeflow_fm(problem, self.eval_net, seed, coupling=coupling, lr=lr)
-            self.step, self.ema = with_ema(step, net)
+            # -w10: the EMA's former warmup offset (TensorFlow's), to measure the change
+            self.step, self.ema = with_ema(step, net, 10.0 if name.endswith("-w10") else FM_EMA_WARMUP)
         elif name in ("odeflow-fm-ema", "odeflow-fm-rev-ema", "odeflow-fm-ema-lr3", "odeflow-fm-rev-ema-lr3"):
             if "rev" in name:
                 from odeflow.nn import ReversedTime
@@ -334,10 +360,11 @@ class Entry:
             self.step, self.T = ffjord(net, seed), 0.5
         elif name in ("torchcfm", "torchcfm-ot"):
             self.step, self.eval_net = torchcfm_step(problem, net, seed, name == "torchcfm-ot"), Backwards(net)
-        elif name in ("torchcfm-lr3", "flow_matching-lr3"):  # the peers at odeflow-fm-*-lr3's rate, no EMA
+        elif name in ("torchcfm-lr3", "flow_matching-lr3", "flow_matching-lr5"):  # the peers at odeflow's rates, no EMA
             make = torchcfm_step if name == "torchcfm-lr3" else flow_matching_step
             kw = dict(exact_ot=False) if name == "torchcfm-lr3" else {}
-            self.step, self.eval_net = make(problem, net, seed, lr=3e-3, **kw), Backwards(net)
+            lr = 5e-3 if name.endswith("-lr5") else 3e-3
+            self.step, self.eval_net = make(problem, net, seed, lr=lr, **kw), Backwards(net)
         elif name == "flow_matching":
             self.step, self.eval_net = flow_matching_step(problem, net, seed), Backwards(net)
         else:
@@ -415,11 +442,11 @@ def first_time(curve, target: float) -> Optional[Tuple[float, int]]:
     return next(((t, it) for t, it, v, _ in curve if v <= target), None)
 
 
-def mean_spread(values: List[float]) -> str:
+def mean_spread(values: List[float], digits: int = 2) -> str:
     """'mean ± half-range' of per-seed values (the spread is half of max - min)."""
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{np.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
 
 
 def auto_targets(results: List[Dict[str, Any]]) -> List[float]:
@@ -463,6 +490,24 @@ def summarize(results: List[Dict[str, Any]], targets: List[float], ref: Optional
     return "\n".join(lines)
 
 
+def values_at_checkpoints(results: List[Dict[str, Any]], unit: str = "NLL") -> str:
+    """Per entry, the value at each checkpoint as mean ± half-range over the seeds (the first
+    evaluation at or past each grid point; `--merge ... --values`)."""
+    grid = sorted({round(t) if abs(t - round(t)) < 0.05 else round(t, 2) for r in results for t, *_ in r["curve"]})
+    lines = [f"| entry | seeds | {' | '.join(f'{unit} at {g:g} s' for g in grid)} | CPU ms/iter |"]
+    lines.append("|---" * (3 + len(grid)) + "|")
+    for name in dict.fromkeys(r["name"] for r in results):
+        rs = [r for r in results if r["name"] == name]
+        cells = []
+        for g in grid:
+            vals = [next((v for t, _, v, _ in r["curve"] if t >= g - 0.05), None) for r in rs]
+            got = [v for v in vals if v is not None]
+            cells.append(mean_spread(got, 3 if unit == "bits/dim" else 2) if len(got) == len(vals) else "—")
+        ms = np.mean([r["ms_per_iter"] for r in rs])
+        lines.append(f"| {name} | {len(rs)} | {' | '.join(cells)} | {ms:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="8gaussians", choices=list(DATA))
@@ -480,6 +525,7 @@ def main() -> None:
         default=None,
         help="train nothing: summarize the results of these --json files together (e.g. one process per seed)",
     )
+    p.add_argument("--values", action="store_true", help="with --merge: the value at each checkpoint, per entry")
     p.add_argument(
         "--clock",
         choices=["wall", "cpu"],
@@ -496,6 +542,8 @@ def main() -> None:
         targets = args.targets or runs[0]["targets"]
         unit = "bits/dim" if runs[0]["data"]["unit"] == "bits/dim" else "NLL"
         print(f"{clocks.pop()} clock\n" + summarize(results, targets, runs[0]["true_nll"], unit))
+        if args.values:
+            print("\n" + values_at_checkpoints(results, unit))
         return
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)

@@ -73,3 +73,18 @@ def test_merge_summarizes_seed_files_and_refuses_mixed_clocks(tmp_path, monkeypa
     _write(fb, "wall", [b])
     with pytest.raises(ValueError, match="clocks"):
         co.main()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_values_at_checkpoints_are_mean_and_half_range_of_each_seeds_value(seed):
+    rng = np.random.default_rng(10 + seed)
+    results = []
+    for s in range(3):  # evaluations land a little past each grid point, as the harness's do
+        curve = [(g + float(rng.uniform(0, 0.03)), 100 * g, float(rng.normal(30 - g, 1)), 44) for g in (2, 5, 10)]
+        results.append(dict(name="e", seed=s, iterations=1000, seconds=10.0, ms_per_iter=5.0, curve=curve))
+    text = co.values_at_checkpoints(results, "bits/dim")
+    assert "bits/dim at 2 s | bits/dim at 5 s | bits/dim at 10 s" in text
+    row = next(line for line in text.splitlines() if line.startswith("| e |")).split(" | ")
+    for k in range(3):
+        vals = [r["curve"][k][2] for r in results]
+        assert row[2 + k] == f"{np.mean(vals):.3f} ± {(max(vals) - min(vals)) / 2:.3f}"

@@ -1,4 +1,4 @@
-"""The command line's flow-matching defaults (--lr 3e-3, --net-time reversed): applied only with
+"""The command line's flow-matching defaults (--lr 5e-3, --net-time reversed): applied only with
 --objective flow-matching, an option or a config file the user names wins, the recipe file odeflow
 picks by itself does not, and summary.json records what a run used."""
 
@@ -21,7 +21,7 @@ def _config(task, tmp_path, *argv):
 @pytest.mark.parametrize("task", ["cnf", "tabular", "image"])
 def test_flow_matching_takes_the_defaults_and_likelihood_keeps_its_own(task, tmp_path):
     fm = _config(task, tmp_path, "--objective", "flow-matching")
-    assert (fm.lr, fm.net_time) == (FM_DEFAULTS["lr"], FM_DEFAULTS["net_time"]) == (3e-3, "reversed")
+    assert (fm.lr, fm.net_time) == (FM_DEFAULTS["lr"], FM_DEFAULTS["net_time"]) == (5e-3, "reversed")
     likelihood = _config(task, tmp_path)
     assert likelihood.net_time == "t"
     plain = {"cnf": 1e-2, "tabular": 1e-3, "image": 3e-3}[task]  # the dataclass or the recipe file
@@ -46,7 +46,7 @@ def test_a_named_config_file_wins(task, tmp_path):
     bare = tmp_path / "bare.toml"
     bare.write_text(f'data = "{data}"\nobjective = "flow-matching"\n')
     cfg = _config(task, tmp_path, "--config", str(bare))
-    assert (cfg.lr, cfg.net_time) == (3e-3, "reversed")
+    assert (cfg.lr, cfg.net_time) == (5e-3, "reversed")
 
 
 def test_summary_records_the_lr_and_net_time_used(tmp_path):
@@ -62,7 +62,7 @@ def test_help_names_both_defaults():
     sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
     cnf = next(a for a in sub._actions if getattr(a, "choices", None) and "cnf" in a.choices).choices["cnf"]
     helps = {a.dest: a.help for a in cnf._actions}
-    assert helps["lr"].endswith("; flow matching: 0.003)") and helps["net_time"].endswith("flow matching: reversed)")
+    assert helps["lr"].endswith("; flow matching: 0.005)") and helps["net_time"].endswith("flow matching: reversed)")
 
 
 def test_cnf_flow_matching_validates_and_checkpoints_every_500_unless_told(tmp_path):

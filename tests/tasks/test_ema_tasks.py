@@ -16,7 +16,7 @@ from odeflow.tasks.cnf2d import load_flow
 from odeflow.tasks.cnf2d_config import CNFConfig
 from odeflow.tasks.image import build_image_flow, load_image_flow
 from odeflow.tasks.image_config import ImageConfig
-from odeflow.tasks.objective_config import FM_EMA_DECAY
+from odeflow.tasks.objective_config import FM_EMA_DECAY, FM_EMA_WARMUP
 from odeflow.tasks.tabular import build_tabular_flow, tabular_flow_from_state
 from odeflow.tasks.tabular_config import TabularConfig
 from odeflow.training.checkpoint import load_checkpoint, save_checkpoint
@@ -35,12 +35,14 @@ def test_resumed_average_equals_the_straight_run_and_the_test_uses_it(tmp_path):
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
     ema_a, ema_b = a["auxiliary"]["ema"], b["auxiliary"]["ema"]
     assert ema_a["updates"] == ema_b["updates"] == 6 and ema_a["decay"] == 0.8
+    assert ema_a["warmup_offset"] == FM_EMA_WARMUP  # the flow tasks' warmup
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert all(torch.equal(ema_a["shadow"][k], ema_b["shadow"][k]) for k in ema_a["shadow"])
-    assert not torch.equal(ema_a["shadow"]["net.layers.0.linear.weight"], a["model"]["net.layers.0.linear.weight"])
+    first = next(k for k in ema_a["shadow"] if k.endswith("layers.0.linear.weight"))  # net or ReversedTime(net)
+    assert not torch.equal(ema_a["shadow"][first], a["model"][first])
     # the loader gives the averaged field, and it is what the run's test NLL was computed with
     flow, cfg = load_flow(straight / "last.pt")
-    assert torch.equal(flow.net.layers[0].linear.weight, ema_a["shadow"]["net.layers.0.linear.weight"])
+    assert torch.equal(flow.state_dict()[first], ema_a["shadow"][first])
     x_test = sample_toy(cfg.data, 32, seed=20_000 + cfg.seed)
     r = evaluate_density(flow, x_test, "dopri5", Adaptive(1e-5, 1e-5))
     summary = json.loads((straight / "summary.json").read_text())
@@ -55,6 +57,15 @@ def test_default_is_on_for_flow_matching_and_off_for_likelihood():
     model = torch.nn.Linear(2, 2)
     assert ema_steps(model, 0.0, model.parameters()) == {}
     assert list(ema_steps(model, 0.9, model.parameters())) == ["ema"]
+    assert ema_steps(model, 0.9, model.parameters(), 30.0)["ema"].ema.offset == 30.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow  # a CLI run with its validation and test: ~3-7 s
+def test_a_two_iteration_flow_matching_run_saves_its_average_with_the_tasks_warmup(tmp_path):
+    out = tmp_path / "run"
+    assert main([*BASE, "--iterations", "2", "--out", str(out)]) == 0
+    ema = load_checkpoint(out / "last.pt")["auxiliary"]["ema"]
+    assert ema["warmup_offset"] == FM_EMA_WARMUP and ema["decay"] == FM_EMA_DECAY and ema["updates"] == 2
 
 
 def shifted_average(flow):

@@ -1,10 +1,10 @@
 """The command line's flow-matching defaults for `train cnf|tabular|image`.
 
-With ``--objective flow-matching`` and nothing else said, a run takes ``--lr 3e-3`` and
+With ``--objective flow-matching`` and nothing else said, a run takes ``--lr 5e-3`` and
 ``--net-time reversed`` (with the EMA 0.99 that `ObjectiveConfig.ema_decay` gives every
-flow-matching run): lowest or level with the best peer on all five data sets of
-benchmarks/cnf_objectives.py; the net reading t ends lower on digits and image digits (docs/cnf.md,
-"Flow-matching defaults"). A value given on the command
+flow-matching run, warmup offset 50): first or level with the first entry at every checkpoint
+measured on the five data sets of benchmarks/cnf_objectives.py (docs/cnf.md, "Flow-matching
+defaults" and "The EMA's warmup offset and lr 5e-3"). A value given on the command
 line or in a config file the user named wins; the recipe files odeflow picks by itself
 (configs/<data>.toml, configs/image_<data>.toml) hold likelihood settings and do not count.
 Likelihood runs keep their defaults. summary.json records the lr and net time a run used.

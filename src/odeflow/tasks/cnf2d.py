@@ -36,7 +36,7 @@ from ..training.schedule import Stage, parse_schedule
 from .cnf2d_config import CNFConfig
 from .cnf_memory import note, peak_memory_mb, plan_memory
 from .end_time_step import end_time_steps
-from .objective_config import ms_per_iteration_by_kind
+from .objective_config import FM_EMA_WARMUP, ms_per_iteration_by_kind
 from .run import train
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class CNF2DTask(Task):
 
     def auxiliary_steps(self, ctx: RunContext):
         steps = end_time_steps(self.flow, self.config, ctx)  # TO-FLOW's T first: the EMA averages theta only
-        steps.update(ema_steps(self.model, self.config.ema_decay(), self.parameters()))
+        steps.update(ema_steps(self.model, self.config.ema_decay(), self.parameters(), FM_EMA_WARMUP))
         return steps
 
     def enter_stage(self, stage: Stage) -> None:

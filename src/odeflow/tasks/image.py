@@ -38,7 +38,7 @@ from ..training.ema import ema_steps
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import PROBE_ROWS, note, peak_memory_mb, plan_memory
 from .image_config import ImageConfig
-from .objective_config import ms_per_iteration_by_kind
+from .objective_config import FM_EMA_WARMUP, ms_per_iteration_by_kind
 from .run import train
 
 
@@ -182,7 +182,7 @@ class ImageTask(Task):
         steps: Dict[str, AuxiliaryStep] = {}
         if cfg.learn_T:
             steps["T"] = ImageEndTimeStep(ImageEndTimes(self.flow, cfg.T_lr, cfg.T_alpha, cfg.T_eps))
-        steps.update(ema_steps(self.model, cfg.ema_decay(), self.parameters()))
+        steps.update(ema_steps(self.model, cfg.ema_decay(), self.parameters(), FM_EMA_WARMUP))
         return steps
 
     def enter_stage(self, stage: Stage) -> None:

@@ -12,10 +12,13 @@ OBJECTIVES = ("likelihood", "flow-matching")
 NET_TIMES = ("t", "reversed")
 # The EMA decay of flow-matching runs without --ema (docs/cnf.md, "An EMA of the weights").
 FM_EMA_DECAY = 0.99  # the help text of `ema` below names it
+# The EMA's warmup offset w in beta_n = min(decay, (1 + n) / (w + n)) (odeflow.training.ema): early
+# on the average spans ~n / (w - 1) steps (docs/cnf.md, "The EMA's warmup offset").
+FM_EMA_WARMUP = 50.0
 # What `odeflow train cnf|tabular|image --objective flow-matching` uses unless told otherwise
 # (odeflow.cli.fm_defaults; docs/cnf.md, "Flow-matching defaults"); configs built in code keep
 # the dataclass defaults.
-FM_DEFAULTS: Dict[str, Any] = {"lr": 3e-3, "net_time": "reversed"}
+FM_DEFAULTS: Dict[str, Any] = {"lr": 5e-3, "net_time": "reversed"}
 
 
 def validate_net_time(net_time: str, learned_T: bool, learn_flag: str) -> None:

@@ -41,6 +41,7 @@ from ..training.data import EpochBatches
 from ..training.ema import averaged_weights, ema_steps
 from ..training.schedule import Stage, parse_schedule
 from .cnf_memory import note, peak_memory_mb, plan_memory
+from .objective_config import FM_EMA_WARMUP
 from .run import train
 from .tabular_config import MODES, TabularConfig
 
@@ -167,7 +168,7 @@ class TabularTask(Task):
 
     def auxiliary_steps(self, ctx: RunContext):
         """An EMA of the weights (`ema`), used by validation, the test and best.pt's readers."""
-        return ema_steps(self.model, self.config.ema_decay(), self.parameters())
+        return ema_steps(self.model, self.config.ema_decay(), self.parameters(), FM_EMA_WARMUP)
 
     def enter_stage(self, stage: Stage) -> None:
         self.flow.set_solver(stage.method, stage.step())

@@ -3,11 +3,13 @@
 After each optimizer step n = 1, 2, ... the average moves toward the parameters theta_n:
 
     bar_theta_n = beta_n bar_theta_{n-1} + (1 - beta_n) theta_n,
-    beta_n = min(decay, (1 + n) / (10 + n))      (warmup; bar_theta_0 = theta_0),
+    beta_n = min(decay, (1 + n) / (w + n))      (warmup, offset w > 1; bar_theta_0 = theta_0),
 
 an exponential form of Polyak & Juditsky's (1992) averaging, as TensorFlow's ExponentialMovingAverage
-with `num_updates`: early on the average spans about the last n / 9 steps, later the last
-1 / (1 - decay). Flow-matching and diffusion models are evaluated and sampled with such averages
+with `num_updates` (w = 10): early on the average spans about the last n / (w - 1) steps, later the
+last 1 / (1 - decay); the cap is reached at n = (w decay - 1) / (1 - decay). Early, (1 - 1/n)^(w - 1)
+~ beta_n: Karras et al. 2024's power-function EMA with exponent w - 2 (relative width ~ 1/w), so a
+larger w lags less while the loss still falls fast. Flow-matching and diffusion models are evaluated and sampled with such averages
 (e.g. Song et al. 2021's score-based models, decay 0.999-0.9999): the regression's
 gradient is noisy (random times and noise pairs), and the average is a better field than the last
 iterate. Only floating-point parameters are averaged; buffers stay the model's own.
@@ -25,6 +27,15 @@ from .context import RunContext
 from .task import AuxiliaryStep, StepOutput
 
 
+def check_warmup_offset(offset: float) -> float:
+    """The warmup offset w of beta_n = (1 + n) / (w + n) as a float > 1; a ValueError otherwise."""
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not float(offset) > 1.0:
+        raise ValueError(
+            f"EMA warmup offset must be a number > 1 (10 is TensorFlow's; larger lags less); got {offset!r}"
+        )
+    return float(offset)
+
+
 def check_decay(decay: float) -> float:
     """The decay as a float in [0, 1); a ValueError naming the fix otherwise."""
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= float(decay) < 1.0:
@@ -38,14 +49,21 @@ class EMA:
     ``update()`` after every optimizer step; ``with ema.applied(): ...`` evaluates (or samples,
     or saves) the model with the averaged weights and restores the trained ones afterwards;
     ``state_dict``/``load_state_dict`` hold the average and the update count (resumable).
-    ``only``: average just these parameters of the model (e.g. not a learned end time).
+    ``only``: average just these parameters of the model (e.g. not a learned end time);
+    ``warmup_offset``: w of the warmup (ignored without warmup).
     """
 
     def __init__(
-        self, model: nn.Module, decay: float, warmup: bool = True, only: Optional[Iterable[Tensor]] = None
+        self,
+        model: nn.Module,
+        decay: float,
+        warmup: bool = True,
+        only: Optional[Iterable[Tensor]] = None,
+        warmup_offset: float = 10.0,
     ) -> None:
         self.decay = check_decay(decay)
         self.warmup = bool(warmup)
+        self.offset = check_warmup_offset(warmup_offset)
         keep = None if only is None else {id(p) for p in only}  # e.g. the theta optimizer's parameters
         named = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
         named = [(n, p) for n, p in named if keep is None or id(p) in keep]
@@ -56,7 +74,7 @@ class EMA:
 
     def rate(self, n: int) -> float:
         """beta_n of update n (1-based)."""
-        return min(self.decay, (1.0 + n) / (10.0 + n)) if self.warmup else self.decay
+        return min(self.decay, (1.0 + n) / (self.offset + n)) if self.warmup else self.decay
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -92,7 +110,13 @@ class EMA:
                     p.copy_(s)
 
     def state_dict(self) -> Dict[str, Any]:
-        return dict(decay=self.decay, warmup=self.warmup, updates=self.updates, shadow=self.averaged_state())
+        return dict(
+            decay=self.decay,
+            warmup=self.warmup,
+            warmup_offset=self.offset,
+            updates=self.updates,
+            shadow=self.averaged_state(),
+        )
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         shadow = state["shadow"]
@@ -132,10 +156,12 @@ class EMAStep(AuxiliaryStep):
             self.ema.reset()
 
 
-def ema_steps(model: nn.Module, decay: float, params: Iterable[Tensor]) -> Dict[str, AuxiliaryStep]:
+def ema_steps(
+    model: nn.Module, decay: float, params: Iterable[Tensor], warmup_offset: float = 10.0
+) -> Dict[str, AuxiliaryStep]:
     """{'ema': EMAStep} for decay > 0 (averaging ``params`` of ``model``), else {}."""
     decay = check_decay(decay)
-    return {"ema": EMAStep(EMA(model, decay, only=params))} if decay > 0 else {}
+    return {"ema": EMAStep(EMA(model, decay, only=params, warmup_offset=warmup_offset))} if decay > 0 else {}
 
 
 def averaged_weights(state: Dict[str, Any]) -> Dict[str, Tensor]:
