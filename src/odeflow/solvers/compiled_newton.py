@@ -94,6 +94,20 @@ def newton_iterations(
     return z, ok, it, jb
 
 
+def exact_lu(f: Func, ts: Tensor, y: Tensor, z: Tensor, h: Tensor, a: Tensor, batched: bool) -> Tuple[Tensor, Tensor]:
+    """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block (the exact stage
+    Jacobians of the differentiable Newton step that gradients take), h as [1]."""
+    h, flat = h.reshape(()), y.reshape(-1)
+    stage_t = ts.to(y.dtype).unbind()
+    js = torch.stack(
+        [jacobian_blocks_func(f, stage_t[j], (flat + z[j]).reshape(y.shape), batched) for j in range(len(stage_t))]
+    )
+    s_, nb, d, _ = js.shape
+    big = torch.einsum("ij,jbpq->bipjq", a.to(js.dtype), js).reshape(nb, s_ * d, s_ * d)
+    lu, pivots = torch.linalg.lu_factor(torch.eye(s_ * d, dtype=js.dtype, device=js.device) - h * big)
+    return lu, pivots
+
+
 class CompiledNewton:
     """``(ts, t0, y, h, f0, scale, tol) -> (Z, converged, iterations, Jacobian blocks)`` through
     one compiled call (`newton_iterations`); ``count(n)`` receives the evaluations of f made
@@ -120,6 +134,14 @@ class CompiledNewton:
         converged, iterations = bool(ok), int(it)  # the one host read of the step's Newton solve
         self.count(1 + self.a.shape[0] * iterations)
         return z, converged, jb
+
+    def exact_lu(self, ts: Tensor, y: Tensor, z: Tensor, h: float) -> Tuple[Tensor, Tensor]:
+        """`exact_lu` through one compiled call (s evaluations of f, as the eager Jacobians)."""
+        from .compiled import run_compiled
+
+        h_t = torch.tensor([h], dtype=self.a.dtype, device=y.device)
+        self.count(self.a.shape[0])
+        return run_compiled(exact_lu, (self.key, "exact_lu"), self.f, ts, y, z, h_t, self.a, self.batched)
 
 
 def with_compiled_newton(problem: Any, y0: Tensor) -> Any:

@@ -178,7 +178,11 @@ class ImplicitRK:
             # One differentiable Newton step with the exact stage Jacobians: z* - G_Z^-1 G(z*) has
             # the derivative -G_Z^-1 dG of the implicit function theorem (the discrete gradient).
             with torch.no_grad():
-                lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
+                if self.newton is not None and not hasattr(f, "jacobian"):  # one compiled call
+                    ts_t = torch.stack([x.detach().to(torch.float64) for x in ts])
+                    lu_x = self.newton.exact_lu(ts_t, flat.reshape(shape).detach(), z, h)
+                else:
+                    lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
             z = z + self._solve(lu_x, -(z - hd * (a.to(fz.dtype) @ fz)), nb)
         for _ in range(self.grad_iterations if (grad and k is not None) else 0):
