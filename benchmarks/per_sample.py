@@ -29,7 +29,7 @@ With ``--implicit``: stiff Van der Pol (mu spread evenly over ``--mu`` [1, 200],
 methods), in CPU time (time.process_time, interleaved); with ``--grad`` also the gradient of
 sum(w * ys) in mu by backpropagation (shared and per-sample) and by the per-sample adjoint.
 
-    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad] [--implicit [--mu 10 1000]]
+    python benchmarks/per_sample.py [--batches 32 256 1024 4096] [--repeats 3] [--grad] [--implicit [--mu 10 1000] [--compile]]
 """
 
 from __future__ import annotations
@@ -194,6 +194,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--grad", action="store_true", help="forward and backward (gradients in y0 and parameters)")
     ap.add_argument("--implicit", action="store_true", help="stiff Van der Pol with an implicit method")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --implicit: also the shared and per-sample steps with compile=True (Newton compiled)",
+    )
     ap.add_argument("--method", default="radauIIA5", help="--implicit: the implicit method")
     ap.add_argument("--mu", type=float, nargs=2, default=[1.0, 200.0], help="--implicit: the range of mu")
     args = ap.parse_args()
@@ -273,8 +278,8 @@ def implicit_main(args: argparse.Namespace) -> None:
         y0, t = torch.tensor([2.0, 0.0], dtype=D).repeat(batch, 1), torch.linspace(0, 2, 20, dtype=D)
         w = torch.randn(20, batch, 2, generator=torch.Generator().manual_seed(0), dtype=D)
 
-        def run(per_sample, grad: str = ""):
-            m = mu.clone().requires_grad_(bool(grad))
+        def run(per_sample, grad: str = "", compile: bool = False):
+            m = mu.clone().requires_grad_(True) if grad else mu  # the same field every call: compiles once
             f = lambda tt, y: vdp(tt, y, m)  # noqa: E731
             if isinstance(per_sample, PerSample):  # compaction: f sees the running rows
                 f = lambda tt, y, rows: vdp(tt, y, m[rows])  # noqa: E731
@@ -282,7 +287,7 @@ def implicit_main(args: argparse.Namespace) -> None:
             kw = dict(gradient=gradient) if gradient is not None else {}
             meth = method if per_sample else shared_method
             with torch.set_grad_enabled(bool(grad)):
-                sol = odeflow.solve(f, y0, t, method=meth, step=step, per_sample=per_sample, **kw)
+                sol = odeflow.solve(f, y0, t, method=meth, step=step, per_sample=per_sample, compile=compile, **kw)
                 if grad:
                     torch.autograd.grad((sol.ys * w).sum(), m)
             steps = sol.stats.accepted * (1 if per_sample is not False else batch)
@@ -293,6 +298,9 @@ def implicit_main(args: argparse.Namespace) -> None:
             "per_sample": lambda: run(True),
             "per_sample compact=0.5": lambda: run(PerSample(compact=0.5)),
         }
+        if args.compile:
+            fns.update({"shared step compile=True": lambda: run(False, compile=True)})
+            fns.update({"per_sample compile=True": lambda: run(True, compile=True)})
         if args.grad:
             fns.update(
                 {

@@ -217,7 +217,6 @@ def test_max_steps_names_the_sample():
         (dict(gradient=OptimizeDiscretize()), "OptimizeDiscretize"),
         (dict(compile="auto"), "compile='auto'"),
         (dict(compile=True, gradient=OptimizeDiscretize(seminorm=True)), "compile=True with OptimizeDiscretize"),
-        (dict(compile=True, method="radauIIA5"), "radauIIA5.*compile=True"),
         (dict(method="implicit_adams"), "Adams methods are fixed-step only"),
         (dict(step=FixedStep(0.1), method="rk4"), "Adaptive"),
         (dict(step=Adaptive(jump_t=(0.5,)), compile=True), "compile=True per sample does not support"),

@@ -100,7 +100,6 @@ def test_implicit_gradients_match_each_sample_alone_and_finite_differences():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(compile=True), "implicit method 'radauIIA5' does not support compile=True"),
         (dict(gradient=OptimizeDiscretize(params=(), seminorm=True), events=lambda t, y: y[:, 0]), "events"),
         (dict(method="gl4"), "not 'gl4'"),
         (dict(method="implicit_adams"), "Adams"),
@@ -173,3 +172,50 @@ def test_implicit_events_with_compaction_equal_without():
     assert torch.equal(full.stats.event_hit, packed.stats.event_hit)
     torch.testing.assert_close(packed.event_t, full.event_t, rtol=1e-12, atol=1e-12, equal_nan=True)
     torch.testing.assert_close(packed.ys, full.ys, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("g++") is None and __import__("shutil").which("c++") is None,
+    reason="compile=True needs a C++ compiler",
+)
+def test_compiled_row_newton_equals_the_eager_per_sample_solve(monkeypatch):
+    """compile=True: each step's Newton iterations on all rows one compiled call; the same steps,
+    evaluations, values and gradients as the eager per-sample loop."""
+    from odeflow.solvers import compiled_newton
+
+    g = torch.Generator().manual_seed(7)
+    batch = 5
+    mu = (1 + 60 * torch.rand(batch, generator=g, dtype=D)).requires_grad_(True)
+    y0 = torch.stack([1.5 + torch.rand(batch, generator=g, dtype=D), torch.zeros(batch, dtype=D)], -1)
+    t = torch.linspace(0, 1, 5, dtype=D)
+
+    def run(compile):
+        sol = odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=STEP, per_sample=True, compile=compile)
+        (gmu,) = torch.autograd.grad(
+            (sol.ys * torch.linspace(-1, 1, sol.ys.numel(), dtype=D).reshape(sol.ys.shape)).sum(), mu
+        )
+        return sol, gmu
+
+    calls = []
+    original = compiled_newton.CompiledRowNewton.__call__
+    monkeypatch.setattr(
+        compiled_newton.CompiledRowNewton, "__call__", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    eager, g_eager = run(False)
+    assert not calls
+    compiled, g_compiled = run(True)
+    assert calls
+    for name in ("accepted", "rejected", "nfe"):
+        assert torch.equal(getattr(compiled.stats.per_sample, name), getattr(eager.stats.per_sample, name)), name
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-10, atol=1e-12)
+    # terminal events per row stay eager around the compiled Newton: the same event times
+    event = lambda tt, y: y[:, 0] - (y0[:, 0] - 0.02)  # noqa: E731  (x falls faster for small mu)
+    with torch.no_grad():
+        on = [
+            odeflow.solve(vdp(mu), y0, t, method="radauIIA5", step=STEP, per_sample=True, events=event, compile=c)
+            for c in (False, True)
+        ]
+    assert bool(torch.isfinite(on[0].event_t).any())  # some rows stop at their event
+    torch.testing.assert_close(on[1].event_t, on[0].event_t, rtol=0, atol=1e-12, equal_nan=True)
+    torch.testing.assert_close(on[1].ys, on[0].ys, rtol=1e-12, atol=1e-12, equal_nan=True)

@@ -118,6 +118,17 @@ class _Field:
         """[B]: the evaluations that included each row."""
         return self.part_evals + self.full_calls
 
+    def raw_all_rows(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """f on every row, uncounted and unchecked (for compiled code, after a checked call)."""
+        if self.with_rows:
+            return lambda t, y: self.f(t.to(self.dtype), y, self.all_rows)
+        return lambda t, y: self.f(t.to(self.dtype), y)
+
+    def count_all_rows(self, n: int) -> None:
+        """Count n evaluations on every row (made by compiled code)."""
+        self.calls += n
+        self.full_calls += n
+
     def __call__(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
         self.calls += 1
         if idx is None:

@@ -16,11 +16,12 @@ implicit-function-theorem derivative of the converged stages, as in `ImplicitRK.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Hashable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from .compiled_newton import CompiledRowNewton
 from .implicit import ImplicitRK, jacobian_blocks
 from .per_sample import LoopExtras, _Field, _put, _rows
 
@@ -53,6 +54,7 @@ class _RowStep:
         dtype: torch.dtype,
         device: torch.device,
         jacobian: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None,
+        compile_key: Optional[Hashable] = None,
     ) -> None:
         tab = method.tableau
         self.method, self.field, self.jacobian = method, field, jacobian
@@ -68,6 +70,13 @@ class _RowStep:
         self.g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
         self.stiffly_accurate = all(abs(x - y) < 1e-15 for x, y in zip(tab.b, tab.a[-1]))
         self.explicit_first = all(v == 0 for v in tab.a[0])
+        # compile: the Newton iterations of all rows one compiled call (steps on every row only;
+        # compacted steps, on some rows, and a given Jacobian keep the eager iteration)
+        self.newton = None
+        if compile_key is not None and jacobian is None:
+            self.newton = CompiledRowNewton(
+                field.raw_all_rows(), (self.a, self.c), method.max_newton, field.count_all_rows, compile_key
+            )
 
     def _jac(self, t: Tensor, y: Tensor, idx: Optional[Tensor]) -> Tensor:
         """Every row's d x d Jacobian block at (t, y): the given ``jacobian`` or autograd's."""
@@ -103,23 +112,29 @@ class _RowStep:
         f0_graph = f(t0, y, idx).reshape(nb, -1)
         with torch.no_grad():
             f0 = f0_graph.detach()
-            jac = self._jac(t0, y.detach(), idx)
-            lu = _lu(jac, h, self.a)
-            z = (self.c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
             sc = scale.reshape(nb, 1, -1)
-            live, ok = act.clone(), torch.zeros_like(act)
-            prev = torch.full((nb,), math.inf, dtype=torch.float64, device=y.device)
-            for _ in range(self.method.max_newton):
-                fz = stages(z)
-                dz = _solve(lu, -(z - hy * torch.einsum("ij,bjd->bid", self.a, fz)))
-                z = torch.where(_rows(live, z), z + dz, z)
-                size = (dz.abs() / sc).amax(dim=(1, 2)).to(torch.float64)
-                fail = live & (~torch.isfinite(size) | ((size > 2 * prev) & (2 * prev > 0)))
-                prev = torch.where(live, size, prev)
-                conv = live & ~fail & (size <= self.method.newton_tol)
-                ok, live = ok | conv, live & ~fail & ~conv
-                if not bool(live.any()):
-                    break
+            if self.newton is not None and idx is None:
+                ts_t = torch.stack([x.detach().to(torch.float64) for x in ts])
+                z, ok, jac = self.newton(
+                    ts_t, t0.detach().to(torch.float64), y.detach(), h, f0, sc, act, self.method.newton_tol
+                )
+            else:
+                jac = self._jac(t0, y.detach(), idx)
+                lu = _lu(jac, h, self.a)
+                z = (self.c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
+                live, ok = act.clone(), torch.zeros_like(act)
+                prev = torch.full((nb,), math.inf, dtype=torch.float64, device=y.device)
+                for _ in range(self.method.max_newton):
+                    fz = stages(z)
+                    dz = _solve(lu, -(z - hy * torch.einsum("ij,bjd->bid", self.a, fz)))
+                    z = torch.where(_rows(live, z), z + dz, z)
+                    size = (dz.abs() / sc).amax(dim=(1, 2)).to(torch.float64)
+                    fail = live & (~torch.isfinite(size) | ((size > 2 * prev) & (2 * prev > 0)))
+                    prev = torch.where(live, size, prev)
+                    conv = live & ~fail & (size <= self.method.newton_tol)
+                    ok, live = ok | conv, live & ~fail & ~conv
+                    if not bool(live.any()):
+                        break
         z = z.detach()
         # the differentiable Newton step only where something requires gradients (as ImplicitRK)
         if torch.is_grad_enabled() and (f0_graph.requires_grad or any(x.requires_grad for x in ts)):

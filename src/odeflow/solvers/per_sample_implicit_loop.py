@@ -17,6 +17,7 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .compiled import compile_key
 from .errors import SolverError
 from .implicit import ImplicitRK
 from .per_sample import LoopExtras, PerSample, SampleCounts, _Field, _initial_step, _put, _rows
@@ -38,13 +39,15 @@ class ImplicitLoop:
         ctrl: Adaptive,
         options: PerSample,
         extras: LoopExtras,
+        compile: bool = False,
     ) -> None:
         self.method, self.ctrl, self.options, self.extras = method, ctrl, options, extras
         self.rtol, self.atol = float(ctrl.rtol), float(ctrl.atol)  # type: ignore[arg-type]  # checked by the caller
         self.B, self.T = t_out.shape
         self.dev, self.dtype, self.y0, self.t_out = y0.device, y0.dtype, y0, t_out
         self.field = _Field(f, self.dtype, self.B, self.dev, options.compact > 0)
-        self.step = _RowStep(method, self.field, self.dtype, self.dev, extras.jacobian)
+        key = compile_key("per-sample-newton", method, f, y0) if compile else None
+        self.step = _RowStep(method, self.field, self.dtype, self.dev, extras.jacobian, key)
         self.norm = SampleNorm(ctrl, y0)
         self.stops = SampleStops(ctrl, options.step_t, options.jump_t, t_out)
         B, dev = self.B, self.dev
@@ -211,12 +214,14 @@ def integrate_implicit_per_sample(
     ctrl: Adaptive,
     options: Optional[PerSample] = None,
     extras: Optional[LoopExtras] = None,
+    compile: bool = False,
 ) -> Tuple[Tensor, SampleCounts, int]:
     """Adaptive implicit solve of every row of y0 [B, ...] through its own output times t_out
-    [B, T] (float64, rows strictly monotone); f(t [B], y) or, with ``options.compact``,
+    [B, T] (float64, rows strictly monotone; ``compile``: each step's Newton iterations on
+    every row one compiled call); f(t [B], y) or, with ``options.compact``,
     f(t, y, rows), as for `per_sample_loop.integrate_per_sample`. ``extras``: terminal events
     (filled in: event_hit, event_t, event_y, event_component), a given first step, landing on
     the outputs with jumps, step callbacks and a given Jacobian (`LoopExtras`). Returns (states
     [T, B, ...], per-sample counts, batched evaluations of f)."""
     ex = LoopExtras() if extras is None else extras
-    return ImplicitLoop(method, f, y0, t_out, ctrl, options or PerSample(), ex).run()
+    return ImplicitLoop(method, f, y0, t_out, ctrl, options or PerSample(), ex, compile).run()

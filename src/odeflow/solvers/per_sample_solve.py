@@ -108,7 +108,7 @@ def solve_per_sample(
     if loop is not None:
         ys, counts, calls = loop(tab, func, y0, t_out, step, options, extras)
     elif isinstance(tab, ImplicitRK):
-        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras)
+        ys, counts, calls = integrate_implicit_per_sample(tab, func, y0, t_out, step, options, extras, compile)
     else:
         ys, counts, calls = integrate_per_sample(tab, func, y0, t_out, step, options, extras, compile)
     event_t: Optional[Tensor] = None
@@ -171,11 +171,6 @@ def _check_method(
             f"ones ({_IMPLICIT}), not {getattr(tab, 'name', method)!r}: odeflow's Adams methods are fixed-step only "
             "(a fixed grid is shared by all samples anyway: solve without per_sample), implicit methods without an "
             "error estimate and scipy_solver have no per-sample form"
-        )
-    if implicit and compile:
-        raise ValueError(
-            f"per_sample=True with the implicit method {tab.name!r} does not support compile=True yet; "
-            "drop compile (the implicit steps run eagerly), or use an explicit method (dopri5, tsit5, ...)"
         )
     if loop is not None and step.norm is not None:
         raise ValueError(
