@@ -37,6 +37,8 @@ def test_short_run(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("\n".join(rows) + "\n")
     r = ncde_peer.train_ncde(
-        SequenceClassifyConfig(data=str(path), iterations=30, batch=8, drop=0.3, seed=0), hidden=8, width=8
+        SequenceClassifyConfig(model="ncde", data=str(path), iterations=30, batch=8, drop=0.3, seed=0),
+        hidden=8,
+        width=8,
     )
     assert r["test_accuracy"] >= 0.8 and r["seconds_per_epoch"] > 0 and r["parameters"] > 0

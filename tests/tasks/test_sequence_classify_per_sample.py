@@ -59,7 +59,7 @@ def test_a_short_per_sample_run_learns(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(per_sample=True), "give ode_rtol"),
+        (dict(model="ode-rnn", per_sample=True), "give ode_rtol"),
         (dict(model="gru-d", per_sample=True, ode_rtol=1e-3), "ode-rnn or latent-ode"),
         (dict(model="ncde", ode_rtol=1e-3), "ode-rnn or latent-ode"),
     ],

@@ -1,7 +1,8 @@
 """random-cde through `odeflow train classify` and `odeflow evaluate`: a randomized family of
 labelled long CSVs (three classes by frequency), the run folder (best.pt loads with
 weights_only=True and holds no random weights), evaluate reproduces summary.json, a model at
-chance says so, and the settings that do not apply are refused."""
+chance says so, it is the default series model, and the settings that do not apply are refused
+(the training options with random-cde, the reservoir's with a trained model)."""
 
 import json
 import math
@@ -65,12 +66,33 @@ def test_library_fit_is_deterministic_and_at_chance_says_so(tmp_path):
     assert "random features do not separate the classes" in s["warning"]
 
 
+def test_random_cde_is_the_default_series_model(tmp_path, capsys):
+    """No --model on series data: the closed-form fit, with its own stop reason in summary.json."""
+    path, out = _write_csv(tmp_path / "s.csv", 5, n_series=30), tmp_path / "run"
+    argv = ["train", "classify", "--data", str(path), "--reservoir", "16", "--windows", "6", "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("random-cde on ")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["model"] == "random-cde" and s["stopped"] == "closed form" and s["iterations"] == 0
+    assert s["budget"].startswith("closed form") and s["units"] == 16
+    assert json.loads((out / "config.json").read_text())["model"] == "random-cde"
+
+
 @pytest.mark.parametrize(
     "argv,match",
     [
         (["--model", "random-cde", "--iterations", "10"], "not trained by iterations"),
         (["--model", "random-cde", "--epochs", "2"], "not trained by iterations"),
+        (["--iterations", "10"], "random-cde (the default series model) is not trained by iterations"),
+        (["--epochs", "3"], "pass --model ode-rnn"),
+        (["--lr", "0.1"], "--lr does not apply to random-cde (the default series model"),
+        (["--patience", "3", "--batch", "4"], "--batch, --patience do not apply to random-cde"),
+        (["--hidden", "8"], "--hidden does not apply to random-cde"),
+        (["--val-every", "5", "--time-budget", "60"], "--val-every, --time-budget do not apply"),
+        (["--tensorboard"], "--tensorboard logs training curves; random-cde"),
         (["--model", "ode-rnn", "--windows", "8"], "windows applies to --model nrde or random-cde"),
+        (["--model", "ode-rnn", "--reservoir", "8"], "--reservoir applies to --model random-cde only"),
+        (["--model", "gru-d", "--shifts", "2"], "--shifts applies to --model random-cde only"),
     ],
 )
 def test_settings_that_do_not_apply(tmp_path, argv, match, capsys):
@@ -79,6 +101,11 @@ def test_settings_that_do_not_apply(tmp_path, argv, match, capsys):
     assert match in capsys.readouterr().err
 
 
-def test_the_iteration_task_refuses_random_cde():
+def test_the_iteration_task_refuses_random_cde(tmp_path, capsys):
     with pytest.raises(ValueError, match="no iterations to train"):
         SequenceClassifyTask(SequenceClassifyConfig(model="random-cde"))
+    with pytest.raises(ValueError, match="the default series model"):
+        SequenceClassifyTask(SequenceClassifyConfig())
+    path = _write_csv(tmp_path / "s.csv", 0, n_series=9)  # the task by its own name, no --model
+    assert main(["train", "sequence-classify", "--data", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "odeflow train classify --data" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 """`odeflow train classify`: ODE-Net, its ResNet twin, ANODE or SONODE on digits, the annuli or
 an image set; `--epochs N` sets the iterations to N passes over the training split.
-Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model ode-rnn|latent-ode|
-gru-dt|gru-d|ncde|nrde|random-cde`, `--drop 0.5`) go to tasks.sequence_classify: by default they stop on a
-validation plateau inside a budget that scales with the data; `--iterations N` or `--epochs N` fixes
-it (random-cde has no iterations: tasks.sequence_random fits its readout in closed form)."""
+Irregular series (`--data gunpoint|uea:GunPoint|...|PATH.csv`, `--model random-cde|ode-rnn|
+latent-ode|gru-dt|gru-d|ncde|nrde`, `--drop 0.5`) go to tasks.sequence_classify. The default,
+random-cde, has no iterations (tasks.sequence_random fits its readout in closed form; the options
+of training by iterations are refused); the trained models stop on a validation plateau inside a
+budget that scales with the data, and `--iterations N` or `--epochs N` fixes it."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ _SPECIAL: Dict[str, Any] = {
                 "nrde",
                 "random-cde",
             ],
-            help="odenet/resnet/anode/sonode on vectors and images; ode-rnn/latent-ode/gru-dt/"
-            "gru-d/ncde (neural CDE)/nrde (neural rough DE)/random-cde (random CDE features, ridge readout) on series",
+            help="odenet/resnet/anode/sonode on vectors and images; random-cde (random CDE features, ridge "
+            "readout fitted in closed form: no iterations)/ode-rnn/latent-ode/gru-dt/gru-d/ncde (neural CDE)/nrde "
+            "(neural rough DE) on series",
         ),
     ),
     "--schedule": (
@@ -71,7 +73,11 @@ def _add_series_defaults(p: argparse.ArgumentParser, vectors: Any, series: Any) 
         mine, theirs = getattr(series, name), getattr(vectors, name)
         if mine == theirs or not action.help or not action.help.endswith(")"):
             continue
-        shown = "set by the data (the budget rule), stopping on a validation plateau" if mine is None else mine
+        shown = mine
+        if name == "iterations":
+            shown = "none for random-cde; the trained models: set by the data (the budget rule), stopping on a plateau"
+        elif mine is None:
+            shown = "set by the data"
         action.help = f"{action.help[:-1]}; series data: {shown})".replace("%", "%%")
 
 
@@ -167,6 +173,12 @@ def _run_sequence(args: argparse.Namespace) -> int:
     cfg, out, resume = make_config(SequenceClassifyConfig, args, entry.default_out, adjust=_adjust_sequence)
     if cfg.model == "random-cde":
         from ..tasks.sequence_classify import train_sequence_classify
+
+        if getattr(args, "tensorboard", False):
+            raise ValueError(
+                "--tensorboard logs training curves; random-cde (the default series model) has none (a closed-form "
+                "fit): drop it, or pass --model ode-rnn (or another trained model)"
+            )
         from ..tasks.sequence_random import describe_random_cde
 
         summary = train_sequence_classify(cfg, out, progress=False, resume=resume)

@@ -1,5 +1,7 @@
 """Task `sequence-classify`: classify irregular multivariate series (`odeflow train classify
---data gunpoint|uea:GunPoint|...|PATH.csv --model ode-rnn|latent-ode|gru-dt|gru-d|ncde|nrde`).
+--data gunpoint|uea:GunPoint|...|PATH.csv --model random-cde|ode-rnn|latent-ode|gru-dt|gru-d|ncde|nrde`;
+the default, random-cde, is fitted in closed form by tasks.sequence_random, the others are
+trained here by iterations).
 
 Data: the sets sktime bundles (official train/test split) or a long CSV with a `label` column
 (seeded split, `test_fraction` held out); `drop` removes that share of each series'
@@ -212,8 +214,10 @@ class SequenceClassifyTask(Task):
     def __init__(self, config: SequenceClassifyConfig) -> None:
         if config.model == "random-cde":
             raise ValueError(
-                "random-cde has no iterations to train (a fixed random CDE and a closed-form ridge readout); "
-                "fit it with tasks.sequence_classify.train_sequence_classify or `odeflow train classify`"
+                "random-cde (the default series model) has no iterations to train (a fixed random CDE and a "
+                "closed-form ridge readout); fit it with `odeflow train classify --data ...` (or "
+                "tasks.sequence_classify.train_sequence_classify), or pass --model ode-rnn (or latent-ode, gru-dt, "
+                "gru-d, ncde, nrde) to train by iterations"
             )
         super().__init__(config)
         self.budget = choose_budget(config)

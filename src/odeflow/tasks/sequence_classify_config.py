@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import List, Literal, Optional
 
 from ..training.config import TrainingConfig
 from ..training.config_types import NonNegativeFloat, PositiveFloat, PositiveInt
@@ -30,8 +30,9 @@ def auto_iterations(batches_per_epoch: int) -> int:
 
 @dataclass
 class SequenceClassifyConfig(TrainingConfig):
+    # random-cde (the default) is fitted in closed form; the others are trained by iterations
     model: Literal["ode-rnn", "latent-ode", "gru-dt", "gru-d", "ncde", "nrde", "random-cde"] = (
-        "ode-rnn"  # ode-rnn | latent-ode | gru-dt | gru-d | ncde | nrde | random-cde
+        "random-cde"  # random-cde | ode-rnn | latent-ode | gru-dt | gru-d | ncde | nrde
     )
     data: str = "basic-motions"  # a bundled set (gunpoint, uea:GunPoint, ...) | PATH.csv (with a label column)
     drop: NonNegativeFloat = 0.0  # share of observations removed per series
@@ -106,11 +107,15 @@ class SequenceClassifyConfig(TrainingConfig):
             raise ValueError(
                 f"windows applies to --model nrde or random-cde (log-signature windows); got --model {self.model}"
             )
-        if self.model == "random-cde" and (self.iterations is not None or self.epochs is not None):
-            raise ValueError(
-                "random-cde is not trained by iterations: its random CDE is fixed and its ridge readout is fitted "
-                "in closed form; drop --iterations / --epochs"
-            )
+        if self.model == "random-cde":
+            self._check_closed_form()
+        else:
+            unused = [name for name in RANDOM_CDE_ONLY if getattr(self, name) != _DEFAULTS[name]]
+            if unused:
+                raise ValueError(
+                    f"{_flags(unused)} {_verb(unused, 'applies', 'apply')} to --model random-cde only (the random CDE's reservoir); "
+                    f"drop them for --model {self.model}"
+                )
         if self.normalize not in ("channel", "series"):
             raise ValueError(f"unknown normalize {self.normalize!r}; valid: channel, series")
         if self.drop_mode not in DROP_MODES:
@@ -130,3 +135,43 @@ class SequenceClassifyConfig(TrainingConfig):
             raise ValueError("per_sample solves each series on its own adaptive steps: give ode_rtol too (e.g. 1e-3)")
         if self.step_size <= 0 or self.obs_std <= 0 or self.ce_weight < 0:
             raise ValueError("step_size and obs_std must be > 0, ce_weight >= 0")
+
+    def _check_closed_form(self) -> None:
+        """random-cde (the default series model) is fitted in closed form: the settings of training by
+        iterations (and of the trained models) would do nothing, so changing one is an error."""
+        if self.iterations is not None or self.epochs is not None:
+            raise ValueError(
+                "random-cde (the default series model) is not trained by iterations: its random CDE is fixed and "
+                "its ridge readout is fitted in closed form; drop --iterations / --epochs, or pass --model ode-rnn "
+                "(or latent-ode, gru-dt, gru-d, ncde, nrde) to train by iterations"
+            )
+        unused = [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in CLOSED_FORM_SETTINGS and getattr(self, f.name) != _DEFAULTS[f.name]
+        ]
+        if unused:
+            raise ValueError(
+                f"{_flags(unused)} {_verb(unused, 'does', 'do')} not apply to random-cde (the default series model: a fixed random CDE and a "
+                f"ridge readout fitted in closed form, no iterations); drop them, or pass --model ode-rnn (or "
+                f"latent-ode, gru-dt, gru-d, ncde, nrde) to train a model that uses them"
+            )
+
+
+# what random-cde uses; every other setting belongs to the trained models or the training loop
+CLOSED_FORM_SETTINGS = frozenset(
+    ("model", "data", "drop", "drop_mode", "normalize", "val_fraction", "test_fraction", "seed")
+    + ("windows", "reservoir", "shifts", "iterations", "epochs")
+)
+RANDOM_CDE_ONLY = ("reservoir", "shifts")
+
+
+def _flags(names: List[str]) -> str:
+    return ", ".join("--" + n.replace("_", "-") for n in names)
+
+
+def _verb(names: List[str], one: str, many: str) -> str:
+    return one if len(names) == 1 else many
+
+
+_DEFAULTS = {f.name: getattr(SequenceClassifyConfig, f.name) for f in dataclasses.fields(SequenceClassifyConfig)}
