@@ -29,6 +29,9 @@ from torch import Tensor
 from .inputs import InputSignal
 from .library import Library, as_library, monomials
 from .rk4 import rk4_step
+from .sparse_field import PolynomialColumns
+
+FAST_FIELD = True  # False: every field through Library.evaluate (the reference the tests compare with)
 
 __all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
 
@@ -142,6 +145,11 @@ class SparseModel:
         place[torch.as_tensor(cols * d + rows), torch.arange(len(rows))] = 1.0
         self.place, self.d, self.mc = place, d, mc
         self.rows, self.cols_in = rows, cols
+        # a support of polynomial columns only: evaluated by PolynomialColumns (few tensor ops)
+        polynomial = bool((self.cols < len(self.library.powers)).all())
+        self.fast = (
+            PolynomialColumns([self.library.powers[c] for c in self.cols]) if polynomial and FAST_FIELD else None
+        )
 
     @property
     def size(self) -> int:
@@ -158,6 +166,8 @@ class SparseModel:
     def field(self, w: Tensor, z: Tensor, u: Optional[Tensor] = None) -> Tensor:
         """f(z, u) for z [B, S, d], inputs u [S, p] (or None) and coefficient matrices w [B, mc, d]."""
         v = z if u is None else torch.cat([z, u.expand(z.shape[0], -1, -1)], dim=-1)
+        if self.fast is not None:
+            return torch.bmm(self.fast(v).view(z.shape[0], -1, self.mc), w)
         theta = self.library.evaluate(v.reshape(-1, v.shape[-1]), self.cols).view(z.shape[0], z.shape[1], self.mc)
         return torch.bmm(theta, w)
 
