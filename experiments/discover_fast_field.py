@@ -1,5 +1,7 @@
-"""The search on the observations and its bootstrap intervals with the fast sparse field
-(odeflow.discover.sparse_field) against the reference (Library.evaluate), side by side.
+"""The search on the observations and its bootstrap intervals with the fast computations
+(observation_fit.FAST: polynomial fields by odeflow.discover.sparse_field, predicted BICs with the
+segment starts projected out once) against the reference ones (Library.evaluate, one full least
+squares per predicted BIC), side by side.
 
 Per instance (random families, 5 % proportional noise, 150 observations, no neural fit: segments
 started at the observations, the search started from the regression on the clean states' exact
@@ -55,7 +57,7 @@ def problem(system: str, seed: int, noise: float, n: int):
 
 
 def run(sel, sp, fast: bool, bootstrap: int):
-    observation_fit.FAST_FIELD = fast
+    observation_fit.FAST = fast
     start = time.process_time()
     found = refine_on_observations(sel, sp, SearchOptions(ensemble=0))
     scored = found.segments if found.segments is not None else sp.seg
@@ -80,7 +82,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 ref, iv_ref, cpu_ref = run(sel, sp, False, args.bootstrap)
                 new, iv_new, cpu_new = run(sel, sp, True, args.bootstrap)
-            observation_fit.FAST_FIELD = True
+            observation_fit.FAST = True
             scale = np.abs(ref.fit.coefficients).max()
             row = dict(
                 system=system,

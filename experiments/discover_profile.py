@@ -24,14 +24,13 @@ from typing import Callable, Dict
 
 import torch
 
+from odeflow.discover import NeuralFitConfig, confidence, discover_equations, intervals, model_search, pipeline
+from odeflow.discover import observation_fit as observation_fit
+from odeflow.discover.library import parse_library
+from odeflow.discover.options import DiscoverOptions
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 from discover_family import observe  # noqa: E402
-
-from odeflow.discover import NeuralFitConfig, discover_equations  # noqa: E402
-from odeflow.discover import confidence, intervals, model_search, neural_fit, observation_fit, pipeline  # noqa: E402
-from odeflow.discover.library import parse_library  # noqa: E402
-from odeflow.discover.options import DiscoverOptions  # noqa: E402
 
 CPU: Dict[str, float] = {}
 CALLS: Dict[str, int] = {}
@@ -78,7 +77,6 @@ def main() -> None:
     timed(intervals, "fit_on_observations", "  bootstrap: LM refits")
     timed(observation_fit, "jacobian", "  (all) finite-difference Jacobians")
     timed(confidence, "competing_supports", "  confidence: competing supports")
-    _ = neural_fit
     opts = DiscoverOptions(ensemble=0, library=parse_library(inst.library))
     prof = cProfile.Profile()
     start = time.process_time()
@@ -91,10 +89,21 @@ def main() -> None:
     total = time.process_time() - start
     truth = inst.truth(res.equations.terms)
     ok = bool(((res.equations.coefficients != 0) == (truth != 0)).all())
-    print(json.dumps(dict(system=args.system, instance=args.instance, noise=args.noise, kind=args.kind,
-                          exact=ok, cpu_s=round(total, 1), wall_s=round(time.time() - wall, 1),
-                          fits=res.refinement.evaluated if res.refinement else None,
-                          confidence=res.confidence.level if res.confidence else None)))
+    print(
+        json.dumps(
+            dict(
+                system=args.system,
+                instance=args.instance,
+                noise=args.noise,
+                kind=args.kind,
+                exact=ok,
+                cpu_s=round(total, 1),
+                wall_s=round(time.time() - wall, 1),
+                fits=res.refinement.evaluated if res.refinement else None,
+                confidence=res.confidence.level if res.confidence else None,
+            )
+        )
+    )
     for label, sec in CPU.items():
         print(f"{label:45s} {sec:8.1f} s  {100 * sec / total:5.1f} %  ({CALLS[label]} calls)")
     stats = pstats.Stats(prof)

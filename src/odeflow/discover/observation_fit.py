@@ -31,7 +31,7 @@ from .library import Library, as_library, monomials
 from .rk4 import rk4_step
 from .sparse_field import PolynomialColumns
 
-FAST_FIELD = True  # False: every field through Library.evaluate (the reference the tests compare with)
+FAST = True  # False: the reference computations (Library.evaluate fields, one full least squares per predicted BIC)
 
 __all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
 
@@ -147,9 +147,7 @@ class SparseModel:
         self.rows, self.cols_in = rows, cols
         # a support of polynomial columns only: evaluated by PolynomialColumns (few tensor ops)
         polynomial = bool((self.cols < len(self.library.powers)).all())
-        self.fast = (
-            PolynomialColumns([self.library.powers[c] for c in self.cols]) if polynomial and FAST_FIELD else None
-        )
+        self.fast = PolynomialColumns([self.library.powers[c] for c in self.cols]) if polynomial and FAST else None
 
     @property
     def size(self) -> int:
@@ -361,24 +359,65 @@ def predicted_bics(
     n = current.residuals.shape[0]
     position = {(int(i), int(model.cols[c])): q for q, (i, c) in enumerate(zip(model.rows, model.cols_in))}
     values = params[:k].detach().numpy()
+    if not FAST:
+        return _predicted_reference(jac, r, n, k, position, values, current.support, candidates)
+    bad = ~np.isfinite(jac).all(axis=0)
+    if bad[k:].any() or not np.isfinite(r).all():
+        return [float("inf")] * len(candidates)  # a diverging model: no linear prediction
+    # every candidate frees all segment starts: project them out once (an orthonormal basis of their
+    # columns), then each candidate is a small least squares in its own coefficients, whose minimal
+    # residual is the full problem's (the residual of a least-squares problem is unique)
+    q = _orthonormal_columns(jac[:, k:])
+    finite = np.where(bad[None, :k], 0.0, jac[:, :k])
+    coef = finite - q @ (q.T @ finite)
+    r_perp = r - q @ (q.T @ r)
+    out = []
+    for cand in candidates:
+        free = [position[(int(i), int(j))] for i, j in zip(*np.nonzero(cand))]
+        dropped = [q_ for (i, j), q_ in position.items() if current.support[i, j] and not cand[i, j]]
+        if bad[free].any() or bad[dropped].any():
+            out.append(float("inf"))
+            continue
+        r0 = r_perp - coef[:, dropped] @ values[dropped] if dropped else r_perp
+        a = coef[:, free]
+        try:
+            delta = np.linalg.lstsq(a, -r0, rcond=None)[0] if free else np.zeros(0)
+        except np.linalg.LinAlgError:
+            out.append(float("inf"))
+            continue
+        lin = (r0 + a @ delta).reshape(n, -1)
+        out.append(bic_of(lin, len(free)))
+    return out
+
+
+def _predicted_reference(jac, r, n, k, position, values, support, candidates) -> List[float]:
+    """predicted_bics' least squares with every segment start column in each candidate's problem."""
     starts = np.arange(k, jac.shape[1])
     out = []
     for cand in candidates:
         free = [position[(int(i), int(j))] for i, j in zip(*np.nonzero(cand))]
-        dropped = [q for (i, j), q in position.items() if current.support[i, j] and not cand[i, j]]
+        dropped = [q for (i, j), q in position.items() if support[i, j] and not cand[i, j]]
         r0 = r - jac[:, dropped] @ values[dropped] if dropped else r
         cols = np.concatenate([np.asarray(free, dtype=np.int64), starts])
         if not (np.isfinite(r0).all() and np.isfinite(jac[:, cols]).all()):
-            out.append(float("inf"))  # a diverging model: no linear prediction
+            out.append(float("inf"))
             continue
         try:
             delta = np.linalg.lstsq(jac[:, cols], -r0, rcond=None)[0]
         except np.linalg.LinAlgError:
             out.append(float("inf"))
             continue
-        lin = (r0 + jac[:, cols] @ delta).reshape(n, -1)
-        out.append(bic_of(lin, len(free)))
+        out.append(bic_of((r0 + jac[:, cols] @ delta).reshape(n, -1), len(free)))
     return out
+
+
+def _orthonormal_columns(a: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """An orthonormal basis [n, r] of the column space of a [n, c] (rank-revealing: singular
+    directions below rcond × the largest are dropped, as lstsq's rcond does)."""
+    if a.shape[1] == 0:
+        return np.zeros((a.shape[0], 0))
+    u, s, _ = np.linalg.svd(a, full_matrices=False)
+    return u[:, s > rcond * max(s[0], 1e-300)]
 
 
 def rank_of(support: np.ndarray, extra: Optional[np.ndarray] = None) -> Tuple[int, int]:
