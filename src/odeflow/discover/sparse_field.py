@@ -9,7 +9,9 @@ support is written as a product of D factors taken from [1, v_1, …, v_n] (x² 
 
 is one concatenation, one index_select, one product and one batched matrix product, whatever the
 support (Library.evaluate builds every power of every variable and gathers them, ~25 operations).
-Equal to it up to rounding (x³ as x·x·x instead of pow(x, 3)); tests compare the two.
+Equal to it up to rounding (x³ as x·x·x instead of pow(x, 3)); tests compare the two. `numpy`
+does the same on numpy arrays, for the integrations that need no autograd (the finite-difference
+Jacobians and the Levenberg–Marquardt trial steps), where numpy's smaller per-call cost counts.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class PolynomialColumns:
             f = [i + 1 for i in range(self.n) for _ in range(int(row[i]))]
             factors[c, : len(f)] = f
         self.factors = torch.as_tensor(factors.reshape(-1))
+        self.factors_np = factors.T.reshape(-1)  # factor-major: [top, m] after the take
+        self._ones: dict = {}
 
     def __call__(self, v: Tensor) -> Tensor:
         f = torch.cat([v.new_ones(v.shape[:-1] + (1,)), v], dim=-1)
@@ -40,3 +44,15 @@ class PolynomialColumns:
         if self.top == 1:
             return picked
         return picked.view(v.shape[:-1] + (self.m, self.top)).prod(dim=-1)
+
+    def numpy(self, v: np.ndarray) -> np.ndarray:
+        """The same columns for a numpy array v [..., n] (no autograd; numpy's per-call cost is lower)."""
+        ones = self._ones.get(v.shape[:-1])
+        if ones is None:
+            ones = self._ones.setdefault(v.shape[:-1], np.ones(v.shape[:-1] + (1,)))
+        picked = np.concatenate([ones, v], axis=-1).take(self.factors_np, axis=-1)
+        picked = picked.reshape(v.shape[:-1] + (self.top, self.m))
+        out = picked[..., 0, :]
+        for k in range(1, self.top):  # (f0 f1) f2, as torch's prod (a numpy reduce costs more here)
+            out = out * picked[..., k, :]
+        return out
