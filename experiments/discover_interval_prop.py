@@ -35,7 +35,7 @@ from odeflow.discover.neural_fit import auto_substeps
 from odeflow.discover.observation_fit import fit_on_observations, segments_of
 
 
-def run(system: str, seed: int, kind: str, noise: float, draws: int) -> dict:
+def run(system: str, seed: int, kind: str, noise: float, draws: int, steps: int = 2) -> dict:
     inst = random_instance(system, seed)
     n_obs = int(np.random.default_rng([seed, 7]).integers(80, 201))
     lib = parse_library(inst.library).build(inst.variables)
@@ -43,7 +43,7 @@ def run(system: str, seed: int, kind: str, noise: float, draws: int) -> dict:
     sup = truth != 0
     t, x, clean = inst.observe(n_obs, noise, seed, kind)
     traj = torch.zeros(len(t), dtype=torch.long)
-    sub = 2 * auto_substeps(t, x, traj, x.std(dim=0))
+    sub = steps * auto_substeps(t, x, traj, x.std(dim=0))
     seg0 = segments_of(t, x, traj, substeps=sub)
     first = fit_on_observations(lib, sup, truth, seg0)
     _, level = first.raw_residuals(seg0)
@@ -64,6 +64,7 @@ def run(system: str, seed: int, kind: str, noise: float, draws: int) -> dict:
         seed=seed,
         kind=kind,
         noise=noise,
+        steps=steps,
         n=n_obs,
         n_true=gn[1],
         z_est=((fit.coefficients - truth)[sup] / fit.stderr[sup]).round(3).tolist(),
@@ -109,6 +110,7 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["proportional"])
     ap.add_argument("--noise", type=float, default=0.05)
     ap.add_argument("--draws", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=2, help="rk4 steps per interval: this × auto_substeps (pipeline: 2)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--report", type=Path, default=None)
     args = ap.parse_args()
@@ -121,7 +123,7 @@ def main() -> None:
             for system in args.systems:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    row = run(system, seed, kind, args.noise, args.draws)
+                    row = run(system, seed, kind, args.noise, args.draws, args.steps)
                 print(json.dumps({k: v for k, v in row.items() if not k.startswith("z_")}), flush=True)
                 if args.out is not None:
                     with args.out.open("a") as fh:
