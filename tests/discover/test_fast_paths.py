@@ -79,6 +79,17 @@ def test_residuals_and_predicted_bics_equal_the_reference(system, seed, referenc
     assert np.allclose(fast_bics, ref_bics, rtol=1e-7, atol=1e-6)
 
 
+def test_an_empty_support_is_fitted_as_by_the_reference(reference):
+    # no term at all (dx/dt = 0): the reference path, not PolynomialColumns (which needs a column)
+    inst, t, clean, xdot, theta, terms, seg = _problem("damped-linear", 825, n=30)
+    powers = polynomial_terms(inst.variables, 3)
+    empty = np.zeros((2, len(terms)), dtype=bool)
+    got = fit_on_observations(powers, empty, np.zeros(empty.shape), seg, max_iter=2)
+    with reference():
+        ref = fit_on_observations(powers, empty, np.zeros(empty.shape), seg, max_iter=2)
+    assert np.isfinite(got.bic) and abs(got.bic - ref.bic) < 1e-9
+
+
 def _search(system, seed, n):
     inst, t, clean, xdot, theta, terms, seg = _problem(system, seed, n=n)
     groups = np.minimum((5 * t.numpy() / t[-1].item()).astype(int), 4)

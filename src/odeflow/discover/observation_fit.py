@@ -146,7 +146,7 @@ class SparseModel:
         self.place, self.d, self.mc = place, d, mc
         self.rows, self.cols_in = rows, cols
         # a support of polynomial columns only: evaluated by PolynomialColumns (few tensor ops)
-        polynomial = bool((self.cols < len(self.library.powers)).all())
+        polynomial = len(self.cols) > 0 and bool((self.cols < len(self.library.powers)).all())
         self.fast = PolynomialColumns([self.library.powers[c] for c in self.cols]) if polynomial and FAST else None
 
     @property
@@ -175,7 +175,7 @@ class SparseModel:
         batched = params.dim() == 2
         p = params if batched else params.unsqueeze(0)
         k = len(self.rows)
-        w = (p[:, :k] @ self.place.T).view(-1, self.mc, self.d)
+        w = (p[:, :k] @ self.place.T).view(p.shape[0], self.mc, self.d)  # explicit: mc may be 0
         z = p[:, k:].reshape(p.shape[0], -1, self.d)
         preds = [z]
         for i in range(seg.dt.shape[0]):
