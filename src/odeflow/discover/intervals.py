@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .library import Library
+from .noise_model import KINDS, fit_variance_model
 from .observation_fit import ObservationFit, Segments, fit_on_observations
 
 Z95 = 1.959963984540054
@@ -82,9 +83,14 @@ def coefficient_intervals(
     draws: int = 0,
     seed: int = 0,
     resample: str = "parametric",
+    refit_noise: bool = False,
+    kinds: Sequence[str] = KINDS,
 ) -> Intervals:
     """Gauss–Newton ±1.96 se (draws = 0), or its union with the bootstrap's bias-corrected normal
-    interval over `draws` refits, the noise drawn as `resample` says (module docstring)."""
+    interval over `draws` refits, the noise drawn as `resample` says (module docstring).
+    refit_noise: each replicate repeats the noise model's estimation as the search does (a fit
+    under the given weights, the noise model (`kinds`) fitted to its residuals, the weighted refit)
+    instead of keeping the fit's weights."""
     if resample not in RESAMPLE:
         raise ValueError(f"resample must be one of {RESAMPLE}; got {resample!r}")
     gn_lo = fit.coefficients - Z95 * fit.stderr
@@ -97,7 +103,13 @@ def coefficient_intervals(
     got = []
     for _ in range(draws):
         target = torch.as_tensor(pred + bootstrap_noise(fit, seg, rng, resample), dtype=torch.float64)
-        again = fit_on_observations(library, fit.support, fit.coefficients, replace(seg, target=target), fit.starts)
+        star = replace(seg, target=target)
+        again = fit_on_observations(library, fit.support, fit.coefficients, star, fit.starts)
+        if refit_noise and np.isfinite(again.bic):
+            raw, level = again.raw_residuals(star)
+            model = fit_variance_model(raw, level, star.scale.numpy(), kinds)
+            star = star.with_weights(model.weights(level))
+            again = fit_on_observations(library, fit.support, again.coefficients, star, again.starts)
         if np.isfinite(again.bic):
             got.append(again.coefficients)
     if len(got) < 2:

@@ -29,6 +29,9 @@ from torch import Tensor
 from .inputs import InputSignal
 from .library import Library, as_library, monomials
 from .rk4 import rk4_step
+from .sparse_field import PolynomialColumns
+
+FAST = True  # False: the reference computations (Library.evaluate fields, one full least squares per predicted BIC)
 
 __all__ = ["Segments", "segments_of", "SparseModel", "fit_on_observations", "predicted_bics", "monomials", "rank_of"]
 
@@ -142,6 +145,9 @@ class SparseModel:
         place[torch.as_tensor(cols * d + rows), torch.arange(len(rows))] = 1.0
         self.place, self.d, self.mc = place, d, mc
         self.rows, self.cols_in = rows, cols
+        # a support of polynomial columns only: evaluated by PolynomialColumns (few tensor ops)
+        polynomial = len(self.cols) > 0 and bool((self.cols < len(self.library.powers)).all())
+        self.fast = PolynomialColumns([self.library.powers[c] for c in self.cols]) if polynomial and FAST else None
 
     @property
     def size(self) -> int:
@@ -158,6 +164,8 @@ class SparseModel:
     def field(self, w: Tensor, z: Tensor, u: Optional[Tensor] = None) -> Tensor:
         """f(z, u) for z [B, S, d], inputs u [S, p] (or None) and coefficient matrices w [B, mc, d]."""
         v = z if u is None else torch.cat([z, u.expand(z.shape[0], -1, -1)], dim=-1)
+        if self.fast is not None:
+            return torch.bmm(self.fast(v).view(z.shape[0], -1, self.mc), w)
         theta = self.library.evaluate(v.reshape(-1, v.shape[-1]), self.cols).view(z.shape[0], z.shape[1], self.mc)
         return torch.bmm(theta, w)
 
@@ -167,7 +175,7 @@ class SparseModel:
         batched = params.dim() == 2
         p = params if batched else params.unsqueeze(0)
         k = len(self.rows)
-        w = (p[:, :k] @ self.place.T).view(-1, self.mc, self.d)
+        w = (p[:, :k] @ self.place.T).view(p.shape[0], self.mc, self.d)  # explicit: mc may be 0
         z = p[:, k:].reshape(p.shape[0], -1, self.d)
         preds = [z]
         for i in range(seg.dt.shape[0]):
@@ -179,6 +187,41 @@ class SparseModel:
         out = torch.stack(preds, dim=1)[:, seg.valid]  # position-major, as seg.target
         res = (out - seg.target) * seg.w
         return res if batched else res[0]
+
+
+def residuals_no_grad(model: SparseModel, params: Tensor, seg: Segments) -> Tensor:
+    """model.residuals(params, seg) without autograd: integrated in numpy (the same rk4 arithmetic)
+    when the support is polynomial and there are no control inputs, else by model.residuals."""
+    if model.fast is None or seg.inputs is not None:
+        with torch.no_grad():
+            return model.residuals(params, seg)
+    batched = params.dim() == 2
+    p = (params if batched else params.unsqueeze(0)).detach().numpy()
+    k = len(model.rows)
+    w = (p[:, :k] @ model.place.numpy().T).reshape(p.shape[0], model.mc, model.d)
+    z = p[:, k:].reshape(p.shape[0], -1, model.d)
+    cols = model.fast
+
+    def f(z_: np.ndarray) -> np.ndarray:
+        return np.matmul(cols.numpy(z_), w)
+
+    preds = [z]
+    dt = seg.dt.numpy()
+    with np.errstate(all="ignore"):  # a diverging model: inf/nan, as in torch (its BIC is inf)
+        for i in range(dt.shape[0]):
+            h = dt[i] / seg.substeps  # [S, 1]
+            half, sixth = 0.5 * h, h / 6  # rk4_step's arithmetic, in its order
+            for _ in range(seg.substeps):
+                k1 = f(z)
+                k2 = f(z + half * k1)
+                k3 = f(z + half * k2)
+                k4 = f(z + h * k3)
+                z = z + sixth * (k1 + 2 * k2 + 2 * k3 + k4)
+            preds.append(z)
+        out = np.stack(preds, axis=1)[:, seg.valid.numpy()]
+        res = (out - seg.target.numpy()) * seg.w.numpy()
+    got = torch.from_numpy(res)
+    return got if batched else got[0]
 
 
 def jacobian(model: SparseModel, params: Tensor, seg: Segments, rel_step: float = 1e-6) -> Tensor:
@@ -196,8 +239,7 @@ def jacobian(model: SparseModel, params: Tensor, seg: Segments, rel_step: float 
     eye = torch.diag(step)
     probe = torch.cat([base + eye, base - eye])  # [2 (k + d), k + d]
     full = torch.cat([probe[:, :k], (z.unsqueeze(0) + probe[:, k:].unsqueeze(1)).reshape(len(probe), -1)], dim=1)
-    with torch.no_grad():
-        r = model.residuals(full, seg)  # [2 (k + d), N, d]
+    r = residuals_no_grad(model, full, seg) if FAST else model.residuals(full, seg).detach()  # [2 (k + d), N, d]
     m = k + d
     jac = ((r[:m] - r[m:]) / (2 * step).view(-1, 1, 1)).reshape(m, -1).T  # [N d, k + d]
     n = seg.target.shape[0]
@@ -254,6 +296,8 @@ def fit_on_observations(
     n = seg.target.shape[0]
 
     def res(p: Tensor) -> Tensor:
+        if FAST:
+            return residuals_no_grad(model, p, seg).reshape(-1)
         return model.residuals(p, seg).reshape(-1)
 
     with torch.no_grad():
@@ -351,24 +395,65 @@ def predicted_bics(
     n = current.residuals.shape[0]
     position = {(int(i), int(model.cols[c])): q for q, (i, c) in enumerate(zip(model.rows, model.cols_in))}
     values = params[:k].detach().numpy()
+    if not FAST:
+        return _predicted_reference(jac, r, n, k, position, values, current.support, candidates)
+    bad = ~np.isfinite(jac).all(axis=0)
+    if bad[k:].any() or not np.isfinite(r).all():
+        return [float("inf")] * len(candidates)  # a diverging model: no linear prediction
+    # every candidate frees all segment starts: project them out once (an orthonormal basis of their
+    # columns), then each candidate is a small least squares in its own coefficients, whose minimal
+    # residual is the full problem's (the residual of a least-squares problem is unique)
+    q = _orthonormal_columns(jac[:, k:])
+    finite = np.where(bad[None, :k], 0.0, jac[:, :k])
+    coef = finite - q @ (q.T @ finite)
+    r_perp = r - q @ (q.T @ r)
+    out = []
+    for cand in candidates:
+        free = [position[(int(i), int(j))] for i, j in zip(*np.nonzero(cand))]
+        dropped = [q_ for (i, j), q_ in position.items() if current.support[i, j] and not cand[i, j]]
+        if bad[free].any() or bad[dropped].any():
+            out.append(float("inf"))
+            continue
+        r0 = r_perp - coef[:, dropped] @ values[dropped] if dropped else r_perp
+        a = coef[:, free]
+        try:
+            delta = np.linalg.lstsq(a, -r0, rcond=None)[0] if free else np.zeros(0)
+        except np.linalg.LinAlgError:
+            out.append(float("inf"))
+            continue
+        lin = (r0 + a @ delta).reshape(n, -1)
+        out.append(bic_of(lin, len(free)))
+    return out
+
+
+def _predicted_reference(jac, r, n, k, position, values, support, candidates) -> List[float]:
+    """predicted_bics' least squares with every segment start column in each candidate's problem."""
     starts = np.arange(k, jac.shape[1])
     out = []
     for cand in candidates:
         free = [position[(int(i), int(j))] for i, j in zip(*np.nonzero(cand))]
-        dropped = [q for (i, j), q in position.items() if current.support[i, j] and not cand[i, j]]
+        dropped = [q for (i, j), q in position.items() if support[i, j] and not cand[i, j]]
         r0 = r - jac[:, dropped] @ values[dropped] if dropped else r
         cols = np.concatenate([np.asarray(free, dtype=np.int64), starts])
         if not (np.isfinite(r0).all() and np.isfinite(jac[:, cols]).all()):
-            out.append(float("inf"))  # a diverging model: no linear prediction
+            out.append(float("inf"))
             continue
         try:
             delta = np.linalg.lstsq(jac[:, cols], -r0, rcond=None)[0]
         except np.linalg.LinAlgError:
             out.append(float("inf"))
             continue
-        lin = (r0 + jac[:, cols] @ delta).reshape(n, -1)
-        out.append(bic_of(lin, len(free)))
+        out.append(bic_of((r0 + jac[:, cols] @ delta).reshape(n, -1), len(free)))
     return out
+
+
+def _orthonormal_columns(a: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """An orthonormal basis [n, r] of the column space of a [n, c] (rank-revealing: singular
+    directions below rcond × the largest are dropped, as lstsq's rcond does)."""
+    if a.shape[1] == 0:
+        return np.zeros((a.shape[0], 0))
+    u, s, _ = np.linalg.svd(a, full_matrices=False)
+    return u[:, s > rcond * max(s[0], 1e-300)]
 
 
 def rank_of(support: np.ndarray, extra: Optional[np.ndarray] = None) -> Tuple[int, int]:
