@@ -11,6 +11,20 @@ from typing import Callable, Dict, Iterator, List, Optional
 import torch
 
 
+def cpu_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median CPU seconds (time.process_time) per call of each side, interleaved round-robin after
+    one warm-up call each: under load from other processes CPU time moves less than wall time."""
+    for fn in fns.values():
+        fn()
+    samples: Dict[str, list] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            samples[name].append(time.process_time() - start)
+    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+
+
 def time_side_by_side(
     fns: Dict[str, Callable[[], object]],
     repeats: int = 7,

@@ -12,14 +12,14 @@ Usage: python benchmarks/compiled_events.py [--repeats 15] [--seeds 3 4 5]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "solvers"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import cpu_side_by_side  # noqa: E402
 from test_compiled_events import D, Rotating, _solve  # noqa: E402
 
 from odeflow import DiscretizeOptimize, OptimizeDiscretize  # noqa: E402
@@ -41,15 +41,13 @@ def main() -> None:
         threshold = float(0.3 + 0.4 * torch.rand((), generator=g, dtype=D))
         t = torch.linspace(0.0, 6.0, 7, dtype=D)
         for name, grad in (("backprop", DiscretizeOptimize()), ("adjoint", OptimizeDiscretize())):
-            for compiled in (False, True):
-                _solve(field, y0, t, threshold, grad, compiled)
-            times: dict = {False: [], True: []}
-            for _ in range(args.repeats):
-                for compiled in (False, True):
-                    start = time.process_time()
-                    sol, _ = _solve(field, y0, t, threshold, grad, compiled)
-                    times[compiled].append(time.process_time() - start)
-            eager, comp = (1e3 * statistics.median(times[c]) for c in (False, True))
+            fns = {
+                "eager": lambda g=grad: _solve(field, y0, t, threshold, g, False),
+                "compiled": lambda g=grad: _solve(field, y0, t, threshold, g, True),
+            }
+            cpu = cpu_side_by_side(fns, args.repeats)
+            sol, _ = fns["compiled"]()
+            eager, comp = 1e3 * cpu["eager"], 1e3 * cpu["compiled"]
             print(
                 f"| {seed} | {name} | {eager:.1f} | {comp:.1f} | {comp / eager:.2f} | {sol.stats.accepted} | "
                 f"{sol.stats.nfe} |",

@@ -14,14 +14,17 @@ Usage: python benchmarks/compiled_implicit.py [--batches 8 128 1024] [--repeats 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 import odeflow
 from odeflow import Adaptive
 from odeflow.solvers.implicit import IMPLICIT_METHODS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import cpu_side_by_side  # noqa: E402
 
 D = torch.float64
 
@@ -58,15 +61,9 @@ def main() -> None:
                     torch.autograd.grad(sol.ys.pow(2).sum(), field.mu)
                 return sol
 
-            for compile in (False, True):
-                run(compile)
-            times: dict = {False: [], True: []}
-            for _ in range(args.repeats):
-                for compile in (False, True):
-                    start = time.process_time()
-                    sol = run(compile)
-                    times[compile].append(time.process_time() - start)
-            eager, comp = (1e3 * statistics.median(times[c]) for c in (False, True))
+            cpu = cpu_side_by_side({"eager": lambda: run(False), "compiled": lambda: run(True)}, args.repeats)
+            sol = run(True)
+            eager, comp = 1e3 * cpu["eager"], 1e3 * cpu["compiled"]
             print(
                 f"| {batch} | {mode} | {eager:.1f} | {comp:.1f} | {comp / eager:.2f} | "
                 f"{sol.stats.accepted} ({sol.stats.rejected}) | {sol.stats.nfe} |",

@@ -43,7 +43,7 @@ from typing import Callable, Dict, Tuple
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import machine, time_side_by_side  # noqa: E402
+from _timing import cpu_side_by_side, machine, time_side_by_side  # noqa: E402
 
 import odeflow  # noqa: E402
 from odeflow.gradients import OptimizeDiscretize  # noqa: E402
@@ -236,20 +236,6 @@ def main() -> None:
                         f"{wall[side] / wall['torchode']:.2f} | {diff:.1e} | {first[side]:.1f} |",
                         flush=True,
                     )
-
-
-def cpu_side_by_side(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
-    """Median CPU seconds (time.process_time) per call of each side, interleaved round-robin after
-    one warm-up call each: under load from other processes CPU time moves less than wall time."""
-    for fn in fns.values():
-        fn()
-    samples: Dict[str, list] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            samples[name].append(time.process_time() - start)
-    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
 
 
 def implicit_main(args: argparse.Namespace) -> None:
