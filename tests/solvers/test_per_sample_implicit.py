@@ -181,7 +181,7 @@ def test_implicit_events_with_compaction_equal_without():
 def test_compiled_row_newton_equals_the_eager_per_sample_solve(monkeypatch):
     """compile=True: each step's Newton iterations on all rows one compiled call; the same steps,
     evaluations, values and gradients as the eager per-sample loop."""
-    from odeflow.solvers import compiled_newton
+    from odeflow.solvers import compiled_row_newton
 
     g = torch.Generator().manual_seed(7)
     batch = 5
@@ -197,9 +197,9 @@ def test_compiled_row_newton_equals_the_eager_per_sample_solve(monkeypatch):
         return sol, gmu
 
     calls = []
-    original = compiled_newton.CompiledRowNewton.__call__
+    original = compiled_row_newton.CompiledRowNewton.__call__
     monkeypatch.setattr(
-        compiled_newton.CompiledRowNewton, "__call__", lambda self, *a: calls.append(1) or original(self, *a)
+        compiled_row_newton.CompiledRowNewton, "__call__", lambda self, *a: calls.append(1) or original(self, *a)
     )
     eager, g_eager = run(False)
     assert not calls

@@ -22,6 +22,8 @@ from typing import Any, Callable, Hashable, Tuple
 import torch
 from torch import Tensor
 
+from .implicit import block_solve, newton_lu, stage_lu
+
 Func = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -34,14 +36,6 @@ def jacobian_blocks_func(f: Func, t: Tensor, y: Tensor, batched: bool) -> Tensor
     eye = torch.eye(d, dtype=out.dtype, device=y.device)[:, None, :].expand(d, nb, d)
     (g,) = torch.func.vmap(vjp)(eye)
     return g.reshape(d, nb, d).permute(1, 0, 2)
-
-
-def block_solve(lu: Tensor, pivots: Tensor, rhs: Tensor, nb: int) -> Tensor:
-    """rhs [m, n] -> the solution [m, n] of the block system factored per block (nb blocks)."""
-    m = rhs.shape[0]
-    r = rhs.reshape(m, nb, -1).permute(1, 0, 2).reshape(nb, -1, 1)
-    x = torch.linalg.lu_solve(lu, pivots, r)
-    return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
 
 
 def newton_iterations(
@@ -68,9 +62,8 @@ def newton_iterations(
     shape, flat, s = y.shape, y.reshape(-1), a.shape[0]
     stage_t = ts.to(y.dtype).unbind()
     jb = jacobian_blocks_func(f, t0.to(y.dtype), y, batched)
-    nb, d, _ = jb.shape
-    big = torch.einsum("ij,bpq->bipjq", a.to(jb.dtype), jb).reshape(nb, s * d, s * d)
-    lu, pivots = torch.linalg.lu_factor(torch.eye(s * d, dtype=jb.dtype, device=jb.device) - h * big)
+    lu = newton_lu(jb, h, a)
+    nb = jb.shape[0]
     z0 = (c[:, None] * h) * f0[None, :]
 
     def cond(z: Tensor, it: Tensor, prev: Tensor, ok: Tensor, bad: Tensor) -> Tensor:
@@ -78,7 +71,7 @@ def newton_iterations(
 
     def body(z: Tensor, it: Tensor, prev: Tensor, ok: Tensor, bad: Tensor):
         fz = torch.stack([f(stage_t[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
-        dz = block_solve(lu, pivots, -(z - h * (a.to(fz.dtype) @ fz)), nb)
+        dz = block_solve(lu, -(z - h * (a.to(fz.dtype) @ fz)), nb)
         size = (dz.abs() / scale).amax()
         diverged = ~torch.isfinite(size) | ((size > 2 * prev) & (prev > 0))
         return z + dz, it + 1, size, ~diverged & (size <= tol), diverged
@@ -97,15 +90,8 @@ def newton_iterations(
 def exact_lu(f: Func, ts: Tensor, y: Tensor, z: Tensor, h: Tensor, a: Tensor, batched: bool) -> Tuple[Tensor, Tensor]:
     """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block (the exact stage
     Jacobians of the differentiable Newton step that gradients take), h as [1]."""
-    h, flat = h.reshape(()), y.reshape(-1)
-    stage_t = ts.to(y.dtype).unbind()
-    js = torch.stack(
-        [jacobian_blocks_func(f, stage_t[j], (flat + z[j]).reshape(y.shape), batched) for j in range(len(stage_t))]
-    )
-    s_, nb, d, _ = js.shape
-    big = torch.einsum("ij,jbpq->bipjq", a.to(js.dtype), js).reshape(nb, s_ * d, s_ * d)
-    lu, pivots = torch.linalg.lu_factor(torch.eye(s_ * d, dtype=js.dtype, device=js.device) - h * big)
-    return lu, pivots
+    jacobian = lambda tt, yy: jacobian_blocks_func(f, tt, yy, batched)  # noqa: E731
+    return stage_lu(jacobian, ts.to(y.dtype).unbind(), y.reshape(-1), z, y.shape, h.reshape(()), a)
 
 
 class CompiledNewton:
@@ -163,80 +149,3 @@ def with_compiled_newton(problem: Any, y0: Tensor) -> Any:
     key = compile_key("newton", method, problem.field, y0)
     newton = CompiledNewton(problem.raw_func(), stages, method.max_newton, batched, problem.stats.count_evals, key)
     return method.with_options(newton=newton)
-
-
-def row_newton_iterations(
-    f: Func,
-    y: Tensor,
-    f0: Tensor,
-    ts: Tensor,
-    t0: Tensor,
-    h: Tensor,
-    a: Tensor,
-    c: Tensor,
-    scale: Tensor,
-    act: Tensor,
-    tol: Tensor,
-    max_newton: int,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every row's own simplified Newton iteration (`per_sample_implicit._RowStep`): Z [B, s, d],
-    converged [B], iterations, Jacobian blocks [B, d, d]. Row b iterates while it is active
-    (``act``), neither converged nor diverged; the loop runs until no row iterates, as the eager
-    loop does (at least once). ts: the stage times [s, B], t0 and h [B], scale [B, 1, d], tol [1]."""
-    from torch._higher_order_ops.while_loop import while_loop
-
-    tol = tol.reshape(())
-    nb, shape, s = y.shape[0], y.shape, a.shape[0]
-    flat = y.reshape(nb, -1)
-    jac = jacobian_blocks_func(f, t0, y, True)
-    d = jac.shape[-1]
-    big = torch.einsum("ij,bpq->bipjq", a.to(jac.dtype), jac).reshape(nb, s * d, s * d)
-    hy = h.to(y.dtype).reshape(-1, 1, 1)
-    lu, pivots = torch.linalg.lu_factor(torch.eye(s * d, dtype=jac.dtype, device=jac.device) - hy * big)
-    z0 = (c.to(y.dtype).reshape(1, -1, 1) * hy) * f0.unsqueeze(1)
-    stage_t = [x.clone() for x in ts.unbind(0)]  # the loop refuses inputs that alias each other
-
-    def cond(z, it, prev, ok, live):
-        return (it < max_newton) & (live.any() | (it == 0))
-
-    def body(z, it, prev, ok, live):
-        fz = torch.stack([f(stage_t[i], (flat + z[:, i]).reshape(shape)).reshape(nb, -1) for i in range(s)], 1)
-        rhs = -(z - hy * torch.einsum("ij,bjd->bid", a.to(fz.dtype), fz))
-        dz = torch.linalg.lu_solve(lu, pivots, rhs.reshape(nb, s * d, 1)).reshape(nb, s, d)
-        z = torch.where(live.reshape(-1, 1, 1), z + dz, z)
-        size = (dz.abs() / scale).amax(dim=(1, 2)).to(torch.float64)
-        fail = live & (~torch.isfinite(size) | ((size > 2 * prev) & (2 * prev > 0)))
-        prev = torch.where(live, size, prev)
-        conv = live & ~fail & (size <= tol)
-        return z, it + 1, prev, ok | conv, live & ~fail & ~conv
-
-    start = (
-        z0,
-        torch.zeros((), dtype=torch.int64, device=y.device),
-        torch.full((nb,), math.inf, dtype=torch.float64, device=y.device),
-        torch.zeros_like(act),
-        act.clone(),
-    )
-    z, it, _, ok, _ = while_loop(cond, body, start)
-    return z, ok, it, jac
-
-
-class CompiledRowNewton:
-    """``(ts, t0, y, h, f0, scale, act, tol) -> (Z, converged [B], Jacobian blocks)`` through one
-    compiled call (`row_newton_iterations`) on all rows; ``count(n)``: batched evaluations made."""
-
-    def __init__(self, f: Func, stages: Tuple[Tensor, Tensor], max_newton: int, count, key: Hashable) -> None:
-        self.f, self.a, self.c, self.max_newton, self.count, self.key = f, stages[0], stages[1], max_newton, count, key
-
-    def __call__(
-        self, ts: Tensor, t0: Tensor, y: Tensor, h: Tensor, f0: Tensor, scale: Tensor, act: Tensor, tol: float
-    ) -> Tuple[Tensor, Tensor, Tensor]:
-        from .compiled import run_compiled
-
-        tol_t = torch.tensor([tol], dtype=torch.float64, device=y.device)
-        z, ok, it, jac = run_compiled(
-            row_newton_iterations, self.key, self.f, y, f0, ts, t0, h, self.a, self.c, scale, act, tol_t,
-            self.max_newton,
-        )  # fmt: skip
-        self.count(1 + self.a.shape[0] * int(it))  # the one host read of the step's Newton solves
-        return z, ok, jac

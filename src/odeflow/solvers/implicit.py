@@ -61,6 +61,34 @@ def jacobian_blocks(f: Func, t: Tensor, y: Tensor, batched: bool) -> Tensor:
     return g.reshape(d, nb, d).permute(1, 0, 2).detach()
 
 
+def newton_lu(jb: Tensor, h: Union[float, Tensor], coeff: Tensor) -> Tuple[Tensor, Tensor]:
+    """LU of I - h coeff ⊗ J per block (jb [B, d, d], coeff [m, m]; h a float, or a tensor that
+    broadcasts against [B, m d, m d]): [B, m d, m d] and its pivots."""
+    nb, d, _ = jb.shape
+    m = coeff.shape[0]
+    big = torch.einsum("ij,bpq->bipjq", coeff.to(jb.dtype), jb).reshape(nb, m * d, m * d)
+    return torch.linalg.lu_factor(torch.eye(m * d, dtype=jb.dtype, device=jb.device) - h * big)
+
+
+def block_solve(lu: Tuple[Tensor, Tensor], rhs: Tensor, nb: int) -> Tensor:
+    """rhs [m, n] -> the solution [m, n] of the block system factored per block (nb blocks)."""
+    m = rhs.shape[0]
+    r = rhs.reshape(m, nb, -1).permute(1, 0, 2).reshape(nb, -1, 1)
+    x = torch.linalg.lu_solve(*lu, r)
+    return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
+
+
+def stage_lu(
+    jacobian: Callable[[Tensor, Tensor], Tensor], ts, flat: Tensor, z: Tensor, shape, h, a: Tensor
+) -> Tuple[Tensor, Tensor]:
+    """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block, the exact stage
+    Jacobians (``jacobian(t, y) -> [B, d, d]``) of the differentiable Newton step."""
+    js = torch.stack([jacobian(ts[j], (flat + z[j]).reshape(shape)) for j in range(len(ts))])
+    s_, nbk, d, _ = js.shape
+    big = torch.einsum("ij,jbpq->bipjq", a.to(js.dtype), js).reshape(nbk, s_ * d, s_ * d)
+    return torch.linalg.lu_factor(torch.eye(s_ * d, dtype=js.dtype, device=js.device) - h * big)
+
+
 @dataclass(frozen=True)
 class ImplicitRK:
     """An implicit RK method with Newton options.
@@ -94,23 +122,12 @@ class ImplicitRK:
         return replace(self, **kwargs)
 
     # ---- one step -------------------------------------------------------------------
-    def _newton_matrix(self, jb: Tensor, h: float, coeff: Tensor) -> Tuple[Tensor, Tensor]:
-        """LU of I - h coeff ⊗ J per block: [B, m d, m d]."""
-        nb, d, _ = jb.shape
-        m = coeff.shape[0]
-        big = torch.einsum("ij,bpq->bipjq", coeff.to(jb.dtype), jb).reshape(nb, m * d, m * d)
-        mat = torch.eye(m * d, dtype=jb.dtype, device=jb.device) - h * big
-        return torch.linalg.lu_factor(mat)
-
     def _solve(self, lu, rhs: Tensor, nb: int, k: Optional[int] = None) -> Tensor:
         """rhs [m, n] -> solution [m, n] of the block system; with k, only the first k
         components have a Jacobian (the rest: identity)."""
         if k is not None:
             return torch.cat([self._solve(lu, rhs[:, :k], 1), rhs[:, k:]], dim=1)
-        m = rhs.shape[0]
-        r = rhs.reshape(m, nb, -1).permute(1, 0, 2).reshape(nb, -1, 1)
-        x = torch.linalg.lu_solve(*lu, r)
-        return x.reshape(nb, m, -1).permute(1, 0, 2).reshape(m, -1)
+        return block_solve(lu, rhs, nb)
 
     def newton_step(
         self,
@@ -144,7 +161,7 @@ class ImplicitRK:
                 z, ok, jb = self.newton(ts_t, t0.detach(), y.detach(), h, f0, sc, tol)
             else:
                 jb = jacobian_blocks(f, t0, y.detach(), nb > 1)
-                lu = self._newton_matrix(jb, h, a)
+                lu = newton_lu(jb, h, a)
                 z = (torch.tensor(tab.c, dtype=a.dtype, device=y.device)[:, None] * h) * f0[None, :]
                 ok = False
                 prev = math.inf
@@ -161,14 +178,6 @@ class ImplicitRK:
                         break
             if not ok:
                 return None, None, f0_graph, []
-        return self._finish(f, ts, flat, z, shape, h, hd, a, nb, f0, f0_graph, jb, scale, lu, k)
-
-    def _finish(self, f, ts, flat, z, shape, h, hd, a, nb, f0, f0_graph, jb, scale, lu, k):
-        """From the converged stage increments: the differentiable Newton step (with gradients),
-        y1, the filtered error estimate and the stage derivatives (see `newton_step`)."""
-        tab = self.tableau
-        s = tab.stages
-        y = flat
         z = z.detach()
         # Gradients need the differentiable Newton step only where the step depends on something
         # that requires them: f(t0, y) carries y's, t0's and f's parameters' (an unused graph of
@@ -182,7 +191,7 @@ class ImplicitRK:
                     ts_t = torch.stack([x.detach().to(torch.float64) for x in ts])
                     lu_x = self.newton.exact_lu(ts_t, flat.reshape(shape).detach(), z, h)
                 else:
-                    lu_x = self._exact_lu(f, ts, flat, z, shape, h, a, nb)
+                    lu_x = stage_lu(lambda tt, yy: jacobian_blocks(f, tt, yy, nb > 1), ts, flat, z, shape, h, a)
             fz = torch.stack([f(ts[i], (flat + z[i]).reshape(shape)).reshape(-1) for i in range(s)])
             z = z + self._solve(lu_x, -(z - hd * (a.to(fz.dtype) @ fz)), nb)
         for _ in range(self.grad_iterations if (grad and k is not None) else 0):
@@ -199,16 +208,9 @@ class ImplicitRK:
                 e = torch.tensor([bh - bb for bh, bb in zip(tab.b_hat, tab.b)], dtype=a.dtype, device=y.device)
                 raw = e.to(hf.dtype) @ hf.detach() + (h * tab.gamma0) * f0
                 g = tab.gamma0 if tab.gamma0 > 0 else tab.a[-1][-1]
-                lu_e = self._newton_matrix(jb, h, torch.full((1, 1), g, dtype=a.dtype, device=y.device))
+                lu_e = newton_lu(jb, h, torch.full((1, 1), g, dtype=a.dtype, device=y.device))
                 err = self._solve(lu_e, raw[None, :], nb, k)[0]
         return y1.reshape(shape), None if err is None else err.reshape(shape), f0_graph, list(hf.unbind(0))
-
-    def _exact_lu(self, f: Func, ts, flat: Tensor, z: Tensor, shape, h: float, a: Tensor, nb: int):
-        """LU of dG/dZ = I - h (A ⊗ I) blockdiag(J(t_j, y + Z_j)) per batch block."""
-        js = torch.stack([jacobian_blocks(f, ts[j], (flat + z[j]).reshape(shape), nb > 1) for j in range(len(ts))])
-        s_, nbk, d, _ = js.shape
-        big = torch.einsum("ij,jbpq->bipjq", a.to(js.dtype), js).reshape(nbk, s_ * d, s_ * d)
-        return torch.linalg.lu_factor(torch.eye(s_ * d, dtype=js.dtype, device=js.device) - h * big)
 
     @staticmethod
     def _stage_derivatives(a: Tensor, z: Tensor, hf0: Tensor) -> Tensor:

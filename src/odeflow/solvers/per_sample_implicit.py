@@ -21,7 +21,7 @@ from typing import Callable, Hashable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .compiled_newton import CompiledRowNewton
+from .compiled_row_newton import CompiledRowNewton
 from .implicit import ImplicitRK, jacobian_blocks
 from .per_sample import LoopExtras, _Field, _put, _rows
 
