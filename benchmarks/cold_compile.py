@@ -8,10 +8,7 @@ call's wall time, its CPU time in Python (tracing, lowering, code generation) an
 processes), then the median CPU ms of the later iterations. Variants:
 
 - ``one-file``: wrapper and kernels in one C++ file at -O3 (odeflow before 2026-12-07);
-- ``apart-serial``: the wrapper built apart at -O1, the kernels at -O3, one g++ after the other
-  (odeflow before 2026-12-08);
-- ``apart``: odeflow's settings (as ``apart-serial``, the two builds side by side on two cores,
-  `odeflow.solvers.parallel_build`).
+- ``apart``: odeflow's settings (the wrapper built apart at -O1, the kernels at -O3).
 
 CPU times are reported because they hold on a loaded machine; wall times only mean something
 on a quiet one. Asserts nothing.
@@ -22,7 +19,6 @@ Usage: python benchmarks/cold_compile.py [--workload cnf] [--variants one-file,a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -34,11 +30,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {
-    "one-file": {"cpp_wrapper": True, "cpp_wrapper_build_separate": False},
-    "apart-serial": None,
-    "apart": None,
-}
+VARIANTS = {"one-file": {"cpp_wrapper": True, "cpp_wrapper_build_separate": False}, "apart": None}
 
 
 def _cpu() -> tuple:
@@ -54,8 +46,6 @@ def child(variant: str, workload: str, iterations: int, headers: str) -> None:
 
     if VARIANTS[variant] is not None:
         compiled.inductor_options = lambda: dict(VARIANTS[variant])  # type: ignore[assignment]
-    if variant != "apart":
-        compiled.parallel_cpp_builds = contextlib.nullcontext  # type: ignore[assignment]
     if headers:
         import torch._inductor.codecache as codecache
 
@@ -98,7 +88,7 @@ def child(variant: str, workload: str, iterations: int, headers: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="cnf", choices=["cnf", "fixed", "adjoint"])
-    ap.add_argument("--variants", default="apart-serial,apart")
+    ap.add_argument("--variants", default="one-file,apart")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--fresh-headers", action="store_true", help="no precompiled headers either")
     ap.add_argument("--child", help=argparse.SUPPRESS)

@@ -22,13 +22,12 @@ What cannot be saved is compiled in-process by torch.compile, as before.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import pickle
 import types
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -36,7 +35,6 @@ from torch import Tensor
 from . import compile_cache as cache
 from .adams import Adams
 from .compiled_grid import AdamsStep, LeapfrogStep, RKStep, grid_solve, scan_op
-from .parallel_build import parallel_cpp_builds
 from .small_matmul import fused_small_matmuls
 from .solution import SolverStats
 from .solver import try_step
@@ -129,14 +127,6 @@ def _signature(args: Sequence) -> Hashable:
     )
 
 
-@contextlib.contextmanager
-def compiling() -> Iterator[None]:
-    """The scope of odeflow's own compiles: small products as fused loops, the C++ wrapper and
-    kernels built side by side."""
-    with fused_small_matmuls(), parallel_cpp_builds():
-        yield
-
-
 def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
     """A compiled fn for these arguments: loaded from the cache directory, or compiled ahead of
     time and saved there; when it cannot be persisted, torch.compile in this process."""
@@ -155,7 +145,7 @@ def _obtain(fn: Callable, key: Hashable, args: Sequence) -> Callable:
         if loaded is not None:
             return loaded
     try:
-        with compiling():
+        with fused_small_matmuls():
             compiled = cache.aot_compile(fn, args, inductor_options())
     except (dynamo_exc.PackageError, TypeError, OSError, pickle.PicklingError) as e:
         # Guards or code that cannot be saved (a vector field whose class is defined inside a
@@ -189,12 +179,12 @@ def _call(fn: Callable, key: Hashable, args: Sequence):
     variant = _obtain(fn, key, args)
     variants.append(variant)
     try:
-        with compiling():  # an in-process torch.compile compiles on its first call
+        with fused_small_matmuls():  # an in-process torch.compile compiles on its first call
             return variant(*args)
     except RuntimeError as e:
         if not cache.guard_failed(e):  # a saved entry that does not fit after all: compile afresh
             raise
-        with compiling():
+        with fused_small_matmuls():
             variants[-1] = cache.aot_compile(fn, args, inductor_options())
         return variants[-1](*args)
 
